@@ -7,7 +7,7 @@ find_package(yaml-cpp REQUIRED)
 find_package(nlohmann_json 3 REQUIRED)
 find_package(CLI11 REQUIRED)
 find_package(spdlog 1.10 REQUIRED)
-find_package(prometheus-cpp 1.0 REQUIRED)
+find_package(prometheus-cpp REQUIRED)  # Debian ships no version file
 find_package(PostgreSQL REQUIRED)
 find_package(GTest REQUIRED)
 find_package(benchmark REQUIRED)
