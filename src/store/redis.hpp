@@ -1,0 +1,128 @@
+#pragma once
+/// parley::store Redis client on hiredis 0.14.
+///
+/// Threads: every redis_client owns one dedicated I/O thread. Callers on any
+/// thread (CAF scheduler, HTTP threads) only enqueue work and return at once;
+/// the I/O thread writes every queued command to the socket, then reads all
+/// their replies, so commands queued together share one round trip (the basis
+/// of group commit). Completion callbacks run on that I/O thread, in
+/// submission order: they must be short and must not block or throw (post the
+/// result to an actor, a strand or a promise instead).
+///
+/// Failures: while Redis is unreachable every command fails fast with code
+/// `redis_unavailable` and the client reconnects by itself with exponential
+/// backoff. A command that exceeds `command_timeout` fails with
+/// `redis_timeout` (the connection is then dropped and rebuilt, because its
+/// reply stream can no longer be trusted). An error reply from Redis
+/// (`-WRONGTYPE ...`) to a top-level command fails with `redis_error` and the
+/// server's message. Commands already written when the connection breaks fail
+/// and are not resent: the caller cannot know whether Redis applied them.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "src/common/result.hpp"
+
+namespace parley::store {
+
+/// Where Redis listens, parsed from a URL by parse_redis_url.
+struct redis_endpoint {
+  std::string host;       ///< TCP host; empty when `unix_path` is set
+  int port = 6379;        ///< TCP port
+  std::string unix_path;  ///< Unix socket path; empty for TCP
+  std::string username;   ///< ACL user for AUTH; empty for the default user
+  std::string password;   ///< AUTH password; empty for none
+  int db = 0;             ///< SELECTed after every (re)connect
+};
+
+/// Parses "redis://[[user]:password@]host[:port][/db]" or
+/// "unix:///path/to.sock[?db=N]". On failure the error (code `bad_redis_url`)
+/// names the URL and the part at fault.
+result<redis_endpoint> parse_redis_url(std::string_view url);
+
+struct redis_options {
+  /// "redis://host:port[/db]" or "unix:///path/to.sock", see parse_redis_url.
+  std::string url;
+  std::chrono::milliseconds connect_timeout{1000};
+  std::chrono::milliseconds command_timeout{2000};
+  /// Reconnect backoff: first wait, doubled after each failed attempt up to the max.
+  std::chrono::milliseconds reconnect_min{20};
+  std::chrono::milliseconds reconnect_max{1000};
+  /// Most commands written before their replies are read in one round trip.
+  std::size_t max_batch = 4096;
+};
+
+/// One Redis reply, owned (copied out of hiredis' reply tree).
+struct redis_reply {
+  enum class kind { string, array, integer, nil, status, error };
+  kind type = kind::nil;
+  std::string str;                   ///< string, status and error replies
+  long long integer = 0;             ///< integer replies
+  std::vector<redis_reply> elements; ///< array replies (e.g. EXEC, MGET)
+
+  bool is_nil() const { return type == kind::nil; }
+};
+
+/// Completion callbacks; they run on the client's I/O thread (see top of file).
+using redis_callback = std::function<void(result<redis_reply>)>;
+using redis_pipeline_callback = std::function<void(std::vector<result<redis_reply>>)>;
+
+class redis_client {
+ public:
+  /// Starts the I/O thread and a first connection attempt. Succeeds even when
+  /// Redis is down (the client keeps retrying; see connected() and ping());
+  /// fails only on a malformed URL or options (code `bad_redis_url`).
+  static result<std::unique_ptr<redis_client>> create(redis_options options);
+
+  /// Stops the I/O thread. Commands still queued complete with
+  /// `redis_unavailable` ("client is shutting down") on the I/O thread before
+  /// the destructor returns. Must not be called from a callback.
+  ~redis_client();
+
+  redis_client(const redis_client&) = delete;
+  redis_client& operator=(const redis_client&) = delete;
+
+  /// Queues one command; `args` are binary-safe ("SET", key, bytes).
+  /// `done` runs once on the I/O thread.
+  void command(std::vector<std::string> args, redis_callback done);
+
+  /// Queues several commands that are written together; `done` runs once on
+  /// the I/O thread with one result per command, in order. Not a transaction:
+  /// wrap the commands in MULTI/EXEC for atomicity.
+  void pipeline(std::vector<std::vector<std::string>> cmds, redis_pipeline_callback done);
+
+  /// PING; `done` gets success or the reason Redis is not usable.
+  void ping(std::function<void(result<void>)> done);
+
+  /// Blocking command for tools and tests. Never call it from an actor, an
+  /// HTTP handler or a callback of this client (that would deadlock; it fails
+  /// with `redis_misuse` instead when called from the I/O thread).
+  result<redis_reply> command_sync(std::vector<std::string> args);
+
+  /// Whether the I/O thread currently holds a working connection. Turns false
+  /// as soon as the I/O thread sees the socket close, even when idle.
+  bool connected() const;
+
+  /// Counters since creation, for metrics and tests. `round_trips` counts
+  /// batches written and read together; `commands` the commands they held.
+  struct stats_snapshot {
+    std::uint64_t round_trips = 0;
+    std::uint64_t commands = 0;
+  };
+  stats_snapshot stats() const;
+
+  /// The URL this client was created with (for logs and /readyz bodies).
+  const std::string& url() const;
+
+ private:
+  struct impl;
+  explicit redis_client(std::unique_ptr<impl> impl);
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace parley::store
