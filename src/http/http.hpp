@@ -1,0 +1,142 @@
+#pragma once
+/// Parley's HTTP/1.1 server, free of Beast in its public face.
+///
+/// Threads: the server runs its own Asio threads (`server_options::threads`). A handler
+/// is called on the connection's strand and must not block: it either answers at once
+/// or hands the request to an actor and answers later through the `responder`, from
+/// any thread. The responder posts the answer back to the connection's strand.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "src/common/result.hpp"
+
+namespace prometheus {
+class Registry;
+}
+
+namespace parley::http {
+
+using header_list = std::vector<std::pair<std::string, std::string>>;
+
+/// Case-insensitive header lookup; nullptr when absent.
+const std::string* find_header(const header_list& headers, std::string_view name);
+
+struct request {
+  std::string method;          ///< "GET", "POST", ...
+  std::string target;          ///< as received: path and query
+  std::string path;            ///< target up to '?'
+  std::string query;           ///< after '?', raw
+  header_list headers;         ///< names as received
+  std::string body;
+  std::string request_id;      ///< X-Request-Id received, or one made up
+  std::string remote_address;
+  const std::string* header(std::string_view name) const { return find_header(headers, name); }
+};
+
+struct response {
+  int status = 200;
+  std::string content_type = "application/json";
+  header_list headers;
+  std::string body;
+
+  static response json(int status, std::string body) {
+    return response{status, "application/json", {}, std::move(body)};
+  }
+  static response text(int status, std::string body) {
+    return response{status, "text/plain; charset=utf-8", {}, std::move(body)};
+  }
+  /// `{"error":{"code":code,"message":message}}` with `status`.
+  static response error(int status, std::string_view code, std::string_view message);
+};
+
+namespace detail {
+struct pending;
+}
+
+/// Delivers the one response to one request. Copyable and thread-safe: the first call
+/// wins, later calls are ignored. If every copy is dropped without a call, the client
+/// gets a 500 (a handler that loses a request is a bug, never a hang).
+class responder {
+ public:
+  explicit responder(std::shared_ptr<detail::pending> p) : p_(std::move(p)) {}
+  void operator()(response r) const;
+
+ private:
+  std::shared_ptr<detail::pending> p_;
+};
+
+using handler = std::function<void(request&&, responder)>;
+
+/// Maps method and path to a handler. Exact paths win over prefixes; the longest
+/// prefix wins among prefixes. Not thread-safe to modify once the server started.
+class router {
+ public:
+  /// `path` must match exactly; metrics label the route with `path`.
+  void add(std::string method, std::string path, handler h);
+  /// Paths starting with `prefix`; metrics label the route with `route_label`.
+  void add_prefix(std::string method, std::string prefix, std::string route_label, handler h);
+
+  struct match {
+    const handler* h = nullptr;   ///< null: no route (404) or wrong method (405)
+    const std::string* route = nullptr;
+    bool path_known = false;      ///< the path exists for another method
+  };
+  match find(std::string_view method, std::string_view path) const;
+
+ private:
+  struct entry {
+    std::string method;
+    std::string path;
+    std::string route;
+    bool prefix;
+    handler h;
+  };
+  std::vector<entry> entries_;
+};
+
+struct server_options {
+  std::string address = "127.0.0.1";
+  uint16_t port = 0;                   ///< 0: the kernel picks; see server::port()
+  int threads = 2;
+  std::size_t max_body_bytes = 1 << 20;
+  std::chrono::milliseconds idle_timeout{60000};
+  std::string server_header = "parley";
+};
+
+/// An HTTP/1.1 server with keep-alive. Records `parley_http_requests_total{route,status}`,
+/// `parley_http_request_duration_seconds{route}` and `parley_http_requests_in_flight`
+/// in `registry`.
+class server {
+ public:
+  server(server_options options, router routes, std::shared_ptr<prometheus::Registry> registry);
+  ~server();
+  server(const server&) = delete;
+  server& operator=(const server&) = delete;
+
+  /// Binds, listens and starts the threads. Fails with `http_bind` naming the address.
+  result<void> start();
+
+  /// The bound port (after start).
+  uint16_t port() const;
+
+  /// Stops accepting, waits up to `grace` for requests in flight to be answered and
+  /// written, then closes every connection and joins the threads. Idempotent.
+  void stop(std::chrono::milliseconds grace);
+
+  /// Requests read but not yet answered and written.
+  std::size_t in_flight() const;
+
+  struct impl;  ///< implementation detail, shared with connections
+
+ private:
+  std::shared_ptr<impl> impl_;
+};
+
+}  // namespace parley::http

@@ -1,0 +1,425 @@
+#include "src/http/http.hpp"
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <unordered_map>
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include "src/log/log.hpp"
+
+namespace parley::http {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = net::ip::tcp;
+
+namespace {
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
+      return false;
+  return true;
+}
+
+void json_escape(std::string& out, std::string_view s) {
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+}
+
+/// The HTTP module's metrics. Counters per (route, status) are looked up once per
+/// thread and cached, so the hot path is a relaxed atomic add.
+class http_probe {
+ public:
+  explicit http_probe(prometheus::Registry& reg)
+      : requests_(prometheus::BuildCounter()
+                      .Name("parley_http_requests_total")
+                      .Help("HTTP requests answered, by route and status code.")
+                      .Register(reg)),
+        duration_(prometheus::BuildHistogram()
+                      .Name("parley_http_request_duration_seconds")
+                      .Help("Time from a request read to its response written, by route.")
+                      .Register(reg)),
+        in_flight_(prometheus::BuildGauge()
+                       .Name("parley_http_requests_in_flight")
+                       .Help("Requests read and not yet answered.")
+                       .Register(reg)
+                       .Add({})),
+        connections_(prometheus::BuildCounter()
+                         .Name("parley_http_connections_total")
+                         .Help("TCP connections accepted.")
+                         .Register(reg)
+                         .Add({})) {}
+
+  void request_started() { in_flight_.Increment(); }
+  void connection_accepted() { connections_.Increment(); }
+
+  void request_done(const std::string& route, int status, double seconds) {
+    in_flight_.Decrement();
+    auto& cache = thread_cache();
+    std::string key = route;
+    key += '\0';
+    key += std::to_string(status);
+    auto it = cache.counters.find(key);
+    if (it == cache.counters.end())
+      it = cache.counters
+               .emplace(key, &requests_.Add({{"route", route}, {"status", std::to_string(status)}}))
+               .first;
+    it->second->Increment();
+    auto hit = cache.histograms.find(route);
+    if (hit == cache.histograms.end())
+      hit = cache.histograms.emplace(route, &duration_.Add({{"route", route}}, buckets())).first;
+    hit->second->Observe(seconds);
+  }
+
+ private:
+  struct cache_t {
+    std::unordered_map<std::string, prometheus::Counter*> counters;
+    std::unordered_map<std::string, prometheus::Histogram*> histograms;
+  };
+  // One cache per (thread, probe): several servers may live in one process (tests).
+  cache_t& thread_cache() {
+    thread_local std::unordered_map<const http_probe*, cache_t> caches;
+    return caches[this];
+  }
+  static const prometheus::Histogram::BucketBoundaries& buckets() {
+    static const prometheus::Histogram::BucketBoundaries b = {
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+    return b;
+  }
+  prometheus::Family<prometheus::Counter>& requests_;
+  prometheus::Family<prometheus::Histogram>& duration_;
+  prometheus::Gauge& in_flight_;
+  prometheus::Counter& connections_;
+};
+
+class session;
+
+}  // namespace
+
+const std::string* find_header(const header_list& headers, std::string_view name) {
+  for (const auto& [k, v] : headers)
+    if (iequals(k, name)) return &v;
+  return nullptr;
+}
+
+response response::error(int status, std::string_view code, std::string_view message) {
+  std::string body = "{\"error\":{\"code\":\"";
+  json_escape(body, code);
+  body += "\",\"message\":\"";
+  json_escape(body, message);
+  body += "\"}}";
+  return json(status, std::move(body));
+}
+
+void router::add(std::string method, std::string path, handler h) {
+  std::string route = path;
+  entries_.push_back({std::move(method), std::move(path), std::move(route), false, std::move(h)});
+}
+
+void router::add_prefix(std::string method, std::string prefix, std::string route_label, handler h) {
+  entries_.push_back({std::move(method), std::move(prefix), std::move(route_label), true, std::move(h)});
+}
+
+router::match router::find(std::string_view method, std::string_view path) const {
+  match m;
+  std::size_t best = 0;
+  for (const auto& e : entries_) {
+    bool hit = e.prefix ? path.substr(0, e.path.size()) == e.path : path == e.path;
+    if (!hit) continue;
+    m.path_known = true;
+    if (e.method != method) continue;
+    // Exact entries rank above every prefix; longer prefixes above shorter ones.
+    std::size_t rank = e.prefix ? e.path.size() + 1 : std::string::npos;
+    if (m.h == nullptr || rank > best) {
+      m.h = &e.h;
+      m.route = &e.route;
+      best = rank;
+    }
+  }
+  return m;
+}
+
+struct server::impl : std::enable_shared_from_this<server::impl> {
+  impl(server_options o, router r, std::shared_ptr<prometheus::Registry> reg)
+      : opts(std::move(o)), routes(std::move(r)), registry(std::move(reg)), probe(*registry),
+        acceptor(ioc) {
+    std::random_device rd;
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%08x", static_cast<unsigned>(rd()));
+    id_prefix = buf;
+  }
+
+  void accept();
+  void request_started() {
+    in_flight.fetch_add(1, std::memory_order_relaxed);
+    probe.request_started();
+  }
+  void request_done(const std::string& route, int status, double seconds) {
+    probe.request_done(route, status, seconds);
+    if (in_flight.fetch_sub(1, std::memory_order_acq_rel) == 1 && stopping.load()) {
+      std::lock_guard<std::mutex> lock(drain_mutex);
+      drained.notify_all();
+    }
+  }
+  std::string make_request_id() {
+    char buf[24];
+    std::snprintf(buf, sizeof buf, "%s-%llx", id_prefix.c_str(),
+                  static_cast<unsigned long long>(next_id.fetch_add(1, std::memory_order_relaxed)));
+    return buf;
+  }
+
+  server_options opts;
+  router routes;
+  std::shared_ptr<prometheus::Registry> registry;
+  http_probe probe;
+  net::io_context ioc;
+  tcp::acceptor acceptor;
+  std::vector<std::thread> threads;
+  uint16_t bound_port = 0;
+  std::string id_prefix;
+  std::atomic<uint64_t> next_id{1};
+  std::atomic<std::size_t> in_flight{0};
+  std::atomic<bool> stopping{false};
+  std::atomic<bool> stopped{false};
+  std::mutex drain_mutex;
+  std::condition_variable drained;
+};
+
+namespace detail {
+/// The link between a responder and its connection.
+struct pending {
+  std::shared_ptr<session> s;
+  std::atomic<bool> done{false};
+  ~pending();
+};
+}  // namespace detail
+
+namespace {
+
+const std::string unmatched_route = "unmatched";
+
+class session : public std::enable_shared_from_this<session> {
+ public:
+  session(tcp::socket&& socket, std::shared_ptr<server::impl> srv)
+      : stream_(std::move(socket)), srv_(std::move(srv)) {}
+
+  void run() {
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read(); });
+  }
+
+  /// Called from any thread, once per request.
+  void deliver(response r) {
+    net::dispatch(stream_.get_executor(),
+                  [self = shared_from_this(), r = std::move(r)]() mutable { self->write(std::move(r)); });
+  }
+
+ private:
+  void read() {
+    parser_.emplace();
+    parser_->body_limit(srv_->opts.max_body_bytes);
+    parser_->header_limit(16 * 1024);
+    stream_.expires_after(srv_->opts.idle_timeout);
+    bhttp::async_read(stream_, buffer_, *parser_,
+                      [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
+  }
+
+  void on_read(beast::error_code ec) {
+    if (ec == bhttp::error::end_of_stream || ec == net::error::operation_aborted ||
+        ec == beast::error::timeout || ec == net::error::connection_reset || ec == net::error::eof) {
+      return close();
+    }
+    started_ = std::chrono::steady_clock::now();
+    srv_->request_started();
+    route_ = &unmatched_route;
+    if (ec) {
+      keep_alive_ = false;
+      if (ec == bhttp::error::body_limit)
+        return write(response::error(413, "body_too_large",
+                                     "request body exceeds " + std::to_string(srv_->opts.max_body_bytes) + " bytes"));
+      if (ec == bhttp::error::header_limit)
+        return write(response::error(431, "headers_too_large", "request headers exceed 16 KiB"));
+      return write(response::error(400, "bad_request", "malformed HTTP request: " + ec.message()));
+    }
+    auto msg = parser_->release();
+    keep_alive_ = msg.keep_alive() && !srv_->stopping.load(std::memory_order_relaxed);
+    request req;
+    req.method = std::string(msg.method_string());
+    req.target = std::string(msg.target());
+    auto q = req.target.find('?');
+    req.path = req.target.substr(0, q);
+    if (q != std::string::npos) req.query = req.target.substr(q + 1);
+    req.headers.reserve(8);
+    for (const auto& f : msg) req.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+    req.body = std::move(msg.body());
+    const std::string* rid = req.header("X-Request-Id");
+    if (rid != nullptr && !rid->empty() && rid->size() <= 128)
+      req.request_id = *rid;
+    else
+      req.request_id = srv_->make_request_id();
+    request_id_ = req.request_id;
+    beast::error_code ignored;
+    auto ep = stream_.socket().remote_endpoint(ignored);
+    if (!ignored) req.remote_address = ep.address().to_string();
+
+    auto m = srv_->routes.find(req.method, req.path);
+    if (m.h == nullptr) {
+      if (m.path_known)
+        return write(response::error(405, "method_not_allowed", req.method + " is not allowed on " + req.path));
+      return write(response::error(404, "not_found", "no route for " + req.path));
+    }
+    route_ = m.route;
+    auto p = std::make_shared<detail::pending>();
+    p->s = shared_from_this();
+    try {
+      (*m.h)(std::move(req), responder(std::move(p)));
+    } catch (const std::exception& e) {
+      // A handler bug: the pending's destructor answers 500 if nothing was sent.
+      log::error("http_handler_exception", {{"route", *route_}, {"what", e.what()}});
+    }
+  }
+
+  void write(response r) {
+    auto& res = res_.emplace();
+    res.result(static_cast<unsigned>(r.status));
+    res.version(11);
+    res.set(bhttp::field::server, srv_->opts.server_header);
+    res.set(bhttp::field::content_type, r.content_type);
+    res.set("X-Request-Id", request_id_);
+    for (auto& [k, v] : r.headers) res.set(k, v);
+    res.body() = std::move(r.body);
+    res.keep_alive(keep_alive_);
+    res.prepare_payload();
+    status_ = r.status;
+    stream_.expires_after(std::chrono::seconds(30));
+    bhttp::async_write(stream_, res, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      self->on_write(ec);
+    });
+  }
+
+  void on_write(beast::error_code ec) {
+    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+    srv_->request_done(*route_, status_, seconds);
+    res_.reset();
+    if (ec || !keep_alive_ || srv_->stopping.load(std::memory_order_relaxed)) return close();
+    read();
+  }
+
+  void close() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.socket().close(ignored);
+  }
+
+  beast::tcp_stream stream_;
+  std::shared_ptr<server::impl> srv_;
+  beast::flat_buffer buffer_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  std::optional<bhttp::response<bhttp::string_body>> res_;
+  std::chrono::steady_clock::time_point started_;
+  const std::string* route_ = &unmatched_route;
+  std::string request_id_;
+  int status_ = 0;
+  bool keep_alive_ = true;
+};
+
+}  // namespace
+
+detail::pending::~pending() {
+  if (!done.exchange(true)) s->deliver(response::error(500, "internal", "the request was dropped without an answer"));
+}
+
+void responder::operator()(response r) const {
+  if (p_->done.exchange(true)) return;
+  p_->s->deliver(std::move(r));
+}
+
+void server::impl::accept() {
+  acceptor.async_accept(net::make_strand(ioc), [self = shared_from_this()](beast::error_code ec, tcp::socket s) {
+    if (ec) {
+      if (ec == net::error::operation_aborted || !self->acceptor.is_open()) return;
+      log::warn("http_accept_failed", {{"error", ec.message()}});
+    } else {
+      self->probe.connection_accepted();
+      beast::error_code ignored;
+      s.set_option(tcp::no_delay(true), ignored);
+      std::make_shared<session>(std::move(s), self)->run();
+    }
+    self->accept();
+  });
+}
+
+server::server(server_options options, router routes, std::shared_ptr<prometheus::Registry> registry)
+    : impl_(std::make_shared<impl>(std::move(options), std::move(routes), std::move(registry))) {}
+
+server::~server() { stop(std::chrono::milliseconds(0)); }
+
+result<void> server::start() {
+  auto& i = *impl_;
+  beast::error_code ec;
+  auto addr = net::ip::make_address(i.opts.address, ec);
+  if (ec) return make_error("http_bind", "http.address '" + i.opts.address + "' is not an IP address");
+  tcp::endpoint ep(addr, i.opts.port);
+  i.acceptor.open(ep.protocol(), ec);
+  if (!ec) i.acceptor.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) i.acceptor.bind(ep, ec);
+  if (!ec) i.acceptor.listen(net::socket_base::max_listen_connections, ec);
+  if (ec)
+    return make_error("http_bind", "cannot listen on " + i.opts.address + ":" + std::to_string(i.opts.port) +
+                                       ": " + ec.message());
+  i.bound_port = i.acceptor.local_endpoint().port();
+  i.accept();
+  for (int t = 0; t < std::max(1, i.opts.threads); ++t) i.threads.emplace_back([&i] { i.ioc.run(); });
+  return {};
+}
+
+uint16_t server::port() const { return impl_->bound_port; }
+
+std::size_t server::in_flight() const { return impl_->in_flight.load(); }
+
+void server::stop(std::chrono::milliseconds grace) {
+  auto& i = *impl_;
+  if (i.stopped.exchange(true)) return;
+  i.stopping = true;
+  net::post(i.ioc, [self = impl_] {
+    beast::error_code ignored;
+    self->acceptor.close(ignored);
+  });
+  {
+    std::unique_lock<std::mutex> lock(i.drain_mutex);
+    i.drained.wait_for(lock, grace, [&i] { return i.in_flight.load() == 0; });
+  }
+  i.ioc.stop();
+  for (auto& t : i.threads)
+    if (t.joinable()) t.join();
+  i.threads.clear();
+}
+
+}  // namespace parley::http

@@ -1,0 +1,256 @@
+#include "src/settings/settings.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <sstream>
+
+extern char** environ;
+
+namespace parley::settings {
+namespace {
+
+/// How one key's text becomes a value. Returns an empty string on success, else
+/// what was expected.
+using setter = std::function<std::string(settings&, const std::string&)>;
+
+struct key_spec {
+  const char* section;
+  const char* key;
+  const char* type;         // for --help
+  const char* description;
+  bool required;
+  setter set;
+  std::function<std::string(const settings&)> get;  // current value, for --help and checks
+};
+
+std::string set_int(int64_t& out, const std::string& text, int64_t lo, int64_t hi) {
+  std::ostringstream want;
+  want << "expected an integer from " << lo << " to " << hi;
+  if (text.empty()) return want.str();
+  errno = 0;
+  char* end = nullptr;
+  long long v = std::strtoll(text.c_str(), &end, 10);
+  if (errno != 0 || end == text.c_str() || *end != '\0' || v < lo || v > hi) return want.str();
+  out = v;
+  return {};
+}
+
+
+std::string set_bool(bool& out, const std::string& text) {
+  if (text == "true" || text == "yes" || text == "on" || text == "1") {
+    out = true;
+    return {};
+  }
+  if (text == "false" || text == "no" || text == "off" || text == "0") {
+    out = false;
+    return {};
+  }
+  return "expected true or false";
+}
+
+std::string set_enum(std::string& out, const std::string& text,
+                     std::initializer_list<const char*> allowed) {
+  for (const char* a : allowed) {
+    if (text == a) {
+      out = text;
+      return {};
+    }
+  }
+  std::string want = "expected one of";
+  for (const char* a : allowed) want += std::string(" ") + a;
+  return want;
+}
+
+#define PARLEY_STR(sec, k, desc, req)                                                   \
+  key_spec {                                                                            \
+    #sec, #k, "string", desc, req,                                                      \
+        [](settings& s, const std::string& t) {                                         \
+          s.sec.k = t;                                                                  \
+          return std::string{};                                                         \
+        },                                                                              \
+        [](const settings& s) { return s.sec.k; }                                       \
+  }
+#define PARLEY_INT(sec, k, lo, hi, desc)                                                \
+  key_spec {                                                                            \
+    #sec, #k, "integer", desc, false,                                                   \
+        [](settings& s, const std::string& t) {                                         \
+          int64_t v = 0;                                                                \
+          auto e = set_int(v, t, lo, hi);                                               \
+          if (e.empty()) s.sec.k = static_cast<decltype(s.sec.k)>(v);                   \
+          return e;                                                                     \
+        },                                                                              \
+        [](const settings& s) { return std::to_string(s.sec.k); }                       \
+  }
+#define PARLEY_BOOL(sec, k, desc)                                                       \
+  key_spec {                                                                            \
+    #sec, #k, "boolean", desc, false,                                                   \
+        [](settings& s, const std::string& t) { return set_bool(s.sec.k, t); },         \
+        [](const settings& s) { return std::string(s.sec.k ? "true" : "false"); }       \
+  }
+#define PARLEY_ENUM(sec, k, desc, ...)                                                  \
+  key_spec {                                                                            \
+    #sec, #k, "string", desc, false,                                                    \
+        [](settings& s, const std::string& t) { return set_enum(s.sec.k, t, {__VA_ARGS__}); }, \
+        [](const settings& s) { return s.sec.k; }                                       \
+  }
+
+const std::vector<key_spec>& schema() {
+  static const std::vector<key_spec> keys = {
+      PARLEY_STR(node, name, "node name, unique within the region", false),
+      PARLEY_STR(node, region, "region this node belongs to", false),
+      PARLEY_STR(http, address, "address the HTTP server binds", false),
+      PARLEY_INT(http, port, 0, 65535, "HTTP port; 0 picks a free one (env PORT too)"),
+      PARLEY_INT(http, threads, 1, 256, "Asio threads serving HTTP"),
+      PARLEY_INT(http, max_body_bytes, 1024, 64 << 20, "largest request body accepted"),
+      PARLEY_INT(http, idle_timeout_ms, 100, 3600000, "idle keep-alive connections close after this"),
+      PARLEY_INT(http, shutdown_grace_ms, 0, 600000, "time SIGTERM waits for requests in flight"),
+      PARLEY_STR(redis, url, "redis://host:port[/db] or unix:///path (env REDIS_URL too)", true),
+      PARLEY_INT(redis, command_timeout_ms, 10, 60000, "Redis command timeout"),
+      PARLEY_STR(postgres, url, "libpq connection URI (env DATABASE_URL too)", true),
+      PARLEY_INT(postgres, pool_size, 1, 64, "Postgres connections (one thread each)"),
+      PARLEY_BOOL(postgres, migrate, "apply schema migrations at start-up"),
+      PARLEY_ENUM(log, level, "log level", "trace", "debug", "info", "warn", "error"),
+      PARLEY_ENUM(log, format, "log line format", "json", "logfmt"),
+      PARLEY_INT(actors, scheduler_threads, 0, 256, "CAF scheduler threads; 0 = one per core"),
+  };
+  return keys;
+}
+
+std::string upper(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return s;
+}
+
+bool known_section(const std::string& name) {
+  for (const auto& k : schema())
+    if (name == k.section) return true;
+  return false;
+}
+
+const key_spec* find_key(const std::string& section, const std::string& key) {
+  for (const auto& k : schema())
+    if (section == k.section && key == k.key) return &k;
+  return nullptr;
+}
+
+std::string describe_value(const std::string& text) {
+  return text.size() > 40 ? "'" + text.substr(0, 40) + "...'" : "'" + text + "'";
+}
+
+error bad(const std::string& where, const std::string& key, const std::string& problem) {
+  return make_error("bad_config", where + ": " + key + ": " + problem);
+}
+
+}  // namespace
+
+environment process_environment() {
+  environment env;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    std::string kv = *e;
+    auto eq = kv.find('=');
+    if (eq != std::string::npos) env.emplace(kv.substr(0, eq), kv.substr(eq + 1));
+  }
+  return env;
+}
+
+result<settings> parse(const std::string& yaml_text, const std::string& origin,
+                       const environment& env) {
+  settings s;
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::Exception& e) {
+    return make_error("bad_config", origin + ":" + std::to_string(e.mark.line + 1) + ":" +
+                                        std::to_string(e.mark.column + 1) + ": " + e.msg);
+  }
+  if (root && !root.IsNull()) {
+    if (!root.IsMap()) return bad(origin, "(top level)", "expected a mapping of sections");
+    for (const auto& sec : root) {
+      const auto section = sec.first.as<std::string>();
+      if (!known_section(section)) return bad(origin, section, "unknown section");
+      if (sec.second.IsNull()) continue;
+      if (!sec.second.IsMap())
+        return bad(origin, section, "expected a mapping of keys");
+      for (const auto& kv : sec.second) {
+        const auto key = kv.first.as<std::string>();
+        const auto* spec = find_key(section, key);
+        const std::string dotted = section + "." + key;
+        if (spec == nullptr) return bad(origin, dotted, "unknown key");
+        if (!kv.second.IsScalar())
+          return bad(origin, dotted, std::string("expected a ") + spec->type + " value");
+        const auto text = kv.second.Scalar();
+        if (auto problem = spec->set(s, text); !problem.empty())
+          return bad(origin, dotted, problem + ", got " + describe_value(text));
+      }
+    }
+  }
+  // PARLEY_<SECTION>_<KEY>: a variable naming a known section must name a known key,
+  // so a typo fails loudly instead of being ignored.
+  for (const auto& [name, value] : env) {
+    if (name.rfind("PARLEY_", 0) != 0) continue;
+    const std::string rest = name.substr(7);
+    const key_spec* match = nullptr;
+    bool section_matched = false;
+    for (const auto& k : schema()) {
+      const std::string prefix = upper(k.section) + "_";
+      if (rest.rfind(prefix, 0) != 0) continue;
+      section_matched = true;
+      if (rest.substr(prefix.size()) == upper(k.key)) match = &k;
+    }
+    if (!section_matched) continue;
+    if (match == nullptr) return bad("environment", name, "unknown key");
+    if (auto problem = match->set(s, value); !problem.empty())
+      return bad("environment", name, problem + ", got " + describe_value(value));
+  }
+  struct alias {
+    const char* var;
+    const char* section;
+    const char* key;
+  };
+  for (const alias& a : {alias{"PORT", "http", "port"}, alias{"DATABASE_URL", "postgres", "url"},
+                         alias{"REDIS_URL", "redis", "url"}}) {
+    auto it = env.find(a.var);
+    if (it == env.end()) continue;
+    const auto* spec = find_key(a.section, a.key);
+    if (auto problem = spec->set(s, it->second); !problem.empty())
+      return bad("environment", a.var, problem + ", got " + describe_value(it->second));
+  }
+  for (const auto& k : schema()) {
+    if (k.required && k.get(s).empty()) {
+      const std::string dotted = std::string(k.section) + "." + k.key;
+      std::string hint = "required: set it in the config file or PARLEY_" + upper(k.section) +
+                         "_" + upper(k.key);
+      if (dotted == "redis.url") hint += " or REDIS_URL";
+      if (dotted == "postgres.url") hint += " or DATABASE_URL";
+      return bad(origin, dotted, hint);
+    }
+  }
+  return s;
+}
+
+result<settings> load(const std::string& path, const environment& env) {
+  std::ifstream in(path);
+  if (!in) return make_error("bad_config", path + ": cannot read the config file");
+  std::stringstream buf;
+  buf << in.rdbuf();
+  return parse(buf.str(), path, env);
+}
+
+std::string describe() {
+  std::ostringstream out;
+  out << "Configuration keys (YAML section.key; environment PARLEY_SECTION_KEY):\n";
+  settings defaults;
+  for (const auto& k : schema()) {
+    std::string dotted = std::string(k.section) + "." + k.key;
+    out << "  " << dotted << std::string(dotted.size() < 28 ? 28 - dotted.size() : 1, ' ')
+        << k.type << (k.required ? ", required" : ", default " + describe_value(k.get(defaults)))
+        << "\n      " << k.description << "\n";
+  }
+  return out.str();
+}
+
+}  // namespace parley::settings

@@ -1,0 +1,79 @@
+#pragma once
+/// Node configuration: one YAML file, every key overridable from the environment.
+///
+/// Precedence, lowest first: built-in defaults, the YAML file, `PARLEY_<SECTION>_<KEY>`
+/// variables, then the twelve-factor names platforms set (`PORT`, `DATABASE_URL`,
+/// `REDIS_URL`). Loading is pure: it reads the file and the environment map it is
+/// given and never exits; parleyd turns an error into exit code 2.
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "src/common/result.hpp"
+
+namespace parley::settings {
+
+struct node_settings {
+  std::string name = "local-1";   ///< unique within the region
+  std::string region = "local";
+};
+
+struct http_settings {
+  std::string address = "127.0.0.1";
+  uint16_t port = 8080;           ///< 0 picks a free port (parleyd prints it)
+  int threads = 2;                ///< Asio threads serving HTTP
+  int64_t max_body_bytes = 1 << 20;
+  int64_t idle_timeout_ms = 60000;     ///< a keep-alive connection idle this long is closed
+  int64_t shutdown_grace_ms = 10000;   ///< how long SIGTERM waits for requests in flight
+};
+
+struct redis_settings {
+  std::string url;                ///< required: redis://host:port[/db] or unix:///path
+  int64_t command_timeout_ms = 2000;
+};
+
+struct postgres_settings {
+  std::string url;                ///< required: a libpq connection URI
+  int pool_size = 4;
+  bool migrate = true;            ///< apply migrations at start-up
+};
+
+struct log_settings {
+  std::string level = "info";     ///< trace, debug, info, warn, error
+  std::string format = "json";    ///< json or logfmt
+};
+
+struct actor_settings {
+  int scheduler_threads = 0;      ///< 0 = one per core
+};
+
+struct settings {
+  node_settings node;
+  http_settings http;
+  redis_settings redis;
+  postgres_settings postgres;
+  log_settings log;
+  actor_settings actors;
+};
+
+/// The environment as a map, so tests can pass their own.
+using environment = std::map<std::string, std::string>;
+
+/// Reads `environ` into a map.
+environment process_environment();
+
+/// Parses YAML text (`origin` names it in errors, e.g. the file path) and applies
+/// `env` on top. Errors name the key and the problem in one line, e.g.
+/// "config/local.yaml: http.port: expected an integer from 0 to 65535, got 'abc'".
+result<settings> parse(const std::string& yaml_text, const std::string& origin,
+                       const environment& env);
+
+/// Reads the file at `path` and calls parse(). A missing file is an error.
+result<settings> load(const std::string& path, const environment& env);
+
+/// One line per key: `section.key  type  default  env  description`, for --help.
+std::string describe();
+
+}  // namespace parley::settings

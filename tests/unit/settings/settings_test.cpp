@@ -1,0 +1,141 @@
+#include "src/settings/settings.hpp"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "src/log/log.hpp"
+
+namespace parley::settings {
+namespace {
+
+const char* minimal = R"(
+redis:
+  url: redis://127.0.0.1:6379
+postgres:
+  url: postgresql:///parley
+)";
+
+TEST(Settings, DefaultsApplyWhenKeysAreAbsent) {
+  auto s = parse(minimal, "t.yaml", {});
+  ASSERT_TRUE(s.ok()) << s.err().message;
+  EXPECT_EQ(s->http.port, 8080);
+  EXPECT_EQ(s->http.address, "127.0.0.1");
+  EXPECT_EQ(s->postgres.pool_size, 4);
+  EXPECT_TRUE(s->postgres.migrate);
+  EXPECT_EQ(s->log.format, "json");
+  EXPECT_EQ(s->redis.url, "redis://127.0.0.1:6379");
+}
+
+TEST(Settings, FileValuesAreRead) {
+  auto s = parse(std::string(minimal) + "http:\n  port: 9001\n  threads: 3\nlog:\n  format: logfmt\n", "t.yaml", {});
+  ASSERT_TRUE(s.ok()) << s.err().message;
+  EXPECT_EQ(s->http.port, 9001);
+  EXPECT_EQ(s->http.threads, 3);
+  EXPECT_EQ(s->log.format, "logfmt");
+}
+
+TEST(Settings, EnvironmentOverridesTheFile) {
+  auto s = parse(std::string(minimal) + "http:\n  port: 9001\n", "t.yaml",
+                 {{"PARLEY_HTTP_PORT", "9002"}, {"PARLEY_POSTGRES_MIGRATE", "false"},
+                  {"PARLEY_NODE_NAME", "n7"}});
+  ASSERT_TRUE(s.ok()) << s.err().message;
+  EXPECT_EQ(s->http.port, 9002);
+  EXPECT_FALSE(s->postgres.migrate);
+  EXPECT_EQ(s->node.name, "n7");
+}
+
+TEST(Settings, TwelveFactorNamesWinOverEverything) {
+  auto s = parse(minimal, "t.yaml",
+                 {{"PARLEY_HTTP_PORT", "9002"}, {"PORT", "9003"}, {"DATABASE_URL", "postgresql://db/x"},
+                  {"REDIS_URL", "unix:///tmp/r.sock"}});
+  ASSERT_TRUE(s.ok()) << s.err().message;
+  EXPECT_EQ(s->http.port, 9003);
+  EXPECT_EQ(s->postgres.url, "postgresql://db/x");
+  EXPECT_EQ(s->redis.url, "unix:///tmp/r.sock");
+}
+
+TEST(Settings, RequiredValuesMayComeFromTheEnvironmentAlone) {
+  auto s = parse("", "t.yaml", {{"DATABASE_URL", "postgresql://db/x"}, {"REDIS_URL", "redis://r"}});
+  ASSERT_TRUE(s.ok()) << s.err().message;
+}
+
+TEST(Settings, UnrelatedEnvironmentVariablesAreIgnored) {
+  auto s = parse(minimal, "t.yaml", {{"PARLEY_BUILD_DIR", "/x"}, {"HOME", "/root"}});
+  ASSERT_TRUE(s.ok()) << s.err().message;
+}
+
+struct bad_case {
+  const char* name;
+  std::string yaml;
+  environment env;
+  const char* expected;  // substring of the one-line error
+};
+
+class SettingsErrors : public ::testing::TestWithParam<bad_case> {};
+
+TEST_P(SettingsErrors, NameTheKeyAndTheProblem) {
+  const auto& c = GetParam();
+  auto s = parse(c.yaml, "cfg.yaml", c.env);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.err().code, "bad_config");
+  EXPECT_NE(s.err().message.find(c.expected), std::string::npos) << s.err().message;
+  EXPECT_EQ(s.err().message.find('\n'), std::string::npos) << "one line: " << s.err().message;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    All, SettingsErrors,
+    ::testing::Values(
+        bad_case{"unknown_key", std::string(minimal) + "http:\n  prot: 1\n", {}, "cfg.yaml: http.prot: unknown key"},
+        bad_case{"unknown_section", std::string(minimal) + "htp:\n  port: 1\n", {}, "cfg.yaml: htp: unknown section"},
+        bad_case{"port_not_a_number", std::string(minimal) + "http:\n  port: abc\n", {},
+                 "http.port: expected an integer from 0 to 65535, got 'abc'"},
+        bad_case{"port_out_of_range", std::string(minimal) + "http:\n  port: 70000\n", {},
+                 "http.port: expected an integer from 0 to 65535"},
+        bad_case{"bool_wrong", std::string(minimal) + "postgres:\n  url: x\n  migrate: maybe\n", {},
+                 "postgres.migrate: expected true or false, got 'maybe'"},
+        bad_case{"enum_wrong", std::string(minimal) + "log:\n  level: loud\n", {},
+                 "log.level: expected one of trace debug info warn error, got 'loud'"},
+        bad_case{"section_not_a_map", std::string(minimal) + "http: 5\n", {}, "http: expected a mapping of keys"},
+        bad_case{"value_not_scalar", std::string(minimal) + "http:\n  port: [1, 2]\n", {},
+                 "http.port: expected a integer value"},
+        bad_case{"top_not_a_map", "- a\n- b\n", {}, "cfg.yaml: (top level): expected a mapping"},
+        bad_case{"yaml_syntax", "http:\n  port: [1\n", {}, "cfg.yaml:"},
+        bad_case{"missing_redis", "postgres:\n  url: x\n", {}, "redis.url: required"},
+        bad_case{"missing_postgres", "redis:\n  url: x\n", {}, "postgres.url: required"},
+        bad_case{"env_unknown_key", minimal, {{"PARLEY_HTTP_PROT", "1"}}, "environment: PARLEY_HTTP_PROT: unknown key"},
+        bad_case{"env_wrong_type", minimal, {{"PARLEY_HTTP_THREADS", "many"}},
+                 "environment: PARLEY_HTTP_THREADS: expected an integer from 1 to 256, got 'many'"},
+        bad_case{"port_env_wrong", minimal, {{"PORT", "-1"}}, "environment: PORT: expected an integer"}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+TEST(Settings, LoadReportsAMissingFile) {
+  auto s = load("/nonexistent/parley.yaml", {});
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.err().message.find("/nonexistent/parley.yaml: cannot read"), std::string::npos);
+}
+
+TEST(Settings, ShippedLocalConfigIsValid) {
+  auto s = load(std::string(PARLEY_SOURCE_DIR) + "/config/local.yaml", {});
+  ASSERT_TRUE(s.ok()) << s.err().message;
+  EXPECT_EQ(s->node.name, "local-1");
+}
+
+TEST(Settings, DescribeListsEveryKey) {
+  auto d = describe();
+  for (const char* key : {"http.port", "redis.url", "postgres.url", "log.format", "actors.scheduler_threads"})
+    EXPECT_NE(d.find(key), std::string::npos) << key;
+}
+
+TEST(Log, JsonLinesEscapeAndCarryFields) {
+  auto line = log::format_line(log::format::json, log::level::warn, "x", {{"msg", "a \"b\"\n"}, {"id", "7"}});
+  EXPECT_EQ(line, R"("level":"warn","event":"x","msg":"a \"b\"\n","id":"7")");
+}
+
+TEST(Log, LogfmtQuotesOnlyWhenNeeded) {
+  auto line = log::format_line(log::format::logfmt, log::level::info, "x", {{"a", "plain"}, {"b", "two words"}});
+  EXPECT_EQ(line, R"(level=info event=x a=plain b="two words")");
+}
+
+}  // namespace
+}  // namespace parley::settings
