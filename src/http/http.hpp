@@ -65,6 +65,7 @@ struct pending;
 /// gets a 500 (a handler that loses a request is a bug, never a hang).
 class responder {
  public:
+  responder() = default;  ///< empty: calling it does nothing (for containers and messages)
   explicit responder(std::shared_ptr<detail::pending> p) : p_(std::move(p)) {}
   void operator()(response r) const;
 

@@ -357,7 +357,7 @@ detail::pending::~pending() {
 }
 
 void responder::operator()(response r) const {
-  if (p_->done.exchange(true)) return;
+  if (!p_ || p_->done.exchange(true)) return;
   p_->s->deliver(std::move(r));
 }
 

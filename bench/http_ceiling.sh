@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# bench/http_ceiling.sh: /healthz throughput of parleyd beside nginx's static
+# response on the same machine, in the same run, with the same wrk load.
+#
+#   bench/http_ceiling.sh [duration=10s] [connections=64]
+#
+# Builds parleyd in Release (build/release), starts nginx on a free port with a
+# private config, runs `wrk -t2 -cN -dD` against each in turn, prints both rates and
+# the ratio. Installs wrk and nginx from Debian when missing.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+. scripts/lib/deps.sh
+. scripts/lib/servers.sh
+duration=${1:-10s}
+conns=${2:-64}
+
+parley_install_deps
+for p in wrk nginx; do
+  command -v $p >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -q $p >/dev/null; }
+done
+export CCACHE_DIR=${CCACHE_DIR:-$top/.cache/ccache}
+cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DPARLEY_BUILD_TESTS=OFF -DPARLEY_BUILD_BENCH=OFF >/dev/null
+cmake --build build/release --target parleyd >/dev/null
+
+tmp=$(mktemp -d /tmp/parley-bench-XXXXXX)
+chmod 755 "$tmp"
+nginx_pid=
+node_pid=
+cleanup() {
+  [ -n "$node_pid" ] && kill "$node_pid" 2>/dev/null && wait "$node_pid" 2>/dev/null
+  [ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null
+  parley_stop_redis
+  parley_stop_postgres
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+parley_start_redis "$tmp/redis"
+parley_start_postgres "$tmp/pg"
+
+nginx_port=$(free_port)
+mkdir -p "$tmp/nginx"
+cat > "$tmp/nginx/nginx.conf" <<CONF
+worker_processes $(nproc);
+pid $tmp/nginx/nginx.pid;
+error_log $tmp/nginx/error.log warn;
+daemon off;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 100000000;
+  keepalive_timeout 60s;
+  client_body_temp_path $tmp/nginx;
+  proxy_temp_path $tmp/nginx;
+  fastcgi_temp_path $tmp/nginx;
+  uwsgi_temp_path $tmp/nginx;
+  scgi_temp_path $tmp/nginx;
+  server {
+    listen 127.0.0.1:$nginx_port;
+    location = /healthz { default_type application/json; return 200 '{"status":"alive"}'; }
+  }
+}
+CONF
+nginx -c "$tmp/nginx/nginx.conf" &
+nginx_pid=$!
+
+PORT=0 PARLEY_LOG_LEVEL=warn build/release/src/app/parleyd --config config/local.yaml >"$tmp/parleyd.log" 2>&1 &
+node_pid=$!
+PARLEY_LOG_LEVEL=info
+node_port=
+for _ in $(seq 1 200); do
+  node_port=$(sed -n 's/.*"http_listening".*"port":"\([0-9]*\)".*/\1/p' "$tmp/parleyd.log")
+  [ -n "$node_port" ] && break
+  sleep 0.05
+done
+[ -n "$node_port" ] || { echo "parleyd did not start:"; cat "$tmp/parleyd.log"; exit 1; }
+for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$nginx_port/healthz" >/dev/null && break; sleep 0.05; done
+
+rate() { wrk -t2 -c"$conns" -d"$duration" "$1" | tee -a "$tmp/wrk.txt" | awk '/Requests\/sec/ {print $2}'; }
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(. /etc/os-release; echo "$PRETTY_NAME")"
+echo "load: wrk -t2 -c$conns -d$duration, GET /healthz, keep-alive"
+nginx_rps=$(rate "http://127.0.0.1:$nginx_port/healthz")
+parley_rps=$(rate "http://127.0.0.1:$node_port/healthz")
+echo "nginx   $(printf '%10.0f' "$nginx_rps") req/s"
+echo "parleyd $(printf '%10.0f' "$parley_rps") req/s"
+echo "ratio   $(python3 -c "print(f'{$parley_rps/$nginx_rps:.2f}')") (parleyd / nginx; goal >= 0.70)"
