@@ -23,8 +23,22 @@ namespace {
 
 using clock = std::chrono::steady_clock;
 
+/// The URL with the password of its userinfo (if any) replaced by "***".
+std::string redact(std::string_view url) {
+  std::string out(url);
+  auto scheme = out.find("://");
+  if (scheme == std::string::npos) return out;
+  auto start = scheme + 3;
+  auto at = out.find('@', start);
+  if (at == std::string::npos || at > out.find('/', start)) return out;
+  auto colon = out.find(':', start);
+  auto from = colon != std::string::npos && colon < at ? colon + 1 : start;
+  out.replace(from, at - from, "***");
+  return out;
+}
+
 error bad_url(std::string_view url, const std::string& what) {
-  return make_error("bad_redis_url", "Redis URL '" + std::string(url) + "': " + what);
+  return make_error("bad_redis_url", "Redis URL '" + redact(url) + "': " + what);
 }
 
 std::optional<int> parse_int(std::string_view s) {
@@ -164,6 +178,7 @@ result<redis_endpoint> parse_redis_url(std::string_view url) {
 struct redis_client::impl {
   redis_options opts;
   redis_endpoint ep;
+  std::string shown_url;  // opts.url without the password, for messages
 
   std::mutex mtx;
   std::deque<request> queue;  // guarded by mtx
@@ -271,7 +286,7 @@ struct redis_client::impl {
   }
 
   error unavailable() const {
-    return make_error("redis_unavailable", "Redis at " + opts.url + " is unavailable: " + last_error);
+    return make_error("redis_unavailable", "Redis at " + shown_url + " is unavailable: " + last_error);
   }
 
   static void complete(request& req, std::vector<result<redis_reply>> replies) {
@@ -336,7 +351,7 @@ struct redis_client::impl {
           bool timed_out = ctx->err == REDIS_ERR_IO && (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK);
           std::string why = ctx->errstr;
           if (timed_out) {
-            broken = make_error("redis_timeout", "Redis at " + opts.url + " did not answer within " +
+            broken = make_error("redis_timeout", "Redis at " + shown_url + " did not answer within " +
                                                      std::to_string(opts.command_timeout.count()) + " ms");
             drop_connection("previous command timed out");
           } else {
@@ -381,7 +396,7 @@ struct redis_client::impl {
       }
       if (!batch.empty()) {
         if (stop) {
-          fail_all(batch, make_error("redis_unavailable", "Redis client for " + opts.url + " is shutting down"));
+          fail_all(batch, make_error("redis_unavailable", "Redis client for " + shown_url + " is shutting down"));
           continue;
         }
         if (ctx == nullptr && clock::now() >= next_attempt) try_connect();
@@ -434,6 +449,7 @@ result<std::unique_ptr<redis_client>> redis_client::create(redis_options options
   auto p = std::make_unique<impl>();
   p->opts = std::move(options);
   p->ep = std::move(*ep);
+  p->shown_url = redact(p->opts.url);
   p->wake_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (p->wake_fd < 0) return make_error("redis_unavailable", "cannot create an eventfd for the Redis client");
   auto* raw = p.get();
@@ -497,6 +513,6 @@ redis_client::stats_snapshot redis_client::stats() const {
   return {impl_->round_trips.load(), impl_->commands_sent.load()};
 }
 
-const std::string& redis_client::url() const { return impl_->opts.url; }
+const std::string& redis_client::url() const { return impl_->shown_url; }
 
 }  // namespace parley::store

@@ -116,7 +116,8 @@ class redis_client {
   };
   stats_snapshot stats() const;
 
-  /// The URL this client was created with (for logs and /readyz bodies).
+  /// The URL this client was created with, password replaced by "***" (for
+  /// logs and /readyz bodies).
   const std::string& url() const;
 
  private:

@@ -59,6 +59,9 @@ TEST(redis_url, errors_name_the_part_at_fault) {
     EXPECT_NE(r.err().message.find(mentions), std::string::npos) << r.err().message;
     EXPECT_NE(r.err().message.find(url), std::string::npos) << r.err().message;
   }
+  auto secret = parse_redis_url("redis://u:s3cret@h:abc");
+  ASSERT_FALSE(secret);
+  EXPECT_EQ(secret.err().message.find("s3cret"), std::string::npos) << secret.err().message;
   auto c = redis_client::create({"redis://h:notaport"});
   ASSERT_FALSE(c);
   EXPECT_EQ(c.err().code, "bad_redis_url");
