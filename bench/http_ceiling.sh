@@ -66,9 +66,8 @@ CONF
 nginx -c "$tmp/nginx/nginx.conf" &
 nginx_pid=$!
 
-PORT=0 PARLEY_LOG_LEVEL=warn build/release/src/app/parleyd --config config/local.yaml >"$tmp/parleyd.log" 2>&1 &
+PORT=0 build/release/src/app/parleyd --config config/local.yaml >"$tmp/parleyd.log" 2>&1 &
 node_pid=$!
-PARLEY_LOG_LEVEL=info
 node_port=
 for _ in $(seq 1 200); do
   node_port=$(sed -n 's/.*"http_listening".*"port":"\([0-9]*\)".*/\1/p' "$tmp/parleyd.log")

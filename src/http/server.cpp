@@ -81,29 +81,28 @@ class http_probe {
   void request_started() { in_flight_.Increment(); }
   void connection_accepted() { connections_.Increment(); }
 
+  /// `route` must outlive the probe (routes live in the router, the fallback is static).
   void request_done(const std::string& route, int status, double seconds) {
     in_flight_.Decrement();
-    auto& cache = thread_cache();
-    std::string key = route;
-    key += '\0';
-    key += std::to_string(status);
-    auto it = cache.counters.find(key);
-    if (it == cache.counters.end())
-      it = cache.counters
-               .emplace(key, &requests_.Add({{"route", route}, {"status", std::to_string(status)}}))
-               .first;
-    it->second->Increment();
-    auto hit = cache.histograms.find(route);
-    if (hit == cache.histograms.end())
-      hit = cache.histograms.emplace(route, &duration_.Add({{"route", route}}, buckets())).first;
-    hit->second->Observe(seconds);
+    auto& r = thread_cache()[&route];
+    if (r.histogram == nullptr) r.histogram = &duration_.Add({{"route", route}}, buckets());
+    prometheus::Counter* counter = nullptr;
+    for (auto& [st, c] : r.counters)
+      if (st == status) counter = c;
+    if (counter == nullptr) {
+      counter = &requests_.Add({{"route", route}, {"status", std::to_string(status)}});
+      r.counters.emplace_back(status, counter);
+    }
+    counter->Increment();
+    r.histogram->Observe(seconds);
   }
 
  private:
-  struct cache_t {
-    std::unordered_map<std::string, prometheus::Counter*> counters;
-    std::unordered_map<std::string, prometheus::Histogram*> histograms;
+  struct route_metrics {
+    prometheus::Histogram* histogram = nullptr;
+    std::vector<std::pair<int, prometheus::Counter*>> counters;  // few statuses per route
   };
+  using cache_t = std::unordered_map<const std::string*, route_metrics>;
   // One cache per (thread, probe): several servers may live in one process (tests).
   cache_t& thread_cache() {
     thread_local std::unordered_map<const http_probe*, cache_t> caches;
