@@ -201,6 +201,41 @@ TEST(postgres_down, create_succeeds_and_jobs_fail_with_unavailable) {
   EXPECT_EQ(pr.err().code, "postgres_unavailable");
 }
 
+/// A PostgreSQL server this test starts, stops and starts again.
+TEST(postgres_private, fails_while_down_and_recovers_after_restart) {
+  testing::temp_dir dir;
+  testing::postgres_process server(dir.path());
+  ASSERT_TRUE(server.start()) << "could not start PostgreSQL in " << dir.path() << ", see its logs there";
+  postgres_options o{server.url()};
+  o.workers = 2;
+  auto c = postgres_client::create(o);
+  ASSERT_TRUE(c) << c.err().message;
+  auto& pg = **c;
+  auto select1 = [&] { return pg.run_sync([](pqxx::transaction_base& tx) { tx.exec("SELECT 1"); }); };
+  // Open a connection on each worker.
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(select1());
+
+  server.stop();
+  auto down = select1();
+  ASSERT_FALSE(down);
+  EXPECT_EQ(down.err().code, "postgres_unavailable") << down.err().message;
+  EXPECT_FALSE(pg.connected());
+  std::promise<result<void>> ping;
+  pg.ping([&](result<void> r) { ping.set_value(r); });
+  auto pr = ping.get_future().get();
+  ASSERT_FALSE(pr);
+  EXPECT_EQ(pr.err().code, "postgres_unavailable");
+
+  ASSERT_TRUE(server.start()) << "could not restart PostgreSQL";
+  ASSERT_TRUE(eventually([&] { return select1().ok(); })) << "client did not reconnect";
+  EXPECT_TRUE(pg.connected());
+  // Both workers are usable again, not only the one that answered first.
+  for (int i = 0; i < 4; ++i) {
+    auto r = select1();
+    EXPECT_TRUE(r) << r.err().message;
+  }
+}
+
 TEST(postgres_url, rejects_bad_syntax_and_redacts_passwords) {
   auto c = postgres_client::create({"host=/tmp dbname='unterminated"});
   ASSERT_FALSE(c);

@@ -121,4 +121,63 @@ class redis_process {
   pid_t pid_ = -1;
 };
 
+/// A private PostgreSQL cluster in `dir` (initdb once, then pg_ctl start and
+/// stop), listening only on a Unix socket in `dir`. As root it runs the server
+/// through `runuser -u postgres`, since PostgreSQL refuses to run as root.
+class postgres_process {
+ public:
+  explicit postgres_process(std::filesystem::path dir) : dir_(std::move(dir)) {}
+  ~postgres_process() { stop(); }
+
+  std::string url() const { return "postgresql:///postgres?host=" + dir_.string() + "&user=postgres"; }
+
+  /// Initialises the cluster on first use and starts the server; pg_ctl -w
+  /// returns once it accepts connections. Output goes to files in `dir`.
+  bool start() {
+    if (!initialised_) {
+      std::filesystem::permissions(dir_, std::filesystem::perms::owner_all | std::filesystem::perms::group_exec |
+                                             std::filesystem::perms::others_exec);
+      if (::geteuid() == 0 && !sh("chown postgres:postgres '" + dir_.string() + "'")) return false;
+      if (!sh(as_postgres() + "'" + bin() + "/initdb' -D '" + data() + "' -A trust -U postgres --no-sync -E UTF8 >'" +
+              dir_.string() + "/initdb.log' 2>&1"))
+        return false;
+      initialised_ = true;
+    }
+    running_ = sh(as_postgres() + "'" + bin() + "/pg_ctl' -D '" + data() + "' -l '" + dir_.string() +
+                  "/postgres.log' -w -t 60 -o \"-k " + dir_.string() +
+                  " -c listen_addresses='' -c fsync=off\" start >/dev/null 2>&1");
+    return running_;
+  }
+
+  /// Fast shutdown: the server closes every client connection and exits.
+  void stop() {
+    if (!running_) return;
+    sh(as_postgres() + "'" + bin() + "/pg_ctl' -D '" + data() + "' -m fast -w stop >/dev/null 2>&1");
+    running_ = false;
+  }
+
+ private:
+  static bool sh(const std::string& cmd) { return std::system(cmd.c_str()) == 0; }
+  static std::string as_postgres() { return ::geteuid() == 0 ? "runuser -u postgres -- " : ""; }
+  std::string data() const { return (dir_ / "data").string(); }
+  /// The newest /usr/lib/postgresql/<version>/bin.
+  static std::string bin() {
+    std::string best;
+    int best_version = -1;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator("/usr/lib/postgresql", ec)) {
+      int v = std::atoi(e.path().filename().c_str());
+      if (v > best_version && std::filesystem::exists(e.path() / "bin" / "pg_ctl")) {
+        best_version = v;
+        best = (e.path() / "bin").string();
+      }
+    }
+    return best;
+  }
+
+  std::filesystem::path dir_;
+  bool initialised_ = false;
+  bool running_ = false;
+};
+
 }  // namespace parley::store::testing
