@@ -34,13 +34,16 @@ struct abort_job : std::exception {
 
 std::optional<error> validate(const migration_options& o) {
   if (o.schema.empty() || o.schema.size() > 63)
-    return make_error("bad_migrations", "schema name '" + o.schema + "' must have 1 to 63 characters");
+    return make_error("bad_migrations",
+                      "schema name '" + o.schema + "' must have 1 to 63 characters");
   for (size_t i = 0; i < o.migrations.size(); ++i) {
     if (o.migrations[i].version <= 0)
-      return make_error("bad_migrations", "migration '" + o.migrations[i].name + "' has a version <= 0");
+      return make_error("bad_migrations",
+                        "migration '" + o.migrations[i].name + "' has a version <= 0");
     if (i > 0 && o.migrations[i].version <= o.migrations[i - 1].version)
       return make_error("bad_migrations", "migrations must be ordered by unique version; " +
-                                              std::to_string(o.migrations[i].version) + " follows " +
+                                              std::to_string(o.migrations[i].version) +
+                                              " follows " +
                                               std::to_string(o.migrations[i - 1].version));
   }
   return std::nullopt;
@@ -54,8 +57,9 @@ std::string label(const migration& m) {
 
 error mismatch(const migration& m, const std::string& applied_sum) {
   return make_error("migration_checksum_mismatch",
-                    "migration " + label(m) + " was applied with checksum " + applied_sum.substr(0, 12) +
-                        "... but its text now has checksum " + migration_checksum(m).substr(0, 12) +
+                    "migration " + label(m) + " was applied with checksum " +
+                        applied_sum.substr(0, 12) + "... but its text now has checksum " +
+                        migration_checksum(m).substr(0, 12) +
                         "...: never edit an applied migration, add a new one");
 }
 
@@ -82,7 +86,8 @@ result<bool> check(pqxx::transaction_base& tx, const migration_options& o) {
 /// Serialises appliers of this schema until the transaction ends, then makes
 /// the schema and the bookkeeping table exist and be the search_path.
 void prepare(pqxx::transaction_base& tx, const std::string& schema) {
-  tx.exec_params("SELECT pg_advisory_xact_lock(hashtext('parley.schema_migrations'), hashtext($1))", schema);
+  tx.exec_params("SELECT pg_advisory_xact_lock(hashtext('parley.schema_migrations'), hashtext($1))",
+                 schema);
   // Check first: CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege even
   // when the schema exists.
   if (tx.exec_params("SELECT 1 FROM pg_namespace WHERE nspname = $1", schema).empty())
@@ -137,7 +142,8 @@ result<migration_outcome> apply_migrations(postgres_client& pg, const migration_
       failure.reset();
       applied = false;
       prepare(tx, options.schema);
-      auto row = tx.exec_params("SELECT checksum FROM schema_migrations WHERE version = $1", m.version);
+      auto row =
+          tx.exec_params("SELECT checksum FROM schema_migrations WHERE version = $1", m.version);
       if (!row.empty()) {
         auto applied_sum = row[0][0].as<std::string>();
         if (applied_sum != sum) {
@@ -154,8 +160,8 @@ result<migration_outcome> apply_migrations(postgres_client& pg, const migration_
         failure = make_error("migration_failed", "migration " + label(m) + " failed: " + msg);
         throw;
       }
-      tx.exec_params("INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)", m.version,
-                     m.name, sum);
+      tx.exec_params("INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+                     m.version, m.name, sum);
       applied = true;
     });
     if (failure) return *failure;
@@ -165,21 +171,23 @@ result<migration_outcome> apply_migrations(postgres_client& pg, const migration_
   return out;
 }
 
-void migrations_current(postgres_client& pg, migration_options options, std::function<void(result<bool>)> done) {
+void migrations_current(postgres_client& pg, migration_options options,
+                        std::function<void(result<bool>)> done) {
   if (auto bad = validate(options)) {
     // Keep the contract: `done` runs on a worker thread.
     pg.run_autocommit([](pqxx::transaction_base&) {},
                       [bad = *bad, done = std::move(done)](result<void>) { done(bad); });
     return;
   }
-  pg.query([options = std::move(options)](pqxx::transaction_base& tx) { return check(tx, options); },
-           std::function<void(result<result<bool>>)>([done = std::move(done)](result<result<bool>> r) {
-             if (!r) {
-               done(r.err());
-             } else {
-               done(std::move(*r));
-             }
-           }));
+  pg.query(
+      [options = std::move(options)](pqxx::transaction_base& tx) { return check(tx, options); },
+      std::function<void(result<result<bool>>)>([done = std::move(done)](result<result<bool>> r) {
+        if (!r) {
+          done(r.err());
+        } else {
+          done(std::move(*r));
+        }
+      }));
 }
 
 result<bool> migrations_current(postgres_client& pg, const migration_options& options) {

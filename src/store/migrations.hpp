@@ -55,12 +55,14 @@ struct migration_outcome {
 /// (names the migration and carries the server's message; that migration's
 /// transaction is rolled back, earlier ones stay), `bad_migrations` (options
 /// not ordered or unique, or a bad schema name).
-result<migration_outcome> apply_migrations(postgres_client& pg, const migration_options& options = {});
+result<migration_outcome> apply_migrations(postgres_client& pg,
+                                           const migration_options& options = {});
 
 /// Whether every known migration is applied with a matching checksum, for
 /// /readyz. `done` runs on a worker thread of `pg`. Fails like apply_migrations
 /// (a changed checksum is an error, not `false`).
-void migrations_current(postgres_client& pg, migration_options options, std::function<void(result<bool>)> done);
+void migrations_current(postgres_client& pg, migration_options options,
+                        std::function<void(result<bool>)> done);
 
 /// Blocking migrations_current, for tools and tests.
 result<bool> migrations_current(postgres_client& pg, const migration_options& options = {});

@@ -80,7 +80,8 @@ struct postgres_client::impl {
   std::atomic<bool> is_connected{false};
 
   error unavailable(const std::string& why) const {
-    return make_error("postgres_unavailable", "Postgres at " + shown_url + " is unavailable: " + why);
+    return make_error("postgres_unavailable",
+                      "Postgres at " + shown_url + " is unavailable: " + why);
   }
 
   void submit(job_entry e) {
@@ -184,11 +185,14 @@ struct postgres_client::impl {
 
 result<std::unique_ptr<postgres_client>> postgres_client::create(postgres_options options) {
   if (options.url.empty()) return make_error("bad_postgres_url", "the Postgres URL is empty");
-  if (options.workers == 0) return make_error("bad_postgres_url", "a Postgres client needs at least one worker");
+  if (options.workers == 0)
+    return make_error("bad_postgres_url", "a Postgres client needs at least one worker");
   auto p = std::make_unique<impl>();
   p->shown_url = redact_postgres_url(options.url);
-  std::string cs = with_param(options.url, "connect_timeout", std::to_string(options.connect_timeout.count()));
-  if (!options.application_name.empty()) cs = with_param(cs, "application_name", options.application_name);
+  std::string cs =
+      with_param(options.url, "connect_timeout", std::to_string(options.connect_timeout.count()));
+  if (!options.application_name.empty())
+    cs = with_param(cs, "application_name", options.application_name);
   p->conn_string = std::move(cs);
   p->opts = std::move(options);
   // Check the syntax now, so a typo fails at start-up rather than as "unavailable".
@@ -200,13 +204,16 @@ result<std::unique_ptr<postgres_client>> postgres_client::create(postgres_option
     return make_error("bad_postgres_url", "Postgres URL '" + p->shown_url + "': " + why);
   }
   PQconninfoFree(parsed);
-  for (std::size_t i = 0; i < p->opts.workers; ++i) p->workers.emplace_back([raw = p.get()] { raw->worker_loop(); });
+  for (std::size_t i = 0; i < p->opts.workers; ++i)
+    p->workers.emplace_back([raw = p.get()] { raw->worker_loop(); });
   return std::unique_ptr<postgres_client>(new postgres_client(std::move(p)));
 }
 
 postgres_client::postgres_client(std::unique_ptr<impl> impl) : impl_(std::move(impl)) {}
 
 postgres_client::~postgres_client() {
+  // Joining a worker from itself would deadlock: a caller bug.
+  if (current_worker_owner == impl_.get()) std::abort();
   std::deque<job_entry> rest;
   {
     std::lock_guard<std::mutex> lock(impl_->mtx);
@@ -215,7 +222,9 @@ postgres_client::~postgres_client() {
   }
   impl_->cv.notify_all();
   for (auto& t : impl_->workers) t.join();
-  for (auto& e : rest) e.done(make_error("postgres_unavailable", "Postgres client for " + impl_->shown_url + " is shutting down"));
+  for (auto& e : rest)
+    e.done(make_error("postgres_unavailable",
+                      "Postgres client for " + impl_->shown_url + " is shutting down"));
 }
 
 void postgres_client::run(postgres_job job, postgres_callback done) {
@@ -235,7 +244,8 @@ namespace {
 template <class Submit>
 result<void> wait_for(const void* owner, const std::string& url, Submit submit) {
   if (current_worker_owner == owner)
-    return make_error("postgres_misuse", "a blocking Postgres call was made from a worker of the client for " + url);
+    return make_error("postgres_misuse",
+                      "a blocking Postgres call was made from a worker of the client for " + url);
   std::promise<result<void>> p;
   auto f = p.get_future();
   submit([&p](result<void> r) { p.set_value(std::move(r)); });

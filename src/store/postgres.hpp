@@ -65,8 +65,8 @@ class postgres_client {
   static result<std::unique_ptr<postgres_client>> create(postgres_options options);
 
   /// Jobs still queued fail with `postgres_unavailable` ("shutting down") on
-  /// the destructor's thread; running jobs finish first. Must not be called
-  /// from a callback or job of this client.
+  /// the destructor's thread; running jobs finish first. Calling it from a
+  /// job or callback of this client aborts (it would deadlock).
   ~postgres_client();
 
   postgres_client(const postgres_client&) = delete;

@@ -87,15 +87,16 @@ redis_reply convert(const redisReply* r) {
 
 /// A top-level error reply becomes a failed result; nested ones (EXEC) stay.
 result<redis_reply> to_result(redis_reply r) {
-  if (r.type == redis_reply::kind::error) return make_error("redis_error", "Redis replied: " + r.str);
+  if (r.type == redis_reply::kind::error)
+    return make_error("redis_error", "Redis replied: " + r.str);
   return r;
 }
 
 /// One submission: a single command or a pipeline, with its callback.
 struct request {
   std::vector<std::vector<std::string>> cmds;
-  redis_callback one;                // set for command()
-  redis_pipeline_callback many;      // set for pipeline()
+  redis_callback one;            // set for command()
+  redis_pipeline_callback many;  // set for pipeline()
 };
 
 }  // namespace
@@ -117,7 +118,9 @@ result<redis_endpoint> parse_redis_url(std::string_view url) {
       if (query.substr(0, db_key.size()) != db_key)
         return bad_url(url, "unknown query '" + std::string(query) + "' (only db=N is supported)");
       auto db = parse_int(query.substr(db_key.size()));
-      if (!db || *db < 0) return bad_url(url, "database '" + std::string(query.substr(db_key.size())) + "' is not a non-negative number");
+      if (!db || *db < 0)
+        return bad_url(url, "database '" + std::string(query.substr(db_key.size())) +
+                                "' is not a non-negative number");
       ep.db = *db;
     }
     return ep;
@@ -146,20 +149,25 @@ result<redis_endpoint> parse_redis_url(std::string_view url) {
   std::string_view host = authority;
   if (!authority.empty() && authority.front() == '[') {
     auto close = authority.find(']');
-    if (close == std::string_view::npos) return bad_url(url, "unterminated IPv6 host '" + std::string(authority) + "'");
+    if (close == std::string_view::npos)
+      return bad_url(url, "unterminated IPv6 host '" + std::string(authority) + "'");
     host = authority.substr(1, close - 1);
     auto after = authority.substr(close + 1);
     if (!after.empty()) {
-      if (after.front() != ':') return bad_url(url, "unexpected '" + std::string(after) + "' after the host");
+      if (after.front() != ':')
+        return bad_url(url, "unexpected '" + std::string(after) + "' after the host");
       auto port = parse_int(after.substr(1));
-      if (!port || *port <= 0 || *port > 65535) return bad_url(url, "port '" + std::string(after.substr(1)) + "' is not a number in 1..65535");
+      if (!port || *port <= 0 || *port > 65535)
+        return bad_url(url,
+                       "port '" + std::string(after.substr(1)) + "' is not a number in 1..65535");
       ep.port = *port;
     }
   } else if (auto colon = authority.rfind(':'); colon != std::string_view::npos) {
     host = authority.substr(0, colon);
     auto port = parse_int(authority.substr(colon + 1));
     if (!port || *port <= 0 || *port > 65535)
-      return bad_url(url, "port '" + std::string(authority.substr(colon + 1)) + "' is not a number in 1..65535");
+      return bad_url(url, "port '" + std::string(authority.substr(colon + 1)) +
+                              "' is not a number in 1..65535");
     ep.port = *port;
   }
   if (host.empty()) return bad_url(url, "missing host");
@@ -168,7 +176,8 @@ result<redis_endpoint> parse_redis_url(std::string_view url) {
     auto db_part = rest.substr(slash + 1);
     if (!db_part.empty()) {
       auto db = parse_int(db_part);
-      if (!db || *db < 0) return bad_url(url, "database '" + std::string(db_part) + "' is not a non-negative number");
+      if (!db || *db < 0)
+        return bad_url(url, "database '" + std::string(db_part) + "' is not a non-negative number");
       ep.db = *db;
     }
   }
@@ -241,7 +250,8 @@ struct redis_client::impl {
       argv.push_back(a.data());
       lens.push_back(a.size());
     }
-    auto* r = static_cast<redisReply*>(redisCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data()));
+    auto* r = static_cast<redisReply*>(
+        redisCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data()));
     if (r == nullptr) {
       why = c->errstr;
       return false;
@@ -286,7 +296,8 @@ struct redis_client::impl {
   }
 
   error unavailable() const {
-    return make_error("redis_unavailable", "Redis at " + shown_url + " is unavailable: " + last_error);
+    return make_error("redis_unavailable",
+                      "Redis at " + shown_url + " is unavailable: " + last_error);
   }
 
   static void complete(request& req, std::vector<result<redis_reply>> replies) {
@@ -319,7 +330,8 @@ struct redis_client::impl {
             argv.push_back(a.data());
             lens.push_back(a.size());
           }
-          ok = redisAppendCommandArgv(ctx, static_cast<int>(argv.size()), argv.data(), lens.data()) == REDIS_OK;
+          ok = redisAppendCommandArgv(ctx, static_cast<int>(argv.size()), argv.data(),
+                                      lens.data()) == REDIS_OK;
           // Append only fails when out of memory: an internal failure, not Redis'.
           if (!ok) std::abort();
         }
@@ -327,7 +339,8 @@ struct redis_client::impl {
       }
     }
     std::uint64_t appended = 0;
-    for (auto& s : sent) appended += static_cast<std::uint64_t>(std::count(s.begin(), s.end(), true));
+    for (auto& s : sent)
+      appended += static_cast<std::uint64_t>(std::count(s.begin(), s.end(), true));
     if (appended > 0) {
       round_trips.fetch_add(1);
       commands_sent.fetch_add(appended);
@@ -338,7 +351,8 @@ struct redis_client::impl {
       replies.reserve(batch[i].cmds.size());
       for (size_t j = 0; j < batch[i].cmds.size(); ++j) {
         if (!sent[i][j]) {
-          replies.emplace_back(make_error("redis_bad_command", "a Redis command needs at least one argument"));
+          replies.emplace_back(
+              make_error("redis_bad_command", "a Redis command needs at least one argument"));
           continue;
         }
         if (broken) {
@@ -348,11 +362,13 @@ struct redis_client::impl {
         void* raw = nullptr;
         if (redisGetReply(ctx, &raw) != REDIS_OK || raw == nullptr) {
           int saved_errno = errno;
-          bool timed_out = ctx->err == REDIS_ERR_IO && (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK);
+          bool timed_out =
+              ctx->err == REDIS_ERR_IO && (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK);
           std::string why = ctx->errstr;
           if (timed_out) {
-            broken = make_error("redis_timeout", "Redis at " + shown_url + " did not answer within " +
-                                                     std::to_string(opts.command_timeout.count()) + " ms");
+            broken = make_error("redis_timeout",
+                                "Redis at " + shown_url + " did not answer within " +
+                                    std::to_string(opts.command_timeout.count()) + " ms");
             drop_connection("previous command timed out");
           } else {
             drop_connection(why);
@@ -396,7 +412,8 @@ struct redis_client::impl {
       }
       if (!batch.empty()) {
         if (stop) {
-          fail_all(batch, make_error("redis_unavailable", "Redis client for " + shown_url + " is shutting down"));
+          fail_all(batch, make_error("redis_unavailable",
+                                     "Redis client for " + shown_url + " is shutting down"));
           continue;
         }
         if (ctx == nullptr && clock::now() >= next_attempt) try_connect();
@@ -414,7 +431,8 @@ struct redis_client::impl {
       if (ctx != nullptr) {
         fds[1].fd = ctx->fd;
       } else {
-        auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_attempt - clock::now());
+        auto wait =
+            std::chrono::duration_cast<std::chrono::milliseconds>(next_attempt - clock::now());
         timeout_ms = static_cast<int>(std::max<long long>(0, wait.count() + 1));
       }
       int n = ::poll(fds, ctx != nullptr ? 2 : 1, timeout_ms);
@@ -451,7 +469,8 @@ result<std::unique_ptr<redis_client>> redis_client::create(redis_options options
   p->ep = std::move(*ep);
   p->shown_url = redact(p->opts.url);
   p->wake_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (p->wake_fd < 0) return make_error("redis_unavailable", "cannot create an eventfd for the Redis client");
+  if (p->wake_fd < 0)
+    return make_error("redis_unavailable", "cannot create an eventfd for the Redis client");
   auto* raw = p.get();
   p->io = std::thread([raw] { raw->run(); });
   p->io_id = p->io.get_id();
@@ -461,6 +480,8 @@ result<std::unique_ptr<redis_client>> redis_client::create(redis_options options
 redis_client::redis_client(std::unique_ptr<impl> impl) : impl_(std::move(impl)) {}
 
 redis_client::~redis_client() {
+  // Joining the I/O thread from itself would deadlock: a caller bug.
+  if (std::this_thread::get_id() == impl_->io_id) std::abort();
   {
     std::lock_guard<std::mutex> lock(impl_->mtx);
     impl_->stopping = true;
@@ -476,7 +497,8 @@ void redis_client::command(std::vector<std::string> args, redis_callback done) {
   impl_->submit(std::move(req));
 }
 
-void redis_client::pipeline(std::vector<std::vector<std::string>> cmds, redis_pipeline_callback done) {
+void redis_client::pipeline(std::vector<std::vector<std::string>> cmds,
+                            redis_pipeline_callback done) {
   if (cmds.empty()) {
     // Keep the contract (callback on the I/O thread) even for an empty pipeline.
     command({"PING"}, [done = std::move(done)](result<redis_reply>) { done({}); });

@@ -15,8 +15,10 @@
 /// `redis_timeout` (the connection is then dropped and rebuilt, because its
 /// reply stream can no longer be trusted). An error reply from Redis
 /// (`-WRONGTYPE ...`) to a top-level command fails with `redis_error` and the
-/// server's message. Commands already written when the connection breaks fail
-/// and are not resent: the caller cannot know whether Redis applied them.
+/// server's message (errors nested in an EXEC array stay `kind::error`
+/// elements); an empty argument list fails with `redis_bad_command`. Commands
+/// already written when the connection breaks fail and are not resent: the
+/// caller cannot know whether Redis applied them.
 
 #include <chrono>
 #include <cstdint>
@@ -61,9 +63,9 @@ struct redis_options {
 struct redis_reply {
   enum class kind { string, array, integer, nil, status, error };
   kind type = kind::nil;
-  std::string str;                   ///< string, status and error replies
-  long long integer = 0;             ///< integer replies
-  std::vector<redis_reply> elements; ///< array replies (e.g. EXEC, MGET)
+  std::string str;                    ///< string, status and error replies
+  long long integer = 0;              ///< integer replies
+  std::vector<redis_reply> elements;  ///< array replies (e.g. EXEC, MGET)
 
   bool is_nil() const { return type == kind::nil; }
 };
@@ -81,7 +83,7 @@ class redis_client {
 
   /// Stops the I/O thread. Commands still queued complete with
   /// `redis_unavailable` ("client is shutting down") on the I/O thread before
-  /// the destructor returns. Must not be called from a callback.
+  /// the destructor returns. Calling it from a callback aborts (it would deadlock).
   ~redis_client();
 
   redis_client(const redis_client&) = delete;

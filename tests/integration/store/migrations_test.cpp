@@ -41,8 +41,8 @@ class migrations_test : public ::testing::Test {
   std::vector<std::pair<int, std::string>> recorded() {
     auto r = pg_->query_sync([&](pqxx::transaction_base& tx) {
       std::vector<std::pair<int, std::string>> out;
-      for (const auto& row :
-           tx.exec("SELECT version, name FROM " + tx.quote_name(options_.schema) + ".schema_migrations ORDER BY version"))
+      for (const auto& row : tx.exec("SELECT version, name FROM " + tx.quote_name(options_.schema) +
+                                     ".schema_migrations ORDER BY version"))
         out.emplace_back(row[0].as<int>(), row[1].as<std::string>());
       return out;
     });
@@ -51,7 +51,9 @@ class migrations_test : public ::testing::Test {
   }
   bool table_exists(const std::string& name) {
     auto r = pg_->query_sync([&](pqxx::transaction_base& tx) {
-      return tx.exec_params("SELECT to_regclass($1) IS NOT NULL", tx.quote_name(options_.schema) + "." + name)[0][0]
+      return tx
+          .exec_params("SELECT to_regclass($1) IS NOT NULL",
+                       tx.quote_name(options_.schema) + "." + name)[0][0]
           .as<bool>();
     });
     EXPECT_TRUE(r) << r.err().message;
@@ -91,8 +93,9 @@ TEST_F(migrations_test, applies_once_and_second_run_is_a_no_op) {
   EXPECT_EQ(first->latest, all.back());
   EXPECT_TRUE(table_exists("tenants"));
   auto ins = pg_->run_sync([&](pqxx::transaction_base& tx) {
-    tx.exec_params("INSERT INTO " + tx.quote_name(options_.schema) + ".tenants (id, name) VALUES ($1, $2)", "demo",
-                   "Demo Inc");
+    tx.exec_params(
+        "INSERT INTO " + tx.quote_name(options_.schema) + ".tenants (id, name) VALUES ($1, $2)",
+        "demo", "Demo Inc");
   });
   ASSERT_TRUE(ins) << ins.err().message;
 
@@ -136,8 +139,9 @@ TEST_F(migrations_test, concurrent_appliers_apply_each_migration_exactly_once) {
   // Several migrations, so the two appliers interleave between transactions.
   for (int v = 900; v < 910; ++v)
     options_.migrations.push_back(extra(v, "step" + std::to_string(v),
-                                        "CREATE TABLE step" + std::to_string(v) + " (id int);"
-                                        "SELECT pg_sleep(0.01);"));
+                                        "CREATE TABLE step" + std::to_string(v) +
+                                            " (id int);"
+                                            "SELECT pg_sleep(0.01);"));
   auto other = connect();
   ASSERT_TRUE(other);
   std::promise<void> go;
@@ -179,8 +183,8 @@ TEST_F(migrations_test, changed_text_of_an_applied_migration_is_rejected) {
 
 TEST_F(migrations_test, failing_migration_is_rolled_back_and_named) {
   options_.migrations.push_back(extra(900, "good", "CREATE TABLE good (id int);"));
-  options_.migrations.push_back(
-      extra(901, "broken", "CREATE TABLE half_done (id int); INSERT INTO no_such_table VALUES (1);"));
+  options_.migrations.push_back(extra(
+      901, "broken", "CREATE TABLE half_done (id int); INSERT INTO no_such_table VALUES (1);"));
   auto r = apply_migrations(*pg_, options_);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.err().code, "migration_failed");

@@ -34,13 +34,15 @@ class postgres_shared : public ::testing::Test {
     ASSERT_TRUE(c) << c.err().message;
     pg_ = std::move(*c);
     schema_ = testing::unique_name("store_test");
-    auto r = pg_->run_sync([&](pqxx::transaction_base& tx) { tx.exec("CREATE SCHEMA " + tx.quote_name(schema_)); });
+    auto r = pg_->run_sync(
+        [&](pqxx::transaction_base& tx) { tx.exec("CREATE SCHEMA " + tx.quote_name(schema_)); });
     ASSERT_TRUE(r) << r.err().message;
   }
   void TearDown() override {
     if (!pg_) return;
-    auto r = pg_->run_sync(
-        [&](pqxx::transaction_base& tx) { tx.exec("DROP SCHEMA IF EXISTS " + tx.quote_name(schema_) + " CASCADE"); });
+    auto r = pg_->run_sync([&](pqxx::transaction_base& tx) {
+      tx.exec("DROP SCHEMA IF EXISTS " + tx.quote_name(schema_) + " CASCADE");
+    });
     EXPECT_TRUE(r) << r.err().message;
   }
   std::string table(const std::string& name) const { return schema_ + "." + name; }
@@ -59,7 +61,8 @@ TEST_F(postgres_shared, writes_and_reads_in_transactions) {
   ASSERT_TRUE(w) << w.err().message;
   auto rows = pg_->query_sync([&](pqxx::transaction_base& tx) {
     std::vector<std::string> out;
-    for (const auto& row : tx.exec("SELECT body FROM " + table("t") + " ORDER BY id")) out.push_back(row[0].c_str());
+    for (const auto& row : tx.exec("SELECT body FROM " + table("t") + " ORDER BY id"))
+      out.push_back(row[0].c_str());
     return out;
   });
   ASSERT_TRUE(rows) << rows.err().message;
@@ -74,15 +77,18 @@ TEST_F(postgres_shared, callbacks_run_on_worker_threads_not_the_caller) {
   std::atomic<int> ok{0};
   std::atomic<int> done{0};
   for (int i = 0; i < n; ++i) {
-    pg_->query([i](pqxx::transaction_base& tx) { return tx.exec_params("SELECT $1::int", i)[0][0].as<int>(); },
-               std::function<void(result<int>)>([&, i](result<int> r) {
-                 {
-                   std::lock_guard<std::mutex> lock(m);
-                   threads.insert(std::this_thread::get_id());
-                 }
-                 if (r && *r == i) ++ok;
-                 ++done;
-               }));
+    pg_->query(
+        [i](pqxx::transaction_base& tx) {
+          return tx.exec_params("SELECT $1::int", i)[0][0].as<int>();
+        },
+        std::function<void(result<int>)>([&, i](result<int> r) {
+          {
+            std::lock_guard<std::mutex> lock(m);
+            threads.insert(std::this_thread::get_id());
+          }
+          if (r && *r == i) ++ok;
+          ++done;
+        }));
   }
   ASSERT_TRUE(eventually([&] { return done.load() == n; }));
   EXPECT_EQ(ok.load(), n);
@@ -109,25 +115,29 @@ TEST_F(postgres_shared, workers_run_jobs_in_parallel) {
         throw std::runtime_error("job B never ran beside job A");
       },
       [&](result<void> r) { a.set_value(r); });
-  auto b = pg_->run_sync([&](pqxx::transaction_base& tx) { tx.exec("UPDATE " + table("flag") + " SET set = true"); });
+  auto b = pg_->run_sync(
+      [&](pqxx::transaction_base& tx) { tx.exec("UPDATE " + table("flag") + " SET set = true"); });
   ASSERT_TRUE(b) << b.err().message;
   auto ar = a.get_future().get();
   EXPECT_TRUE(ar) << ar.err().message;
 }
 
 TEST_F(postgres_shared, sql_error_carries_server_message_and_connection_survives) {
-  auto r = pg_->run_sync([&](pqxx::transaction_base& tx) { tx.exec("SELECT * FROM " + table("no_such_table")); });
+  auto r = pg_->run_sync(
+      [&](pqxx::transaction_base& tx) { tx.exec("SELECT * FROM " + table("no_such_table")); });
   ASSERT_FALSE(r);
   EXPECT_EQ(r.err().code, "postgres_error");
   EXPECT_NE(r.err().message.find("no_such_table"), std::string::npos) << r.err().message;
   EXPECT_NE(r.err().message.find("42P01"), std::string::npos) << r.err().message;
-  auto again = pg_->query_sync([](pqxx::transaction_base& tx) { return tx.exec("SELECT 7")[0][0].as<int>(); });
+  auto again = pg_->query_sync(
+      [](pqxx::transaction_base& tx) { return tx.exec("SELECT 7")[0][0].as<int>(); });
   ASSERT_TRUE(again) << again.err().message;
   EXPECT_EQ(*again, 7);
 }
 
 TEST_F(postgres_shared, throwing_job_rolls_back) {
-  ASSERT_TRUE(pg_->run_sync([&](pqxx::transaction_base& tx) { tx.exec("CREATE TABLE " + table("t") + " (id int)"); }));
+  ASSERT_TRUE(pg_->run_sync(
+      [&](pqxx::transaction_base& tx) { tx.exec("CREATE TABLE " + table("t") + " (id int)"); }));
   auto r = pg_->run_sync([&](pqxx::transaction_base& tx) {
     tx.exec("INSERT INTO " + table("t") + " VALUES (1)");
     throw std::runtime_error("business rule says no");
@@ -135,8 +145,9 @@ TEST_F(postgres_shared, throwing_job_rolls_back) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.err().code, "postgres_job_failed");
   EXPECT_EQ(r.err().message, "business rule says no");
-  auto count = pg_->query_sync(
-      [&](pqxx::transaction_base& tx) { return tx.exec("SELECT count(*) FROM " + table("t"))[0][0].as<int>(); });
+  auto count = pg_->query_sync([&](pqxx::transaction_base& tx) {
+    return tx.exec("SELECT count(*) FROM " + table("t"))[0][0].as<int>();
+  });
   ASSERT_TRUE(count);
   EXPECT_EQ(*count, 0);
 }
@@ -156,13 +167,17 @@ TEST_F(postgres_shared, ping_and_misuse_from_a_worker) {
 
 TEST_F(postgres_shared, recovers_when_the_server_drops_every_connection) {
   // Warm both workers' connections.
-  for (int i = 0; i < 4; ++i) ASSERT_TRUE(pg_->run_sync([](pqxx::transaction_base& tx) { tx.exec("SELECT 1"); }));
+  for (int i = 0; i < 4; ++i)
+    ASSERT_TRUE(pg_->run_sync([](pqxx::transaction_base& tx) { tx.exec("SELECT 1"); }));
   // Terminate every backend of this client, as a server restart does.
   auto admin = postgres_client::create({url_});
   ASSERT_TRUE(admin);
   auto killed = (*admin)->query_sync([&](pqxx::transaction_base& tx) {
-    return tx.exec_params("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
-                          app_)[0][0]
+    return tx
+        .exec_params(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name "
+            "= $1",
+            app_)[0][0]
         .as<int>();
   });
   ASSERT_TRUE(killed) << killed.err().message;
@@ -170,13 +185,17 @@ TEST_F(postgres_shared, recovers_when_the_server_drops_every_connection) {
   // pg_terminate_backend only signals: wait until the backends are gone.
   ASSERT_TRUE(eventually([&] {
     auto left = (*admin)->query_sync([&](pqxx::transaction_base& tx) {
-      return tx.exec_params("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", app_)[0][0].as<int>();
+      return tx
+          .exec_params("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                       app_)[0][0]
+          .as<int>();
     });
     return left && *left == 0;
   }));
   // Every following job succeeds: a dead pooled connection is replaced and the job rerun.
   for (int i = 0; i < 4; ++i) {
-    auto r = pg_->query_sync([](pqxx::transaction_base& tx) { return tx.exec("SELECT 1")[0][0].as<int>(); });
+    auto r = pg_->query_sync(
+        [](pqxx::transaction_base& tx) { return tx.exec("SELECT 1")[0][0].as<int>(); });
     ASSERT_TRUE(r) << r.err().message;
   }
   EXPECT_TRUE(pg_->connected());
@@ -205,13 +224,16 @@ TEST(postgres_down, create_succeeds_and_jobs_fail_with_unavailable) {
 TEST(postgres_private, fails_while_down_and_recovers_after_restart) {
   testing::temp_dir dir;
   testing::postgres_process server(dir.path());
-  ASSERT_TRUE(server.start()) << "could not start PostgreSQL in " << dir.path() << ", see its logs there";
+  ASSERT_TRUE(server.start()) << "could not start PostgreSQL in " << dir.path()
+                              << ", see its logs there";
   postgres_options o{server.url()};
   o.workers = 2;
   auto c = postgres_client::create(o);
   ASSERT_TRUE(c) << c.err().message;
   auto& pg = **c;
-  auto select1 = [&] { return pg.run_sync([](pqxx::transaction_base& tx) { tx.exec("SELECT 1"); }); };
+  auto select1 = [&] {
+    return pg.run_sync([](pqxx::transaction_base& tx) { tx.exec("SELECT 1"); });
+  };
   // Open a connection on each worker.
   for (int i = 0; i < 4; ++i) ASSERT_TRUE(select1());
 
@@ -241,9 +263,11 @@ TEST(postgres_url, rejects_bad_syntax_and_redacts_passwords) {
   ASSERT_FALSE(c);
   EXPECT_EQ(c.err().code, "bad_postgres_url");
   EXPECT_EQ(redact_postgres_url("postgresql://u:pw@h/db"), "postgresql://u:***@h/db");
-  EXPECT_EQ(redact_postgres_url("postgresql://h/db?user=u&password=pw&x=1"), "postgresql://h/db?user=u&password=***&x=1");
+  EXPECT_EQ(redact_postgres_url("postgresql://h/db?user=u&password=pw&x=1"),
+            "postgresql://h/db?user=u&password=***&x=1");
   EXPECT_EQ(redact_postgres_url("host=h password=pw dbname=d"), "host=h password=*** dbname=d");
-  EXPECT_EQ(redact_postgres_url("postgresql:///parley?host=/tmp/x"), "postgresql:///parley?host=/tmp/x");
+  EXPECT_EQ(redact_postgres_url("postgresql:///parley?host=/tmp/x"),
+            "postgresql:///parley?host=/tmp/x");
 }
 
 }  // namespace

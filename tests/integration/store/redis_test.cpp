@@ -49,10 +49,11 @@ TEST(redis_url, errors_name_the_part_at_fault) {
     const char* url;
     const char* mentions;
   };
-  for (auto [url, mentions] : {bad_case{"localhost:6379", "scheme"}, bad_case{"http://h:1", "scheme 'http'"},
-                               bad_case{"redis://h:abc", "port 'abc'"}, bad_case{"redis://h:70000", "port '70000'"},
-                               bad_case{"redis://:1", "host"}, bad_case{"redis://h:1/x", "database 'x'"},
-                               bad_case{"unix://relative.sock", "absolute"}, bad_case{"unix:///s?foo=1", "query"}}) {
+  for (auto [url, mentions] :
+       {bad_case{"localhost:6379", "scheme"}, bad_case{"http://h:1", "scheme 'http'"},
+        bad_case{"redis://h:abc", "port 'abc'"}, bad_case{"redis://h:70000", "port '70000'"},
+        bad_case{"redis://:1", "host"}, bad_case{"redis://h:1/x", "database 'x'"},
+        bad_case{"unix://relative.sock", "absolute"}, bad_case{"unix:///s?foo=1", "query"}}) {
     auto r = parse_redis_url(url);
     ASSERT_FALSE(r) << url;
     EXPECT_EQ(r.err().code, "bad_redis_url");
@@ -143,7 +144,8 @@ TEST_F(redis_shared, pipeline_returns_replies_in_order_with_errors_in_place) {
   ASSERT_TRUE(replies[0]);
   ASSERT_FALSE(replies[1]);
   EXPECT_EQ(replies[1].err().code, "redis_error");
-  EXPECT_NE(replies[1].err().message.find("not an integer"), std::string::npos) << replies[1].err().message;
+  EXPECT_NE(replies[1].err().message.find("not an integer"), std::string::npos)
+      << replies[1].err().message;
   ASSERT_TRUE(replies[2]);
   EXPECT_EQ(replies[2]->integer, 2);
   ASSERT_FALSE(replies[3]);
@@ -167,7 +169,8 @@ TEST_F(redis_shared, commands_queued_together_share_one_round_trip) {
   constexpr int n = 1000;
   std::atomic<int> ok{0};
   for (int i = 0; i < n; ++i)
-    client_->command({"INCR", key("batched")}, [&](result<redis_reply> r) { ok += r.ok() ? 1 : 0; });
+    client_->command({"INCR", key("batched")},
+                     [&](result<redis_reply> r) { ok += r.ok() ? 1 : 0; });
   release.set_value();
   ASSERT_TRUE(eventually([&] { return client_->stats().commands - before.commands == n; }));
   ASSERT_TRUE(eventually([&] { return ok.load() == n; }));
@@ -221,7 +224,8 @@ TEST_F(redis_shared, ping_succeeds_and_sync_from_callback_is_refused) {
   auto pr = ping.get_future().get();
   EXPECT_TRUE(pr);
   std::promise<result<redis_reply>> inner;
-  client_->command({"PING"}, [&](result<redis_reply>) { inner.set_value(client_->command_sync({"PING"})); });
+  client_->command({"PING"},
+                   [&](result<redis_reply>) { inner.set_value(client_->command_sync({"PING"})); });
   auto r = inner.get_future().get();
   ASSERT_FALSE(r);
   EXPECT_EQ(r.err().code, "redis_misuse");
@@ -267,12 +271,14 @@ TEST(redis_private, fails_fast_while_down_and_reconnects_after_restart) {
 
   server.stop();
   // The idle connection notices the closed socket without being used.
-  ASSERT_TRUE(eventually([&] { return !client.connected(); })) << "client did not notice Redis stopping";
+  ASSERT_TRUE(eventually([&] { return !client.connected(); }))
+      << "client did not notice Redis stopping";
   auto start = std::chrono::steady_clock::now();
   auto during = client.command_sync({"GET", "k"});
   ASSERT_FALSE(during);
   EXPECT_EQ(during.err().code, "redis_unavailable");
-  EXPECT_LT(std::chrono::steady_clock::now() - start, 1s) << "a command while Redis is down must fail fast";
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 1s)
+      << "a command while Redis is down must fail fast";
   std::promise<result<void>> ping;
   client.ping([&](result<void> r) { ping.set_value(r); });
   auto pr = ping.get_future().get();
@@ -297,7 +303,8 @@ TEST(redis_private, destructor_completes_queued_commands) {
   {
     auto c = redis_client::create({server.url()});
     ASSERT_TRUE(c);
-    for (int i = 0; i < n; ++i) (*c)->command({"INCR", "x"}, [&](result<redis_reply>) { ++completed; });
+    for (int i = 0; i < n; ++i)
+      (*c)->command({"INCR", "x"}, [&](result<redis_reply>) { ++completed; });
   }
   EXPECT_EQ(completed.load(), n);
 }

@@ -54,7 +54,8 @@ inline std::string unique_name(const std::string& stem) {
 class temp_dir {
  public:
   temp_dir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "parley-store-test-XXXXXX").string();
+    std::string tmpl =
+        (std::filesystem::temp_directory_path() / "parley-store-test-XXXXXX").string();
     char* p = ::mkdtemp(tmpl.data());
     if (p == nullptr) std::abort();
     path_ = p;
@@ -84,10 +85,12 @@ class redis_process {
     std::string sock = socket_path();
     std::string dir = dir_.string();
     std::string log = (dir_ / "redis.log").string();
-    const char* argv[] = {"redis-server", "--port", "0", "--unixsocket", sock.c_str(),
-                          "--unixsocketperm", "700", "--dir", dir.c_str(), "--save", "",
-                          "--appendonly", "no", "--logfile", log.c_str(), nullptr};
-    if (::posix_spawnp(&pid_, "redis-server", nullptr, nullptr, const_cast<char**>(argv), environ) != 0) {
+    const char* argv[] = {"redis-server", "--port",           "0",         "--unixsocket",
+                          sock.c_str(),   "--unixsocketperm", "700",       "--dir",
+                          dir.c_str(),    "--save",           "",          "--appendonly",
+                          "no",           "--logfile",        log.c_str(), nullptr};
+    if (::posix_spawnp(&pid_, "redis-server", nullptr, nullptr, const_cast<char**>(argv),
+                       environ) != 0) {
       pid_ = -1;
       return false;
     }
@@ -129,22 +132,25 @@ class postgres_process {
   explicit postgres_process(std::filesystem::path dir) : dir_(std::move(dir)) {}
   ~postgres_process() { stop(); }
 
-  std::string url() const { return "postgresql:///postgres?host=" + dir_.string() + "&user=postgres"; }
+  std::string url() const {
+    return "postgresql:///postgres?host=" + dir_.string() + "&user=postgres";
+  }
 
   /// Initialises the cluster on first use and starts the server; pg_ctl -w
   /// returns once it accepts connections. Output goes to files in `dir`.
   bool start() {
     if (!initialised_) {
-      std::filesystem::permissions(dir_, std::filesystem::perms::owner_all | std::filesystem::perms::group_exec |
+      std::filesystem::permissions(dir_, std::filesystem::perms::owner_all |
+                                             std::filesystem::perms::group_exec |
                                              std::filesystem::perms::others_exec);
       if (::geteuid() == 0 && !sh("chown postgres:postgres '" + dir_.string() + "'")) return false;
-      if (!sh(as_postgres() + "'" + bin() + "/initdb' -D '" + data() + "' -A trust -U postgres --no-sync -E UTF8 >'" +
-              dir_.string() + "/initdb.log' 2>&1"))
+      if (!sh(as_postgres() + "'" + bin() + "/initdb' -D '" + data() +
+              "' -A trust -U postgres --no-sync -E UTF8 >'" + dir_.string() + "/initdb.log' 2>&1"))
         return false;
       initialised_ = true;
     }
-    running_ = sh(as_postgres() + "'" + bin() + "/pg_ctl' -D '" + data() + "' -l '" + dir_.string() +
-                  "/postgres.log' -w -t 60 -o \"-k " + dir_.string() +
+    running_ = sh(as_postgres() + "'" + bin() + "/pg_ctl' -D '" + data() + "' -l '" +
+                  dir_.string() + "/postgres.log' -w -t 60 -o \"-k " + dir_.string() +
                   " -c listen_addresses='' -c fsync=off\" start >/dev/null 2>&1");
     return running_;
   }
@@ -152,7 +158,8 @@ class postgres_process {
   /// Fast shutdown: the server closes every client connection and exits.
   void stop() {
     if (!running_) return;
-    sh(as_postgres() + "'" + bin() + "/pg_ctl' -D '" + data() + "' -m fast -w stop >/dev/null 2>&1");
+    sh(as_postgres() + "'" + bin() + "/pg_ctl' -D '" + data() +
+       "' -m fast -w stop >/dev/null 2>&1");
     running_ = false;
   }
 
