@@ -1,0 +1,340 @@
+// The conversation actor: one live conversation, one turn at a time.
+//
+// A turn goes: load the snapshot (first turn only) -> find the program -> run the VM
+// (performing actions asynchronously, resuming the VM with their answers) -> commit
+// the new snapshot to Redis -> answer the shard. Nothing is answered before the
+// commit; a failed commit answers `unavailable` and leaves the committed snapshot as
+// it was, so the client's retry runs the turn again from the same state.
+
+#include <chrono>
+
+#include "actors/action/action_runner.hpp"
+#include "actors/runtime/internal.hpp"
+#include "actors/transcript/transcript_writer.hpp"
+#include "src/log/log.hpp"
+#include "src/proto/runtime.pb.h"
+
+namespace parley::actors {
+namespace {
+
+namespace v1 = bot::v1;
+using rt_snapshot = parley::runtime::v1::Snapshot;
+using status = turn_outcome::status;
+
+struct conversation_state {
+  static inline const char* name = "parley.conversation";
+  const conversation_deps* deps = nullptr;
+  caf::actor shard;
+  std::string key, tenant, session_id, redis_key;
+  bool loaded = false;
+  bool exists = false;
+  rt_snapshot snap;                          // last committed snapshot
+  std::shared_ptr<const bot::program> prog;  // the program of snap.bot_version
+  // The turn in progress.
+  turn_job_ptr job;
+  v1::TurnResult acc;  // the turn's result, accumulated across action round trips
+  rt_snapshot next;    // the snapshot being committed
+};
+
+using self_ptr = caf::stateful_actor<conversation_state>*;
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+void answer(self_ptr self, status st, std::string message = {},
+            std::shared_ptr<const v1::TurnResult> result = nullptr) {
+  auto& s = self->state;
+  auto out = std::make_shared<turn_outcome>();
+  out->st = st;
+  out->message = std::move(message);
+  out->result = std::move(result);
+  out->session_id = s.session_id;
+  const rt_snapshot& snap = s.exists ? s.snap : s.next;
+  out->external_key = snap.external_key();
+  out->bot = snap.bot();
+  out->bot_version = snap.bot_version();
+  out->program_id = snap.state().program_id();
+  out->sequence = snap.sequence();
+  out->last_sequence_id = snap.last_sequence_id();
+  out->program = s.prog;
+  self->send(s.shard, done_atom::value, s.key, std::move(out));
+  s.job.reset();
+}
+
+void run_vm(self_ptr self, const v1::Input* input);
+
+void commit(self_ptr self) {
+  auto& s = self->state;
+  const auto& in = s.job->in;
+  s.next = s.exists ? s.snap : rt_snapshot{};
+  auto& n = s.next;
+  if (!s.exists) {
+    n.set_tenant(s.tenant);
+    n.set_bot(in.bot);
+    n.set_session_id(s.session_id);
+    n.set_channel(in.channel);
+    n.set_external_key(in.external_key);
+    n.set_created_unix(in.now_unix);
+    n.set_last_sequence_id(-1);
+  }
+  n.set_bot_version(n.bot_version() == 0 ? s.snap.bot_version() : n.bot_version());
+  *n.mutable_state() = s.acc.state();
+  n.set_sequence(n.sequence() + 1);
+  if (in.sequence_id > n.last_sequence_id()) n.set_last_sequence_id(in.sequence_id);
+  n.set_updated_unix(in.now_unix);
+  if (!in.message_id.empty()) {
+    auto* rec = n.add_recent();
+    rec->set_message_id(in.message_id);
+    rec->set_sequence(n.sequence());
+    *rec->mutable_result() = s.acc;
+    // The state is in the snapshot already: recorded results need only what the
+    // channel renders.
+    rec->mutable_result()->clear_state();
+    rec->mutable_result()->mutable_state()->set_status(s.acc.state().status());
+    auto max = s.deps->options.recent_turns;
+    if (static_cast<std::size_t>(n.recent_size()) > max)
+      n.mutable_recent()->DeleteSubrange(0, n.recent_size() - static_cast<int>(max));
+  }
+  std::string bytes;
+  n.SerializeToString(&bytes);
+  auto ttl = s.prog ? s.prog->idle_timeout() : s.deps->options.default_idle_timeout;
+  if (ttl.count() <= 0) ttl = s.deps->options.default_idle_timeout;
+  caf::actor me = caf::actor_cast<caf::actor>(self);
+  s.deps->redis->command({"SET", s.redis_key, std::move(bytes), "EX", std::to_string(ttl.count())},
+                         [me](result<store::redis_reply> r) {
+                           caf::anon_send(me, commit_atom::value,
+                                          r.ok() ? std::string() : r.err().message);
+                         });
+}
+
+void after_commit(self_ptr self, const std::string& error) {
+  auto& s = self->state;
+  if (!s.job) return;
+  if (!error.empty()) {
+    s.deps->probe->commit_failures.Increment();
+    log::warn("turn_commit_failed", {{"session", s.session_id}, {"error", error}});
+    return answer(self, status::unavailable, "the conversation store is unavailable: " + error);
+  }
+  bool was_new = !s.exists;
+  s.snap = std::move(s.next);
+  s.next.Clear();
+  s.exists = true;
+  auto result = std::make_shared<v1::TurnResult>(std::move(s.acc));
+  s.acc.Clear();
+  if (s.deps->transcripts != nullptr) {
+    std::vector<transcript_row> rows;
+    const auto& in = s.job->in;
+    auto t = now_ms();
+    if (!was_new || !in.text.empty()) {
+      rows.push_back(transcript_row{s.tenant, s.session_id, s.snap.bot(), s.snap.sequence(), "in", 0,
+                                    in.what == inbound::kind::end ? "[end] " + in.text : in.text, {}, t});
+    }
+    int idx = 0;
+    for (const auto& m : result->messages())
+      rows.push_back(transcript_row{s.tenant, s.session_id, s.snap.bot(), s.snap.sequence(), "out", idx++,
+                                    m.text(), {}, t});
+    s.deps->transcripts->append(std::move(rows));
+  }
+  answer(self, status::ok, {}, std::move(result));
+}
+
+/// Appends a VM segment's result to the turn's accumulated result.
+void accumulate(conversation_state& s, v1::TurnResult&& r, bool first) {
+  if (first) {
+    s.acc = std::move(r);
+    return;
+  }
+  for (auto& m : *r.mutable_messages()) *s.acc.add_messages() = std::move(m);
+  *s.acc.mutable_state() = std::move(*r.mutable_state());
+  *s.acc.mutable_action() = std::move(*r.mutable_action());
+  *s.acc.mutable_transfer() = std::move(*r.mutable_transfer());
+  s.acc.set_end_reason(r.end_reason());
+  if (!r.error().empty()) s.acc.set_error(r.error());
+}
+
+void continue_after_vm(self_ptr self) {
+  auto& s = self->state;
+  if (s.acc.state().status() != v1::AWAITING_ACTION) return commit(self);
+  auto req = bot::resolve_secrets(s.acc.action(), [](std::string_view) { return std::nullopt; });
+  if (!req) {
+    v1::Input in = bot::action_failure_input(req.err().message, s.job->in.now_unix);
+    return run_vm(self, &in);
+  }
+  caf::actor me = caf::actor_cast<caf::actor>(self);
+  s.deps->actions->run(std::move(*req), [me](v1::ActionResult r) {
+    caf::anon_send(me, action_atom::value, std::make_shared<v1::ActionResult>(std::move(r)));
+  });
+}
+
+/// Runs the VM for the current job (`input` null: the job's own input).
+void run_vm(self_ptr self, const v1::Input* input) {
+  auto& s = self->state;
+  const auto& in = s.job->in;
+  const auto& prog = *s.prog;
+  if (s.deps->options.debug_faults && in.text == debug_poison_text && !s.job->quarantined)
+    throw std::runtime_error("poison message (debug fault injection)");
+  if (input != nullptr) {
+    v1::TurnResult r = bot::resume(prog, s.acc.state(), *input);
+    accumulate(s, std::move(r), false);
+    return continue_after_vm(self);
+  }
+  if (in.what == inbound::kind::start) {
+    accumulate(s, bot::start(prog, in.variables, in.now_unix), true);
+    if (!in.text.empty() && s.acc.state().status() == v1::AWAITING_INPUT) {
+      // A first message with the start request: run it as the first input.
+      auto first = bot::text_input(in.text, in.now_unix);
+      accumulate(s, bot::resume(prog, s.acc.state(), first), false);
+    }
+    return continue_after_vm(self);
+  }
+  if (s.job->quarantined) {
+    accumulate(s, bot::resume(prog, s.snap.state(), bot::failure_input(s.job->quarantine_error, in.now_unix)), true);
+    return continue_after_vm(self);
+  }
+  if (in.what == inbound::kind::end) {
+    v1::TurnResult r;
+    *r.mutable_state() = s.snap.state();
+    r.mutable_state()->set_status(v1::ENDED);
+    r.set_end_reason(v1::COMPLETED);
+    accumulate(s, std::move(r), true);
+    return commit(self);
+  }
+  v1::Input vm_in;
+  if (in.choice_index > 0) {
+    // The n-th option of the last menu this conversation showed.
+    const v1::Outbound* menu = nullptr;
+    if (!s.snap.recent().empty())
+      for (const auto& m : s.snap.recent().rbegin()->result().messages())
+        if (m.choices_size() > 0) menu = &m;
+    if (menu == nullptr || in.choice_index > menu->choices_size())
+      return answer(self, status::bad_input,
+                    "message.choiceIndex: " + std::to_string(in.choice_index) + " is not an option of the last menu");
+    vm_in = bot::payload_input(menu->choices(static_cast<int>(in.choice_index - 1)).payload(), in.now_unix);
+  } else {
+    vm_in = in.what == inbound::kind::payload ? bot::payload_input(in.text, in.now_unix)
+                                              : bot::text_input(in.text, in.now_unix);
+  }
+  accumulate(s, bot::resume(prog, s.snap.state(), vm_in), true);
+  continue_after_vm(self);
+}
+
+void with_program(self_ptr self) {
+  auto& s = self->state;
+  if (s.prog) return run_vm(self, nullptr);
+  caf::actor me = caf::actor_cast<caf::actor>(self);
+  auto cb = [me](result<loaded_program> r) {
+    caf::anon_send(me, program_atom::value, std::make_shared<result<loaded_program>>(std::move(r)));
+  };
+  if (s.exists)
+    s.deps->registry->version(s.tenant, s.snap.bot(), s.snap.bot_version(), cb);
+  else
+    s.deps->registry->active(s.tenant, s.job->in.bot, cb);
+}
+
+/// The turn's checks once the snapshot is known: replay, staleness, existence.
+void dispatch(self_ptr self) {
+  auto& s = self->state;
+  const auto& in = s.job->in;
+  if (in.what == inbound::kind::start) {
+    if (s.exists) return answer(self, status::internal, "session id " + s.session_id + " is already in use");
+    return with_program(self);
+  }
+  if (!s.exists) return answer(self, status::session_not_found, "session " + s.session_id + " does not exist or expired");
+  if (!in.message_id.empty()) {
+    for (const auto& rec : s.snap.recent()) {
+      if (rec.message_id() == in.message_id) {
+        return answer(self, status::replayed, {}, std::make_shared<v1::TurnResult>(rec.result()));
+      }
+    }
+  }
+  if (s.snap.state().status() == v1::ENDED || s.snap.state().status() == v1::TRANSFERRED)
+    return answer(self, status::session_ended, "session " + s.session_id + " has ended");
+  if (in.sequence_id >= 0 && in.sequence_id <= s.snap.last_sequence_id())
+    return answer(self, status::stale_sequence,
+                  "sequenceId " + std::to_string(in.sequence_id) + " is not greater than the last processed " +
+                      std::to_string(s.snap.last_sequence_id()));
+  if (!in.bot.empty() && in.bot != s.snap.bot())
+    return answer(self, status::session_not_found, "session " + s.session_id + " does not belong to bot " + in.bot);
+  with_program(self);
+}
+
+caf::behavior conversation_impl(caf::stateful_actor<conversation_state>* self, const conversation_deps* deps,
+                                caf::actor shard, std::string key, std::string tenant, std::string session_id) {
+  auto& s = self->state;
+  s.deps = deps;
+  s.shard = std::move(shard);
+  s.key = std::move(key);
+  s.tenant = std::move(tenant);
+  s.session_id = std::move(session_id);
+  s.redis_key = snapshot_key(deps->options, s.tenant, s.session_id);
+  return {
+      [=](turn_atom, turn_job_ptr job) {
+        auto& s = self->state;
+        s.job = std::move(job);
+        s.acc.Clear();
+        if (s.loaded || s.job->in.what == inbound::kind::start) {
+          s.loaded = true;
+          return dispatch(self);
+        }
+        caf::actor me = caf::actor_cast<caf::actor>(self);
+        s.deps->redis->command({"GET", s.redis_key}, [me](result<store::redis_reply> r) {
+          caf::anon_send(me, loaded_atom::value, std::make_shared<result<store::redis_reply>>(std::move(r)));
+        });
+      },
+      [=](loaded_atom, std::shared_ptr<result<store::redis_reply>> r) {
+        auto& s = self->state;
+        if (!s.job) return;
+        if (!r->ok()) return answer(self, status::unavailable, "the conversation store is unavailable: " + r->err().message);
+        s.loaded = true;
+        if (!(*r)->is_nil()) {
+          if (!s.snap.ParseFromString((*r)->str))
+            return answer(self, status::internal, "the snapshot of session " + s.session_id + " does not parse");
+          s.exists = true;
+          s.deps->probe->activated_snapshot.Increment();
+        }
+        dispatch(self);
+      },
+      [=](program_atom, std::shared_ptr<result<loaded_program>> r) {
+        auto& s = self->state;
+        if (!s.job) return;
+        if (!r->ok()) {
+          if (r->err().code == "not_found") {
+            if (s.exists) return answer(self, status::internal, r->err().message);
+            return answer(self, status::bot_not_found, r->err().message);
+          }
+          return answer(self, status::unavailable, "bot programs are unavailable: " + r->err().message);
+        }
+        s.prog = (*r)->program;
+        if (!s.exists) {
+          s.snap.set_bot_version((*r)->version);
+          s.deps->probe->activated_new.Increment();
+        }
+        run_vm(self, nullptr);
+      },
+      [=](action_atom, std::shared_ptr<v1::ActionResult> r) {
+        auto& s = self->state;
+        if (!s.job) return;
+        v1::Input in;
+        *in.mutable_action() = std::move(*r);
+        in.set_now_unix(s.job->in.now_unix);
+        run_vm(self, &in);
+      },
+      [=](commit_atom, const std::string& error) { after_commit(self, error); },
+  };
+}
+
+}  // namespace
+
+std::string snapshot_key(const runtime_options& o, const std::string& tenant, const std::string& session) {
+  return o.key_prefix + ":conv:" + tenant + ":" + session;
+}
+
+caf::actor spawn_conversation(caf::actor_system& sys, const conversation_deps* deps, caf::actor shard,
+                              std::string key, std::string tenant, std::string session_id) {
+  return sys.spawn(conversation_impl, deps, std::move(shard), std::move(key), std::move(tenant),
+                   std::move(session_id));
+}
+
+}  // namespace parley::actors

@@ -1,0 +1,243 @@
+#include "actors/gateway/botapi_gateway.hpp"
+
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+
+#include <mutex>
+#include <unordered_map>
+
+#include "actors/runtime/runtime.hpp"
+#include "src/channels/botapi/botapi.hpp"
+
+namespace parley::actors {
+namespace {
+
+namespace botapi = channels::botapi;
+using status = turn_outcome::status;
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string new_session_id() {
+  unsigned char b[16];
+  RAND_bytes(b, sizeof b);
+  b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);
+  b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (int i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out += '-';
+    out += hex[b[i] >> 4];
+    out += hex[b[i] & 15];
+  }
+  return out;
+}
+
+/// Positive authentications, by (tenant, SHA-256 of the key), for `ttl`.
+class auth_cache {
+ public:
+  explicit auth_cache(std::chrono::seconds ttl) : ttl_(ttl) {}
+  static std::string key(const std::string& tenant, const std::string& token) {
+    unsigned char d[SHA256_DIGEST_LENGTH];
+    SHA256(reinterpret_cast<const unsigned char*>(token.data()), token.size(), d);
+    std::string k = tenant;
+    k += '\0';
+    k.append(reinterpret_cast<const char*>(d), sizeof d);
+    return k;
+  }
+  bool fresh(const std::string& k) {
+    std::lock_guard<std::mutex> lock(m_);
+    auto it = until_.find(k);
+    return it != until_.end() && it->second > std::chrono::steady_clock::now();
+  }
+  void remember(const std::string& k) {
+    std::lock_guard<std::mutex> lock(m_);
+    if (until_.size() > 100000) until_.clear();
+    until_[k] = std::chrono::steady_clock::now() + ttl_;
+  }
+
+ private:
+  std::chrono::seconds ttl_;
+  std::mutex m_;
+  std::unordered_map<std::string, std::chrono::steady_clock::time_point> until_;
+};
+
+struct gateway {
+  botapi_gateway_options opts;
+  auth_cache cache;
+  explicit gateway(botapi_gateway_options o) : opts(std::move(o)), cache(opts.auth_cache_ttl) {}
+
+  /// Authenticates, then calls `next` (on whatever thread answered).
+  void authenticate(const botapi::request_context& ctx, const std::string& path, const std::string& request_id,
+                    http::responder reply, std::function<void()> next) {
+    auto k = auth_cache::key(ctx.org_id, ctx.bearer_token);
+    if (cache.fresh(k)) return next();
+    opts.verify_key(ctx.org_id, ctx.bearer_token,
+                    [this, k, path, request_id, reply, next = std::move(next)](result<bool> ok) {
+                      if (!ok)
+                        return reply(botapi::render_error(503, "authentication is unavailable: " + ok.err().message,
+                                                          path, request_id, now_ms(), 1));
+                      if (!*ok)
+                        return reply(botapi::render_error(401, "Authorization: the bearer token is not an API key of this org",
+                                                          path, request_id, now_ms()));
+                      cache.remember(k);
+                      next();
+                    });
+  }
+
+  /// The error response for an outcome that is not a success; nullopt for ok/replayed.
+  static std::optional<http::response> outcome_error(const turn_outcome& out, const std::string& path,
+                                                     const std::string& request_id) {
+    switch (out.st) {
+      case status::ok:
+      case status::replayed:
+        return std::nullopt;
+      case status::session_not_found:
+      case status::session_ended:
+      case status::bot_not_found:
+        return botapi::render_error(404, out.message, path, request_id, now_ms());
+      case status::stale_sequence:
+      case status::bad_input:
+        return botapi::render_error(400, out.message, path, request_id, now_ms());
+      case status::unavailable:
+        return botapi::render_error(503, out.message, path, request_id, now_ms(), 1);
+      case status::internal:
+        break;
+    }
+    return botapi::render_error(500, out.message.empty() ? "internal error" : out.message, path, request_id, now_ms());
+  }
+
+  static botapi::reply make_reply(const turn_outcome& out, int64_t sequence_id, const std::string& request_id,
+                                  const botapi::response_options& options) {
+    botapi::reply r;
+    r.session_id = out.session_id;
+    r.sequence_id = sequence_id;
+    r.bot_version = out.program_id;
+    if (sequence_id > 0) r.processed_sequence_ids.push_back(sequence_id);
+    r.request_id = request_id;
+    r.options = options;
+    if (options.variables && out.program && out.result && out.st == status::ok)
+      r.variables = botapi::response_variables(out.program->proto(), out.result->state(), options);
+    return r;
+  }
+
+  void start(http::request&& req, http::responder reply) {
+    auto parsed = botapi::parse_start(req);
+    if (!parsed) return reply(botapi::render_failure(parsed.err(), req, now_ms()));
+    auto start = std::make_shared<botapi::start_request>(std::move(*parsed));
+    std::string path = req.path;
+    authenticate(start->ctx, path, start->ctx.request_id, reply, [this, start, path, reply] {
+      inbound in;
+      in.what = inbound::kind::start;
+      in.tenant = start->ctx.org_id;
+      in.bot = start->bot_id;
+      in.channel = "botapi";
+      in.session_id = new_session_id();
+      in.external_key = start->external_session_key;
+      in.message_id = "start";
+      in.text = start->text.value_or("");
+      in.variables = start->bot_variables();
+      in.now_unix = now_ms() / 1000;
+      opts.rt->submit(std::move(in), [start, path, reply](turn_outcome out) {
+        if (auto err = outcome_error(out, path, start->ctx.request_id)) return reply(std::move(*err));
+        reply(botapi::render_start(make_reply(out, 0, start->ctx.request_id, start->options), *out.result));
+      });
+    });
+  }
+
+  void cont(http::request&& req, http::responder reply) {
+    auto parsed = botapi::parse_continue(req);
+    if (!parsed) return reply(botapi::render_failure(parsed.err(), req, now_ms()));
+    auto msg = std::make_shared<botapi::continue_request>(std::move(*parsed));
+    std::string path = req.path;
+    authenticate(msg->ctx, path, msg->ctx.request_id, reply, [this, msg, path, reply] {
+      inbound in;
+      in.tenant = msg->ctx.org_id;
+      in.channel = "botapi";
+      in.session_id = msg->session_id;
+      in.sequence_id = msg->sequence_id;
+      in.message_id = std::to_string(msg->sequence_id);
+      in.now_unix = now_ms() / 1000;
+      switch (msg->kind) {
+        case botapi::message_kind::text:
+          in.what = inbound::kind::text;
+          in.text = msg->text;
+          break;
+        case botapi::message_kind::choice:
+          in.what = inbound::kind::payload;
+          if (msg->choice_id)
+            in.text = *msg->choice_id;
+          else
+            in.choice_index = msg->choice_index.value_or(0);
+          break;
+        case botapi::message_kind::end_session:
+          in.what = inbound::kind::end;
+          in.text = msg->reason;
+          break;
+        default:
+          return reply(botapi::render_error(422, "message.type: this runtime does not support this message type yet",
+                                            path, msg->ctx.request_id, now_ms()));
+      }
+      int64_t seq = msg->sequence_id;
+      opts.rt->submit(std::move(in), [msg, seq, path, reply](turn_outcome out) {
+        if (auto err = outcome_error(out, path, msg->ctx.request_id)) return reply(std::move(*err));
+        reply(botapi::render_continue(make_reply(out, seq, msg->ctx.request_id, msg->options), *out.result));
+      });
+    });
+  }
+
+  void end(http::request&& req, http::responder reply) {
+    auto parsed = botapi::parse_end(req);
+    if (!parsed) return reply(botapi::render_failure(parsed.err(), req, now_ms()));
+    auto e = std::make_shared<botapi::end_request>(std::move(*parsed));
+    std::string path = req.path;
+    authenticate(e->ctx, path, e->ctx.request_id, reply, [this, e, path, reply] {
+      inbound in;
+      in.what = inbound::kind::end;
+      in.tenant = e->ctx.org_id;
+      in.channel = "botapi";
+      in.session_id = e->session_id;
+      in.message_id = "end";
+      in.text = e->reason;
+      in.now_unix = now_ms() / 1000;
+      opts.rt->submit(std::move(in), [e, path, reply](turn_outcome out) {
+        if (auto err = outcome_error(out, path, e->ctx.request_id)) return reply(std::move(*err));
+        reply(botapi::render_end(make_reply(out, 0, e->ctx.request_id, {})));
+      });
+    });
+  }
+
+  void dispatch(http::request&& req, http::responder reply) {
+    auto route = botapi::match_route(req.method, req.path);
+    if (!route) return reply(botapi::render_failure(route.err(), req, now_ms()));
+    switch (route->kind) {
+      case botapi::endpoint::status:
+        return reply(botapi::render_status(!opts.ready || opts.ready()));
+      case botapi::endpoint::versions:
+        return reply(botapi::render_versions());
+      case botapi::endpoint::start_session:
+        return start(std::move(req), std::move(reply));
+      case botapi::endpoint::continue_session:
+        return cont(std::move(req), std::move(reply));
+      case botapi::endpoint::end_session:
+        return end(std::move(req), std::move(reply));
+    }
+  }
+};
+
+}  // namespace
+
+std::shared_ptr<void> add_botapi_routes(http::router& routes, botapi_gateway_options options) {
+  auto gw = std::make_shared<gateway>(std::move(options));
+  auto h = [gw](http::request&& req, http::responder reply) { gw->dispatch(std::move(req), std::move(reply)); };
+  routes.add("GET", "/status", h);
+  routes.add("GET", "/versions", h);
+  routes.add_prefix("POST", "/v5.3.0/bots/", "/v5.3.0/bots/{bot-id}/sessions", h);
+  routes.add_prefix("POST", "/v5.3.0/sessions/", "/v5.3.0/sessions/{session-id}/messages", h);
+  routes.add_prefix("DELETE", "/v5.3.0/sessions/", "/v5.3.0/sessions/{session-id}", h);
+  return gw;
+}
+
+}  // namespace parley::actors

@@ -1,0 +1,125 @@
+#include "actors/registry/bot_registry.hpp"
+
+#include <future>
+
+#include "src/log/log.hpp"
+
+namespace parley::actors {
+namespace {
+
+std::string bot_key(const std::string& tenant, const std::string& bot) {
+  std::string k = tenant;
+  k += '\0';
+  k += bot;
+  return k;
+}
+
+std::string version_key(const std::string& tenant, const std::string& bot, uint32_t version) {
+  std::string k = bot_key(tenant, bot);
+  k += '\0';
+  k += std::to_string(version);
+  return k;
+}
+
+}  // namespace
+
+bot_registry::bot_registry(program_source source, std::chrono::milliseconds poll_interval)
+    : source_(std::move(source)), poll_interval_(poll_interval) {}
+
+bot_registry::~bot_registry() { stop(); }
+
+void bot_registry::start() {
+  if (!poller_.joinable()) poller_ = std::thread([this] { poll_loop(); });
+}
+
+void bot_registry::stop() {
+  {
+    std::lock_guard<std::mutex> lock(stop_mutex_);
+    stop_ = true;
+  }
+  stop_cv_.notify_all();
+  if (poller_.joinable()) poller_.join();
+}
+
+void bot_registry::active(const std::string& tenant, const std::string& bot, callback done) {
+  if (log_loaded_.load()) {
+    uint32_t v = 0;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto it = active_.find(bot_key(tenant, bot));
+      if (it != active_.end()) v = it->second;
+    }
+    if (v == 0) {
+      done(make_error("not_found", "bot '" + bot + "' of tenant '" + tenant + "' has no active version"));
+      return;
+    }
+    version(tenant, bot, v, std::move(done));
+    return;
+  }
+  // Before the change log is read once, ask Postgres directly.
+  load_version(tenant, bot, 0, std::move(done));
+}
+
+void bot_registry::version(const std::string& tenant, const std::string& bot, uint32_t v, callback done) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = programs_.find(version_key(tenant, bot, v));
+    if (it != programs_.end()) {
+      auto prog = it->second;
+      done(loaded_program{v, std::move(prog)});
+      return;
+    }
+  }
+  load_version(tenant, bot, v, std::move(done));
+}
+
+void bot_registry::load_version(const std::string& tenant, const std::string& bot, uint32_t v, callback done) {
+  source_.load(tenant, bot, v,
+               [this, tenant, bot, done = std::move(done)](result<std::pair<uint32_t, std::string>> r) {
+                 if (!r) return done(r.err());
+                 auto [version, bytes] = std::move(*r);
+                 bot::v1::Program proto;
+                 if (!proto.ParseFromString(bytes))
+                   return done(make_error("bad_program", "stored program of " + bot + " v" +
+                                                             std::to_string(version) + " does not parse"));
+                 auto prog = bot::load(std::move(proto));
+                 if (!prog) return done(prog.err());
+                 std::shared_ptr<const bot::program> shared = *prog;
+                 {
+                   std::lock_guard<std::mutex> lock(mutex_);
+                   // Two loads may race: keep the first so every actor shares one copy.
+                   auto [it, inserted] = programs_.emplace(version_key(tenant, bot, version), shared);
+                   shared = it->second;
+                 }
+                 done(loaded_program{version, std::move(shared)});
+               });
+}
+
+void bot_registry::poll_loop() {
+  while (!stop_.load()) {
+    auto p = std::make_shared<std::promise<result<std::vector<active_change>>>>();
+    auto f = p->get_future();
+    source_.changes(applied_seq_.load(), [p](result<std::vector<active_change>> r) { p->set_value(std::move(r)); });
+    if (f.wait_for(std::chrono::seconds(10)) == std::future_status::ready) {
+      auto r = f.get();
+      if (r) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        for (const auto& c : *r) {
+          auto& slot = active_[bot_key(c.tenant, c.bot)];
+          if (slot != c.version && log_loaded_.load())
+            log::info("bot_version_activated",
+                      {{"tenant", c.tenant}, {"bot", c.bot}, {"version", std::to_string(c.version)}});
+          slot = c.version;
+          if (c.change_seq > applied_seq_.load()) applied_seq_ = c.change_seq;
+        }
+        log_loaded_ = true;
+      } else {
+        log::warn("bot_registry_poll_failed", {{"error", r.err().message}});
+      }
+    }
+    std::unique_lock<std::mutex> lock(stop_mutex_);
+    stop_cv_.wait_for(lock, poll_interval_, [this] { return stop_.load(); });
+  }
+}
+
+}  // namespace parley::actors

@@ -1,0 +1,93 @@
+#pragma once
+/// The bot registry of one node: compiled programs by (tenant, bot, version) and the
+/// active version of each bot, shared by every conversation actor.
+///
+/// Postgres stays the truth. Programs are immutable, so a loaded version is cached
+/// for the life of the node. The active version of each bot follows Postgres by
+/// polling its change log (`changes`) every `poll_interval` (default 250 ms), so a
+/// new activation reaches every node within a second without a restart.
+///
+/// Thread-safe. Callbacks run inline on a cache hit, else on the loader's thread:
+/// they must not block (send a message to an actor).
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "src/bot/bot.hpp"
+#include "src/common/result.hpp"
+
+namespace parley::actors {
+
+struct loaded_program {
+  uint32_t version = 0;
+  std::shared_ptr<const bot::program> program;
+};
+
+/// One row of the active-version change log.
+struct active_change {
+  std::string tenant, bot;
+  uint32_t version = 0;
+  int64_t change_seq = 0;
+};
+
+/// Where programs come from (the app wires these to the Postgres catalog).
+struct program_source {
+  /// Loads version `version` of a bot (0: the active one): the version number and the
+  /// serialized program. A bot or version that does not exist fails with code `not_found`.
+  std::function<void(const std::string& tenant, const std::string& bot, uint32_t version,
+                     std::function<void(result<std::pair<uint32_t, std::string>>)>)>
+      load;
+  /// Change-log rows with change_seq > `since`, ascending.
+  std::function<void(int64_t since, std::function<void(result<std::vector<active_change>>)>)> changes;
+};
+
+class bot_registry {
+ public:
+  explicit bot_registry(program_source source,
+                        std::chrono::milliseconds poll_interval = std::chrono::milliseconds(250));
+  ~bot_registry();
+  bot_registry(const bot_registry&) = delete;
+  bot_registry& operator=(const bot_registry&) = delete;
+
+  using callback = std::function<void(result<loaded_program>)>;
+
+  /// The active version of a bot. Fails with `not_found` when the bot has none.
+  void active(const std::string& tenant, const std::string& bot, callback done);
+
+  /// A given version (a conversation stays on the version it started with).
+  void version(const std::string& tenant, const std::string& bot, uint32_t version, callback done);
+
+  /// Starts the poller thread; stop() (or the destructor) ends it.
+  void start();
+  void stop();
+
+  /// Change-log rows applied so far (for tests and metrics).
+  int64_t applied_change_seq() const { return applied_seq_.load(); }
+
+ private:
+  void poll_loop();
+  void load_version(const std::string& tenant, const std::string& bot, uint32_t version, callback done);
+
+  program_source source_;
+  std::chrono::milliseconds poll_interval_;
+  mutable std::mutex mutex_;
+  std::map<std::string, std::shared_ptr<const bot::program>> programs_;  // tenant\0bot\0version
+  std::map<std::string, uint32_t> active_;                                // tenant\0bot, from the log
+  std::atomic<bool> log_loaded_{false};
+  std::atomic<int64_t> applied_seq_{0};
+  std::atomic<bool> stop_{false};
+  std::mutex stop_mutex_;
+  std::condition_variable stop_cv_;
+  std::thread poller_;
+};
+
+}  // namespace parley::actors

@@ -1,0 +1,144 @@
+#pragma once
+/// The conversation runtime of one node: the public face the gateways use.
+///
+/// A gateway turns a channel request into an `inbound` and calls `runtime::submit`
+/// from any thread (an HTTP handler, say); `done` is called exactly once, from an
+/// actor thread, with the outcome. Behind it, shard actors own the live
+/// conversation actors: they spawn them on demand (from the Redis snapshot when one
+/// exists), feed them one turn at a time in arrival order, restart them from their
+/// snapshot when they die, and passivate them when idle. A conversation answers a
+/// turn only after the turn's snapshot is committed to Redis.
+///
+/// CAF stays behind this header: it forward-declares `caf::actor_system`.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "src/bot/bot.hpp"
+#include "src/common/result.hpp"
+
+namespace caf {
+class actor_system;
+}
+namespace prometheus {
+class Registry;
+}
+namespace parley::store {
+class redis_client;
+}
+
+namespace parley::actors {
+
+class bot_registry;
+class transcript_writer;
+class action_runner;
+
+/// One inbound message for a conversation, from any channel.
+struct inbound {
+  enum class kind { start, text, payload, end };
+  kind what = kind::text;
+  std::string tenant;
+  std::string bot;               ///< start: the bot to run; later: checked against the session
+  std::string channel;           ///< "botapi", "sms", ...
+  std::string session_id;        ///< the conversation key within the tenant
+  std::string external_key;      ///< the channel's own key (start only)
+  std::string message_id;        ///< channel message id: a redelivery with the same id is replayed
+  int64_t sequence_id = -1;      ///< Bot API sequenceId (must increase); -1 when the channel has none
+  std::string text;              ///< text, button payload, or end reason
+  int64_t choice_index = 0;      ///< > 0: the n-th option (1-based) of the last menu shown
+  bot::variables variables;      ///< start only: client-settable variables
+  int64_t now_unix = 0;
+};
+
+/// What became of one inbound message.
+struct turn_outcome {
+  enum class status {
+    ok,                 ///< the bot ran and the turn is committed
+    replayed,           ///< a redelivery: the recorded result of the first delivery
+    session_not_found,  ///< no live conversation and no snapshot (never started, expired)
+    session_ended,      ///< the conversation ended before this message
+    stale_sequence,     ///< a sequenceId lower than one already processed
+    bot_not_found,      ///< start: the tenant has no active version of this bot
+    unavailable,        ///< Redis (or Postgres for programs) cannot be reached: retry later
+    internal,           ///< a bug; the message names it
+    bad_input,          ///< the message cannot apply to this conversation (no such menu option)
+  };
+  status st = status::internal;
+  std::string message;                       ///< for errors: one sentence for the client
+  std::shared_ptr<const bot::v1::TurnResult> result;  ///< ok and replayed
+  std::shared_ptr<const bot::program> program;        ///< the program the conversation runs
+  std::string session_id;
+  std::string external_key;
+  std::string bot;
+  uint32_t bot_version = 0;
+  std::string program_id;
+  uint64_t sequence = 0;                     ///< turns committed in this conversation
+  int64_t last_sequence_id = -1;             ///< highest Bot API sequenceId processed
+};
+
+struct runtime_options {
+  std::size_t shards = 32;                              ///< shard actors on this node
+  std::chrono::milliseconds passivate_after{600000};    ///< idle live conversations stop
+  int max_attempts = 3;                                 ///< deaths of one message before quarantine
+  std::chrono::seconds attempt_window{60};
+  std::size_t recent_turns = 8;                         ///< answered messages kept for replay
+  std::chrono::seconds default_idle_timeout{3600};      ///< snapshot TTL when the bot sets none
+  bool debug_faults = false;                            ///< enables kill() and the poison text
+  std::string key_prefix = "parley";                    ///< Redis keys: <prefix>:conv:<tenant>:<session>
+};
+
+/// A quarantined message, for the caller to keep in Postgres.
+struct quarantined {
+  std::string tenant, session_id, message_id, text, error;
+  int attempts = 0;
+};
+
+/// The text that, with `debug_faults`, makes a conversation actor throw while running
+/// the turn (a poison message for tests).
+inline constexpr const char* debug_poison_text = "__parley_poison__";
+
+class runtime {
+ public:
+  struct deps {
+    caf::actor_system* system = nullptr;
+    store::redis_client* redis = nullptr;
+    bot_registry* registry = nullptr;
+    transcript_writer* transcripts = nullptr;    ///< may be null
+    action_runner* actions = nullptr;
+    prometheus::Registry* metrics = nullptr;
+    std::function<void(quarantined)> quarantine; ///< may be empty
+  };
+  runtime(deps d, runtime_options options);
+  ~runtime();
+  runtime(const runtime&) = delete;
+  runtime& operator=(const runtime&) = delete;
+
+  /// Queues one inbound message. Any thread; `done` runs once on an actor thread.
+  void submit(inbound in, std::function<void(turn_outcome)> done);
+
+  struct live_conversation {
+    std::string session_id, bot;
+    uint32_t bot_version = 0;
+    int64_t idle_ms = 0;
+  };
+  /// Live conversation actors of `tenant` on this node.
+  void live(const std::string& tenant, std::function<void(std::vector<live_conversation>)> done);
+
+  /// Debug only (`debug_faults`): kills the conversation actor; `done(false)` when
+  /// it is not live or faults are disabled.
+  void kill(const std::string& tenant, const std::string& session_id, std::function<void(bool)> done);
+
+  /// Stops every shard and conversation (snapshots stay in Redis).
+  void stop();
+
+  struct impl;
+
+ private:
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace parley::actors

@@ -1,0 +1,119 @@
+#include "actors/transcript/transcript_writer.hpp"
+
+#include <future>
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
+#include "src/log/log.hpp"
+
+namespace parley::actors {
+
+transcript_writer::transcript_writer(write_fn write, options opts, prometheus::Registry* metrics)
+    : write_(std::move(write)), opts_(opts) {
+  if (metrics != nullptr) {
+    lag_ = &prometheus::BuildGauge()
+                .Name("parley_transcript_lag_rows")
+                .Help("Transcript rows waiting to be written to Postgres.")
+                .Register(*metrics)
+                .Add({});
+    written_ = &prometheus::BuildCounter()
+                    .Name("parley_transcript_rows_written_total")
+                    .Help("Transcript rows written to Postgres.")
+                    .Register(*metrics)
+                    .Add({});
+    dropped_ = &prometheus::BuildCounter()
+                    .Name("parley_transcript_rows_dropped_total")
+                    .Help("Transcript rows dropped because the buffer was full.")
+                    .Register(*metrics)
+                    .Add({});
+    failures_ = &prometheus::BuildCounter()
+                     .Name("parley_transcript_write_failures_total")
+                     .Help("Failed transcript batch writes (retried).")
+                     .Register(*metrics)
+                     .Add({});
+  }
+  thread_ = std::thread([this] { loop(); });
+}
+
+transcript_writer::~transcript_writer() { stop(); }
+
+void transcript_writer::stop() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void transcript_writer::append(std::vector<transcript_row> rows) {
+  std::size_t dropped = 0;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto& r : rows) {
+      if (buffer_.size() >= opts_.max_buffered) {
+        ++dropped;
+        continue;
+      }
+      buffer_.push_back(std::move(r));
+    }
+    if (lag_ != nullptr) lag_->Set(static_cast<double>(buffer_.size() + in_flight_));
+  }
+  if (dropped > 0 && dropped_ != nullptr) dropped_->Increment(static_cast<double>(dropped));
+  if (dropped > 0) log::warn("transcript_rows_dropped", {{"rows", std::to_string(dropped)}});
+  cv_.notify_one();
+}
+
+std::size_t transcript_writer::lag() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return buffer_.size() + in_flight_;
+}
+
+bool transcript_writer::flush(std::chrono::milliseconds deadline) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  cv_.notify_one();
+  return drained_.wait_for(lock, deadline, [this] { return buffer_.empty() && in_flight_ == 0; });
+}
+
+void transcript_writer::loop() {
+  auto backoff = std::chrono::milliseconds(50);
+  std::unique_lock<std::mutex> lock(mutex_);
+  while (true) {
+    cv_.wait_for(lock, opts_.flush_interval, [this] { return stop_ || buffer_.size() >= opts_.max_batch; });
+    if (buffer_.empty()) {
+      if (stop_) return;
+      continue;
+    }
+    std::size_t n = std::min(buffer_.size(), opts_.max_batch);
+    std::vector<transcript_row> batch(std::make_move_iterator(buffer_.begin()),
+                                      std::make_move_iterator(buffer_.begin() + static_cast<long>(n)));
+    buffer_.erase(buffer_.begin(), buffer_.begin() + static_cast<long>(n));
+    in_flight_ = n;
+    lock.unlock();
+    auto p = std::make_shared<std::promise<result<void>>>();
+    auto f = p->get_future();
+    auto copy = batch;  // kept for a retry: the write may fail
+    write_(std::move(copy), [p](result<void> r) { p->set_value(std::move(r)); });
+    auto r = f.get();
+    lock.lock();
+    in_flight_ = 0;
+    if (r) {
+      if (written_ != nullptr) written_->Increment(static_cast<double>(n));
+      backoff = std::chrono::milliseconds(50);
+    } else {
+      if (failures_ != nullptr) failures_->Increment();
+      log::warn("transcript_write_failed", {{"rows", std::to_string(n)}, {"error", r.err().message}});
+      // Back to the front, in order: the write is idempotent, so a partial success is harmless.
+      buffer_.insert(buffer_.begin(), std::make_move_iterator(batch.begin()), std::make_move_iterator(batch.end()));
+      if (stop_) return;
+      cv_.wait_for(lock, backoff, [this] { return stop_; });
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+    }
+    if (lag_ != nullptr) lag_->Set(static_cast<double>(buffer_.size()));
+    if (buffer_.empty()) drained_.notify_all();
+  }
+}
+
+}  // namespace parley::actors

@@ -1,0 +1,91 @@
+#pragma once
+/// Writes transcript rows to Postgres in batches, off the turn's critical path.
+///
+/// Conversations `append` rows after their turn is committed to Redis; a flusher
+/// thread sends batches (up to `max_batch` rows, at least every `flush_interval`)
+/// through `write`, which must be idempotent on (session, sequence, direction, idx).
+/// When Postgres is slow or down, rows wait and the batch is retried with backoff;
+/// the buffer is bounded (`max_buffered`): beyond it new rows are dropped and counted,
+/// so a long outage costs transcript rows, never turns or memory.
+///
+/// Metrics: parley_transcript_lag_rows (buffered), parley_transcript_rows_written_total,
+/// parley_transcript_rows_dropped_total, parley_transcript_write_failures_total.
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "src/common/result.hpp"
+
+namespace prometheus {
+class Registry;
+class Gauge;
+class Counter;
+}  // namespace prometheus
+
+namespace parley::actors {
+
+struct transcript_row {
+  std::string tenant;
+  std::string session_id;
+  std::string bot;
+  uint64_t sequence = 0;    ///< the conversation's turn number
+  std::string direction;    ///< "in" or "out"
+  int idx = 0;              ///< position within the turn and direction
+  std::string text;
+  std::string payload;      ///< JSON (choices, intents), may be empty
+  int64_t created_unix_ms = 0;
+};
+
+class transcript_writer {
+ public:
+  using write_fn = std::function<void(std::vector<transcript_row>, std::function<void(result<void>)>)>;
+
+  struct options {
+    std::size_t max_batch = 500;
+    std::chrono::milliseconds flush_interval{50};
+    std::size_t max_buffered = 200000;
+  };
+
+  transcript_writer(write_fn write, options opts, prometheus::Registry* metrics);
+  ~transcript_writer();
+  transcript_writer(const transcript_writer&) = delete;
+  transcript_writer& operator=(const transcript_writer&) = delete;
+
+  /// Any thread; never blocks on Postgres.
+  void append(std::vector<transcript_row> rows);
+
+  /// Rows buffered and not yet written.
+  std::size_t lag() const;
+
+  /// Blocks until the buffer is empty or `deadline` passes (shutdown and tests).
+  bool flush(std::chrono::milliseconds deadline);
+
+  void stop();
+
+ private:
+  void loop();
+
+  write_fn write_;
+  options opts_;
+  mutable std::mutex mutex_;
+  std::condition_variable cv_;
+  std::condition_variable drained_;
+  std::deque<transcript_row> buffer_;
+  std::size_t in_flight_ = 0;
+  bool stop_ = false;
+  prometheus::Gauge* lag_ = nullptr;
+  prometheus::Counter* written_ = nullptr;
+  prometheus::Counter* dropped_ = nullptr;
+  prometheus::Counter* failures_ = nullptr;
+  std::thread thread_;
+};
+
+}  // namespace parley::actors
