@@ -1,0 +1,159 @@
+#pragma once
+/// parley::bot — the public face of the bot engine: compile a bot definition
+/// file into a program, load it, and run conversations on it turn by turn.
+///
+/// Nothing here does I/O, blocks, or includes CAF. All functions are pure with
+/// respect to their arguments; a loaded `program` is immutable and may be shared
+/// by any number of threads (conversation actors) at once.
+///
+/// Typical use by a conversation actor:
+///
+///     auto prog = bot::load(compiled);             // once per bot version
+///     auto r = bot::start(**prog, client_vars, now); // new conversation
+///     // send r.messages(); persist r.state()
+///     r = bot::resume(**prog, r.state(), bot::text_input("hi", now));
+///     if (r.state().status() == v1::AWAITING_ACTION)
+///       // perform r.action() asynchronously, then:
+///       r = bot::resume(**prog, r.state(), bot::action_input(result, now));
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "src/common/result.hpp"
+#include "src/proto/bot.pb.h"
+
+namespace parley::bot {
+
+namespace v1 = ::parley::bot::v1;
+
+// ------------------------------------------------------------------ compiler
+
+enum class severity { error, warning };
+
+/// One finding of the compiler, located in the source file (1-based line and
+/// column; 0 when the finding concerns the whole file).
+struct diagnostic {
+  severity level = severity::error;
+  std::string file;
+  int line = 0;
+  int column = 0;
+  std::string message;
+  /// "file:line:col: error: message", the format compilers and editors expect.
+  std::string to_string() const;
+};
+
+/// The outcome of a compilation: the program when there is no error, and every
+/// diagnostic found (errors and warnings), sorted by position.
+struct compile_result {
+  std::optional<v1::Program> program;
+  std::vector<diagnostic> diagnostics;
+  bool ok() const { return program.has_value(); }
+  std::size_t error_count() const;
+  std::size_t warning_count() const;
+};
+
+/// Compiles a bot definition (YAML, or JSON) into a program. Reports every error
+/// at once. Deterministic: the same text gives byte-identical programs (and the
+/// same program id). `file_name` only labels the diagnostics.
+compile_result compile(std::string_view text, std::string_view file_name = "bot.yaml");
+
+/// Reads and compiles a file; a read failure is reported as a diagnostic.
+compile_result compile_file(const std::string& path);
+
+/// Serializes a program deterministically (same program, same bytes).
+std::string serialize(const v1::Program& program);
+
+// ------------------------------------------------------------------ program
+
+/// A compiled program, prepared for execution (expressions parsed, regexes and
+/// the NLU model built). Immutable; share it with std::shared_ptr.
+class program {
+ public:
+  ~program();
+  program(const program&) = delete;
+  program& operator=(const program&) = delete;
+
+  const v1::Program& proto() const;
+  /// "<name>@<hash>": the exact program; stored in every state.
+  const std::string& id() const;
+  /// How long a session may stay idle before the caller should end it.
+  std::chrono::seconds idle_timeout() const;
+
+  struct impl;
+  const impl& internals() const { return *impl_; }
+
+ private:
+  friend result<std::shared_ptr<const program>> load(v1::Program);
+  explicit program(std::unique_ptr<impl> p);
+  std::unique_ptr<impl> impl_;
+};
+
+/// Prepares a program for execution. Fails (code `bad_program`) only when the
+/// program did not come from `compile` of a compatible version.
+result<std::shared_ptr<const program>> load(v1::Program compiled);
+
+// ------------------------------------------------------------------ VM
+
+/// Guards applied by the VM.
+inline constexpr std::size_t max_steps_per_turn = 1000;
+inline constexpr std::size_t max_input_bytes = 2000;  // longer input is truncated
+inline constexpr std::size_t max_text_value_bytes = 4096;
+inline constexpr std::size_t max_list_items = 100;
+
+/// Values the client passes at session start, by variable name. Only variables
+/// declared `client_settable` are accepted; others are ignored and reported in
+/// TurnResult.error.
+using variables = std::map<std::string, v1::Value, std::less<>>;
+
+/// Starts a conversation: runs the welcome dialog (or the main menu) until the
+/// bot needs input. `now_unix` is the wall clock for relative dates.
+v1::TurnResult start(const program& prog, const variables& vars, std::int64_t now_unix);
+
+/// Runs one turn: feeds `input` to the conversation in `state` and runs until
+/// the bot needs input, ends, transfers, or needs an action result. Never
+/// throws for user data; a runtime error runs the bot's error dialog (or ends
+/// the session with END_REASON ERROR). A state of another program ends the
+/// session with PROGRAM_MISMATCH. A state that already ended stays ended.
+v1::TurnResult resume(const program& prog, const v1::State& state, const v1::Input& input);
+
+/// Input helpers.
+v1::Input text_input(std::string_view text, std::int64_t now_unix = 0);
+v1::Input payload_input(std::string_view payload, std::int64_t now_unix = 0);
+v1::Input action_input(int http_status, std::string_view json_body, std::int64_t now_unix = 0);
+v1::Input action_failure_input(std::string_view error, std::int64_t now_unix = 0);
+/// The caller failed while handling this conversation: run the error dialog.
+v1::Input failure_input(std::string_view error, std::int64_t now_unix = 0);
+
+/// Replaces every `{{secret.NAME}}` in the request's headers and URL with
+/// `lookup(NAME)`; fails (code `missing_secret`) naming the first unknown one.
+result<v1::ActionRequest> resolve_secrets(
+    v1::ActionRequest request,
+    const std::function<std::optional<std::string>(std::string_view)>& lookup);
+
+/// Reads a variable of a state by name (the default when unset); nullopt for an
+/// unknown name.
+std::optional<v1::Value> get_variable(const program& prog, const v1::State& state,
+                                      std::string_view name);
+
+/// Renders a value as a template would ("12.5", "true", "[a, b]", "" for null).
+std::string to_text(const v1::Value& v);
+
+// ------------------------------------------------------------------ NLU
+
+/// Classifies a text with the program's model: intents best first (at most
+/// `top`), with confidences in [0, 1]. Exposed for tools and measurements.
+std::vector<v1::IntentScore> classify(const program& prog, std::string_view text,
+                                      std::size_t top = 3);
+
+/// Extracts every entity the program knows from a text.
+std::vector<v1::EntityMatch> extract_entities(const program& prog, std::string_view text,
+                                              std::int64_t now_unix);
+
+}  // namespace parley::bot

@@ -1,0 +1,84 @@
+#pragma once
+/// The bot expression language (internal to src/bot): parsing with positioned
+/// errors, static type checking against declared variables, and evaluation.
+///
+/// Grammar (lowest precedence first):
+///   expr    := or
+///   or      := and ("or" and)*            -- also ||
+///   and     := not ("and" not)*           -- also &&
+///   not     := "not" not | cmp            -- also !
+///   cmp     := add (("=="|"!="|"<"|"<="|">"|">=") add)?
+///   add     := mul (("+"|"-") mul)*
+///   mul     := unary (("*"|"/"|"%") unary)*
+///   unary   := "-" unary | primary
+///   primary := number | string | true | false | null | name("." field)*
+///            | func "(" args ")" | "(" expr ")"
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "src/proto/bot.pb.h"
+
+namespace parley::bot::detail {
+
+enum class vtype { any, null, boolean, number, text, list, object };
+const char* vtype_name(vtype t);
+vtype vtype_of(::parley::bot::v1::VarType t);
+
+struct expr_node;
+using expr_ptr = std::shared_ptr<const expr_node>;
+
+struct expr_error {
+  std::size_t offset = 0;  // byte offset into the expression text
+  std::string message;
+};
+
+/// Resolves a variable name to its index and static type; index < 0 = unknown.
+struct var_info {
+  int index = -1;
+  vtype type = vtype::any;
+};
+using var_resolver = std::function<var_info(std::string_view)>;
+
+struct parsed_expr {
+  expr_ptr root;
+  vtype type = vtype::any;
+  std::vector<expr_error> errors;  // parse and type errors; root null on parse error
+};
+
+/// Parses and type-checks an expression.
+parsed_expr parse_expr(std::string_view text, const var_resolver& vars);
+
+/// Thrown by eval for a runtime error (division by zero, bad conversion,
+/// value too large). Caught by the VM; never escapes src/bot.
+struct eval_failure {
+  std::string message;
+};
+
+/// Read access to variables during evaluation.
+using var_reader = std::function<const ::parley::bot::v1::Value&(int index)>;
+
+::parley::bot::v1::Value eval(const expr_node& e, const var_reader& vars);
+
+/// Truthiness used by conditions: null/false/0/""/[] are false.
+bool truthy(const ::parley::bot::v1::Value& v);
+bool values_equal(const ::parley::bot::v1::Value& a, const ::parley::bot::v1::Value& b);
+
+/// A template "Hello {{name}}": literal text and expressions.
+struct template_part {
+  std::string literal;
+  expr_ptr expr;  // null for literal parts
+  bool secret = false;  // {{secret.NAME}}: kept verbatim for the caller
+};
+struct parsed_template {
+  std::vector<template_part> parts;
+  std::vector<expr_error> errors;
+};
+parsed_template parse_template(std::string_view text, const var_resolver& vars);
+std::string render(const parsed_template& t, const var_reader& vars);
+
+}  // namespace parley::bot::detail

@@ -1,0 +1,535 @@
+#include "src/bot/nlu.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdlib>
+#include <unordered_map>
+
+#include "src/bot/text.hpp"
+
+namespace parley::bot::detail {
+
+namespace {
+
+constexpr std::uint32_t mask = nlu_buckets - 1;
+// Feature families are hashed with distinct seeds so they never collide by
+// construction, only by chance.
+constexpr std::uint32_t seed_word = 0x811C9DC5u;
+constexpr std::uint32_t seed_bigram = 0x01000193u;
+constexpr std::uint32_t seed_char = 0x5bd1e995u;
+// Relative weights of the feature families, chosen on the held-out split of
+// config/bots/help-desk.yaml (see bench/README.md).
+constexpr float word_weight = 1.0f;
+constexpr float bigram_weight = 0.6f;
+constexpr float char_weight = 0.35f;
+
+void compact(sparse& v) {
+  std::sort(v.begin(), v.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::size_t o = 0;
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (o > 0 && v[o - 1].first == v[i].first) v[o - 1].second += v[i].second;
+    else v[o++] = v[i];
+  }
+  v.resize(o);
+}
+
+// Sublinear TF (square root of the weighted count) times IDF, L2-normalized.
+template <class Idf>
+void weigh(sparse& v, const Idf& idf) {
+  double norm = 0;
+  for (auto& [b, w] : v) {
+    w = std::sqrt(w) * idf(b);
+    norm += static_cast<double>(w) * w;
+  }
+  if (norm <= 0) return;
+  auto inv = static_cast<float>(1.0 / std::sqrt(norm));
+  for (auto& e : v) e.second *= inv;
+}
+
+}  // namespace
+
+void featurize(std::string_view norm, sparse& out) {
+  auto ws = words(norm);
+  std::string buf;
+  for (std::size_t i = 0; i < ws.size(); ++i) {
+    auto w = ws[i];
+    out.emplace_back(fnv1a32(w, seed_word) & mask, word_weight);
+    if (i + 1 < ws.size()) {
+      buf.assign(w).push_back(' ');
+      buf.append(ws[i + 1]);
+      out.emplace_back(fnv1a32(buf, seed_bigram) & mask, bigram_weight);
+    }
+    buf.assign("<").append(w).push_back('>');
+    for (std::size_t n = 3; n <= 4; ++n)
+      for (std::size_t p = 0; p + n <= buf.size(); ++p)
+        out.emplace_back(fnv1a32(std::string_view(buf).substr(p, n), seed_char + n) & mask,
+                         char_weight);
+  }
+  compact(out);
+}
+
+v1::NluModel train(const google::protobuf::RepeatedPtrField<v1::Intent>& intents) {
+  v1::NluModel m;
+  m.set_buckets(nlu_buckets);
+  std::vector<std::vector<sparse>> docs(intents.size());
+  std::unordered_map<std::uint32_t, std::uint32_t> df;
+  std::size_t n = 0;
+  for (int i = 0; i < intents.size(); ++i) {
+    for (const auto& u : intents[i].utterances()) {
+      sparse v;
+      featurize(u, v);
+      for (const auto& e : v) ++df[e.first];
+      docs[i].push_back(std::move(v));
+      ++n;
+    }
+  }
+  std::vector<std::pair<std::uint32_t, float>> idf;
+  idf.reserve(df.size());
+  for (auto [b, c] : df)
+    idf.emplace_back(b, static_cast<float>(std::log((n + 1.0) / (c + 1.0)) + 1.0));
+  std::sort(idf.begin(), idf.end());
+  float default_idf = static_cast<float>(std::log(n + 1.0) + 1.0);
+  m.set_default_idf(default_idf);
+  for (auto& [b, w] : idf) {
+    m.add_idf_bucket(b);
+    m.add_idf_weight(w);
+  }
+  auto lookup = [&](std::uint32_t b) {
+    auto it = std::lower_bound(idf.begin(), idf.end(), std::make_pair(b, -1e30f));
+    return it != idf.end() && it->first == b ? it->second : default_idf;
+  };
+  for (std::size_t i = 0; i < docs.size(); ++i) {
+    sparse sum;
+    for (auto& d : docs[i]) {
+      weigh(d, lookup);
+      sum.insert(sum.end(), d.begin(), d.end());
+    }
+    compact(sum);
+    double norm = 0;
+    for (auto& e : sum) norm += static_cast<double>(e.second) * e.second;
+    auto inv = norm > 0 ? static_cast<float>(1.0 / std::sqrt(norm)) : 0.0f;
+    auto* c = m.add_centroids();
+    c->mutable_bucket()->Reserve(static_cast<int>(sum.size()));
+    c->mutable_weight()->Reserve(static_cast<int>(sum.size()));
+    for (auto& [b, w] : sum) {
+      c->add_bucket(b);
+      c->add_weight(w * inv);
+    }
+  }
+  return m;
+}
+
+classifier::classifier(const v1::Program& p) {
+  const auto& m = p.nlu();
+  idf_bucket_.assign(m.idf_bucket().begin(), m.idf_bucket().end());
+  idf_weight_.assign(m.idf_weight().begin(), m.idf_weight().end());
+  default_idf_ = m.default_idf();
+  intents_ = static_cast<std::size_t>(m.centroids_size());
+  std::vector<std::tuple<std::uint32_t, std::uint32_t, float>> all;
+  for (int i = 0; i < m.centroids_size(); ++i) {
+    const auto& c = m.centroids(i);
+    for (int j = 0; j < c.bucket_size() && j < c.weight_size(); ++j)
+      all.emplace_back(c.bucket(j), static_cast<std::uint32_t>(i), c.weight(j));
+  }
+  std::sort(all.begin(), all.end());
+  for (auto& [b, i, w] : all) {
+    if (post_bucket_.empty() || post_bucket_.back() != b) {
+      post_bucket_.push_back(b);
+      post_start_.push_back(static_cast<std::uint32_t>(postings_.size()));
+    }
+    postings_.emplace_back(i, w);
+  }
+  post_start_.push_back(static_cast<std::uint32_t>(postings_.size()));
+  for (int i = 0; i < p.intents_size(); ++i)
+    for (const auto& u : p.intents(i).utterances()) exact_.emplace_back(u, i);
+  std::sort(exact_.begin(), exact_.end());
+  // A text listed under two intents is not an exact match for either.
+  std::vector<std::pair<std::string, int>> uniq;
+  for (std::size_t i = 0; i < exact_.size(); ++i) {
+    if (!uniq.empty() && uniq.back().first == exact_[i].first) {
+      if (uniq.back().second != exact_[i].second) uniq.back().second = -1;
+      continue;
+    }
+    uniq.push_back(exact_[i]);
+  }
+  exact_ = std::move(uniq);
+}
+
+float classifier::idf(std::uint32_t b) const {
+  auto it = std::lower_bound(idf_bucket_.begin(), idf_bucket_.end(), b);
+  if (it != idf_bucket_.end() && *it == b) return idf_weight_[it - idf_bucket_.begin()];
+  return default_idf_;
+}
+
+int classifier::exact(std::string_view norm) const {
+  auto it = std::lower_bound(exact_.begin(), exact_.end(), norm,
+                             [](const auto& a, std::string_view b) { return a.first < b; });
+  if (it != exact_.end() && it->first == norm) return it->second;
+  return -1;
+}
+
+std::vector<classifier::scored> classifier::classify(std::string_view norm,
+                                                     std::size_t top) const {
+  std::vector<scored> out;
+  if (intents_ == 0) return out;
+  sparse q;
+  q.reserve(norm.size() * 3);
+  featurize(norm, q);
+  weigh(q, [this](std::uint32_t b) { return idf(b); });
+  // Small fixed-size score array on the stack for typical bots.
+  std::vector<float> sim(intents_, 0.0f);
+  bool any = false;
+  for (const auto& [b, w] : q) {
+    auto it = std::lower_bound(post_bucket_.begin(), post_bucket_.end(), b);
+    if (it == post_bucket_.end() || *it != b) continue;
+    auto k = static_cast<std::size_t>(it - post_bucket_.begin());
+    for (auto p = post_start_[k]; p < post_start_[k + 1]; ++p) {
+      sim[postings_[p].first] += w * postings_[p].second;
+      any = true;
+    }
+  }
+  if (!any) return out;
+  // Softmax over similarities; the temperature makes a clear winner confident
+  // while keeping near-ties uncertain. A pseudo-intent "none of them" with a
+  // fixed similarity joins the softmax, so that text far from every intent
+  // gets a low confidence even when one intent is a little less far.
+  constexpr float temperature = 12.0f;
+  constexpr float none_similarity = 0.12f;
+  float best = std::max(*std::max_element(sim.begin(), sim.end()), none_similarity);
+  double z = std::exp(temperature * (none_similarity - best));
+  for (float s : sim) z += std::exp(temperature * (s - best));
+  top = std::min(top, intents_);
+  std::vector<std::uint32_t> idx(intents_);
+  for (std::size_t i = 0; i < intents_; ++i) idx[i] = static_cast<std::uint32_t>(i);
+  std::partial_sort(idx.begin(), idx.begin() + static_cast<long>(top), idx.end(),
+                    [&](auto a, auto b) { return sim[a] > sim[b] || (sim[a] == sim[b] && a < b); });
+  for (std::size_t i = 0; i < top; ++i) {
+    auto k = idx[i];
+    out.push_back({static_cast<int>(k),
+                   static_cast<float>(std::exp(temperature * (sim[k] - best)) / z), sim[k]});
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------ entities
+
+namespace {
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+const char* const small_numbers[] = {"zero",    "one",     "two",       "three",    "four",
+                                     "five",    "six",     "seven",     "eight",    "nine",
+                                     "ten",     "eleven",  "twelve",    "thirteen", "fourteen",
+                                     "fifteen", "sixteen", "seventeen", "eighteen", "nineteen",
+                                     "twenty"};
+
+const char* const month_names[] = {"jan", "feb", "mar", "apr", "may", "jun",
+                                   "jul", "aug", "sep", "oct", "nov", "dec"};
+const char* const weekday_names[] = {"monday", "tuesday", "wednesday", "thursday",
+                                     "friday", "saturday", "sunday"};
+
+int month_of(std::string_view w) {
+  if (w.size() < 3) return 0;
+  for (int i = 0; i < 12; ++i)
+    if (w.substr(0, 3) == month_names[i]) {
+      // Accept "nov", "november", "sept"; reject words like "mayor".
+      static const char* const full[] = {"january", "february", "march",     "april",
+                                         "may",     "june",     "july",      "august",
+                                         "september", "october", "november", "december"};
+      std::string_view f(full[i]);
+      if (w == f || w.size() == 3 || (i == 8 && w == "sept")) return i + 1;
+    }
+  return 0;
+}
+
+int day_number(std::string_view w) {
+  // "26", "26th", "1st", "2nd", "3rd"
+  std::size_t i = 0;
+  int d = 0;
+  while (i < w.size() && is_digit(w[i]) && i < 2) d = d * 10 + (w[i++] - '0');
+  if (i == 0) return 0;
+  auto rest = w.substr(i);
+  if (!rest.empty() && rest != "st" && rest != "nd" && rest != "rd" && rest != "th") return 0;
+  return d >= 1 && d <= 31 ? d : 0;
+}
+
+}  // namespace
+
+bool extract_number(std::string_view raw, entity_hit& out) {
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    bool neg = raw[i] == '-' && i + 1 < raw.size() && is_digit(raw[i + 1]) &&
+               (i == 0 || raw[i - 1] == ' ');
+    if (!is_digit(raw[i]) && !neg) continue;
+    if (i > 0 && (std::isalpha(static_cast<unsigned char>(raw[i - 1])))) {
+      while (i < raw.size() && std::isalnum(static_cast<unsigned char>(raw[i]))) ++i;
+      continue;
+    }
+    std::size_t b = i;
+    if (neg) ++i;
+    std::string digits = neg ? "-" : "";
+    while (i < raw.size() && (is_digit(raw[i]) || raw[i] == ',' || raw[i] == '.')) {
+      if (raw[i] == '.' && (i + 1 >= raw.size() || !is_digit(raw[i + 1]))) break;
+      if (raw[i] == ',' && !(i + 3 < raw.size() + 0 && is_digit(raw[i + 1]))) break;
+      if (raw[i] != ',') digits.push_back(raw[i]);
+      ++i;
+    }
+    out.text = std::string(raw.substr(b, i - b));
+    char* endp = nullptr;
+    double d = std::strtod(digits.c_str(), &endp);
+    out.value = format_number(d);
+    return true;
+  }
+  auto norm = normalize(raw);
+  for (auto w : words(norm))
+    for (int k = 0; k <= 20; ++k)
+      if (w == small_numbers[k]) {
+        out.text = std::string(w);
+        out.value = std::to_string(k);
+        return true;
+      }
+  return false;
+}
+
+bool extract_email(std::string_view raw, entity_hit& out) {
+  auto ok_local = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '%' ||
+           c == '+' || c == '-';
+  };
+  auto ok_domain = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-';
+  };
+  for (auto at = raw.find('@'); at != std::string_view::npos; at = raw.find('@', at + 1)) {
+    std::size_t b = at, e = at + 1;
+    while (b > 0 && ok_local(raw[b - 1])) --b;
+    while (e < raw.size() && ok_domain(raw[e])) ++e;
+    while (e > at + 1 && raw[e - 1] == '.') --e;  // sentence-final period
+    auto domain = raw.substr(at + 1, e - at - 1);
+    auto dot = domain.rfind('.');
+    if (b == at || dot == std::string_view::npos || dot == 0 || dot + 2 > domain.size())
+      continue;
+    out.text = std::string(raw.substr(b, e - b));
+    out.value = to_lower(out.text);
+    return true;
+  }
+  return false;
+}
+
+bool extract_phone(std::string_view raw, entity_hit& out) {
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    if (!(is_digit(raw[i]) || raw[i] == '+' || raw[i] == '(')) continue;
+    std::size_t j = i;
+    std::string digits;
+    if (raw[j] == '+') {
+      digits.push_back('+');
+      ++j;
+    }
+    std::size_t last = j;
+    while (j < raw.size() && (is_digit(raw[j]) || raw[j] == ' ' || raw[j] == '-' ||
+                              raw[j] == '(' || raw[j] == ')' || raw[j] == '.')) {
+      if (is_digit(raw[j])) {
+        digits.push_back(raw[j]);
+        last = j + 1;
+      }
+      ++j;
+    }
+    auto count = digits.size() - (digits[0] == '+' ? 1 : 0);
+    if (count >= 7 && count <= 15) {
+      out.text = std::string(raw.substr(i, last - i));
+      out.value = digits;
+      return true;
+    }
+    i = j;
+  }
+  return false;
+}
+
+bool extract_date(std::string_view raw, std::string_view norm, std::int64_t now_unix,
+                  entity_hit& out) {
+  // ISO 2026-11-26 or US 11/26/2026.
+  for (std::size_t i = 0; i + 8 <= raw.size(); ++i) {
+    if (!is_digit(raw[i]) || (i > 0 && is_digit(raw[i - 1]))) continue;
+    int a = 0, b = 0, c = 0;
+    char s1 = 0, s2 = 0;
+    int n = 0;
+    if (std::sscanf(std::string(raw.substr(i, 10)).c_str(), "%d%c%d%c%d%n", &a, &s1, &b, &s2, &c,
+                    &n) == 5 &&
+        s1 == s2 && (s1 == '-' || s1 == '/')) {
+      civil_date d{};
+      if (a > 31) d = {a, static_cast<unsigned>(b), static_cast<unsigned>(c)};
+      else d = {c < 100 ? 2000 + c : c, static_cast<unsigned>(a), static_cast<unsigned>(b)};
+      if (valid_date(d)) {
+        out.text = std::string(raw.substr(i, static_cast<std::size_t>(n)));
+        out.value = format_date(d);
+        return true;
+      }
+    }
+  }
+  auto today = date_from_unix(now_unix);
+  auto today_days = days_from_civil(today);
+  auto ws = words(norm);
+  for (std::size_t i = 0; i < ws.size(); ++i) {
+    auto w = ws[i];
+    std::int64_t offset = -1;
+    if (w == "today" || w == "tonight") offset = 0;
+    else if (w == "tomorrow" || w == "tmrw" || w == "tommorow") offset = 1;
+    else if (w == "yesterday") offset = -1000000;
+    if (offset == 0 || offset == 1) {
+      if (offset == 1 && i >= 2 && ws[i - 1] == "after" && ws[i - 2] == "day") offset = 2;
+      out.text = std::string(w);
+      out.value = format_date(civil_from_days(today_days + offset));
+      return true;
+    }
+    if (offset == -1000000) {
+      out.text = std::string(w);
+      out.value = format_date(civil_from_days(today_days - 1));
+      return true;
+    }
+    for (int k = 0; k < 7; ++k) {
+      if (w != weekday_names[k] && w != std::string_view(weekday_names[k]).substr(0, 3))
+        continue;
+      // 1970-01-01 was a Thursday (index 3 with Monday = 0).
+      auto wd = static_cast<int>(((today_days % 7) + 7 + 3) % 7);
+      int delta = (k - wd + 7) % 7;
+      if (delta == 0) delta = 7;  // "monday" said on a Monday means next week
+      out.text = std::string(w);
+      out.value = format_date(civil_from_days(today_days + delta));
+      return true;
+    }
+    int m = month_of(w);
+    if (m) {
+      int d = 0;
+      if (i + 1 < ws.size()) d = day_number(ws[i + 1]);
+      if (!d && i > 0) d = day_number(ws[i - 1]);
+      if (!d && i >= 2 && ws[i - 1] == "of") d = day_number(ws[i - 2]);
+      if (!d) continue;
+      civil_date cd{today.year, static_cast<unsigned>(m), static_cast<unsigned>(d)};
+      // A year after the day and month, or the next occurrence of that date.
+      if (i + 2 < ws.size() && ws[i + 2].size() == 4 && is_digit(ws[i + 2][0]))
+        cd.year = std::atoi(std::string(ws[i + 2]).c_str());
+      else if (valid_date(cd) && days_from_civil(cd) < today_days)
+        ++cd.year;
+      if (!valid_date(cd)) continue;
+      out.text = std::string(w);
+      out.value = format_date(cd);
+      return true;
+    }
+  }
+  return false;
+}
+
+bool extract_yes_no(std::string_view norm, entity_hit& out) {
+  static const char* const yes[] = {"yes",  "y",       "yeah",    "yep",     "yup",
+                                    "sure", "ok",      "okay",    "correct", "right",
+                                    "affirmative", "absolutely", "definitely", "confirm",
+                                    "please", "yess", "ys", "ya"};
+  static const char* const no[] = {"no",    "n",     "nope",   "nah",    "not",
+                                   "never", "cancel", "negative", "wrong", "dont", "nop"};
+  for (auto w : words(norm)) {
+    for (const char* n : no)
+      if (w == n) {
+        out.text = std::string(w);
+        out.value = "no";
+        return true;
+      }
+    for (const char* y : yes)
+      if (w == y) {
+        out.text = std::string(w);
+        out.value = "yes";
+        return true;
+      }
+  }
+  return false;
+}
+
+bool extract_money(std::string_view raw, entity_hit& out) {
+  static const char* const currency_words[] = {"dollars", "dollar", "usd", "eur", "euros",
+                                               "euro",    "gbp",    "pounds", "bucks"};
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    bool sym = raw[i] == '$' || raw.substr(i, 2) == "\xC2\xA3" ||
+               raw.substr(i, 3) == "\xE2\x82\xAC";
+    if (sym) {
+      std::size_t j = i + (raw[i] == '$' ? 1 : raw[i] == '\xC2' ? 2 : 3);
+      while (j < raw.size() && raw[j] == ' ') ++j;
+      entity_hit n;
+      if (j < raw.size() && is_digit(raw[j]) && extract_number(raw.substr(j), n)) {
+        out.text = std::string(raw.substr(i, j - i)) + n.text;
+        out.value = n.value;
+        return true;
+      }
+    }
+  }
+  entity_hit n;
+  auto norm = normalize(raw);
+  auto ws = words(norm);
+  for (std::size_t i = 0; i + 1 < ws.size(); ++i) {
+    if (!is_digit(ws[i][0])) continue;
+    for (const char* c : currency_words)
+      if (ws[i + 1] == c && extract_number(raw, n)) {
+        out.text = n.text;
+        out.value = n.value;
+        return true;
+      }
+  }
+  return false;
+}
+
+extractor::extractor(const v1::Entity& e) : e_(&e) {
+  if (!e.regex().empty()) {
+    auto flags = std::regex::ECMAScript | std::regex::optimize;
+    if (!e.case_sensitive()) flags |= std::regex::icase;
+    re_ = std::regex(e.regex(), flags);  // validated by the compiler
+    has_re_ = true;
+  }
+  for (const auto& v : e.values()) {
+    synonyms_.emplace_back(" " + normalize(v.value()) + " ", v.value());
+    for (const auto& s : v.synonyms()) synonyms_.emplace_back(" " + s + " ", v.value());
+  }
+  std::stable_sort(synonyms_.begin(), synonyms_.end(), [](const auto& a, const auto& b) {
+    return a.first.size() > b.first.size();
+  });
+}
+
+bool extractor::extract(std::string_view raw, std::string_view norm, std::int64_t now_unix,
+                        entity_hit& out) const {
+  if (!e_) return false;
+  switch (e_->system()) {
+    case v1::SYS_NUMBER: return extract_number(raw, out);
+    case v1::SYS_EMAIL: return extract_email(raw, out);
+    case v1::SYS_PHONE: return extract_phone(raw, out);
+    case v1::SYS_DATE: return extract_date(raw, norm, now_unix, out);
+    case v1::SYS_YES_NO: return extract_yes_no(norm, out);
+    case v1::SYS_MONEY: return extract_money(raw, out);
+    case v1::SYS_TEXT: {
+      auto t = trim(raw);
+      if (t.empty()) return false;
+      out.text = t;
+      out.value = t;
+      return true;
+    }
+    default: break;
+  }
+  if (has_re_) {
+    std::cmatch m;
+    if (std::regex_search(raw.data(), raw.data() + raw.size(), m, re_)) {
+      out.text = m.str(0);
+      out.value = out.text;
+      return true;
+    }
+  }
+  if (!synonyms_.empty()) {
+    std::string padded;
+    padded.reserve(norm.size() + 2);
+    padded.append(" ").append(norm).append(" ");
+    for (const auto& [syn, value] : synonyms_)
+      if (padded.find(syn) != std::string::npos) {
+        out.text = syn.substr(1, syn.size() - 2);
+        out.value = value;
+        return true;
+      }
+  }
+  return false;
+}
+
+}  // namespace parley::bot::detail

@@ -1,0 +1,887 @@
+// The bot VM: loads compiled programs and runs conversation turns.
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstdlib>
+
+#include "src/bot/bot.hpp"
+#include "src/bot/expr.hpp"
+#include "src/bot/nlu.hpp"
+#include "src/bot/program_impl.hpp"
+#include "src/bot/text.hpp"
+
+namespace parley::bot {
+
+using detail::eval_failure;
+using v1::Value;
+
+// ------------------------------------------------------------------ values
+
+std::string to_text(const Value& v) {
+  switch (v.kind_case()) {
+    case Value::kBoolean: return v.boolean() ? "true" : "false";
+    case Value::kNumber: return detail::format_number(v.number());
+    case Value::kText: return v.text();
+    case Value::kList: {
+      std::string out;
+      for (int i = 0; i < v.list().items_size(); ++i) {
+        if (i) out += ", ";
+        out += to_text(v.list().items(i));
+      }
+      return out;
+    }
+    case Value::kObject: return detail::to_json(v).dump();
+    default: return {};
+  }
+}
+
+namespace detail {
+
+nlohmann::json to_json(const Value& v) {
+  switch (v.kind_case()) {
+    case Value::kBoolean: return v.boolean();
+    case Value::kNumber: return v.number();
+    case Value::kText: return v.text();
+    case Value::kList: {
+      auto a = nlohmann::json::array();
+      for (const auto& i : v.list().items()) a.push_back(to_json(i));
+      return a;
+    }
+    case Value::kObject: {
+      auto o = nlohmann::json::object();
+      for (const auto& f : v.object().fields()) o[f.key()] = to_json(f.value());
+      return o;
+    }
+    default: return nullptr;
+  }
+}
+
+Value from_json(const nlohmann::json& j, int depth) {
+  Value v;
+  if (depth > 16) {
+    v.set_null_value(true);
+    return v;
+  }
+  if (j.is_boolean()) v.set_boolean(j.get<bool>());
+  else if (j.is_number()) v.set_number(j.get<double>());
+  else if (j.is_string()) v.set_text(std::string(utf8_prefix(j.get_ref<const std::string&>(),
+                                                             max_text_value_bytes)));
+  else if (j.is_array()) {
+    auto* l = v.mutable_list();
+    for (const auto& i : j) {
+      if (static_cast<std::size_t>(l->items_size()) >= max_list_items) break;
+      *l->add_items() = from_json(i, depth + 1);
+    }
+  } else if (j.is_object()) {
+    auto* o = v.mutable_object();  // nlohmann's object is a sorted map
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      auto* f = o->add_fields();
+      f->set_key(it.key());
+      *f->mutable_value() = from_json(it.value(), depth + 1);
+    }
+  } else v.set_null_value(true);
+  return v;
+}
+
+std::optional<Value> coerce(const Value& v, v1::VarType t) {
+  if (v.kind_case() == Value::KIND_NOT_SET || v.kind_case() == Value::kNullValue) return v;
+  Value out;
+  switch (t) {
+    case v1::VAR_TEXT:
+    case v1::VAR_DATE:
+    case v1::VAR_DATETIME:
+      if (v.kind_case() == Value::kText) return v;
+      if (v.kind_case() == Value::kNumber || v.kind_case() == Value::kBoolean) {
+        out.set_text(to_text(v));
+        return out;
+      }
+      return std::nullopt;
+    case v1::VAR_NUMBER:
+    case v1::VAR_MONEY: {
+      if (v.kind_case() == Value::kNumber) return v;
+      if (v.kind_case() != Value::kText) return std::nullopt;
+      std::string s = trim(v.text());
+      s.erase(std::remove(s.begin(), s.end(), ','), s.end());
+      if (!s.empty() && s[0] == '$') s.erase(0, 1);
+      char* endp = nullptr;
+      double d = std::strtod(s.c_str(), &endp);
+      if (s.empty() || *endp != '\0') return std::nullopt;
+      out.set_number(d);
+      return out;
+    }
+    case v1::VAR_BOOLEAN: {
+      if (v.kind_case() == Value::kBoolean) return v;
+      if (v.kind_case() != Value::kText) return std::nullopt;
+      auto s = to_lower(v.text());
+      if (s == "yes" || s == "true") out.set_boolean(true);
+      else if (s == "no" || s == "false") out.set_boolean(false);
+      else return std::nullopt;
+      return out;
+    }
+    case v1::VAR_LIST:
+      if (v.kind_case() == Value::kList) return v;
+      return std::nullopt;
+    case v1::VAR_OBJECT:
+      if (v.kind_case() == Value::kObject) return v;
+      return std::nullopt;
+    default: return v;
+  }
+}
+
+}  // namespace detail
+
+// ------------------------------------------------------------------ program
+
+program::program(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+program::~program() = default;
+const v1::Program& program::proto() const { return impl_->proto; }
+const std::string& program::id() const { return impl_->proto.id(); }
+std::chrono::seconds program::idle_timeout() const {
+  return std::chrono::seconds(impl_->proto.idle_timeout_s());
+}
+
+result<std::shared_ptr<const program>> load(v1::Program compiled) {
+  auto bad = [&](const std::string& why) {
+    return make_error("bad_program", "program '" + compiled.id() + "' cannot be loaded: " + why);
+  };
+  if (compiled.format_version() != 1)
+    return bad("format version " + std::to_string(compiled.format_version()) + " is not supported");
+  auto p = std::make_unique<program::impl>();
+  p->proto = std::move(compiled);
+  const auto& pr = p->proto;
+  auto nvars = pr.variables_size();
+  auto resolver = [&pr](std::string_view name) -> detail::var_info {
+    for (int i = 0; i < pr.variables_size(); ++i)
+      if (pr.variables(i).name() == name)
+        return {i, detail::vtype_of(pr.variables(i).type())};
+    return {};
+  };
+  std::string problem;
+  auto expr = [&](const std::string& text) -> detail::expr_ptr {
+    auto e = detail::parse_expr(text, resolver);
+    if (!e.root && problem.empty()) problem = "expression '" + text + "' does not parse";
+    return e.root;
+  };
+  auto tmpl = [&](const std::string& text) {
+    auto t = detail::parse_template(text, resolver);
+    if (!t.errors.empty() && problem.empty()) problem = "template '" + text + "' does not parse";
+    return t;
+  };
+  auto dialog_ok = [&](int d) { return d >= -1 && d < pr.dialogs_size(); };
+  auto var_ok = [&](int v) { return v >= -1 && v < nvars; };
+  if (!dialog_ok(pr.welcome()) || !dialog_ok(pr.main_menu()) || !dialog_ok(pr.fallback()) ||
+      !dialog_ok(pr.error()))
+    return bad("special dialog index out of range");
+  for (const auto& v : pr.variables()) p->names.emplace_back(v.name());
+  p->steps.resize(static_cast<std::size_t>(pr.dialogs_size()));
+  for (int d = 0; d < pr.dialogs_size(); ++d) {
+    const auto& dl = pr.dialogs(d);
+    auto& rts = p->steps[static_cast<std::size_t>(d)];
+    rts.resize(static_cast<std::size_t>(dl.steps_size()));
+    for (int s = 0; s < dl.steps_size(); ++s) {
+      const auto& st = dl.steps(s);
+      auto& rt = rts[static_cast<std::size_t>(s)];
+      for (const auto& t : st.texts()) rt.texts.push_back(tmpl(t));
+      bool jump = st.kind() == v1::Step::BRANCH || st.kind() == v1::Step::JUMP;
+      if (jump ? (st.target() < 0 || st.target() > dl.steps_size()) : !dialog_ok(st.target()))
+        return bad("step target out of range in dialog '" + dl.name() + "'");
+      if (!var_ok(st.var()) || !var_ok(st.status_var()))
+        return bad("variable index out of range in dialog '" + dl.name() + "'");
+      if ((st.kind() == v1::Step::GOTO || st.kind() == v1::Step::CALL) && st.target() < 0)
+        return bad("goto without a target in dialog '" + dl.name() + "'");
+      if (st.kind() == v1::Step::QUESTION &&
+          (st.entity() < 0 || st.entity() >= pr.entities_size() || st.var() < 0 ||
+           st.texts_size() < 2))
+        return bad("malformed question in dialog '" + dl.name() + "'");
+      if (st.kind() == v1::Step::MENU && (st.texts_size() < 1 || st.options_size() == 0))
+        return bad("malformed menu in dialog '" + dl.name() + "'");
+      if (st.kind() == v1::Step::BRANCH) rt.expr = expr(st.expr());
+      for (const auto& a : st.assign()) {
+        if (a.var() < 0 || a.var() >= nvars) return bad("assignment to an unknown variable");
+        rt.assign.emplace_back(a.var(), expr(a.expr()));
+      }
+      for (const auto& o : st.options()) {
+        if (!dialog_ok(o.go_to())) return bad("menu option target out of range");
+        rt.option_norm.push_back(detail::normalize(o.label()));
+        std::vector<std::pair<int, detail::expr_ptr>> as;
+        for (const auto& a : o.assign()) {
+          if (a.var() < 0 || a.var() >= nvars) return bad("assignment to an unknown variable");
+          as.emplace_back(a.var(), expr(a.expr()));
+        }
+        rt.option_assign.push_back(std::move(as));
+      }
+      if (st.kind() == v1::Step::ACTION) {
+        rt.url = tmpl(st.url());
+        for (const auto& h : st.headers()) rt.headers.push_back(tmpl(h.value()));
+        for (const auto& b : st.body()) rt.body.emplace_back(b.key(), expr(b.expr()));
+        for (const auto& r : st.result())
+          if (r.var() < 0 || r.var() >= nvars) return bad("action result into an unknown variable");
+      }
+    }
+  }
+  if (!problem.empty()) return bad(problem);
+  for (const auto& in : pr.intents())
+    if (!dialog_ok(in.dialog())) return bad("intent dialog out of range");
+  if (pr.nlu().centroids_size() != pr.intents_size())
+    return bad("the NLU model does not match the intents");
+  for (const auto& v : pr.variables()) p->defaults.push_back(v.default_value());
+  for (auto& d : p->defaults)
+    if (d.kind_case() == Value::KIND_NOT_SET) d.set_null_value(true);
+  try {
+    for (const auto& e : pr.entities()) p->extractors.emplace_back(e);
+  } catch (const std::regex_error& ex) {
+    return bad(std::string("regex does not compile: ") + ex.what());
+  }
+  p->nlu = detail::classifier(pr);
+  return std::shared_ptr<const program>(new program(std::move(p)));
+}
+
+// ------------------------------------------------------------------ turns
+
+namespace {
+
+constexpr const char* default_fallback_text = "Sorry, I didn't understand that.";
+constexpr const char* default_error_text = "Sorry, something went wrong.";
+
+struct runner {
+  const program::impl& p;
+  v1::TurnResult r;
+  v1::State& st;
+  std::size_t steps = 0;
+  std::int64_t now = 0;
+  bool in_error = false;
+
+  runner(const program::impl& prog, const v1::State& s) : p(prog), st(*r.mutable_state()) {
+    st = s;
+  }
+
+  const Value& get(int index) const {
+    auto it = std::lower_bound(st.vars().begin(), st.vars().end(), index,
+                               [](const v1::VarSlot& s, int i) { return static_cast<int>(s.index()) < i; });
+    if (it != st.vars().end() && static_cast<int>(it->index()) == index) return it->value();
+    return p.defaults[static_cast<std::size_t>(index)];
+  }
+
+  detail::var_reader reader() const {
+    return [this](int i) -> const Value& { return get(i); };
+  }
+
+  void set(int index, const Value& raw) {
+    const auto& decl = p.proto.variables(index);
+    auto v = detail::coerce(raw, decl.type());
+    if (!v)
+      throw eval_failure{"variable '" + decl.name() + "' cannot hold this value ('" +
+                         to_text(raw) + "')"};
+    if (v->kind_case() == Value::kText && v->text().size() > max_text_value_bytes)
+      throw eval_failure{"value of '" + decl.name() + "' is longer than " +
+                         std::to_string(max_text_value_bytes) + " bytes"};
+    if (v->kind_case() == Value::kList &&
+        static_cast<std::size_t>(v->list().items_size()) > max_list_items)
+      throw eval_failure{"list '" + decl.name() + "' has more than " +
+                         std::to_string(max_list_items) + " items"};
+    if (v->kind_case() == Value::KIND_NOT_SET) v->set_null_value(true);
+    auto* vars = st.mutable_vars();
+    auto it = std::lower_bound(vars->begin(), vars->end(), index,
+                               [](const v1::VarSlot& s, int i) { return static_cast<int>(s.index()) < i; });
+    bool present = it != vars->end() && static_cast<int>(it->index()) == index;
+    if (detail::values_equal(*v, p.defaults[static_cast<std::size_t>(index)]) &&
+        v->kind_case() == p.defaults[static_cast<std::size_t>(index)].kind_case()) {
+      if (present) vars->erase(it);
+      return;
+    }
+    if (present) {
+      *it->mutable_value() = std::move(*v);
+      return;
+    }
+    auto pos = it - vars->begin();
+    auto* slot = vars->Add();
+    slot->set_index(static_cast<std::uint32_t>(index));
+    *slot->mutable_value() = std::move(*v);
+    // Move the new slot from the end to its sorted position.
+    for (auto i = vars->size() - 1; i > pos; --i) vars->SwapElements(i, i - 1);
+  }
+
+  void say(std::string text) {
+    if (text.empty()) return;
+    r.add_messages()->set_text(std::move(text));
+  }
+
+  void say_all(const program::impl::step_rt& rt) {
+    for (const auto& t : rt.texts) say(detail::render(t, reader()));
+  }
+
+  void show_menu(const v1::Step& s, const program::impl::step_rt& rt) {
+    auto* m = r.add_messages();
+    m->set_text(detail::render(rt.texts[0], reader()));
+    for (const auto& o : s.options()) {
+      auto* c = m->add_choices();
+      c->set_label(o.label());
+      c->set_payload(o.payload());
+    }
+  }
+
+  void start_dialog(int d) {
+    st.clear_frames();
+    st.set_retries(0);
+    auto* f = st.add_frames();
+    f->set_dialog(static_cast<std::uint32_t>(d));
+    f->set_step(0);
+  }
+
+  void end(v1::EndReason why) {
+    st.set_status(v1::ENDED);
+    st.clear_frames();
+    st.set_retries(0);
+    r.set_end_reason(why);
+  }
+
+  // A runtime error: the bot's error dialog when there is one, else the end.
+  void fail(const std::string& why) {
+    if (!r.error().empty()) r.set_error(r.error() + "; " + why);
+    else r.set_error(why);
+    if (p.proto.error() >= 0 && !in_error) {
+      in_error = true;
+      start_dialog(p.proto.error());
+      run();
+      return;
+    }
+    say(default_error_text);
+    end(v1::ERROR);
+  }
+
+  void run() {
+    try {
+      run_steps();
+    } catch (const eval_failure& f) {
+      const auto& fr = st.frames_size() ? st.frames(st.frames_size() - 1) : v1::Frame();
+      const auto& dl = p.proto.dialogs(static_cast<int>(fr.dialog()));
+      std::string where = "dialog '" + dl.name() + "'";
+      if (static_cast<int>(fr.step()) < dl.steps_size())
+        where += ", line " + std::to_string(dl.steps(static_cast<int>(fr.step())).line());
+      fail(f.message + " (" + where + ")");
+    }
+  }
+
+  void run_steps() {
+    st.set_status(v1::AWAITING_INPUT);
+    for (;;) {
+      if (++steps > max_steps_per_turn) {
+        r.set_error("more than " + std::to_string(max_steps_per_turn) +
+                    " steps in one turn: InfiniteLoopDetected");
+        end(v1::INFINITE_LOOP_DETECTED);
+        return;
+      }
+      if (st.frames_size() == 0) return;  // idle: wait for free input
+      auto* f = st.mutable_frames(st.frames_size() - 1);
+      const auto& dl = p.proto.dialogs(static_cast<int>(f->dialog()));
+      if (static_cast<int>(f->step()) >= dl.steps_size()) {
+        st.mutable_frames()->RemoveLast();
+        continue;
+      }
+      const auto& s = dl.steps(static_cast<int>(f->step()));
+      const auto& rt = p.steps[f->dialog()][f->step()];
+      switch (s.kind()) {
+        case v1::Step::MESSAGE:
+          say_all(rt);
+          f->set_step(f->step() + 1);
+          break;
+        case v1::Step::QUESTION:
+          say(detail::render(rt.texts[0], reader()));
+          st.set_retries(0);
+          return;
+        case v1::Step::MENU:
+          show_menu(s, rt);
+          st.set_retries(0);
+          return;
+        case v1::Step::SET:
+          for (const auto& [var, e] : rt.assign) set(var, detail::eval(*e, reader()));
+          f->set_step(f->step() + 1);
+          break;
+        case v1::Step::BRANCH:
+          f->set_step(detail::truthy(detail::eval(*rt.expr, reader()))
+                          ? f->step() + 1
+                          : static_cast<std::uint32_t>(s.target()));
+          break;
+        case v1::Step::JUMP: f->set_step(static_cast<std::uint32_t>(s.target())); break;
+        case v1::Step::GOTO:
+          f->set_dialog(static_cast<std::uint32_t>(s.target()));
+          f->set_step(0);
+          break;
+        case v1::Step::CALL: {
+          f->set_step(f->step() + 1);
+          if (st.frames_size() >= 32) throw eval_failure{"calls nested more than 32 deep"};
+          auto* n = st.add_frames();
+          n->set_dialog(static_cast<std::uint32_t>(s.target()));
+          n->set_step(0);
+          break;
+        }
+        case v1::Step::RETURN: st.mutable_frames()->RemoveLast(); break;
+        case v1::Step::END:
+          say_all(rt);
+          end(v1::COMPLETED);
+          return;
+        case v1::Step::TRANSFER: {
+          say_all(rt);
+          auto* t = r.mutable_transfer();
+          t->set_queue(s.queue());
+          for (const auto& x : s.targets()) t->add_targets(x);
+          st.set_status(v1::TRANSFERRED);
+          st.clear_frames();
+          st.set_retries(0);
+          return;
+        }
+        case v1::Step::ACTION: {
+          auto* a = r.mutable_action();
+          a->set_name(s.action_name());
+          a->set_method(s.method());
+          a->set_url(detail::render(rt.url, reader()));
+          for (int i = 0; i < s.headers_size(); ++i) {
+            auto* h = a->add_headers();
+            h->set_name(s.headers(i).name());
+            h->set_value(detail::render(rt.headers[static_cast<std::size_t>(i)], reader()));
+          }
+          if (!rt.body.empty()) {
+            auto body = nlohmann::json::object();
+            for (const auto& [k, e] : rt.body) body[k] = detail::to_json(detail::eval(*e, reader()));
+            a->set_body(body.dump());
+          }
+          a->set_timeout_ms(s.timeout_ms());
+          st.set_status(v1::AWAITING_ACTION);
+          return;
+        }
+        default: throw eval_failure{"unknown step kind"};
+      }
+    }
+  }
+
+  // ---------------------------------------------------------- input matching
+
+  std::string raw, norm;
+  bool nlu_done = false;
+  int intent = -1;
+
+  void analyse(std::string_view text) {
+    raw = std::string(detail::utf8_prefix(text, max_input_bytes));
+    norm = detail::normalize(raw);
+    int ex = p.nlu.exact(norm);
+    auto scores = p.nlu.classify(norm, 3);
+    if (ex >= 0) {
+      auto* s = r.add_intents();
+      s->set_name(p.proto.intents(ex).name());
+      s->set_confidence(1.0f);
+      intent = ex;
+      r.set_matched_by("exact");
+    }
+    for (const auto& sc : scores) {
+      if (sc.intent == ex) continue;
+      auto* s = r.add_intents();
+      s->set_name(p.proto.intents(sc.intent).name());
+      s->set_confidence(sc.confidence);
+    }
+    if (ex < 0 && !scores.empty() && scores[0].confidence >= p.proto.confidence_threshold()) {
+      intent = scores[0].intent;
+      r.set_matched_by("intent");
+    }
+    detail::entity_hit hit;
+    for (std::size_t i = 0; i < p.extractors.size(); ++i) {
+      if (p.proto.entities(static_cast<int>(i)).system() == v1::SYS_TEXT) continue;
+      if (p.extractors[i].extract(raw, norm, now, hit)) {
+        auto* e = r.add_entities();
+        e->set_entity(p.proto.entities(static_cast<int>(i)).name());
+        e->set_value(hit.value);
+        e->set_text(hit.text);
+      }
+    }
+  }
+
+  // Starts the dialog of the recognised intent; false when there is none.
+  bool switch_to_intent() {
+    if (intent < 0) return false;
+    int d = p.proto.intents(intent).dialog();
+    if (d < 0) return false;
+    start_dialog(d);
+    return true;
+  }
+
+  void fallback() {
+    r.set_matched_by("fallback");
+    if (p.proto.fallback() >= 0) {
+      start_dialog(p.proto.fallback());
+      return;
+    }
+    say(default_fallback_text);
+  }
+
+  // The current question or menu was not answered: re-prompt, or give up.
+  void retry(const v1::Step& s, const program::impl::step_rt& rt) {
+    st.set_retries(st.retries() + 1);
+    if (st.retries() <= s.retries()) {
+      say(detail::render(rt.texts[1], reader()));
+      return;
+    }
+    st.set_retries(0);
+    if (s.target() >= 0) {
+      start_dialog(s.target());
+    } else {
+      auto* f = st.mutable_frames(st.frames_size() - 1);
+      f->set_step(f->step() + 1);
+    }
+    run();
+  }
+
+  void on_text(std::string_view text, bool is_payload) {
+    analyse(text);
+    if (st.frames_size() == 0) {  // idle
+      if (switch_to_intent()) run();
+      else {
+        fallback();
+        run();
+      }
+      return;
+    }
+    auto* f = st.mutable_frames(st.frames_size() - 1);
+    const auto& s = p.proto.dialogs(static_cast<int>(f->dialog())).steps(static_cast<int>(f->step()));
+    const auto& rt = p.steps[f->dialog()][f->step()];
+    if (s.kind() == v1::Step::MENU) {
+      int chosen = -1;
+      for (int i = 0; i < s.options_size() && chosen < 0; ++i) {
+        if (is_payload ? raw == s.options(i).payload()
+                       : (norm == rt.option_norm[static_cast<std::size_t>(i)] ||
+                          raw == s.options(i).payload()))
+          chosen = i;
+      }
+      if (chosen < 0 && !norm.empty() && norm.size() <= 3 &&
+          std::all_of(norm.begin(), norm.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        int n = std::atoi(norm.c_str());
+        if (n >= 1 && n <= s.options_size()) chosen = n - 1;
+      }
+      if (chosen >= 0) {
+        r.set_matched_by("menu");
+        st.set_retries(0);
+        const auto& o = s.options(chosen);
+        try {
+          for (const auto& [var, e] : rt.option_assign[static_cast<std::size_t>(chosen)])
+            set(var, detail::eval(*e, reader()));
+        } catch (const eval_failure& ex) {
+          fail(ex.message);
+          return;
+        }
+        f->set_step(f->step() + 1);
+        if (o.go_to() >= 0) {
+          if (o.call()) {
+            auto* n = st.add_frames();
+            n->set_dialog(static_cast<std::uint32_t>(o.go_to()));
+            n->set_step(0);
+          } else {
+            f->set_dialog(static_cast<std::uint32_t>(o.go_to()));
+            f->set_step(0);
+          }
+        }
+        run();
+        return;
+      }
+      if (switch_to_intent()) {
+        run();
+        return;
+      }
+      // Einstein's order: menu, exact utterance, intent model, then the fallback
+      // dialog. Without one, say so and show the menu again.
+      if (p.proto.fallback() >= 0) {
+        fallback();
+        run();
+        return;
+      }
+      r.set_matched_by("fallback");
+      say(default_fallback_text);
+      show_menu(s, rt);
+      return;
+    }
+    if (s.kind() == v1::Step::QUESTION) {
+      detail::entity_hit hit;
+      if (p.extractors[static_cast<std::size_t>(s.entity())].extract(raw, norm, now, hit)) {
+        r.set_matched_by("entity");
+        if (p.proto.entities(s.entity()).system() == v1::SYS_TEXT) {
+          auto* e = r.add_entities();
+          e->set_entity("text");
+          e->set_value(hit.value);
+          e->set_text(hit.text);
+        }
+        Value v;
+        v.set_text(hit.value);
+        try {
+          set(s.var(), v);
+        } catch (const eval_failure& ex) {
+          fail(ex.message);
+          return;
+        }
+        st.set_retries(0);
+        f->set_step(f->step() + 1);
+        run();
+        return;
+      }
+      if (switch_to_intent()) {
+        run();
+        return;
+      }
+      r.set_matched_by("");
+      retry(s, rt);
+      return;
+    }
+    fail("the conversation is waiting for input at a step that takes none");
+  }
+
+  void on_action(const v1::ActionResult& a) {
+    auto* f = st.mutable_frames(st.frames_size() - 1);
+    const auto& s = p.proto.dialogs(static_cast<int>(f->dialog())).steps(static_cast<int>(f->step()));
+    std::string problem;
+    nlohmann::json body;
+    if (!a.ok()) problem = "action '" + s.action_name() + "' failed: " + a.error();
+    else if (a.status() < 200 || a.status() > 299)
+      problem = "action '" + s.action_name() + "' answered HTTP " + std::to_string(a.status());
+    else if (!a.body().empty()) {
+      body = nlohmann::json::parse(a.body(), nullptr, false);
+      if (body.is_discarded()) problem = "action '" + s.action_name() + "' answered invalid JSON";
+    }
+    try {
+      if (s.status_var() >= 0 && a.ok()) {
+        Value sv;
+        sv.set_number(a.status());
+        set(s.status_var(), sv);
+      }
+      if (problem.empty()) {
+        for (const auto& m : s.result()) {
+          const nlohmann::json* cur = &body;
+          const std::string path = detail::normalize_path(m.path());
+          for (auto part : detail::words(path)) {
+            if (cur->is_object()) {
+              auto it = cur->find(std::string(part));
+              cur = it == cur->end() ? nullptr : &*it;
+            } else if (cur->is_array()) {
+              char* endp = nullptr;
+              std::string ps(part);
+              auto idx = std::strtoul(ps.c_str(), &endp, 10);
+              cur = (*endp == '\0' && idx < cur->size()) ? &(*cur)[idx] : nullptr;
+            } else {
+              cur = nullptr;
+            }
+            if (!cur) break;
+          }
+          Value v = cur ? detail::from_json(*cur, 0) : Value();
+          if (!cur) v.set_null_value(true);
+          set(m.var(), v);
+        }
+      }
+    } catch (const eval_failure& ex) {
+      problem = "action '" + s.action_name() + "': " + ex.message;
+    }
+    if (problem.empty()) {
+      f->set_step(f->step() + 1);
+      run();
+      return;
+    }
+    r.set_error(problem);
+    if (s.target() >= 0) {
+      start_dialog(s.target());
+      run();
+      return;
+    }
+    fail(problem);
+  }
+};
+
+}  // namespace
+
+namespace detail {
+std::string normalize_path(std::string_view path) {
+  std::string out(path);
+  for (auto& c : out)
+    if (c == '.' || c == '[' || c == ']') c = ' ';
+  // Collapse spaces so words() yields the parts.
+  std::string compact;
+  for (char c : out) {
+    if (c == ' ' && (compact.empty() || compact.back() == ' ')) continue;
+    compact.push_back(c);
+  }
+  if (!compact.empty() && compact.back() == ' ') compact.pop_back();
+  return compact;
+}
+}  // namespace detail
+
+v1::TurnResult start(const program& prog, const variables& vars, std::int64_t now_unix) {
+  const auto& p = prog.internals();
+  v1::State s;
+  s.set_program_id(p.proto.id());
+  runner run(p, s);
+  run.now = now_unix;
+  std::string rejected;
+  for (const auto& [name, value] : vars) {
+    auto it = std::find(p.names.begin(), p.names.end(), name);
+    if (it == p.names.end() || !p.proto.variables(static_cast<int>(it - p.names.begin())).client_settable()) {
+      rejected += (rejected.empty() ? "" : ", ") + name;
+      continue;
+    }
+    try {
+      run.set(static_cast<int>(it - p.names.begin()), value);
+    } catch (const eval_failure& ex) {
+      rejected += (rejected.empty() ? "" : ", ") + name + " (" + ex.message + ")";
+    }
+  }
+  if (!rejected.empty()) run.r.set_error("variables not settable by the client: " + rejected);
+  int first = p.proto.welcome() >= 0 ? p.proto.welcome() : p.proto.main_menu();
+  if (first >= 0) run.start_dialog(first);
+  run.run();
+  run.st.set_turn(1);
+  return std::move(run.r);
+}
+
+v1::TurnResult resume(const program& prog, const v1::State& state, const v1::Input& input) {
+  const auto& p = prog.internals();
+  runner run(p, state);
+  run.now = input.now_unix();
+  if (state.program_id() != p.proto.id()) {
+    run.r.set_error("the state belongs to program '" + state.program_id() + "', not '" +
+                    p.proto.id() + "'");
+    run.end(v1::PROGRAM_MISMATCH);
+    return std::move(run.r);
+  }
+  run.st.set_turn(state.turn() + 1);
+  // A state that does not fit this program (corrupt snapshot) is a failure.
+  for (const auto& f : state.frames())
+    if (static_cast<int>(f.dialog()) >= p.proto.dialogs_size() ||
+        static_cast<int>(f.step()) > p.proto.dialogs(static_cast<int>(f.dialog())).steps_size()) {
+      run.r.set_error("the state does not fit the program");
+      run.end(v1::ERROR);
+      return std::move(run.r);
+    }
+  for (const auto& v : state.vars())
+    if (static_cast<int>(v.index()) >= p.proto.variables_size()) {
+      run.r.set_error("the state does not fit the program");
+      run.end(v1::ERROR);
+      return std::move(run.r);
+    }
+  switch (state.status()) {
+    case v1::ENDED:
+    case v1::TRANSFERRED:
+      run.r.set_error("the session is over");
+      return std::move(run.r);
+    default: break;
+  }
+  if (input.kind_case() == v1::Input::kFailure) {
+    run.fail(input.failure());
+    return std::move(run.r);
+  }
+  if (state.status() == v1::AWAITING_ACTION) {
+    if (input.kind_case() != v1::Input::kAction || state.frames_size() == 0) {
+      run.r.set_error("waiting for the result of an action");
+      return std::move(run.r);
+    }
+    run.on_action(input.action());
+    return std::move(run.r);
+  }
+  if (input.kind_case() == v1::Input::kText) run.on_text(input.text(), false);
+  else if (input.kind_case() == v1::Input::kPayload) run.on_text(input.payload(), true);
+  else run.r.set_error("waiting for the user's message, not an action result");
+  return std::move(run.r);
+}
+
+v1::Input text_input(std::string_view text, std::int64_t now_unix) {
+  v1::Input i;
+  i.set_text(std::string(text));
+  i.set_now_unix(now_unix);
+  return i;
+}
+v1::Input payload_input(std::string_view payload, std::int64_t now_unix) {
+  v1::Input i;
+  i.set_payload(std::string(payload));
+  i.set_now_unix(now_unix);
+  return i;
+}
+v1::Input action_input(int http_status, std::string_view json_body, std::int64_t now_unix) {
+  v1::Input i;
+  i.mutable_action()->set_ok(true);
+  i.mutable_action()->set_status(http_status);
+  i.mutable_action()->set_body(std::string(json_body));
+  i.set_now_unix(now_unix);
+  return i;
+}
+v1::Input action_failure_input(std::string_view error, std::int64_t now_unix) {
+  v1::Input i;
+  i.mutable_action()->set_ok(false);
+  i.mutable_action()->set_error(std::string(error));
+  i.set_now_unix(now_unix);
+  return i;
+}
+v1::Input failure_input(std::string_view error, std::int64_t now_unix) {
+  v1::Input i;
+  i.set_failure(std::string(error));
+  i.set_now_unix(now_unix);
+  return i;
+}
+
+result<v1::ActionRequest> resolve_secrets(
+    v1::ActionRequest request,
+    const std::function<std::optional<std::string>(std::string_view)>& lookup) {
+  auto fill = [&](std::string& s) -> std::optional<error> {
+    std::size_t pos = 0;
+    while ((pos = s.find("{{secret.", pos)) != std::string::npos) {
+      auto close = s.find("}}", pos);
+      if (close == std::string::npos) break;
+      std::string name = s.substr(pos + 9, close - pos - 9);
+      auto v = lookup(name);
+      if (!v) return make_error("missing_secret", "secret '" + name + "' is not defined");
+      s.replace(pos, close + 2 - pos, *v);
+      pos += v->size();
+    }
+    return std::nullopt;
+  };
+  if (auto e = fill(*request.mutable_url())) return *e;
+  for (auto& h : *request.mutable_headers())
+    if (auto e = fill(*h.mutable_value())) return *e;
+  return request;
+}
+
+std::optional<v1::Value> get_variable(const program& prog, const v1::State& state,
+                                      std::string_view name) {
+  const auto& p = prog.internals();
+  auto it = std::find(p.names.begin(), p.names.end(), name);
+  if (it == p.names.end()) return std::nullopt;
+  auto index = static_cast<std::uint32_t>(it - p.names.begin());
+  for (const auto& s : state.vars())
+    if (s.index() == index) return s.value();
+  return p.defaults[index];
+}
+
+std::vector<v1::IntentScore> classify(const program& prog, std::string_view text,
+                                      std::size_t top) {
+  const auto& p = prog.internals();
+  std::vector<v1::IntentScore> out;
+  for (const auto& s : p.nlu.classify(detail::normalize(text), top)) {
+    v1::IntentScore sc;
+    sc.set_name(p.proto.intents(s.intent).name());
+    sc.set_confidence(s.confidence);
+    out.push_back(std::move(sc));
+  }
+  return out;
+}
+
+std::vector<v1::EntityMatch> extract_entities(const program& prog, std::string_view text,
+                                              std::int64_t now_unix) {
+  const auto& p = prog.internals();
+  std::vector<v1::EntityMatch> out;
+  auto norm = detail::normalize(text);
+  detail::entity_hit hit;
+  for (std::size_t i = 0; i < p.extractors.size(); ++i) {
+    if (p.proto.entities(static_cast<int>(i)).system() == v1::SYS_TEXT) continue;
+    if (p.extractors[i].extract(text, norm, now_unix, hit)) {
+      v1::EntityMatch m;
+      m.set_entity(p.proto.entities(static_cast<int>(i)).name());
+      m.set_value(hit.value);
+      m.set_text(hit.text);
+      out.push_back(std::move(m));
+    }
+  }
+  return out;
+}
+
+}  // namespace parley::bot

@@ -1,0 +1,127 @@
+#include <gtest/gtest.h>
+
+#include "src/bot/bot.hpp"
+#include "src/bot/nlu.hpp"
+#include "src/bot/nlu_eval.hpp"
+#include "src/bot/text.hpp"
+
+namespace bot = parley::bot;
+namespace d = parley::bot::detail;
+
+namespace {
+
+constexpr std::int64_t thursday = 1795651200;  // 2026-11-26T00:00:00Z
+
+std::string date(std::string_view text) {
+  d::entity_hit h;
+  auto norm = bot::detail::normalize(text);
+  return d::extract_date(text, norm, thursday, h) ? h.value : "-";
+}
+
+}  // namespace
+
+TEST(entities, dates) {
+  EXPECT_EQ(date("today"), "2026-11-26");
+  EXPECT_EQ(date("tomorrow morning"), "2026-11-27");
+  EXPECT_EQ(date("the day after tomorrow"), "2026-11-28");
+  EXPECT_EQ(date("next monday"), "2026-11-30");
+  EXPECT_EQ(date("on Thursday"), "2026-12-03") << "a weekday named on that day is next week";
+  EXPECT_EQ(date("2027-02-03"), "2027-02-03");
+  EXPECT_EQ(date("12/24/2026"), "2026-12-24");
+  EXPECT_EQ(date("Dec 3rd"), "2026-12-03");
+  EXPECT_EQ(date("3 January"), "2027-01-03") << "a past day this year means next year";
+  EXPECT_EQ(date("February 30"), "-");
+  EXPECT_EQ(date("whenever"), "-");
+  EXPECT_EQ(date("the mayor"), "-");
+}
+
+TEST(entities, numbers_emails_phones_money_yes_no) {
+  d::entity_hit h;
+  ASSERT_TRUE(d::extract_number("I need 3 of them", h));
+  EXPECT_EQ(h.value, "3");
+  ASSERT_TRUE(d::extract_number("about 1,250.50 total", h));
+  EXPECT_EQ(h.value, "1250.5");
+  ASSERT_TRUE(d::extract_number("twelve please", h));
+  EXPECT_EQ(h.value, "12");
+  EXPECT_FALSE(d::extract_number("AB123 only", h)) << "digits inside a word are not a number";
+
+  ASSERT_TRUE(d::extract_email("write to Jane.Doe+x@Mail.example.com.", h));
+  EXPECT_EQ(h.value, "jane.doe+x@mail.example.com");
+  EXPECT_FALSE(d::extract_email("me@localhost", h));
+
+  ASSERT_TRUE(d::extract_phone("call +1 (555) 010-9999 today", h));
+  EXPECT_EQ(h.value, "+15550109999");
+  EXPECT_FALSE(d::extract_phone("room 12", h));
+
+  ASSERT_TRUE(d::extract_money("it cost $12.50", h));
+  EXPECT_EQ(h.value, "12.5");
+  ASSERT_TRUE(d::extract_money("about 40 dollars", h));
+  EXPECT_EQ(h.value, "40");
+  EXPECT_FALSE(d::extract_money("40 shirts", h));
+
+  ASSERT_TRUE(d::extract_yes_no("yeah sure", h));
+  EXPECT_EQ(h.value, "yes");
+  ASSERT_TRUE(d::extract_yes_no("nope", h));
+  EXPECT_EQ(h.value, "no");
+  ASSERT_TRUE(d::extract_yes_no("i do not think so", h));
+  EXPECT_EQ(h.value, "no") << "'not' wins over 'i' being nothing";
+  EXPECT_FALSE(d::extract_yes_no("maybe", h));
+}
+
+TEST(entities, custom_lists_and_regexes) {
+  auto r = bot::compile(R"(bot: {name: e, welcome: w}
+entities:
+  color: {values: {red: [crimson, scarlet], "light blue": [sky blue, baby blue]}}
+  ticket: {regex: '\bT-\d{4}\b'}
+  sku: {regex: '\bSKU\d+\b', case_sensitive: true}
+dialogs: {w: [{message: hi}]}
+)");
+  ASSERT_TRUE(r.ok());
+  auto p = *bot::load(*r.program);
+  auto find = [&](const std::string& text, const std::string& entity) -> std::string {
+    for (const auto& m : bot::extract_entities(*p, text, thursday))
+      if (m.entity() == entity) return m.value();
+    return "-";
+  };
+  EXPECT_EQ(find("I'd like it in Scarlet", "color"), "red");
+  EXPECT_EQ(find("baby-blue please", "color"), "light blue");
+  EXPECT_EQ(find("redness", "color"), "-") << "whole words only";
+  EXPECT_EQ(find("ticket t-1234 is stuck", "ticket"), "t-1234");
+  EXPECT_EQ(find("sku12", "sku"), "-");
+  EXPECT_EQ(find("SKU12", "sku"), "SKU12");
+}
+
+TEST(nlu, robust_to_case_punctuation_and_typos) {
+  auto r = bot::compile_file(std::string(PARLEY_BOTS_DIR) + "/order-status.yaml");
+  ASSERT_TRUE(r.ok());
+  auto p = *bot::load(*r.program);
+  for (const char* text : {"WHERE IS MY ORDER???", "were is my ordr", "wheres my pakage",
+                           "track my oder pls"}) {
+    auto s = bot::classify(*p, text, 1);
+    ASSERT_FALSE(s.empty()) << text;
+    EXPECT_EQ(s[0].name(), "order_status") << text;
+    EXPECT_GE(s[0].confidence(), r.program->confidence_threshold()) << text;
+  }
+  auto agent = bot::classify(*p, "let me speak to a human being", 1);
+  EXPECT_EQ(agent[0].name(), "talk_to_agent");
+}
+
+TEST(nlu, out_of_domain_text_has_low_confidence) {
+  auto r = bot::compile_file(std::string(PARLEY_BOTS_DIR) + "/order-status.yaml");
+  ASSERT_TRUE(r.ok());
+  auto p = *bot::load(*r.program);
+  for (const char* text : {"purple elephants dance quietly", "what is the capital of peru",
+                           "whenever"}) {
+    auto s = bot::classify(*p, text, 1);
+    if (!s.empty()) {
+      EXPECT_LT(s[0].confidence(), r.program->confidence_threshold()) << text;
+    }
+  }
+}
+
+TEST(nlu, training_is_deterministic) {
+  auto a = bot::compile_file(std::string(PARLEY_BOTS_DIR) + "/help-desk.yaml");
+  auto b = bot::compile_file(std::string(PARLEY_BOTS_DIR) + "/help-desk.yaml");
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a.program->nlu().SerializeAsString(), b.program->nlu().SerializeAsString());
+}

@@ -1,0 +1,303 @@
+#include <gtest/gtest.h>
+
+#include "src/bot/bot.hpp"
+
+namespace bot = parley::bot;
+namespace v1 = parley::bot::v1;
+
+namespace {
+
+constexpr std::int64_t now = 1795651200;  // 2026-11-26T00:00:00Z, a Thursday
+
+std::shared_ptr<const bot::program> build(const std::string& text) {
+  auto r = bot::compile(text, "test.yaml");
+  std::string diags;
+  for (const auto& d : r.diagnostics) diags += d.to_string() + "\n";
+  EXPECT_TRUE(r.ok()) << diags;
+  if (!r.ok()) return nullptr;
+  auto p = bot::load(*r.program);
+  EXPECT_TRUE(p.ok());
+  return *p;
+}
+
+std::vector<std::string> texts(const v1::TurnResult& r) {
+  std::vector<std::string> out;
+  for (const auto& m : r.messages()) out.push_back(m.text());
+  return out;
+}
+
+std::string var(const bot::program& p, const v1::TurnResult& r, const char* name) {
+  auto v = bot::get_variable(p, r.state(), name);
+  return v ? bot::to_text(*v) : "<unknown>";
+}
+
+const char* const shop = R"BOT(bot:
+  name: shop
+  welcome: welcome
+  fallback: confused
+  error: oops
+  session_timeout: 15m
+variables:
+  name: {type: text, default: friend, client_settable: true}
+  secret_level: {type: number, default: 0}
+  size: text
+  qty: number
+  day: date
+  price: money
+  status: text
+  code: number
+entities:
+  size:
+    values: {small: [s, tiny], large: [l, big, huge]}
+intents:
+  buy: [I want to buy a shirt, buy a shirt, purchase a tshirt, order a shirt, get me a shirt]
+  loop: [loop forever, spin, run in circles, infinite loop, go around]
+  crash: [divide by zero, crash now, break it, make an error, explode]
+dialogs:
+  welcome:
+    - message: "Hello {{name}}!"
+  buy:
+    intent: buy
+    steps:
+      - menu:
+          prompt: "Which size?"
+          options:
+            - label: Small
+              set: {size: '"small"'}
+            - label: Large
+              payload: SIZE_L
+              set: {size: '"large"'}
+            - label: Let me describe it
+              call: describe
+      - question: {prompt: "How many?", reprompt: "Please give a number.", entity: number, into: qty, retries: 1}
+      - question: {prompt: "Which day?", entity: date, into: day}
+      - action:
+          name: price
+          method: POST
+          url: "https://shop.example/price?token={{secret.SHOP_KEY}}"
+          headers: {X-Key: "{{secret.SHOP_KEY}}"}
+          body: {size: size, qty: qty, day: day}
+          timeout: 2s
+          result: {price: total, status: "info.state"}
+          status_into: code
+      - message: "{{qty}} {{size}} shirt(s) on {{day}}: {{price}} ({{status}})"
+  describe:
+    - question: {prompt: "Describe the size", entity: size, into: size}
+    - message: "Noted: {{size}}"
+  spin:
+    intent: loop
+    steps:
+      - goto: spin
+  crash:
+    intent: crash
+    steps:
+      - set: {qty: "1 / 0"}
+  confused:
+    - message: "Sorry?"
+  oops:
+    - message: "Oops, {{name}}."
+    - end: "Bye."
+)BOT";
+
+}  // namespace
+
+TEST(vm, start_runs_the_welcome_dialog_and_waits) {
+  auto p = build(shop);
+  ASSERT_TRUE(p);
+  bot::variables vars;
+  vars["name"].set_text("Ann");
+  auto r = bot::start(*p, vars, now);
+  EXPECT_EQ(texts(r), std::vector<std::string>{"Hello Ann!"});
+  EXPECT_EQ(r.state().status(), v1::AWAITING_INPUT);
+  EXPECT_EQ(r.state().program_id(), p->id());
+  EXPECT_EQ(p->idle_timeout(), std::chrono::minutes(15));
+  EXPECT_TRUE(r.error().empty());
+}
+
+TEST(vm, only_client_settable_variables_are_accepted) {
+  auto p = build(shop);
+  bot::variables vars;
+  vars["secret_level"].set_number(9);
+  vars["nope"].set_text("x");
+  auto r = bot::start(*p, vars, now);
+  EXPECT_EQ(var(*p, r, "secret_level"), "0");
+  EXPECT_NE(r.error().find("nope"), std::string::npos);
+  EXPECT_NE(r.error().find("secret_level"), std::string::npos);
+}
+
+TEST(vm, full_flow_with_menu_question_and_action) {
+  auto p = build(shop);
+  auto r = bot::start(*p, {}, now);
+  r = bot::resume(*p, r.state(), bot::text_input("I'd like to buy a shirt", now));
+  ASSERT_FALSE(r.intents().empty());
+  EXPECT_EQ(r.intents(0).name(), "buy");
+  EXPECT_EQ(r.matched_by(), "intent");
+  ASSERT_EQ(r.messages_size(), 1);
+  EXPECT_EQ(r.messages(0).text(), "Which size?");
+  ASSERT_EQ(r.messages(0).choices_size(), 3);
+  EXPECT_EQ(r.messages(0).choices(1).label(), "Large");
+  EXPECT_EQ(r.messages(0).choices(1).payload(), "SIZE_L");
+  EXPECT_EQ(r.messages(0).choices(0).payload(), "small");
+
+  r = bot::resume(*p, r.state(), bot::payload_input("SIZE_L", now));
+  EXPECT_EQ(r.matched_by(), "menu");
+  EXPECT_EQ(texts(r), std::vector<std::string>{"How many?"});
+  EXPECT_EQ(var(*p, r, "size"), "large");
+
+  r = bot::resume(*p, r.state(), bot::text_input("lots", now));
+  EXPECT_EQ(texts(r), std::vector<std::string>{"Please give a number."});
+  r = bot::resume(*p, r.state(), bot::text_input("3 please", now));
+  EXPECT_EQ(var(*p, r, "qty"), "3");
+  EXPECT_EQ(texts(r), std::vector<std::string>{"Which day?"});
+
+  r = bot::resume(*p, r.state(), bot::text_input("tomorrow", now));
+  EXPECT_EQ(var(*p, r, "day"), "2026-11-27");
+  ASSERT_EQ(r.state().status(), v1::AWAITING_ACTION);
+  EXPECT_EQ(r.action().name(), "price");
+  EXPECT_EQ(r.action().method(), "POST");
+  EXPECT_EQ(r.action().timeout_ms(), 2000u);
+  EXPECT_EQ(r.action().body(), R"({"day":"2026-11-27","qty":3.0,"size":"large"})");
+  EXPECT_EQ(r.action().url(), "https://shop.example/price?token={{secret.SHOP_KEY}}");
+
+  auto resolved = bot::resolve_secrets(r.action(), [](std::string_view n) -> std::optional<std::string> {
+    if (n == "SHOP_KEY") return std::string("k3y");
+    return std::nullopt;
+  });
+  ASSERT_TRUE(resolved.ok());
+  EXPECT_EQ(resolved->url(), "https://shop.example/price?token=k3y");
+  EXPECT_EQ(resolved->headers(0).value(), "k3y");
+
+  r = bot::resume(*p, r.state(), bot::action_input(200, R"({"total": 59.97, "info": {"state": "in stock"}})", now));
+  EXPECT_EQ(texts(r), std::vector<std::string>{"3 large shirt(s) on 2026-11-27: 59.97 (in stock)"});
+  EXPECT_EQ(var(*p, r, "code"), "200");
+  EXPECT_EQ(r.state().status(), v1::AWAITING_INPUT);
+  EXPECT_EQ(r.state().frames_size(), 0) << "the dialog finished: the bot is idle";
+}
+
+TEST(vm, menu_by_number_and_label_and_call_returns) {
+  auto p = build(shop);
+  auto r = bot::start(*p, {}, now);
+  r = bot::resume(*p, r.state(), bot::text_input("buy a shirt", now));
+  EXPECT_EQ(r.matched_by(), "exact");
+  EXPECT_FLOAT_EQ(r.intents(0).confidence(), 1.0f);
+  auto at_menu = r.state();
+  r = bot::resume(*p, at_menu, bot::text_input("1", now));
+  EXPECT_EQ(var(*p, r, "size"), "small");
+  r = bot::resume(*p, at_menu, bot::text_input("  SMALL! ", now));
+  EXPECT_EQ(var(*p, r, "size"), "small");
+  r = bot::resume(*p, at_menu, bot::text_input("3", now));
+  EXPECT_EQ(texts(r), std::vector<std::string>{"Describe the size"});
+  r = bot::resume(*p, r.state(), bot::text_input("a big one", now));
+  EXPECT_EQ(texts(r), (std::vector<std::string>{"Noted: large", "How many?"}))
+      << "call returns to the step after the menu";
+}
+
+TEST(vm, unmatched_input_goes_to_fallback) {
+  auto p = build(shop);
+  auto r = bot::start(*p, {}, now);
+  r = bot::resume(*p, r.state(), bot::text_input("what is the meaning of life", now));
+  EXPECT_EQ(r.matched_by(), "fallback");
+  EXPECT_EQ(texts(r), std::vector<std::string>{"Sorry?"});
+}
+
+TEST(vm, question_retry_limit_moves_on) {
+  auto p = build(shop);
+  auto r = bot::start(*p, {}, now);
+  r = bot::resume(*p, r.state(), bot::text_input("buy a shirt", now));
+  r = bot::resume(*p, r.state(), bot::text_input("small", now));
+  r = bot::resume(*p, r.state(), bot::text_input("many", now));
+  EXPECT_EQ(texts(r), std::vector<std::string>{"Please give a number."});
+  r = bot::resume(*p, r.state(), bot::text_input("lots", now));
+  EXPECT_EQ(texts(r), std::vector<std::string>{"Which day?"}) << "retries: 1 then skip";
+  EXPECT_EQ(var(*p, r, "qty"), "");
+}
+
+TEST(vm, infinite_loops_end_the_session) {
+  auto p = build(shop);
+  auto r = bot::start(*p, {}, now);
+  r = bot::resume(*p, r.state(), bot::text_input("loop forever", now));
+  EXPECT_EQ(r.state().status(), v1::ENDED);
+  EXPECT_EQ(r.end_reason(), v1::INFINITE_LOOP_DETECTED);
+  EXPECT_NE(r.error().find("InfiniteLoopDetected"), std::string::npos);
+  auto again = bot::resume(*p, r.state(), bot::text_input("hello?", now));
+  EXPECT_EQ(again.state().status(), v1::ENDED);
+  EXPECT_EQ(again.messages_size(), 0);
+}
+
+TEST(vm, runtime_errors_run_the_error_dialog) {
+  auto p = build(shop);
+  auto r = bot::start(*p, {}, now);
+  r = bot::resume(*p, r.state(), bot::text_input("divide by zero", now));
+  EXPECT_EQ(texts(r), (std::vector<std::string>{"Oops, friend.", "Bye."}));
+  EXPECT_NE(r.error().find("division by zero (dialog 'crash', line"), std::string::npos) << r.error();
+  EXPECT_EQ(r.state().status(), v1::ENDED);
+  EXPECT_EQ(r.end_reason(), v1::COMPLETED);
+}
+
+TEST(vm, caller_failure_runs_the_error_dialog) {
+  auto p = build(shop);
+  auto r = bot::start(*p, {}, now);
+  r = bot::resume(*p, r.state(), bot::failure_input("snapshot store unavailable", now));
+  EXPECT_EQ(texts(r), (std::vector<std::string>{"Oops, friend.", "Bye."}));
+  EXPECT_EQ(r.error(), "snapshot store unavailable");
+}
+
+TEST(vm, failed_action_without_on_error_runs_the_error_dialog) {
+  auto p = build(shop);
+  auto r = bot::start(*p, {}, now);
+  for (const char* in : {"buy a shirt", "small", "2", "2026-12-01"})
+    r = bot::resume(*p, r.state(), bot::text_input(in, now));
+  ASSERT_EQ(r.state().status(), v1::AWAITING_ACTION);
+  auto waiting = r.state();
+  auto wrong = bot::resume(*p, waiting, bot::text_input("hello?", now));
+  EXPECT_EQ(wrong.state().status(), v1::AWAITING_ACTION) << "text while waiting for an action";
+  EXPECT_FALSE(wrong.error().empty());
+  r = bot::resume(*p, waiting, bot::action_failure_input("timeout", now));
+  EXPECT_EQ(texts(r), (std::vector<std::string>{"Oops, friend.", "Bye."}));
+  r = bot::resume(*p, waiting, bot::action_input(200, "not json", now));
+  EXPECT_NE(r.error().find("invalid JSON"), std::string::npos);
+}
+
+TEST(vm, a_state_of_another_program_is_refused) {
+  auto p = build(shop);
+  auto r = bot::start(*p, {}, now);
+  auto other = r.state();
+  other.set_program_id("shop@0000000000000000");
+  auto x = bot::resume(*p, other, bot::text_input("hi", now));
+  EXPECT_EQ(x.state().status(), v1::ENDED);
+  EXPECT_EQ(x.end_reason(), v1::PROGRAM_MISMATCH);
+}
+
+TEST(vm, corrupt_states_do_not_crash) {
+  auto p = build(shop);
+  auto r = bot::start(*p, {}, now);
+  auto s = r.state();
+  s.add_frames()->set_dialog(999);
+  auto x = bot::resume(*p, s, bot::text_input("hi", now));
+  EXPECT_EQ(x.state().status(), v1::ENDED);
+  EXPECT_EQ(x.end_reason(), v1::ERROR);
+}
+
+TEST(vm, long_input_is_truncated) {
+  auto p = build(shop);
+  auto r = bot::start(*p, {}, now);
+  r = bot::resume(*p, r.state(), bot::text_input("buy a shirt", now));
+  r = bot::resume(*p, r.state(), bot::text_input("3", now));  // describe the size
+  r = bot::resume(*p, r.state(), bot::text_input(std::string(100000, 'x') + " big", now));
+  EXPECT_EQ(texts(r), std::vector<std::string>{"Describe the size"})
+      << "'big' lies beyond the input limit, so it was not seen";
+}
+
+TEST(vm, state_stays_small) {
+  auto p = build(shop);
+  auto r = bot::start(*p, {}, now);
+  for (const char* in : {"buy a shirt", "large", "2", "tomorrow"})
+    r = bot::resume(*p, r.state(), bot::text_input(in, now));
+  EXPECT_EQ(r.state().status(), v1::AWAITING_ACTION);
+  EXPECT_LT(r.state().ByteSizeLong(), 128u);
+  // Round trip through bytes, as a snapshot would.
+  v1::State back;
+  ASSERT_TRUE(back.ParseFromString(r.state().SerializeAsString()));
+  auto done = bot::resume(*p, back, bot::action_input(200, R"({"total": 1})", now));
+  EXPECT_EQ(done.messages_size(), 1);
+}
