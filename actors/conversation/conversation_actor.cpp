@@ -157,7 +157,13 @@ void accumulate(conversation_state& s, v1::TurnResult&& r, bool first) {
 void continue_after_vm(self_ptr self) {
   auto& s = self->state;
   if (s.acc.state().status() != v1::AWAITING_ACTION) return commit(self);
-  auto req = bot::resolve_secrets(s.acc.action(), [](std::string_view) { return std::nullopt; });
+  // Interim secret store: the node's environment, PARLEY_SECRET_<NAME>. Tenant
+  // secrets move to Postgres (encrypted) with the channels issue.
+  auto req = bot::resolve_secrets(s.acc.action(), [](std::string_view name) -> std::optional<std::string> {
+    const char* v = std::getenv(("PARLEY_SECRET_" + std::string(name)).c_str());
+    if (v == nullptr) return std::nullopt;
+    return std::string(v);
+  });
   if (!req) {
     v1::Input in = bot::action_failure_input(req.err().message, s.job->in.now_unix);
     return run_vm(self, &in);
@@ -242,7 +248,10 @@ void dispatch(self_ptr self) {
     return with_program(self);
   }
   if (!s.exists) return answer(self, status::session_not_found, "session " + s.session_id + " does not exist or expired");
-  if (!in.message_id.empty()) {
+  // A redelivery gets the recorded answer. With sequence ids (Bot API) only the last
+  // processed one is a retry; a lower one is stale.
+  bool may_replay = in.sequence_id < 0 || in.sequence_id == s.snap.last_sequence_id();
+  if (!in.message_id.empty() && may_replay) {
     for (const auto& rec : s.snap.recent()) {
       if (rec.message_id() == in.message_id) {
         return answer(self, status::replayed, {}, std::make_shared<v1::TurnResult>(rec.result()));

@@ -42,21 +42,15 @@ void bot_registry::stop() {
 }
 
 void bot_registry::active(const std::string& tenant, const std::string& bot, callback done) {
-  if (log_loaded_.load()) {
-    uint32_t v = 0;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      auto it = active_.find(bot_key(tenant, bot));
-      if (it != active_.end()) v = it->second;
-    }
-    if (v == 0) {
-      done(make_error("not_found", "bot '" + bot + "' of tenant '" + tenant + "' has no active version"));
-      return;
-    }
-    version(tenant, bot, v, std::move(done));
-    return;
+  uint32_t v = 0;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = active_.find(bot_key(tenant, bot));
+    if (it != active_.end()) v = it->second;
   }
-  // Before the change log is read once, ask Postgres directly.
+  if (v != 0) return version(tenant, bot, v, std::move(done));
+  // Not in the change log yet (an activation newer than the last poll, or before the
+  // first poll): ask Postgres, the truth, directly.
   load_version(tenant, bot, 0, std::move(done));
 }
 

@@ -99,7 +99,9 @@ using shard_ptr = caf::stateful_actor<shard_state>*;
 void spawn_for(shard_ptr self, const std::string& key, conv_entry& e) {
   e.actor = spawn_conversation(self->system(), self->state.deps, caf::actor_cast<caf::actor>(self), key, e.tenant,
                                e.session_id);
-  self->monitor(e.actor);
+  // Linked: a conversation's death reaches the shard's exit handler, and the shard's
+  // own exit (node shutdown) takes its conversations with it.
+  self->link_to(e.actor);
   self->state.by_addr[e.actor.address()] = key;
 }
 
@@ -109,7 +111,7 @@ void send_front(shard_ptr self, conv_entry& e) {
   self->send(e.actor, turn_atom::value, e.queue.front());
 }
 
-void on_down(shard_ptr self, const caf::down_msg& dm) {
+void on_conversation_exit(shard_ptr self, const caf::exit_msg& dm) {
   auto& st = self->state;
   auto it = st.by_addr.find(dm.source);
   if (it == st.by_addr.end()) return;  // passivated on purpose
@@ -164,7 +166,10 @@ void on_down(shard_ptr self, const caf::down_msg& dm) {
 caf::behavior shard_impl(shard_ptr self, const conversation_deps* deps, std::function<void(quarantined)> q) {
   self->state.deps = deps;
   self->state.quarantine = std::move(q);
-  self->set_down_handler([=](caf::down_msg& dm) { on_down(self, dm); });
+  self->set_exit_handler([=](caf::exit_msg& em) {
+    if (self->state.by_addr.count(em.source) > 0) return on_conversation_exit(self, em);
+    self->quit(em.reason);  // the runtime stops this shard
+  });
   auto period = std::max(std::chrono::milliseconds(50),
                          std::min(std::chrono::milliseconds(1000), deps->options.passivate_after / 2));
   self->delayed_send(self, period, tick_atom::value);
@@ -203,6 +208,7 @@ caf::behavior shard_impl(shard_ptr self, const conversation_deps* deps, std::fun
         }
         double seconds = std::chrono::duration<double>(e.last_active - job->received).count();
         st.deps->probe->turn(out->st, seconds);
+        if (out->st == turn_outcome::status::ok && st.deps->committed) st.deps->committed(job->in, *out);
         job->done(std::move(*out));
         send_front(self, e);
       },
@@ -213,7 +219,7 @@ caf::behavior shard_impl(shard_ptr self, const conversation_deps* deps, std::fun
           auto& e = it->second;
           if (!e.busy && e.queue.empty() && now - e.last_active >= st.deps->options.passivate_after) {
             st.by_addr.erase(e.actor.address());
-            self->demonitor(e.actor);
+            self->unlink_from(e.actor);
             self->send_exit(e.actor, caf::exit_reason::user_shutdown);
             st.deps->probe->passivations.Increment();
             st.deps->probe->live.Decrement();
@@ -262,6 +268,7 @@ runtime::runtime(deps d, runtime_options options) : impl_(std::make_unique<impl>
   c.actions = d.actions;
   c.probe = impl_->probe.get();
   c.options = options;
+  c.committed = d.committed;
   for (std::size_t i = 0; i < std::max<std::size_t>(1, options.shards); ++i)
     impl_->shards.push_back(d.system->spawn(shard_impl, &impl_->cdeps, d.quarantine));
 }

@@ -13,7 +13,13 @@
 #include <CLI/CLI.hpp>
 #include <caf/all.hpp>
 
+#include "actors/action/action_runner.hpp"
+#include "actors/gateway/botapi_gateway.hpp"
 #include "actors/health/readiness_actor.hpp"
+#include "actors/registry/bot_registry.hpp"
+#include "actors/runtime/runtime.hpp"
+#include "actors/transcript/transcript_writer.hpp"
+#include "src/store/catalog.hpp"
 #include "src/http/http.hpp"
 #include "src/log/log.hpp"
 #include "src/metrics/metrics.hpp"
@@ -56,7 +62,7 @@ int run(const settings::settings& cfg) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  auto registry = metrics::make_registry();
+  auto registry_ptr = metrics::make_registry();
 
   store::redis_options ropts;
   ropts.url = cfg.redis.url;
@@ -107,17 +113,111 @@ int run(const settings::settings& cfg) {
   };
   auto readiness = actors::spawn_readiness(sys, std::move(components), std::chrono::milliseconds(1000));
 
+  // Programs come from the Postgres catalog; the registry follows activations.
+  actors::program_source source;
+  source.load = [p](const std::string& tenant, const std::string& bot, uint32_t version, auto done) {
+    auto cb = [done = std::move(done)](result<store::bot_program> r) {
+      if (!r) {
+        auto code = r.err().code;
+        bool missing = code == "bot_not_found" || code == "version_not_found" || code == "no_active_version" ||
+                       code == "tenant_not_found" || code == "invalid_argument";
+        return done(make_error(missing ? "not_found" : code, r.err().message));
+      }
+      done(std::make_pair(static_cast<uint32_t>(r->version), std::move(r->program)));
+    };
+    if (version == 0)
+      store::get_active(*p, tenant, bot, std::move(cb));
+    else
+      store::get_version(*p, tenant, bot, static_cast<int>(version), std::move(cb));
+  };
+  source.changes = [p](int64_t since, auto done) {
+    store::active_changes_since(*p, since, [done = std::move(done)](result<std::vector<store::active_change>> r) {
+      if (!r) return done(r.err());
+      std::vector<actors::active_change> out;
+      for (auto& c : *r) out.push_back({c.tenant, c.bot, static_cast<uint32_t>(c.version), c.change_seq});
+      done(std::move(out));
+    });
+  };
+  actors::bot_registry registry(std::move(source));
+  registry.start();
+  actors::transcript_writer transcripts(
+      [p](std::vector<actors::transcript_row> rows, std::function<void(result<void>)> done) {
+        std::vector<store::transcript_row> out;
+        out.reserve(rows.size());
+        for (auto& r : rows)
+          out.push_back({std::move(r.tenant), std::move(r.session_id), static_cast<int64_t>(r.sequence),
+                         std::move(r.direction), r.idx, std::move(r.text), std::move(r.payload), r.created_unix_ms});
+        store::write_transcript_batch(*p, std::move(out), [done = std::move(done)](result<std::size_t> w) {
+          if (!w) return done(w.err());
+          done(result<void>{});
+        });
+      },
+      {}, registry_ptr.get());
+  actors::action_runner actions(static_cast<std::size_t>(cfg.runtime.action_threads));
+  actors::runtime_options ropts_rt;
+  ropts_rt.shards = static_cast<std::size_t>(cfg.runtime.shards);
+  ropts_rt.passivate_after = std::chrono::milliseconds(cfg.runtime.passivate_after_ms);
+  ropts_rt.max_attempts = cfg.runtime.max_attempts;
+  ropts_rt.recent_turns = static_cast<std::size_t>(cfg.runtime.recent_turns);
+  ropts_rt.debug_faults = cfg.runtime.debug_faults;
+  actors::runtime::deps rdeps;
+  rdeps.system = &sys;
+  rdeps.redis = r;
+  rdeps.registry = &registry;
+  rdeps.transcripts = &transcripts;
+  rdeps.actions = &actions;
+  rdeps.metrics = registry_ptr.get();
+  rdeps.quarantine = [p](actors::quarantined q) {
+    store::quarantined_message m;
+    m.tenant = q.tenant;
+    m.session_id = q.session_id;
+    m.message_id = q.message_id;
+    m.payload = q.text;
+    m.error = q.error;
+    m.attempts = q.attempts;
+    store::insert_quarantine(*p, std::move(m), [](result<int64_t> r) {
+      if (!r) log::error("quarantine_write_failed", {{"error", r.err().message}});
+    });
+  };
+  rdeps.committed = [p](const actors::inbound& in, const actors::turn_outcome& out) {
+    if (in.what == actors::inbound::kind::start) {
+      store::conversation_record c;
+      c.tenant = in.tenant;
+      c.session_id = out.session_id;
+      c.bot = out.bot;
+      c.version = static_cast<int>(out.bot_version);
+      c.channel = in.channel;
+      c.external_key = out.external_key;
+      store::upsert_conversation(*p, std::move(c), [](result<void> r) {
+        if (!r) log::warn("conversation_record_failed", {{"error", r.err().message}});
+      });
+    }
+    if (out.result && out.result->state().status() == bot::v1::ENDED)
+      store::end_conversation(*p, in.tenant, out.session_id, in.what == actors::inbound::kind::end ? "client" : "bot",
+                              [](result<bool> r) {
+                                if (!r) log::warn("conversation_record_failed", {{"error", r.err().message}});
+                              });
+  };
+  actors::runtime rt(rdeps, ropts_rt);
+
   http::router routes;
+  actors::botapi_gateway_options gw;
+  gw.rt = &rt;
+  gw.verify_key = [p](const std::string& tenant, const std::string& key, std::function<void(result<bool>)> done) {
+    store::verify_api_key(*p, tenant, key, std::move(done));
+  };
+  gw.ready = [r] { return r->connected(); };
+  auto gateway = actors::add_botapi_routes(routes, std::move(gw));
   routes.add("GET", "/healthz", [](http::request&&, http::responder reply) {
     reply(http::response::json(200, "{\"status\":\"alive\"}"));
   });
   routes.add("GET", "/readyz", [readiness](http::request&&, http::responder reply) {
     actors::request_readiness(readiness, std::move(reply));
   });
-  routes.add("GET", "/metrics", [registry](http::request&&, http::responder reply) {
+  routes.add("GET", "/metrics", [registry_ptr](http::request&&, http::responder reply) {
     http::response res;
     res.content_type = metrics::content_type;
-    res.body = metrics::render(*registry);
+    res.body = metrics::render(*registry_ptr);
     reply(std::move(res));
   });
 
@@ -127,13 +227,15 @@ int run(const settings::settings& cfg) {
   hopts.threads = cfg.http.threads;
   hopts.max_body_bytes = static_cast<std::size_t>(cfg.http.max_body_bytes);
   hopts.idle_timeout = std::chrono::milliseconds(cfg.http.idle_timeout_ms);
-  http::server server(hopts, std::move(routes), registry);
+  http::server server(hopts, std::move(routes), registry_ptr);
   if (auto started = server.start(); !started) {
     log::error("http_start_failed", {{"error", started.err().message}});
     std::fprintf(stderr, "parleyd: %s\n", started.err().message.c_str());
     stopping = true;
     if (migrator.joinable()) migrator.join();
+    rt.stop();
     caf::anon_send_exit(readiness, caf::exit_reason::user_shutdown);
+    sys.await_all_actors_done();
     return 1;
   }
   log::info("http_listening", {{"address", cfg.http.address},
@@ -149,7 +251,12 @@ int run(const settings::settings& cfg) {
   stopping = true;
   server.stop(std::chrono::milliseconds(cfg.http.shutdown_grace_ms));
   if (migrator.joinable()) migrator.join();
+  rt.stop();
   caf::anon_send_exit(readiness, caf::exit_reason::user_shutdown);
+  sys.await_all_actors_done();
+  registry.stop();
+  transcripts.flush(std::chrono::milliseconds(2000));
+  transcripts.stop();
   log::info("shutdown_complete");
   return 0;
 }

@@ -116,6 +116,13 @@ const std::vector<key_spec>& schema() {
       PARLEY_ENUM(log, level, "log level", "trace", "debug", "info", "warn", "error"),
       PARLEY_ENUM(log, format, "log line format", "json", "logfmt"),
       PARLEY_INT(actors, scheduler_threads, 0, 256, "CAF scheduler threads; 0 = one per core"),
+      PARLEY_INT(runtime, shards, 1, 4096, "shard actors per node"),
+      PARLEY_INT(runtime, passivate_after_ms, 10, 86400000, "idle conversation actors stop after this"),
+      PARLEY_INT(runtime, max_attempts, 1, 100, "deaths of one message before it is quarantined"),
+      PARLEY_INT(runtime, recent_turns, 1, 1000, "answered messages kept per conversation for replay"),
+      PARLEY_INT(runtime, action_threads, 1, 1024, "threads performing bot HTTP actions"),
+      PARLEY_BOOL(runtime, debug_faults, "debug only: enables the kill endpoint and poison messages"),
+      PARLEY_STR(admin, token, "admin API bearer token (set PARLEY_ADMIN_TOKEN; empty disables the admin API)", false),
   };
   return keys;
 }

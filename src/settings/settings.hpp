@@ -49,6 +49,19 @@ struct actor_settings {
   int scheduler_threads = 0;      ///< 0 = one per core
 };
 
+struct runtime_settings {
+  int shards = 32;                      ///< shard actors per node
+  int64_t passivate_after_ms = 600000;  ///< idle conversation actors stop after this
+  int max_attempts = 3;                 ///< deaths of one message before it is quarantined
+  int recent_turns = 8;                 ///< answered messages kept per conversation for replay
+  int action_threads = 8;               ///< threads performing bot HTTP actions
+  bool debug_faults = false;            ///< debug only: kill endpoint and poison messages
+};
+
+struct admin_settings {
+  std::string token;                    ///< admin API bearer token; set PARLEY_ADMIN_TOKEN
+};
+
 struct settings {
   node_settings node;
   http_settings http;
@@ -56,6 +69,8 @@ struct settings {
   postgres_settings postgres;
   log_settings log;
   actor_settings actors;
+  runtime_settings runtime;
+  admin_settings admin;
 };
 
 /// The environment as a map, so tests can pass their own.

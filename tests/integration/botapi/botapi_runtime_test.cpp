@@ -1,0 +1,495 @@
+// The Bot API end to end against a real parleyd process, real Redis and Postgres:
+// multi-turn conversations, replay of a repeated sequenceId, supervision (kill
+// between turns and mid-turn), kill -9 of the node, poison messages, deploys and
+// rollbacks during live conversations. Every response is validated against the
+// Einstein Bots API v5.3 contract.
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+
+#include "src/http/client.hpp"
+#include "src/http/http.hpp"
+#include "src/store/catalog.hpp"
+#include "src/store/postgres.hpp"
+#include "tests/integration/store/test_support.hpp"
+#include "tests/support/openapi.hpp"
+#include "tests/support/process.hpp"
+
+#include <prometheus/registry.h>
+
+namespace {
+
+using namespace std::chrono_literals;
+using json = nlohmann::json;
+using parley::testing::child_process;
+namespace store = parley::store;
+
+const std::string admin_token = "test-admin-token";
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string env_or_fail(const char* name) {
+  const char* v = std::getenv(name);
+  if (v == nullptr) ADD_FAILURE() << name << " is not set: run the tests with scripts/test";
+  return v ? v : "";
+}
+
+const parley::test::openapi& contract() {
+  static auto c = parley::test::openapi::load(std::string(PARLEY_CONTRACTS_DIR) + "/einstein-bots-api-v5.3.0.yml");
+  return c;
+}
+
+/// A fake order API: a real HTTP server on port 0. `hold` makes it keep requests
+/// unanswered until release() — a slow endpoint the test controls.
+class order_api {
+ public:
+  order_api() {
+    parley::http::router r;
+    r.add_prefix("GET", "/v1/orders/", "/v1/orders", [this](parley::http::request&& req, parley::http::responder reply) {
+      std::unique_lock<std::mutex> lock(m_);
+      ++calls_;
+      last_auth_ = req.header("Authorization") ? *req.header("Authorization") : "";
+      auto id = req.path.substr(std::string("/v1/orders/").size());
+      parley::http::response res;
+      if (id == "ZZ000000")
+        res = parley::http::response::json(404, R"({"error":"no such order"})");
+      else
+        res = parley::http::response::json(200, R"({"status":"shipped","shipment":{"tracking":"1Z999","carrier":"UPS"}})");
+      if (hold_) {
+        held_.push_back({reply, res});
+        cv_.notify_all();
+        return;
+      }
+      lock.unlock();
+      reply(res);
+    });
+    server_ = std::make_unique<parley::http::server>(parley::http::server_options{}, std::move(r),
+                                                     std::make_shared<prometheus::Registry>());
+    EXPECT_TRUE(server_->start().ok());
+  }
+  ~order_api() {
+    release();
+    server_->stop(1s);
+  }
+  std::string base() const { return "http://127.0.0.1:" + std::to_string(server_->port()); }
+  int calls() {
+    std::lock_guard<std::mutex> lock(m_);
+    return calls_;
+  }
+  std::string last_auth() {
+    std::lock_guard<std::mutex> lock(m_);
+    return last_auth_;
+  }
+  void hold() {
+    std::lock_guard<std::mutex> lock(m_);
+    hold_ = true;
+  }
+  /// Waits until `n` requests are held.
+  bool wait_held(std::size_t n) {
+    std::unique_lock<std::mutex> lock(m_);
+    return cv_.wait_for(lock, 20s, [&] { return held_.size() >= n; });
+  }
+  void release() {
+    std::vector<std::pair<parley::http::responder, parley::http::response>> h;
+    {
+      std::lock_guard<std::mutex> lock(m_);
+      hold_ = false;
+      h.swap(held_);
+    }
+    for (auto& [reply, res] : h) reply(res);
+  }
+
+ private:
+  std::mutex m_;
+  std::condition_variable cv_;
+  int calls_ = 0;
+  bool hold_ = false;
+  std::string last_auth_;
+  std::vector<std::pair<parley::http::responder, parley::http::response>> held_;
+  std::unique_ptr<parley::http::server> server_;
+};
+
+/// A parleyd process on a free port.
+class node {
+ public:
+  node() { start(); }
+  void start() {
+    std::map<std::string, std::string> env = {
+        {"PORT", "0"},
+        {"REDIS_URL", env_or_fail("REDIS_URL")},
+        {"DATABASE_URL", env_or_fail("DATABASE_URL")},
+        {"PARLEY_ADMIN_TOKEN", admin_token},
+        {"PARLEY_RUNTIME_DEBUG_FAULTS", "true"},
+        {"PARLEY_SECRET_ORDERS_API_TOKEN", "s3cret"},
+        {"PARLEY_LOG_LEVEL", "info"},
+    };
+    proc_ = std::make_unique<child_process>(
+        std::vector<std::string>{PARLEYD_PATH, "--config", std::string(PARLEY_SOURCE_DIR) + "/config/local.yaml"}, env);
+    auto line = proc_->wait_for_line([](const std::string& l) { return l.find("\"http_listening\"") != std::string::npos; });
+    ASSERT_TRUE(line.has_value()) << "parleyd did not start";
+    port_ = json::parse(line->substr(line->find('{')))["port"].get<std::string>();
+  }
+  void kill9() {
+    proc_->kill(SIGKILL);
+    proc_->wait_exit(10s);
+  }
+  std::string url(const std::string& path) const { return "http://127.0.0.1:" + port_ + path; }
+
+ private:
+  std::unique_ptr<child_process> proc_;
+  std::string port_;
+};
+
+struct reply {
+  int status = 0;
+  std::string body;
+  json j;
+  parley::http::header_list headers;
+};
+
+/// One Bot API client for one tenant, validating every response against the contract.
+class client {
+ public:
+  client(node& n, std::string tenant, std::string key) : n_(n), tenant_(std::move(tenant)), key_(std::move(key)) {}
+
+  reply call(const std::string& method, const std::string& path, const json& body,
+             parley::http::header_list extra = {}) {
+    parley::http::client_request r;
+    r.method = method;
+    r.url = n_.url(path);
+    r.timeout = 30s;
+    r.headers = {{"X-Org-Id", tenant_}, {"Authorization", "Bearer " + key_}, {"Content-Type", "application/json"}};
+    for (auto& h : extra) r.headers.push_back(h);
+    if (!body.is_null()) r.body = body.dump();
+    auto res = parley::http::fetch(r);
+    EXPECT_TRUE(res.ok()) << (res.ok() ? "" : res.err().message);
+    reply out;
+    if (!res.ok()) return out;
+    out.status = res->status;
+    out.body = res->body;
+    out.headers = res->headers;
+    out.j = json::parse(res->body, nullptr, false);
+    auto tmpl = contract().match_path(path);
+    EXPECT_FALSE(tmpl.empty()) << path;
+    std::string m = method;
+    for (auto& c : m) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    auto v = contract().validate_response(tmpl, m, out.status, std::string_view(out.body));
+    EXPECT_TRUE(v.empty()) << method << " " << path << " " << out.status << ": " << parley::test::to_string(v)
+                           << "\n" << out.body;
+    auto hv = contract().validate_response_headers(tmpl, m, out.status, out.headers);
+    EXPECT_TRUE(hv.empty()) << parley::test::to_string(hv);
+    return out;
+  }
+
+  reply start(const std::string& bot, json body = json::object()) {
+    if (!body.contains("externalSessionKey")) body["externalSessionKey"] = "ext-" + std::to_string(++n_started_);
+    if (!body.contains("message")) body["message"] = json::object();
+    if (!body.contains("forceConfig")) body["forceConfig"] = {{"endpoint", "https://example.com/"}};
+    return call("POST", "/v5.3.0/bots/" + bot + "/sessions", body);
+  }
+  reply text(const std::string& session, int64_t seq, const std::string& text) {
+    return call("POST", "/v5.3.0/sessions/" + session + "/messages",
+                {{"message", {{"type", "text"}, {"sequenceId", seq}, {"text", text}}}});
+  }
+  reply choice(const std::string& session, int64_t seq, int index) {
+    return call("POST", "/v5.3.0/sessions/" + session + "/messages",
+                {{"message", {{"type", "choice"}, {"sequenceId", seq}, {"choiceIndex", index}}}});
+  }
+
+ private:
+  node& n_;
+  std::string tenant_, key_;
+  int n_started_ = 0;
+};
+
+/// All texts of a response's messages, joined by newlines (choices as [a|b]).
+std::string texts(const json& body) {
+  std::string out;
+  if (!body.contains("messages")) return out;
+  for (const auto& m : body["messages"]) {
+    if (m.contains("text")) out += m["text"].get<std::string>() + "\n";
+    if (m.contains("choices")) {
+      out += "[";
+      for (const auto& c : m["choices"]) out += c.value("label", "") + "|";
+      out += "]\n";
+    }
+    if (m["type"] == "escalate") out += "<escalate>\n";
+    if (m["type"] == "sessionEnded") out += "<ended>\n";
+  }
+  return out;
+}
+
+bool has(const std::string& haystack, const std::string& needle) { return haystack.find(needle) != std::string::npos; }
+
+class BotApi : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto url = env_or_fail("DATABASE_URL");
+    ASSERT_FALSE(url.empty());
+    auto pg = store::postgres_client::create({url});
+    ASSERT_TRUE(pg.ok());
+    pg_ = std::move(*pg);
+    tenant_ = parley::store::testing::unique_name("t");
+    n_ = std::make_unique<node>();  // applies the migrations
+    ASSERT_TRUE(parley::store::testing::eventually([&] {
+      return store::create_tenant_sync(*pg_, tenant_, "Test tenant", "test").ok();
+    }, 20s));
+    auto key = store::create_api_key_sync(*pg_, tenant_, "test", "test");
+    ASSERT_TRUE(key.ok()) << key.err().message;
+    key_ = key->key;
+    deploy(bot_text(), true);
+    c_ = std::make_unique<client>(*n_, tenant_, key_);
+  }
+
+  /// The order-status sample bot, calling the fake order API.
+  std::string bot_text(const std::string& welcome = "I'm the order assistant.") {
+    auto text = read_file(std::string(PARLEY_SOURCE_DIR) + "/config/bots/order-status.yaml");
+    auto replace = [&](const std::string& from, const std::string& to) {
+      auto pos = text.find(from);
+      EXPECT_NE(pos, std::string::npos) << from;
+      if (pos != std::string::npos) text.replace(pos, from.size(), to);
+    };
+    replace("https://orders.example.com", api_.base());
+    replace("Hi! I'm the order assistant.", "Hi! " + welcome);
+    return text;
+  }
+
+  int deploy(const std::string& text, bool activate) {
+    store::deploy_request d;
+    d.tenant = tenant_;
+    d.bot = "orders";
+    d.source = text;
+    d.deployed_by = "test";
+    d.activate = activate;
+    auto r = store::deploy_version_sync(*pg_, d);
+    EXPECT_TRUE(r.ok() && r->deployed) << (r.ok() ? "diagnostics" : r.err().message);
+    return r.ok() ? r->version : 0;
+  }
+
+  std::string start_session() {
+    auto r = c_->start("orders");
+    EXPECT_EQ(r.status, 200) << r.body;
+    EXPECT_TRUE(has(texts(r.j), "How can I help you?")) << r.body;
+    return r.j.value("sessionId", "");
+  }
+
+  reply kill(const std::string& session) {
+    parley::http::client_request r;
+    r.method = "POST";
+    r.url = n_->url("/admin/v1/debug/tenants/" + tenant_ + "/conversations/" + session + "/kill");
+    r.headers = {{"Authorization", "Bearer " + admin_token}};
+    auto res = parley::http::fetch(r);
+    EXPECT_TRUE(res.ok());
+    reply out;
+    if (res.ok()) {
+      out.status = res->status;
+      out.body = res->body;
+    }
+    return out;
+  }
+
+  double metric(const std::string& sample) {
+    parley::http::client_request r;
+    r.url = n_->url("/metrics");
+    auto res = parley::http::fetch(r);
+    if (!res.ok()) return -1;
+    auto pos = res->body.find("\n" + sample + " ");
+    if (pos == std::string::npos) return 0;
+    return std::stod(res->body.substr(pos + sample.size() + 2));
+  }
+
+  order_api api_;
+  std::unique_ptr<store::postgres_client> pg_;
+  std::string tenant_, key_;
+  std::unique_ptr<node> n_;
+  std::unique_ptr<client> c_;
+};
+
+TEST_F(BotApi, FullConversationCallsTheActionAndKeepsATranscript) {
+  auto s = start_session();
+  ASSERT_FALSE(s.empty());
+  auto r = c_->choice(s, 1, 1);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(has(texts(r.j), "What's your order number?")) << r.body;
+  r = c_->text(s, 2, "it is ab-123456");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(has(texts(r.j), "Your order AB123456 has shipped with UPS. Tracking number: 1Z999.")) << r.body;
+  EXPECT_EQ(api_.calls(), 1);
+  EXPECT_EQ(api_.last_auth(), "Bearer s3cret") << "secrets resolve from PARLEY_SECRET_*";
+  r = c_->choice(s, 3, 2);  // "No, that's all"
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(has(texts(r.j), "Goodbye")) << r.body;
+  EXPECT_TRUE(has(texts(r.j), "<ended>")) << r.body;
+
+  // The transcript reaches Postgres off the critical path.
+  std::vector<store::transcript_row> rows;
+  ASSERT_TRUE(parley::store::testing::eventually([&] {
+    auto t = store::transcript_sync(*pg_, tenant_, s);
+    if (!t.ok()) return false;
+    rows = *t;
+    return rows.size() >= 8;
+  }, 10s)) << rows.size();
+  bool saw_order = false;
+  for (const auto& row : rows) saw_order |= row.direction == "in" && has(row.text, "ab-123456");
+  EXPECT_TRUE(saw_order);
+  auto conv = store::get_conversation_sync(*pg_, tenant_, s);
+  ASSERT_TRUE(conv.ok() && conv->has_value());
+  EXPECT_EQ((*conv)->bot, "orders");
+}
+
+TEST_F(BotApi, RepeatedSequenceIdReplaysWithoutRunningTheBotAgain) {
+  auto s = start_session();
+  ASSERT_EQ(c_->choice(s, 1, 1).status, 200);
+  auto first = c_->text(s, 2, "AB-123456");
+  ASSERT_EQ(first.status, 200) << first.body;
+  EXPECT_EQ(api_.calls(), 1);
+  auto again = c_->text(s, 2, "AB-123456");
+  ASSERT_EQ(again.status, 200) << again.body;
+  EXPECT_EQ(again.body, first.body) << "a retried sequenceId gets the recorded answer";
+  EXPECT_EQ(api_.calls(), 1) << "the bot (and its action) did not run again";
+
+  auto stale = c_->text(s, 1, "hello");
+  EXPECT_EQ(stale.status, 400) << stale.body;
+  EXPECT_TRUE(has(stale.body, "sequenceId")) << stale.body;
+}
+
+TEST_F(BotApi, AuthenticationAndUnknownThingsGetContractErrors) {
+  client wrong_key(*n_, tenant_, "pk_not-a-key");
+  auto r = wrong_key.start("orders");
+  EXPECT_EQ(r.status, 401) << r.body;
+  client other_tenant(*n_, "no-such-tenant", key_);
+  EXPECT_EQ(other_tenant.start("orders").status, 401);
+  auto nobot = c_->start("no-such-bot");
+  EXPECT_EQ(nobot.status, 404) << nobot.body;
+  auto nosession = c_->text("00000000-0000-4000-8000-000000000000", 1, "hi");
+  EXPECT_EQ(nosession.status, 404) << nosession.body;
+  auto bad = c_->call("POST", "/v5.3.0/sessions/abc/messages", {{"message", {{"type", "text"}, {"text", "x"}}}});
+  EXPECT_EQ(bad.status, 400) << bad.body;
+  EXPECT_TRUE(has(bad.body, "sequenceId")) << bad.body;
+}
+
+TEST_F(BotApi, KillBetweenTurnsLosesNothing) {
+  auto s = start_session();
+  ASSERT_EQ(c_->choice(s, 1, 1).status, 200);
+  auto k = kill(s);
+  ASSERT_EQ(k.status, 200) << k.body;
+  auto r = c_->text(s, 2, "AB-123456");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(has(texts(r.j), "has shipped")) << r.body;
+  EXPECT_EQ(api_.calls(), 1);
+  EXPECT_GE(metric("parley_conversation_restarts_total"), 1);
+}
+
+TEST_F(BotApi, KillMidTurnRerunsTheMessageOnceAndRepliesOnce) {
+  auto s = start_session();
+  ASSERT_EQ(c_->choice(s, 1, 1).status, 200);
+  api_.hold();
+  reply r;
+  std::thread t([&] { r = c_->text(s, 2, "AB-123456"); });
+  struct joiner {
+    order_api& api;
+    std::thread& t;
+    ~joiner() {
+      api.release();
+      if (t.joinable()) t.join();
+    }
+  } guard{api_, t};
+  ASSERT_TRUE(api_.wait_held(1)) << "the action never reached the order API";
+  ASSERT_EQ(kill(s).status, 200);
+  // The restarted conversation reloads its snapshot and runs the message again.
+  ASSERT_TRUE(api_.wait_held(2)) << "the message was not re-run after the kill";
+  api_.release();
+  t.join();
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(has(texts(r.j), "has shipped")) << r.body;
+  auto again = c_->text(s, 2, "AB-123456");
+  EXPECT_EQ(again.body, r.body);
+  auto next = c_->choice(s, 3, 1);
+  ASSERT_EQ(next.status, 200) << next.body;
+  EXPECT_TRUE(has(texts(next.j), "What's your order number?")) << next.body;
+}
+
+TEST_F(BotApi, KillNineOfTheNodeThenContinueFromRedis) {
+  auto s = start_session();
+  ASSERT_EQ(c_->choice(s, 1, 1).status, 200);
+  n_->kill9();
+  n_ = std::make_unique<node>();
+  c_ = std::make_unique<client>(*n_, tenant_, key_);
+  auto r = c_->text(s, 2, "AB-123456");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(has(texts(r.j), "has shipped")) << r.body;
+  EXPECT_GE(metric(R"(parley_conversation_activations_total{source="snapshot"})"), 1);
+}
+
+TEST_F(BotApi, PoisonMessageIsQuarantinedAndTheErrorDialogAnswers) {
+  auto s = start_session();
+  auto r = c_->text(s, 1, "__parley_poison__");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(has(texts(r.j), "Sorry, something went wrong on our side.")) << r.body;
+  auto q = store::list_quarantine_sync(*pg_, tenant_);
+  ASSERT_TRUE(parley::store::testing::eventually([&] {
+    q = store::list_quarantine_sync(*pg_, tenant_);
+    return q.ok() && q->size() == 1;
+  }, 10s));
+  EXPECT_EQ((*q)[0].session_id, s);
+  EXPECT_EQ((*q)[0].attempts, 3);
+  EXPECT_EQ(metric("parley_messages_quarantined_total"), 1);
+  // The conversation lives on.
+  auto again = c_->text(s, 2, "hello");
+  EXPECT_EQ(again.status, 200) << again.body;
+}
+
+TEST_F(BotApi, DeployKeepsLiveConversationsOnTheirVersionAndRollbackRestores) {
+  auto old_session = c_->start("orders");
+  ASSERT_EQ(old_session.status, 200);
+  auto old_version = old_session.j.value("botVersion", "");
+  auto s = old_session.j.value("sessionId", "");
+
+  deploy(bot_text("I'm the NEW order assistant."), true);
+  reply fresh;
+  ASSERT_TRUE(parley::store::testing::eventually([&] {
+    fresh = c_->start("orders");
+    return has(texts(fresh.j), "NEW order assistant");
+  }, 5s)) << "a new activation reaches new sessions within the poll interval";
+  EXPECT_NE(fresh.j.value("botVersion", ""), old_version);
+
+  auto cont = c_->choice(s, 1, 1);
+  ASSERT_EQ(cont.status, 200) << cont.body;
+  EXPECT_EQ(cont.j.value("botVersion", ""), old_version) << "a live conversation stays on its version";
+
+  ASSERT_TRUE(store::rollback_sync(*pg_, tenant_, "orders", "test").ok());
+  reply back;
+  ASSERT_TRUE(parley::store::testing::eventually([&] {
+    back = c_->start("orders");
+    return !has(texts(back.j), "NEW") && has(texts(back.j), "I'm the order assistant.");
+  }, 5s)) << back.body;
+  EXPECT_EQ(back.j.value("botVersion", ""), old_version);
+}
+
+TEST_F(BotApi, EndSessionEndsIt) {
+  auto s = start_session();
+  auto r = c_->call("DELETE", "/v5.3.0/sessions/" + s, nullptr, {{"X-Session-End-Reason", "UserRequest"}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto after = c_->text(s, 5, "hello");
+  EXPECT_EQ(after.status, 404) << after.body;
+}
+
+TEST_F(BotApi, StatusAndVersions) {
+  auto st = c_->call("GET", "/status", nullptr);
+  EXPECT_EQ(st.status, 200);
+  EXPECT_EQ(st.j.value("status", ""), "UP");
+  auto v = c_->call("GET", "/versions", nullptr);
+  EXPECT_EQ(v.status, 200);
+}
+
+}  // namespace
