@@ -1,0 +1,443 @@
+/// Integration tests of the Postgres catalog (src/store/catalog.hpp) against
+/// the real PostgreSQL of scripts/test. Every test works in its own tenant.
+
+#include "src/store/catalog.hpp"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
+
+#include <algorithm>
+#include <future>
+#include <set>
+#include <thread>
+
+#include "src/bot/bot.hpp"
+#include "tests/integration/catalog/support.hpp"
+
+namespace parley::store {
+namespace {
+
+using namespace parley::catalog_testing;
+
+class catalog_test : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    pg_ = shared_postgres();
+    ASSERT_NE(pg_, nullptr);
+    tenant_ = unique_tenant("cat");
+    auto t = create_tenant_sync(*pg_, tenant_, "Catalog test", "tester");
+    ASSERT_TRUE(t) << t.err().message;
+    source_ = sample_bot("order-status.yaml");
+    ASSERT_FALSE(source_.empty());
+  }
+
+  deploy_outcome deploy(const std::string& bot, const std::string& source, bool activate = false) {
+    auto r = deploy_version_sync(*pg_, {tenant_, bot, source, "tester", activate, ""});
+    EXPECT_TRUE(r) << r.err().code << ": " << r.err().message;
+    return r ? *r : deploy_outcome{};
+  }
+
+  conversation_record conversation(const std::string& session, int version) {
+    conversation_record c;
+    c.tenant = tenant_;
+    c.session_id = session;
+    c.bot = "orders";
+    c.version = version;
+    c.channel = "bot_api";
+    c.external_key = "ext-1";
+    return c;
+  }
+
+  std::vector<audit_entry> audit_rows() {
+    auto r = list_audit_sync(*pg_, tenant_, 100);
+    EXPECT_TRUE(r) << r.err().message;
+    return r ? *r : std::vector<audit_entry>{};
+  }
+
+  std::size_t count_actions(const std::string& action) {
+    auto rows = audit_rows();
+    return std::count_if(rows.begin(), rows.end(),
+                         [&](const audit_entry& e) { return e.action == action; });
+  }
+
+  postgres_client* pg_ = nullptr;
+  std::string tenant_;
+  std::string source_;
+};
+
+TEST_F(catalog_test, tenants_are_created_once_and_listed) {
+  auto again = create_tenant_sync(*pg_, tenant_, "Other", "tester");
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.err().code, "tenant_exists");
+
+  auto bad = create_tenant_sync(*pg_, "no spaces allowed", "x", "tester");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.err().code, "invalid_argument");
+  EXPECT_NE(bad.err().message.find("no spaces allowed"), std::string::npos);
+
+  auto all = list_tenants_sync(*pg_);
+  ASSERT_TRUE(all) << all.err().message;
+  auto it = std::find_if(all->begin(), all->end(),
+                         [&](const tenant_record& t) { return t.id == tenant_; });
+  ASSERT_NE(it, all->end());
+  EXPECT_EQ(it->name, "Catalog test");
+  EXPECT_GT(it->created_at_ms, 0);
+
+  auto one = get_tenant_sync(*pg_, tenant_);
+  ASSERT_TRUE(one && one->has_value());
+  auto none = get_tenant_sync(*pg_, tenant_ + "x");
+  ASSERT_TRUE(none);
+  EXPECT_FALSE(none->has_value());
+
+  auto rows = audit_rows();
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].action, "tenant.create");
+  EXPECT_EQ(rows[0].actor, "tester");
+  EXPECT_EQ(nlohmann::json::parse(rows[0].details_json)["name"], "Catalog test");
+}
+
+TEST_F(catalog_test, api_keys_verify_until_revoked) {
+  auto k = create_api_key_sync(*pg_, tenant_, "web", "tester");
+  ASSERT_TRUE(k) << k.err().message;
+  EXPECT_EQ(k->key.rfind("pk_", 0), 0u);
+  EXPECT_EQ(k->key.size(), 3u + 43u);
+  EXPECT_EQ(k->prefix, k->key.substr(0, 8));
+
+  auto yes = verify_api_key_sync(*pg_, tenant_, k->key);
+  ASSERT_TRUE(yes) << yes.err().message;
+  EXPECT_TRUE(*yes);
+
+  std::string wrong = k->key;
+  wrong.back() = wrong.back() == 'A' ? 'B' : 'A';
+  EXPECT_FALSE(*verify_api_key_sync(*pg_, tenant_, wrong));
+  EXPECT_FALSE(*verify_api_key_sync(*pg_, tenant_, "pk_"));
+  EXPECT_FALSE(*verify_api_key_sync(*pg_, tenant_, ""));
+  // A key only opens its own tenant.
+  auto other = unique_tenant("cat");
+  ASSERT_TRUE(create_tenant_sync(*pg_, other, "Other", "tester"));
+  EXPECT_FALSE(*verify_api_key_sync(*pg_, other, k->key));
+
+  // The plaintext is never stored: only its hash.
+  auto stored = pg_->query_sync([&](pqxx::transaction_base& tx) {
+    return tx.exec_params1("SELECT key_hash FROM api_keys WHERE id = $1", k->id)[0]
+        .as<std::string>();
+  });
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(*stored, api_key_hash(k->key));
+  EXPECT_EQ(stored->find(k->key), std::string::npos);
+
+  ASSERT_TRUE(revoke_api_key_sync(*pg_, tenant_, k->id, "tester"));
+  EXPECT_FALSE(*verify_api_key_sync(*pg_, tenant_, k->key));
+  EXPECT_TRUE(revoke_api_key_sync(*pg_, tenant_, k->id, "tester")) << "revoking twice is fine";
+  auto missing = revoke_api_key_sync(*pg_, tenant_, k->id + 1000000, "tester");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.err().code, "api_key_not_found");
+
+  auto keys = list_api_keys_sync(*pg_, tenant_);
+  ASSERT_TRUE(keys);
+  ASSERT_EQ(keys->size(), 1u);
+  EXPECT_TRUE((*keys)[0].revoked);
+  EXPECT_EQ((*keys)[0].name, "web");
+
+  EXPECT_EQ(count_actions("api_key.create"), 1u);
+  EXPECT_EQ(count_actions("api_key.revoke"), 1u);
+
+  auto no_tenant = create_api_key_sync(*pg_, tenant_ + "-missing", "web", "tester");
+  ASSERT_FALSE(no_tenant);
+  EXPECT_EQ(no_tenant.err().code, "tenant_not_found");
+}
+
+TEST_F(catalog_test, versions_increase_and_are_immutable) {
+  auto v1 = deploy("orders", source_);
+  ASSERT_TRUE(v1.deployed);
+  EXPECT_EQ(v1.version, 1);
+  EXPECT_EQ(v1.program_id.rfind("order-status@", 0), 0u) << v1.program_id;
+  EXPECT_FALSE(v1.activated);
+  auto v2 = deploy("orders", source_);
+  EXPECT_EQ(v2.version, 2);
+  auto other_bot = deploy("orders-2", source_);
+  EXPECT_EQ(other_bot.version, 1) << "versions count per bot";
+
+  auto got = get_version_sync(*pg_, tenant_, "orders", 1);
+  ASSERT_TRUE(got) << got.err().message;
+  EXPECT_EQ(got->source, source_);
+  EXPECT_EQ(got->program_id, v1.program_id);
+  // The stored bytes are the compiler's program, loadable as is.
+  auto compiled = bot::compile(source_, "orders.yaml");
+  ASSERT_TRUE(compiled.ok());
+  EXPECT_EQ(got->program, bot::serialize(*compiled.program));
+  bot::v1::Program parsed;
+  ASSERT_TRUE(parsed.ParseFromString(got->program));
+  EXPECT_TRUE(bot::load(parsed));
+
+  auto updated = pg_->run_sync([&](pqxx::transaction_base& tx) {
+    tx.exec_params("UPDATE bot_versions SET source = 'x' WHERE tenant_id = $1", tenant_);
+  });
+  ASSERT_FALSE(updated);
+  EXPECT_NE(updated.err().message.find("immutable"), std::string::npos) << updated.err().message;
+  auto deleted = pg_->run_sync([&](pqxx::transaction_base& tx) {
+    tx.exec_params("DELETE FROM bot_versions WHERE tenant_id = $1", tenant_);
+  });
+  EXPECT_FALSE(deleted);
+
+  auto missing = get_version_sync(*pg_, tenant_, "orders", 3);
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.err().code, "version_not_found");
+
+  auto list = list_versions_sync(*pg_, tenant_, "orders");
+  ASSERT_TRUE(list) << list.err().message;
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0].version, 1);
+  EXPECT_EQ((*list)[1].version, 2);
+  EXPECT_EQ((*list)[0].deployed_by, "tester");
+  EXPECT_FALSE((*list)[0].active);
+  EXPECT_FALSE((*list)[1].active);
+
+  auto no_bot = list_versions_sync(*pg_, tenant_, "nope");
+  ASSERT_FALSE(no_bot);
+  EXPECT_EQ(no_bot.err().code, "bot_not_found");
+  EXPECT_EQ(count_actions("bot.deploy"), 3u);
+}
+
+TEST_F(catalog_test, concurrent_deploys_get_distinct_versions) {
+  std::vector<std::future<int>> results;
+  for (int i = 0; i < 4; ++i) {
+    results.push_back(std::async(std::launch::async, [&] {
+      auto r = deploy_version_sync(*pg_, {tenant_, "busy", source_, "tester", false, ""});
+      return r && r->deployed ? r->version : -1;
+    }));
+  }
+  std::set<int> versions;
+  for (auto& f : results) versions.insert(f.get());
+  EXPECT_EQ(versions, (std::set<int>{1, 2, 3, 4}));
+}
+
+TEST_F(catalog_test, a_bad_file_stores_nothing_and_reports_diagnostics) {
+  auto bad = edited(source_, "welcome: welcome", "welcome: no_such_dialog");
+  auto out = deploy("orders", bad);
+  EXPECT_FALSE(out.deployed);
+  EXPECT_EQ(out.version, 0);
+  auto error = std::find_if(out.diagnostics.begin(), out.diagnostics.end(),
+                            [](const deploy_diagnostic& d) { return d.severity == "error"; });
+  ASSERT_NE(error, out.diagnostics.end());
+  EXPECT_GT(error->line, 0);
+  EXPECT_NE(error->message.find("no_such_dialog"), std::string::npos) << error->message;
+  auto list = list_versions_sync(*pg_, tenant_, "orders");
+  ASSERT_FALSE(list);
+  EXPECT_EQ(list.err().code, "bot_not_found");
+  EXPECT_EQ(count_actions("bot.deploy"), 0u);
+
+  auto no_tenant = deploy_version_sync(*pg_, {tenant_ + "-missing", "orders", source_, "t", false, ""});
+  ASSERT_FALSE(no_tenant);
+  EXPECT_EQ(no_tenant.err().code, "tenant_not_found");
+}
+
+TEST_F(catalog_test, activate_and_rollback_move_the_pointer) {
+  auto none = get_active_sync(*pg_, tenant_, "orders");
+  ASSERT_FALSE(none);
+  EXPECT_EQ(none.err().code, "no_active_version");
+
+  auto v1 = deploy("orders", source_, true);
+  EXPECT_TRUE(v1.activated);
+  auto first = get_active_sync(*pg_, tenant_, "orders");
+  ASSERT_TRUE(first) << first.err().message;
+  EXPECT_EQ(first->version, 1);
+  EXPECT_FALSE(first->program.empty());
+
+  auto no_previous = rollback_sync(*pg_, tenant_, "orders", "tester");
+  ASSERT_FALSE(no_previous);
+  EXPECT_EQ(no_previous.err().code, "no_previous_version");
+  EXPECT_NE(no_previous.err().message.find("orders"), std::string::npos);
+
+  deploy("orders", source_);
+  auto a2 = activate_sync(*pg_, tenant_, "orders", 2, "tester");
+  ASSERT_TRUE(a2) << a2.err().message;
+  EXPECT_TRUE(a2->changed);
+  EXPECT_EQ(a2->version, 2);
+  ASSERT_TRUE(a2->previous_version);
+  EXPECT_EQ(*a2->previous_version, 1);
+  EXPECT_EQ(get_active_sync(*pg_, tenant_, "orders")->version, 2);
+
+  auto list = list_versions_sync(*pg_, tenant_, "orders");
+  ASSERT_TRUE(list);
+  EXPECT_FALSE((*list)[0].active);
+  EXPECT_TRUE((*list)[1].active);
+
+  auto same = activate_sync(*pg_, tenant_, "orders", 2, "tester");
+  ASSERT_TRUE(same);
+  EXPECT_FALSE(same->changed);
+  EXPECT_EQ(same->change_seq, a2->change_seq);
+
+  auto missing = activate_sync(*pg_, tenant_, "orders", 7, "tester");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.err().code, "version_not_found");
+
+  auto back = rollback_sync(*pg_, tenant_, "orders", "tester");
+  ASSERT_TRUE(back) << back.err().message;
+  EXPECT_EQ(back->version, 1);
+  EXPECT_GT(back->change_seq, a2->change_seq);
+  EXPECT_EQ(get_active_sync(*pg_, tenant_, "orders")->version, 1);
+  auto twice = rollback_sync(*pg_, tenant_, "orders", "tester");
+  ASSERT_FALSE(twice);
+  EXPECT_EQ(twice.err().code, "no_previous_version");
+
+  EXPECT_EQ(count_actions("bot.activate"), 2u);  // deploy --activate, activate 2
+  EXPECT_EQ(count_actions("bot.rollback"), 1u);
+  auto rows = audit_rows();
+  ASSERT_FALSE(rows.empty());
+  EXPECT_EQ(rows[0].action, "bot.rollback");
+  auto details = nlohmann::json::parse(rows[0].details_json);
+  EXPECT_EQ(details["from"], 2);
+  EXPECT_EQ(details["to"], 1);
+  EXPECT_EQ(rows[0].target, "orders");
+}
+
+TEST_F(catalog_test, changes_since_returns_later_pointer_moves_in_order) {
+  auto start = active_changes_since_sync(*pg_, 0);
+  ASSERT_TRUE(start) << start.err().message;
+  std::int64_t since = start->empty() ? 0 : start->back().change_seq;
+  // Page through to the end: other tests' rows may exceed one page.
+  for (;;) {
+    auto more = active_changes_since_sync(*pg_, since);
+    ASSERT_TRUE(more);
+    if (more->empty()) break;
+    since = more->back().change_seq;
+  }
+
+  deploy("a", source_, true);
+  deploy("b", source_, true);
+  deploy("a", source_);
+  ASSERT_TRUE(activate_sync(*pg_, tenant_, "a", 2, "tester"));
+
+  auto changes = active_changes_since_sync(*pg_, since);
+  ASSERT_TRUE(changes) << changes.err().message;
+  std::vector<std::pair<std::string, int>> mine;
+  std::int64_t last = since;
+  for (const auto& c : *changes) {
+    EXPECT_GT(c.change_seq, last) << "ascending";
+    last = c.change_seq;
+    if (c.tenant == tenant_) mine.emplace_back(c.bot, c.version);
+  }
+  // One row per bot: its current pointer, in the order of its last change.
+  EXPECT_EQ(mine, (std::vector<std::pair<std::string, int>>{{"b", 1}, {"a", 2}}));
+
+  auto after = active_changes_since_sync(*pg_, last);
+  ASSERT_TRUE(after);
+  EXPECT_TRUE(after->empty());
+
+  auto limited = active_changes_since_sync(*pg_, since, 1);
+  ASSERT_TRUE(limited);
+  EXPECT_EQ(limited->size(), 1u);
+}
+
+TEST_F(catalog_test, transcript_batches_are_idempotent) {
+  std::string session = unique_name("session");
+  ASSERT_TRUE(upsert_conversation_sync(*pg_, conversation(session, 1)));
+  std::vector<transcript_row> batch;
+  for (int seq = 1; seq <= 3; ++seq) {
+    batch.push_back({tenant_, session, seq, "in", 0, "hello " + std::to_string(seq), "", 0});
+    batch.push_back({tenant_, session, seq, "out", 0, "reply a", R"({"choices":["x"]})", 0});
+    batch.push_back({tenant_, session, seq, "out", 1, "reply b", "", 1700000000123});
+  }
+  auto first = write_transcript_batch_sync(*pg_, batch);
+  ASSERT_TRUE(first) << first.err().message;
+  EXPECT_EQ(*first, 9u);
+  auto again = write_transcript_batch_sync(*pg_, batch);
+  ASSERT_TRUE(again) << again.err().message;
+  EXPECT_EQ(*again, 0u);
+
+  // A batch overlapping the last one inserts only what is new.
+  std::vector<transcript_row> overlap(batch.end() - 3, batch.end());
+  overlap.push_back({tenant_, session, 4, "in", 0, "bye", "", 0});
+  EXPECT_EQ(*write_transcript_batch_sync(*pg_, overlap), 1u);
+
+  auto rows = transcript_sync(*pg_, tenant_, session);
+  ASSERT_TRUE(rows) << rows.err().message;
+  ASSERT_EQ(rows->size(), 10u);
+  EXPECT_EQ((*rows)[0].text, "hello 1");
+  EXPECT_EQ((*rows)[0].direction, "in");
+  EXPECT_EQ((*rows)[1].direction, "out");
+  EXPECT_EQ((*rows)[1].idx, 0);
+  EXPECT_EQ(nlohmann::json::parse((*rows)[1].payload_json), nlohmann::json::parse(R"({"choices":["x"]})"));
+  EXPECT_EQ((*rows)[2].idx, 1);
+  EXPECT_EQ((*rows)[2].at_ms, 1700000000123);
+  EXPECT_EQ((*rows)[9].text, "bye");
+
+  // Bytes Postgres cannot store are cleaned, not fatal to the batch.
+  std::vector<transcript_row> odd{{tenant_, session, 5, "in", 0, std::string("a\0b\xff", 4), "", 0}};
+  ASSERT_TRUE(write_transcript_batch_sync(*pg_, odd));
+  EXPECT_EQ(transcript_sync(*pg_, tenant_, session)->back().text, "ab\xEF\xBF\xBD");
+
+  std::vector<transcript_row> bad{{tenant_, session, 6, "sideways", 0, "x", "", 0}};
+  auto rejected = write_transcript_batch_sync(*pg_, bad);
+  ASSERT_FALSE(rejected);
+  EXPECT_EQ(rejected.err().code, "invalid_argument");
+  EXPECT_NE(rejected.err().message.find("direction"), std::string::npos);
+
+  // A big batch spans several statements in one transaction.
+  std::vector<transcript_row> big;
+  for (int seq = 100; seq < 1300; ++seq) big.push_back({tenant_, session, seq, "in", 0, "m", "", 0});
+  EXPECT_EQ(*write_transcript_batch_sync(*pg_, big), 1200u);
+  EXPECT_EQ(*write_transcript_batch_sync(*pg_, big), 0u);
+}
+
+TEST_F(catalog_test, conversations_start_once_and_end_once) {
+  std::string session = unique_name("session");
+  ASSERT_TRUE(upsert_conversation_sync(*pg_, conversation(session, 1)));
+  ASSERT_TRUE(upsert_conversation_sync(*pg_, conversation(session, 2)));
+  auto c = get_conversation_sync(*pg_, tenant_, session);
+  ASSERT_TRUE(c && c->has_value());
+  EXPECT_EQ((*c)->version, 1) << "a conversation keeps the version it started with";
+  EXPECT_FALSE((*c)->ended_at_ms);
+
+  EXPECT_TRUE(*end_conversation_sync(*pg_, tenant_, session, "user_ended"));
+  EXPECT_FALSE(*end_conversation_sync(*pg_, tenant_, session, "timeout"));
+  c = get_conversation_sync(*pg_, tenant_, session);
+  ASSERT_TRUE((*c)->ended_at_ms);
+  EXPECT_EQ((*c)->end_reason, "user_ended");
+  EXPECT_FALSE(get_conversation_sync(*pg_, tenant_, "nope")->has_value());
+}
+
+TEST_F(catalog_test, quarantine_and_audit_rows) {
+  auto id = insert_quarantine_sync(*pg_, {0, tenant_, "s1", "m1", R"({"text":"boom"})",
+                                          "action mapping threw", 3, 0});
+  ASSERT_TRUE(id) << id.err().message;
+  auto q = list_quarantine_sync(*pg_, tenant_);
+  ASSERT_TRUE(q);
+  ASSERT_EQ(q->size(), 1u);
+  EXPECT_EQ((*q)[0].id, *id);
+  EXPECT_EQ((*q)[0].attempts, 3);
+  EXPECT_EQ((*q)[0].error, "action mapping threw");
+
+  auto a = audit_sync(*pg_, {0, 0, "ops", "channel.configure", tenant_, "sms", R"({"k":1})"});
+  ASSERT_TRUE(a) << a.err().message;
+  auto rows = audit_rows();
+  ASSERT_FALSE(rows.empty());
+  EXPECT_EQ(rows[0].id, *a);
+  EXPECT_EQ(rows[0].action, "channel.configure");
+  auto bad = audit_sync(*pg_, {0, 0, "ops", "x", tenant_, "", "[1]"});
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.err().code, "invalid_argument");
+}
+
+TEST_F(catalog_test, async_forms_answer_on_a_worker_thread) {
+  std::promise<std::pair<result<bool>, std::thread::id>> p;
+  verify_api_key(*pg_, tenant_, "pk_nothing", [&](result<bool> r) {
+    p.set_value({std::move(r), std::this_thread::get_id()});
+  });
+  auto [r, thread] = p.get_future().get();
+  ASSERT_TRUE(r);
+  EXPECT_FALSE(*r);
+  EXPECT_NE(thread, std::this_thread::get_id());
+
+  std::promise<result<activation>> rb;
+  rollback(*pg_, tenant_, "none", "tester", [&](result<activation> r) { rb.set_value(std::move(r)); });
+  auto rolled = rb.get_future().get();
+  ASSERT_FALSE(rolled);
+  EXPECT_EQ(rolled.err().code, "no_active_version");
+}
+
+}  // namespace
+}  // namespace parley::store
