@@ -1,6 +1,11 @@
 // The bot compiler: YAML/JSON bot definition -> v1::Program, with every error
 // found reported at once, positioned at the offending node.
 
+// GCC 12 at -O3 reports -Wdangling-pointer inside yaml-cpp 0.7's inlined Node
+// copies (a false positive: Node holds shared ownership of its memory).
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+#pragma GCC diagnostic ignored "-Wdangling-pointer"
+#endif
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -83,6 +88,11 @@ struct compiler {
     diag(severity::error, n, std::move(msg), off);
   }
   void warning(const YAML::Node& n, std::string msg) { diag(severity::warning, n, std::move(msg)); }
+
+  // Chooses the node to blame; by value, so no reference to a temporary escapes.
+  static YAML::Node pick(bool first, const YAML::Node& a, const YAML::Node& b) {
+    return first ? a : b;
+  }
 
   static int line_of(const YAML::Node& n) { return n.IsDefined() ? n.Mark().line + 1 : 0; }
 
@@ -441,7 +451,7 @@ struct compiler {
     st.add_texts(prompt);
     const auto opts = m["options"];
     if (!opts || !opts.IsSequence() || opts.size() == 0) {
-      error(opts ? opts : m, "a menu needs a non-empty list of 'options'");
+      error(pick(opts.IsDefined(), opts, m), "a menu needs a non-empty list of 'options'");
       return false;
     }
     std::set<std::string> seen;
@@ -660,7 +670,7 @@ struct compiler {
       for (auto [tn, tv] : types)
         if (type == tn) v->set_type(tv);
       if (v->type() == v1::VAR_TYPE_UNSPECIFIED)
-        error(spec.IsMap() && spec["type"] ? spec["type"] : it->second,
+        error(pick(spec.IsMap() && spec["type"], spec["type"], it->second),
               "unknown type '" + type + "' for variable '" + name +
                   "' (text, number, boolean, date, datetime, money, list, object)");
       if (spec.IsMap() && spec["default"])
@@ -778,7 +788,7 @@ struct compiler {
       intents[name] = prog.intents_size() - 1;
       const auto& us = it->second;
       if (!us.IsSequence() || us.size() == 0) {
-        error(us.IsDefined() && !us.IsNull() ? us : it->first,
+        error(pick(us.IsDefined() && !us.IsNull(), us, it->first),
               "intent '" + name + "' needs a non-empty list of utterances");
         continue;
       }
@@ -807,7 +817,7 @@ struct compiler {
 
   void dialogs_section(const YAML::Node& ds) {
     if (!ds || !ds.IsMap() || ds.size() == 0) {
-      error(ds ? ds : YAML::Node(), "'dialogs' must map dialog names to their steps");
+      error(pick(ds.IsDefined(), ds, YAML::Node()), "'dialogs' must map dialog names to their steps");
       return;
     }
     // First pass: names, so dialogs may refer to dialogs defined later.
@@ -852,7 +862,7 @@ struct compiler {
         }
       }
       if (!steps || steps.IsNull() || (steps.IsSequence() && steps.size() == 0)) {
-        error(spec.IsDefined() && !spec.IsNull() ? spec : it->first,
+        error(pick(spec.IsDefined() && !spec.IsNull(), spec, it->first),
               "dialog '" + name + "' has no steps");
         continue;
       }
@@ -891,7 +901,7 @@ struct compiler {
     prog.set_format_version(format_version);
     const auto bot = root["bot"];
     if (!bot || !bot.IsMap()) {
-      error(bot ? bot : root, "the file needs a 'bot' section with at least a 'name'");
+      error(pick(bot.IsDefined(), bot, root), "the file needs a 'bot' section with at least a 'name'");
     } else {
       check_keys(bot, {"name", "version", "locale", "currency", "welcome", "main_menu", "fallback",
                        "error", "confidence_threshold", "session_timeout"},
@@ -944,7 +954,7 @@ struct compiler {
     }
     for (const auto& in : prog.intents())
       if (in.dialog() < 0 && root["intents"])
-        warning(root["intents"][in.name()].IsDefined() ? root["intents"] : root,
+        warning(pick(root["intents"][in.name()].IsDefined(), root["intents"], root),
                 "intent '" + in.name() + "' triggers no dialog");
     for (auto it = root["dialogs"].begin(); root["dialogs"].IsMap() && it != root["dialogs"].end();
          ++it) {
