@@ -353,6 +353,9 @@ struct runner {
   void run() {
     try {
       run_steps();
+    } catch (const std::exception& ex) {
+      // std::regex may throw on pathological input (error_complexity, error_stack).
+      fail(std::string("internal limit: ") + ex.what());
     } catch (const eval_failure& f) {
       const auto& fr = st.frames_size() ? st.frames(st.frames_size() - 1) : v1::Frame();
       const auto& dl = p.proto.dialogs(static_cast<int>(fr.dialog()));
@@ -779,9 +782,15 @@ v1::TurnResult resume(const program& prog, const v1::State& state, const v1::Inp
     run.on_action(input.action());
     return std::move(run.r);
   }
-  if (input.kind_case() == v1::Input::kText) run.on_text(input.text(), false);
-  else if (input.kind_case() == v1::Input::kPayload) run.on_text(input.payload(), true);
-  else run.r.set_error("waiting for the user's message, not an action result");
+  try {
+    if (input.kind_case() == v1::Input::kText) run.on_text(input.text(), false);
+    else if (input.kind_case() == v1::Input::kPayload) run.on_text(input.payload(), true);
+    else run.r.set_error("waiting for the user's message, not an action result");
+  } catch (const std::exception& ex) {
+    // Entity extraction runs before any step: std::regex may throw on
+    // pathological input. The turn fails like any runtime error.
+    run.fail(std::string("internal limit: ") + ex.what());
+  }
   return std::move(run.r);
 }
 
