@@ -1,0 +1,567 @@
+#include "src/admin/admin.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <memory>
+#include <optional>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "src/store/catalog.hpp"
+
+namespace parley::admin {
+
+namespace {
+
+using json = nlohmann::json;
+
+constexpr std::string_view tenants_path = "/admin/v1/tenants";
+constexpr std::string_view tenant_prefix = "/admin/v1/tenants/";
+constexpr std::string_view debug_prefix = "/admin/v1/debug/";
+
+/// What every handler shares; owned by the routes' closures.
+struct admin_state {
+  explicit admin_state(admin_options o) : opts(std::move(o)) {}
+  admin_options opts;
+  store::postgres_client& pg() { return opts.postgres; }
+};
+using state_ptr = std::shared_ptr<admin_state>;
+
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+http::response json_response(int status, const json& body) {
+  return http::response::json(status, dump(body));
+}
+
+http::response error_response(int status, std::string_view code, std::string_view message,
+                              std::string_view field = {}) {
+  json e = {{"code", code}, {"message", message}};
+  if (!field.empty()) e["field"] = field;
+  return json_response(status, {{"error", e}});
+}
+
+/// The HTTP status for a catalog or Postgres failure.
+int status_of(const error& e) {
+  const std::string& c = e.code;
+  if (c == "invalid_argument") return 400;
+  if (c == "tenant_not_found" || c == "bot_not_found" || c == "version_not_found" ||
+      c == "api_key_not_found")
+    return 404;
+  if (c == "tenant_exists" || c == "no_active_version" || c == "no_previous_version") return 409;
+  if (c == "postgres_unavailable") return 503;
+  return 500;
+}
+
+http::response failure(const error& e) { return error_response(status_of(e), e.code, e.message); }
+
+std::string iso_time(std::int64_t ms) {
+  std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  char out[48];
+  std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>(ms % 1000));
+  return out;
+}
+
+bool same_secret(std::string_view a, std::string_view b) {
+  // Constant time in the length of `b` (the presented value).
+  unsigned diff = a.size() != b.size();
+  for (std::size_t i = 0; i < b.size(); ++i)
+    diff |= static_cast<unsigned char>(a.empty() ? 0 : a[i % a.size()]) ^
+            static_cast<unsigned char>(b[i]);
+  return diff == 0;
+}
+
+/// 503 when disabled, 401 when the bearer token is missing or wrong; nullopt: go on.
+std::optional<http::response> check_auth(const admin_state& s, const http::request& req) {
+  if (s.opts.token.empty())
+    return error_response(503, "admin_disabled", "admin API disabled: set PARLEY_ADMIN_TOKEN");
+  const std::string* h = req.header("Authorization");
+  constexpr std::string_view scheme = "Bearer ";
+  if (h == nullptr || h->size() <= scheme.size() ||
+      !std::equal(scheme.begin(), scheme.end(), h->begin(), [](char x, char y) {
+        return std::tolower(static_cast<unsigned char>(x)) ==
+               std::tolower(static_cast<unsigned char>(y));
+      })) {
+    auto r = error_response(401, "unauthorized",
+                            "missing admin token: send 'Authorization: Bearer <token>'");
+    r.headers.emplace_back("WWW-Authenticate", "Bearer");
+    return r;
+  }
+  if (!same_secret(s.opts.token, std::string_view(*h).substr(scheme.size()))) {
+    auto r = error_response(401, "unauthorized", "wrong admin token");
+    r.headers.emplace_back("WWW-Authenticate", "Bearer error=\"invalid_token\"");
+    return r;
+  }
+  return std::nullopt;
+}
+
+/// The audit actor: X-Parley-Actor, printable ASCII and at most 64 bytes, or "admin".
+std::string actor_of(const http::request& req) {
+  const std::string* h = req.header("X-Parley-Actor");
+  if (h == nullptr || h->empty()) return "admin";
+  std::string out;
+  for (char c : *h)
+    if (c >= 0x20 && c < 0x7f && out.size() < 64) out.push_back(c);
+  return out.empty() ? "admin" : out;
+}
+
+std::string percent_decode(std::string_view in) {
+  std::string out;
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '%' && i + 2 < in.size() && std::isxdigit(static_cast<unsigned char>(in[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(in[i + 2]))) {
+      out.push_back(static_cast<char>(std::stoi(std::string(in.substr(i + 1, 2)), nullptr, 16)));
+      i += 2;
+    } else if (in[i] == '+') {
+      out.push_back(' ');
+    } else {
+      out.push_back(in[i]);
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> split_path(std::string_view rest) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= rest.size()) {
+    auto end = rest.find('/', start);
+    if (end == std::string_view::npos) end = rest.size();
+    out.push_back(percent_decode(rest.substr(start, end - start)));
+    start = end + 1;
+  }
+  // A trailing slash is not a segment.
+  if (!out.empty() && out.back().empty()) out.pop_back();
+  return out;
+}
+
+std::optional<std::string> query_param(std::string_view query, std::string_view name) {
+  std::size_t start = 0;
+  while (start <= query.size()) {
+    auto end = query.find('&', start);
+    if (end == std::string_view::npos) end = query.size();
+    auto part = query.substr(start, end - start);
+    auto eq = part.find('=');
+    if (percent_decode(part.substr(0, eq)) == name)
+      return eq == std::string_view::npos ? std::string() : percent_decode(part.substr(eq + 1));
+    start = end + 1;
+  }
+  return std::nullopt;
+}
+
+/// The request body as a JSON object; an empty body counts as {}.
+std::optional<json> json_body(const http::request& req, http::responder& respond) {
+  if (req.body.find_first_not_of(" \t\r\n") == std::string::npos) return json::object();
+  auto j = json::parse(req.body, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    respond(error_response(400, "invalid_json", "the request body must be a JSON object"));
+    return std::nullopt;
+  }
+  return j;
+}
+
+/// A required, non-empty string field; answers 400 naming it otherwise.
+std::optional<std::string> string_field(const json& body, const char* name, bool required,
+                                        http::responder& respond, std::string fallback = {}) {
+  auto it = body.find(name);
+  if (it == body.end()) {
+    if (!required) return fallback;
+    respond(error_response(400, "missing_field", std::string("field '") + name + "' is required",
+                           name));
+    return std::nullopt;
+  }
+  if (!it->is_string() || it->get<std::string>().empty()) {
+    respond(error_response(400, "invalid_field",
+                           std::string("field '") + name + "' must be a non-empty string", name));
+    return std::nullopt;
+  }
+  return it->get<std::string>();
+}
+
+bool check_id(const std::string& what, const std::string& id, const char* field,
+              http::responder& respond) {
+  if (store::valid_catalog_id(id)) return true;
+  respond(error_response(400, "invalid_field",
+                         what + " '" + id +
+                             "' is not valid: use 1 to 64 letters, digits, '_', '-' or '.', "
+                             "starting with a letter or digit",
+                         field));
+  return false;
+}
+
+json tenant_json(const store::tenant_record& t) {
+  return {{"id", t.id}, {"name", t.name}, {"created_at", iso_time(t.created_at_ms)}};
+}
+
+json diagnostics_json(const std::vector<store::deploy_diagnostic>& ds) {
+  json out = json::array();
+  for (const auto& d : ds)
+    out.push_back({{"line", d.line},
+                   {"column", d.column},
+                   {"severity", d.severity},
+                   {"message", d.message}});
+  return out;
+}
+
+json activation_json(const std::string& tenant, const std::string& bot,
+                     const store::activation& a) {
+  json j = {{"tenant", tenant},
+            {"bot", bot},
+            {"version", a.version},
+            {"change_seq", a.change_seq},
+            {"changed", a.changed}};
+  j["previous_version"] = a.previous_version ? json(*a.previous_version) : json(nullptr);
+  return j;
+}
+
+// ------------------------------------------------------------------ handlers
+
+void create_tenant(const state_ptr& s, const http::request& req, http::responder respond) {
+  auto body = json_body(req, respond);
+  if (!body) return;
+  auto id = string_field(*body, "id", true, respond);
+  if (!id || !check_id("tenant id", *id, "id", respond)) return;
+  auto name = string_field(*body, "name", true, respond);
+  if (!name) return;
+  store::create_tenant(s->pg(), *id, *name, actor_of(req),
+                       [respond](result<store::tenant_record> r) {
+                         if (!r) return respond(failure(r.err()));
+                         respond(json_response(201, tenant_json(*r)));
+                       });
+}
+
+void list_tenants(const state_ptr& s, http::responder respond) {
+  store::list_tenants(s->pg(), [respond](result<std::vector<store::tenant_record>> r) {
+    if (!r) return respond(failure(r.err()));
+    json list = json::array();
+    for (const auto& t : *r) list.push_back(tenant_json(t));
+    respond(json_response(200, {{"tenants", list}}));
+  });
+}
+
+void get_tenant(const state_ptr& s, const std::string& tenant, http::responder respond) {
+  store::get_tenant(s->pg(), tenant, [respond, tenant](result<std::optional<store::tenant_record>> r) {
+    if (!r) return respond(failure(r.err()));
+    if (!*r) return respond(error_response(404, "tenant_not_found", "tenant '" + tenant + "' does not exist"));
+    respond(json_response(200, tenant_json(**r)));
+  });
+}
+
+void create_api_key(const state_ptr& s, const http::request& req, const std::string& tenant,
+                    http::responder respond) {
+  auto body = json_body(req, respond);
+  if (!body) return;
+  auto name = string_field(*body, "name", false, respond, "default");
+  if (!name) return;
+  store::create_api_key(s->pg(), tenant, *name, actor_of(req),
+                        [respond, name = *name](result<store::api_key_created> r) {
+                          if (!r) return respond(failure(r.err()));
+                          respond(json_response(201, {{"id", r->id},
+                                                      {"key", r->key},
+                                                      {"prefix", r->prefix},
+                                                      {"name", name}}));
+                        });
+}
+
+void list_api_keys(const state_ptr& s, const std::string& tenant, http::responder respond) {
+  store::list_api_keys(s->pg(), tenant, [respond](result<std::vector<store::api_key_record>> r) {
+    if (!r) return respond(failure(r.err()));
+    json list = json::array();
+    for (const auto& k : *r)
+      list.push_back({{"id", k.id},
+                      {"name", k.name},
+                      {"prefix", k.prefix},
+                      {"created_at", iso_time(k.created_at_ms)},
+                      {"revoked", k.revoked}});
+    respond(json_response(200, {{"api_keys", list}}));
+  });
+}
+
+void revoke_api_key(const state_ptr& s, const http::request& req, const std::string& tenant,
+                    const std::string& id_text, http::responder respond) {
+  char* end = nullptr;
+  long long id = std::strtoll(id_text.c_str(), &end, 10);
+  if (id_text.empty() || *end != '\0' || id <= 0)
+    return respond(error_response(404, "api_key_not_found",
+                                  "tenant '" + tenant + "' has no API key '" + id_text + "'"));
+  store::revoke_api_key(s->pg(), tenant, id, actor_of(req), [respond, id](result<void> r) {
+    if (!r) return respond(failure(r.err()));
+    respond(json_response(200, {{"id", id}, {"revoked", true}}));
+  });
+}
+
+void deploy(const state_ptr& s, const http::request& req, const std::string& tenant,
+            const std::string& bot, http::responder respond) {
+  bool activate = false;
+  if (auto a = query_param(req.query, "activate")) {
+    if (*a == "true" || *a == "1" || a->empty()) {
+      activate = true;
+    } else if (*a != "false" && *a != "0") {
+      return respond(error_response(400, "invalid_field",
+                                    "query parameter 'activate' must be true or false", "activate"));
+    }
+  }
+  if (req.body.find_first_not_of(" \t\r\n") == std::string::npos)
+    return respond(error_response(400, "missing_field",
+                                  "the request body must be the bot definition file", "body"));
+  store::deploy_request d;
+  d.tenant = tenant;
+  d.bot = bot;
+  d.source = req.body;
+  d.deployed_by = actor_of(req);
+  d.activate = activate;
+  d.file_name = bot + ".yaml";
+  store::deploy_version(s->pg(), std::move(d), [respond, bot](result<store::deploy_outcome> r) {
+    if (!r) return respond(failure(r.err()));
+    if (!r->deployed) {
+      std::size_t errors = 0;
+      for (const auto& d : r->diagnostics) errors += d.severity == "error";
+      json body = {{"error",
+                    {{"code", "bot_invalid"},
+                     {"message", "bot file of '" + bot + "' has " + std::to_string(errors) +
+                                     " error(s); nothing was deployed"}}},
+                   {"diagnostics", diagnostics_json(r->diagnostics)}};
+      return respond(json_response(422, body));
+    }
+    std::vector<store::deploy_diagnostic> warnings;
+    for (const auto& d : r->diagnostics)
+      if (d.severity != "error") warnings.push_back(d);
+    respond(json_response(201, {{"version", r->version},
+                                {"program_id", r->program_id},
+                                {"activated", r->activated},
+                                {"warnings", diagnostics_json(warnings)}}));
+  });
+}
+
+void list_versions(const state_ptr& s, const std::string& tenant, const std::string& bot,
+                   http::responder respond) {
+  store::list_versions(s->pg(), tenant, bot,
+                       [respond, tenant, bot](result<std::vector<store::version_info>> r) {
+                         if (!r) return respond(failure(r.err()));
+                         json list = json::array();
+                         json active = nullptr;
+                         for (const auto& v : *r) {
+                           if (v.active) active = v.version;
+                           list.push_back({{"version", v.version},
+                                           {"program_id", v.program_id},
+                                           {"deployed_by", v.deployed_by},
+                                           {"deployed_at", iso_time(v.deployed_at_ms)},
+                                           {"active", v.active},
+                                           {"warnings", diagnostics_json(v.warnings)}});
+                         }
+                         respond(json_response(200, {{"tenant", tenant},
+                                                     {"bot", bot},
+                                                     {"active_version", active},
+                                                     {"versions", list}}));
+                       });
+}
+
+void activate(const state_ptr& s, const http::request& req, const std::string& tenant,
+              const std::string& bot, http::responder respond) {
+  auto body = json_body(req, respond);
+  if (!body) return;
+  auto it = body->find("version");
+  if (it == body->end())
+    return respond(error_response(400, "missing_field", "field 'version' is required", "version"));
+  if (!it->is_number_integer() || it->get<long long>() <= 0 || it->get<long long>() > 1 << 30)
+    return respond(error_response(400, "invalid_field",
+                                  "field 'version' must be a positive integer", "version"));
+  int version = static_cast<int>(it->get<long long>());
+  store::activate(s->pg(), tenant, bot, version, actor_of(req),
+                  [respond, tenant, bot](result<store::activation> r) {
+                    if (!r) return respond(failure(r.err()));
+                    respond(json_response(200, activation_json(tenant, bot, *r)));
+                  });
+}
+
+void rollback(const state_ptr& s, const http::request& req, const std::string& tenant,
+              const std::string& bot, http::responder respond) {
+  store::rollback(s->pg(), tenant, bot, actor_of(req),
+                  [respond, tenant, bot](result<store::activation> r) {
+                    if (!r) return respond(failure(r.err()));
+                    respond(json_response(200, activation_json(tenant, bot, *r)));
+                  });
+}
+
+void live_conversations(const state_ptr& s, const std::string& tenant, http::responder respond) {
+  if (!s->opts.live_conversations)
+    return respond(error_response(503, "not_available",
+                                  "live conversations are not available on this node"));
+  // Unknown tenants are a 404, not an empty list: a typo should not look like quiet.
+  store::get_tenant(s->pg(), tenant,
+                    [s, respond, tenant](result<std::optional<store::tenant_record>> r) {
+                      if (!r) return respond(failure(r.err()));
+                      if (!*r)
+                        return respond(error_response(404, "tenant_not_found",
+                                                      "tenant '" + tenant + "' does not exist"));
+                      s->opts.live_conversations(tenant, [respond, tenant](json list) {
+                        if (!list.is_array()) list = json::array();
+                        respond(json_response(200, {{"tenant", tenant}, {"conversations", list}}));
+                      });
+                    });
+}
+
+json conversation_json(const store::conversation_record& c) {
+  json j = {{"session_id", c.session_id},
+            {"bot", c.bot},
+            {"version", c.version},
+            {"channel", c.channel},
+            {"external_key", c.external_key},
+            {"started_at", iso_time(c.started_at_ms)}};
+  j["ended_at"] = c.ended_at_ms ? json(iso_time(*c.ended_at_ms)) : json(nullptr);
+  j["end_reason"] = c.end_reason.empty() ? json(nullptr) : json(c.end_reason);
+  return j;
+}
+
+void show_transcript(const state_ptr& s, const std::string& tenant, const std::string& session,
+                     http::responder respond) {
+  store::get_conversation(
+      s->pg(), tenant, session,
+      [s, respond, tenant, session](result<std::optional<store::conversation_record>> conv) {
+        if (!conv) return respond(failure(conv.err()));
+        json meta = *conv ? conversation_json(**conv) : json(nullptr);
+        store::transcript(
+            s->pg(), tenant, session,
+            [respond, tenant, session, meta](result<std::vector<store::transcript_row>> rows) {
+              if (!rows) return respond(failure(rows.err()));
+              if (meta.is_null() && rows->empty())
+                return respond(error_response(404, "conversation_not_found",
+                                              "tenant '" + tenant + "' has no conversation '" +
+                                                  session + "'"));
+              json messages = json::array();
+              for (const auto& m : *rows) {
+                json payload = nullptr;
+                if (!m.payload_json.empty()) payload = json::parse(m.payload_json, nullptr, false);
+                if (payload.is_discarded()) payload = nullptr;
+                messages.push_back({{"sequence", m.sequence},
+                                    {"direction", m.direction},
+                                    {"idx", m.idx},
+                                    {"text", m.text},
+                                    {"payload", payload},
+                                    {"at", iso_time(m.at_ms)}});
+              }
+              respond(json_response(200, {{"tenant", tenant},
+                                          {"session_id", session},
+                                          {"conversation", meta},
+                                          {"messages", messages}}));
+            });
+      });
+}
+
+void kill(const state_ptr& s, const std::string& tenant, const std::string& session,
+          http::responder respond) {
+  if (!s->opts.kill_conversation)
+    return respond(error_response(503, "not_available", "killing conversations is not wired"));
+  s->opts.kill_conversation(tenant, session, [respond, tenant, session](bool killed) {
+    if (!killed)
+      return respond(error_response(404, "conversation_not_live",
+                                    "conversation '" + session + "' of tenant '" + tenant +
+                                        "' is not live on this node"));
+    respond(json_response(200, {{"tenant", tenant}, {"session_id", session}, {"killed", true}}));
+  });
+}
+
+http::response not_found(const http::request& req) {
+  return error_response(404, "not_found", "no admin route " + req.method + " " + req.path);
+}
+
+http::response wrong_method(const http::request& req) {
+  return error_response(405, "method_not_allowed",
+                        req.method + " is not allowed on " + req.path);
+}
+
+/// /admin/v1/tenants/{t}/...: checks the ids, then picks the handler.
+void dispatch_tenant(const state_ptr& s, http::request&& req, http::responder respond) {
+  auto seg = split_path(std::string_view(req.path).substr(tenant_prefix.size()));
+  if (seg.empty()) return respond(not_found(req));
+  const std::string& tenant = seg[0];
+  if (!check_id("tenant id", tenant, "tenant", respond)) return;
+  bool get = req.method == "GET";
+  bool post = req.method == "POST";
+  auto n = seg.size();
+
+  if (n == 1) return get ? get_tenant(s, tenant, respond) : respond(wrong_method(req));
+  if (seg[1] == "api-keys") {
+    if (n == 2) {
+      if (post) return create_api_key(s, req, tenant, respond);
+      if (get) return list_api_keys(s, tenant, respond);
+      return respond(wrong_method(req));
+    }
+    if (n == 4 && seg[3] == "revoke")
+      return post ? revoke_api_key(s, req, tenant, seg[2], respond) : respond(wrong_method(req));
+    return respond(not_found(req));
+  }
+  if (seg[1] == "bots" && n == 4) {
+    const std::string& bot = seg[2];
+    if (!check_id("bot id", bot, "bot", respond)) return;
+    if (seg[3] == "versions") {
+      if (post) return deploy(s, req, tenant, bot, respond);
+      if (get) return list_versions(s, tenant, bot, respond);
+      return respond(wrong_method(req));
+    }
+    if (seg[3] == "activate")
+      return post ? activate(s, req, tenant, bot, respond) : respond(wrong_method(req));
+    if (seg[3] == "rollback")
+      return post ? rollback(s, req, tenant, bot, respond) : respond(wrong_method(req));
+    return respond(not_found(req));
+  }
+  if (seg[1] == "conversations") {
+    if (n == 2) return get ? live_conversations(s, tenant, respond) : respond(wrong_method(req));
+    if (n == 4 && seg[3] == "transcript" && !seg[2].empty())
+      return get ? show_transcript(s, tenant, seg[2], respond) : respond(wrong_method(req));
+  }
+  respond(not_found(req));
+}
+
+/// /admin/v1/debug/tenants/{t}/conversations/{s}/kill
+void dispatch_debug(const state_ptr& s, http::request&& req, http::responder respond) {
+  auto seg = split_path(std::string_view(req.path).substr(debug_prefix.size()));
+  if (!s->opts.debug_kill || seg.size() != 5 || seg[0] != "tenants" ||
+      seg[2] != "conversations" || seg[4] != "kill" || seg[3].empty())
+    return respond(not_found(req));
+  if (req.method != "POST") return respond(wrong_method(req));
+  if (!check_id("tenant id", seg[1], "tenant", respond)) return;
+  kill(s, seg[1], seg[3], respond);
+}
+
+/// Wraps a handler with the admin checks that come before routing.
+http::handler guarded(const state_ptr& s,
+                      std::function<void(const state_ptr&, http::request&&, http::responder)> h) {
+  return [s, h = std::move(h)](http::request&& req, http::responder respond) {
+    if (auto denied = check_auth(*s, req)) return respond(std::move(*denied));
+    h(s, std::move(req), std::move(respond));
+  };
+}
+
+}  // namespace
+
+std::string admin_token_from_env() {
+  const char* v = std::getenv("PARLEY_ADMIN_TOKEN");
+  return v == nullptr ? std::string() : std::string(v);
+}
+
+void add_admin_routes(http::router& routes, admin_options options) {
+  auto s = std::make_shared<admin_state>(std::move(options));
+  std::string tenants(tenants_path);
+  routes.add("POST", tenants, guarded(s, [](const state_ptr& s, http::request&& req, http::responder r) {
+               create_tenant(s, req, std::move(r));
+             }));
+  routes.add("GET", tenants, guarded(s, [](const state_ptr& s, http::request&&, http::responder r) {
+               list_tenants(s, std::move(r));
+             }));
+  for (const char* method : {"GET", "POST", "PUT", "DELETE", "PATCH"}) {
+    routes.add_prefix(method, std::string(tenant_prefix), "/admin/v1/tenants/{tenant}",
+                      guarded(s, dispatch_tenant));
+  }
+  for (const char* method : {"GET", "POST"})
+    routes.add_prefix(method, std::string(debug_prefix), "/admin/v1/debug", guarded(s, dispatch_debug));
+}
+
+}  // namespace parley::admin

@@ -1,0 +1,76 @@
+#pragma once
+/// parley::admin — the operators' REST API under /admin/v1: tenants, API keys,
+/// bot deploys, versions, activation and rollback, live conversations and
+/// transcripts. Backed by the Postgres catalog (src/store/catalog.hpp); no CAF:
+/// the node wires live conversations and the debug kill in through hooks.
+///
+/// Auth: every route wants `Authorization: Bearer <admin token>` (401 without
+/// it or with a wrong one, compared in constant time). With an empty token
+/// every route answers 503 "admin API disabled: set PARLEY_ADMIN_TOKEN".
+/// `X-Parley-Actor: <name>` (optional) names the person in the audit log and
+/// as `deployed_by`; the default is "admin".
+///
+/// Bodies are JSON in and out; errors are `{"error":{"code","message"}}`, with
+/// `"field"` naming the offending request field when there is one. A deploy
+/// whose file does not compile answers 422 with the error object and
+/// `"diagnostics":[{"line","column","severity","message"}]`.
+///
+/// Threads: handlers never block the HTTP thread. They enqueue catalog jobs
+/// and answer through the responder from the Postgres worker's callback (a
+/// deploy compiles the bot on that worker). `live_conversations` is called on
+/// a Postgres worker thread (after the tenant check) and `kill_conversation`
+/// on an HTTP thread: both must not block, and may call `done` from any thread.
+///
+/// Lifetime: the postgres_client and whatever the hooks capture must outlive
+/// the HTTP server the routes are added to (stop the server first).
+
+#include <functional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "src/http/http.hpp"
+#include "src/store/postgres.hpp"
+
+namespace parley::admin {
+
+struct admin_options {
+  store::postgres_client& postgres;
+  /// The bearer token operators present; empty disables the admin API (503).
+  std::string token;
+  /// Lists a tenant's live conversations: calls `done` once, from any thread,
+  /// with a JSON array (each element an object describing one conversation).
+  /// Unset: GET .../conversations answers 503.
+  std::function<void(std::string tenant, std::function<void(nlohmann::json)> done)>
+      live_conversations;
+  /// Kills one live conversation actor (debug only, so tests can prove
+  /// recovery): `done(true)` when it was live and is killed, `false` when it
+  /// was not live.
+  std::function<void(std::string tenant, std::string session, std::function<void(bool)> done)>
+      kill_conversation;
+  /// Enables POST /admin/v1/debug/.../kill; when false that route is 404.
+  bool debug_kill = false;
+};
+
+/// The admin token from the environment (PARLEY_ADMIN_TOKEN), "" when unset.
+std::string admin_token_from_env();
+
+/// Adds every /admin/v1 route to `routes`:
+///   POST /admin/v1/tenants {id,name}                              201 tenant
+///   GET  /admin/v1/tenants                                        200 {tenants:[...]}
+///   GET  /admin/v1/tenants/{t}                                    200 tenant
+///   POST /admin/v1/tenants/{t}/api-keys {name?}                   201 {id,key,prefix,name}
+///   GET  /admin/v1/tenants/{t}/api-keys                           200 {api_keys:[...]}
+///   POST /admin/v1/tenants/{t}/api-keys/{id}/revoke               200
+///   POST /admin/v1/tenants/{t}/bots/{bot}/versions[?activate=true] body: the bot file
+///                                                                 201 {version,program_id,activated,warnings}
+///                                                                 422 {error,diagnostics}
+///   GET  /admin/v1/tenants/{t}/bots/{bot}/versions                200 {active_version,versions:[...]}
+///   POST /admin/v1/tenants/{t}/bots/{bot}/activate {version}      200 activation
+///   POST /admin/v1/tenants/{t}/bots/{bot}/rollback                200 activation
+///   GET  /admin/v1/tenants/{t}/conversations                      200 {tenant,conversations:[...]}
+///   GET  /admin/v1/tenants/{t}/conversations/{s}/transcript       200 {conversation,messages:[...]}
+///   POST /admin/v1/debug/tenants/{t}/conversations/{s}/kill       200 {killed:true}; 404
+void add_admin_routes(http::router& routes, admin_options options);
+
+}  // namespace parley::admin
