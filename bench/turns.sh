@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# bench/turns.sh: Bot API turn throughput of parleyd beside nginx's static-response
+# ceiling on the same machine, in one run (issue 4).
+#
+#   bench/turns.sh [duration_s=10] [connections=64] [turns_per_session=8]
+#
+# Installs what is missing, builds Release (build/release: parleyd, parley_loadgen,
+# parley_bench_setup), starts a private Redis and Postgres in a temp dir, nginx with
+# a static /healthz, and parleyd on a free port. Creates tenant `bench` with an API
+# key and deploys+activates bench/bots/bench.yaml (admin REST API; straight through
+# the catalog with parley_bench_setup when the admin routes are not there). Then:
+#   1. nginx ceiling: wrk -t2 -c<connections> -d<duration>s GET /healthz
+#   2. parleyd peak: parley_loadgen closed loop, <connections> conversations, each a
+#      session start and <turns_per_session> text turns, every turn committed to Redis
+#   3. parleyd at half the peak: parley_loadgen --rate peak/2 (open loop, latency
+#      from the intended send time)
+# and prints both rates, the ratio (goal >= 0.40) and p99 at half peak (goal < 5 ms).
+# LOADGEN_THREADS (default 2) sets the load generator's I/O threads; PARLEY_BENCH_BUILD
+# (default build/release) the build folder (configured Release, tests off).
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+. scripts/lib/deps.sh
+. scripts/lib/servers.sh
+duration=${1:-10}
+conns=${2:-64}
+turns=${3:-8}
+lg_threads=${LOADGEN_THREADS:-2}
+build=${PARLEY_BENCH_BUILD:-build/release}
+admin_token=bench-admin-$$
+
+parley_install_deps
+for p in wrk nginx; do
+  command -v $p >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -q $p >/dev/null; }
+done
+export CCACHE_DIR=${CCACHE_DIR:-$top/.cache/ccache}
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPARLEY_BUILD_TESTS=OFF -DPARLEY_BUILD_BENCH=ON >/dev/null
+cmake --build "$build" --target parleyd parley_loadgen parley_bench_setup >/dev/null
+loadgen=$build/bench/loadgen/parley_loadgen
+
+tmp=$(mktemp -d /tmp/parley-bench-XXXXXX)
+chmod 755 "$tmp"
+nginx_pid=
+node_pid=
+cleanup() {
+  [ -n "$node_pid" ] && kill "$node_pid" 2>/dev/null && wait "$node_pid" 2>/dev/null
+  [ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null
+  parley_stop_redis
+  parley_stop_postgres
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+json_field() { python3 -c "import json,sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])['$1'])"; }
+
+parley_start_redis "$tmp/redis"
+parley_start_postgres "$tmp/pg"
+
+nginx_port=$(free_port)
+mkdir -p "$tmp/nginx"
+cat > "$tmp/nginx/nginx.conf" <<CONF
+worker_processes $(nproc);
+pid $tmp/nginx/nginx.pid;
+error_log $tmp/nginx/error.log warn;
+daemon off;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 100000000;
+  keepalive_timeout 60s;
+  client_body_temp_path $tmp/nginx;
+  proxy_temp_path $tmp/nginx;
+  fastcgi_temp_path $tmp/nginx;
+  uwsgi_temp_path $tmp/nginx;
+  scgi_temp_path $tmp/nginx;
+  server {
+    listen 127.0.0.1:$nginx_port;
+    location = /healthz { default_type application/json; return 200 '{"status":"alive"}'; }
+  }
+}
+CONF
+nginx -c "$tmp/nginx/nginx.conf" &
+nginx_pid=$!
+
+PORT=0 PARLEY_ADMIN_TOKEN=$admin_token "$build/src/app/parleyd" --config config/local.yaml >"$tmp/parleyd.log" 2>&1 &
+node_pid=$!
+node_port=
+for _ in $(seq 1 200); do
+  node_port=$(sed -n 's/.*"http_listening".*"port":"\([0-9]*\)".*/\1/p' "$tmp/parleyd.log")
+  [ -n "$node_port" ] && break
+  sleep 0.05
+done
+[ -n "$node_port" ] || { echo "parleyd did not start:"; cat "$tmp/parleyd.log"; exit 1; }
+node=http://127.0.0.1:$node_port
+for _ in $(seq 1 200); do curl -fs "$node/readyz" >/dev/null && break; sleep 0.1; done
+curl -fs "$node/readyz" >/dev/null || { echo "parleyd is not ready:"; curl -s "$node/readyz"; exit 1; }
+for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$nginx_port/healthz" >/dev/null && break; sleep 0.05; done
+
+# Tenant, API key, active bench bot: admin REST API, else the catalog directly.
+admin() { curl -s -o "$tmp/admin.out" -w '%{http_code}' -H "Authorization: Bearer $admin_token" "$@"; }
+code=$(admin -X POST -H 'Content-Type: application/json' -d '{"id":"bench","name":"Bench tenant"}' "$node/admin/v1/tenants")
+if [ "$code" = 201 ] || [ "$code" = 200 ]; then
+  setup="admin REST API"
+  code=$(admin -X POST -H 'Content-Type: application/json' -d '{"name":"bench"}' "$node/admin/v1/tenants/bench/api-keys")
+  [ "${code:0:1}" = 2 ] || { echo "create API key: HTTP $code"; cat "$tmp/admin.out"; exit 1; }
+  key=$(python3 -c "import json; print(json.load(open('$tmp/admin.out'))['key'])")
+  code=$(admin -X POST -H 'Content-Type: application/yaml' --data-binary @bench/bots/bench.yaml \
+    "$node/admin/v1/tenants/bench/bots/bench/versions?activate=true")
+  [ "${code:0:1}" = 2 ] || { echo "deploy bench bot: HTTP $code"; cat "$tmp/admin.out"; exit 1; }
+else
+  setup="parley_bench_setup (admin API answered HTTP $code)"
+  key=$("$build/bench/loadgen/parley_bench_setup" --tenant bench --bot bench --file bench/bots/bench.yaml 2>"$tmp/setup.err") \
+    || { cat "$tmp/setup.err"; exit 1; }
+fi
+
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(. /etc/os-release; echo "$PRETTY_NAME"); load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "setup: tenant bench, bot bench/bots/bench.yaml via $setup"
+echo
+echo "== nginx static response: wrk -t2 -c$conns -d${duration}s GET /healthz, keep-alive"
+nginx_rps=$(wrk -t2 -c"$conns" -d"${duration}s" "http://127.0.0.1:$nginx_port/healthz" | tee "$tmp/wrk.txt" | awk '/Requests\/sec/ {print $2}')
+grep -E 'Latency|Requests/sec' "$tmp/wrk.txt"
+echo
+common=(--url "$node" --tenant bench --key "$key" --bot bench --turns-per-session "$turns" --threads "$lg_threads")
+echo "== parleyd Bot API turns, closed loop: $loadgen --connections $conns --duration $duration --warmup 2 --turns-per-session $turns --threads $lg_threads"
+"$loadgen" "${common[@]}" --connections "$conns" --duration "$duration" --warmup 2 | tee "$tmp/peak.txt" || true
+peak=$(json_field turns_per_s < "$tmp/peak.txt")
+half=$(python3 -c "print(int($peak/2))")
+echo
+echo "== parleyd Bot API turns at half the peak: --rate $half --connections $conns (open loop)"
+"$loadgen" "${common[@]}" --connections "$conns" --duration "$duration" --warmup 2 --rate "$half" | tee "$tmp/half.txt" || true
+p99=$(json_field p99_ms < "$tmp/half.txt")
+half_rate=$(json_field turns_per_s < "$tmp/half.txt")
+echo
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "== summary"
+printf 'nginx static /healthz      %10.0f req/s\n' "$nginx_rps"
+printf 'parleyd Bot API turns      %10.0f turns/s (closed loop, Redis commit per turn)\n' "$peak"
+echo "ratio                      $(python3 -c "print(f'{$peak/$nginx_rps:.2f}')") (parleyd / nginx; goal >= 0.40)"
+echo "p99 at half peak           $p99 ms at $half_rate turns/s (goal < 5 ms)"
+echo "{\"nginx_rps\":$nginx_rps,\"turns_per_s\":$peak,\"ratio\":$(python3 -c "print(round($peak/$nginx_rps,3))"),\"half_rate\":$half_rate,\"p99_half_ms\":$p99}"
