@@ -994,7 +994,7 @@ http::response render_end(const reply& r) {
   body["processedSequenceIds"] = sequence_ids(r);
   body["messages"] = ojson::array(
       {ojson{{"type", "sessionEnded"},
-             {"id", message_id(r.session_id, r.sequence_id, 0)},
+             {"id", message_id(r.session_id, r.sequence_id, end_message_index)},
              {"reason", "ClientRequest"}}});
   add_extras(body, r, nullptr);
   body["_links"] = links_json(r);

@@ -236,6 +236,9 @@ struct reply {
 /// A stable message id in UUID form, a pure function of its arguments.
 std::string message_id(std::string_view session_id, std::int64_t sequence_id, std::size_t index);
 
+/// The index render_end gives its `sessionEnded` message.
+inline constexpr std::size_t end_message_index = static_cast<std::size_t>(-1);
+
 /// 200 for a start: ResponseEnvelope, headers X-Request-ID, X-Runtime-CRC,
 /// X-Bot-Mode. Messages: each outbound text → `text`; an outbound's choices →
 /// `choices` (buttons; choice id = payload, alias = 1-based index) after its
@@ -250,7 +253,9 @@ http::response render_start(const reply& r, const v1::TurnResult& turn);
 http::response render_continue(const reply& r, const v1::TurnResult& turn);
 
 /// 200 for an end: ChatMessageResponseEnvelope with one `sessionEnded`
-/// message (reason ClientRequest).
+/// message (reason ClientRequest) whose id is
+/// `message_id(session_id, sequence_id, end_message_index)`, distinct from the
+/// ids of every turn.
 http::response render_end(const reply& r);
 
 /// An error in the contract's Error schema with X-Request-ID. `status` picks the

@@ -672,6 +672,8 @@ TEST(BotApiRender, EndSession) {
   ASSERT_EQ(body["messages"].size(), 1u);
   EXPECT_EQ(body["messages"][0]["type"], "sessionEnded");
   EXPECT_EQ(body["messages"][0]["reason"], "ClientRequest");
+  EXPECT_EQ(body["messages"][0]["id"], message_id(r.session_id, r.sequence_id, end_message_index));
+  EXPECT_NE(body["messages"][0]["id"], message_id(r.session_id, r.sequence_id, 0));
   r.options.metrics = r.options.intents = r.options.entities = true;
   expect_conforms(render_end(r), session_path, "DELETE");
 }
