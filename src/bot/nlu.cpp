@@ -534,11 +534,16 @@ bool extract_money(std::string_view raw, entity_hit& out) {
   return false;
 }
 
+fast_regex_traits::fast_regex_traits() {
+  static const char w[] = "w";
+  word_ = std::regex_traits<char>::lookup_classname(w, w + 1);
+}
+
 extractor::extractor(const v1::Entity& e) : e_(&e) {
   if (!e.regex().empty()) {
     auto flags = std::regex::ECMAScript | std::regex::optimize;
     if (!e.case_sensitive()) flags |= std::regex::icase;
-    re_ = std::regex(e.regex(), flags);  // validated by the compiler
+    re_ = fast_regex(e.regex(), flags);  // validated by the compiler
     has_re_ = true;
   }
   for (const auto& v : e.values()) {
@@ -570,7 +575,7 @@ bool extractor::extract(std::string_view raw, std::string_view norm, std::int64_
     default: break;
   }
   if (has_re_) {
-    std::cmatch m;
+    std::match_results<const char*> m;
     if (std::regex_search(raw.data(), raw.data() + raw.size(), m, re_)) {
       out.text = m.str(0);
       out.value = out.text;

@@ -59,6 +59,35 @@ class classifier {
   std::size_t intents_ = 0;
 };
 
+/// std::regex_traits<char> with the per-character locale lookups of the
+/// standard traits cached: libstdc++ looks up the "w" class (string compares
+/// and a dynamic_cast) for every \b test and the ctype facet for every
+/// case-insensitive comparison. Semantics are those of the "C" locale, which
+/// is what the regexes of a bot file are documented to use.
+struct fast_regex_traits : std::regex_traits<char> {
+  fast_regex_traits();
+  template <class It>
+  char_class_type lookup_classname(It first, It last, bool icase = false) const {
+    if (last - first == 1 && *first == 'w') return word_;
+    return std::regex_traits<char>::lookup_classname(first, last, icase);
+  }
+  bool isctype(char c, char_class_type f) const {
+    if (f == word_) {
+      auto u = static_cast<unsigned char>(c);
+      return (u >= '0' && u <= '9') || (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') ||
+             u == '_';
+    }
+    return std::regex_traits<char>::isctype(c, f);
+  }
+  char translate_nocase(char c) const {
+    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+  }
+
+ private:
+  char_class_type word_;
+};
+using fast_regex = std::basic_regex<char, fast_regex_traits>;
+
 /// Entity extraction.
 struct entity_hit {
   std::string value;  // canonical value
@@ -76,7 +105,7 @@ class extractor {
 
  private:
   const ::parley::bot::v1::Entity* e_ = nullptr;
-  std::regex re_;
+  fast_regex re_;
   bool has_re_ = false;
   // (" synonym ", canonical value), longest synonym first
   std::vector<std::pair<std::string, std::string>> synonyms_;

@@ -74,6 +74,7 @@ entities:
   color: {values: {red: [crimson, scarlet], "light blue": [sky blue, baby blue]}}
   ticket: {regex: '\bT-\d{4}\b'}
   sku: {regex: '\bSKU\d+\b', case_sensitive: true}
+  code: {regex: '\b[a-z]{3}_\d\b'}
 dialogs: {w: [{message: hi}]}
 )");
   ASSERT_TRUE(r.ok());
@@ -89,6 +90,8 @@ dialogs: {w: [{message: hi}]}
   EXPECT_EQ(find("ticket t-1234 is stuck", "ticket"), "t-1234");
   EXPECT_EQ(find("sku12", "sku"), "-");
   EXPECT_EQ(find("SKU12", "sku"), "SKU12");
+  EXPECT_EQ(find("code ABC_1.", "code"), "ABC_1") << "icase ranges, '_' is a word character";
+  EXPECT_EQ(find("xABC_1", "code"), "-") << "no word boundary before A";
 }
 
 TEST(nlu, robust_to_case_punctuation_and_typos) {
