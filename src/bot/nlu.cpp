@@ -278,15 +278,15 @@ namespace {
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
-const char* const small_numbers[] = {"zero",    "one",     "two",       "three",    "four",
+constexpr std::string_view small_numbers[] = {"zero",    "one",     "two",       "three",    "four",
                                      "five",    "six",     "seven",     "eight",    "nine",
                                      "ten",     "eleven",  "twelve",    "thirteen", "fourteen",
                                      "fifteen", "sixteen", "seventeen", "eighteen", "nineteen",
                                      "twenty"};
 
-const char* const month_names[] = {"jan", "feb", "mar", "apr", "may", "jun",
+constexpr std::string_view month_names[] = {"jan", "feb", "mar", "apr", "may", "jun",
                                    "jul", "aug", "sep", "oct", "nov", "dec"};
-const char* const weekday_names[] = {"monday", "tuesday", "wednesday", "thursday",
+constexpr std::string_view weekday_names[] = {"monday", "tuesday", "wednesday", "thursday",
                                      "friday", "saturday", "sunday"};
 
 int month_of(std::string_view w) {
@@ -294,10 +294,10 @@ int month_of(std::string_view w) {
   for (int i = 0; i < 12; ++i)
     if (w.substr(0, 3) == month_names[i]) {
       // Accept "nov", "november", "sept"; reject words like "mayor".
-      static const char* const full[] = {"january", "february", "march",     "april",
+      static constexpr std::string_view full[] = {"january", "february", "march",     "april",
                                          "may",     "june",     "july",      "august",
                                          "september", "october", "november", "december"};
-      std::string_view f(full[i]);
+      std::string_view f = full[i];
       if (w == f || w.size() == 3 || (i == 8 && w == "sept")) return i + 1;
     }
   return 0;
@@ -446,7 +446,7 @@ bool extract_date(std::string_view raw, std::string_view norm, std::int64_t now_
       return true;
     }
     for (int k = 0; k < 7; ++k) {
-      if (w != weekday_names[k] && w != std::string_view(weekday_names[k]).substr(0, 3))
+      if (w != weekday_names[k] && w != weekday_names[k].substr(0, 3))
         continue;
       // 1970-01-01 was a Thursday (index 3 with Monday = 0).
       auto wd = static_cast<int>(((today_days % 7) + 7 + 3) % 7);
@@ -479,20 +479,20 @@ bool extract_date(std::string_view raw, std::string_view norm, std::int64_t now_
 }
 
 bool extract_yes_no(std::string_view norm, entity_hit& out) {
-  static const char* const yes[] = {"yes",  "y",       "yeah",    "yep",     "yup",
+  static constexpr std::string_view yes[] = {"yes",  "y",       "yeah",    "yep",     "yup",
                                     "sure", "ok",      "okay",    "correct", "right",
                                     "affirmative", "absolutely", "definitely", "confirm",
                                     "please", "yess", "ys", "ya"};
-  static const char* const no[] = {"no",    "n",     "nope",   "nah",    "not",
+  static constexpr std::string_view no[] = {"no",    "n",     "nope",   "nah",    "not",
                                    "never", "cancel", "negative", "wrong", "dont", "nop"};
   for (auto w : words(norm)) {
-    for (const char* n : no)
+    for (auto n : no)
       if (w == n) {
         out.text = std::string(w);
         out.value = "no";
         return true;
       }
-    for (const char* y : yes)
+    for (auto y : yes)
       if (w == y) {
         out.text = std::string(w);
         out.value = "yes";
@@ -503,7 +503,7 @@ bool extract_yes_no(std::string_view norm, entity_hit& out) {
 }
 
 bool extract_money(std::string_view raw, entity_hit& out) {
-  static const char* const currency_words[] = {"dollars", "dollar", "usd", "eur", "euros",
+  static constexpr std::string_view currency_words[] = {"dollars", "dollar", "usd", "eur", "euros",
                                                "euro",    "gbp",    "pounds", "bucks"};
   for (std::size_t i = 0; i < raw.size(); ++i) {
     bool sym = raw[i] == '$' || raw.substr(i, 2) == "\xC2\xA3" ||
@@ -524,7 +524,7 @@ bool extract_money(std::string_view raw, entity_hit& out) {
   auto ws = words(norm);
   for (std::size_t i = 0; i + 1 < ws.size(); ++i) {
     if (!is_digit(ws[i][0])) continue;
-    for (const char* c : currency_words)
+    for (auto c : currency_words)
       if (ws[i + 1] == c && extract_number(raw, n)) {
         out.text = n.text;
         out.value = n.value;
