@@ -67,6 +67,7 @@ struct compiler {
   std::map<std::string, int> dialogs, vars, entities, intents;
   std::map<std::string, int> dialog_line;
   std::set<int> referenced_dialogs;
+  std::map<std::string, YAML::Node> intent_keys;  // for diagnostics
 
   void diag(severity s, const YAML::Node& n, std::string msg, std::size_t offset = 0) {
     diagnostic d;
@@ -782,6 +783,7 @@ struct compiler {
         continue;
       }
       dialog_line["intent:" + name] = line_of(it->first);
+      intent_keys[name] = it->first;
       auto* in = prog.add_intents();
       in->set_name(name);
       in->set_dialog(-1);
@@ -954,8 +956,7 @@ struct compiler {
     }
     for (const auto& in : prog.intents())
       if (in.dialog() < 0 && root["intents"])
-        warning(pick(root["intents"][in.name()].IsDefined(), root["intents"], root),
-                "intent '" + in.name() + "' triggers no dialog");
+        warning(intent_keys[in.name()], "intent '" + in.name() + "' triggers no dialog");
     for (auto it = root["dialogs"].begin(); root["dialogs"].IsMap() && it != root["dialogs"].end();
          ++it) {
       auto di = dialogs.find(it->first.Scalar());

@@ -118,6 +118,7 @@ TEST(compiler, warns_about_smells) {
   welcome: start
 intents:
   few: [one, two]
+  lonely: [a, b, c, d, e]
 dialogs:
   start:
     intent: few
@@ -129,7 +130,8 @@ dialogs:
   auto r = bot::compile(text);
   ASSERT_TRUE(r.ok()) << dump(r);
   EXPECT_TRUE(has(r, 5, 3, "has only 2 utterance(s)", bot::severity::warning)) << dump(r);
-  EXPECT_TRUE(has(r, 11, 3, "'orphan' is unreachable", bot::severity::warning)) << dump(r);
+  EXPECT_TRUE(has(r, 6, 3, "intent 'lonely' triggers no dialog", bot::severity::warning)) << dump(r);
+  EXPECT_TRUE(has(r, 12, 3, "'orphan' is unreachable", bot::severity::warning)) << dump(r);
 }
 
 TEST(compiler, checks_steps_and_references) {
