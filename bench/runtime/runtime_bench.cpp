@@ -129,6 +129,7 @@ int main(int argc, char** argv) {
   std::size_t threads = std::max(1u, std::thread::hardware_concurrency());
   std::size_t shards = 32;
   double timeout_s = 300;
+  bool memory_only = false;
   CLI::App app{"parley_runtime_bench: memory per live conversation and activation rate (in-process runtime)"};
   app.add_option("--conversations", conversations, "live conversations to start")->capture_default_str();
   app.add_option("--in-flight", in_flight, "most outstanding turns at once")->capture_default_str();
@@ -136,6 +137,7 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "CAF scheduler threads")->capture_default_str();
   app.add_option("--shards", shards, "shard actors")->capture_default_str();
   app.add_option("--timeout", timeout_s, "seconds each phase may take at most")->capture_default_str();
+  app.add_flag("--memory-only", memory_only, "stop after the memory figure (for heap profilers)");
   CLI11_PARSE(app, argc, argv);
   const char* redis_url = std::getenv("REDIS_URL");
   if (redis_url == nullptr) {
@@ -285,6 +287,16 @@ int main(int argc, char** argv) {
               rss_per, rss_raw_per, heap_per);
   std::printf("            average snapshot (serialized state) %.0f B; heap beyond the state %.0f B (goal <= 1536 B)\n",
               snapshot_bytes, beyond);
+
+  if (memory_only) {
+    std::printf("{\"conversations\":%zu,\"rss_per_conversation_b\":%.0f,\"heap_per_conversation_b\":%.0f,"
+                "\"snapshot_b\":%.0f,\"beyond_state_b\":%.0f}\n",
+                conversations, rss_per, heap_per, snapshot_bytes, beyond);
+    rt->stop();
+    sys.await_all_actors_done();
+    registry.stop();
+    return 0;
+  }
 
   // ---- (b) activation from Redis snapshots
   rt->stop();
