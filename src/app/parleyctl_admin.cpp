@@ -1,0 +1,349 @@
+// parleyctl operator commands: tenant, apikey, deploy, versions, activate,
+// rollback, conversations, transcript. They talk to a node's admin REST API
+// (src/admin/admin.hpp) over HTTP with the admin token.
+//
+// Exit codes: 0 ok, 1 the server said no (any 4xx/5xx; its error is printed),
+// 2 usage or connection error (no token, unreadable file, node unreachable).
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <cctype>
+#include <cstdlib>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "src/http/client.hpp"
+
+namespace parley::ctl {
+
+namespace {
+
+using json = nlohmann::json;
+
+/// Where and how to reach the admin API; shared by every admin command.
+struct admin_target {
+  std::string url;
+  std::string token;
+  bool raw_json = false;
+};
+
+void add_target_options(CLI::App* cmd, admin_target& t) {
+  cmd->add_option("--url", t.url, "node base URL (default: $PARLEY_URL or http://127.0.0.1:8080)");
+  cmd->add_option("--token", t.token, "admin token (default: $PARLEY_ADMIN_TOKEN)");
+  cmd->add_flag("--json", t.raw_json, "print the server's JSON answer as is");
+}
+
+std::string env_or(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? std::string(v) : fallback;
+}
+
+/// Percent-encodes one path segment.
+std::string seg(const std::string& s) {
+  std::ostringstream out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out << c;
+    } else {
+      out << '%' << std::uppercase << std::hex << std::setw(2) << std::setfill('0')
+          << static_cast<int>(c) << std::nouppercase << std::dec;
+    }
+  }
+  return out.str();
+}
+
+/// The server's answer, or the exit code to stop with (error already printed).
+struct answer {
+  int status = 0;
+  json body;
+  std::string raw;
+};
+
+std::optional<answer> call(const admin_target& target, const std::string& method,
+                           const std::string& path, const std::string& body, int& exit_code,
+                           const std::string& content_type = "application/json") {
+  std::string base = target.url.empty() ? env_or("PARLEY_URL", "http://127.0.0.1:8080") : target.url;
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  std::string token = target.token.empty() ? env_or("PARLEY_ADMIN_TOKEN", "") : target.token;
+  if (token.empty()) {
+    std::cerr << "parleyctl: no admin token: pass --token or set PARLEY_ADMIN_TOKEN\n";
+    exit_code = 2;
+    return std::nullopt;
+  }
+  http::client_request req;
+  req.method = method;
+  req.url = base + path;
+  req.body = body;
+  req.headers.emplace_back("Authorization", "Bearer " + token);
+  req.headers.emplace_back("Accept", "application/json");
+  if (!body.empty()) req.headers.emplace_back("Content-Type", content_type);
+  req.headers.emplace_back("X-Parley-Actor", env_or("USER", "parleyctl"));
+  auto r = http::fetch(req);
+  if (!r) {
+    std::cerr << "parleyctl: " << method << " " << req.url << ": " << r.err().message << "\n";
+    exit_code = 2;
+    return std::nullopt;
+  }
+  answer a{r->status, json::parse(r->body, nullptr, false), r->body};
+  if (target.raw_json) std::cout << r->body << (r->body.empty() || r->body.back() != '\n' ? "\n" : "");
+  if (a.status >= 400) {
+    exit_code = 1;
+    if (target.raw_json) return std::nullopt;
+    const json* e = a.body.is_object() && a.body.contains("error") ? &a.body["error"] : nullptr;
+    if (e != nullptr && e->is_object()) {
+      std::cerr << "error: " << e->value("message", "") << " (" << e->value("code", "") << ", HTTP "
+                << a.status << ")\n";
+    } else {
+      std::cerr << "error: HTTP " << a.status << ": " << r->body << "\n";
+    }
+    // A 422 carries diagnostics the caller prints.
+    if (a.status == 422) return a;
+    return std::nullopt;
+  }
+  return a;
+}
+
+std::string str(const json& j, const char* key) {
+  if (!j.is_object() || !j.contains(key)) return "";
+  const auto& v = j[key];
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_null()) return "-";
+  return v.dump();
+}
+
+void print_diagnostics(const std::string& file, const json& list, std::ostream& out) {
+  if (!list.is_array()) return;
+  for (const auto& d : list) {
+    out << file;
+    if (d.value("line", 0) > 0) out << ":" << d.value("line", 0) << ":" << d.value("column", 0);
+    out << ": " << d.value("severity", "error") << ": " << d.value("message", "") << "\n";
+  }
+}
+
+std::optional<std::string> read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// ------------------------------------------------------------------ commands
+
+int cmd_tenant_create(const admin_target& t, const std::string& id, const std::string& name) {
+  int code = 0;
+  auto a = call(t, "POST", "/admin/v1/tenants",
+                json{{"id", id}, {"name", name.empty() ? id : name}}.dump(), code);
+  if (!a || t.raw_json) return code;
+  std::cout << "created tenant " << str(a->body, "id") << " (" << str(a->body, "name") << ")\n";
+  return 0;
+}
+
+int cmd_tenant_list(const admin_target& t) {
+  int code = 0;
+  auto a = call(t, "GET", "/admin/v1/tenants", "", code);
+  if (!a || t.raw_json) return code;
+  std::cout << std::left << std::setw(28) << "ID" << std::setw(32) << "NAME" << "CREATED\n";
+  for (const auto& x : a->body.value("tenants", json::array()))
+    std::cout << std::setw(28) << str(x, "id") << std::setw(32) << str(x, "name")
+              << str(x, "created_at") << "\n";
+  return 0;
+}
+
+int cmd_apikey_create(const admin_target& t, const std::string& tenant, const std::string& name) {
+  int code = 0;
+  json body = json::object();
+  if (!name.empty()) body["name"] = name;
+  auto a = call(t, "POST", "/admin/v1/tenants/" + seg(tenant) + "/api-keys", body.dump(), code);
+  if (!a || t.raw_json) return code;
+  std::cout << "API key " << str(a->body, "id") << " (" << str(a->body, "name") << ") for tenant "
+            << tenant << ":\n  " << str(a->body, "key")
+            << "\nStore it now: it is not shown again.\n";
+  return 0;
+}
+
+int cmd_deploy(const admin_target& t, const std::string& tenant, const std::string& bot,
+               const std::string& file, bool activate) {
+  auto text = read_file(file);
+  if (!text) {
+    std::cerr << "parleyctl: cannot read " << file << "\n";
+    return 2;
+  }
+  int code = 0;
+  std::string path = "/admin/v1/tenants/" + seg(tenant) + "/bots/" + seg(bot) + "/versions";
+  if (activate) path += "?activate=true";
+  auto a = call(t, "POST", path, *text, code, "application/yaml");
+  if (!a) return code;
+  if (a->status == 422) {
+    print_diagnostics(file, a->body["diagnostics"], std::cerr);
+    return 1;
+  }
+  if (t.raw_json) return code;
+  print_diagnostics(file, a->body["warnings"], std::cerr);
+  std::cout << "deployed " << tenant << "/" << bot << " version " << str(a->body, "version")
+            << " (program " << str(a->body, "program_id") << ")"
+            << (a->body.value("activated", false) ? ", now active" : "") << "\n";
+  return 0;
+}
+
+int cmd_versions(const admin_target& t, const std::string& tenant, const std::string& bot) {
+  int code = 0;
+  auto a = call(t, "GET", "/admin/v1/tenants/" + seg(tenant) + "/bots/" + seg(bot) + "/versions",
+                "", code);
+  if (!a || t.raw_json) return code;
+  std::cout << std::left << std::setw(9) << "VERSION" << std::setw(8) << "ACTIVE" << std::setw(36)
+            << "PROGRAM" << std::setw(20) << "DEPLOYED BY" << "DEPLOYED AT\n";
+  for (const auto& v : a->body.value("versions", json::array()))
+    std::cout << std::setw(9) << str(v, "version") << std::setw(8)
+              << (v.value("active", false) ? "*" : "") << std::setw(36) << str(v, "program_id")
+              << std::setw(20) << str(v, "deployed_by") << str(v, "deployed_at") << "\n";
+  return 0;
+}
+
+void print_activation(const std::string& what, const answer& a) {
+  std::cout << str(a.body, "tenant") << "/" << str(a.body, "bot") << ": " << what << " version "
+            << str(a.body, "version");
+  if (!a.body.value("changed", true)) std::cout << " (already active)";
+  std::cout << "\n";
+}
+
+int cmd_activate(const admin_target& t, const std::string& tenant, const std::string& bot,
+                 int version) {
+  int code = 0;
+  auto a = call(t, "POST", "/admin/v1/tenants/" + seg(tenant) + "/bots/" + seg(bot) + "/activate",
+                json{{"version", version}}.dump(), code);
+  if (!a || t.raw_json) return code;
+  print_activation("active", *a);
+  return 0;
+}
+
+int cmd_rollback(const admin_target& t, const std::string& tenant, const std::string& bot) {
+  int code = 0;
+  auto a = call(t, "POST", "/admin/v1/tenants/" + seg(tenant) + "/bots/" + seg(bot) + "/rollback",
+                "", code);
+  if (!a || t.raw_json) return code;
+  print_activation("rolled back to", *a);
+  return 0;
+}
+
+int cmd_conversations(const admin_target& t, const std::string& tenant) {
+  int code = 0;
+  auto a = call(t, "GET", "/admin/v1/tenants/" + seg(tenant) + "/conversations", "", code);
+  if (!a || t.raw_json) return code;
+  auto list = a->body.value("conversations", json::array());
+  for (const auto& c : list) {
+    if (!c.is_object()) {
+      std::cout << c.dump() << "\n";
+      continue;
+    }
+    // Session first, then every other field as key=value.
+    std::cout << (c.contains("session_id") ? str(c, "session_id") : std::string("?"));
+    for (const auto& [k, v] : c.items())
+      if (k != "session_id") std::cout << "  " << k << "=" << (v.is_string() ? v.get<std::string>() : v.dump());
+    std::cout << "\n";
+  }
+  std::cout << list.size() << " live conversation(s)\n";
+  return 0;
+}
+
+int cmd_transcript(const admin_target& t, const std::string& tenant, const std::string& session) {
+  int code = 0;
+  auto a = call(t, "GET",
+                "/admin/v1/tenants/" + seg(tenant) + "/conversations/" + seg(session) + "/transcript",
+                "", code);
+  if (!a || t.raw_json) return code;
+  const auto& c = a->body["conversation"];
+  if (c.is_object())
+    std::cout << "session " << session << ": bot " << str(c, "bot") << " version "
+              << str(c, "version") << " on " << str(c, "channel") << ", started "
+              << str(c, "started_at")
+              << (c["ended_at"].is_string() ? ", ended " + str(c, "ended_at") + " (" +
+                                                  str(c, "end_reason") + ")"
+                                            : std::string(", live or idle"))
+              << "\n";
+  for (const auto& m : a->body.value("messages", json::array())) {
+    bool in = m.value("direction", "") == "in";
+    std::cout << "[" << str(m, "sequence") << "] " << str(m, "at") << (in ? "  user> " : "  bot>  ")
+              << m.value("text", "");
+    if (m.contains("payload") && !m["payload"].is_null()) std::cout << "  " << m["payload"].dump();
+    std::cout << "\n";
+  }
+  return 0;
+}
+
+}  // namespace
+
+/// Operator commands over the admin REST API (see the top of this file).
+void add_admin_commands(CLI::App& app, int& exit_code) {
+  static admin_target target;
+  static std::string tenant, bot, name, file, session;
+  static bool activate_flag = false;
+  static int version = 0;
+
+  auto* tenant_cmd = app.add_subcommand("tenant", "Manage tenants (admin API)");
+  tenant_cmd->require_subcommand(1);
+  auto* tc = tenant_cmd->add_subcommand("create", "Create a tenant");
+  tc->add_option("ID", tenant, "tenant id (letters, digits, '_', '-', '.')")->required();
+  tc->add_option("--name", name, "display name (default: the id)");
+  add_target_options(tc, target);
+  tc->callback([&exit_code] { exit_code = cmd_tenant_create(target, tenant, name); });
+  auto* tl = tenant_cmd->add_subcommand("list", "List tenants");
+  add_target_options(tl, target);
+  tl->callback([&exit_code] { exit_code = cmd_tenant_list(target); });
+
+  auto* key_cmd = app.add_subcommand("apikey", "Manage a tenant's Bot API keys (admin API)");
+  key_cmd->require_subcommand(1);
+  auto* kc = key_cmd->add_subcommand("create", "Create an API key; prints it once");
+  kc->add_option("TENANT", tenant, "tenant id")->required();
+  kc->add_option("--name", name, "what the key is for (default: \"default\")");
+  add_target_options(kc, target);
+  kc->callback([&exit_code] { exit_code = cmd_apikey_create(target, tenant, name); });
+
+  auto* deploy = app.add_subcommand(
+      "deploy", "Upload a bot file as the bot's next version (prints diagnostics on failure)");
+  deploy->add_option("TENANT", tenant, "tenant id")->required();
+  deploy->add_option("BOT", bot, "bot id")->required();
+  deploy->add_option("FILE", file, "bot definition (YAML or JSON)")->required();
+  deploy->add_flag("--activate", activate_flag, "make the new version active at once");
+  add_target_options(deploy, target);
+  deploy->callback(
+      [&exit_code] { exit_code = cmd_deploy(target, tenant, bot, file, activate_flag); });
+
+  auto* versions = app.add_subcommand("versions", "List a bot's versions; '*' marks the active one");
+  versions->add_option("TENANT", tenant, "tenant id")->required();
+  versions->add_option("BOT", bot, "bot id")->required();
+  add_target_options(versions, target);
+  versions->callback([&exit_code] { exit_code = cmd_versions(target, tenant, bot); });
+
+  auto* activate = app.add_subcommand("activate", "Make a version the active one");
+  activate->add_option("TENANT", tenant, "tenant id")->required();
+  activate->add_option("BOT", bot, "bot id")->required();
+  activate->add_option("VERSION", version, "version number")->required()->check(CLI::PositiveNumber);
+  add_target_options(activate, target);
+  activate->callback([&exit_code] { exit_code = cmd_activate(target, tenant, bot, version); });
+
+  auto* rollback = app.add_subcommand("rollback", "Make the previously active version active again");
+  rollback->add_option("TENANT", tenant, "tenant id")->required();
+  rollback->add_option("BOT", bot, "bot id")->required();
+  add_target_options(rollback, target);
+  rollback->callback([&exit_code] { exit_code = cmd_rollback(target, tenant, bot); });
+
+  auto* conversations = app.add_subcommand("conversations", "List a tenant's live conversations");
+  conversations->add_option("TENANT", tenant, "tenant id")->required();
+  add_target_options(conversations, target);
+  conversations->callback([&exit_code] { exit_code = cmd_conversations(target, tenant); });
+
+  auto* transcript = app.add_subcommand("transcript", "Show a conversation's transcript");
+  transcript->add_option("TENANT", tenant, "tenant id")->required();
+  transcript->add_option("SESSION", session, "session id")->required();
+  add_target_options(transcript, target);
+  transcript->callback([&exit_code] { exit_code = cmd_transcript(target, tenant, session); });
+}
+
+}  // namespace parley::ctl
