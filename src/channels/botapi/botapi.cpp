@@ -82,8 +82,15 @@ bool printable(std::string_view s) {
 
 // Header values are echoed in response headers: keep only what cannot break them.
 std::string safe_header_value(std::string_view s) {
-  if (s.size() > max_request_id_length || !printable(s)) return {};
+  if (s.size() > max_request_id_length ||
+      !std::all_of(s.begin(), s.end(), [](char c) { return c >= 0x20 && c < 0x7f; }))
+    return {};
   return std::string(s);
+}
+
+// An empty value is left out, so that the server's own X-Request-Id stands.
+void add_header(http::response& resp, const char* name, std::string value) {
+  if (!value.empty()) resp.headers.emplace_back(name, std::move(value));
 }
 
 // ------------------------------------------------------------------ hashing
@@ -434,12 +441,42 @@ ojson number_json(double d) {
   return d;
 }
 
+ojson plain_json(const v1::Value& v, int depth) {
+  if (depth > max_json_depth) return nullptr;
+  switch (v.kind_case()) {
+    case v1::Value::kText: return v.text();
+    case v1::Value::kNumber: return number_json(v.number());
+    case v1::Value::kBoolean: return v.boolean();
+    case v1::Value::kList: {
+      ojson arr = ojson::array();
+      for (const auto& item : v.list().items()) arr.push_back(plain_json(item, depth + 1));
+      return arr;
+    }
+    case v1::Value::kObject: {
+      ojson obj = ojson::object();
+      for (const auto& f : v.object().fields()) obj[f.key()] = plain_json(f.value(), depth + 1);
+      return obj;
+    }
+    default: return nullptr;
+  }
+}
+
+// A value as text, the way the bot's templates show it ("12.5", "true", "a, b").
 std::string value_text(const v1::Value& v) {
   switch (v.kind_case()) {
     case v1::Value::kText: return v.text();
     case v1::Value::kNumber: return number_json(v.number()).dump();
     case v1::Value::kBoolean: return v.boolean() ? "true" : "false";
-    default: return bot::to_text(v);
+    case v1::Value::kList: {
+      std::string out;
+      for (const auto& item : v.list().items()) {
+        if (!out.empty()) out += ", ";
+        out += item.kind_case() == v1::Value::kList ? dump(plain_json(item, 1)) : value_text(item);
+      }
+      return out;
+    }
+    case v1::Value::kObject: return dump(plain_json(v, 0));
+    default: return {};
   }
 }
 
@@ -510,8 +547,6 @@ ojson typed_json(const v1::Value& v, std::string_view type, std::string_view cur
     return variables_json(v.object(), currency, depth);
   }
   // text, date, dateTime, ref
-  if (v.kind_case() == v1::Value::kList || v.kind_case() == v1::Value::kObject)
-    return bot::to_text(v);
   return value_text(v);
 }
 
@@ -644,8 +679,8 @@ std::string runtime_crc(const reply& r) {
 
 http::response success(ojson body, const reply& r, bool start) {
   http::response resp = http::response::json(200, dump(body));
-  resp.headers.emplace_back("X-Request-ID", safe_header_value(r.request_id));
-  resp.headers.emplace_back("X-Runtime-CRC", runtime_crc(r));
+  add_header(resp, "X-Request-ID", safe_header_value(r.request_id));
+  add_header(resp, "X-Runtime-CRC", runtime_crc(r));
   if (start) resp.headers.emplace_back("X-Bot-Mode", "default");
   return resp;
 }
@@ -711,8 +746,8 @@ parsed<route> match_route(std::string_view method, std::string_view path) {
   return not_found();
 }
 
-bot::variables start_request::bot_variables() const {
-  bot::variables out;
+variables start_request::bot_variables() const {
+  botapi::variables out;
   for (const auto& v : variables) out[v.name] = v.value;
   return out;
 }
@@ -894,9 +929,19 @@ parsed<end_request> parse_end(const http::request& req) try {
 parsed<v1::Input> to_input(const continue_request& msg, const v1::TurnResult* last_turn,
                            std::int64_t now_unix) {
   switch (msg.kind) {
-    case message_kind::text: return bot::text_input(msg.text, now_unix);
+    case message_kind::text: {
+      v1::Input in;
+      in.set_text(msg.text);
+      in.set_now_unix(now_unix);
+      return in;
+    }
     case message_kind::choice: {
-      if (msg.choice_id) return bot::payload_input(*msg.choice_id, now_unix);
+      v1::Input in;
+      in.set_now_unix(now_unix);
+      if (msg.choice_id) {
+        in.set_payload(*msg.choice_id);
+        return in;
+      }
       const v1::Outbound* menu = nullptr;
       if (last_turn)
         for (const auto& o : last_turn->messages())
@@ -906,7 +951,8 @@ parsed<v1::Input> to_input(const continue_request& msg, const v1::TurnResult* la
       if (n < 1 || n > menu->choices_size())
         return bad("message.choiceIndex", "no choice " + std::to_string(n) + " among the " +
                                               std::to_string(menu->choices_size()) + " offered");
-      return bot::payload_input(choice_id(menu->choices(static_cast<int>(n - 1))), now_unix);
+      in.set_payload(choice_id(menu->choices(static_cast<int>(n - 1))));
+      return in;
     }
     default: return bad("message.type", "carries no user input for the bot");
   }
@@ -1012,7 +1058,7 @@ http::response render_error(int status, std::string_view message, std::string_vi
   body["message"] = message;
   body["timestamp"] = timestamp_ms;
   http::response resp = http::response::json(status, dump(body));
-  resp.headers.emplace_back("X-Request-ID", safe_header_value(request_id));
+  add_header(resp, "X-Request-ID", safe_header_value(request_id));
   if (retry_after_s)
     resp.headers.emplace_back("Retry-After", std::to_string(std::max<std::int64_t>(0, *retry_after_s)));
   return resp;

@@ -23,6 +23,8 @@
 ///     }
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -30,13 +32,16 @@
 #include <variant>
 #include <vector>
 
-#include "src/bot/bot.hpp"
 #include "src/http/http.hpp"
 #include "src/proto/bot.pb.h"
 
 namespace parley::channels::botapi {
 
 namespace v1 = ::parley::bot::v1;
+
+/// Values by variable name: the same type as `parley::bot::variables`, the input
+/// of `bot::start`. (Declared here so that this header does not need bot.hpp.)
+using variables = std::map<std::string, v1::Value, std::less<>>;
 
 /// The API version this codec speaks, as it appears in paths and in `/versions`.
 inline constexpr std::string_view api_version = "v5.3.0";
@@ -141,7 +146,7 @@ struct start_request {
   response_options options;
 
   /// The variables by name (a later duplicate wins), ready for bot::start.
-  bot::variables bot_variables() const;
+  botapi::variables bot_variables() const;
 };
 
 /// The kinds of messages a client sends on a live session. `end_session` is the

@@ -293,6 +293,13 @@ TEST(BotApiStart, HeadersAreCheckedBeforeTheBody) {
   EXPECT_EQ(r->ctx.bearer_token, "tok.en");
 }
 
+reply base_reply_for_request_id(std::string id) {
+  reply r;
+  r.session_id = "s-1";
+  r.request_id = std::move(id);
+  return r;
+}
+
 TEST(BotApiStart, RequestIdComesFromTheServerThenTheHeader) {
   auto req = make_request("POST", start_url, R"({"externalSessionKey":"k","forceConfig":{"endpoint":"e"}})");
   req.request_id = "server-made";
@@ -303,6 +310,14 @@ TEST(BotApiStart, RequestIdComesFromTheServerThenTheHeader) {
   req = make_request("POST", start_url, R"({"externalSessionKey":"k","forceConfig":{"endpoint":"e"}})",
                      {{"X-Request-ID", "a\r\nSet-Cookie: x"}});
   EXPECT_EQ(parse_start(req)->ctx.request_id, "");
+  // ... and left out of the response, where the server's own id stands.
+  auto r = base_reply_for_request_id("");
+  for (const auto& [k, v] : render_continue(r, v1::TurnResult()).headers) EXPECT_NE(k, "X-Request-ID");
+  for (const auto& [k, v] : render_error(400, "m", "/p", "", 0).headers) EXPECT_NE(k, "X-Request-ID");
+  // Spaces are fine in a header value.
+  req = make_request("POST", start_url, R"({"externalSessionKey":"k","forceConfig":{"endpoint":"e"}})",
+                     {{"X-Request-ID", "trace 42"}});
+  EXPECT_EQ(parse_start(req)->ctx.request_id, "trace 42");
 }
 
 TEST(BotApiStart, WrongPathIs404) {
