@@ -659,7 +659,7 @@ struct compiler {
         error(it->first, "duplicate variable '" + name + "'");
         continue;
       }
-      const auto& spec = it->second;
+      const YAML::Node spec = it->second;  // a copy: it-> points into a temporary
       std::string type;
       if (spec.IsScalar()) type = spec.Scalar();
       else if (spec.IsMap()) {
@@ -710,7 +710,7 @@ struct compiler {
                              (entities[name] < 7 ? " (a system entity has this name)" : ""));
         continue;
       }
-      const auto& spec = it->second;
+      const YAML::Node spec = it->second;  // a copy: it-> points into a temporary
       auto* e = prog.add_entities();
       e->set_name(name);
       entities[name] = prog.entities_size() - 1;
@@ -750,8 +750,9 @@ struct compiler {
           for (auto vi = vals.begin(); vi != vals.end(); ++vi) {
             auto* ev = e->add_values();
             ev->set_value(vi->first.Scalar());
-            if (vi->second.IsSequence())
-              for (const auto& syn : vi->second) {
+            const YAML::Node syns = vi->second;  // a copy: vi-> points into a temporary
+            if (syns.IsSequence())
+              for (const auto& syn : syns) {
                 std::string s;
                 if (scalar(syn, "a synonym", s)) ev->add_synonyms(detail::normalize(s));
               }
@@ -788,7 +789,7 @@ struct compiler {
       in->set_name(name);
       in->set_dialog(-1);
       intents[name] = prog.intents_size() - 1;
-      const auto& us = it->second;
+      const YAML::Node us = it->second;  // a copy: it-> points into a temporary
       if (!us.IsSequence() || us.size() == 0) {
         error(pick(us.IsDefined() && !us.IsNull(), us, it->first),
               "intent '" + name + "' needs a non-empty list of utterances");
@@ -841,7 +842,7 @@ struct compiler {
       std::string name = it->first.Scalar();
       if (!done.insert(name).second) continue;
       auto& d = *prog.mutable_dialogs(dialogs[name]);
-      const auto& spec = it->second;
+      const YAML::Node spec = it->second;  // a copy: it-> points into a temporary
       YAML::Node steps;
       if (spec.IsSequence()) steps = spec;
       else if (spec.IsMap()) {

@@ -165,7 +165,7 @@ struct test_run {
       return false;
     }
     auto key = s.begin()->first.Scalar();
-    const auto& v = s.begin()->second;
+    const YAML::Node v = s.begin()->second;  // a copy: -> points into a temporary
     if (key == "user" || key == "payload") {
       if (!no_unread("before this user message")) return false;
       transcript += "  user> " + v.Scalar() + "\n";
