@@ -203,10 +203,8 @@ json tenant_json(const store::tenant_record& t) {
 json diagnostics_json(const std::vector<store::deploy_diagnostic>& ds) {
   json out = json::array();
   for (const auto& d : ds)
-    out.push_back({{"line", d.line},
-                   {"column", d.column},
-                   {"severity", d.severity},
-                   {"message", d.message}});
+    out.push_back(
+        {{"line", d.line}, {"column", d.column}, {"severity", d.severity}, {"message", d.message}});
   return out;
 }
 
@@ -247,11 +245,14 @@ void list_tenants(const state_ptr& s, http::responder respond) {
 }
 
 void get_tenant(const state_ptr& s, const std::string& tenant, http::responder respond) {
-  store::get_tenant(s->pg(), tenant, [respond, tenant](result<std::optional<store::tenant_record>> r) {
-    if (!r) return respond(failure(r.err()));
-    if (!*r) return respond(error_response(404, "tenant_not_found", "tenant '" + tenant + "' does not exist"));
-    respond(json_response(200, tenant_json(**r)));
-  });
+  store::get_tenant(
+      s->pg(), tenant, [respond, tenant](result<std::optional<store::tenant_record>> r) {
+        if (!r) return respond(failure(r.err()));
+        if (!*r)
+          return respond(
+              error_response(404, "tenant_not_found", "tenant '" + tenant + "' does not exist"));
+        respond(json_response(200, tenant_json(**r)));
+      });
 }
 
 void create_api_key(const state_ptr& s, const http::request& req, const std::string& tenant,
@@ -260,14 +261,13 @@ void create_api_key(const state_ptr& s, const http::request& req, const std::str
   if (!body) return;
   auto name = string_field(*body, "name", false, respond, "default");
   if (!name) return;
-  store::create_api_key(s->pg(), tenant, *name, actor_of(req),
-                        [respond, name = *name](result<store::api_key_created> r) {
-                          if (!r) return respond(failure(r.err()));
-                          respond(json_response(201, {{"id", r->id},
-                                                      {"key", r->key},
-                                                      {"prefix", r->prefix},
-                                                      {"name", name}}));
-                        });
+  store::create_api_key(
+      s->pg(), tenant, *name, actor_of(req),
+      [respond, name = *name](result<store::api_key_created> r) {
+        if (!r) return respond(failure(r.err()));
+        respond(json_response(
+            201, {{"id", r->id}, {"key", r->key}, {"prefix", r->prefix}, {"name", name}}));
+      });
 }
 
 void list_api_keys(const state_ptr& s, const std::string& tenant, http::responder respond) {
@@ -304,8 +304,8 @@ void deploy(const state_ptr& s, const http::request& req, const std::string& ten
     if (*a == "true" || *a == "1" || a->empty()) {
       activate = true;
     } else if (*a != "false" && *a != "0") {
-      return respond(error_response(400, "invalid_field",
-                                    "query parameter 'activate' must be true or false", "activate"));
+      return respond(error_response(
+          400, "invalid_field", "query parameter 'activate' must be true or false", "activate"));
     }
   }
   if (req.body.find_first_not_of(" \t\r\n") == std::string::npos)
@@ -342,25 +342,24 @@ void deploy(const state_ptr& s, const http::request& req, const std::string& ten
 
 void list_versions(const state_ptr& s, const std::string& tenant, const std::string& bot,
                    http::responder respond) {
-  store::list_versions(s->pg(), tenant, bot,
-                       [respond, tenant, bot](result<std::vector<store::version_info>> r) {
-                         if (!r) return respond(failure(r.err()));
-                         json list = json::array();
-                         json active = nullptr;
-                         for (const auto& v : *r) {
-                           if (v.active) active = v.version;
-                           list.push_back({{"version", v.version},
-                                           {"program_id", v.program_id},
-                                           {"deployed_by", v.deployed_by},
-                                           {"deployed_at", iso_time(v.deployed_at_ms)},
-                                           {"active", v.active},
-                                           {"warnings", diagnostics_json(v.warnings)}});
-                         }
-                         respond(json_response(200, {{"tenant", tenant},
-                                                     {"bot", bot},
-                                                     {"active_version", active},
-                                                     {"versions", list}}));
-                       });
+  store::list_versions(
+      s->pg(), tenant, bot, [respond, tenant, bot](result<std::vector<store::version_info>> r) {
+        if (!r) return respond(failure(r.err()));
+        json list = json::array();
+        json active = nullptr;
+        for (const auto& v : *r) {
+          if (v.active) active = v.version;
+          list.push_back({{"version", v.version},
+                          {"program_id", v.program_id},
+                          {"deployed_by", v.deployed_by},
+                          {"deployed_at", iso_time(v.deployed_at_ms)},
+                          {"active", v.active},
+                          {"warnings", diagnostics_json(v.warnings)}});
+        }
+        respond(json_response(
+            200,
+            {{"tenant", tenant}, {"bot", bot}, {"active_version", active}, {"versions", list}}));
+      });
 }
 
 void activate(const state_ptr& s, const http::request& req, const std::string& tenant,
@@ -392,29 +391,26 @@ void rollback(const state_ptr& s, const http::request& req, const std::string& t
 
 void live_conversations(const state_ptr& s, const std::string& tenant, http::responder respond) {
   if (!s->opts.live_conversations)
-    return respond(error_response(503, "not_available",
-                                  "live conversations are not available on this node"));
+    return respond(
+        error_response(503, "not_available", "live conversations are not available on this node"));
   // Unknown tenants are a 404, not an empty list: a typo should not look like quiet.
-  store::get_tenant(s->pg(), tenant,
-                    [s, respond, tenant](result<std::optional<store::tenant_record>> r) {
-                      if (!r) return respond(failure(r.err()));
-                      if (!*r)
-                        return respond(error_response(404, "tenant_not_found",
-                                                      "tenant '" + tenant + "' does not exist"));
-                      s->opts.live_conversations(tenant, [respond, tenant](json list) {
-                        if (!list.is_array()) list = json::array();
-                        respond(json_response(200, {{"tenant", tenant}, {"conversations", list}}));
-                      });
-                    });
+  store::get_tenant(
+      s->pg(), tenant, [s, respond, tenant](result<std::optional<store::tenant_record>> r) {
+        if (!r) return respond(failure(r.err()));
+        if (!*r)
+          return respond(
+              error_response(404, "tenant_not_found", "tenant '" + tenant + "' does not exist"));
+        s->opts.live_conversations(tenant, [respond, tenant](json list) {
+          if (!list.is_array()) list = json::array();
+          respond(json_response(200, {{"tenant", tenant}, {"conversations", list}}));
+        });
+      });
 }
 
 json conversation_json(const store::conversation_record& c) {
-  json j = {{"session_id", c.session_id},
-            {"bot", c.bot},
-            {"version", c.version},
-            {"channel", c.channel},
-            {"external_key", c.external_key},
-            {"started_at", iso_time(c.started_at_ms)}};
+  json j = {{"session_id", c.session_id},     {"bot", c.bot},
+            {"version", c.version},           {"channel", c.channel},
+            {"external_key", c.external_key}, {"started_at", iso_time(c.started_at_ms)}};
   j["ended_at"] = c.ended_at_ms ? json(iso_time(*c.ended_at_ms)) : json(nullptr);
   j["end_reason"] = c.end_reason.empty() ? json(nullptr) : json(c.end_reason);
   return j;
@@ -432,9 +428,9 @@ void show_transcript(const state_ptr& s, const std::string& tenant, const std::s
             [respond, tenant, session, meta](result<std::vector<store::transcript_row>> rows) {
               if (!rows) return respond(failure(rows.err()));
               if (meta.is_null() && rows->empty())
-                return respond(error_response(404, "conversation_not_found",
-                                              "tenant '" + tenant + "' has no conversation '" +
-                                                  session + "'"));
+                return respond(error_response(
+                    404, "conversation_not_found",
+                    "tenant '" + tenant + "' has no conversation '" + session + "'"));
               json messages = json::array();
               for (const auto& m : *rows) {
                 json payload = nullptr;
@@ -461,9 +457,9 @@ void kill(const state_ptr& s, const std::string& tenant, const std::string& sess
     return respond(error_response(503, "not_available", "killing conversations is not wired"));
   s->opts.kill_conversation(tenant, session, [respond, tenant, session](bool killed) {
     if (!killed)
-      return respond(error_response(404, "conversation_not_live",
-                                    "conversation '" + session + "' of tenant '" + tenant +
-                                        "' is not live on this node"));
+      return respond(error_response(
+          404, "conversation_not_live",
+          "conversation '" + session + "' of tenant '" + tenant + "' is not live on this node"));
     respond(json_response(200, {{"tenant", tenant}, {"session_id", session}, {"killed", true}}));
   });
 }
@@ -473,8 +469,7 @@ http::response not_found(const http::request& req) {
 }
 
 http::response wrong_method(const http::request& req) {
-  return error_response(405, "method_not_allowed",
-                        req.method + " is not allowed on " + req.path);
+  return error_response(405, "method_not_allowed", req.method + " is not allowed on " + req.path);
 }
 
 /// /admin/v1/tenants/{t}/...: checks the ids, then picks the handler.
@@ -523,8 +518,8 @@ void dispatch_tenant(const state_ptr& s, http::request&& req, http::responder re
 /// /admin/v1/debug/tenants/{t}/conversations/{s}/kill
 void dispatch_debug(const state_ptr& s, http::request&& req, http::responder respond) {
   auto seg = split_path(std::string_view(req.path).substr(debug_prefix.size()));
-  if (!s->opts.debug_kill || seg.size() != 5 || seg[0] != "tenants" ||
-      seg[2] != "conversations" || seg[4] != "kill" || seg[3].empty())
+  if (!s->opts.debug_kill || seg.size() != 5 || seg[0] != "tenants" || seg[2] != "conversations" ||
+      seg[4] != "kill" || seg[3].empty())
     return respond(not_found(req));
   if (req.method != "POST") return respond(wrong_method(req));
   if (!check_id("tenant id", seg[1], "tenant", respond)) return;
@@ -550,7 +545,8 @@ std::string admin_token_from_env() {
 void add_admin_routes(http::router& routes, admin_options options) {
   auto s = std::make_shared<admin_state>(std::move(options));
   std::string tenants(tenants_path);
-  routes.add("POST", tenants, guarded(s, [](const state_ptr& s, http::request&& req, http::responder r) {
+  routes.add("POST", tenants,
+             guarded(s, [](const state_ptr& s, http::request&& req, http::responder r) {
                create_tenant(s, req, std::move(r));
              }));
   routes.add("GET", tenants, guarded(s, [](const state_ptr& s, http::request&&, http::responder r) {
@@ -561,7 +557,8 @@ void add_admin_routes(http::router& routes, admin_options options) {
                       guarded(s, dispatch_tenant));
   }
   for (const char* method : {"GET", "POST"})
-    routes.add_prefix(method, std::string(debug_prefix), "/admin/v1/debug", guarded(s, dispatch_debug));
+    routes.add_prefix(method, std::string(debug_prefix), "/admin/v1/debug",
+                      guarded(s, dispatch_debug));
 }
 
 }  // namespace parley::admin

@@ -63,13 +63,14 @@ std::string admin_token_from_env();
 ///   GET  /admin/v1/tenants/{t}/api-keys                           200 {api_keys:[...]}
 ///   POST /admin/v1/tenants/{t}/api-keys/{id}/revoke               200
 ///   POST /admin/v1/tenants/{t}/bots/{bot}/versions[?activate=true] body: the bot file
-///                                                                 201 {version,program_id,activated,warnings}
+///                                                                 201
+///                                                                 {version,program_id,activated,warnings}
 ///                                                                 422 {error,diagnostics}
-///   GET  /admin/v1/tenants/{t}/bots/{bot}/versions                200 {active_version,versions:[...]}
-///   POST /admin/v1/tenants/{t}/bots/{bot}/activate {version}      200 activation
-///   POST /admin/v1/tenants/{t}/bots/{bot}/rollback                200 activation
-///   GET  /admin/v1/tenants/{t}/conversations                      200 {tenant,conversations:[...]}
-///   GET  /admin/v1/tenants/{t}/conversations/{s}/transcript       200 {conversation,messages:[...]}
+///   GET  /admin/v1/tenants/{t}/bots/{bot}/versions                200
+///   {active_version,versions:[...]} POST /admin/v1/tenants/{t}/bots/{bot}/activate {version} 200
+///   activation POST /admin/v1/tenants/{t}/bots/{bot}/rollback                200 activation GET
+///   /admin/v1/tenants/{t}/conversations                      200 {tenant,conversations:[...]} GET
+///   /admin/v1/tenants/{t}/conversations/{s}/transcript       200 {conversation,messages:[...]}
 ///   POST /admin/v1/debug/tenants/{t}/conversations/{s}/kill       200 {killed:true}; 404
 void add_admin_routes(http::router& routes, admin_options options);
 

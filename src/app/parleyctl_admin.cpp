@@ -68,7 +68,8 @@ struct answer {
 std::optional<answer> call(const admin_target& target, const std::string& method,
                            const std::string& path, const std::string& body, int& exit_code,
                            const std::string& content_type = "application/json") {
-  std::string base = target.url.empty() ? env_or("PARLEY_URL", "http://127.0.0.1:8080") : target.url;
+  std::string base =
+      target.url.empty() ? env_or("PARLEY_URL", "http://127.0.0.1:8080") : target.url;
   while (!base.empty() && base.back() == '/') base.pop_back();
   std::string token = target.token.empty() ? env_or("PARLEY_ADMIN_TOKEN", "") : target.token;
   if (token.empty()) {
@@ -91,7 +92,8 @@ std::optional<answer> call(const admin_target& target, const std::string& method
     return std::nullopt;
   }
   answer a{r->status, json::parse(r->body, nullptr, false), r->body};
-  if (target.raw_json) std::cout << r->body << (r->body.empty() || r->body.back() != '\n' ? "\n" : "");
+  if (target.raw_json)
+    std::cout << r->body << (r->body.empty() || r->body.back() != '\n' ? "\n" : "");
   if (a.status >= 400) {
     exit_code = 1;
     if (target.raw_json) return std::nullopt;
@@ -149,7 +151,8 @@ int cmd_tenant_list(const admin_target& t) {
   int code = 0;
   auto a = call(t, "GET", "/admin/v1/tenants", "", code);
   if (!a || t.raw_json) return code;
-  std::cout << std::left << std::setw(28) << "ID" << std::setw(32) << "NAME" << "CREATED\n";
+  std::cout << std::left << std::setw(28) << "ID" << std::setw(32) << "NAME"
+            << "CREATED\n";
   for (const auto& x : a->body.value("tenants", json::array()))
     std::cout << std::setw(28) << str(x, "id") << std::setw(32) << str(x, "name")
               << str(x, "created_at") << "\n";
@@ -198,7 +201,8 @@ int cmd_versions(const admin_target& t, const std::string& tenant, const std::st
                 "", code);
   if (!a || t.raw_json) return code;
   std::cout << std::left << std::setw(9) << "VERSION" << std::setw(8) << "ACTIVE" << std::setw(36)
-            << "PROGRAM" << std::setw(20) << "DEPLOYED BY" << "DEPLOYED AT\n";
+            << "PROGRAM" << std::setw(20) << "DEPLOYED BY"
+            << "DEPLOYED AT\n";
   for (const auto& v : a->body.value("versions", json::array()))
     std::cout << std::setw(9) << str(v, "version") << std::setw(8)
               << (v.value("active", false) ? "*" : "") << std::setw(36) << str(v, "program_id")
@@ -245,7 +249,8 @@ int cmd_conversations(const admin_target& t, const std::string& tenant) {
     // Session first, then every other field as key=value.
     std::cout << (c.contains("session_id") ? str(c, "session_id") : std::string("?"));
     for (const auto& [k, v] : c.items())
-      if (k != "session_id") std::cout << "  " << k << "=" << (v.is_string() ? v.get<std::string>() : v.dump());
+      if (k != "session_id")
+        std::cout << "  " << k << "=" << (v.is_string() ? v.get<std::string>() : v.dump());
     std::cout << "\n";
   }
   std::cout << list.size() << " live conversation(s)\n";
@@ -254,18 +259,19 @@ int cmd_conversations(const admin_target& t, const std::string& tenant) {
 
 int cmd_transcript(const admin_target& t, const std::string& tenant, const std::string& session) {
   int code = 0;
-  auto a = call(t, "GET",
-                "/admin/v1/tenants/" + seg(tenant) + "/conversations/" + seg(session) + "/transcript",
-                "", code);
+  auto a =
+      call(t, "GET",
+           "/admin/v1/tenants/" + seg(tenant) + "/conversations/" + seg(session) + "/transcript",
+           "", code);
   if (!a || t.raw_json) return code;
   const auto& c = a->body["conversation"];
   if (c.is_object())
     std::cout << "session " << session << ": bot " << str(c, "bot") << " version "
               << str(c, "version") << " on " << str(c, "channel") << ", started "
               << str(c, "started_at")
-              << (c["ended_at"].is_string() ? ", ended " + str(c, "ended_at") + " (" +
-                                                  str(c, "end_reason") + ")"
-                                            : std::string(", live or idle"))
+              << (c["ended_at"].is_string()
+                      ? ", ended " + str(c, "ended_at") + " (" + str(c, "end_reason") + ")"
+                      : std::string(", live or idle"))
               << "\n";
   for (const auto& m : a->body.value("messages", json::array())) {
     bool in = m.value("direction", "") == "in";
@@ -315,7 +321,8 @@ void add_admin_commands(CLI::App& app, int& exit_code) {
   deploy->callback(
       [&exit_code] { exit_code = cmd_deploy(target, tenant, bot, file, activate_flag); });
 
-  auto* versions = app.add_subcommand("versions", "List a bot's versions; '*' marks the active one");
+  auto* versions =
+      app.add_subcommand("versions", "List a bot's versions; '*' marks the active one");
   versions->add_option("TENANT", tenant, "tenant id")->required();
   versions->add_option("BOT", bot, "bot id")->required();
   add_target_options(versions, target);
@@ -324,11 +331,14 @@ void add_admin_commands(CLI::App& app, int& exit_code) {
   auto* activate = app.add_subcommand("activate", "Make a version the active one");
   activate->add_option("TENANT", tenant, "tenant id")->required();
   activate->add_option("BOT", bot, "bot id")->required();
-  activate->add_option("VERSION", version, "version number")->required()->check(CLI::PositiveNumber);
+  activate->add_option("VERSION", version, "version number")
+      ->required()
+      ->check(CLI::PositiveNumber);
   add_target_options(activate, target);
   activate->callback([&exit_code] { exit_code = cmd_activate(target, tenant, bot, version); });
 
-  auto* rollback = app.add_subcommand("rollback", "Make the previously active version active again");
+  auto* rollback =
+      app.add_subcommand("rollback", "Make the previously active version active again");
   rollback->add_option("TENANT", tenant, "tenant id")->required();
   rollback->add_option("BOT", bot, "bot id")->required();
   add_target_options(rollback, target);

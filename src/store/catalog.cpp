@@ -152,8 +152,10 @@ std::string clean_text(const std::string& in) {
     }
     bool ok = len > 0 && i + len <= n;
     for (std::size_t k = 1; ok && k < len; ++k) {
-      if ((s[i + k] & 0xC0) != 0x80) ok = false;
-      else cp = (cp << 6) | (s[i + k] & 0x3F);
+      if ((s[i + k] & 0xC0) != 0x80)
+        ok = false;
+      else
+        cp = (cp << 6) | (s[i + k] & 0x3F);
     }
     if (ok) {
       // Reject overlong forms, surrogates and values past U+10FFFF.
@@ -183,8 +185,7 @@ std::string hex(const unsigned char* p, std::size_t n) {
 }
 
 std::string base64url(const unsigned char* p, std::size_t n) {
-  static const char alphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
   std::string out;
   std::size_t i = 0;
   for (; i + 3 <= n; i += 3) {
@@ -223,10 +224,8 @@ std::int64_t write_audit(pqxx::transaction_base& tx, const std::string& actor,
 json diagnostics_json(const std::vector<deploy_diagnostic>& ds) {
   json out = json::array();
   for (const auto& d : ds)
-    out.push_back({{"severity", d.severity},
-                   {"line", d.line},
-                   {"column", d.column},
-                   {"message", d.message}});
+    out.push_back(
+        {{"severity", d.severity}, {"line", d.line}, {"column", d.column}, {"message", d.message}});
   return out;
 }
 
@@ -313,10 +312,11 @@ job_of<tenant_record> create_tenant_job(std::string id, std::string name, std::s
           actor = std::move(actor)](pqxx::transaction_base& tx) {
     require_id("tenant id", id);
     if (name.empty()) fail("invalid_argument", "tenant name must not be empty");
-    auto r = tx.exec_params("INSERT INTO tenants (id, name) VALUES ($1, $2) ON CONFLICT (id) DO "
-                            "NOTHING RETURNING id, name, " +
-                                ms("created_at"),
-                            id, clean_text(name));
+    auto r = tx.exec_params(
+        "INSERT INTO tenants (id, name) VALUES ($1, $2) ON CONFLICT (id) DO "
+        "NOTHING RETURNING id, name, " +
+            ms("created_at"),
+        id, clean_text(name));
     if (r.empty()) fail("tenant_exists", "tenant '" + id + "' already exists");
     tenant_record t{r[0][0].as<std::string>(), r[0][1].as<std::string>(),
                     r[0][2].as<std::int64_t>()};
@@ -333,8 +333,8 @@ tenant_record tenant_from(const pqxx::row& row) {
 job_of<std::vector<tenant_record>> list_tenants_job() {
   return [](pqxx::transaction_base& tx) {
     std::vector<tenant_record> out;
-    for (const auto& row : tx.exec("SELECT id, name, " + ms("created_at") +
-                                   " FROM tenants ORDER BY id"))
+    for (const auto& row :
+         tx.exec("SELECT id, name, " + ms("created_at") + " FROM tenants ORDER BY id"))
       out.push_back(tenant_from(row));
     return out;
   };
@@ -343,8 +343,8 @@ job_of<std::vector<tenant_record>> list_tenants_job() {
 job_of<std::optional<tenant_record>> get_tenant_job(std::string id) {
   return [id = std::move(id)](pqxx::transaction_base& tx) -> std::optional<tenant_record> {
     if (!valid_catalog_id(id)) return std::nullopt;
-    auto r = tx.exec_params("SELECT id, name, " + ms("created_at") + " FROM tenants WHERE id = $1",
-                            id);
+    auto r =
+        tx.exec_params("SELECT id, name, " + ms("created_at") + " FROM tenants WHERE id = $1", id);
     if (r.empty()) return std::nullopt;
     return tenant_from(r[0]);
   };
@@ -379,13 +379,12 @@ job_of<bool> verify_api_key_job(std::string tenant, std::string key) {
     if (!valid_catalog_id(tenant)) return false;
     std::string want = api_key_hash(key);
     bool match = false;
-    for (const auto& row : tx.exec_params(
-             "SELECT key_hash FROM api_keys WHERE tenant_id = $1 AND prefix = $2 AND "
-             "revoked_at IS NULL",
-             tenant, key.substr(0, key_prefix_length))) {
+    for (const auto& row :
+         tx.exec_params("SELECT key_hash FROM api_keys WHERE tenant_id = $1 AND prefix = $2 AND "
+                        "revoked_at IS NULL",
+                        tenant, key.substr(0, key_prefix_length))) {
       auto have = row[0].as<std::string>();
-      if (have.size() == want.size() &&
-          CRYPTO_memcmp(have.data(), want.data(), want.size()) == 0)
+      if (have.size() == want.size() && CRYPTO_memcmp(have.data(), want.data(), want.size()) == 0)
         match = true;
     }
     return match;
@@ -393,8 +392,8 @@ job_of<bool> verify_api_key_job(std::string tenant, std::string key) {
 }
 
 job_of<void> revoke_api_key_job(std::string tenant, std::int64_t key_id, std::string actor) {
-  return [tenant = std::move(tenant), key_id, actor = std::move(actor)](
-             pqxx::transaction_base& tx) {
+  return [tenant = std::move(tenant), key_id,
+          actor = std::move(actor)](pqxx::transaction_base& tx) {
     require_id("tenant id", tenant);
     auto r = tx.exec_params(
         "UPDATE api_keys SET revoked_at = now() WHERE tenant_id = $1 AND id = $2 AND "
@@ -449,8 +448,8 @@ job_of<deploy_outcome> deploy_job(deploy_request req) {
     // next number.
     tx.exec_params("INSERT INTO bots (tenant_id, bot_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
                    req.tenant, req.bot);
-    tx.exec_params("SELECT 1 FROM bots WHERE tenant_id = $1 AND bot_id = $2 FOR UPDATE",
-                   req.tenant, req.bot);
+    tx.exec_params("SELECT 1 FROM bots WHERE tenant_id = $1 AND bot_id = $2 FOR UPDATE", req.tenant,
+                   req.bot);
     out.version = tx.exec_params1(
                         "SELECT coalesce(max(version), 0) + 1 FROM bot_versions "
                         "WHERE tenant_id = $1 AND bot_id = $2",
@@ -469,7 +468,8 @@ job_of<deploy_outcome> deploy_job(deploy_request req) {
                  {"program_id", out.program_id},
                  {"warnings", warnings.size()},
                  {"activate", req.activate}});
-    if (req.activate) out.activated = activate_in(tx, req.tenant, req.bot, out.version, deployed_by).changed;
+    if (req.activate)
+      out.activated = activate_in(tx, req.tenant, req.bot, out.version, deployed_by).changed;
     return out;
   };
 }
@@ -479,13 +479,13 @@ job_of<std::vector<version_info>> list_versions_job(std::string tenant, std::str
     require_id("tenant id", tenant);
     require_id("bot id", bot);
     std::vector<version_info> out;
-    for (const auto& row : tx.exec_params(
-             "SELECT v.version, v.program_id, v.deployed_by, " + ms("v.deployed_at") +
-                 ", coalesce(a.version = v.version, false), v.warnings::text "
-                 "FROM bot_versions v LEFT JOIN bot_active a "
-                 "ON a.tenant_id = v.tenant_id AND a.bot_id = v.bot_id "
-                 "WHERE v.tenant_id = $1 AND v.bot_id = $2 ORDER BY v.version",
-             tenant, bot)) {
+    for (const auto& row :
+         tx.exec_params("SELECT v.version, v.program_id, v.deployed_by, " + ms("v.deployed_at") +
+                            ", coalesce(a.version = v.version, false), v.warnings::text "
+                            "FROM bot_versions v LEFT JOIN bot_active a "
+                            "ON a.tenant_id = v.tenant_id AND a.bot_id = v.bot_id "
+                            "WHERE v.tenant_id = $1 AND v.bot_id = $2 ORDER BY v.version",
+                        tenant, bot)) {
       version_info v;
       v.version = row[0].as<int>();
       v.program_id = row[1].as<std::string>();
@@ -495,8 +495,7 @@ job_of<std::vector<version_info>> list_versions_job(std::string tenant, std::str
       v.warnings = diagnostics_from_json(row[5].as<std::string>());
       out.push_back(std::move(v));
     }
-    if (out.empty())
-      fail("bot_not_found", "tenant '" + tenant + "' has no bot '" + bot + "'");
+    if (out.empty()) fail("bot_not_found", "tenant '" + tenant + "' has no bot '" + bot + "'");
     return out;
   };
 }
@@ -510,8 +509,8 @@ job_of<bot_program> get_version_job(std::string tenant, std::string bot, int ver
         "WHERE tenant_id = $1 AND bot_id = $2 AND version = $3",
         tenant, bot, version);
     if (r.empty())
-      fail("version_not_found",
-           "bot '" + bot + "' of tenant '" + tenant + "' has no version " + std::to_string(version));
+      fail("version_not_found", "bot '" + bot + "' of tenant '" + tenant + "' has no version " +
+                                    std::to_string(version));
     return bot_program{tenant,
                        bot,
                        version,
@@ -531,7 +530,8 @@ job_of<bot_program> get_active_job(std::string tenant, std::string bot) {
         "WHERE a.tenant_id = $1 AND a.bot_id = $2",
         tenant, bot);
     if (r.empty())
-      fail("no_active_version", "bot '" + bot + "' of tenant '" + tenant + "' has no active version");
+      fail("no_active_version",
+           "bot '" + bot + "' of tenant '" + tenant + "' has no active version");
     return bot_program{tenant,
                        bot,
                        r[0][0].as<int>(),
@@ -562,7 +562,8 @@ job_of<activation> rollback_job(std::string tenant, std::string bot, std::string
         "FOR UPDATE",
         tenant, bot);
     if (cur.empty())
-      fail("no_active_version", "bot '" + bot + "' of tenant '" + tenant + "' has no active version");
+      fail("no_active_version",
+           "bot '" + bot + "' of tenant '" + tenant + "' has no active version");
     int from = cur[0][0].as<int>();
     if (cur[0][1].is_null())
       fail("no_previous_version", "bot '" + bot + "' of tenant '" + tenant +
@@ -586,10 +587,10 @@ job_of<activation> rollback_job(std::string tenant, std::string bot, std::string
 job_of<std::vector<active_change>> changes_job(std::int64_t since, std::size_t limit) {
   return [since, limit](pqxx::transaction_base& tx) {
     std::vector<active_change> out;
-    for (const auto& row : tx.exec_params(
-             "SELECT tenant_id, bot_id, version, change_seq FROM bot_active "
-             "WHERE change_seq > $1 ORDER BY change_seq LIMIT $2",
-             since, static_cast<std::int64_t>(limit)))
+    for (const auto& row :
+         tx.exec_params("SELECT tenant_id, bot_id, version, change_seq FROM bot_active "
+                        "WHERE change_seq > $1 ORDER BY change_seq LIMIT $2",
+                        since, static_cast<std::int64_t>(limit)))
       out.push_back(active_change{row[0].as<std::string>(), row[1].as<std::string>(),
                                   row[2].as<int>(), row[3].as<std::int64_t>()});
     return out;
@@ -622,9 +623,8 @@ job_of<bool> end_conversation_job(std::string tenant, std::string session, std::
 
 job_of<std::optional<conversation_record>> get_conversation_job(std::string tenant,
                                                                 std::string session) {
-  return [tenant = std::move(tenant),
-          session = std::move(session)](pqxx::transaction_base& tx)
-             -> std::optional<conversation_record> {
+  return [tenant = std::move(tenant), session = std::move(session)](
+             pqxx::transaction_base& tx) -> std::optional<conversation_record> {
     auto r = tx.exec_params("SELECT bot_id, version, channel, external_key, " + ms("started_at") +
                                 ", " + ms("ended_at") +
                                 ", coalesce(end_reason, '') FROM conversations "
@@ -660,8 +660,8 @@ job_of<std::size_t> transcript_batch_job(std::vector<transcript_row> rows) {
       std::string where = "transcript row " + std::to_string(i) + " (session '" + r.session_id +
                           "', sequence " + std::to_string(r.sequence) + ")";
       if (r.direction != "in" && r.direction != "out")
-        fail("invalid_argument", where + ": direction must be \"in\" or \"out\", not \"" +
-                                     r.direction + "\"");
+        fail("invalid_argument",
+             where + ": direction must be \"in\" or \"out\", not \"" + r.direction + "\"");
       if (r.tenant.empty() || r.session_id.empty())
         fail("invalid_argument", where + ": tenant and session must not be empty");
       if (!r.payload_json.empty() && !json::accept(r.payload_json))
@@ -702,12 +702,12 @@ job_of<std::size_t> transcript_batch_job(std::vector<transcript_row> rows) {
 job_of<std::vector<transcript_row>> transcript_job(std::string tenant, std::string session) {
   return [tenant = std::move(tenant), session = std::move(session)](pqxx::transaction_base& tx) {
     std::vector<transcript_row> out;
-    for (const auto& row : tx.exec_params(
-             "SELECT sequence, direction, idx, text, coalesce(payload::text, ''), " +
-                 ms("created_at") +
-                 " FROM transcript_messages WHERE tenant_id = $1 AND session_id = $2 "
-                 "ORDER BY sequence, direction = 'out', idx",
-             tenant, clean_text(session))) {
+    for (const auto& row :
+         tx.exec_params("SELECT sequence, direction, idx, text, coalesce(payload::text, ''), " +
+                            ms("created_at") +
+                            " FROM transcript_messages WHERE tenant_id = $1 AND session_id = $2 "
+                            "ORDER BY sequence, direction = 'out', idx",
+                        tenant, clean_text(session))) {
       transcript_row r;
       r.tenant = tenant;
       r.session_id = session;
@@ -770,11 +770,11 @@ job_of<std::int64_t> audit_job(audit_entry e) {
 job_of<std::vector<audit_entry>> list_audit_job(std::string tenant, std::size_t limit) {
   return [tenant = std::move(tenant), limit](pqxx::transaction_base& tx) {
     std::vector<audit_entry> out;
-    for (const auto& row : tx.exec_params(
-             "SELECT id, " + ms("at") +
-                 ", actor, action, target, details::text FROM audit_log "
-                 "WHERE tenant_id = $1 ORDER BY id DESC LIMIT $2",
-             tenant, static_cast<std::int64_t>(limit))) {
+    for (const auto& row :
+         tx.exec_params("SELECT id, " + ms("at") +
+                            ", actor, action, target, details::text FROM audit_log "
+                            "WHERE tenant_id = $1 ORDER BY id DESC LIMIT $2",
+                        tenant, static_cast<std::int64_t>(limit))) {
       audit_entry e;
       e.id = row[0].as<std::int64_t>();
       e.at_ms = row[1].as<std::int64_t>();
@@ -812,8 +812,8 @@ std::string api_key_hash(const std::string& key) {
 // Each public function runs its job asynchronously or blocking.
 void create_tenant(postgres_client& pg, std::string id, std::string name, std::string actor,
                    catalog_callback<tenant_record> done) {
-  run_async<tenant_record>(
-      pg, create_tenant_job(std::move(id), std::move(name), std::move(actor)), std::move(done));
+  run_async<tenant_record>(pg, create_tenant_job(std::move(id), std::move(name), std::move(actor)),
+                           std::move(done));
 }
 result<tenant_record> create_tenant_sync(postgres_client& pg, std::string id, std::string name,
                                          std::string actor) {
@@ -856,8 +856,8 @@ result<bool> verify_api_key_sync(postgres_client& pg, std::string tenant, std::s
   return run_blocking<bool>(pg, verify_api_key_job(std::move(tenant), std::move(key)));
 }
 
-void revoke_api_key(postgres_client& pg, std::string tenant, std::int64_t key_id,
-                    std::string actor, catalog_callback<void> done) {
+void revoke_api_key(postgres_client& pg, std::string tenant, std::int64_t key_id, std::string actor,
+                    catalog_callback<void> done) {
   run_async<void>(pg, revoke_api_key_job(std::move(tenant), key_id, std::move(actor)),
                   std::move(done));
 }
@@ -868,8 +868,7 @@ result<void> revoke_api_key_sync(postgres_client& pg, std::string tenant, std::i
 
 void list_api_keys(postgres_client& pg, std::string tenant,
                    catalog_callback<std::vector<api_key_record>> done) {
-  run_async<std::vector<api_key_record>>(pg, list_api_keys_job(std::move(tenant)),
-                                         std::move(done));
+  run_async<std::vector<api_key_record>>(pg, list_api_keys_job(std::move(tenant)), std::move(done));
 }
 result<std::vector<api_key_record>> list_api_keys_sync(postgres_client& pg, std::string tenant) {
   return run_blocking<std::vector<api_key_record>>(pg, list_api_keys_job(std::move(tenant)));
@@ -914,9 +913,9 @@ result<bot_program> get_active_sync(postgres_client& pg, std::string tenant, std
 
 void activate(postgres_client& pg, std::string tenant, std::string bot, int version,
               std::string actor, catalog_callback<activation> done) {
-  run_async<activation>(
-      pg, activate_job(std::move(tenant), std::move(bot), version, std::move(actor)),
-      std::move(done));
+  run_async<activation>(pg,
+                        activate_job(std::move(tenant), std::move(bot), version, std::move(actor)),
+                        std::move(done));
 }
 result<activation> activate_sync(postgres_client& pg, std::string tenant, std::string bot,
                                  int version, std::string actor) {
@@ -955,12 +954,12 @@ result<void> upsert_conversation_sync(postgres_client& pg, conversation_record r
 
 void end_conversation(postgres_client& pg, std::string tenant, std::string session_id,
                       std::string reason, catalog_callback<bool> done) {
-  run_async<bool>(
-      pg, end_conversation_job(std::move(tenant), std::move(session_id), std::move(reason)),
-      std::move(done));
+  run_async<bool>(pg,
+                  end_conversation_job(std::move(tenant), std::move(session_id), std::move(reason)),
+                  std::move(done));
 }
-result<bool> end_conversation_sync(postgres_client& pg, std::string tenant,
-                                   std::string session_id, std::string reason) {
+result<bool> end_conversation_sync(postgres_client& pg, std::string tenant, std::string session_id,
+                                   std::string reason) {
   return run_blocking<bool>(
       pg, end_conversation_job(std::move(tenant), std::move(session_id), std::move(reason)));
 }

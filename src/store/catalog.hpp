@@ -103,8 +103,8 @@ result<bool> verify_api_key_sync(postgres_client& pg, std::string tenant, std::s
 
 /// Revokes a key by id (idempotent for an already revoked key). Errors:
 /// `api_key_not_found` (no such key for this tenant).
-void revoke_api_key(postgres_client& pg, std::string tenant, std::int64_t key_id,
-                    std::string actor, catalog_callback<void> done);
+void revoke_api_key(postgres_client& pg, std::string tenant, std::int64_t key_id, std::string actor,
+                    catalog_callback<void> done);
 result<void> revoke_api_key_sync(postgres_client& pg, std::string tenant, std::int64_t key_id,
                                  std::string actor);
 
@@ -240,8 +240,8 @@ struct conversation_record {
   std::string session_id;
   std::string bot;
   int version = 0;
-  std::string channel;       ///< "bot_api", "directline", "sms", ...
-  std::string external_key;  ///< the channel's conversation key, may be empty
+  std::string channel;             ///< "bot_api", "directline", "sms", ...
+  std::string external_key;        ///< the channel's conversation key, may be empty
   std::int64_t started_at_ms = 0;  ///< 0 on upsert: now()
   std::optional<std::int64_t> ended_at_ms;
   std::string end_reason;
@@ -257,8 +257,8 @@ result<void> upsert_conversation_sync(postgres_client& pg, conversation_record r
 /// changed (false for an unknown or already ended session).
 void end_conversation(postgres_client& pg, std::string tenant, std::string session_id,
                       std::string reason, catalog_callback<bool> done);
-result<bool> end_conversation_sync(postgres_client& pg, std::string tenant,
-                                   std::string session_id, std::string reason);
+result<bool> end_conversation_sync(postgres_client& pg, std::string tenant, std::string session_id,
+                                   std::string reason);
 
 /// One conversation; nullopt when unknown.
 void get_conversation(postgres_client& pg, std::string tenant, std::string session_id,
@@ -275,7 +275,7 @@ struct transcript_row {
   std::string tenant;
   std::string session_id;
   std::int64_t sequence = 0;
-  std::string direction;     ///< "in" or "out"
+  std::string direction;  ///< "in" or "out"
   int idx = 0;
   std::string text;
   std::string payload_json;  ///< a JSON document, or empty for none

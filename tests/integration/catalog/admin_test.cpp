@@ -6,8 +6,8 @@
 
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
 #include <prometheus/registry.h>
+#include <nlohmann/json.hpp>
 
 #include <atomic>
 #include <memory>
@@ -98,7 +98,8 @@ class admin_test : public ::testing::Test {
   }
 
   void create_tenant() {
-    auto r = call("POST", "/admin/v1/tenants", json{{"id", tenant_}, {"name", "Admin test"}}.dump());
+    auto r =
+        call("POST", "/admin/v1/tenants", json{{"id", tenant_}, {"name", "Admin test"}}.dump());
     ASSERT_EQ(r.status, 201) << r.raw;
   }
 
@@ -133,8 +134,8 @@ TEST_F(admin_test, without_a_configured_token_the_api_is_disabled) {
   auto r = call("GET", "/admin/v1/tenants", "", std::string("anything"), &disabled);
   EXPECT_EQ(r.status, 503);
   EXPECT_EQ(r.body["error"]["message"], "admin API disabled: set PARLEY_ADMIN_TOKEN");
-  auto deploy = call("POST", "/admin/v1/tenants/t/bots/b/versions", source_, std::string("x"),
-                     &disabled);
+  auto deploy =
+      call("POST", "/admin/v1/tenants/t/bots/b/versions", source_, std::string("x"), &disabled);
   EXPECT_EQ(deploy.status, 503);
 }
 
@@ -160,7 +161,8 @@ TEST_F(admin_test, tenants_and_api_keys) {
   for (const auto& t : list.body["tenants"]) found |= t["id"] == tenant_;
   EXPECT_TRUE(found);
 
-  auto key = call("POST", "/admin/v1/tenants/" + tenant_ + "/api-keys", json{{"name", "web"}}.dump());
+  auto key =
+      call("POST", "/admin/v1/tenants/" + tenant_ + "/api-keys", json{{"name", "web"}}.dump());
   ASSERT_EQ(key.status, 201) << key.raw;
   std::string plaintext = key.body["key"];
   EXPECT_EQ(key.body["prefix"], plaintext.substr(0, 8));
@@ -284,7 +286,8 @@ TEST_F(admin_test, conversations_transcripts_and_debug_kill) {
   ASSERT_TRUE(store::write_transcript_batch_sync(
       *pg_, {{tenant_, session, 1, "out", 0, "Hi!", R"({"choices":["a"]})", 0},
              {tenant_, session, 1, "in", 0, "hello", "", 0}}));
-  auto t = call("GET", "/admin/v1/tenants/" + tenant_ + "/conversations/" + session + "/transcript");
+  auto t =
+      call("GET", "/admin/v1/tenants/" + tenant_ + "/conversations/" + session + "/transcript");
   ASSERT_EQ(t.status, 200) << t.raw;
   EXPECT_EQ(t.body["conversation"]["bot"], "orders");
   ASSERT_EQ(t.body["messages"].size(), 2u);
@@ -294,8 +297,8 @@ TEST_F(admin_test, conversations_transcripts_and_debug_kill) {
   auto none = call("GET", "/admin/v1/tenants/" + tenant_ + "/conversations/nope/transcript");
   EXPECT_EQ(none.status, 404);
 
-  auto killed = call("POST", "/admin/v1/debug/tenants/" + tenant_ +
-                                 "/conversations/live-session/kill");
+  auto killed =
+      call("POST", "/admin/v1/debug/tenants/" + tenant_ + "/conversations/live-session/kill");
   EXPECT_EQ(killed.status, 200) << killed.raw;
   EXPECT_EQ(killed.body["killed"], true);
   auto not_live = call("POST", "/admin/v1/debug/tenants/" + tenant_ + "/conversations/gone/kill");

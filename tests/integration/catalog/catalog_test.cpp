@@ -229,7 +229,8 @@ TEST_F(catalog_test, a_bad_file_stores_nothing_and_reports_diagnostics) {
   EXPECT_EQ(list.err().code, "bot_not_found");
   EXPECT_EQ(count_actions("bot.deploy"), 0u);
 
-  auto no_tenant = deploy_version_sync(*pg_, {tenant_ + "-missing", "orders", source_, "t", false, ""});
+  auto no_tenant =
+      deploy_version_sync(*pg_, {tenant_ + "-missing", "orders", source_, "t", false, ""});
   ASSERT_FALSE(no_tenant);
   EXPECT_EQ(no_tenant.err().code, "tenant_not_found");
 }
@@ -360,13 +361,15 @@ TEST_F(catalog_test, transcript_batches_are_idempotent) {
   EXPECT_EQ((*rows)[0].direction, "in");
   EXPECT_EQ((*rows)[1].direction, "out");
   EXPECT_EQ((*rows)[1].idx, 0);
-  EXPECT_EQ(nlohmann::json::parse((*rows)[1].payload_json), nlohmann::json::parse(R"({"choices":["x"]})"));
+  EXPECT_EQ(nlohmann::json::parse((*rows)[1].payload_json),
+            nlohmann::json::parse(R"({"choices":["x"]})"));
   EXPECT_EQ((*rows)[2].idx, 1);
   EXPECT_EQ((*rows)[2].at_ms, 1700000000123);
   EXPECT_EQ((*rows)[9].text, "bye");
 
   // Bytes Postgres cannot store are cleaned, not fatal to the batch.
-  std::vector<transcript_row> odd{{tenant_, session, 5, "in", 0, std::string("a\0b\xff", 4), "", 0}};
+  std::vector<transcript_row> odd{
+      {tenant_, session, 5, "in", 0, std::string("a\0b\xff", 4), "", 0}};
   ASSERT_TRUE(write_transcript_batch_sync(*pg_, odd));
   EXPECT_EQ(transcript_sync(*pg_, tenant_, session)->back().text, "ab\xEF\xBF\xBD");
 
@@ -378,7 +381,8 @@ TEST_F(catalog_test, transcript_batches_are_idempotent) {
 
   // A big batch spans several statements in one transaction.
   std::vector<transcript_row> big;
-  for (int seq = 100; seq < 1300; ++seq) big.push_back({tenant_, session, seq, "in", 0, "m", "", 0});
+  for (int seq = 100; seq < 1300; ++seq)
+    big.push_back({tenant_, session, seq, "in", 0, "m", "", 0});
   EXPECT_EQ(*write_transcript_batch_sync(*pg_, big), 1200u);
   EXPECT_EQ(*write_transcript_batch_sync(*pg_, big), 0u);
 }
@@ -401,8 +405,8 @@ TEST_F(catalog_test, conversations_start_once_and_end_once) {
 }
 
 TEST_F(catalog_test, quarantine_and_audit_rows) {
-  auto id = insert_quarantine_sync(*pg_, {0, tenant_, "s1", "m1", R"({"text":"boom"})",
-                                          "action mapping threw", 3, 0});
+  auto id = insert_quarantine_sync(
+      *pg_, {0, tenant_, "s1", "m1", R"({"text":"boom"})", "action mapping threw", 3, 0});
   ASSERT_TRUE(id) << id.err().message;
   auto q = list_quarantine_sync(*pg_, tenant_);
   ASSERT_TRUE(q);
@@ -433,7 +437,8 @@ TEST_F(catalog_test, async_forms_answer_on_a_worker_thread) {
   EXPECT_NE(thread, std::this_thread::get_id());
 
   std::promise<result<activation>> rb;
-  rollback(*pg_, tenant_, "none", "tester", [&](result<activation> r) { rb.set_value(std::move(r)); });
+  rollback(*pg_, tenant_, "none", "tester",
+           [&](result<activation> r) { rb.set_value(std::move(r)); });
   auto rolled = rb.get_future().get();
   ASSERT_FALSE(rolled);
   EXPECT_EQ(rolled.err().code, "no_active_version");

@@ -2,8 +2,12 @@
 /// process against the admin routes served in-process on port 0: output and
 /// exit codes (0 ok, 1 the server said no, 2 usage or connection error).
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <prometheus/registry.h>
 
@@ -19,6 +23,20 @@ namespace parley::admin {
 namespace {
 
 using namespace parley::catalog_testing;
+
+/// A local TCP port that nothing listens on (the kernel picked it, then we let it go).
+int unused_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+    std::abort();
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
 
 struct run_result {
   int exit_code = -1;
@@ -161,10 +179,8 @@ TEST_F(parleyctl_admin_test, usage_and_connection_errors_exit_2) {
   auto no_file = ctl("deploy " + tenant_ + " orders /nonexistent/bot.yaml" + at());
   EXPECT_EQ(no_file.exit_code, 2) << no_file.output;
 
-  // A port nothing listens on: the server just stopped.
-  std::string dead = url_;
-  server_->stop(std::chrono::milliseconds(1000));
-  server_.reset();
+  // A port nothing listens on: bound, never listened to, then closed.
+  std::string dead = "http://127.0.0.1:" + std::to_string(unused_port());
   auto unreachable = ctl("tenant list --url " + dead);
   EXPECT_EQ(unreachable.exit_code, 2) << unreachable.output;
 

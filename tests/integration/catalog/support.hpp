@@ -25,7 +25,8 @@ using store::testing::unique_name;
 /// schema, as parleyd does; tests stay apart by unique tenant ids). Null after
 /// recording a failure when DATABASE_URL is unset or Postgres is unusable.
 inline store::postgres_client* shared_postgres() {
-  static std::unique_ptr<store::postgres_client> pg = []() -> std::unique_ptr<store::postgres_client> {
+  static std::unique_ptr<store::postgres_client> pg =
+      []() -> std::unique_ptr<store::postgres_client> {
     auto url = require_env("DATABASE_URL");
     if (url.empty()) return nullptr;
     auto c = store::postgres_client::create({url, 3});
@@ -69,10 +70,10 @@ inline std::string edited(std::string text, const std::string& from, const std::
 /// A tenant id no other test or run uses ("<stem>_<pid>_<n>_<start time>": the
 /// time keeps a recycled pid of a later run on the same database apart).
 inline std::string unique_tenant(const std::string& stem) {
-  static const std::string run = std::to_string(
-      std::chrono::duration_cast<std::chrono::milliseconds>(
-          std::chrono::system_clock::now().time_since_epoch())
-          .count());
+  static const std::string run =
+      std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count());
   return unique_name(stem) + "_" + run;
 }
 
