@@ -973,7 +973,18 @@ struct compiler {
 compile_result compile(std::string_view text, std::string_view file_name) {
   compiler c;
   c.file = std::string(file_name);
-  c.run(text);
+  try {
+    c.run(text);
+  } catch (const YAML::Exception& ex) {
+    // A shape the checks above did not anticipate: still a positioned error,
+    // never a crash.
+    diagnostic d;
+    d.file = c.file;
+    d.line = ex.mark.line >= 0 ? ex.mark.line + 1 : 0;
+    d.column = ex.mark.column >= 0 ? ex.mark.column + 1 : 0;
+    d.message = "unexpected structure: " + ex.msg;
+    c.res.diagnostics.push_back(d);
+  }
   auto& ds = c.res.diagnostics;
   std::stable_sort(ds.begin(), ds.end(), [](const diagnostic& a, const diagnostic& b) {
     return std::tie(a.line, a.column) < std::tie(b.line, b.column);

@@ -245,8 +245,26 @@ std::int64_t parse_now(const YAML::Node& n) {
 
 }  // namespace
 
+namespace {
+result<std::vector<conversation_test_result>> run_tests(const program& prog,
+                                                        std::string_view tests_yaml,
+                                                        std::string_view file_name);
+}  // namespace
+
 result<std::vector<conversation_test_result>> run_conversation_tests(
     const program& prog, std::string_view tests_yaml, std::string_view file_name) {
+  try {
+    return run_tests(prog, tests_yaml, file_name);
+  } catch (const YAML::Exception& ex) {
+    return make_error("bad_tests", std::string(file_name) + ":" +
+                                       std::to_string(ex.mark.line + 1) + ": " + ex.msg);
+  }
+}
+
+namespace {
+result<std::vector<conversation_test_result>> run_tests(const program& prog,
+                                                        std::string_view tests_yaml,
+                                                        std::string_view file_name) {
   std::string file(file_name);
   auto bad = [&](const YAML::Node* n, const std::string& msg) {
     std::string where = file;
@@ -313,5 +331,7 @@ result<std::vector<conversation_test_result>> run_conversation_tests(
   }
   return out;
 }
+
+}  // namespace
 
 }  // namespace parley::bot
