@@ -20,12 +20,15 @@
 // Prints a summary and a JSON last line. Every wait is bounded (--timeout).
 
 #include <malloc.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <mutex>
 #include <sstream>
@@ -63,17 +66,30 @@ memory measure_memory() {
   return m;
 }
 
+/// CPU seconds (user + system) this process used so far, all threads.
+double cpu_seconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 /// Submits inbound messages with at most `limit` outstanding and waits for all.
 class driver {
  public:
   driver(actors::runtime& rt, std::size_t limit) : rt_(rt), limit_(limit) {}
 
-  /// False when the deadline passed before every outcome arrived.
+  /// False when the deadline passed before every outcome arrived. Refills to
+  /// `limit` outstanding, then sleeps until half of them are answered, so the
+  /// submitting thread wakes once per limit/2 outcomes, not once per outcome.
   bool run(std::size_t n, const std::function<actors::inbound(std::size_t)>& make, clock_type::time_point deadline) {
+    low_ = limit_ / 2;
     for (std::size_t i = 0; i < n; ++i) {
       {
         std::unique_lock<std::mutex> lock(m_);
-        if (!cv_.wait_until(lock, deadline, [&] { return outstanding_ < limit_; })) return false;
+        if (outstanding_ >= limit_ &&
+            !cv_.wait_until(lock, deadline, [&] { return outstanding_ <= low_; }))
+          return false;
         ++outstanding_;
       }
       rt_.submit(make(i), [this](actors::turn_outcome out) {
@@ -81,10 +97,11 @@ class driver {
         ++by_status_[static_cast<int>(out.st)];
         if (out.st != actors::turn_outcome::status::ok && first_error_.empty()) first_error_ = out.message;
         --outstanding_;
-        cv_.notify_all();
+        if (outstanding_ == low_ || outstanding_ == 0) cv_.notify_all();
       });
     }
     std::unique_lock<std::mutex> lock(m_);
+    low_ = 0;
     return cv_.wait_until(lock, deadline, [&] { return outstanding_ == 0; });
   }
 
@@ -113,9 +130,22 @@ class driver {
   std::mutex m_;
   std::condition_variable cv_;
   std::size_t outstanding_ = 0;
+  std::size_t low_ = 0;
   std::map<int, std::size_t> by_status_;
   std::string first_error_;
 };
+
+/// CPU seconds the Redis server used so far (INFO cpu), or 0 when unknown.
+double redis_cpu_seconds(store::redis_client& redis) {
+  auto r = redis.command_sync({"INFO", "cpu"});
+  if (!r) return 0;
+  double total = 0;
+  for (const char* field : {"used_cpu_sys:", "used_cpu_user:"}) {
+    auto at = r->str.find(field);
+    if (at != std::string::npos) total += std::atof(r->str.c_str() + at + std::strlen(field));
+  }
+  return total;
+}
 
 std::string session_of(std::size_t i) { return "bench-" + std::to_string(i); }
 
@@ -130,6 +160,8 @@ int main(int argc, char** argv) {
   std::size_t shards = 32;
   double timeout_s = 300;
   bool memory_only = false;
+  std::string policy = "stealing";
+  long aggressive_poll = -1, moderate_poll = -1, moderate_sleep_us = -1;
   CLI::App app{"parley_runtime_bench: memory per live conversation and activation rate (in-process runtime)"};
   app.add_option("--conversations", conversations, "live conversations to start")->capture_default_str();
   app.add_option("--in-flight", in_flight, "most outstanding turns at once")->capture_default_str();
@@ -137,6 +169,10 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "CAF scheduler threads")->capture_default_str();
   app.add_option("--shards", shards, "shard actors")->capture_default_str();
   app.add_option("--timeout", timeout_s, "seconds each phase may take at most")->capture_default_str();
+  app.add_option("--scheduler-policy", policy, "CAF scheduler: stealing (default) or sharing")->capture_default_str();
+  app.add_option("--aggressive-poll", aggressive_poll, "CAF work-stealing.aggressive-poll-attempts (-1: default)");
+  app.add_option("--moderate-poll", moderate_poll, "CAF work-stealing.moderate-poll-attempts (-1: default)");
+  app.add_option("--moderate-sleep-us", moderate_sleep_us, "CAF work-stealing.moderate-sleep-duration (-1: default)");
   app.add_flag("--memory-only", memory_only, "stop after the memory figure (for heap profilers)");
   CLI11_PARSE(app, argc, argv);
   const char* redis_url = std::getenv("REDIS_URL");
@@ -170,7 +206,16 @@ int main(int argc, char** argv) {
   caf::actor_system_config cfg;
   cfg.set("scheduler.max-threads", threads);
   cfg.set("logger.verbosity", caf::atom("quiet"));
-  caf::actor_system sys{cfg};
+  cfg.set("scheduler.policy", policy == "sharing" ? caf::atom("sharing") : caf::atom("stealing"));
+  if (aggressive_poll >= 0)
+    cfg.set("work-stealing.aggressive-poll-attempts", static_cast<std::size_t>(aggressive_poll));
+  if (moderate_poll >= 0) cfg.set("work-stealing.moderate-poll-attempts", static_cast<std::size_t>(moderate_poll));
+  if (moderate_sleep_us >= 0)
+    cfg.set("work-stealing.moderate-sleep-duration", caf::timespan{std::chrono::microseconds(moderate_sleep_us)});
+  // One actor system per phase: destroying it joins the scheduler, so the first
+  // runtime's 100,000 actors are really gone (await_all_actors_done returns before
+  // the shards' states, which hold the last references, are destroyed).
+  auto sys = std::make_unique<caf::actor_system>(cfg);
 
   actors::program_source source;
   source.load = [&](const std::string& t, const std::string& b, uint32_t version, auto done) {
@@ -190,7 +235,7 @@ int main(int argc, char** argv) {
 
   auto make_runtime = [&](prometheus::Registry& metrics) {
     actors::runtime::deps d;
-    d.system = &sys;
+    d.system = sys.get();
     d.redis = redis->get();
     d.registry = &registry;
     d.transcripts = nullptr;
@@ -250,8 +295,11 @@ int main(int argc, char** argv) {
   auto before = measure_memory();
   driver starts(*rt, in_flight);
   auto t_start = clock_type::now();
+  double cpu_start = cpu_seconds(), redis_cpu_start = redis_cpu_seconds(**redis);
   bool finished = starts.run(conversations, start_in, phase_deadline());
   double start_s = std::chrono::duration<double>(clock_type::now() - t_start).count();
+  cpu_start = cpu_seconds() - cpu_start;
+  redis_cpu_start = redis_cpu_seconds(**redis) - redis_cpu_start;
   if (!finished || starts.ok() != conversations) {
     std::fprintf(stderr, "parley_runtime_bench: starts: %zu of %zu ok%s%s\n", starts.ok(), conversations,
                  starts.failures().c_str(), finished ? "" : " (timed out)");
@@ -281,34 +329,43 @@ int main(int argc, char** argv) {
     if (got > 0) snapshot_bytes /= static_cast<double>(got);
   }
   double beyond = heap_per - snapshot_bytes;
-  std::printf("memory      %zu live conversations started in %.2f s (%.0f starts/s)\n", conversations, start_s,
-              n / start_s);
+  std::printf("memory      %zu live conversations started in %.2f s (%.0f starts/s; CPU per start: %.1f us here, "
+              "%.1f us in Redis)\n",
+              conversations, start_s, n / start_s, cpu_start / n * 1e6, redis_cpu_start / n * 1e6);
   std::printf("            RSS +%.0f B/conversation (before malloc_trim +%.0f B), malloc heap in use +%.0f B\n",
               rss_per, rss_raw_per, heap_per);
   std::printf("            average snapshot (serialized state) %.0f B; heap beyond the state %.0f B (goal <= 1536 B)\n",
               snapshot_bytes, beyond);
 
+  std::fflush(stdout);
   if (memory_only) {
     std::printf("{\"conversations\":%zu,\"rss_per_conversation_b\":%.0f,\"heap_per_conversation_b\":%.0f,"
                 "\"snapshot_b\":%.0f,\"beyond_state_b\":%.0f}\n",
                 conversations, rss_per, heap_per, snapshot_bytes, beyond);
     rt->stop();
-    sys.await_all_actors_done();
+    rt.reset();
+    sys.reset();
     registry.stop();
     return 0;
   }
 
   // ---- (b) activation from Redis snapshots
   rt->stop();
-  sys.await_all_actors_done();
   rt.reset();
+  sys.reset();
+  sys = std::make_unique<caf::actor_system>(cfg);
   malloc_trim(0);
   auto metrics_b = std::make_shared<prometheus::Registry>();
   rt = make_runtime(*metrics_b);
   driver turns(*rt, in_flight);
+  std::fprintf(stderr, "activation phase starts\n");  // a marker for profilers attaching now
   auto t_act = clock_type::now();
+  double cpu_act = cpu_seconds(), redis_cpu_act = redis_cpu_seconds(**redis);
   finished = turns.run(conversations, text_in, phase_deadline());
   double act_s = std::chrono::duration<double>(clock_type::now() - t_act).count();
+  cpu_act = cpu_seconds() - cpu_act;
+  redis_cpu_act = redis_cpu_seconds(**redis) - redis_cpu_act;
+  std::fprintf(stderr, "activation phase ends\n");
   if (!finished || turns.ok() != conversations) {
     std::fprintf(stderr, "parley_runtime_bench: activation turns: %zu of %zu ok%s%s\n", turns.ok(), conversations,
                  turns.failures().c_str(), finished ? "" : " (timed out)");
@@ -318,14 +375,18 @@ int main(int argc, char** argv) {
   std::printf("activation  %zu conversations activated from Redis, one text turn each, in %.2f s: %.0f/s "
               "(goal >= 50000/s; in flight <= %zu, %zu scheduler threads, %zu shards)\n",
               conversations, act_s, act_rate, in_flight, threads, shards);
+  std::printf("            CPU per activation: %.1f us in this process (all threads), %.1f us in Redis\n",
+              cpu_act / n * 1e6, redis_cpu_act / n * 1e6);
   std::printf(
       "{\"conversations\":%zu,\"rss_per_conversation_b\":%.0f,\"heap_per_conversation_b\":%.0f,"
       "\"snapshot_b\":%.0f,\"beyond_state_b\":%.0f,\"starts_per_s\":%.0f,\"activations_per_s\":%.0f,"
+      "\"cpu_us_per_activation\":%.1f,\"redis_cpu_us_per_activation\":%.1f,"
       "\"in_flight\":%zu,\"threads\":%zu,\"shards\":%zu}\n",
-      conversations, rss_per, heap_per, snapshot_bytes, beyond, n / start_s, act_rate, in_flight, threads, shards);
+      conversations, rss_per, heap_per, snapshot_bytes, beyond, n / start_s, act_rate, cpu_act / n * 1e6,
+      redis_cpu_act / n * 1e6, in_flight, threads, shards);
   rt->stop();
-  sys.await_all_actors_done();
   rt.reset();
+  sys.reset();
   registry.stop();
   return 0;
 }
