@@ -216,7 +216,7 @@ int cmd_test(const std::string& file, std::string tests_file, bool verbose) {
   return failed ? 1 : 0;
 }
 
-int cmd_nlu(const std::string& file, int k, bool show_misses) {
+int cmd_nlu(const std::string& file, int k, bool show_misses, bool folds) {
   auto res = bot::compile_file(file);
   if (!res.ok()) {
     for (const auto& d : res.diagnostics) std::cerr << d.to_string() << "\n";
@@ -233,6 +233,18 @@ int cmd_nlu(const std::string& file, int k, bool show_misses) {
               ev.tested ? 100.0 * ev.confident / ev.tested : 0.0);
   if (show_misses)
     for (const auto& m : ev.misses) std::printf("  miss: %s\n", m.c_str());
+  if (folds) {
+    std::size_t correct = 0, tested = 0;
+    std::printf("%d-fold cross-validation:", k);
+    for (int off = 0; off < k; ++off) {
+      auto f = bot::evaluate_holdout(*res.program, k, off);
+      correct += f.correct;
+      tested += f.tested;
+      std::printf(" %.1f%%", 100.0 * f.accuracy());
+    }
+    std::printf("; overall %.1f%% (%zu/%zu)\n", tested ? 100.0 * correct / tested : 0.0, correct,
+                tested);
+  }
   return 0;
 }
 
@@ -288,12 +300,13 @@ void add_bot_commands(CLI::App& app, int& exit_code) {
   auto* nlu = app.add_subcommand("nlu", "Measure intent accuracy on a held-out split");
   static std::string n_file;
   static int n_k = 5;
-  static bool n_misses = false;
+  static bool n_misses = false, n_folds = false;
   nlu->add_option("FILE", n_file, "bot definition")->required();
   nlu->add_option("--holdout-every", n_k, "hold out every k-th utterance of each intent")
       ->check(CLI::Range(2, 100));
   nlu->add_flag("--misses", n_misses, "list the misclassified utterances");
-  nlu->callback([&exit_code] { exit_code = cmd_nlu(n_file, n_k, n_misses); });
+  nlu->add_flag("--folds", n_folds, "also run the k-fold cross-validation (every offset)");
+  nlu->callback([&exit_code] { exit_code = cmd_nlu(n_file, n_k, n_misses, n_folds); });
 }
 
 }  // namespace parley::ctl

@@ -6,16 +6,17 @@
 
 namespace parley::bot {
 
-nlu_evaluation evaluate_holdout(const v1::Program& compiled, int k) {
+nlu_evaluation evaluate_holdout(const v1::Program& compiled, int k, int offset) {
   nlu_evaluation out;
   if (k < 2) k = 2;
+  offset = ((offset % k) + k) % k;
   v1::Program p = compiled;
   std::vector<std::pair<std::string, int>> held;
   for (int i = 0; i < p.intents_size(); ++i) {
     auto* in = p.mutable_intents(i);
     google::protobuf::RepeatedPtrField<std::string> keep;
     for (int u = 0; u < in->utterances_size(); ++u) {
-      if (u % k == 1) held.emplace_back(in->utterances(u), i);
+      if (u % k == offset) held.emplace_back(in->utterances(u), i);
       else *keep.Add() = in->utterances(u);
     }
     out.train += static_cast<std::size_t>(keep.size());

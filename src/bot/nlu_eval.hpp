@@ -19,9 +19,10 @@ struct nlu_evaluation {
   std::vector<std::string> misses;
 };
 
-/// Retrains the model without every `k`-th utterance of each intent (the 2nd,
-/// 2+k-th, ... so that each intent keeps its first example) and classifies
-/// those held-out utterances. Deterministic. k >= 2.
-nlu_evaluation evaluate_holdout(const v1::Program& compiled, int k);
+/// Retrains the model without every `k`-th utterance of each intent (those at
+/// positions offset, offset+k, ...; offset 1 by default so that each intent
+/// keeps its first example) and classifies those held-out utterances.
+/// Deterministic. k >= 2; offsets 0..k-1 give a k-fold cross-validation.
+nlu_evaluation evaluate_holdout(const v1::Program& compiled, int k, int offset = 1);
 
 }  // namespace parley::bot
