@@ -142,7 +142,7 @@ result<v1::ActionRequest> resolve_secrets(
 std::optional<v1::Value> get_variable(const program& prog, const v1::State& state,
                                       std::string_view name);
 
-/// Renders a value as a template would ("12.5", "true", "[a, b]", "" for null).
+/// Renders a value as a template would ("12.5", "true", "a, b" for a list, "" for null).
 std::string to_text(const v1::Value& v);
 
 // ------------------------------------------------------------------ NLU
