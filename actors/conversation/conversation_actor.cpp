@@ -331,6 +331,7 @@ caf::behavior conversation_impl(caf::stateful_actor<conversation_state>* self, c
         run_vm(self, &in);
       },
       [=](commit_atom, const std::string& error) { after_commit(self, error); },
+      [=](kill_atom) { self->quit(caf::make_error(caf::sec::runtime_error, "killed by a debug request")); },
   };
 }
 

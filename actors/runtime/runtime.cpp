@@ -246,7 +246,10 @@ caf::behavior shard_impl(shard_ptr self, const conversation_deps* deps, std::fun
       [=](kill_atom, const std::string& key, std::function<void(bool)> done) {
         auto it = self->state.convs.find(key);
         if (it == self->state.convs.end()) return done(false);
-        self->send_exit(it->second.actor, caf::exit_reason::kill);
+        // A message, not an exit: the conversation then dies like a crash would, and its
+        // link tells the shard (an exit_msg from the shard would unlink it first, and
+        // exit_reason::kill would take the linked shard down too).
+        self->send(it->second.actor, kill_atom::value);
         done(true);
       },
   };

@@ -20,6 +20,7 @@
 #include "actors/runtime/runtime.hpp"
 #include "actors/transcript/transcript_writer.hpp"
 #include "src/store/catalog.hpp"
+#include "src/admin/admin.hpp"
 #include "src/http/http.hpp"
 #include "src/log/log.hpp"
 #include "src/metrics/metrics.hpp"
@@ -208,6 +209,24 @@ int run(const settings::settings& cfg) {
   };
   gw.ready = [r] { return r->connected(); };
   auto gateway = actors::add_botapi_routes(routes, std::move(gw));
+
+  admin::admin_options aopts{*p, cfg.admin.token, {}, {}, cfg.runtime.debug_faults};
+  aopts.live_conversations = [&rt](std::string tenant, std::function<void(nlohmann::json)> done) {
+    rt.live(tenant, [done = std::move(done)](std::vector<actors::runtime::live_conversation> live) {
+      auto out = nlohmann::json::array();
+      for (const auto& c : live)
+        out.push_back({{"session_id", c.session_id}, {"bot", c.bot}, {"version", c.bot_version}, {"idle_ms", c.idle_ms}});
+      done(std::move(out));
+    });
+  };
+  aopts.kill_conversation = [&rt](std::string tenant, std::string session, std::function<void(bool)> done) {
+    rt.kill(tenant, session, std::move(done));
+  };
+  admin::add_admin_routes(routes, std::move(aopts));
+  if (cfg.admin.token.empty())
+    log::warn("admin_api_disabled", {{"hint", "set PARLEY_ADMIN_TOKEN to enable /admin/v1"}});
+  if (cfg.runtime.debug_faults)
+    log::warn("debug_faults_enabled", {{"hint", "kill endpoint and poison messages are on: never in production"}});
   routes.add("GET", "/healthz", [](http::request&&, http::responder reply) {
     reply(http::response::json(200, "{\"status\":\"alive\"}"));
   });

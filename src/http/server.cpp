@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <future>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -210,6 +211,9 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   std::atomic<bool> stopped{false};
   std::mutex drain_mutex;
   std::condition_variable drained;
+  int running_threads = 0;                    // guarded by drain_mutex
+  std::mutex sessions_mutex;
+  std::unordered_map<const void*, std::function<void()>> sessions;  // live connections' closers
 };
 
 namespace detail {
@@ -230,7 +234,20 @@ class session : public std::enable_shared_from_this<session> {
   session(tcp::socket&& socket, std::shared_ptr<server::impl> srv)
       : stream_(std::move(socket)), srv_(std::move(srv)) {}
 
+  ~session() {
+    std::lock_guard<std::mutex> lock(srv_->sessions_mutex);
+    srv_->sessions.erase(this);
+  }
+
   void run() {
+    {
+      std::weak_ptr<session> weak = shared_from_this();
+      std::lock_guard<std::mutex> lock(srv_->sessions_mutex);
+      srv_->sessions[this] = [weak] {
+        if (auto self = weak.lock())
+          net::post(self->stream_.get_executor(), [self] { self->close(); });
+      };
+    }
     net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read(); });
   }
 
@@ -395,7 +412,14 @@ result<void> server::start() {
                                        ": " + ec.message());
   i.bound_port = i.acceptor.local_endpoint().port();
   i.accept();
-  for (int t = 0; t < std::max(1, i.opts.threads); ++t) i.threads.emplace_back([&i] { i.ioc.run(); });
+  i.running_threads = std::max(1, i.opts.threads);
+  for (int t = 0; t < std::max(1, i.opts.threads); ++t)
+    i.threads.emplace_back([&i] {
+      i.ioc.run();
+      std::lock_guard<std::mutex> lock(i.drain_mutex);
+      --i.running_threads;
+      i.drained.notify_all();
+    });
   return {};
 }
 
@@ -407,15 +431,37 @@ void server::stop(std::chrono::milliseconds grace) {
   auto& i = *impl_;
   if (i.stopped.exchange(true)) return;
   i.stopping = true;
-  net::post(i.ioc, [self = impl_] {
+  // Close the acceptor on an I/O thread and wait for it, so no new connection is
+  // accepted (and answered by nobody) once stop() moves on.
+  if (!i.threads.empty()) {
+    auto closed = std::make_shared<std::promise<void>>();
+    net::post(i.ioc, [self = impl_, closed] {
+      beast::error_code ignored;
+      self->acceptor.close(ignored);
+      closed->set_value();
+    });
+    closed->get_future().wait_for(std::chrono::seconds(5));
+  } else {
     beast::error_code ignored;
-    self->acceptor.close(ignored);
-  });
+    i.acceptor.close(ignored);
+  }
   {
     std::unique_lock<std::mutex> lock(i.drain_mutex);
     i.drained.wait_for(lock, grace, [&i] { return i.in_flight.load() == 0; });
   }
-  i.ioc.stop();
+  // Close every connection on its strand; the I/O threads then run out of work and
+  // return, which frees the sessions (they hold the server's internals).
+  std::vector<std::function<void()>> closers;
+  {
+    std::lock_guard<std::mutex> lock(i.sessions_mutex);
+    for (auto& [ptr, close] : i.sessions) closers.push_back(close);
+  }
+  for (auto& c : closers) c();
+  {
+    std::unique_lock<std::mutex> lock(i.drain_mutex);
+    if (!i.drained.wait_for(lock, std::chrono::seconds(2), [&i] { return i.running_threads == 0; }))
+      i.ioc.stop();  // a handler is stuck: stop hard
+  }
   for (auto& t : i.threads)
     if (t.joinable()) t.join();
   i.threads.clear();

@@ -144,6 +144,13 @@ class node {
     proc_->wait_exit(10s);
   }
   std::string url(const std::string& path) const { return "http://127.0.0.1:" + port_ + path; }
+  /// parleyd's output so far, for failure messages.
+  std::string output() {
+    proc_->wait_for_line([](const std::string&) { return false; }, 100ms);
+    std::string out;
+    for (const auto& l : proc_->lines()) out += l + "\n";
+    return out;
+  }
 
  private:
   std::unique_ptr<child_process> proc_;
@@ -384,7 +391,7 @@ TEST_F(BotApi, KillBetweenTurnsLosesNothing) {
   auto k = kill(s);
   ASSERT_EQ(k.status, 200) << k.body;
   auto r = c_->text(s, 2, "AB-123456");
-  ASSERT_EQ(r.status, 200) << r.body;
+  ASSERT_EQ(r.status, 200) << r.body << "\nparleyd:\n" << n_->output();
   EXPECT_TRUE(has(texts(r.j), "has shipped")) << r.body;
   EXPECT_EQ(api_.calls(), 1);
   EXPECT_GE(metric("parley_conversation_restarts_total"), 1);
@@ -432,6 +439,14 @@ TEST_F(BotApi, KillNineOfTheNodeThenContinueFromRedis) {
 }
 
 TEST_F(BotApi, PoisonMessageIsQuarantinedAndTheErrorDialogAnswers) {
+  // The sample's error dialog hands off to an agent, which ends the bot's part; this
+  // version goes back to the menu, so the conversation visibly lives on.
+  auto text = bot_text();
+  const std::string handoff = "    - message: \"Sorry, something went wrong on our side.\"\n    - goto: agent";
+  auto pos = text.find(handoff);
+  ASSERT_NE(pos, std::string::npos);
+  text.replace(pos, handoff.size(), "    - message: \"Sorry, something went wrong on our side.\"\n    - goto: main_menu");
+  deploy(text, true);
   auto s = start_session();
   auto r = c_->text(s, 1, "__parley_poison__");
   ASSERT_EQ(r.status, 200) << r.body;
