@@ -67,6 +67,7 @@ struct options {
   double rate = 0;  // 0: closed loop
   int threads = 1;
   double drain_s = 5;
+  bool timeline = false;
   std::vector<std::string> texts = {"when are you open", "how much does it cost", "a blue widget",
                                     "something else entirely"};
 };
@@ -126,6 +127,7 @@ std::string session_id_of(const std::string& body) {
 /// What one io thread measured. Merged at the end.
 struct tally {
   std::vector<uint32_t> latency_us;  // measured turns only
+  std::vector<uint32_t> second;      // with --timeline: the second of the run each sample was due in
   uint64_t ok = 0;                   // measured 2xx turns
   uint64_t starts = 0;               // measured 2xx session starts
   std::map<int, uint64_t> errors;    // measured failures by HTTP status; 0: transport
@@ -220,6 +222,8 @@ class worker {
       if (start) ++t.starts;
       auto us = std::chrono::duration_cast<std::chrono::microseconds>(done - intended).count();
       t.latency_us.push_back(static_cast<uint32_t>(std::min<int64_t>(us, UINT32_MAX)));
+      if (opts.timeline)
+        t.second.push_back(static_cast<uint32_t>(std::chrono::duration_cast<std::chrono::seconds>(intended - measure_from).count()));
     } else {
       ++t.errors[status];
     }
@@ -390,6 +394,7 @@ int main(int argc, char** argv) {
   app.add_option("--rate", o.rate, "fixed rate in turns/s (open loop); 0: closed loop")->capture_default_str();
   app.add_option("--threads", o.threads, "I/O threads of the load generator")->capture_default_str()->check(CLI::Range(1, 16));
   app.add_option("--drain", o.drain_s, "seconds to wait for turns in flight at the end")->capture_default_str();
+  app.add_flag("--timeline", o.timeline, "also print turns, p50, p99 and max for every measured second");
   app.add_option("--texts", o.texts, "texts the users send, cycled")->expected(1, 1000);
   CLI11_PARSE(app, argc, argv);
   if (!parse_url(o)) {
@@ -429,6 +434,16 @@ int main(int argc, char** argv) {
     all.starts += w->t.starts;
     all.late_dropped += w->t.late_dropped;
     for (auto& [k, v] : w->t.errors) all.errors[k] += v;
+  }
+  if (o.timeline) {
+    std::map<uint32_t, std::vector<uint32_t>> by_second;
+    for (auto& w : workers)
+      for (std::size_t i = 0; i < w->t.second.size(); ++i) by_second[w->t.second[i]].push_back(w->t.latency_us[i]);
+    for (auto& [sec, v] : by_second) {
+      std::sort(v.begin(), v.end());
+      std::printf("second %3u  %7zu turns  p50 %8.3f ms  p99 %8.3f ms  max %8.3f ms\n", sec, v.size(),
+                  percentile(v, 50), percentile(v, 99), v.back() / 1000.0);
+    }
   }
   std::sort(all.latency_us.begin(), all.latency_us.end());
   uint64_t failed = all.late_dropped;

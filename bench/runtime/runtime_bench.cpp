@@ -328,7 +328,8 @@ int main(int argc, char** argv) {
     }
     if (got > 0) snapshot_bytes /= static_cast<double>(got);
   }
-  double beyond = heap_per - snapshot_bytes;
+  // mallinfo2 only sees glibc's heap: under another allocator (LD_PRELOAD) use RSS.
+  double beyond = (heap_per > 0 ? heap_per : rss_per) - snapshot_bytes;
   std::printf("memory      %zu live conversations started in %.2f s (%.0f starts/s; CPU per start: %.1f us here, "
               "%.1f us in Redis)\n",
               conversations, start_s, n / start_s, cpu_start / n * 1e6, redis_cpu_start / n * 1e6);
