@@ -51,6 +51,35 @@ cleanup() {
 }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# cpu_snapshot FILE: CPU ticks of every process by command name, to diff around a run.
+cpu_snapshot() {
+  python3 - "$1" <<'PY'
+import os, sys, json
+d = {}
+for p in os.listdir('/proc'):
+    if not p.isdigit(): continue
+    try:
+        s = open(f'/proc/{p}/stat').read()
+        f = s[s.rindex(')') + 2:].split()
+        d[p] = [s[s.index('(') + 1:s.rindex(')')], int(f[11]) + int(f[12])]
+    except Exception:
+        pass
+json.dump(d, open(sys.argv[1], 'w'))
+PY
+}
+# cpu_diff BEFORE AFTER SECONDS: CPU seconds used in between by the busiest commands.
+cpu_diff() {
+  python3 - "$@" <<'PY'
+import json, os, sys
+a, b, secs = json.load(open(sys.argv[1])), json.load(open(sys.argv[2])), float(sys.argv[3])
+hz, tot = os.sysconf('SC_CLK_TCK'), {}
+for p, (c, t) in b.items():
+    tot[c] = tot.get(c, 0) + t - a.get(p, [c, 0])[1]
+top = sorted(((t / hz, c) for c, t in tot.items() if t > 0), reverse=True)[:6]
+print(f"cpu       of {2 * secs:.0f} core-seconds (all processes, {secs:.0f} s): " +
+      ", ".join(f"{c} {t:.1f}" for t, c in top))
+PY
+}
 json_field() { python3 -c "import json,sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])['$1'])"; }
 
 parley_start_redis "$tmp/redis"
@@ -122,7 +151,10 @@ grep -E 'Latency|Requests/sec' "$tmp/wrk.txt"
 echo
 common=(--url "$node" --tenant bench --key "$key" --bot bench --turns-per-session "$turns" --threads "$lg_threads")
 echo "== parleyd Bot API turns, closed loop: $loadgen --connections $conns --duration $duration --warmup 2 --turns-per-session $turns --threads $lg_threads"
+cpu_snapshot "$tmp/cpu0.json"
 "$loadgen" "${common[@]}" --connections "$conns" --duration "$duration" --warmup 2 | tee "$tmp/peak.txt" || true
+cpu_snapshot "$tmp/cpu1.json"
+cpu_diff "$tmp/cpu0.json" "$tmp/cpu1.json" "$((duration + 2))"
 peak=$(json_field turns_per_s < "$tmp/peak.txt")
 half=$(python3 -c "print(int($peak/2))")
 echo
@@ -130,7 +162,9 @@ echo "== parleyd Bot API turns at half the peak: --rate $half --connections $con
 "$loadgen" "${common[@]}" --connections "$conns" --duration "$duration" --warmup 2 --rate "$half" | tee "$tmp/half.txt" || true
 p99=$(json_field p99_ms < "$tmp/half.txt")
 half_rate=$(json_field turns_per_s < "$tmp/half.txt")
+dropped=$(curl -fs "$node/metrics" | awk '/^parley_transcript_rows_dropped_total/ {s += $2} END {printf "%d", s}')
 echo
+echo "transcript rows dropped by parleyd (buffer full, Postgres behind): ${dropped:-?}"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== summary"
 printf 'nginx static /healthz      %10.0f req/s\n' "$nginx_rps"

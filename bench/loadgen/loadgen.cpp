@@ -25,6 +25,8 @@
 // the run stops issuing at warmup + duration and waits at most --drain for the
 // turns in flight.
 
+#include <sys/resource.h>
+
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -472,14 +474,19 @@ int main(int argc, char** argv) {
     if (!errs.empty()) errs += ",";
     errs += "\"not_sent\":" + std::to_string(all.late_dropped);
   }
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  double cpu_s = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                 static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+  std::printf("loadgen   %.1f CPU seconds used by the load generator itself\n", cpu_s);
   std::printf("errors    %llu (%.3f%%)%s%s\n", static_cast<unsigned long long>(failed), err_rate * 100,
               errs.empty() ? "" : " by status: ", errs.c_str());
   std::printf(
       "{\"mode\":\"%s\",\"rate\":%.0f,\"connections\":%d,\"threads\":%d,\"turns_per_session\":%d,\"duration_s\":%.1f,"
       "\"turns\":%llu,\"starts\":%llu,\"turns_per_s\":%.1f,\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,"
-      "\"p999_ms\":%.3f,\"max_ms\":%.3f,\"errors\":%llu,\"error_rate\":%.5f,\"errors_by_status\":{%s}}\n",
+      "\"p999_ms\":%.3f,\"max_ms\":%.3f,\"loadgen_cpu_s\":%.2f,\"errors\":%llu,\"error_rate\":%.5f,\"errors_by_status\":{%s}}\n",
       closed ? "closed" : "rate", o.rate, o.connections, threads, o.turns_per_session, o.duration_s,
       static_cast<unsigned long long>(all.ok), static_cast<unsigned long long>(all.starts), rps, p50, p90, p99, p999,
-      pmax, static_cast<unsigned long long>(failed), err_rate, errs.c_str());
+      pmax, cpu_s, static_cast<unsigned long long>(failed), err_rate, errs.c_str());
   return err_rate > 0.01 ? 1 : 0;
 }
