@@ -160,6 +160,7 @@ int main(int argc, char** argv) {
   std::size_t shards = 32;
   double timeout_s = 300;
   bool memory_only = false;
+  bool markers = false;
   std::string policy = "stealing";
   long aggressive_poll = -1, moderate_poll = -1, moderate_sleep_us = -1;
   CLI::App app{"parley_runtime_bench: memory per live conversation and activation rate (in-process runtime)"};
@@ -173,6 +174,7 @@ int main(int argc, char** argv) {
   app.add_option("--aggressive-poll", aggressive_poll, "CAF work-stealing.aggressive-poll-attempts (-1: default)");
   app.add_option("--moderate-poll", moderate_poll, "CAF work-stealing.moderate-poll-attempts (-1: default)");
   app.add_option("--moderate-sleep-us", moderate_sleep_us, "CAF work-stealing.moderate-sleep-duration (-1: default)");
+  app.add_flag("--markers", markers, "print 'activation phase starts/ends' on stderr (to attach a profiler)");
   app.add_flag("--memory-only", memory_only, "stop after the memory figure (for heap profilers)");
   CLI11_PARSE(app, argc, argv);
   const char* redis_url = std::getenv("REDIS_URL");
@@ -359,14 +361,14 @@ int main(int argc, char** argv) {
   auto metrics_b = std::make_shared<prometheus::Registry>();
   rt = make_runtime(*metrics_b);
   driver turns(*rt, in_flight);
-  std::fprintf(stderr, "activation phase starts\n");  // a marker for profilers attaching now
+  if (markers) std::fprintf(stderr, "activation phase starts\n");
   auto t_act = clock_type::now();
   double cpu_act = cpu_seconds(), redis_cpu_act = redis_cpu_seconds(**redis);
   finished = turns.run(conversations, text_in, phase_deadline());
   double act_s = std::chrono::duration<double>(clock_type::now() - t_act).count();
   cpu_act = cpu_seconds() - cpu_act;
   redis_cpu_act = redis_cpu_seconds(**redis) - redis_cpu_act;
-  std::fprintf(stderr, "activation phase ends\n");
+  if (markers) std::fprintf(stderr, "activation phase ends\n");
   if (!finished || turns.ok() != conversations) {
     std::fprintf(stderr, "parley_runtime_bench: activation turns: %zu of %zu ok%s%s\n", turns.ok(), conversations,
                  turns.failures().c_str(), finished ? "" : " (timed out)");
