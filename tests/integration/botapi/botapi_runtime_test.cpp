@@ -122,7 +122,7 @@ class order_api {
 /// A parleyd process on a free port.
 class node {
  public:
-  node() { start(); }
+  explicit node(std::map<std::string, std::string> extra = {}) : extra_(std::move(extra)) { start(); }
   void start() {
     std::map<std::string, std::string> env = {
         {"PORT", "0"},
@@ -133,6 +133,7 @@ class node {
         {"PARLEY_SECRET_ORDERS_API_TOKEN", "s3cret"},
         {"PARLEY_LOG_LEVEL", "info"},
     };
+    for (const auto& [k, v] : extra_) env[k] = v;
     proc_ = std::make_unique<child_process>(
         std::vector<std::string>{PARLEYD_PATH, "--config", std::string(PARLEY_SOURCE_DIR) + "/config/local.yaml"}, env);
     auto line = proc_->wait_for_line([](const std::string& l) { return l.find("\"http_listening\"") != std::string::npos; });
@@ -153,6 +154,7 @@ class node {
   }
 
  private:
+  std::map<std::string, std::string> extra_;
   std::unique_ptr<child_process> proc_;
   std::string port_;
 };
@@ -489,6 +491,20 @@ TEST_F(BotApi, DeployKeepsLiveConversationsOnTheirVersionAndRollbackRestores) {
     return !has(texts(back.j), "NEW") && has(texts(back.j), "I'm the order assistant.");
   }, 5s)) << back.body;
   EXPECT_EQ(back.j.value("botVersion", ""), old_version);
+}
+
+TEST_F(BotApi, IdleConversationsPassivateAndComeBackFromTheirSnapshot) {
+  n_ = std::make_unique<node>(std::map<std::string, std::string>{{"PARLEY_RUNTIME_PASSIVATE_AFTER_MS", "100"}});
+  c_ = std::make_unique<client>(*n_, tenant_, key_);
+  auto s = start_session();
+  ASSERT_EQ(c_->choice(s, 1, 1).status, 200);
+  ASSERT_TRUE(parley::store::testing::eventually([&] {
+    return metric("parley_conversations_passivated_total") >= 1 && metric("parley_conversations_live") == 0;
+  }, 10s)) << "the idle conversation actor was not stopped";
+  auto r = c_->text(s, 2, "AB-123456");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(has(texts(r.j), "has shipped")) << r.body;
+  EXPECT_GE(metric(R"(parley_conversation_activations_total{source="snapshot"})"), 1);
 }
 
 TEST_F(BotApi, EndSessionEndsIt) {
