@@ -123,6 +123,7 @@ class order_api {
 class node {
  public:
   explicit node(std::map<std::string, std::string> extra = {}) : extra_(std::move(extra)) { start(); }
+  bool up() const { return !port_.empty(); }
   void start() {
     std::map<std::string, std::string> env = {
         {"PORT", "0"},
@@ -505,6 +506,41 @@ TEST_F(BotApi, IdleConversationsPassivateAndComeBackFromTheirSnapshot) {
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_TRUE(has(texts(r.j), "has shipped")) << r.body;
   EXPECT_GE(metric(R"(parley_conversation_activations_total{source="snapshot"})"), 1);
+}
+
+TEST_F(BotApi, TurnsGoOnWhilePostgresIsDownAndTranscriptsCatchUp) {
+  // This node's Postgres is private, so the test can stop it.
+  parley::store::testing::temp_dir dir;
+  parley::store::testing::postgres_process db(dir.path());
+  ASSERT_TRUE(db.start()) << "could not start PostgreSQL in " << dir.path();
+  n_ = std::make_unique<node>(std::map<std::string, std::string>{{"DATABASE_URL", db.url()}});
+  ASSERT_TRUE(n_->up());
+  auto pg = store::postgres_client::create({db.url()});
+  ASSERT_TRUE(pg.ok());
+  auto& p = **pg;
+  ASSERT_TRUE(parley::store::testing::eventually([&] { return store::create_tenant_sync(p, tenant_, "T", "test").ok(); }, 20s));
+  auto key = store::create_api_key_sync(p, tenant_, "test", "test");
+  ASSERT_TRUE(key.ok());
+  store::deploy_request d{tenant_, "orders", bot_text(), "test", true, {}};
+  ASSERT_TRUE(store::deploy_version_sync(p, d).ok());
+  c_ = std::make_unique<client>(*n_, tenant_, key->key);
+  auto s = start_session();
+  ASSERT_EQ(c_->choice(s, 1, 1).status, 200);
+
+  db.stop();
+  auto r = c_->text(s, 2, "AB-123456");
+  ASSERT_EQ(r.status, 200) << "turns commit to Redis while Postgres is down: " << r.body;
+  EXPECT_TRUE(has(texts(r.j), "has shipped")) << r.body;
+  ASSERT_TRUE(parley::store::testing::eventually([&] { return metric("parley_transcript_lag_rows") > 0; }, 10s))
+      << "the transcript lag metric shows the rows waiting";
+
+  ASSERT_TRUE(db.start());
+  std::size_t rows = 0;
+  ASSERT_TRUE(parley::store::testing::eventually([&] {
+    auto t = store::transcript_sync(p, tenant_, s);
+    rows = t.ok() ? t->size() : 0;
+    return t.ok() && metric("parley_transcript_lag_rows") == 0 && rows >= 7;
+  }, 20s)) << rows << " transcript rows";
 }
 
 TEST_F(BotApi, EndSessionEndsIt) {
