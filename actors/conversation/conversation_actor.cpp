@@ -25,15 +25,18 @@ struct conversation_state {
   static inline const char* name = "parley.conversation";
   const conversation_deps* deps = nullptr;
   caf::actor shard;
-  std::string key, tenant, session_id, redis_key;
+  std::string key;  // tenant '\0' session id
   bool loaded = false;
   bool exists = false;
-  rt_snapshot snap;                          // last committed snapshot
+  rt_snapshot snap;                          // the committed snapshot (during a commit: the one being written)
   std::shared_ptr<const bot::program> prog;  // the program of snap.bot_version
-  // The turn in progress.
+  // The turn in progress; both are empty between turns, so an idle actor holds
+  // no scratch.
   turn_job_ptr job;
-  v1::TurnResult acc;  // the turn's result, accumulated across action round trips
-  rt_snapshot next;    // the snapshot being committed
+  std::unique_ptr<v1::TurnResult> acc;  // the turn's result, accumulated across action round trips
+
+  std::string_view tenant() const { return std::string_view(key).substr(0, key.find('\0')); }
+  std::string session_id() const { return key.substr(key.find('\0') + 1); }
 };
 
 using self_ptr = caf::stateful_actor<conversation_state>*;
@@ -50,8 +53,8 @@ void answer(self_ptr self, status st, std::string message = {},
   out->st = st;
   out->message = std::move(message);
   out->result = std::move(result);
-  out->session_id = s.session_id;
-  const rt_snapshot& snap = s.exists ? s.snap : s.next;
+  out->session_id = s.session_id();
+  const rt_snapshot& snap = s.snap;
   out->external_key = snap.external_key();
   out->bot = snap.bot();
   out->bot_version = snap.bot_version();
@@ -61,52 +64,59 @@ void answer(self_ptr self, status st, std::string message = {},
   out->program = s.prog;
   self->send(s.shard, done_atom::value, s.key, std::move(out));
   s.job.reset();
+  s.acc.reset();
 }
 
 void run_vm(self_ptr self, const v1::Input* input);
 
+/// Writes the turn into the snapshot, in place, and sends it to Redis. If the write
+/// fails, the in-memory snapshot is dropped and reloaded from Redis on the next turn
+/// (the write's outcome is unknown, and Redis is the truth).
 void commit(self_ptr self) {
   auto& s = self->state;
   const auto& in = s.job->in;
-  s.next = s.exists ? s.snap : rt_snapshot{};
-  auto& n = s.next;
+  auto& n = s.snap;
+  const auto& acc = *s.acc;
   if (!s.exists) {
-    n.set_tenant(s.tenant);
+    n.set_tenant(std::string(s.tenant()));
     n.set_bot(in.bot);
-    n.set_session_id(s.session_id);
+    n.set_session_id(s.session_id());
     n.set_channel(in.channel);
     n.set_external_key(in.external_key);
     n.set_created_unix(in.now_unix);
     n.set_last_sequence_id(-1);
   }
-  n.set_bot_version(n.bot_version() == 0 ? s.snap.bot_version() : n.bot_version());
-  *n.mutable_state() = s.acc.state();
+  *n.mutable_state() = acc.state();
   n.set_sequence(n.sequence() + 1);
   if (in.sequence_id > n.last_sequence_id()) n.set_last_sequence_id(in.sequence_id);
   n.set_updated_unix(in.now_unix);
   if (!in.message_id.empty()) {
+    auto max = static_cast<int>(s.deps->options.recent_turns);
+    if (n.recent_size() >= max) n.mutable_recent()->DeleteSubrange(0, n.recent_size() - max + 1);
     auto* rec = n.add_recent();
     rec->set_message_id(in.message_id);
     rec->set_sequence(n.sequence());
-    *rec->mutable_result() = s.acc;
-    // The state is in the snapshot already: recorded results need only what the
-    // channel renders.
-    rec->mutable_result()->clear_state();
-    rec->mutable_result()->mutable_state()->set_status(s.acc.state().status());
-    auto max = s.deps->options.recent_turns;
-    if (static_cast<std::size_t>(n.recent_size()) > max)
-      n.mutable_recent()->DeleteSubrange(0, n.recent_size() - static_cast<int>(max));
+    // What a channel renders; the state itself is in the snapshot already.
+    auto* r = rec->mutable_result();
+    *r->mutable_messages() = acc.messages();
+    if (acc.has_transfer()) *r->mutable_transfer() = acc.transfer();
+    r->set_end_reason(acc.end_reason());
+    *r->mutable_intents() = acc.intents();
+    *r->mutable_entities() = acc.entities();
+    r->set_matched_by(acc.matched_by());
+    r->mutable_state()->set_status(acc.state().status());
   }
   std::string bytes;
   n.SerializeToString(&bytes);
   auto ttl = s.prog ? s.prog->idle_timeout() : s.deps->options.default_idle_timeout;
   if (ttl.count() <= 0) ttl = s.deps->options.default_idle_timeout;
   caf::actor me = caf::actor_cast<caf::actor>(self);
-  s.deps->redis->command({"SET", s.redis_key, std::move(bytes), "EX", std::to_string(ttl.count())},
-                         [me](result<store::redis_reply> r) {
-                           caf::anon_send(me, commit_atom::value,
-                                          r.ok() ? std::string() : r.err().message);
-                         });
+  s.deps->redis->command(
+      {"SET", snapshot_key(s.deps->options, std::string(s.tenant()), s.session_id()), std::move(bytes), "EX",
+       std::to_string(ttl.count())},
+      [me](result<store::redis_reply> r) {
+        caf::anon_send(me, commit_atom::value, r.ok() ? std::string() : r.err().message);
+      });
 }
 
 void after_commit(self_ptr self, const std::string& error) {
@@ -114,27 +124,29 @@ void after_commit(self_ptr self, const std::string& error) {
   if (!s.job) return;
   if (!error.empty()) {
     s.deps->probe->commit_failures.Increment();
-    log::warn("turn_commit_failed", {{"session", s.session_id}, {"error", error}});
-    return answer(self, status::unavailable, "the conversation store is unavailable: " + error);
+    log::warn("turn_commit_failed", {{"session", s.session_id()}, {"error", error}});
+    answer(self, status::unavailable, "the conversation store is unavailable: " + error);
+    s.snap.Clear();
+    s.loaded = false;
+    s.exists = false;
+    return;
   }
   bool was_new = !s.exists;
-  s.snap = std::move(s.next);
-  s.next.Clear();
   s.exists = true;
-  auto result = std::make_shared<v1::TurnResult>(std::move(s.acc));
-  s.acc.Clear();
+  std::shared_ptr<const v1::TurnResult> result(std::move(s.acc));
   if (s.deps->transcripts != nullptr) {
     std::vector<transcript_row> rows;
+    rows.reserve(static_cast<std::size_t>(result->messages_size()) + 1);
     const auto& in = s.job->in;
     auto t = now_ms();
+    std::string tenant(s.tenant()), session = s.session_id();
     if (!was_new || !in.text.empty()) {
-      rows.push_back(transcript_row{s.tenant, s.session_id, s.snap.bot(), s.snap.sequence(), "in", 0,
+      rows.push_back(transcript_row{tenant, session, s.snap.bot(), s.snap.sequence(), "in", 0,
                                     in.what == inbound::kind::end ? "[end] " + in.text : in.text, {}, t});
     }
     int idx = 0;
     for (const auto& m : result->messages())
-      rows.push_back(transcript_row{s.tenant, s.session_id, s.snap.bot(), s.snap.sequence(), "out", idx++,
-                                    m.text(), {}, t});
+      rows.push_back(transcript_row{tenant, session, s.snap.bot(), s.snap.sequence(), "out", idx++, m.text(), {}, t});
     s.deps->transcripts->append(std::move(rows));
   }
   answer(self, status::ok, {}, std::move(result));
@@ -143,23 +155,24 @@ void after_commit(self_ptr self, const std::string& error) {
 /// Appends a VM segment's result to the turn's accumulated result.
 void accumulate(conversation_state& s, v1::TurnResult&& r, bool first) {
   if (first) {
-    s.acc = std::move(r);
+    s.acc = std::make_unique<v1::TurnResult>(std::move(r));
     return;
   }
-  for (auto& m : *r.mutable_messages()) *s.acc.add_messages() = std::move(m);
-  *s.acc.mutable_state() = std::move(*r.mutable_state());
-  *s.acc.mutable_action() = std::move(*r.mutable_action());
-  *s.acc.mutable_transfer() = std::move(*r.mutable_transfer());
-  s.acc.set_end_reason(r.end_reason());
-  if (!r.error().empty()) s.acc.set_error(r.error());
+  auto& acc = *s.acc;
+  for (auto& m : *r.mutable_messages()) *acc.add_messages() = std::move(m);
+  *acc.mutable_state() = std::move(*r.mutable_state());
+  *acc.mutable_action() = std::move(*r.mutable_action());
+  *acc.mutable_transfer() = std::move(*r.mutable_transfer());
+  acc.set_end_reason(r.end_reason());
+  if (!r.error().empty()) acc.set_error(r.error());
 }
 
 void continue_after_vm(self_ptr self) {
   auto& s = self->state;
-  if (s.acc.state().status() != v1::AWAITING_ACTION) return commit(self);
+  if (s.acc->state().status() != v1::AWAITING_ACTION) return commit(self);
   // Interim secret store: the node's environment, PARLEY_SECRET_<NAME>. Tenant
   // secrets move to Postgres (encrypted) with the channels issue.
-  auto req = bot::resolve_secrets(s.acc.action(), [](std::string_view name) -> std::optional<std::string> {
+  auto req = bot::resolve_secrets(s.acc->action(), [](std::string_view name) -> std::optional<std::string> {
     const char* v = std::getenv(("PARLEY_SECRET_" + std::string(name)).c_str());
     if (v == nullptr) return std::nullopt;
     return std::string(v);
@@ -182,16 +195,16 @@ void run_vm(self_ptr self, const v1::Input* input) {
   if (s.deps->options.debug_faults && in.text == debug_poison_text && !s.job->quarantined)
     throw std::runtime_error("poison message (debug fault injection)");
   if (input != nullptr) {
-    v1::TurnResult r = bot::resume(prog, s.acc.state(), *input);
+    v1::TurnResult r = bot::resume(prog, s.acc->state(), *input);
     accumulate(s, std::move(r), false);
     return continue_after_vm(self);
   }
   if (in.what == inbound::kind::start) {
     accumulate(s, bot::start(prog, in.variables, in.now_unix), true);
-    if (!in.text.empty() && s.acc.state().status() == v1::AWAITING_INPUT) {
+    if (!in.text.empty() && s.acc->state().status() == v1::AWAITING_INPUT) {
       // A first message with the start request: run it as the first input.
       auto first = bot::text_input(in.text, in.now_unix);
-      accumulate(s, bot::resume(prog, s.acc.state(), first), false);
+      accumulate(s, bot::resume(prog, s.acc->state(), first), false);
     }
     return continue_after_vm(self);
   }
@@ -234,9 +247,9 @@ void with_program(self_ptr self) {
     caf::anon_send(me, program_atom::value, std::make_shared<result<loaded_program>>(std::move(r)));
   };
   if (s.exists)
-    s.deps->registry->version(s.tenant, s.snap.bot(), s.snap.bot_version(), cb);
+    s.deps->registry->version(std::string(s.tenant()), s.snap.bot(), s.snap.bot_version(), cb);
   else
-    s.deps->registry->active(s.tenant, s.job->in.bot, cb);
+    s.deps->registry->active(std::string(s.tenant()), s.job->in.bot, cb);
 }
 
 /// The turn's checks once the snapshot is known: replay, staleness, existence.
@@ -244,10 +257,10 @@ void dispatch(self_ptr self) {
   auto& s = self->state;
   const auto& in = s.job->in;
   if (in.what == inbound::kind::start) {
-    if (s.exists) return answer(self, status::internal, "session id " + s.session_id + " is already in use");
+    if (s.exists) return answer(self, status::internal, "session id " + s.session_id() + " is already in use");
     return with_program(self);
   }
-  if (!s.exists) return answer(self, status::session_not_found, "session " + s.session_id + " does not exist or expired");
+  if (!s.exists) return answer(self, status::session_not_found, "session " + s.session_id() + " does not exist or expired");
   // A redelivery gets the recorded answer. With sequence ids (Bot API) only the last
   // processed one is a retry; a lower one is stale.
   bool may_replay = in.sequence_id < 0 || in.sequence_id == s.snap.last_sequence_id();
@@ -259,36 +272,34 @@ void dispatch(self_ptr self) {
     }
   }
   if (s.snap.state().status() == v1::ENDED || s.snap.state().status() == v1::TRANSFERRED)
-    return answer(self, status::session_ended, "session " + s.session_id + " has ended");
+    return answer(self, status::session_ended, "session " + s.session_id() + " has ended");
   if (in.sequence_id >= 0 && in.sequence_id <= s.snap.last_sequence_id())
     return answer(self, status::stale_sequence,
                   "sequenceId " + std::to_string(in.sequence_id) + " is not greater than the last processed " +
                       std::to_string(s.snap.last_sequence_id()));
   if (!in.bot.empty() && in.bot != s.snap.bot())
-    return answer(self, status::session_not_found, "session " + s.session_id + " does not belong to bot " + in.bot);
+    return answer(self, status::session_not_found, "session " + s.session_id() + " does not belong to bot " + in.bot);
   with_program(self);
 }
 
 caf::behavior conversation_impl(caf::stateful_actor<conversation_state>* self, const conversation_deps* deps,
-                                caf::actor shard, std::string key, std::string tenant, std::string session_id) {
+                                caf::actor shard, std::string key) {
   auto& s = self->state;
   s.deps = deps;
   s.shard = std::move(shard);
   s.key = std::move(key);
-  s.tenant = std::move(tenant);
-  s.session_id = std::move(session_id);
-  s.redis_key = snapshot_key(deps->options, s.tenant, s.session_id);
+
   return {
       [=](turn_atom, turn_job_ptr job) {
         auto& s = self->state;
         s.job = std::move(job);
-        s.acc.Clear();
+        s.acc.reset();
         if (s.loaded || s.job->in.what == inbound::kind::start) {
           s.loaded = true;
           return dispatch(self);
         }
         caf::actor me = caf::actor_cast<caf::actor>(self);
-        s.deps->redis->command({"GET", s.redis_key}, [me](result<store::redis_reply> r) {
+        s.deps->redis->command({"GET", snapshot_key(s.deps->options, std::string(s.tenant()), s.session_id())}, [me](result<store::redis_reply> r) {
           caf::anon_send(me, loaded_atom::value, std::make_shared<result<store::redis_reply>>(std::move(r)));
         });
       },
@@ -299,7 +310,7 @@ caf::behavior conversation_impl(caf::stateful_actor<conversation_state>* self, c
         s.loaded = true;
         if (!(*r)->is_nil()) {
           if (!s.snap.ParseFromString((*r)->str))
-            return answer(self, status::internal, "the snapshot of session " + s.session_id + " does not parse");
+            return answer(self, status::internal, "the snapshot of session " + s.session_id() + " does not parse");
           s.exists = true;
           s.deps->probe->activated_snapshot.Increment();
         }
@@ -342,9 +353,8 @@ std::string snapshot_key(const runtime_options& o, const std::string& tenant, co
 }
 
 caf::actor spawn_conversation(caf::actor_system& sys, const conversation_deps* deps, caf::actor shard,
-                              std::string key, std::string tenant, std::string session_id) {
-  return sys.spawn(conversation_impl, deps, std::move(shard), std::move(key), std::move(tenant),
-                   std::move(session_id));
+                              std::string key) {
+  return sys.spawn(conversation_impl, deps, std::move(shard), std::move(key));
 }
 
 }  // namespace parley::actors

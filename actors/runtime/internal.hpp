@@ -68,8 +68,9 @@ struct conversation_deps {
 /// Spawns a conversation actor for (tenant, session). It answers each `(turn_atom,
 /// turn_job_ptr)` by sending `(done_atom, key, outcome_ptr)` to `shard`, after the
 /// turn's snapshot is committed. It loads its snapshot from Redis on its first turn.
+/// `key` is tenant '\0' session id.
 caf::actor spawn_conversation(caf::actor_system& sys, const conversation_deps* deps, caf::actor shard,
-                              std::string key, std::string tenant, std::string session_id);
+                              std::string key);
 
 std::string snapshot_key(const runtime_options& o, const std::string& tenant, const std::string& session);
 

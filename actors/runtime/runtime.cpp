@@ -78,7 +78,6 @@ namespace {
 
 struct conv_entry {
   caf::actor actor;
-  std::string tenant, session_id;
   // std::list, not std::deque: an empty libstdc++ deque already holds a 512-byte
   // block and its map, about 1.1 KB per idle conversation for these two queues.
   std::list<turn_job_ptr> queue;  // front is in flight when busy
@@ -100,8 +99,7 @@ struct shard_state {
 using shard_ptr = caf::stateful_actor<shard_state>*;
 
 void spawn_for(shard_ptr self, const std::string& key, conv_entry& e) {
-  e.actor = spawn_conversation(self->system(), self->state.deps, caf::actor_cast<caf::actor>(self), key, e.tenant,
-                               e.session_id);
+  e.actor = spawn_conversation(self->system(), self->state.deps, caf::actor_cast<caf::actor>(self), key);
   // Linked: a conversation's death reaches the shard's exit handler, and the shard's
   // own exit (node shutdown) takes its conversations with it.
   self->link_to(e.actor);
@@ -123,6 +121,8 @@ void on_conversation_exit(shard_ptr self, const caf::exit_msg& dm) {
   auto cit = st.convs.find(key);
   if (cit == st.convs.end()) return;
   auto& e = cit->second;
+  const std::string tenant = key.substr(0, key.find('\0'));
+  const std::string session_id = key.substr(key.find('\0') + 1);
   if (!e.busy) {
     // Died between turns (killed, say): nothing is lost, the next turn respawns it.
     spawn_for(self, key, e);
@@ -134,7 +134,7 @@ void on_conversation_exit(shard_ptr self, const caf::exit_msg& dm) {
   e.deaths.push_back(now);
   while (!e.deaths.empty() && now - e.deaths.front() > st.deps->options.attempt_window) e.deaths.pop_front();
   std::string reason = to_string(dm.reason);
-  log::warn("conversation_died", {{"tenant", e.tenant}, {"session", e.session_id},
+  log::warn("conversation_died", {{"tenant", tenant}, {"session", session_id},
                                   {"attempt", std::to_string(job->attempt)}, {"reason", reason}});
   st.deps->probe->restarts.Increment();
   e.busy = false;
@@ -143,7 +143,7 @@ void on_conversation_exit(shard_ptr self, const caf::exit_msg& dm) {
     // Even the error dialog failed: answer the client and move on.
     auto out = std::make_shared<turn_outcome>();
     out->st = turn_outcome::status::internal;
-    out->session_id = e.session_id;
+    out->session_id = session_id;
     out->message = "the conversation failed on this message and on its error dialog";
     e.queue.pop_front();
     e.deaths.clear();
@@ -153,10 +153,10 @@ void on_conversation_exit(shard_ptr self, const caf::exit_msg& dm) {
   }
   if (static_cast<int>(e.deaths.size()) >= st.deps->options.max_attempts) {
     st.deps->probe->quarantines.Increment();
-    log::error("message_quarantined", {{"tenant", e.tenant}, {"session", e.session_id},
+    log::error("message_quarantined", {{"tenant", tenant}, {"session", session_id},
                                        {"message_id", job->in.message_id}, {"reason", reason}});
     if (st.quarantine)
-      st.quarantine(quarantined{e.tenant, e.session_id, job->in.message_id, job->in.text, reason,
+      st.quarantine(quarantined{tenant, session_id, job->in.message_id, job->in.text, reason,
                                 static_cast<int>(e.deaths.size())});
     job->quarantined = true;
     job->quarantine_error = reason;
@@ -185,8 +185,6 @@ caf::behavior shard_impl(shard_ptr self, const conversation_deps* deps, std::fun
         auto [it, fresh] = st.convs.try_emplace(key);
         auto& e = it->second;
         if (fresh) {
-          e.tenant = job->in.tenant;
-          e.session_id = job->in.session_id;
           spawn_for(self, key, e);
           st.deps->probe->live.Increment();
         }
@@ -237,8 +235,8 @@ caf::behavior shard_impl(shard_ptr self, const conversation_deps* deps, std::fun
         std::vector<runtime::live_conversation> out;
         auto now = std::chrono::steady_clock::now();
         for (const auto& [key, e] : self->state.convs) {
-          if (e.tenant != tenant) continue;
-          out.push_back({e.session_id, e.bot, e.bot_version,
+          if (key.compare(0, key.find('\0'), tenant) != 0) continue;
+          out.push_back({key.substr(key.find('\0') + 1), e.bot, e.bot_version,
                          std::chrono::duration_cast<std::chrono::milliseconds>(now - e.last_active).count()});
         }
         done(std::move(out));
