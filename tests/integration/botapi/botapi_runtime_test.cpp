@@ -543,6 +543,31 @@ TEST_F(BotApi, TurnsGoOnWhilePostgresIsDownAndTranscriptsCatchUp) {
   }, 20s)) << rows << " transcript rows";
 }
 
+TEST_F(BotApi, RedisDownAnswers503AndServiceResumesWhenItIsBack) {
+  parley::store::testing::temp_dir dir;
+  parley::store::testing::redis_process redis(dir.path());
+  ASSERT_TRUE(redis.start());
+  n_ = std::make_unique<node>(std::map<std::string, std::string>{{"REDIS_URL", redis.url()}});
+  c_ = std::make_unique<client>(*n_, tenant_, key_);
+  auto s = start_session();
+  ASSERT_EQ(c_->choice(s, 1, 1).status, 200);
+
+  redis.stop();
+  auto down = c_->text(s, 2, "AB-123456");
+  EXPECT_EQ(down.status, 503) << down.body;
+  bool retry_after = false;
+  for (const auto& [k, v] : down.headers) retry_after |= k == "Retry-After";
+  EXPECT_TRUE(retry_after) << "a 503 tells the client when to retry";
+  EXPECT_GE(metric("parley_turn_commit_failures_total") + metric(R"(parley_turns_total{outcome="unavailable"})"), 1);
+
+  ASSERT_TRUE(redis.start());  // same socket; the data is gone with the process (no persistence)
+  // The snapshot was lost with Redis's memory, so the honest answer is "no such session";
+  // a fresh session works again once the client reconnects.
+  reply fresh;
+  ASSERT_TRUE(parley::store::testing::eventually([&] { return (fresh = c_->start("orders")).status == 200; }, 10s))
+      << fresh.body;
+}
+
 TEST_F(BotApi, EndSessionEndsIt) {
   auto s = start_session();
   auto r = c_->call("DELETE", "/v5.3.0/sessions/" + s, nullptr, {{"X-Session-End-Reason", "UserRequest"}});
