@@ -31,3 +31,8 @@ target_link_libraries(hiredis::hiredis INTERFACE ${HIREDIS_LIBRARY})
 find_library(PQXX_LIBRARY NAMES pqxx-6.4 pqxx REQUIRED)
 add_library(pqxx::pqxx INTERFACE IMPORTED)
 target_link_libraries(pqxx::pqxx INTERFACE ${PQXX_LIBRARY} PostgreSQL::PostgreSQL)
+
+# jemalloc for the programs of non-sanitizer builds: CAF actors and protobuf messages
+# are many mid-sized allocations, where glibc malloc spends its time consolidating
+# (bench/README.md, "Conversation runtime").
+find_library(JEMALLOC_LIBRARY jemalloc)

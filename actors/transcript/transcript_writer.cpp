@@ -61,8 +61,18 @@ void transcript_writer::append(std::vector<transcript_row> rows) {
     }
     if (lag_ != nullptr) lag_->Set(static_cast<double>(buffer_.size() + in_flight_));
   }
-  if (dropped > 0 && dropped_ != nullptr) dropped_->Increment(static_cast<double>(dropped));
-  if (dropped > 0) log::warn("transcript_rows_dropped", {{"rows", std::to_string(dropped)}});
+  if (dropped > 0) {
+    if (dropped_ != nullptr) dropped_->Increment(static_cast<double>(dropped));
+    // One line per second at most: drops happen when the node is saturated, the worst
+    // time to add a log line per turn.
+    auto now = std::chrono::steady_clock::now().time_since_epoch().count();
+    auto last = last_drop_log_.load(std::memory_order_relaxed);
+    dropped_since_log_.fetch_add(dropped, std::memory_order_relaxed);
+    if (now - last >= std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::seconds(1)).count() &&
+        last_drop_log_.compare_exchange_strong(last, now))
+      log::warn("transcript_rows_dropped", {{"rows", std::to_string(dropped_since_log_.exchange(0))},
+                                            {"hint", "Postgres is too slow or down; see parley_transcript_lag_rows"}});
+  }
   cv_.notify_one();
 }
 

@@ -81,6 +81,8 @@ class transcript_writer {
   std::deque<transcript_row> buffer_;
   std::size_t in_flight_ = 0;
   bool stop_ = false;
+  std::atomic<int64_t> last_drop_log_{0};
+  std::atomic<std::size_t> dropped_since_log_{0};
   prometheus::Gauge* lag_ = nullptr;
   prometheus::Counter* written_ = nullptr;
   prometheus::Counter* dropped_ = nullptr;
