@@ -646,7 +646,15 @@ job_of<std::optional<conversation_record>> get_conversation_job(std::string tena
 }
 
 /// Rows per INSERT statement: 8 parameters each, well under libpq's 65535.
-constexpr std::size_t transcript_rows_per_statement = 500;
+/// Appends `v` to a Postgres array literal as a double-quoted element.
+void append_array_text(std::string& out, const std::string& v) {
+  out += '"';
+  for (char c : v) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  out += '"';
+}
 
 job_of<std::size_t> transcript_batch_job(std::vector<transcript_row> rows) {
   for (std::size_t i = 0; i < rows.size(); ++i) {
@@ -667,34 +675,42 @@ job_of<std::size_t> transcript_batch_job(std::vector<transcript_row> rows) {
       if (!r.payload_json.empty() && !json::accept(r.payload_json))
         fail("invalid_argument", where + ": payload is not a JSON document");
     }
-    std::size_t inserted = 0;
-    for (std::size_t start = 0; start < rows.size(); start += transcript_rows_per_statement) {
-      std::size_t end = std::min(rows.size(), start + transcript_rows_per_statement);
-      std::string sql =
-          "INSERT INTO transcript_messages (tenant_id, session_id, sequence, direction, idx, "
-          "text, payload, created_at) VALUES ";
-      std::vector<std::string> params;
-      params.reserve((end - start) * 8);
-      for (std::size_t i = start; i < end; ++i) {
-        const auto& r = rows[i];
-        std::size_t b = params.size();
-        auto p = [&](std::size_t k) { return "$" + std::to_string(b + k); };
-        if (i != start) sql += ", ";
-        sql += "(" + p(1) + ", " + p(2) + ", " + p(3) + "::bigint, " + p(4) + ", " + p(5) +
-               "::integer, " + p(6) + ", NULLIF(" + p(7) + "::text, '')::jsonb, " +
-               at_or_now(p(8)) + ")";
-        params.push_back(r.tenant);
-        params.push_back(r.session_id);
-        params.push_back(std::to_string(r.sequence));
-        params.push_back(r.direction);
-        params.push_back(std::to_string(r.idx));
-        params.push_back(r.text);
-        params.push_back(r.payload_json);
-        params.push_back(std::to_string(r.at_ms));
-      }
-      sql += " ON CONFLICT (session_id, sequence, direction, idx) DO NOTHING";
-      inserted += tx.exec_params(sql, pqxx::prepare::make_dynamic_params(params)).affected_rows();
+    // One statement per batch, whatever its size: the rows travel as eight array
+    // parameters and unnest() turns them back into rows. Postgres parses and plans a
+    // short constant statement instead of a VALUES list of thousands of parameters.
+    std::string tenants = "{", sessions = "{", sequences = "{", directions = "{", idxs = "{",
+                texts = "{", payloads = "{", ats = "{";
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      const auto& r = rows[i];
+      const char* sep = i == 0 ? "" : ",";
+      tenants += sep;
+      append_array_text(tenants, r.tenant);
+      sessions += sep;
+      append_array_text(sessions, r.session_id);
+      sequences += sep + std::to_string(r.sequence);
+      directions += sep;
+      append_array_text(directions, r.direction);
+      idxs += sep + std::to_string(r.idx);
+      texts += sep;
+      append_array_text(texts, r.text);
+      payloads += sep;
+      if (r.payload_json.empty())
+        payloads += "NULL";
+      else
+        append_array_text(payloads, r.payload_json);
+      ats += sep + std::to_string(r.at_ms);
     }
+    for (auto* a : {&tenants, &sessions, &sequences, &directions, &idxs, &texts, &payloads, &ats}) *a += '}';
+    std::size_t inserted =
+        tx.exec_params(
+              "INSERT INTO transcript_messages (tenant_id, session_id, sequence, direction, idx, text, payload, "
+              "created_at) "
+              "SELECT t, s, q, d, i, x, p::jsonb, CASE WHEN a = 0 THEN now() ELSE to_timestamp(a / 1000.0) END "
+              "FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::integer[], $6::text[], $7::text[], "
+              "$8::bigint[]) AS u(t, s, q, d, i, x, p, a) "
+              "ON CONFLICT (session_id, sequence, direction, idx) DO NOTHING",
+              tenants, sessions, sequences, directions, idxs, texts, payloads, ats)
+            .affected_rows();
     return inserted;
   };
 }

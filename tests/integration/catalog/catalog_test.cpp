@@ -373,13 +373,24 @@ TEST_F(catalog_test, transcript_batches_are_idempotent) {
   ASSERT_TRUE(write_transcript_batch_sync(*pg_, odd));
   EXPECT_EQ(transcript_sync(*pg_, tenant_, session)->back().text, "ab\xEF\xBF\xBD");
 
+  // Text that array literals must escape arrives as it was sent.
+  const std::string tricky = R"(say "hi", {x} \ back\slash)";
+  std::vector<transcript_row> escaped{{tenant_, session, 7, "in", 0, tricky, R"({"q":"\"{}"})", 0},
+                                      {tenant_, session, 7, "out", 0, "NULL", "", 0}};
+  ASSERT_TRUE(write_transcript_batch_sync(*pg_, escaped));
+  auto after = transcript_sync(*pg_, tenant_, session);
+  ASSERT_TRUE(after);
+  EXPECT_EQ((*after)[after->size() - 2].text, tricky);
+  EXPECT_EQ(nlohmann::json::parse((*after)[after->size() - 2].payload_json)["q"], "\"{}");
+  EXPECT_EQ(after->back().text, "NULL");
+
   std::vector<transcript_row> bad{{tenant_, session, 6, "sideways", 0, "x", "", 0}};
   auto rejected = write_transcript_batch_sync(*pg_, bad);
   ASSERT_FALSE(rejected);
   EXPECT_EQ(rejected.err().code, "invalid_argument");
   EXPECT_NE(rejected.err().message.find("direction"), std::string::npos);
 
-  // A big batch spans several statements in one transaction.
+  // A big batch is one statement in one transaction.
   std::vector<transcript_row> big;
   for (int seq = 100; seq < 1300; ++seq)
     big.push_back({tenant_, session, seq, "in", 0, "m", "", 0});
