@@ -92,8 +92,8 @@ int run(const settings::settings& cfg) {
   std::size_t threads = cfg.actors.scheduler_threads > 0 ? static_cast<std::size_t>(cfg.actors.scheduler_threads)
                                                          : std::max(1u, std::thread::hardware_concurrency());
   sys_cfg.set("scheduler.max-threads", threads);
-  // Work stealing polls for work while conversations wait on Redis; on few cores the
-  // shared queue leaves that CPU to the HTTP threads (bench/README.md).
+  // Work stealing (CAF's default) gave the higher turn throughput through HTTP; the
+  // shared queue polls less and activates faster in-process (bench/README.md).
   sys_cfg.set("scheduler.policy", cfg.actors.scheduler_policy == "stealing" ? caf::atom("stealing") : caf::atom("sharing"));
   sys_cfg.set("logger.verbosity", caf::atom("quiet"));
   caf::actor_system sys{sys_cfg};
