@@ -147,7 +147,14 @@ void after_commit(self_ptr self, const std::string& error) {
     int idx = 0;
     for (const auto& m : result->messages())
       rows.push_back(transcript_row{tenant, session, s.snap.bot(), s.snap.sequence(), "out", idx++, m.text(), {}, t});
-    s.deps->transcripts->append(std::move(rows));
+    std::vector<conversation_event> events;
+    if (was_new)
+      events.push_back(conversation_event{false, tenant, session, s.snap.bot(), s.snap.channel(), s.snap.external_key(),
+                                          s.snap.bot_version(), {}});
+    if (result->state().status() == v1::ENDED)
+      events.push_back(conversation_event{true, tenant, session, {}, {}, {}, 0,
+                                          in.what == inbound::kind::end ? "client" : "bot"});
+    s.deps->transcripts->append(std::move(rows), std::move(events));
   }
   answer(self, status::ok, {}, std::move(result));
 }

@@ -62,7 +62,6 @@ struct conversation_deps {
   action_runner* actions = nullptr;
   runtime_probe* probe = nullptr;
   runtime_options options;
-  std::function<void(const inbound&, const turn_outcome&)> committed;
 };
 
 /// Spawns a conversation actor for (tenant, session). It answers each `(turn_atom,

@@ -209,7 +209,6 @@ caf::behavior shard_impl(shard_ptr self, const conversation_deps* deps, std::fun
         }
         double seconds = std::chrono::duration<double>(e.last_active - job->received).count();
         st.deps->probe->turn(out->st, seconds);
-        if (out->st == turn_outcome::status::ok && st.deps->committed) st.deps->committed(job->in, *out);
         job->done(std::move(*out));
         send_front(self, e);
       },
@@ -272,7 +271,6 @@ runtime::runtime(deps d, runtime_options options) : impl_(std::make_unique<impl>
   c.actions = d.actions;
   c.probe = impl_->probe.get();
   c.options = options;
-  c.committed = d.committed;
   for (std::size_t i = 0; i < std::max<std::size_t>(1, options.shards); ++i)
     impl_->shards.push_back(d.system->spawn(shard_impl, &impl_->cdeps, d.quarantine));
 }

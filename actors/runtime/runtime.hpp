@@ -111,8 +111,6 @@ class runtime {
     action_runner* actions = nullptr;
     prometheus::Registry* metrics = nullptr;
     std::function<void(quarantined)> quarantine; ///< may be empty
-    /// After each committed turn (status ok), on an actor thread; must not block.
-    std::function<void(const inbound&, const turn_outcome&)> committed;
   };
   runtime(deps d, runtime_options options);
   ~runtime();

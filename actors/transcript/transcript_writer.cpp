@@ -48,10 +48,17 @@ void transcript_writer::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-void transcript_writer::append(std::vector<transcript_row> rows) {
+void transcript_writer::append(std::vector<transcript_row> rows, std::vector<conversation_event> events) {
   std::size_t dropped = 0;
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    for (auto& e : events) {
+      if (events_.size() >= opts_.max_buffered) {
+        ++dropped;
+        continue;
+      }
+      events_.push_back(std::move(e));
+    }
     for (auto& r : rows) {
       if (buffer_.size() >= opts_.max_buffered) {
         ++dropped;
@@ -84,7 +91,8 @@ std::size_t transcript_writer::lag() const {
 bool transcript_writer::flush(std::chrono::milliseconds deadline) {
   std::unique_lock<std::mutex> lock(mutex_);
   cv_.notify_one();
-  return drained_.wait_for(lock, deadline, [this] { return buffer_.empty() && in_flight_ == 0; });
+  return drained_.wait_for(lock, deadline,
+                           [this] { return buffer_.empty() && events_.empty() && in_flight_ == 0; });
 }
 
 void transcript_writer::loop() {
@@ -92,7 +100,7 @@ void transcript_writer::loop() {
   std::unique_lock<std::mutex> lock(mutex_);
   while (true) {
     cv_.wait_for(lock, opts_.flush_interval, [this] { return stop_ || buffer_.size() >= opts_.max_batch; });
-    if (buffer_.empty()) {
+    if (buffer_.empty() && events_.empty()) {
       if (stop_) return;
       continue;
     }
@@ -100,12 +108,16 @@ void transcript_writer::loop() {
     std::vector<transcript_row> batch(std::make_move_iterator(buffer_.begin()),
                                       std::make_move_iterator(buffer_.begin() + static_cast<long>(n)));
     buffer_.erase(buffer_.begin(), buffer_.begin() + static_cast<long>(n));
+    std::size_t m = std::min(events_.size(), opts_.max_batch);
+    std::vector<conversation_event> events(std::make_move_iterator(events_.begin()),
+                                           std::make_move_iterator(events_.begin() + static_cast<long>(m)));
+    events_.erase(events_.begin(), events_.begin() + static_cast<long>(m));
     in_flight_ = n;
     lock.unlock();
     auto p = std::make_shared<std::promise<result<void>>>();
     auto f = p->get_future();
-    auto copy = batch;  // kept for a retry: the write may fail
-    write_(std::move(copy), [p](result<void> r) { p->set_value(std::move(r)); });
+    // Copies kept for a retry: the write may fail.
+    write_(batch, events, [p](result<void> r) { p->set_value(std::move(r)); });
     auto r = f.get();
     lock.lock();
     in_flight_ = 0;
@@ -117,12 +129,13 @@ void transcript_writer::loop() {
       log::warn("transcript_write_failed", {{"rows", std::to_string(n)}, {"error", r.err().message}});
       // Back to the front, in order: the write is idempotent, so a partial success is harmless.
       buffer_.insert(buffer_.begin(), std::make_move_iterator(batch.begin()), std::make_move_iterator(batch.end()));
+      events_.insert(events_.begin(), std::make_move_iterator(events.begin()), std::make_move_iterator(events.end()));
       if (stop_) return;
       cv_.wait_for(lock, backoff, [this] { return stop_; });
       backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
     }
     if (lag_ != nullptr) lag_->Set(static_cast<double>(buffer_.size()));
-    if (buffer_.empty()) drained_.notify_all();
+    if (buffer_.empty() && events_.empty()) drained_.notify_all();
   }
 }
 

@@ -1,5 +1,6 @@
 #pragma once
-/// Writes transcript rows to Postgres in batches, off the turn's critical path.
+/// Writes transcript rows (and conversation start/end records) to Postgres in
+/// batches, off the turn's critical path.
 ///
 /// Conversations `append` rows after their turn is committed to Redis; a flusher
 /// thread sends batches (up to `max_batch` rows, at least every `flush_interval`)
@@ -44,9 +45,19 @@ struct transcript_row {
   int64_t created_unix_ms = 0;
 };
 
+/// A conversation started or ended, for the conversations table.
+struct conversation_event {
+  bool ended = false;
+  std::string tenant, session_id, bot, channel, external_key;
+  uint32_t version = 0;
+  std::string reason;  ///< ended: why
+};
+
 class transcript_writer {
  public:
-  using write_fn = std::function<void(std::vector<transcript_row>, std::function<void(result<void>)>)>;
+  /// Writes one batch in one transaction; must be idempotent.
+  using write_fn = std::function<void(std::vector<transcript_row>, std::vector<conversation_event>,
+                                      std::function<void(result<void>)>)>;
 
   struct options {
     std::size_t max_batch = 500;
@@ -60,7 +71,7 @@ class transcript_writer {
   transcript_writer& operator=(const transcript_writer&) = delete;
 
   /// Any thread; never blocks on Postgres.
-  void append(std::vector<transcript_row> rows);
+  void append(std::vector<transcript_row> rows, std::vector<conversation_event> events = {});
 
   /// Rows buffered and not yet written.
   std::size_t lag() const;
@@ -79,6 +90,7 @@ class transcript_writer {
   std::condition_variable cv_;
   std::condition_variable drained_;
   std::deque<transcript_row> buffer_;
+  std::deque<conversation_event> events_;
   std::size_t in_flight_ = 0;
   bool stop_ = false;
   std::atomic<int64_t> last_drop_log_{0};

@@ -145,16 +145,34 @@ int run(const settings::settings& cfg) {
   actors::bot_registry registry(std::move(source));
   registry.start();
   actors::transcript_writer transcripts(
-      [p](std::vector<actors::transcript_row> rows, std::function<void(result<void>)> done) {
+      [p](std::vector<actors::transcript_row> rows, std::vector<actors::conversation_event> events,
+          std::function<void(result<void>)> done) {
         std::vector<store::transcript_row> out;
         out.reserve(rows.size());
         for (auto& r : rows)
           out.push_back({std::move(r.tenant), std::move(r.session_id), static_cast<int64_t>(r.sequence),
                          std::move(r.direction), r.idx, std::move(r.text), std::move(r.payload), r.created_unix_ms});
-        store::write_transcript_batch(*p, std::move(out), [done = std::move(done)](result<std::size_t> w) {
-          if (!w) return done(w.err());
-          done(result<void>{});
-        });
+        std::vector<store::conversation_record> started;
+        std::vector<store::conversation_end> ended;
+        for (auto& e : events) {
+          if (e.ended) {
+            ended.push_back({std::move(e.tenant), std::move(e.session_id), std::move(e.reason)});
+          } else {
+            store::conversation_record c;
+            c.tenant = std::move(e.tenant);
+            c.session_id = std::move(e.session_id);
+            c.bot = std::move(e.bot);
+            c.version = static_cast<int>(e.version);
+            c.channel = std::move(e.channel);
+            c.external_key = std::move(e.external_key);
+            started.push_back(std::move(c));
+          }
+        }
+        store::write_turn_records(*p, std::move(started), std::move(ended), std::move(out),
+                                  [done = std::move(done)](result<std::size_t> w) {
+                                    if (!w) return done(w.err());
+                                    done(result<void>{});
+                                  });
       },
       {}, registry_ptr.get());
   actors::action_runner actions(static_cast<std::size_t>(cfg.runtime.action_threads));
@@ -182,25 +200,6 @@ int run(const settings::settings& cfg) {
     store::insert_quarantine(*p, std::move(m), [](result<int64_t> r) {
       if (!r) log::error("quarantine_write_failed", {{"error", r.err().message}});
     });
-  };
-  rdeps.committed = [p](const actors::inbound& in, const actors::turn_outcome& out) {
-    if (in.what == actors::inbound::kind::start) {
-      store::conversation_record c;
-      c.tenant = in.tenant;
-      c.session_id = out.session_id;
-      c.bot = out.bot;
-      c.version = static_cast<int>(out.bot_version);
-      c.channel = in.channel;
-      c.external_key = out.external_key;
-      store::upsert_conversation(*p, std::move(c), [](result<void> r) {
-        if (!r) log::warn("conversation_record_failed", {{"error", r.err().message}});
-      });
-    }
-    if (out.result && out.result->state().status() == bot::v1::ENDED)
-      store::end_conversation(*p, in.tenant, out.session_id, in.what == actors::inbound::kind::end ? "client" : "bot",
-                              [](result<bool> r) {
-                                if (!r) log::warn("conversation_record_failed", {{"error", r.err().message}});
-                              });
   };
   actors::runtime rt(rdeps, ropts_rt);
 

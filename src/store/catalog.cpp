@@ -1001,6 +1001,57 @@ result<std::size_t> write_transcript_batch_sync(postgres_client& pg,
   return run_blocking<std::size_t>(pg, transcript_batch_job(std::move(rows)));
 }
 
+void write_turn_records(postgres_client& pg, std::vector<conversation_record> started,
+                        std::vector<conversation_end> ended, std::vector<transcript_row> rows,
+                        catalog_callback<std::size_t> done) {
+  for (auto& c : started) {
+    c.session_id = clean_text(c.session_id);
+    c.bot = clean_text(c.bot);
+    c.channel = clean_text(c.channel);
+    c.external_key = clean_text(c.external_key);
+  }
+  auto transcripts = transcript_batch_job(std::move(rows));
+  run_async<std::size_t>(
+      pg,
+      [started = std::move(started), ended = std::move(ended),
+       transcripts = std::move(transcripts)](pqxx::transaction_base& tx) {
+        if (!started.empty()) {
+          std::string tenants = "{", sessions = "{", bots = "{", versions = "{", channels = "{", keys = "{";
+          for (std::size_t i = 0; i < started.size(); ++i) {
+            const auto& c = started[i];
+            require_id("tenant id", c.tenant);
+            if (c.session_id.empty()) fail("invalid_argument", "conversation session id must not be empty");
+            const char* sep = i == 0 ? "" : ",";
+            tenants += sep;
+            append_array_text(tenants, c.tenant);
+            sessions += sep;
+            append_array_text(sessions, c.session_id);
+            bots += sep;
+            append_array_text(bots, c.bot);
+            versions += sep + std::to_string(c.version);
+            channels += sep;
+            append_array_text(channels, c.channel);
+            keys += sep;
+            append_array_text(keys, c.external_key);
+          }
+          for (auto* a : {&tenants, &sessions, &bots, &versions, &channels, &keys}) *a += '}';
+          tx.exec_params(
+              "INSERT INTO conversations (tenant_id, session_id, bot_id, version, channel, external_key, "
+              "started_at) SELECT t, s, b, v, c, k, now() FROM unnest($1::text[], $2::text[], $3::text[], "
+              "$4::integer[], $5::text[], $6::text[]) AS u(t, s, b, v, c, k) "
+              "ON CONFLICT (tenant_id, session_id) DO NOTHING",
+              tenants, sessions, bots, versions, channels, keys);
+        }
+        for (const auto& e : ended)
+          tx.exec_params(
+              "UPDATE conversations SET ended_at = now(), end_reason = $3 "
+              "WHERE tenant_id = $1 AND session_id = $2 AND ended_at IS NULL",
+              e.tenant, clean_text(e.session_id), clean_text(e.reason));
+        return transcripts(tx);
+      },
+      std::move(done));
+}
+
 void transcript(postgres_client& pg, std::string tenant, std::string session_id,
                 catalog_callback<std::vector<transcript_row>> done) {
   run_async<std::vector<transcript_row>>(

@@ -292,6 +292,20 @@ result<std::size_t> write_transcript_batch_sync(postgres_client& pg,
                                                 std::vector<transcript_row> rows);
 
 /// A session's messages by (sequence, direction "in" first, idx).
+/// The records of many turns in one transaction: conversations started (inserted
+/// once, as upsert_conversation), conversations ended (as end_conversation) and
+/// transcript rows (as write_transcript_batch). Conversation writes come first, so a
+/// transcript never names a conversation that is not recorded. Result: the transcript
+/// rows inserted.
+struct conversation_end {
+  std::string tenant;
+  std::string session_id;
+  std::string reason;
+};
+void write_turn_records(postgres_client& pg, std::vector<conversation_record> started,
+                        std::vector<conversation_end> ended, std::vector<transcript_row> rows,
+                        catalog_callback<std::size_t> done);
+
 void transcript(postgres_client& pg, std::string tenant, std::string session_id,
                 catalog_callback<std::vector<transcript_row>> done);
 result<std::vector<transcript_row>> transcript_sync(postgres_client& pg, std::string tenant,
