@@ -16,7 +16,7 @@
 #include "src/http/http.hpp"
 #include "src/store/catalog.hpp"
 #include "src/store/postgres.hpp"
-#include "tests/integration/store/test_support.hpp"
+#include "tests/support/servers.hpp"
 #include "tests/support/openapi.hpp"
 #include "tests/support/process.hpp"
 

@@ -13,7 +13,7 @@
 #include "src/store/catalog.hpp"
 #include "src/store/migrations.hpp"
 #include "src/store/postgres.hpp"
-#include "tests/integration/store/test_support.hpp"
+#include "tests/support/servers.hpp"
 
 namespace parley::catalog_testing {
 

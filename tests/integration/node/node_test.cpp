@@ -7,7 +7,7 @@
 #include <regex>
 
 #include "src/http/client.hpp"
-#include "tests/integration/store/test_support.hpp"
+#include "tests/support/servers.hpp"
 #include "tests/support/process.hpp"
 
 namespace {

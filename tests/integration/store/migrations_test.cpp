@@ -11,7 +11,7 @@
 #include <future>
 #include <thread>
 
-#include "tests/integration/store/test_support.hpp"
+#include "tests/support/servers.hpp"
 
 namespace parley::store {
 namespace {

@@ -14,7 +14,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include "tests/integration/store/test_support.hpp"
+#include "tests/support/servers.hpp"
 
 namespace parley::store {
 namespace {

@@ -1,5 +1,5 @@
 #pragma once
-/// Helpers for the store integration tests: environment lookup that fails
+/// Helpers for integration tests: environment lookup that fails
 /// loudly, polling with a deadline, and a private redis-server process.
 
 #include <gtest/gtest.h>
