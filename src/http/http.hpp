@@ -2,9 +2,9 @@
 /// Parley's HTTP/1.1 server, free of Beast in its public face.
 ///
 /// Threads: the server runs its own Asio threads (`server_options::threads`). A handler
-/// is called on the connection's strand and must not block: it either answers at once
+/// is called on the connection's I/O thread and must not block: it either answers at once
 /// or hands the request to an actor and answers later through the `responder`, from
-/// any thread. The responder posts the answer back to the connection's strand.
+/// any thread. The responder posts the answer back to the connection's I/O thread.
 
 #include <chrono>
 #include <cstdint>

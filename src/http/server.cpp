@@ -12,7 +12,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/strand.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <prometheus/counter.h>
@@ -170,11 +170,17 @@ router::match router::find(std::string_view method, std::string_view path) const
 struct server::impl : std::enable_shared_from_this<server::impl> {
   impl(server_options o, router r, std::shared_ptr<prometheus::Registry> reg)
       : opts(std::move(o)), routes(std::move(r)), registry(std::move(reg)), probe(*registry),
-        acceptor(ioc) {
+        iocs(make_iocs(std::max(1, opts.threads))), acceptor(*iocs[0]) {
     std::random_device rd;
     char buf[16];
     std::snprintf(buf, sizeof buf, "%08x", static_cast<unsigned>(rd()));
     id_prefix = buf;
+  }
+
+  static std::vector<std::unique_ptr<net::io_context>> make_iocs(int n) {
+    std::vector<std::unique_ptr<net::io_context>> v;
+    for (int k = 0; k < n; ++k) v.push_back(std::make_unique<net::io_context>(1));
+    return v;
   }
 
   void accept();
@@ -200,7 +206,12 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   router routes;
   std::shared_ptr<prometheus::Registry> registry;
   http_probe probe;
-  net::io_context ioc;
+  // One io_context per thread: a connection lives on one thread, so its handlers need
+  // no strand and threads never hand work to each other (no lock or wake-up per
+  // request). The work guards keep idle threads running until stop().
+  std::vector<std::unique_ptr<net::io_context>> iocs;
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> guards;
+  std::size_t next_ioc = 0;  // round robin of accepted connections; acceptor's thread only
   tcp::acceptor acceptor;
   std::vector<std::thread> threads;
   uint16_t bound_port = 0;
@@ -378,7 +389,8 @@ void responder::operator()(response r) const {
 }
 
 void server::impl::accept() {
-  acceptor.async_accept(net::make_strand(ioc), [self = shared_from_this()](beast::error_code ec, tcp::socket s) {
+  auto& target = *iocs[next_ioc++ % iocs.size()];
+  acceptor.async_accept(target, [self = shared_from_this()](beast::error_code ec, tcp::socket s) {
     if (ec) {
       if (ec == net::error::operation_aborted || !self->acceptor.is_open()) return;
       log::warn("http_accept_failed", {{"error", ec.message()}});
@@ -412,10 +424,11 @@ result<void> server::start() {
                                        ": " + ec.message());
   i.bound_port = i.acceptor.local_endpoint().port();
   i.accept();
-  i.running_threads = std::max(1, i.opts.threads);
-  for (int t = 0; t < std::max(1, i.opts.threads); ++t)
-    i.threads.emplace_back([&i] {
-      i.ioc.run();
+  i.running_threads = static_cast<int>(i.iocs.size());
+  for (auto& ioc : i.iocs) i.guards.push_back(net::make_work_guard(*ioc));
+  for (auto& ioc : i.iocs)
+    i.threads.emplace_back([&i, ctx = ioc.get()] {
+      ctx->run();
       std::lock_guard<std::mutex> lock(i.drain_mutex);
       --i.running_threads;
       i.drained.notify_all();
@@ -435,7 +448,7 @@ void server::stop(std::chrono::milliseconds grace) {
   // accepted (and answered by nobody) once stop() moves on.
   if (!i.threads.empty()) {
     auto closed = std::make_shared<std::promise<void>>();
-    net::post(i.ioc, [self = impl_, closed] {
+    net::post(*i.iocs[0], [self = impl_, closed] {
       beast::error_code ignored;
       self->acceptor.close(ignored);
       closed->set_value();
@@ -449,7 +462,7 @@ void server::stop(std::chrono::milliseconds grace) {
     std::unique_lock<std::mutex> lock(i.drain_mutex);
     i.drained.wait_for(lock, grace, [&i] { return i.in_flight.load() == 0; });
   }
-  // Close every connection on its strand; the I/O threads then run out of work and
+  // Close every connection on its thread; the I/O threads then run out of work and
   // return, which frees the sessions (they hold the server's internals).
   std::vector<std::function<void()>> closers;
   {
@@ -457,10 +470,11 @@ void server::stop(std::chrono::milliseconds grace) {
     for (auto& [ptr, close] : i.sessions) closers.push_back(close);
   }
   for (auto& c : closers) c();
+  i.guards.clear();
   {
     std::unique_lock<std::mutex> lock(i.drain_mutex);
     if (!i.drained.wait_for(lock, std::chrono::seconds(2), [&i] { return i.running_threads == 0; }))
-      i.ioc.stop();  // a handler is stuck: stop hard
+      for (auto& ioc : i.iocs) ioc->stop();  // a handler is stuck: stop hard
   }
   for (auto& t : i.threads)
     if (t.joinable()) t.join();
