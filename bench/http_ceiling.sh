@@ -12,6 +12,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 . scripts/lib/deps.sh
 . scripts/lib/servers.sh
+. bench/lib.sh
 duration=${1:-10s}
 conns=${2:-64}
 
@@ -35,47 +36,16 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 parley_start_redis "$tmp/redis"
 parley_start_postgres "$tmp/pg"
 
-nginx_port=$(free_port)
-mkdir -p "$tmp/nginx"
-cat > "$tmp/nginx/nginx.conf" <<CONF
-worker_processes $(nproc);
-pid $tmp/nginx/nginx.pid;
-error_log $tmp/nginx/error.log warn;
-daemon off;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 100000000;
-  keepalive_timeout 60s;
-  client_body_temp_path $tmp/nginx;
-  proxy_temp_path $tmp/nginx;
-  fastcgi_temp_path $tmp/nginx;
-  uwsgi_temp_path $tmp/nginx;
-  scgi_temp_path $tmp/nginx;
-  server {
-    listen 127.0.0.1:$nginx_port;
-    location = /healthz { default_type application/json; return 200 '{"status":"alive"}'; }
-  }
-}
-CONF
-nginx -c "$tmp/nginx/nginx.conf" &
-nginx_pid=$!
-
-PORT=0 build/release/src/app/parleyd --config config/local.yaml >"$tmp/parleyd.log" 2>&1 &
-node_pid=$!
-node_port=
-for _ in $(seq 1 200); do
-  node_port=$(sed -n 's/.*"http_listening".*"port":"\([0-9]*\)".*/\1/p' "$tmp/parleyd.log")
-  [ -n "$node_port" ] && break
-  sleep 0.05
-done
-[ -n "$node_port" ] || { echo "parleyd did not start:"; cat "$tmp/parleyd.log"; exit 1; }
-for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$nginx_port/healthz" >/dev/null && break; sleep 0.05; done
+bench_start_nginx "$tmp/nginx"
+nginx_pid=$NGINX_PID
+nginx_port=$NGINX_PORT
+bench_start_parleyd build/release/src/app/parleyd "$tmp/parleyd.log"
+node_pid=$NODE_PID
+node_port=$NODE_PORT
 
 rate() { wrk -t2 -c"$conns" -d"$duration" "$1" | tee -a "$tmp/wrk.txt" | awk '/Requests\/sec/ {print $2}'; }
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(. /etc/os-release; echo "$PRETTY_NAME")"

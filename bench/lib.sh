@@ -1,0 +1,61 @@
+# shellcheck shell=bash
+# Helpers shared by the bench scripts (sourced): free ports, nginx's static-response
+# ceiling, and parleyd on a port it picks. Both servers are started in the
+# background; the caller stops them by the PIDs set here.
+
+# bench_free_port: prints a free TCP port on 127.0.0.1.
+bench_free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# bench_start_nginx DIR: nginx (one worker per core, access log off, unlimited
+# keep-alive requests) answering GET /healthz with parleyd's body, on a free port.
+# Sets NGINX_PORT and NGINX_PID; returns once it answers.
+bench_start_nginx() {
+  local dir=$1
+  NGINX_PORT=$(bench_free_port)
+  mkdir -p "$dir"
+  cat > "$dir/nginx.conf" <<CONF
+worker_processes $(nproc);
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+daemon off;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 100000000;
+  keepalive_timeout 60s;
+  client_body_temp_path $dir;
+  proxy_temp_path $dir;
+  fastcgi_temp_path $dir;
+  uwsgi_temp_path $dir;
+  scgi_temp_path $dir;
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    location = /healthz { default_type application/json; return 200 '{"status":"alive"}'; }
+  }
+}
+CONF
+  nginx -c "$dir/nginx.conf" &
+  NGINX_PID=$!
+  local _
+  for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$NGINX_PORT/healthz" >/dev/null && return 0; sleep 0.05; done
+  echo "nginx did not start, see $dir/error.log" >&2
+  return 1
+}
+
+# bench_start_parleyd BINARY LOG: parleyd with config/local.yaml on a port it picks
+# (PORT=0), the environment passed through. Sets NODE_PORT and NODE_PID; returns
+# once it logged the port.
+bench_start_parleyd() {
+  local bin=$1 log=$2 _
+  PORT=0 "$bin" --config config/local.yaml >"$log" 2>&1 &
+  NODE_PID=$!
+  NODE_PORT=
+  for _ in $(seq 1 200); do
+    NODE_PORT=$(sed -n 's/.*"http_listening".*"port":"\([0-9]*\)".*/\1/p' "$log")
+    [ -n "$NODE_PORT" ] && return 0
+    sleep 0.05
+  done
+  echo "parleyd did not start:" >&2
+  cat "$log" >&2
+  return 1
+}
