@@ -646,15 +646,35 @@ job_of<std::optional<conversation_record>> get_conversation_job(std::string tena
 }
 
 /// Rows per INSERT statement: 8 parameters each, well under libpq's 65535.
-/// Appends `v` to a Postgres array literal as a double-quoted element.
-void append_array_text(std::string& out, const std::string& v) {
-  out += '"';
-  for (char c : v) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
+/// A Postgres array literal ("{...}") built element by element, for batch statements
+/// that pass their rows as array parameters to unnest().
+class array_literal {
+ public:
+  void text(const std::string& v) {
+    separate();
+    s_ += '"';
+    for (char c : v) {
+      if (c == '"' || c == '\\') s_ += '\\';
+      s_ += c;
+    }
+    s_ += '"';
   }
-  out += '"';
-}
+  void number(long long v) {
+    separate();
+    s_ += std::to_string(v);
+  }
+  void null() {
+    separate();
+    s_ += "NULL";
+  }
+  std::string str() const { return s_ + '}'; }
+
+ private:
+  void separate() {
+    if (s_.size() > 1) s_ += ',';
+  }
+  std::string s_ = "{";
+};
 
 job_of<std::size_t> transcript_batch_job(std::vector<transcript_row> rows) {
   for (std::size_t i = 0; i < rows.size(); ++i) {
@@ -678,29 +698,20 @@ job_of<std::size_t> transcript_batch_job(std::vector<transcript_row> rows) {
     // One statement per batch, whatever its size: the rows travel as eight array
     // parameters and unnest() turns them back into rows. Postgres parses and plans a
     // short constant statement instead of a VALUES list of thousands of parameters.
-    std::string tenants = "{", sessions = "{", sequences = "{", directions = "{", idxs = "{",
-                texts = "{", payloads = "{", ats = "{";
-    for (std::size_t i = 0; i < rows.size(); ++i) {
-      const auto& r = rows[i];
-      const char* sep = i == 0 ? "" : ",";
-      tenants += sep;
-      append_array_text(tenants, r.tenant);
-      sessions += sep;
-      append_array_text(sessions, r.session_id);
-      sequences += sep + std::to_string(r.sequence);
-      directions += sep;
-      append_array_text(directions, r.direction);
-      idxs += sep + std::to_string(r.idx);
-      texts += sep;
-      append_array_text(texts, r.text);
-      payloads += sep;
+    array_literal tenants, sessions, sequences, directions, idxs, texts, payloads, ats;
+    for (const auto& r : rows) {
+      tenants.text(r.tenant);
+      sessions.text(r.session_id);
+      sequences.number(r.sequence);
+      directions.text(r.direction);
+      idxs.number(r.idx);
+      texts.text(r.text);
       if (r.payload_json.empty())
-        payloads += "NULL";
+        payloads.null();
       else
-        append_array_text(payloads, r.payload_json);
-      ats += sep + std::to_string(r.at_ms);
+        payloads.text(r.payload_json);
+      ats.number(r.at_ms);
     }
-    for (auto* a : {&tenants, &sessions, &sequences, &directions, &idxs, &texts, &payloads, &ats}) *a += '}';
     std::size_t inserted =
         tx.exec_params(
               "INSERT INTO transcript_messages (tenant_id, session_id, sequence, direction, idx, text, payload, "
@@ -709,7 +720,8 @@ job_of<std::size_t> transcript_batch_job(std::vector<transcript_row> rows) {
               "FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::integer[], $6::text[], $7::text[], "
               "$8::bigint[]) AS u(t, s, q, d, i, x, p, a) "
               "ON CONFLICT (session_id, sequence, direction, idx) DO NOTHING",
-              tenants, sessions, sequences, directions, idxs, texts, payloads, ats)
+              tenants.str(), sessions.str(), sequences.str(), directions.str(), idxs.str(), texts.str(),
+              payloads.str(), ats.str())
             .affected_rows();
     return inserted;
   };
@@ -1016,31 +1028,23 @@ void write_turn_records(postgres_client& pg, std::vector<conversation_record> st
       [started = std::move(started), ended = std::move(ended),
        transcripts = std::move(transcripts)](pqxx::transaction_base& tx) {
         if (!started.empty()) {
-          std::string tenants = "{", sessions = "{", bots = "{", versions = "{", channels = "{", keys = "{";
-          for (std::size_t i = 0; i < started.size(); ++i) {
-            const auto& c = started[i];
+          array_literal tenants, sessions, bots, versions, channels, keys;
+          for (const auto& c : started) {
             require_id("tenant id", c.tenant);
             if (c.session_id.empty()) fail("invalid_argument", "conversation session id must not be empty");
-            const char* sep = i == 0 ? "" : ",";
-            tenants += sep;
-            append_array_text(tenants, c.tenant);
-            sessions += sep;
-            append_array_text(sessions, c.session_id);
-            bots += sep;
-            append_array_text(bots, c.bot);
-            versions += sep + std::to_string(c.version);
-            channels += sep;
-            append_array_text(channels, c.channel);
-            keys += sep;
-            append_array_text(keys, c.external_key);
+            tenants.text(c.tenant);
+            sessions.text(c.session_id);
+            bots.text(c.bot);
+            versions.number(c.version);
+            channels.text(c.channel);
+            keys.text(c.external_key);
           }
-          for (auto* a : {&tenants, &sessions, &bots, &versions, &channels, &keys}) *a += '}';
           tx.exec_params(
               "INSERT INTO conversations (tenant_id, session_id, bot_id, version, channel, external_key, "
               "started_at) SELECT t, s, b, v, c, k, now() FROM unnest($1::text[], $2::text[], $3::text[], "
               "$4::integer[], $5::text[], $6::text[]) AS u(t, s, b, v, c, k) "
               "ON CONFLICT (tenant_id, session_id) DO NOTHING",
-              tenants, sessions, bots, versions, channels, keys);
+              tenants.str(), sessions.str(), bots.str(), versions.str(), channels.str(), keys.str());
         }
         for (const auto& e : ended)
           tx.exec_params(
