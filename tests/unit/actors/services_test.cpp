@@ -1,0 +1,173 @@
+// The runtime's thread-safe services, through their own seams: the transcript writer
+// (batching, retry, bounded buffer) and the bot registry (program cache, active
+// versions from the change log). Postgres behind them is covered by the integration
+// tests; here the write and load functions are plain callbacks, so every case is
+// exact and needs no server.
+
+#include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <mutex>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+#include "actors/registry/bot_registry.hpp"
+#include "actors/transcript/transcript_writer.hpp"
+
+namespace parley::actors {
+namespace {
+
+using namespace std::chrono_literals;
+
+transcript_row row(uint64_t seq) { return transcript_row{"t", "s", "b", seq, "in", 0, "hi", {}, 0}; }
+
+double sample(prometheus::Registry& reg, const std::string& name) {
+  auto text = prometheus::TextSerializer{}.Serialize(reg.Collect());
+  auto pos = text.find("\n" + name + " ");
+  return pos == std::string::npos ? -1 : std::stod(text.substr(pos + name.size() + 2));
+}
+
+/// A write function whose outcome the test decides, recording what it received.
+struct sink {
+  std::mutex m;
+  std::vector<uint64_t> written;  // sequences of successful writes, in order
+  int failures_left = 0;
+  int calls = 0;
+  transcript_writer::write_fn fn() {
+    return [this](std::vector<transcript_row> rows, std::vector<conversation_event>,
+                  std::function<void(result<void>)> done) {
+      std::unique_lock<std::mutex> lock(m);
+      ++calls;
+      if (failures_left > 0) {
+        --failures_left;
+        lock.unlock();
+        return done(make_error("postgres_unavailable", "down"));
+      }
+      for (auto& r : rows) written.push_back(r.sequence);
+      lock.unlock();
+      done(result<void>{});
+    };
+  }
+};
+
+TEST(TranscriptWriter, WritesEveryRowOnceInOrderAcrossBatches) {
+  sink s;
+  prometheus::Registry reg;
+  transcript_writer w(s.fn(), {10, 5ms, 1000}, &reg);
+  for (uint64_t i = 1; i <= 35; ++i) w.append({row(i)});
+  ASSERT_TRUE(w.flush(5s));
+  std::vector<uint64_t> expected;
+  for (uint64_t i = 1; i <= 35; ++i) expected.push_back(i);
+  EXPECT_EQ(s.written, expected);
+  EXPECT_GE(s.calls, 4) << "batches of at most 10 rows";
+  EXPECT_EQ(sample(reg, "parley_transcript_rows_written_total"), 35);
+  EXPECT_EQ(w.lag(), 0u);
+}
+
+TEST(TranscriptWriter, RetriesAFailedBatchAndKeepsOrder) {
+  sink s;
+  s.failures_left = 2;
+  prometheus::Registry reg;
+  transcript_writer w(s.fn(), {100, 5ms, 1000}, &reg);
+  w.append({row(1), row(2), row(3)});
+  ASSERT_TRUE(w.flush(10s));
+  EXPECT_EQ(s.written, (std::vector<uint64_t>{1, 2, 3}));
+  EXPECT_EQ(sample(reg, "parley_transcript_write_failures_total"), 2);
+}
+
+TEST(TranscriptWriter, ABoundedBufferDropsAndCountsWhatDoesNotFit) {
+  // The writer blocks in its first write until the test lets it go, so the buffer fills.
+  std::mutex m;
+  std::condition_variable cv;
+  bool in_write = false, release = false;
+  std::vector<uint64_t> written;
+  prometheus::Registry reg;
+  transcript_writer w(
+      [&](std::vector<transcript_row> rows, std::vector<conversation_event>, std::function<void(result<void>)> done) {
+        std::unique_lock<std::mutex> lock(m);
+        in_write = true;
+        cv.notify_all();
+        cv.wait(lock, [&] { return release; });
+        for (auto& r : rows) written.push_back(r.sequence);
+        lock.unlock();
+        done(result<void>{});
+      },
+      {1, 1ms, 3}, &reg);
+  w.append({row(1)});
+  {
+    std::unique_lock<std::mutex> lock(m);
+    ASSERT_TRUE(cv.wait_for(lock, 5s, [&] { return in_write; }));
+  }
+  w.append({row(2), row(3), row(4), row(5), row(6)});  // room for 3 while row 1 is in flight
+  EXPECT_EQ(sample(reg, "parley_transcript_rows_dropped_total"), 2);
+  EXPECT_EQ(w.lag(), 4u) << "3 buffered + 1 in flight";
+  {
+    std::lock_guard<std::mutex> lock(m);
+    release = true;
+  }
+  cv.notify_all();
+  ASSERT_TRUE(w.flush(5s));
+  EXPECT_EQ(written, (std::vector<uint64_t>{1, 2, 3, 4}));
+}
+
+std::string compiled(const std::string& welcome) {
+  auto r = bot::compile("bot:\n  name: t\n  welcome: hi\ndialogs:\n  hi:\n    - message: \"" + welcome + "\"\n", "t.yaml");
+  EXPECT_TRUE(r.ok());
+  return bot::serialize(*r.program);
+}
+
+TEST(BotRegistry, LoadsAVersionOnceAndFollowsTheChangeLog) {
+  std::mutex m;
+  int loads = 0;
+  std::vector<active_change> log{{"t", "b", 1, 1}};
+  program_source src;
+  src.load = [&](const std::string&, const std::string&, uint32_t v,
+                 std::function<void(result<std::pair<uint32_t, std::string>>)> done) {
+    {
+      std::lock_guard<std::mutex> lock(m);
+      ++loads;
+    }
+    if (v == 0) v = 1;
+    if (v > 2) return done(make_error("not_found", "no such version"));
+    done(std::make_pair(v, compiled("v" + std::to_string(v))));
+  };
+  src.changes = [&](int64_t since, std::function<void(result<std::vector<active_change>>)> done) {
+    std::vector<active_change> out;
+    std::lock_guard<std::mutex> lock(m);
+    for (const auto& c : log)
+      if (c.change_seq > since) out.push_back(c);
+    done(out);
+  };
+  bot_registry reg(src, 1ms);
+  auto get = [&](std::function<void(bot_registry::callback)> call) {
+    result<loaded_program> out = make_error("none", "no answer");
+    call([&](result<loaded_program> r) { out = std::move(r); });  // this source answers inline
+    return out;
+  };
+  auto a = get([&](auto cb) { reg.active("t", "b", cb); });
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->version, 1u);
+  auto b = get([&](auto cb) { reg.version("t", "b", 1, cb); });
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->program.get(), a->program.get()) << "one shared program per version";
+  EXPECT_EQ(loads, 1);
+
+  reg.start();
+  {
+    std::lock_guard<std::mutex> lock(m);
+    log.push_back({"t", "b", 2, 2});
+  }
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (reg.applied_change_seq() < 2 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  ASSERT_EQ(reg.applied_change_seq(), 2);
+  auto c = get([&](auto cb) { reg.active("t", "b", cb); });
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->version, 2u) << "the activation in the change log reaches new conversations";
+  auto missing = get([&](auto cb) { reg.version("t", "b", 7, cb); });
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.err().code, "not_found");
+  reg.stop();
+}
+
+}  // namespace
+}  // namespace parley::actors
