@@ -103,6 +103,8 @@ struct gateway {
         return botapi::render_error(400, out.message, path, request_id, now_ms());
       case status::unavailable:
         return botapi::render_error(503, out.message, path, request_id, now_ms(), 1);
+      case status::busy:
+        return botapi::render_error(429, out.message, path, request_id, now_ms(), 1);
       case status::internal:
         break;
     }

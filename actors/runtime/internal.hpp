@@ -51,7 +51,7 @@ struct runtime_probe {
   prometheus::Counter& quarantines;
   prometheus::Counter& passivations;
   prometheus::Counter& commit_failures;
-  std::array<prometheus::Counter*, 9> by_status{};
+  std::array<prometheus::Counter*, 10> by_status{};
 };
 
 /// What a conversation actor needs; owned by the runtime, outlives every actor.

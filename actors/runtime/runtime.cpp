@@ -65,7 +65,7 @@ runtime_probe::runtime_probe(prometheus::Registry& reg)
                           .Register(reg)
                           .Add({})) {
   const char* names[] = {"ok", "replayed", "session_not_found", "session_ended",
-                         "stale_sequence", "bot_not_found", "unavailable", "internal", "bad_input"};
+                         "stale_sequence", "bot_not_found", "unavailable", "internal", "bad_input", "busy"};
   for (std::size_t i = 0; i < by_status.size(); ++i) by_status[i] = &turns.Add({{"outcome", names[i]}});
 }
 
@@ -189,6 +189,16 @@ caf::behavior shard_impl(shard_ptr self, const conversation_deps* deps, std::fun
           st.deps->probe->live.Increment();
         }
         e.last_active = std::chrono::steady_clock::now();
+        // One in flight plus `max_queued` waiting: beyond that the client is told to
+        // slow down instead of the node buffering without bound.
+        if (e.queue.size() > st.deps->options.max_queued) {
+          turn_outcome out;
+          out.st = turn_outcome::status::busy;
+          out.session_id = job->in.session_id;
+          out.message = "too many messages of this conversation are waiting; retry later";
+          st.deps->probe->turn(out.st, 0);
+          return job->done(std::move(out));
+        }
         e.queue.push_back(std::move(job));
         send_front(self, e);
       },

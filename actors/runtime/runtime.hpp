@@ -66,6 +66,7 @@ struct turn_outcome {
     unavailable,        ///< Redis (or Postgres for programs) cannot be reached: retry later
     internal,           ///< a bug; the message names it
     bad_input,          ///< the message cannot apply to this conversation (no such menu option)
+    busy,               ///< too many messages of this conversation are waiting: retry later
   };
   status st = status::internal;
   std::string message;                       ///< for errors: one sentence for the client
@@ -86,6 +87,7 @@ struct runtime_options {
   int max_attempts = 3;                                 ///< deaths of one message before quarantine
   std::chrono::seconds attempt_window{60};
   std::size_t recent_turns = 8;                         ///< answered messages kept for replay
+  std::size_t max_queued = 32;                          ///< waiting messages per conversation before `busy`
   std::chrono::seconds default_idle_timeout{3600};      ///< snapshot TTL when the bot sets none
   bool debug_faults = false;                            ///< enables kill() and the poison text
   std::string key_prefix = "parley";                    ///< Redis keys: <prefix>:conv:<tenant>:<session>

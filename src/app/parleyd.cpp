@@ -181,6 +181,7 @@ int run(const settings::settings& cfg) {
   ropts_rt.passivate_after = std::chrono::milliseconds(cfg.runtime.passivate_after_ms);
   ropts_rt.max_attempts = cfg.runtime.max_attempts;
   ropts_rt.recent_turns = static_cast<std::size_t>(cfg.runtime.recent_turns);
+  ropts_rt.max_queued = static_cast<std::size_t>(cfg.runtime.max_queued);
   ropts_rt.debug_faults = cfg.runtime.debug_faults;
   actors::runtime::deps rdeps;
   rdeps.system = &sys;

@@ -121,6 +121,7 @@ const std::vector<key_spec>& schema() {
       PARLEY_INT(runtime, passivate_after_ms, 10, 86400000, "idle conversation actors stop after this"),
       PARLEY_INT(runtime, max_attempts, 1, 100, "deaths of one message before it is quarantined"),
       PARLEY_INT(runtime, recent_turns, 1, 1000, "answered messages kept per conversation for replay"),
+      PARLEY_INT(runtime, max_queued, 0, 100000, "waiting messages per conversation before the API answers 429"),
       PARLEY_INT(runtime, action_threads, 1, 1024, "threads performing bot HTTP actions"),
       PARLEY_BOOL(runtime, debug_faults, "debug only: enables the kill endpoint and poison messages"),
       PARLEY_STR(admin, token, "admin API bearer token (set PARLEY_ADMIN_TOKEN; empty disables the admin API)", false),

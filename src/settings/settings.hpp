@@ -55,6 +55,7 @@ struct runtime_settings {
   int64_t passivate_after_ms = 600000;  ///< idle conversation actors stop after this
   int max_attempts = 3;                 ///< deaths of one message before it is quarantined
   int recent_turns = 8;                 ///< answered messages kept per conversation for replay
+  int max_queued = 32;                  ///< waiting messages per conversation before 429
   int action_threads = 8;               ///< threads performing bot HTTP actions
   bool debug_faults = false;            ///< debug only: kill endpoint and poison messages
 };

@@ -568,6 +568,42 @@ TEST_F(BotApi, RedisDownAnswers503AndServiceResumesWhenItIsBack) {
       << fresh.body;
 }
 
+TEST_F(BotApi, TooManyWaitingMessagesGet429) {
+  n_ = std::make_unique<node>(std::map<std::string, std::string>{{"PARLEY_RUNTIME_MAX_QUEUED", "2"}});
+  c_ = std::make_unique<client>(*n_, tenant_, key_);
+  auto s = start_session();
+  ASSERT_EQ(c_->choice(s, 1, 1).status, 200);
+  api_.hold();
+  std::vector<reply> replies(4);
+  std::vector<std::thread> senders;
+  struct joiner {
+    order_api& api;
+    std::vector<std::thread>& ts;
+    ~joiner() {
+      api.release();
+      for (auto& t : ts)
+        if (t.joinable()) t.join();
+    }
+  } guard{api_, senders};
+  // The first message waits in its action; then three more arrive: two may wait, one may not.
+  senders.emplace_back([&] { replies[0] = c_->text(s, 2, "AB-123456"); });
+  ASSERT_TRUE(api_.wait_held(1));
+  for (int k = 1; k <= 3; ++k)
+    senders.emplace_back([&, k] { replies[static_cast<std::size_t>(k)] = c_->text(s, 2 + k, "hello"); });
+  ASSERT_TRUE(parley::store::testing::eventually([&] {
+    return metric(R"(parley_turns_total{outcome="busy"})") == 1;
+  }, 10s)) << "the fourth message is refused while two wait";
+  api_.release();
+  for (auto& t : senders) t.join();
+  int busy = 0;
+  for (const auto& r : replies) {
+    if (r.status == 429) ++busy;
+    EXPECT_LT(r.status, 500) << r.body;
+  }
+  EXPECT_EQ(busy, 1);
+  EXPECT_EQ(replies[0].status, 200) << replies[0].body;
+}
+
 TEST_F(BotApi, EndSessionEndsIt) {
   auto s = start_session();
   auto r = c_->call("DELETE", "/v5.3.0/sessions/" + s, nullptr, {{"X-Session-End-Reason", "UserRequest"}});
