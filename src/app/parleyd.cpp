@@ -33,22 +33,22 @@ namespace {
 
 using namespace parley;
 
-/// Applies migrations until it succeeds (Postgres may come up after us), then sets
-/// `done`. Runs on its own thread; `stop` ends it early.
-void migrate_until_done(store::postgres_client& pg, std::atomic<bool>& done, std::atomic<bool>& stop) {
+/// Applies migrations until it succeeds (Postgres may come up after us); true then,
+/// false when `stop` ended it first. Runs on its own thread.
+bool migrate_until_done(store::postgres_client& pg, std::atomic<bool>& stop) {
   auto wait = std::chrono::milliseconds(100);
   while (!stop.load()) {
     auto r = store::apply_migrations(pg);
     if (r.ok()) {
       log::info("migrations_applied", {{"newly_applied", std::to_string(r->applied.size())}});
-      done = true;
-      return;
+      return true;
     }
     log::warn("migrations_failed", {{"code", r.err().code}, {"error", r.err().message}});
     for (auto slept = std::chrono::milliseconds(0); slept < wait && !stop.load(); slept += std::chrono::milliseconds(50))
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     wait = std::min(wait * 2, std::chrono::milliseconds(5000));
   }
+  return false;
 }
 
 int run(const settings::settings& cfg) {
@@ -82,11 +82,7 @@ int run(const settings::settings& cfg) {
     return 2;
   }
 
-  std::atomic<bool> migrated{!cfg.postgres.migrate};
   std::atomic<bool> stopping{false};
-  std::thread migrator;
-  if (cfg.postgres.migrate)
-    migrator = std::thread([&] { migrate_until_done(**pg, migrated, stopping); });
 
   caf::actor_system_config sys_cfg;
   std::size_t threads = cfg.actors.scheduler_threads > 0 ? static_cast<std::size_t>(cfg.actors.scheduler_threads)
@@ -143,7 +139,14 @@ int run(const settings::settings& cfg) {
     });
   };
   actors::bot_registry registry(std::move(source));
-  registry.start();
+  // The registry follows the change log once the schema that holds it exists.
+  std::thread migrator;
+  if (cfg.postgres.migrate)
+    migrator = std::thread([&] {
+      if (migrate_until_done(**pg, stopping)) registry.start();
+    });
+  else
+    registry.start();
   actors::transcript_writer transcripts(
       [p](std::vector<actors::transcript_row> rows, std::vector<actors::conversation_event> events,
           std::function<void(result<void>)> done) {
