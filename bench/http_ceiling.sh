@@ -24,27 +24,14 @@ export CCACHE_DIR=${CCACHE_DIR:-$top/.cache/ccache}
 cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DPARLEY_BUILD_TESTS=OFF -DPARLEY_BUILD_BENCH=OFF >/dev/null
 cmake --build build/release --target parleyd >/dev/null
 
-tmp=$(mktemp -d /tmp/parley-bench-XXXXXX)
-chmod 755 "$tmp"
-nginx_pid=
-node_pid=
-cleanup() {
-  [ -n "$node_pid" ] && kill "$node_pid" 2>/dev/null && wait "$node_pid" 2>/dev/null
-  [ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null
-  parley_stop_redis
-  parley_stop_postgres
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+bench_workdir
 
 parley_start_redis "$tmp/redis"
 parley_start_postgres "$tmp/pg"
 
 bench_start_nginx "$tmp/nginx"
-nginx_pid=$NGINX_PID
 nginx_port=$NGINX_PORT
 bench_start_parleyd build/release/src/app/parleyd "$tmp/parleyd.log"
-node_pid=$NODE_PID
 node_port=$NODE_PORT
 
 rate() { wrk -t2 -c"$conns" -d"$duration" "$1" | tee -a "$tmp/wrk.txt" | awk '/Requests\/sec/ {print $2}'; }

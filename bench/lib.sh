@@ -3,6 +3,23 @@
 # ceiling, and parleyd on a port it picks. Both servers are started in the
 # background; the caller stops them by the PIDs set here.
 
+# bench_workdir: makes a temp folder for the run ($tmp) and stops, at exit, whatever
+# the bench_start_* functions and scripts/lib/servers.sh started.
+bench_workdir() {
+  tmp=$(mktemp -d /tmp/parley-bench-XXXXXX)
+  chmod 755 "$tmp"
+  NGINX_PID=
+  NODE_PID=
+  trap bench_cleanup EXIT
+}
+bench_cleanup() {
+  [ -n "$NODE_PID" ] && kill "$NODE_PID" 2>/dev/null && wait "$NODE_PID" 2>/dev/null
+  [ -n "$NGINX_PID" ] && kill "$NGINX_PID" 2>/dev/null
+  parley_stop_redis
+  parley_stop_postgres
+  rm -rf "$tmp"
+}
+
 # bench_free_port: prints a free TCP port on 127.0.0.1.
 bench_free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 

@@ -39,18 +39,7 @@ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPARLEY_BUILD_TESTS=
 cmake --build "$build" --target parleyd parley_loadgen parley_bench_setup >/dev/null
 loadgen=$build/bench/loadgen/parley_loadgen
 
-tmp=$(mktemp -d /tmp/parley-bench-XXXXXX)
-chmod 755 "$tmp"
-nginx_pid=
-node_pid=
-cleanup() {
-  [ -n "$node_pid" ] && kill "$node_pid" 2>/dev/null && wait "$node_pid" 2>/dev/null
-  [ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null
-  parley_stop_redis
-  parley_stop_postgres
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+bench_workdir
 # cpu_snapshot FILE: CPU ticks of every process by command name, to diff around a run.
 cpu_snapshot() {
   python3 - "$1" <<'PY'
@@ -86,10 +75,8 @@ parley_start_redis "$tmp/redis"
 parley_start_postgres "$tmp/pg"
 
 bench_start_nginx "$tmp/nginx"
-nginx_pid=$NGINX_PID
 nginx_port=$NGINX_PORT
 PARLEY_ADMIN_TOKEN=$admin_token bench_start_parleyd "$build/src/app/parleyd" "$tmp/parleyd.log"
-node_pid=$NODE_PID
 node_port=$NODE_PORT
 node=http://127.0.0.1:$node_port
 for _ in $(seq 1 200); do curl -fs "$node/readyz" >/dev/null && break; sleep 0.1; done
