@@ -1,17 +1,24 @@
 // parleyctl: the operator and developer command line of Parley.
 //
-// Each command group lives in its own file (parleyctl_<group>.cpp) and exposes
-// one `add_<group>_commands` function; main only wires them together. Commands
-// report failure through `exit_code` (0 ok, 1 failure, 2 usage).
+// The command groups are declared in parleyctl.hpp; main only wires them together.
+
+#include "src/app/parleyctl.hpp"
 
 #include <CLI/CLI.hpp>
 
+#include <fstream>
+#include <sstream>
+
 namespace parley::ctl {
-/// Bot developer tools: validate, compile, chat, test, nlu (parleyctl_bot.cpp).
-void add_bot_commands(CLI::App& app, int& exit_code);
-/// Operator commands over the admin REST API: tenant, apikey, deploy, versions,
-/// activate, rollback, conversations, transcript (parleyctl_admin.cpp).
-void add_admin_commands(CLI::App& app, int& exit_code);
+
+std::optional<std::string> read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
 }  // namespace parley::ctl
 
 int main(int argc, char** argv) {

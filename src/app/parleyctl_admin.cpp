@@ -5,6 +5,8 @@
 // Exit codes: 0 ok, 1 the server said no (any 4xx/5xx; its error is printed),
 // 2 usage or connection error (no token, unreadable file, node unreachable).
 
+#include "src/app/parleyctl.hpp"
+
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -128,13 +130,6 @@ void print_diagnostics(const std::string& file, const json& list, std::ostream& 
   }
 }
 
-std::optional<std::string> read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // ------------------------------------------------------------------ commands
 

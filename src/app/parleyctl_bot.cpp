@@ -1,6 +1,8 @@
 // parleyctl bot developer commands: validate, compile, chat, test, nlu.
 // They run with no servers: everything happens in this process.
 
+#include "src/app/parleyctl.hpp"
+
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -26,13 +28,6 @@ namespace {
 namespace bot = parley::bot;
 namespace v1 = parley::bot::v1;
 
-std::optional<std::string> read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 /// Compiles and prints diagnostics to stderr; nullptr on errors.
 std::shared_ptr<const bot::program> compile_or_report(const std::string& file, bool quiet_ok) {
