@@ -28,9 +28,10 @@ parley_start_redis() {
 # parents must be traversable by that user. Sets DATABASE_URL and PARLEY_PG_DIR.
 parley_start_postgres() {
   local dir=$1
-  local run=()
+  # From /: the postgres user may not be allowed into the caller's directory.
+  local run=(env -C /)
   if [ "$(id -u)" -eq 0 ]; then
-    run=(runuser -u postgres --)
+    run=(runuser -u postgres -- env -C /)
   fi
   mkdir -p "$dir"
   [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$dir"
@@ -56,8 +57,8 @@ parley_stop_redis() {
 
 parley_stop_postgres() {
   [ -n "${PARLEY_PG_DIR:-}" ] || return 0
-  local run=()
-  [ "$(id -u)" -eq 0 ] && run=(runuser -u postgres --)
+  local run=(env -C /)
+  [ "$(id -u)" -eq 0 ] && run=(runuser -u postgres -- env -C /)
   "${run[@]}" "$PG_BIN/pg_ctl" -D "$PARLEY_PG_DIR/data" -m fast -w stop >/dev/null 2>&1
   PARLEY_PG_DIR=
 }
