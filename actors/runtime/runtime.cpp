@@ -2,7 +2,7 @@
 //
 // A shard owns the live conversations whose key hashes to it. Per conversation it
 // keeps a queue: one turn is in the conversation actor at a time, the rest wait, so
-// turns run in arrival order. The shard monitors each conversation actor; when one
+// turns run in arrival order. The shard is linked to each conversation actor; when one
 // dies with a turn in flight it spawns a new one (which reloads the last committed
 // snapshot) and sends the turn again. After `max_attempts` deaths of the same turn
 // within `attempt_window`, the message is quarantined and the turn is run once more
