@@ -239,10 +239,26 @@ int run(const settings::settings& cfg) {
   routes.add("GET", "/readyz", [readiness](http::request&&, http::responder reply) {
     actors::request_readiness(readiness, std::move(reply));
   });
-  routes.add("GET", "/metrics", [registry_ptr](http::request&&, http::responder reply) {
+  // The store clients keep their own counters; they become metrics at scrape time.
+  std::vector<metrics::collector> collectors = {[r, p](std::vector<prometheus::MetricFamily>& out) {
+    using prometheus::MetricType;
+    auto st = r->stats();
+    out.push_back(metrics::single_sample("parley_redis_commands_total", "Commands sent to Redis.",
+                                         MetricType::Counter, static_cast<double>(st.commands)));
+    out.push_back(metrics::single_sample(
+        "parley_redis_round_trips_total",
+        "Batches written to Redis and read back together (commands per round trip = group commit).",
+        MetricType::Counter, static_cast<double>(st.round_trips)));
+    out.push_back(metrics::single_sample("parley_redis_connected", "1 while the Redis client holds a connection.",
+                                         MetricType::Gauge, r->connected() ? 1 : 0));
+    out.push_back(metrics::single_sample("parley_postgres_connected",
+                                         "1 while the last Postgres connection attempt or job succeeded.",
+                                         MetricType::Gauge, p->connected() ? 1 : 0));
+  }};
+  routes.add("GET", "/metrics", [registry_ptr, collectors](http::request&&, http::responder reply) {
     http::response res;
     res.content_type = metrics::content_type;
-    res.body = metrics::render(*registry_ptr);
+    res.body = metrics::render(*registry_ptr, collectors);
     reply(std::move(res));
   });
 

@@ -12,8 +12,10 @@
 namespace parley::metrics {
 namespace {
 
-prometheus::MetricFamily gauge_family(const std::string& name, const std::string& help,
-                                      prometheus::MetricType type, double value) {
+}  // namespace
+
+prometheus::MetricFamily single_sample(const std::string& name, const std::string& help,
+                                       prometheus::MetricType type, double value) {
   prometheus::MetricFamily f;
   f.name = name;
   f.help = help;
@@ -26,6 +28,8 @@ prometheus::MetricFamily gauge_family(const std::string& name, const std::string
   f.metric.push_back(m);
   return f;
 }
+
+namespace {
 
 int count_open_fds() {
   int n = 0;
@@ -64,18 +68,18 @@ void add_process_metrics(std::vector<prometheus::MetricFamily>& out) {
   for (std::string l; std::getline(stat, l);)
     if (l.rfind("btime ", 0) == 0) boot_time = std::stod(l.substr(6));
   using prometheus::MetricType;
-  out.push_back(gauge_family("process_cpu_seconds_total", "Total user and system CPU time in seconds.",
+  out.push_back(single_sample("process_cpu_seconds_total", "Total user and system CPU time in seconds.",
                              MetricType::Counter, (utime + stime) / tick));
-  out.push_back(gauge_family("process_resident_memory_bytes", "Resident memory size in bytes.",
+  out.push_back(single_sample("process_resident_memory_bytes", "Resident memory size in bytes.",
                              MetricType::Gauge, rss * page));
-  out.push_back(gauge_family("process_virtual_memory_bytes", "Virtual memory size in bytes.",
+  out.push_back(single_sample("process_virtual_memory_bytes", "Virtual memory size in bytes.",
                              MetricType::Gauge, vsize));
-  out.push_back(gauge_family("process_start_time_seconds",
+  out.push_back(single_sample("process_start_time_seconds",
                              "Start time of the process since the Unix epoch in seconds.",
                              MetricType::Gauge, boot_time + starttime / tick));
-  out.push_back(gauge_family("process_threads", "Number of OS threads in the process.",
+  out.push_back(single_sample("process_threads", "Number of OS threads in the process.",
                              MetricType::Gauge, threads));
-  out.push_back(gauge_family("process_open_fds", "Number of open file descriptors.",
+  out.push_back(single_sample("process_open_fds", "Number of open file descriptors.",
                              MetricType::Gauge, count_open_fds()));
 }
 
@@ -85,9 +89,10 @@ std::shared_ptr<prometheus::Registry> make_registry() {
   return std::make_shared<prometheus::Registry>();
 }
 
-std::string render(prometheus::Registry& registry) {
+std::string render(prometheus::Registry& registry, const std::vector<collector>& extra) {
   auto families = registry.Collect();
   add_process_metrics(families);
+  for (const auto& c : extra) c(families);
   return prometheus::TextSerializer{}.Serialize(families);
 }
 

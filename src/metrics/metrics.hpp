@@ -3,9 +3,12 @@
 /// families in the node's registry; `render` produces the `/metrics` text, adding the
 /// standard `process_*` metrics read from /proc at scrape time.
 
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include <prometheus/metric_family.h>
 #include <prometheus/registry.h>
 
 namespace parley::metrics {
@@ -13,8 +16,16 @@ namespace parley::metrics {
 /// A new registry. Thread-safe, as prometheus::Registry is.
 std::shared_ptr<prometheus::Registry> make_registry();
 
-/// The Prometheus text exposition (version 0.0.4) of `registry` plus process metrics.
-std::string render(prometheus::Registry& registry);
+/// Adds families computed at scrape time (counters a client keeps itself, say).
+using collector = std::function<void(std::vector<prometheus::MetricFamily>&)>;
+
+/// The Prometheus text exposition (version 0.0.4) of `registry`, process metrics and
+/// whatever `extra` adds.
+std::string render(prometheus::Registry& registry, const std::vector<collector>& extra = {});
+
+/// A family of one unlabelled counter or gauge sample, for collectors.
+prometheus::MetricFamily single_sample(const std::string& name, const std::string& help,
+                                       prometheus::MetricType type, double value);
 
 /// Content type of `render`'s output.
 inline constexpr const char* content_type = "text/plain; version=0.0.4; charset=utf-8";

@@ -110,6 +110,13 @@ TEST(Node, ReadyzTurnsReadyOnceMigrationsAreApplied) {
   EXPECT_EQ(body["components"]["redis"], "up");
   EXPECT_EQ(body["components"]["postgres"], "up");
   EXPECT_EQ(body["components"]["migrations"], "up");
+  // The readiness pings went through the store clients, whose counters /metrics shows.
+  auto m = n.get("/metrics").body;
+  EXPECT_EQ(sample(m, "parley_redis_connected"), 1);
+  EXPECT_EQ(sample(m, "parley_postgres_connected"), 1);
+  EXPECT_GE(sample(m, "parley_redis_commands_total"), 1);
+  EXPECT_GE(sample(m, "parley_redis_round_trips_total"), 1);
+  EXPECT_LE(sample(m, "parley_redis_round_trips_total"), sample(m, "parley_redis_commands_total"));
 }
 
 TEST(Node, ReadyzFollowsRedisDownAndBackUp) {
@@ -128,6 +135,7 @@ TEST(Node, ReadyzFollowsRedisDownAndBackUp) {
   EXPECT_EQ(body["components"]["redis"], "down");
   EXPECT_EQ(body["components"]["postgres"], "up");
   EXPECT_TRUE(body["down"].contains("redis")) << r.body;
+  EXPECT_EQ(sample(n.get("/metrics").body, "parley_redis_connected"), 0);
   EXPECT_FALSE(body["down"]["redis"].get<std::string>().empty());
   EXPECT_EQ(n.get("/healthz").status, 200) << "liveness does not depend on Redis";
 
