@@ -108,10 +108,14 @@ grep -E 'Latency|Requests/sec' "$tmp/wrk.txt"
 echo
 common=(--url "$node" --tenant bench --key "$key" --bot bench --turns-per-session "$turns" --threads "$lg_threads")
 echo "== parleyd Bot API turns, closed loop: $loadgen --connections $conns --duration $duration --warmup 2 --turns-per-session $turns --threads $lg_threads"
+redis_counter() { curl -fs "$node/metrics" | awk -v n="$1" '$1 == n {printf "%d", $2}'; }
+cmds0=$(redis_counter parley_redis_commands_total); trips0=$(redis_counter parley_redis_round_trips_total)
 cpu_snapshot "$tmp/cpu0.json"
 "$loadgen" "${common[@]}" --connections "$conns" --duration "$duration" --warmup 2 | tee "$tmp/peak.txt" || true
 cpu_snapshot "$tmp/cpu1.json"
 cpu_diff "$tmp/cpu0.json" "$tmp/cpu1.json" "$((duration + 2))"
+cmds1=$(redis_counter parley_redis_commands_total); trips1=$(redis_counter parley_redis_round_trips_total)
+python3 -c "c, t = $cmds1 - $cmds0, $trips1 - $trips0; print(f'redis     {c} commands in {t} round trips: {c / max(t, 1):.1f} per round trip (group commit)')"
 peak=$(json_field turns_per_s < "$tmp/peak.txt")
 half=$(python3 -c "print(int($peak/2))")
 echo
