@@ -55,12 +55,9 @@ void answer(self_ptr self, status st, std::string message = {},
   out->result = std::move(result);
   out->session_id = s.session_id();
   const rt_snapshot& snap = s.snap;
-  out->external_key = snap.external_key();
   out->bot = snap.bot();
   out->bot_version = snap.bot_version();
   out->program_id = snap.state().program_id();
-  out->sequence = snap.sequence();
-  out->last_sequence_id = snap.last_sequence_id();
   out->program = s.prog;
   self->send(s.shard, done_atom::value, s.key, std::move(out));
   s.job.reset();
@@ -141,12 +138,12 @@ void after_commit(self_ptr self, const std::string& error) {
     auto t = now_ms();
     std::string tenant(s.tenant()), session = s.session_id();
     if (!was_new || !in.text.empty()) {
-      rows.push_back(transcript_row{tenant, session, s.snap.bot(), s.snap.sequence(), "in", 0,
+      rows.push_back(transcript_row{tenant, session, s.snap.sequence(), "in", 0,
                                     in.what == inbound::kind::end ? "[end] " + in.text : in.text, {}, t});
     }
     int idx = 0;
     for (const auto& m : result->messages())
-      rows.push_back(transcript_row{tenant, session, s.snap.bot(), s.snap.sequence(), "out", idx++, m.text(), {}, t});
+      rows.push_back(transcript_row{tenant, session, s.snap.sequence(), "out", idx++, m.text(), {}, t});
     std::vector<conversation_event> events;
     if (was_new)
       events.push_back(conversation_event{false, tenant, session, s.snap.bot(), s.snap.channel(), s.snap.external_key(),

@@ -73,12 +73,9 @@ struct turn_outcome {
   std::shared_ptr<const bot::v1::TurnResult> result;  ///< ok and replayed
   std::shared_ptr<const bot::program> program;        ///< the program the conversation runs
   std::string session_id;
-  std::string external_key;
   std::string bot;
   uint32_t bot_version = 0;
   std::string program_id;
-  uint64_t sequence = 0;                     ///< turns committed in this conversation
-  int64_t last_sequence_id = -1;             ///< highest Bot API sequenceId processed
 };
 
 struct runtime_options {

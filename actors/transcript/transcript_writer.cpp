@@ -116,7 +116,6 @@ void transcript_writer::loop() {
     lock.unlock();
     auto p = std::make_shared<std::promise<result<void>>>();
     auto f = p->get_future();
-    // Copies kept for a retry: the write may fail.
     write_(batch, events, [p](result<void> r) { p->set_value(std::move(r)); });
     auto r = f.get();
     lock.lock();

@@ -36,7 +36,6 @@ namespace parley::actors {
 struct transcript_row {
   std::string tenant;
   std::string session_id;
-  std::string bot;
   uint64_t sequence = 0;    ///< the conversation's turn number
   std::string direction;    ///< "in" or "out"
   int idx = 0;              ///< position within the turn and direction
@@ -55,8 +54,9 @@ struct conversation_event {
 
 class transcript_writer {
  public:
-  /// Writes one batch in one transaction; must be idempotent.
-  using write_fn = std::function<void(std::vector<transcript_row>, std::vector<conversation_event>,
+  /// Writes one batch in one transaction; must be idempotent. The batch stays with
+  /// the writer (it is written again if this write fails).
+  using write_fn = std::function<void(const std::vector<transcript_row>&, const std::vector<conversation_event>&,
                                       std::function<void(result<void>)>)>;
 
   struct options {

@@ -148,26 +148,26 @@ int run(const settings::settings& cfg) {
   else
     registry.start();
   actors::transcript_writer transcripts(
-      [p](std::vector<actors::transcript_row> rows, std::vector<actors::conversation_event> events,
+      [p](const std::vector<actors::transcript_row>& rows, const std::vector<actors::conversation_event>& events,
           std::function<void(result<void>)> done) {
         std::vector<store::transcript_row> out;
         out.reserve(rows.size());
-        for (auto& r : rows)
-          out.push_back({std::move(r.tenant), std::move(r.session_id), static_cast<int64_t>(r.sequence),
-                         std::move(r.direction), r.idx, std::move(r.text), std::move(r.payload), r.created_unix_ms});
+        for (const auto& r : rows)
+          out.push_back({r.tenant, r.session_id, static_cast<int64_t>(r.sequence), r.direction, r.idx, r.text,
+                         r.payload, r.created_unix_ms});
         std::vector<store::conversation_record> started;
         std::vector<store::conversation_end> ended;
-        for (auto& e : events) {
+        for (const auto& e : events) {
           if (e.ended) {
-            ended.push_back({std::move(e.tenant), std::move(e.session_id), std::move(e.reason)});
+            ended.push_back({e.tenant, e.session_id, e.reason});
           } else {
             store::conversation_record c;
-            c.tenant = std::move(e.tenant);
-            c.session_id = std::move(e.session_id);
-            c.bot = std::move(e.bot);
+            c.tenant = e.tenant;
+            c.session_id = e.session_id;
+            c.bot = e.bot;
             c.version = static_cast<int>(e.version);
-            c.channel = std::move(e.channel);
-            c.external_key = std::move(e.external_key);
+            c.channel = e.channel;
+            c.external_key = e.external_key;
             started.push_back(std::move(c));
           }
         }

@@ -19,7 +19,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-transcript_row row(uint64_t seq) { return transcript_row{"t", "s", "b", seq, "in", 0, "hi", {}, 0}; }
+transcript_row row(uint64_t seq) { return transcript_row{"t", "s", seq, "in", 0, "hi", {}, 0}; }
 
 double sample(prometheus::Registry& reg, const std::string& name) {
   auto text = prometheus::TextSerializer{}.Serialize(reg.Collect());
@@ -34,7 +34,7 @@ struct sink {
   int failures_left = 0;
   int calls = 0;
   transcript_writer::write_fn fn() {
-    return [this](std::vector<transcript_row> rows, std::vector<conversation_event>,
+    return [this](const std::vector<transcript_row>& rows, const std::vector<conversation_event>&,
                   std::function<void(result<void>)> done) {
       std::unique_lock<std::mutex> lock(m);
       ++calls;
@@ -83,7 +83,8 @@ TEST(TranscriptWriter, ABoundedBufferDropsAndCountsWhatDoesNotFit) {
   std::vector<uint64_t> written;
   prometheus::Registry reg;
   transcript_writer w(
-      [&](std::vector<transcript_row> rows, std::vector<conversation_event>, std::function<void(result<void>)> done) {
+      [&](const std::vector<transcript_row>& rows, const std::vector<conversation_event>&,
+          std::function<void(result<void>)> done) {
         std::unique_lock<std::mutex> lock(m);
         in_write = true;
         cv.notify_all();
