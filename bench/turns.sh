@@ -17,6 +17,7 @@
 # and prints both rates, the ratio (goal >= 0.40) and p99 at half peak (goal < 5 ms).
 # LOADGEN_THREADS (default 2) sets the load generator's I/O threads; PARLEY_BENCH_BUILD
 # (default build/release) the build folder (configured Release, tests off).
+# PARLEY_BENCH_PERF=FILE records `perf record -a -g` for 5 s of the peak run into FILE.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -111,7 +112,13 @@ echo "== parleyd Bot API turns, closed loop: $loadgen --connections $conns --dur
 redis_counter() { curl -fs "$node/metrics" | awk -v n="$1" '$1 == n {printf "%d", $2}'; }
 cmds0=$(redis_counter parley_redis_commands_total); trips0=$(redis_counter parley_redis_round_trips_total)
 cpu_snapshot "$tmp/cpu0.json"
+perf_pid=
+if [ -n "${PARLEY_BENCH_PERF:-}" ]; then
+  (sleep 2; exec perf record -a -g -F 499 -o "$PARLEY_BENCH_PERF" -- sleep "$((duration > 5 ? 5 : duration))") 2>/dev/null &
+  perf_pid=$!
+fi
 "$loadgen" "${common[@]}" --connections "$conns" --duration "$duration" --warmup 2 | tee "$tmp/peak.txt" || true
+[ -n "$perf_pid" ] && wait "$perf_pid"
 cpu_snapshot "$tmp/cpu1.json"
 cpu_diff "$tmp/cpu0.json" "$tmp/cpu1.json" "$((duration + 2))"
 cmds1=$(redis_counter parley_redis_commands_total); trips1=$(redis_counter parley_redis_round_trips_total)
