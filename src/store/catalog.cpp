@@ -10,7 +10,9 @@
 #include <cstdlib>
 #include <exception>
 #include <memory>
+#include <optional>
 #include <type_traits>
+#include <unordered_map>
 #include <utility>
 #include <variant>
 
@@ -645,7 +647,6 @@ job_of<std::optional<conversation_record>> get_conversation_job(std::string tena
   };
 }
 
-/// Rows per INSERT statement: 8 parameters each, well under libpq's 65535.
 /// A Postgres array literal ("{...}") built element by element, for batch statements
 /// that pass their rows as array parameters to unnest().
 class array_literal {
@@ -676,54 +677,251 @@ class array_literal {
   std::string s_ = "{";
 };
 
-job_of<std::size_t> transcript_batch_job(std::vector<transcript_row> rows) {
+// ------------------------------------------------------------------ transcripts
+//
+// Stored one row per turn in transcript_turns (migrations/0004_transcript_turns.sql):
+// Postgres pays per row, and a turn's inbound message and replies always travel
+// together. The catalog's API keeps the per-message transcript_row; a batch is
+// grouped into turns on the way in and expanded back on the way out.
+
+/// Highest reply idx a turn may have: a turn's replies are one JSON array.
+constexpr int max_reply_idx = 9999;
+
+/// One turn of a batch, ready for transcript_turns. `outbound[i]` is the JSON of
+/// reply i (see the migration) or empty when the batch does not hold it.
+struct batch_turn {
+  std::string tenant;
+  std::string session;
+  std::int64_t sequence = 0;
+  std::optional<std::string> inbound;
+  std::string inbound_payload;  ///< JSON text, empty for none
+  std::vector<std::string> outbound;
+  std::int64_t at_ms = 0;  ///< the earliest non-zero at_ms of its rows; 0: now()
+  std::size_t messages = 0;
+
+  /// `outbound` as a JSON array, with null for the replies left out (`keep`
+  /// says which to write; empty: every one the batch holds).
+  std::string outbound_json(const std::vector<bool>& keep = {}) const {
+    std::string s = "[";
+    for (std::size_t i = 0; i < outbound.size(); ++i) {
+      if (i > 0) s += ',';
+      bool write = !outbound[i].empty() && (keep.empty() || keep[i]);
+      s += write ? outbound[i] : "null";
+    }
+    return s + ']';
+  }
+};
+
+/// The turn key of a row: the table's primary key (session ids hold no NUL once
+/// cleaned, so the separator cannot occur in them).
+std::string turn_key(const std::string& session, std::int64_t sequence) {
+  std::string key = session;
+  key += '\0';
+  key += std::to_string(sequence);
+  return key;
+}
+
+/// The JSON of one reply: its text as a JSON string, or {"text", "payload"}.
+std::string reply_json(const std::string& text, const std::string& payload_json) {
+  std::string text_json = json(text).dump();
+  if (payload_json.empty()) return text_json;
+  return "{\"text\":" + text_json + ",\"payload\":" + payload_json + "}";
+}
+
+/// A batch checked and grouped into turns on the caller's thread, so a retried
+/// job only runs its statements. `failure` holds the first bad row's message.
+struct prepared_batch {
+  std::optional<std::string> failure;
+  std::vector<batch_turn> turns;
+};
+
+prepared_batch prepare_batch(std::vector<transcript_row>& rows) {
+  prepared_batch b;
+  std::unordered_map<std::string, std::size_t> by_key;  // turn_key -> index in turns
+  // Rows of one turn arrive adjacent: look at the last turn before the map.
   for (std::size_t i = 0; i < rows.size(); ++i) {
     auto& r = rows[i];
     r.text = clean_text(r.text);
     r.session_id = clean_text(r.session_id);
-  }
-  return [rows = std::move(rows)](pqxx::transaction_base& tx) {
-    for (std::size_t i = 0; i < rows.size(); ++i) {
-      const auto& r = rows[i];
-      std::string where = "transcript row " + std::to_string(i) + " (session '" + r.session_id +
-                          "', sequence " + std::to_string(r.sequence) + ")";
-      if (r.direction != "in" && r.direction != "out")
-        fail("invalid_argument",
-             where + ": direction must be \"in\" or \"out\", not \"" + r.direction + "\"");
-      if (r.tenant.empty() || r.session_id.empty())
-        fail("invalid_argument", where + ": tenant and session must not be empty");
-      if (!r.payload_json.empty() && !json::accept(r.payload_json))
-        fail("invalid_argument", where + ": payload is not a JSON document");
+    auto bad = [&](const std::string& why) {
+      b.failure = "transcript row " + std::to_string(i) + " (session '" + r.session_id +
+                  "', sequence " + std::to_string(r.sequence) + "): " + why;
+      b.turns.clear();
+      return std::move(b);
+    };
+    if (r.direction != "in" && r.direction != "out")
+      return bad("direction must be \"in\" or \"out\", not \"" + r.direction + "\"");
+    if (r.tenant.empty() || r.session_id.empty())
+      return bad("tenant and session must not be empty");
+    if (!r.payload_json.empty() && !json::accept(r.payload_json))
+      return bad("payload is not a JSON document");
+    if (r.direction == "in" && r.idx != 0)
+      return bad("idx of an inbound message must be 0, not " + std::to_string(r.idx));
+    if (r.direction == "out" && (r.idx < 0 || r.idx > max_reply_idx))
+      return bad("idx of a reply must be 0 to " + std::to_string(max_reply_idx) + ", not " +
+                 std::to_string(r.idx));
+    std::size_t at;
+    if (!b.turns.empty() && b.turns.back().sequence == r.sequence &&
+        b.turns.back().session == r.session_id) {
+      at = b.turns.size() - 1;
+    } else {
+      auto [it, fresh] = by_key.emplace(turn_key(r.session_id, r.sequence), b.turns.size());
+      at = it->second;
+      if (fresh) {
+        b.turns.emplace_back();
+        b.turns.back().tenant = r.tenant;
+        b.turns.back().session = r.session_id;
+        b.turns.back().sequence = r.sequence;
+      }
     }
-    // One statement per batch, whatever its size: the rows travel as eight array
+    auto& t = b.turns[at];
+    if (t.tenant != r.tenant)
+      return bad("tenant '" + r.tenant + "' differs from tenant '" + t.tenant +
+                 "' of an earlier row of the same turn");
+    if (r.at_ms != 0 && (t.at_ms == 0 || r.at_ms < t.at_ms)) t.at_ms = r.at_ms;
+    // A message given twice keeps its first copy, as the per-message table did.
+    if (r.direction == "in") {
+      if (t.inbound) continue;
+      t.inbound = std::move(r.text);
+      t.inbound_payload = std::move(r.payload_json);
+    } else {
+      auto idx = static_cast<std::size_t>(r.idx);
+      if (t.outbound.size() <= idx) t.outbound.resize(idx + 1);
+      if (!t.outbound[idx].empty()) continue;
+      t.outbound[idx] = reply_json(r.text, r.payload_json);
+    }
+    ++t.messages;
+  }
+  return b;
+}
+
+/// Adds the batch's messages that a stored turn lacks: a turn whose rows the
+/// transcript writer split over two batches, or a batch written again. Runs
+/// only for the turns the INSERT found stored already. Result: messages added.
+std::size_t merge_stored_turns(pqxx::transaction_base& tx, const std::vector<batch_turn>& turns,
+                               const std::vector<std::size_t>& conflicts) {
+  array_literal sessions, sequences;
+  for (auto i : conflicts) {
+    sessions.text(turns[i].session);
+    sequences.number(turns[i].sequence);
+  }
+  // Per stored turn: its tenant, whether it has its inbound message, and the
+  // positions of the replies it has. Locked, so the update below adds to what
+  // was read.
+  std::unordered_map<std::string, std::size_t> by_key;
+  for (auto i : conflicts) by_key.emplace(turn_key(turns[i].session, turns[i].sequence), i);
+  array_literal u_sessions, u_sequences, u_inbound, u_payloads, u_outbound;
+  std::size_t added = 0;
+  bool any = false;
+  for (const auto& row : tx.exec_params(
+           "SELECT t.session_id, t.sequence, t.tenant_id, t.inbound IS NOT NULL, "
+           "coalesce((SELECT array_agg(e.k - 1) FROM jsonb_array_elements(t.outbound) "
+           "WITH ORDINALITY AS e(v, k) WHERE e.v <> 'null'::jsonb), '{}') "
+           "FROM unnest($1::text[], $2::bigint[]) AS u(s, q) "
+           "JOIN transcript_turns t ON t.session_id = u.s AND t.sequence = u.q FOR UPDATE OF t",
+           sessions.str(), sequences.str())) {
+    auto found = by_key.find(turn_key(row[0].as<std::string>(), row[1].as<std::int64_t>()));
+    if (found == by_key.end()) continue;
+    const auto& t = turns[found->second];
+    if (row[2].as<std::string>() != t.tenant) continue;  // another tenant's turn: left alone
+    std::vector<bool> keep(t.outbound.size(), true);
+    auto stored = row[4].as_array();
+    for (auto e = stored.get_next(); e.first != pqxx::array_parser::juncture::done;
+         e = stored.get_next()) {
+      if (e.first != pqxx::array_parser::juncture::string_value) continue;
+      auto k = std::stoul(e.second);
+      if (k < keep.size()) keep[k] = false;
+    }
+    bool new_inbound = t.inbound && !row[3].as<bool>();
+    std::size_t new_replies = 0;
+    for (std::size_t k = 0; k < keep.size(); ++k) {
+      if (t.outbound[k].empty()) keep[k] = false;
+      if (keep[k]) ++new_replies;
+    }
+    if (!new_inbound && new_replies == 0) continue;
+    added += (new_inbound ? 1 : 0) + new_replies;
+    any = true;
+    u_sessions.text(t.session);
+    u_sequences.number(t.sequence);
+    if (new_inbound)
+      u_inbound.text(*t.inbound);
+    else
+      u_inbound.null();
+    if (new_inbound && !t.inbound_payload.empty())
+      u_payloads.text(t.inbound_payload);
+    else
+      u_payloads.null();
+    u_outbound.text(t.outbound_json(keep));
+  }
+  if (!any) return 0;
+  // Reply k becomes the batch's where the batch brings it (it was missing), and
+  // stays as stored elsewhere.
+  tx.exec_params(
+      "UPDATE transcript_turns t SET "
+      "inbound = coalesce(t.inbound, u.i), "
+      "inbound_payload = CASE WHEN t.inbound IS NULL THEN u.p::jsonb ELSE t.inbound_payload END, "
+      "outbound = (SELECT coalesce(jsonb_agg(CASE WHEN coalesce(u.o::jsonb -> k, 'null') = 'null' "
+      "THEN coalesce(t.outbound -> k, 'null') ELSE u.o::jsonb -> k END ORDER BY k), '[]') "
+      "FROM generate_series(0, greatest(jsonb_array_length(t.outbound), "
+      "jsonb_array_length(u.o::jsonb)) - 1) AS k) "
+      "FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[]) AS u(s, q, i, p, o) "
+      "WHERE t.session_id = u.s AND t.sequence = u.q",
+      u_sessions.str(), u_sequences.str(), u_inbound.str(), u_payloads.str(), u_outbound.str());
+  return added;
+}
+
+job_of<std::size_t> transcript_batch_job(std::vector<transcript_row> rows) {
+  auto batch = std::make_shared<const prepared_batch>(prepare_batch(rows));
+  return [batch](pqxx::transaction_base& tx) -> std::size_t {
+    if (batch->failure) fail("invalid_argument", *batch->failure);
+    const auto& turns = batch->turns;
+    if (turns.empty()) return 0;
+    // One statement per batch, whatever its size: the turns travel as array
     // parameters and unnest() turns them back into rows. Postgres parses and plans a
     // short constant statement instead of a VALUES list of thousands of parameters.
-    array_literal tenants, sessions, sequences, directions, idxs, texts, payloads, ats;
-    for (const auto& r : rows) {
-      tenants.text(r.tenant);
-      sessions.text(r.session_id);
-      sequences.number(r.sequence);
-      directions.text(r.direction);
-      idxs.number(r.idx);
-      texts.text(r.text);
-      if (r.payload_json.empty())
-        payloads.null();
+    array_literal tenants, sessions, sequences, inbound, payloads, outbound, ats;
+    for (const auto& t : turns) {
+      tenants.text(t.tenant);
+      sessions.text(t.session);
+      sequences.number(t.sequence);
+      if (t.inbound)
+        inbound.text(*t.inbound);
       else
-        payloads.text(r.payload_json);
-      ats.number(r.at_ms);
+        inbound.null();
+      if (t.inbound && !t.inbound_payload.empty())
+        payloads.text(t.inbound_payload);
+      else
+        payloads.null();
+      outbound.text(t.outbound_json());
+      ats.number(t.at_ms);
     }
-    std::size_t inserted =
-        tx.exec_params(
-              "INSERT INTO transcript_messages (tenant_id, session_id, sequence, direction, idx, text, payload, "
-              "created_at) "
-              "SELECT t, s, q, d, i, x, p::jsonb, CASE WHEN a = 0 THEN now() ELSE to_timestamp(a / 1000.0) END "
-              "FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::integer[], $6::text[], $7::text[], "
-              "$8::bigint[]) AS u(t, s, q, d, i, x, p, a) "
-              "ON CONFLICT (session_id, sequence, direction, idx) DO NOTHING",
-              tenants.str(), sessions.str(), sequences.str(), directions.str(), idxs.str(), texts.str(),
-              payloads.str(), ats.str())
-            .affected_rows();
-    return inserted;
+    auto stored = tx.exec_params(
+        "INSERT INTO transcript_turns (tenant_id, session_id, sequence, inbound, inbound_payload, "
+        "outbound, created_at) "
+        "SELECT t, s, q, i, p::jsonb, o::jsonb, "
+        "CASE WHEN a = 0 THEN now() ELSE to_timestamp(a / 1000.0) END "
+        "FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], "
+        "$7::bigint[]) AS u(t, s, q, i, p, o, a) "
+        "ON CONFLICT (session_id, sequence) DO NOTHING RETURNING session_id, sequence",
+        tenants.str(), sessions.str(), sequences.str(), inbound.str(), payloads.str(),
+        outbound.str(), ats.str());
+    // Counted in messages, as when every message was a row.
+    std::size_t inserted = 0;
+    std::vector<std::size_t> conflicts;
+    if (stored.size() == turns.size()) {
+      for (const auto& t : turns) inserted += t.messages;
+      return inserted;
+    }
+    std::unordered_map<std::string, bool> is_new;
+    for (const auto& row : stored)
+      is_new.emplace(turn_key(row[0].as<std::string>(), row[1].as<std::int64_t>()), true);
+    for (std::size_t i = 0; i < turns.size(); ++i) {
+      if (is_new.count(turn_key(turns[i].session, turns[i].sequence)) != 0)
+        inserted += turns[i].messages;
+      else
+        conflicts.push_back(i);
+    }
+    return inserted + merge_stored_turns(tx, turns, conflicts);
   };
 }
 
@@ -731,21 +929,40 @@ job_of<std::vector<transcript_row>> transcript_job(std::string tenant, std::stri
   return [tenant = std::move(tenant), session = std::move(session)](pqxx::transaction_base& tx) {
     std::vector<transcript_row> out;
     for (const auto& row :
-         tx.exec_params("SELECT sequence, direction, idx, text, coalesce(payload::text, ''), " +
+         tx.exec_params("SELECT sequence, inbound, coalesce(inbound_payload::text, ''), outbound::text, " +
                             ms("created_at") +
-                            " FROM transcript_messages WHERE tenant_id = $1 AND session_id = $2 "
-                            "ORDER BY sequence, direction = 'out', idx",
+                            " FROM transcript_turns WHERE tenant_id = $1 AND session_id = $2 "
+                            "ORDER BY sequence",
                         tenant, clean_text(session))) {
       transcript_row r;
       r.tenant = tenant;
       r.session_id = session;
       r.sequence = row[0].as<std::int64_t>();
-      r.direction = row[1].as<std::string>();
-      r.idx = row[2].as<int>();
-      r.text = row[3].as<std::string>();
-      r.payload_json = row[4].as<std::string>();
-      r.at_ms = row[5].as<std::int64_t>();
-      out.push_back(std::move(r));
+      r.at_ms = row[4].as<std::int64_t>();
+      if (!row[1].is_null()) {
+        r.direction = "in";
+        r.idx = 0;
+        r.text = row[1].as<std::string>();
+        r.payload_json = row[2].as<std::string>();
+        out.push_back(r);
+      }
+      auto replies = json::parse(row[3].as<std::string>(), nullptr, false);
+      if (!replies.is_array()) continue;
+      r.direction = "out";
+      for (std::size_t k = 0; k < replies.size(); ++k) {
+        const auto& e = replies[k];
+        if (e.is_string()) {
+          r.text = e.get<std::string>();
+          r.payload_json.clear();
+        } else if (e.is_object()) {
+          r.text = e.value("text", "");
+          r.payload_json = e.contains("payload") ? e["payload"].dump() : "";
+        } else {
+          continue;  // null: a reply never recorded
+        }
+        r.idx = static_cast<int>(k);
+        out.push_back(r);
+      }
     }
     return out;
   };

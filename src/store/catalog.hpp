@@ -2,7 +2,8 @@
 /// parley::store catalog: typed access to what Parley keeps in Postgres —
 /// tenants and their API keys, bots and their immutable versions, the active
 /// version pointer, conversations, transcripts, quarantined messages and the
-/// audit log (schema: migrations/0002_catalog.sql).
+/// audit log (schema: migrations/0002_catalog.sql; transcripts:
+/// migrations/0004_transcript_turns.sql).
 ///
 /// Threads: every function comes in two forms. The asynchronous one enqueues a
 /// job on the postgres_client and returns at once; `done` runs exactly once on
@@ -270,7 +271,13 @@ result<std::optional<conversation_record>> get_conversation_sync(postgres_client
 // ------------------------------------------------------------------ transcripts
 
 /// One inbound or outbound message of a turn. A turn's inbound message is
-/// (sequence, "in", 0); its replies are (sequence, "out", 0..n-1).
+/// (sequence, "in", 0); its replies are (sequence, "out", 0..n-1), n <= 10000.
+///
+/// Storage: one row per turn in transcript_turns (migrations/0004_transcript_turns.sql),
+/// keyed by (session_id, sequence); these functions group rows into turns on write
+/// and expand turns back into rows on read. So the rows of one turn share one
+/// tenant and one time: `at_ms` reads back as the turn's time, the earliest
+/// non-zero at_ms of its rows when first written (0 for all: now()).
 struct transcript_row {
   std::string tenant;
   std::string session_id;
@@ -282,21 +289,26 @@ struct transcript_row {
   std::int64_t at_ms = 0;    ///< when it happened; 0: now()
 };
 
-/// Inserts rows with multi-row INSERT ... ON CONFLICT DO NOTHING in one
-/// transaction: writing a batch again inserts nothing more. Result: rows
-/// actually inserted. Errors: `invalid_argument` (a bad direction or a
-/// payload that is not JSON: nothing is written).
+/// Writes a batch in one transaction: its rows grouped by (session, sequence)
+/// into one row per turn (the rows of a turn need not be adjacent, nor all in
+/// one batch), inserted by one INSERT ... ON CONFLICT DO NOTHING. A turn already
+/// stored gets only the messages it lacks (a turn the caller split over two
+/// batches), so writing a batch again stores nothing more; a message given
+/// twice keeps its first copy, and a stored turn of another tenant is left
+/// alone. Result: messages actually stored (counted per message, not per turn).
+/// Errors: `invalid_argument` naming the row and field (a bad direction or idx,
+/// an empty tenant or session, a payload that is not JSON, a turn with two
+/// tenants): nothing is written.
 void write_transcript_batch(postgres_client& pg, std::vector<transcript_row> rows,
                             catalog_callback<std::size_t> done);
 result<std::size_t> write_transcript_batch_sync(postgres_client& pg,
                                                 std::vector<transcript_row> rows);
 
-/// A session's messages by (sequence, direction "in" first, idx).
 /// The records of many turns in one transaction: conversations started (inserted
 /// once, as upsert_conversation), conversations ended (as end_conversation) and
 /// transcript rows (as write_transcript_batch). Conversation writes come first, so a
 /// transcript never names a conversation that is not recorded. Result: the transcript
-/// rows inserted.
+/// messages stored.
 struct conversation_end {
   std::string tenant;
   std::string session_id;
@@ -306,6 +318,7 @@ void write_turn_records(postgres_client& pg, std::vector<conversation_record> st
                         std::vector<conversation_end> ended, std::vector<transcript_row> rows,
                         catalog_callback<std::size_t> done);
 
+/// A session's messages by (sequence, direction "in" first, idx).
 void transcript(postgres_client& pg, std::string tenant, std::string session_id,
                 catalog_callback<std::vector<transcript_row>> done);
 result<std::vector<transcript_row>> transcript_sync(postgres_client& pg, std::string tenant,

@@ -12,8 +12,10 @@
 #include <future>
 #include <set>
 #include <thread>
+#include <tuple>
 
 #include "src/bot/bot.hpp"
+#include "src/store/migrations.hpp"
 #include "tests/integration/catalog/support.hpp"
 
 namespace parley::store {
@@ -364,7 +366,9 @@ TEST_F(catalog_test, transcript_batches_are_idempotent) {
   EXPECT_EQ(nlohmann::json::parse((*rows)[1].payload_json),
             nlohmann::json::parse(R"({"choices":["x"]})"));
   EXPECT_EQ((*rows)[2].idx, 1);
+  // A turn is stored with one time, the earliest given: its rows share it.
   EXPECT_EQ((*rows)[2].at_ms, 1700000000123);
+  EXPECT_EQ((*rows)[0].at_ms, 1700000000123);
   EXPECT_EQ((*rows)[9].text, "bye");
 
   // Bytes Postgres cannot store are cleaned, not fatal to the batch.
@@ -396,6 +400,175 @@ TEST_F(catalog_test, transcript_batches_are_idempotent) {
     big.push_back({tenant_, session, seq, "in", 0, "m", "", 0});
   EXPECT_EQ(*write_transcript_batch_sync(*pg_, big), 1200u);
   EXPECT_EQ(*write_transcript_batch_sync(*pg_, big), 0u);
+}
+
+TEST_F(catalog_test, a_turn_is_one_row_and_reads_back_as_its_messages) {
+  std::string session = unique_name("session");
+  // Rows of transcript_turns for this session: sequence, inbound (or "NULL"),
+  // number of replies.
+  auto stored = [&] {
+    auto r = pg_->query_sync([&](pqxx::transaction_base& tx) {
+      std::vector<std::tuple<std::int64_t, std::string, int>> out;
+      for (const auto& row : tx.exec_params(
+               "SELECT sequence, coalesce(inbound, 'NULL'), jsonb_array_length(outbound) "
+               "FROM transcript_turns WHERE session_id = $1 ORDER BY sequence",
+               session))
+        out.emplace_back(row[0].as<std::int64_t>(), row[1].as<std::string>(), row[2].as<int>());
+      return out;
+    });
+    EXPECT_TRUE(r) << r.err().message;
+    return r ? *r : std::vector<std::tuple<std::int64_t, std::string, int>>{};
+  };
+  using turn = std::tuple<std::int64_t, std::string, int>;
+
+  std::vector<transcript_row> batch{
+      {tenant_, session, 1, "in", 0, "where is my order?", "", 1700000000500},
+      {tenant_, session, 1, "out", 0, "Which order?", "", 1700000000500},
+      {tenant_, session, 1, "out", 1, "Pick one:", R"({"choices":["A-1","B-2"]})", 1700000000500}};
+  auto first = write_transcript_batch_sync(*pg_, batch);
+  ASSERT_TRUE(first) << first.err().message;
+  EXPECT_EQ(*first, 3u) << "counted in messages";
+  EXPECT_EQ(stored(), (std::vector<turn>{{1, "where is my order?", 2}}));
+
+  auto rows = transcript_sync(*pg_, tenant_, session);
+  ASSERT_TRUE(rows) << rows.err().message;
+  ASSERT_EQ(rows->size(), batch.size());
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    SCOPED_TRACE("row " + std::to_string(i));
+    const auto& want = batch[i];
+    const auto& got = (*rows)[i];
+    EXPECT_EQ(got.tenant, want.tenant);
+    EXPECT_EQ(got.session_id, want.session_id);
+    EXPECT_EQ(got.sequence, want.sequence);
+    EXPECT_EQ(got.direction, want.direction);
+    EXPECT_EQ(got.idx, want.idx);
+    EXPECT_EQ(got.text, want.text);
+    if (want.payload_json.empty())
+      EXPECT_EQ(got.payload_json, "");
+    else
+      EXPECT_EQ(nlohmann::json::parse(got.payload_json), nlohmann::json::parse(want.payload_json));
+    EXPECT_EQ(got.at_ms, want.at_ms);
+  }
+
+  // The same batch again stores nothing and changes nothing.
+  auto again = write_transcript_batch_sync(*pg_, batch);
+  ASSERT_TRUE(again) << again.err().message;
+  EXPECT_EQ(*again, 0u);
+  EXPECT_EQ(stored(), (std::vector<turn>{{1, "where is my order?", 2}}));
+  EXPECT_EQ(transcript_sync(*pg_, tenant_, session)->size(), 3u);
+
+  // A turn split over two batches (as the transcript writer may cut a batch in
+  // the middle of a turn), rows out of order: still one row, nothing lost; the
+  // second batch stores only what the first lacked.
+  std::vector<transcript_row> head{{tenant_, session, 2, "out", 1, "second reply", "", 0},
+                                   {tenant_, session, 3, "out", 0, "welcome back", "", 0},
+                                   {tenant_, session, 2, "in", 0, "and now?", "", 0}};
+  EXPECT_EQ(*write_transcript_batch_sync(*pg_, head), 3u);
+  std::vector<transcript_row> tail{{tenant_, session, 2, "out", 0, "first reply", "", 0},
+                                   {tenant_, session, 2, "out", 1, "second reply", "", 0},
+                                   {tenant_, session, 2, "in", 0, "and now?", "", 0}};
+  EXPECT_EQ(*write_transcript_batch_sync(*pg_, tail), 1u);
+  EXPECT_EQ(*write_transcript_batch_sync(*pg_, tail), 0u);
+  EXPECT_EQ(stored(), (std::vector<turn>{{1, "where is my order?", 2}, {2, "and now?", 2}, {3, "NULL", 1}}));
+  rows = transcript_sync(*pg_, tenant_, session);
+  ASSERT_TRUE(rows);
+  std::vector<std::string> texts;
+  for (const auto& r : *rows)
+    texts.push_back(std::to_string(r.sequence) + " " + r.direction + " " + std::to_string(r.idx) +
+                    " " + r.text);
+  EXPECT_EQ(texts, (std::vector<std::string>{
+                       "1 in 0 where is my order?", "1 out 0 Which order?", "1 out 1 Pick one:",
+                       "2 in 0 and now?", "2 out 0 first reply", "2 out 1 second reply",
+                       "3 out 0 welcome back"}));
+  // Only a missing inbound message is added to a stored turn; a stored one stays.
+  EXPECT_EQ(*write_transcript_batch_sync(*pg_, {{tenant_, session, 3, "in", 0, "", "", 0},
+                                                {tenant_, session, 2, "in", 0, "changed", "", 0}}),
+            1u);
+  EXPECT_EQ(stored(), (std::vector<turn>{{1, "where is my order?", 2}, {2, "and now?", 2}, {3, "", 1}}));
+
+  // write_turn_records takes the same path, after the conversation rows.
+  std::string other = unique_name("session");
+  std::promise<result<std::size_t>> done;
+  write_turn_records(*pg_, {conversation(other, 1)}, {}, 
+                     {{tenant_, other, 1, "in", 0, "hi", "", 0}, {tenant_, other, 1, "out", 0, "hello", "", 0}},
+                     [&](result<std::size_t> r) { done.set_value(std::move(r)); });
+  auto written = done.get_future().get();
+  ASSERT_TRUE(written) << written.err().message;
+  EXPECT_EQ(*written, 2u);
+  ASSERT_EQ(transcript_sync(*pg_, tenant_, other)->size(), 2u);
+
+  // Errors name the row and the field; nothing of the batch is written.
+  auto two_inbound = write_transcript_batch_sync(
+      *pg_, {{tenant_, session, 9, "in", 0, "x", "", 0}, {tenant_, session, 9, "in", 1, "y", "", 0}});
+  ASSERT_FALSE(two_inbound);
+  EXPECT_EQ(two_inbound.err().code, "invalid_argument");
+  EXPECT_NE(two_inbound.err().message.find("transcript row 1"), std::string::npos)
+      << two_inbound.err().message;
+  EXPECT_NE(two_inbound.err().message.find("idx"), std::string::npos) << two_inbound.err().message;
+  auto two_tenants = write_transcript_batch_sync(
+      *pg_, {{tenant_, session, 9, "in", 0, "x", "", 0}, {tenant_ + "x", session, 9, "out", 0, "y", "", 0}});
+  ASSERT_FALSE(two_tenants);
+  EXPECT_NE(two_tenants.err().message.find("tenant"), std::string::npos) << two_tenants.err().message;
+  auto bad_payload = write_transcript_batch_sync(*pg_, {{tenant_, session, 9, "out", 0, "y", "{nope", 0}});
+  ASSERT_FALSE(bad_payload);
+  EXPECT_NE(bad_payload.err().message.find("transcript row 0"), std::string::npos);
+  EXPECT_NE(bad_payload.err().message.find("payload"), std::string::npos);
+  EXPECT_EQ(stored().size(), 3u);
+}
+
+TEST_F(catalog_test, migration_4_moves_transcript_messages_into_turns) {
+  // Migrations 1-3 into a scratch schema, transcript_messages rows as the old
+  // writer stored them, then migration 4.
+  migration_options options;
+  options.schema = unique_name("cat_mig");
+  auto all = embedded_migrations();
+  options.migrations.assign(all.begin(), all.begin() + 3);
+  ASSERT_EQ(options.migrations.back().version, 3);
+  auto applied = apply_migrations(*pg_, options);
+  ASSERT_TRUE(applied) << applied.err().message;
+  auto exec = [&](const std::string& sql) {
+    auto r = pg_->run_sync([&](pqxx::transaction_base& tx) {
+      tx.exec("SET LOCAL search_path TO " + tx.quote_name(options.schema));
+      tx.exec(sql);
+    });
+    EXPECT_TRUE(r) << r.err().message;
+  };
+  exec("INSERT INTO transcript_messages (tenant_id, session_id, sequence, direction, idx, text, "
+       "payload, created_at) VALUES "
+       "('t1', 's1', 1, 'in', 0, 'hello', NULL, to_timestamp(1700000000)), "
+       "('t1', 's1', 1, 'out', 1, 'b', '{\"choices\":[\"x\"]}', to_timestamp(1700000000)), "
+       "('t1', 's1', 1, 'out', 0, 'a', NULL, to_timestamp(1700000000)), "
+       "('t1', 's1', 2, 'out', 0, 'welcome', NULL, to_timestamp(1700000001)), "
+       "('t1', 's1', 3, 'in', 0, 'bye', '{\"k\":1}', to_timestamp(1700000002)), "
+       "('t1', 's1', 4, 'out', 2, 'after a gap', NULL, to_timestamp(1700000003)), "
+       "('t1', 's2', 1, 'in', 0, 'other', NULL, to_timestamp(1700000004))");
+  options.migrations = all;
+  applied = apply_migrations(*pg_, options);
+  ASSERT_TRUE(applied) << applied.err().message;
+  auto turns = pg_->query_sync([&](pqxx::transaction_base& tx) {
+    std::vector<std::string> out;
+    tx.exec("SET LOCAL search_path TO " + tx.quote_name(options.schema));
+    for (const auto& row : tx.exec(
+             "SELECT tenant_id || ' ' || session_id || ' ' || sequence || ' ' || "
+             "coalesce(inbound, 'NULL') || ' ' || coalesce(inbound_payload::text, 'NULL') || ' ' || "
+             "outbound::text || ' ' || extract(epoch from created_at)::bigint "
+             "FROM transcript_turns ORDER BY session_id, sequence"))
+      out.push_back(row[0].as<std::string>());
+    out.push_back(tx.exec("SELECT to_regclass('transcript_messages') IS NULL")[0][0].as<std::string>());
+    return out;
+  });
+  ASSERT_TRUE(turns) << turns.err().message;
+  EXPECT_EQ(*turns, (std::vector<std::string>{
+                        R"(t1 s1 1 hello NULL ["a", {"text": "b", "payload": {"choices": ["x"]}}] 1700000000)",
+                        R"(t1 s1 2 NULL NULL ["welcome"] 1700000001)",
+                        R"(t1 s1 3 bye {"k": 1} [] 1700000002)",
+                        R"(t1 s1 4 NULL NULL [null, null, "after a gap"] 1700000003)",
+                        R"(t1 s2 1 other NULL [] 1700000004)",
+                        "t"}));
+  auto dropped = pg_->run_sync([&](pqxx::transaction_base& tx) {
+    tx.exec("DROP SCHEMA " + tx.quote_name(options.schema) + " CASCADE");
+  });
+  EXPECT_TRUE(dropped) << dropped.err().message;
 }
 
 TEST_F(catalog_test, conversations_start_once_and_end_once) {
