@@ -23,16 +23,25 @@
 // Threads: --threads io_contexts (default 1), each running its own users and
 // samples; nothing is shared between them until the end. Every wait is bounded:
 // the run stops issuing at warmup + duration and waits at most --drain for the
-// turns in flight.
+// turns in flight; a connect or turn that takes longer than its timeout (5 s,
+// 10 s) counts as a transport error and the user reconnects.
+//
+// Cost: the load generator runs on the machine it measures, so every CPU
+// microsecond it spends per turn is taken from the server. It therefore speaks
+// HTTP/1.1 itself over plain asio sockets instead of using an HTTP library:
+// requests are assembled into a reused per-user string from a header block
+// formatted once, responses are parsed in place in a reused per-user buffer
+// (status line, Content-Length, Connection), there is no timer per operation
+// (one periodic check per thread finds stalled users), and a turn allocates
+// nothing once the buffers have grown to size.
 
 #include <sys/resource.h>
 
 #include <boost/asio.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -41,7 +50,9 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -49,11 +60,18 @@
 namespace {
 
 namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
+using error_code = boost::system::error_code;
 using tcp = asio::ip::tcp;
 using clock_type = std::chrono::steady_clock;
 using namespace std::chrono_literals;
+
+constexpr auto connect_timeout = 5s;
+constexpr auto turn_timeout = 10s;           // request written + answer read
+constexpr auto stall_check_every = 500ms;    // how often a worker looks for stalled users
+constexpr auto transport_backoff = 20ms;     // pause before a user retries after a transport error
+constexpr std::size_t initial_buffer = 8 * 1024;
+constexpr std::size_t max_head_bytes = 64 * 1024;        // status line + headers
+constexpr std::size_t max_body_bytes = 64 * 1024 * 1024;
 
 struct options {
   std::string url = "http://127.0.0.1:8080";
@@ -112,19 +130,132 @@ std::string json_escape(const std::string& s) {
   return out;
 }
 
+/// Appends the decimal form of an integer without a temporary string.
+template <typename Int>
+void append_int(std::string& out, Int v) {
+  static_assert(std::is_integral_v<Int>);
+  char b[24];
+  auto r = std::to_chars(b, b + sizeof b, v);
+  out.append(b, r.ptr);
+}
+
 /// Extracts the string value of `"sessionId"` from a start response without a
 /// JSON parser (the load generator shares the CPU with the server it measures).
-std::string session_id_of(const std::string& body) {
+std::string_view session_id_of(std::string_view body) {
   auto k = body.find("\"sessionId\"");
-  if (k == std::string::npos) return {};
+  if (k == std::string_view::npos) return {};
   auto colon = body.find(':', k);
-  if (colon == std::string::npos) return {};
+  if (colon == std::string_view::npos) return {};
   auto q1 = body.find('"', colon);
-  if (q1 == std::string::npos) return {};
+  if (q1 == std::string_view::npos) return {};
   auto q2 = body.find('"', q1 + 1);
-  if (q2 == std::string::npos) return {};
+  if (q2 == std::string_view::npos) return {};
   return body.substr(q1 + 1, q2 - q1 - 1);
 }
+
+// ---------------------------------------------------------------------------
+// HTTP/1.1 responses, parsed by hand.
+//
+// A response is a status line ("HTTP/1.1 200 OK"), header lines ("Name: value"),
+// an empty line, then the body; every line ends in CRLF. How long the body is
+// (RFC 9112 section 6.3), in the order checked:
+//   1. 1xx, 204 and 304 answers have no body;
+//   2. Transfer-Encoding (chunked): not supported; parleyd never sends it (its
+//      server sets Content-Length on every answer), so seeing it is a protocol
+//      error, counted as a transport error;
+//   3. Content-Length: exactly that many bytes;
+//   4. otherwise the body runs until the server closes the connection.
+// The connection stays open for the next request unless the server says
+// "Connection: close" (HTTP/1.1) or does not say "Connection: keep-alive"
+// (HTTP/1.0).
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+/// True when the comma-separated header value lists `token` (case-insensitive).
+bool has_token(std::string_view value, std::string_view token) {
+  while (!value.empty()) {
+    auto comma = value.find(',');
+    if (iequals(trim(value.substr(0, comma)), token)) return true;
+    if (comma == std::string_view::npos) break;
+    value.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+/// What the status line and headers of one response say.
+struct response_head {
+  int status = 0;
+  std::size_t head_bytes = 0;  // status line, headers and the empty line
+  enum class framing { none, length, until_close, chunked } body = framing::none;
+  std::size_t content_length = 0;  // framing::length
+  bool keep_alive = true;
+};
+
+/// Parses `head`: everything up to and including the CRLF CRLF that ends the
+/// headers. False when it is not an HTTP/1.x response.
+bool parse_head(std::string_view head, response_head& h) {
+  h = response_head{};
+  h.head_bytes = head.size();
+  // Status line: "HTTP/1.x SSS reason".
+  auto eol = head.find("\r\n");
+  std::string_view line = head.substr(0, eol);
+  if (line.size() < 12 || line.compare(0, 7, "HTTP/1.") != 0 || line[8] != ' ') return false;
+  bool http10 = line[7] == '0';
+  for (int i = 9; i < 12; ++i) {
+    if (line[i] < '0' || line[i] > '9') return false;
+    h.status = h.status * 10 + (line[i] - '0');
+  }
+  bool have_length = false, chunked = false, says_close = false, says_keep_alive = false;
+  // Header lines, up to the empty line.
+  for (std::size_t pos = eol + 2; pos < head.size();) {
+    auto end = head.find("\r\n", pos);
+    if (end == std::string_view::npos || end == pos) break;
+    line = head.substr(pos, end - pos);
+    pos = end + 2;
+    auto colon = line.find(':');
+    if (colon == std::string_view::npos) continue;
+    std::string_view name = line.substr(0, colon), value = trim(line.substr(colon + 1));
+    if (iequals(name, "content-length")) {
+      auto r = std::from_chars(value.data(), value.data() + value.size(), h.content_length);
+      if (r.ec != std::errc{} || r.ptr != value.data() + value.size()) return false;
+      have_length = true;
+    } else if (iequals(name, "transfer-encoding")) {
+      chunked = true;
+    } else if (iequals(name, "connection")) {
+      says_close = says_close || has_token(value, "close");
+      says_keep_alive = says_keep_alive || has_token(value, "keep-alive");
+    }
+  }
+  h.keep_alive = http10 ? says_keep_alive && !says_close : !says_close;
+  if (h.status < 200 || h.status == 204 || h.status == 304) {
+    h.body = response_head::framing::none;
+  } else if (chunked) {
+    h.body = response_head::framing::chunked;
+  } else if (have_length) {
+    h.body = response_head::framing::length;
+  } else {
+    h.body = response_head::framing::until_close;
+    h.keep_alive = false;
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------------------
 
 /// What one io thread measured. Merged at the end.
 struct tally {
@@ -139,31 +270,61 @@ struct tally {
 class worker;
 
 /// One virtual user: one connection, one conversation at a time.
-class user : public std::enable_shared_from_this<user> {
+///
+/// A turn: [connect] -> write the request -> read until the response is
+/// complete -> record. Handlers capture the raw `this`: users live in their
+/// worker until after its io_context has stopped running.
+class user {
  public:
   user(worker& w, int id);
+  user(const user&) = delete;
+  user& operator=(const user&) = delete;
+
   void go(clock_type::time_point intended);
-  bool idle() const { return idle_; }
+  /// Idle: no turn in flight and not backing off after a transport error.
+  bool idle() const { return state_ == state::idle; }
+  /// Called by the worker's periodic check: a connect or turn past its deadline
+  /// is cut off by closing the socket, which fails the pending operation.
+  void check_stalled(clock_type::time_point now) {
+    if (state_ == state::busy && now > deadline_) cut_off();
+  }
+  /// End of the run: closes the connection; whatever is in flight fails.
   void close() {
-    beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
-    stream_.close();
+    cut_off();
+    backoff_.cancel();
   }
 
  private:
+  enum class state { idle, busy, backoff };
+
   void connect();
   void send();
-  void on_read(beast::error_code ec);
-  void finish(int status);
+  void build_request();
+  void read();
+  void on_read(const error_code& ec, std::size_t n);
+  void on_response(std::string_view body, bool keep_alive);
+  void fail();
+  void disconnect();
+  void cut_off();
 
   worker& w_;
   int id_;
-  beast::tcp_stream stream_;
-  beast::flat_buffer buf_;
-  http::request<http::string_body> req_;
-  std::unique_ptr<http::response<http::string_body>> res_;
+  tcp::socket socket_;
+  asio::steady_timer backoff_;  // used only after a transport error
   bool connected_ = false;
-  bool idle_ = true;
+  state state_ = state::idle;
+  clock_type::time_point deadline_ = clock_type::time_point::max();
+
+  // Request under way, rebuilt in place every turn (the capacity stays).
+  std::string req_;
+  std::string body_;
+  // Response under way: bytes received so far in buf_[0, filled_).
+  std::vector<char> buf_;
+  std::size_t filled_ = 0;
+  std::size_t scanned_ = 0;  // bytes of buf_ already searched for the end of the headers
+  bool have_head_ = false;
+  response_head head_;
+
   std::string session_;
   int64_t seq_ = 0;  // text turns sent in this session
   uint64_t sessions_ = 0;
@@ -175,11 +336,17 @@ class worker {
  public:
   worker(const options& o, tcp::resolver::results_type endpoints, int index, int users, double rate,
          clock_type::time_point t0)
-      : opts(o), endpoints(std::move(endpoints)), index(index), timer_(io), t0_(t0), rate_(rate) {
+      : opts(o), endpoints(std::move(endpoints)), index(index), timer_(io), stall_timer_(io), t0_(t0), rate_(rate) {
     measure_from = t0 + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(o.warmup_s));
     stop_at = measure_from + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(o.duration_s));
-    for (int i = 0; i < users; ++i) users_.push_back(std::make_shared<user>(*this, index * 1000000 + i));
+    // The same for every request: formatted once here, copied into each request.
+    header_block = "Host: " + o.host + ":" + o.port + "\r\nContent-Type: application/json\r\nX-Org-Id: " + o.tenant +
+                   "\r\nAuthorization: Bearer " + o.key + "\r\n";
+    start_target = "/v5.3.0/bots/" + o.bot + "/sessions";
+    for (const auto& text : o.texts) texts_json.push_back(json_escape(text));
+    for (int i = 0; i < users; ++i) users_.push_back(std::make_unique<user>(*this, index * 1000000 + i));
     t.latency_us.reserve(1 << 20);
+    if (o.timeline) t.second.reserve(1 << 20);
   }
 
   void run() {
@@ -190,6 +357,7 @@ class worker {
         pace();
       }
     });
+    check_stalled();
     // Bounded: the pacer stops issuing at stop_at; users stop at stop_at; whatever
     // is still in flight after the drain is abandoned.
     auto deadline = stop_at + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(opts.drain_s));
@@ -198,6 +366,8 @@ class worker {
       if (io.stopped()) io.restart();
       if (clock_type::now() >= stop_at && in_flight == 0) break;
     }
+    stall_timer_.cancel();
+    timer_.cancel();
     for (auto due : pending_)
       if (due >= measure_from) ++t.late_dropped;
     for (auto& u : users_) u->close();
@@ -205,15 +375,15 @@ class worker {
   }
 
   /// A user finished a turn; in rate mode it takes the next due turn, if any.
-  void user_idle(const std::shared_ptr<user>& u) {
+  void user_idle(user& u) {
     if (rate_ <= 0) {
-      if (clock_type::now() < stop_at) u->go(clock_type::now());
+      if (clock_type::now() < stop_at) u.go(clock_type::now());
       return;
     }
     if (!pending_.empty() && clock_type::now() < stop_at) {
       auto due = pending_.front();
       pending_.pop_front();
-      u->go(due);
+      u.go(due);
     }
   }
 
@@ -238,6 +408,9 @@ class worker {
   clock_type::time_point measure_from, stop_at;
   int in_flight = 0;
   tally t;
+  std::string header_block;             // Host ... Authorization, each line ending in CRLF
+  std::string start_target;             // /v5.3.0/bots/{bot}/sessions
+  std::vector<std::string> texts_json;  // --texts, escaped for a JSON string
 
  private:
   /// Rate mode: turn i of this worker is due at t0 + i / rate.
@@ -248,7 +421,7 @@ class worker {
       auto due = t0_ + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(next_ / rate_));
       if (due > now || due >= stop_at) {
         timer_.expires_at(due);
-        timer_.async_wait([this](beast::error_code ec) {
+        timer_.async_wait([this](const error_code& ec) {
           if (!ec) pace();
         });
         break;
@@ -266,20 +439,35 @@ class worker {
     }
   }
 
+  /// The one timer that bounds every connect and turn of this worker's users.
+  void check_stalled() {
+    stall_timer_.expires_after(stall_check_every);
+    stall_timer_.async_wait([this](const error_code& ec) {
+      if (ec) return;
+      auto now = clock_type::now();
+      for (auto& u : users_) u->check_stalled(now);
+      check_stalled();
+    });
+  }
+
   asio::steady_timer timer_;
+  asio::steady_timer stall_timer_;
   clock_type::time_point t0_;
   double rate_;
   uint64_t next_ = 0;
   std::deque<clock_type::time_point> pending_;
-  std::vector<std::shared_ptr<user>> users_;
+  std::vector<std::unique_ptr<user>> users_;  // destroyed before io (declared after it)
 };
 
-user::user(worker& w, int id) : w_(w), id_(id), stream_(w.io) {
+user::user(worker& w, int id) : w_(w), id_(id), socket_(w.io), backoff_(w.io) {
   text_ix_ = static_cast<std::size_t>(id);
+  buf_.resize(initial_buffer);
+  req_.reserve(512);
+  body_.reserve(256);
 }
 
 void user::go(clock_type::time_point intended) {
-  idle_ = false;
+  state_ = state::busy;
   intended_ = intended;
   ++w_.in_flight;
   if (!connected_) return connect();
@@ -287,86 +475,199 @@ void user::go(clock_type::time_point intended) {
 }
 
 void user::connect() {
-  stream_.expires_after(5s);
-  stream_.async_connect(w_.endpoints, [self = shared_from_this()](beast::error_code ec, const tcp::endpoint&) {
-    if (ec) return self->finish(0);
-    self->connected_ = true;
-    self->stream_.socket().set_option(tcp::no_delay(true));
-    self->send();
+  deadline_ = clock_type::now() + connect_timeout;
+  asio::async_connect(socket_, w_.endpoints, [this](const error_code& ec, const tcp::endpoint&) {
+    if (ec) return fail();
+    connected_ = true;
+    error_code ignore;
+    socket_.set_option(tcp::no_delay(true), ignore);
+    // Non-blocking so that send() can try the write right away (below).
+    socket_.non_blocking(true, ignore);
+    send();
   });
+}
+
+/// The request, byte for byte:
+///   POST {target} HTTP/1.1\r\n
+///   Host: {host}:{port}\r\n  Content-Type: application/json\r\n
+///   X-Org-Id: {tenant}\r\n  Authorization: Bearer {key}\r\n      (header_block)
+///   Content-Length: {n}\r\n
+///   \r\n
+///   {body}
+/// No Connection header: HTTP/1.1 connections are keep-alive by default.
+void user::build_request() {
+  const auto& o = w_.opts;
+  req_.clear();
+  body_.clear();
+  req_ += "POST ";
+  if (session_.empty() || seq_ >= o.turns_per_session) {
+    // Session start: the welcome dialog is this turn.
+    session_.clear();
+    seq_ = 0;
+    req_ += w_.start_target;
+    body_ += "{\"externalSessionKey\":\"lg-";
+    append_int(body_, id_);
+    body_ += '-';
+    append_int(body_, ++sessions_);
+    body_ += "\",\"forceConfig\":{\"endpoint\":\"http://127.0.0.1/\"}}";
+  } else {
+    ++seq_;
+    req_ += "/v5.3.0/sessions/";
+    req_ += session_;
+    req_ += "/messages";
+    body_ += "{\"message\":{\"type\":\"text\",\"sequenceId\":";
+    append_int(body_, seq_);
+    body_ += ",\"text\":\"";
+    body_ += w_.texts_json[text_ix_++ % w_.texts_json.size()];
+    body_ += "\"}}";
+  }
+  req_ += " HTTP/1.1\r\n";
+  req_ += w_.header_block;
+  req_ += "Content-Length: ";
+  append_int(req_, body_.size());
+  req_ += "\r\n\r\n";
+  req_ += body_;
 }
 
 void user::send() {
-  const auto& o = w_.opts;
-  req_ = {};
-  req_.version(11);
-  req_.method(http::verb::post);
-  req_.set(http::field::host, o.host + ":" + o.port);
-  req_.set(http::field::content_type, "application/json");
-  req_.set("X-Org-Id", o.tenant);
-  req_.set(http::field::authorization, "Bearer " + o.key);
-  if (session_.empty() || seq_ >= o.turns_per_session) {
-    session_.clear();
-    seq_ = 0;
-    req_.target("/v5.3.0/bots/" + o.bot + "/sessions");
-    req_.body() = "{\"externalSessionKey\":\"lg-" + std::to_string(id_) + "-" + std::to_string(++sessions_) +
-                  "\",\"forceConfig\":{\"endpoint\":\"http://127.0.0.1/\"}}";
-  } else {
-    ++seq_;
-    const auto& text = o.texts[text_ix_++ % o.texts.size()];
-    req_.target("/v5.3.0/sessions/" + session_ + "/messages");
-    req_.body() = "{\"message\":{\"type\":\"text\",\"sequenceId\":" + std::to_string(seq_) + ",\"text\":\"" +
-                  json_escape(text) + "\"}}";
+  auto now = clock_type::now();
+  if (intended_ > now + 1s) intended_ = now;  // never in the future
+  deadline_ = now + turn_timeout;
+  build_request();
+  // A request of a few hundred bytes nearly always fits in the socket buffer at
+  // once: write it here and go straight to reading; only a partial write (or
+  // EAGAIN) waits for the socket with async_write.
+  error_code ec;
+  std::size_t n = socket_.write_some(asio::buffer(req_), ec);
+  if (ec == asio::error::would_block || ec == asio::error::try_again) {
+    n = 0;
+    ec = {};
   }
-  req_.prepare_payload();
-  req_.keep_alive(true);
-  if (intended_ > clock_type::now() + 1s) intended_ = clock_type::now();  // never in the future
-  stream_.expires_after(10s);
-  http::async_write(stream_, req_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
-    if (ec) return self->on_read(ec);
-    self->res_ = std::make_unique<http::response<http::string_body>>();
-    http::async_read(self->stream_, self->buf_, *self->res_,
-                     [self](beast::error_code ec, std::size_t) { self->on_read(ec); });
-  });
+  if (ec) return fail();
+  if (n == req_.size()) return read();
+  asio::async_write(socket_, asio::buffer(req_.data() + n, req_.size() - n),
+                    [this](const error_code& ec, std::size_t) {
+                      if (ec) return fail();
+                      read();
+                    });
 }
 
-void user::on_read(beast::error_code ec) {
-  if (ec) {
-    connected_ = false;
-    beast::error_code ignore;
-    stream_.socket().close(ignore);
-    buf_.clear();
-    return finish(0);
+/// Reads more of the response into buf_ after the filled_ bytes, growing buf_
+/// when it is full. (asio tries the recv at once only when the socket was not
+/// known to be drained, so a turn costs one send, one recv and its share of an
+/// epoll_wait.)
+void user::read() {
+  if (filled_ == buf_.size()) buf_.resize(buf_.size() * 2);
+  socket_.async_read_some(asio::buffer(buf_.data() + filled_, buf_.size() - filled_),
+                          [this](const error_code& ec, std::size_t n) { on_read(ec, n); });
+}
+
+void user::on_read(const error_code& ec, std::size_t n) {
+  using framing = response_head::framing;
+  if (ec == asio::error::eof && have_head_ && head_.body == framing::until_close) {
+    // The body was delimited by the server closing the connection.
+    return on_response(std::string_view(buf_.data() + head_.head_bytes, filled_ - head_.head_bytes), false);
   }
-  int status = static_cast<int>(res_->result_int());
+  if (ec) return fail();
+  filled_ += n;
+
+  if (!have_head_) {
+    // Look for the empty line that ends the headers; resume where the last
+    // search stopped (minus 3 bytes: the CRLF CRLF may straddle two reads).
+    std::string_view data(buf_.data(), filled_);
+    auto end = data.find("\r\n\r\n", scanned_);
+    if (end == std::string_view::npos) {
+      scanned_ = filled_ < 3 ? 0 : filled_ - 3;
+      if (filled_ >= max_head_bytes) return fail();  // not an HTTP response we understand
+      return read();
+    }
+    if (!parse_head(data.substr(0, end + 4), head_) || head_.body == framing::chunked) return fail();
+    have_head_ = true;
+    if (head_.body == framing::length) {
+      if (head_.content_length > max_body_bytes) return fail();
+      std::size_t total = head_.head_bytes + head_.content_length;
+      if (buf_.size() < total) buf_.resize(total);
+    }
+  }
+
+  switch (head_.body) {
+    case framing::none:
+      return on_response({}, head_.keep_alive && filled_ == head_.head_bytes);
+    case framing::length: {
+      std::size_t total = head_.head_bytes + head_.content_length;
+      if (filled_ < total) return read();
+      // Bytes beyond this response were never asked for: do not trust the
+      // connection with the next request.
+      return on_response(std::string_view(buf_.data() + head_.head_bytes, head_.content_length),
+                         head_.keep_alive && filled_ == total);
+    }
+    case framing::until_close:
+      if (filled_ - head_.head_bytes > max_body_bytes) return fail();
+      return read();
+    case framing::chunked:
+      break;
+  }
+  fail();
+}
+
+/// A complete response in buf_: records the turn and hands the user back.
+void user::on_response(std::string_view body, bool keep_alive) {
+  int status = head_.status;
   bool start = session_.empty();
   if (start && status >= 200 && status < 300) {
-    session_ = session_id_of(res_->body());
+    session_.assign(session_id_of(body));
     if (session_.empty()) status = 599;  // a success without a session: count as an error
   }
-  if (!res_->keep_alive()) {
-    connected_ = false;
-    beast::error_code ignore;
-    stream_.socket().close(ignore);
-    buf_.clear();
-  }
+  if (!keep_alive) disconnect();
+  filled_ = 0;
+  scanned_ = 0;
+  have_head_ = false;
   if (status < 200 || status >= 300) session_.clear();  // start over with a fresh session
   w_.record(intended_, clock_type::now(), status, start);
   --w_.in_flight;
-  idle_ = true;
-  w_.user_idle(shared_from_this());
+  state_ = state::idle;
+  deadline_ = clock_type::time_point::max();
+  w_.user_idle(*this);
 }
 
-void user::finish(int status) {
+/// A transport error (connect, write or read failed, timed out, or the answer
+/// was not HTTP we understand): counted as status 0, the connection is dropped.
+void user::fail() {
+  disconnect();
   bool start = session_.empty();
   session_.clear();
-  w_.record(intended_, clock_type::now(), status, start);
+  w_.record(intended_, clock_type::now(), 0, start);
   --w_.in_flight;
-  idle_ = true;
-  // A transport failure: back off briefly before the user tries again, so a dead
-  // server does not turn the loop into a busy spin.
-  auto t = std::make_shared<asio::steady_timer>(w_.io, 20ms);
-  t->async_wait([self = shared_from_this(), t](beast::error_code) { self->w_.user_idle(self); });
+  deadline_ = clock_type::time_point::max();
+  // Back off briefly before the user tries again, so a dead server does not
+  // turn the loop into a busy spin. Not idle meanwhile: the rate-mode pacer
+  // must not hand it a turn.
+  state_ = state::backoff;
+  backoff_.expires_after(transport_backoff);
+  backoff_.async_wait([this](const error_code&) {
+    state_ = state::idle;
+    w_.user_idle(*this);
+  });
+}
+
+/// Closes the socket from outside the turn's own handlers (stall check, end of
+/// the run): the pending operation then completes with an error and fails the
+/// turn through the usual path. The response state is left to that path.
+void user::cut_off() {
+  connected_ = false;
+  error_code ignore;
+  socket_.shutdown(tcp::socket::shutdown_both, ignore);
+  socket_.close(ignore);
+}
+
+void user::disconnect() {
+  connected_ = false;
+  filled_ = 0;
+  scanned_ = 0;
+  have_head_ = false;
+  error_code ignore;
+  socket_.shutdown(tcp::socket::shutdown_both, ignore);
+  socket_.close(ignore);
 }
 
 double percentile(const std::vector<uint32_t>& sorted, double p) {
@@ -410,7 +711,7 @@ int main(int argc, char** argv) {
 
   asio::io_context resolve_io;
   tcp::resolver resolver(resolve_io);
-  beast::error_code ec;
+  error_code ec;
   auto endpoints = resolver.resolve(o.host, o.port, ec);
   if (ec) {
     std::fprintf(stderr, "parley_loadgen: cannot resolve %s:%s: %s\n", o.host.c_str(), o.port.c_str(),
