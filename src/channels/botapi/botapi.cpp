@@ -15,7 +15,6 @@ namespace parley::channels::botapi {
 namespace {
 
 using json = nlohmann::json;
-using ojson = nlohmann::ordered_json;
 
 // Deeper JSON is refused before nlohmann parses it: nothing we accept nests
 // this far, and it bounds every recursion below.
@@ -428,55 +427,191 @@ std::optional<std::string> path_id(std::string_view path, endpoint kind) {
 }
 
 // ------------------------------------------------------------------ JSON out
+//
+// Responses are written straight into their body string, no DOM. The text is
+// byte for byte what nlohmann's `dump(-1, ' ', false, error_handler_t::replace)`
+// wrote for the same document before (tests/unit/botapi/botapi_reference.hpp
+// keeps that rendering as the reference): no blanks; strings escape '"', '\\'
+// and the control characters (\b \t \n \f \r, else \u00xx in lower-case hex),
+// copy valid UTF-8 as it is and replace each invalid or truncated sequence by
+// U+FFFD; integral doubles below 2^53 print as integers, other finite doubles
+// with nlohmann's shortest round-trip form, NaN and infinities as null.
 
-std::string dump(const ojson& j) {
-  return j.dump(-1, ' ', false, ojson::error_handler_t::replace);
+template <std::size_t N>
+void lit(std::string& out, const char (&s)[N]) {
+  out.append(s, N - 1);
 }
 
-// Integral doubles render as integers ("3", not "3.0").
-ojson number_json(double d) {
-  if (std::isfinite(d) && std::trunc(d) == d && std::fabs(d) < 9007199254740992.0)
-    return static_cast<std::int64_t>(d);
-  if (!std::isfinite(d)) return nullptr;
-  return d;
+// Bytes that go into a JSON string as they are: printable ASCII but '"' and '\\'.
+constexpr std::array<bool, 256> plain_bytes = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0x20; c < 0x80; ++c) t[static_cast<std::size_t>(c)] = c != '"' && c != '\\';
+  return t;
+}();
+
+constexpr char hex_digits[] = "0123456789abcdef";
+
+void append_replacement(std::string& out) { lit(out, "\xEF\xBF\xBD"); }
+
+// Length of the well-formed UTF-8 sequence at p (lead byte >= 0x80), or the
+// negative count of bytes that form its maximal ill-formed prefix: -1 for a
+// byte that cannot start a sequence, -k when byte k (0-based) cannot continue
+// it or the input ends there. This is where nlohmann's decoder rejects, and
+// like it, the writer replaces the prefix by one U+FFFD and resumes at byte k.
+int utf8_sequence(const unsigned char* p, const unsigned char* end) {
+  const unsigned char c = p[0];
+  int n;
+  unsigned char lo = 0x80, hi = 0xBF;  // range of the second byte
+  if (c >= 0xC2 && c <= 0xDF) {
+    n = 2;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    n = 3;
+    if (c == 0xE0) lo = 0xA0;       // no overlong forms
+    else if (c == 0xED) hi = 0x9F;  // no surrogates
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    n = 4;
+    if (c == 0xF0) lo = 0x90;       // no overlong forms
+    else if (c == 0xF4) hi = 0x8F;  // nothing above U+10FFFF
+  } else {
+    return -1;
+  }
+  for (int k = 1; k < n; ++k) {
+    if (p + k >= end) return -k;
+    const unsigned char b = p[k];
+    if (k == 1 ? (b < lo || b > hi) : (b < 0x80 || b > 0xBF)) return -k;
+  }
+  return n;
 }
 
-ojson plain_json(const v1::Value& v, int depth) {
-  if (depth > max_json_depth) return nullptr;
+// The characters of a JSON string, without the quotes.
+void append_escaped(std::string& out, std::string_view s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const auto* end = p + s.size();
+  while (p < end) {
+    const auto* run = p;
+    while (p < end && plain_bytes[*p]) ++p;
+    out.append(reinterpret_cast<const char*>(run), static_cast<std::size_t>(p - run));
+    if (p == end) break;
+    const unsigned char c = *p;
+    if (c >= 0x80) {
+      const int n = utf8_sequence(p, end);
+      if (n > 0) {
+        out.append(reinterpret_cast<const char*>(p), static_cast<std::size_t>(n));
+        p += n;
+      } else {
+        append_replacement(out);
+        p += -n;
+      }
+      continue;
+    }
+    ++p;
+    switch (c) {
+      case '"': lit(out, "\\\""); break;
+      case '\\': lit(out, "\\\\"); break;
+      case '\b': lit(out, "\\b"); break;
+      case '\t': lit(out, "\\t"); break;
+      case '\n': lit(out, "\\n"); break;
+      case '\f': lit(out, "\\f"); break;
+      case '\r': lit(out, "\\r"); break;
+      default: {
+        const char esc[6] = {'\\', 'u', '0', '0', hex_digits[c >> 4], hex_digits[c & 0xf]};
+        out.append(esc, sizeof esc);
+      }
+    }
+  }
+}
+
+// A JSON string.
+void append_string(std::string& out, std::string_view s) {
+  out += '"';
+  append_escaped(out, s);
+  out += '"';
+}
+
+void append_int(std::string& out, std::int64_t v) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, end);
+}
+
+// A number as the response shows it: integral doubles as integers ("3", not
+// "3.0"), non-finite ones as null.
+void append_number(std::string& out, double d) {
+  if (!std::isfinite(d)) return lit(out, "null");
+  if (std::trunc(d) == d && std::fabs(d) < 9007199254740992.0)
+    return append_int(out, static_cast<std::int64_t>(d));
+  // nlohmann's own Grisu2 formatting, so that the digits are the ones it printed.
+  char buf[64];
+  char* end = nlohmann::detail::to_chars(buf, buf + sizeof buf, d);
+  out.append(buf, end);
+}
+
+void append_bool(std::string& out, bool b) {
+  if (b) lit(out, "true");
+  else lit(out, "false");
+}
+
+// Plain JSON for a value; deeper than max_json_depth becomes null. Object keys
+// are unique: a repeated key keeps its first place and takes its last value.
+void append_plain(std::string& out, const v1::Value& v, int depth) {
+  if (depth > max_json_depth) return lit(out, "null");
   switch (v.kind_case()) {
-    case v1::Value::kText: return v.text();
-    case v1::Value::kNumber: return number_json(v.number());
-    case v1::Value::kBoolean: return v.boolean();
+    case v1::Value::kText: return append_string(out, v.text());
+    case v1::Value::kNumber: return append_number(out, v.number());
+    case v1::Value::kBoolean: return append_bool(out, v.boolean());
     case v1::Value::kList: {
-      ojson arr = ojson::array();
-      for (const auto& item : v.list().items()) arr.push_back(plain_json(item, depth + 1));
-      return arr;
+      out += '[';
+      bool first = true;
+      for (const auto& item : v.list().items()) {
+        if (!first) out += ',';
+        first = false;
+        append_plain(out, item, depth + 1);
+      }
+      out += ']';
+      return;
     }
     case v1::Value::kObject: {
-      ojson obj = ojson::object();
-      for (const auto& f : v.object().fields()) obj[f.key()] = plain_json(f.value(), depth + 1);
-      return obj;
+      const auto& fields = v.object().fields();
+      const int n = fields.size();
+      out += '{';
+      bool first = true;
+      for (int i = 0; i < n; ++i) {
+        const std::string& key = fields[i].key();
+        bool seen = false;
+        for (int j = 0; j < i && !seen; ++j) seen = fields[j].key() == key;
+        if (seen) continue;
+        int last = i;
+        for (int j = i + 1; j < n; ++j)
+          if (fields[j].key() == key) last = j;
+        if (!first) out += ',';
+        first = false;
+        append_string(out, key);
+        out += ':';
+        append_plain(out, fields[last].value(), depth + 1);
+      }
+      out += '}';
+      return;
     }
-    default: return nullptr;
+    default: return lit(out, "null");
   }
 }
 
 // A value as text, the way the bot's templates show it ("12.5", "true", "a, b").
 std::string value_text(const v1::Value& v) {
+  std::string out;
   switch (v.kind_case()) {
     case v1::Value::kText: return v.text();
-    case v1::Value::kNumber: return number_json(v.number()).dump();
+    case v1::Value::kNumber: append_number(out, v.number()); return out;
     case v1::Value::kBoolean: return v.boolean() ? "true" : "false";
-    case v1::Value::kList: {
-      std::string out;
+    case v1::Value::kList:
       for (const auto& item : v.list().items()) {
         if (!out.empty()) out += ", ";
-        out += item.kind_case() == v1::Value::kList ? dump(plain_json(item, 1)) : value_text(item);
+        if (item.kind_case() == v1::Value::kList) append_plain(out, item, 1);
+        else out += value_text(item);
       }
       return out;
-    }
-    case v1::Value::kObject: return dump(plain_json(v, 0));
-    default: return {};
+    case v1::Value::kObject: append_plain(out, v, 0); return out;
+    default: return out;
   }
 }
 
@@ -499,55 +634,74 @@ std::string money_text(double amount, std::string_view currency) {
   return out;
 }
 
-ojson typed_json(const v1::Value& v, std::string_view type, std::string_view currency, int depth);
+void append_typed(std::string& out, const v1::Value& v, std::string_view type,
+                  std::string_view currency, int depth);
 
-// ObjectValue → Variables array.
-ojson variables_json(const v1::ObjectValue& obj, std::string_view currency, int depth) {
-  ojson arr = ojson::array();
-  for (const auto& f : obj.fields()) {
-    const char* t = inferred_type(f.value());
-    arr.push_back(ojson{{"name", f.key()},
-                        {"type", t},
-                        {"value", typed_json(f.value(), t, currency, depth + 1)}});
-  }
-  return arr;
+// `{"name":..,"type":..,"value":..}`; the type names need no escaping.
+void append_variable(std::string& out, std::string_view name, const char* type, const v1::Value& v,
+                     std::string_view currency, int depth) {
+  lit(out, "{\"name\":");
+  append_string(out, name);
+  lit(out, ",\"type\":\"");
+  out += type;
+  lit(out, "\",\"value\":");
+  append_typed(out, v, type, currency, depth);
+  out += '}';
 }
 
 // A value as the JSON `value` of a contract variable of `type`.
-ojson typed_json(const v1::Value& v, std::string_view type, std::string_view currency,
-                 int depth) {
-  if (depth > max_json_depth || v.kind_case() == v1::Value::KIND_NOT_SET ||
-      v.kind_case() == v1::Value::kNullValue)
-    return nullptr;
+void append_typed(std::string& out, const v1::Value& v, std::string_view type,
+                  std::string_view currency, int depth) {
+  const auto kind = v.kind_case();
+  if (depth > max_json_depth || kind == v1::Value::KIND_NOT_SET || kind == v1::Value::kNullValue)
+    return lit(out, "null");
   if (type == "boolean") {
-    if (v.kind_case() == v1::Value::kBoolean) return v.boolean();
-    return nullptr;
+    if (kind == v1::Value::kBoolean) return append_bool(out, v.boolean());
+    return lit(out, "null");
   }
   if (type == "number") {
-    if (v.kind_case() == v1::Value::kNumber) return number_json(v.number());
-    return nullptr;
+    if (kind == v1::Value::kNumber) return append_number(out, v.number());
+    return lit(out, "null");
   }
   if (type == "money") {
-    if (v.kind_case() == v1::Value::kNumber && std::isfinite(v.number()))
-      return money_text(v.number(), currency);
-    if (v.kind_case() == v1::Value::kText) return v.text();
-    return nullptr;
+    if (kind == v1::Value::kNumber && std::isfinite(v.number()))
+      return append_string(out, money_text(v.number(), currency));
+    if (kind == v1::Value::kText) return append_string(out, v.text());
+    return lit(out, "null");
   }
   if (type == "list") {
-    ojson arr = ojson::array();
-    if (v.kind_case() != v1::Value::kList) return nullptr;
+    if (kind != v1::Value::kList) return lit(out, "null");
+    out += '[';
+    bool first = true;
     for (const auto& item : v.list().items()) {
+      if (!first) out += ',';
+      first = false;
       const char* t = inferred_type(item);
-      arr.push_back(ojson{{"type", t}, {"value", typed_json(item, t, currency, depth + 1)}});
+      lit(out, "{\"type\":\"");
+      out += t;
+      lit(out, "\",\"value\":");
+      append_typed(out, item, t, currency, depth + 1);
+      out += '}';
     }
-    return arr;
+    out += ']';
+    return;
   }
   if (type == "object") {
-    if (v.kind_case() != v1::Value::kObject) return nullptr;
-    return variables_json(v.object(), currency, depth);
+    // ObjectValue → Variables array.
+    if (kind != v1::Value::kObject) return lit(out, "null");
+    out += '[';
+    bool first = true;
+    for (const auto& f : v.object().fields()) {
+      if (!first) out += ',';
+      first = false;
+      append_variable(out, f.key(), inferred_type(f.value()), f.value(), currency, depth + 1);
+    }
+    out += ']';
+    return;
   }
   // text, date, dateTime, ref
-  return value_text(v);
+  if (kind == v1::Value::kText) return append_string(out, v.text());
+  append_string(out, value_text(v));
 }
 
 const char* type_name(v1::VarType t, const v1::Value& v) {
@@ -564,23 +718,77 @@ const char* type_name(v1::VarType t, const v1::Value& v) {
   }
 }
 
-ojson text_message(const std::string& id, const std::string& text) {
-  return ojson{{"type", "text"}, {"id", id}, {"text", text}};
-}
-
 std::string choice_id(const v1::Choice& c) { return c.payload().empty() ? c.label() : c.payload(); }
 
-ojson escalate_target(std::string_view t) {
+// The UUID-form id of message_id(), appended to `out`.
+void append_message_id(std::string& out, std::string_view session_id, std::int64_t sequence_id,
+                       std::size_t index) {
+  // FNV-1a with two seeds over "<session id>\0<sequence id>\0<index>", in one pass.
+  constexpr std::uint64_t prime = 0x100000001b3ULL;
+  std::uint64_t h1 = 0xcbf29ce484222325ULL, h2 = 0x84222325cbf29ce4ULL;
+  auto feed = [&](unsigned char c) {
+    h1 = (h1 ^ c) * prime;
+    h2 = (h2 ^ c) * prime;
+  };
+  for (unsigned char c : session_id) feed(c);
+  feed(0);
+  char buf[24];
+  auto [seq_end, ec1] = std::to_chars(buf, buf + sizeof buf, sequence_id);
+  for (const char* c = buf; c != seq_end; ++c) feed(static_cast<unsigned char>(*c));
+  feed(0);
+  auto [index_end, ec2] = std::to_chars(buf, buf + sizeof buf, static_cast<std::uint64_t>(index));
+  for (const char* c = buf; c != index_end; ++c) feed(static_cast<unsigned char>(*c));
+  std::uint64_t hi = mix(h1);
+  std::uint64_t lo = mix(h2 ^ hi);
+  // RFC 9562 layout: version 8 (custom), variant 10.
+  hi = (hi & ~0xf000ULL) | 0x8000ULL;
+  lo = (lo & ~(3ULL << 62)) | (2ULL << 62);
+  char id[36];
+  auto put = [&](int at, std::uint64_t v, int digits) {
+    for (int i = digits - 1; i >= 0; --i, v >>= 4) id[at + i] = hex_digits[v & 0xf];
+  };
+  put(0, hi >> 32, 8);
+  id[8] = '-';
+  put(9, (hi >> 16) & 0xffff, 4);
+  id[13] = '-';
+  put(14, hi & 0xffff, 4);
+  id[18] = '-';
+  put(19, lo >> 48, 4);
+  id[23] = '-';
+  put(24, lo & 0xffffffffffffULL, 12);
+  out.append(id, sizeof id);
+}
+
+// `"id":"<message id>"` of the next message of the turn.
+struct message_ids {
+  const reply& r;
+  std::size_t index = 0;
+  void append(std::string& out) {
+    lit(out, "\"id\":\"");
+    append_message_id(out, r.session_id, r.sequence_id, index++);
+    out += '"';
+  }
+};
+
+void append_escalate_target(std::string& out, std::string_view t) {
   static constexpr std::array<std::pair<std::string_view, std::string_view>, 4> prefixes = {{
       {"bot:", "Salesforce:Core:Bot:Id"},
       {"flow:", "Salesforce:Core:Flow:Id"},
       {"queue:", "Salesforce:Core:Queue:Id"},
       {"skill:", "Salesforce:Core:Skill:Id"},
   }};
-  for (const auto& [prefix, type] : prefixes)
-    if (t.size() >= prefix.size() && iequals(t.substr(0, prefix.size()), prefix))
-      return ojson{{"type", type}, {"value", t.substr(prefix.size())}};
-  return ojson{{"type", "Salesforce:Core:Skill:Id"}, {"value", t}};
+  std::string_view type = "Salesforce:Core:Skill:Id";
+  for (const auto& [prefix, name] : prefixes)
+    if (t.size() >= prefix.size() && iequals(t.substr(0, prefix.size()), prefix)) {
+      type = name;
+      t.remove_prefix(prefix.size());
+      break;
+    }
+  lit(out, "{\"type\":\"");
+  out += type;
+  lit(out, "\",\"value\":");
+  append_string(out, t);
+  out += '}';
 }
 
 const char* end_reason_name(v1::EndReason r) {
@@ -591,82 +799,188 @@ const char* end_reason_name(v1::EndReason r) {
   }
 }
 
-ojson messages_json(const reply& r, const v1::TurnResult& turn) {
-  ojson msgs = ojson::array();
-  std::size_t index = 0;
-  auto next_id = [&] { return message_id(r.session_id, r.sequence_id, index++); };
-  for (const auto& out : turn.messages()) {
-    if (!out.text().empty() || out.choices_size() == 0) {
-      if (out.text().empty()) continue;
-      msgs.push_back(text_message(next_id(), out.text()));
+// `"messages":[...]` of a turn.
+void append_messages(std::string& out, const reply& r, const v1::TurnResult& turn) {
+  lit(out, "\"messages\":[");
+  message_ids ids{r};
+  bool first = true;
+  auto next = [&] {
+    if (!first) out += ',';
+    first = false;
+  };
+  for (const auto& m : turn.messages()) {
+    if (!m.text().empty()) {
+      next();
+      lit(out, "{\"type\":\"text\",");
+      ids.append(out);
+      lit(out, ",\"text\":");
+      append_string(out, m.text());
+      out += '}';
     }
-    if (out.choices_size() > 0) {
-      ojson choices = ojson::array();
+    if (m.choices_size() > 0) {
+      next();
+      lit(out, "{\"type\":\"choices\",");
+      ids.append(out);
+      lit(out, ",\"choices\":[");
       int alias = 1;
-      for (const auto& c : out.choices())
-        choices.push_back(
-            ojson{{"label", c.label()}, {"alias", std::to_string(alias++)}, {"id", choice_id(c)}});
-      msgs.push_back(ojson{
-          {"type", "choices"}, {"id", next_id()}, {"choices", std::move(choices)}, {"widget", "buttons"}});
+      for (const auto& c : m.choices()) {
+        if (alias > 1) out += ',';
+        lit(out, "{\"label\":");
+        append_string(out, c.label());
+        lit(out, ",\"alias\":\"");
+        append_int(out, alias++);
+        lit(out, "\",\"id\":");
+        append_string(out, c.payload().empty() ? c.label() : c.payload());
+        out += '}';
+      }
+      lit(out, "],\"widget\":\"buttons\"}");
     }
   }
   if (turn.state().status() == v1::TRANSFERRED) {
-    ojson targets = ojson::array();
-    if (!turn.transfer().queue().empty())
-      targets.push_back(
-          ojson{{"type", "Salesforce:Core:Queue:Id"}, {"value", turn.transfer().queue()}});
-    for (const auto& t : turn.transfer().targets()) targets.push_back(escalate_target(t));
-    msgs.push_back(ojson{{"type", "escalate"}, {"id", next_id()}, {"targets", std::move(targets)}});
-  } else if (turn.state().status() == v1::ENDED) {
-    msgs.push_back(ojson{
-        {"type", "sessionEnded"}, {"id", next_id()}, {"reason", end_reason_name(turn.end_reason())}});
-  }
-  return msgs;
-}
-
-std::string session_path(const reply& r) {
-  return r.base_url + "/" + std::string(api_version) + "/sessions/" + r.session_id;
-}
-
-ojson links_json(const reply& r) {
-  std::string session = session_path(r);
-  return ojson{{"self", {{"href", session}}},
-               {"messages", {{"href", session + "/messages"}}},
-               {"session", {{"href", session}}}};
-}
-
-void add_extras(ojson& body, const reply& r, const v1::TurnResult* turn) {
-  if (r.options.variables) {
-    ojson vars = ojson::array();
-    for (const auto& v : r.variables) {
-      const char* t = type_name(v.type, v.value);
-      vars.push_back(
-          ojson{{"name", v.name}, {"type", t}, {"value", typed_json(v.value, t, r.currency, 0)}});
+    next();
+    lit(out, "{\"type\":\"escalate\",");
+    ids.append(out);
+    lit(out, ",\"targets\":[");
+    bool first_target = true;
+    if (!turn.transfer().queue().empty()) {
+      lit(out, "{\"type\":\"Salesforce:Core:Queue:Id\",\"value\":");
+      append_string(out, turn.transfer().queue());
+      out += '}';
+      first_target = false;
     }
-    body["variables"] = std::move(vars);
+    for (const auto& t : turn.transfer().targets()) {
+      if (!first_target) out += ',';
+      first_target = false;
+      append_escalate_target(out, t);
+    }
+    lit(out, "]}");
+  } else if (turn.state().status() == v1::ENDED) {
+    next();
+    lit(out, "{\"type\":\"sessionEnded\",");
+    ids.append(out);
+    lit(out, ",\"reason\":\"");
+    out += end_reason_name(turn.end_reason());
+    lit(out, "\"}");
   }
-  if (r.options.metrics) body["metrics"] = ojson::object();
+  out += ']';
+}
+
+// `"_links":{...}`. The href is base URL, "/v5.3.0/sessions/" and the session
+// id: escaped piece by piece, which gives the escaping of the whole, as every
+// piece is followed by ASCII or the end of the string.
+void append_links(std::string& out, const reply& r) {
+  auto href = [&](bool messages) {
+    lit(out, "{\"href\":\"");
+    append_escaped(out, r.base_url);
+    out += '/';
+    out += api_version;
+    lit(out, "/sessions/");
+    append_escaped(out, r.session_id);
+    if (messages) lit(out, "/messages");
+    lit(out, "\"}");
+  };
+  lit(out, "\"_links\":{\"self\":");
+  href(false);
+  lit(out, ",\"messages\":");
+  href(true);
+  lit(out, ",\"session\":");
+  href(false);
+  out += '}';
+}
+
+// `"variables"`, `"metrics"`, `"intents"`, `"entities"` as the options ask, each
+// followed by a comma.
+void append_extras(std::string& out, const reply& r, const v1::TurnResult* turn) {
+  if (r.options.variables) {
+    lit(out, "\"variables\":[");
+    bool first = true;
+    for (const auto& v : r.variables) {
+      if (!first) out += ',';
+      first = false;
+      append_variable(out, v.name, type_name(v.type, v.value), v.value, r.currency, 0);
+    }
+    lit(out, "],");
+  }
+  if (r.options.metrics) lit(out, "\"metrics\":{},");
   if (r.options.intents) {
-    ojson intents = ojson::array();
+    lit(out, "\"intents\":[");
     if (turn) {
       const bool direct = turn->matched_by() == "exact" || turn->matched_by() == "menu";
-      for (const auto& i : turn->intents())
-        intents.push_back(ojson{{"label", i.name()},
-                                {"confidenceScore", number_json(i.confidence())},
-                                {"intentSource", direct ? "DIRECT" : "CORE_NLP"}});
+      bool first = true;
+      for (const auto& i : turn->intents()) {
+        if (!first) out += ',';
+        first = false;
+        lit(out, "{\"label\":");
+        append_string(out, i.name());
+        lit(out, ",\"confidenceScore\":");
+        append_number(out, i.confidence());
+        if (direct) lit(out, ",\"intentSource\":\"DIRECT\"}");
+        else lit(out, ",\"intentSource\":\"CORE_NLP\"}");
+      }
     }
-    body["intents"] = std::move(intents);
+    lit(out, "],");
   }
   if (r.options.entities) {
-    ojson entities = ojson::array();
-    if (turn)
-      for (const auto& e : turn->entities())
-        entities.push_back(ojson{{"confidenceScore", 1},
-                                 {"value", e.value()},
-                                 {"type", e.entity()},
-                                 {"entitySource", "BOT_SERVICE"}});
-    body["entities"] = std::move(entities);
+    lit(out, "\"entities\":[");
+    if (turn) {
+      bool first = true;
+      for (const auto& e : turn->entities()) {
+        if (!first) out += ',';
+        first = false;
+        lit(out, "{\"confidenceScore\":1,\"value\":");
+        append_string(out, e.value());
+        lit(out, ",\"type\":");
+        append_string(out, e.entity());
+        lit(out, ",\"entitySource\":\"BOT_SERVICE\"}");
+      }
+    }
+    lit(out, "],");
   }
+}
+
+// A first guess at the size of a response body, so that it is allocated once.
+std::size_t body_size_hint(const reply& r, const v1::TurnResult* turn) {
+  std::size_t n = 320 + r.bot_version.size() + 3 * (r.base_url.size() + r.session_id.size()) +
+                  24 * r.processed_sequence_ids.size() + 64 * r.variables.size();
+  if (turn) {
+    for (const auto& m : turn->messages()) {
+      n += 80 + m.text().size();
+      for (const auto& c : m.choices()) n += 48 + c.label().size() + c.payload().size();
+    }
+    n += 64 * (turn->intents_size() + turn->entities_size() + turn->transfer().targets_size());
+  }
+  return n;
+}
+
+// The body of a session response: `sessionId` (start only), `botVersion`,
+// `processedSequenceIds`, `messages`, the extras, `_links`.
+template <class Messages>
+std::string session_body(const reply& r, const v1::TurnResult* turn, bool start,
+                         Messages&& messages) {
+  std::string out;
+  out.reserve(body_size_hint(r, turn));
+  out += '{';
+  if (start) {
+    lit(out, "\"sessionId\":");
+    append_string(out, r.session_id);
+    out += ',';
+  }
+  lit(out, "\"botVersion\":");
+  append_string(out, r.bot_version);
+  lit(out, ",\"processedSequenceIds\":[");
+  bool first = true;
+  for (auto id : r.processed_sequence_ids) {
+    if (!first) out += ',';
+    first = false;
+    append_int(out, id);
+  }
+  lit(out, "],");
+  messages(out);
+  out += ',';
+  append_extras(out, r, turn);
+  append_links(out, r);
+  out += '}';
+  return out;
 }
 
 std::string runtime_crc(const reply& r) {
@@ -677,18 +991,13 @@ std::string runtime_crc(const reply& r) {
   return out;
 }
 
-http::response success(ojson body, const reply& r, bool start) {
-  http::response resp = http::response::json(200, dump(body));
+http::response success(std::string body, const reply& r, bool start) {
+  http::response resp = http::response::json(200, std::move(body));
+  resp.headers.reserve(3);
   add_header(resp, "X-Request-ID", safe_header_value(r.request_id));
   add_header(resp, "X-Runtime-CRC", runtime_crc(r));
   if (start) resp.headers.emplace_back("X-Bot-Mode", "default");
   return resp;
-}
-
-ojson sequence_ids(const reply& r) {
-  ojson ids = ojson::array();
-  for (auto id : r.processed_sequence_ids) ids.push_back(id);
-  return ids;
 }
 
 const char* error_class(int status) {
@@ -989,75 +1298,54 @@ std::vector<variable_out> response_variables(const v1::Program& program, const v
 }
 
 std::string message_id(std::string_view session_id, std::int64_t sequence_id, std::size_t index) {
-  std::string key(session_id);
-  key += '\0';
-  key += std::to_string(sequence_id);
-  key += '\0';
-  key += std::to_string(index);
-  std::uint64_t hi = mix(fnv1a(key, 0xcbf29ce484222325ULL));
-  std::uint64_t lo = mix(fnv1a(key, 0x84222325cbf29ce4ULL) ^ hi);
-  // RFC 9562 layout: version 8 (custom), variant 10.
-  hi = (hi & ~0xf000ULL) | 0x8000ULL;
-  lo = (lo & ~(3ULL << 62)) | (2ULL << 62);
   std::string out;
   out.reserve(36);
-  append_hex(out, hi >> 32, 8);
-  out += '-';
-  append_hex(out, (hi >> 16) & 0xffff, 4);
-  out += '-';
-  append_hex(out, hi & 0xffff, 4);
-  out += '-';
-  append_hex(out, lo >> 48, 4);
-  out += '-';
-  append_hex(out, lo & 0xffffffffffffULL, 12);
+  append_message_id(out, session_id, sequence_id, index);
   return out;
 }
 
 http::response render_start(const reply& r, const v1::TurnResult& turn) {
-  ojson body;
-  body["sessionId"] = r.session_id;
-  body["botVersion"] = r.bot_version;
-  body["processedSequenceIds"] = sequence_ids(r);
-  body["messages"] = messages_json(r, turn);
-  add_extras(body, r, &turn);
-  body["_links"] = links_json(r);
-  return success(std::move(body), r, /*start=*/true);
+  return success(session_body(r, &turn, /*start=*/true,
+                              [&](std::string& out) { append_messages(out, r, turn); }),
+                 r, /*start=*/true);
 }
 
 http::response render_continue(const reply& r, const v1::TurnResult& turn) {
-  ojson body;
-  body["botVersion"] = r.bot_version;
-  body["processedSequenceIds"] = sequence_ids(r);
-  body["messages"] = messages_json(r, turn);
-  add_extras(body, r, &turn);
-  body["_links"] = links_json(r);
-  return success(std::move(body), r, /*start=*/false);
+  return success(session_body(r, &turn, /*start=*/false,
+                              [&](std::string& out) { append_messages(out, r, turn); }),
+                 r, /*start=*/false);
 }
 
 http::response render_end(const reply& r) {
-  ojson body;
-  body["botVersion"] = r.bot_version;
-  body["processedSequenceIds"] = sequence_ids(r);
-  body["messages"] = ojson::array(
-      {ojson{{"type", "sessionEnded"},
-             {"id", message_id(r.session_id, r.sequence_id, end_message_index)},
-             {"reason", "ClientRequest"}}});
-  add_extras(body, r, nullptr);
-  body["_links"] = links_json(r);
-  return success(std::move(body), r, /*start=*/false);
+  return success(session_body(r, nullptr, /*start=*/false,
+                              [&](std::string& out) {
+                                lit(out, "\"messages\":[{\"type\":\"sessionEnded\",\"id\":\"");
+                                append_message_id(out, r.session_id, r.sequence_id,
+                                                  end_message_index);
+                                lit(out, "\",\"reason\":\"ClientRequest\"}]");
+                              }),
+                 r, /*start=*/false);
 }
 
 http::response render_error(int status, std::string_view message, std::string_view path,
                             std::string_view request_id, std::int64_t timestamp_ms,
                             std::optional<std::int64_t> retry_after_s) {
-  ojson body;
-  body["status"] = status;
-  body["path"] = path;
-  body["requestId"] = request_id;
-  body["error"] = error_class(status);
-  body["message"] = message;
-  body["timestamp"] = timestamp_ms;
-  http::response resp = http::response::json(status, dump(body));
+  std::string body;
+  body.reserve(112 + 2 * (message.size() + path.size() + request_id.size()));
+  lit(body, "{\"status\":");
+  append_int(body, status);
+  lit(body, ",\"path\":");
+  append_string(body, path);
+  lit(body, ",\"requestId\":");
+  append_string(body, request_id);
+  lit(body, ",\"error\":\"");
+  body += error_class(status);
+  lit(body, "\",\"message\":");
+  append_string(body, message);
+  lit(body, ",\"timestamp\":");
+  append_int(body, timestamp_ms);
+  body += '}';
+  http::response resp = http::response::json(status, std::move(body));
   add_header(resp, "X-Request-ID", safe_header_value(request_id));
   if (retry_after_s)
     resp.headers.emplace_back("Retry-After", std::to_string(std::max<std::int64_t>(0, *retry_after_s)));
@@ -1073,13 +1361,14 @@ http::response render_failure(const failure& f, const http::request& req,
 }
 
 http::response render_status(bool up) {
-  return http::response::json(200, dump(ojson{{"status", up ? "UP" : "DOWN"}}));
+  return http::response::json(200, up ? R"({"status":"UP"})" : R"({"status":"DOWN"})");
 }
 
 http::response render_versions() {
-  return http::response::json(
-      200, dump(ojson{{"versions", ojson::array({ojson{{"versionNumber", std::string(api_version)},
-                                                       {"status", "ACTIVE"}}})}}));
+  std::string body = R"({"versions":[{"versionNumber":")";
+  body += api_version;
+  body += R"(","status":"ACTIVE"}]})";
+  return http::response::json(200, std::move(body));
 }
 
 }  // namespace parley::channels::botapi
