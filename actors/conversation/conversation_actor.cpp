@@ -2,9 +2,14 @@
 //
 // A turn goes: load the snapshot (first turn only) -> find the program -> run the VM
 // (performing actions asynchronously, resuming the VM with their answers) -> commit
-// the new snapshot to Redis -> answer the shard. Nothing is answered before the
+// the new snapshot to Redis -> answer the caller. Nothing is answered before the
 // commit; a failed commit answers `unavailable` and leaves the committed snapshot as
 // it was, so the client's retry runs the turn again from the same state.
+//
+// Turns that arrive while one runs wait in the actor's own list, so they run in
+// arrival order. Between turns the actor keeps its snapshot only as the bytes it
+// committed (a few hundred bytes instead of about 1 KB of parsed protobuf), and
+// parses them at the start of the next turn.
 
 #include <chrono>
 
@@ -24,16 +29,17 @@ using status = turn_outcome::status;
 struct conversation_state {
   static inline const char* name = "parley.conversation";
   const conversation_deps* deps = nullptr;
-  caf::actor shard;
   std::string key;  // tenant '\0' session id
   bool loaded = false;
   bool exists = false;
-  rt_snapshot snap;                          // the committed snapshot (during a commit: the one being written)
-  std::shared_ptr<const bot::program> prog;  // the program of snap.bot_version
-  // The turn in progress; both are empty between turns, so an idle actor holds
-  // no scratch.
+  std::string committed;               // the committed snapshot, serialized
+  std::unique_ptr<rt_snapshot> snap;   // parsed, during a turn (and while turns wait)
+  std::shared_ptr<const bot::program> prog;  // the program of the snapshot's bot_version
+  // The turn in progress; empty between turns, so an idle actor holds no scratch.
   turn_job_ptr job;
   std::unique_ptr<v1::TurnResult> acc;  // the turn's result, accumulated across action round trips
+  std::string writing;                  // the snapshot bytes being committed
+  std::list<turn_job_ptr> waiting;      // turns that arrived while `job` ran
 
   std::string_view tenant() const { return std::string_view(key).substr(0, key.find('\0')); }
   std::string session_id() const { return key.substr(key.find('\0') + 1); }
@@ -46,22 +52,38 @@ int64_t now_ms() {
       .count();
 }
 
+void start_turn(self_ptr self);
+
+/// Answers the current job, then starts the next waiting one.
 void answer(self_ptr self, status st, std::string message = {},
             std::shared_ptr<const v1::TurnResult> result = nullptr) {
   auto& s = self->state;
-  auto out = std::make_shared<turn_outcome>();
-  out->st = st;
-  out->message = std::move(message);
-  out->result = std::move(result);
-  out->session_id = s.session_id();
-  const rt_snapshot& snap = s.snap;
-  out->bot = snap.bot();
-  out->bot_version = snap.bot_version();
-  out->program_id = snap.state().program_id();
-  out->program = s.prog;
-  self->send(s.shard, done_atom::value, s.key, std::move(out));
-  s.job.reset();
+  turn_outcome out;
+  out.st = st;
+  out.message = std::move(message);
+  out.result = std::move(result);
+  out.session_id = s.session_id();
+  if (s.snap) {
+    out.bot = s.snap->bot();
+    out.bot_version = s.snap->bot_version();
+    out.program_id = s.snap->state().program_id();
+  }
+  out.program = s.prog;
+  auto job = std::move(s.job);
   s.acc.reset();
+  if (s.waiting.empty()) s.snap.reset();  // idle: keep only the committed bytes
+  s.deps->probe->turn(st, std::chrono::duration<double>(std::chrono::steady_clock::now() - job->received).count());
+  // See turn_job: the bot first, then `finished`, then the answer.
+  job->bot = out.bot;
+  job->bot_version = out.bot_version;
+  auto done = std::move(job->done);
+  job->finished.store(true, std::memory_order_release);
+  done(std::move(out));
+  if (!s.waiting.empty()) {
+    s.job = std::move(s.waiting.front());
+    s.waiting.pop_front();
+    start_turn(self);
+  }
 }
 
 void run_vm(self_ptr self, const v1::Input* input);
@@ -72,7 +94,7 @@ void run_vm(self_ptr self, const v1::Input* input);
 void commit(self_ptr self) {
   auto& s = self->state;
   const auto& in = s.job->in;
-  auto& n = s.snap;
+  auto& n = *s.snap;
   const auto& acc = *s.acc;
   if (!s.exists) {
     n.set_tenant(std::string(s.tenant()));
@@ -90,6 +112,10 @@ void commit(self_ptr self) {
   if (!in.message_id.empty()) {
     auto max = static_cast<int>(s.deps->options.recent_turns);
     if (n.recent_size() >= max) n.mutable_recent()->DeleteSubrange(0, n.recent_size() - max + 1);
+    // Only the newest recorded turn keeps its result: a redelivery of an older
+    // message is recognised (and not run again) by its id alone. The Bot API can only
+    // replay its last sequenceId anyway, and this keeps the snapshot small.
+    if (n.recent_size() > 0) n.mutable_recent(n.recent_size() - 1)->clear_result();
     auto* rec = n.add_recent();
     rec->set_message_id(in.message_id);
     rec->set_sequence(n.sequence());
@@ -103,13 +129,12 @@ void commit(self_ptr self) {
     r->set_matched_by(acc.matched_by());
     r->mutable_state()->set_status(acc.state().status());
   }
-  std::string bytes;
-  n.SerializeToString(&bytes);
+  n.SerializeToString(&s.writing);
   auto ttl = s.prog ? s.prog->idle_timeout() : s.deps->options.default_idle_timeout;
   if (ttl.count() <= 0) ttl = s.deps->options.default_idle_timeout;
   caf::actor me = caf::actor_cast<caf::actor>(self);
   s.deps->redis->command(
-      {"SET", snapshot_key(s.deps->options, std::string(s.tenant()), s.session_id()), std::move(bytes), "EX",
+      {"SET", snapshot_key(s.deps->options, std::string(s.tenant()), s.session_id()), s.writing, "EX",
        std::to_string(ttl.count())},
       [me](result<store::redis_reply> r) {
         caf::anon_send(me, commit_atom::value, r.ok() ? std::string() : r.err().message);
@@ -122,14 +147,18 @@ void after_commit(self_ptr self, const std::string& error) {
   if (!error.empty()) {
     s.deps->probe->commit_failures.Increment();
     log::warn("turn_commit_failed", {{"session", s.session_id()}, {"error", error}});
-    answer(self, status::unavailable, "the conversation store is unavailable: " + error);
-    s.snap.Clear();
+    // Redis is the truth and the write's outcome is unknown: reload at the next turn.
+    s.snap.reset();
+    s.committed.clear();
+    s.writing.clear();
     s.loaded = false;
     s.exists = false;
-    return;
+    return answer(self, status::unavailable, "the conversation store is unavailable: " + error);
   }
   bool was_new = !s.exists;
   s.exists = true;
+  s.committed.swap(s.writing);
+  s.writing.clear();
   std::shared_ptr<const v1::TurnResult> result(std::move(s.acc));
   if (s.deps->transcripts != nullptr) {
     std::vector<transcript_row> rows;
@@ -138,16 +167,16 @@ void after_commit(self_ptr self, const std::string& error) {
     auto t = now_ms();
     std::string tenant(s.tenant()), session = s.session_id();
     if (!was_new || !in.text.empty()) {
-      rows.push_back(transcript_row{tenant, session, s.snap.sequence(), "in", 0,
+      rows.push_back(transcript_row{tenant, session, s.snap->sequence(), "in", 0,
                                     in.what == inbound::kind::end ? "[end] " + in.text : in.text, {}, t});
     }
     int idx = 0;
     for (const auto& m : result->messages())
-      rows.push_back(transcript_row{tenant, session, s.snap.sequence(), "out", idx++, m.text(), {}, t});
+      rows.push_back(transcript_row{tenant, session, s.snap->sequence(), "out", idx++, m.text(), {}, t});
     std::vector<conversation_event> events;
     if (was_new)
-      events.push_back(conversation_event{false, tenant, session, s.snap.bot(), s.snap.channel(), s.snap.external_key(),
-                                          s.snap.bot_version(), {}});
+      events.push_back(conversation_event{false, tenant, session, s.snap->bot(), s.snap->channel(), s.snap->external_key(),
+                                          s.snap->bot_version(), {}});
     if (result->state().status() == v1::ENDED)
       events.push_back(conversation_event{true, tenant, session, {}, {}, {}, 0,
                                           in.what == inbound::kind::end ? "client" : "bot"});
@@ -213,12 +242,12 @@ void run_vm(self_ptr self, const v1::Input* input) {
     return continue_after_vm(self);
   }
   if (s.job->quarantined) {
-    accumulate(s, bot::resume(prog, s.snap.state(), bot::failure_input(s.job->quarantine_error, in.now_unix)), true);
+    accumulate(s, bot::resume(prog, s.snap->state(), bot::failure_input(s.job->quarantine_error, in.now_unix)), true);
     return continue_after_vm(self);
   }
   if (in.what == inbound::kind::end) {
     v1::TurnResult r;
-    *r.mutable_state() = s.snap.state();
+    *r.mutable_state() = s.snap->state();
     r.mutable_state()->set_status(v1::ENDED);
     r.set_end_reason(v1::COMPLETED);
     accumulate(s, std::move(r), true);
@@ -228,8 +257,8 @@ void run_vm(self_ptr self, const v1::Input* input) {
   if (in.choice_index > 0) {
     // The n-th option of the last menu this conversation showed.
     const v1::Outbound* menu = nullptr;
-    if (!s.snap.recent().empty())
-      for (const auto& m : s.snap.recent().rbegin()->result().messages())
+    if (!s.snap->recent().empty())
+      for (const auto& m : s.snap->recent().rbegin()->result().messages())
         if (m.choices_size() > 0) menu = &m;
     if (menu == nullptr || in.choice_index > menu->choices_size())
       return answer(self, status::bad_input,
@@ -239,7 +268,7 @@ void run_vm(self_ptr self, const v1::Input* input) {
     vm_in = in.what == inbound::kind::payload ? bot::payload_input(in.text, in.now_unix)
                                               : bot::text_input(in.text, in.now_unix);
   }
-  accumulate(s, bot::resume(prog, s.snap.state(), vm_in), true);
+  accumulate(s, bot::resume(prog, s.snap->state(), vm_in), true);
   continue_after_vm(self);
 }
 
@@ -251,7 +280,7 @@ void with_program(self_ptr self) {
     caf::anon_send(me, program_atom::value, std::make_shared<result<loaded_program>>(std::move(r)));
   };
   if (s.exists)
-    s.deps->registry->version(std::string(s.tenant()), s.snap.bot(), s.snap.bot_version(), cb);
+    s.deps->registry->version(std::string(s.tenant()), s.snap->bot(), s.snap->bot_version(), cb);
   else
     s.deps->registry->active(std::string(s.tenant()), s.job->in.bot, cb);
 }
@@ -260,6 +289,11 @@ void with_program(self_ptr self) {
 void dispatch(self_ptr self) {
   auto& s = self->state;
   const auto& in = s.job->in;
+  if (!s.snap) {
+    s.snap = std::make_unique<rt_snapshot>();
+    if (s.exists && !s.snap->ParseFromString(s.committed))
+      return answer(self, status::internal, "the snapshot of session " + s.session_id() + " does not parse");
+  }
   if (in.what == inbound::kind::start) {
     if (s.exists) return answer(self, status::internal, "session id " + s.session_id() + " is already in use");
     return with_program(self);
@@ -267,60 +301,66 @@ void dispatch(self_ptr self) {
   if (!s.exists) return answer(self, status::session_not_found, "session " + s.session_id() + " does not exist or expired");
   // A redelivery gets the recorded answer. With sequence ids (Bot API) only the last
   // processed one is a retry; a lower one is stale.
-  bool may_replay = in.sequence_id < 0 || in.sequence_id == s.snap.last_sequence_id();
+  bool may_replay = in.sequence_id < 0 || in.sequence_id == s.snap->last_sequence_id();
   if (!in.message_id.empty() && may_replay) {
-    for (const auto& rec : s.snap.recent()) {
+    for (const auto& rec : s.snap->recent()) {
       if (rec.message_id() == in.message_id) {
         return answer(self, status::replayed, {}, std::make_shared<v1::TurnResult>(rec.result()));
       }
     }
   }
-  if (s.snap.state().status() == v1::ENDED || s.snap.state().status() == v1::TRANSFERRED)
+  if (s.snap->state().status() == v1::ENDED || s.snap->state().status() == v1::TRANSFERRED)
     return answer(self, status::session_ended, "session " + s.session_id() + " has ended");
-  if (in.sequence_id >= 0 && in.sequence_id <= s.snap.last_sequence_id())
+  if (in.sequence_id >= 0 && in.sequence_id <= s.snap->last_sequence_id())
     return answer(self, status::stale_sequence,
                   "sequenceId " + std::to_string(in.sequence_id) + " is not greater than the last processed " +
-                      std::to_string(s.snap.last_sequence_id()));
-  if (!in.bot.empty() && in.bot != s.snap.bot())
+                      std::to_string(s.snap->last_sequence_id()));
+  if (!in.bot.empty() && in.bot != s.snap->bot())
     return answer(self, status::session_not_found, "session " + s.session_id() + " does not belong to bot " + in.bot);
   with_program(self);
 }
 
+/// Starts `s.job`: loads the snapshot first if this actor has not yet.
+void start_turn(self_ptr self) {
+  auto& s = self->state;
+  if (s.loaded || s.job->in.what == inbound::kind::start) {
+    s.loaded = true;
+    return dispatch(self);
+  }
+  caf::actor me = caf::actor_cast<caf::actor>(self);
+  s.deps->redis->command({"GET", snapshot_key(s.deps->options, std::string(s.tenant()), s.session_id())},
+                         [me](result<store::redis_reply> r) {
+                           caf::anon_send(me, loaded_atom::value,
+                                          std::make_shared<result<store::redis_reply>>(std::move(r)));
+                         });
+}
+
 caf::behavior conversation_impl(caf::stateful_actor<conversation_state>* self, const conversation_deps* deps,
-                                caf::actor shard, std::string key) {
+                                std::string key) {
   auto& s = self->state;
   s.deps = deps;
-  s.shard = std::move(shard);
   s.key = std::move(key);
 
   return {
-      [=](turn_atom, turn_job_ptr job) {
+      [=](turn_atom, turn_job_ptr& job) {
         auto& s = self->state;
+        if (s.job) return s.waiting.push_back(std::move(job));
         s.job = std::move(job);
-        s.acc.reset();
-        if (s.loaded || s.job->in.what == inbound::kind::start) {
-          s.loaded = true;
-          return dispatch(self);
-        }
-        caf::actor me = caf::actor_cast<caf::actor>(self);
-        s.deps->redis->command({"GET", snapshot_key(s.deps->options, std::string(s.tenant()), s.session_id())}, [me](result<store::redis_reply> r) {
-          caf::anon_send(me, loaded_atom::value, std::make_shared<result<store::redis_reply>>(std::move(r)));
-        });
+        start_turn(self);
       },
-      [=](loaded_atom, std::shared_ptr<result<store::redis_reply>> r) {
+      [=](loaded_atom, std::shared_ptr<result<store::redis_reply>>& r) {
         auto& s = self->state;
         if (!s.job) return;
         if (!r->ok()) return answer(self, status::unavailable, "the conversation store is unavailable: " + r->err().message);
         s.loaded = true;
         if (!(*r)->is_nil()) {
-          if (!s.snap.ParseFromString((*r)->str))
-            return answer(self, status::internal, "the snapshot of session " + s.session_id() + " does not parse");
+          s.committed = std::move((*r)->str);
           s.exists = true;
           s.deps->probe->activated_snapshot.Increment();
         }
         dispatch(self);
       },
-      [=](program_atom, std::shared_ptr<result<loaded_program>> r) {
+      [=](program_atom, std::shared_ptr<result<loaded_program>>& r) {
         auto& s = self->state;
         if (!s.job) return;
         if (!r->ok()) {
@@ -332,12 +372,12 @@ caf::behavior conversation_impl(caf::stateful_actor<conversation_state>* self, c
         }
         s.prog = (*r)->program;
         if (!s.exists) {
-          s.snap.set_bot_version((*r)->version);
+          s.snap->set_bot_version((*r)->version);
           s.deps->probe->activated_new.Increment();
         }
         run_vm(self, nullptr);
       },
-      [=](action_atom, std::shared_ptr<v1::ActionResult> r) {
+      [=](action_atom, std::shared_ptr<v1::ActionResult>& r) {
         auto& s = self->state;
         if (!s.job) return;
         v1::Input in;
@@ -356,9 +396,22 @@ std::string snapshot_key(const runtime_options& o, const std::string& tenant, co
   return o.key_prefix + ":conv:" + tenant + ":" + session;
 }
 
-caf::actor spawn_conversation(caf::actor_system& sys, const conversation_deps* deps, caf::actor shard,
+caf::actor spawn_conversation(caf::actor_system& sys, const conversation_deps* deps, const caf::actor& supervisor,
                               std::string key) {
-  return sys.spawn(conversation_impl, deps, std::move(shard), std::move(key));
+  // Spawning from a thread that is not CAF's (an HTTP I/O thread, or a Postgres
+  // worker answering an API key check) makes CAF 0.17 keep a reference to its logger
+  // in that thread's thread_local storage; the actor system's destructor then waits
+  // forever for the logger while a Postgres worker that outlives it holds one. Such
+  // a thread gets its thread_local reset right away.
+  const bool foreign_thread = caf::logger::current_logger() == nullptr;
+  auto conv = sys.spawn(conversation_impl, deps, std::move(key));
+  if (foreign_thread) caf::logger::set_current_actor_system(nullptr);
+  // Linked: this actor's death reaches the supervisor, which restarts it; the
+  // supervisor's exit (node shutdown) takes this actor with it. Linked here, on the
+  // spawning thread, so the link exists before the actor runs at all.
+  if (auto* sup = dynamic_cast<caf::monitorable_actor*>(caf::actor_cast<caf::abstract_actor*>(supervisor)))
+    sup->link_to(conv);
+  return conv;
 }
 
 }  // namespace parley::actors

@@ -4,6 +4,9 @@
 
 #include <caf/all.hpp>
 
+#include <atomic>
+#include <list>
+
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
 #include <prometheus/gauge.h>
@@ -17,16 +20,20 @@
 namespace parley::actors {
 
 using turn_atom = caf::atom_constant<caf::atom("turn")>;
-using done_atom = caf::atom_constant<caf::atom("done")>;
 using loaded_atom = caf::atom_constant<caf::atom("loaded")>;
 using program_atom = caf::atom_constant<caf::atom("program")>;
 using action_atom = caf::atom_constant<caf::atom("action")>;
 using commit_atom = caf::atom_constant<caf::atom("commit")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
-using live_atom = caf::atom_constant<caf::atom("live")>;
 using kill_atom = caf::atom_constant<caf::atom("kill")>;
 
-/// One inbound message on its way through a shard to a conversation.
+/// One inbound message on its way to its conversation. Shared by the runtime's
+/// per-conversation list of sent jobs (for supervision) and the conversation actor.
+///
+/// Hand-off rule: the conversation writes `bot`/`bot_version`, then sets `finished`
+/// (release) and only then calls `done`; the runtime reads a job's other fields only
+/// while `finished` is false and the actor that had it is dead (its exit handler), or
+/// after reading `finished` true (acquire).
 struct turn_job {
   inbound in;
   std::function<void(turn_outcome)> done;
@@ -34,9 +41,12 @@ struct turn_job {
   int attempt = 1;
   bool quarantined = false;       ///< run the error dialog instead of the message
   std::string quarantine_error;
+  std::list<std::chrono::steady_clock::time_point> deaths;  ///< of actors running this job
+  std::atomic<bool> finished{false};
+  std::string bot;                ///< set by the conversation when it finishes the job
+  uint32_t bot_version = 0;
 };
 using turn_job_ptr = std::shared_ptr<turn_job>;
-using outcome_ptr = std::shared_ptr<turn_outcome>;
 
 /// The runtime's Prometheus families (one per node).
 struct runtime_probe {
@@ -64,11 +74,11 @@ struct conversation_deps {
   runtime_options options;
 };
 
-/// Spawns a conversation actor for (tenant, session). It answers each `(turn_atom,
-/// turn_job_ptr)` by sending `(done_atom, key, outcome_ptr)` to `shard`, after the
-/// turn's snapshot is committed. It loads its snapshot from Redis on its first turn.
-/// `key` is tenant '\0' session id.
-caf::actor spawn_conversation(caf::actor_system& sys, const conversation_deps* deps, caf::actor shard,
+/// Spawns a conversation actor for (tenant, session), linked to `supervisor`. It
+/// runs each `(turn_atom, turn_job_ptr)` in arrival order and finishes it (see
+/// `turn_job`) after the turn's snapshot is committed. It loads its snapshot from
+/// Redis on its first turn. `key` is tenant '\0' session id.
+caf::actor spawn_conversation(caf::actor_system& sys, const conversation_deps* deps, const caf::actor& supervisor,
                               std::string key);
 
 std::string snapshot_key(const runtime_options& o, const std::string& tenant, const std::string& session);
@@ -76,9 +86,6 @@ std::string snapshot_key(const runtime_options& o, const std::string& tenant, co
 }  // namespace parley::actors
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(parley::actors::turn_job_ptr)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(parley::actors::outcome_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<parley::result<parley::store::redis_reply>>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<parley::result<parley::actors::loaded_program>>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<parley::bot::v1::ActionResult>)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::function<void(std::vector<parley::actors::runtime::live_conversation>)>)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::function<void(bool)>)

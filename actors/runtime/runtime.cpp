@@ -1,15 +1,25 @@
-// The runtime facade and the shard actors.
+// The runtime facade: the shard tables and their supervisor actors.
 //
-// A shard owns the live conversations whose key hashes to it. Per conversation it
-// keeps a queue: one turn is in the conversation actor at a time, the rest wait, so
-// turns run in arrival order. The shard is linked to each conversation actor; when one
-// dies with a turn in flight it spawns a new one (which reloads the last committed
-// snapshot) and sends the turn again. After `max_attempts` deaths of the same turn
-// within `attempt_window`, the message is quarantined and the turn is run once more
-// as a failure, which runs the bot's error dialog: the user gets an answer and the
-// conversation lives on.
+// A turn's path is: `runtime::submit` (on the caller's thread, an HTTP I/O thread)
+// finds the conversation's actor in its shard's table, under the shard's mutex,
+// spawning it on first use, and sends the job straight to it. The conversation runs
+// its turns one at a time in arrival order and answers the caller itself, after the
+// commit. No actor sits between the gateway and the conversation: each hop is a
+// queue push and often a thread wake-up, and they were most of a turn's cost.
+//
+// Supervision: each shard has a supervisor actor linked to the shard's conversation
+// actors. The shard's table keeps, per conversation, the jobs sent and not yet
+// finished, in order. When a conversation actor dies, its supervisor spawns a new one
+// (which reloads the last committed snapshot from Redis) and sends it the unfinished
+// jobs again, in order, all under the shard's mutex, so a job submitted meanwhile
+// still lands behind them. The first unfinished job is the one that was running:
+// after `max_attempts` deaths with it within `attempt_window` it is quarantined and
+// run once more as a failure, which runs the bot's error dialog: the user gets an
+// answer and the conversation lives on. The supervisor's tick passivates idle
+// conversations.
 
 #include <list>
+#include <mutex>
 #include <unordered_map>
 
 #include "actors/runtime/internal.hpp"
@@ -78,188 +88,151 @@ namespace {
 
 struct conv_entry {
   caf::actor actor;
-  // std::list, not std::deque: an empty libstdc++ deque already holds a 512-byte
-  // block and its map, about 1.1 KB per idle conversation for these two queues.
-  std::list<turn_job_ptr> queue;  // front is in flight when busy
-  bool busy = false;
+  std::list<turn_job_ptr> sent;  // sent to `actor` (or a dead predecessor), oldest first; a
+                                 // finished front is dropped lazily
   std::string bot;
   uint32_t bot_version = 0;
   std::chrono::steady_clock::time_point last_active = std::chrono::steady_clock::now();
-  std::list<std::chrono::steady_clock::time_point> deaths;  // of the turn in flight
 };
 
-struct shard_state {
-  static inline const char* name = "parley.shard";
+/// One shard: its part of the live conversations and the actor supervising them.
+struct shard {
+  std::mutex m;
+  std::unordered_map<std::string, conv_entry> convs;      // by key: tenant '\0' session id
+  std::unordered_map<caf::actor_id, const std::string*> by_id;  // live actor -> its key in `convs`
+  caf::actor supervisor;
+};
+
+struct shared_state {
   const conversation_deps* deps = nullptr;
   std::function<void(quarantined)> quarantine;
-  std::unordered_map<std::string, conv_entry> convs;
-  std::unordered_map<caf::actor_addr, std::string> by_addr;
+  std::vector<std::unique_ptr<shard>> shards;
 };
 
-using shard_ptr = caf::stateful_actor<shard_state>*;
-
-void spawn_for(shard_ptr self, const std::string& key, conv_entry& e) {
-  e.actor = spawn_conversation(self->system(), self->state.deps, caf::actor_cast<caf::actor>(self), key);
-  // Linked: a conversation's death reaches the shard's exit handler, and the shard's
-  // own exit (node shutdown) takes its conversations with it.
-  self->link_to(e.actor);
-  self->state.by_addr[e.actor.address()] = key;
+/// Drops the finished jobs at the front of `e.sent`, keeping the bot they ran.
+void prune(conv_entry& e) {
+  while (!e.sent.empty() && e.sent.front()->finished.load(std::memory_order_acquire)) {
+    const auto& j = *e.sent.front();
+    if (!j.bot.empty() && (j.bot_version != e.bot_version || j.bot != e.bot)) {
+      e.bot = j.bot;
+      e.bot_version = j.bot_version;
+    }
+    e.sent.pop_front();
+  }
 }
 
-void send_front(shard_ptr self, conv_entry& e) {
-  if (e.busy || e.queue.empty()) return;
-  e.busy = true;
-  self->send(e.actor, turn_atom::value, e.queue.front());
+/// Spawns the conversation's actor. Caller holds the shard's mutex.
+void spawn_for(caf::actor_system& sys, shard& sh, const conversation_deps* deps, const std::string& key,
+               conv_entry& e) {
+  e.actor = spawn_conversation(sys, deps, sh.supervisor, key);
+  sh.by_id[e.actor.id()] = &key;
 }
 
-void on_conversation_exit(shard_ptr self, const caf::exit_msg& dm) {
-  auto& st = self->state;
-  auto it = st.by_addr.find(dm.source);
-  if (it == st.by_addr.end()) return;  // passivated on purpose
-  std::string key = std::move(it->second);
-  st.by_addr.erase(it);
-  auto cit = st.convs.find(key);
-  if (cit == st.convs.end()) return;
+/// Answers a job without running it (busy, or its error dialog failed too).
+void answer_now(const conversation_deps* deps, turn_job& job, turn_outcome::status st, std::string message) {
+  turn_outcome out;
+  out.st = st;
+  out.session_id = job.in.session_id;
+  out.message = std::move(message);
+  deps->probe->turn(st, 0);
+  auto done = std::move(job.done);
+  job.finished.store(true, std::memory_order_release);
+  done(std::move(out));
+}
+
+using supervisor_ptr = caf::event_based_actor*;
+
+void on_conversation_exit(shared_state* st, shard* sh, supervisor_ptr self, const caf::exit_msg& dm) {
+  const auto* deps = st->deps;
+  std::lock_guard<std::mutex> lock(sh->m);
+  if (!sh->supervisor) return;  // runtime::stop
+  auto bit = sh->by_id.find(dm.source.id());
+  if (bit == sh->by_id.end()) return;  // passivated on purpose
+  const std::string key = *bit->second;
+  sh->by_id.erase(bit);
+  auto cit = sh->convs.find(key);
+  if (cit == sh->convs.end()) return;
   auto& e = cit->second;
   const std::string tenant = key.substr(0, key.find('\0'));
   const std::string session_id = key.substr(key.find('\0') + 1);
-  if (!e.busy) {
-    // Died between turns (killed, say): nothing is lost, the next turn respawns it.
-    spawn_for(self, key, e);
-    st.deps->probe->restarts.Increment();
-    return;
-  }
-  auto job = e.queue.front();
+  prune(e);
+  deps->probe->restarts.Increment();
+  spawn_for(self->system(), *sh, deps, cit->first, e);
+  if (e.sent.empty()) return;  // died between turns (killed, say): nothing to run again
+  auto& job = *e.sent.front();
   auto now = std::chrono::steady_clock::now();
-  e.deaths.push_back(now);
-  while (!e.deaths.empty() && now - e.deaths.front() > st.deps->options.attempt_window) e.deaths.pop_front();
+  job.deaths.push_back(now);
+  while (!job.deaths.empty() && now - job.deaths.front() > deps->options.attempt_window) job.deaths.pop_front();
   std::string reason = to_string(dm.reason);
   log::warn("conversation_died", {{"tenant", tenant}, {"session", session_id},
-                                  {"attempt", std::to_string(job->attempt)}, {"reason", reason}});
-  st.deps->probe->restarts.Increment();
-  e.busy = false;
-  spawn_for(self, key, e);
-  if (job->quarantined) {
+                                  {"attempt", std::to_string(job.attempt)}, {"reason", reason}});
+  if (job.quarantined) {
     // Even the error dialog failed: answer the client and move on.
-    auto out = std::make_shared<turn_outcome>();
-    out->st = turn_outcome::status::internal;
-    out->session_id = session_id;
-    out->message = "the conversation failed on this message and on its error dialog";
-    e.queue.pop_front();
-    e.deaths.clear();
-    st.deps->probe->turn(out->st, 0);
-    job->done(std::move(*out));
-    return send_front(self, e);
-  }
-  if (static_cast<int>(e.deaths.size()) >= st.deps->options.max_attempts) {
-    st.deps->probe->quarantines.Increment();
+    answer_now(deps, job, turn_outcome::status::internal,
+               "the conversation failed on this message and on its error dialog");
+    e.sent.pop_front();
+  } else if (static_cast<int>(job.deaths.size()) >= deps->options.max_attempts) {
+    deps->probe->quarantines.Increment();
     log::error("message_quarantined", {{"tenant", tenant}, {"session", session_id},
-                                       {"message_id", job->in.message_id}, {"reason", reason}});
-    if (st.quarantine)
-      st.quarantine(quarantined{tenant, session_id, job->in.message_id, job->in.text, reason,
-                                static_cast<int>(e.deaths.size())});
-    job->quarantined = true;
-    job->quarantine_error = reason;
-    e.deaths.clear();
+                                       {"message_id", job.in.message_id}, {"reason", reason}});
+    if (st->quarantine)
+      st->quarantine(quarantined{tenant, session_id, job.in.message_id, job.in.text, reason,
+                                 static_cast<int>(job.deaths.size())});
+    job.quarantined = true;
+    job.quarantine_error = reason;
+    job.deaths.clear();
   }
-  ++job->attempt;
-  send_front(self, e);
+  if (!e.sent.empty()) ++e.sent.front()->attempt;
+  for (const auto& j : e.sent) caf::anon_send(e.actor, turn_atom::value, j);
 }
 
-caf::behavior shard_impl(shard_ptr self, const conversation_deps* deps, std::function<void(quarantined)> q) {
-  self->state.deps = deps;
-  self->state.quarantine = std::move(q);
+caf::behavior supervisor_impl(supervisor_ptr self, shared_state* st, shard* sh) {
   self->set_exit_handler([=](caf::exit_msg& em) {
-    if (self->state.by_addr.count(em.source) > 0) return on_conversation_exit(self, em);
-    self->quit(em.reason);  // the runtime stops this shard
+    if (em.source == self->address()) return self->quit(em.reason);  // runtime::stop
+    on_conversation_exit(st, sh, self, em);
   });
+  const auto* deps = st->deps;
   auto period = std::max(std::chrono::milliseconds(50),
                          std::min(std::chrono::milliseconds(1000), deps->options.passivate_after / 2));
   self->delayed_send(self, period, tick_atom::value);
   return {
-      [=](turn_atom, turn_job_ptr job) {
-        auto& st = self->state;
-        std::string key = job->in.tenant;
-        key += '\0';
-        key += job->in.session_id;
-        auto [it, fresh] = st.convs.try_emplace(key);
-        auto& e = it->second;
-        if (fresh) {
-          spawn_for(self, key, e);
-          st.deps->probe->live.Increment();
-        }
-        e.last_active = std::chrono::steady_clock::now();
-        // One in flight plus `max_queued` waiting: beyond that the client is told to
-        // slow down instead of the node buffering without bound.
-        if (e.queue.size() > st.deps->options.max_queued) {
-          turn_outcome out;
-          out.st = turn_outcome::status::busy;
-          out.session_id = job->in.session_id;
-          out.message = "too many messages of this conversation are waiting; retry later";
-          st.deps->probe->turn(out.st, 0);
-          return job->done(std::move(out));
-        }
-        e.queue.push_back(std::move(job));
-        send_front(self, e);
-      },
-      [=](done_atom, const std::string& key, outcome_ptr out) {
-        auto& st = self->state;
-        auto it = st.convs.find(key);
-        if (it == st.convs.end()) return;
-        auto& e = it->second;
-        if (self->current_sender() != e.actor.address() || !e.busy) return;  // a dead incarnation
-        auto job = std::move(e.queue.front());
-        e.queue.pop_front();
-        e.busy = false;
-        e.deaths.clear();
-        e.last_active = std::chrono::steady_clock::now();
-        if (!out->bot.empty()) {
-          e.bot = out->bot;
-          e.bot_version = out->bot_version;
-        }
-        double seconds = std::chrono::duration<double>(e.last_active - job->received).count();
-        st.deps->probe->turn(out->st, seconds);
-        job->done(std::move(*out));
-        send_front(self, e);
-      },
       [=](tick_atom) {
-        auto& st = self->state;
         auto now = std::chrono::steady_clock::now();
-        for (auto it = st.convs.begin(); it != st.convs.end();) {
-          auto& e = it->second;
-          if (!e.busy && e.queue.empty() && now - e.last_active >= st.deps->options.passivate_after) {
-            st.by_addr.erase(e.actor.address());
-            self->unlink_from(e.actor);
-            self->send_exit(e.actor, caf::exit_reason::user_shutdown);
-            st.deps->probe->passivations.Increment();
-            st.deps->probe->live.Decrement();
-            it = st.convs.erase(it);
-          } else {
-            ++it;
+        {
+          std::lock_guard<std::mutex> lock(sh->m);
+          for (auto it = sh->convs.begin(); it != sh->convs.end();) {
+            auto& e = it->second;
+            prune(e);
+            if (e.sent.empty() && now - e.last_active >= deps->options.passivate_after) {
+              sh->by_id.erase(e.actor.id());
+              self->unlink_from(e.actor);
+              self->send_exit(e.actor, caf::exit_reason::user_shutdown);
+              deps->probe->passivations.Increment();
+              deps->probe->live.Decrement();
+              it = sh->convs.erase(it);
+            } else {
+              ++it;
+            }
           }
         }
         self->delayed_send(self, period, tick_atom::value);
       },
-      [=](live_atom, const std::string& tenant, std::function<void(std::vector<runtime::live_conversation>)> done) {
-        std::vector<runtime::live_conversation> out;
-        auto now = std::chrono::steady_clock::now();
-        for (const auto& [key, e] : self->state.convs) {
-          if (key.compare(0, key.find('\0'), tenant) != 0) continue;
-          out.push_back({key.substr(key.find('\0') + 1), e.bot, e.bot_version,
-                         std::chrono::duration_cast<std::chrono::milliseconds>(now - e.last_active).count()});
-        }
-        done(std::move(out));
-      },
-      [=](kill_atom, const std::string& key, std::function<void(bool)> done) {
-        auto it = self->state.convs.find(key);
-        if (it == self->state.convs.end()) return done(false);
-        // A message, not an exit: the conversation then dies like a crash would, and its
-        // link tells the shard (an exit_msg from the shard would unlink it first, and
-        // exit_reason::kill would take the linked shard down too).
-        self->send(it->second.actor, kill_atom::value);
-        done(true);
-      },
   };
+}
+
+std::size_t shard_of(const std::string& tenant, const std::string& session, std::size_t n) {
+  std::size_t h = std::hash<std::string>{}(tenant);
+  h ^= std::hash<std::string>{}(session) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+  return h % n;
+}
+
+std::string key_of(const std::string& tenant, const std::string& session) {
+  std::string key;
+  key.reserve(tenant.size() + 1 + session.size());
+  key += tenant;
+  key += '\0';
+  key += session;
+  return key;
 }
 
 }  // namespace
@@ -268,7 +241,7 @@ struct runtime::impl {
   deps d;
   std::unique_ptr<runtime_probe> probe;
   conversation_deps cdeps;
-  std::vector<caf::actor> shards;
+  shared_state st;
 };
 
 runtime::runtime(deps d, runtime_options options) : impl_(std::make_unique<impl>()) {
@@ -281,63 +254,94 @@ runtime::runtime(deps d, runtime_options options) : impl_(std::make_unique<impl>
   c.actions = d.actions;
   c.probe = impl_->probe.get();
   c.options = options;
-  for (std::size_t i = 0; i < std::max<std::size_t>(1, options.shards); ++i)
-    impl_->shards.push_back(d.system->spawn(shard_impl, &impl_->cdeps, d.quarantine));
+  auto& st = impl_->st;
+  st.deps = &impl_->cdeps;
+  st.quarantine = d.quarantine;
+  for (std::size_t i = 0; i < std::max<std::size_t>(1, options.shards); ++i) {
+    st.shards.push_back(std::make_unique<shard>());
+    auto* sh = st.shards.back().get();
+    std::lock_guard<std::mutex> lock(sh->m);  // the supervisor reads `supervisor` under it
+    sh->supervisor = d.system->spawn(supervisor_impl, &st, sh);
+  }
 }
 
 runtime::~runtime() { stop(); }
 
-namespace {
-std::size_t shard_of(const std::string& tenant, const std::string& session, std::size_t n) {
-  std::size_t h = std::hash<std::string>{}(tenant);
-  h ^= std::hash<std::string>{}(session) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
-  return h % n;
-}
-}  // namespace
-
 void runtime::submit(inbound in, std::function<void(turn_outcome)> done) {
-  auto& shards = impl_->shards;
-  auto idx = shard_of(in.tenant, in.session_id, shards.size());
+  auto& st = impl_->st;
+  const auto* deps = st.deps;
+  auto& sh = *st.shards[shard_of(in.tenant, in.session_id, st.shards.size())];
   auto job = std::make_shared<turn_job>();
+  std::string key = key_of(in.tenant, in.session_id);
   job->in = std::move(in);
   job->done = std::move(done);
-  caf::anon_send(shards[idx], turn_atom::value, std::move(job));
+  std::unique_lock<std::mutex> lock(sh.m);
+  if (!sh.supervisor) {
+    lock.unlock();
+    return answer_now(deps, *job, turn_outcome::status::unavailable, "the node is shutting down");
+  }
+  auto [it, fresh] = sh.convs.try_emplace(std::move(key));
+  auto& e = it->second;
+  if (fresh) {
+    spawn_for(*impl_->d.system, sh, deps, it->first, e);
+    deps->probe->live.Increment();
+  }
+  e.last_active = job->received;
+  prune(e);
+  // One running plus `max_queued` waiting: beyond that the client is told to slow
+  // down instead of the node buffering without bound.
+  if (e.sent.size() > deps->options.max_queued) {
+    lock.unlock();
+    return answer_now(deps, *job, turn_outcome::status::busy,
+                      "too many messages of this conversation are waiting; retry later");
+  }
+  e.sent.push_back(job);
+  // Sent under the mutex: a supervisor re-sending unfinished jobs to a new actor
+  // holds it too, so this job cannot overtake them.
+  caf::anon_send(e.actor, turn_atom::value, std::move(job));
 }
 
 void runtime::live(const std::string& tenant, std::function<void(std::vector<live_conversation>)> done) {
-  struct gather {
-    std::mutex m;
-    std::vector<live_conversation> all;
-    std::size_t left;
-    std::function<void(std::vector<live_conversation>)> done;
-  };
-  auto g = std::make_shared<gather>();
-  g->left = impl_->shards.size();
-  g->done = std::move(done);
-  std::function<void(std::vector<live_conversation>)> part = [g](std::vector<live_conversation> v) {
-    std::unique_lock<std::mutex> lock(g->m);
-    for (auto& c : v) g->all.push_back(std::move(c));
-    if (--g->left == 0) {
-      auto all = std::move(g->all);
-      lock.unlock();
-      g->done(std::move(all));
+  std::vector<live_conversation> out;
+  auto now = std::chrono::steady_clock::now();
+  for (auto& sh : impl_->st.shards) {
+    std::lock_guard<std::mutex> lock(sh->m);
+    for (auto& [key, e] : sh->convs) {
+      if (key.compare(0, key.find('\0'), tenant) != 0) continue;
+      prune(e);
+      out.push_back({key.substr(key.find('\0') + 1), e.bot, e.bot_version,
+                     std::chrono::duration_cast<std::chrono::milliseconds>(now - e.last_active).count()});
     }
-  };
-  for (auto& s : impl_->shards) caf::anon_send(s, live_atom::value, tenant, part);
+  }
+  done(std::move(out));
 }
 
 void runtime::kill(const std::string& tenant, const std::string& session_id, std::function<void(bool)> done) {
-  if (!impl_->cdeps.options.debug_faults) return done(false);
-  auto idx = shard_of(tenant, session_id, impl_->shards.size());
-  std::string key = tenant;
-  key += '\0';
-  key += session_id;
-  caf::anon_send(impl_->shards[idx], kill_atom::value, std::move(key), std::move(done));
+  if (!impl_->cdeps.options.debug_faults || impl_->st.shards.empty()) return done(false);
+  auto& sh = *impl_->st.shards[shard_of(tenant, session_id, impl_->st.shards.size())];
+  {
+    std::lock_guard<std::mutex> lock(sh.m);
+    auto it = sh.convs.find(key_of(tenant, session_id));
+    if (it == sh.convs.end()) return done(false);
+    // A message, not an exit: the conversation then dies like a crash would, and its
+    // link tells the supervisor (an exit_msg from the supervisor would unlink it
+    // first, and exit_reason::kill would take the linked supervisor down too).
+    caf::anon_send(it->second.actor, kill_atom::value);
+  }
+  done(true);
 }
 
 void runtime::stop() {
-  for (auto& s : impl_->shards) caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
-  impl_->shards.clear();
+  for (auto& sh : impl_->st.shards) {
+    caf::actor sup;
+    {
+      std::lock_guard<std::mutex> lock(sh->m);
+      sup = std::move(sh->supervisor);
+      sh->supervisor = nullptr;
+    }
+    // The supervisor's exit takes its linked conversations with it.
+    if (sup) caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+  }
 }
 
 }  // namespace parley::actors

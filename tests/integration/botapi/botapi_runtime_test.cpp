@@ -145,6 +145,11 @@ class node {
     proc_->kill(SIGKILL);
     proc_->wait_exit(10s);
   }
+  /// SIGTERM; the exit code, nullopt when it did not exit within `deadline`.
+  std::optional<int> terminate(std::chrono::milliseconds deadline) {
+    proc_->kill(SIGTERM);
+    return proc_->wait_exit(deadline);
+  }
   std::string url(const std::string& path) const { return "http://127.0.0.1:" + port_ + path; }
   /// parleyd's output so far, for failure messages.
   std::string output() {
@@ -439,6 +444,19 @@ TEST_F(BotApi, KillNineOfTheNodeThenContinueFromRedis) {
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_TRUE(has(texts(r.j), "has shipped")) << r.body;
   EXPECT_GE(metric(R"(parley_conversation_activations_total{source="snapshot"})"), 1);
+}
+
+TEST_F(BotApi, SigtermAfterLiveConversationsExitsZeroPromptly) {
+  // Conversations spawned from HTTP and Postgres worker threads (the first turn of an
+  // API key is checked in Postgres) once kept CAF's logger referenced from those
+  // threads, and the node hung in the actor system's destructor after
+  // "shutdown_complete".
+  auto s = start_session();
+  ASSERT_FALSE(s.empty());
+  ASSERT_EQ(c_->choice(s, 1, 1).status, 200);
+  auto code = n_->terminate(10s);
+  ASSERT_TRUE(code.has_value()) << "parleyd did not exit within 10 s of SIGTERM:\n" << n_->output();
+  EXPECT_EQ(*code, 0) << n_->output();
 }
 
 TEST_F(BotApi, PoisonMessageIsQuarantinedAndTheErrorDialogAnswers) {
