@@ -64,6 +64,7 @@ CONF
 # once it logged the port.
 bench_start_parleyd() {
   local bin=$1 log=$2 _
+  : >"$log"  # exists before the first read below, whoever wins the race with the child
   PORT=0 "$bin" --config config/local.yaml >"$log" 2>&1 &
   NODE_PID=$!
   NODE_PORT=
