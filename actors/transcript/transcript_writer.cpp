@@ -105,6 +105,11 @@ void transcript_writer::loop() {
       continue;
     }
     std::size_t n = std::min(buffer_.size(), opts_.max_batch);
+    // A batch ends on a turn boundary (a turn is one database row): a turn split
+    // across two batches costs Postgres a merge instead of a plain insert.
+    while (n > 0 && n < buffer_.size() && buffer_[n].sequence == buffer_[n - 1].sequence &&
+           buffer_[n].session_id == buffer_[n - 1].session_id)
+      ++n;
     std::vector<transcript_row> batch(std::make_move_iterator(buffer_.begin()),
                                       std::make_move_iterator(buffer_.begin() + static_cast<long>(n)));
     buffer_.erase(buffer_.begin(), buffer_.begin() + static_cast<long>(n));
