@@ -13,6 +13,8 @@
 
 #include <chrono>
 
+#include <caf/default_attachable.hpp>
+
 #include "actors/action/action_runner.hpp"
 #include "actors/runtime/internal.hpp"
 #include "actors/transcript/transcript_writer.hpp"
@@ -26,20 +28,24 @@ namespace v1 = bot::v1;
 using rt_snapshot = parley::runtime::v1::Snapshot;
 using status = turn_outcome::status;
 
+/// What a conversation holds only while it has a turn to run.
+struct turn_scratch {
+  turn_job_ptr job;                     // the turn in progress
+  std::unique_ptr<rt_snapshot> snap;    // the committed snapshot, parsed
+  std::unique_ptr<v1::TurnResult> acc;  // the turn's result, accumulated across action round trips
+  std::string writing;                  // the snapshot bytes being committed
+  std::list<turn_job_ptr> waiting;      // turns that arrived while `job` ran
+};
+
 struct conversation_state {
   static inline const char* name = "parley.conversation";
   const conversation_deps* deps = nullptr;
   std::string key;  // tenant '\0' session id
   bool loaded = false;
   bool exists = false;
-  std::string committed;               // the committed snapshot, serialized
-  std::unique_ptr<rt_snapshot> snap;   // parsed, during a turn (and while turns wait)
+  std::string committed;                     // the committed snapshot, serialized
   std::shared_ptr<const bot::program> prog;  // the program of the snapshot's bot_version
-  // The turn in progress; empty between turns, so an idle actor holds no scratch.
-  turn_job_ptr job;
-  std::unique_ptr<v1::TurnResult> acc;  // the turn's result, accumulated across action round trips
-  std::string writing;                  // the snapshot bytes being committed
-  std::list<turn_job_ptr> waiting;      // turns that arrived while `job` ran
+  std::unique_ptr<turn_scratch> t;           // null between turns: an idle actor holds no scratch
 
   std::string_view tenant() const { return std::string_view(key).substr(0, key.find('\0')); }
   std::string session_id() const { return key.substr(key.find('\0') + 1); }
@@ -63,15 +69,15 @@ void answer(self_ptr self, status st, std::string message = {},
   out.message = std::move(message);
   out.result = std::move(result);
   out.session_id = s.session_id();
-  if (s.snap) {
-    out.bot = s.snap->bot();
-    out.bot_version = s.snap->bot_version();
-    out.program_id = s.snap->state().program_id();
+  if (s.t->snap) {
+    out.bot = s.t->snap->bot();
+    out.bot_version = s.t->snap->bot_version();
+    out.program_id = s.t->snap->state().program_id();
   }
   out.program = s.prog;
-  auto job = std::move(s.job);
-  s.acc.reset();
-  if (s.waiting.empty()) s.snap.reset();  // idle: keep only the committed bytes
+  auto job = std::move(s.t->job);
+  s.t->acc.reset();
+  if (s.t->waiting.empty()) s.t.reset();  // idle: keep only the committed bytes
   s.deps->probe->turn(st, std::chrono::duration<double>(std::chrono::steady_clock::now() - job->received).count());
   // See turn_job: the bot first, then `finished`, then the answer.
   job->bot = out.bot;
@@ -79,9 +85,9 @@ void answer(self_ptr self, status st, std::string message = {},
   auto done = std::move(job->done);
   job->finished.store(true, std::memory_order_release);
   done(std::move(out));
-  if (!s.waiting.empty()) {
-    s.job = std::move(s.waiting.front());
-    s.waiting.pop_front();
+  if (s.t) {
+    s.t->job = std::move(s.t->waiting.front());
+    s.t->waiting.pop_front();
     start_turn(self);
   }
 }
@@ -93,9 +99,9 @@ void run_vm(self_ptr self, const v1::Input* input);
 /// (the write's outcome is unknown, and Redis is the truth).
 void commit(self_ptr self) {
   auto& s = self->state;
-  const auto& in = s.job->in;
-  auto& n = *s.snap;
-  const auto& acc = *s.acc;
+  const auto& in = s.t->job->in;
+  auto& n = *s.t->snap;
+  const auto& acc = *s.t->acc;
   if (!s.exists) {
     n.set_tenant(std::string(s.tenant()));
     n.set_bot(in.bot);
@@ -129,12 +135,12 @@ void commit(self_ptr self) {
     r->set_matched_by(acc.matched_by());
     r->mutable_state()->set_status(acc.state().status());
   }
-  n.SerializeToString(&s.writing);
+  n.SerializeToString(&s.t->writing);
   auto ttl = s.prog ? s.prog->idle_timeout() : s.deps->options.default_idle_timeout;
   if (ttl.count() <= 0) ttl = s.deps->options.default_idle_timeout;
   caf::actor me = caf::actor_cast<caf::actor>(self);
   s.deps->redis->command(
-      {"SET", snapshot_key(s.deps->options, std::string(s.tenant()), s.session_id()), s.writing, "EX",
+      {"SET", snapshot_key(s.deps->options, std::string(s.tenant()), s.session_id()), s.t->writing, "EX",
        std::to_string(ttl.count())},
       [me](result<store::redis_reply> r) {
         caf::anon_send(me, commit_atom::value, r.ok() ? std::string() : r.err().message);
@@ -143,40 +149,38 @@ void commit(self_ptr self) {
 
 void after_commit(self_ptr self, const std::string& error) {
   auto& s = self->state;
-  if (!s.job) return;
+  if (!s.t) return;
   if (!error.empty()) {
     s.deps->probe->commit_failures.Increment();
     log::warn("turn_commit_failed", {{"session", s.session_id()}, {"error", error}});
     // Redis is the truth and the write's outcome is unknown: reload at the next turn.
-    s.snap.reset();
+    s.t->snap.reset();
     s.committed.clear();
-    s.writing.clear();
     s.loaded = false;
     s.exists = false;
     return answer(self, status::unavailable, "the conversation store is unavailable: " + error);
   }
   bool was_new = !s.exists;
   s.exists = true;
-  s.committed.swap(s.writing);
-  s.writing.clear();
-  std::shared_ptr<const v1::TurnResult> result(std::move(s.acc));
+  s.committed.swap(s.t->writing);
+  std::shared_ptr<const v1::TurnResult> result(std::move(s.t->acc));
   if (s.deps->transcripts != nullptr) {
     std::vector<transcript_row> rows;
     rows.reserve(static_cast<std::size_t>(result->messages_size()) + 1);
-    const auto& in = s.job->in;
+    const auto& in = s.t->job->in;
     auto t = now_ms();
     std::string tenant(s.tenant()), session = s.session_id();
     if (!was_new || !in.text.empty()) {
-      rows.push_back(transcript_row{tenant, session, s.snap->sequence(), "in", 0,
+      rows.push_back(transcript_row{tenant, session, s.t->snap->sequence(), "in", 0,
                                     in.what == inbound::kind::end ? "[end] " + in.text : in.text, {}, t});
     }
     int idx = 0;
     for (const auto& m : result->messages())
-      rows.push_back(transcript_row{tenant, session, s.snap->sequence(), "out", idx++, m.text(), {}, t});
+      rows.push_back(transcript_row{tenant, session, s.t->snap->sequence(), "out", idx++, m.text(), {}, t});
     std::vector<conversation_event> events;
     if (was_new)
-      events.push_back(conversation_event{false, tenant, session, s.snap->bot(), s.snap->channel(), s.snap->external_key(),
-                                          s.snap->bot_version(), {}});
+      events.push_back(conversation_event{false, tenant, session, s.t->snap->bot(), s.t->snap->channel(), s.t->snap->external_key(),
+                                          s.t->snap->bot_version(), {}});
     if (result->state().status() == v1::ENDED)
       events.push_back(conversation_event{true, tenant, session, {}, {}, {}, 0,
                                           in.what == inbound::kind::end ? "client" : "bot"});
@@ -188,10 +192,10 @@ void after_commit(self_ptr self, const std::string& error) {
 /// Appends a VM segment's result to the turn's accumulated result.
 void accumulate(conversation_state& s, v1::TurnResult&& r, bool first) {
   if (first) {
-    s.acc = std::make_unique<v1::TurnResult>(std::move(r));
+    s.t->acc = std::make_unique<v1::TurnResult>(std::move(r));
     return;
   }
-  auto& acc = *s.acc;
+  auto& acc = *s.t->acc;
   for (auto& m : *r.mutable_messages()) *acc.add_messages() = std::move(m);
   *acc.mutable_state() = std::move(*r.mutable_state());
   *acc.mutable_action() = std::move(*r.mutable_action());
@@ -202,16 +206,16 @@ void accumulate(conversation_state& s, v1::TurnResult&& r, bool first) {
 
 void continue_after_vm(self_ptr self) {
   auto& s = self->state;
-  if (s.acc->state().status() != v1::AWAITING_ACTION) return commit(self);
+  if (s.t->acc->state().status() != v1::AWAITING_ACTION) return commit(self);
   // Interim secret store: the node's environment, PARLEY_SECRET_<NAME>. Tenant
   // secrets move to Postgres (encrypted) with the channels issue.
-  auto req = bot::resolve_secrets(s.acc->action(), [](std::string_view name) -> std::optional<std::string> {
+  auto req = bot::resolve_secrets(s.t->acc->action(), [](std::string_view name) -> std::optional<std::string> {
     const char* v = std::getenv(("PARLEY_SECRET_" + std::string(name)).c_str());
     if (v == nullptr) return std::nullopt;
     return std::string(v);
   });
   if (!req) {
-    v1::Input in = bot::action_failure_input(req.err().message, s.job->in.now_unix);
+    v1::Input in = bot::action_failure_input(req.err().message, s.t->job->in.now_unix);
     return run_vm(self, &in);
   }
   caf::actor me = caf::actor_cast<caf::actor>(self);
@@ -223,31 +227,31 @@ void continue_after_vm(self_ptr self) {
 /// Runs the VM for the current job (`input` null: the job's own input).
 void run_vm(self_ptr self, const v1::Input* input) {
   auto& s = self->state;
-  const auto& in = s.job->in;
+  const auto& in = s.t->job->in;
   const auto& prog = *s.prog;
-  if (s.deps->options.debug_faults && in.text == debug_poison_text && !s.job->quarantined)
+  if (s.deps->options.debug_faults && in.text == debug_poison_text && !s.t->job->quarantined)
     throw std::runtime_error("poison message (debug fault injection)");
   if (input != nullptr) {
-    v1::TurnResult r = bot::resume(prog, s.acc->state(), *input);
+    v1::TurnResult r = bot::resume(prog, s.t->acc->state(), *input);
     accumulate(s, std::move(r), false);
     return continue_after_vm(self);
   }
   if (in.what == inbound::kind::start) {
     accumulate(s, bot::start(prog, in.variables, in.now_unix), true);
-    if (!in.text.empty() && s.acc->state().status() == v1::AWAITING_INPUT) {
+    if (!in.text.empty() && s.t->acc->state().status() == v1::AWAITING_INPUT) {
       // A first message with the start request: run it as the first input.
       auto first = bot::text_input(in.text, in.now_unix);
-      accumulate(s, bot::resume(prog, s.acc->state(), first), false);
+      accumulate(s, bot::resume(prog, s.t->acc->state(), first), false);
     }
     return continue_after_vm(self);
   }
-  if (s.job->quarantined) {
-    accumulate(s, bot::resume(prog, s.snap->state(), bot::failure_input(s.job->quarantine_error, in.now_unix)), true);
+  if (s.t->job->quarantined) {
+    accumulate(s, bot::resume(prog, s.t->snap->state(), bot::failure_input(s.t->job->quarantine_error, in.now_unix)), true);
     return continue_after_vm(self);
   }
   if (in.what == inbound::kind::end) {
     v1::TurnResult r;
-    *r.mutable_state() = s.snap->state();
+    *r.mutable_state() = s.t->snap->state();
     r.mutable_state()->set_status(v1::ENDED);
     r.set_end_reason(v1::COMPLETED);
     accumulate(s, std::move(r), true);
@@ -257,8 +261,8 @@ void run_vm(self_ptr self, const v1::Input* input) {
   if (in.choice_index > 0) {
     // The n-th option of the last menu this conversation showed.
     const v1::Outbound* menu = nullptr;
-    if (!s.snap->recent().empty())
-      for (const auto& m : s.snap->recent().rbegin()->result().messages())
+    if (!s.t->snap->recent().empty())
+      for (const auto& m : s.t->snap->recent().rbegin()->result().messages())
         if (m.choices_size() > 0) menu = &m;
     if (menu == nullptr || in.choice_index > menu->choices_size())
       return answer(self, status::bad_input,
@@ -268,7 +272,7 @@ void run_vm(self_ptr self, const v1::Input* input) {
     vm_in = in.what == inbound::kind::payload ? bot::payload_input(in.text, in.now_unix)
                                               : bot::text_input(in.text, in.now_unix);
   }
-  accumulate(s, bot::resume(prog, s.snap->state(), vm_in), true);
+  accumulate(s, bot::resume(prog, s.t->snap->state(), vm_in), true);
   continue_after_vm(self);
 }
 
@@ -280,18 +284,18 @@ void with_program(self_ptr self) {
     caf::anon_send(me, program_atom::value, std::make_shared<result<loaded_program>>(std::move(r)));
   };
   if (s.exists)
-    s.deps->registry->version(std::string(s.tenant()), s.snap->bot(), s.snap->bot_version(), cb);
+    s.deps->registry->version(std::string(s.tenant()), s.t->snap->bot(), s.t->snap->bot_version(), cb);
   else
-    s.deps->registry->active(std::string(s.tenant()), s.job->in.bot, cb);
+    s.deps->registry->active(std::string(s.tenant()), s.t->job->in.bot, cb);
 }
 
 /// The turn's checks once the snapshot is known: replay, staleness, existence.
 void dispatch(self_ptr self) {
   auto& s = self->state;
-  const auto& in = s.job->in;
-  if (!s.snap) {
-    s.snap = std::make_unique<rt_snapshot>();
-    if (s.exists && !s.snap->ParseFromString(s.committed))
+  const auto& in = s.t->job->in;
+  if (!s.t->snap) {
+    s.t->snap = std::make_unique<rt_snapshot>();
+    if (s.exists && !s.t->snap->ParseFromString(s.committed))
       return answer(self, status::internal, "the snapshot of session " + s.session_id() + " does not parse");
   }
   if (in.what == inbound::kind::start) {
@@ -301,29 +305,29 @@ void dispatch(self_ptr self) {
   if (!s.exists) return answer(self, status::session_not_found, "session " + s.session_id() + " does not exist or expired");
   // A redelivery gets the recorded answer. With sequence ids (Bot API) only the last
   // processed one is a retry; a lower one is stale.
-  bool may_replay = in.sequence_id < 0 || in.sequence_id == s.snap->last_sequence_id();
+  bool may_replay = in.sequence_id < 0 || in.sequence_id == s.t->snap->last_sequence_id();
   if (!in.message_id.empty() && may_replay) {
-    for (const auto& rec : s.snap->recent()) {
+    for (const auto& rec : s.t->snap->recent()) {
       if (rec.message_id() == in.message_id) {
         return answer(self, status::replayed, {}, std::make_shared<v1::TurnResult>(rec.result()));
       }
     }
   }
-  if (s.snap->state().status() == v1::ENDED || s.snap->state().status() == v1::TRANSFERRED)
+  if (s.t->snap->state().status() == v1::ENDED || s.t->snap->state().status() == v1::TRANSFERRED)
     return answer(self, status::session_ended, "session " + s.session_id() + " has ended");
-  if (in.sequence_id >= 0 && in.sequence_id <= s.snap->last_sequence_id())
+  if (in.sequence_id >= 0 && in.sequence_id <= s.t->snap->last_sequence_id())
     return answer(self, status::stale_sequence,
                   "sequenceId " + std::to_string(in.sequence_id) + " is not greater than the last processed " +
-                      std::to_string(s.snap->last_sequence_id()));
-  if (!in.bot.empty() && in.bot != s.snap->bot())
+                      std::to_string(s.t->snap->last_sequence_id()));
+  if (!in.bot.empty() && in.bot != s.t->snap->bot())
     return answer(self, status::session_not_found, "session " + s.session_id() + " does not belong to bot " + in.bot);
   with_program(self);
 }
 
-/// Starts `s.job`: loads the snapshot first if this actor has not yet.
+/// Starts `s.t->job`: loads the snapshot first if this actor has not yet.
 void start_turn(self_ptr self) {
   auto& s = self->state;
-  if (s.loaded || s.job->in.what == inbound::kind::start) {
+  if (s.loaded || s.t->job->in.what == inbound::kind::start) {
     s.loaded = true;
     return dispatch(self);
   }
@@ -344,13 +348,14 @@ caf::behavior conversation_impl(caf::stateful_actor<conversation_state>* self, c
   return {
       [=](turn_atom, turn_job_ptr& job) {
         auto& s = self->state;
-        if (s.job) return s.waiting.push_back(std::move(job));
-        s.job = std::move(job);
+        if (s.t) return s.t->waiting.push_back(std::move(job));
+        s.t = std::make_unique<turn_scratch>();
+        s.t->job = std::move(job);
         start_turn(self);
       },
       [=](loaded_atom, std::shared_ptr<result<store::redis_reply>>& r) {
         auto& s = self->state;
-        if (!s.job) return;
+        if (!s.t) return;
         if (!r->ok()) return answer(self, status::unavailable, "the conversation store is unavailable: " + r->err().message);
         s.loaded = true;
         if (!(*r)->is_nil()) {
@@ -362,7 +367,7 @@ caf::behavior conversation_impl(caf::stateful_actor<conversation_state>* self, c
       },
       [=](program_atom, std::shared_ptr<result<loaded_program>>& r) {
         auto& s = self->state;
-        if (!s.job) return;
+        if (!s.t) return;
         if (!r->ok()) {
           if (r->err().code == "not_found") {
             if (s.exists) return answer(self, status::internal, r->err().message);
@@ -372,17 +377,17 @@ caf::behavior conversation_impl(caf::stateful_actor<conversation_state>* self, c
         }
         s.prog = (*r)->program;
         if (!s.exists) {
-          s.snap->set_bot_version((*r)->version);
+          s.t->snap->set_bot_version((*r)->version);
           s.deps->probe->activated_new.Increment();
         }
         run_vm(self, nullptr);
       },
       [=](action_atom, std::shared_ptr<v1::ActionResult>& r) {
         auto& s = self->state;
-        if (!s.job) return;
+        if (!s.t) return;
         v1::Input in;
         *in.mutable_action() = std::move(*r);
-        in.set_now_unix(s.job->in.now_unix);
+        in.set_now_unix(s.t->job->in.now_unix);
         run_vm(self, &in);
       },
       [=](commit_atom, const std::string& error) { after_commit(self, error); },
@@ -406,11 +411,12 @@ caf::actor spawn_conversation(caf::actor_system& sys, const conversation_deps* d
   const bool foreign_thread = caf::logger::current_logger() == nullptr;
   auto conv = sys.spawn(conversation_impl, deps, std::move(key));
   if (foreign_thread) caf::logger::set_current_actor_system(nullptr);
-  // Linked: this actor's death reaches the supervisor, which restarts it; the
-  // supervisor's exit (node shutdown) takes this actor with it. Linked here, on the
-  // spawning thread, so the link exists before the actor runs at all.
-  if (auto* sup = dynamic_cast<caf::monitorable_actor*>(caf::actor_cast<caf::abstract_actor*>(supervisor)))
-    sup->link_to(conv);
+  // Monitored: this actor's death reaches the supervisor as a down message, and the
+  // supervisor restarts it. A monitor is one attachable in this actor (a link would
+  // add a second one to the supervisor, per conversation). Attached here, on the
+  // spawning thread, so it exists before the actor runs at all.
+  caf::actor_cast<caf::abstract_actor*>(conv)->attach(
+      caf::default_attachable::make_monitor(conv.address(), supervisor.address()));
   return conv;
 }
 

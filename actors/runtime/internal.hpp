@@ -74,7 +74,7 @@ struct conversation_deps {
   runtime_options options;
 };
 
-/// Spawns a conversation actor for (tenant, session), linked to `supervisor`. It
+/// Spawns a conversation actor for (tenant, session), monitored by `supervisor`. It
 /// runs each `(turn_atom, turn_job_ptr)` in arrival order and finishes it (see
 /// `turn_job`) after the turn's snapshot is committed. It loads its snapshot from
 /// Redis on its first turn. `key` is tenant '\0' session id.

@@ -7,7 +7,7 @@
 // commit. No actor sits between the gateway and the conversation: each hop is a
 // queue push and often a thread wake-up, and they were most of a turn's cost.
 //
-// Supervision: each shard has a supervisor actor linked to the shard's conversation
+// Supervision: each shard has a supervisor actor monitoring the shard's conversation
 // actors. The shard's table keeps, per conversation, the jobs sent and not yet
 // finished, in order. When a conversation actor dies, its supervisor spawns a new one
 // (which reloads the last committed snapshot from Redis) and sends it the unfinished
@@ -142,7 +142,7 @@ void answer_now(const conversation_deps* deps, turn_job& job, turn_outcome::stat
 
 using supervisor_ptr = caf::event_based_actor*;
 
-void on_conversation_exit(shared_state* st, shard* sh, supervisor_ptr self, const caf::exit_msg& dm) {
+void on_conversation_down(shared_state* st, shard* sh, supervisor_ptr self, const caf::down_msg& dm) {
   const auto* deps = st->deps;
   std::lock_guard<std::mutex> lock(sh->m);
   if (!sh->supervisor) return;  // runtime::stop
@@ -187,10 +187,7 @@ void on_conversation_exit(shared_state* st, shard* sh, supervisor_ptr self, cons
 }
 
 caf::behavior supervisor_impl(supervisor_ptr self, shared_state* st, shard* sh) {
-  self->set_exit_handler([=](caf::exit_msg& em) {
-    if (em.source == self->address()) return self->quit(em.reason);  // runtime::stop
-    on_conversation_exit(st, sh, self, em);
-  });
+  self->set_down_handler([=](caf::down_msg& dm) { on_conversation_down(st, sh, self, dm); });
   const auto* deps = st->deps;
   auto period = std::max(std::chrono::milliseconds(50),
                          std::min(std::chrono::milliseconds(1000), deps->options.passivate_after / 2));
@@ -204,8 +201,7 @@ caf::behavior supervisor_impl(supervisor_ptr self, shared_state* st, shard* sh) 
             auto& e = it->second;
             prune(e);
             if (e.sent.empty() && now - e.last_active >= deps->options.passivate_after) {
-              sh->by_id.erase(e.actor.id());
-              self->unlink_from(e.actor);
+              sh->by_id.erase(e.actor.id());  // its down message is then ignored
               self->send_exit(e.actor, caf::exit_reason::user_shutdown);
               deps->probe->passivations.Increment();
               deps->probe->live.Decrement();
@@ -323,9 +319,8 @@ void runtime::kill(const std::string& tenant, const std::string& session_id, std
     std::lock_guard<std::mutex> lock(sh.m);
     auto it = sh.convs.find(key_of(tenant, session_id));
     if (it == sh.convs.end()) return done(false);
-    // A message, not an exit: the conversation then dies like a crash would, and its
-    // link tells the supervisor (an exit_msg from the supervisor would unlink it
-    // first, and exit_reason::kill would take the linked supervisor down too).
+    // A message, not an exit: the conversation then dies like a crash would (with an
+    // error as its reason), and its monitor tells the supervisor.
     caf::anon_send(it->second.actor, kill_atom::value);
   }
   done(true);
@@ -338,8 +333,12 @@ void runtime::stop() {
       std::lock_guard<std::mutex> lock(sh->m);
       sup = std::move(sh->supervisor);
       sh->supervisor = nullptr;
+      // Their snapshots stay in Redis; jobs still waiting are dropped unanswered
+      // (the HTTP server has stopped taking requests by now).
+      for (auto& [key, e] : sh->convs) caf::anon_send_exit(e.actor, caf::exit_reason::user_shutdown);
+      sh->convs.clear();
+      sh->by_id.clear();
     }
-    // The supervisor's exit takes its linked conversations with it.
     if (sup) caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
   }
 }
