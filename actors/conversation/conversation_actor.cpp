@@ -38,7 +38,6 @@ struct turn_scratch {
 };
 
 struct conversation_state {
-  static inline const char* name = "parley.conversation";
   const conversation_deps* deps = nullptr;
   std::string key;  // tenant '\0' session id
   bool loaded = false;
@@ -51,7 +50,39 @@ struct conversation_state {
   std::string session_id() const { return key.substr(key.find('\0') + 1); }
 };
 
-using self_ptr = caf::stateful_actor<conversation_state>*;
+/// The actor. Class-based rather than a spawned function so that every conversation
+/// shares one behaviour object: a function-based actor builds its own (about 290
+/// bytes for these handlers, per conversation). The shared handlers find their actor
+/// through `current`, which `resume` sets for the messages it processes.
+class conversation_actor : public caf::event_based_actor {
+ public:
+  conversation_actor(caf::actor_config& cfg, const conversation_deps* deps, std::string key)
+      : caf::event_based_actor(cfg) {
+    state.deps = deps;
+    state.key = std::move(key);
+  }
+  const char* name() const override { return "parley.conversation"; }
+  caf::behavior make_behavior() override;
+  caf::resumable::resume_result resume(caf::execution_unit* eu, size_t max_throughput) override {
+    auto* outer = current;
+    current = this;
+    auto r = caf::event_based_actor::resume(eu, max_throughput);
+    current = outer;
+    return r;
+  }
+  void on_exit() override {
+    state.t.reset();
+    state.prog.reset();
+    std::string().swap(state.committed);
+  }
+
+  conversation_state state;
+  static thread_local conversation_actor* current;
+};
+
+thread_local conversation_actor* conversation_actor::current = nullptr;
+
+using self_ptr = conversation_actor*;
 
 int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -339,21 +370,18 @@ void start_turn(self_ptr self) {
                          });
 }
 
-caf::behavior conversation_impl(caf::stateful_actor<conversation_state>* self, const conversation_deps* deps,
-                                std::string key) {
-  auto& s = self->state;
-  s.deps = deps;
-  s.key = std::move(key);
-
-  return {
-      [=](turn_atom, turn_job_ptr& job) {
+caf::behavior conversation_actor::make_behavior() {
+  static const caf::behavior shared = caf::behavior{
+      [](turn_atom, turn_job_ptr& job) {
+        auto* self = current;
         auto& s = self->state;
         if (s.t) return s.t->waiting.push_back(std::move(job));
         s.t = std::make_unique<turn_scratch>();
         s.t->job = std::move(job);
         start_turn(self);
       },
-      [=](loaded_atom, std::shared_ptr<result<store::redis_reply>>& r) {
+      [](loaded_atom, std::shared_ptr<result<store::redis_reply>>& r) {
+        auto* self = current;
         auto& s = self->state;
         if (!s.t) return;
         if (!r->ok()) return answer(self, status::unavailable, "the conversation store is unavailable: " + r->err().message);
@@ -365,7 +393,8 @@ caf::behavior conversation_impl(caf::stateful_actor<conversation_state>* self, c
         }
         dispatch(self);
       },
-      [=](program_atom, std::shared_ptr<result<loaded_program>>& r) {
+      [](program_atom, std::shared_ptr<result<loaded_program>>& r) {
+        auto* self = current;
         auto& s = self->state;
         if (!s.t) return;
         if (!r->ok()) {
@@ -382,7 +411,8 @@ caf::behavior conversation_impl(caf::stateful_actor<conversation_state>* self, c
         }
         run_vm(self, nullptr);
       },
-      [=](action_atom, std::shared_ptr<v1::ActionResult>& r) {
+      [](action_atom, std::shared_ptr<v1::ActionResult>& r) {
+        auto* self = current;
         auto& s = self->state;
         if (!s.t) return;
         v1::Input in;
@@ -390,9 +420,10 @@ caf::behavior conversation_impl(caf::stateful_actor<conversation_state>* self, c
         in.set_now_unix(s.t->job->in.now_unix);
         run_vm(self, &in);
       },
-      [=](commit_atom, const std::string& error) { after_commit(self, error); },
-      [=](kill_atom) { self->quit(caf::make_error(caf::sec::runtime_error, "killed by a debug request")); },
+      [](commit_atom, const std::string& error) { after_commit(current, error); },
+      [](kill_atom) { current->quit(caf::make_error(caf::sec::runtime_error, "killed by a debug request")); },
   };
+  return shared;
 }
 
 }  // namespace
@@ -409,7 +440,7 @@ caf::actor spawn_conversation(caf::actor_system& sys, const conversation_deps* d
   // forever for the logger while a Postgres worker that outlives it holds one. Such
   // a thread gets its thread_local reset right away.
   const bool foreign_thread = caf::logger::current_logger() == nullptr;
-  auto conv = sys.spawn(conversation_impl, deps, std::move(key));
+  auto conv = sys.spawn<conversation_actor>(deps, std::move(key));
   if (foreign_thread) caf::logger::set_current_actor_system(nullptr);
   // Monitored: this actor's death reaches the supervisor as a down message, and the
   // supervisor restarts it. A monitor is one attachable in this actor (a link would
