@@ -428,6 +428,11 @@ caf::behavior conversation_actor::make_behavior() {
 
 }  // namespace
 
+std::string_view conversation_key(const caf::actor& conv) {
+  // Only the runtime calls this, and only with actors spawn_conversation made.
+  return static_cast<const conversation_actor*>(caf::actor_cast<caf::abstract_actor*>(conv))->state.key;
+}
+
 std::string snapshot_key(const runtime_options& o, const std::string& tenant, const std::string& session) {
   return o.key_prefix + ":conv:" + tenant + ":" + session;
 }

@@ -81,6 +81,10 @@ struct conversation_deps {
 caf::actor spawn_conversation(caf::actor_system& sys, const conversation_deps* deps, const caf::actor& supervisor,
                               std::string key);
 
+/// The key of a conversation actor spawned by `spawn_conversation`: immutable, valid
+/// while `conv` (or another strong handle to the same actor) is held.
+std::string_view conversation_key(const caf::actor& conv);
+
 std::string snapshot_key(const runtime_options& o, const std::string& tenant, const std::string& session);
 
 }  // namespace parley::actors

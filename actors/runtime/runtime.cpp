@@ -98,8 +98,10 @@ struct conv_entry {
 /// One shard: its part of the live conversations and the actor supervising them.
 struct shard {
   std::mutex m;
-  std::unordered_map<std::string, conv_entry> convs;      // by key: tenant '\0' session id
-  std::unordered_map<caf::actor_id, const std::string*> by_id;  // live actor -> its key in `convs`
+  // By key (tenant '\0' session id). The key views the key string of the entry's own
+  // actor (immutable, and alive as long as the entry holds the actor): one copy of
+  // it per conversation instead of two.
+  std::unordered_map<std::string_view, conv_entry> convs;
   caf::actor supervisor;
 };
 
@@ -121,12 +123,6 @@ void prune(conv_entry& e) {
   }
 }
 
-/// Spawns the conversation's actor. Caller holds the shard's mutex.
-void spawn_for(caf::actor_system& sys, shard& sh, const conversation_deps* deps, const std::string& key,
-               conv_entry& e) {
-  e.actor = spawn_conversation(sys, deps, sh.supervisor, key);
-  sh.by_id[e.actor.id()] = &key;
-}
 
 /// Answers a job without running it (busy, or its error dialog failed too).
 void answer_now(const conversation_deps* deps, turn_job& job, turn_outcome::status st, std::string message) {
@@ -146,18 +142,24 @@ void on_conversation_down(shared_state* st, shard* sh, supervisor_ptr self, cons
   const auto* deps = st->deps;
   std::lock_guard<std::mutex> lock(sh->m);
   if (!sh->supervisor) return;  // runtime::stop
-  auto bit = sh->by_id.find(dm.source.id());
-  if (bit == sh->by_id.end()) return;  // passivated on purpose
-  const std::string key = *bit->second;
-  sh->by_id.erase(bit);
-  auto cit = sh->convs.find(key);
-  if (cit == sh->convs.end()) return;
-  auto& e = cit->second;
+  // The dead actor is still in memory when its entry holds it; otherwise it was
+  // passivated on purpose and nothing is left to do.
+  auto dead = caf::actor_cast<caf::actor>(dm.source);
+  if (!dead) return;
+  auto cit = sh->convs.find(conversation_key(dead));
+  if (cit == sh->convs.end() || cit->second.actor != dead) return;  // passivated, or an older incarnation
+  std::string key(cit->first);
   const std::string tenant = key.substr(0, key.find('\0'));
   const std::string session_id = key.substr(key.find('\0') + 1);
+  // A new incarnation; the entry's key moves to the new actor's copy before the
+  // entry lets go of the dead one.
+  auto fresh = spawn_conversation(self->system(), deps, sh->supervisor, key);
+  auto node = sh->convs.extract(cit);
+  node.key() = conversation_key(fresh);
+  node.mapped().actor = std::move(fresh);
+  auto& e = sh->convs.insert(std::move(node)).position->second;
   prune(e);
   deps->probe->restarts.Increment();
-  spawn_for(self->system(), *sh, deps, cit->first, e);
   if (e.sent.empty()) return;  // died between turns (killed, say): nothing to run again
   auto& job = *e.sent.front();
   auto now = std::chrono::steady_clock::now();
@@ -201,7 +203,7 @@ caf::behavior supervisor_impl(supervisor_ptr self, shared_state* st, shard* sh) 
             auto& e = it->second;
             prune(e);
             if (e.sent.empty() && now - e.last_active >= deps->options.passivate_after) {
-              sh->by_id.erase(e.actor.id());  // its down message is then ignored
+              // Its down message then finds no entry holding it, and is ignored.
               self->send_exit(e.actor, caf::exit_reason::user_shutdown);
               deps->probe->passivations.Increment();
               deps->probe->live.Decrement();
@@ -276,12 +278,15 @@ void runtime::submit(inbound in, std::function<void(turn_outcome)> done) {
     lock.unlock();
     return answer_now(deps, *job, turn_outcome::status::unavailable, "the node is shutting down");
   }
-  auto [it, fresh] = sh.convs.try_emplace(std::move(key));
-  auto& e = it->second;
-  if (fresh) {
-    spawn_for(*impl_->d.system, sh, deps, it->first, e);
+  auto it = sh.convs.find(key);
+  if (it == sh.convs.end()) {
+    auto actor = spawn_conversation(*impl_->d.system, deps, sh.supervisor, std::move(key));
+    auto view = conversation_key(actor);
+    it = sh.convs.emplace(view, conv_entry{}).first;
+    it->second.actor = std::move(actor);
     deps->probe->live.Increment();
   }
+  auto& e = it->second;
   e.last_active = job->received;
   prune(e);
   // One running plus `max_queued` waiting: beyond that the client is told to slow
@@ -303,9 +308,9 @@ void runtime::live(const std::string& tenant, std::function<void(std::vector<liv
   for (auto& sh : impl_->st.shards) {
     std::lock_guard<std::mutex> lock(sh->m);
     for (auto& [key, e] : sh->convs) {
-      if (key.compare(0, key.find('\0'), tenant) != 0) continue;
+      if (key.substr(0, key.find('\0')) != tenant) continue;
       prune(e);
-      out.push_back({key.substr(key.find('\0') + 1), e.bot, e.bot_version,
+      out.push_back({std::string(key.substr(key.find('\0') + 1)), e.bot, e.bot_version,
                      std::chrono::duration_cast<std::chrono::milliseconds>(now - e.last_active).count()});
     }
   }
@@ -337,7 +342,6 @@ void runtime::stop() {
       // (the HTTP server has stopped taking requests by now).
       for (auto& [key, e] : sh->convs) caf::anon_send_exit(e.actor, caf::exit_reason::user_shutdown);
       sh->convs.clear();
-      sh->by_id.clear();
     }
     if (sup) caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
   }
