@@ -34,6 +34,7 @@ struct turn_scratch {
   std::unique_ptr<rt_snapshot> snap;    // the committed snapshot, parsed
   std::unique_ptr<v1::TurnResult> acc;  // the turn's result, accumulated across action round trips
   std::string writing;                  // the snapshot bytes being committed
+  bool snap_stale = false;              // `snap` no longer equals the committed bytes
   std::list<turn_job_ptr> waiting;      // turns that arrived while `job` ran
 };
 
@@ -108,7 +109,12 @@ void answer(self_ptr self, status st, std::string message = {},
   out.program = s.prog;
   auto job = std::move(s.t->job);
   s.t->acc.reset();
-  if (s.t->waiting.empty()) s.t.reset();  // idle: keep only the committed bytes
+  if (s.t->waiting.empty()) {
+    s.t.reset();  // idle: keep only the committed bytes
+  } else if (s.t->snap_stale) {
+    s.t->snap.reset();  // the next turn parses the committed bytes
+    s.t->snap_stale = false;
+  }
   s.deps->probe->turn(st, std::chrono::duration<double>(std::chrono::steady_clock::now() - job->received).count());
   // See turn_job: the bot first, then `finished`, then the answer.
   job->bot = out.bot;
@@ -132,7 +138,7 @@ void commit(self_ptr self) {
   auto& s = self->state;
   const auto& in = s.t->job->in;
   auto& n = *s.t->snap;
-  const auto& acc = *s.t->acc;
+  auto& acc = *s.t->acc;
   if (!s.exists) {
     n.set_tenant(std::string(s.tenant()));
     n.set_bot(in.bot);
@@ -156,17 +162,26 @@ void commit(self_ptr self) {
     auto* rec = n.add_recent();
     rec->set_message_id(in.message_id);
     rec->set_sequence(n.sequence());
-    // What a channel renders; the state itself is in the snapshot already.
+    // What a channel renders; the state itself is in the snapshot already. The
+    // repeated fields are lent by the turn's result for the serialization (a swap of
+    // pointers, not a deep copy of every message and choice) and given back right
+    // after: the parsed snapshot is then stale and is not used for another turn.
     auto* r = rec->mutable_result();
-    *r->mutable_messages() = acc.messages();
     if (acc.has_transfer()) *r->mutable_transfer() = acc.transfer();
     r->set_end_reason(acc.end_reason());
-    *r->mutable_intents() = acc.intents();
-    *r->mutable_entities() = acc.entities();
     r->set_matched_by(acc.matched_by());
     r->mutable_state()->set_status(acc.state().status());
+    r->mutable_messages()->Swap(acc.mutable_messages());
+    r->mutable_intents()->Swap(acc.mutable_intents());
+    r->mutable_entities()->Swap(acc.mutable_entities());
+    n.SerializeToString(&s.t->writing);
+    acc.mutable_messages()->Swap(r->mutable_messages());
+    acc.mutable_intents()->Swap(r->mutable_intents());
+    acc.mutable_entities()->Swap(r->mutable_entities());
+    s.t->snap_stale = true;
+  } else {
+    n.SerializeToString(&s.t->writing);
   }
-  n.SerializeToString(&s.t->writing);
   auto ttl = s.prog ? s.prog->idle_timeout() : s.deps->options.default_idle_timeout;
   if (ttl.count() <= 0) ttl = s.deps->options.default_idle_timeout;
   caf::actor me = caf::actor_cast<caf::actor>(self);
