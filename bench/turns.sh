@@ -111,6 +111,8 @@ common=(--url "$node" --tenant bench --key "$key" --bot bench --turns-per-sessio
 echo "== parleyd Bot API turns, closed loop: $loadgen --connections $conns --duration $duration --warmup 2 --turns-per-session $turns --threads $lg_threads"
 redis_counter() { curl -fs "$node/metrics" | awk -v n="$1" '$1 == n {printf "%d", $2}'; }
 cmds0=$(redis_counter parley_redis_commands_total); trips0=$(redis_counter parley_redis_round_trips_total)
+pg_xacts() { psql "$DATABASE_URL" -Atc "select xact_commit + xact_rollback from pg_stat_database where datname = current_database()"; }
+xacts0=$(pg_xacts)
 cpu_snapshot "$tmp/cpu0.json"
 perf_pid=
 if [ -n "${PARLEY_BENCH_PERF:-}" ]; then
@@ -123,6 +125,8 @@ cpu_snapshot "$tmp/cpu1.json"
 cpu_diff "$tmp/cpu0.json" "$tmp/cpu1.json" "$((duration + 2))"
 cmds1=$(redis_counter parley_redis_commands_total); trips1=$(redis_counter parley_redis_round_trips_total)
 python3 -c "c, t = $cmds1 - $cmds0, $trips1 - $trips0; print(f'redis     {c} commands in {t} round trips: {c / max(t, 1):.1f} per round trip (group commit)')"
+sleep 1  # pg_stat_database is updated when a backend reports, at most every 500 ms
+echo "postgres  $(( $(pg_xacts) - xacts0 )) transactions in the closed-loop window (transcript batches, registry polls, key checks)"
 peak=$(json_field turns_per_s < "$tmp/peak.txt")
 half=$(python3 -c "print(int($peak/2))")
 echo
