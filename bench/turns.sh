@@ -17,7 +17,8 @@
 # and prints both rates, the ratio (goal >= 0.40) and p99 at half peak (goal < 5 ms).
 # LOADGEN_THREADS (default 2) sets the load generator's I/O threads; PARLEY_BENCH_BUILD
 # (default build/release) the build folder (configured Release, tests off).
-# PARLEY_BENCH_PERF=FILE records `perf record -a -g` for 5 s of the peak run into FILE.
+# PARLEY_BENCH_PERF=FILE records `perf record -a -g` for 5 s of the peak run into FILE;
+# with PARLEY_BENCH_PERF_NODE=1, parleyd alone with DWARF call graphs.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -116,7 +117,11 @@ xacts0=$(pg_xacts)
 cpu_snapshot "$tmp/cpu0.json"
 perf_pid=
 if [ -n "${PARLEY_BENCH_PERF:-}" ]; then
-  (sleep 2; exec perf record -a -g -F 499 -o "$PARLEY_BENCH_PERF" -- sleep "$((duration > 5 ? 5 : duration))") 2>/dev/null &
+  # PARLEY_BENCH_PERF_ARGS replaces the default scope, e.g. "--call-graph dwarf -p <parleyd>" via
+  # PARLEY_BENCH_PERF_NODE=1 (parleyd only, with DWARF call graphs: inclusive costs).
+  perf_args=(-a -g -F 499)
+  [ -n "${PARLEY_BENCH_PERF_NODE:-}" ] && perf_args=(--call-graph dwarf,16384 -F 299 -p "$NODE_PID")
+  (sleep 2; exec perf record "${perf_args[@]}" -o "$PARLEY_BENCH_PERF" -- sleep "$((duration > 5 ? 5 : duration))") 2>/dev/null &
   perf_pid=$!
 fi
 "$loadgen" "${common[@]}" --connections "$conns" --duration "$duration" --warmup 2 | tee "$tmp/peak.txt" || true

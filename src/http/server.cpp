@@ -243,7 +243,12 @@ const std::string unmatched_route = "unmatched";
 class session : public std::enable_shared_from_this<session> {
  public:
   session(tcp::socket&& socket, std::shared_ptr<server::impl> srv)
-      : stream_(std::move(socket)), srv_(std::move(srv)) {}
+      : stream_(std::move(socket)), srv_(std::move(srv)) {
+    // Once per connection, not per request (a getpeername system call each time).
+    beast::error_code ignored;
+    auto ep = stream_.socket().remote_endpoint(ignored);
+    if (!ignored) remote_address_ = ep.address().to_string();
+  }
 
   ~session() {
     std::lock_guard<std::mutex> lock(srv_->sessions_mutex);
@@ -312,9 +317,7 @@ class session : public std::enable_shared_from_this<session> {
     else
       req.request_id = srv_->make_request_id();
     request_id_ = req.request_id;
-    beast::error_code ignored;
-    auto ep = stream_.socket().remote_endpoint(ignored);
-    if (!ignored) req.remote_address = ep.address().to_string();
+    req.remote_address = remote_address_;
 
     auto m = srv_->routes.find(req.method, req.path);
     if (m.h == nullptr) {
@@ -373,6 +376,7 @@ class session : public std::enable_shared_from_this<session> {
   std::chrono::steady_clock::time_point started_;
   const std::string* route_ = &unmatched_route;
   std::string request_id_;
+  std::string remote_address_;
   int status_ = 0;
   bool keep_alive_ = true;
 };
