@@ -14,9 +14,7 @@ namespace parley::channels::botapi {
 
 namespace {
 
-using json = nlohmann::json;
-
-// Deeper JSON is refused before nlohmann parses it: nothing we accept nests
+// Deeper JSON is refused before it is parsed: nothing we accept nests
 // this far, and it bounds every recursion below.
 constexpr int max_json_depth = 32;
 constexpr std::size_t max_id_length = 128;
@@ -45,8 +43,11 @@ std::string list_of(const std::array<std::string_view, N>& set) {
   return out;
 }
 
-failure bad(const std::string& field, std::string_view what) {
-  return make_failure(400, field + ": " + std::string(what));
+failure bad(std::string_view field, std::string_view what) {
+  std::string message;
+  message.reserve(field.size() + 2 + what.size());
+  message.append(field).append(": ").append(what);
+  return make_failure(400, std::move(message));
 }
 
 bool iequals(std::string_view a, std::string_view b) {
@@ -66,13 +67,21 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-bool is_id_char(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-         c == '_' || c == '~' || c == ':' || c == '-';
-}
+// [A-Za-z0-9._~:-]
+constexpr std::array<bool, 256> id_chars = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0; c < 256; ++c)
+    t[static_cast<std::size_t>(c)] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                                     (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '~' ||
+                                     c == ':' || c == '-';
+  return t;
+}();
 
 bool valid_id(std::string_view s) {
-  return !s.empty() && s.size() <= max_id_length && std::all_of(s.begin(), s.end(), is_id_char);
+  if (s.empty() || s.size() > max_id_length) return false;
+  for (char c : s)
+    if (!id_chars[static_cast<unsigned char>(c)]) return false;
+  return true;
 }
 
 bool printable(std::string_view s) {
@@ -114,7 +123,417 @@ void append_hex(std::string& out, std::uint64_t v, int digits) {
   for (int i = digits - 1; i >= 0; --i) out += hex[(v >> (i * 4)) & 0xf];
 }
 
+// ------------------------------------------------------------------ UTF-8
+
+// Bytes that stand for themselves in a JSON string: printable ASCII but '"' and '\\'.
+constexpr std::array<bool, 256> plain_bytes = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0x20; c < 0x80; ++c) t[static_cast<std::size_t>(c)] = c != '"' && c != '\\';
+  return t;
+}();
+
+// Length of the well-formed UTF-8 sequence at p (lead byte >= 0x80), or the
+// negative count of bytes that form its maximal ill-formed prefix: -1 for a
+// byte that cannot start a sequence, -k when byte k (0-based) cannot continue
+// it or the input ends there. The parser refuses any ill-formed sequence; the
+// writer replaces the prefix by one U+FFFD and resumes at byte k, which is
+// where nlohmann's decoder rejects.
+int utf8_sequence(const unsigned char* p, const unsigned char* end) {
+  const unsigned char c = p[0];
+  int n;
+  unsigned char lo = 0x80, hi = 0xBF;  // range of the second byte
+  if (c >= 0xC2 && c <= 0xDF) {
+    n = 2;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    n = 3;
+    if (c == 0xE0) lo = 0xA0;       // no overlong forms
+    else if (c == 0xED) hi = 0x9F;  // no surrogates
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    n = 4;
+    if (c == 0xF0) lo = 0x90;       // no overlong forms
+    else if (c == 0xF4) hi = 0x8F;  // nothing above U+10FFFF
+  } else {
+    return -1;
+  }
+  for (int k = 1; k < n; ++k) {
+    if (p + k >= end) return -k;
+    const unsigned char b = p[k];
+    if (k == 1 ? (b < lo || b > hi) : (b < 0x80 || b > 0xBF)) return -k;
+  }
+  return n;
+}
+
 // ------------------------------------------------------------------ JSON in
+//
+// Request bodies are parsed by a small parser into a flat document instead of
+// an nlohmann DOM: one vector of values in document order, strings pointing
+// into the body unless they had escapes. It accepts exactly the texts that
+// nlohmann::json::parse accepts (RFC 8259 JSON with nothing after the value but
+// blanks, or a NUL byte and anything; a leading UTF-8 byte order mark skipped;
+// strings of well-formed UTF-8 without raw control characters, whose \u
+// escapes pair their surrogates; no number beyond a double's range) and gives
+// the values nlohmann gives: a number without fraction or exponent is a signed
+// integer when negative, unsigned otherwise, a double when it does not fit 64
+// bits; a repeated key keeps its last value. botapi_reference_parse.hpp in
+// tests/unit/botapi keeps the former nlohmann-based parsing; the unit tests and
+// the fuzz target compare with it.
+
+// A value of a parsed document. The elements (members) of an array (object)
+// follow it in the document, each after the whole subtree of the one before.
+class jvalue {
+ public:
+  enum class kind : std::uint8_t {
+    null, boolean, integer, unsigned_integer, floating, string, array, object
+  };
+
+  bool is_null() const { return kind_ == kind::null; }
+  bool is_boolean() const { return kind_ == kind::boolean; }
+  bool is_number() const { return is_number_integer() || kind_ == kind::floating; }
+  bool is_number_integer() const {
+    return kind_ == kind::integer || kind_ == kind::unsigned_integer;
+  }
+  bool is_number_unsigned() const { return kind_ == kind::unsigned_integer; }
+  bool is_string() const { return kind_ == kind::string; }
+  bool is_array() const { return kind_ == kind::array; }
+  bool is_object() const { return kind_ == kind::object; }
+
+  bool boolean() const { return boolean_; }
+  /// An integer as a signed or unsigned 64-bit value (an unsigned one converted).
+  std::int64_t int64() const {
+    return kind_ == kind::unsigned_integer ? static_cast<std::int64_t>(u_) : i_;
+  }
+  std::uint64_t uint64() const {
+    return kind_ == kind::unsigned_integer ? u_ : static_cast<std::uint64_t>(i_);
+  }
+  /// Any number as a double.
+  double number() const {
+    switch (kind_) {
+      case kind::integer: return static_cast<double>(i_);
+      case kind::unsigned_integer: return static_cast<double>(u_);
+      default: return d_;
+    }
+  }
+  std::string_view str() const { return str_; }
+  /// The key of a member of an object.
+  std::string_view key() const { return key_; }
+  /// Elements of an array, members of an object.
+  std::size_t size() const { return size_; }
+  /// The first element or member; valid when size() > 0.
+  const jvalue* first() const { return this + 1; }
+  /// The next element or member of the same array or object.
+  const jvalue* next() const { return this + span_; }
+
+  /// The member `name` of an object (the last one when repeated), or nullptr.
+  const jvalue* member(std::string_view name) const {
+    const jvalue* found = nullptr;
+    const jvalue* m = first();
+    for (std::size_t i = 0; i < size_; ++i, m = m->next())
+      if (m->key_ == name) found = m;
+    return found;
+  }
+
+ private:
+  friend class json_parser;
+  kind kind_ = kind::null;
+  bool boolean_ = false;
+  std::uint32_t span_ = 1;  // values in this subtree, this one included
+  std::uint32_t size_ = 0;
+  union {
+    std::int64_t i_ = 0;
+    std::uint64_t u_;
+    double d_;
+  };
+  std::string_view str_;
+  std::string_view key_;
+};
+
+// A parsed document. Its string views point into the text and into `unescaped`,
+// so it must outlive neither and is never moved.
+struct jdoc {
+  std::vector<jvalue> values;
+  std::string unescaped;  // strings that had escapes, decoded
+
+  jdoc() = default;
+  jdoc(const jdoc&) = delete;
+  jdoc& operator=(const jdoc&) = delete;
+  const jvalue& root() const { return values.front(); }
+};
+
+// Recursive descent over the text; the depth is bounded by nesting_depth()
+// before it runs (and again by max_depth here).
+class json_parser {
+ public:
+  json_parser(std::string_view text, jdoc& doc)
+      : p_(text.data()), end_(text.data() + text.size()), size_(text.size()), doc_(doc) {}
+
+  bool parse() {
+    if (end_ - p_ >= 3 && std::memcmp(p_, "\xEF\xBB\xBF", 3) == 0) p_ += 3;  // byte order mark
+    doc_.values.reserve(16);
+    if (!value(0)) return false;
+    skip_blanks();
+    // Like nlohmann, a NUL byte ends the text (its lexer reads it as the end of input).
+    return p_ == end_ || *p_ == '\0';
+  }
+
+ private:
+  static constexpr int max_depth = 2 * max_json_depth;
+
+  static bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+  void skip_blanks() {
+    while (p_ != end_ && (*p_ == ' ' || *p_ == '\t' || *p_ == '\n' || *p_ == '\r')) ++p_;
+  }
+
+  bool literal(std::string_view word) {
+    if (static_cast<std::size_t>(end_ - p_) < word.size() ||
+        std::memcmp(p_, word.data(), word.size()) != 0)
+      return false;
+    p_ += word.size();
+    return true;
+  }
+
+  jvalue& at(std::size_t index) { return doc_.values[index]; }
+
+  bool value(int depth) {
+    skip_blanks();
+    if (p_ == end_ || depth > max_depth) return false;
+    const std::size_t index = doc_.values.size();
+    doc_.values.emplace_back();
+    switch (*p_) {
+      case '{': return container(index, depth, '}');
+      case '[': return container(index, depth, ']');
+      case '"': {
+        std::string_view s;
+        if (!string(s)) return false;
+        at(index).kind_ = jvalue::kind::string;
+        at(index).str_ = s;
+        return true;
+      }
+      case 't':
+      case 'f': {
+        const bool b = *p_ == 't';
+        if (!literal(b ? "true" : "false")) return false;
+        at(index).kind_ = jvalue::kind::boolean;
+        at(index).boolean_ = b;
+        return true;
+      }
+      case 'n': return literal("null");
+      default: return number(index);
+    }
+  }
+
+  // An object (close '}') or an array (close ']'), at its opening character.
+  bool container(std::size_t index, int depth, char close) {
+    const bool object = close == '}';
+    ++p_;
+    skip_blanks();
+    std::uint32_t n = 0;
+    if (p_ != end_ && *p_ == close) {
+      ++p_;
+    } else {
+      while (true) {
+        std::string_view key;
+        if (object) {
+          skip_blanks();
+          if (p_ == end_ || *p_ != '"' || !string(key)) return false;
+          skip_blanks();
+          if (p_ == end_ || *p_ != ':') return false;
+          ++p_;
+        }
+        const std::size_t element = doc_.values.size();
+        if (!value(depth + 1)) return false;
+        at(element).key_ = key;
+        ++n;
+        skip_blanks();
+        if (p_ == end_) return false;
+        if (*p_ == ',') {
+          ++p_;
+          continue;
+        }
+        if (*p_ != close) return false;
+        ++p_;
+        break;
+      }
+    }
+    jvalue& v = at(index);
+    v.kind_ = object ? jvalue::kind::object : jvalue::kind::array;
+    v.size_ = n;
+    v.span_ = static_cast<std::uint32_t>(doc_.values.size() - index);
+    return true;
+  }
+
+  // Four hex digits of a \u escape, or -1.
+  int hex4() {
+    if (end_ - p_ < 4) return -1;
+    int v = 0;
+    for (int i = 0; i < 4; ++i) {
+      const char c = *p_++;
+      int d;
+      if (c >= '0' && c <= '9') d = c - '0';
+      else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
+      else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
+      else return -1;
+      v = v * 16 + d;
+    }
+    return v;
+  }
+
+  static void append_utf8(std::string& out, std::uint32_t cp) {
+    if (cp < 0x80) {
+      out += static_cast<char>(cp);
+    } else if (cp < 0x800) {
+      out += static_cast<char>(0xC0 | (cp >> 6));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+      out += static_cast<char>(0xE0 | (cp >> 12));
+      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else {
+      out += static_cast<char>(0xF0 | (cp >> 18));
+      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    }
+  }
+
+  // One character of a string other than '"' and '\\': false for a control
+  // character or ill-formed UTF-8; else its length in bytes.
+  int plain_char() {
+    const auto c = static_cast<unsigned char>(*p_);
+    if (c < 0x20) return 0;
+    if (c < 0x80) return 1;
+    const int n = utf8_sequence(reinterpret_cast<const unsigned char*>(p_),
+                                reinterpret_cast<const unsigned char*>(end_));
+    return n > 0 ? n : 0;
+  }
+
+  // A string, at its opening quote.
+  bool string(std::string_view& out) {
+    const char* start = ++p_;
+    while (true) {  // without escapes: a view of the text
+      while (p_ != end_ && plain_bytes[static_cast<unsigned char>(*p_)]) ++p_;
+      if (p_ == end_) return false;
+      if (*p_ == '"') {
+        out = std::string_view(start, static_cast<std::size_t>(p_ - start));
+        ++p_;
+        return true;
+      }
+      if (*p_ == '\\') break;
+      const int n = plain_char();
+      if (n == 0) return false;
+      p_ += n;
+    }
+    // With escapes: decoded into doc_.unescaped. Reserved once to the size of
+    // the text, it never grows: no string decodes longer than it is written.
+    std::string& buf = doc_.unescaped;
+    if (buf.empty()) buf.reserve(size_);
+    const std::size_t from = buf.size();
+    buf.append(start, static_cast<std::size_t>(p_ - start));
+    while (true) {
+      if (p_ == end_) return false;
+      const char c = *p_;
+      if (c == '"') {
+        ++p_;
+        out = std::string_view(buf.data() + from, buf.size() - from);
+        return true;
+      }
+      if (c != '\\') {
+        const int n = plain_char();
+        if (n == 0) return false;
+        buf.append(p_, static_cast<std::size_t>(n));
+        p_ += n;
+        continue;
+      }
+      if (++p_ == end_) return false;
+      switch (*p_++) {
+        case '"': buf += '"'; break;
+        case '\\': buf += '\\'; break;
+        case '/': buf += '/'; break;
+        case 'b': buf += '\b'; break;
+        case 'f': buf += '\f'; break;
+        case 'n': buf += '\n'; break;
+        case 'r': buf += '\r'; break;
+        case 't': buf += '\t'; break;
+        case 'u': {
+          int cp = hex4();
+          if (cp < 0) return false;
+          if (cp >= 0xD800 && cp <= 0xDBFF) {  // a high surrogate: a low one must follow
+            if (end_ - p_ < 2 || p_[0] != '\\' || p_[1] != 'u') return false;
+            p_ += 2;
+            const int low = hex4();
+            if (low < 0xDC00 || low > 0xDFFF) return false;
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+          } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+            return false;
+          }
+          append_utf8(buf, static_cast<std::uint32_t>(cp));
+          break;
+        }
+        default: return false;
+      }
+    }
+  }
+
+  bool digits() {
+    if (p_ == end_ || !is_digit(*p_)) return false;
+    while (p_ != end_ && is_digit(*p_)) ++p_;
+    return true;
+  }
+
+  bool number(std::size_t index) {
+    const char* start = p_;
+    if (*p_ == '-') ++p_;
+    if (p_ == end_) return false;
+    if (*p_ == '0') ++p_;
+    else if (!digits()) return false;
+    bool integral = true;
+    if (p_ != end_ && *p_ == '.') {
+      ++p_;
+      if (!digits()) return false;
+      integral = false;
+    }
+    if (p_ != end_ && (*p_ == 'e' || *p_ == 'E')) {
+      ++p_;
+      if (p_ != end_ && (*p_ == '+' || *p_ == '-')) ++p_;
+      if (!digits()) return false;
+      integral = false;
+    }
+    jvalue& v = at(index);
+    if (integral) {  // a double only when it does not fit 64 bits
+      if (*start == '-') {
+        auto [end, ec] = std::from_chars(start, p_, v.i_);
+        if (ec == std::errc()) {
+          v.kind_ = jvalue::kind::integer;
+          return true;
+        }
+      } else {
+        auto [end, ec] = std::from_chars(start, p_, v.u_);
+        if (ec == std::errc()) {
+          v.kind_ = jvalue::kind::unsigned_integer;
+          return true;
+        }
+      }
+    }
+    double d = 0;
+    auto [end, ec] = std::from_chars(start, p_, d);
+    if (ec == std::errc::result_out_of_range) {
+      // Underflow or overflow: strtod's answer, as nlohmann uses it.
+      const std::string copy(start, p_);
+      d = std::strtod(copy.c_str(), nullptr);
+    } else if (ec != std::errc()) {
+      return false;
+    }
+    if (!std::isfinite(d)) return false;  // nlohmann refuses numbers that overflow
+    v.kind_ = jvalue::kind::floating;
+    v.d_ = d;
+    return true;
+  }
+
+  const char* p_;
+  const char* end_;
+  std::size_t size_;
+  jdoc& doc_;
+};
 
 // Nesting depth of a JSON text, counted outside strings. Cheap, and it keeps
 // hostile bodies ("[[[[...") away from every recursive step after parsing.
@@ -135,53 +554,48 @@ int nesting_depth(std::string_view body) {
   return max_depth;
 }
 
-parsed<json> parse_body(std::string_view body) {
+// Parses `body` into `doc`, whose root is then an object.
+std::optional<failure> parse_body(std::string_view body, jdoc& doc) {
   if (trim(body).empty()) return bad("body", "required JSON object, got an empty body");
   if (nesting_depth(body) > max_json_depth)
     return bad("body", "JSON nested deeper than " + std::to_string(max_json_depth) + " levels");
-  json j = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return bad("body", "malformed JSON");
-  if (!j.is_object()) return bad("body", "must be a JSON object");
-  return j;
-}
-
-const json* member(const json& obj, const char* key) {
-  auto it = obj.find(key);
-  return it == obj.end() ? nullptr : &*it;
+  if (!json_parser(body, doc).parse()) return bad("body", "malformed JSON");
+  if (!doc.root().is_object()) return bad("body", "must be a JSON object");
+  return std::nullopt;
 }
 
 // Optional string member: absent or null leave `out` alone.
-std::optional<failure> opt_string(const json& obj, const char* key, const std::string& where,
+std::optional<failure> opt_string(const jvalue& obj, std::string_view key, std::string_view where,
                                   std::string& out) {
-  const json* v = member(obj, key);
+  const jvalue* v = obj.member(key);
   if (!v || v->is_null()) return std::nullopt;
   if (!v->is_string()) return bad(where, "must be a string");
-  out = v->get<std::string>();
+  out = v->str();
   return std::nullopt;
 }
 
-std::optional<failure> req_string(const json& obj, const char* key, const std::string& where,
+std::optional<failure> req_string(const jvalue& obj, std::string_view key, std::string_view where,
                                   std::string& out) {
-  const json* v = member(obj, key);
+  const jvalue* v = obj.member(key);
   if (!v || !v->is_string()) return bad(where, "required string");
-  out = v->get<std::string>();
+  out = v->str();
   return std::nullopt;
 }
 
-std::optional<failure> opt_bool(const json& obj, const char* key, const std::string& where,
+std::optional<failure> opt_bool(const jvalue& obj, std::string_view key, std::string_view where,
                                 bool& out) {
-  const json* v = member(obj, key);
+  const jvalue* v = obj.member(key);
   if (!v || v->is_null()) return std::nullopt;
   if (!v->is_boolean()) return bad(where, "must be a boolean");
-  out = v->get<bool>();
+  out = v->boolean();
   return std::nullopt;
 }
 
-std::optional<failure> req_bool(const json& obj, const char* key, const std::string& where,
+std::optional<failure> req_bool(const jvalue& obj, std::string_view key, std::string_view where,
                                 bool& out) {
-  const json* v = member(obj, key);
+  const jvalue* v = obj.member(key);
   if (!v || !v->is_boolean()) return bad(where, "required boolean");
-  out = v->get<bool>();
+  out = v->boolean();
   return std::nullopt;
 }
 
@@ -224,61 +638,67 @@ v1::Value null_value() {
 }
 
 // Plain JSON → Value; depth is bounded by parse_body.
-v1::Value plain_value(const json& j) {
+v1::Value plain_value(const jvalue& j) {
   v1::Value v;
-  switch (j.type()) {
-    case json::value_t::boolean: v.set_boolean(j.get<bool>()); break;
-    case json::value_t::number_integer:
-    case json::value_t::number_unsigned:
-    case json::value_t::number_float: v.set_number(j.get<double>()); break;
-    case json::value_t::string: v.set_text(j.get<std::string>()); break;
-    case json::value_t::array: {
-      auto* list = v.mutable_list();
-      for (const auto& item : j) *list->add_items() = plain_value(item);
-      break;
+  if (j.is_boolean()) {
+    v.set_boolean(j.boolean());
+  } else if (j.is_number()) {
+    v.set_number(j.number());
+  } else if (j.is_string()) {
+    v.set_text(std::string(j.str()));
+  } else if (j.is_array()) {
+    auto* list = v.mutable_list();
+    const jvalue* item = j.first();
+    for (std::size_t i = 0; i < j.size(); ++i, item = item->next())
+      *list->add_items() = plain_value(*item);
+  } else if (j.is_object()) {
+    // Keys sorted (byte order), as ObjectValue wants them; a repeated key keeps
+    // its last value.
+    std::vector<const jvalue*> members;
+    members.reserve(j.size());
+    const jvalue* m = j.first();
+    for (std::size_t i = 0; i < j.size(); ++i, m = m->next()) members.push_back(m);
+    std::stable_sort(members.begin(), members.end(),
+                     [](const jvalue* a, const jvalue* b) { return a->key() < b->key(); });
+    auto* obj = v.mutable_object();
+    for (std::size_t i = 0; i < members.size(); ++i) {
+      if (i + 1 < members.size() && members[i + 1]->key() == members[i]->key()) continue;
+      auto* f = obj->add_fields();
+      f->set_key(std::string(members[i]->key()));
+      *f->mutable_value() = plain_value(*members[i]);
     }
-    case json::value_t::object: {
-      // nlohmann::json keeps keys sorted, as ObjectValue wants them.
-      auto* obj = v.mutable_object();
-      for (auto it = j.begin(); it != j.end(); ++it) {
-        auto* f = obj->add_fields();
-        f->set_key(it.key());
-        *f->mutable_value() = plain_value(it.value());
-      }
-      break;
-    }
-    default: v.set_null_value(true); break;
+  } else {
+    v.set_null_value(true);
   }
   return v;
 }
 
-std::optional<failure> parse_variables(const json& arr, const std::string& where,
+std::optional<failure> parse_variables(const jvalue& arr, std::string_view where,
                                        std::vector<variable>& out);
 
-parsed<v1::Value> typed_value(std::string_view type, const json& j, const std::string& where) {
+parsed<v1::Value> typed_value(std::string_view type, const jvalue& j, std::string_view where) {
   if (j.is_null()) return null_value();
   v1::Value v;
   if (type == "boolean") {
     if (!j.is_boolean()) return bad(where, "must be a boolean or null");
-    v.set_boolean(j.get<bool>());
+    v.set_boolean(j.boolean());
   } else if (type == "number") {
     if (!j.is_number()) return bad(where, "must be a number or null");
-    v.set_number(j.get<double>());
+    v.set_number(j.number());
   } else if (type == "text" || type == "ref") {
     if (!j.is_string()) return bad(where, "must be a string or null");
-    v.set_text(j.get<std::string>());
+    v.set_text(std::string(j.str()));
   } else if (type == "date") {
-    if (!j.is_string() || !is_date(j.get_ref<const std::string&>()))
-      return bad(where, "must be a date 'YYYY-MM-DD' or null");
-    v.set_text(j.get<std::string>());
+    if (!j.is_string() || !is_date(j.str())) return bad(where, "must be a date 'YYYY-MM-DD' or null");
+    v.set_text(std::string(j.str()));
   } else if (type == "dateTime") {
-    if (!j.is_string() || !is_date_time(j.get_ref<const std::string&>()))
+    if (!j.is_string() || !is_date_time(j.str()))
       return bad(where, "must be a date-time 'YYYY-MM-DDTHH:MM:SS' or null");
-    v.set_text(j.get<std::string>());
+    v.set_text(std::string(j.str()));
   } else if (type == "money") {
     std::optional<double> amount;
-    if (j.is_number()) amount = j.get<double>();
-    else if (j.is_string()) amount = parse_money(j.get_ref<const std::string&>());
+    if (j.is_number()) amount = j.number();
+    else if (j.is_string()) amount = parse_money(j.str());
     if (!amount) return bad(where, "must be money 'CUR 12.34' or null");
     v.set_number(*amount);
   } else if (type == "object") {
@@ -296,32 +716,32 @@ parsed<v1::Value> typed_value(std::string_view type, const json& j, const std::s
   } else if (type == "list") {
     if (!j.is_array()) return bad(where, "must be an array or null");
     auto* list = v.mutable_list();
-    for (std::size_t i = 0; i < j.size(); ++i) {
-      const json& item = j[i];
-      const json* t = item.is_object() ? member(item, "type") : nullptr;
-      const json* val = item.is_object() ? member(item, "value") : nullptr;
-      if (t && val && t->is_string() && one_of(t->get_ref<const std::string&>(), variable_types)) {
-        auto converted = typed_value(t->get_ref<const std::string&>(), *val,
-                                     where + "[" + std::to_string(i) + "].value");
+    const jvalue* item = j.first();
+    for (std::size_t i = 0; i < j.size(); ++i, item = item->next()) {
+      const jvalue* t = item->is_object() ? item->member("type") : nullptr;
+      const jvalue* val = item->is_object() ? item->member("value") : nullptr;
+      if (t && val && t->is_string() && one_of(t->str(), variable_types)) {
+        auto converted = typed_value(t->str(), *val,
+                                     std::string(where) + "[" + std::to_string(i) + "].value");
         if (!converted) return converted.err();
         *list->add_items() = std::move(*converted);
       } else {
-        *list->add_items() = plain_value(item);
+        *list->add_items() = plain_value(*item);
       }
     }
   }
   return v;
 }
 
-std::optional<failure> parse_variable(const json& j, const std::string& where, variable& out) {
+std::optional<failure> parse_variable(const jvalue& j, const std::string& where, variable& out) {
   if (!j.is_object()) return bad(where, "must be an object {name, type, value}");
   if (auto f = req_string(j, "name", where + ".name", out.name)) return f;
   if (out.name.empty()) return bad(where + ".name", "must not be empty");
-  const json* t = member(j, "type");
-  if (!t || !t->is_string() || !one_of(t->get_ref<const std::string&>(), variable_types))
+  const jvalue* t = j.member("type");
+  if (!t || !t->is_string() || !one_of(t->str(), variable_types))
     return bad(where + ".type", "required, one of " + list_of(variable_types));
-  out.type = t->get<std::string>();
-  const json* v = member(j, "value");
+  out.type = t->str();
+  const jvalue* v = j.member("value");
   if (!v) return bad(where + ".value", "required (null is allowed)");
   auto converted = typed_value(out.type, *v, where + ".value");
   if (!converted) return converted.err();
@@ -329,37 +749,40 @@ std::optional<failure> parse_variable(const json& j, const std::string& where, v
   return std::nullopt;
 }
 
-std::optional<failure> parse_variables(const json& arr, const std::string& where,
+std::optional<failure> parse_variables(const jvalue& arr, std::string_view where,
                                        std::vector<variable>& out) {
   if (!arr.is_array()) return bad(where, "must be an array of variables");
   out.reserve(arr.size());
-  for (std::size_t i = 0; i < arr.size(); ++i) {
+  const jvalue* item = arr.first();
+  for (std::size_t i = 0; i < arr.size(); ++i, item = item->next()) {
     variable v;
-    if (auto f = parse_variable(arr[i], where + "[" + std::to_string(i) + "]", v)) return f;
+    if (auto f = parse_variable(*item, std::string(where) + "[" + std::to_string(i) + "]", v))
+      return f;
     out.push_back(std::move(v));
   }
   return std::nullopt;
 }
 
-std::optional<failure> parse_options(const json& body, response_options& out) {
-  const json* o = member(body, "responseOptions");
+std::optional<failure> parse_options(const jvalue& body, response_options& out) {
+  const jvalue* o = body.member("responseOptions");
   if (!o || o->is_null()) return std::nullopt;
   if (!o->is_object()) return bad("responseOptions", "must be an object");
-  if (const json* v = member(*o, "variables"); v && !v->is_null()) {
+  if (const jvalue* v = o->member("variables"); v && !v->is_null()) {
     if (!v->is_object()) return bad("responseOptions.variables", "must be an object");
     if (auto f = req_bool(*v, "include", "responseOptions.variables.include", out.variables))
       return f;
     if (auto f =
             req_bool(*v, "onlyChanged", "responseOptions.variables.onlyChanged", out.only_changed))
       return f;
-    if (const json* filter = member(*v, "filter"); filter && !filter->is_null()) {
+    if (const jvalue* filter = v->member("filter"); filter && !filter->is_null()) {
       if (!filter->is_array())
         return bad("responseOptions.variables.filter", "must be an array of strings or null");
-      for (std::size_t i = 0; i < filter->size(); ++i) {
-        if (!(*filter)[i].is_string())
+      const jvalue* item = filter->first();
+      for (std::size_t i = 0; i < filter->size(); ++i, item = item->next()) {
+        if (!item->is_string())
           return bad("responseOptions.variables.filter[" + std::to_string(i) + "]",
                      "must be a string");
-        out.filter.push_back((*filter)[i].get<std::string>());
+        out.filter.emplace_back(item->str());
       }
     }
   }
@@ -371,8 +794,45 @@ std::optional<failure> parse_options(const json& body, response_options& out) {
 
 // ------------------------------------------------------------------ headers and paths
 
-std::optional<failure> parse_context(const http::request& req, request_context& ctx) {
-  const std::string* auth = req.header("Authorization");
+// The headers the parse functions read, found in one pass over the request's
+// headers: for each name the first, case-insensitively (as http::find_header
+// finds them, without its locale-aware tolower per character).
+struct request_headers {
+  const std::string* authorization = nullptr;
+  const std::string* org_id = nullptr;
+  const std::string* request_id = nullptr;
+  const std::string* runtime_crc = nullptr;
+  const std::string* end_reason = nullptr;
+};
+
+request_headers find_headers(const http::request& req) {
+  request_headers h;
+  for (const auto& [name, value] : req.headers) {
+    const std::string** slot = nullptr;
+    switch (name.size()) {
+      case 8:
+        if (iequals(name, "X-Org-Id")) slot = &h.org_id;
+        break;
+      case 12:
+        if (iequals(name, "X-Request-ID")) slot = &h.request_id;
+        break;
+      case 13:
+        if (iequals(name, "Authorization")) slot = &h.authorization;
+        else if (iequals(name, "X-Runtime-CRC")) slot = &h.runtime_crc;
+        break;
+      case 20:
+        if (iequals(name, "X-Session-End-Reason")) slot = &h.end_reason;
+        break;
+      default: break;
+    }
+    if (slot && !*slot) *slot = &value;
+  }
+  return h;
+}
+
+std::optional<failure> parse_context(const http::request& req, const request_headers& headers,
+                                     request_context& ctx) {
+  const std::string* auth = headers.authorization;
   if (!auth || trim(*auth).empty())
     return make_failure(401, "Authorization: bearer token required");
   std::string_view a = trim(*auth);
@@ -385,7 +845,7 @@ std::optional<failure> parse_context(const http::request& req, request_context& 
     return make_failure(401, "Authorization: must be 'Bearer <token>'");
   ctx.bearer_token = std::string(token);
 
-  const std::string* org = req.header("X-Org-Id");
+  const std::string* org = headers.org_id;
   if (!org || trim(*org).empty()) return bad("X-Org-Id", "required header");
   std::string_view o = trim(*org);
   if (!valid_id(o))
@@ -394,23 +854,31 @@ std::optional<failure> parse_context(const http::request& req, request_context& 
 
   ctx.request_id = safe_header_value(req.request_id);
   if (ctx.request_id.empty())
-    if (const std::string* rid = req.header("X-Request-ID")) ctx.request_id = safe_header_value(trim(*rid));
-  if (const std::string* crc = req.header("X-Runtime-CRC"))
-    ctx.runtime_crc = safe_header_value(trim(*crc));
+    if (const std::string* rid = headers.request_id) ctx.request_id = safe_header_value(trim(*rid));
+  if (const std::string* crc = headers.runtime_crc) ctx.runtime_crc = safe_header_value(trim(*crc));
   return std::nullopt;
 }
 
-// Splits "/a/b/c" into segments; empty segments make the path invalid.
-std::vector<std::string_view> segments(std::string_view path) {
-  std::vector<std::string_view> out;
+// The segments of "/a/b/c"; empty segments make the path invalid. No route has
+// more than 4, so at most 9 are kept.
+struct path_segments {
+  std::array<std::string_view, 9> seg;
+  std::size_t n = 0;
+  std::size_t size() const { return n; }
+  bool empty() const { return n == 0; }
+  std::string_view operator[](std::size_t i) const { return seg[i]; }
+};
+
+path_segments segments(std::string_view path) {
+  path_segments out;
   if (path.empty() || path[0] != '/') return out;
   path.remove_prefix(1);
   while (true) {
     auto slash = path.find('/');
-    out.push_back(path.substr(0, slash));
+    out.seg[out.n++] = path.substr(0, slash);
     if (slash == std::string_view::npos) break;
     path.remove_prefix(slash + 1);
-    if (out.size() > 8) break;
+    if (out.n == out.seg.size()) break;
   }
   return out;
 }
@@ -423,7 +891,7 @@ std::string path_label(std::string_view path) {
 std::optional<std::string> path_id(std::string_view path, endpoint kind) {
   auto r = match_route(kind == endpoint::end_session ? "DELETE" : "POST", path);
   if (!r || r->kind != kind) return std::nullopt;
-  return r->id;
+  return std::move(r->id);
 }
 
 // ------------------------------------------------------------------ JSON out
@@ -442,46 +910,9 @@ void lit(std::string& out, const char (&s)[N]) {
   out.append(s, N - 1);
 }
 
-// Bytes that go into a JSON string as they are: printable ASCII but '"' and '\\'.
-constexpr std::array<bool, 256> plain_bytes = [] {
-  std::array<bool, 256> t{};
-  for (int c = 0x20; c < 0x80; ++c) t[static_cast<std::size_t>(c)] = c != '"' && c != '\\';
-  return t;
-}();
-
 constexpr char hex_digits[] = "0123456789abcdef";
 
 void append_replacement(std::string& out) { lit(out, "\xEF\xBF\xBD"); }
-
-// Length of the well-formed UTF-8 sequence at p (lead byte >= 0x80), or the
-// negative count of bytes that form its maximal ill-formed prefix: -1 for a
-// byte that cannot start a sequence, -k when byte k (0-based) cannot continue
-// it or the input ends there. This is where nlohmann's decoder rejects, and
-// like it, the writer replaces the prefix by one U+FFFD and resumes at byte k.
-int utf8_sequence(const unsigned char* p, const unsigned char* end) {
-  const unsigned char c = p[0];
-  int n;
-  unsigned char lo = 0x80, hi = 0xBF;  // range of the second byte
-  if (c >= 0xC2 && c <= 0xDF) {
-    n = 2;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    n = 3;
-    if (c == 0xE0) lo = 0xA0;       // no overlong forms
-    else if (c == 0xED) hi = 0x9F;  // no surrogates
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    n = 4;
-    if (c == 0xF0) lo = 0x90;       // no overlong forms
-    else if (c == 0xF4) hi = 0x8F;  // nothing above U+10FFFF
-  } else {
-    return -1;
-  }
-  for (int k = 1; k < n; ++k) {
-    if (p + k >= end) return -k;
-    const unsigned char b = p[k];
-    if (k == 1 ? (b < lo || b > hi) : (b < 0x80 || b > 0xBF)) return -k;
-  }
-  return n;
-}
 
 // The characters of a JSON string, without the quotes.
 void append_escaped(std::string& out, std::string_view s) {
@@ -1066,41 +1497,43 @@ parsed<start_request> parse_start(const http::request& req) try {
   auto id = path_id(req.path, endpoint::start_session);
   if (!id) return make_failure(404, "path: no such resource " + path_label(req.path));
   out.bot_id = std::move(*id);
-  if (auto f = parse_context(req, out.ctx)) return *f;
-  auto body = parse_body(req.body);
-  if (!body) return body.err();
-  const json& j = *body;
+  const request_headers headers = find_headers(req);
+  if (auto f = parse_context(req, headers, out.ctx)) return *f;
+  jdoc doc;
+  if (auto f = parse_body(req.body, doc)) return *f;
+  const jvalue& j = doc.root();
 
   if (auto f = req_string(j, "externalSessionKey", "externalSessionKey", out.external_session_key))
     return *f;
   if (out.external_session_key.empty()) return bad("externalSessionKey", "must not be empty");
-  const json* fc = member(j, "forceConfig");
+  const jvalue* fc = j.member("forceConfig");
   if (!fc || !fc->is_object()) return bad("forceConfig", "required object {endpoint}");
   if (auto f = req_string(*fc, "endpoint", "forceConfig.endpoint", out.endpoint)) return *f;
-  if (const json* m = member(j, "message"); m && !m->is_null()) {
+  if (const jvalue* m = j.member("message"); m && !m->is_null()) {
     if (!m->is_object()) return bad("message", "must be an object {text}");
-    if (const json* t = member(*m, "text"); t && !t->is_null()) {
+    if (const jvalue* t = m->member("text"); t && !t->is_null()) {
       if (!t->is_string()) return bad("message.text", "must be a string");
-      out.text = t->get<std::string>();
+      out.text = std::string(t->str());
     }
   }
-  if (const json* tz = member(j, "tz"); tz && !tz->is_null()) {
+  if (const jvalue* tz = j.member("tz"); tz && !tz->is_null()) {
     if (!tz->is_string()) return bad("tz", "must be a string or null");
-    out.tz = tz->get<std::string>();
+    out.tz = std::string(tz->str());
   }
-  if (const json* vars = member(j, "variables"); vars && !vars->is_null())
+  if (const jvalue* vars = j.member("variables"); vars && !vars->is_null())
     if (auto f = parse_variables(*vars, "variables", out.variables)) return *f;
-  if (const json* refs = member(j, "referrers"); refs && !refs->is_null()) {
+  if (const jvalue* refs = j.member("referrers"); refs && !refs->is_null()) {
     if (!refs->is_array()) return bad("referrers", "must be an array or null");
-    for (std::size_t i = 0; i < refs->size(); ++i) {
+    const jvalue* item = refs->first();
+    for (std::size_t i = 0; i < refs->size(); ++i, item = item->next()) {
       const std::string where = "referrers[" + std::to_string(i) + "]";
-      const json& r = (*refs)[i];
+      const jvalue& r = *item;
       if (!r.is_object()) return bad(where, "must be an object {type, value}");
-      const json* t = member(r, "type");
-      if (!t || !t->is_string() || !one_of(t->get_ref<const std::string&>(), referrer_types))
+      const jvalue* t = r.member("type");
+      if (!t || !t->is_string() || !one_of(t->str(), referrer_types))
         return bad(where + ".type", "required, one of " + list_of(referrer_types));
       referrer ref;
-      ref.type = t->get<std::string>();
+      ref.type = t->str();
       if (auto f = req_string(r, "value", where + ".value", ref.value)) return *f;
       out.referrers.push_back(std::move(ref));
     }
@@ -1117,14 +1550,15 @@ parsed<continue_request> parse_continue(const http::request& req) try {
   auto id = path_id(req.path, endpoint::continue_session);
   if (!id) return make_failure(404, "path: no such resource " + path_label(req.path));
   out.session_id = std::move(*id);
-  if (auto f = parse_context(req, out.ctx)) return *f;
-  auto body = parse_body(req.body);
-  if (!body) return body.err();
-  const json& j = *body;
+  const request_headers headers = find_headers(req);
+  if (auto f = parse_context(req, headers, out.ctx)) return *f;
+  jdoc doc;
+  if (auto f = parse_body(req.body, doc)) return *f;
+  const jvalue& j = doc.root();
 
-  const json* mp = member(j, "message");
+  const jvalue* mp = j.member("message");
   if (!mp || !mp->is_object()) return bad("message", "required object");
-  const json& m = *mp;
+  const jvalue& m = *mp;
   static constexpr std::array<std::pair<std::string_view, message_kind>, 7> kinds = {{
       {"text", message_kind::text},
       {"choice", message_kind::choice},
@@ -1134,29 +1568,23 @@ parsed<continue_request> parse_continue(const http::request& req) try {
       {"endSession", message_kind::end_session},
       {"setVariables", message_kind::set_variables},
   }};
-  const json* type = member(m, "type");
+  const jvalue* type = m.member("type");
   auto kind = kinds.end();
   if (type && type->is_string())
-    kind = std::find_if(kinds.begin(), kinds.end(), [&](const auto& k) {
-      return k.first == type->get_ref<const std::string&>();
-    });
+    kind = std::find_if(kinds.begin(), kinds.end(),
+                        [&](const auto& k) { return k.first == type->str(); });
   if (kind == kinds.end())
     return bad("message.type",
                "required, one of text, choice, redirect, transferSucceeded, transferFailed, "
                "endSession, setVariables");
   out.kind = kind->second;
 
-  const json* seq = member(m, "sequenceId");
-  if (!seq || !(seq->is_number_integer() || seq->is_number_unsigned()))
-    return bad("message.sequenceId", "required integer");
-  if (seq->is_number_unsigned()) {
-    if (seq->get<std::uint64_t>() >
-        static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
-      return bad("message.sequenceId", "must fit in a signed 64-bit integer");
-    out.sequence_id = static_cast<std::int64_t>(seq->get<std::uint64_t>());
-  } else {
-    out.sequence_id = seq->get<std::int64_t>();
-  }
+  const jvalue* seq = m.member("sequenceId");
+  if (!seq || !seq->is_number_integer()) return bad("message.sequenceId", "required integer");
+  if (seq->is_number_unsigned() &&
+      seq->uint64() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+    return bad("message.sequenceId", "must fit in a signed 64-bit integer");
+  out.sequence_id = seq->int64();
   if (out.sequence_id < 0) return bad("message.sequenceId", "must not be negative");
   if (auto f = opt_string(m, "inReplyToMessageId", "message.inReplyToMessageId", out.in_reply_to))
     return *f;
@@ -1166,22 +1594,21 @@ parsed<continue_request> parse_continue(const http::request& req) try {
       if (auto f = req_string(m, "text", "message.text", out.text)) return *f;
       break;
     case message_kind::choice: {
-      const json* idx = member(m, "choiceIndex");
+      const jvalue* idx = m.member("choiceIndex");
       if (idx && !idx->is_null()) {
-        if (!(idx->is_number_integer() || idx->is_number_unsigned()))
+        if (!idx->is_number_integer())
           return bad("message.choiceIndex", "must be an integer or null");
         if (idx->is_number_unsigned() &&
-            idx->get<std::uint64_t>() >
-                static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+            idx->uint64() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
           return bad("message.choiceIndex", "must be at least 1");
-        std::int64_t n = idx->get<std::int64_t>();
+        const std::int64_t n = idx->int64();
         if (n < 1) return bad("message.choiceIndex", "must be at least 1");
         out.choice_index = n;
       }
-      const json* cid = member(m, "choiceId");
+      const jvalue* cid = m.member("choiceId");
       if (cid && !cid->is_null()) {
         if (!cid->is_string()) return bad("message.choiceId", "must be a string or null");
-        out.choice_id = cid->get<std::string>();
+        out.choice_id = std::string(cid->str());
       }
       if (!out.choice_index && !out.choice_id)
         return bad("message.choiceIndex", "either choiceIndex or choiceId is required");
@@ -1192,22 +1619,22 @@ parsed<continue_request> parse_continue(const http::request& req) try {
       break;
     case message_kind::transfer_succeeded: break;
     case message_kind::transfer_failed: {
-      const json* r = member(m, "reason");
-      if (!r || !r->is_string() || !one_of(r->get_ref<const std::string&>(), transfer_failed_reasons))
+      const jvalue* r = m.member("reason");
+      if (!r || !r->is_string() || !one_of(r->str(), transfer_failed_reasons))
         return bad("message.reason", "required, one of " + list_of(transfer_failed_reasons));
-      out.reason = r->get<std::string>();
+      out.reason = r->str();
       if (auto f = opt_string(m, "description", "message.description", out.description)) return *f;
       break;
     }
     case message_kind::end_session: {
-      const json* r = member(m, "reason");
-      if (!r || !r->is_string() || !one_of(r->get_ref<const std::string&>(), end_session_reasons))
+      const jvalue* r = m.member("reason");
+      if (!r || !r->is_string() || !one_of(r->str(), end_session_reasons))
         return bad("message.reason", "required, one of " + list_of(end_session_reasons));
-      out.reason = r->get<std::string>();
+      out.reason = r->str();
       break;
     }
     case message_kind::set_variables: {
-      const json* vars = member(m, "variables");
+      const jvalue* vars = m.member("variables");
       if (!vars || !vars->is_array()) return bad("message.variables", "required array of variables");
       if (auto f = parse_variables(*vars, "message.variables", out.variables)) return *f;
       break;
@@ -1224,8 +1651,9 @@ parsed<end_request> parse_end(const http::request& req) try {
   auto id = path_id(req.path, endpoint::end_session);
   if (!id) return make_failure(404, "path: no such resource " + path_label(req.path));
   out.session_id = std::move(*id);
-  if (auto f = parse_context(req, out.ctx)) return *f;
-  const std::string* reason = req.header("X-Session-End-Reason");
+  const request_headers headers = find_headers(req);
+  if (auto f = parse_context(req, headers, out.ctx)) return *f;
+  const std::string* reason = headers.end_reason;
   std::string_view r = reason ? trim(*reason) : std::string_view{};
   if (!one_of(r, end_session_reasons))
     return bad("X-Session-End-Reason", "required header, one of " + list_of(end_session_reasons));
