@@ -32,11 +32,13 @@ using tcp = net::ip::tcp;
 
 namespace {
 
+/// ASCII case-insensitive comparison (header names are ASCII tokens; std::tolower
+/// is a locale-aware call per character).
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
+  auto lower = [](unsigned char c) { return (c >= 'A' && c <= 'Z') ? static_cast<unsigned char>(c | 0x20) : c; };
   for (std::size_t i = 0; i < a.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
-      return false;
+    if (lower(static_cast<unsigned char>(a[i])) != lower(static_cast<unsigned char>(b[i]))) return false;
   return true;
 }
 
