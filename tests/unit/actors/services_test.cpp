@@ -64,6 +64,43 @@ TEST(TranscriptWriter, WritesEveryRowOnceInOrderAcrossBatches) {
   EXPECT_EQ(w.lag(), 0u);
 }
 
+TEST(TranscriptWriter, ABatchNeverSplitsATurn) {
+  // A turn is one database row: its rows travel in one batch even past max_batch.
+  struct batches {
+    std::mutex m;
+    std::vector<std::vector<uint64_t>> got;
+  } b;
+  prometheus::Registry reg;
+  transcript_writer w(
+      [&b](const std::vector<transcript_row>& rows, const std::vector<conversation_event>&,
+           std::function<void(result<void>)> done) {
+        {
+          std::lock_guard<std::mutex> lock(b.m);
+          b.got.emplace_back();
+          for (const auto& r : rows) b.got.back().push_back(r.sequence);
+        }
+        done(result<void>{});
+      },
+      {4, 5ms, 1000}, &reg);
+  // Turns of 3 rows each (one in, two out), appended together as the runtime does.
+  for (uint64_t t = 1; t <= 10; ++t) {
+    auto in = row(t);
+    auto out1 = row(t), out2 = row(t);
+    out1.direction = out2.direction = "out";
+    out2.idx = 1;
+    w.append({in, out1, out2});
+  }
+  ASSERT_TRUE(w.flush(5s));
+  std::size_t total = 0;
+  for (const auto& batch : b.got) {
+    ASSERT_FALSE(batch.empty());
+    total += batch.size();
+    EXPECT_EQ(batch.size() % 3, 0u) << "a batch ended inside a turn";
+    EXPECT_LE(batch.size(), 6u) << "max_batch 4, extended only to the end of the turn it cut";
+  }
+  EXPECT_EQ(total, 30u);
+}
+
 TEST(TranscriptWriter, RetriesAFailedBatchAndKeepsOrder) {
   sink s;
   s.failures_left = 2;
