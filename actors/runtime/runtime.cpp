@@ -161,7 +161,7 @@ void on_conversation_down(shared_state* st, shard* sh, supervisor_ptr self, cons
   prune(e);
   deps->probe->restarts.Increment();
   if (e.sent.empty()) return;  // died between turns (killed, say): nothing to run again
-  auto& job = *e.sent.front();
+  auto& job = *e.sent.front();  // the one that was running
   auto now = std::chrono::steady_clock::now();
   job.deaths.push_back(now);
   while (!job.deaths.empty() && now - job.deaths.front() > deps->options.attempt_window) job.deaths.pop_front();
@@ -173,7 +173,10 @@ void on_conversation_down(shared_state* st, shard* sh, supervisor_ptr self, cons
     answer_now(deps, job, turn_outcome::status::internal,
                "the conversation failed on this message and on its error dialog");
     e.sent.pop_front();
-  } else if (static_cast<int>(job.deaths.size()) >= deps->options.max_attempts) {
+    for (const auto& j : e.sent) caf::anon_send(e.actor, turn_atom::value, j);
+    return;
+  }
+  if (static_cast<int>(job.deaths.size()) >= deps->options.max_attempts) {
     deps->probe->quarantines.Increment();
     log::error("message_quarantined", {{"tenant", tenant}, {"session", session_id},
                                        {"message_id", job.in.message_id}, {"reason", reason}});
@@ -184,7 +187,7 @@ void on_conversation_down(shared_state* st, shard* sh, supervisor_ptr self, cons
     job.quarantine_error = reason;
     job.deaths.clear();
   }
-  if (!e.sent.empty()) ++e.sent.front()->attempt;
+  ++job.attempt;
   for (const auto& j : e.sent) caf::anon_send(e.actor, turn_atom::value, j);
 }
 
