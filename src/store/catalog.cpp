@@ -125,6 +125,14 @@ void require_tenant(pqxx::transaction_base& tx, const std::string& tenant) {
 /// Invalid sequences become U+FFFD and NULs are dropped, so a user's odd bytes
 /// cannot make a transcript batch fail forever.
 std::string clean_text(const std::string& in) {
+  // Fast path: plain ASCII without NUL, the common case, is already clean.
+  bool plain = true;
+  for (unsigned char c : in)
+    if (c == 0 || c >= 0x80) {
+      plain = false;
+      break;
+    }
+  if (plain) return in;
   std::string out;
   out.reserve(in.size());
   const auto* s = reinterpret_cast<const unsigned char*>(in.data());
@@ -721,9 +729,40 @@ std::string turn_key(const std::string& session, std::int64_t sequence) {
   return key;
 }
 
+/// `text` (valid UTF-8, see clean_text) as a JSON string: quotes, backslashes and
+/// control characters escaped, everything else as is. (nlohmann's DOM and dump per
+/// reply were the transcript path's largest cost.)
+std::string json_string(const std::string& text) {
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  out.reserve(text.size() + 2);
+  out += '"';
+  for (unsigned char c : text) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      default:
+        if (c < 0x20) {
+          out += "\\u00";
+          out += hex[c >> 4];
+          out += hex[c & 15];
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  out += '"';
+  return out;
+}
+
 /// The JSON of one reply: its text as a JSON string, or {"text", "payload"}.
 std::string reply_json(const std::string& text, const std::string& payload_json) {
-  std::string text_json = json(text).dump();
+  std::string text_json = json_string(text);
   if (payload_json.empty()) return text_json;
   return "{\"text\":" + text_json + ",\"payload\":" + payload_json + "}";
 }

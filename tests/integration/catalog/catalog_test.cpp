@@ -379,13 +379,17 @@ TEST_F(catalog_test, transcript_batches_are_idempotent) {
 
   // Text that array literals must escape arrives as it was sent.
   const std::string tricky = R"(say "hi", {x} \ back\slash)";
+  // A reply is a JSON string inside the turn's jsonb array: JSON's escapes too.
+  const std::string tricky_reply = tricky + "\n\ttab \x01\x1f \xC3\xBC\xE2\x82\xAC\xF0\x9F\x98\x80 \x7f";
   std::vector<transcript_row> escaped{{tenant_, session, 7, "in", 0, tricky, R"({"q":"\"{}"})", 0},
-                                      {tenant_, session, 7, "out", 0, "NULL", "", 0}};
+                                      {tenant_, session, 7, "out", 0, tricky_reply, "", 0},
+                                      {tenant_, session, 7, "out", 1, "NULL", "", 0}};
   ASSERT_TRUE(write_transcript_batch_sync(*pg_, escaped));
   auto after = transcript_sync(*pg_, tenant_, session);
   ASSERT_TRUE(after);
-  EXPECT_EQ((*after)[after->size() - 2].text, tricky);
-  EXPECT_EQ(nlohmann::json::parse((*after)[after->size() - 2].payload_json)["q"], "\"{}");
+  EXPECT_EQ((*after)[after->size() - 3].text, tricky);
+  EXPECT_EQ((*after)[after->size() - 2].text, tricky_reply);
+  EXPECT_EQ(nlohmann::json::parse((*after)[after->size() - 3].payload_json)["q"], "\"{}");
   EXPECT_EQ(after->back().text, "NULL");
 
   std::vector<transcript_row> bad{{tenant_, session, 6, "sideways", 0, "x", "", 0}};
