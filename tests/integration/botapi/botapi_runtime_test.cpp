@@ -434,6 +434,41 @@ TEST_F(BotApi, KillMidTurnRerunsTheMessageOnceAndRepliesOnce) {
   EXPECT_TRUE(has(texts(next.j), "What's your order number?")) << next.body;
 }
 
+TEST_F(BotApi, KillMidTurnWithAMessageWaitingRunsBothOnceInOrder) {
+  // Message 3 arrives while message 2 waits in its action, then the conversation is
+  // killed: the new incarnation runs 2 again and then 3, each answered once, and 3
+  // (a menu choice) sees the menu that 2's answer showed.
+  auto s = start_session();
+  ASSERT_EQ(c_->choice(s, 1, 1).status, 200);
+  api_.hold();
+  reply r2, r3;
+  std::vector<std::thread> senders;
+  struct joiner {
+    order_api& api;
+    std::vector<std::thread>& ts;
+    ~joiner() {
+      api.release();
+      for (auto& t : ts)
+        if (t.joinable()) t.join();
+    }
+  } guard{api_, senders};
+  senders.emplace_back([&] { r2 = c_->text(s, 2, "AB-123456"); });
+  ASSERT_TRUE(api_.wait_held(1)) << "the action never reached the order API";
+  senders.emplace_back([&] { r3 = c_->choice(s, 3, 1); });
+  // Both requests are in parleyd (the third one in flight is this /metrics request).
+  ASSERT_TRUE(parley::store::testing::eventually([&] { return metric("parley_http_requests_in_flight") >= 3; }, 10s));
+  ASSERT_EQ(kill(s).status, 200);
+  ASSERT_TRUE(api_.wait_held(2)) << "message 2 was not run again after the kill";
+  api_.release();
+  for (auto& t : senders) t.join();
+  ASSERT_EQ(r2.status, 200) << r2.body;
+  EXPECT_TRUE(has(texts(r2.j), "has shipped")) << r2.body;
+  ASSERT_EQ(r3.status, 200) << r3.body;
+  EXPECT_TRUE(has(texts(r3.j), "What's your order number?")) << r3.body;
+  EXPECT_EQ(api_.calls(), 2) << "the action ran once per incarnation, and message 3 ran no action";
+  EXPECT_EQ(metric(R"(parley_turns_total{outcome="ok"})"), 4) << "start, 1, 2 and 3: each answered once";
+}
+
 TEST_F(BotApi, KillNineOfTheNodeThenContinueFromRedis) {
   auto s = start_session();
   ASSERT_EQ(c_->choice(s, 1, 1).status, 200);
