@@ -1,5 +1,6 @@
 #include "src/http/http.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <future>
@@ -314,7 +315,9 @@ class session : public std::enable_shared_from_this<session> {
     for (const auto& f : msg) req.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
     req.body = std::move(msg.body());
     const std::string* rid = req.header("X-Request-Id");
-    if (rid != nullptr && !rid->empty() && rid->size() <= 128)
+    // A client's id is echoed in the response head: visible ASCII only.
+    if (rid != nullptr && !rid->empty() && rid->size() <= 128 &&
+        std::all_of(rid->begin(), rid->end(), [](char c) { return c > 0x20 && c < 0x7f; }))
       req.request_id = *rid;
     else
       req.request_id = srv_->make_request_id();
@@ -338,20 +341,38 @@ class session : public std::enable_shared_from_this<session> {
     }
   }
 
+  /// Serializes the response by hand into one buffer and writes it with one
+  /// async_write: Beast's serializer (a variant iterator over a chain of buffer
+  /// sequences) cost more CPU than the system call it ends in.
   void write(response r) {
-    auto& res = res_.emplace();
-    res.result(static_cast<unsigned>(r.status));
-    res.version(11);
-    res.set(bhttp::field::server, srv_->opts.server_header);
-    res.set(bhttp::field::content_type, r.content_type);
-    res.set("X-Request-Id", request_id_);
-    for (auto& [k, v] : r.headers) res.set(k, v);
-    res.body() = std::move(r.body);
-    res.keep_alive(keep_alive_);
-    res.prepare_payload();
     status_ = r.status;
+    auto& o = out_;
+    o.clear();
+    o.reserve(160 + request_id_.size() + r.body.size());
+    o += "HTTP/1.1 ";
+    o += std::to_string(r.status);
+    o += ' ';
+    auto reason = bhttp::obsolete_reason(static_cast<bhttp::status>(r.status));
+    o.append(reason.data(), reason.size());
+    o += "\r\nServer: ";
+    o += srv_->opts.server_header;
+    o += "\r\nContent-Type: ";
+    o += r.content_type;
+    o += "\r\nX-Request-Id: ";
+    o += request_id_;
+    for (const auto& [k, v] : r.headers) {
+      o += "\r\n";
+      o += k;
+      o += ": ";
+      o += v;
+    }
+    o += "\r\nContent-Length: ";
+    o += std::to_string(r.body.size());
+    if (!keep_alive_) o += "\r\nConnection: close";
+    o += "\r\n\r\n";
+    o += r.body;
     stream_.expires_after(std::chrono::seconds(30));
-    bhttp::async_write(stream_, res, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+    net::async_write(stream_, net::buffer(o), [self = shared_from_this()](beast::error_code ec, std::size_t) {
       self->on_write(ec);
     });
   }
@@ -359,7 +380,7 @@ class session : public std::enable_shared_from_this<session> {
   void on_write(beast::error_code ec) {
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
     srv_->request_done(*route_, status_, seconds);
-    res_.reset();
+    if (out_.capacity() > 64 * 1024) std::string().swap(out_);  // a large answer's buffer is not kept
     if (ec || !keep_alive_ || srv_->stopping.load(std::memory_order_relaxed)) return close();
     read();
   }
@@ -374,7 +395,7 @@ class session : public std::enable_shared_from_this<session> {
   std::shared_ptr<server::impl> srv_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
-  std::optional<bhttp::response<bhttp::string_body>> res_;
+  std::string out_;  // the response being written
   std::chrono::steady_clock::time_point started_;
   const std::string* route_ = &unmatched_route;
   std::string request_id_;
