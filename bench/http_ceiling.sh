@@ -4,7 +4,8 @@
 #
 #   bench/http_ceiling.sh [duration=10s] [connections=64]
 #
-# Builds parleyd in Release (build/release), starts nginx on a free port with a
+# Builds parleyd in Release (build/release, or $PARLEY_BENCH_BUILD so engineers
+# sharing one working tree keep their own build folders), starts nginx on a free port with a
 # private config, runs `wrk -t2 -cN -dD` against each in turn, prints both rates and
 # the ratio. Installs wrk and nginx from Debian when missing.
 set -euo pipefail
@@ -21,8 +22,9 @@ for p in wrk nginx; do
   command -v $p >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -q $p >/dev/null; }
 done
 export CCACHE_DIR=${CCACHE_DIR:-$top/.cache/ccache}
-cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DPARLEY_BUILD_TESTS=OFF -DPARLEY_BUILD_BENCH=OFF >/dev/null
-cmake --build build/release --target parleyd >/dev/null
+build=${PARLEY_BENCH_BUILD:-build/release}
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPARLEY_BUILD_TESTS=OFF -DPARLEY_BUILD_BENCH=OFF >/dev/null
+cmake --build "$build" --target parleyd >/dev/null
 
 bench_workdir
 
@@ -31,7 +33,7 @@ parley_start_postgres "$tmp/pg"
 
 bench_start_nginx "$tmp/nginx"
 nginx_port=$NGINX_PORT
-bench_start_parleyd build/release/src/app/parleyd "$tmp/parleyd.log"
+bench_start_parleyd "$build/src/app/parleyd" "$tmp/parleyd.log"
 node_port=$NODE_PORT
 
 rate() { wrk -t2 -c"$conns" -d"$duration" "$1" | tee -a "$tmp/wrk.txt" | awk '/Requests\/sec/ {print $2}'; }
