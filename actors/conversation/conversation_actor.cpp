@@ -38,11 +38,21 @@ struct turn_scratch {
   std::list<turn_job_ptr> waiting;      // turns that arrived while `job` ran
 };
 
+/// Where this conversation's last commit stands (`conversation_state::commit`).
+enum commit_status : uint8_t {
+  commit_idle,     // no commit in flight: the committed bytes are Redis's
+  commit_pending,  // sent; its completion will not message the actor
+  commit_waiting,  // sent, and the actor has turns waiting: the completion messages it
+  commit_failed,   // failed: the committed bytes are not Redis's; reload at the next turn
+};
+
 struct conversation_state {
   const conversation_deps* deps = nullptr;
   std::string key;  // tenant '\0' session id
   bool loaded = false;
   bool exists = false;
+  // Written by the actor and by its commit's completion on the Redis thread.
+  std::atomic<uint8_t> commit{commit_idle};
   std::string committed;                     // the committed snapshot, serialized
   std::shared_ptr<const bot::program> prog;  // the program of the snapshot's bot_version
   std::unique_ptr<turn_scratch> t;           // null between turns: an idle actor holds no scratch
@@ -92,14 +102,54 @@ int64_t now_ms() {
 
 void start_turn(self_ptr self);
 
-/// Answers the current job, then starts the next waiting one.
-void answer(self_ptr self, status st, std::string message = {},
-            std::shared_ptr<const v1::TurnResult> result = nullptr) {
+/// Whether the last commit has settled, so that a turn may start; when it has not, the
+/// commit's completion is told to message the actor (commit_atom) once it has. A
+/// failed commit is settled here: the committed bytes are dropped and reloaded.
+bool settled(self_ptr self) {
   auto& s = self->state;
+  for (;;) {
+    auto v = s.commit.load(std::memory_order_acquire);
+    switch (v) {
+      case commit_idle:
+        return true;
+      case commit_waiting:
+        return false;
+      case commit_failed:
+        // Redis is the truth and the write's outcome is unknown: reload at the next turn.
+        s.committed.clear();
+        s.loaded = false;
+        s.exists = false;
+        if (s.t) s.t->snap.reset();
+        s.commit.store(commit_idle, std::memory_order_relaxed);
+        return true;
+      default:
+        if (s.commit.compare_exchange_weak(v, commit_waiting, std::memory_order_acq_rel)) return false;
+    }
+  }
+}
+
+/// Starts the next waiting turn, if any and if the last commit has settled; drops the
+/// scratch when nothing waits.
+void next_turn(self_ptr self) {
+  auto& s = self->state;
+  if (!s.t || s.t->job) return;
+  if (s.t->waiting.empty()) {
+    s.t.reset();  // idle: keep only the committed bytes
+    return;
+  }
+  if (!settled(self)) return;
+  if (s.t->snap_stale) {
+    s.t->snap.reset();  // the next turn parses the committed bytes
+    s.t->snap_stale = false;
+  }
+  s.t->job = std::move(s.t->waiting.front());
+  s.t->waiting.pop_front();
+  start_turn(self);
+}
+
+/// The outcome of the current job, without its status.
+turn_outcome outcome_of(const conversation_state& s) {
   turn_outcome out;
-  out.st = st;
-  out.message = std::move(message);
-  out.result = std::move(result);
   out.session_id = s.session_id();
   if (s.t->snap) {
     out.bot = s.t->snap->bot();
@@ -107,33 +157,74 @@ void answer(self_ptr self, status st, std::string message = {},
     out.program_id = s.t->snap->state().program_id();
   }
   out.program = s.prog;
+  return out;
+}
+
+/// Answers the current job (one that ends without a commit), then starts the next
+/// waiting one.
+void answer(self_ptr self, status st, std::string message = {},
+            std::shared_ptr<const v1::TurnResult> result = nullptr) {
+  auto& s = self->state;
+  turn_outcome out = outcome_of(s);
+  out.st = st;
+  out.message = std::move(message);
+  out.result = std::move(result);
   auto job = std::move(s.t->job);
   s.t->acc.reset();
-  if (s.t->waiting.empty()) {
-    s.t.reset();  // idle: keep only the committed bytes
-  } else if (s.t->snap_stale) {
-    s.t->snap.reset();  // the next turn parses the committed bytes
-    s.t->snap_stale = false;
-  }
-  s.deps->probe->turn(st, std::chrono::duration<double>(std::chrono::steady_clock::now() - job->received).count());
-  // See turn_job: the bot first, then `finished`, then the answer.
-  job->bot = out.bot;
-  job->bot_version = out.bot_version;
-  auto done = std::move(job->done);
-  job->finished.store(true, std::memory_order_release);
-  done(std::move(out));
-  if (s.t) {
-    s.t->job = std::move(s.t->waiting.front());
-    s.t->waiting.pop_front();
-    start_turn(self);
-  }
+  deliver(s.deps, *job, std::move(out));
+  next_turn(self);
+}
+
+/// Drops the current job without answering it: someone answered it already (the
+/// completion of a commit its dead predecessor sent; see dispatch).
+void skip(self_ptr self) {
+  self->state.t->job.reset();
+  self->state.t->acc.reset();
+  next_turn(self);
 }
 
 void run_vm(self_ptr self, const v1::Input* input);
 
-/// Writes the turn into the snapshot, in place, and sends it to Redis. If the write
-/// fails, the in-memory snapshot is dropped and reloaded from Redis on the next turn
-/// (the write's outcome is unknown, and Redis is the truth).
+/// What a commit's completion needs, owned by it: it runs on the Redis client's thread
+/// and answers the job there, without a message back to the actor (a queue push, a
+/// thread wake-up and a mailbox round per turn).
+struct commit_completion {
+  caf::actor me;                    // keeps the actor object, whose `commit` it writes
+  std::atomic<uint8_t>* commit = nullptr;
+  const conversation_deps* deps = nullptr;
+  turn_job_ptr job;
+  turn_outcome out;                 // the answer, once committed
+  std::vector<transcript_row> rows;
+  std::vector<conversation_event> events;
+};
+
+void complete_commit(commit_completion& c, const result<store::redis_reply>& r) {
+  const auto* deps = c.deps;
+  // Settle first: a turn that arrives once the client has its answer must find the
+  // commit settled rather than wait for a message.
+  auto prev = c.commit->exchange(r.ok() ? commit_idle : commit_failed, std::memory_order_acq_rel);
+  if (prev == commit_waiting) caf::anon_send(c.me, commit_atom::value);
+  if (r.ok()) {
+    if (deps->transcripts != nullptr && (!c.rows.empty() || !c.events.empty()))
+      deps->transcripts->append(std::move(c.rows), std::move(c.events));
+    deliver(deps, *c.job, std::move(c.out));
+  } else {
+    deps->probe->commit_failures.Increment();
+    log::warn("turn_commit_failed", {{"session", c.out.session_id}, {"error", r.err().message}});
+    turn_outcome out;
+    out.st = status::unavailable;
+    out.session_id = c.out.session_id;
+    out.message = "the conversation store is unavailable: " + r.err().message;
+    deliver(deps, *c.job, std::move(out));
+  }
+  deps->commits_in_flight.fetch_sub(1, std::memory_order_acq_rel);
+}
+
+/// Writes the turn into the snapshot, in place, and sends it to Redis; the commit's
+/// completion answers the job. The actor goes on as if the write succeeded (its
+/// committed bytes are the new snapshot), but starts no other turn before the write
+/// has settled; if it fails, the bytes are dropped and reloaded from Redis at the next
+/// turn (the write's outcome is unknown, and Redis is the truth).
 void commit(self_ptr self) {
   auto& s = self->state;
   const auto& in = s.t->job->in;
@@ -184,56 +275,49 @@ void commit(self_ptr self) {
   }
   auto ttl = s.prog ? s.prog->idle_timeout() : s.deps->options.default_idle_timeout;
   if (ttl.count() <= 0) ttl = s.deps->options.default_idle_timeout;
-  caf::actor me = caf::actor_cast<caf::actor>(self);
-  s.deps->redis->command(
-      {"SET", snapshot_key(s.deps->options, std::string(s.tenant()), s.session_id()), s.t->writing, "EX",
-       std::to_string(ttl.count())},
-      [me](result<store::redis_reply> r) {
-        caf::anon_send(me, commit_atom::value, r.ok() ? std::string() : r.err().message);
-      });
-}
 
-void after_commit(self_ptr self, const std::string& error) {
-  auto& s = self->state;
-  if (!s.t) return;
-  if (!error.empty()) {
-    s.deps->probe->commit_failures.Increment();
-    log::warn("turn_commit_failed", {{"session", s.session_id()}, {"error", error}});
-    // Redis is the truth and the write's outcome is unknown: reload at the next turn.
-    s.t->snap.reset();
-    s.committed.clear();
-    s.loaded = false;
-    s.exists = false;
-    return answer(self, status::unavailable, "the conversation store is unavailable: " + error);
-  }
+  auto c = std::make_shared<commit_completion>();
+  c->me = caf::actor_cast<caf::actor>(self);
+  c->commit = &s.commit;
+  c->deps = s.deps;
+  c->out = outcome_of(s);
+  c->out.st = status::ok;
+  std::shared_ptr<const v1::TurnResult> res(std::move(s.t->acc));
+  c->out.result = res;
   bool was_new = !s.exists;
-  s.exists = true;
-  s.committed.swap(s.t->writing);
-  std::shared_ptr<const v1::TurnResult> result(std::move(s.t->acc));
   if (s.deps->transcripts != nullptr) {
-    std::vector<transcript_row> rows;
-    rows.reserve(static_cast<std::size_t>(result->messages_size()) + 1);
-    const auto& in = s.t->job->in;
     auto t = now_ms();
     std::string tenant(s.tenant()), session = s.session_id();
+    c->rows.reserve(static_cast<std::size_t>(res->messages_size()) + 1);
     if (!was_new || !in.text.empty()) {
-      rows.push_back(transcript_row{tenant, session, s.t->snap->sequence(), "in", 0,
-                                    in.what == inbound::kind::end ? "[end] " + in.text : in.text, {}, t});
+      c->rows.push_back(transcript_row{tenant, session, n.sequence(), "in", 0,
+                                       in.what == inbound::kind::end ? "[end] " + in.text : in.text, {}, t});
     }
     int idx = 0;
-    for (const auto& m : result->messages())
-      rows.push_back(transcript_row{tenant, session, s.t->snap->sequence(), "out", idx++, m.text(), {}, t});
-    std::vector<conversation_event> events;
+    for (const auto& m : res->messages())
+      c->rows.push_back(transcript_row{tenant, session, n.sequence(), "out", idx++, m.text(), {}, t});
     if (was_new)
-      events.push_back(conversation_event{false, tenant, session, s.t->snap->bot(), s.t->snap->channel(), s.t->snap->external_key(),
-                                          s.t->snap->bot_version(), {}});
-    if (result->state().status() == v1::ENDED)
-      events.push_back(conversation_event{true, tenant, session, {}, {}, {}, 0,
-                                          in.what == inbound::kind::end ? "client" : "bot"});
-    s.deps->transcripts->append(std::move(rows), std::move(events));
+      c->events.push_back(conversation_event{false, tenant, session, n.bot(), n.channel(), n.external_key(),
+                                             n.bot_version(), {}});
+    if (res->state().status() == v1::ENDED)
+      c->events.push_back(conversation_event{true, tenant, session, {}, {}, {}, 0,
+                                             in.what == inbound::kind::end ? "client" : "bot"});
   }
-  answer(self, status::ok, {}, std::move(result));
+  c->job = std::move(s.t->job);
+  s.exists = true;
+  s.committed.swap(s.t->writing);
+  s.t->writing.clear();
+  s.commit.store(commit_pending, std::memory_order_release);
+  s.deps->commits_in_flight.fetch_add(1, std::memory_order_acq_rel);
+  s.deps->redis->command(
+      {"SET", snapshot_key(s.deps->options, std::string(s.tenant()), s.session_id()), s.committed, "EX",
+       std::to_string(ttl.count())},
+      [c](result<store::redis_reply> r) { complete_commit(*c, r); });
+  next_turn(self);
 }
+
+/// A commit settled while turns were waiting (the completion's message).
+void after_commit(self_ptr self) { next_turn(self); }
 
 /// Appends a VM segment's result to the turn's accumulated result.
 void accumulate(conversation_state& s, v1::TurnResult&& r, bool first) {
@@ -338,6 +422,10 @@ void with_program(self_ptr self) {
 /// The turn's checks once the snapshot is known: replay, staleness, existence.
 void dispatch(self_ptr self) {
   auto& s = self->state;
+  // A job sent again after its actor died may have been answered by the completion of
+  // the commit that actor sent: that completion ran before the snapshot read that led
+  // here (one Redis connection, completions in order), so `finished` is already set.
+  if (s.t->job->finished.load(std::memory_order_acquire)) return skip(self);
   const auto& in = s.t->job->in;
   if (!s.t->snap) {
     s.t->snap = std::make_unique<rt_snapshot>();
@@ -373,7 +461,9 @@ void dispatch(self_ptr self) {
 /// Starts `s.t->job`: loads the snapshot first if this actor has not yet.
 void start_turn(self_ptr self) {
   auto& s = self->state;
-  if (s.loaded || s.t->job->in.what == inbound::kind::start) {
+  // A start sent again (its actor died) reads Redis like any other turn: the start may
+  // have been committed, and the read orders this turn after that commit's completion.
+  if (s.loaded || (s.t->job->in.what == inbound::kind::start && s.t->job->attempt == 1)) {
     s.loaded = true;
     return dispatch(self);
   }
@@ -392,13 +482,14 @@ caf::behavior conversation_actor::make_behavior() {
         auto& s = self->state;
         if (s.t) return s.t->waiting.push_back(std::move(job));
         s.t = std::make_unique<turn_scratch>();
+        if (!settled(self)) return s.t->waiting.push_back(std::move(job));
         s.t->job = std::move(job);
         start_turn(self);
       },
       [](loaded_atom, std::shared_ptr<result<store::redis_reply>>& r) {
         auto* self = current;
         auto& s = self->state;
-        if (!s.t) return;
+        if (!s.t || !s.t->job) return;
         if (!r->ok()) return answer(self, status::unavailable, "the conversation store is unavailable: " + r->err().message);
         s.loaded = true;
         if (!(*r)->is_nil()) {
@@ -411,7 +502,7 @@ caf::behavior conversation_actor::make_behavior() {
       [](program_atom, std::shared_ptr<result<loaded_program>>& r) {
         auto* self = current;
         auto& s = self->state;
-        if (!s.t) return;
+        if (!s.t || !s.t->job) return;
         if (!r->ok()) {
           if (r->err().code == "not_found") {
             if (s.exists) return answer(self, status::internal, r->err().message);
@@ -429,13 +520,13 @@ caf::behavior conversation_actor::make_behavior() {
       [](action_atom, std::shared_ptr<v1::ActionResult>& r) {
         auto* self = current;
         auto& s = self->state;
-        if (!s.t) return;
+        if (!s.t || !s.t->job) return;
         v1::Input in;
         *in.mutable_action() = std::move(*r);
         in.set_now_unix(s.t->job->in.now_unix);
         run_vm(self, &in);
       },
-      [](commit_atom, const std::string& error) { after_commit(current, error); },
+      [](commit_atom) { after_commit(current); },
       [](kill_atom) { current->quit(caf::make_error(caf::sec::runtime_error, "killed by a debug request")); },
   };
   return shared;

@@ -30,10 +30,13 @@ using kill_atom = caf::atom_constant<caf::atom("kill")>;
 /// One inbound message on its way to its conversation. Shared by the runtime's
 /// per-conversation list of sent jobs (for supervision) and the conversation actor.
 ///
-/// Hand-off rule: the conversation writes `bot`/`bot_version`, then sets `finished`
-/// (release) and only then calls `done`; the runtime reads a job's other fields only
-/// while `finished` is false and the actor that had it is dead (its exit handler), or
-/// after reading `finished` true (acquire).
+/// Answering: whoever answers a job (the conversation actor, the Redis thread that
+/// completes the job's commit, or the supervisor giving up on it) first wins `claimed`
+/// (exchange), then writes `bot`/`bot_version`, then sets `finished` (release) and only
+/// then calls `done`; a loser does nothing, so a job is answered at most once. The
+/// runtime reads `bot`/`bot_version` only after reading `finished` true (acquire); the
+/// supervision fields (`attempt`, `deaths`, `quarantined`) belong to the runtime and
+/// the actor that runs the job, never to a commit's completion.
 struct turn_job {
   inbound in;
   std::function<void(turn_outcome)> done;
@@ -42,8 +45,9 @@ struct turn_job {
   bool quarantined = false;       ///< run the error dialog instead of the message
   std::string quarantine_error;
   std::list<std::chrono::steady_clock::time_point> deaths;  ///< of actors running this job
+  std::atomic<bool> claimed{false};
   std::atomic<bool> finished{false};
-  std::string bot;                ///< set by the conversation when it finishes the job
+  std::string bot;                ///< set by whoever answers the job
   uint32_t bot_version = 0;
 };
 using turn_job_ptr = std::shared_ptr<turn_job>;
@@ -66,6 +70,9 @@ struct runtime_probe {
 
 /// What a conversation actor needs; owned by the runtime, outlives every actor.
 struct conversation_deps {
+  /// Commits sent to Redis whose completion has not run yet: a completion answers its
+  /// job and uses the probe and the transcript writer, so runtime::stop waits for zero.
+  mutable std::atomic<int> commits_in_flight{0};
   store::redis_client* redis = nullptr;
   bot_registry* registry = nullptr;
   transcript_writer* transcripts = nullptr;
@@ -73,6 +80,10 @@ struct conversation_deps {
   runtime_probe* probe = nullptr;
   runtime_options options;
 };
+
+/// Answers `job` with `out` unless someone answered it already (see turn_job), and
+/// counts the outcome. Any thread. Returns false when the job was answered before.
+bool deliver(const conversation_deps* deps, turn_job& job, turn_outcome out);
 
 /// Spawns a conversation actor for (tenant, session), monitored by `supervisor`. It
 /// runs each `(turn_atom, turn_job_ptr)` in arrival order and finishes it (see

@@ -20,6 +20,7 @@
 
 #include <list>
 #include <mutex>
+#include <thread>
 #include <unordered_map>
 
 #include "actors/runtime/internal.hpp"
@@ -84,6 +85,17 @@ void runtime_probe::turn(turn_outcome::status st, double seconds) {
   turn_seconds.Observe(seconds);
 }
 
+bool deliver(const conversation_deps* deps, turn_job& job, turn_outcome out) {
+  if (job.claimed.exchange(true, std::memory_order_acq_rel)) return false;
+  deps->probe->turn(out.st, std::chrono::duration<double>(std::chrono::steady_clock::now() - job.received).count());
+  job.bot = out.bot;
+  job.bot_version = out.bot_version;
+  auto done = std::move(job.done);
+  job.finished.store(true, std::memory_order_release);
+  done(std::move(out));
+  return true;
+}
+
 namespace {
 
 struct conv_entry {
@@ -130,10 +142,7 @@ void answer_now(const conversation_deps* deps, turn_job& job, turn_outcome::stat
   out.st = st;
   out.session_id = job.in.session_id;
   out.message = std::move(message);
-  deps->probe->turn(st, 0);
-  auto done = std::move(job.done);
-  job.finished.store(true, std::memory_order_release);
-  done(std::move(out));
+  deliver(deps, job, std::move(out));
 }
 
 using supervisor_ptr = caf::event_based_actor*;
@@ -348,6 +357,12 @@ void runtime::stop() {
     }
     if (sup) caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
   }
+  // Commits in flight complete on the Redis client's thread (success, failure or
+  // timeout, so within its command timeout) and use this runtime's probe: wait for them.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (impl_->cdeps.commits_in_flight.load(std::memory_order_acquire) > 0 &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
 }
 
 }  // namespace parley::actors
