@@ -17,11 +17,14 @@
 #include "actors/gateway/botapi_gateway.hpp"
 #include "actors/health/readiness_actor.hpp"
 #include "actors/registry/bot_registry.hpp"
+#include "actors/runtime/lane_scheduler.hpp"
 #include "actors/runtime/runtime.hpp"
+#include "actors/transcript/catalog_sink.hpp"
 #include "actors/transcript/transcript_writer.hpp"
 #include "src/store/catalog.hpp"
 #include "src/admin/admin.hpp"
 #include "src/http/http.hpp"
+#include "src/io/lanes.hpp"
 #include "src/log/log.hpp"
 #include "src/metrics/metrics.hpp"
 #include "src/settings/settings.hpp"
@@ -87,11 +90,19 @@ int run(const settings::settings& cfg) {
   caf::actor_system_config sys_cfg;
   std::size_t threads = cfg.actors.scheduler_threads > 0 ? static_cast<std::size_t>(cfg.actors.scheduler_threads)
                                                          : std::max(1u, std::thread::hardware_concurrency());
-  sys_cfg.set("scheduler.max-threads", threads);
-  // Work stealing (CAF's default) gave the higher turn throughput through HTTP; the
-  // shared queue polls less and activates faster in-process (bench/README.md).
-  sys_cfg.set("scheduler.policy", cfg.actors.scheduler_policy == "stealing" ? caf::atom("stealing") : caf::atom("sharing"));
+  // The event-loop threads. With the "lanes" scheduler (the default) the actors run
+  // on them too, next to the HTTP connections: a turn then stays on one thread from
+  // request to answer (bench/README.md). Created before, stopped after the actor
+  // system and the server.
+  io::lanes lanes(cfg.actors.scheduler_policy == "lanes" ? threads : static_cast<std::size_t>(cfg.http.threads));
+  if (cfg.actors.scheduler_policy == "lanes") {
+    actors::use_lanes(sys_cfg, lanes);
+  } else {
+    sys_cfg.set("scheduler.max-threads", threads);
+    sys_cfg.set("scheduler.policy", cfg.actors.scheduler_policy == "stealing" ? caf::atom("stealing") : caf::atom("sharing"));
+  }
   sys_cfg.set("logger.verbosity", caf::atom("quiet"));
+  lanes.start();
   caf::actor_system sys{sys_cfg};
 
   store::redis_client* r = redis->get();
@@ -147,37 +158,7 @@ int run(const settings::settings& cfg) {
     });
   else
     registry.start();
-  actors::transcript_writer transcripts(
-      [p](const std::vector<actors::transcript_row>& rows, const std::vector<actors::conversation_event>& events,
-          std::function<void(result<void>)> done) {
-        std::vector<store::transcript_row> out;
-        out.reserve(rows.size());
-        for (const auto& r : rows)
-          out.push_back({r.tenant, r.session_id, static_cast<int64_t>(r.sequence), r.direction, r.idx, r.text,
-                         r.payload, r.created_unix_ms});
-        std::vector<store::conversation_record> started;
-        std::vector<store::conversation_end> ended;
-        for (const auto& e : events) {
-          if (e.ended) {
-            ended.push_back({e.tenant, e.session_id, e.reason});
-          } else {
-            store::conversation_record c;
-            c.tenant = e.tenant;
-            c.session_id = e.session_id;
-            c.bot = e.bot;
-            c.version = static_cast<int>(e.version);
-            c.channel = e.channel;
-            c.external_key = e.external_key;
-            started.push_back(std::move(c));
-          }
-        }
-        store::write_turn_records(*p, std::move(started), std::move(ended), std::move(out),
-                                  [done = std::move(done)](result<std::size_t> w) {
-                                    if (!w) return done(w.err());
-                                    done(result<void>{});
-                                  });
-      },
-      {}, registry_ptr.get());
+  actors::transcript_writer transcripts(actors::catalog_sink(*p), {}, registry_ptr.get());
   actors::action_runner actions(static_cast<std::size_t>(cfg.runtime.action_threads));
   actors::runtime_options ropts_rt;
   ropts_rt.shards = static_cast<std::size_t>(cfg.runtime.shards);
