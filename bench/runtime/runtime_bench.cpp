@@ -41,9 +41,11 @@
 
 #include "actors/action/action_runner.hpp"
 #include "actors/registry/bot_registry.hpp"
+#include "actors/runtime/lane_scheduler.hpp"
 #include "actors/runtime/runtime.hpp"
 #include "src/bot/bot.hpp"
 #include "src/log/log.hpp"
+#include "src/io/lanes.hpp"
 #include "src/store/redis.hpp"
 
 namespace {
@@ -186,7 +188,7 @@ int main(int argc, char** argv) {
   double timeout_s = 300;
   bool memory_only = false;
   bool markers = false;
-  std::string policy = "stealing";
+  std::string policy = "lanes";
   long aggressive_poll = -1, moderate_poll = -1, moderate_sleep_us = -1;
   CLI::App app{"parley_runtime_bench: memory per live conversation and activation rate (in-process runtime)"};
   app.add_option("--conversations", conversations, "live conversations to start")->capture_default_str();
@@ -195,7 +197,7 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "CAF scheduler threads")->capture_default_str();
   app.add_option("--shards", shards, "shard actors")->capture_default_str();
   app.add_option("--timeout", timeout_s, "seconds each phase may take at most")->capture_default_str();
-  app.add_option("--scheduler-policy", policy, "CAF scheduler: stealing (default) or sharing")->capture_default_str();
+  app.add_option("--scheduler-policy", policy, "CAF scheduler: lanes (default, as parleyd), stealing or sharing")->capture_default_str();
   app.add_option("--aggressive-poll", aggressive_poll, "CAF work-stealing.aggressive-poll-attempts (-1: default)");
   app.add_option("--moderate-poll", moderate_poll, "CAF work-stealing.moderate-poll-attempts (-1: default)");
   app.add_option("--moderate-sleep-us", moderate_sleep_us, "CAF work-stealing.moderate-sleep-duration (-1: default)");
@@ -231,9 +233,16 @@ int main(int argc, char** argv) {
   }
 
   caf::actor_system_config cfg;
-  cfg.set("scheduler.max-threads", threads);
   cfg.set("logger.verbosity", caf::atom("quiet"));
-  cfg.set("scheduler.policy", policy == "sharing" ? caf::atom("sharing") : caf::atom("stealing"));
+  // Outlives both actor systems below (see io::lanes).
+  io::lanes lanes(threads);
+  if (policy == "lanes") {
+    actors::use_lanes(cfg, lanes);
+    lanes.start();
+  } else {
+    cfg.set("scheduler.max-threads", threads);
+    cfg.set("scheduler.policy", policy == "sharing" ? caf::atom("sharing") : caf::atom("stealing"));
+  }
   if (aggressive_poll >= 0)
     cfg.set("work-stealing.aggressive-poll-attempts", static_cast<std::size_t>(aggressive_poll));
   if (moderate_poll >= 0) cfg.set("work-stealing.moderate-poll-attempts", static_cast<std::size_t>(moderate_poll));

@@ -116,7 +116,7 @@ const std::vector<key_spec>& schema() {
       PARLEY_ENUM(log, level, "log level", "trace", "debug", "info", "warn", "error"),
       PARLEY_ENUM(log, format, "log line format", "json", "logfmt"),
       PARLEY_INT(actors, scheduler_threads, 0, 256, "CAF scheduler threads; 0 = one per core"),
-      PARLEY_ENUM(actors, scheduler_policy, "CAF scheduler: work stealing, or one shared queue", "stealing", "sharing"),
+      PARLEY_ENUM(actors, scheduler_policy, "CAF scheduler: lanes (actors on the HTTP event-loop threads), work stealing, or one shared queue", "lanes", "stealing", "sharing"),
       PARLEY_INT(runtime, shards, 1, 4096, "shard actors per node"),
       PARLEY_INT(runtime, passivate_after_ms, 10, 86400000, "idle conversation actors stop after this"),
       PARLEY_INT(runtime, max_attempts, 1, 100, "deaths of one message before it is quarantined"),

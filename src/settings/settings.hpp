@@ -47,7 +47,7 @@ struct log_settings {
 
 struct actor_settings {
   int scheduler_threads = 0;      ///< 0 = one per core
-  std::string scheduler_policy = "stealing";  ///< CAF scheduler: stealing or sharing
+  std::string scheduler_policy = "lanes";  ///< CAF scheduler: lanes, stealing or sharing
 };
 
 struct runtime_settings {
