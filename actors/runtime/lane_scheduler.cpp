@@ -7,6 +7,7 @@
 
 #include "actors/runtime/lane_scheduler.hpp"
 
+#include <future>
 #include <thread>
 #include <vector>
 
@@ -64,6 +65,16 @@ class lane_coordinator : public caf::scheduler::abstract_coordinator {
     stop_actors();
     clock_.cancel_dispatch_loop();
     clock_thread_.join();
+    // The actors are done, but a lane may still be inside the handler that resumed one
+    // of them for the last time (it releases the actor after the system saw it finish).
+    // A barrier per lane: whatever was posted before it has run once it runs.
+    for (std::size_t i = 0; i < lanes_->size(); ++i) {
+      if (io::lanes::current() == static_cast<int>(i)) continue;
+      std::promise<void> passed;
+      auto f = passed.get_future();
+      boost::asio::post(lanes_->at(i), [&passed] { passed.set_value(); });
+      f.wait();
+    }
   }
 
   void enqueue(caf::resumable* job) override {
