@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
+#include <algorithm>
 #include <cstdlib>
 #include <exception>
 #include <memory>
@@ -692,6 +693,15 @@ class array_literal {
 // together. The catalog's API keeps the per-message transcript_row; a batch is
 // grouped into turns on the way in and expanded back on the way out.
 
+/// clean_text without a copy for text that is clean already (nearly all of it).
+void clean_in_place(std::string& text) {
+  for (unsigned char c : text)
+    if (c == 0 || c >= 0x80) {
+      text = clean_text(text);
+      return;
+    }
+}
+
 /// Highest reply idx a turn may have: a turn's replies are one JSON array.
 constexpr int max_reply_idx = 9999;
 
@@ -909,8 +919,94 @@ std::size_t merge_stored_turns(pqxx::transaction_base& tx, const std::vector<bat
   return added;
 }
 
-job_of<std::size_t> transcript_batch_job(std::vector<transcript_row> rows) {
-  auto batch = std::make_shared<const prepared_batch>(prepare_batch(rows));
+/// Checks and groups per-turn records into a batch (see prepare_batch). Turns come
+/// one record each, so only a turn given twice needs merging: sorting indices by key
+/// finds those without a map of keys.
+prepared_batch prepare_turns(std::vector<transcript_turn>& in) {
+  prepared_batch b;
+  auto bad = [&](std::size_t i, const std::string& why) {
+    b.failure = "transcript turn " + std::to_string(i) + " (session '" + in[i].session_id + "', sequence " +
+                std::to_string(in[i].sequence) + "): " + why;
+    b.turns.clear();
+    return std::move(b);
+  };
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    auto& t = in[i];
+    clean_in_place(t.session_id);
+    if (t.tenant.empty() || t.session_id.empty()) return bad(i, "tenant and session must not be empty");
+    if (t.replies.size() > static_cast<std::size_t>(max_reply_idx) + 1)
+      return bad(i, "a turn has at most " + std::to_string(max_reply_idx + 1) + " replies, not " +
+                        std::to_string(t.replies.size()));
+    if (!t.reply_payloads.empty() && t.reply_payloads.size() != t.replies.size())
+      return bad(i, "reply_payloads must be empty or have one entry per reply");
+    if (t.inbound && !t.inbound_payload.empty() && !json::accept(t.inbound_payload))
+      return bad(i, "inbound payload is not a JSON document");
+    for (const auto& p : t.reply_payloads)
+      if (!p.empty() && !json::accept(p)) return bad(i, "a reply payload is not a JSON document");
+  }
+  std::vector<std::size_t> order(in.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  bool sorted_unique = true;
+  for (std::size_t i = 1; i < in.size() && sorted_unique; ++i) {
+    int c = in[i - 1].session_id.compare(in[i].session_id);
+    sorted_unique = c < 0 || (c == 0 && in[i - 1].sequence < in[i].sequence);
+  }
+  // Stable: of two records of one turn, the earlier comes first and keeps its messages.
+  if (!sorted_unique)
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t x, std::size_t y) {
+      int c = in[x].session_id.compare(in[y].session_id);
+      return c < 0 || (c == 0 && in[x].sequence < in[y].sequence);
+    });
+  b.turns.reserve(in.size());
+  for (std::size_t k = 0; k < order.size(); ++k) {
+    auto i = order[k];
+    auto& r = in[i];
+    // Sorted: a second record of a turn follows the turn made last (whose strings
+    // were moved out of `in`).
+    if (!b.turns.empty() && b.turns.back().sequence == r.sequence && b.turns.back().session == r.session_id) {
+      auto& t = b.turns.back();
+      if (t.tenant != r.tenant)
+        return bad(i, "tenant '" + r.tenant + "' differs from tenant '" + t.tenant +
+                          "' of an earlier record of the same turn");
+      if (r.at_ms != 0 && (t.at_ms == 0 || r.at_ms < t.at_ms)) t.at_ms = r.at_ms;
+      if (r.inbound && !t.inbound) {
+        clean_in_place(*r.inbound);
+        t.inbound = std::move(r.inbound);
+        t.inbound_payload = std::move(r.inbound_payload);
+        ++t.messages;
+      }
+      if (t.outbound.size() < r.replies.size()) t.outbound.resize(r.replies.size());
+      for (std::size_t j = 0; j < r.replies.size(); ++j) {
+        if (!t.outbound[j].empty()) continue;
+        clean_in_place(r.replies[j]);
+        t.outbound[j] = reply_json(r.replies[j], r.reply_payloads.empty() ? std::string() : r.reply_payloads[j]);
+        ++t.messages;
+      }
+      continue;
+    }
+    b.turns.emplace_back();
+    auto& t = b.turns.back();
+    t.tenant = std::move(r.tenant);
+    t.session = std::move(r.session_id);
+    t.sequence = r.sequence;
+    t.at_ms = r.at_ms;
+    if (r.inbound) {
+      clean_in_place(*r.inbound);
+      t.inbound = std::move(r.inbound);
+      t.inbound_payload = std::move(r.inbound_payload);
+      ++t.messages;
+    }
+    t.outbound.reserve(r.replies.size());
+    for (std::size_t j = 0; j < r.replies.size(); ++j) {
+      clean_in_place(r.replies[j]);
+      t.outbound.push_back(reply_json(r.replies[j], r.reply_payloads.empty() ? std::string() : r.reply_payloads[j]));
+    }
+    t.messages += r.replies.size();
+  }
+  return b;
+}
+
+job_of<std::size_t> transcript_batch_job(std::shared_ptr<const prepared_batch> batch) {
   return [batch](pqxx::transaction_base& tx) -> std::size_t {
     if (batch->failure) fail("invalid_argument", *batch->failure);
     const auto& turns = batch->turns;
@@ -934,26 +1030,49 @@ job_of<std::size_t> transcript_batch_job(std::vector<transcript_row> rows) {
       outbound.text(t.outbound_json());
       ats.number(t.at_ms);
     }
-    auto stored = tx.exec_params(
-        "INSERT INTO transcript_turns (tenant_id, session_id, sequence, inbound, inbound_payload, "
-        "outbound, created_at) "
-        "SELECT t, s, q, i, p::jsonb, o::jsonb, "
-        "CASE WHEN a = 0 THEN now() ELSE to_timestamp(a / 1000.0) END "
-        "FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], "
-        "$7::bigint[]) AS u(t, s, q, i, p, o, a) "
-        "ON CONFLICT (session_id, sequence) DO NOTHING RETURNING session_id, sequence",
-        tenants.str(), sessions.str(), sequences.str(), inbound.str(), payloads.str(),
-        outbound.str(), ats.str());
     // Counted in messages, as when every message was a row.
     std::size_t inserted = 0;
-    std::vector<std::size_t> conflicts;
-    if (stored.size() == turns.size()) {
+    // The common case, every turn new, is a plain INSERT: ON CONFLICT costs a second
+    // descent of the primary key per row (its conflict check before the insertion's
+    // own). A stored turn (a batch written again, a turn split over two batches, a
+    // turn another node wrote) fails it, and the savepoint lets the batch take the
+    // merging path instead. Both statements are prepared once per connection, so
+    // Postgres neither parses nor (after a few runs, with its generic plan) plans them
+    // per batch. created_at comes from the integer milliseconds by interval
+    // arithmetic: to_timestamp(a / 1000.0) went through numeric and float8 per row.
+    static const std::string select_turns =
+        "SELECT t, s, q, i, p::jsonb, o::jsonb, "
+        "CASE WHEN a = 0 THEN now() ELSE 'epoch'::timestamptz + a * interval '1 millisecond' END "
+        "FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], "
+        "$7::bigint[]) AS u(t, s, q, i, p, o, a) ";
+    static const std::string insert_turns =
+        "INSERT INTO transcript_turns (tenant_id, session_id, sequence, inbound, inbound_payload, "
+        "outbound, created_at) " + select_turns;
+    auto& conn = tx.conn();
+    conn.prepare("parley_transcript_insert", insert_turns);
+    conn.prepare("parley_transcript_insert_new", insert_turns +
+                                                     "ON CONFLICT (session_id, sequence) DO NOTHING "
+                                                     "RETURNING session_id, sequence");
+    auto tenants_s = tenants.str(), sessions_s = sessions.str(), sequences_s = sequences.str(),
+         inbound_s = inbound.str(), payloads_s = payloads.str(), outbound_s = outbound.str(),
+         ats_s = ats.str();
+    tx.exec0("SAVEPOINT parley_transcript");
+    try {
+      tx.exec_prepared0("parley_transcript_insert", tenants_s, sessions_s, sequences_s, inbound_s,
+                        payloads_s, outbound_s, ats_s);
       for (const auto& t : turns) inserted += t.messages;
       return inserted;
+    } catch (const pqxx::unique_violation&) {
+      // Back to the top-level transaction (ROLLBACK TO keeps the savepoint open).
+      tx.exec0("ROLLBACK TO SAVEPOINT parley_transcript");
+      tx.exec0("RELEASE SAVEPOINT parley_transcript");
     }
+    auto stored = tx.exec_prepared("parley_transcript_insert_new", tenants_s, sessions_s, sequences_s,
+                                   inbound_s, payloads_s, outbound_s, ats_s);
     std::unordered_map<std::string, bool> is_new;
     for (const auto& row : stored)
       is_new.emplace(turn_key(row[0].as<std::string>(), row[1].as<std::int64_t>()), true);
+    std::vector<std::size_t> conflicts;
     for (std::size_t i = 0; i < turns.size(); ++i) {
       if (is_new.count(turn_key(turns[i].session, turns[i].sequence)) != 0)
         inserted += turns[i].messages;
@@ -962,6 +1081,14 @@ job_of<std::size_t> transcript_batch_job(std::vector<transcript_row> rows) {
     }
     return inserted + merge_stored_turns(tx, turns, conflicts);
   };
+}
+
+job_of<std::size_t> transcript_batch_job(std::vector<transcript_row> rows) {
+  return transcript_batch_job(std::make_shared<const prepared_batch>(prepare_batch(rows)));
+}
+
+job_of<std::size_t> transcript_turns_job(std::vector<transcript_turn> turns) {
+  return transcript_batch_job(std::make_shared<const prepared_batch>(prepare_turns(turns)));
 }
 
 job_of<std::vector<transcript_row>> transcript_job(std::string tenant, std::string session) {
@@ -1269,16 +1396,18 @@ result<std::size_t> write_transcript_batch_sync(postgres_client& pg,
   return run_blocking<std::size_t>(pg, transcript_batch_job(std::move(rows)));
 }
 
-void write_turn_records(postgres_client& pg, std::vector<conversation_record> started,
-                        std::vector<conversation_end> ended, std::vector<transcript_row> rows,
-                        catalog_callback<std::size_t> done) {
+namespace {
+
+/// write_turn_records for either shape of transcript: `transcripts` is its job.
+void write_records(postgres_client& pg, std::vector<conversation_record> started,
+                   std::vector<conversation_end> ended, job_of<std::size_t> transcripts,
+                   catalog_callback<std::size_t> done) {
   for (auto& c : started) {
     c.session_id = clean_text(c.session_id);
     c.bot = clean_text(c.bot);
     c.channel = clean_text(c.channel);
     c.external_key = clean_text(c.external_key);
   }
-  auto transcripts = transcript_batch_job(std::move(rows));
   run_async<std::size_t>(
       pg,
       [started = std::move(started), ended = std::move(ended),
@@ -1310,6 +1439,25 @@ void write_turn_records(postgres_client& pg, std::vector<conversation_record> st
         return transcripts(tx);
       },
       std::move(done));
+}
+
+}  // namespace
+
+void write_turn_records(postgres_client& pg, std::vector<conversation_record> started,
+                        std::vector<conversation_end> ended, std::vector<transcript_row> rows,
+                        catalog_callback<std::size_t> done) {
+  write_records(pg, std::move(started), std::move(ended), transcript_batch_job(std::move(rows)), std::move(done));
+}
+
+void write_turn_records(postgres_client& pg, std::vector<conversation_record> started,
+                        std::vector<conversation_end> ended, std::vector<transcript_turn> turns,
+                        catalog_callback<std::size_t> done) {
+  write_records(pg, std::move(started), std::move(ended), transcript_turns_job(std::move(turns)),
+                std::move(done));
+}
+
+result<std::size_t> write_transcript_turns_sync(postgres_client& pg, std::vector<transcript_turn> turns) {
+  return run_blocking<std::size_t>(pg, transcript_turns_job(std::move(turns)));
 }
 
 void transcript(postgres_client& pg, std::string tenant, std::string session_id,

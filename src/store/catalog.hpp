@@ -318,6 +318,32 @@ void write_turn_records(postgres_client& pg, std::vector<conversation_record> st
                         std::vector<conversation_end> ended, std::vector<transcript_row> rows,
                         catalog_callback<std::size_t> done);
 
+/// One turn's transcript as one record: what the transcript writer holds for a
+/// turn, so a batch of turns needs no grouping of per-message rows. Stored exactly as
+/// the rows (sequence, "in", 0) for `inbound` and (sequence, "out", k) for
+/// `replies[k]` would be, with every message at `at_ms`.
+struct transcript_turn {
+  std::string tenant;
+  std::string session_id;
+  std::int64_t sequence = 0;
+  std::optional<std::string> inbound;  ///< none: the turn had no inbound message
+  std::string inbound_payload;         ///< a JSON document, or empty for none
+  std::vector<std::string> replies;    ///< texts, idx 0..n-1, n <= 10000
+  std::vector<std::string> reply_payloads;  ///< empty, or one JSON document (or empty) per reply
+  std::int64_t at_ms = 0;              ///< 0: now()
+};
+
+/// write_turn_records with the transcript as turns: the same transaction, checks and
+/// semantics (idempotent on (session, sequence), a stored turn gets only the messages
+/// it lacks, a stored turn of another tenant is left alone, a turn given twice keeps
+/// the first copy of each message). Result: messages stored. Errors:
+/// `invalid_argument` naming the turn (an empty tenant or session, too many replies,
+/// a payload that is not JSON, one turn with two tenants): nothing is written.
+void write_turn_records(postgres_client& pg, std::vector<conversation_record> started,
+                        std::vector<conversation_end> ended, std::vector<transcript_turn> turns,
+                        catalog_callback<std::size_t> done);
+result<std::size_t> write_transcript_turns_sync(postgres_client& pg, std::vector<transcript_turn> turns);
+
 /// A session's messages by (sequence, direction "in" first, idx).
 void transcript(postgres_client& pg, std::string tenant, std::string session_id,
                 catalog_callback<std::vector<transcript_row>> done);

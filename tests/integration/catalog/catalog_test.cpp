@@ -520,6 +520,95 @@ TEST_F(catalog_test, a_turn_is_one_row_and_reads_back_as_its_messages) {
   EXPECT_EQ(stored().size(), 3u);
 }
 
+TEST_F(catalog_test, transcript_turns_store_as_their_messages_would) {
+  std::string session = unique_name("session");
+  auto texts = [&] {
+    std::vector<std::string> out;
+    auto rows = transcript_sync(*pg_, tenant_, session);
+    EXPECT_TRUE(rows) << rows.err().message;
+    if (rows)
+      for (const auto& r : *rows)
+        out.push_back(std::to_string(r.sequence) + " " + r.direction + " " + std::to_string(r.idx) + " " + r.text +
+                      (r.payload_json.empty() ? "" : " " + nlohmann::json::parse(r.payload_json).dump()));
+    return out;
+  };
+  // Records out of key order, a turn without inbound message, a reply payload.
+  std::vector<transcript_turn> turns{
+      {tenant_, session, 2, std::nullopt, "", {"welcome back"}, {}, 1700000000900},
+      {tenant_, session, 1, std::string("where is my order?"), "", {"Which order?", "Pick one:"},
+       {"", R"({"choices":["A-1"]})"}, 1700000000500}};
+  auto first = write_transcript_turns_sync(*pg_, turns);
+  ASSERT_TRUE(first) << first.err().message;
+  EXPECT_EQ(*first, 4u) << "counted in messages";
+  EXPECT_EQ(texts(), (std::vector<std::string>{"1 in 0 where is my order?", "1 out 0 Which order?",
+                                               R"(1 out 1 Pick one: {"choices":["A-1"]})", "2 out 0 welcome back"}));
+  EXPECT_EQ(transcript_sync(*pg_, tenant_, session)->front().at_ms, 1700000000500);
+  EXPECT_EQ(transcript_sync(*pg_, tenant_, session)->back().at_ms, 1700000000900);
+  auto again = write_transcript_turns_sync(*pg_, turns);
+  ASSERT_TRUE(again) << again.err().message;
+  EXPECT_EQ(*again, 0u);
+
+  // A turn given twice in one batch keeps the first copy of each message.
+  EXPECT_EQ(*write_transcript_turns_sync(*pg_, {{tenant_, session, 3, std::string("a"), "", {"x"}, {}, 0},
+                                                {tenant_, session, 3, std::string("b"), "", {"y", "z"}, {}, 0}}),
+            3u);
+  // A turn stored in part (by the per-message API) gets only what it lacks.
+  ASSERT_TRUE(write_transcript_batch_sync(*pg_, {{tenant_, session, 4, "out", 1, "second", "", 0}}));
+  EXPECT_EQ(*write_transcript_turns_sync(*pg_, {{tenant_, session, 4, std::string("q"), "", {"first", "other"}, {}, 0},
+                                                {tenant_, session, 5, std::string("new"), "", {}, {}, 0}}),
+            3u);
+  // Another tenant's stored turn is left alone.
+  ASSERT_TRUE(write_transcript_turns_sync(*pg_, {{tenant_ + "x", session, 6, std::string("theirs"), "", {}, {}, 0}}));
+  EXPECT_EQ(*write_transcript_turns_sync(*pg_, {{tenant_, session, 6, std::string("mine"), "", {"r"}, {}, 0}}), 0u);
+  EXPECT_EQ(texts(), (std::vector<std::string>{
+                         "1 in 0 where is my order?", "1 out 0 Which order?", R"(1 out 1 Pick one: {"choices":["A-1"]})",
+                         "2 out 0 welcome back", "3 in 0 a", "3 out 0 x", "3 out 1 z", "4 in 0 q", "4 out 0 first",
+                         "4 out 1 second", "5 in 0 new"}));
+
+  // With conversation records in one transaction: a stored turn takes the merging
+  // path, and the conversation written before it stays.
+  std::string other = unique_name("session");
+  std::promise<result<std::size_t>> done;
+  write_turn_records(*pg_, {conversation(other, 1)}, {},
+                     std::vector<transcript_turn>{{tenant_, session, 1, std::string("where is my order?"), "", {}, {}, 0},
+                                                  {tenant_, other, 1, std::string("hi"), "", {"hello"}, {}, 0}},
+                     [&](result<std::size_t> r) { done.set_value(std::move(r)); });
+  auto written = done.get_future().get();
+  ASSERT_TRUE(written) << written.err().message;
+  EXPECT_EQ(*written, 2u);
+  EXPECT_TRUE(*get_conversation_sync(*pg_, tenant_, other));
+  EXPECT_EQ(transcript_sync(*pg_, tenant_, other)->size(), 2u);
+
+  // Errors name the turn; nothing of the batch is written.
+  auto empty = write_transcript_turns_sync(*pg_, {{tenant_, session, 9, std::string("x"), "", {}, {}, 0},
+                                                  {tenant_, "", 9, std::string("y"), "", {}, {}, 0}});
+  ASSERT_FALSE(empty);
+  EXPECT_EQ(empty.err().code, "invalid_argument");
+  EXPECT_NE(empty.err().message.find("transcript turn 1"), std::string::npos) << empty.err().message;
+  auto bad_payload = write_transcript_turns_sync(*pg_, {{tenant_, session, 9, std::string("x"), "{nope", {}, {}, 0}});
+  ASSERT_FALSE(bad_payload);
+  EXPECT_NE(bad_payload.err().message.find("payload"), std::string::npos) << bad_payload.err().message;
+  EXPECT_EQ(texts().size(), 11u);
+}
+
+TEST_F(catalog_test, transcript_reads_use_the_primary_key) {
+  // Migration 5 made session_id COLLATE "C"; the read's parameter has the default
+  // collation, and the column's wins, so the read is still an index scan.
+  auto plan = pg_->query_sync([](pqxx::transaction_base& tx) {
+    tx.exec("SET LOCAL enable_seqscan = off");
+    tx.exec("SET LOCAL enable_bitmapscan = off");
+    std::string out;
+    for (const auto& row : tx.exec_params("EXPLAIN SELECT sequence FROM transcript_turns "
+                                          "WHERE tenant_id = $1 AND session_id = $2 ORDER BY sequence",
+                                          "t", "s"))
+      out += row[0].as<std::string>() + "\n";
+    return out;
+  });
+  ASSERT_TRUE(plan) << plan.err().message;
+  EXPECT_NE(plan->find("transcript_turns_pkey"), std::string::npos) << *plan;
+  EXPECT_EQ(plan->find("Sort"), std::string::npos) << *plan;
+}
+
 TEST_F(catalog_test, migration_4_moves_transcript_messages_into_turns) {
   // Migrations 1-3 into a scratch schema, transcript_messages rows as the old
   // writer stored them, then migration 4.

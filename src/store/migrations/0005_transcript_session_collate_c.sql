@@ -1,0 +1,13 @@
+-- 0005_transcript_session_collate_c: transcript session ids compare bytewise.
+--
+-- The database collation is C.UTF-8, which Postgres 15 does not treat as "C":
+-- every comparison of session_id in the primary key's btree (about a dozen per
+-- inserted turn) went through varstr_cmp and strcoll on copied, NUL-terminated
+-- strings, one of the largest costs of a transcript insert. With
+-- COLLATE "C" a comparison is a memcmp. Session ids are opaque keys: no query
+-- sorts them for people or compares them with < or LIKE, so their order does not
+-- matter; equality is the same in both collations (C.UTF-8 is deterministic).
+-- The read path (WHERE tenant_id = $1 AND session_id = $2) still uses the primary
+-- key: a column's explicit collation wins over a parameter's default one.
+-- Only the index is rebuilt; the table's rows stay as they are (same type).
+ALTER TABLE transcript_turns ALTER COLUMN session_id TYPE text COLLATE "C";
