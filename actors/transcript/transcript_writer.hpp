@@ -5,6 +5,9 @@
 /// Conversations `append` rows after their turn is committed to Redis; a flusher
 /// thread sends batches (up to `max_batch` rows, at least every `flush_interval`)
 /// through `write`, which must be idempotent on (session, sequence, direction, idx).
+/// An append wakes that thread only when a batch is full (or a flush() waits), not
+/// per turn. A batch ends on a turn boundary, so the rows of one append's turn stay
+/// adjacent and together (catalog_sink writes them as one record per turn).
 /// When Postgres is slow or down, rows wait and the batch is retried with backoff;
 /// the buffer is bounded (`max_buffered`): beyond it new rows are dropped and counted,
 /// so a long outage costs transcript rows, never turns or memory.
@@ -83,6 +86,8 @@ class transcript_writer {
 
  private:
   void loop();
+  /// Whether the thread has work before flush_interval ends. Under mutex_.
+  bool ready() const;
 
   write_fn write_;
   options opts_;
@@ -92,6 +97,7 @@ class transcript_writer {
   std::deque<transcript_row> buffer_;
   std::deque<conversation_event> events_;
   std::size_t in_flight_ = 0;
+  int flushing_ = 0;  ///< flush() calls waiting
   bool stop_ = false;
   std::atomic<int64_t> last_drop_log_{0};
   std::atomic<std::size_t> dropped_since_log_{0};

@@ -64,6 +64,37 @@ TEST(TranscriptWriter, WritesEveryRowOnceInOrderAcrossBatches) {
   EXPECT_EQ(w.lag(), 0u);
 }
 
+TEST(TranscriptWriter, AFullBatchOrAFlushWakesTheWriterBeforeTheInterval) {
+  // The thread is not woken per append, only by a full batch or a flush: with an
+  // interval of an hour, both still write at once.
+  struct counted {
+    std::mutex m;
+    std::condition_variable cv;
+    std::size_t rows = 0;
+  } c;
+  prometheus::Registry reg;
+  transcript_writer w(
+      [&c](const std::vector<transcript_row>& rows, const std::vector<conversation_event>&,
+           std::function<void(result<void>)> done) {
+        {
+          std::lock_guard<std::mutex> lock(c.m);
+          c.rows += rows.size();
+        }
+        c.cv.notify_all();
+        done(result<void>{});
+      },
+      {10, 1h, 1000}, &reg);
+  for (uint64_t i = 1; i <= 10; ++i) w.append({row(i)});
+  {
+    std::unique_lock<std::mutex> lock(c.m);
+    ASSERT_TRUE(c.cv.wait_for(lock, 5s, [&] { return c.rows == 10; })) << "a full batch is written at once";
+  }
+  w.append({row(11), row(12)});
+  ASSERT_TRUE(w.flush(5s)) << "a flush does not wait for the interval";
+  EXPECT_EQ(c.rows, 12u);
+  EXPECT_TRUE(w.flush(5s)) << "nothing buffered: at once";
+}
+
 TEST(TranscriptWriter, ABatchNeverSplitsATurn) {
   // A turn is one database row: its rows travel in one batch even past max_batch.
   struct batches {
