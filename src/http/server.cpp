@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstring>
 #include <future>
 #include <mutex>
 #include <random>
@@ -10,26 +11,29 @@
 #include <unordered_map>
 
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/http/status.hpp>
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include "src/http/request_parser.hpp"
 #include "src/log/log.hpp"
 
 namespace parley::http {
 
 namespace net = boost::asio;
-namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 using tcp = net::ip::tcp;
+using error_code = boost::system::error_code;
+using clock_type = std::chrono::steady_clock;
 
 namespace {
 
@@ -174,6 +178,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   impl(server_options o, router r, std::shared_ptr<prometheus::Registry> reg)
       : opts(std::move(o)), routes(std::move(r)), registry(std::move(reg)), probe(*registry),
         iocs(make_iocs(std::max(1, opts.threads))), acceptor(*iocs[0]) {
+    for (auto& ioc : iocs) io_threads.push_back(std::make_unique<io_thread>(*ioc));
     std::random_device rd;
     char buf[16];
     std::snprintf(buf, sizeof buf, "%08x", static_cast<unsigned>(rd()));
@@ -186,7 +191,26 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     return v;
   }
 
+  /// The connections of one I/O thread and the timer that closes the overdue ones.
+  /// Touched only on that thread.
+  struct io_thread {
+    explicit io_thread(net::io_context& ioc) : sweep_timer(ioc) {}
+    net::steady_timer sweep_timer;
+    std::vector<std::weak_ptr<session>> sessions;
+  };
+
   void accept();
+  /// Arms thread `k`'s sweep: one timer per thread instead of one per connection and
+  /// operation, so reads and writes carry no timer bookkeeping; a deadline is a
+  /// time_point in the session that the sweep compares.
+  void arm_sweep(std::size_t k);
+  void sweep(std::size_t k);
+  clock_type::duration sweep_period() const {
+    // Deadlines are enforced at most one period late: a quarter of the idle timeout,
+    // between 25 ms and 1 s.
+    auto p = std::chrono::duration_cast<clock_type::duration>(opts.idle_timeout) / 4;
+    return std::clamp<clock_type::duration>(p, std::chrono::milliseconds(25), std::chrono::seconds(1));
+  }
   void request_started() {
     in_flight.fetch_add(1, std::memory_order_relaxed);
     probe.request_started();
@@ -213,6 +237,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   // no strand and threads never hand work to each other (no lock or wake-up per
   // request). The work guards keep idle threads running until stop().
   std::vector<std::unique_ptr<net::io_context>> iocs;
+  std::vector<std::unique_ptr<io_thread>> io_threads;  // one per io_context, same index
   std::vector<net::executor_work_guard<net::io_context::executor_type>> guards;
   std::size_t next_ioc = 0;  // round robin of accepted connections; acceptor's thread only
   tcp::acceptor acceptor;
@@ -226,8 +251,6 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   std::mutex drain_mutex;
   std::condition_variable drained;
   int running_threads = 0;                    // guarded by drain_mutex
-  std::mutex sessions_mutex;
-  std::unordered_map<const void*, std::function<void()>> sessions;  // live connections' closers
 };
 
 namespace detail {
@@ -245,75 +268,109 @@ const std::string unmatched_route = "unmatched";
 
 class session : public std::enable_shared_from_this<session> {
  public:
-  session(tcp::socket&& socket, std::shared_ptr<server::impl> srv)
-      : stream_(std::move(socket)), srv_(std::move(srv)) {
+  session(tcp::socket&& socket, std::shared_ptr<server::impl> srv, std::size_t thread)
+      : socket_(std::move(socket)), srv_(std::move(srv)), thread_(thread),
+        parser_(request_parser::limits{16 * 1024, srv_->opts.max_body_bytes}) {
     // Once per connection, not per request (a getpeername system call each time).
-    beast::error_code ignored;
-    auto ep = stream_.socket().remote_endpoint(ignored);
+    error_code ignored;
+    auto ep = socket_.remote_endpoint(ignored);
     if (!ignored) remote_address_ = ep.address().to_string();
   }
 
-  ~session() {
-    std::lock_guard<std::mutex> lock(srv_->sessions_mutex);
-    srv_->sessions.erase(this);
-  }
-
   void run() {
-    {
-      std::weak_ptr<session> weak = shared_from_this();
-      std::lock_guard<std::mutex> lock(srv_->sessions_mutex);
-      srv_->sessions[this] = [weak] {
-        if (auto self = weak.lock())
-          net::post(self->stream_.get_executor(), [self] { self->close(); });
-      };
-    }
-    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read(); });
+    net::dispatch(socket_.get_executor(), [self = shared_from_this()] {
+      self->srv_->io_threads[self->thread_]->sessions.push_back(self);
+      self->read(clock_type::now());
+    });
   }
 
   /// Called from any thread, once per request.
   void deliver(response r) {
-    net::dispatch(stream_.get_executor(),
+    net::dispatch(socket_.get_executor(),
                   [self = shared_from_this(), r = std::move(r)]() mutable { self->write(std::move(r)); });
   }
 
- private:
-  void read() {
-    parser_.emplace();
-    parser_->body_limit(srv_->opts.max_body_bytes);
-    parser_->header_limit(16 * 1024);
-    stream_.expires_after(srv_->opts.idle_timeout);
-    bhttp::async_read(stream_, buffer_, *parser_,
-                      [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
+  /// I/O thread only: true when a read or write outlived its deadline.
+  bool overdue(clock_type::time_point now) const { return now >= deadline_; }
+
+  /// I/O thread only. Pending operations end with an error and drop their hold.
+  void close() {
+    deadline_ = clock_type::time_point::max();
+    error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_send, ignored);
+    socket_.close(ignored);
   }
 
-  void on_read(beast::error_code ec) {
-    if (ec == bhttp::error::end_of_stream || ec == net::error::operation_aborted ||
-        ec == beast::error::timeout || ec == net::error::connection_reset || ec == net::error::eof) {
-      return close();
+ private:
+  static constexpr std::size_t initial_buffer = 4096;
+  // A partial head line or chunk line must fit: the parser fails a head past 16 KiB.
+  static constexpr std::size_t max_buffer = 32 * 1024;
+
+  /// Starts the next request: parses what a pipelining client already sent, then reads.
+  void read(clock_type::time_point now) {
+    // Like Beast's read timer: the whole request must arrive within idle_timeout.
+    deadline_ = now + srv_->opts.idle_timeout;
+    parser_.reset();
+    req_ = request{};
+    parse_or_read();
+  }
+
+  void parse_or_read() {
+    if (begin_ < end_) {
+      begin_ += parser_.parse(std::string_view(buffer_.data() + begin_, end_ - begin_), req_);
+      if (parser_.done()) return on_request();
+      if (parser_.failed()) return on_bad_request();
     }
-    started_ = std::chrono::steady_clock::now();
+    if (begin_ == end_) {
+      begin_ = end_ = 0;
+    } else if (begin_ > 0) {
+      // Keep the unparsed tail (a partial line) at the front for the next read.
+      std::memmove(buffer_.data(), buffer_.data() + begin_, end_ - begin_);
+      end_ -= begin_;
+      begin_ = 0;
+    }
+    if (buffer_.empty()) buffer_.resize(initial_buffer);
+    if (end_ == buffer_.size()) {
+      // The parser caps lines below max_buffer, so the limit is never reached.
+      if (buffer_.size() >= max_buffer) return on_read_error(net::error::no_buffer_space);
+      buffer_.resize(buffer_.size() * 2);
+    }
+    socket_.async_read_some(net::buffer(buffer_.data() + end_, buffer_.size() - end_),
+                            [self = shared_from_this()](error_code ec, std::size_t n) {
+                              if (ec) return self->on_read_error(ec);
+                              self->end_ += n;
+                              self->parse_or_read();
+                            });
+  }
+
+  void on_read_error(error_code ec) {
+    // A close between requests, a timeout or a stop: no answer, like Beast's
+    // end_of_stream and timeout. A request cut short gets a 400, like Beast's
+    // partial_message.
+    if (ec != net::error::eof || !parser_.started() || !socket_.is_open()) return close();
+    begin_request();
+    keep_alive_ = false;
+    write(response::error(400, "bad_request", "malformed HTTP request: partial message"));
+  }
+
+  void begin_request() {
+    started_ = clock_type::now();
+    // No deadline while a handler works: the answer may take as long as it takes.
+    deadline_ = clock_type::time_point::max();
     srv_->request_started();
     route_ = &unmatched_route;
-    if (ec) {
-      keep_alive_ = false;
-      if (ec == bhttp::error::body_limit)
-        return write(response::error(413, "body_too_large",
-                                     "request body exceeds " + std::to_string(srv_->opts.max_body_bytes) + " bytes"));
-      if (ec == bhttp::error::header_limit)
-        return write(response::error(431, "headers_too_large", "request headers exceed 16 KiB"));
-      return write(response::error(400, "bad_request", "malformed HTTP request: " + ec.message()));
-    }
-    auto msg = parser_->release();
-    keep_alive_ = msg.keep_alive() && !srv_->stopping.load(std::memory_order_relaxed);
-    request req;
-    req.method = std::string(msg.method_string());
-    req.target = std::string(msg.target());
-    auto q = req.target.find('?');
-    req.path = req.target.substr(0, q);
-    if (q != std::string::npos) req.query = req.target.substr(q + 1);
-    req.headers.reserve(8);
-    for (const auto& f : msg) req.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
-    req.body = std::move(msg.body());
+  }
+
+  void on_bad_request() {
+    begin_request();
+    keep_alive_ = false;
+    write(response::error(parser_.error_status(), parser_.error_code(), parser_.error_message()));
+  }
+
+  void on_request() {
+    begin_request();
+    keep_alive_ = parser_.keep_alive() && !srv_->stopping.load(std::memory_order_relaxed);
+    request req = std::move(req_);
     const std::string* rid = req.header("X-Request-Id");
     // A client's id is echoed in the response head: visible ASCII only.
     if (rid != nullptr && !rid->empty() && rid->size() <= 128 &&
@@ -371,32 +428,34 @@ class session : public std::enable_shared_from_this<session> {
     if (!keep_alive_) o += "\r\nConnection: close";
     o += "\r\n\r\n";
     o += r.body;
-    stream_.expires_after(std::chrono::seconds(30));
-    net::async_write(stream_, net::buffer(o), [self = shared_from_this()](beast::error_code ec, std::size_t) {
+    // A socket closed meanwhile (stop) fails the write at once; the deadline is
+    // then left alone so the sweep does not close it again.
+    if (socket_.is_open()) deadline_ = clock_type::now() + std::chrono::seconds(30);
+    net::async_write(socket_, net::buffer(o), [self = shared_from_this()](error_code ec, std::size_t) {
       self->on_write(ec);
     });
   }
 
-  void on_write(beast::error_code ec) {
-    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+  void on_write(error_code ec) {
+    auto now = clock_type::now();
+    double seconds = std::chrono::duration<double>(now - started_).count();
     srv_->request_done(*route_, status_, seconds);
     if (out_.capacity() > 64 * 1024) std::string().swap(out_);  // a large answer's buffer is not kept
     if (ec || !keep_alive_ || srv_->stopping.load(std::memory_order_relaxed)) return close();
-    read();
+    read(now);
   }
 
-  void close() {
-    beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    stream_.socket().close(ignored);
-  }
-
-  beast::tcp_stream stream_;
+  tcp::socket socket_;
   std::shared_ptr<server::impl> srv_;
-  beast::flat_buffer buffer_;
-  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  std::size_t thread_;                 // index of the I/O thread that owns the connection
+  request_parser parser_;
+  request req_;                        // the request being parsed
+  std::vector<char> buffer_;           // bytes read; [begin_, end_) not parsed yet
+  std::size_t begin_ = 0;
+  std::size_t end_ = 0;
+  clock_type::time_point deadline_ = clock_type::time_point::max();
   std::string out_;  // the response being written
-  std::chrono::steady_clock::time_point started_;
+  clock_type::time_point started_;
   const std::string* route_ = &unmatched_route;
   std::string request_id_;
   std::string remote_address_;
@@ -416,19 +475,44 @@ void responder::operator()(response r) const {
 }
 
 void server::impl::accept() {
-  auto& target = *iocs[next_ioc++ % iocs.size()];
-  acceptor.async_accept(target, [self = shared_from_this()](beast::error_code ec, tcp::socket s) {
+  std::size_t k = next_ioc++ % iocs.size();
+  acceptor.async_accept(*iocs[k], [self = shared_from_this(), k](error_code ec, tcp::socket s) {
     if (ec) {
       if (ec == net::error::operation_aborted || !self->acceptor.is_open()) return;
       log::warn("http_accept_failed", {{"error", ec.message()}});
     } else {
       self->probe.connection_accepted();
-      beast::error_code ignored;
+      error_code ignored;
       s.set_option(tcp::no_delay(true), ignored);
-      std::make_shared<session>(std::move(s), self)->run();
+      std::make_shared<session>(std::move(s), self, k)->run();
     }
     self->accept();
   });
+}
+
+void server::impl::arm_sweep(std::size_t k) {
+  auto& t = *io_threads[k];
+  t.sweep_timer.expires_after(sweep_period());
+  // `this` outlives the timer's handler: stop() cancels it and joins the thread.
+  t.sweep_timer.async_wait([this, k](error_code ec) {
+    if (!ec) sweep(k);
+  });
+}
+
+void server::impl::sweep(std::size_t k) {
+  auto& v = io_threads[k]->sessions;
+  auto now = clock_type::now();
+  for (std::size_t i = 0; i < v.size();) {
+    auto s = v[i].lock();
+    if (!s) {
+      v[i] = std::move(v.back());
+      v.pop_back();
+      continue;
+    }
+    if (s->overdue(now)) s->close();
+    ++i;
+  }
+  if (!stopping.load()) arm_sweep(k);
 }
 
 server::server(server_options options, router routes, std::shared_ptr<prometheus::Registry> registry)
@@ -438,7 +522,7 @@ server::~server() { stop(std::chrono::milliseconds(0)); }
 
 result<void> server::start() {
   auto& i = *impl_;
-  beast::error_code ec;
+  error_code ec;
   auto addr = net::ip::make_address(i.opts.address, ec);
   if (ec) return make_error("http_bind", "http.address '" + i.opts.address + "' is not an IP address");
   tcp::endpoint ep(addr, i.opts.port);
@@ -453,6 +537,7 @@ result<void> server::start() {
   i.accept();
   i.running_threads = static_cast<int>(i.iocs.size());
   for (auto& ioc : i.iocs) i.guards.push_back(net::make_work_guard(*ioc));
+  for (std::size_t k = 0; k < i.iocs.size(); ++k) i.arm_sweep(k);
   for (auto& ioc : i.iocs)
     i.threads.emplace_back([&i, ctx = ioc.get()] {
       ctx->run();
@@ -476,27 +561,29 @@ void server::stop(std::chrono::milliseconds grace) {
   if (!i.threads.empty()) {
     auto closed = std::make_shared<std::promise<void>>();
     net::post(*i.iocs[0], [self = impl_, closed] {
-      beast::error_code ignored;
+      error_code ignored;
       self->acceptor.close(ignored);
       closed->set_value();
     });
     closed->get_future().wait_for(std::chrono::seconds(5));
   } else {
-    beast::error_code ignored;
+    error_code ignored;
     i.acceptor.close(ignored);
   }
   {
     std::unique_lock<std::mutex> lock(i.drain_mutex);
     i.drained.wait_for(lock, grace, [&i] { return i.in_flight.load() == 0; });
   }
-  // Close every connection on its thread; the I/O threads then run out of work and
-  // return, which frees the sessions (they hold the server's internals).
-  std::vector<std::function<void()>> closers;
-  {
-    std::lock_guard<std::mutex> lock(i.sessions_mutex);
-    for (auto& [ptr, close] : i.sessions) closers.push_back(close);
-  }
-  for (auto& c : closers) c();
+  // Close every connection and the sweep timer on their thread; the I/O threads then
+  // run out of work and return, which frees the sessions (they hold the server's
+  // internals).
+  if (!i.threads.empty())
+    for (auto& t : i.io_threads)
+      net::post(t->sweep_timer.get_executor(), [t = t.get()] {
+        t->sweep_timer.cancel();
+        for (auto& w : t->sessions)
+          if (auto s = w.lock()) s->close();
+      });
   i.guards.clear();
   {
     std::unique_lock<std::mutex> lock(i.drain_mutex);
