@@ -8,7 +8,9 @@
 // commands/s, CPU microseconds per command of this process and of redis-server
 // (--redis-pid, read from /proc/<pid>/stat), context switches of this process per
 // command and per second, and commands per round trip. The machine is shared, so
-// the CPU per command is the figure to compare, not the rate. JSON last line.
+// the CPU per command is the figure to compare, not the rate; for syscalls per
+// command, run it under `perf stat -e 'syscalls:sys_enter_*'` and divide by the
+// "commands in the run" line. JSON last line.
 //
 // Run: . scripts/lib/servers.sh && parley_start_redis /tmp/rd-db/redis &&
 //      build/h-redis/bench/redis/parley_redis_bench --redis-pid $PARLEY_REDIS_PID
@@ -37,11 +39,11 @@ namespace {
 using clock_type = std::chrono::steady_clock;
 
 struct sample {
-  double cpu_us = 0;       // user+system of this process
-  double redis_cpu_us = 0; // user+system of redis-server, 0 without --redis-pid
-  long voluntary = 0;      // context switches of this process, all threads
+  double cpu_us = 0;        // user+system of this process
+  double redis_cpu_us = 0;  // user+system of redis-server, 0 without --redis-pid
+  long voluntary = 0;       // context switches of this process, all threads
   long nonvoluntary = 0;
-  long io_switches = 0;    // of the client's I/O thread alone
+  long io_switches = 0;  // of the client's I/O thread alone
   std::uint64_t commands = 0;
   std::uint64_t round_trips = 0;
   clock_type::time_point at;
@@ -132,11 +134,15 @@ int main(int argc, char** argv) {
   int keys = 10000;
   app.add_option("--url", url, "Redis URL (default $REDIS_URL)");
   app.add_option("--threads", threads, "submitter threads")->check(CLI::PositiveNumber);
-  app.add_option("--in-flight", in_flight, "SETs in flight per submitter")->check(CLI::PositiveNumber);
+  app.add_option("--in-flight", in_flight, "SETs in flight per submitter")
+      ->check(CLI::PositiveNumber);
   app.add_option("--value-bytes", value_bytes, "bytes per SET value");
   app.add_option("--seconds", seconds, "measured duration")->check(CLI::PositiveNumber);
   app.add_option("--redis-pid", redis_pid, "redis-server PID, for its CPU per command");
   app.add_option("--keys", keys, "distinct keys per submitter")->check(CLI::PositiveNumber);
+  bool vector_args = false;
+  app.add_flag("--vector-args", vector_args,
+               "build a std::vector<std::string> per command (the command() overload that copies)");
   CLI11_PARSE(app, argc, argv);
   if (url.empty()) {
     std::fprintf(stderr, "no Redis: pass --url or set REDIS_URL (see the header of this file)\n");
@@ -167,15 +173,21 @@ int main(int argc, char** argv) {
       int ready = in_flight;
       for (;;) {
         for (; ready > 0; --ready) {
-          client.command({"SET", prefix + std::to_string(n++ % static_cast<std::uint64_t>(keys)), value},
-                         [&me](parley::result<parley::store::redis_reply> r) {
-                           if (!r) me.failures.fetch_add(1);
-                           {
-                             std::lock_guard<std::mutex> lock(me.mtx);
-                             ++me.free_slots;
-                           }
-                           me.cv.notify_one();
-                         });
+          auto done = [&me](parley::result<parley::store::redis_reply> r) {
+            if (!r) me.failures.fetch_add(1);
+            {
+              std::lock_guard<std::mutex> lock(me.mtx);
+              ++me.free_slots;
+            }
+            me.cv.notify_one();
+          };
+          auto key = prefix + std::to_string(n++ % static_cast<std::uint64_t>(keys));
+          // A braced list, as conversation_actor's snapshot SET is written.
+          if (vector_args) {
+            client.command(std::vector<std::string>{"SET", key, value}, done);
+          } else {
+            client.command({"SET", key, value}, done);
+          }
           ++outstanding;
         }
         std::unique_lock<std::mutex> lock(me.mtx);
@@ -203,6 +215,8 @@ int main(int argc, char** argv) {
   stop.store(true);
   for (auto& w : workers) w.join();
 
+  // Whole-run total (warm-up and drain included), to divide `perf stat` counts by.
+  auto total = client.stats().commands;
   std::uint64_t failures = 0;
   for (auto& s : subs) failures += s.failures.load();
   double wall = std::chrono::duration<double>(b.at - a.at).count();
@@ -224,6 +238,7 @@ int main(int argc, char** argv) {
   std::printf("I/O thread ctx sw/s  %.0f\n", io_sw / wall);
   std::printf("commands/round trip  %.2f\n", trips > 0 ? cmds / trips : 0.0);
   std::printf("failures             %llu\n", static_cast<unsigned long long>(failures));
+  std::printf("commands in the run  %llu\n", static_cast<unsigned long long>(total));
   std::printf(
       "{\"commands_per_s\":%.0f,\"client_cpu_us_per_cmd\":%.3f,\"redis_cpu_us_per_cmd\":%.3f,"
       "\"csw_voluntary_per_s\":%.0f,\"csw_nonvoluntary_per_s\":%.0f,\"csw_per_cmd\":%.4f,"

@@ -1,5 +1,10 @@
 #include "src/store/redis.hpp"
 
+// hiredis 0.14's sds.h has no extern "C" of its own (hiredis.h includes it
+// before opening one); included first, its include guard keeps this linkage.
+extern "C" {
+#include <hiredis/sds.h>
+}
 #include <hiredis/hiredis.h>
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -10,8 +15,9 @@
 #include <cerrno>
 #include <charconv>
 #include <cstdlib>
-#include <deque>
+#include <cstring>
 #include <future>
+#include <iterator>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -55,48 +61,111 @@ timeval to_timeval(std::chrono::milliseconds ms) {
   return tv;
 }
 
-redis_reply convert(const redisReply* r) {
-  redis_reply out;
-  switch (r->type) {
-    case REDIS_REPLY_STRING:
-      out.type = redis_reply::kind::string;
-      out.str.assign(r->str, r->len);
-      break;
-    case REDIS_REPLY_STATUS:
-      out.type = redis_reply::kind::status;
-      out.str.assign(r->str, r->len);
-      break;
-    case REDIS_REPLY_ERROR:
-      out.type = redis_reply::kind::error;
-      out.str.assign(r->str, r->len);
-      break;
-    case REDIS_REPLY_INTEGER:
-      out.type = redis_reply::kind::integer;
-      out.integer = r->integer;
-      break;
-    case REDIS_REPLY_ARRAY:
-      out.type = redis_reply::kind::array;
-      out.elements.reserve(r->elements);
-      for (size_t i = 0; i < r->elements; ++i) out.elements.push_back(convert(r->element[i]));
-      break;
-    default:
-      out.type = redis_reply::kind::nil;
+// hiredis' reader builds each reply through these functions (its "reply
+// object functions"), straight into redis_reply: its own tree would cost two
+// allocations and two frees per reply plus a copy into redis_reply. The root
+// of every reply is the I/O thread's reusable slot (the task's privdata); the
+// elements of an array live in its `elements`, sized when its header is read,
+// so their addresses stay valid while the reader fills them.
+
+redis_reply* reply_object(const redisReadTask* task) {
+  if (task->parent == nullptr) {
+    auto* root = static_cast<redis_reply*>(task->privdata);
+    *root = redis_reply{};  // the previous reply was moved out, or abandoned on an error
+    return root;
   }
-  return out;
+  auto* parent = static_cast<redis_reply*>(task->parent->obj);
+  return &parent->elements[static_cast<std::size_t>(task->idx)];
 }
 
-/// A top-level error reply becomes a failed result; nested ones (EXEC) stay.
-result<redis_reply> to_result(redis_reply r) {
-  if (r.type == redis_reply::kind::error)
-    return make_error("redis_error", "Redis replied: " + r.str);
+void* create_string(const redisReadTask* task, char* str, size_t len) {
+  auto* r = reply_object(task);
+  r->type = task->type == REDIS_REPLY_ERROR    ? redis_reply::kind::error
+            : task->type == REDIS_REPLY_STATUS ? redis_reply::kind::status
+                                               : redis_reply::kind::string;
+  r->str.assign(str, len);
   return r;
 }
 
-/// One submission: a single command or a pipeline, with its callback.
+void* create_array(const redisReadTask* task, int elements) {
+  auto* r = reply_object(task);
+  r->type = redis_reply::kind::array;
+  r->elements.resize(static_cast<std::size_t>(elements));
+  return r;
+}
+
+void* create_integer(const redisReadTask* task, long long value) {
+  auto* r = reply_object(task);
+  r->type = redis_reply::kind::integer;
+  r->integer = value;
+  return r;
+}
+
+void* create_nil(const redisReadTask* task) {
+  auto* r = reply_object(task);
+  r->type = redis_reply::kind::nil;
+  return r;
+}
+
+// Nothing to free: every object is the slot or inside it.
+void free_object(void*) {}
+
+redisReplyObjectFunctions reply_functions = {create_string, create_array, create_integer,
+                                             create_nil, free_object};
+
+std::size_t decimal_digits(std::size_t n) {
+  std::size_t d = 1;
+  for (; n >= 10; n /= 10) ++d;
+  return d;
+}
+
+/// Bytes of `*N\r\n` or `$N\r\n`.
+std::size_t header_size(std::size_t n) { return 1 + decimal_digits(n) + 2; }
+
+/// `Args`: a container of std::string or std::string_view.
+template <class Args>
+std::size_t wire_size(const Args& args) {
+  std::size_t n = header_size(args.size());
+  for (auto& a : args) n += header_size(a.size()) + a.size() + 2;
+  return n;
+}
+
+char* put_header(char* at, char kind, std::size_t n) {
+  *at++ = kind;
+  // The caller sized the buffer with header_size, so the digits always fit.
+  at = std::to_chars(at, at + 20, n).ptr;
+  *at++ = '\r';
+  *at++ = '\n';
+  return at;
+}
+
+/// Appends `args` in Redis' wire format (RESP), the bytes redisAppendCommandArgv
+/// would produce, without its sds formatting and temporary buffer. Writes
+/// through a pointer into storage sized once: appending piece by piece costs
+/// more than the copy of the value itself.
+template <class Args>
+void append_wire(std::string& out, const Args& args) {
+  auto old = out.size();
+  out.resize(old + wire_size(args));
+  char* at = put_header(out.data() + old, '*', args.size());
+  for (auto& a : args) {
+    at = put_header(at, '$', a.size());
+    std::memcpy(at, a.data(), a.size());
+    at += a.size();
+    *at++ = '\r';
+    *at++ = '\n';
+  }
+}
+
+/// One submission: a single command or a pipeline, with its callback. The
+/// commands are serialized on the submitting thread, so the I/O thread (the
+/// one thread every command of the process goes through) only copies bytes.
 struct request {
-  std::vector<std::vector<std::string>> cmds;
-  redis_callback one;            // set for command()
-  redis_pipeline_callback many;  // set for pipeline()
+  std::string wire;                  // the well-formed commands, in RESP, in order
+  std::uint32_t count = 0;           // commands submitted, empty ones included
+  std::vector<std::uint32_t> empty;  // indexes of empty commands, ascending; rare
+  redis_callback one;                // set for command()
+  redis_pipeline_callback many;      // set for pipeline()
 };
 
 }  // namespace
@@ -190,8 +259,16 @@ struct redis_client::impl {
   std::string shown_url;  // opts.url without the password, for messages
 
   std::mutex mtx;
-  std::deque<request> queue;  // guarded by mtx
-  bool stopping = false;      // guarded by mtx
+  // A vector rather than a deque: the I/O thread swaps it with its (empty)
+  // batch, so both keep their capacity and queueing allocates nothing.
+  std::vector<request> queue;   // guarded by mtx
+  std::size_t queued_cmds = 0;  // commands in `queue`; guarded by mtx
+  bool stopping = false;        // guarded by mtx
+  // Set by the I/O thread when it found the queue empty and is about to poll;
+  // the first submitter after that clears it and writes wake_fd. While the I/O
+  // thread is busy it re-checks the queue before sleeping, so submitters skip
+  // the eventfd write (a syscall and a wake-up per command otherwise).
+  bool io_idle = false;  // guarded by mtx
   int wake_fd = -1;
 
   std::atomic<bool> is_connected{false};
@@ -200,7 +277,11 @@ struct redis_client::impl {
   std::thread io;
   std::thread::id io_id;
 
+  static constexpr std::size_t kept_capacity = 1024;  // requests, see run()
+
   // Owned by the I/O thread only.
+  std::vector<request> batch;  // the requests of the round trip in progress
+  redis_reply reply_slot;      // the reply being read, see reply_functions
   redisContext* ctx = nullptr;
   clock::time_point next_attempt{};
   std::chrono::milliseconds backoff{0};
@@ -217,11 +298,17 @@ struct redis_client::impl {
   }
 
   void submit(request req) {
+    bool sleeping = false;
     {
       std::lock_guard<std::mutex> lock(mtx);
+      queued_cmds += req.count;
       queue.push_back(std::move(req));
+      sleeping = std::exchange(io_idle, false);
     }
-    wake();
+    // No lost wake-up: io_idle is set under mtx only after the I/O thread saw
+    // the queue empty, so this push either is seen by that check or finds
+    // io_idle set and makes the coming (or current) poll return.
+    if (sleeping) wake();
   }
 
   void drop_connection(const std::string& why) {
@@ -289,6 +376,9 @@ struct redis_client::impl {
       schedule_retry(why);
       return;
     }
+    // After the handshake, whose redisCommandArgv needs hiredis' own reply objects.
+    c->reader->fn = &reply_functions;
+    c->reader->privdata = &reply_slot;
     ctx = c;
     backoff = std::chrono::milliseconds{0};
     last_error.clear();
@@ -300,88 +390,88 @@ struct redis_client::impl {
                       "Redis at " + shown_url + " is unavailable: " + last_error);
   }
 
-  static void complete(request& req, std::vector<result<redis_reply>> replies) {
-    if (req.one) {
-      req.one(std::move(replies.front()));
-    } else {
-      req.many(std::move(replies));
+  static error bad_command() {
+    return make_error("redis_bad_command", "a Redis command needs at least one argument");
+  }
+
+  void fail_all(std::vector<request>& reqs, const error& e) {
+    for (auto& req : reqs) {
+      if (req.one) {
+        req.one(e);
+      } else {
+        req.many(std::vector<result<redis_reply>>(req.count, result<redis_reply>(e)));
+      }
     }
   }
 
-  void fail_all(std::vector<request>& batch, const error& e) {
-    for (auto& req : batch) {
-      std::vector<result<redis_reply>> replies(req.cmds.size(), result<redis_reply>(e));
-      complete(req, std::move(replies));
+  /// Reads the next reply; on failure drops the connection and sets `broken`
+  /// (every later command of the batch then fails the same way).
+  result<redis_reply> read_reply(std::optional<error>& broken) {
+    if (broken) return *broken;
+    void* raw = nullptr;
+    if (redisGetReply(ctx, &raw) != REDIS_OK || raw == nullptr) {
+      int saved_errno = errno;
+      bool timed_out =
+          ctx->err == REDIS_ERR_IO && (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK);
+      std::string why = ctx->errstr;
+      if (timed_out) {
+        broken =
+            make_error("redis_timeout", "Redis at " + shown_url + " did not answer within " +
+                                            std::to_string(opts.command_timeout.count()) + " ms");
+        drop_connection("previous command timed out");
+      } else {
+        drop_connection(why);
+        broken = unavailable();
+      }
+      return *broken;
     }
+    auto& r = *static_cast<redis_reply*>(raw);  // reply_slot, see reply_functions
+    // A top-level error reply becomes a failed result; nested ones (EXEC) stay.
+    if (r.type == redis_reply::kind::error)
+      return make_error("redis_error", "Redis replied: " + r.str);
+    return std::move(r);
   }
 
   /// Writes every command of the batch, then reads every reply: one round trip.
-  void execute(std::vector<request>& batch) {
-    std::vector<const char*> argv;
-    std::vector<size_t> lens;
-    std::vector<std::vector<bool>> sent(batch.size());
-    for (size_t i = 0; i < batch.size(); ++i) {
-      for (auto& cmd : batch[i].cmds) {
-        bool ok = !cmd.empty();
-        if (ok) {
-          argv.clear();
-          lens.clear();
-          for (auto& a : cmd) {
-            argv.push_back(a.data());
-            lens.push_back(a.size());
-          }
-          ok = redisAppendCommandArgv(ctx, static_cast<int>(argv.size()), argv.data(),
-                                      lens.data()) == REDIS_OK;
-          // Append only fails when out of memory: an internal failure, not Redis'.
-          if (!ok) std::abort();
-        }
-        sent[i].push_back(ok);
-      }
-    }
+  void execute(std::vector<request>& reqs) {
+    std::size_t bytes = 0;
     std::uint64_t appended = 0;
-    for (auto& s : sent)
-      appended += static_cast<std::uint64_t>(std::count(s.begin(), s.end(), true));
+    for (auto& req : reqs) {
+      bytes += req.wire.size();
+      appended += req.count - req.empty.size();
+    }
     if (appended > 0) {
-      round_trips.fetch_add(1);
-      commands_sent.fetch_add(appended);
+      // One allocation for the whole batch instead of regrowing hiredis' output
+      // buffer while appending (it frees the buffer after every full write).
+      ctx->obuf = sdsMakeRoomFor(ctx->obuf, bytes);
+      if (ctx->obuf == nullptr) std::abort();  // out of memory: an internal failure
+      for (auto& req : reqs) {
+        if (req.wire.empty()) continue;
+        // Append only fails when out of memory: an internal failure, not Redis'.
+        if (redisAppendFormattedCommand(ctx, req.wire.data(), req.wire.size()) != REDIS_OK)
+          std::abort();
+      }
+      round_trips.fetch_add(1, std::memory_order_relaxed);
+      commands_sent.fetch_add(appended, std::memory_order_relaxed);
     }
     std::optional<error> broken;
-    for (size_t i = 0; i < batch.size(); ++i) {
-      std::vector<result<redis_reply>> replies;
-      replies.reserve(batch[i].cmds.size());
-      for (size_t j = 0; j < batch[i].cmds.size(); ++j) {
-        if (!sent[i][j]) {
-          replies.emplace_back(
-              make_error("redis_bad_command", "a Redis command needs at least one argument"));
-          continue;
-        }
-        if (broken) {
-          replies.emplace_back(*broken);
-          continue;
-        }
-        void* raw = nullptr;
-        if (redisGetReply(ctx, &raw) != REDIS_OK || raw == nullptr) {
-          int saved_errno = errno;
-          bool timed_out =
-              ctx->err == REDIS_ERR_IO && (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK);
-          std::string why = ctx->errstr;
-          if (timed_out) {
-            broken = make_error("redis_timeout",
-                                "Redis at " + shown_url + " did not answer within " +
-                                    std::to_string(opts.command_timeout.count()) + " ms");
-            drop_connection("previous command timed out");
-          } else {
-            drop_connection(why);
-            broken = unavailable();
-          }
-          replies.emplace_back(*broken);
-          continue;
-        }
-        auto* r = static_cast<redisReply*>(raw);
-        replies.emplace_back(to_result(convert(r)));
-        freeReplyObject(r);
+    for (auto& req : reqs) {
+      if (req.one) {
+        req.one(req.empty.empty() ? read_reply(broken) : result<redis_reply>(bad_command()));
+        continue;
       }
-      complete(batch[i], std::move(replies));
+      std::vector<result<redis_reply>> replies;
+      replies.reserve(req.count);
+      auto next_empty = req.empty.begin();
+      for (std::uint32_t j = 0; j < req.count; ++j) {
+        if (next_empty != req.empty.end() && *next_empty == j) {
+          ++next_empty;
+          replies.emplace_back(bad_command());
+        } else {
+          replies.push_back(read_reply(broken));
+        }
+      }
+      req.many(std::move(replies));
     }
   }
 
@@ -395,20 +485,41 @@ struct redis_client::impl {
     drop_connection("Redis sent data nobody asked for");
   }
 
+  /// Moves up to max_batch commands (at least one request) from the queue
+  /// into `batch`, which is empty. Called with mtx held.
+  void take_batch() {
+    if (queued_cmds <= opts.max_batch) {
+      std::swap(batch, queue);
+      queued_cmds = 0;
+      return;
+    }
+    std::size_t n = 0;
+    std::size_t taken = 0;
+    for (; taken < queue.size(); ++taken) {
+      auto c = queue[taken].count;
+      if (taken > 0 && n + c > opts.max_batch) break;
+      n += c;
+    }
+    batch.insert(batch.end(), std::make_move_iterator(queue.begin()),
+                 std::make_move_iterator(queue.begin() + static_cast<std::ptrdiff_t>(taken)));
+    queue.erase(queue.begin(), queue.begin() + static_cast<std::ptrdiff_t>(taken));
+    queued_cmds -= n;
+  }
+
   void run() {
     try_connect();
     for (;;) {
-      std::vector<request> batch;
+      // Runs the callbacks' destructors (captured state) outside the lock.
+      batch.clear();
+      // The queue and the batch swap roles, so a burst (or an outage) would pin
+      // its peak capacity in both for good; keep what steady load needs.
+      if (batch.capacity() > kept_capacity) batch.shrink_to_fit();
       bool stop = false;
       {
         std::lock_guard<std::mutex> lock(mtx);
         stop = stopping;
-        size_t n = 0;
-        while (!queue.empty() && (n == 0 || n + queue.front().cmds.size() <= opts.max_batch)) {
-          n += queue.front().cmds.size();
-          batch.push_back(std::move(queue.front()));
-          queue.pop_front();
-        }
+        take_batch();
+        io_idle = batch.empty() && !stop;
       }
       if (!batch.empty()) {
         if (stop) {
@@ -490,11 +601,29 @@ redis_client::~redis_client() {
   impl_->io.join();
 }
 
-void redis_client::command(std::vector<std::string> args, redis_callback done) {
+namespace {
+
+template <class Args>
+request single_command(const Args& args, redis_callback done) {
   request req;
-  req.cmds.push_back(std::move(args));
+  req.count = 1;
+  if (args.size() == 0) {
+    req.empty.push_back(0);
+  } else {
+    append_wire(req.wire, args);
+  }
   req.one = std::move(done);
-  impl_->submit(std::move(req));
+  return req;
+}
+
+}  // namespace
+
+void redis_client::command(std::vector<std::string> args, redis_callback done) {
+  impl_->submit(single_command(args, std::move(done)));
+}
+
+void redis_client::command(std::initializer_list<std::string_view> args, redis_callback done) {
+  impl_->submit(single_command(args, std::move(done)));
 }
 
 void redis_client::pipeline(std::vector<std::vector<std::string>> cmds,
@@ -505,7 +634,17 @@ void redis_client::pipeline(std::vector<std::vector<std::string>> cmds,
     return;
   }
   request req;
-  req.cmds = std::move(cmds);
+  req.count = static_cast<std::uint32_t>(cmds.size());
+  std::size_t bytes = 0;
+  for (auto& c : cmds) bytes += c.empty() ? 0 : wire_size(c);
+  req.wire.reserve(bytes);
+  for (std::size_t i = 0; i < cmds.size(); ++i) {
+    if (cmds[i].empty()) {
+      req.empty.push_back(static_cast<std::uint32_t>(i));
+    } else {
+      append_wire(req.wire, cmds[i]);
+    }
+  }
   req.many = std::move(done);
   impl_->submit(std::move(req));
 }

@@ -23,6 +23,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -92,6 +93,12 @@ class redis_client {
   /// Queues one command; `args` are binary-safe ("SET", key, bytes).
   /// `done` runs once on the I/O thread.
   void command(std::vector<std::string> args, redis_callback done);
+
+  /// The same for a braced list (`command({"SET", key, bytes}, done)`), which
+  /// picks this overload: the arguments are serialized before it returns, so
+  /// they are viewed, never copied into a vector of strings first (a copy of
+  /// every argument and two or more allocations per command otherwise).
+  void command(std::initializer_list<std::string_view> args, redis_callback done);
 
   /// Queues several commands that are written together; `done` runs once on
   /// the I/O thread with one result per command, in order. Not a transaction:

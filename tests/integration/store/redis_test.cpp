@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <future>
@@ -216,6 +217,134 @@ TEST_F(redis_shared, many_threads_submitting_concurrently_all_complete) {
     // Per-submitter order is preserved.
     for (int i = 0; i < per_thread; ++i) ASSERT_EQ(list->elements[i].str, std::to_string(i));
   }
+}
+
+TEST_F(redis_shared, submitters_racing_an_idling_io_thread_lose_no_wake_up) {
+  // The I/O thread is woken only when it declared itself idle. Submitters that
+  // alternate bursts, pauses and one-at-a-time round trips keep it switching
+  // between busy and idle, so a lost wake-up would leave a command queued
+  // forever: the deadline below catches that instead of a hang.
+  constexpr int threads = 4;
+  constexpr int per_thread = 3000;
+  struct submitter {
+    std::atomic<int> completed{0};
+    std::atomic<int> out_of_order{0};
+    std::atomic<int> failed{0};
+    long long last = 0;  // touched by callbacks only, all on the one I/O thread
+  };
+  std::vector<submitter> subs(threads);
+  auto check = [&](int t, const result<redis_reply>& r) {
+    auto& s = subs[t];
+    if (!r) {
+      ++s.failed;
+    } else if (r->integer != s.last + 1) {
+      ++s.out_of_order;
+    } else {
+      s.last = r->integer;
+    }
+    ++s.completed;
+  };
+  std::vector<std::thread> ts;
+  for (int t = 0; t < threads; ++t) {
+    ts.emplace_back([&, t] {
+      auto k = key("seq" + std::to_string(t));
+      int sent = 0;
+      for (int round = 0; sent < per_thread; ++round) {
+        switch (round % 4) {
+          case 0:  // a burst that finds the I/O thread busy
+            for (int i = 0; i < 50 && sent < per_thread; ++i, ++sent)
+              client_->command({"INCR", k}, [&, t](result<redis_reply> r) { check(t, r); });
+            break;
+          case 1: {  // one at a time: each lands just as the I/O thread goes idle
+            for (int i = 0; i < 20 && sent < per_thread; ++i, ++sent) {
+              // Shared: a callback that comes after the deadline must not dangle.
+              auto p = std::make_shared<std::promise<void>>();
+              client_->command({"INCR", k}, [&, t, p](result<redis_reply> r) {
+                check(t, r);
+                p->set_value();
+              });
+              if (p->get_future().wait_for(10s) != std::future_status::ready) return;
+            }
+            break;
+          }
+          case 2: {  // a pipeline counts as one submission with several replies
+            int n = std::min(3, per_thread - sent);
+            std::vector<std::vector<std::string>> cmds(static_cast<size_t>(n), {"INCR", k});
+            sent += n;
+            client_->pipeline(std::move(cmds), [&, t](std::vector<result<redis_reply>> rs) {
+              for (auto& r : rs) check(t, r);
+            });
+            break;
+          }
+          default:  // let the I/O thread fall asleep
+            std::this_thread::sleep_for(std::chrono::microseconds(200 * (t + 1)));
+        }
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  ASSERT_TRUE(eventually(
+      [&] {
+        for (auto& s : subs)
+          if (s.completed.load() != per_thread) return false;
+        return true;
+      },
+      30s))
+      << "a command never completed: lost wake-up?";
+  for (int t = 0; t < threads; ++t) {
+    EXPECT_EQ(subs[t].failed.load(), 0) << "submitter " << t;
+    EXPECT_EQ(subs[t].out_of_order.load(), 0) << "submitter " << t;
+    EXPECT_EQ(subs[t].last, per_thread) << "submitter " << t;
+  }
+}
+
+TEST_F(redis_shared, queue_longer_than_max_batch_is_split_in_order) {
+  redis_options o{testing::require_env("REDIS_URL")};
+  o.max_batch = 7;
+  auto c = redis_client::create(o);
+  ASSERT_TRUE(c) << c.err().message;
+  auto& small = **c;
+  // Hold the I/O thread so that everything below queues up behind it.
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  std::promise<void> holding;
+  small.command({"PING"}, [&, released](result<redis_reply>) {
+    holding.set_value();
+    released.wait();
+  });
+  holding.get_future().wait();
+  auto before = small.stats();
+  std::vector<long long> seen;  // appended by callbacks, on the I/O thread
+  std::atomic<int> done{0};
+  constexpr int rounds = 20;
+  for (int i = 0; i < rounds; ++i) {
+    small.command({"INCR", key("split")}, [&](result<redis_reply> r) {
+      seen.push_back(r ? r->integer : -1);
+      ++done;
+    });
+    small.pipeline(
+        {{"INCR", key("split")}, {}, {"INCR", key("split")}},
+        [&](std::vector<result<redis_reply>> rs) {
+          for (auto& r : rs)
+            seen.push_back(r ? r->integer : (r.err().code == "redis_bad_command" ? 0 : -1));
+          ++done;
+        });
+  }
+  release.set_value();
+  ASSERT_TRUE(eventually([&] { return done.load() == 2 * rounds; }));
+  ASSERT_EQ(seen.size(), static_cast<size_t>(4 * rounds));
+  long long expected = 0;
+  for (size_t i = 0; i < seen.size(); ++i) {
+    if (i % 4 == 2) {
+      EXPECT_EQ(seen[i], 0) << "the empty command of a pipeline fails in place";
+    } else {
+      EXPECT_EQ(seen[i], ++expected) << "at " << i;
+    }
+  }
+  auto after = small.stats();
+  EXPECT_EQ(after.commands - before.commands, 3u * rounds);
+  // 80 submitted commands, at most 7 per round trip.
+  EXPECT_GE(after.round_trips - before.round_trips, (4u * rounds + 6) / 7);
 }
 
 TEST_F(redis_shared, ping_succeeds_and_sync_from_callback_is_refused) {
