@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <random>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -152,10 +153,12 @@ int main(int argc, char** argv) {
   actors::transcript_writer writer(actors::catalog_sink(**pg), wopts, nullptr);
 
   // Session ids as the Bot API makes them (UUIDs); each turn: one inbound, two replies.
+  // A random part per run, so that runs with --keep write new turns.
+  std::mt19937_64 random{std::random_device{}()};
   std::vector<std::string> ids(sessions);
   for (std::size_t i = 0; i < sessions; ++i) {
     char buf[40];
-    std::snprintf(buf, sizeof buf, "%08zx-4a1b-4c2d-9e3f-%012zx", i * 2654435761u % 0xffffffffu, i);
+    std::snprintf(buf, sizeof buf, "%08llx-4a1b-4c2d-9e3f-%012zx", static_cast<unsigned long long>(random() >> 32), i);
     ids[i] = buf;
   }
   double pg0 = 0;
