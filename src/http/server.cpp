@@ -349,11 +349,15 @@ class session : public std::enable_shared_from_this<session> {
     // partial_message.
     if (ec != net::error::eof || !parser_.started() || !socket_.is_open()) return close();
     begin_request();
+    request_id_ = srv_->make_request_id();
     keep_alive_ = false;
     write(response::error(400, "bad_request", "malformed HTTP request: partial message"));
   }
 
   void begin_request() {
+    // An answer to a request that never parsed still carries an id of its own, not
+    // the previous request's (Beast's path reused it).
+    request_id_.clear();
     started_ = clock_type::now();
     // No deadline while a handler works: the answer may take as long as it takes.
     deadline_ = clock_type::time_point::max();
@@ -363,6 +367,7 @@ class session : public std::enable_shared_from_this<session> {
 
   void on_bad_request() {
     begin_request();
+    request_id_ = srv_->make_request_id();
     keep_alive_ = false;
     write(response::error(parser_.error_status(), parser_.error_code(), parser_.error_message()));
   }

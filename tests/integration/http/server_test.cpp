@@ -172,6 +172,7 @@ TEST_F(http_server, MalformedRequestsGetTheirStatusAndTheConnectionCloses) {
     auto out = read_until_close(fd);
     EXPECT_EQ(out.substr(0, c.status.size()), c.status) << out.substr(0, 200);
     EXPECT_NE(out.find("\r\nConnection: close\r\n"), std::string::npos) << out.substr(0, 200);
+    EXPECT_EQ(out.find("X-Request-Id: \r\n"), std::string::npos) << out.substr(0, 200);
     EXPECT_NE(out.find("\r\n\r\n" + c.body + "<closed>"), std::string::npos) << out.substr(0, 300);
     ::close(fd);
   }
