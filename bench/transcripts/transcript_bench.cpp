@@ -153,12 +153,18 @@ int main(int argc, char** argv) {
   actors::transcript_writer writer(actors::catalog_sink(**pg), wopts, nullptr);
 
   // Session ids as the Bot API makes them (UUIDs); each turn: one inbound, two replies.
-  // A random part per run, so that runs with --keep write new turns.
+  // Random version 4 UUIDs, as the Bot API gateway makes them: inserts land all over
+  // the primary key, and runs with --keep write new turns.
   std::mt19937_64 random{std::random_device{}()};
   std::vector<std::string> ids(sessions);
   for (std::size_t i = 0; i < sessions; ++i) {
+    auto hi = random(), lo = random();
     char buf[40];
-    std::snprintf(buf, sizeof buf, "%08llx-4a1b-4c2d-9e3f-%012zx", static_cast<unsigned long long>(random() >> 32), i);
+    std::snprintf(buf, sizeof buf, "%08llx-%04llx-4%03llx-%04llx-%012llx",
+                  static_cast<unsigned long long>(hi >> 32), static_cast<unsigned long long>((hi >> 16) & 0xffff),
+                  static_cast<unsigned long long>(hi & 0xfff),
+                  static_cast<unsigned long long>(0x8000 | ((lo >> 48) & 0x3fff)),
+                  static_cast<unsigned long long>(lo & 0xffffffffffffULL));
     ids[i] = buf;
   }
   double pg0 = 0;
