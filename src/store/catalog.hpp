@@ -291,8 +291,12 @@ struct transcript_row {
 
 /// Writes a batch in one transaction: its rows grouped by (session, sequence)
 /// into one row per turn (the rows of a turn need not be adjacent, nor all in
-/// one batch), inserted by one INSERT ... ON CONFLICT DO NOTHING. A turn already
-/// stored gets only the messages it lacks (a turn the caller split over two
+/// one batch), inserted by one prepared INSERT under a savepoint; only when a turn
+/// is stored already does the batch run again as INSERT ... ON CONFLICT DO NOTHING
+/// and merge (the common, all-new batch pays one primary-key descent per turn,
+/// not two). The transaction's earlier statements (write_turn_records'
+/// conversations) stay either way. A turn already stored gets only the messages it
+/// lacks (a turn the caller split over two
 /// batches), so writing a batch again stores nothing more; a message given
 /// twice keeps its first copy, and a stored turn of another tenant is left
 /// alone. Result: messages actually stored (counted per message, not per turn).
