@@ -10,7 +10,9 @@
 // command and per second, and commands per round trip. The machine is shared, so
 // the CPU per command is the figure to compare, not the rate; for syscalls per
 // command, run it under `perf stat -e 'syscalls:sys_enter_*'` and divide by the
-// "commands in the run" line. JSON last line.
+// "commands in the run" line. JSON last line. --rate switches to an open loop
+// (a fixed arrival rate, as parleyd's turns; the I/O thread then idles between
+// ticks, which the closed loop rarely lets it do).
 //
 // Run: . scripts/lib/servers.sh && parley_start_redis /tmp/rd-db/redis &&
 //      build/h-redis/bench/redis/parley_redis_bench --redis-pid $PARLEY_REDIS_PID
@@ -119,6 +121,7 @@ struct submitter {
   std::condition_variable cv;
   int free_slots = 0;
   std::atomic<std::uint64_t> failures{0};
+  std::atomic<std::uint64_t> completed{0};  // open loop (--rate) only
 };
 
 }  // namespace
@@ -140,6 +143,10 @@ int main(int argc, char** argv) {
   app.add_option("--seconds", seconds, "measured duration")->check(CLI::PositiveNumber);
   app.add_option("--redis-pid", redis_pid, "redis-server PID, for its CPU per command");
   app.add_option("--keys", keys, "distinct keys per submitter")->check(CLI::PositiveNumber);
+  double open_rate = 0;
+  app.add_option("--rate", open_rate,
+                 "open loop: SETs per second over all threads, sent every 1 ms "
+                 "(--in-flight ignored), like turns arriving over HTTP");
   bool vector_args = false;
   app.add_flag("--vector-args", vector_args,
                "build a std::vector<std::string> per command (the command() overload that copies)");
@@ -169,6 +176,29 @@ int main(int argc, char** argv) {
       auto& me = subs[static_cast<std::size_t>(t)];
       std::string prefix = "bench:redis:" + std::to_string(t) + ":";
       std::uint64_t n = 0;
+      if (open_rate > 0) {
+        // Open loop: rate/threads SETs per second, sent in 1 ms ticks, whatever
+        // the completions do (turns arrive from HTTP, not from replies).
+        double per_tick = open_rate / threads / 1000.0;
+        double due = 0;
+        std::uint64_t sent = 0;
+        auto next = clock_type::now();
+        while (!stop.load()) {
+          for (due += per_tick; due >= 1; due -= 1, ++sent) {
+            auto key = prefix + std::to_string(n++ % static_cast<std::uint64_t>(keys));
+            client.command({"SET", key, value},
+                           [&me](parley::result<parley::store::redis_reply> r) {
+                             if (!r) me.failures.fetch_add(1);
+                             me.completed.fetch_add(1, std::memory_order_release);
+                           });
+          }
+          next += std::chrono::milliseconds(1);
+          std::this_thread::sleep_until(next);
+        }
+        while (me.completed.load(std::memory_order_acquire) != sent)
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        return;
+      }
       int outstanding = 0;
       int ready = in_flight;
       for (;;) {
@@ -228,8 +258,13 @@ int main(int argc, char** argv) {
   double vol = static_cast<double>(b.voluntary - a.voluntary);
   double invol = static_cast<double>(b.nonvoluntary - a.nonvoluntary);
   double io_sw = static_cast<double>(b.io_switches - a.io_switches);
-  std::printf("threads %d x in-flight %d, SET of %zu bytes, %.2f s\n", threads, in_flight,
-              value_bytes, wall);
+  if (open_rate > 0) {
+    std::printf("threads %d, open loop at %.0f/s, SET of %zu bytes, %.2f s\n", threads, open_rate,
+                value_bytes, wall);
+  } else {
+    std::printf("threads %d x in-flight %d, SET of %zu bytes, %.2f s\n", threads, in_flight,
+                value_bytes, wall);
+  }
   std::printf("commands/s           %.0f\n", rate);
   std::printf("client CPU us/cmd    %.2f\n", cpu);
   std::printf("redis CPU us/cmd     %.2f%s\n", redis_cpu, redis_pid > 0 ? "" : " (no --redis-pid)");
