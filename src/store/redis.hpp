@@ -2,10 +2,11 @@
 /// parley::store Redis client on hiredis 0.14.
 ///
 /// Threads: every redis_client owns one dedicated I/O thread. Callers on any
-/// thread (CAF scheduler, HTTP threads) only enqueue work and return at once;
-/// the I/O thread writes every queued command to the socket, then reads all
-/// their replies, so commands queued together share one round trip (the basis
-/// of group commit). Completion callbacks run on that I/O thread, in
+/// thread (CAF scheduler, HTTP threads) only serialize the command and enqueue
+/// it, then return at once; the I/O thread writes every queued command to the
+/// socket, then reads all their replies, so commands queued together share one
+/// round trip (the basis of group commit). It is woken (an eventfd write) only
+/// when it waits for work, not for commands queued while it is busy. Completion callbacks run on that I/O thread, in
 /// submission order: they must be short and must not block or throw (post the
 /// result to an actor, a strand or a promise instead).
 ///
