@@ -247,6 +247,7 @@ int run(const settings::settings& cfg) {
   hopts.address = cfg.http.address;
   hopts.port = cfg.http.port;
   hopts.threads = cfg.http.threads;
+  if (cfg.actors.scheduler_policy == "lanes") hopts.lanes = &lanes;
   hopts.max_body_bytes = static_cast<std::size_t>(cfg.http.max_body_bytes);
   hopts.idle_timeout = std::chrono::milliseconds(cfg.http.idle_timeout_ms);
   http::server server(hopts, std::move(routes), registry_ptr);

@@ -20,6 +20,9 @@
 namespace prometheus {
 class Registry;
 }
+namespace parley::io {
+class lanes;
+}
 
 namespace parley::http {
 
@@ -105,7 +108,10 @@ class router {
 struct server_options {
   std::string address = "127.0.0.1";
   uint16_t port = 0;                   ///< 0: the kernel picks; see server::port()
-  int threads = 2;
+  int threads = 2;                     ///< own I/O threads, when `lanes` is null
+  /// Serve on these event-loop threads (one connection per lane, round robin) instead
+  /// of own threads. Not owned; started by the caller, stopped after the server.
+  io::lanes* lanes = nullptr;
   std::size_t max_body_bytes = 1 << 20;
   std::chrono::milliseconds idle_timeout{60000};
   std::string server_header = "parley";

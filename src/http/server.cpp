@@ -25,6 +25,7 @@
 #include <prometheus/registry.h>
 
 #include "src/http/request_parser.hpp"
+#include "src/io/lanes.hpp"
 #include "src/log/log.hpp"
 
 namespace parley::http {
@@ -177,8 +178,9 @@ router::match router::find(std::string_view method, std::string_view path) const
 struct server::impl : std::enable_shared_from_this<server::impl> {
   impl(server_options o, router r, std::shared_ptr<prometheus::Registry> reg)
       : opts(std::move(o)), routes(std::move(r)), registry(std::move(reg)), probe(*registry),
-        iocs(make_iocs(std::max(1, opts.threads))), acceptor(*iocs[0]) {
-    for (auto& ioc : iocs) io_threads.push_back(std::make_unique<io_thread>(*ioc));
+        owned_iocs(opts.lanes != nullptr ? decltype(owned_iocs){} : make_iocs(std::max(1, opts.threads))),
+        iocs(io_contexts(opts.lanes, owned_iocs)), acceptor(*iocs[0]) {
+    for (auto* ioc : iocs) io_threads.push_back(std::make_unique<io_thread>(*ioc));
     std::random_device rd;
     char buf[16];
     std::snprintf(buf, sizeof buf, "%08x", static_cast<unsigned>(rd()));
@@ -190,6 +192,17 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     for (int k = 0; k < n; ++k) v.push_back(std::make_unique<net::io_context>(1));
     return v;
   }
+  static std::vector<net::io_context*> io_contexts(io::lanes* lanes,
+                                                   const std::vector<std::unique_ptr<net::io_context>>& owned) {
+    std::vector<net::io_context*> v;
+    if (lanes != nullptr)
+      for (std::size_t k = 0; k < lanes->size(); ++k) v.push_back(&lanes->at(k));
+    else
+      for (const auto& ioc : owned) v.push_back(ioc.get());
+    return v;
+  }
+  /// Whether the I/O threads run (own threads started, or lanes).
+  bool running() const { return !threads.empty() || (opts.lanes != nullptr && started); }
 
   /// The connections of one I/O thread and the timer that closes the overdue ones.
   /// Touched only on that thread.
@@ -236,7 +249,8 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   // One io_context per thread: a connection lives on one thread, so its handlers need
   // no strand and threads never hand work to each other (no lock or wake-up per
   // request). The work guards keep idle threads running until stop().
-  std::vector<std::unique_ptr<net::io_context>> iocs;
+  std::vector<std::unique_ptr<net::io_context>> owned_iocs;  // without lanes
+  std::vector<net::io_context*> iocs;                        // owned or the lanes'
   std::vector<std::unique_ptr<io_thread>> io_threads;  // one per io_context, same index
   std::vector<net::executor_work_guard<net::io_context::executor_type>> guards;
   std::size_t next_ioc = 0;  // round robin of accepted connections; acceptor's thread only
@@ -251,6 +265,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   std::mutex drain_mutex;
   std::condition_variable drained;
   int running_threads = 0;                    // guarded by drain_mutex
+  bool started = false;
 };
 
 namespace detail {
@@ -539,12 +554,19 @@ result<void> server::start() {
     return make_error("http_bind", "cannot listen on " + i.opts.address + ":" + std::to_string(i.opts.port) +
                                        ": " + ec.message());
   i.bound_port = i.acceptor.local_endpoint().port();
+  i.started = true;
+  if (i.opts.lanes != nullptr) {
+    // The lanes run already: everything starts on the thread that owns it.
+    net::post(*i.iocs[0], [self = impl_] { self->accept(); });
+    for (std::size_t k = 0; k < i.iocs.size(); ++k) net::post(*i.iocs[k], [self = impl_, k] { self->arm_sweep(k); });
+    return {};
+  }
   i.accept();
   i.running_threads = static_cast<int>(i.iocs.size());
   for (auto& ioc : i.iocs) i.guards.push_back(net::make_work_guard(*ioc));
   for (std::size_t k = 0; k < i.iocs.size(); ++k) i.arm_sweep(k);
-  for (auto& ioc : i.iocs)
-    i.threads.emplace_back([&i, ctx = ioc.get()] {
+  for (auto* ioc : i.iocs)
+    i.threads.emplace_back([&i, ctx = ioc] {
       ctx->run();
       std::lock_guard<std::mutex> lock(i.drain_mutex);
       --i.running_threads;
@@ -563,7 +585,7 @@ void server::stop(std::chrono::milliseconds grace) {
   i.stopping = true;
   // Close the acceptor on an I/O thread and wait for it, so no new connection is
   // accepted (and answered by nobody) once stop() moves on.
-  if (!i.threads.empty()) {
+  if (i.running()) {
     auto closed = std::make_shared<std::promise<void>>();
     net::post(*i.iocs[0], [self = impl_, closed] {
       error_code ignored;
@@ -582,6 +604,24 @@ void server::stop(std::chrono::milliseconds grace) {
   // Close every connection and the sweep timer on their thread; the I/O threads then
   // run out of work and return, which frees the sessions (they hold the server's
   // internals).
+  if (i.opts.lanes != nullptr && i.started) {
+    // The lanes outlive the server: wait until each has closed its connections and
+    // run its cancelled sweep (whose handler points at this server), then leave.
+    std::vector<std::future<void>> done;
+    for (auto& t : i.io_threads) {
+      auto p = std::make_shared<std::promise<void>>();
+      done.push_back(p->get_future());
+      net::post(t->sweep_timer.get_executor(), [t = t.get(), p] {
+        t->sweep_timer.cancel();
+        for (auto& w : t->sessions)
+          if (auto s = w.lock()) s->close();
+        // Behind the completions the cancel and the closes just queued.
+        net::post(t->sweep_timer.get_executor(), [p] { p->set_value(); });
+      });
+    }
+    for (auto& f : done) f.wait_for(std::chrono::seconds(5));
+    return;
+  }
   if (!i.threads.empty())
     for (auto& t : i.io_threads)
       net::post(t->sweep_timer.get_executor(), [t = t.get()] {

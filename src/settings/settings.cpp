@@ -104,7 +104,7 @@ const std::vector<key_spec>& schema() {
       PARLEY_STR(node, region, "region this node belongs to", false),
       PARLEY_STR(http, address, "address the HTTP server binds", false),
       PARLEY_INT(http, port, 0, 65535, "HTTP port; 0 picks a free one (env PORT too)"),
-      PARLEY_INT(http, threads, 1, 256, "Asio threads serving HTTP"),
+      PARLEY_INT(http, threads, 1, 256, "Asio threads serving HTTP (with scheduler_policy stealing or sharing; lanes serve HTTP on the actor threads)"),
       PARLEY_INT(http, max_body_bytes, 1024, 64 << 20, "largest request body accepted"),
       PARLEY_INT(http, idle_timeout_ms, 100, 3600000, "idle keep-alive connections close after this"),
       PARLEY_INT(http, shutdown_grace_ms, 0, 600000, "time SIGTERM waits for requests in flight"),
