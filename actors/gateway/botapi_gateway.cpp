@@ -4,7 +4,9 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
+#include <atomic>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
 
 #include "actors/runtime/runtime.hpp"
@@ -64,10 +66,12 @@ class auth_cache {
     k.append(reinterpret_cast<const char*>(d), sizeof d);
     return k;
   }
-  bool fresh(const std::string& k) {
+  /// Until when `k` stays accepted; nullopt when it is not (or no longer).
+  std::optional<std::chrono::steady_clock::time_point> fresh_until(const std::string& k) {
     std::lock_guard<std::mutex> lock(m_);
     auto it = until_.find(k);
-    return it != until_.end() && it->second > std::chrono::steady_clock::now();
+    if (it == until_.end() || it->second <= std::chrono::steady_clock::now()) return std::nullopt;
+    return it->second;
   }
   void remember(const std::string& k) {
     std::lock_guard<std::mutex> lock(m_);
@@ -84,13 +88,33 @@ class auth_cache {
 struct gateway {
   botapi_gateway_options opts;
   auth_cache cache;
+  /// Tells this gateway's entries in thread-local caches from an earlier one's.
+  const uint64_t id = next_id();
   explicit gateway(botapi_gateway_options o) : opts(std::move(o)), cache(opts.auth_cache_ttl) {}
+  static uint64_t next_id() {
+    static std::atomic<uint64_t> n{0};
+    return ++n;
+  }
 
   /// Authenticates, then calls `next` (on whatever thread answered).
   void authenticate(const botapi::request_context& ctx, const std::string& path, const std::string& request_id,
                     http::responder reply, std::function<void()> next) {
+    // A connection's requests carry the same org and key: the last one this thread
+    // accepted is checked first, without hashing the key or locking the shared cache.
+    struct last_accepted {
+      uint64_t by = 0;  // gateway::id
+      std::string org, token;
+      std::chrono::steady_clock::time_point until;
+    };
+    static thread_local last_accepted last;
+    if (last.by == id && last.token == ctx.bearer_token && last.org == ctx.org_id &&
+        std::chrono::steady_clock::now() < last.until)
+      return next();
     auto k = auth_cache::key(ctx.org_id, ctx.bearer_token);
-    if (cache.fresh(k)) return next();
+    if (auto until = cache.fresh_until(k)) {
+      last = last_accepted{id, ctx.org_id, ctx.bearer_token, *until};
+      return next();
+    }
     opts.verify_key(ctx.org_id, ctx.bearer_token,
                     [this, k, path, request_id, reply, next = std::move(next)](result<bool> ok) {
                       if (!ok)
