@@ -502,8 +502,16 @@ TEST_F(BotApi, PoisonMessageIsQuarantinedAndTheErrorDialogAnswers) {
   auto pos = text.find(handoff);
   ASSERT_NE(pos, std::string::npos);
   text.replace(pos, handoff.size(), "    - message: \"Sorry, something went wrong on our side.\"\n    - goto: main_menu");
+  auto before = c_->start("orders").j.value("botVersion", "");
   deploy(text, true);
-  auto s = start_session();
+  // The node learns of the activation by polling (every 250 ms): a session started
+  // before it would run the old version, whose error dialog ends the conversation.
+  std::string s;
+  ASSERT_TRUE(parley::store::testing::eventually([&] {
+    auto r = c_->start("orders");
+    s = r.j.value("sessionId", "");
+    return r.status == 200 && r.j.value("botVersion", "") != before;
+  }, 5s)) << "new sessions never got the new version";
   auto r = c_->text(s, 1, "__parley_poison__");
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_TRUE(has(texts(r.j), "Sorry, something went wrong on our side.")) << r.body;
