@@ -11,11 +11,13 @@ extern "C" {
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <charconv>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <future>
 #include <iterator>
 #include <mutex>
@@ -23,11 +25,23 @@ extern "C" {
 #include <thread>
 #include <utility>
 
+#include <boost/asio/connect.hpp>
+#include <boost/asio/generic/stream_protocol.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+
+#include "src/io/lanes.hpp"
+
 namespace parley::store {
 
 namespace {
 
 using clock = std::chrono::steady_clock;
+namespace net = boost::asio;
 
 /// The URL with the password of its userinfo (if any) replaced by "***".
 std::string redact(std::string_view url) {
@@ -168,6 +182,431 @@ struct request {
   redis_pipeline_callback many;      // set for pipeline()
 };
 
+/// One command queued on a lane connection.
+struct lane_entry {
+  redis_callback done;
+  clock::time_point deadline;
+  bool bad = false;  // empty argument list: fails with redis_bad_command in its turn
+};
+
+/// The connection of one lane (lanes mode). Every member but the counters is
+/// touched only by handlers of the lane's io_context, so nothing is locked.
+/// Handlers hold a shared_ptr to it and the generation they were started in:
+/// after a reconnect or the client's shutdown (which bump `gen`) the aborted
+/// operations of the old socket complete into handlers that do nothing.
+class lane_conn : public std::enable_shared_from_this<lane_conn> {
+ public:
+  lane_conn(net::io_context& ioc, const redis_options& opts, const redis_endpoint& ep,
+            const std::string& shown_url)
+      : ioc_(ioc),
+        opts_(opts),
+        ep_(ep),
+        shown_url_(shown_url),
+        sock_(ioc),
+        resolver_(ioc),
+        deadline_timer_(ioc),
+        retry_timer_(ioc) {}
+
+  ~lane_conn() {
+    if (reader_ != nullptr) redisReaderFree(reader_);
+  }
+
+  net::io_context& context() { return ioc_; }
+
+  /// Queues a command whose RESP bytes `append` adds to the output buffer
+  /// (nothing for a bad command). Runs on the lane.
+  template <class Append>
+  void enqueue(bool bad, redis_callback done, Append&& append) {
+    if (st_ == state::stopped) {
+      // Only a command posted from another thread just before the destructor.
+      done(shutting_down());
+      return;
+    }
+    pending_.push_back({std::move(done), clock::now() + opts_.command_timeout, bad});
+    ++unsent_;
+    if (!bad) {
+      append(out_);
+      ++out_cmds_;
+    }
+    if (!flush_posted_) {
+      // Posted behind the handlers already queued on the lane, so the commands
+      // they issue join this batch: one write and one round trip for all.
+      flush_posted_ = true;
+      net::post(ioc_, [self = shared_from_this()] { self->flush(); });
+    }
+  }
+
+  /// First connection attempt; posted to the lane by create().
+  void start() { start_connect(); }
+
+  /// Closes the connection for good and fails what is outstanding. On the lane.
+  void shutdown() {
+    st_ = state::stopped;
+    ++gen_;
+    boost::system::error_code ec;
+    sock_.close(ec);
+    resolver_.cancel();
+    deadline_timer_.cancel();
+    retry_timer_.cancel();
+    out_.clear();
+    writing_.clear();
+    auto failed = std::move(pending_);
+    pending_.clear();
+    unsent_ = 0;
+    auto e = shutting_down();
+    for (auto& entry : failed) entry.done(entry.bad ? bad_command() : e);
+  }
+
+  std::atomic<std::uint64_t> round_trips{0};
+  std::atomic<std::uint64_t> commands{0};
+
+ private:
+  enum class state { down, connecting, handshaking, up, stopped };
+
+  static error bad_command() {
+    return make_error("redis_bad_command", "a Redis command needs at least one argument");
+  }
+  error shutting_down() const {
+    return make_error("redis_unavailable", "Redis client for " + shown_url_ + " is shutting down");
+  }
+  error unavailable() const {
+    return make_error("redis_unavailable",
+                      "Redis at " + shown_url_ + " is unavailable: " + last_error_);
+  }
+
+  void pop_front() {
+    pending_.pop_front();
+    unsent_ = std::min(unsent_, pending_.size());
+  }
+
+  /// Completes the bad commands at the head of the queue: they wait for no reply.
+  void drain_bad() {
+    while (!pending_.empty() && pending_.front().bad) {
+      auto entry = std::move(pending_.front());
+      pop_front();
+      entry.done(bad_command());
+    }
+  }
+
+  void flush() {
+    flush_posted_ = false;
+    switch (st_) {
+      case state::stopped:
+        return;
+      case state::down:
+        // Fail fast while the lane waits to reconnect.
+        fail_pending(std::nullopt);
+        return;
+      case state::connecting:
+      case state::handshaking:
+        drain_bad();  // the rest is written once the handshake is done
+        return;
+      case state::up:
+        write_out();
+        drain_bad();
+        arm_deadline();
+        return;
+    }
+  }
+
+  /// Writes the output buffer unless a write is in flight (its completion
+  /// writes what was appended meanwhile).
+  void write_out() {
+    if (write_busy_ || out_.empty()) return;
+    std::swap(out_, writing_);
+    unsent_ = 0;
+    round_trips.fetch_add(1, std::memory_order_relaxed);
+    commands.fetch_add(std::exchange(out_cmds_, 0), std::memory_order_relaxed);
+    write_busy_ = true;
+    net::async_write(sock_, net::buffer(writing_),
+                     [self = shared_from_this(), g = gen_](boost::system::error_code ec,
+                                                           std::size_t) { self->on_written(g, ec); });
+  }
+
+  void on_written(std::uint64_t g, boost::system::error_code ec) {
+    if (g != gen_) return;
+    write_busy_ = false;
+    writing_.clear();
+    if (ec) {
+      drop(ec.message(), std::nullopt);
+      return;
+    }
+    if (st_ == state::up) write_out();
+  }
+
+  void start_read() {
+    sock_.async_read_some(net::buffer(rbuf_),
+                          [self = shared_from_this(), g = gen_](boost::system::error_code ec,
+                                                                std::size_t n) {
+                            self->on_read(g, ec, n);
+                          });
+  }
+
+  void on_read(std::uint64_t g, boost::system::error_code ec, std::size_t n) {
+    if (g != gen_) return;
+    if (ec) {
+      drop(ec == net::error::eof ? std::string("connection closed by Redis") : ec.message(),
+           std::nullopt);
+      return;
+    }
+    if (redisReaderFeed(reader_, rbuf_.data(), n) != REDIS_OK) std::abort();  // out of memory
+    for (;;) {
+      void* raw = nullptr;
+      if (redisReaderGetReply(reader_, &raw) != REDIS_OK) {
+        drop(std::string("protocol error: ") + reader_->errstr, std::nullopt);
+        return;
+      }
+      if (raw == nullptr) break;
+      on_reply(*static_cast<redis_reply*>(raw));  // slot_, see reply_functions
+      // A failed handshake drops the connection.
+      if (g != gen_) return;
+    }
+    start_read();
+  }
+
+  void on_reply(redis_reply& r) {
+    if (handshake_left_ > 0) {
+      --handshake_left_;
+      if (r.type == redis_reply::kind::error) {
+        drop("handshake failed: " + r.str, std::nullopt);
+        return;
+      }
+      if (handshake_left_ == 0) on_ready();
+      return;
+    }
+    drain_bad();
+    if (pending_.size() == unsent_) {
+      // Redis never speaks unasked: the stream cannot be trusted any more.
+      drop("Redis sent data nobody asked for", std::nullopt);
+      return;
+    }
+    auto entry = std::move(pending_.front());
+    pop_front();
+    // A top-level error reply becomes a failed result; nested ones (EXEC) stay.
+    if (r.type == redis_reply::kind::error) {
+      entry.done(make_error("redis_error", "Redis replied: " + r.str));
+    } else {
+      entry.done(std::move(r));
+    }
+    drain_bad();
+  }
+
+  void start_connect() {
+    ++gen_;
+    st_ = state::connecting;
+    if (reader_ != nullptr) redisReaderFree(reader_);
+    reader_ = redisReaderCreateWithFunctions(&reply_functions);
+    if (reader_ == nullptr) std::abort();  // out of memory
+    reader_->privdata = &slot_;
+    handshake_left_ = 0;
+    connect_deadline_ = clock::now() + opts_.connect_timeout;
+    deadline_armed_ = false;
+    arm_timer(connect_deadline_);
+    auto g = gen_;
+    if (!ep_.unix_path.empty()) {
+      net::local::stream_protocol::endpoint target(ep_.unix_path);
+      sock_.async_connect(net::generic::stream_protocol::endpoint(target),
+                          [self = shared_from_this(), g](boost::system::error_code ec) {
+                            self->on_connected(g, ec);
+                          });
+      return;
+    }
+    resolver_.async_resolve(
+        ep_.host, std::to_string(ep_.port),
+        [self = shared_from_this(), g](boost::system::error_code ec,
+                                       net::ip::tcp::resolver::results_type results) {
+          if (g != self->gen_) return;
+          if (ec) {
+            self->drop("cannot resolve " + self->ep_.host + ": " + ec.message(), std::nullopt);
+            return;
+          }
+          std::vector<net::generic::stream_protocol::endpoint> targets;
+          for (auto& entry : results) targets.emplace_back(entry.endpoint());
+          net::async_connect(self->sock_, targets,
+                             [self, g](boost::system::error_code ec2,
+                                       const net::generic::stream_protocol::endpoint&) {
+                               self->on_connected(g, ec2);
+                             });
+        });
+  }
+
+  void on_connected(std::uint64_t g, boost::system::error_code ec) {
+    if (g != gen_) return;
+    if (ec) {
+      drop(ec.message(), std::nullopt);
+      return;
+    }
+    if (ep_.unix_path.empty()) {
+      // Replies are small and awaited: Nagle would hold every batch back.
+      boost::system::error_code ignored;
+      sock_.set_option(net::ip::tcp::no_delay(true), ignored);
+    }
+    std::string hello;
+    if (!ep_.password.empty()) {
+      ++handshake_left_;
+      if (ep_.username.empty()) {
+        append_wire(hello, std::initializer_list<std::string_view>{"AUTH", ep_.password});
+      } else {
+        append_wire(hello,
+                    std::initializer_list<std::string_view>{"AUTH", ep_.username, ep_.password});
+      }
+    }
+    if (ep_.db != 0) {
+      ++handshake_left_;
+      auto db = std::to_string(ep_.db);
+      append_wire(hello, std::initializer_list<std::string_view>{"SELECT", db});
+    }
+    start_read();
+    if (handshake_left_ == 0) {
+      on_ready();
+      return;
+    }
+    // The commands queued meanwhile wait in out_ until the handshake answered:
+    // written before it, they could run unauthenticated or in the wrong db.
+    st_ = state::handshaking;
+    writing_ = std::move(hello);
+    write_busy_ = true;
+    net::async_write(sock_, net::buffer(writing_),
+                     [self = shared_from_this(), g](boost::system::error_code ec2, std::size_t) {
+                       self->on_written(g, ec2);
+                     });
+  }
+
+  void on_ready() {
+    st_ = state::up;
+    backoff_ = std::chrono::milliseconds{0};
+    last_error_.clear();
+    // The timer still waits for the connect deadline, later than the commands'.
+    deadline_timer_.cancel();
+    deadline_armed_ = false;
+    write_out();
+    drain_bad();
+    arm_deadline();
+  }
+
+  void arm_timer(clock::time_point at) {
+    deadline_armed_ = true;
+    deadline_timer_.expires_at(at);
+    deadline_timer_.async_wait(
+        [self = shared_from_this(), g = gen_](boost::system::error_code ec) {
+          // Cancelled only by on_ready, which re-arms, or with a new generation.
+          if (ec != net::error::operation_aborted) self->on_deadline(g);
+        });
+  }
+
+  /// One timer per connection, armed while commands are outstanding at the
+  /// oldest one's deadline; when it fires early it re-arms for the new oldest,
+  /// so queueing a command never touches the timer queue.
+  void arm_deadline() {
+    if (!deadline_armed_ && st_ == state::up && !pending_.empty())
+      arm_timer(pending_.front().deadline);
+  }
+
+  void on_deadline(std::uint64_t g) {
+    if (g != gen_) return;
+    deadline_armed_ = false;
+    auto now = clock::now();
+    if (st_ == state::connecting || st_ == state::handshaking) {
+      if (now < connect_deadline_) {
+        arm_timer(connect_deadline_);
+        return;
+      }
+      drop("no connection within " + std::to_string(opts_.connect_timeout.count()) + " ms",
+           std::nullopt);
+      return;
+    }
+    if (st_ != state::up || pending_.empty()) return;
+    if (pending_.front().deadline > now) {
+      arm_timer(pending_.front().deadline);
+      return;
+    }
+    // The reply stream can no longer be trusted: rebuild the connection.
+    drop("previous command timed out",
+         make_error("redis_timeout", "Redis at " + shown_url_ + " did not answer within " +
+                                         std::to_string(opts_.command_timeout.count()) + " ms"));
+  }
+
+  /// Fails every queued command: the written ones with `written_error` if
+  /// given, the rest (and all when not given) with redis_unavailable.
+  void fail_pending(const std::optional<error>& written_error) {
+    auto written = pending_.size() - unsent_;
+    auto failed = std::move(pending_);
+    pending_.clear();
+    unsent_ = 0;
+    out_.clear();
+    out_cmds_ = 0;
+    // Callbacks may queue more commands on this lane: they find the state set.
+    auto e = unavailable();
+    for (std::size_t i = 0; i < failed.size(); ++i) {
+      auto& entry = failed[i];
+      if (entry.bad) {
+        entry.done(bad_command());
+      } else if (i < written && written_error) {
+        entry.done(*written_error);
+      } else {
+        entry.done(e);
+      }
+    }
+  }
+
+  /// Closes the connection (or abandons the attempt), fails what is queued and
+  /// schedules the next attempt: soon after losing a working connection (often
+  /// a restarted server), with doubling backoff after a failed attempt.
+  void drop(const std::string& why, const std::optional<error>& written_error) {
+    bool was_up = st_ == state::up;
+    ++gen_;
+    st_ = state::down;
+    boost::system::error_code ignored;
+    sock_.close(ignored);
+    resolver_.cancel();
+    deadline_timer_.cancel();
+    deadline_armed_ = false;
+    write_busy_ = false;
+    writing_.clear();
+    handshake_left_ = 0;
+    last_error_ = why;
+    if (was_up || backoff_.count() == 0) {
+      backoff_ = opts_.reconnect_min;
+    } else {
+      backoff_ = std::min(backoff_ * 2, opts_.reconnect_max);
+    }
+    retry_timer_.expires_after(backoff_);
+    retry_timer_.async_wait([self = shared_from_this(), g = gen_](boost::system::error_code ec) {
+      if (ec || g != self->gen_) return;
+      self->start_connect();
+    });
+    fail_pending(written_error);
+  }
+
+  net::io_context& ioc_;
+  const redis_options opts_;
+  const redis_endpoint ep_;
+  const std::string shown_url_;
+  state st_ = state::connecting;  // commands queued before the first attempt wait for it
+  std::uint64_t gen_ = 0;
+  net::generic::stream_protocol::socket sock_;
+  net::ip::tcp::resolver resolver_;
+  net::steady_timer deadline_timer_;
+  bool deadline_armed_ = false;
+  clock::time_point connect_deadline_{};
+  net::steady_timer retry_timer_;
+  std::chrono::milliseconds backoff_{0};
+  std::string last_error_ = "not connected yet";
+
+  std::deque<lane_entry> pending_;  // outstanding commands, oldest first
+  std::size_t unsent_ = 0;          // the newest pending_ entries not yet handed to a write
+  std::string out_;                 // RESP of the unsent commands
+  std::size_t out_cmds_ = 0;        // commands in out_
+  std::string writing_;             // the bytes of the write in flight
+  bool write_busy_ = false;
+  bool flush_posted_ = false;
+  int handshake_left_ = 0;  // AUTH/SELECT replies still awaited
+
+  redisReader* reader_ = nullptr;
+  redis_reply slot_;  // the reply being read, see reply_functions
+  std::array<char, 16 * 1024> rbuf_{};
+};
+
 }  // namespace
 
 result<redis_endpoint> parse_redis_url(std::string_view url) {
@@ -270,6 +709,10 @@ struct redis_client::impl {
   // the eventfd write (a syscall and a wake-up per command otherwise).
   bool io_idle = false;  // guarded by mtx
   int wake_fd = -1;
+
+  // Lanes mode: one connection per lane, index = lane. Shared with the
+  // handlers in flight on the lanes, which may outlive the client by a little.
+  std::vector<std::shared_ptr<lane_conn>> lanes;
 
   std::atomic<bool> is_connected{false};
   std::atomic<std::uint64_t> round_trips{0};
@@ -582,6 +1025,14 @@ result<std::unique_ptr<redis_client>> redis_client::create(redis_options options
   p->wake_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (p->wake_fd < 0)
     return make_error("redis_unavailable", "cannot create an eventfd for the Redis client");
+  if (p->opts.lanes != nullptr) {
+    auto& l = *p->opts.lanes;
+    for (std::size_t i = 0; i < l.size(); ++i) {
+      auto conn = std::make_shared<lane_conn>(l.at(i), p->opts, p->ep, p->shown_url);
+      net::post(l.at(i), [conn] { conn->start(); });
+      p->lanes.push_back(std::move(conn));
+    }
+  }
   auto* raw = p.get();
   p->io = std::thread([raw] { raw->run(); });
   p->io_id = p->io.get_id();
@@ -593,6 +1044,19 @@ redis_client::redis_client(std::unique_ptr<impl> impl) : impl_(std::move(impl)) 
 redis_client::~redis_client() {
   // Joining the I/O thread from itself would deadlock: a caller bug.
   if (std::this_thread::get_id() == impl_->io_id) std::abort();
+  // Waiting for a lane from that lane would never return: a caller bug.
+  for (auto& conn : impl_->lanes)
+    if (conn->context().get_executor().running_in_this_thread()) std::abort();
+  std::vector<std::future<void>> lanes_done;
+  for (auto& conn : impl_->lanes) {
+    auto done = std::make_shared<std::promise<void>>();
+    lanes_done.push_back(done->get_future());
+    net::post(conn->context(), [conn, done] {
+      conn->shutdown();
+      done->set_value();
+    });
+  }
+  for (auto& f : lanes_done) f.wait();
   {
     std::lock_guard<std::mutex> lock(impl_->mtx);
     impl_->stopping = true;
@@ -624,6 +1088,28 @@ void redis_client::command(std::vector<std::string> args, redis_callback done) {
 
 void redis_client::command(std::initializer_list<std::string_view> args, redis_callback done) {
   impl_->submit(single_command(args, std::move(done)));
+}
+
+void redis_client::command_on(std::size_t lane, std::initializer_list<std::string_view> args,
+                              redis_callback done) {
+  if (impl_->lanes.empty()) {
+    command(args, std::move(done));
+    return;
+  }
+  if (lane >= impl_->lanes.size()) std::abort();  // no such lane: a caller bug
+  auto& conn = impl_->lanes[lane];
+  bool bad = args.size() == 0;
+  if (conn->context().get_executor().running_in_this_thread()) {
+    // Serialized straight into the lane's output buffer: no copy, no lock.
+    conn->enqueue(bad, std::move(done), [&](std::string& out) { append_wire(out, args); });
+    return;
+  }
+  std::string wire;
+  if (!bad) append_wire(wire, args);
+  net::post(conn->context(),
+            [conn, bad, wire = std::move(wire), done = std::move(done)]() mutable {
+              conn->enqueue(bad, std::move(done), [&](std::string& out) { out += wire; });
+            });
 }
 
 void redis_client::pipeline(std::vector<std::vector<std::string>> cmds,
@@ -671,7 +1157,12 @@ result<redis_reply> redis_client::command_sync(std::vector<std::string> args) {
 bool redis_client::connected() const { return impl_->is_connected.load(); }
 
 redis_client::stats_snapshot redis_client::stats() const {
-  return {impl_->round_trips.load(), impl_->commands_sent.load()};
+  stats_snapshot s{impl_->round_trips.load(), impl_->commands_sent.load()};
+  for (auto& conn : impl_->lanes) {
+    s.round_trips += conn->round_trips.load(std::memory_order_relaxed);
+    s.commands += conn->commands.load(std::memory_order_relaxed);
+  }
+  return s;
 }
 
 const std::string& redis_client::url() const { return impl_->shown_url; }

@@ -20,6 +20,13 @@
 /// elements); an empty argument list fails with `redis_bad_command`. Commands
 /// already written when the connection breaks fail and are not resent: the
 /// caller cannot know whether Redis applied them.
+///
+/// Lanes mode (redis_options::lanes set): the client also keeps one connection
+/// per io::lanes lane, driven entirely by that lane's io_context, so a command
+/// issued and answered on one lane costs no thread hand-off (command_on). The
+/// same failure semantics hold per lane connection. The lanes must outlive the
+/// client and keep running until its destructor has returned (it waits for
+/// each lane to fail its outstanding commands).
 
 #include <chrono>
 #include <cstdint>
@@ -31,6 +38,10 @@
 #include <vector>
 
 #include "src/common/result.hpp"
+
+namespace parley::io {
+class lanes;
+}
 
 namespace parley::store {
 
@@ -59,6 +70,9 @@ struct redis_options {
   std::chrono::milliseconds reconnect_max{1000};
   /// Most commands written before their replies are read in one round trip.
   std::size_t max_batch = 4096;
+  /// When set, one more connection per lane for command_on (see top of file).
+  /// Not owned; must outlive the client and run until it is destroyed.
+  io::lanes* lanes = nullptr;
 };
 
 /// One Redis reply, owned (copied out of hiredis' reply tree).
@@ -85,7 +99,10 @@ class redis_client {
 
   /// Stops the I/O thread. Commands still queued complete with
   /// `redis_unavailable` ("client is shutting down") on the I/O thread before
-  /// the destructor returns. Calling it from a callback aborts (it would deadlock).
+  /// the destructor returns; in lanes mode the lane connections' outstanding
+  /// commands do the same on their lanes, and the destructor waits for every
+  /// lane to have done so. Calling it from a callback of the I/O thread or
+  /// from any lane thread aborts (it would deadlock).
   ~redis_client();
 
   redis_client(const redis_client&) = delete;
@@ -101,6 +118,16 @@ class redis_client {
   /// every argument and two or more allocations per command otherwise).
   void command(std::initializer_list<std::string_view> args, redis_callback done);
 
+  /// Queues one command on lane `lane`'s connection; `done` runs on that lane,
+  /// in submission order among the commands of that lane. From the lane's own
+  /// thread no lock and no wake-up is needed: commands queued while the lane
+  /// runs other handlers are written together by one flush handler posted with
+  /// the first of them (group commit per lane). From any other thread the
+  /// serialized command is posted to the lane. Without lanes (options.lanes
+  /// null) it is command(args, done). `lane` must be below lanes->size().
+  void command_on(std::size_t lane, std::initializer_list<std::string_view> args,
+                  redis_callback done);
+
   /// Queues several commands that are written together; `done` runs once on
   /// the I/O thread with one result per command, in order. Not a transaction:
   /// wrap the commands in MULTI/EXEC for atomicity.
@@ -115,11 +142,13 @@ class redis_client {
   result<redis_reply> command_sync(std::vector<std::string> args);
 
   /// Whether the I/O thread currently holds a working connection. Turns false
-  /// as soon as the I/O thread sees the socket close, even when idle.
+  /// as soon as the I/O thread sees the socket close, even when idle. The lane
+  /// connections are not reflected here.
   bool connected() const;
 
   /// Counters since creation, for metrics and tests. `round_trips` counts
   /// batches written and read together; `commands` the commands they held.
+  /// Both include the lane connections' writes.
   struct stats_snapshot {
     std::uint64_t round_trips = 0;
     std::uint64_t commands = 0;
