@@ -57,6 +57,13 @@ struct conversation_state {
   std::shared_ptr<const bot::program> prog;  // the program of the snapshot's bot_version
   std::unique_ptr<turn_scratch> t;           // null between turns: an idle actor holds no scratch
 
+  /// Sends a Redis command for this conversation: in the client's lanes mode always on
+  /// the same lane connection (see runtime::deps::redis_lanes).
+  void redis(std::initializer_list<std::string_view> args, store::redis_callback done) const {
+    if (deps->redis_lanes == 0) return deps->redis->command(args, std::move(done));
+    deps->redis->command_on(std::hash<std::string>{}(key) % deps->redis_lanes, args, std::move(done));
+  }
+
   std::string_view tenant() const { return std::string_view(key).substr(0, key.find('\0')); }
   std::string session_id() const { return key.substr(key.find('\0') + 1); }
 };
@@ -309,10 +316,9 @@ void commit(self_ptr self) {
   s.t->writing.clear();
   s.commit.store(commit_pending, std::memory_order_release);
   s.deps->commits_in_flight.fetch_add(1, std::memory_order_acq_rel);
-  s.deps->redis->command(
-      {"SET", snapshot_key(s.deps->options, std::string(s.tenant()), s.session_id()), s.committed, "EX",
-       std::to_string(ttl.count())},
-      [c](result<store::redis_reply> r) { complete_commit(*c, r); });
+  s.redis({"SET", snapshot_key(s.deps->options, std::string(s.tenant()), s.session_id()), s.committed, "EX",
+           std::to_string(ttl.count())},
+          [c](result<store::redis_reply> r) { complete_commit(*c, r); });
   next_turn(self);
 }
 
@@ -468,7 +474,7 @@ void start_turn(self_ptr self) {
     return dispatch(self);
   }
   caf::actor me = caf::actor_cast<caf::actor>(self);
-  s.deps->redis->command({"GET", snapshot_key(s.deps->options, std::string(s.tenant()), s.session_id())},
+  s.redis({"GET", snapshot_key(s.deps->options, std::string(s.tenant()), s.session_id())},
                          [me](result<store::redis_reply> r) {
                            caf::anon_send(me, loaded_atom::value,
                                           std::make_shared<result<store::redis_reply>>(std::move(r)));

@@ -74,6 +74,7 @@ struct conversation_deps {
   /// job and uses the probe and the transcript writer, so runtime::stop waits for zero.
   mutable std::atomic<int> commits_in_flight{0};
   store::redis_client* redis = nullptr;
+  std::size_t redis_lanes = 0;  ///< see runtime::deps
   bot_registry* registry = nullptr;
   transcript_writer* transcripts = nullptr;
   action_runner* actions = nullptr;

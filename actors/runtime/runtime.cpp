@@ -259,6 +259,7 @@ runtime::runtime(deps d, runtime_options options) : impl_(std::make_unique<impl>
   impl_->probe = std::make_unique<runtime_probe>(*d.metrics);
   auto& c = impl_->cdeps;
   c.redis = d.redis;
+  c.redis_lanes = d.redis_lanes;
   c.registry = d.registry;
   c.transcripts = d.transcripts;
   c.actions = d.actions;

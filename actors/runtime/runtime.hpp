@@ -105,6 +105,11 @@ class runtime {
   struct deps {
     caf::actor_system* system = nullptr;
     store::redis_client* redis = nullptr;
+    /// > 0: `redis` runs in lanes mode with this many lanes. A conversation's commands
+    /// then all go to lane hash(tenant, session) % redis_lanes, so they stay in order
+    /// on one connection (a restarted conversation's snapshot read queues behind its
+    /// dead predecessor's commit), and half of them (two lanes) stay on their thread.
+    std::size_t redis_lanes = 0;
     bot_registry* registry = nullptr;
     transcript_writer* transcripts = nullptr;    ///< may be null
     action_runner* actions = nullptr;

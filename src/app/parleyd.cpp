@@ -68,9 +68,21 @@ int run(const settings::settings& cfg) {
 
   auto registry_ptr = metrics::make_registry();
 
+  std::size_t threads = cfg.actors.scheduler_threads > 0 ? static_cast<std::size_t>(cfg.actors.scheduler_threads)
+                                                         : std::max(1u, std::thread::hardware_concurrency());
+  const bool on_lanes = cfg.actors.scheduler_policy == "lanes";
+  // The event-loop threads. With the "lanes" scheduler (the default) the HTTP
+  // connections, the actors and a Redis connection per lane share them: a turn then
+  // stays on one thread from request to answer, but for Redis round trips to another
+  // lane (bench/README.md). Created before and stopped after everything running on
+  // them (the Redis client, the actor system, the server).
+  io::lanes lanes(on_lanes ? threads : 1);
+  lanes.start();
+
   store::redis_options ropts;
   ropts.url = cfg.redis.url;
   ropts.command_timeout = std::chrono::milliseconds(cfg.redis.command_timeout_ms);
+  if (on_lanes) ropts.lanes = &lanes;
   auto redis = store::redis_client::create(ropts);
   if (!redis) {
     std::fprintf(stderr, "parleyd: redis.url: %s\n", redis.err().message.c_str());
@@ -88,21 +100,13 @@ int run(const settings::settings& cfg) {
   std::atomic<bool> stopping{false};
 
   caf::actor_system_config sys_cfg;
-  std::size_t threads = cfg.actors.scheduler_threads > 0 ? static_cast<std::size_t>(cfg.actors.scheduler_threads)
-                                                         : std::max(1u, std::thread::hardware_concurrency());
-  // The event-loop threads. With the "lanes" scheduler (the default) the actors run
-  // on them too, next to the HTTP connections: a turn then stays on one thread from
-  // request to answer (bench/README.md). Created before, stopped after the actor
-  // system and the server.
-  io::lanes lanes(cfg.actors.scheduler_policy == "lanes" ? threads : static_cast<std::size_t>(cfg.http.threads));
-  if (cfg.actors.scheduler_policy == "lanes") {
+  if (on_lanes) {
     actors::use_lanes(sys_cfg, lanes);
   } else {
     sys_cfg.set("scheduler.max-threads", threads);
     sys_cfg.set("scheduler.policy", cfg.actors.scheduler_policy == "stealing" ? caf::atom("stealing") : caf::atom("sharing"));
   }
   sys_cfg.set("logger.verbosity", caf::atom("quiet"));
-  lanes.start();
   caf::actor_system sys{sys_cfg};
 
   store::redis_client* r = redis->get();
@@ -170,6 +174,7 @@ int run(const settings::settings& cfg) {
   actors::runtime::deps rdeps;
   rdeps.system = &sys;
   rdeps.redis = r;
+  rdeps.redis_lanes = on_lanes ? lanes.size() : 0;
   rdeps.registry = &registry;
   rdeps.transcripts = &transcripts;
   rdeps.actions = &actions;
@@ -247,7 +252,7 @@ int run(const settings::settings& cfg) {
   hopts.address = cfg.http.address;
   hopts.port = cfg.http.port;
   hopts.threads = cfg.http.threads;
-  if (cfg.actors.scheduler_policy == "lanes") hopts.lanes = &lanes;
+  if (on_lanes) hopts.lanes = &lanes;
   hopts.max_body_bytes = static_cast<std::size_t>(cfg.http.max_body_bytes);
   hopts.idle_timeout = std::chrono::milliseconds(cfg.http.idle_timeout_ms);
   http::server server(hopts, std::move(routes), registry_ptr);
