@@ -189,6 +189,7 @@ int main(int argc, char** argv) {
   bool memory_only = false;
   bool markers = false;
   std::string policy = "lanes";
+  bool redis_lanes = false;
   long aggressive_poll = -1, moderate_poll = -1, moderate_sleep_us = -1;
   CLI::App app{"parley_runtime_bench: memory per live conversation and activation rate (in-process runtime)"};
   app.add_option("--conversations", conversations, "live conversations to start")->capture_default_str();
@@ -197,6 +198,7 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "CAF scheduler threads")->capture_default_str();
   app.add_option("--shards", shards, "shard actors")->capture_default_str();
   app.add_option("--timeout", timeout_s, "seconds each phase may take at most")->capture_default_str();
+  app.add_flag("--redis-lanes", redis_lanes, "one Redis connection per lane (parleyd's redis.lane_connections)");
   app.add_option("--scheduler-policy", policy, "CAF scheduler: lanes (default, as parleyd), stealing or sharing")->capture_default_str();
   app.add_option("--aggressive-poll", aggressive_poll, "CAF work-stealing.aggressive-poll-attempts (-1: default)");
   app.add_option("--moderate-poll", moderate_poll, "CAF work-stealing.moderate-poll-attempts (-1: default)");
@@ -219,9 +221,14 @@ int main(int argc, char** argv) {
   const std::string bot_name = compiled.program->name().empty() ? "bench" : compiled.program->name();
   const std::string program_bytes = bot::serialize(*compiled.program);
 
+  // Outlive the Redis client and both actor systems below (see io::lanes).
+  io::lanes lanes(threads);
+  if (policy == "lanes") lanes.start();
+
   store::redis_options ropts;
   ropts.url = redis_url;
   ropts.command_timeout = std::chrono::milliseconds(10000);
+  if (redis_lanes) ropts.lanes = &lanes;
   auto redis = store::redis_client::create(ropts);
   if (!redis) {
     std::fprintf(stderr, "parley_runtime_bench: %s\n", redis.err().message.c_str());
@@ -234,11 +241,8 @@ int main(int argc, char** argv) {
 
   caf::actor_system_config cfg;
   cfg.set("logger.verbosity", caf::atom("quiet"));
-  // Outlives both actor systems below (see io::lanes).
-  io::lanes lanes(threads);
   if (policy == "lanes") {
     actors::use_lanes(cfg, lanes);
-    lanes.start();
   } else {
     cfg.set("scheduler.max-threads", threads);
     cfg.set("scheduler.policy", policy == "sharing" ? caf::atom("sharing") : caf::atom("stealing"));
@@ -273,6 +277,7 @@ int main(int argc, char** argv) {
     actors::runtime::deps d;
     d.system = sys.get();
     d.redis = redis->get();
+    d.redis_lanes = redis_lanes ? lanes.size() : 0;
     d.registry = &registry;
     d.transcripts = nullptr;
     d.actions = &actions;

@@ -82,7 +82,8 @@ int run(const settings::settings& cfg) {
   store::redis_options ropts;
   ropts.url = cfg.redis.url;
   ropts.command_timeout = std::chrono::milliseconds(cfg.redis.command_timeout_ms);
-  if (on_lanes) ropts.lanes = &lanes;
+  const bool redis_on_lanes = on_lanes && cfg.redis.lane_connections;
+  if (redis_on_lanes) ropts.lanes = &lanes;
   auto redis = store::redis_client::create(ropts);
   if (!redis) {
     std::fprintf(stderr, "parleyd: redis.url: %s\n", redis.err().message.c_str());
@@ -174,7 +175,7 @@ int run(const settings::settings& cfg) {
   actors::runtime::deps rdeps;
   rdeps.system = &sys;
   rdeps.redis = r;
-  rdeps.redis_lanes = on_lanes ? lanes.size() : 0;
+  rdeps.redis_lanes = redis_on_lanes ? lanes.size() : 0;
   rdeps.registry = &registry;
   rdeps.transcripts = &transcripts;
   rdeps.actions = &actions;

@@ -110,6 +110,7 @@ const std::vector<key_spec>& schema() {
       PARLEY_INT(http, shutdown_grace_ms, 0, 600000, "time SIGTERM waits for requests in flight"),
       PARLEY_STR(redis, url, "redis://host:port[/db] or unix:///path (env REDIS_URL too)", true),
       PARLEY_INT(redis, command_timeout_ms, 10, 60000, "Redis command timeout"),
+      PARLEY_BOOL(redis, lane_connections, "one Redis connection per lane for conversations (scheduler_policy lanes)"),
       PARLEY_STR(postgres, url, "libpq connection URI (env DATABASE_URL too)", true),
       PARLEY_INT(postgres, pool_size, 1, 64, "Postgres connections (one thread each)"),
       PARLEY_BOOL(postgres, migrate, "apply schema migrations at start-up"),

@@ -405,6 +405,23 @@ TEST_F(BotApi, KillBetweenTurnsLosesNothing) {
   EXPECT_GE(metric("parley_conversation_restarts_total"), 1);
 }
 
+TEST_F(BotApi, WithLaneRedisConnectionsTurnsCommitReplayAndSurviveAKill) {
+  // redis.lane_connections: a conversation's snapshot reads and commits go to one
+  // lane's Redis connection instead of the client's I/O thread.
+  n_ = std::make_unique<node>(std::map<std::string, std::string>{{"PARLEY_REDIS_LANE_CONNECTIONS", "true"}});
+  c_ = std::make_unique<client>(*n_, tenant_, key_);
+  auto s = start_session();
+  auto first = c_->choice(s, 1, 1);
+  ASSERT_EQ(first.status, 200) << first.body;
+  EXPECT_EQ(c_->choice(s, 1, 1).body, first.body) << "a repeated sequenceId gets the recorded answer";
+  ASSERT_EQ(kill(s).status, 200);
+  auto r = c_->text(s, 2, "AB-123456");
+  ASSERT_EQ(r.status, 200) << r.body << "\nparleyd:\n" << n_->output();
+  EXPECT_TRUE(has(texts(r.j), "has shipped")) << r.body;
+  EXPECT_EQ(api_.calls(), 1);
+  EXPECT_GE(metric(R"(parley_conversation_activations_total{source="snapshot"})"), 1);
+}
+
 TEST_F(BotApi, KillMidTurnRerunsTheMessageOnceAndRepliesOnce) {
   auto s = start_session();
   ASSERT_EQ(c_->choice(s, 1, 1).status, 200);
