@@ -10,6 +10,7 @@
 #include <atomic>
 #include <fstream>
 #include <mutex>
+#include <regex>
 #include <sstream>
 
 #include "src/http/client.hpp"
@@ -391,6 +392,22 @@ TEST_F(BotApi, AuthenticationAndUnknownThingsGetContractErrors) {
   auto bad = c_->call("POST", "/v5.3.0/sessions/abc/messages", {{"message", {{"type", "text"}, {"text", "x"}}}});
   EXPECT_EQ(bad.status, 400) << bad.body;
   EXPECT_TRUE(has(bad.body, "sequenceId")) << bad.body;
+}
+
+TEST_F(BotApi, SessionIdsAreTimeOrderedUuidVersion7) {
+  // Time-ordered ids keep new transcript rows together in Postgres's primary key.
+  static const std::regex v7("[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}");
+  auto before = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::system_clock::now().time_since_epoch()).count();
+  auto a = start_session();
+  auto b = start_session();
+  ASSERT_TRUE(std::regex_match(a, v7)) << a;
+  ASSERT_TRUE(std::regex_match(b, v7)) << b;
+  EXPECT_NE(a, b);
+  EXPECT_LE(a.substr(0, 13), b.substr(0, 13)) << "the later session's time prefix is not smaller";
+  auto ms = std::stoll(a.substr(0, 8) + a.substr(9, 4), nullptr, 16);
+  EXPECT_GE(ms, before - 1000);
+  EXPECT_LE(ms, before + 60000);
 }
 
 TEST_F(BotApi, KillBetweenTurnsLosesNothing) {
