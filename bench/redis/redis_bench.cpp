@@ -12,7 +12,10 @@
 // command, run it under `perf stat -e 'syscalls:sys_enter_*'` and divide by the
 // "commands in the run" line. JSON last line. --rate switches to an open loop
 // (a fixed arrival rate, as parleyd's turns; the I/O thread then idles between
-// ticks, which the closed loop rarely lets it do).
+// ticks, which the closed loop rarely lets it do). --lanes N runs the closed
+// loop on N io::lanes instead: each lane keeps --in-flight SETs in flight with
+// command_on, and each completion (on the lane) sends the next SET from the
+// lane itself, as a conversation actor on a lane does; --threads is ignored.
 //
 // Run: . scripts/lib/servers.sh && parley_start_redis /tmp/rd-db/redis &&
 //      build/h-redis/bench/redis/parley_redis_bench --redis-pid $PARLEY_REDIS_PID
@@ -33,7 +36,10 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 
+#include "src/io/lanes.hpp"
 #include "src/store/redis.hpp"
 
 namespace {
@@ -147,6 +153,9 @@ int main(int argc, char** argv) {
   app.add_option("--rate", open_rate,
                  "open loop: SETs per second over all threads, sent every 1 ms "
                  "(--in-flight ignored), like turns arriving over HTTP");
+  int lane_count = 0;
+  app.add_option("--lanes", lane_count,
+                 "closed loop on this many io::lanes with command_on (--threads ignored)");
   bool vector_args = false;
   app.add_flag("--vector-args", vector_args,
                "build a std::vector<std::string> per command (the command() overload that copies)");
@@ -155,7 +164,16 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "no Redis: pass --url or set REDIS_URL (see the header of this file)\n");
     return 2;
   }
-  auto created = parley::store::redis_client::create({url});
+  // Declared before the client: the lanes must outlive it and run until it is gone.
+  std::unique_ptr<parley::io::lanes> lanes;
+  parley::store::redis_options options{url};
+  if (lane_count > 0) {
+    lanes = std::make_unique<parley::io::lanes>(static_cast<std::size_t>(lane_count), "bench-lane");
+    lanes->start();
+    options.lanes = lanes.get();
+    threads = lane_count;
+  }
+  auto created = parley::store::redis_client::create(options);
   if (!created) {
     std::fprintf(stderr, "%s\n", created.err().message.c_str());
     return 2;
@@ -171,7 +189,31 @@ int main(int argc, char** argv) {
   std::atomic<bool> stop{false};
   std::vector<submitter> subs(static_cast<std::size_t>(threads));
   std::vector<std::thread> workers;
-  for (int t = 0; t < threads; ++t) {
+  // Lanes mode: SETs in flight over all lanes; a completion that finds `stop`
+  // sends nothing more, so the client is destroyed only once this reaches 0.
+  std::atomic<long> lane_outstanding{0};
+  std::function<void(std::size_t, std::uint64_t)> lane_send;
+  lane_send = [&](std::size_t lane, std::uint64_t n) {
+    auto key = "bench:redis:" + std::to_string(lane) + ":" +
+               std::to_string(n % static_cast<std::uint64_t>(keys));
+    client.command_on(lane, {"SET", key, value},
+                      [&, lane, n](parley::result<parley::store::redis_reply> r) {
+                        if (!r) subs[lane].failures.fetch_add(1);
+                        if (stop.load(std::memory_order_relaxed)) {
+                          lane_outstanding.fetch_sub(1);
+                          return;
+                        }
+                        lane_send(lane, n + static_cast<std::uint64_t>(in_flight));
+                      });
+  };
+  for (int t = 0; lane_count > 0 && t < lane_count; ++t) {
+    auto lane = static_cast<std::size_t>(t);
+    lane_outstanding.fetch_add(in_flight);
+    boost::asio::post(lanes->at(lane), [&, lane] {
+      for (int i = 0; i < in_flight; ++i) lane_send(lane, static_cast<std::uint64_t>(i));
+    });
+  }
+  for (int t = 0; lane_count == 0 && t < threads; ++t) {
     workers.emplace_back([&, t] {
       auto& me = subs[static_cast<std::size_t>(t)];
       std::string prefix = "bench:redis:" + std::to_string(t) + ":";
@@ -244,6 +286,7 @@ int main(int argc, char** argv) {
   auto b = take(client, redis_pid);
   stop.store(true);
   for (auto& w : workers) w.join();
+  while (lane_outstanding.load() != 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
 
   // Whole-run total (warm-up and drain included), to divide `perf stat` counts by.
   auto total = client.stats().commands;
@@ -258,7 +301,10 @@ int main(int argc, char** argv) {
   double vol = static_cast<double>(b.voluntary - a.voluntary);
   double invol = static_cast<double>(b.nonvoluntary - a.nonvoluntary);
   double io_sw = static_cast<double>(b.io_switches - a.io_switches);
-  if (open_rate > 0) {
+  if (lane_count > 0) {
+    std::printf("lanes %d x in-flight %d (command_on), SET of %zu bytes, %.2f s\n", lane_count,
+                in_flight, value_bytes, wall);
+  } else if (open_rate > 0) {
     std::printf("threads %d, open loop at %.0f/s, SET of %zu bytes, %.2f s\n", threads, open_rate,
                 value_bytes, wall);
   } else {
