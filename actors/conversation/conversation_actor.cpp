@@ -18,6 +18,7 @@
 #include "actors/action/action_runner.hpp"
 #include "actors/runtime/internal.hpp"
 #include "actors/transcript/transcript_writer.hpp"
+#include "src/io/lanes.hpp"
 #include "src/log/log.hpp"
 #include "src/proto/runtime.pb.h"
 
@@ -35,6 +36,7 @@ struct turn_scratch {
   std::unique_ptr<v1::TurnResult> acc;  // the turn's result, accumulated across action round trips
   std::string writing;                  // the snapshot bytes being committed
   bool snap_stale = false;              // `snap` no longer equals the committed bytes
+  bool fenced = false;                  // the snapshot read waited for an orphaned commit
   std::list<turn_job_ptr> waiting;      // turns that arrived while `job` ran
 };
 
@@ -44,6 +46,7 @@ enum commit_status : uint8_t {
   commit_pending,  // sent; its completion will not message the actor
   commit_waiting,  // sent, and the actor has turns waiting: the completion messages it
   commit_failed,   // failed: the committed bytes are not Redis's; reload at the next turn
+  commit_orphaned, // sent, and the actor has exited since: counted in deps->orphaned_commits
 };
 
 struct conversation_state {
@@ -57,11 +60,18 @@ struct conversation_state {
   std::shared_ptr<const bot::program> prog;  // the program of the snapshot's bot_version
   std::unique_ptr<turn_scratch> t;           // null between turns: an idle actor holds no scratch
 
-  /// Sends a Redis command for this conversation: in the client's lanes mode always on
-  /// the same lane connection (see runtime::deps::redis_lanes).
+  /// Sends a Redis command for this conversation. In the client's lanes mode it goes
+  /// on the connection of the lane the actor runs on, so that its completion runs on
+  /// the thread that has the turn's HTTP connection (see runtime::deps::redis_lanes).
+  /// An actor has at most one command in flight (a snapshot read before its first
+  /// turn, then one commit at a time), so its commands need not share a connection to
+  /// stay in order; across incarnations, the orphaned-commit fence keeps them in order
+  /// (see load_snapshot).
   void redis(std::initializer_list<std::string_view> args, store::redis_callback done) const {
-    if (deps->redis_lanes == 0) return deps->redis->command(args, std::move(done));
-    deps->redis->command_on(std::hash<std::string>{}(key) % deps->redis_lanes, args, std::move(done));
+    int lane = io::lanes::current();
+    if (lane < 0 || static_cast<std::size_t>(lane) >= deps->redis_lanes)
+      return deps->redis->command(args, std::move(done));
+    deps->redis->command_on(static_cast<std::size_t>(lane), args, std::move(done));
   }
 
   std::string_view tenant() const { return std::string_view(key).substr(0, key.find('\0')); }
@@ -89,6 +99,7 @@ class conversation_actor : public caf::event_based_actor {
     return r;
   }
   void on_exit() override {
+    orphan_commit();
     state.t.reset();
     state.prog.reset();
     std::string().swap(state.committed);
@@ -96,6 +107,20 @@ class conversation_actor : public caf::event_based_actor {
 
   conversation_state state;
   static thread_local conversation_actor* current;
+
+ private:
+  /// An actor that exits (killed, crashed, passivated) with its commit still in flight
+  /// leaves it to its completion and counts it in deps->orphaned_commits until then: a
+  /// successor's snapshot read must not overtake it on another lane connection.
+  void orphan_commit() {
+    auto& c = state.commit;
+    state.deps->orphaned_commits.fetch_add(1, std::memory_order_acq_rel);
+    auto v = c.load(std::memory_order_acquire);
+    while (v == commit_pending || v == commit_waiting) {
+      if (c.compare_exchange_weak(v, commit_orphaned, std::memory_order_acq_rel)) return;
+    }
+    state.deps->orphaned_commits.fetch_sub(1, std::memory_order_acq_rel);
+  }
 };
 
 thread_local conversation_actor* conversation_actor::current = nullptr;
@@ -108,6 +133,7 @@ int64_t now_ms() {
 }
 
 void start_turn(self_ptr self);
+void load_snapshot(self_ptr self);
 
 /// Whether the last commit has settled, so that a turn may start; when it has not, the
 /// commit's completion is told to message the actor (commit_atom) once it has. A
@@ -211,6 +237,7 @@ void complete_commit(commit_completion& c, const result<store::redis_reply>& r) 
   // commit settled rather than wait for a message.
   auto prev = c.commit->exchange(r.ok() ? commit_idle : commit_failed, std::memory_order_acq_rel);
   if (prev == commit_waiting) caf::anon_send(c.me, commit_atom::value);
+  if (prev == commit_orphaned) deps->orphaned_commits.fetch_sub(1, std::memory_order_acq_rel);
   if (r.ok()) {
     if (deps->transcripts != nullptr && (!c.rows.empty() || !c.events.empty()))
       deps->transcripts->append(std::move(c.rows), std::move(c.events));
@@ -473,12 +500,29 @@ void start_turn(self_ptr self) {
     s.loaded = true;
     return dispatch(self);
   }
+  load_snapshot(self);
+}
+
+/// Reads the snapshot (the `loaded_atom` message answers). A dead predecessor's commit
+/// may still be in flight on another lane connection, where the read could overtake it
+/// and find the snapshot before that turn (and run its message again): while any
+/// commit is orphaned (rare: an actor killed or crashed between sending its commit and
+/// its completion), reads wait, polling every millisecond. Without lane connections
+/// the read would queue behind the commit on the one connection anyway; the fence is
+/// kept there too, so both modes behave alike.
+void load_snapshot(self_ptr self) {
+  auto& s = self->state;
+  if (s.deps->orphaned_commits.load(std::memory_order_acquire) > 0) {
+    if (!s.t->fenced) s.deps->probe->fenced_reads.Increment();
+    s.t->fenced = true;
+    self->delayed_send(self, std::chrono::milliseconds(1), fence_atom::value);
+    return;
+  }
   caf::actor me = caf::actor_cast<caf::actor>(self);
   s.redis({"GET", snapshot_key(s.deps->options, std::string(s.tenant()), s.session_id())},
-                         [me](result<store::redis_reply> r) {
-                           caf::anon_send(me, loaded_atom::value,
-                                          std::make_shared<result<store::redis_reply>>(std::move(r)));
-                         });
+          [me](result<store::redis_reply> r) {
+            caf::anon_send(me, loaded_atom::value, std::make_shared<result<store::redis_reply>>(std::move(r)));
+          });
 }
 
 caf::behavior conversation_actor::make_behavior() {
@@ -533,6 +577,10 @@ caf::behavior conversation_actor::make_behavior() {
         run_vm(self, &in);
       },
       [](commit_atom) { after_commit(current); },
+      [](fence_atom) {
+        auto* self = current;
+        if (self->state.t && self->state.t->job && !self->state.loaded) load_snapshot(self);
+      },
       [](kill_atom) { current->quit(caf::make_error(caf::sec::runtime_error, "killed by a debug request")); },
   };
   return shared;

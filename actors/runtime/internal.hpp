@@ -26,6 +26,7 @@ using action_atom = caf::atom_constant<caf::atom("action")>;
 using commit_atom = caf::atom_constant<caf::atom("commit")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
 using kill_atom = caf::atom_constant<caf::atom("kill")>;
+using fence_atom = caf::atom_constant<caf::atom("fence")>;
 
 /// One inbound message on its way to its conversation. Shared by the runtime's
 /// per-conversation list of sent jobs (for supervision) and the conversation actor.
@@ -65,6 +66,7 @@ struct runtime_probe {
   prometheus::Counter& quarantines;
   prometheus::Counter& passivations;
   prometheus::Counter& commit_failures;
+  prometheus::Counter& fenced_reads;
   std::array<prometheus::Counter*, 10> by_status{};
 };
 
@@ -73,6 +75,9 @@ struct conversation_deps {
   /// Commits sent to Redis whose completion has not run yet: a completion answers its
   /// job and uses the probe and the transcript writer, so runtime::stop waits for zero.
   mutable std::atomic<int> commits_in_flight{0};
+  /// Of those, the ones whose actor has exited: with lane connections, snapshot reads
+  /// wait while any is (see conversation_actor.cpp, load_snapshot).
+  mutable std::atomic<int> orphaned_commits{0};
   store::redis_client* redis = nullptr;
   std::size_t redis_lanes = 0;  ///< see runtime::deps
   bot_registry* registry = nullptr;

@@ -74,7 +74,13 @@ runtime_probe::runtime_probe(prometheus::Registry& reg)
                           .Name("parley_turn_commit_failures_total")
                           .Help("Turns whose snapshot could not be written to Redis (answered unavailable).")
                           .Register(reg)
-                          .Add({})) {
+                          .Add({})),
+      fenced_reads(prometheus::BuildCounter()
+                       .Name("parley_snapshot_reads_fenced_total")
+                       .Help("Snapshot reads that waited for the commit of a conversation actor that died "
+                             "with it in flight.")
+                       .Register(reg)
+                       .Add({})) {
   const char* names[] = {"ok", "replayed", "session_not_found", "session_ended",
                          "stale_sequence", "bot_not_found", "unavailable", "internal", "bad_input", "busy"};
   for (std::size_t i = 0; i < by_status.size(); ++i) by_status[i] = &turns.Add({{"outcome", names[i]}});

@@ -106,9 +106,12 @@ class runtime {
     caf::actor_system* system = nullptr;
     store::redis_client* redis = nullptr;
     /// > 0: `redis` runs in lanes mode with this many lanes. A conversation's commands
-    /// then all go to lane hash(tenant, session) % redis_lanes, so they stay in order
-    /// on one connection (a restarted conversation's snapshot read queues behind its
-    /// dead predecessor's commit), and half of them (two lanes) stay on their thread.
+    /// then go on the connection of the lane the conversation runs on (the lane of the
+    /// HTTP connection that submitted its turn), so the commit's completion answers on
+    /// that thread: no hand-off to the client's I/O thread and back. A restarted
+    /// conversation's snapshot read waits while a dead predecessor's commit is in
+    /// flight (it could be on another lane). Commands from a thread that is no lane go
+    /// through the client's I/O thread.
     std::size_t redis_lanes = 0;
     bot_registry* registry = nullptr;
     transcript_writer* transcripts = nullptr;    ///< may be null

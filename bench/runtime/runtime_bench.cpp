@@ -189,7 +189,7 @@ int main(int argc, char** argv) {
   bool memory_only = false;
   bool markers = false;
   std::string policy = "lanes";
-  bool redis_lanes = false;
+  bool redis_lanes = true;
   long aggressive_poll = -1, moderate_poll = -1, moderate_sleep_us = -1;
   CLI::App app{"parley_runtime_bench: memory per live conversation and activation rate (in-process runtime)"};
   app.add_option("--conversations", conversations, "live conversations to start")->capture_default_str();
@@ -198,7 +198,7 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "CAF scheduler threads")->capture_default_str();
   app.add_option("--shards", shards, "shard actors")->capture_default_str();
   app.add_option("--timeout", timeout_s, "seconds each phase may take at most")->capture_default_str();
-  app.add_flag("--redis-lanes", redis_lanes, "one Redis connection per lane (parleyd's redis.lane_connections)");
+  app.add_flag("--redis-lanes,!--no-redis-lanes", redis_lanes, "one Redis connection per lane (parleyd's redis.lane_connections; default on)");
   app.add_option("--scheduler-policy", policy, "CAF scheduler: lanes (default, as parleyd), stealing or sharing")->capture_default_str();
   app.add_option("--aggressive-poll", aggressive_poll, "CAF work-stealing.aggressive-poll-attempts (-1: default)");
   app.add_option("--moderate-poll", moderate_poll, "CAF work-stealing.moderate-poll-attempts (-1: default)");

@@ -33,10 +33,11 @@ struct redis_settings {
   std::string url;                ///< required: redis://host:port[/db] or unix:///path
   int64_t command_timeout_ms = 2000;
   /// One more connection per lane (actors.scheduler_policy lanes): a conversation's
-  /// commands then go to a lane's connection instead of the client's I/O thread. Off:
-  /// on 2 cores it saved no CPU per turn, cost Redis smaller batches and about 40 B of
-  /// heap per live conversation (bench/README.md).
-  bool lane_connections = false;
+  /// commands go on the connection of the lane it runs on, so a turn's commit is sent
+  /// and answered on the thread that has its HTTP connection, with no hand-off to the
+  /// client's I/O thread and back (bench/README.md). Off: every command goes through
+  /// the I/O thread's one connection.
+  bool lane_connections = true;
 };
 
 struct postgres_settings {

@@ -195,6 +195,9 @@ struct lane_entry {
 /// after a reconnect or the client's shutdown (which bump `gen`) the aborted
 /// operations of the old socket complete into handlers that do nothing.
 class lane_conn : public std::enable_shared_from_this<lane_conn> {
+  /// Output buffers larger than this are freed once written.
+  static constexpr std::size_t max_kept_buffer = 64 * 1024;
+
  public:
   lane_conn(net::io_context& ioc, const redis_options& opts, const redis_endpoint& ep,
             const std::string& shown_url)
@@ -326,7 +329,12 @@ class lane_conn : public std::enable_shared_from_this<lane_conn> {
   void on_written(std::uint64_t g, boost::system::error_code ec) {
     if (g != gen_) return;
     write_busy_ = false;
-    writing_.clear();
+    // A burst's batch (thousands of snapshots) is not kept: the buffer's capacity would
+    // stay with the lane for good.
+    if (writing_.capacity() > max_kept_buffer)
+      std::string().swap(writing_);
+    else
+      writing_.clear();
     if (ec) {
       drop(ec.message(), std::nullopt);
       return;

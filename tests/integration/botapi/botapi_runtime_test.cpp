@@ -17,6 +17,7 @@
 #include "src/http/http.hpp"
 #include "src/store/catalog.hpp"
 #include "src/store/postgres.hpp"
+#include "src/store/redis.hpp"
 #include "tests/support/servers.hpp"
 #include "tests/support/openapi.hpp"
 #include "tests/support/process.hpp"
@@ -437,6 +438,69 @@ TEST_F(BotApi, WithLaneRedisConnectionsTurnsCommitReplayAndSurviveAKill) {
   EXPECT_TRUE(has(texts(r.j), "has shipped")) << r.body;
   EXPECT_EQ(api_.calls(), 1);
   EXPECT_GE(metric(R"(parley_conversation_activations_total{source="snapshot"})"), 1);
+}
+
+TEST_F(BotApi, KillWhileItsCommitIsInFlightRunsTheMessageOnce) {
+  // A conversation killed after sending its commit and before Redis answered it. Its
+  // restarted successor must read the snapshot after that commit lands, or it would
+  // run the message (and call the order API) a second time. With lane connections the
+  // read may go on another connection than the commit, so the node holds such reads
+  // until the orphaned commit completes. CLIENT PAUSE WRITE keeps the commit in Redis
+  // while reads go on. A private Redis: the pause would stall every other test.
+  for (const char* lanes : {"true", "false"}) {
+    SCOPED_TRACE(std::string("redis.lane_connections: ") + lanes);
+    parley::store::testing::temp_dir dir;
+    parley::store::testing::redis_process redis(dir.path());
+    ASSERT_TRUE(redis.start());
+    store::redis_options ro;
+    ro.url = redis.url();
+    auto admin = store::redis_client::create(ro);
+    ASSERT_TRUE(admin.ok()) << admin.err().message;
+    n_ = std::make_unique<node>(std::map<std::string, std::string>{{"REDIS_URL", redis.url()},
+                                                                   {"PARLEY_REDIS_LANE_CONNECTIONS", lanes}});
+    c_ = std::make_unique<client>(*n_, tenant_, key_);
+    const int calls_before = api_.calls();
+    auto s = start_session();
+    ASSERT_EQ(c_->choice(s, 1, 1).status, 200);
+
+    api_.hold();
+    reply r;
+    std::thread t([&] { r = c_->text(s, 2, "AB-123456"); });
+    struct joiner {
+      order_api& api;
+      std::thread& t;
+      store::redis_client& redis;
+      ~joiner() {
+        (void)redis.command_sync({"CLIENT", "UNPAUSE"});
+        api.release();
+        if (t.joinable()) t.join();
+      }
+    } guard{api_, t, **admin};
+    ASSERT_TRUE(api_.wait_held(1)) << "the action never reached the order API";
+    ASSERT_TRUE((*admin)->command_sync({"CLIENT", "PAUSE", "20000", "WRITE"}).ok());
+    api_.release();
+    // The turn's commit (a SET) is now held in Redis: a blocked client.
+    ASSERT_TRUE(parley::store::testing::eventually([&] {
+      auto info = (*admin)->command_sync({"INFO", "clients"});
+      return info.ok() && info->str.find("blocked_clients:1") != std::string::npos;
+    }, 10s)) << "the commit never reached Redis";
+    ASSERT_EQ(kill(s).status, 200);
+    // The successor's snapshot read waits for the dead actor's commit.
+    ASSERT_TRUE(parley::store::testing::eventually(
+        [&] { return metric("parley_snapshot_reads_fenced_total") >= 1; }, 10s))
+        << "the restarted conversation did not wait for its predecessor's commit\n" << n_->output();
+    ASSERT_TRUE((*admin)->command_sync({"CLIENT", "UNPAUSE"}).ok());
+    t.join();
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_TRUE(has(texts(r.j), "has shipped")) << r.body;
+    EXPECT_EQ(api_.calls() - calls_before, 1) << "the message ran twice";
+    EXPECT_EQ(c_->text(s, 2, "AB-123456").body, r.body) << "a repeated sequenceId gets the recorded answer";
+    auto next = c_->choice(s, 3, 1);
+    ASSERT_EQ(next.status, 200) << next.body;
+    EXPECT_TRUE(has(texts(next.j), "What's your order number?")) << next.body;
+    c_.reset();
+    n_.reset();
+  }
 }
 
 TEST_F(BotApi, KillMidTurnRerunsTheMessageOnceAndRepliesOnce) {
