@@ -1144,13 +1144,47 @@ void redis_client::pipeline(std::vector<std::vector<std::string>> cmds,
 }
 
 void redis_client::ping(std::function<void(result<void>)> done) {
-  command({"PING"}, [done = std::move(done)](result<redis_reply> r) {
-    if (!r) {
-      done(r.err());
-    } else {
-      done(result<void>());
+  if (impl_->lanes.empty()) {
+    command({"PING"}, [done = std::move(done)](result<redis_reply> r) {
+      if (!r) {
+        done(r.err());
+      } else {
+        done(result<void>());
+      }
+    });
+    return;
+  }
+  // Lanes mode: the I/O thread's connection and every lane's; the first failure wins
+  // (naming its lane), `done` runs once the last answer is in.
+  struct gather {
+    std::mutex m;
+    std::size_t left = 0;
+    std::optional<error> failed;
+    std::function<void(result<void>)> done;
+  };
+  auto g = std::make_shared<gather>();
+  g->left = impl_->lanes.size() + 1;
+  g->done = std::move(done);
+  auto answer = [g](result<redis_reply> r, std::string where) {
+    std::unique_lock<std::mutex> lock(g->m);
+    if (!r && !g->failed) {
+      auto e = r.err();
+      if (!where.empty()) e.message = where + ": " + e.message;
+      g->failed = e;
     }
-  });
+    if (--g->left > 0) return;
+    auto failed = std::move(g->failed);
+    lock.unlock();
+    if (failed)
+      g->done(*failed);
+    else
+      g->done(result<void>());
+  };
+  command({"PING"}, [answer](result<redis_reply> r) { answer(std::move(r), std::string()); });
+  for (std::size_t i = 0; i < impl_->lanes.size(); ++i)
+    command_on(i, {"PING"}, [answer, i](result<redis_reply> r) {
+      answer(std::move(r), "lane connection " + std::to_string(i));
+    });
 }
 
 result<redis_reply> redis_client::command_sync(std::vector<std::string> args) {

@@ -133,7 +133,9 @@ class redis_client {
   /// wrap the commands in MULTI/EXEC for atomicity.
   void pipeline(std::vector<std::vector<std::string>> cmds, redis_pipeline_callback done);
 
-  /// PING; `done` gets success or the reason Redis is not usable.
+  /// PING; `done` gets success or the reason Redis is not usable. In lanes mode on
+  /// the I/O thread's connection and on every lane connection (`done` runs once, on
+  /// whichever thread answers last; a failure names its lane connection).
   void ping(std::function<void(result<void>)> done);
 
   /// Blocking command for tools and tests. Never call it from an actor, an

@@ -185,6 +185,31 @@ TEST_F(redis_lanes, slow_command_times_out_and_the_lane_recovers) {
   EXPECT_TRUE(on_lane(slow, 1, {"PING"}).reply);
 }
 
+TEST_F(redis_lanes, ping_checks_every_lane_connection) {
+  // /readyz pings: a lane connection that cannot answer makes the node unready, even
+  // while the I/O thread's connection is fine.
+  auto o = lane_options(testing::require_env("REDIS_URL"), lanes_);
+  o.command_timeout = 300ms;
+  auto c = redis_client::create(o);
+  ASSERT_TRUE(c);
+  auto& client = **c;
+  auto ping = [&] {
+    std::promise<result<void>> p;
+    client.ping([&p](result<void> r) { p.set_value(std::move(r)); });
+    return p.get_future().get();
+  };
+  ASSERT_TRUE(eventually([&] { return ping().ok(); })) << "the connections never came up";
+  // BLPOP holds lane 1's connection for 2 s; its PING queues behind it and times out.
+  std::promise<void> blpop_done;
+  client.command_on(1, {"BLPOP", key("never"), "2"}, [&](result<redis_reply>) { blpop_done.set_value(); });
+  auto r = ping();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.err().code, "redis_timeout") << r.err().message;
+  EXPECT_NE(r.err().message.find("lane connection 1"), std::string::npos) << r.err().message;
+  blpop_done.get_future().wait();
+  EXPECT_TRUE(eventually([&] { return ping().ok(); })) << "ping did not recover with the lane";
+}
+
 TEST(redis_lanes_private, fails_fast_while_down_and_reconnects_after_restart) {
   testing::temp_dir dir;
   testing::redis_process server(dir.path());
