@@ -121,7 +121,15 @@ struct shard {
   // it per conversation instead of two.
   std::unordered_map<std::string_view, conv_entry> convs;
   caf::actor supervisor;
+  std::size_t sweep_next = 0;  ///< the first bucket of `convs` the next sweep slice visits
 };
+
+/// The supervisor's passivation sweep visits every conversation of its shard once per
+/// period, in this many slices: one slice per tick, so the shard's mutex and the lane
+/// running the supervisor are held for a sixteenth of the table at a time (with 200,000
+/// live conversations a whole-table pass held them for milliseconds every second,
+/// which showed in the turns' p99).
+constexpr std::size_t sweep_slices = 16;
 
 struct shared_state {
   const conversation_deps* deps = nullptr;
@@ -211,27 +219,41 @@ caf::behavior supervisor_impl(supervisor_ptr self, shared_state* st, shard* sh) 
   const auto* deps = st->deps;
   auto period = std::max(std::chrono::milliseconds(50),
                          std::min(std::chrono::milliseconds(1000), deps->options.passivate_after / 2));
-  self->delayed_send(self, period, tick_atom::value);
+  auto tick = std::chrono::duration_cast<std::chrono::milliseconds>(period / sweep_slices);
+  tick = std::max(tick, std::chrono::milliseconds(1));
+  self->delayed_send(self, tick, tick_atom::value);
   return {
       [=](tick_atom) {
         auto now = std::chrono::steady_clock::now();
         {
+          // One slice of the buckets; a rehash in between moves entries to other
+          // buckets, so one may be visited twice or wait for the next pass: harmless.
           std::lock_guard<std::mutex> lock(sh->m);
-          for (auto it = sh->convs.begin(); it != sh->convs.end();) {
-            auto& e = it->second;
-            prune(e);
-            if (e.sent.empty() && now - e.last_active >= deps->options.passivate_after) {
-              // Its down message then finds no entry holding it, and is ignored.
-              self->send_exit(e.actor, caf::exit_reason::user_shutdown);
-              deps->probe->passivations.Increment();
-              deps->probe->live.Decrement();
-              it = sh->convs.erase(it);
-            } else {
-              ++it;
+          auto& convs = sh->convs;
+          const std::size_t buckets = convs.bucket_count();
+          if (sh->sweep_next >= buckets) sh->sweep_next = 0;
+          const std::size_t end =
+              std::min(buckets, sh->sweep_next + (buckets + sweep_slices - 1) / sweep_slices);
+          for (std::size_t b = sh->sweep_next; b < end; ++b) {
+            for (auto it = convs.begin(b); it != convs.end(b);) {
+              auto& e = it->second;
+              prune(e);
+              if (e.sent.empty() && now - e.last_active >= deps->options.passivate_after) {
+                // Its down message then finds no entry holding it, and is ignored.
+                self->send_exit(e.actor, caf::exit_reason::user_shutdown);
+                deps->probe->passivations.Increment();
+                deps->probe->live.Decrement();
+                auto key = it->first;  // views the actor's key, alive until the erase ends
+                ++it;                  // erasing an element leaves the others' iterators valid
+                convs.erase(key);
+              } else {
+                ++it;
+              }
             }
           }
+          sh->sweep_next = end;
         }
-        self->delayed_send(self, period, tick_atom::value);
+        self->delayed_send(self, tick, tick_atom::value);
       },
   };
 }

@@ -667,6 +667,18 @@ TEST_F(BotApi, IdleConversationsPassivateAndComeBackFromTheirSnapshot) {
   EXPECT_GE(metric(R"(parley_conversation_activations_total{source="snapshot"})"), 1);
 }
 
+TEST_F(BotApi, EveryIdleConversationPassivatesWhenManyAreLive) {
+  // The supervisors sweep their tables a slice at a time: every bucket of every shard
+  // must still be visited, so no idle conversation stays live.
+  n_ = std::make_unique<node>(std::map<std::string, std::string>{{"PARLEY_RUNTIME_PASSIVATE_AFTER_MS", "200"}});
+  c_ = std::make_unique<client>(*n_, tenant_, key_);
+  constexpr int sessions = 300;
+  for (int i = 0; i < sessions; ++i) ASSERT_EQ(c_->start("orders").status, 200);
+  ASSERT_TRUE(parley::store::testing::eventually([&] {
+    return metric("parley_conversations_passivated_total") >= sessions && metric("parley_conversations_live") == 0;
+  }, 20s)) << metric("parley_conversations_live") << " conversations still live";
+}
+
 TEST_F(BotApi, TurnsGoOnWhilePostgresIsDownAndTranscriptsCatchUp) {
   // This node's Postgres is private, so the test can stop it.
   parley::store::testing::temp_dir dir;
