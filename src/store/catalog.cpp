@@ -6,8 +6,13 @@
 
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
+#include <pqxx/tablewriter>
 
 #include <algorithm>
+#include <string_view>
+#include <ctime>
+#include <cstdio>
+#include <chrono>
 #include <cstdlib>
 #include <exception>
 #include <memory>
@@ -1011,14 +1016,95 @@ prepared_batch prepare_turns(std::vector<transcript_turn>& in) {
   return b;
 }
 
+/// Appends `v` as one field of COPY's text format: its delimiters (tab, newline,
+/// carriage return) and the escape character (backslash) escaped, the rest as is.
+void append_copy_field(std::string& line, std::string_view v) {
+  std::size_t from = 0;
+  for (auto at = v.find_first_of("\\\n\r\t"); at != std::string_view::npos;
+       at = v.find_first_of("\\\n\r\t", at + 1)) {
+    line.append(v.data() + from, at - from);
+    line += '\\';
+    const char c = v[at];
+    line += c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' : '\\';
+    from = at + 1;
+  }
+  line.append(v.data() + from, v.size() - from);
+}
+
+/// Appends a time in milliseconds since the epoch as timestamptz text (UTC).
+void append_timestamp(std::string& line, std::int64_t ms) {
+  std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char b[40];
+  int n = std::snprintf(b, sizeof b, "%04d-%02d-%02d %02d:%02d:%02d.%03d+00", tm.tm_year + 1900, tm.tm_mon + 1,
+                        tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
+  line.append(b, static_cast<std::size_t>(n));
+}
+
 job_of<std::size_t> transcript_batch_job(std::shared_ptr<const prepared_batch> batch) {
   return [batch](pqxx::transaction_base& tx) -> std::size_t {
     if (batch->failure) fail("invalid_argument", *batch->failure);
     const auto& turns = batch->turns;
     if (turns.empty()) return 0;
-    // One statement per batch, whatever its size: the turns travel as array
-    // parameters and unnest() turns them back into rows. Postgres parses and plans a
-    // short constant statement instead of a VALUES list of thousands of parameters.
+    // Counted in messages, as when every message was a row.
+    std::size_t inserted = 0;
+    // The common case, every turn new, is a COPY: Postgres inserts its rows in
+    // batches (one WAL record per heap page instead of one per row) and parses no
+    // statement, arrays or casts. COPY has no ON CONFLICT: a stored turn (a batch
+    // written again, a turn split over two batches, a turn another node wrote) fails
+    // it, and the savepoint lets the batch take the merging path instead.
+    const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+    tx.exec0("SAVEPOINT parley_transcript");
+    try {
+      static const std::vector<std::string> columns = {"tenant_id", "session_id", "sequence", "inbound",
+                                                       "inbound_payload", "outbound", "created_at"};
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+      // pqxx 6.4's only public way to write COPY lines as they are (stream_to
+      // escapes every field again, byte by byte).
+      pqxx::tablewriter copy(tx, "transcript_turns", columns.begin(), columns.end());
+#pragma GCC diagnostic pop
+      std::string line;
+      for (const auto& t : turns) {
+        line.clear();
+        append_copy_field(line, t.tenant);
+        line += '\t';
+        append_copy_field(line, t.session);
+        line += '\t';
+        line += std::to_string(t.sequence);
+        line += '\t';
+        if (t.inbound)
+          append_copy_field(line, *t.inbound);
+        else
+          line += "\\N";
+        line += '\t';
+        if (t.inbound && !t.inbound_payload.empty())
+          append_copy_field(line, t.inbound_payload);
+        else
+          line += "\\N";
+        line += '\t';
+        append_copy_field(line, t.outbound_json());
+        line += '\t';
+        append_timestamp(line, t.at_ms <= 0 ? now_ms : t.at_ms);
+        copy.write_raw_line(line);
+      }
+      copy.complete();
+      for (const auto& t : turns) inserted += t.messages;
+      return inserted;
+    } catch (const pqxx::unique_violation&) {
+      // Back to the top-level transaction (ROLLBACK TO keeps the savepoint open).
+      tx.exec0("ROLLBACK TO SAVEPOINT parley_transcript");
+      tx.exec0("RELEASE SAVEPOINT parley_transcript");
+    }
+    // The merging path: the turns travel as array parameters and unnest() turns them
+    // back into rows; ON CONFLICT DO NOTHING inserts the new ones and RETURNING names
+    // them. Prepared once per connection, so Postgres neither parses nor (after a few
+    // runs, with its generic plan) plans it per batch. created_at comes from the
+    // integer milliseconds by interval arithmetic (to_timestamp(a / 1000.0) went
+    // through numeric and float8 per row).
     array_literal tenants, sessions, sequences, inbound, payloads, outbound, ats;
     for (const auto& t : turns) {
       tenants.text(t.tenant);
@@ -1035,43 +1121,19 @@ job_of<std::size_t> transcript_batch_job(std::shared_ptr<const prepared_batch> b
       outbound.text(t.outbound_json());
       ats.number(t.at_ms);
     }
-    // Counted in messages, as when every message was a row.
-    std::size_t inserted = 0;
-    // The common case, every turn new, is a plain INSERT: ON CONFLICT costs a second
-    // descent of the primary key per row (its conflict check before the insertion's
-    // own). A stored turn (a batch written again, a turn split over two batches, a
-    // turn another node wrote) fails it, and the savepoint lets the batch take the
-    // merging path instead. Both statements are prepared once per connection, so
-    // Postgres neither parses nor (after a few runs, with its generic plan) plans them
-    // per batch. created_at comes from the integer milliseconds by interval
-    // arithmetic: to_timestamp(a / 1000.0) went through numeric and float8 per row.
-    static const std::string select_turns =
+    static const std::string insert_new =
+        "INSERT INTO transcript_turns (tenant_id, session_id, sequence, inbound, inbound_payload, "
+        "outbound, created_at) "
         "SELECT t, s, q, i, p::jsonb, o::jsonb, "
         "CASE WHEN a = 0 THEN now() ELSE 'epoch'::timestamptz + a * interval '1 millisecond' END "
         "FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], "
-        "$7::bigint[]) AS u(t, s, q, i, p, o, a) ";
-    static const std::string insert_turns =
-        "INSERT INTO transcript_turns (tenant_id, session_id, sequence, inbound, inbound_payload, "
-        "outbound, created_at) " + select_turns;
-    auto& conn = tx.conn();
-    conn.prepare("parley_transcript_insert", insert_turns);
-    conn.prepare("parley_transcript_insert_new", insert_turns +
-                                                     "ON CONFLICT (session_id, sequence) DO NOTHING "
-                                                     "RETURNING session_id, sequence");
+        "$7::bigint[]) AS u(t, s, q, i, p, o, a) "
+        "ON CONFLICT (session_id, sequence) DO NOTHING "
+        "RETURNING session_id, sequence";
+    tx.conn().prepare("parley_transcript_insert_new", insert_new);
     auto tenants_s = tenants.str(), sessions_s = sessions.str(), sequences_s = sequences.str(),
          inbound_s = inbound.str(), payloads_s = payloads.str(), outbound_s = outbound.str(),
          ats_s = ats.str();
-    tx.exec0("SAVEPOINT parley_transcript");
-    try {
-      tx.exec_prepared0("parley_transcript_insert", tenants_s, sessions_s, sequences_s, inbound_s,
-                        payloads_s, outbound_s, ats_s);
-      for (const auto& t : turns) inserted += t.messages;
-      return inserted;
-    } catch (const pqxx::unique_violation&) {
-      // Back to the top-level transaction (ROLLBACK TO keeps the savepoint open).
-      tx.exec0("ROLLBACK TO SAVEPOINT parley_transcript");
-      tx.exec0("RELEASE SAVEPOINT parley_transcript");
-    }
     auto stored = tx.exec_prepared("parley_transcript_insert_new", tenants_s, sessions_s, sequences_s,
                                    inbound_s, payloads_s, outbound_s, ats_s);
     std::unordered_map<std::string, bool> is_new;

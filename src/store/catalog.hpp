@@ -291,7 +291,7 @@ struct transcript_row {
 
 /// Writes a batch in one transaction: its rows grouped by (session, sequence)
 /// into one row per turn (the rows of a turn need not be adjacent, nor all in
-/// one batch), inserted by one prepared INSERT under a savepoint; only when a turn
+/// one batch), inserted by one COPY under a savepoint; only when a turn
 /// is stored already does the batch run again as INSERT ... ON CONFLICT DO NOTHING
 /// and merge (the common, all-new batch pays one primary-key descent per turn,
 /// not two). The transaction's earlier statements (write_turn_records'
