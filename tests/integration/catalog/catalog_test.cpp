@@ -392,6 +392,18 @@ TEST_F(catalog_test, transcript_batches_are_idempotent) {
   EXPECT_EQ(nlohmann::json::parse((*after)[after->size() - 3].payload_json)["q"], "\"{}");
   EXPECT_EQ(after->back().text, "NULL");
 
+  // COPY's delimiters and escapes in every text column: tabs, line ends and a
+  // backslash-N (COPY's NULL marker) arrive as they were sent.
+  const std::string copy_tricky = "line 1\nline 2\r\n\tindented \\N end\\";
+  std::vector<transcript_row> copy_rows{{tenant_, session, 8, "in", 0, copy_tricky, "{\n\t\"k\": \"\\\\N\"\n}", 0},
+                                        {tenant_, session, 8, "out", 0, copy_tricky, "", 0}};
+  ASSERT_TRUE(write_transcript_batch_sync(*pg_, copy_rows));
+  auto copied = transcript_sync(*pg_, tenant_, session);
+  ASSERT_TRUE(copied);
+  EXPECT_EQ((*copied)[copied->size() - 2].text, copy_tricky);
+  EXPECT_EQ(nlohmann::json::parse((*copied)[copied->size() - 2].payload_json)["k"], "\\N");
+  EXPECT_EQ(copied->back().text, copy_tricky);
+
   std::vector<transcript_row> bad{{tenant_, session, 6, "sideways", 0, "x", "", 0}};
   auto rejected = write_transcript_batch_sync(*pg_, bad);
   ASSERT_FALSE(rejected);
