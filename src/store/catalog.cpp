@@ -1491,12 +1491,16 @@ void write_records(postgres_client& pg, std::vector<conversation_record> started
             channels.text(c.channel);
             keys.text(c.external_key);
           }
-          tx.exec_params(
+          // Prepared once per connection: a batch with new conversations every few
+          // milliseconds paid for parsing and planning this statement each time.
+          tx.conn().prepare(
+              "parley_conversations_insert",
               "INSERT INTO conversations (tenant_id, session_id, bot_id, version, channel, external_key, "
               "started_at) SELECT t, s, b, v, c, k, now() FROM unnest($1::text[], $2::text[], $3::text[], "
               "$4::integer[], $5::text[], $6::text[]) AS u(t, s, b, v, c, k) "
-              "ON CONFLICT (tenant_id, session_id) DO NOTHING",
-              tenants.str(), sessions.str(), bots.str(), versions.str(), channels.str(), keys.str());
+              "ON CONFLICT (tenant_id, session_id) DO NOTHING");
+          tx.exec_prepared0("parley_conversations_insert", tenants.str(), sessions.str(), bots.str(),
+                            versions.str(), channels.str(), keys.str());
         }
         for (const auto& e : ended)
           tx.exec_params(
