@@ -18,6 +18,7 @@
 // answer and the conversation lives on. The supervisor's tick passivates idle
 // conversations.
 
+#include <algorithm>
 #include <list>
 #include <mutex>
 #include <thread>
@@ -125,11 +126,14 @@ struct shard {
 };
 
 /// The supervisor's passivation sweep visits every conversation of its shard once per
-/// period, in this many slices: one slice per tick, so the shard's mutex and the lane
-/// running the supervisor are held for a sixteenth of the table at a time (with 200,000
-/// live conversations a whole-table pass held them for milliseconds every second,
-/// which showed in the turns' p99).
-constexpr std::size_t sweep_slices = 16;
+/// period, in slices of about `sweep_slice_buckets` buckets of the shard's table (at
+/// most `max_sweep_slices` per period, at least one): one slice per tick, so the
+/// shard's mutex and the lane running the supervisor are held for a short while at a
+/// time (with 200,000 live conversations a whole-table pass held them for milliseconds
+/// every second, which showed in the turns' p99), and a node with few conversations
+/// still wakes each supervisor once per period only.
+constexpr std::size_t sweep_slice_buckets = 1024;
+constexpr std::size_t max_sweep_slices = 16;
 
 struct shared_state {
   const conversation_deps* deps = nullptr;
@@ -219,21 +223,20 @@ caf::behavior supervisor_impl(supervisor_ptr self, shared_state* st, shard* sh) 
   const auto* deps = st->deps;
   auto period = std::max(std::chrono::milliseconds(50),
                          std::min(std::chrono::milliseconds(1000), deps->options.passivate_after / 2));
-  auto tick = std::chrono::duration_cast<std::chrono::milliseconds>(period / sweep_slices);
-  tick = std::max(tick, std::chrono::milliseconds(1));
-  self->delayed_send(self, tick, tick_atom::value);
+  self->delayed_send(self, period, tick_atom::value);
   return {
       [=](tick_atom) {
         auto now = std::chrono::steady_clock::now();
+        std::size_t slices = 1;
         {
           // One slice of the buckets; a rehash in between moves entries to other
           // buckets, so one may be visited twice or wait for the next pass: harmless.
           std::lock_guard<std::mutex> lock(sh->m);
           auto& convs = sh->convs;
           const std::size_t buckets = convs.bucket_count();
+          slices = std::clamp<std::size_t>(buckets / sweep_slice_buckets, 1, max_sweep_slices);
           if (sh->sweep_next >= buckets) sh->sweep_next = 0;
-          const std::size_t end =
-              std::min(buckets, sh->sweep_next + (buckets + sweep_slices - 1) / sweep_slices);
+          const std::size_t end = std::min(buckets, sh->sweep_next + (buckets + slices - 1) / slices);
           for (std::size_t b = sh->sweep_next; b < end; ++b) {
             for (auto it = convs.begin(b); it != convs.end(b);) {
               auto& e = it->second;
@@ -253,7 +256,8 @@ caf::behavior supervisor_impl(supervisor_ptr self, shared_state* st, shard* sh) 
           }
           sh->sweep_next = end;
         }
-        self->delayed_send(self, tick, tick_atom::value);
+        auto tick = std::chrono::duration_cast<std::chrono::milliseconds>(period / static_cast<int>(slices));
+        self->delayed_send(self, std::max(tick, std::chrono::milliseconds(1)), tick_atom::value);
       },
   };
 }

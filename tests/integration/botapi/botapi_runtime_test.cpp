@@ -668,15 +668,17 @@ TEST_F(BotApi, IdleConversationsPassivateAndComeBackFromTheirSnapshot) {
 }
 
 TEST_F(BotApi, EveryIdleConversationPassivatesWhenManyAreLive) {
-  // The supervisors sweep their tables a slice at a time: every bucket of every shard
-  // must still be visited, so no idle conversation stays live.
-  n_ = std::make_unique<node>(std::map<std::string, std::string>{{"PARLEY_RUNTIME_PASSIVATE_AFTER_MS", "200"}});
+  // A supervisor sweeps a big table a slice of about 1,024 buckets at a time: every
+  // bucket must still be visited, so no idle conversation stays live. One shard holding
+  // 2,500 conversations (live together: they idle for 3 s) sweeps in several slices.
+  n_ = std::make_unique<node>(std::map<std::string, std::string>{{"PARLEY_RUNTIME_PASSIVATE_AFTER_MS", "3000"},
+                                                                 {"PARLEY_RUNTIME_SHARDS", "1"}});
   c_ = std::make_unique<client>(*n_, tenant_, key_);
-  constexpr int sessions = 300;
+  constexpr int sessions = 2500;
   for (int i = 0; i < sessions; ++i) ASSERT_EQ(c_->start("orders").status, 200);
   ASSERT_TRUE(parley::store::testing::eventually([&] {
     return metric("parley_conversations_passivated_total") >= sessions && metric("parley_conversations_live") == 0;
-  }, 20s)) << metric("parley_conversations_live") << " conversations still live";
+  }, 30s)) << metric("parley_conversations_live") << " conversations still live";
 }
 
 TEST_F(BotApi, TurnsGoOnWhilePostgresIsDownAndTranscriptsCatchUp) {
