@@ -9,6 +9,7 @@
 #include <pqxx/tablewriter>
 
 #include <algorithm>
+#include <charconv>
 #include <string_view>
 #include <ctime>
 #include <cstdio>
@@ -1031,15 +1032,75 @@ void append_copy_field(std::string& line, std::string_view v) {
   line.append(v.data() + from, v.size() - from);
 }
 
-/// Appends a time in milliseconds since the epoch as timestamptz text (UTC).
+/// Appends a time in milliseconds since the epoch as timestamptz text (UTC). The text
+/// of the last second is kept per thread: turns of one batch share their seconds.
 void append_timestamp(std::string& line, std::int64_t ms) {
-  std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char b[40];
-  int n = std::snprintf(b, sizeof b, "%04d-%02d-%02d %02d:%02d:%02d.%03d+00", tm.tm_year + 1900, tm.tm_mon + 1,
-                        tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
-  line.append(b, static_cast<std::size_t>(n));
+  thread_local std::int64_t cached_second = -1;
+  thread_local char cached[24];  // "YYYY-MM-DD HH:MM:SS."
+  thread_local int cached_len = 0;
+  if (ms < 0) ms = 0;
+  const std::int64_t second = ms / 1000;
+  if (second != cached_second) {
+    std::time_t secs = static_cast<std::time_t>(second);
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    cached_len = std::snprintf(cached, sizeof cached, "%04d-%02d-%02d %02d:%02d:%02d.", tm.tm_year + 1900,
+                               tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    cached_second = second;
+  }
+  line.append(cached, static_cast<std::size_t>(cached_len));
+  const int milli = static_cast<int>(ms % 1000);
+  line += static_cast<char>('0' + milli / 100);
+  line += static_cast<char>('0' + milli / 10 % 10);
+  line += static_cast<char>('0' + milli % 10);
+  line += "+00";
+}
+
+std::int64_t now_unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+/// `text` as clean_text would make it, without a copy when it is clean already.
+template <class Fn>
+void with_clean(std::string_view text, Fn&& fn) {
+  for (unsigned char c : text)
+    if (c == 0 || c >= 0x80) {
+      auto cleaned = clean_text(std::string(text));
+      return fn(std::string_view(cleaned));
+    }
+  fn(text);
+}
+
+/// Appends `text` (clean) as a JSON string inside a field of COPY's text format: JSON's
+/// escapes, with every backslash doubled for COPY (a JSON string holds no raw tab or
+/// line end, so nothing else needs COPY's escaping).
+void append_copy_json_string(std::string& out, std::string_view text) {
+  static const char* hex = "0123456789abcdef";
+  out += '"';
+  std::size_t from = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out.append(text.data() + from, i - from);
+    from = i + 1;
+    switch (c) {
+      // JSON's escape sequence, its backslash doubled for COPY.
+      case '"': out += "\\\\\""; break;
+      case '\\': out += "\\\\\\\\"; break;
+      case '\n': out += "\\\\n"; break;
+      case '\r': out += "\\\\r"; break;
+      case '\t': out += "\\\\t"; break;
+      case '\b': out += "\\\\b"; break;
+      case '\f': out += "\\\\f"; break;
+      default:
+        out += "\\\\u00";
+        out += hex[c >> 4];
+        out += hex[c & 15];
+    }
+  }
+  out.append(text.data() + from, text.size() - from);
+  out += '"';
 }
 
 job_of<std::size_t> transcript_batch_job(std::shared_ptr<const prepared_batch> batch) {
@@ -1054,9 +1115,7 @@ job_of<std::size_t> transcript_batch_job(std::shared_ptr<const prepared_batch> b
     // statement, arrays or casts. COPY has no ON CONFLICT: a stored turn (a batch
     // written again, a turn split over two batches, a turn another node wrote) fails
     // it, and the savepoint lets the batch take the merging path instead.
-    const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                            std::chrono::system_clock::now().time_since_epoch())
-                            .count();
+    const auto now_ms = now_unix_ms();
     tx.exec0("SAVEPOINT parley_transcript");
     try {
       static const std::vector<std::string> columns = {"tenant_id", "session_id", "sequence", "inbound",
@@ -1147,6 +1206,52 @@ job_of<std::size_t> transcript_batch_job(std::shared_ptr<const prepared_batch> b
         conflicts.push_back(i);
     }
     return inserted + merge_stored_turns(tx, turns, conflicts);
+  };
+}
+
+/// The columns of a transcript line, in its order.
+const std::vector<std::string>& transcript_copy_columns() {
+  static const std::vector<std::string> columns = {"tenant_id", "session_id", "sequence", "inbound",
+                                                   "inbound_payload", "outbound", "created_at"};
+  return columns;
+}
+
+/// COPY of whole-turn lines. A stored turn fails the COPY (unique violation); then the
+/// lines go through a temporary table and INSERT ... ON CONFLICT DO NOTHING, which
+/// skips the stored turns. Result: messages of the turns inserted.
+job_of<std::size_t> transcript_lines_job(std::shared_ptr<const std::vector<transcript_line>> lines) {
+  return [lines](pqxx::transaction_base& tx) -> std::size_t {
+    if (lines->empty()) return 0;
+    auto copy_into = [&](const std::string& table) {
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+      // pqxx 6.4's only public way to write COPY lines as they are.
+      pqxx::tablewriter copy(tx, table, transcript_copy_columns().begin(), transcript_copy_columns().end());
+#pragma GCC diagnostic pop
+      for (const auto& l : *lines) copy.write_raw_line(l.copy);
+      copy.complete();
+    };
+    tx.exec0("SAVEPOINT parley_transcript");
+    try {
+      copy_into("transcript_turns");
+      std::size_t messages = 0;
+      for (const auto& l : *lines) messages += l.messages;
+      return messages;
+    } catch (const pqxx::unique_violation&) {
+      tx.exec0("ROLLBACK TO SAVEPOINT parley_transcript");
+      tx.exec0("RELEASE SAVEPOINT parley_transcript");
+    }
+    tx.exec0(
+        "CREATE TEMPORARY TABLE IF NOT EXISTS parley_transcript_lines "
+        "(LIKE transcript_turns INCLUDING DEFAULTS) ON COMMIT DELETE ROWS");
+    copy_into("parley_transcript_lines");
+    auto r = tx.exec(
+        "WITH ins AS (INSERT INTO transcript_turns SELECT * FROM parley_transcript_lines "
+        "ON CONFLICT (session_id, sequence) DO NOTHING "
+        "RETURNING (inbound IS NOT NULL)::int + jsonb_array_length(outbound) AS m) "
+        "SELECT coalesce(sum(m), 0) FROM ins");
+    tx.exec0("TRUNCATE parley_transcript_lines");
+    return r[0][0].as<std::size_t>();
   };
 }
 
@@ -1529,6 +1634,60 @@ void write_turn_records(postgres_client& pg, std::vector<conversation_record> st
 
 result<std::size_t> write_transcript_turns_sync(postgres_client& pg, std::vector<transcript_turn> turns) {
   return run_blocking<std::size_t>(pg, transcript_turns_job(std::move(turns)));
+}
+
+transcript_line_builder::transcript_line_builder(std::string_view tenant, std::string_view session_id,
+                                                 std::int64_t sequence) {
+  auto& out = line_.copy;
+  out.reserve(256);
+  with_clean(tenant, [&](std::string_view t) { append_copy_field(out, t); });
+  out += '\t';
+  with_clean(session_id, [&](std::string_view t) { append_copy_field(out, t); });
+  out += '\t';
+  char b[24];
+  auto r = std::to_chars(b, b + sizeof b, sequence);
+  out.append(b, r.ptr);
+  out += '\t';
+}
+
+void transcript_line_builder::inbound(std::string_view text) {
+  if (outbound_open_) return;  // only before the replies (see the header)
+  with_clean(text, [&](std::string_view t) { append_copy_field(line_.copy, t); });
+  line_.copy += "\t\\N\t[";
+  outbound_open_ = true;
+  ++line_.messages;
+}
+
+void transcript_line_builder::open_outbound() {
+  if (outbound_open_) return;
+  line_.copy += "\\N\t\\N\t[";
+  outbound_open_ = true;
+}
+
+void transcript_line_builder::reply(std::string_view text) {
+  open_outbound();
+  if (line_.copy.back() != '[') line_.copy += ',';
+  with_clean(text, [&](std::string_view t) { append_copy_json_string(line_.copy, t); });
+  ++line_.messages;
+}
+
+transcript_line transcript_line_builder::finish(std::int64_t at_ms) {
+  open_outbound();
+  line_.copy += "]\t";
+  append_timestamp(line_.copy, at_ms > 0 ? at_ms : now_unix_ms());
+  return std::move(line_);
+}
+
+void write_turn_lines(postgres_client& pg, std::vector<conversation_record> started,
+                      std::vector<conversation_end> ended,
+                      std::shared_ptr<const std::vector<transcript_line>> lines,
+                      catalog_callback<std::size_t> done) {
+  write_records(pg, std::move(started), std::move(ended), transcript_lines_job(std::move(lines)), std::move(done));
+}
+
+result<std::size_t> write_turn_lines_sync(postgres_client& pg, std::vector<transcript_line> lines) {
+  return run_blocking<std::size_t>(
+      pg, transcript_lines_job(std::make_shared<const std::vector<transcript_line>>(std::move(lines))));
 }
 
 void transcript(postgres_client& pg, std::string tenant, std::string session_id,

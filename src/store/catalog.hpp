@@ -27,7 +27,9 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "src/common/result.hpp"
@@ -347,6 +349,41 @@ void write_turn_records(postgres_client& pg, std::vector<conversation_record> st
                         std::vector<conversation_end> ended, std::vector<transcript_turn> turns,
                         catalog_callback<std::size_t> done);
 result<std::size_t> write_transcript_turns_sync(postgres_client& pg, std::vector<transcript_turn> turns);
+
+/// One whole turn of a transcript, already formatted as a line of transcript_turns'
+/// COPY text (transcript_line_builder) on the thread that has the turn, so that the
+/// transcript writer and the Postgres worker only move and concatenate bytes.
+struct transcript_line {
+  std::string copy;          ///< the COPY text line, without its newline
+  std::size_t messages = 0;  ///< the inbound message (0 or 1) and the replies
+};
+
+/// Builds a transcript_line: inbound() at most once and before any reply(), then the
+/// replies in order, then finish(). Texts are cleaned like every transcript text
+/// (invalid UTF-8 becomes U+FFFD, NUL is dropped).
+class transcript_line_builder {
+ public:
+  transcript_line_builder(std::string_view tenant, std::string_view session_id, std::int64_t sequence);
+  void inbound(std::string_view text);
+  void reply(std::string_view text);
+  /// `at_ms`: the turn's time in milliseconds since the epoch (<= 0: now).
+  transcript_line finish(std::int64_t at_ms);
+
+ private:
+  void open_outbound();
+  transcript_line line_;
+  bool outbound_open_ = false;
+};
+
+/// write_turn_records with the transcript as formatted whole turns (the conversation
+/// actor's path): one COPY. A line whose turn is stored already (a batch written again,
+/// the turn written by another node first) is skipped, not merged: a stored turn is
+/// whole. Result: messages stored.
+void write_turn_lines(postgres_client& pg, std::vector<conversation_record> started,
+                      std::vector<conversation_end> ended,
+                      std::shared_ptr<const std::vector<transcript_line>> lines,
+                      catalog_callback<std::size_t> done);
+result<std::size_t> write_turn_lines_sync(postgres_client& pg, std::vector<transcript_line> lines);
 
 /// A session's messages by (sequence, direction "in" first, idx).
 void transcript(postgres_client& pg, std::string tenant, std::string session_id,

@@ -603,6 +603,63 @@ TEST_F(catalog_test, transcript_turns_store_as_their_messages_would) {
   EXPECT_EQ(texts().size(), 11u);
 }
 
+TEST_F(catalog_test, turn_lines_store_whole_turns_and_skip_stored_ones) {
+  std::string session = unique_name("session");
+  auto line = [&](std::int64_t seq, const std::string* in, std::vector<std::string> replies, std::int64_t at) {
+    transcript_line_builder b(tenant_, session, seq);
+    if (in != nullptr) b.inbound(*in);
+    for (const auto& r : replies) b.reply(r);
+    return b.finish(at);
+  };
+  // Every escape of COPY's text format and of JSON, a backslash-N (COPY's NULL
+  // marker), control characters, non-ASCII text, and bytes Postgres cannot store.
+  const std::string tricky = "tab\there, line\nend\r\n back\\slash \\N \"quoted\" \x01\x1f caf\xC3\xA9 \xF0\x9F\x98\x80";
+  const std::string odd("a\0b\xff", 4);
+  const std::string hello = "hello";
+  std::vector<transcript_line> lines{line(1, &tricky, {tricky, "plain", ""}, 1700000000123),
+                                     line(2, nullptr, {"welcome back"}, 1700000001999),
+                                     line(3, &odd, {odd}, 0), line(4, &hello, {}, 1700000002000)};
+  EXPECT_EQ(lines[0].messages, 4u);
+  EXPECT_EQ(lines[1].messages, 1u);
+  auto first = write_turn_lines_sync(*pg_, lines);
+  ASSERT_TRUE(first) << first.err().message;
+  EXPECT_EQ(*first, 8u) << "counted in messages";
+  auto rows = transcript_sync(*pg_, tenant_, session);
+  ASSERT_TRUE(rows) << rows.err().message;
+  std::vector<std::string> got;
+  for (const auto& r : *rows) got.push_back(std::to_string(r.sequence) + " " + r.direction + " " + std::to_string(r.idx) + " " + r.text);
+  EXPECT_EQ(got, (std::vector<std::string>{"1 in 0 " + tricky, "1 out 0 " + tricky, "1 out 1 plain", "1 out 2 ",
+                                           "2 out 0 welcome back", "3 in 0 ab\xEF\xBF\xBD", "3 out 0 ab\xEF\xBF\xBD",
+                                           "4 in 0 hello"}));
+  EXPECT_EQ(rows->front().at_ms, 1700000000123);
+  EXPECT_EQ((*rows)[4].at_ms, 1700000001999);
+  EXPECT_EQ(rows->back().at_ms, 1700000002000);
+
+  // Written again: nothing more. With a new turn among stored ones: only the new one.
+  auto again = write_turn_lines_sync(*pg_, lines);
+  ASSERT_TRUE(again) << again.err().message;
+  EXPECT_EQ(*again, 0u);
+  std::vector<transcript_line> mixed{line(2, nullptr, {"welcome back"}, 0), line(5, &hello, {"a", "b"}, 0)};
+  auto some = write_turn_lines_sync(*pg_, mixed);
+  ASSERT_TRUE(some) << some.err().message;
+  EXPECT_EQ(*some, 3u);
+  EXPECT_EQ(transcript_sync(*pg_, tenant_, session)->size(), 11u);
+
+  // With conversation records in one transaction (the writer's path).
+  std::string other = unique_name("session");
+  std::promise<result<std::size_t>> done;
+  transcript_line_builder b(tenant_, other, 1);
+  b.inbound("hi");
+  b.reply("hello");
+  write_turn_lines(*pg_, {conversation(other, 1)}, {},
+                   std::make_shared<const std::vector<transcript_line>>(std::vector<transcript_line>{b.finish(0)}),
+                   [&](result<std::size_t> r) { done.set_value(std::move(r)); });
+  auto written = done.get_future().get();
+  ASSERT_TRUE(written) << written.err().message;
+  EXPECT_EQ(*written, 2u);
+  EXPECT_TRUE(*get_conversation_sync(*pg_, tenant_, other));
+}
+
 TEST_F(catalog_test, transcript_reads_use_the_primary_key) {
   // Migration 5 made session_id COLLATE "C"; the read's parameter has the default
   // collation, and the column's wins, so the read is still an index scan.
