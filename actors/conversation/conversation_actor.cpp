@@ -227,7 +227,7 @@ struct commit_completion {
   const conversation_deps* deps = nullptr;
   turn_job_ptr job;
   turn_outcome out;                 // the answer, once committed
-  std::vector<transcript_row> rows;
+  store::transcript_line line;      // the turn's transcript (no messages: none)
   std::vector<conversation_event> events;
 };
 
@@ -239,8 +239,8 @@ void complete_commit(commit_completion& c, const result<store::redis_reply>& r) 
   if (prev == commit_waiting) caf::anon_send(c.me, commit_atom::value);
   if (prev == commit_orphaned) deps->orphaned_commits.fetch_sub(1, std::memory_order_acq_rel);
   if (r.ok()) {
-    if (deps->transcripts != nullptr && (!c.rows.empty() || !c.events.empty()))
-      deps->transcripts->append(std::move(c.rows), std::move(c.events));
+    if (deps->transcripts != nullptr && (c.line.messages > 0 || !c.events.empty()))
+      deps->transcripts->append(std::move(c.line), std::move(c.events));
     deliver(deps, *c.job, std::move(c.out));
   } else {
     deps->probe->commit_failures.Increment();
@@ -320,21 +320,24 @@ void commit(self_ptr self) {
   c->out.result = res;
   bool was_new = !s.exists;
   if (s.deps->transcripts != nullptr) {
-    auto t = now_ms();
-    std::string tenant(s.tenant()), session = s.session_id();
-    c->rows.reserve(static_cast<std::size_t>(res->messages_size()) + 1);
+    // The turn's transcript, formatted here once as the line Postgres will copy: the
+    // writer and the Postgres worker then only move and concatenate bytes.
+    const auto tenant = s.tenant();
+    const auto session = std::string_view(s.key).substr(tenant.size() + 1);
+    store::transcript_line_builder line(tenant, session, static_cast<std::int64_t>(n.sequence()));
     if (!was_new || !in.text.empty()) {
-      c->rows.push_back(transcript_row{tenant, session, n.sequence(), "in", 0,
-                                       in.what == inbound::kind::end ? "[end] " + in.text : in.text, {}, t});
+      if (in.what == inbound::kind::end)
+        line.inbound("[end] " + in.text);
+      else
+        line.inbound(in.text);
     }
-    int idx = 0;
-    for (const auto& m : res->messages())
-      c->rows.push_back(transcript_row{tenant, session, n.sequence(), "out", idx++, m.text(), {}, t});
+    for (const auto& m : res->messages()) line.reply(m.text());
+    c->line = line.finish(now_ms());
     if (was_new)
-      c->events.push_back(conversation_event{false, tenant, session, n.bot(), n.channel(), n.external_key(),
-                                             n.bot_version(), {}});
+      c->events.push_back(conversation_event{false, std::string(tenant), std::string(session), n.bot(), n.channel(),
+                                             n.external_key(), n.bot_version(), {}});
     if (res->state().status() == v1::ENDED)
-      c->events.push_back(conversation_event{true, tenant, session, {}, {}, {}, 0,
+      c->events.push_back(conversation_event{true, std::string(tenant), std::string(session), {}, {}, {}, 0,
                                              in.what == inbound::kind::end ? "client" : "bot"});
   }
   c->job = std::move(s.t->job);

@@ -48,31 +48,65 @@ void transcript_writer::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+std::size_t transcript_batch::messages() const {
+  std::size_t n = rows.size();
+  for (const auto& l : *lines) n += l.messages;
+  return n;
+}
+
+std::size_t transcript_writer::queue_events(std::vector<conversation_event>& events) {
+  std::size_t dropped = 0;
+  for (auto& e : events) {
+    if (events_.size() >= opts_.max_buffered) {
+      ++dropped;
+      continue;
+    }
+    events_.push_back(std::move(e));
+  }
+  return dropped;
+}
+
 void transcript_writer::append(std::vector<transcript_row> rows, std::vector<conversation_event> events) {
   std::size_t dropped = 0;
   bool wake = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    for (auto& e : events) {
-      if (events_.size() >= opts_.max_buffered) {
-        ++dropped;
-        continue;
-      }
-      events_.push_back(std::move(e));
-    }
+    dropped += queue_events(events);
     for (auto& r : rows) {
-      if (buffer_.size() >= opts_.max_buffered) {
+      if (buffered() >= opts_.max_buffered) {
         ++dropped;
         continue;
       }
       buffer_.push_back(std::move(r));
     }
-    if (lag_ != nullptr) lag_->Set(static_cast<double>(buffer_.size() + in_flight_));
+    if (lag_ != nullptr) lag_->Set(static_cast<double>(buffered() + in_flight_));
     // The thread waits for a full batch or flush_interval: waking it per turn cost a
     // futex wake and two context switches per turn for nothing. (Notifying a condition
     // variable nobody waits on, while a batch is being written, costs no system call.)
     wake = ready();
   }
+  after_append(dropped, wake);
+}
+
+void transcript_writer::append(store::transcript_line turn, std::vector<conversation_event> events) {
+  std::size_t dropped = 0;
+  bool wake = false;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    dropped += queue_events(events);
+    if (buffered() + turn.messages > opts_.max_buffered) {
+      dropped += turn.messages;
+    } else {
+      line_messages_ += turn.messages;
+      lines_.push_back(std::move(turn));
+    }
+    if (lag_ != nullptr) lag_->Set(static_cast<double>(buffered() + in_flight_));
+    wake = ready();
+  }
+  after_append(dropped, wake);
+}
+
+void transcript_writer::after_append(std::size_t dropped, bool wake) {
   if (wake) cv_.notify_one();
   if (dropped > 0) {
     if (dropped_ != nullptr) dropped_->Increment(static_cast<double>(dropped));
@@ -89,14 +123,14 @@ void transcript_writer::append(std::vector<transcript_row> rows, std::vector<con
 }
 
 bool transcript_writer::ready() const {
-  bool empty = buffer_.empty() && events_.empty();
-  return stop_ || (flushing_ > 0 && !empty) || buffer_.size() >= opts_.max_batch ||
+  bool empty = buffered() == 0 && lines_.empty() && events_.empty();
+  return stop_ || (flushing_ > 0 && !empty) || buffered() >= opts_.max_batch ||
          events_.size() >= opts_.max_batch;
 }
 
 std::size_t transcript_writer::lag() const {
   std::lock_guard<std::mutex> lock(mutex_);
-  return buffer_.size() + in_flight_;
+  return buffered() + in_flight_;
 }
 
 bool transcript_writer::flush(std::chrono::milliseconds deadline) {
@@ -105,8 +139,9 @@ bool transcript_writer::flush(std::chrono::milliseconds deadline) {
   // full batch or flush_interval.
   ++flushing_;
   cv_.notify_one();
-  bool drained = drained_.wait_for(lock, deadline,
-                                   [this] { return buffer_.empty() && events_.empty() && in_flight_ == 0; });
+  bool drained = drained_.wait_for(lock, deadline, [this] {
+    return buffer_.empty() && lines_.empty() && events_.empty() && in_flight_ == 0;
+  });
   --flushing_;
   return drained;
 }
@@ -116,46 +151,63 @@ void transcript_writer::loop() {
   std::unique_lock<std::mutex> lock(mutex_);
   while (true) {
     cv_.wait_for(lock, opts_.flush_interval, [this] { return ready(); });
-    if (buffer_.empty() && events_.empty()) {
+    if (buffer_.empty() && lines_.empty() && events_.empty()) {
       if (stop_) return;
       continue;
     }
-    std::size_t n = std::min(buffer_.size(), opts_.max_batch);
+    transcript_batch batch;
+    // Whole turns first (the runtime's), then rows, up to max_batch messages; a turn is
+    // never split, so a batch may pass max_batch by the rest of the turn it reached.
+    std::size_t n = 0;
+    while (!lines_.empty() && (n == 0 || n + lines_.front().messages <= opts_.max_batch)) {
+      n += lines_.front().messages;
+      line_messages_ -= lines_.front().messages;
+      batch.lines->push_back(std::move(lines_.front()));
+      lines_.pop_front();
+    }
+    std::size_t r = std::min(buffer_.size(), opts_.max_batch > n ? opts_.max_batch - n : 0);
+    if (n == 0 && r == 0) r = std::min<std::size_t>(buffer_.size(), 1);
     // A batch ends on a turn boundary (a turn is one database row): a turn split
     // across two batches costs Postgres a merge instead of a plain insert.
-    while (n > 0 && n < buffer_.size() && buffer_[n].sequence == buffer_[n - 1].sequence &&
-           buffer_[n].session_id == buffer_[n - 1].session_id)
-      ++n;
-    std::vector<transcript_row> batch(std::make_move_iterator(buffer_.begin()),
-                                      std::make_move_iterator(buffer_.begin() + static_cast<long>(n)));
-    buffer_.erase(buffer_.begin(), buffer_.begin() + static_cast<long>(n));
+    while (r > 0 && r < buffer_.size() && buffer_[r].sequence == buffer_[r - 1].sequence &&
+           buffer_[r].session_id == buffer_[r - 1].session_id)
+      ++r;
+    batch.rows.assign(std::make_move_iterator(buffer_.begin()),
+                      std::make_move_iterator(buffer_.begin() + static_cast<long>(r)));
+    buffer_.erase(buffer_.begin(), buffer_.begin() + static_cast<long>(r));
+    n += r;
     std::size_t m = std::min(events_.size(), opts_.max_batch);
-    std::vector<conversation_event> events(std::make_move_iterator(events_.begin()),
-                                           std::make_move_iterator(events_.begin() + static_cast<long>(m)));
+    batch.events.assign(std::make_move_iterator(events_.begin()),
+                        std::make_move_iterator(events_.begin() + static_cast<long>(m)));
     events_.erase(events_.begin(), events_.begin() + static_cast<long>(m));
     in_flight_ = n;
     lock.unlock();
     auto p = std::make_shared<std::promise<result<void>>>();
     auto f = p->get_future();
-    write_(batch, events, [p](result<void> r) { p->set_value(std::move(r)); });
-    auto r = f.get();
+    write_(batch, [p](result<void> r) { p->set_value(std::move(r)); });
+    auto result = f.get();
     lock.lock();
     in_flight_ = 0;
-    if (r) {
+    if (result) {
       if (written_ != nullptr) written_->Increment(static_cast<double>(n));
       backoff = std::chrono::milliseconds(50);
     } else {
       if (failures_ != nullptr) failures_->Increment();
-      log::warn("transcript_write_failed", {{"rows", std::to_string(n)}, {"error", r.err().message}});
+      log::warn("transcript_write_failed", {{"rows", std::to_string(n)}, {"error", result.err().message}});
       // Back to the front, in order: the write is idempotent, so a partial success is harmless.
-      buffer_.insert(buffer_.begin(), std::make_move_iterator(batch.begin()), std::make_move_iterator(batch.end()));
-      events_.insert(events_.begin(), std::make_move_iterator(events.begin()), std::make_move_iterator(events.end()));
+      buffer_.insert(buffer_.begin(), std::make_move_iterator(batch.rows.begin()),
+                     std::make_move_iterator(batch.rows.end()));
+      for (const auto& l : *batch.lines) line_messages_ += l.messages;
+      lines_.insert(lines_.begin(), std::make_move_iterator(batch.lines->begin()),
+                    std::make_move_iterator(batch.lines->end()));
+      events_.insert(events_.begin(), std::make_move_iterator(batch.events.begin()),
+                     std::make_move_iterator(batch.events.end()));
       if (stop_) return;
       cv_.wait_for(lock, backoff, [this] { return stop_; });
       backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
     }
-    if (lag_ != nullptr) lag_->Set(static_cast<double>(buffer_.size()));
-    if (buffer_.empty() && events_.empty()) drained_.notify_all();
+    if (lag_ != nullptr) lag_->Set(static_cast<double>(buffered()));
+    if (buffer_.empty() && lines_.empty() && events_.empty()) drained_.notify_all();
   }
 }
 

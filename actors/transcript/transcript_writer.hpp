@@ -2,12 +2,15 @@
 /// Writes transcript rows (and conversation start/end records) to Postgres in
 /// batches, off the turn's critical path.
 ///
-/// Conversations `append` rows after their turn is committed to Redis; a flusher
-/// thread sends batches (up to `max_batch` rows, at least every `flush_interval`)
-/// through `write`, which must be idempotent on (session, sequence, direction, idx).
-/// An append wakes that thread only when a batch is full (or a flush() waits), not
-/// per turn. A batch ends on a turn boundary, so the rows of one append's turn stay
-/// adjacent and together (catalog_sink writes them as one record per turn).
+/// Conversations append each committed turn as one formatted line
+/// (store::transcript_line, built on the actor's thread); other callers may append
+/// per-message rows. A flusher thread sends batches (up to `max_batch` messages, at
+/// least every `flush_interval`) through `write`, which must be idempotent on
+/// (session, sequence, direction, idx). An append wakes that thread only when a batch
+/// is full (or a flush() waits), not per turn. A batch ends on a turn boundary, so the
+/// rows of one append's turn stay adjacent and together (catalog_sink writes them as
+/// one record per turn). Sizes, limits and metrics count messages ("rows"): a line
+/// counts its inbound message and its replies.
 /// When Postgres is slow or down, rows wait and the batch is retried with backoff;
 /// the buffer is bounded (`max_buffered`): beyond it new rows are dropped and counted,
 /// so a long outage costs transcript rows, never turns or memory.
@@ -21,12 +24,14 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "src/common/result.hpp"
+#include "src/store/catalog.hpp"
 
 namespace prometheus {
 class Registry;
@@ -55,12 +60,22 @@ struct conversation_event {
   std::string reason;  ///< ended: why
 };
 
+/// What one write gets.
+struct transcript_batch {
+  std::vector<transcript_row> rows;
+  /// Whole turns. Shared so that the write's job can hold them without a copy; the
+  /// writer takes them back only after the write has answered.
+  std::shared_ptr<std::vector<store::transcript_line>> lines = std::make_shared<std::vector<store::transcript_line>>();
+  std::vector<conversation_event> events;
+  /// Rows plus the messages of the lines.
+  std::size_t messages() const;
+};
+
 class transcript_writer {
  public:
   /// Writes one batch in one transaction; must be idempotent. The batch stays with
   /// the writer (it is written again if this write fails).
-  using write_fn = std::function<void(const std::vector<transcript_row>&, const std::vector<conversation_event>&,
-                                      std::function<void(result<void>)>)>;
+  using write_fn = std::function<void(const transcript_batch&, std::function<void(result<void>)>)>;
 
   struct options {
     std::size_t max_batch = 500;
@@ -75,6 +90,8 @@ class transcript_writer {
 
   /// Any thread; never blocks on Postgres.
   void append(std::vector<transcript_row> rows, std::vector<conversation_event> events = {});
+  /// One whole turn (the conversation actor's path). Any thread; never blocks.
+  void append(store::transcript_line turn, std::vector<conversation_event> events = {});
 
   /// Rows buffered and not yet written.
   std::size_t lag() const;
@@ -88,6 +105,12 @@ class transcript_writer {
   void loop();
   /// Whether the thread has work before flush_interval ends. Under mutex_.
   bool ready() const;
+  /// Messages buffered (rows and lines), not counting the batch in flight. Under mutex_.
+  std::size_t buffered() const { return buffer_.size() + line_messages_; }
+  /// Queues `events` (dropping what does not fit) and decides whether to wake the
+  /// thread; then counts and logs the drops. Under mutex_ / without it.
+  std::size_t queue_events(std::vector<conversation_event>& events);
+  void after_append(std::size_t dropped, bool wake);
 
   write_fn write_;
   options opts_;
@@ -95,6 +118,8 @@ class transcript_writer {
   std::condition_variable cv_;
   std::condition_variable drained_;
   std::deque<transcript_row> buffer_;
+  std::deque<store::transcript_line> lines_;
+  std::size_t line_messages_ = 0;  ///< messages of lines_
   std::deque<conversation_event> events_;
   std::size_t in_flight_ = 0;
   int flushing_ = 0;  ///< flush() calls waiting

@@ -8,6 +8,7 @@
 
 #include <condition_variable>
 #include <mutex>
+#include <numeric>
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
@@ -34,8 +35,8 @@ struct sink {
   int failures_left = 0;
   int calls = 0;
   transcript_writer::write_fn fn() {
-    return [this](const std::vector<transcript_row>& rows, const std::vector<conversation_event>&,
-                  std::function<void(result<void>)> done) {
+    return [this](const transcript_batch& batch, std::function<void(result<void>)> done) {
+        const auto& rows = batch.rows;
       std::unique_lock<std::mutex> lock(m);
       ++calls;
       if (failures_left > 0) {
@@ -74,8 +75,8 @@ TEST(TranscriptWriter, AFullBatchOrAFlushWakesTheWriterBeforeTheInterval) {
   } c;
   prometheus::Registry reg;
   transcript_writer w(
-      [&c](const std::vector<transcript_row>& rows, const std::vector<conversation_event>&,
-           std::function<void(result<void>)> done) {
+      [&c](const transcript_batch& batch, std::function<void(result<void>)> done) {
+        const auto& rows = batch.rows;
         {
           std::lock_guard<std::mutex> lock(c.m);
           c.rows += rows.size();
@@ -103,8 +104,8 @@ TEST(TranscriptWriter, ABatchNeverSplitsATurn) {
   } b;
   prometheus::Registry reg;
   transcript_writer w(
-      [&b](const std::vector<transcript_row>& rows, const std::vector<conversation_event>&,
-           std::function<void(result<void>)> done) {
+      [&b](const transcript_batch& batch, std::function<void(result<void>)> done) {
+        const auto& rows = batch.rows;
         {
           std::lock_guard<std::mutex> lock(b.m);
           b.got.emplace_back();
@@ -151,8 +152,8 @@ TEST(TranscriptWriter, ABoundedBufferDropsAndCountsWhatDoesNotFit) {
   std::vector<uint64_t> written;
   prometheus::Registry reg;
   transcript_writer w(
-      [&](const std::vector<transcript_row>& rows, const std::vector<conversation_event>&,
-          std::function<void(result<void>)> done) {
+      [&](const transcript_batch& batch, std::function<void(result<void>)> done) {
+        const auto& rows = batch.rows;
         std::unique_lock<std::mutex> lock(m);
         in_write = true;
         cv.notify_all();
@@ -177,6 +178,51 @@ TEST(TranscriptWriter, ABoundedBufferDropsAndCountsWhatDoesNotFit) {
   cv.notify_all();
   ASSERT_TRUE(w.flush(5s));
   EXPECT_EQ(written, (std::vector<uint64_t>{1, 2, 3, 4}));
+}
+
+store::transcript_line turn_line(uint64_t seq, std::size_t replies) {
+  store::transcript_line_builder b("t", "s", static_cast<std::int64_t>(seq));
+  b.inbound("hi");
+  for (std::size_t i = 0; i < replies; ++i) b.reply("r");
+  return b.finish(1);
+}
+
+TEST(TranscriptWriter, WholeTurnsBatchByTheirMessagesAndSurviveAFailedWrite) {
+  // Lines (the runtime's whole turns) count their messages against max_batch and
+  // max_buffered, are never split, and go back to the front when a write fails.
+  std::mutex m;
+  std::vector<std::vector<std::size_t>> batches;  // messages of each line, per successful write
+  int failures_left = 1;
+  prometheus::Registry reg;
+  transcript_writer w(
+      [&](const transcript_batch& batch, std::function<void(result<void>)> done) {
+        std::unique_lock<std::mutex> lock(m);
+        if (failures_left > 0) {
+          --failures_left;
+          lock.unlock();
+          return done(make_error("postgres_unavailable", "down"));
+        }
+        batches.emplace_back();
+        for (const auto& l : *batch.lines) batches.back().push_back(l.messages);
+        EXPECT_EQ(batch.messages(), std::accumulate(batches.back().begin(), batches.back().end(), std::size_t{0}));
+        lock.unlock();
+        done(result<void>{});
+      },
+      {5, 5ms, 12}, &reg);
+  for (uint64_t t = 1; t <= 4; ++t) w.append(turn_line(t, 2));  // 3 messages each: 12 buffered at most
+  w.append(turn_line(5, 0));                                    // does not fit while nothing was written
+  ASSERT_TRUE(w.flush(10s));
+  std::size_t total = 0;
+  for (const auto& b : batches) {
+    std::size_t n = 0;
+    for (auto k : b) n += k;
+    EXPECT_LE(n, 6u) << "max_batch 5 messages, passed only by the rest of one turn";
+    total += n;
+  }
+  EXPECT_EQ(total + static_cast<std::size_t>(sample(reg, "parley_transcript_rows_dropped_total")), 13u);
+  EXPECT_EQ(sample(reg, "parley_transcript_rows_written_total"), static_cast<double>(total));
+  EXPECT_EQ(sample(reg, "parley_transcript_write_failures_total"), 1);
+  EXPECT_EQ(w.lag(), 0u);
 }
 
 std::string compiled(const std::string& welcome) {
