@@ -597,7 +597,14 @@ std::string_view conversation_key(const caf::actor& conv) {
 }
 
 std::string snapshot_key(const runtime_options& o, const std::string& tenant, const std::string& session) {
-  return o.key_prefix + ":conv:" + tenant + ":" + session;
+  std::string k;
+  k.reserve(o.key_prefix.size() + 7 + tenant.size() + session.size());
+  k += o.key_prefix;
+  k += ":conv:";
+  k += tenant;
+  k += ':';
+  k += session;
+  return k;
 }
 
 caf::actor spawn_conversation(caf::actor_system& sys, const conversation_deps* deps, const caf::actor& supervisor,

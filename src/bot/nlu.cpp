@@ -233,6 +233,7 @@ std::vector<classifier::scored> classifier::classify(std::string_view norm,
                                                      std::size_t top) const {
   std::vector<scored> out;
   if (intents_ == 0) return out;
+  out.reserve(std::min(top, intents_));
   sparse q;
   q.reserve(norm.size() * 3);
   featurize(norm, q);

@@ -1,5 +1,6 @@
 #include "src/bot/text.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstdio>
@@ -30,6 +31,9 @@ std::string normalize(std::string_view text) {
 
 std::vector<std::string_view> words(std::string_view normalized) {
   std::vector<std::string_view> out;
+  // One allocation, not one per doubling: a turn splits its text several times (the
+  // classifier's features, each entity extractor).
+  out.reserve(static_cast<std::size_t>(std::count(normalized.begin(), normalized.end(), ' ')) + 1);
   std::size_t start = 0;
   while (start < normalized.size()) {
     auto end = normalized.find(' ', start);
