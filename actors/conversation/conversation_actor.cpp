@@ -29,10 +29,41 @@ namespace v1 = bot::v1;
 using rt_snapshot = parley::runtime::v1::Snapshot;
 using status = turn_outcome::status;
 
+/// Parsed snapshots are reused, per thread: parsing into a cleared message reuses the
+/// strings and repeated elements it held, where a fresh one allocated some 36 blocks
+/// per turn (and freed them again at the turn's end). A snapshot whose bytes passed
+/// `max_pooled_bytes` is not kept, nor more than `max_pooled` per thread.
+struct snapshot_return {
+  static constexpr std::size_t max_pooled = 64;
+  static constexpr std::size_t max_pooled_bytes = 8 * 1024;
+  std::size_t bytes = 0;  ///< of the serialized snapshot it was parsed from
+  void operator()(rt_snapshot* p) const noexcept;
+};
+using snapshot_ptr = std::unique_ptr<rt_snapshot, snapshot_return>;
+
+thread_local std::vector<std::unique_ptr<rt_snapshot>> pooled_snapshots;
+
+void snapshot_return::operator()(rt_snapshot* p) const noexcept {
+  if (bytes > max_pooled_bytes || pooled_snapshots.size() >= max_pooled) {
+    delete p;
+    return;
+  }
+  p->Clear();
+  pooled_snapshots.emplace_back(p);
+}
+
+/// An empty snapshot, from this thread's pool when it has one.
+snapshot_ptr acquire_snapshot() {
+  if (pooled_snapshots.empty()) return snapshot_ptr(new rt_snapshot());
+  snapshot_ptr p(pooled_snapshots.back().release());
+  pooled_snapshots.pop_back();
+  return p;
+}
+
 /// What a conversation holds only while it has a turn to run.
 struct turn_scratch {
   turn_job_ptr job;                     // the turn in progress
-  std::unique_ptr<rt_snapshot> snap;    // the committed snapshot, parsed
+  snapshot_ptr snap;                    // the committed snapshot, parsed
   std::unique_ptr<v1::TurnResult> acc;  // the turn's result, accumulated across action round trips
   std::string writing;                  // the snapshot bytes being committed
   bool snap_stale = false;              // `snap` no longer equals the committed bytes
@@ -464,7 +495,8 @@ void dispatch(self_ptr self) {
   if (s.t->job->finished.load(std::memory_order_acquire)) return skip(self);
   const auto& in = s.t->job->in;
   if (!s.t->snap) {
-    s.t->snap = std::make_unique<rt_snapshot>();
+    s.t->snap = acquire_snapshot();
+    s.t->snap.get_deleter().bytes = s.committed.size();
     if (s.exists && !s.t->snap->ParseFromString(s.committed))
       return answer(self, status::internal, "the snapshot of session " + s.session_id() + " does not parse");
   }
