@@ -750,34 +750,44 @@ std::string turn_key(const std::string& session, std::int64_t sequence) {
   return key;
 }
 
-/// `text` (valid UTF-8, see clean_text) as a JSON string: quotes, backslashes and
-/// control characters escaped, everything else as is. (nlohmann's DOM and dump per
-/// reply were the transcript path's largest cost.)
-std::string json_string(const std::string& text) {
+/// Appends `text` (valid UTF-8, see clean_text) as a JSON string: quotes, backslashes
+/// and control characters escaped, everything else as is (nlohmann's DOM and dump per
+/// reply were the transcript path's largest cost). `for_copy`: inside a field of COPY's
+/// text format, so every backslash is doubled (a JSON string holds no raw tab or line
+/// end, so nothing else needs COPY's escaping).
+void append_json_string(std::string& out, std::string_view text, bool for_copy) {
   static const char* hex = "0123456789abcdef";
-  std::string out;
-  out.reserve(text.size() + 2);
+  const std::string_view bs = for_copy ? "\\\\" : "\\";
   out += '"';
-  for (unsigned char c : text) {
+  std::size_t from = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out.append(text.data() + from, i - from);
+    from = i + 1;
+    out += bs;
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
+      case '"': out += '"'; break;
+      case '\\': out += bs; break;
+      case '\n': out += 'n'; break;
+      case '\r': out += 'r'; break;
+      case '\t': out += 't'; break;
+      case '\b': out += 'b'; break;
+      case '\f': out += 'f'; break;
       default:
-        if (c < 0x20) {
-          out += "\\u00";
-          out += hex[c >> 4];
-          out += hex[c & 15];
-        } else {
-          out += static_cast<char>(c);
-        }
+        out += "u00";
+        out += hex[c >> 4];
+        out += hex[c & 15];
     }
   }
+  out.append(text.data() + from, text.size() - from);
   out += '"';
+}
+
+std::string json_string(const std::string& text) {
+  std::string out;
+  out.reserve(text.size() + 2);
+  append_json_string(out, text, false);
   return out;
 }
 
@@ -1072,36 +1082,6 @@ void with_clean(std::string_view text, Fn&& fn) {
   fn(text);
 }
 
-/// Appends `text` (clean) as a JSON string inside a field of COPY's text format: JSON's
-/// escapes, with every backslash doubled for COPY (a JSON string holds no raw tab or
-/// line end, so nothing else needs COPY's escaping).
-void append_copy_json_string(std::string& out, std::string_view text) {
-  static const char* hex = "0123456789abcdef";
-  out += '"';
-  std::size_t from = 0;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
-    out.append(text.data() + from, i - from);
-    from = i + 1;
-    switch (c) {
-      // JSON's escape sequence, its backslash doubled for COPY.
-      case '"': out += "\\\\\""; break;
-      case '\\': out += "\\\\\\\\"; break;
-      case '\n': out += "\\\\n"; break;
-      case '\r': out += "\\\\r"; break;
-      case '\t': out += "\\\\t"; break;
-      case '\b': out += "\\\\b"; break;
-      case '\f': out += "\\\\f"; break;
-      default:
-        out += "\\\\u00";
-        out += hex[c >> 4];
-        out += hex[c & 15];
-    }
-  }
-  out.append(text.data() + from, text.size() - from);
-  out += '"';
-}
 
 job_of<std::size_t> transcript_batch_job(std::shared_ptr<const prepared_batch> batch) {
   return [batch](pqxx::transaction_base& tx) -> std::size_t {
@@ -1667,7 +1647,7 @@ void transcript_line_builder::open_outbound() {
 void transcript_line_builder::reply(std::string_view text) {
   open_outbound();
   if (line_.copy.back() != '[') line_.copy += ',';
-  with_clean(text, [&](std::string_view t) { append_copy_json_string(line_.copy, t); });
+  with_clean(text, [&](std::string_view t) { append_json_string(line_.copy, t, true); });
   ++line_.messages;
 }
 
