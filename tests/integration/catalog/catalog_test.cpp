@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
@@ -658,6 +660,22 @@ TEST_F(catalog_test, turn_lines_store_whole_turns_and_skip_stored_ones) {
   ASSERT_TRUE(written) << written.err().message;
   EXPECT_EQ(*written, 2u);
   EXPECT_TRUE(*get_conversation_sync(*pg_, tenant_, other));
+}
+
+TEST_F(catalog_test, transcript_message_columns_have_no_statistics) {
+  // Migration 0006: ANALYZE spends nothing on columns no query filters or sorts on.
+  auto r = pg_->query_sync([](pqxx::transaction_base& tx) {
+    std::map<std::string, int> out;
+    for (const auto& row : tx.exec("SELECT attname, attstattarget FROM pg_attribute "
+                                   "WHERE attrelid = 'transcript_turns'::regclass AND attnum > 0 AND NOT attisdropped"))
+      out[row[0].as<std::string>()] = row[1].as<int>();
+    return out;
+  });
+  ASSERT_TRUE(r) << r.err().message;
+  EXPECT_EQ(r->at("inbound"), 0);
+  EXPECT_EQ(r->at("inbound_payload"), 0);
+  EXPECT_EQ(r->at("outbound"), 0);
+  EXPECT_NE(r->at("session_id"), 0) << "the key's statistics stay";
 }
 
 TEST_F(catalog_test, transcript_reads_use_the_primary_key) {
