@@ -1,6 +1,5 @@
 #include "actors/transcript/catalog_sink.hpp"
 
-#include <mutex>
 #include <optional>
 
 #include "src/store/catalog.hpp"
@@ -79,40 +78,14 @@ transcript_writer::write_fn catalog_sink(store::postgres_client& pg) {
         started.push_back(std::move(c));
       }
     }
-    std::function<void(result<std::size_t>)> finish = [done = std::move(done)](result<std::size_t> w) {
+    auto finish = [done = std::move(done)](result<std::size_t> w) {
       if (!w) return done(w.err());
       done(result<void>{});
     };
-    // The runtime's whole turns, formatted already: one COPY. (Rows are only ever in a
-    // batch of their own in practice: other callers than the runtime.)
-    if (rows.empty()) {
+    // A batch holds whole turns (the runtime's, formatted already: one COPY) or rows.
+    if (!batch.lines->empty()) {
       store::write_turn_lines(*p, std::move(started), std::move(ended), batch.lines, std::move(finish));
       return;
-    }
-    if (!batch.lines->empty()) {
-      // Both kinds: the lines first, then the rows with the conversations, in one
-      // transaction each; the batch is answered once both are written.
-      struct both {
-        std::mutex m;
-        int left = 2;
-        std::optional<error> failed;
-        std::function<void(result<std::size_t>)> finish;
-      };
-      auto b = std::make_shared<both>();
-      b->finish = std::move(finish);
-      auto one = [b](result<std::size_t> r) {
-        std::unique_lock<std::mutex> lock(b->m);
-        if (!r && !b->failed) b->failed = r.err();
-        if (--b->left > 0) return;
-        auto failed = std::move(b->failed);
-        lock.unlock();
-        if (failed)
-          b->finish(*failed);
-        else
-          b->finish(std::size_t{0});
-      };
-      store::write_turn_lines(*p, {}, {}, batch.lines, one);
-      finish = one;
     }
     // One record per turn: the catalog needs no regrouping of per-message rows.
     if (auto turns = as_turns(rows)) {

@@ -155,27 +155,28 @@ void transcript_writer::loop() {
       if (stop_) return;
       continue;
     }
+    // A batch holds whole turns (the runtime's lines) or rows, never both, up to
+    // max_batch messages. A turn is never split: a batch may pass max_batch by the rest
+    // of the turn it reached.
     transcript_batch batch;
-    // Whole turns first (the runtime's), then rows, up to max_batch messages; a turn is
-    // never split, so a batch may pass max_batch by the rest of the turn it reached.
     std::size_t n = 0;
-    while (!lines_.empty() && (n == 0 || n + lines_.front().messages <= opts_.max_batch)) {
-      n += lines_.front().messages;
-      line_messages_ -= lines_.front().messages;
-      batch.lines->push_back(std::move(lines_.front()));
-      lines_.pop_front();
+    if (!lines_.empty()) {
+      while (!lines_.empty() && (n == 0 || n + lines_.front().messages <= opts_.max_batch)) {
+        n += lines_.front().messages;
+        line_messages_ -= lines_.front().messages;
+        batch.lines->push_back(std::move(lines_.front()));
+        lines_.pop_front();
+      }
+    } else {
+      n = std::min(buffer_.size(), opts_.max_batch);
+      // A turn split across two batches costs Postgres a merge instead of a COPY.
+      while (n > 0 && n < buffer_.size() && buffer_[n].sequence == buffer_[n - 1].sequence &&
+             buffer_[n].session_id == buffer_[n - 1].session_id)
+        ++n;
+      batch.rows.assign(std::make_move_iterator(buffer_.begin()),
+                        std::make_move_iterator(buffer_.begin() + static_cast<long>(n)));
+      buffer_.erase(buffer_.begin(), buffer_.begin() + static_cast<long>(n));
     }
-    std::size_t r = std::min(buffer_.size(), opts_.max_batch > n ? opts_.max_batch - n : 0);
-    if (n == 0 && r == 0) r = std::min<std::size_t>(buffer_.size(), 1);
-    // A batch ends on a turn boundary (a turn is one database row): a turn split
-    // across two batches costs Postgres a merge instead of a plain insert.
-    while (r > 0 && r < buffer_.size() && buffer_[r].sequence == buffer_[r - 1].sequence &&
-           buffer_[r].session_id == buffer_[r - 1].session_id)
-      ++r;
-    batch.rows.assign(std::make_move_iterator(buffer_.begin()),
-                      std::make_move_iterator(buffer_.begin() + static_cast<long>(r)));
-    buffer_.erase(buffer_.begin(), buffer_.begin() + static_cast<long>(r));
-    n += r;
     std::size_t m = std::min(events_.size(), opts_.max_batch);
     batch.events.assign(std::make_move_iterator(events_.begin()),
                         std::make_move_iterator(events_.begin() + static_cast<long>(m)));

@@ -60,7 +60,7 @@ struct conversation_event {
   std::string reason;  ///< ended: why
 };
 
-/// What one write gets.
+/// What one write gets: whole turns or rows (never both), and conversation events.
 struct transcript_batch {
   std::vector<transcript_row> rows;
   /// Whole turns. Shared so that the write's job can hold them without a copy; the
