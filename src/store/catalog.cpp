@@ -10,11 +10,10 @@
 
 #include <algorithm>
 #include <charconv>
-#include <string_view>
-#include <ctime>
-#include <cstdio>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <exception>
 #include <memory>
 #include <optional>
@@ -1082,6 +1081,55 @@ void with_clean(std::string_view text, Fn&& fn) {
   fn(text);
 }
 
+/// Appends the first columns of a transcript_turns COPY line: tenant, session id and
+/// sequence, each followed by its tab.
+void append_line_head(std::string& out, std::string_view tenant, std::string_view session_id,
+                      std::int64_t sequence) {
+  with_clean(tenant, [&](std::string_view t) { append_copy_field(out, t); });
+  out += '\t';
+  with_clean(session_id, [&](std::string_view t) { append_copy_field(out, t); });
+  out += '\t';
+  char b[24];
+  auto r = std::to_chars(b, b + sizeof b, sequence);
+  out.append(b, r.ptr);
+  out += '\t';
+}
+
+/// COPY into `table` (transcript_turns or a table like it) of the lines `each` hands to
+/// the function it is given, in the column order of append_line_head and
+/// transcript_line_builder.
+template <class Each>
+void copy_turn_lines(pqxx::transaction_base& tx, const std::string& table, Each&& each) {
+  static const std::vector<std::string> columns = {"tenant_id", "session_id", "sequence", "inbound",
+                                                   "inbound_payload", "outbound", "created_at"};
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  // pqxx 6.4's only public way to write COPY lines as they are (stream_to escapes every
+  // field again, byte by byte).
+  pqxx::tablewriter copy(tx, table, columns.begin(), columns.end());
+#pragma GCC diagnostic pop
+  each([&](const std::string& line) { copy.write_raw_line(line); });
+  copy.complete();
+}
+
+/// The common case of a transcript batch, every turn new: one COPY into
+/// transcript_turns, which inserts its rows in batches (one WAL record per heap page
+/// instead of one per row) and parses no statement. COPY has no ON CONFLICT: a stored
+/// turn fails it, and then the savepoint takes the transaction back to before it and
+/// this returns false, for the caller's merging path.
+template <class Each>
+bool copied_as_new(pqxx::transaction_base& tx, Each&& each) {
+  tx.exec0("SAVEPOINT parley_transcript");
+  try {
+    copy_turn_lines(tx, "transcript_turns", std::forward<Each>(each));
+    return true;
+  } catch (const pqxx::unique_violation&) {
+    // Back to the top-level transaction (ROLLBACK TO keeps the savepoint open).
+    tx.exec0("ROLLBACK TO SAVEPOINT parley_transcript");
+    tx.exec0("RELEASE SAVEPOINT parley_transcript");
+    return false;
+  }
+}
 
 job_of<std::size_t> transcript_batch_job(std::shared_ptr<const prepared_batch> batch) {
   return [batch](pqxx::transaction_base& tx) -> std::size_t {
@@ -1090,31 +1138,12 @@ job_of<std::size_t> transcript_batch_job(std::shared_ptr<const prepared_batch> b
     if (turns.empty()) return 0;
     // Counted in messages, as when every message was a row.
     std::size_t inserted = 0;
-    // The common case, every turn new, is a COPY: Postgres inserts its rows in
-    // batches (one WAL record per heap page instead of one per row) and parses no
-    // statement, arrays or casts. COPY has no ON CONFLICT: a stored turn (a batch
-    // written again, a turn split over two batches, a turn another node wrote) fails
-    // it, and the savepoint lets the batch take the merging path instead.
     const auto now_ms = now_unix_ms();
-    tx.exec0("SAVEPOINT parley_transcript");
-    try {
-      static const std::vector<std::string> columns = {"tenant_id", "session_id", "sequence", "inbound",
-                                                       "inbound_payload", "outbound", "created_at"};
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-      // pqxx 6.4's only public way to write COPY lines as they are (stream_to
-      // escapes every field again, byte by byte).
-      pqxx::tablewriter copy(tx, "transcript_turns", columns.begin(), columns.end());
-#pragma GCC diagnostic pop
+    const bool all_new = copied_as_new(tx, [&](auto&& write) {
       std::string line;
       for (const auto& t : turns) {
         line.clear();
-        append_copy_field(line, t.tenant);
-        line += '\t';
-        append_copy_field(line, t.session);
-        line += '\t';
-        line += std::to_string(t.sequence);
-        line += '\t';
+        append_line_head(line, t.tenant, t.session, t.sequence);
         if (t.inbound)
           append_copy_field(line, *t.inbound);
         else
@@ -1128,15 +1157,12 @@ job_of<std::size_t> transcript_batch_job(std::shared_ptr<const prepared_batch> b
         append_copy_field(line, t.outbound_json());
         line += '\t';
         append_timestamp(line, t.at_ms <= 0 ? now_ms : t.at_ms);
-        copy.write_raw_line(line);
+        write(line);
       }
-      copy.complete();
+    });
+    if (all_new) {
       for (const auto& t : turns) inserted += t.messages;
       return inserted;
-    } catch (const pqxx::unique_violation&) {
-      // Back to the top-level transaction (ROLLBACK TO keeps the savepoint open).
-      tx.exec0("ROLLBACK TO SAVEPOINT parley_transcript");
-      tx.exec0("RELEASE SAVEPOINT parley_transcript");
     }
     // The merging path: the turns travel as array parameters and unnest() turns them
     // back into rows; ON CONFLICT DO NOTHING inserts the new ones and RETURNING names
@@ -1189,42 +1215,24 @@ job_of<std::size_t> transcript_batch_job(std::shared_ptr<const prepared_batch> b
   };
 }
 
-/// The columns of a transcript line, in its order.
-const std::vector<std::string>& transcript_copy_columns() {
-  static const std::vector<std::string> columns = {"tenant_id", "session_id", "sequence", "inbound",
-                                                   "inbound_payload", "outbound", "created_at"};
-  return columns;
-}
-
 /// COPY of whole-turn lines. A stored turn fails the COPY (unique violation); then the
 /// lines go through a temporary table and INSERT ... ON CONFLICT DO NOTHING, which
 /// skips the stored turns. Result: messages of the turns inserted.
 job_of<std::size_t> transcript_lines_job(std::shared_ptr<const std::vector<transcript_line>> lines) {
   return [lines](pqxx::transaction_base& tx) -> std::size_t {
     if (lines->empty()) return 0;
-    auto copy_into = [&](const std::string& table) {
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-      // pqxx 6.4's only public way to write COPY lines as they are.
-      pqxx::tablewriter copy(tx, table, transcript_copy_columns().begin(), transcript_copy_columns().end());
-#pragma GCC diagnostic pop
-      for (const auto& l : *lines) copy.write_raw_line(l.copy);
-      copy.complete();
+    auto each = [&](auto&& write) {
+      for (const auto& l : *lines) write(l.copy);
     };
-    tx.exec0("SAVEPOINT parley_transcript");
-    try {
-      copy_into("transcript_turns");
+    if (copied_as_new(tx, each)) {
       std::size_t messages = 0;
       for (const auto& l : *lines) messages += l.messages;
       return messages;
-    } catch (const pqxx::unique_violation&) {
-      tx.exec0("ROLLBACK TO SAVEPOINT parley_transcript");
-      tx.exec0("RELEASE SAVEPOINT parley_transcript");
     }
     tx.exec0(
         "CREATE TEMPORARY TABLE IF NOT EXISTS parley_transcript_lines "
         "(LIKE transcript_turns INCLUDING DEFAULTS) ON COMMIT DELETE ROWS");
-    copy_into("parley_transcript_lines");
+    copy_turn_lines(tx, "parley_transcript_lines", each);
     auto r = tx.exec(
         "WITH ins AS (INSERT INTO transcript_turns SELECT * FROM parley_transcript_lines "
         "ON CONFLICT (session_id, sequence) DO NOTHING "
@@ -1618,16 +1626,8 @@ result<std::size_t> write_transcript_turns_sync(postgres_client& pg, std::vector
 
 transcript_line_builder::transcript_line_builder(std::string_view tenant, std::string_view session_id,
                                                  std::int64_t sequence) {
-  auto& out = line_.copy;
-  out.reserve(256);
-  with_clean(tenant, [&](std::string_view t) { append_copy_field(out, t); });
-  out += '\t';
-  with_clean(session_id, [&](std::string_view t) { append_copy_field(out, t); });
-  out += '\t';
-  char b[24];
-  auto r = std::to_chars(b, b + sizeof b, sequence);
-  out.append(b, r.ptr);
-  out += '\t';
+  line_.copy.reserve(256);
+  append_line_head(line_.copy, tenant, session_id, sequence);
 }
 
 void transcript_line_builder::inbound(std::string_view text) {
