@@ -182,6 +182,42 @@ struct request {
   redis_pipeline_callback many;      // set for pipeline()
 };
 
+/// The failures both kinds of connection (the I/O thread's and a lane's) report.
+error bad_command_error() {
+  return make_error("redis_bad_command", "a Redis command needs at least one argument");
+}
+error unavailable_error(const std::string& shown_url, const std::string& why) {
+  return make_error("redis_unavailable", "Redis at " + shown_url + " is unavailable: " + why);
+}
+error shutting_down_error(const std::string& shown_url) {
+  return make_error("redis_unavailable", "Redis client for " + shown_url + " is shutting down");
+}
+error timeout_error(const std::string& shown_url, std::chrono::milliseconds timeout) {
+  return make_error("redis_timeout", "Redis at " + shown_url + " did not answer within " +
+                                         std::to_string(timeout.count()) + " ms");
+}
+
+/// A reply as a command's result: a top-level error reply becomes a failed result;
+/// nested ones (EXEC) stay.
+result<redis_reply> command_result(redis_reply&& r) {
+  if (r.type == redis_reply::kind::error) return make_error("redis_error", "Redis replied: " + r.str);
+  return std::move(r);
+}
+
+/// What a fresh connection sends before any other command: AUTH when the URL has a
+/// password, SELECT when it names a database other than 0.
+std::vector<std::vector<std::string>> handshake_commands(const redis_endpoint& ep) {
+  std::vector<std::vector<std::string>> cmds;
+  if (!ep.password.empty()) {
+    if (ep.username.empty())
+      cmds.push_back({"AUTH", ep.password});
+    else
+      cmds.push_back({"AUTH", ep.username, ep.password});
+  }
+  if (ep.db != 0) cmds.push_back({"SELECT", std::to_string(ep.db)});
+  return cmds;
+}
+
 /// One command queued on a lane connection.
 struct lane_entry {
   redis_callback done;
@@ -266,16 +302,9 @@ class lane_conn : public std::enable_shared_from_this<lane_conn> {
  private:
   enum class state { down, connecting, handshaking, up, stopped };
 
-  static error bad_command() {
-    return make_error("redis_bad_command", "a Redis command needs at least one argument");
-  }
-  error shutting_down() const {
-    return make_error("redis_unavailable", "Redis client for " + shown_url_ + " is shutting down");
-  }
-  error unavailable() const {
-    return make_error("redis_unavailable",
-                      "Redis at " + shown_url_ + " is unavailable: " + last_error_);
-  }
+  static error bad_command() { return bad_command_error(); }
+  error shutting_down() const { return shutting_down_error(shown_url_); }
+  error unavailable() const { return unavailable_error(shown_url_, last_error_); }
 
   void pop_front() {
     pending_.pop_front();
@@ -390,12 +419,7 @@ class lane_conn : public std::enable_shared_from_this<lane_conn> {
     }
     auto entry = std::move(pending_.front());
     pop_front();
-    // A top-level error reply becomes a failed result; nested ones (EXEC) stay.
-    if (r.type == redis_reply::kind::error) {
-      entry.done(make_error("redis_error", "Redis replied: " + r.str));
-    } else {
-      entry.done(std::move(r));
-    }
+    entry.done(command_result(std::move(r)));
     drain_bad();
   }
 
@@ -450,19 +474,9 @@ class lane_conn : public std::enable_shared_from_this<lane_conn> {
       sock_.set_option(net::ip::tcp::no_delay(true), ignored);
     }
     std::string hello;
-    if (!ep_.password.empty()) {
+    for (const auto& cmd : handshake_commands(ep_)) {
       ++handshake_left_;
-      if (ep_.username.empty()) {
-        append_wire(hello, std::initializer_list<std::string_view>{"AUTH", ep_.password});
-      } else {
-        append_wire(hello,
-                    std::initializer_list<std::string_view>{"AUTH", ep_.username, ep_.password});
-      }
-    }
-    if (ep_.db != 0) {
-      ++handshake_left_;
-      auto db = std::to_string(ep_.db);
-      append_wire(hello, std::initializer_list<std::string_view>{"SELECT", db});
+      append_wire(hello, cmd);
     }
     start_read();
     if (handshake_left_ == 0) {
@@ -529,9 +543,7 @@ class lane_conn : public std::enable_shared_from_this<lane_conn> {
       return;
     }
     // The reply stream can no longer be trusted: rebuild the connection.
-    drop("previous command timed out",
-         make_error("redis_timeout", "Redis at " + shown_url_ + " did not answer within " +
-                                         std::to_string(opts_.command_timeout.count()) + " ms"));
+    drop("previous command timed out", timeout_error(shown_url_, opts_.command_timeout));
   }
 
   /// Fails every queued command: the written ones with `written_error` if
@@ -781,7 +793,7 @@ struct redis_client::impl {
   }
 
   /// Runs one command on the fresh connection during the handshake.
-  bool handshake(redisContext* c, std::vector<std::string> args, std::string& why) {
+  bool handshake(redisContext* c, const std::vector<std::string>& args, std::string& why) {
     std::vector<const char*> argv;
     std::vector<size_t> lens;
     for (auto& a : args) {
@@ -817,11 +829,8 @@ struct redis_client::impl {
     redisSetTimeout(c, to_timeval(opts.command_timeout));
     std::string why;
     bool ok = true;
-    if (!ep.password.empty()) {
-      ok = ep.username.empty() ? handshake(c, {"AUTH", ep.password}, why)
-                               : handshake(c, {"AUTH", ep.username, ep.password}, why);
-    }
-    if (ok && ep.db != 0) ok = handshake(c, {"SELECT", std::to_string(ep.db)}, why);
+    for (const auto& cmd : handshake_commands(ep))
+      if (!(ok = handshake(c, cmd, why))) break;
     if (!ok) {
       redisFree(c);
       schedule_retry(why);
@@ -836,14 +845,8 @@ struct redis_client::impl {
     is_connected.store(true);
   }
 
-  error unavailable() const {
-    return make_error("redis_unavailable",
-                      "Redis at " + shown_url + " is unavailable: " + last_error);
-  }
-
-  static error bad_command() {
-    return make_error("redis_bad_command", "a Redis command needs at least one argument");
-  }
+  error unavailable() const { return unavailable_error(shown_url, last_error); }
+  static error bad_command() { return bad_command_error(); }
 
   void fail_all(std::vector<request>& reqs, const error& e) {
     for (auto& req : reqs) {
@@ -866,9 +869,7 @@ struct redis_client::impl {
           ctx->err == REDIS_ERR_IO && (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK);
       std::string why = ctx->errstr;
       if (timed_out) {
-        broken =
-            make_error("redis_timeout", "Redis at " + shown_url + " did not answer within " +
-                                            std::to_string(opts.command_timeout.count()) + " ms");
+        broken = timeout_error(shown_url, opts.command_timeout);
         drop_connection("previous command timed out");
       } else {
         drop_connection(why);
@@ -876,11 +877,7 @@ struct redis_client::impl {
       }
       return *broken;
     }
-    auto& r = *static_cast<redis_reply*>(raw);  // reply_slot, see reply_functions
-    // A top-level error reply becomes a failed result; nested ones (EXEC) stay.
-    if (r.type == redis_reply::kind::error)
-      return make_error("redis_error", "Redis replied: " + r.str);
-    return std::move(r);
+    return command_result(std::move(*static_cast<redis_reply*>(raw)));  // reply_slot, see reply_functions
   }
 
   /// Writes every command of the batch, then reads every reply: one round trip.
@@ -974,8 +971,7 @@ struct redis_client::impl {
       }
       if (!batch.empty()) {
         if (stop) {
-          fail_all(batch, make_error("redis_unavailable",
-                                     "Redis client for " + shown_url + " is shutting down"));
+          fail_all(batch, shutting_down_error(shown_url));
           continue;
         }
         if (ctx == nullptr && clock::now() >= next_attempt) try_connect();
@@ -1144,18 +1140,8 @@ void redis_client::pipeline(std::vector<std::vector<std::string>> cmds,
 }
 
 void redis_client::ping(std::function<void(result<void>)> done) {
-  if (impl_->lanes.empty()) {
-    command({"PING"}, [done = std::move(done)](result<redis_reply> r) {
-      if (!r) {
-        done(r.err());
-      } else {
-        done(result<void>());
-      }
-    });
-    return;
-  }
-  // Lanes mode: the I/O thread's connection and every lane's; the first failure wins
-  // (naming its lane), `done` runs once the last answer is in.
+  // The I/O thread's connection and, in lanes mode, every lane's: the first failure
+  // wins (naming its lane), `done` runs once the last answer is in.
   struct gather {
     std::mutex m;
     std::size_t left = 0;
