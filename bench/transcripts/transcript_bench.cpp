@@ -2,9 +2,11 @@
 // transcript_writer with actors::catalog_sink, the code parleyd runs, into a real
 // Postgres ($DATABASE_URL). Prints the CPU microseconds per turn of the Postgres
 // backends serving the pool (from /proc/<pid>/stat) and of this process, without
-// making the turns' rows and pacing them. CPU, not wall time: the machine is shared.
+// making the turns and pacing them. CPU, not wall time: the machine is shared. Turns
+// go as parleyd sends them, one COPY line each (store::transcript_line_builder);
+// --rows sends them as per-message rows, the writer's other API.
 //
-//   parley_transcript_bench --turns 200000 [--prefill 2000000] [--rate 40000]
+//   parley_transcript_bench --turns 200000 [--prefill 2000000] [--rate 40000] [--rows]
 
 #include <sys/resource.h>
 #include <time.h>
@@ -93,12 +95,14 @@ int main(int argc, char** argv) {
   std::size_t turns = 200000, prefill = 0, sessions = 20000, workers = 2;
   double rate = 0;
   bool keep = false;
+  bool rows = false;
   app.add_option("--turns", turns, "turns written and measured");
   app.add_option("--sessions", sessions, "conversations the turns go round");
   app.add_option("--prefill", prefill, "rows put in transcript_turns (by SQL) before measuring");
   app.add_flag("--keep", keep, "keep the table's rows instead of TRUNCATE first");
   app.add_option("--rate", rate, "turns per second (0: as fast as the writer takes them)");
   app.add_option("--workers", workers, "Postgres pool connections");
+  app.add_flag("--rows", rows, "per-message rows instead of parleyd's whole-turn COPY lines");
   CLI11_PARSE(app, argc, argv);
   const char* url = std::getenv("DATABASE_URL");
   if (url == nullptr) {
@@ -177,26 +181,43 @@ int main(int argc, char** argv) {
   // Turns go in chunks, so that reading this thread's CPU clock (a system call) is
   // rare; paced runs use small chunks, close to turns arriving one by one.
   const std::size_t chunk = rate > 0 ? 8 : 256;
+  // parleyd's path: each turn one COPY line, formatted by the conversation
+  // (store::transcript_line_builder); --rows: per-message rows, the writer's other API.
   std::vector<std::vector<actors::transcript_row>> made;
+  std::vector<store::transcript_line> made_lines;
   for (std::size_t first = 0; first < turns; first += chunk) {
     double t0 = thread_cpu_us();
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                   std::chrono::system_clock::now().time_since_epoch()).count();
     made.clear();
+    made_lines.clear();
     for (std::size_t n = first; n < std::min(turns, first + chunk); ++n) {
       const auto& s = ids[n % sessions];
       uint64_t seq = n / sessions + 1;
-      std::vector<actors::transcript_row> rows;
-      rows.reserve(3);
-      rows.push_back({"bench", s, seq, "in", 0, "I would like to check order " + std::to_string(n), {}, ms});
-      rows.push_back({"bench", s, seq, "out", 0, "Sure, let me look up your order.", {}, ms});
-      rows.push_back({"bench", s, seq, "out", 1, "Anything else? Type menu to see the options.", {}, ms});
-      made.push_back(std::move(rows));
+      const std::string in = "I would like to check order " + std::to_string(n);
+      const char* out0 = "Sure, let me look up your order.";
+      const char* out1 = "Anything else? Type menu to see the options.";
+      if (!rows) {
+        store::transcript_line_builder line("bench", s, static_cast<std::int64_t>(seq));
+        line.inbound(in);
+        line.reply(out0);
+        line.reply(out1);
+        made_lines.push_back(line.finish(ms));
+        continue;
+      }
+      std::vector<actors::transcript_row> r;
+      r.reserve(3);
+      r.push_back({"bench", s, seq, "in", 0, in, {}, ms});
+      r.push_back({"bench", s, seq, "out", 0, out0, {}, ms});
+      r.push_back({"bench", s, seq, "out", 1, out1, {}, ms});
+      made.push_back(std::move(r));
     }
-    // Making the turns' rows is the conversation's work, not counted; append is.
+    // Making the turns' lines (or rows) is the conversation's work, not counted;
+    // append is.
     double t1 = thread_cpu_us();
     prod += t1 - t0;
-    for (auto& rows : made) writer.append(std::move(rows));
+    for (auto& r : made) writer.append(std::move(r));
+    for (auto& l : made_lines) writer.append(std::move(l));
     double t2 = thread_cpu_us();
     if (rate > 0) {
       auto due = start + std::chrono::microseconds(
@@ -220,7 +241,7 @@ int main(int argc, char** argv) {
   std::printf(
       "turns %zu (rows stored %ld, table before %ld)  backends %zu  wall %.2f s\n"
       "postgres backends  %.2f us CPU/turn\n"
-      "client (append, writer, pg pool) %.2f us CPU/turn  (making rows and pacing: %.2f us/turn, not included)\n",
+      "client (append, writer, pg pool) %.2f us CPU/turn  (making the turns and pacing: %.2f us/turn, not included)\n",
       turns, written, before_rows ? *before_rows : -1L, backends.size(), wall, (pg1 - pg0) / t,
       (self1 - self0 - prod) / t, prod / t);
   return written == static_cast<long>(turns) ? 0 : 2;
