@@ -106,7 +106,8 @@ struct conversation_state {
   }
 
   std::string_view tenant() const { return std::string_view(key).substr(0, key.find('\0')); }
-  std::string session_id() const { return key.substr(key.find('\0') + 1); }
+  std::string_view session() const { return std::string_view(key).substr(key.find('\0') + 1); }
+  std::string session_id() const { return std::string(session()); }
 };
 
 /// The actor. Class-based rather than a spawned function so that every conversation
@@ -354,7 +355,7 @@ void commit(self_ptr self) {
     // The turn's transcript, formatted here once as the line Postgres will copy: the
     // writer and the Postgres worker then only move and concatenate bytes.
     const auto tenant = s.tenant();
-    const auto session = std::string_view(s.key).substr(tenant.size() + 1);
+    const auto session = s.session();
     store::transcript_line_builder line(tenant, session, static_cast<std::int64_t>(n.sequence()));
     if (!was_new || !in.text.empty()) {
       if (in.what == inbound::kind::end)
@@ -377,7 +378,7 @@ void commit(self_ptr self) {
   s.t->writing.clear();
   s.commit.store(commit_pending, std::memory_order_release);
   s.deps->commits_in_flight.fetch_add(1, std::memory_order_acq_rel);
-  s.redis({"SET", snapshot_key(s.deps->options, std::string(s.tenant()), s.session_id()), s.committed, "EX",
+  s.redis({"SET", snapshot_key(s.deps->options, s.tenant(), s.session()), s.committed, "EX",
            std::to_string(ttl.count())},
           [c](result<store::redis_reply> r) { complete_commit(*c, r); });
   next_turn(self);
@@ -554,7 +555,7 @@ void load_snapshot(self_ptr self) {
     return;
   }
   caf::actor me = caf::actor_cast<caf::actor>(self);
-  s.redis({"GET", snapshot_key(s.deps->options, std::string(s.tenant()), s.session_id())},
+  s.redis({"GET", snapshot_key(s.deps->options, s.tenant(), s.session())},
           [me](result<store::redis_reply> r) {
             caf::anon_send(me, loaded_atom::value, std::make_shared<result<store::redis_reply>>(std::move(r)));
           });
@@ -628,7 +629,7 @@ std::string_view conversation_key(const caf::actor& conv) {
   return static_cast<const conversation_actor*>(caf::actor_cast<caf::abstract_actor*>(conv))->state.key;
 }
 
-std::string snapshot_key(const runtime_options& o, const std::string& tenant, const std::string& session) {
+std::string snapshot_key(const runtime_options& o, std::string_view tenant, std::string_view session) {
   std::string k;
   k.reserve(o.key_prefix.size() + 7 + tenant.size() + session.size());
   k += o.key_prefix;

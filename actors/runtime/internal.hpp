@@ -102,7 +102,7 @@ caf::actor spawn_conversation(caf::actor_system& sys, const conversation_deps* d
 /// while `conv` (or another strong handle to the same actor) is held.
 std::string_view conversation_key(const caf::actor& conv);
 
-std::string snapshot_key(const runtime_options& o, const std::string& tenant, const std::string& session);
+std::string snapshot_key(const runtime_options& o, std::string_view tenant, std::string_view session);
 
 }  // namespace parley::actors
 

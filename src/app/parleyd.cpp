@@ -77,7 +77,7 @@ int run(const settings::settings& cfg) {
   // lane (bench/README.md). Created before and stopped after everything running on
   // them (the Redis client, the actor system, the server).
   io::lanes lanes(on_lanes ? threads : 1);
-  lanes.start();
+  if (on_lanes) lanes.start();  // otherwise nothing runs on them
 
   store::redis_options ropts;
   ropts.url = cfg.redis.url;
