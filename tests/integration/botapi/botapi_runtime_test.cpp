@@ -8,6 +8,8 @@
 #include <nlohmann/json.hpp>
 
 #include <atomic>
+#include <functional>
+#include <thread>
 #include <fstream>
 #include <mutex>
 #include <regex>
@@ -119,6 +121,33 @@ class order_api {
   std::string last_auth_;
   std::vector<std::pair<parley::http::responder, parley::http::response>> held_;
   std::unique_ptr<parley::http::server> server_;
+};
+
+/// Client requests sent on threads of their own, typically while the order API holds
+/// its answers. At the end of the scope, even after a failed assertion, `before_release`
+/// runs (if given), the API lets its held requests go and every thread is joined.
+class senders {
+ public:
+  explicit senders(order_api& api, std::function<void()> before_release = {})
+      : api_(api), before_release_(std::move(before_release)) {}
+  senders(const senders&) = delete;
+  senders& operator=(const senders&) = delete;
+  ~senders() {
+    if (before_release_) before_release_();
+    api_.release();
+    join();
+  }
+  void send(std::function<void()> request) { threads_.emplace_back(std::move(request)); }
+  /// Waits for every request sent so far.
+  void join() {
+    for (auto& t : threads_)
+      if (t.joinable()) t.join();
+  }
+
+ private:
+  order_api& api_;
+  std::function<void()> before_release_;
+  std::vector<std::thread> threads_;
 };
 
 /// A parleyd process on a free port.
@@ -465,17 +494,8 @@ TEST_F(BotApi, KillWhileItsCommitIsInFlightRunsTheMessageOnce) {
 
     api_.hold();
     reply r;
-    std::thread t([&] { r = c_->text(s, 2, "AB-123456"); });
-    struct joiner {
-      order_api& api;
-      std::thread& t;
-      store::redis_client& redis;
-      ~joiner() {
-        (void)redis.command_sync({"CLIENT", "UNPAUSE"});
-        api.release();
-        if (t.joinable()) t.join();
-      }
-    } guard{api_, t, **admin};
+    senders in_flight(api_, [&] { (void)(*admin)->command_sync({"CLIENT", "UNPAUSE"}); });
+    in_flight.send([&] { r = c_->text(s, 2, "AB-123456"); });
     ASSERT_TRUE(api_.wait_held(1)) << "the action never reached the order API";
     ASSERT_TRUE((*admin)->command_sync({"CLIENT", "PAUSE", "20000", "WRITE"}).ok());
     api_.release();
@@ -490,7 +510,7 @@ TEST_F(BotApi, KillWhileItsCommitIsInFlightRunsTheMessageOnce) {
         [&] { return metric("parley_snapshot_reads_fenced_total") >= 1; }, 10s))
         << "the restarted conversation did not wait for its predecessor's commit\n" << n_->output();
     ASSERT_TRUE((*admin)->command_sync({"CLIENT", "UNPAUSE"}).ok());
-    t.join();
+    in_flight.join();
     ASSERT_EQ(r.status, 200) << r.body;
     EXPECT_TRUE(has(texts(r.j), "has shipped")) << r.body;
     EXPECT_EQ(api_.calls() - calls_before, 1) << "the message ran twice";
@@ -508,21 +528,14 @@ TEST_F(BotApi, KillMidTurnRerunsTheMessageOnceAndRepliesOnce) {
   ASSERT_EQ(c_->choice(s, 1, 1).status, 200);
   api_.hold();
   reply r;
-  std::thread t([&] { r = c_->text(s, 2, "AB-123456"); });
-  struct joiner {
-    order_api& api;
-    std::thread& t;
-    ~joiner() {
-      api.release();
-      if (t.joinable()) t.join();
-    }
-  } guard{api_, t};
+  senders in_flight(api_);
+  in_flight.send([&] { r = c_->text(s, 2, "AB-123456"); });
   ASSERT_TRUE(api_.wait_held(1)) << "the action never reached the order API";
   ASSERT_EQ(kill(s).status, 200);
   // The restarted conversation reloads its snapshot and runs the message again.
   ASSERT_TRUE(api_.wait_held(2)) << "the message was not re-run after the kill";
   api_.release();
-  t.join();
+  in_flight.join();
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_TRUE(has(texts(r.j), "has shipped")) << r.body;
   auto again = c_->text(s, 2, "AB-123456");
@@ -540,25 +553,16 @@ TEST_F(BotApi, KillMidTurnWithAMessageWaitingRunsBothOnceInOrder) {
   ASSERT_EQ(c_->choice(s, 1, 1).status, 200);
   api_.hold();
   reply r2, r3;
-  std::vector<std::thread> senders;
-  struct joiner {
-    order_api& api;
-    std::vector<std::thread>& ts;
-    ~joiner() {
-      api.release();
-      for (auto& t : ts)
-        if (t.joinable()) t.join();
-    }
-  } guard{api_, senders};
-  senders.emplace_back([&] { r2 = c_->text(s, 2, "AB-123456"); });
+  senders in_flight(api_);
+  in_flight.send([&] { r2 = c_->text(s, 2, "AB-123456"); });
   ASSERT_TRUE(api_.wait_held(1)) << "the action never reached the order API";
-  senders.emplace_back([&] { r3 = c_->choice(s, 3, 1); });
+  in_flight.send([&] { r3 = c_->choice(s, 3, 1); });
   // Both requests are in parleyd (the third one in flight is this /metrics request).
   ASSERT_TRUE(parley::store::testing::eventually([&] { return metric("parley_http_requests_in_flight") >= 3; }, 10s));
   ASSERT_EQ(kill(s).status, 200);
   ASSERT_TRUE(api_.wait_held(2)) << "message 2 was not run again after the kill";
   api_.release();
-  for (auto& t : senders) t.join();
+  in_flight.join();
   ASSERT_EQ(r2.status, 200) << r2.body;
   EXPECT_TRUE(has(texts(r2.j), "has shipped")) << r2.body;
   ASSERT_EQ(r3.status, 200) << r3.body;
@@ -748,26 +752,17 @@ TEST_F(BotApi, TooManyWaitingMessagesGet429) {
   ASSERT_EQ(c_->choice(s, 1, 1).status, 200);
   api_.hold();
   std::vector<reply> replies(4);
-  std::vector<std::thread> senders;
-  struct joiner {
-    order_api& api;
-    std::vector<std::thread>& ts;
-    ~joiner() {
-      api.release();
-      for (auto& t : ts)
-        if (t.joinable()) t.join();
-    }
-  } guard{api_, senders};
+  senders in_flight(api_);
   // The first message waits in its action; then three more arrive: two may wait, one may not.
-  senders.emplace_back([&] { replies[0] = c_->text(s, 2, "AB-123456"); });
+  in_flight.send([&] { replies[0] = c_->text(s, 2, "AB-123456"); });
   ASSERT_TRUE(api_.wait_held(1));
   for (int k = 1; k <= 3; ++k)
-    senders.emplace_back([&, k] { replies[static_cast<std::size_t>(k)] = c_->text(s, 2 + k, "hello"); });
+    in_flight.send([&, k] { replies[static_cast<std::size_t>(k)] = c_->text(s, 2 + k, "hello"); });
   ASSERT_TRUE(parley::store::testing::eventually([&] {
     return metric(R"(parley_turns_total{outcome="busy"})") == 1;
   }, 10s)) << "the fourth message is refused while two wait";
   api_.release();
-  for (auto& t : senders) t.join();
+  in_flight.join();
   int busy = 0;
   for (const auto& r : replies) {
     if (r.status == 429) ++busy;

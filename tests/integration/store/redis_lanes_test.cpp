@@ -14,6 +14,7 @@
 
 #include "src/io/lanes.hpp"
 #include "src/store/redis.hpp"
+#include "tests/integration/store/shared_redis.hpp"
 #include "tests/support/servers.hpp"
 
 namespace parley::store {
@@ -54,28 +55,16 @@ redis_options lane_options(std::string url, io::lanes& l) {
   return o;
 }
 
-class redis_lanes : public ::testing::Test {
+class redis_lanes : public shared_redis {
  protected:
   void SetUp() override {
-    auto url = testing::require_env("REDIS_URL");
-    ASSERT_FALSE(url.empty());
     lanes_.start();
-    auto c = redis_client::create(lane_options(url, lanes_));
-    ASSERT_TRUE(c) << c.err().message;
-    client_ = std::move(*c);
-    prefix_ = testing::unique_name("store_lanes_test") + ":";
+    open(lane_options(testing::require_env("REDIS_URL"), lanes_), "store_lanes_test");
   }
-  void TearDown() override {
-    if (!client_) return;
-    auto keys = client_->command_sync({"KEYS", prefix_ + "*"});
-    ASSERT_TRUE(keys) << keys.err().message;
-    for (auto& k : keys->elements) ASSERT_TRUE(client_->command_sync({"DEL", k.str}));
-  }
-  std::string key(const std::string& k) const { return prefix_ + k; }
+  // The client goes before its lanes (they stop with this fixture's members).
+  ~redis_lanes() override { client_.reset(); }
 
-  io::lanes lanes_{2, "redis-test"};  // outlives client_ (declared first)
-  std::unique_ptr<redis_client> client_;
-  std::string prefix_;
+  io::lanes lanes_{2, "redis-test"};
 };
 
 TEST_F(redis_lanes, from_a_foreign_thread_completes_on_the_lane_binary_safe) {

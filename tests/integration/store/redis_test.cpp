@@ -15,6 +15,7 @@
 #include <set>
 #include <thread>
 
+#include "tests/integration/store/shared_redis.hpp"
 #include "tests/support/servers.hpp"
 
 namespace parley::store {
@@ -70,26 +71,9 @@ TEST(redis_url, errors_name_the_part_at_fault) {
 }
 
 /// Tests against the shared Redis of scripts/test.
-class redis_shared : public ::testing::Test {
+class redis_shared : public shared_redis {
  protected:
-  void SetUp() override {
-    auto url = testing::require_env("REDIS_URL");
-    ASSERT_FALSE(url.empty());
-    auto c = redis_client::create({url});
-    ASSERT_TRUE(c) << c.err().message;
-    client_ = std::move(*c);
-    prefix_ = testing::unique_name("store_test") + ":";
-  }
-  void TearDown() override {
-    if (!client_) return;
-    auto keys = client_->command_sync({"KEYS", prefix_ + "*"});
-    ASSERT_TRUE(keys) << keys.err().message;
-    for (auto& k : keys->elements) ASSERT_TRUE(client_->command_sync({"DEL", k.str}));
-  }
-  std::string key(const std::string& k) const { return prefix_ + k; }
-
-  std::unique_ptr<redis_client> client_;
-  std::string prefix_;
+  void SetUp() override { open({testing::require_env("REDIS_URL")}, "store_test"); }
 };
 
 TEST_F(redis_shared, set_get_is_binary_safe) {
