@@ -22,6 +22,7 @@
 #include <list>
 #include <mutex>
 #include <thread>
+#include <tuple>
 #include <unordered_map>
 
 #include "actors/runtime/internal.hpp"
@@ -105,13 +106,50 @@ bool deliver(const conversation_deps* deps, turn_job& job, turn_outcome out) {
 
 namespace {
 
-struct conv_entry {
+/// A place in one of a shard's activity lists: circular, doubly linked, around a
+/// sentinel, so a conversation leaves its list without knowing which one it is in.
+struct activity_link {
+  activity_link* prev = this;
+  activity_link* next = this;
+
+  activity_link() = default;
+  activity_link(const activity_link&) = delete;
+  activity_link& operator=(const activity_link&) = delete;
+
+  bool empty() const { return next == this; }
+  void unlink() {
+    prev->next = next;
+    next->prev = prev;
+    prev = next = this;
+  }
+  /// Moves `e` (in a list or not) to the end of this list.
+  void push_back(activity_link& e) {
+    e.unlink();
+    e.prev = prev;
+    e.next = this;
+    prev->next = &e;
+    prev = &e;
+  }
+};
+
+/// A live conversation; as an activity_link, in its shard's `touched` or `idle` list.
+struct conv_entry : activity_link {
   caf::actor actor;
   std::list<turn_job_ptr> sent;  // sent to `actor` (or a dead predecessor), oldest first; a
                                  // finished front is dropped lazily
   std::string bot;
   uint32_t bot_version = 0;
   std::chrono::steady_clock::time_point last_active = std::chrono::steady_clock::now();
+
+  conv_entry() = default;
+  // The lists hold its address: an entry never moves or copies (the table's nodes
+  // do not move; extract and insert keep a node where it is).
+  conv_entry(const conv_entry&) = delete;
+  conv_entry& operator=(const conv_entry&) = delete;
+  ~conv_entry() { unlink(); }
+
+  /// The entry of a link that is not a list's sentinel.
+  static conv_entry& of(activity_link* l) { return *static_cast<conv_entry*>(l); }
 };
 
 /// One shard: its part of the live conversations and the actor supervising them.
@@ -122,18 +160,15 @@ struct shard {
   // it per conversation instead of two.
   std::unordered_map<std::string_view, conv_entry> convs;
   caf::actor supervisor;
-  std::size_t sweep_next = 0;  ///< the first bucket of `convs` the next sweep slice visits
+  activity_link touched;  ///< a turn since the last tick, or jobs unfinished
+  activity_link idle;     ///< every job finished; least recently active first
 };
 
-/// The supervisor's passivation sweep visits every conversation of its shard once per
-/// period, in slices of about `sweep_slice_buckets` buckets of the shard's table (at
-/// most `max_sweep_slices` per period, at least one): one slice per tick, so the
-/// shard's mutex and the lane running the supervisor are held for a short while at a
-/// time (with 200,000 live conversations a whole-table pass held them for milliseconds
-/// every second, which showed in the turns' p99), and a node with few conversations
-/// still wakes each supervisor once per period only.
-constexpr std::size_t sweep_slice_buckets = 1024;
-constexpr std::size_t max_sweep_slices = 16;
+/// A tick visits at most this many conversations of its shard (touched ones and
+/// passivated ones together), so the shard's mutex and the lane running the
+/// supervisor are held for a short while at a time; with more to do, the next tick
+/// comes after a millisecond instead of a period.
+constexpr std::size_t max_tick_visits = 4096;
 
 struct shared_state {
   const conversation_deps* deps = nullptr;
@@ -227,37 +262,33 @@ caf::behavior supervisor_impl(supervisor_ptr self, shared_state* st, shard* sh) 
   return {
       [=](tick_atom) {
         auto now = std::chrono::steady_clock::now();
-        std::size_t slices = 1;
+        std::size_t visits = 0;
         {
-          // One slice of the buckets; a rehash in between moves entries to other
-          // buckets, so one may be visited twice or wait for the next pass: harmless.
           std::lock_guard<std::mutex> lock(sh->m);
-          auto& convs = sh->convs;
-          const std::size_t buckets = convs.bucket_count();
-          slices = std::clamp<std::size_t>(buckets / sweep_slice_buckets, 1, max_sweep_slices);
-          if (sh->sweep_next >= buckets) sh->sweep_next = 0;
-          const std::size_t end = std::min(buckets, sh->sweep_next + (buckets + slices - 1) / slices);
-          for (std::size_t b = sh->sweep_next; b < end; ++b) {
-            for (auto it = convs.begin(b); it != convs.end(b);) {
-              auto& e = it->second;
-              prune(e);
-              if (e.sent.empty() && now - e.last_active >= deps->options.passivate_after) {
-                // Its down message then finds no entry holding it, and is ignored.
-                self->send_exit(e.actor, caf::exit_reason::user_shutdown);
-                deps->probe->passivations.Increment();
-                deps->probe->live.Decrement();
-                auto key = it->first;  // views the actor's key, alive until the erase ends
-                ++it;                  // erasing an element leaves the others' iterators valid
-                convs.erase(key);
-              } else {
-                ++it;
-              }
-            }
+          // Touched conversations whose jobs have all finished become idle, in the
+          // order of their last turn, so `idle` stays (nearly) oldest first. The ones
+          // still running a job stay where they are and are looked at next tick.
+          for (auto* l = sh->touched.next; l != &sh->touched && visits < max_tick_visits; ++visits) {
+            auto* next = l->next;
+            auto& e = conv_entry::of(l);
+            prune(e);
+            if (e.sent.empty()) sh->idle.push_back(e);
+            l = next;
           }
-          sh->sweep_next = end;
+          while (!sh->idle.empty() && visits < max_tick_visits) {
+            auto& e = conv_entry::of(sh->idle.next);
+            if (now - e.last_active < deps->options.passivate_after) break;
+            ++visits;
+            // Its down message then finds no entry holding it, and is ignored.
+            self->send_exit(e.actor, caf::exit_reason::user_shutdown);
+            deps->probe->passivations.Increment();
+            deps->probe->live.Decrement();
+            // The key views the actor's key, alive until the erase ends.
+            sh->convs.erase(conversation_key(e.actor));
+          }
         }
-        auto tick = std::chrono::duration_cast<std::chrono::milliseconds>(period / static_cast<int>(slices));
-        self->delayed_send(self, std::max(tick, std::chrono::milliseconds(1)), tick_atom::value);
+        auto next = visits < max_tick_visits ? period : std::chrono::milliseconds(1);
+        self->delayed_send(self, next, tick_atom::value);
       },
   };
 }
@@ -327,12 +358,13 @@ void runtime::submit(inbound in, std::function<void(turn_outcome)> done) {
   if (it == sh.convs.end()) {
     auto actor = spawn_conversation(*impl_->d.system, deps, sh.supervisor, std::move(key));
     auto view = conversation_key(actor);
-    it = sh.convs.emplace(view, conv_entry{}).first;
+    it = sh.convs.emplace(std::piecewise_construct, std::forward_as_tuple(view), std::forward_as_tuple()).first;
     it->second.actor = std::move(actor);
     deps->probe->live.Increment();
   }
   auto& e = it->second;
   e.last_active = job->received;
+  sh.touched.push_back(e);
   prune(e);
   // One running plus `max_queued` waiting: beyond that the client is told to slow
   // down instead of the node buffering without bound.
@@ -386,7 +418,7 @@ void runtime::stop() {
       // Their snapshots stay in Redis; jobs still waiting are dropped unanswered
       // (the HTTP server has stopped taking requests by now).
       for (auto& [key, e] : sh->convs) caf::anon_send_exit(e.actor, caf::exit_reason::user_shutdown);
-      sh->convs.clear();
+      sh->convs.clear();  // each entry leaves its activity list
     }
     if (sup) caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
   }

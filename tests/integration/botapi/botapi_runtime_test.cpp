@@ -672,17 +672,51 @@ TEST_F(BotApi, IdleConversationsPassivateAndComeBackFromTheirSnapshot) {
 }
 
 TEST_F(BotApi, EveryIdleConversationPassivatesWhenManyAreLive) {
-  // A supervisor sweeps a big table a slice of about 1,024 buckets at a time: every
-  // bucket must still be visited, so no idle conversation stays live. One shard holding
-  // 2,500 conversations (live together: they idle for 3 s) sweeps in several slices.
+  // A supervisor tick visits at most 4,096 conversations of its shard, then comes
+  // back a millisecond later: no idle conversation may stay live beyond the cap. One
+  // shard holding 5,000 conversations (live together: they idle for 3 s) passivates
+  // them over several ticks.
   n_ = std::make_unique<node>(std::map<std::string, std::string>{{"PARLEY_RUNTIME_PASSIVATE_AFTER_MS", "3000"},
                                                                  {"PARLEY_RUNTIME_SHARDS", "1"}});
   c_ = std::make_unique<client>(*n_, tenant_, key_);
-  constexpr int sessions = 2500;
+  constexpr int sessions = 5000;
   for (int i = 0; i < sessions; ++i) ASSERT_EQ(c_->start("orders").status, 200);
   ASSERT_TRUE(parley::store::testing::eventually([&] {
     return metric("parley_conversations_passivated_total") >= sessions && metric("parley_conversations_live") == 0;
   }, 30s)) << metric("parley_conversations_live") << " conversations still live";
+}
+
+TEST_F(BotApi, AConversationWaitingForItsActionIsNotPassivated) {
+  // Idle means every job finished: a turn waiting for its action longer than the
+  // idle time keeps its conversation live, which passivates once the turn is answered.
+  n_ = std::make_unique<node>(std::map<std::string, std::string>{{"PARLEY_RUNTIME_PASSIVATE_AFTER_MS", "100"},
+                                                                 {"PARLEY_RUNTIME_SHARDS", "1"}});
+  c_ = std::make_unique<client>(*n_, tenant_, key_);
+  auto s = start_session();
+  ASSERT_EQ(c_->choice(s, 1, 1).status, 200);
+  api_.hold();
+  reply r;
+  senders in_flight(api_);
+  in_flight.send([&] { r = c_->text(s, 2, "AB-123456"); });
+  ASSERT_TRUE(api_.wait_held(1)) << "the action never reached the order API";
+  // A conversation started after the held turn passivates: the supervisor has
+  // looked at both since the held one's idle time was up.
+  (void)start_session();
+  ASSERT_TRUE(parley::store::testing::eventually(
+      [&] { return metric("parley_conversations_passivated_total") >= 1; }, 10s))
+      << "the idle conversation was not passivated";
+  EXPECT_EQ(metric("parley_conversations_live"), 1) << "the conversation waiting for its action was passivated";
+  EXPECT_EQ(metric("parley_conversations_passivated_total"), 1);
+  api_.release();
+  in_flight.join();
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(has(texts(r.j), "has shipped")) << r.body;
+  ASSERT_TRUE(parley::store::testing::eventually([&] {
+    return metric("parley_conversations_passivated_total") >= 2 && metric("parley_conversations_live") == 0;
+  }, 10s)) << "the conversation was not passivated after its turn";
+  auto next = c_->choice(s, 3, 1);
+  ASSERT_EQ(next.status, 200) << next.body;
+  EXPECT_TRUE(has(texts(next.j), "What's your order number?")) << next.body;
 }
 
 TEST_F(BotApi, TurnsGoOnWhilePostgresIsDownAndTranscriptsCatchUp) {
