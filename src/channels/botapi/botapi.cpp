@@ -1151,52 +1151,63 @@ const char* type_name(v1::VarType t, const v1::Value& v) {
 
 std::string choice_id(const v1::Choice& c) { return c.payload().empty() ? c.label() : c.payload(); }
 
-// The UUID-form id of message_id(), appended to `out`.
-void append_message_id(std::string& out, std::string_view session_id, std::int64_t sequence_id,
-                       std::size_t index) {
-  // FNV-1a with two seeds over "<session id>\0<sequence id>\0<index>", in one pass.
-  constexpr std::uint64_t prime = 0x100000001b3ULL;
-  std::uint64_t h1 = 0xcbf29ce484222325ULL, h2 = 0x84222325cbf29ce4ULL;
-  auto feed = [&](unsigned char c) {
+// The UUID-form ids of message_id() for one turn: FNV-1a with two seeds over
+// "<session id>\0<sequence id>\0<index>", the turn's part hashed once.
+class message_id_hash {
+ public:
+  message_id_hash(std::string_view session_id, std::int64_t sequence_id) {
+    for (unsigned char c : session_id) feed(h1_, h2_, c);
+    feed(h1_, h2_, 0);
+    char buf[24];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, sequence_id);
+    for (const char* c = buf; c != end; ++c) feed(h1_, h2_, static_cast<unsigned char>(*c));
+    feed(h1_, h2_, 0);
+  }
+
+  /// Appends the id of the turn's message `index` to `out`.
+  void append(std::string& out, std::size_t index) const {
+    std::uint64_t h1 = h1_, h2 = h2_;
+    char buf[24];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, static_cast<std::uint64_t>(index));
+    for (const char* c = buf; c != end; ++c) feed(h1, h2, static_cast<unsigned char>(*c));
+    std::uint64_t hi = mix(h1);
+    std::uint64_t lo = mix(h2 ^ hi);
+    // RFC 9562 layout: version 8 (custom), variant 10.
+    hi = (hi & ~0xf000ULL) | 0x8000ULL;
+    lo = (lo & ~(3ULL << 62)) | (2ULL << 62);
+    char id[36];
+    auto put = [&](int at, std::uint64_t v, int digits) {
+      for (int i = digits - 1; i >= 0; --i, v >>= 4) id[at + i] = hex_digits[v & 0xf];
+    };
+    put(0, hi >> 32, 8);
+    id[8] = '-';
+    put(9, (hi >> 16) & 0xffff, 4);
+    id[13] = '-';
+    put(14, hi & 0xffff, 4);
+    id[18] = '-';
+    put(19, lo >> 48, 4);
+    id[23] = '-';
+    put(24, lo & 0xffffffffffffULL, 12);
+    out.append(id, sizeof id);
+  }
+
+ private:
+  static constexpr std::uint64_t prime = 0x100000001b3ULL;
+  static void feed(std::uint64_t& h1, std::uint64_t& h2, unsigned char c) {
     h1 = (h1 ^ c) * prime;
     h2 = (h2 ^ c) * prime;
-  };
-  for (unsigned char c : session_id) feed(c);
-  feed(0);
-  char buf[24];
-  auto [seq_end, ec1] = std::to_chars(buf, buf + sizeof buf, sequence_id);
-  for (const char* c = buf; c != seq_end; ++c) feed(static_cast<unsigned char>(*c));
-  feed(0);
-  auto [index_end, ec2] = std::to_chars(buf, buf + sizeof buf, static_cast<std::uint64_t>(index));
-  for (const char* c = buf; c != index_end; ++c) feed(static_cast<unsigned char>(*c));
-  std::uint64_t hi = mix(h1);
-  std::uint64_t lo = mix(h2 ^ hi);
-  // RFC 9562 layout: version 8 (custom), variant 10.
-  hi = (hi & ~0xf000ULL) | 0x8000ULL;
-  lo = (lo & ~(3ULL << 62)) | (2ULL << 62);
-  char id[36];
-  auto put = [&](int at, std::uint64_t v, int digits) {
-    for (int i = digits - 1; i >= 0; --i, v >>= 4) id[at + i] = hex_digits[v & 0xf];
-  };
-  put(0, hi >> 32, 8);
-  id[8] = '-';
-  put(9, (hi >> 16) & 0xffff, 4);
-  id[13] = '-';
-  put(14, hi & 0xffff, 4);
-  id[18] = '-';
-  put(19, lo >> 48, 4);
-  id[23] = '-';
-  put(24, lo & 0xffffffffffffULL, 12);
-  out.append(id, sizeof id);
-}
+  }
+  std::uint64_t h1_ = 0xcbf29ce484222325ULL, h2_ = 0x84222325cbf29ce4ULL;
+};
 
 // `"id":"<message id>"` of the next message of the turn.
 struct message_ids {
-  const reply& r;
+  explicit message_ids(const reply& r) : hash(r.session_id, r.sequence_id) {}
+  message_id_hash hash;
   std::size_t index = 0;
   void append(std::string& out) {
     lit(out, "\"id\":\"");
-    append_message_id(out, r.session_id, r.sequence_id, index++);
+    hash.append(out, index++);
     out += '"';
   }
 };
@@ -1728,7 +1739,7 @@ std::vector<variable_out> response_variables(const v1::Program& program, const v
 std::string message_id(std::string_view session_id, std::int64_t sequence_id, std::size_t index) {
   std::string out;
   out.reserve(36);
-  append_message_id(out, session_id, sequence_id, index);
+  message_id_hash(session_id, sequence_id).append(out, index);
   return out;
 }
 
@@ -1748,8 +1759,7 @@ http::response render_end(const reply& r) {
   return success(session_body(r, nullptr, /*start=*/false,
                               [&](std::string& out) {
                                 lit(out, "\"messages\":[{\"type\":\"sessionEnded\",\"id\":\"");
-                                append_message_id(out, r.session_id, r.sequence_id,
-                                                  end_message_index);
+                                message_id_hash(r.session_id, r.sequence_id).append(out, end_message_index);
                                 lit(out, "\",\"reason\":\"ClientRequest\"}]");
                               }),
                  r, /*start=*/false);
