@@ -66,7 +66,6 @@ struct turn_scratch {
   snapshot_ptr snap;                    // the committed snapshot, parsed
   std::unique_ptr<v1::TurnResult> acc;  // the turn's result, accumulated across action round trips
   std::string writing;                  // the snapshot bytes being committed
-  bool snap_stale = false;              // `snap` no longer equals the committed bytes
   bool fenced = false;                  // the snapshot read waited for an orphaned commit
   std::list<turn_job_ptr> waiting;      // turns that arrived while `job` ran
 };
@@ -203,10 +202,6 @@ void next_turn(self_ptr self) {
     return;
   }
   if (!settled(self)) return;
-  if (s.t->snap_stale) {
-    s.t->snap.reset();  // the next turn parses the committed bytes
-    s.t->snap_stale = false;
-  }
   s.t->job = std::move(s.t->waiting.front());
   s.t->waiting.pop_front();
   start_turn(self);
@@ -319,26 +314,25 @@ void commit(self_ptr self) {
     auto* rec = n.add_recent();
     rec->set_message_id(in.message_id);
     rec->set_sequence(n.sequence());
-    // What a channel renders; the state itself is in the snapshot already. The
-    // repeated fields are lent by the turn's result for the serialization (a swap of
-    // pointers, not a deep copy of every message and choice) and given back right
-    // after: the parsed snapshot is then stale and is not used for another turn.
-    auto* r = rec->mutable_result();
-    if (acc.has_transfer()) *r->mutable_transfer() = acc.transfer();
-    r->set_end_reason(acc.end_reason());
-    r->set_matched_by(acc.matched_by());
-    r->mutable_state()->set_status(acc.state().status());
-    r->mutable_messages()->Swap(acc.mutable_messages());
-    r->mutable_intents()->Swap(acc.mutable_intents());
-    r->mutable_entities()->Swap(acc.mutable_entities());
-    n.SerializeToString(&s.t->writing);
-    acc.mutable_messages()->Swap(r->mutable_messages());
-    acc.mutable_intents()->Swap(r->mutable_intents());
-    acc.mutable_entities()->Swap(r->mutable_entities());
-    s.t->snap_stale = true;
-  } else {
-    n.SerializeToString(&s.t->writing);
+    // What a channel renders, serialized on its own (the state itself is in the
+    // snapshot already). The repeated fields are lent by the turn's result for the
+    // serialization (a swap of pointers, not a deep copy of every message and choice)
+    // and given back right after.
+    thread_local v1::TurnResult shown;
+    if (acc.has_transfer()) *shown.mutable_transfer() = acc.transfer();
+    shown.set_end_reason(acc.end_reason());
+    shown.set_matched_by(acc.matched_by());
+    shown.mutable_state()->set_status(acc.state().status());
+    shown.mutable_messages()->Swap(acc.mutable_messages());
+    shown.mutable_intents()->Swap(acc.mutable_intents());
+    shown.mutable_entities()->Swap(acc.mutable_entities());
+    shown.SerializeToString(rec->mutable_result());
+    acc.mutable_messages()->Swap(shown.mutable_messages());
+    acc.mutable_intents()->Swap(shown.mutable_intents());
+    acc.mutable_entities()->Swap(shown.mutable_entities());
+    shown.Clear();
   }
+  n.SerializeToString(&s.t->writing);
   auto ttl = s.prog ? s.prog->idle_timeout() : s.deps->options.default_idle_timeout;
   if (ttl.count() <= 0) ttl = s.deps->options.default_idle_timeout;
 
@@ -458,10 +452,12 @@ void run_vm(self_ptr self, const v1::Input* input) {
   v1::Input vm_in;
   if (in.choice_index > 0) {
     // The n-th option of the last menu this conversation showed.
+    v1::TurnResult last;
+    if (!s.t->snap->recent().empty() && !last.ParseFromString(s.t->snap->recent().rbegin()->result()))
+      return answer(self, status::internal, "the last turn recorded by session " + s.session_id() + " does not parse");
     const v1::Outbound* menu = nullptr;
-    if (!s.t->snap->recent().empty())
-      for (const auto& m : s.t->snap->recent().rbegin()->result().messages())
-        if (m.choices_size() > 0) menu = &m;
+    for (const auto& m : last.messages())
+      if (m.choices_size() > 0) menu = &m;
     if (menu == nullptr || in.choice_index > menu->choices_size())
       return answer(self, status::bad_input,
                     "message.choiceIndex: " + std::to_string(in.choice_index) + " is not an option of the last menu");
@@ -512,7 +508,10 @@ void dispatch(self_ptr self) {
   if (!in.message_id.empty() && may_replay) {
     for (const auto& rec : s.t->snap->recent()) {
       if (rec.message_id() == in.message_id) {
-        return answer(self, status::replayed, {}, std::make_shared<v1::TurnResult>(rec.result()));
+        auto recorded = std::make_shared<v1::TurnResult>();
+        if (!recorded->ParseFromString(rec.result()))
+          return answer(self, status::internal, "the turn recorded for message " + in.message_id + " does not parse");
+        return answer(self, status::replayed, {}, std::move(recorded));
       }
     }
   }
