@@ -66,6 +66,7 @@ struct turn_scratch {
   snapshot_ptr snap;                    // the committed snapshot, parsed
   std::unique_ptr<v1::TurnResult> acc;  // the turn's result, accumulated across action round trips
   std::string writing;                  // the snapshot bytes being committed
+  bool snap_stale = false;              // `snap` no longer equals the committed bytes
   bool fenced = false;                  // the snapshot read waited for an orphaned commit
   std::list<turn_job_ptr> waiting;      // turns that arrived while `job` ran
 };
@@ -202,6 +203,10 @@ void next_turn(self_ptr self) {
     return;
   }
   if (!settled(self)) return;
+  if (s.t->snap_stale) {
+    s.t->snap.reset();  // the next turn parses the committed bytes
+    s.t->snap_stale = false;
+  }
   s.t->job = std::move(s.t->waiting.front());
   s.t->waiting.pop_front();
   start_turn(self);
@@ -214,7 +219,8 @@ turn_outcome outcome_of(const conversation_state& s) {
   if (s.t->snap) {
     out.bot = s.t->snap->bot();
     out.bot_version = s.t->snap->bot_version();
-    out.program_id = s.t->snap->state().program_id();
+    // The turn's VM took the snapshot's state over (see run_vm).
+    out.program_id = (s.t->acc ? s.t->acc->state() : s.t->snap->state()).program_id();
   }
   out.program = s.prog;
   return out;
@@ -300,7 +306,6 @@ void commit(self_ptr self) {
     n.set_created_unix(in.now_unix);
     n.set_last_sequence_id(-1);
   }
-  *n.mutable_state() = acc.state();
   n.set_sequence(n.sequence() + 1);
   if (in.sequence_id > n.last_sequence_id()) n.set_last_sequence_id(in.sequence_id);
   n.set_updated_unix(in.now_unix);
@@ -332,7 +337,12 @@ void commit(self_ptr self) {
     acc.mutable_entities()->Swap(shown.mutable_entities());
     shown.Clear();
   }
+  // The new state is lent to the snapshot for the serialization, like the replies
+  // above: the turn's result keeps it (the channel renders from it), and `n` is stale.
+  n.mutable_state()->Swap(acc.mutable_state());
   n.SerializeToString(&s.t->writing);
+  n.mutable_state()->Swap(acc.mutable_state());
+  s.t->snap_stale = true;
   auto ttl = s.prog ? s.prog->idle_timeout() : s.deps->options.default_idle_timeout;
   if (ttl.count() <= 0) ttl = s.deps->options.default_idle_timeout;
 
@@ -466,7 +476,11 @@ void run_vm(self_ptr self, const v1::Input* input) {
     vm_in = in.what == inbound::kind::payload ? bot::payload_input(in.text, in.now_unix)
                                               : bot::text_input(in.text, in.now_unix);
   }
-  accumulate(s, bot::resume(prog, s.t->snap->state(), vm_in), true);
+  // The VM takes the parsed snapshot's state over rather than copying it: the commit
+  // writes the turn's new state, and a later turn of this actor parses the committed
+  // bytes again.
+  s.t->snap_stale = true;
+  accumulate(s, bot::resume(prog, std::move(*s.t->snap->mutable_state()), vm_in), true);
   continue_after_vm(self);
 }
 

@@ -122,6 +122,8 @@ v1::TurnResult start(const program& prog, const variables& vars, std::int64_t no
 /// the session with END_REASON ERROR). A state of another program ends the
 /// session with PROGRAM_MISMATCH. A state that already ended stays ended.
 v1::TurnResult resume(const program& prog, const v1::State& state, const v1::Input& input);
+/// The same, taking `state` over instead of copying it (it is left empty).
+v1::TurnResult resume(const program& prog, v1::State&& state, const v1::Input& input);
 
 /// Input helpers.
 v1::Input text_input(std::string_view text, std::int64_t now_unix = 0);

@@ -255,6 +255,9 @@ struct runner {
   runner(const program::impl& prog, const v1::State& s) : p(prog), st(*r.mutable_state()) {
     st = s;
   }
+  runner(const program::impl& prog, v1::State&& s) : p(prog), st(*r.mutable_state()) {
+    st.Swap(&s);
+  }
 
   const Value& get(int index) const {
     auto it = std::lower_bound(st.vars().begin(), st.vars().end(), index,
@@ -738,9 +741,12 @@ v1::TurnResult start(const program& prog, const variables& vars, std::int64_t no
   return std::move(run.r);
 }
 
-v1::TurnResult resume(const program& prog, const v1::State& state, const v1::Input& input) {
-  const auto& p = prog.internals();
-  runner run(p, state);
+namespace {
+
+/// A turn from `run.st`, the state as it was until this changes it.
+v1::TurnResult run_turn(runner& run, const v1::Input& input) {
+  const auto& p = run.p;
+  const v1::State& state = run.st;
   run.now = input.now_unix();
   if (state.program_id() != p.proto.id()) {
     run.r.set_error("the state belongs to program '" + state.program_id() + "', not '" +
@@ -792,6 +798,18 @@ v1::TurnResult resume(const program& prog, const v1::State& state, const v1::Inp
     run.fail(std::string("internal limit: ") + ex.what());
   }
   return std::move(run.r);
+}
+
+}  // namespace
+
+v1::TurnResult resume(const program& prog, const v1::State& state, const v1::Input& input) {
+  runner run(prog.internals(), state);
+  return run_turn(run, input);
+}
+
+v1::TurnResult resume(const program& prog, v1::State&& state, const v1::Input& input) {
+  runner run(prog.internals(), std::move(state));
+  return run_turn(run, input);
 }
 
 v1::Input text_input(std::string_view text, std::int64_t now_unix) {

@@ -174,6 +174,24 @@ TEST(vm, full_flow_with_menu_question_and_action) {
   EXPECT_EQ(r.state().frames_size(), 0) << "the dialog finished: the bot is idle";
 }
 
+TEST(vm, resume_taking_the_state_over_runs_the_same_turn) {
+  // The runtime hands the snapshot's state to the VM instead of copying it.
+  auto p = build(shop);
+  auto r = bot::start(*p, {}, now);
+  for (const auto& in : {bot::text_input("I'd like to buy a shirt", now), bot::payload_input("SIZE_L", now),
+                         bot::text_input("lots", now), bot::text_input("3 please", now),
+                         bot::text_input("tomorrow", now)}) {
+    auto copied = bot::resume(*p, r.state(), in);
+    v1::State given = r.state();
+    auto moved = bot::resume(*p, std::move(given), in);
+    EXPECT_EQ(moved.SerializeAsString(), copied.SerializeAsString()) << in.ShortDebugString();
+    EXPECT_EQ(given.ByteSizeLong(), 0u) << "the state was taken over";
+    r = std::move(moved);
+  }
+  EXPECT_EQ(r.state().status(), v1::AWAITING_ACTION);
+  EXPECT_EQ(var(*p, r, "day"), "2026-11-27");
+}
+
 TEST(vm, menu_by_number_and_label_and_call_returns) {
   auto p = build(shop);
   auto r = bot::start(*p, {}, now);
