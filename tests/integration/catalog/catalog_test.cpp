@@ -678,6 +678,24 @@ TEST_F(catalog_test, transcript_message_columns_have_no_statistics) {
   EXPECT_NE(r->at("session_id"), 0) << "the key's statistics stay";
 }
 
+TEST_F(catalog_test, recording_a_conversation_takes_no_lock_on_its_tenant) {
+  // Migration 0007: the transcript writer's conversation insert (the statement of
+  // write_turn_records) no longer locks the tenant's row, so an admin change that
+  // locks it does not wait for the writers, and concurrent writers do not share the
+  // row's lock (MultiXacts).
+  pqxx::connection writer(require_env("DATABASE_URL"));
+  pqxx::work tx(writer);
+  tx.exec_params("INSERT INTO conversations (tenant_id, session_id, bot_id, version, channel) "
+                 "VALUES ($1, $2, 'orders', 1, 'bot_api')",
+                 tenant_, unique_name("session"));
+  pqxx::connection admin(require_env("DATABASE_URL"));
+  pqxx::work other(admin);
+  EXPECT_NO_THROW(other.exec_params("SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE NOWAIT", tenant_))
+      << "the open transaction that recorded a conversation holds a lock on its tenant";
+  other.abort();
+  tx.abort();
+}
+
 TEST_F(catalog_test, transcript_reads_use_the_primary_key) {
   // Migration 5 made session_id COLLATE "C"; the read's parameter has the default
   // collation, and the column's wins, so the read is still an index scan.
