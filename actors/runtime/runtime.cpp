@@ -24,6 +24,7 @@
 #include <thread>
 #include <tuple>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "actors/runtime/internal.hpp"
 #include "src/log/log.hpp"
@@ -132,12 +133,24 @@ struct activity_link {
   }
 };
 
+const std::string no_bot;
+
+/// The one copy of a bot's name that every conversation of that bot points to. The
+/// names are few (the bots deployed) and kept for the process's life: a conversation
+/// entry then holds 8 bytes for its bot, not a 32-byte string.
+const std::string* bot_name(const std::string& name) {
+  static std::mutex m;
+  static std::unordered_set<std::string> names;  // nodes never move
+  std::lock_guard<std::mutex> lock(m);
+  return &*names.insert(name).first;
+}
+
 /// A live conversation; as an activity_link, in its shard's `touched` or `idle` list.
 struct conv_entry : activity_link {
   caf::actor actor;
   std::list<turn_job_ptr> sent;  // sent to `actor` (or a dead predecessor), oldest first; a
                                  // finished front is dropped lazily
-  std::string bot;
+  const std::string* bot = &no_bot;  // interned (bot_name): one pointer, not a string
   uint32_t bot_version = 0;
   std::chrono::steady_clock::time_point last_active = std::chrono::steady_clock::now();
 
@@ -180,8 +193,8 @@ struct shared_state {
 void prune(conv_entry& e) {
   while (!e.sent.empty() && e.sent.front()->finished.load(std::memory_order_acquire)) {
     const auto& j = *e.sent.front();
-    if (!j.bot.empty() && (j.bot_version != e.bot_version || j.bot != e.bot)) {
-      e.bot = j.bot;
+    if (!j.bot.empty() && (j.bot_version != e.bot_version || j.bot != *e.bot)) {
+      e.bot = bot_name(j.bot);
       e.bot_version = j.bot_version;
     }
     e.sent.pop_front();
@@ -387,7 +400,7 @@ void runtime::live(const std::string& tenant, std::function<void(std::vector<liv
     for (auto& [key, e] : sh->convs) {
       if (key.substr(0, key.find('\0')) != tenant) continue;
       prune(e);
-      out.push_back({std::string(key.substr(key.find('\0') + 1)), e.bot, e.bot_version,
+      out.push_back({std::string(key.substr(key.find('\0') + 1)), *e.bot, e.bot_version,
                      std::chrono::duration_cast<std::chrono::milliseconds>(now - e.last_active).count()});
     }
   }
