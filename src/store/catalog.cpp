@@ -1108,7 +1108,22 @@ void copy_turn_lines(pqxx::transaction_base& tx, const std::string& table, Each&
   // field again, byte by byte).
   pqxx::tablewriter copy(tx, table, columns.begin(), columns.end());
 #pragma GCC diagnostic pop
-  each([&](const std::string& line) { copy.write_raw_line(line); });
+  // Lines go out many at a time: write_raw_line copies its argument to append the
+  // newline and hands it to libpq as one CopyData message, and COPY's data stream
+  // does not care where its messages split. Joined up to about 64 KiB (the newline
+  // after the last line is write_raw_line's).
+  constexpr std::size_t chunk = 64 * 1024;
+  std::string joined;
+  joined.reserve(chunk + 1024);
+  each([&](const std::string& line) {
+    if (!joined.empty()) joined += '\n';
+    joined += line;
+    if (joined.size() >= chunk) {
+      copy.write_raw_line(joined);
+      joined.clear();
+    }
+  });
+  if (!joined.empty()) copy.write_raw_line(joined);
   copy.complete();
 }
 
