@@ -635,10 +635,23 @@ result<redis_endpoint> parse_redis_url(std::string_view url) {
   constexpr std::string_view redis_scheme = "redis://";
   if (url.substr(0, unix_scheme.size()) == unix_scheme) {
     auto rest = url.substr(unix_scheme.size());
+    // unix://[[username:]password@]/path: the userinfo ends where the path begins.
+    if (auto at = rest.find("@/"); !rest.empty() && rest.front() != '/' && at != std::string_view::npos) {
+      auto userinfo = rest.substr(0, at);
+      rest = rest.substr(at + 1);
+      auto colon = userinfo.find(':');
+      if (colon == std::string_view::npos) {
+        ep.password = std::string(userinfo);
+      } else {
+        ep.username = std::string(userinfo.substr(0, colon));
+        ep.password = std::string(userinfo.substr(colon + 1));
+      }
+    }
     auto q = rest.find('?');
     std::string_view path = rest.substr(0, q);
     if (path.empty() || path.front() != '/')
-      return bad_url(url, "the socket path must be absolute (unix:///path/to.sock)");
+      return bad_url(url, "the socket path must be absolute (unix:///path/to.sock, or "
+                          "unix://[user:]password@/path/to.sock)");
     ep.unix_path = std::string(path);
     if (q != std::string_view::npos) {
       auto query = rest.substr(q + 1);

@@ -56,7 +56,7 @@ struct redis_endpoint {
 };
 
 /// Parses "redis://[[user]:password@]host[:port][/db]" or
-/// "unix:///path/to.sock[?db=N]". On failure the error (code `bad_redis_url`)
+/// "unix://[[user:]password@]/path/to.sock[?db=N]". On failure the error (code `bad_redis_url`)
 /// names the URL and the part at fault.
 result<redis_endpoint> parse_redis_url(std::string_view url);
 

@@ -16,6 +16,7 @@
 #include <functional>
 #include <string>
 #include <thread>
+#include <vector>
 
 extern char** environ;
 
@@ -74,7 +75,9 @@ class temp_dir {
 /// posix_spawn and stopped by its PID.
 class redis_process {
  public:
-  explicit redis_process(std::filesystem::path dir) : dir_(std::move(dir)) {}
+  /// `extra`: more redis-server options, e.g. {"--requirepass", "secret"}.
+  explicit redis_process(std::filesystem::path dir, std::vector<std::string> extra = {})
+      : dir_(std::move(dir)), extra_(std::move(extra)) {}
   ~redis_process() { stop(); }
 
   std::string socket_path() const { return (dir_ / "redis.sock").string(); }
@@ -85,11 +88,13 @@ class redis_process {
     std::string sock = socket_path();
     std::string dir = dir_.string();
     std::string log = (dir_ / "redis.log").string();
-    const char* argv[] = {"redis-server", "--port",           "0",         "--unixsocket",
-                          sock.c_str(),   "--unixsocketperm", "700",       "--dir",
-                          dir.c_str(),    "--save",           "",          "--appendonly",
-                          "no",           "--logfile",        log.c_str(), nullptr};
-    if (::posix_spawnp(&pid_, "redis-server", nullptr, nullptr, const_cast<char**>(argv),
+    std::vector<const char*> argv = {"redis-server", "--port",           "0",         "--unixsocket",
+                                     sock.c_str(),   "--unixsocketperm", "700",       "--dir",
+                                     dir.c_str(),    "--save",           "",          "--appendonly",
+                                     "no",           "--logfile",        log.c_str()};
+    for (const auto& e : extra_) argv.push_back(e.c_str());
+    argv.push_back(nullptr);
+    if (::posix_spawnp(&pid_, "redis-server", nullptr, nullptr, const_cast<char**>(argv.data()),
                        environ) != 0) {
       pid_ = -1;
       return false;
@@ -121,6 +126,7 @@ class redis_process {
   }
 
   std::filesystem::path dir_;
+  std::vector<std::string> extra_;
   pid_t pid_ = -1;
 };
 

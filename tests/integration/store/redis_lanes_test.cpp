@@ -39,6 +39,12 @@ lane_result on_lane(redis_client& c, std::size_t lane,
   return p.get_future().get();
 }
 
+result<void> ping_sync(redis_client& c) {
+  std::promise<result<void>> p;
+  c.ping([&p](result<void> r) { p.set_value(std::move(r)); });
+  return p.get_future().get();
+}
+
 /// Runs `fn` on lane `i` and waits until it has run.
 void run_on(io::lanes& l, std::size_t i, std::function<void()> fn) {
   std::promise<void> done;
@@ -239,6 +245,40 @@ TEST(redis_lanes_private, fails_fast_while_down_and_reconnects_after_restart) {
   auto get = on_lane(client, 1, {"GET", "k"});
   ASSERT_TRUE(get.reply) << get.reply.err().message;
   EXPECT_EQ(get.reply->str, "after");
+}
+
+TEST(redis_lanes_private, every_lane_connection_authenticates) {
+  // A Redis that wants a password: each lane's connection sends AUTH (and SELECT)
+  // before its commands, and a wrong password is named as the handshake's failure.
+  testing::temp_dir dir;
+  testing::redis_process server(dir.path(), {"--requirepass", "s3cret"});
+  ASSERT_TRUE(server.start()) << "could not start redis-server in " << dir.path();
+  io::lanes lanes(2, "redis-test");
+  lanes.start();
+  auto url = "unix://s3cret@" + server.socket_path() + "?db=2";
+  auto c = redis_client::create(lane_options(url, lanes));
+  ASSERT_TRUE(c) << c.err().message;
+  for (std::size_t lane = 0; lane < 2; ++lane) {
+    ASSERT_TRUE(eventually([&] { return on_lane(**c, lane, {"PING"}).reply.ok(); }))
+        << "lane " << lane << " never authenticated";
+    auto set = on_lane(**c, lane, {"SET", "k" + std::to_string(lane), "v"});
+    ASSERT_TRUE(set.reply) << set.reply.err().message;
+    EXPECT_EQ(set.lane, static_cast<int>(lane));
+  }
+  // Both keys went to database 2.
+  auto dbsize = on_lane(**c, 0, {"DBSIZE"});
+  ASSERT_TRUE(dbsize.reply) << dbsize.reply.err().message;
+  EXPECT_EQ(dbsize.reply->integer, 2);
+  EXPECT_TRUE(ping_sync(**c).ok());
+
+  auto wrong = redis_client::create(lane_options("unix://nope@" + server.socket_path(), lanes));
+  ASSERT_TRUE(wrong) << wrong.err().message;
+  auto r = on_lane(**wrong, 1, {"PING"});
+  ASSERT_FALSE(r.reply);
+  auto ping = ping_sync(**wrong);
+  ASSERT_FALSE(ping.ok());
+  EXPECT_EQ(ping.err().message.find("nope"), std::string::npos) << "the password is shown: " << ping.err().message;
+  EXPECT_NE(ping.err().message.find("WRONGPASS"), std::string::npos) << ping.err().message;
 }
 
 TEST(redis_lanes_private, destructor_completes_outstanding_commands_on_their_lanes) {

@@ -40,6 +40,16 @@ TEST(redis_url, parses_tcp_and_unix_forms) {
   ASSERT_TRUE(c) << c.err().message;
   EXPECT_EQ(c->unix_path, "/tmp/x/redis.sock");
   EXPECT_EQ(c->db, 3);
+  auto e = parse_redis_url("unix://app:s3:cret@/tmp/x/redis.sock?db=1");
+  ASSERT_TRUE(e) << e.err().message;
+  EXPECT_EQ(e->unix_path, "/tmp/x/redis.sock");
+  EXPECT_EQ(e->username, "app");
+  EXPECT_EQ(e->password, "s3:cret");
+  EXPECT_EQ(e->db, 1);
+  auto f = parse_redis_url("unix://s3cret@/tmp/x/redis.sock");
+  ASSERT_TRUE(f) << f.err().message;
+  EXPECT_EQ(f->username, "");
+  EXPECT_EQ(f->password, "s3cret");
   auto d = parse_redis_url("redis://[::1]:7000");
   ASSERT_TRUE(d) << d.err().message;
   EXPECT_EQ(d->host, "::1");
