@@ -275,23 +275,35 @@ caf::behavior supervisor_impl(supervisor_ptr self, shared_state* st, shard* sh) 
   return {
       [=](tick_atom) {
         auto now = std::chrono::steady_clock::now();
-        std::size_t visits = 0;
+        std::size_t visits = 0;    // conversations looked at
+        std::size_t progress = 0;  // of them, made idle or passivated
         {
           std::lock_guard<std::mutex> lock(sh->m);
           // Touched conversations whose jobs have all finished become idle, in the
           // order of their last turn, so `idle` stays (nearly) oldest first. The ones
-          // still running a job stay where they are and are looked at next tick.
-          for (auto* l = sh->touched.next; l != &sh->touched && visits < max_tick_visits; ++visits) {
-            auto* next = l->next;
-            auto& e = conv_entry::of(l);
-            prune(e);
-            if (e.sent.empty()) sh->idle.push_back(e);
-            l = next;
+          // still running a job go to the back of `touched`, to be looked at again
+          // next tick; each is visited once per tick.
+          if (!sh->touched.empty()) {
+            activity_link* last = sh->touched.prev;
+            for (auto* l = sh->touched.next; visits < max_tick_visits; ++visits) {
+              auto* next = l->next;
+              auto& e = conv_entry::of(l);
+              prune(e);
+              if (e.sent.empty()) {
+                sh->idle.push_back(e);
+                ++progress;
+              } else {
+                sh->touched.push_back(e);
+              }
+              if (l == last) break;
+              l = next;
+            }
           }
           while (!sh->idle.empty() && visits < max_tick_visits) {
             auto& e = conv_entry::of(sh->idle.next);
             if (now - e.last_active < deps->options.passivate_after) break;
             ++visits;
+            ++progress;
             // Its down message then finds no entry holding it, and is ignored.
             self->send_exit(e.actor, caf::exit_reason::user_shutdown);
             deps->probe->passivations.Increment();
@@ -300,7 +312,9 @@ caf::behavior supervisor_impl(supervisor_ptr self, shared_state* st, shard* sh) 
             sh->convs.erase(conversation_key(e.actor));
           }
         }
-        auto next = visits < max_tick_visits ? period : std::chrono::milliseconds(1);
+        // Cut short with work done and more to do: come back soon. (Conversations
+        // that are all still running their jobs wait for the next period.)
+        auto next = visits >= max_tick_visits && progress > 0 ? std::chrono::milliseconds(1) : period;
         self->delayed_send(self, next, tick_atom::value);
       },
   };

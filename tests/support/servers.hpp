@@ -10,7 +10,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
@@ -47,8 +49,19 @@ inline bool eventually(const std::function<bool()>& cond,
 
 /// A unique scratch name for this process and test ("store_<pid>_<n>").
 inline std::string unique_name(const std::string& stem) {
-  static int counter = 0;
-  return stem + "_" + std::to_string(::getpid()) + "_" + std::to_string(++counter);
+  // The pid alone repeats across runs against a long-lived database (pids wrap), so
+  // the process's start time (microseconds, hex) is part of the name too.
+  static const std::string process = [] {
+    char buf[32];
+    auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+                  std::chrono::system_clock::now().time_since_epoch())
+                  .count();
+    std::snprintf(buf, sizeof buf, "%x_%llx", static_cast<unsigned>(::getpid()),
+                  static_cast<unsigned long long>(us));
+    return std::string(buf);
+  }();
+  static std::atomic<int> counter{0};
+  return stem + "_" + process + "_" + std::to_string(++counter);
 }
 
 /// A temp folder removed with everything in it at scope exit.

@@ -287,9 +287,12 @@ class BotApi : public ::testing::Test {
     pg_ = std::move(*pg);
     tenant_ = parley::store::testing::unique_name("t");
     n_ = std::make_unique<node>();  // applies the migrations
+    std::string why;
     ASSERT_TRUE(parley::store::testing::eventually([&] {
-      return store::create_tenant_sync(*pg_, tenant_, "Test tenant", "test").ok();
-    }, 20s));
+      auto t = store::create_tenant_sync(*pg_, tenant_, "Test tenant", "test");
+      if (!t) why = t.err().code + ": " + t.err().message;
+      return t.ok();
+    }, 20s)) << why;
     auto key = store::create_api_key_sync(*pg_, tenant_, "test", "test");
     ASSERT_TRUE(key.ok()) << key.err().message;
     key_ = key->key;

@@ -67,14 +67,7 @@ inline std::string edited(std::string text, const std::string& from, const std::
   return text.replace(at, from.size(), to);
 }
 
-/// A tenant id no other test or run uses ("<stem>_<pid>_<n>_<start time>": the
-/// time keeps a recycled pid of a later run on the same database apart).
-inline std::string unique_tenant(const std::string& stem) {
-  static const std::string run =
-      std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
-                         std::chrono::system_clock::now().time_since_epoch())
-                         .count());
-  return unique_name(stem) + "_" + run;
-}
+/// A tenant id no other test or run uses (see unique_name).
+inline std::string unique_tenant(const std::string& stem) { return unique_name(stem); }
 
 }  // namespace parley::catalog_testing
