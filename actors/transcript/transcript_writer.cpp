@@ -198,7 +198,10 @@ void transcript_writer::loop() {
       // Back to the front, in order: the write is idempotent, so a partial success is harmless.
       buffer_.insert(buffer_.begin(), std::make_move_iterator(batch.rows.begin()),
                      std::make_move_iterator(batch.rows.end()));
-      for (const auto& l : *batch.lines) line_messages_ += l.messages;
+      for (auto& l : *batch.lines) {
+        line_messages_ += l.messages;
+        l.maybe_stored = true;
+      }
       lines_.insert(lines_.begin(), std::make_move_iterator(batch.lines->begin()),
                     std::make_move_iterator(batch.lines->end()));
       events_.insert(events_.begin(), std::make_move_iterator(batch.events.begin()),

@@ -1232,14 +1232,17 @@ job_of<std::size_t> transcript_batch_job(std::shared_ptr<const prepared_batch> b
 
 /// COPY of whole-turn lines. A stored turn fails the COPY (unique violation); then the
 /// lines go through a temporary table and INSERT ... ON CONFLICT DO NOTHING, which
-/// skips the stored turns. Result: messages of the turns inserted.
+/// skips the stored turns. A batch with a line sent again (maybe_stored) takes that
+/// path at once. Result: messages of the turns inserted.
 job_of<std::size_t> transcript_lines_job(std::shared_ptr<const std::vector<transcript_line>> lines) {
   return [lines](pqxx::transaction_base& tx) -> std::size_t {
     if (lines->empty()) return 0;
     auto each = [&](auto&& write) {
       for (const auto& l : *lines) write(l.copy);
     };
-    if (copied_as_new(tx, each)) {
+    const bool maybe_stored =
+        std::any_of(lines->begin(), lines->end(), [](const transcript_line& l) { return l.maybe_stored; });
+    if (!maybe_stored && copied_as_new(tx, each)) {
       std::size_t messages = 0;
       for (const auto& l : *lines) messages += l.messages;
       return messages;

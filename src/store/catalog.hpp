@@ -356,6 +356,10 @@ result<std::size_t> write_transcript_turns_sync(postgres_client& pg, std::vector
 struct transcript_line {
   std::string copy;          ///< the COPY text line, without its newline
   std::size_t messages = 0;  ///< the inbound message (0 or 1) and the replies
+  /// Set by a writer sending the line again after a failed write (whose outcome is
+  /// unknown): a batch holding such a line skips the plain COPY, which would fail on
+  /// a stored turn (and leave a duplicate-key ERROR in Postgres's log).
+  bool maybe_stored = false;
 };
 
 /// Builds a transcript_line: inbound() at most once and before any reply(), then the

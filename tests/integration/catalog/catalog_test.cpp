@@ -647,6 +647,21 @@ TEST_F(catalog_test, turn_lines_store_whole_turns_and_skip_stored_ones) {
   EXPECT_EQ(*some, 3u);
   EXPECT_EQ(transcript_sync(*pg_, tenant_, session)->size(), 11u);
 
+  // Sent again after a failed write (maybe stored): merged without trying the COPY
+  // first; the stored turns are skipped, the new one is written.
+  std::vector<transcript_line> retried{line(5, &hello, {"a", "b"}, 0), line(6, &hello, {"c"}, 0),
+                                       line(1, &tricky, {tricky, "plain", ""}, 0)};
+  for (auto& l : retried) l.maybe_stored = true;
+  auto merged = write_turn_lines_sync(*pg_, retried);
+  ASSERT_TRUE(merged) << merged.err().message;
+  EXPECT_EQ(*merged, 2u) << "only turn 6 is new";
+  EXPECT_EQ(transcript_sync(*pg_, tenant_, session)->size(), 13u);
+  std::vector<transcript_line> fresh{line(7, &hello, {"d"}, 0)};
+  fresh[0].maybe_stored = true;
+  auto first_try = write_turn_lines_sync(*pg_, fresh);
+  ASSERT_TRUE(first_try) << first_try.err().message;
+  EXPECT_EQ(*first_try, 2u);
+
   // With conversation records in one transaction (the writer's path).
   std::string other = unique_name("session");
   std::promise<result<std::size_t>> done;

@@ -251,6 +251,40 @@ TEST(TranscriptWriter, WholeTurnsBatchByTheirMessagesAndSurviveAFailedWrite) {
   EXPECT_EQ(w.lag(), 0u);
 }
 
+TEST(TranscriptWriter, LinesSentAgainAfterAFailedWriteAreMarkedMaybeStored) {
+  // A failed write's outcome is unknown (Postgres may have committed it): the lines
+  // it held go again marked, so the catalog merges them instead of a plain COPY that
+  // a stored turn would fail. Lines never sent before are not marked.
+  std::mutex m;
+  std::vector<std::pair<std::size_t, bool>> seen;  // (line's messages, maybe_stored), successful writes
+  int failures_left = 1;
+  prometheus::Registry reg;
+  transcript_writer w(
+      [&](const transcript_batch& batch, std::function<void(result<void>)> done) {
+        std::unique_lock<std::mutex> lock(m);
+        if (failures_left > 0) {
+          --failures_left;
+          for (const auto& l : *batch.lines) EXPECT_FALSE(l.maybe_stored) << "a first attempt";
+          lock.unlock();
+          return done(make_error("postgres_unavailable", "down"));
+        }
+        for (const auto& l : *batch.lines) seen.emplace_back(l.messages, l.maybe_stored);
+        lock.unlock();
+        done(result<void>{});
+      },
+      {100, 5ms, 1000}, &reg);
+  w.append(turn_line(1, 1));
+  w.append(turn_line(2, 2));
+  ASSERT_TRUE(w.flush(10s));
+  w.append(turn_line(3, 3));
+  ASSERT_TRUE(w.flush(10s));
+  std::lock_guard<std::mutex> lock(m);
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_EQ(seen[0], std::make_pair(std::size_t{2}, true));
+  EXPECT_EQ(seen[1], std::make_pair(std::size_t{3}, true));
+  EXPECT_EQ(seen[2], std::make_pair(std::size_t{4}, false));
+}
+
 std::string compiled(const std::string& welcome) {
   auto r = bot::compile("bot:\n  name: t\n  welcome: hi\ndialogs:\n  hi:\n    - message: \"" + welcome + "\"\n", "t.yaml");
   EXPECT_TRUE(r.ok());
