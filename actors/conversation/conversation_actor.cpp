@@ -67,6 +67,7 @@ struct turn_scratch {
   std::unique_ptr<v1::TurnResult> acc;  // the turn's result, accumulated across action round trips
   std::string writing;                  // the snapshot bytes being committed
   bool snap_stale = false;              // `snap` no longer equals the committed bytes
+  std::shared_ptr<const v1::TurnResult> replay;  // a recorded answer, once the program is loaded
   bool fenced = false;                  // the snapshot read waited for an orphaned commit
   std::list<turn_job_ptr> waiting;      // turns that arrived while `job` ran
 };
@@ -312,10 +313,13 @@ void commit(self_ptr self) {
   if (!in.message_id.empty()) {
     auto max = static_cast<int>(s.deps->options.recent_turns);
     if (n.recent_size() >= max) n.mutable_recent()->DeleteSubrange(0, n.recent_size() - max + 1);
-    // Only the newest recorded turn keeps its result: a redelivery of an older
-    // message is recognised (and not run again) by its id alone. The Bot API can only
-    // replay its last sequenceId anyway, and this keeps the snapshot small.
-    if (n.recent_size() > 0) n.mutable_recent(n.recent_size() - 1)->clear_result();
+    // Only the newest recorded turn that showed messages keeps its result (and any
+    // newer one that showed none, a setVariables): a redelivery of an older message is
+    // recognised (and not run again) by its id alone, the Bot API can only replay its
+    // last sequenceId anyway, and a choiceIndex refers to the last menu shown. This
+    // keeps the snapshot small.
+    if (acc.messages_size() > 0)
+      for (auto& older : *n.mutable_recent()) older.clear_result();
     auto* rec = n.add_recent();
     rec->set_message_id(in.message_id);
     rec->set_sequence(n.sequence());
@@ -433,6 +437,7 @@ void run_vm(self_ptr self, const v1::Input* input) {
   const auto& prog = *s.prog;
   if (s.deps->options.debug_faults && in.text == debug_poison_text && !s.t->job->quarantined)
     throw std::runtime_error("poison message (debug fault injection)");
+  if (input == nullptr && s.t->replay) return answer(self, status::replayed, {}, std::move(s.t->replay));
   if (input != nullptr) {
     v1::TurnResult r = bot::resume(prog, s.t->acc->state(), *input);
     accumulate(s, std::move(r), false);
@@ -459,12 +464,31 @@ void run_vm(self_ptr self, const v1::Input* input) {
     accumulate(s, std::move(r), true);
     return commit(self);
   }
+  if (in.what == inbound::kind::set_variables) {
+    // No VM run: the variables change, the turn is committed and answered with no
+    // messages. A name or value the bot does not accept changes nothing (400).
+    auto r = bot::set_variables(prog, s.t->snap->state(), in.variables);
+    if (!r) {
+      if (r.err().code == "session_ended")
+        return answer(self, status::session_ended, "session " + s.session_id() + " has ended");
+      return answer(self, status::bad_input, "message.variables: " + r.err().message);
+    }
+    accumulate(s, std::move(*r), true);
+    return commit(self);
+  }
   v1::Input vm_in;
   if (in.choice_index > 0) {
-    // The n-th option of the last menu this conversation showed.
+    // The n-th option of the last menu this conversation showed: in the newest
+    // recorded turn that showed messages.
     v1::TurnResult last;
-    if (!s.t->snap->recent().empty() && !last.ParseFromString(s.t->snap->recent().rbegin()->result()))
-      return answer(self, status::internal, "the last turn recorded by session " + s.session_id() + " does not parse");
+    const auto& recent = s.t->snap->recent();
+    for (auto it = recent.rbegin(); it != recent.rend(); ++it) {
+      if (it->result().empty()) continue;
+      if (!last.ParseFromString(it->result()))
+        return answer(self, status::internal, "the last turn recorded by session " + s.session_id() + " does not parse");
+      if (last.messages_size() > 0) break;
+      last.Clear();
+    }
     const v1::Outbound* menu = nullptr;
     for (const auto& m : last.messages())
       if (m.choices_size() > 0) menu = &m;
@@ -525,7 +549,15 @@ void dispatch(self_ptr self) {
         auto recorded = std::make_shared<v1::TurnResult>();
         if (!recorded->ParseFromString(rec.result()))
           return answer(self, status::internal, "the turn recorded for message " + in.message_id + " does not parse");
-        return answer(self, status::replayed, {}, std::move(recorded));
+        // The record keeps what was shown, not the state: the conversation's state is
+        // the snapshot's (after this turn, for the Bot API's last sequenceId), for a
+        // response that includes the variables.
+        *recorded->mutable_state() = s.t->snap->state();
+        // With its program, so that the response can show the variables as the first
+        // one did.
+        if (s.prog) return answer(self, status::replayed, {}, std::move(recorded));
+        s.t->replay = std::move(recorded);
+        return with_program(self);
       }
     }
   }

@@ -168,7 +168,7 @@ struct gateway {
     if (sequence_id > 0) r.processed_sequence_ids.push_back(sequence_id);
     r.request_id = request_id;
     r.options = options;
-    if (options.variables && out.program && out.result && out.st == status::ok)
+    if (options.variables && out.program && out.result && (out.st == status::ok || out.st == status::replayed))
       r.variables = botapi::response_variables(out.program->proto(), out.result->state(), options);
     return r;
   }
@@ -226,6 +226,16 @@ struct gateway {
           in.what = inbound::kind::end;
           in.text = msg->reason;
           break;
+        case botapi::message_kind::set_variables: {
+          in.what = inbound::kind::set_variables;
+          // The transcript shows the names; the values stay in the conversation's state.
+          in.text = "[setVariables]";
+          for (const auto& v : msg->variables) {
+            in.variables[v.name] = v.value;
+            in.text += (in.text.back() == ']' ? " " : ", ") + v.name;
+          }
+          break;
+        }
         default:
           return reply(botapi::render_error(422, "message.type: this runtime does not support this message type yet",
                                             path, msg->ctx.request_id, now_ms()));

@@ -116,6 +116,13 @@ using variables = std::map<std::string, v1::Value, std::less<>>;
 /// bot needs input. `now_unix` is the wall clock for relative dates.
 v1::TurnResult start(const program& prog, const variables& vars, std::int64_t now_unix);
 
+/// Sets variables of a live conversation for its client (the Bot API's setVariables
+/// message) without running the bot: the result holds the new state (its turn
+/// counted) and no messages. All or nothing: a name that is not a variable declared
+/// `client_settable`, or a value its type cannot hold, fails with `invalid_argument`
+/// naming them, and a state that has ended with `session_ended`.
+result<v1::TurnResult> set_variables(const program& prog, const v1::State& state, const variables& vars);
+
 /// Runs one turn: feeds `input` to the conversation in `state` and runs until
 /// the bot needs input, ends, transfers, or needs an action result. Never
 /// throws for user data; a runtime error runs the bot's error dialog (or ends

@@ -741,6 +741,32 @@ v1::TurnResult start(const program& prog, const variables& vars, std::int64_t no
   return std::move(run.r);
 }
 
+result<v1::TurnResult> set_variables(const program& prog, const v1::State& state, const variables& vars) {
+  const auto& p = prog.internals();
+  if (state.program_id() != p.proto.id())
+    return make_error("program_mismatch", "the state belongs to program '" + state.program_id() + "', not '" +
+                                              p.proto.id() + "'");
+  if (state.status() == v1::ENDED || state.status() == v1::TRANSFERRED)
+    return make_error("session_ended", "the session is over");
+  runner run(p, state);
+  std::string rejected;
+  for (const auto& [name, value] : vars) {
+    auto it = std::find(p.names.begin(), p.names.end(), name);
+    if (it == p.names.end() || !p.proto.variables(static_cast<int>(it - p.names.begin())).client_settable()) {
+      rejected += (rejected.empty() ? "'" : ", '") + name + "' is not a variable the client may set";
+      continue;
+    }
+    try {
+      run.set(static_cast<int>(it - p.names.begin()), value);
+    } catch (const eval_failure& ex) {
+      rejected += (rejected.empty() ? "" : ", ") + ex.message;
+    }
+  }
+  if (!rejected.empty()) return make_error("invalid_argument", rejected);
+  run.st.set_turn(state.turn() + 1);
+  return std::move(run.r);
+}
+
 namespace {
 
 /// A turn from `run.st`, the state as it was until this changes it.

@@ -412,6 +412,56 @@ TEST_F(BotApi, RepeatedSequenceIdReplaysWithoutRunningTheBotAgain) {
   EXPECT_TRUE(has(stale.body, "sequenceId")) << stale.body;
 }
 
+TEST_F(BotApi, SetVariablesChangesTheConversationWithoutRunningTheBot) {
+  auto s = start_session();
+  auto set = [&](int64_t seq, json vars) {
+    return c_->call("POST", "/v5.3.0/sessions/" + s + "/messages",
+                    {{"message", {{"type", "setVariables"}, {"sequenceId", seq}, {"variables", vars}}},
+                     {"responseOptions", {{"variables", {{"include", true}, {"onlyChanged", false}, {"filter", {"customer_name"}}}}}}});
+  };
+  auto r = set(1, {{{"name", "customer_name"}, {"type", "text"}, {"value", "Ada"}}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(r.j.value("messages", json::array()).empty()) << "the bot did not run: " << r.body;
+  ASSERT_TRUE(r.j.contains("variables")) << r.body;
+  EXPECT_TRUE(has(r.j["variables"].dump(), "Ada")) << r.body;
+  EXPECT_EQ(r.j.value("processedSequenceIds", json::array()), json::array({1}));
+  EXPECT_EQ(api_.calls(), 0);
+  EXPECT_EQ(set(1, {{{"name", "customer_name"}, {"type", "text"}, {"value", "Ada"}}}).body, r.body)
+      << "a repeated sequenceId gets the recorded answer";
+  // Also from a new incarnation, which loads the bot's program for the variables.
+  ASSERT_EQ(kill(s).status, 200);
+  ASSERT_TRUE(parley::store::testing::eventually([&] { return metric("parley_conversation_restarts_total") >= 1; }, 10s));
+  EXPECT_EQ(set(1, {{{"name", "customer_name"}, {"type", "text"}, {"value", "Ada"}}}).body, r.body)
+      << "the replay of a restarted conversation";
+
+  // A variable the client may not set (or an unknown one) changes nothing: 400, the
+  // sequenceId stays unused.
+  auto bad = set(2, {{{"name", "customer_name"}, {"type", "text"}, {"value", "Bob"}},
+                     {{"name", "order_status"}, {"type", "text"}, {"value", "shipped"}}});
+  EXPECT_EQ(bad.status, 400) << bad.body;
+  EXPECT_TRUE(has(bad.body, "message.variables")) << bad.body;
+  EXPECT_TRUE(has(bad.body, "order_status")) << bad.body;
+  auto ok = set(2, {{{"name", "customer_name"}, {"type", "text"}, {"value", "Ada Lovelace"}}});
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  EXPECT_TRUE(has(ok.j["variables"].dump(), "Ada Lovelace")) << ok.body;
+
+  // The conversation goes on where it was, and its transcript shows the names.
+  auto next = c_->choice(s, 3, 1);
+  ASSERT_EQ(next.status, 200) << next.body;
+  EXPECT_TRUE(has(texts(next.j), "What's your order number?")) << next.body;
+  std::vector<std::string> inbound;
+  ASSERT_TRUE(parley::store::testing::eventually([&] {
+    auto t = store::transcript_sync(*pg_, tenant_, s);
+    inbound.clear();
+    if (t.ok())
+      for (const auto& m : *t)
+        if (m.direction == "in") inbound.push_back(m.text);
+    return inbound.size() >= 3;
+  }, 10s));
+  EXPECT_EQ(inbound[0], "[setVariables] customer_name");
+  EXPECT_EQ(inbound[1], "[setVariables] customer_name");
+}
+
 TEST_F(BotApi, AuthenticationAndUnknownThingsGetContractErrors) {
   client wrong_key(*n_, tenant_, "pk_not-a-key");
   auto r = wrong_key.start("orders");

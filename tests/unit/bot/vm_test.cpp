@@ -192,6 +192,32 @@ TEST(vm, resume_taking_the_state_over_runs_the_same_turn) {
   EXPECT_EQ(var(*p, r, "day"), "2026-11-27");
 }
 
+TEST(vm, set_variables_changes_client_settable_variables_all_or_nothing) {
+  auto p = build(shop);
+  auto r = bot::start(*p, {}, now);
+  const auto before = r.SerializeAsString();
+  v1::Value v;
+  v.set_text("gold");
+  auto set = bot::set_variables(*p, r.state(), {{"name", v}});
+  ASSERT_TRUE(set.ok()) << set.err().message;
+  EXPECT_EQ(var(*p, *set, "name"), "gold");
+  EXPECT_EQ(set->messages_size(), 0) << "the bot does not run";
+  EXPECT_EQ(set->state().turn(), r.state().turn() + 1);
+  EXPECT_EQ(set->state().frames_size(), r.state().frames_size());
+
+  auto bad = bot::set_variables(*p, set->state(), {{"name", v}, {"size", v}});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.err().code, "invalid_argument");
+  EXPECT_NE(bad.err().message.find("'size'"), std::string::npos) << bad.err().message;
+  EXPECT_EQ(r.SerializeAsString(), before) << "the input state is not changed";
+
+  auto ended = set->state();
+  ended.set_status(v1::ENDED);
+  auto over = bot::set_variables(*p, ended, {{"name", v}});
+  ASSERT_FALSE(over.ok());
+  EXPECT_EQ(over.err().code, "session_ended");
+}
+
 TEST(vm, menu_by_number_and_label_and_call_returns) {
   auto p = build(shop);
   auto r = bot::start(*p, {}, now);
