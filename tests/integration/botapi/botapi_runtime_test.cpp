@@ -742,7 +742,8 @@ TEST_F(BotApi, EveryIdleConversationPassivatesWhenManyAreLive) {
 TEST_F(BotApi, AConversationWaitingForItsActionIsNotPassivated) {
   // Idle means every job finished: a turn waiting for its action longer than the
   // idle time keeps its conversation live, which passivates once the turn is answered.
-  n_ = std::make_unique<node>(std::map<std::string, std::string>{{"PARLEY_RUNTIME_PASSIVATE_AFTER_MS", "100"},
+  // (300 ms: the idle gap between two turns of this test must stay below it.)
+  n_ = std::make_unique<node>(std::map<std::string, std::string>{{"PARLEY_RUNTIME_PASSIVATE_AFTER_MS", "300"},
                                                                  {"PARLEY_RUNTIME_SHARDS", "1"}});
   c_ = std::make_unique<client>(*n_, tenant_, key_);
   auto s = start_session();
