@@ -476,6 +476,14 @@ void run_vm(self_ptr self, const v1::Input* input) {
     accumulate(s, std::move(*r), true);
     return commit(self);
   }
+  if (in.what == inbound::kind::transfer_succeeded || in.what == inbound::kind::transfer_failed) {
+    auto r = in.what == inbound::kind::transfer_succeeded
+                 ? bot::transfer_succeeded(prog, s.t->snap->state())
+                 : bot::transfer_failed(prog, s.t->snap->state(), in.no_agent, in.now_unix);
+    if (!r) return answer(self, status::bad_input, "message.type: " + r.err().message);
+    accumulate(s, std::move(*r), true);
+    return continue_after_vm(self);
+  }
   v1::Input vm_in;
   if (in.choice_index > 0) {
     // The n-th option of the last menu this conversation showed: in the newest
@@ -561,7 +569,10 @@ void dispatch(self_ptr self) {
       }
     }
   }
-  if (s.t->snap->state().status() == v1::ENDED || s.t->snap->state().status() == v1::TRANSFERRED)
+  const bool transfer_report =
+      in.what == inbound::kind::transfer_succeeded || in.what == inbound::kind::transfer_failed;
+  if (s.t->snap->state().status() == v1::ENDED ||
+      (s.t->snap->state().status() == v1::TRANSFERRED && !transfer_report))
     return answer(self, status::session_ended, "session " + s.session_id() + " has ended");
   if (in.sequence_id >= 0 && in.sequence_id <= s.t->snap->last_sequence_id())
     return answer(self, status::stale_sequence,

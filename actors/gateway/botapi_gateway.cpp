@@ -236,6 +236,15 @@ struct gateway {
           }
           break;
         }
+        case botapi::message_kind::transfer_succeeded:
+          in.what = inbound::kind::transfer_succeeded;
+          in.text = "[transferSucceeded]";
+          break;
+        case botapi::message_kind::transfer_failed:
+          in.what = inbound::kind::transfer_failed;
+          in.no_agent = msg->reason == "NoAgentAvailable";
+          in.text = "[transferFailed] " + msg->reason + (msg->description.empty() ? "" : ": " + msg->description);
+          break;
         default:
           return reply(botapi::render_error(422, "message.type: this runtime does not support this message type yet",
                                             path, msg->ctx.request_id, now_ms()));

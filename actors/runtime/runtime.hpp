@@ -39,7 +39,7 @@ class action_runner;
 
 /// One inbound message for a conversation, from any channel.
 struct inbound {
-  enum class kind { start, text, payload, end, set_variables };
+  enum class kind { start, text, payload, end, set_variables, transfer_succeeded, transfer_failed };
   kind what = kind::text;
   std::string tenant;
   std::string bot;               ///< start: the bot to run; later: checked against the session
@@ -48,7 +48,8 @@ struct inbound {
   std::string external_key;      ///< the channel's own key (start only)
   std::string message_id;        ///< channel message id: a redelivery with the same id is replayed
   int64_t sequence_id = -1;      ///< Bot API sequenceId (must increase); -1 when the channel has none
-  std::string text;              ///< text, button payload, end reason; set_variables: what the transcript shows
+  std::string text;              ///< text, button payload, end reason; set_variables and transfers: what the transcript shows
+  bool no_agent = false;         ///< transfer_failed: no agent was available (else an error)
   int64_t choice_index = 0;      ///< > 0: the n-th option (1-based) of the last menu shown
   bot::variables variables;      ///< start and set_variables: client-settable variables
   int64_t now_unix = 0;

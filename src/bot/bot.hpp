@@ -123,6 +123,15 @@ v1::TurnResult start(const program& prog, const variables& vars, std::int64_t no
 /// naming them, and a state that has ended with `session_ended`.
 result<v1::TurnResult> set_variables(const program& prog, const v1::State& state, const variables& vars);
 
+/// The client's report on a transfer the bot asked for (state TRANSFERRED), the Bot
+/// API's transferSucceeded and transferFailed messages. Succeeded: the agent has the
+/// conversation and the bot's part ends (ENDED, COMPLETED; no messages). Failed: the bot takes it
+/// back: it says so and shows its main menu (or waits for input). Fails with
+/// `not_transferred` when the state is not TRANSFERRED.
+result<v1::TurnResult> transfer_succeeded(const program& prog, const v1::State& state);
+result<v1::TurnResult> transfer_failed(const program& prog, const v1::State& state, bool no_agent,
+                                       std::int64_t now_unix);
+
 /// Runs one turn: feeds `input` to the conversation in `state` and runs until
 /// the bot needs input, ends, transfers, or needs an action result. Never
 /// throws for user data; a runtime error runs the bot's error dialog (or ends

@@ -769,6 +769,38 @@ result<v1::TurnResult> set_variables(const program& prog, const v1::State& state
 
 namespace {
 
+error not_transferred() {
+  return make_error("not_transferred", "the bot has not handed this conversation to an agent");
+}
+
+}  // namespace
+
+result<v1::TurnResult> transfer_succeeded(const program& prog, const v1::State& state) {
+  if (state.status() != v1::TRANSFERRED) return not_transferred();
+  runner run(prog.internals(), state);
+  run.st.set_turn(state.turn() + 1);
+  run.end(v1::COMPLETED);
+  return std::move(run.r);
+}
+
+result<v1::TurnResult> transfer_failed(const program& prog, const v1::State& state, bool no_agent,
+                                       std::int64_t now_unix) {
+  if (state.status() != v1::TRANSFERRED) return not_transferred();
+  const auto& p = prog.internals();
+  runner run(p, state);
+  run.now = now_unix;
+  run.st.set_status(v1::AWAITING_INPUT);
+  run.st.set_turn(state.turn() + 1);
+  run.say(no_agent ? "Sorry, no agent is available right now." : "Sorry, we could not connect you with an agent.");
+  if (p.proto.main_menu() >= 0) {
+    run.start_dialog(p.proto.main_menu());
+    run.run();
+  }
+  return std::move(run.r);
+}
+
+namespace {
+
 /// A turn from `run.st`, the state as it was until this changes it.
 v1::TurnResult run_turn(runner& run, const v1::Input& input) {
   const auto& p = run.p;

@@ -462,6 +462,39 @@ TEST_F(BotApi, SetVariablesChangesTheConversationWithoutRunningTheBot) {
   EXPECT_EQ(inbound[1], "[setVariables] customer_name");
 }
 
+TEST_F(BotApi, TransferReportsEndOrResumeTheBotsPart) {
+  auto msg = [&](const std::string& s, int64_t seq, json m) {
+    m["sequenceId"] = seq;
+    return c_->call("POST", "/v5.3.0/sessions/" + s + "/messages", {{"message", m}});
+  };
+  // Failed: the bot takes the conversation back and goes on.
+  auto s = start_session();
+  auto handed = c_->choice(s, 1, 2);  // "Talk to an agent"
+  ASSERT_EQ(handed.status, 200) << handed.body;
+  EXPECT_TRUE(has(handed.body, "\"type\":\"escalate\"")) << handed.body;
+  auto early = msg(start_session(), 1, {{"type", "transferFailed"}, {"reason", "NoAgentAvailable"}});
+  EXPECT_EQ(early.status, 400) << "no transfer was asked for: " << early.body;
+  EXPECT_TRUE(has(early.body, "agent")) << early.body;
+  auto failed = msg(s, 2, {{"type", "transferFailed"}, {"reason", "NoAgentAvailable"}, {"description", "queue closed"}});
+  ASSERT_EQ(failed.status, 200) << failed.body;
+  EXPECT_TRUE(has(texts(failed.j), "Sorry, no agent is available right now.")) << failed.body;
+  EXPECT_TRUE(has(texts(failed.j), "How can I help you?")) << failed.body;
+  auto next = c_->choice(s, 3, 1);
+  ASSERT_EQ(next.status, 200) << next.body;
+  EXPECT_TRUE(has(texts(next.j), "What's your order number?")) << next.body;
+
+  // Succeeded: the bot's part is over; the session takes no more messages.
+  auto t = start_session();
+  ASSERT_EQ(c_->choice(t, 1, 2).status, 200);
+  auto done = msg(t, 2, {{"type", "transferSucceeded"}});
+  ASSERT_EQ(done.status, 200) << done.body;
+  ASSERT_EQ(done.j["messages"].size(), 1u) << done.body;
+  EXPECT_EQ(done.j["messages"][0].value("type", ""), "sessionEnded") << done.body;
+  EXPECT_EQ(msg(t, 2, {{"type", "transferSucceeded"}}).body, done.body) << "replayed";
+  auto after = c_->text(t, 3, "hello?");
+  EXPECT_EQ(after.status, 404) << after.body;
+}
+
 TEST_F(BotApi, AuthenticationAndUnknownThingsGetContractErrors) {
   client wrong_key(*n_, tenant_, "pk_not-a-key");
   auto r = wrong_key.start("orders");

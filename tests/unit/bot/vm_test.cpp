@@ -218,6 +218,50 @@ TEST(vm, set_variables_changes_client_settable_variables_all_or_nothing) {
   EXPECT_EQ(over.err().code, "session_ended");
 }
 
+TEST(vm, a_failed_transfer_gives_the_conversation_back_to_the_bot) {
+  auto p = build(R"BOT(bot:
+  name: desk
+  welcome: welcome
+  main_menu: menu
+dialogs:
+  welcome:
+    - message: "Hi."
+    - goto: menu
+  menu:
+    - menu:
+        prompt: "Pick one"
+        options:
+          - label: Agent
+            goto: agent
+  agent:
+    - transfer: {queue: support, message: "Connecting you."}
+)BOT");
+  auto r = bot::start(*p, {}, now);
+  EXPECT_FALSE(bot::transfer_failed(*p, r.state(), true, now).ok()) << "no transfer was asked for";
+  EXPECT_EQ(bot::transfer_succeeded(*p, r.state()).err().code, "not_transferred");
+  r = bot::resume(*p, r.state(), bot::text_input("1", now));
+  ASSERT_EQ(r.state().status(), v1::TRANSFERRED) << r.ShortDebugString();
+  EXPECT_EQ(r.transfer().queue(), "support");
+
+  auto ok = bot::transfer_succeeded(*p, r.state());
+  ASSERT_TRUE(ok.ok()) << ok.err().message;
+  EXPECT_EQ(ok->state().status(), v1::ENDED) << "the bot's part is over";
+  EXPECT_EQ(ok->end_reason(), v1::COMPLETED);
+  EXPECT_EQ(ok->messages_size(), 0);
+
+  auto failed = bot::transfer_failed(*p, r.state(), true, now);
+  ASSERT_TRUE(failed.ok()) << failed.err().message;
+  EXPECT_EQ(failed->state().status(), v1::AWAITING_INPUT);
+  EXPECT_EQ(texts(*failed), (std::vector<std::string>{"Sorry, no agent is available right now.", "Pick one"}));
+  EXPECT_EQ(failed->state().turn(), r.state().turn() + 1);
+  auto error = bot::transfer_failed(*p, r.state(), false, now);
+  ASSERT_TRUE(error.ok());
+  EXPECT_EQ(texts(*error).front(), "Sorry, we could not connect you with an agent.");
+  // And the conversation goes on.
+  auto again = bot::resume(*p, failed->state(), bot::text_input("1", now));
+  EXPECT_EQ(again.state().status(), v1::TRANSFERRED);
+}
+
 TEST(vm, menu_by_number_and_label_and_call_returns) {
   auto p = build(shop);
   auto r = bot::start(*p, {}, now);
