@@ -182,8 +182,6 @@ v1::NluModel train(const google::protobuf::RepeatedPtrField<v1::Intent>& intents
 
 classifier::classifier(const v1::Program& p) {
   const auto& m = p.nlu();
-  idf_bucket_.assign(m.idf_bucket().begin(), m.idf_bucket().end());
-  idf_weight_.assign(m.idf_weight().begin(), m.idf_weight().end());
   default_idf_ = m.default_idf();
   intents_ = static_cast<std::size_t>(m.centroids_size());
   std::vector<std::tuple<std::uint32_t, std::uint32_t, float>> all;
@@ -193,14 +191,51 @@ classifier::classifier(const v1::Program& p) {
       all.emplace_back(c.bucket(j), static_cast<std::uint32_t>(i), c.weight(j));
   }
   std::sort(all.begin(), all.end());
+  // The known buckets: those with an IDF, those with postings.
+  std::vector<known_bucket> known;
+  for (int i = 0; i < m.idf_bucket_size() && i < m.idf_weight_size(); ++i) {
+    known_bucket k;
+    k.bucket = m.idf_bucket(i);
+    k.idf = m.idf_weight(i);
+    known.push_back(k);
+  }
+  std::stable_sort(known.begin(), known.end(), [](const auto& a, const auto& b) { return a.bucket < b.bucket; });
+  known.erase(std::unique(known.begin(), known.end(), [](const auto& a, const auto& b) { return a.bucket == b.bucket; }),
+              known.end());
+  std::vector<known_bucket> posted;
   for (auto& [b, i, w] : all) {
-    if (post_bucket_.empty() || post_bucket_.back() != b) {
-      post_bucket_.push_back(b);
-      post_start_.push_back(static_cast<std::uint32_t>(postings_.size()));
+    if (posted.empty() || posted.back().bucket != b) {
+      known_bucket k;
+      k.bucket = b;
+      k.post_begin = static_cast<std::uint32_t>(postings_.size());
+      posted.push_back(k);
     }
     postings_.emplace_back(i, w);
+    posted.back().post_end = static_cast<std::uint32_t>(postings_.size());
   }
-  post_start_.push_back(static_cast<std::uint32_t>(postings_.size()));
+  std::size_t size = 8;
+  while (size < 2 * (known.size() + posted.size())) size *= 2;
+  table_.assign(size, known_bucket{});
+  table_mask_ = static_cast<std::uint32_t>(size - 1);
+  auto slot = [&](std::uint32_t b) -> known_bucket& {
+    for (std::uint32_t h = (b * 0x9e3779b1u) & table_mask_;; h = (h + 1) & table_mask_)
+      if (table_[h].bucket == b || table_[h].bucket == empty_bucket) return table_[h];
+  };
+  for (const auto& k : known) {
+    if (k.bucket == empty_bucket) continue;
+    slot(k.bucket) = k;
+  }
+  for (const auto& k : posted) {
+    if (k.bucket == empty_bucket) continue;
+    auto& s = slot(k.bucket);
+    if (s.bucket == empty_bucket) {
+      s = k;
+      s.idf = default_idf_;
+    } else {
+      s.post_begin = k.post_begin;
+      s.post_end = k.post_end;
+    }
+  }
   for (int i = 0; i < p.intents_size(); ++i)
     for (const auto& u : p.intents(i).utterances()) exact_.emplace_back(u, i);
   std::sort(exact_.begin(), exact_.end());
@@ -216,10 +251,17 @@ classifier::classifier(const v1::Program& p) {
   exact_ = std::move(uniq);
 }
 
+const classifier::known_bucket* classifier::find(std::uint32_t b) const {
+  if (table_.empty() || b == empty_bucket) return nullptr;
+  for (std::uint32_t h = (b * 0x9e3779b1u) & table_mask_;; h = (h + 1) & table_mask_) {
+    if (table_[h].bucket == b) return &table_[h];
+    if (table_[h].bucket == empty_bucket) return nullptr;
+  }
+}
+
 float classifier::idf(std::uint32_t b) const {
-  auto it = std::lower_bound(idf_bucket_.begin(), idf_bucket_.end(), b);
-  if (it != idf_bucket_.end() && *it == b) return idf_weight_[it - idf_bucket_.begin()];
-  return default_idf_;
+  const auto* k = find(b);
+  return k != nullptr ? k->idf : default_idf_;
 }
 
 int classifier::exact(std::string_view norm) const {
@@ -242,10 +284,9 @@ std::vector<classifier::scored> classifier::classify(std::string_view norm,
   std::vector<float> sim(intents_, 0.0f);
   bool any = false;
   for (const auto& [b, w] : q) {
-    auto it = std::lower_bound(post_bucket_.begin(), post_bucket_.end(), b);
-    if (it == post_bucket_.end() || *it != b) continue;
-    auto k = static_cast<std::size_t>(it - post_bucket_.begin());
-    for (auto p = post_start_[k]; p < post_start_[k + 1]; ++p) {
+    const auto* k = find(b);
+    if (k == nullptr) continue;
+    for (auto p = k->post_begin; p < k->post_end; ++p) {
       sim[postings_[p].first] += w * postings_[p].second;
       any = true;
     }

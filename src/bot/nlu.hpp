@@ -48,12 +48,22 @@ class classifier {
   int exact(std::string_view normalized) const;
 
  private:
+  /// A feature bucket the model knows: its IDF and its postings.
+  struct known_bucket {
+    std::uint32_t bucket = empty_bucket;
+    float idf = 0;
+    std::uint32_t post_begin = 0, post_end = 0;  // in postings_
+  };
+  static constexpr std::uint32_t empty_bucket = 0xffffffffu;  // buckets are masked below it
+  /// The bucket's entry; null for one the model has not seen (default IDF, no postings).
+  const known_bucket* find(std::uint32_t bucket) const;
   float idf(std::uint32_t bucket) const;
-  std::vector<std::uint32_t> idf_bucket_;
-  std::vector<float> idf_weight_;
+  // Open addressing, linear probing, a power of two at least twice the known buckets:
+  // one or two probes per feature where binary searches of two sorted arrays took
+  // half the classifier's time.
+  std::vector<known_bucket> table_;
+  std::uint32_t table_mask_ = 0;
   float default_idf_ = 1;
-  std::vector<std::uint32_t> post_bucket_;  // sorted unique buckets
-  std::vector<std::uint32_t> post_start_;   // size post_bucket_ + 1
   std::vector<std::pair<std::uint32_t, float>> postings_;  // (intent, weight)
   std::vector<std::pair<std::string, int>> exact_;  // sorted by text
   std::size_t intents_ = 0;
