@@ -29,11 +29,8 @@ std::string normalize(std::string_view text) {
   return out;
 }
 
-std::vector<std::string_view> words(std::string_view normalized) {
-  std::vector<std::string_view> out;
-  // One allocation, not one per doubling: a turn splits its text several times (the
-  // classifier's features, each entity extractor).
-  out.reserve(static_cast<std::size_t>(std::count(normalized.begin(), normalized.end(), ' ')) + 1);
+word_list words(std::string_view normalized) {
+  word_list out;
   std::size_t start = 0;
   while (start < normalized.size()) {
     auto end = normalized.find(' ', start);

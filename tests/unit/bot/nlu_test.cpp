@@ -20,6 +20,26 @@ std::string date(std::string_view text) {
 
 }  // namespace
 
+TEST(text, words_split_short_and_long_texts) {
+  // Up to 24 words live inside the list; more spill to the heap, in order.
+  auto few = d::words("a  b c");
+  ASSERT_EQ(few.size(), 3u);
+  EXPECT_EQ(few[0], "a");
+  EXPECT_EQ(few[2], "c");
+  std::string text;
+  for (int i = 0; i < 30; ++i) text += "w" + std::to_string(i) + " ";
+  auto many = d::words(text);
+  ASSERT_EQ(many.size(), 30u);
+  for (int i = 0; i < 30; ++i) EXPECT_EQ(many[static_cast<std::size_t>(i)], "w" + std::to_string(i));
+  std::size_t n = 0;
+  for (auto w : many) n += !w.empty();
+  EXPECT_EQ(n, 30u);
+  auto moved = std::move(many);
+  EXPECT_EQ(moved.size(), 30u);
+  EXPECT_EQ(moved[29], "w29");
+  EXPECT_TRUE(d::words("").empty());
+}
+
 TEST(entities, dates) {
   EXPECT_EQ(date("today"), "2026-11-26");
   EXPECT_EQ(date("tomorrow morning"), "2026-11-27");
