@@ -26,6 +26,8 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include <boost/intrusive/list.hpp>
+
 #include "actors/runtime/internal.hpp"
 #include "src/log/log.hpp"
 
@@ -107,31 +109,11 @@ bool deliver(const conversation_deps* deps, turn_job& job, turn_outcome out) {
 
 namespace {
 
-/// A place in one of a shard's activity lists: circular, doubly linked, around a
-/// sentinel, so a conversation leaves its list without knowing which one it is in.
-struct activity_link {
-  activity_link* prev = this;
-  activity_link* next = this;
+namespace bi = boost::intrusive;
 
-  activity_link() = default;
-  activity_link(const activity_link&) = delete;
-  activity_link& operator=(const activity_link&) = delete;
-
-  bool empty() const { return next == this; }
-  void unlink() {
-    prev->next = next;
-    next->prev = prev;
-    prev = next = this;
-  }
-  /// Moves `e` (in a list or not) to the end of this list.
-  void push_back(activity_link& e) {
-    e.unlink();
-    e.prev = prev;
-    e.next = this;
-    prev->next = &e;
-    prev = &e;
-  }
-};
+/// A conversation's place in one of its shard's activity lists; it leaves the list
+/// by itself (auto unlink) when it moves to another or is destroyed.
+using activity_hook = bi::list_base_hook<bi::link_mode<bi::auto_unlink>>;
 
 const std::string no_bot;
 
@@ -145,8 +127,8 @@ const std::string* bot_name(const std::string& name) {
   return &*names.insert(name).first;
 }
 
-/// A live conversation; as an activity_link, in its shard's `touched` or `idle` list.
-struct conv_entry : activity_link {
+/// A live conversation; through its hook, in its shard's `touched` or `idle` list.
+struct conv_entry : activity_hook {
   caf::actor actor;
   std::list<turn_job_ptr> sent;  // sent to `actor` (or a dead predecessor), oldest first; a
                                  // finished front is dropped lazily
@@ -159,11 +141,16 @@ struct conv_entry : activity_link {
   // do not move; extract and insert keep a node where it is).
   conv_entry(const conv_entry&) = delete;
   conv_entry& operator=(const conv_entry&) = delete;
-  ~conv_entry() { unlink(); }
-
-  /// The entry of a link that is not a list's sentinel.
-  static conv_entry& of(activity_link* l) { return *static_cast<conv_entry*>(l); }
 };
+
+/// Intrusive: moving a conversation between lists allocates nothing.
+using activity_list = bi::list<conv_entry, bi::constant_time_size<false>>;
+
+/// Moves `e` (in a list or not) to the end of `to`.
+void move_to_back(activity_list& to, conv_entry& e) {
+  e.unlink();
+  to.push_back(e);
+}
 
 /// One shard: its part of the live conversations and the actor supervising them.
 struct shard {
@@ -173,8 +160,8 @@ struct shard {
   // it per conversation instead of two.
   std::unordered_map<std::string_view, conv_entry> convs;
   caf::actor supervisor;
-  activity_link touched;  ///< a turn since the last tick, or jobs unfinished
-  activity_link idle;     ///< every job finished; least recently active first
+  activity_list touched;  ///< a turn since the last tick, or jobs unfinished
+  activity_list idle;     ///< every job finished; least recently active first
 };
 
 /// A tick visits at most this many conversations of its shard (touched ones and
@@ -284,23 +271,21 @@ caf::behavior supervisor_impl(supervisor_ptr self, shared_state* st, shard* sh) 
           // still running a job go to the back of `touched`, to be looked at again
           // next tick; each is visited once per tick.
           if (!sh->touched.empty()) {
-            activity_link* last = sh->touched.prev;
-            for (auto* l = sh->touched.next; visits < max_tick_visits; ++visits) {
-              auto* next = l->next;
-              auto& e = conv_entry::of(l);
+            const conv_entry* last = &sh->touched.back();
+            for (auto it = sh->touched.begin(); visits < max_tick_visits; ++visits) {
+              auto& e = *it++;
               prune(e);
               if (e.sent.empty()) {
-                sh->idle.push_back(e);
+                move_to_back(sh->idle, e);
                 ++progress;
               } else {
-                sh->touched.push_back(e);
+                move_to_back(sh->touched, e);
               }
-              if (l == last) break;
-              l = next;
+              if (&e == last) break;
             }
           }
           while (!sh->idle.empty() && visits < max_tick_visits) {
-            auto& e = conv_entry::of(sh->idle.next);
+            auto& e = sh->idle.front();
             if (now - e.last_active < deps->options.passivate_after) break;
             ++visits;
             ++progress;
@@ -391,7 +376,7 @@ void runtime::submit(inbound in, std::function<void(turn_outcome)> done) {
   }
   auto& e = it->second;
   e.last_active = job->received;
-  sh.touched.push_back(e);
+  move_to_back(sh.touched, e);
   prune(e);
   // One running plus `max_queued` waiting: beyond that the client is told to slow
   // down instead of the node buffering without bound.
