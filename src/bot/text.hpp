@@ -6,50 +6,18 @@
 #include <string_view>
 #include <vector>
 
+#include <boost/container/small_vector.hpp>
+
 namespace parley::bot::detail {
 
 /// Lower-cases ASCII, drops apostrophes, turns other ASCII punctuation into
 /// spaces, collapses runs of spaces and trims. UTF-8 bytes >= 0x80 are kept.
 std::string normalize(std::string_view text);
 
-/// The words of a text: views into it. Up to `inline_words` live inside the object,
-/// so splitting a message (the classifier and each entity extractor do, every turn)
-/// allocates nothing; longer texts spill to the heap.
-class word_list {
- public:
-  static constexpr std::size_t inline_words = 24;
-  word_list() = default;
-  word_list(const word_list&) = delete;
-  word_list& operator=(const word_list&) = delete;
-  word_list(word_list&& o) noexcept { *this = std::move(o); }
-  word_list& operator=(word_list&& o) noexcept {
-    n_ = o.n_;
-    heap_ = std::move(o.heap_);
-    for (std::size_t i = 0; i < n_ && i < inline_words; ++i) inline_[i] = o.inline_[i];
-    o.n_ = 0;
-    return *this;
-  }
-
-  void push_back(std::string_view w) {
-    if (n_ < inline_words && heap_.empty()) {
-      inline_[n_++] = w;
-      return;
-    }
-    if (heap_.empty()) heap_.assign(inline_, inline_ + n_);
-    heap_.push_back(w);
-    ++n_;
-  }
-  std::size_t size() const { return n_; }
-  bool empty() const { return n_ == 0; }
-  const std::string_view* begin() const { return heap_.empty() ? inline_ : heap_.data(); }
-  const std::string_view* end() const { return begin() + n_; }
-  const std::string_view& operator[](std::size_t i) const { return begin()[i]; }
-
- private:
-  std::string_view inline_[inline_words];
-  std::vector<std::string_view> heap_;
-  std::size_t n_ = 0;
-};
+/// The words of a text: views into it. Up to 24 live inside the list, so splitting a
+/// message (the classifier and each entity extractor do, every turn) allocates
+/// nothing; longer texts spill to the heap.
+using word_list = boost::container::small_vector<std::string_view, 24>;
 
 /// Splits a normalized text on single spaces.
 word_list words(std::string_view normalized);
