@@ -191,50 +191,24 @@ classifier::classifier(const v1::Program& p) {
       all.emplace_back(c.bucket(j), static_cast<std::uint32_t>(i), c.weight(j));
   }
   std::sort(all.begin(), all.end());
-  // The known buckets: those with an IDF, those with postings.
-  std::vector<known_bucket> known;
-  for (int i = 0; i < m.idf_bucket_size() && i < m.idf_weight_size(); ++i) {
-    known_bucket k;
-    k.bucket = m.idf_bucket(i);
-    k.idf = m.idf_weight(i);
-    known.push_back(k);
-  }
-  std::stable_sort(known.begin(), known.end(), [](const auto& a, const auto& b) { return a.bucket < b.bucket; });
-  known.erase(std::unique(known.begin(), known.end(), [](const auto& a, const auto& b) { return a.bucket == b.bucket; }),
-              known.end());
-  std::vector<known_bucket> posted;
-  for (auto& [b, i, w] : all) {
-    if (posted.empty() || posted.back().bucket != b) {
-      known_bucket k;
-      k.bucket = b;
-      k.post_begin = static_cast<std::uint32_t>(postings_.size());
-      posted.push_back(k);
-    }
-    postings_.emplace_back(i, w);
-    posted.back().post_end = static_cast<std::uint32_t>(postings_.size());
-  }
+  // The known buckets: those with an IDF, those with postings (adjacent in `all`).
+  std::size_t distinct = 0;
+  for (std::size_t i = 0; i < all.size(); ++i)
+    distinct += i == 0 || std::get<0>(all[i]) != std::get<0>(all[i - 1]);
   std::size_t size = 8;
-  while (size < 2 * (known.size() + posted.size())) size *= 2;
+  while (size < 2 * (static_cast<std::size_t>(m.idf_bucket_size()) + distinct)) size *= 2;
   table_.assign(size, known_bucket{});
   table_mask_ = static_cast<std::uint32_t>(size - 1);
-  auto slot = [&](std::uint32_t b) -> known_bucket& {
-    for (std::uint32_t h = (b * 0x9e3779b1u) & table_mask_;; h = (h + 1) & table_mask_)
-      if (table_[h].bucket == b || table_[h].bucket == empty_bucket) return table_[h];
-  };
-  for (const auto& k : known) {
-    if (k.bucket == empty_bucket) continue;
-    slot(k.bucket) = k;
+  for (int i = 0; i < m.idf_bucket_size() && i < m.idf_weight_size(); ++i) {
+    auto& k = table_[probe(m.idf_bucket(i))];
+    if (k.bucket == empty_bucket) k = {m.idf_bucket(i), m.idf_weight(i), 0, 0};  // a bucket's first IDF
   }
-  for (const auto& k : posted) {
-    if (k.bucket == empty_bucket) continue;
-    auto& s = slot(k.bucket);
-    if (s.bucket == empty_bucket) {
-      s = k;
-      s.idf = default_idf_;
-    } else {
-      s.post_begin = k.post_begin;
-      s.post_end = k.post_end;
-    }
+  for (auto& [b, intent, w] : all) {
+    auto& k = table_[probe(b)];
+    if (k.bucket == empty_bucket) k = {b, default_idf_, 0, 0};
+    if (k.post_begin == k.post_end) k.post_begin = static_cast<std::uint32_t>(postings_.size());
+    postings_.emplace_back(intent, w);
+    k.post_end = static_cast<std::uint32_t>(postings_.size());
   }
   for (int i = 0; i < p.intents_size(); ++i)
     for (const auto& u : p.intents(i).utterances()) exact_.emplace_back(u, i);
@@ -251,12 +225,15 @@ classifier::classifier(const v1::Program& p) {
   exact_ = std::move(uniq);
 }
 
+std::size_t classifier::probe(std::uint32_t b) const {
+  for (std::uint32_t h = (b * 0x9e3779b1u) & table_mask_;; h = (h + 1) & table_mask_)
+    if (table_[h].bucket == b || table_[h].bucket == empty_bucket) return h;
+}
+
 const classifier::known_bucket* classifier::find(std::uint32_t b) const {
-  if (table_.empty() || b == empty_bucket) return nullptr;
-  for (std::uint32_t h = (b * 0x9e3779b1u) & table_mask_;; h = (h + 1) & table_mask_) {
-    if (table_[h].bucket == b) return &table_[h];
-    if (table_[h].bucket == empty_bucket) return nullptr;
-  }
+  if (table_.empty()) return nullptr;
+  const auto& k = table_[probe(b)];
+  return k.bucket == empty_bucket ? nullptr : &k;
 }
 
 float classifier::idf(std::uint32_t b) const {

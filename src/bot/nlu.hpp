@@ -55,6 +55,9 @@ class classifier {
     std::uint32_t post_begin = 0, post_end = 0;  // in postings_
   };
   static constexpr std::uint32_t empty_bucket = 0xffffffffu;  // buckets are masked below it
+  /// The slot of `bucket` in table_, or the empty slot where it would go (buckets are
+  /// masked below empty_bucket, so it never looks for that).
+  std::size_t probe(std::uint32_t bucket) const;
   /// The bucket's entry; null for one the model has not seen (default IDF, no postings).
   const known_bucket* find(std::uint32_t bucket) const;
   float idf(std::uint32_t bucket) const;
