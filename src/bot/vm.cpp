@@ -270,6 +270,25 @@ struct runner {
     return [this](int i) -> const Value& { return get(i); };
   }
 
+  /// Sets the variables a client may set (declared `client_settable`); returns the
+  /// others, and those whose value does not fit (with why), quoted and comma-separated.
+  std::string set_by_client(const variables& vars) {
+    std::string rejected;
+    for (const auto& [name, value] : vars) {
+      auto it = std::find(p.names.begin(), p.names.end(), name);
+      if (it == p.names.end() || !p.proto.variables(static_cast<int>(it - p.names.begin())).client_settable()) {
+        rejected += (rejected.empty() ? "'" : ", '") + name + "'";
+        continue;
+      }
+      try {
+        set(static_cast<int>(it - p.names.begin()), value);
+      } catch (const eval_failure& ex) {
+        rejected += (rejected.empty() ? "'" : ", '") + name + "' (" + ex.message + ")";
+      }
+    }
+    return rejected;
+  }
+
   void set(int index, const Value& raw) {
     const auto& decl = p.proto.variables(index);
     auto v = detail::coerce(raw, decl.type());
@@ -720,19 +739,7 @@ v1::TurnResult start(const program& prog, const variables& vars, std::int64_t no
   s.set_program_id(p.proto.id());
   runner run(p, s);
   run.now = now_unix;
-  std::string rejected;
-  for (const auto& [name, value] : vars) {
-    auto it = std::find(p.names.begin(), p.names.end(), name);
-    if (it == p.names.end() || !p.proto.variables(static_cast<int>(it - p.names.begin())).client_settable()) {
-      rejected += (rejected.empty() ? "" : ", ") + name;
-      continue;
-    }
-    try {
-      run.set(static_cast<int>(it - p.names.begin()), value);
-    } catch (const eval_failure& ex) {
-      rejected += (rejected.empty() ? "" : ", ") + name + " (" + ex.message + ")";
-    }
-  }
+  auto rejected = run.set_by_client(vars);
   if (!rejected.empty()) run.r.set_error("variables not settable by the client: " + rejected);
   int first = p.proto.welcome() >= 0 ? p.proto.welcome() : p.proto.main_menu();
   if (first >= 0) run.start_dialog(first);
@@ -749,20 +756,8 @@ result<v1::TurnResult> set_variables(const program& prog, const v1::State& state
   if (state.status() == v1::ENDED || state.status() == v1::TRANSFERRED)
     return make_error("session_ended", "the session is over");
   runner run(p, state);
-  std::string rejected;
-  for (const auto& [name, value] : vars) {
-    auto it = std::find(p.names.begin(), p.names.end(), name);
-    if (it == p.names.end() || !p.proto.variables(static_cast<int>(it - p.names.begin())).client_settable()) {
-      rejected += (rejected.empty() ? "'" : ", '") + name + "' is not a variable the client may set";
-      continue;
-    }
-    try {
-      run.set(static_cast<int>(it - p.names.begin()), value);
-    } catch (const eval_failure& ex) {
-      rejected += (rejected.empty() ? "" : ", ") + ex.message;
-    }
-  }
-  if (!rejected.empty()) return make_error("invalid_argument", rejected);
+  auto rejected = run.set_by_client(vars);
+  if (!rejected.empty()) return make_error("invalid_argument", "not settable by the client: " + rejected);
   run.st.set_turn(state.turn() + 1);
   return std::move(run.r);
 }
