@@ -288,6 +288,22 @@ void complete_commit(commit_completion& c, const result<store::redis_reply>& r) 
   deps->commits_in_flight.fetch_sub(1, std::memory_order_acq_rel);
 }
 
+/// What the transcript shows as a turn's inbound message: the text, or for a message
+/// that carries none, its kind and what it carried (variable names, not their values).
+std::string transcript_inbound(const inbound& in) {
+  switch (in.what) {
+    case inbound::kind::end: return "[end] " + in.text;
+    case inbound::kind::set_variables: {
+      std::string out = "[setVariables]";
+      for (const auto& [name, value] : in.variables) out += (out.back() == ']' ? " " : ", ") + name;
+      return out;
+    }
+    case inbound::kind::transfer_succeeded: return "[transferSucceeded]";
+    case inbound::kind::transfer_failed: return "[transferFailed] " + in.text;
+    default: return in.text;
+  }
+}
+
 /// Writes the turn into the snapshot, in place, and sends it to Redis; the commit's
 /// completion answers the job. The actor goes on as if the write succeeded (its
 /// committed bytes are the new snapshot), but starts no other turn before the write
@@ -365,12 +381,7 @@ void commit(self_ptr self) {
     const auto tenant = s.tenant();
     const auto session = s.session();
     store::transcript_line_builder line(tenant, session, static_cast<std::int64_t>(n.sequence()));
-    if (!was_new || !in.text.empty()) {
-      if (in.what == inbound::kind::end)
-        line.inbound("[end] " + in.text);
-      else
-        line.inbound(in.text);
-    }
+    if (!was_new || !in.text.empty()) line.inbound(transcript_inbound(in));
     for (const auto& m : res->messages()) line.reply(m.text());
     c->line = line.finish(now_ms());
     if (was_new)
@@ -468,11 +479,7 @@ void run_vm(self_ptr self, const v1::Input* input) {
     // No VM run: the variables change, the turn is committed and answered with no
     // messages. A name or value the bot does not accept changes nothing (400).
     auto r = bot::set_variables(prog, s.t->snap->state(), in.variables);
-    if (!r) {
-      if (r.err().code == "session_ended")
-        return answer(self, status::session_ended, "session " + s.session_id() + " has ended");
-      return answer(self, status::bad_input, "message.variables: " + r.err().message);
-    }
+    if (!r) return answer(self, status::bad_input, "message.variables: " + r.err().message);
     accumulate(s, std::move(*r), true);
     return commit(self);
   }
@@ -561,9 +568,8 @@ void dispatch(self_ptr self) {
         // the snapshot's (after this turn, for the Bot API's last sequenceId), for a
         // response that includes the variables.
         *recorded->mutable_state() = s.t->snap->state();
-        // With its program, so that the response can show the variables as the first
-        // one did.
-        if (s.prog) return answer(self, status::replayed, {}, std::move(recorded));
+        // Answered with its program (loaded first if need be, see run_vm), so that the
+        // response can show the variables as the first one did.
         s.t->replay = std::move(recorded);
         return with_program(self);
       }

@@ -226,24 +226,17 @@ struct gateway {
           in.what = inbound::kind::end;
           in.text = msg->reason;
           break;
-        case botapi::message_kind::set_variables: {
+        case botapi::message_kind::set_variables:
           in.what = inbound::kind::set_variables;
-          // The transcript shows the names; the values stay in the conversation's state.
-          in.text = "[setVariables]";
-          for (const auto& v : msg->variables) {
-            in.variables[v.name] = v.value;
-            in.text += (in.text.back() == ']' ? " " : ", ") + v.name;
-          }
+          in.variables = msg->bot_variables();
           break;
-        }
         case botapi::message_kind::transfer_succeeded:
           in.what = inbound::kind::transfer_succeeded;
-          in.text = "[transferSucceeded]";
           break;
         case botapi::message_kind::transfer_failed:
           in.what = inbound::kind::transfer_failed;
           in.no_agent = msg->reason == "NoAgentAvailable";
-          in.text = "[transferFailed] " + msg->reason + (msg->description.empty() ? "" : ": " + msg->description);
+          in.text = msg->reason + (msg->description.empty() ? "" : ": " + msg->description);
           break;
         default:
           return reply(botapi::render_error(422, "message.type: this runtime does not support this message type yet",

@@ -48,7 +48,7 @@ struct inbound {
   std::string external_key;      ///< the channel's own key (start only)
   std::string message_id;        ///< channel message id: a redelivery with the same id is replayed
   int64_t sequence_id = -1;      ///< Bot API sequenceId (must increase); -1 when the channel has none
-  std::string text;              ///< text, button payload, end reason; set_variables and transfers: what the transcript shows
+  std::string text;              ///< text, button payload, end reason, or transfer failure reason
   bool no_agent = false;         ///< transfer_failed: no agent was available (else an error)
   int64_t choice_index = 0;      ///< > 0: the n-th option (1-based) of the last menu shown
   bot::variables variables;      ///< start and set_variables: client-settable variables

@@ -1497,11 +1497,16 @@ parsed<route> match_route(std::string_view method, std::string_view path) {
   return not_found();
 }
 
-variables start_request::bot_variables() const {
+namespace {
+botapi::variables by_name(const std::vector<variable>& vars) {
   botapi::variables out;
-  for (const auto& v : variables) out[v.name] = v.value;
+  for (const auto& v : vars) out[v.name] = v.value;
   return out;
 }
+}  // namespace
+
+variables start_request::bot_variables() const { return by_name(variables); }
+variables continue_request::bot_variables() const { return by_name(variables); }
 
 parsed<start_request> parse_start(const http::request& req) try {
   start_request out;

@@ -176,6 +176,9 @@ struct continue_request {
   std::string description;  ///< transfer_failed, may be empty
   std::vector<variable> variables;  ///< kind set_variables
   response_options options;
+
+  /// The variables by name (a later duplicate wins), ready for bot::set_variables.
+  botapi::variables bot_variables() const;
 };
 
 /// `DELETE /v5.3.0/sessions/{session-id}`.
