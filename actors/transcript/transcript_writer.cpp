@@ -123,8 +123,7 @@ void transcript_writer::after_append(std::size_t dropped, bool wake) {
 }
 
 bool transcript_writer::ready() const {
-  bool empty = buffered() == 0 && lines_.empty() && events_.empty();
-  return stop_ || (flushing_ > 0 && !empty) || buffered() >= opts_.max_batch ||
+  return stop_ || (flushing_ > 0 && !nothing_buffered()) || buffered() >= opts_.max_batch ||
          events_.size() >= opts_.max_batch;
 }
 
@@ -140,7 +139,7 @@ bool transcript_writer::flush(std::chrono::milliseconds deadline) {
   ++flushing_;
   cv_.notify_one();
   bool drained = drained_.wait_for(lock, deadline, [this] {
-    return buffer_.empty() && lines_.empty() && events_.empty() && in_flight_ == 0;
+    return nothing_buffered() && in_flight_ == 0;
   });
   --flushing_;
   return drained;
@@ -151,7 +150,7 @@ void transcript_writer::loop() {
   std::unique_lock<std::mutex> lock(mutex_);
   while (true) {
     cv_.wait_for(lock, opts_.flush_interval, [this] { return ready(); });
-    if (buffer_.empty() && lines_.empty() && events_.empty()) {
+    if (nothing_buffered()) {
       if (stop_) return;
       continue;
     }
@@ -211,7 +210,7 @@ void transcript_writer::loop() {
       backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
     }
     if (lag_ != nullptr) lag_->Set(static_cast<double>(buffered()));
-    if (buffer_.empty() && lines_.empty() && events_.empty()) drained_.notify_all();
+    if (nothing_buffered()) drained_.notify_all();
   }
 }
 

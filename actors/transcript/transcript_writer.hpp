@@ -107,6 +107,8 @@ class transcript_writer {
   bool ready() const;
   /// Messages buffered (rows and lines), not counting the batch in flight. Under mutex_.
   std::size_t buffered() const { return buffer_.size() + line_messages_; }
+  /// No rows, lines or events wait (a batch may be in flight). Under mutex_.
+  bool nothing_buffered() const { return buffer_.empty() && lines_.empty() && events_.empty(); }
   /// Queues `events` (dropping what does not fit) and decides whether to wake the
   /// thread; then counts and logs the drops. Under mutex_ / without it.
   std::size_t queue_events(std::vector<conversation_event>& events);
