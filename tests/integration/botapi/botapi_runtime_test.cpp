@@ -332,6 +332,15 @@ class BotApi : public ::testing::Test {
     return r.j.value("sessionId", "");
   }
 
+  /// Sends message 2 of session `s` (at the order-number question) on a thread of
+  /// `in_flight`, with the order API holding the lookup it runs; true once the lookup
+  /// is held. The answer lands in `r` once the API lets go.
+  bool send_with_lookup_held(senders& in_flight, const std::string& s, reply& r) {
+    api_.hold();
+    in_flight.send([this, s, &r] { r = c_->text(s, 2, "AB-123456"); });
+    return api_.wait_held(1);
+  }
+
   reply kill(const std::string& session) {
     parley::http::client_request r;
     r.method = "POST";
@@ -578,11 +587,9 @@ TEST_F(BotApi, KillWhileItsCommitIsInFlightRunsTheMessageOnce) {
     auto s = start_session();
     ASSERT_EQ(c_->choice(s, 1, 1).status, 200);
 
-    api_.hold();
     reply r;
     senders in_flight(api_, [&] { (void)(*admin)->command_sync({"CLIENT", "UNPAUSE"}); });
-    in_flight.send([&] { r = c_->text(s, 2, "AB-123456"); });
-    ASSERT_TRUE(api_.wait_held(1)) << "the action never reached the order API";
+    ASSERT_TRUE(send_with_lookup_held(in_flight, s, r)) << "the action never reached the order API";
     ASSERT_TRUE((*admin)->command_sync({"CLIENT", "PAUSE", "20000", "WRITE"}).ok());
     api_.release();
     // The turn's commit (a SET) is now held in Redis: a blocked client.
@@ -612,11 +619,9 @@ TEST_F(BotApi, KillWhileItsCommitIsInFlightRunsTheMessageOnce) {
 TEST_F(BotApi, KillMidTurnRerunsTheMessageOnceAndRepliesOnce) {
   auto s = start_session();
   ASSERT_EQ(c_->choice(s, 1, 1).status, 200);
-  api_.hold();
   reply r;
   senders in_flight(api_);
-  in_flight.send([&] { r = c_->text(s, 2, "AB-123456"); });
-  ASSERT_TRUE(api_.wait_held(1)) << "the action never reached the order API";
+  ASSERT_TRUE(send_with_lookup_held(in_flight, s, r)) << "the action never reached the order API";
   ASSERT_EQ(kill(s).status, 200);
   // The restarted conversation reloads its snapshot and runs the message again.
   ASSERT_TRUE(api_.wait_held(2)) << "the message was not re-run after the kill";
@@ -637,11 +642,9 @@ TEST_F(BotApi, KillMidTurnWithAMessageWaitingRunsBothOnceInOrder) {
   // (a menu choice) sees the menu that 2's answer showed.
   auto s = start_session();
   ASSERT_EQ(c_->choice(s, 1, 1).status, 200);
-  api_.hold();
   reply r2, r3;
   senders in_flight(api_);
-  in_flight.send([&] { r2 = c_->text(s, 2, "AB-123456"); });
-  ASSERT_TRUE(api_.wait_held(1)) << "the action never reached the order API";
+  ASSERT_TRUE(send_with_lookup_held(in_flight, s, r2)) << "the action never reached the order API";
   in_flight.send([&] { r3 = c_->choice(s, 3, 1); });
   // Both requests are in parleyd (the third one in flight is this /metrics request).
   ASSERT_TRUE(parley::store::testing::eventually([&] { return metric("parley_http_requests_in_flight") >= 3; }, 10s));
@@ -781,11 +784,9 @@ TEST_F(BotApi, AConversationWaitingForItsActionIsNotPassivated) {
   c_ = std::make_unique<client>(*n_, tenant_, key_);
   auto s = start_session();
   ASSERT_EQ(c_->choice(s, 1, 1).status, 200);
-  api_.hold();
   reply r;
   senders in_flight(api_);
-  in_flight.send([&] { r = c_->text(s, 2, "AB-123456"); });
-  ASSERT_TRUE(api_.wait_held(1)) << "the action never reached the order API";
+  ASSERT_TRUE(send_with_lookup_held(in_flight, s, r)) << "the action never reached the order API";
   // A conversation started after the held turn passivates: the supervisor has
   // looked at both since the held one's idle time was up.
   (void)start_session();
@@ -871,12 +872,10 @@ TEST_F(BotApi, TooManyWaitingMessagesGet429) {
   c_ = std::make_unique<client>(*n_, tenant_, key_);
   auto s = start_session();
   ASSERT_EQ(c_->choice(s, 1, 1).status, 200);
-  api_.hold();
   std::vector<reply> replies(4);
   senders in_flight(api_);
   // The first message waits in its action; then three more arrive: two may wait, one may not.
-  in_flight.send([&] { replies[0] = c_->text(s, 2, "AB-123456"); });
-  ASSERT_TRUE(api_.wait_held(1));
+  ASSERT_TRUE(send_with_lookup_held(in_flight, s, replies[0]));
   for (int k = 1; k <= 3; ++k)
     in_flight.send([&, k] { replies[static_cast<std::size_t>(k)] = c_->text(s, 2 + k, "hello"); });
   ASSERT_TRUE(parley::store::testing::eventually([&] {
