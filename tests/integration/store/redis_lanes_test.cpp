@@ -70,6 +70,16 @@ class redis_lanes : public shared_redis {
   // The client goes before its lanes (they stop with this fixture's members).
   ~redis_lanes() override { client_.reset(); }
 
+  /// Another client on this fixture's lanes, whose commands time out after `timeout`;
+  /// null (with a failure) when it cannot be made.
+  std::unique_ptr<redis_client> client_timing_out_after(std::chrono::milliseconds timeout) {
+    auto o = lane_options(testing::require_env("REDIS_URL"), lanes_);
+    o.command_timeout = timeout;
+    auto c = redis_client::create(o);
+    EXPECT_TRUE(c) << (c ? "" : c.err().message);
+    return c ? std::move(*c) : nullptr;
+  }
+
   io::lanes lanes_{2, "redis-test"};
 };
 
@@ -161,11 +171,9 @@ TEST_F(redis_lanes, lane_connections_select_the_url_database) {
 }
 
 TEST_F(redis_lanes, slow_command_times_out_and_the_lane_recovers) {
-  auto o = lane_options(testing::require_env("REDIS_URL"), lanes_);
-  o.command_timeout = 200ms;
-  auto c = redis_client::create(o);
+  auto c = client_timing_out_after(200ms);
   ASSERT_TRUE(c);
-  auto& slow = **c;
+  auto& slow = *c;
   ASSERT_TRUE(on_lane(slow, 0, {"PING"}).reply);
   auto start = std::chrono::steady_clock::now();
   // BLPOP on an empty list blocks in Redis for 5 s, longer than the timeout.
@@ -183,26 +191,19 @@ TEST_F(redis_lanes, slow_command_times_out_and_the_lane_recovers) {
 TEST_F(redis_lanes, ping_checks_every_lane_connection) {
   // /readyz pings: a lane connection that cannot answer makes the node unready, even
   // while the I/O thread's connection is fine.
-  auto o = lane_options(testing::require_env("REDIS_URL"), lanes_);
-  o.command_timeout = 300ms;
-  auto c = redis_client::create(o);
+  auto c = client_timing_out_after(300ms);
   ASSERT_TRUE(c);
-  auto& client = **c;
-  auto ping = [&] {
-    std::promise<result<void>> p;
-    client.ping([&p](result<void> r) { p.set_value(std::move(r)); });
-    return p.get_future().get();
-  };
-  ASSERT_TRUE(eventually([&] { return ping().ok(); })) << "the connections never came up";
+  auto& client = *c;
+  ASSERT_TRUE(eventually([&] { return ping_sync(client).ok(); })) << "the connections never came up";
   // BLPOP holds lane 1's connection for 2 s; its PING queues behind it and times out.
   std::promise<void> blpop_done;
   client.command_on(1, {"BLPOP", key("never"), "2"}, [&](result<redis_reply>) { blpop_done.set_value(); });
-  auto r = ping();
+  auto r = ping_sync(client);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.err().code, "redis_timeout") << r.err().message;
   EXPECT_NE(r.err().message.find("lane connection 1"), std::string::npos) << r.err().message;
   blpop_done.get_future().wait();
-  EXPECT_TRUE(eventually([&] { return ping().ok(); })) << "ping did not recover with the lane";
+  EXPECT_TRUE(eventually([&] { return ping_sync(client).ok(); })) << "ping did not recover with the lane";
 }
 
 TEST(redis_lanes_private, fails_fast_while_down_and_reconnects_after_restart) {

@@ -7,8 +7,10 @@
 #include <gtest/gtest.h>
 
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <numeric>
+#include <utility>
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
@@ -213,28 +215,34 @@ TEST(TranscriptLine, FormatsATurnAsOneLineOfCopyText) {
   EXPECT_EQ(o.messages, 1u);
 }
 
+/// A write that fails its first batch and succeeds after; each batch goes to `seen`
+/// with whether it is the failing one, one at a time.
+transcript_writer::write_fn failing_first(std::function<void(const transcript_batch&, bool failed)> seen) {
+  auto m = std::make_shared<std::mutex>();
+  auto failed_already = std::make_shared<bool>(false);
+  return [=](const transcript_batch& batch, std::function<void(result<void>)> done) {
+    std::unique_lock<std::mutex> lock(*m);
+    const bool fail = !std::exchange(*failed_already, true);
+    seen(batch, fail);
+    lock.unlock();
+    if (fail) return done(make_error("postgres_unavailable", "down"));
+    done(result<void>{});
+  };
+}
+
 TEST(TranscriptWriter, WholeTurnsBatchByTheirMessagesAndSurviveAFailedWrite) {
   // Lines (the runtime's whole turns) count their messages against max_batch and
   // max_buffered, are never split, and go back to the front when a write fails.
-  std::mutex m;
   std::vector<std::vector<std::size_t>> batches;  // messages of each line, per successful write
-  int failures_left = 1;
   prometheus::Registry reg;
-  transcript_writer w(
-      [&](const transcript_batch& batch, std::function<void(result<void>)> done) {
-        std::unique_lock<std::mutex> lock(m);
-        if (failures_left > 0) {
-          --failures_left;
-          lock.unlock();
-          return done(make_error("postgres_unavailable", "down"));
-        }
-        batches.emplace_back();
-        for (const auto& l : *batch.lines) batches.back().push_back(l.messages);
-        EXPECT_EQ(batch.messages(), std::accumulate(batches.back().begin(), batches.back().end(), std::size_t{0}));
-        lock.unlock();
-        done(result<void>{});
-      },
-      {5, 5ms, 12}, &reg);
+  transcript_writer w(failing_first([&](const transcript_batch& batch, bool failed) {
+                        if (failed) return;
+                        batches.emplace_back();
+                        for (const auto& l : *batch.lines) batches.back().push_back(l.messages);
+                        EXPECT_EQ(batch.messages(),
+                                  std::accumulate(batches.back().begin(), batches.back().end(), std::size_t{0}));
+                      }),
+                      {5, 5ms, 12}, &reg);
   for (uint64_t t = 1; t <= 4; ++t) w.append(turn_line(t, 2));  // 3 messages each: 12 buffered at most
   w.append(turn_line(5, 0));                                    // does not fit while nothing was written
   ASSERT_TRUE(w.flush(10s));
@@ -255,30 +263,22 @@ TEST(TranscriptWriter, LinesSentAgainAfterAFailedWriteAreMarkedMaybeStored) {
   // A failed write's outcome is unknown (Postgres may have committed it): the lines
   // it held go again marked, so the catalog merges them instead of a plain COPY that
   // a stored turn would fail. Lines never sent before are not marked.
-  std::mutex m;
   std::vector<std::pair<std::size_t, bool>> seen;  // (line's messages, maybe_stored), successful writes
-  int failures_left = 1;
   prometheus::Registry reg;
-  transcript_writer w(
-      [&](const transcript_batch& batch, std::function<void(result<void>)> done) {
-        std::unique_lock<std::mutex> lock(m);
-        if (failures_left > 0) {
-          --failures_left;
-          for (const auto& l : *batch.lines) EXPECT_FALSE(l.maybe_stored) << "a first attempt";
-          lock.unlock();
-          return done(make_error("postgres_unavailable", "down"));
-        }
-        for (const auto& l : *batch.lines) seen.emplace_back(l.messages, l.maybe_stored);
-        lock.unlock();
-        done(result<void>{});
-      },
-      {100, 5ms, 1000}, &reg);
+  transcript_writer w(failing_first([&](const transcript_batch& batch, bool failed) {
+                        for (const auto& l : *batch.lines) {
+                          if (failed)
+                            EXPECT_FALSE(l.maybe_stored) << "a first attempt";
+                          else
+                            seen.emplace_back(l.messages, l.maybe_stored);
+                        }
+                      }),
+                      {100, 5ms, 1000}, &reg);
   w.append(turn_line(1, 1));
   w.append(turn_line(2, 2));
   ASSERT_TRUE(w.flush(10s));
   w.append(turn_line(3, 3));
-  ASSERT_TRUE(w.flush(10s));
-  std::lock_guard<std::mutex> lock(m);
+  ASSERT_TRUE(w.flush(10s));  // the writes happened before it returned
   ASSERT_EQ(seen.size(), 3u);
   EXPECT_EQ(seen[0], std::make_pair(std::size_t{2}, true));
   EXPECT_EQ(seen[1], std::make_pair(std::size_t{3}, true));
