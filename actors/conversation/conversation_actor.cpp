@@ -288,19 +288,19 @@ void complete_commit(commit_completion& c, const result<store::redis_reply>& r) 
   deps->commits_in_flight.fetch_sub(1, std::memory_order_acq_rel);
 }
 
-/// What the transcript shows as a turn's inbound message: the text, or for a message
+/// Records a turn's inbound message in its transcript line: the text, or for a message
 /// that carries none, its kind and what it carried (variable names, not their values).
-std::string transcript_inbound(const inbound& in) {
+void record_inbound(store::transcript_line_builder& line, const inbound& in) {
   switch (in.what) {
-    case inbound::kind::end: return "[end] " + in.text;
+    case inbound::kind::end: return line.inbound("[end] " + in.text);
     case inbound::kind::set_variables: {
       std::string out = "[setVariables]";
       for (const auto& [name, value] : in.variables) out += (out.back() == ']' ? " " : ", ") + name;
-      return out;
+      return line.inbound(out);
     }
-    case inbound::kind::transfer_succeeded: return "[transferSucceeded]";
-    case inbound::kind::transfer_failed: return "[transferFailed] " + in.text;
-    default: return in.text;
+    case inbound::kind::transfer_succeeded: return line.inbound("[transferSucceeded]");
+    case inbound::kind::transfer_failed: return line.inbound("[transferFailed] " + in.text);
+    default: return line.inbound(in.text);  // the common case: no copy
   }
 }
 
@@ -381,7 +381,7 @@ void commit(self_ptr self) {
     const auto tenant = s.tenant();
     const auto session = s.session();
     store::transcript_line_builder line(tenant, session, static_cast<std::int64_t>(n.sequence()));
-    if (!was_new || !in.text.empty()) line.inbound(transcript_inbound(in));
+    if (!was_new || !in.text.empty()) record_inbound(line, in);
     for (const auto& m : res->messages()) line.reply(m.text());
     c->line = line.finish(now_ms());
     if (was_new)
