@@ -5,7 +5,8 @@
 namespace parley::actors {
 
 action_runner::action_runner(std::size_t threads) {
-  for (std::size_t i = 0; i < std::max<std::size_t>(1, threads); ++i) threads_.emplace_back([this] { loop(); });
+  for (std::size_t i = 0; i < std::max<std::size_t>(1, threads); ++i)
+    threads_.emplace_back([this] { loop(); });
 }
 
 action_runner::~action_runner() {
@@ -17,7 +18,8 @@ action_runner::~action_runner() {
   for (auto& t : threads_) t.join();
 }
 
-void action_runner::run(bot::v1::ActionRequest request, std::function<void(bot::v1::ActionResult)> done) {
+void action_runner::run(bot::v1::ActionRequest request,
+                        std::function<void(bot::v1::ActionResult)> done) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     jobs_.emplace_back([request = std::move(request), done = std::move(done)] {
@@ -28,7 +30,8 @@ void action_runner::run(bot::v1::ActionRequest request, std::function<void(bot::
       r.body = request.body();
       if (!r.body.empty() && http::find_header(r.headers, "Content-Type") == nullptr)
         r.headers.emplace_back("Content-Type", "application/json");
-      uint32_t ms = request.timeout_ms() == 0 ? 10000 : std::min<uint32_t>(request.timeout_ms(), 10000);
+      uint32_t ms =
+          request.timeout_ms() == 0 ? 10000 : std::min<uint32_t>(request.timeout_ms(), 10000);
       r.timeout = std::chrono::milliseconds(ms);
       auto res = http::fetch(r);
       bot::v1::ActionResult out;

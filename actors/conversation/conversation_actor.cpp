@@ -68,17 +68,17 @@ struct turn_scratch {
   std::string writing;                  // the snapshot bytes being committed
   bool snap_stale = false;              // `snap` no longer equals the committed bytes
   std::shared_ptr<const v1::TurnResult> replay;  // a recorded answer, once the program is loaded
-  bool fenced = false;                  // the snapshot read waited for an orphaned commit
-  std::list<turn_job_ptr> waiting;      // turns that arrived while `job` ran
+  bool fenced = false;                           // the snapshot read waited for an orphaned commit
+  std::list<turn_job_ptr> waiting;               // turns that arrived while `job` ran
 };
 
 /// Where this conversation's last commit stands (`conversation_state::commit`).
 enum commit_status : uint8_t {
-  commit_idle,     // no commit in flight: the committed bytes are Redis's
-  commit_pending,  // sent; its completion will not message the actor
-  commit_waiting,  // sent, and the actor has turns waiting: the completion messages it
-  commit_failed,   // failed: the committed bytes are not Redis's; reload at the next turn
-  commit_orphaned, // sent, and the actor has exited since: counted in deps->orphaned_commits
+  commit_idle,      // no commit in flight: the committed bytes are Redis's
+  commit_pending,   // sent; its completion will not message the actor
+  commit_waiting,   // sent, and the actor has turns waiting: the completion messages it
+  commit_failed,    // failed: the committed bytes are not Redis's; reload at the next turn
+  commit_orphaned,  // sent, and the actor has exited since: counted in deps->orphaned_commits
 };
 
 struct conversation_state {
@@ -161,7 +161,8 @@ thread_local conversation_actor* conversation_actor::current = nullptr;
 using self_ptr = conversation_actor*;
 
 int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
@@ -189,7 +190,8 @@ bool settled(self_ptr self) {
         s.commit.store(commit_idle, std::memory_order_relaxed);
         return true;
       default:
-        if (s.commit.compare_exchange_weak(v, commit_waiting, std::memory_order_acq_rel)) return false;
+        if (s.commit.compare_exchange_weak(v, commit_waiting, std::memory_order_acq_rel))
+          return false;
     }
   }
 }
@@ -256,12 +258,12 @@ void run_vm(self_ptr self, const v1::Input* input);
 /// and answers the job there, without a message back to the actor (a queue push, a
 /// thread wake-up and a mailbox round per turn).
 struct commit_completion {
-  caf::actor me;                    // keeps the actor object, whose `commit` it writes
+  caf::actor me;  // keeps the actor object, whose `commit` it writes
   std::atomic<uint8_t>* commit = nullptr;
   const conversation_deps* deps = nullptr;
   turn_job_ptr job;
-  turn_outcome out;                 // the answer, once committed
-  store::transcript_line line;      // the turn's transcript (no messages: none)
+  turn_outcome out;             // the answer, once committed
+  store::transcript_line line;  // the turn's transcript (no messages: none)
   std::vector<conversation_event> events;
 };
 
@@ -292,15 +294,19 @@ void complete_commit(commit_completion& c, const result<store::redis_reply>& r) 
 /// that carries none, its kind and what it carried (variable names, not their values).
 void record_inbound(store::transcript_line_builder& line, const inbound& in) {
   switch (in.what) {
-    case inbound::kind::end: return line.inbound("[end] " + in.text);
+    case inbound::kind::end:
+      return line.inbound("[end] " + in.text);
     case inbound::kind::set_variables: {
       std::string out = "[setVariables]";
       for (const auto& [name, value] : in.variables) out += (out.back() == ']' ? " " : ", ") + name;
       return line.inbound(out);
     }
-    case inbound::kind::transfer_succeeded: return line.inbound("[transferSucceeded]");
-    case inbound::kind::transfer_failed: return line.inbound("[transferFailed] " + in.text);
-    default: return line.inbound(in.text);  // the common case: no copy
+    case inbound::kind::transfer_succeeded:
+      return line.inbound("[transferSucceeded]");
+    case inbound::kind::transfer_failed:
+      return line.inbound("[transferFailed] " + in.text);
+    default:
+      return line.inbound(in.text);  // the common case: no copy
   }
 }
 
@@ -385,10 +391,22 @@ void commit(self_ptr self) {
     for (const auto& m : res->messages()) line.reply(m.text());
     c->line = line.finish(now_ms());
     if (was_new)
-      c->events.push_back(conversation_event{false, std::string(tenant), std::string(session), n.bot(), n.channel(),
-                                             n.external_key(), n.bot_version(), {}});
+      c->events.push_back(conversation_event{false,
+                                             std::string(tenant),
+                                             std::string(session),
+                                             n.bot(),
+                                             n.channel(),
+                                             n.external_key(),
+                                             n.bot_version(),
+                                             {}});
     if (res->state().status() == v1::ENDED)
-      c->events.push_back(conversation_event{true, std::string(tenant), std::string(session), {}, {}, {}, 0,
+      c->events.push_back(conversation_event{true,
+                                             std::string(tenant),
+                                             std::string(session),
+                                             {},
+                                             {},
+                                             {},
+                                             0,
                                              in.what == inbound::kind::end ? "client" : "bot"});
   }
   c->job = std::move(s.t->job);
@@ -426,11 +444,12 @@ void continue_after_vm(self_ptr self) {
   if (s.t->acc->state().status() != v1::AWAITING_ACTION) return commit(self);
   // Interim secret store: the node's environment, PARLEY_SECRET_<NAME>. Tenant
   // secrets move to Postgres (encrypted) with the channels issue.
-  auto req = bot::resolve_secrets(s.t->acc->action(), [](std::string_view name) -> std::optional<std::string> {
-    const char* v = std::getenv(("PARLEY_SECRET_" + std::string(name)).c_str());
-    if (v == nullptr) return std::nullopt;
-    return std::string(v);
-  });
+  auto req = bot::resolve_secrets(
+      s.t->acc->action(), [](std::string_view name) -> std::optional<std::string> {
+        const char* v = std::getenv(("PARLEY_SECRET_" + std::string(name)).c_str());
+        if (v == nullptr) return std::nullopt;
+        return std::string(v);
+      });
   if (!req) {
     v1::Input in = bot::action_failure_input(req.err().message, s.t->job->in.now_unix);
     return run_vm(self, &in);
@@ -448,7 +467,8 @@ void run_vm(self_ptr self, const v1::Input* input) {
   const auto& prog = *s.prog;
   if (s.deps->options.debug_faults && in.text == debug_poison_text && !s.t->job->quarantined)
     throw std::runtime_error("poison message (debug fault injection)");
-  if (input == nullptr && s.t->replay) return answer(self, status::replayed, {}, std::move(s.t->replay));
+  if (input == nullptr && s.t->replay)
+    return answer(self, status::replayed, {}, std::move(s.t->replay));
   if (input != nullptr) {
     v1::TurnResult r = bot::resume(prog, s.t->acc->state(), *input);
     accumulate(s, std::move(r), false);
@@ -464,7 +484,10 @@ void run_vm(self_ptr self, const v1::Input* input) {
     return continue_after_vm(self);
   }
   if (s.t->job->quarantined) {
-    accumulate(s, bot::resume(prog, s.t->snap->state(), bot::failure_input(s.t->job->quarantine_error, in.now_unix)), true);
+    accumulate(s,
+               bot::resume(prog, s.t->snap->state(),
+                           bot::failure_input(s.t->job->quarantine_error, in.now_unix)),
+               true);
     return continue_after_vm(self);
   }
   if (in.what == inbound::kind::end) {
@@ -500,7 +523,8 @@ void run_vm(self_ptr self, const v1::Input* input) {
     for (auto it = recent.rbegin(); it != recent.rend(); ++it) {
       if (it->result().empty()) continue;
       if (!last.ParseFromString(it->result()))
-        return answer(self, status::internal, "the last turn recorded by session " + s.session_id() + " does not parse");
+        return answer(self, status::internal,
+                      "the last turn recorded by session " + s.session_id() + " does not parse");
       if (last.messages_size() > 0) break;
       last.Clear();
     }
@@ -509,8 +533,10 @@ void run_vm(self_ptr self, const v1::Input* input) {
       if (m.choices_size() > 0) menu = &m;
     if (menu == nullptr || in.choice_index > menu->choices_size())
       return answer(self, status::bad_input,
-                    "message.choiceIndex: " + std::to_string(in.choice_index) + " is not an option of the last menu");
-    vm_in = bot::payload_input(menu->choices(static_cast<int>(in.choice_index - 1)).payload(), in.now_unix);
+                    "message.choiceIndex: " + std::to_string(in.choice_index) +
+                        " is not an option of the last menu");
+    vm_in = bot::payload_input(menu->choices(static_cast<int>(in.choice_index - 1)).payload(),
+                               in.now_unix);
   } else {
     vm_in = in.what == inbound::kind::payload ? bot::payload_input(in.text, in.now_unix)
                                               : bot::text_input(in.text, in.now_unix);
@@ -531,7 +557,8 @@ void with_program(self_ptr self) {
     caf::anon_send(me, program_atom::value, std::make_shared<result<loaded_program>>(std::move(r)));
   };
   if (s.exists)
-    s.deps->registry->version(std::string(s.tenant()), s.t->snap->bot(), s.t->snap->bot_version(), cb);
+    s.deps->registry->version(std::string(s.tenant()), s.t->snap->bot(), s.t->snap->bot_version(),
+                              cb);
   else
     s.deps->registry->active(std::string(s.tenant()), s.t->job->in.bot, cb);
 }
@@ -548,13 +575,17 @@ void dispatch(self_ptr self) {
     s.t->snap = acquire_snapshot();
     s.t->snap.get_deleter().bytes = s.committed.size();
     if (s.exists && !s.t->snap->ParseFromString(s.committed))
-      return answer(self, status::internal, "the snapshot of session " + s.session_id() + " does not parse");
+      return answer(self, status::internal,
+                    "the snapshot of session " + s.session_id() + " does not parse");
   }
   if (in.what == inbound::kind::start) {
-    if (s.exists) return answer(self, status::internal, "session id " + s.session_id() + " is already in use");
+    if (s.exists)
+      return answer(self, status::internal, "session id " + s.session_id() + " is already in use");
     return with_program(self);
   }
-  if (!s.exists) return answer(self, status::session_not_found, "session " + s.session_id() + " does not exist or expired");
+  if (!s.exists)
+    return answer(self, status::session_not_found,
+                  "session " + s.session_id() + " does not exist or expired");
   // A redelivery gets the recorded answer. With sequence ids (Bot API) only the last
   // processed one is a retry; a lower one is stale.
   bool may_replay = in.sequence_id < 0 || in.sequence_id == s.t->snap->last_sequence_id();
@@ -563,7 +594,8 @@ void dispatch(self_ptr self) {
       if (rec.message_id() == in.message_id) {
         auto recorded = std::make_shared<v1::TurnResult>();
         if (!recorded->ParseFromString(rec.result()))
-          return answer(self, status::internal, "the turn recorded for message " + in.message_id + " does not parse");
+          return answer(self, status::internal,
+                        "the turn recorded for message " + in.message_id + " does not parse");
         // The record keeps what was shown, not the state: the conversation's state is
         // the snapshot's (after this turn, for the Bot API's last sequenceId), for a
         // response that includes the variables.
@@ -582,10 +614,12 @@ void dispatch(self_ptr self) {
     return answer(self, status::session_ended, "session " + s.session_id() + " has ended");
   if (in.sequence_id >= 0 && in.sequence_id <= s.t->snap->last_sequence_id())
     return answer(self, status::stale_sequence,
-                  "sequenceId " + std::to_string(in.sequence_id) + " is not greater than the last processed " +
+                  "sequenceId " + std::to_string(in.sequence_id) +
+                      " is not greater than the last processed " +
                       std::to_string(s.t->snap->last_sequence_id()));
   if (!in.bot.empty() && in.bot != s.t->snap->bot())
-    return answer(self, status::session_not_found, "session " + s.session_id() + " does not belong to bot " + in.bot);
+    return answer(self, status::session_not_found,
+                  "session " + s.session_id() + " does not belong to bot " + in.bot);
   with_program(self);
 }
 
@@ -619,7 +653,8 @@ void load_snapshot(self_ptr self) {
   caf::actor me = caf::actor_cast<caf::actor>(self);
   s.redis({"GET", snapshot_key(s.deps->options, s.tenant(), s.session())},
           [me](result<store::redis_reply> r) {
-            caf::anon_send(me, loaded_atom::value, std::make_shared<result<store::redis_reply>>(std::move(r)));
+            caf::anon_send(me, loaded_atom::value,
+                           std::make_shared<result<store::redis_reply>>(std::move(r)));
           });
 }
 
@@ -638,7 +673,9 @@ caf::behavior conversation_actor::make_behavior() {
         auto* self = current;
         auto& s = self->state;
         if (!s.t || !s.t->job) return;
-        if (!r->ok()) return answer(self, status::unavailable, "the conversation store is unavailable: " + r->err().message);
+        if (!r->ok())
+          return answer(self, status::unavailable,
+                        "the conversation store is unavailable: " + r->err().message);
         s.loaded = true;
         if (!(*r)->is_nil()) {
           s.committed = std::move((*r)->str);
@@ -656,7 +693,8 @@ caf::behavior conversation_actor::make_behavior() {
             if (s.exists) return answer(self, status::internal, r->err().message);
             return answer(self, status::bot_not_found, r->err().message);
           }
-          return answer(self, status::unavailable, "bot programs are unavailable: " + r->err().message);
+          return answer(self, status::unavailable,
+                        "bot programs are unavailable: " + r->err().message);
         }
         s.prog = (*r)->program;
         if (!s.exists) {
@@ -679,7 +717,9 @@ caf::behavior conversation_actor::make_behavior() {
         auto* self = current;
         if (self->state.t && self->state.t->job && !self->state.loaded) load_snapshot(self);
       },
-      [](kill_atom) { current->quit(caf::make_error(caf::sec::runtime_error, "killed by a debug request")); },
+      [](kill_atom) {
+        current->quit(caf::make_error(caf::sec::runtime_error, "killed by a debug request"));
+      },
   };
   return shared;
 }
@@ -688,10 +728,12 @@ caf::behavior conversation_actor::make_behavior() {
 
 std::string_view conversation_key(const caf::actor& conv) {
   // Only the runtime calls this, and only with actors spawn_conversation made.
-  return static_cast<const conversation_actor*>(caf::actor_cast<caf::abstract_actor*>(conv))->state.key;
+  return static_cast<const conversation_actor*>(caf::actor_cast<caf::abstract_actor*>(conv))
+      ->state.key;
 }
 
-std::string snapshot_key(const runtime_options& o, std::string_view tenant, std::string_view session) {
+std::string snapshot_key(const runtime_options& o, std::string_view tenant,
+                         std::string_view session) {
   std::string k;
   k.reserve(o.key_prefix.size() + 7 + tenant.size() + session.size());
   k += o.key_prefix;
@@ -702,8 +744,8 @@ std::string snapshot_key(const runtime_options& o, std::string_view tenant, std:
   return k;
 }
 
-caf::actor spawn_conversation(caf::actor_system& sys, const conversation_deps* deps, const caf::actor& supervisor,
-                              std::string key) {
+caf::actor spawn_conversation(caf::actor_system& sys, const conversation_deps* deps,
+                              const caf::actor& supervisor, std::string key) {
   // Spawning from a thread that is not CAF's (an HTTP I/O thread, or a Postgres
   // worker answering an API key check) makes CAF 0.17 keep a reference to its logger
   // in that thread's thread_local storage; the actor system's destructor then waits

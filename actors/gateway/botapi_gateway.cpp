@@ -19,7 +19,8 @@ namespace botapi = channels::botapi;
 using status = turn_outcome::status;
 
 int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
@@ -57,8 +58,10 @@ void sha256(const std::string& data, unsigned char* out) {
   thread_local ctx_holder h;
   unsigned int len = 0;
   if (md == nullptr || h.ctx == nullptr || EVP_DigestInit_ex2(h.ctx, md, nullptr) != 1 ||
-      EVP_DigestUpdate(h.ctx, data.data(), data.size()) != 1 || EVP_DigestFinal_ex(h.ctx, out, &len) != 1)
-    SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), out);  // never expected
+      EVP_DigestUpdate(h.ctx, data.data(), data.size()) != 1 ||
+      EVP_DigestFinal_ex(h.ctx, out, &len) != 1)
+    SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(),
+           out);  // never expected
 }
 
 /// Positive authentications, by (tenant, SHA-256 of the key), for `ttl`.
@@ -104,8 +107,9 @@ struct gateway {
   }
 
   /// Authenticates, then calls `next` (on whatever thread answered).
-  void authenticate(const botapi::request_context& ctx, const std::string& path, const std::string& request_id,
-                    http::responder reply, std::function<void()> next) {
+  void authenticate(const botapi::request_context& ctx, const std::string& path,
+                    const std::string& request_id, http::responder reply,
+                    std::function<void()> next) {
     // A connection's requests carry the same org and key: the last one this thread
     // accepted is checked first, without hashing the key or locking the shared cache.
     struct last_accepted {
@@ -125,18 +129,21 @@ struct gateway {
     opts.verify_key(ctx.org_id, ctx.bearer_token,
                     [this, k, path, request_id, reply, next = std::move(next)](result<bool> ok) {
                       if (!ok)
-                        return reply(botapi::render_error(503, "authentication is unavailable: " + ok.err().message,
-                                                          path, request_id, now_ms(), 1));
+                        return reply(botapi::render_error(
+                            503, "authentication is unavailable: " + ok.err().message, path,
+                            request_id, now_ms(), 1));
                       if (!*ok)
-                        return reply(botapi::render_error(401, "Authorization: the bearer token is not an API key of this org",
-                                                          path, request_id, now_ms()));
+                        return reply(botapi::render_error(
+                            401, "Authorization: the bearer token is not an API key of this org",
+                            path, request_id, now_ms()));
                       cache.remember(k);
                       next();
                     });
   }
 
   /// The error response for an outcome that is not a success; nullopt for ok/replayed.
-  static std::optional<http::response> outcome_error(const turn_outcome& out, const std::string& path,
+  static std::optional<http::response> outcome_error(const turn_outcome& out,
+                                                     const std::string& path,
                                                      const std::string& request_id) {
     switch (out.st) {
       case status::ok:
@@ -156,10 +163,12 @@ struct gateway {
       case status::internal:
         break;
     }
-    return botapi::render_error(500, out.message.empty() ? "internal error" : out.message, path, request_id, now_ms());
+    return botapi::render_error(500, out.message.empty() ? "internal error" : out.message, path,
+                                request_id, now_ms());
   }
 
-  static botapi::reply make_reply(const turn_outcome& out, int64_t sequence_id, const std::string& request_id,
+  static botapi::reply make_reply(const turn_outcome& out, int64_t sequence_id,
+                                  const std::string& request_id,
                                   const botapi::response_options& options) {
     botapi::reply r;
     r.session_id = out.session_id;
@@ -168,7 +177,8 @@ struct gateway {
     if (sequence_id > 0) r.processed_sequence_ids.push_back(sequence_id);
     r.request_id = request_id;
     r.options = options;
-    if (options.variables && out.program && out.result && (out.st == status::ok || out.st == status::replayed))
+    if (options.variables && out.program && out.result &&
+        (out.st == status::ok || out.st == status::replayed))
       r.variables = botapi::response_variables(out.program->proto(), out.result->state(), options);
     return r;
   }
@@ -191,8 +201,10 @@ struct gateway {
       in.variables = start->bot_variables();
       in.now_unix = now_ms() / 1000;
       opts.rt->submit(std::move(in), [start, path, reply](turn_outcome out) {
-        if (auto err = outcome_error(out, path, start->ctx.request_id)) return reply(std::move(*err));
-        reply(botapi::render_start(make_reply(out, 0, start->ctx.request_id, start->options), *out.result));
+        if (auto err = outcome_error(out, path, start->ctx.request_id))
+          return reply(std::move(*err));
+        reply(botapi::render_start(make_reply(out, 0, start->ctx.request_id, start->options),
+                                   *out.result));
       });
     });
   }
@@ -239,13 +251,15 @@ struct gateway {
           in.text = msg->reason + (msg->description.empty() ? "" : ": " + msg->description);
           break;
         default:
-          return reply(botapi::render_error(422, "message.type: this runtime does not support this message type yet",
-                                            path, msg->ctx.request_id, now_ms()));
+          return reply(botapi::render_error(
+              422, "message.type: this runtime does not support this message type yet", path,
+              msg->ctx.request_id, now_ms()));
       }
       int64_t seq = msg->sequence_id;
       opts.rt->submit(std::move(in), [msg, seq, path, reply](turn_outcome out) {
         if (auto err = outcome_error(out, path, msg->ctx.request_id)) return reply(std::move(*err));
-        reply(botapi::render_continue(make_reply(out, seq, msg->ctx.request_id, msg->options), *out.result));
+        reply(botapi::render_continue(make_reply(out, seq, msg->ctx.request_id, msg->options),
+                                      *out.result));
       });
     });
   }
@@ -293,7 +307,9 @@ struct gateway {
 
 std::shared_ptr<void> add_botapi_routes(http::router& routes, botapi_gateway_options options) {
   auto gw = std::make_shared<gateway>(std::move(options));
-  auto h = [gw](http::request&& req, http::responder reply) { gw->dispatch(std::move(req), std::move(reply)); };
+  auto h = [gw](http::request&& req, http::responder reply) {
+    gw->dispatch(std::move(req), std::move(reply));
+  };
   routes.add("GET", "/status", h);
   routes.add("GET", "/versions", h);
   routes.add_prefix("POST", "/v5.3.0/bots/", "/v5.3.0/bots/{bot-id}/sessions", h);

@@ -21,7 +21,8 @@ class runtime;
 struct botapi_gateway_options {
   runtime* rt = nullptr;
   /// Is `key` an API key of `tenant`? Any thread; `done` once, from any thread.
-  std::function<void(const std::string& tenant, const std::string& key, std::function<void(result<bool>)> done)>
+  std::function<void(const std::string& tenant, const std::string& key,
+                     std::function<void(result<bool>)> done)>
       verify_key;
   /// Whether the node can serve turns (`/status` answers UP or DOWN).
   std::function<bool()> ready;

@@ -54,7 +54,8 @@ void bot_registry::active(const std::string& tenant, const std::string& bot, cal
   load_version(tenant, bot, 0, std::move(done));
 }
 
-void bot_registry::version(const std::string& tenant, const std::string& bot, uint32_t v, callback done) {
+void bot_registry::version(const std::string& tenant, const std::string& bot, uint32_t v,
+                           callback done) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = programs_.find(version_key(tenant, bot, v));
@@ -67,33 +68,36 @@ void bot_registry::version(const std::string& tenant, const std::string& bot, ui
   load_version(tenant, bot, v, std::move(done));
 }
 
-void bot_registry::load_version(const std::string& tenant, const std::string& bot, uint32_t v, callback done) {
-  source_.load(tenant, bot, v,
-               [this, tenant, bot, done = std::move(done)](result<std::pair<uint32_t, std::string>> r) {
-                 if (!r) return done(r.err());
-                 auto [version, bytes] = std::move(*r);
-                 bot::v1::Program proto;
-                 if (!proto.ParseFromString(bytes))
-                   return done(make_error("bad_program", "stored program of " + bot + " v" +
-                                                             std::to_string(version) + " does not parse"));
-                 auto prog = bot::load(std::move(proto));
-                 if (!prog) return done(prog.err());
-                 std::shared_ptr<const bot::program> shared = *prog;
-                 {
-                   std::lock_guard<std::mutex> lock(mutex_);
-                   // Two loads may race: keep the first so every actor shares one copy.
-                   auto [it, inserted] = programs_.emplace(version_key(tenant, bot, version), shared);
-                   shared = it->second;
-                 }
-                 done(loaded_program{version, std::move(shared)});
-               });
+void bot_registry::load_version(const std::string& tenant, const std::string& bot, uint32_t v,
+                                callback done) {
+  source_.load(
+      tenant, bot, v,
+      [this, tenant, bot, done = std::move(done)](result<std::pair<uint32_t, std::string>> r) {
+        if (!r) return done(r.err());
+        auto [version, bytes] = std::move(*r);
+        bot::v1::Program proto;
+        if (!proto.ParseFromString(bytes))
+          return done(make_error("bad_program", "stored program of " + bot + " v" +
+                                                    std::to_string(version) + " does not parse"));
+        auto prog = bot::load(std::move(proto));
+        if (!prog) return done(prog.err());
+        std::shared_ptr<const bot::program> shared = *prog;
+        {
+          std::lock_guard<std::mutex> lock(mutex_);
+          // Two loads may race: keep the first so every actor shares one copy.
+          auto [it, inserted] = programs_.emplace(version_key(tenant, bot, version), shared);
+          shared = it->second;
+        }
+        done(loaded_program{version, std::move(shared)});
+      });
 }
 
 void bot_registry::poll_loop() {
   while (!stop_.load()) {
     auto p = std::make_shared<std::promise<result<std::vector<active_change>>>>();
     auto f = p->get_future();
-    source_.changes(applied_seq_.load(), [p](result<std::vector<active_change>> r) { p->set_value(std::move(r)); });
+    source_.changes(applied_seq_.load(),
+                    [p](result<std::vector<active_change>> r) { p->set_value(std::move(r)); });
     if (f.wait_for(std::chrono::seconds(10)) == std::future_status::ready) {
       auto r = f.get();
       if (r) {
@@ -101,8 +105,9 @@ void bot_registry::poll_loop() {
         for (const auto& c : *r) {
           auto& slot = active_[bot_key(c.tenant, c.bot)];
           if (slot != c.version && log_loaded_.load())
-            log::info("bot_version_activated",
-                      {{"tenant", c.tenant}, {"bot", c.bot}, {"version", std::to_string(c.version)}});
+            log::info(
+                "bot_version_activated",
+                {{"tenant", c.tenant}, {"bot", c.bot}, {"version", std::to_string(c.version)}});
           slot = c.version;
           if (c.change_seq > applied_seq_.load()) applied_seq_ = c.change_seq;
         }

@@ -47,7 +47,8 @@ struct program_source {
                      std::function<void(result<std::pair<uint32_t, std::string>>)>)>
       load;
   /// Change-log rows with change_seq > `since`, ascending.
-  std::function<void(int64_t since, std::function<void(result<std::vector<active_change>>)>)> changes;
+  std::function<void(int64_t since, std::function<void(result<std::vector<active_change>>)>)>
+      changes;
 };
 
 class bot_registry {
@@ -75,13 +76,14 @@ class bot_registry {
 
  private:
   void poll_loop();
-  void load_version(const std::string& tenant, const std::string& bot, uint32_t version, callback done);
+  void load_version(const std::string& tenant, const std::string& bot, uint32_t version,
+                    callback done);
 
   program_source source_;
   std::chrono::milliseconds poll_interval_;
   mutable std::mutex mutex_;
   std::map<std::string, std::shared_ptr<const bot::program>> programs_;  // tenant\0bot\0version
-  std::map<std::string, uint32_t> active_;                                // tenant\0bot, from the log
+  std::map<std::string, uint32_t> active_;  // tenant\0bot, from the log
   std::atomic<bool> log_loaded_{false};
   std::atomic<int64_t> applied_seq_{0};
   std::atomic<bool> stop_{false};

@@ -43,12 +43,12 @@ struct turn_job {
   std::function<void(turn_outcome)> done;
   std::chrono::steady_clock::time_point received = std::chrono::steady_clock::now();
   int attempt = 1;
-  bool quarantined = false;       ///< run the error dialog instead of the message
+  bool quarantined = false;  ///< run the error dialog instead of the message
   std::string quarantine_error;
   std::list<std::chrono::steady_clock::time_point> deaths;  ///< of actors running this job
   std::atomic<bool> claimed{false};
   std::atomic<bool> finished{false};
-  std::string bot;                ///< set by whoever answers the job
+  std::string bot;  ///< set by whoever answers the job
   uint32_t bot_version = 0;
 };
 using turn_job_ptr = std::shared_ptr<turn_job>;
@@ -95,14 +95,15 @@ bool deliver(const conversation_deps* deps, turn_job& job, turn_outcome out);
 /// runs each `(turn_atom, turn_job_ptr)` in arrival order and finishes it (see
 /// `turn_job`) after the turn's snapshot is committed. It loads its snapshot from
 /// Redis on its first turn. `key` is tenant '\0' session id.
-caf::actor spawn_conversation(caf::actor_system& sys, const conversation_deps* deps, const caf::actor& supervisor,
-                              std::string key);
+caf::actor spawn_conversation(caf::actor_system& sys, const conversation_deps* deps,
+                              const caf::actor& supervisor, std::string key);
 
 /// The key of a conversation actor spawned by `spawn_conversation`: immutable, valid
 /// while `conv` (or another strong handle to the same actor) is held.
 std::string_view conversation_key(const caf::actor& conv);
 
-std::string snapshot_key(const runtime_options& o, std::string_view tenant, std::string_view session);
+std::string snapshot_key(const runtime_options& o, std::string_view tenant,
+                         std::string_view session);
 
 }  // namespace parley::actors
 

@@ -79,14 +79,17 @@ class lane_coordinator : public caf::scheduler::abstract_coordinator {
 
   void enqueue(caf::resumable* job) override {
     int lane = io::lanes::current();
-    post(lane >= 0 ? static_cast<std::size_t>(lane) : next_worker_.fetch_add(1, std::memory_order_relaxed) % units_.size(),
+    post(lane >= 0 ? static_cast<std::size_t>(lane)
+                   : next_worker_.fetch_add(1, std::memory_order_relaxed) % units_.size(),
          job);
   }
 
   caf::actor_clock& clock() noexcept override { return clock_; }
 
   /// Resumes `job` on `lane` (the job's reference moves to the handler).
-  void post(std::size_t lane, caf::resumable* job) { boost::asio::post(lanes_->at(lane), run_job{this, lane, job}); }
+  void post(std::size_t lane, caf::resumable* job) {
+    boost::asio::post(lanes_->at(lane), run_job{this, lane, job});
+  }
 
  private:
   /// The handler that resumes one job. A handler destroyed without running (its lane
@@ -134,7 +137,9 @@ void use_lanes(caf::actor_system_config& cfg, io::lanes& lanes, unsigned max_thr
   cfg.set("scheduler.max-throughput", static_cast<size_t>(max_throughput));
   cfg.set("scheduler.max-threads", lanes.size());
   cfg.module_factories.push_back(
-      [l = &lanes](caf::actor_system& sys) -> caf::actor_system::module* { return new lane_coordinator(sys, l); });
+      [l = &lanes](caf::actor_system& sys) -> caf::actor_system::module* {
+        return new lane_coordinator(sys, l);
+      });
 }
 
 }  // namespace parley::actors

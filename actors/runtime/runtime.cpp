@@ -38,13 +38,14 @@ runtime_probe::runtime_probe(prometheus::Registry& reg)
                 .Name("parley_turns_total")
                 .Help("Inbound messages answered, by outcome.")
                 .Register(reg)),
-      turn_seconds(prometheus::BuildHistogram()
-                       .Name("parley_turn_duration_seconds")
-                       .Help("Time from a message reaching its shard to its committed answer.")
-                       .Register(reg)
-                       .Add({}, prometheus::Histogram::BucketBoundaries{0.0001, 0.00025, 0.0005, 0.001, 0.0025,
-                                                                        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                                                                        1, 2.5, 5, 10})),
+      turn_seconds(
+          prometheus::BuildHistogram()
+              .Name("parley_turn_duration_seconds")
+              .Help("Time from a message reaching its shard to its committed answer.")
+              .Register(reg)
+              .Add({}, prometheus::Histogram::BucketBoundaries{0.0001, 0.00025, 0.0005, 0.001,
+                                                               0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                               0.1, 0.25, 0.5, 1, 2.5, 5, 10})),
       live(prometheus::BuildGauge()
                .Name("parley_conversations_live")
                .Help("Live conversation actors on this node.")
@@ -65,30 +66,42 @@ runtime_probe::runtime_probe(prometheus::Registry& reg)
                    .Help("Conversation actors restarted from their snapshot after dying.")
                    .Register(reg)
                    .Add({})),
-      quarantines(prometheus::BuildCounter()
-                      .Name("parley_messages_quarantined_total")
-                      .Help("Messages that killed their conversation too often and were quarantined.")
-                      .Register(reg)
-                      .Add({})),
+      quarantines(
+          prometheus::BuildCounter()
+              .Name("parley_messages_quarantined_total")
+              .Help("Messages that killed their conversation too often and were quarantined.")
+              .Register(reg)
+              .Add({})),
       passivations(prometheus::BuildCounter()
                        .Name("parley_conversations_passivated_total")
                        .Help("Idle conversation actors stopped (their snapshot stays in Redis).")
                        .Register(reg)
                        .Add({})),
-      commit_failures(prometheus::BuildCounter()
-                          .Name("parley_turn_commit_failures_total")
-                          .Help("Turns whose snapshot could not be written to Redis (answered unavailable).")
-                          .Register(reg)
-                          .Add({})),
-      fenced_reads(prometheus::BuildCounter()
-                       .Name("parley_snapshot_reads_fenced_total")
-                       .Help("Snapshot reads that waited for the commit of a conversation actor that died "
-                             "with it in flight.")
-                       .Register(reg)
-                       .Add({})) {
-  const char* names[] = {"ok", "replayed", "session_not_found", "session_ended",
-                         "stale_sequence", "bot_not_found", "unavailable", "internal", "bad_input", "busy"};
-  for (std::size_t i = 0; i < by_status.size(); ++i) by_status[i] = &turns.Add({{"outcome", names[i]}});
+      commit_failures(
+          prometheus::BuildCounter()
+              .Name("parley_turn_commit_failures_total")
+              .Help("Turns whose snapshot could not be written to Redis (answered unavailable).")
+              .Register(reg)
+              .Add({})),
+      fenced_reads(
+          prometheus::BuildCounter()
+              .Name("parley_snapshot_reads_fenced_total")
+              .Help("Snapshot reads that waited for the commit of a conversation actor that died "
+                    "with it in flight.")
+              .Register(reg)
+              .Add({})) {
+  const char* names[] = {"ok",
+                         "replayed",
+                         "session_not_found",
+                         "session_ended",
+                         "stale_sequence",
+                         "bot_not_found",
+                         "unavailable",
+                         "internal",
+                         "bad_input",
+                         "busy"};
+  for (std::size_t i = 0; i < by_status.size(); ++i)
+    by_status[i] = &turns.Add({{"outcome", names[i]}});
 }
 
 void runtime_probe::turn(turn_outcome::status st, double seconds) {
@@ -98,7 +111,9 @@ void runtime_probe::turn(turn_outcome::status st, double seconds) {
 
 bool deliver(const conversation_deps* deps, turn_job& job, turn_outcome out) {
   if (job.claimed.exchange(true, std::memory_order_acq_rel)) return false;
-  deps->probe->turn(out.st, std::chrono::duration<double>(std::chrono::steady_clock::now() - job.received).count());
+  deps->probe->turn(
+      out.st,
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - job.received).count());
   job.bot = out.bot;
   job.bot_version = out.bot_version;
   auto done = std::move(job.done);
@@ -130,8 +145,8 @@ const std::string* bot_name(const std::string& name) {
 /// A live conversation; through its hook, in its shard's `touched` or `idle` list.
 struct conv_entry : activity_hook {
   caf::actor actor;
-  std::list<turn_job_ptr> sent;  // sent to `actor` (or a dead predecessor), oldest first; a
-                                 // finished front is dropped lazily
+  std::list<turn_job_ptr> sent;      // sent to `actor` (or a dead predecessor), oldest first; a
+                                     // finished front is dropped lazily
   const std::string* bot = &no_bot;  // interned (bot_name): one pointer, not a string
   uint32_t bot_version = 0;
   std::chrono::steady_clock::time_point last_active = std::chrono::steady_clock::now();
@@ -188,9 +203,9 @@ void prune(conv_entry& e) {
   }
 }
 
-
 /// Answers a job without running it (busy, or its error dialog failed too).
-void answer_now(const conversation_deps* deps, turn_job& job, turn_outcome::status st, std::string message) {
+void answer_now(const conversation_deps* deps, turn_job& job, turn_outcome::status st,
+                std::string message) {
   turn_outcome out;
   out.st = st;
   out.session_id = job.in.session_id;
@@ -200,7 +215,8 @@ void answer_now(const conversation_deps* deps, turn_job& job, turn_outcome::stat
 
 using supervisor_ptr = caf::event_based_actor*;
 
-void on_conversation_down(shared_state* st, shard* sh, supervisor_ptr self, const caf::down_msg& dm) {
+void on_conversation_down(shared_state* st, shard* sh, supervisor_ptr self,
+                          const caf::down_msg& dm) {
   const auto* deps = st->deps;
   std::lock_guard<std::mutex> lock(sh->m);
   if (!sh->supervisor) return;  // runtime::stop
@@ -209,7 +225,8 @@ void on_conversation_down(shared_state* st, shard* sh, supervisor_ptr self, cons
   auto dead = caf::actor_cast<caf::actor>(dm.source);
   if (!dead) return;
   auto cit = sh->convs.find(conversation_key(dead));
-  if (cit == sh->convs.end() || cit->second.actor != dead) return;  // passivated, or an older incarnation
+  if (cit == sh->convs.end() || cit->second.actor != dead)
+    return;  // passivated, or an older incarnation
   std::string key(cit->first);
   const std::string tenant = key.substr(0, key.find('\0'));
   const std::string session_id = key.substr(key.find('\0') + 1);
@@ -222,14 +239,17 @@ void on_conversation_down(shared_state* st, shard* sh, supervisor_ptr self, cons
   auto& e = sh->convs.insert(std::move(node)).position->second;
   prune(e);
   deps->probe->restarts.Increment();
-  if (e.sent.empty()) return;  // died between turns (killed, say): nothing to run again
+  if (e.sent.empty()) return;   // died between turns (killed, say): nothing to run again
   auto& job = *e.sent.front();  // the one that was running
   auto now = std::chrono::steady_clock::now();
   job.deaths.push_back(now);
-  while (!job.deaths.empty() && now - job.deaths.front() > deps->options.attempt_window) job.deaths.pop_front();
+  while (!job.deaths.empty() && now - job.deaths.front() > deps->options.attempt_window)
+    job.deaths.pop_front();
   std::string reason = to_string(dm.reason);
-  log::warn("conversation_died", {{"tenant", tenant}, {"session", session_id},
-                                  {"attempt", std::to_string(job.attempt)}, {"reason", reason}});
+  log::warn("conversation_died", {{"tenant", tenant},
+                                  {"session", session_id},
+                                  {"attempt", std::to_string(job.attempt)},
+                                  {"reason", reason}});
   if (job.quarantined) {
     // Even the error dialog failed: answer the client and move on.
     answer_now(deps, job, turn_outcome::status::internal,
@@ -240,8 +260,10 @@ void on_conversation_down(shared_state* st, shard* sh, supervisor_ptr self, cons
   }
   if (static_cast<int>(job.deaths.size()) >= deps->options.max_attempts) {
     deps->probe->quarantines.Increment();
-    log::error("message_quarantined", {{"tenant", tenant}, {"session", session_id},
-                                       {"message_id", job.in.message_id}, {"reason", reason}});
+    log::error("message_quarantined", {{"tenant", tenant},
+                                       {"session", session_id},
+                                       {"message_id", job.in.message_id},
+                                       {"reason", reason}});
     if (st->quarantine)
       st->quarantine(quarantined{tenant, session_id, job.in.message_id, job.in.text, reason,
                                  static_cast<int>(job.deaths.size())});
@@ -256,8 +278,9 @@ void on_conversation_down(shared_state* st, shard* sh, supervisor_ptr self, cons
 caf::behavior supervisor_impl(supervisor_ptr self, shared_state* st, shard* sh) {
   self->set_down_handler([=](caf::down_msg& dm) { on_conversation_down(st, sh, self, dm); });
   const auto* deps = st->deps;
-  auto period = std::max(std::chrono::milliseconds(50),
-                         std::min(std::chrono::milliseconds(1000), deps->options.passivate_after / 2));
+  auto period =
+      std::max(std::chrono::milliseconds(50),
+               std::min(std::chrono::milliseconds(1000), deps->options.passivate_after / 2));
   self->delayed_send(self, period, tick_atom::value);
   return {
       [=](tick_atom) {
@@ -299,7 +322,8 @@ caf::behavior supervisor_impl(supervisor_ptr self, shared_state* st, shard* sh) 
         }
         // Cut short with work done and more to do: come back soon. (Conversations
         // that are all still running their jobs wait for the next period.)
-        auto next = visits >= max_tick_visits && progress > 0 ? std::chrono::milliseconds(1) : period;
+        auto next =
+            visits >= max_tick_visits && progress > 0 ? std::chrono::milliseconds(1) : period;
         self->delayed_send(self, next, tick_atom::value);
       },
   };
@@ -370,7 +394,10 @@ void runtime::submit(inbound in, std::function<void(turn_outcome)> done) {
   if (it == sh.convs.end()) {
     auto actor = spawn_conversation(*impl_->d.system, deps, sh.supervisor, std::move(key));
     auto view = conversation_key(actor);
-    it = sh.convs.emplace(std::piecewise_construct, std::forward_as_tuple(view), std::forward_as_tuple()).first;
+    it =
+        sh.convs
+            .emplace(std::piecewise_construct, std::forward_as_tuple(view), std::forward_as_tuple())
+            .first;
     it->second.actor = std::move(actor);
     deps->probe->live.Increment();
   }
@@ -391,7 +418,8 @@ void runtime::submit(inbound in, std::function<void(turn_outcome)> done) {
   caf::anon_send(e.actor, turn_atom::value, std::move(job));
 }
 
-void runtime::live(const std::string& tenant, std::function<void(std::vector<live_conversation>)> done) {
+void runtime::live(const std::string& tenant,
+                   std::function<void(std::vector<live_conversation>)> done) {
   std::vector<live_conversation> out;
   auto now = std::chrono::steady_clock::now();
   for (auto& sh : impl_->st.shards) {
@@ -399,14 +427,16 @@ void runtime::live(const std::string& tenant, std::function<void(std::vector<liv
     for (auto& [key, e] : sh->convs) {
       if (key.substr(0, key.find('\0')) != tenant) continue;
       prune(e);
-      out.push_back({std::string(key.substr(key.find('\0') + 1)), *e.bot, e.bot_version,
-                     std::chrono::duration_cast<std::chrono::milliseconds>(now - e.last_active).count()});
+      out.push_back(
+          {std::string(key.substr(key.find('\0') + 1)), *e.bot, e.bot_version,
+           std::chrono::duration_cast<std::chrono::milliseconds>(now - e.last_active).count()});
     }
   }
   done(std::move(out));
 }
 
-void runtime::kill(const std::string& tenant, const std::string& session_id, std::function<void(bool)> done) {
+void runtime::kill(const std::string& tenant, const std::string& session_id,
+                   std::function<void(bool)> done) {
   if (!impl_->cdeps.options.debug_faults || impl_->st.shards.empty()) return done(false);
   auto& sh = *impl_->st.shards[shard_of(tenant, session_id, impl_->st.shards.size())];
   {
@@ -429,7 +459,8 @@ void runtime::stop() {
       sh->supervisor = nullptr;
       // Their snapshots stay in Redis; jobs still waiting are dropped unanswered
       // (the HTTP server has stopped taking requests by now).
-      for (auto& [key, e] : sh->convs) caf::anon_send_exit(e.actor, caf::exit_reason::user_shutdown);
+      for (auto& [key, e] : sh->convs)
+        caf::anon_send_exit(e.actor, caf::exit_reason::user_shutdown);
       sh->convs.clear();  // each entry leaves its activity list
     }
     if (sup) caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);

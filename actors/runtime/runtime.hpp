@@ -42,16 +42,16 @@ struct inbound {
   enum class kind { start, text, payload, end, set_variables, transfer_succeeded, transfer_failed };
   kind what = kind::text;
   std::string tenant;
-  std::string bot;               ///< start: the bot to run; later: checked against the session
-  std::string channel;           ///< "botapi", "sms", ...
-  std::string session_id;        ///< the conversation key within the tenant
-  std::string external_key;      ///< the channel's own key (start only)
-  std::string message_id;        ///< channel message id: a redelivery with the same id is replayed
-  int64_t sequence_id = -1;      ///< Bot API sequenceId (must increase); -1 when the channel has none
-  std::string text;              ///< text, button payload, end reason, or transfer failure reason
-  bool no_agent = false;         ///< transfer_failed: no agent was available (else an error)
-  int64_t choice_index = 0;      ///< > 0: the n-th option (1-based) of the last menu shown
-  bot::variables variables;      ///< start and set_variables: client-settable variables
+  std::string bot;           ///< start: the bot to run; later: checked against the session
+  std::string channel;       ///< "botapi", "sms", ...
+  std::string session_id;    ///< the conversation key within the tenant
+  std::string external_key;  ///< the channel's own key (start only)
+  std::string message_id;    ///< channel message id: a redelivery with the same id is replayed
+  int64_t sequence_id = -1;  ///< Bot API sequenceId (must increase); -1 when the channel has none
+  std::string text;          ///< text, button payload, end reason, or transfer failure reason
+  bool no_agent = false;     ///< transfer_failed: no agent was available (else an error)
+  int64_t choice_index = 0;  ///< > 0: the n-th option (1-based) of the last menu shown
+  bot::variables variables;  ///< start and set_variables: client-settable variables
   int64_t now_unix = 0;
 };
 
@@ -70,7 +70,7 @@ struct turn_outcome {
     busy,               ///< too many messages of this conversation are waiting: retry later
   };
   status st = status::internal;
-  std::string message;                       ///< for errors: one sentence for the client
+  std::string message;                                ///< for errors: one sentence for the client
   std::shared_ptr<const bot::v1::TurnResult> result;  ///< ok and replayed
   std::shared_ptr<const bot::program> program;        ///< the program the conversation runs
   std::string session_id;
@@ -80,15 +80,15 @@ struct turn_outcome {
 };
 
 struct runtime_options {
-  std::size_t shards = 32;                              ///< shard actors on this node
-  std::chrono::milliseconds passivate_after{600000};    ///< idle live conversations stop
-  int max_attempts = 3;                                 ///< deaths of one message before quarantine
+  std::size_t shards = 32;                            ///< shard actors on this node
+  std::chrono::milliseconds passivate_after{600000};  ///< idle live conversations stop
+  int max_attempts = 3;                               ///< deaths of one message before quarantine
   std::chrono::seconds attempt_window{60};
-  std::size_t recent_turns = 8;                         ///< answered messages kept for replay
-  std::size_t max_queued = 32;                          ///< waiting messages per conversation before `busy`
-  std::chrono::seconds default_idle_timeout{3600};      ///< snapshot TTL when the bot sets none
-  bool debug_faults = false;                            ///< enables kill() and the poison text
-  std::string key_prefix = "parley";                    ///< Redis keys: <prefix>:conv:<tenant>:<session>
+  std::size_t recent_turns = 8;  ///< answered messages kept for replay
+  std::size_t max_queued = 32;   ///< waiting messages per conversation before `busy`
+  std::chrono::seconds default_idle_timeout{3600};  ///< snapshot TTL when the bot sets none
+  bool debug_faults = false;                        ///< enables kill() and the poison text
+  std::string key_prefix = "parley";  ///< Redis keys: <prefix>:conv:<tenant>:<session>
 };
 
 /// A quarantined message, for the caller to keep in Postgres.
@@ -115,10 +115,10 @@ class runtime {
     /// through the client's I/O thread.
     std::size_t redis_lanes = 0;
     bot_registry* registry = nullptr;
-    transcript_writer* transcripts = nullptr;    ///< may be null
+    transcript_writer* transcripts = nullptr;  ///< may be null
     action_runner* actions = nullptr;
     prometheus::Registry* metrics = nullptr;
-    std::function<void(quarantined)> quarantine; ///< may be empty
+    std::function<void(quarantined)> quarantine;  ///< may be empty
   };
   runtime(deps d, runtime_options options);
   ~runtime();
@@ -138,7 +138,8 @@ class runtime {
 
   /// Debug only (`debug_faults`): kills the conversation actor; `done(false)` when
   /// it is not live or faults are disabled.
-  void kill(const std::string& tenant, const std::string& session_id, std::function<void(bool)> done);
+  void kill(const std::string& tenant, const std::string& session_id,
+            std::function<void(bool)> done);
 
   /// Stops every shard and conversation (snapshots stay in Redis).
   void stop();

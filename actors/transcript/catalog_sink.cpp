@@ -12,7 +12,8 @@ namespace {
 /// actor appends: the rows of a turn adjacent, one tenant, at most one inbound row
 /// (idx 0), replies idx 0, 1, 2, ... in order. Nullopt for any other shape, which
 /// goes through the per-message path and its checks instead.
-std::optional<std::vector<store::transcript_turn>> as_turns(const std::vector<transcript_row>& rows) {
+std::optional<std::vector<store::transcript_turn>> as_turns(
+    const std::vector<transcript_row>& rows) {
   std::vector<store::transcript_turn> turns;
   turns.reserve(rows.size() / 2 + 1);
   bool payloads = false;
@@ -28,7 +29,8 @@ std::optional<std::vector<store::transcript_turn>> as_turns(const std::vector<tr
     }
     auto& t = turns.back();
     if (t.tenant != r.tenant) return std::nullopt;
-    if (r.created_unix_ms != 0 && (t.at_ms == 0 || r.created_unix_ms < t.at_ms)) t.at_ms = r.created_unix_ms;
+    if (r.created_unix_ms != 0 && (t.at_ms == 0 || r.created_unix_ms < t.at_ms))
+      t.at_ms = r.created_unix_ms;
     if (r.direction == "in") {
       if (r.idx != 0 || t.inbound) return std::nullopt;
       t.inbound = r.text;
@@ -46,7 +48,9 @@ std::optional<std::vector<store::transcript_turn>> as_turns(const std::vector<tr
   if (payloads) {
     std::size_t k = 0;
     for (const auto& r : rows) {
-      while (turns[k].sequence != static_cast<int64_t>(r.sequence) || turns[k].session_id != r.session_id) ++k;
+      while (turns[k].sequence != static_cast<int64_t>(r.sequence) ||
+             turns[k].session_id != r.session_id)
+        ++k;
       if (r.direction == "out") {
         turns[k].reply_payloads.resize(turns[k].replies.size());
         turns[k].reply_payloads[static_cast<std::size_t>(r.idx)] = r.payload;
@@ -84,20 +88,23 @@ transcript_writer::write_fn catalog_sink(store::postgres_client& pg) {
     };
     // A batch holds whole turns (the runtime's, formatted already: one COPY) or rows.
     if (!batch.lines->empty()) {
-      store::write_turn_lines(*p, std::move(started), std::move(ended), batch.lines, std::move(finish));
+      store::write_turn_lines(*p, std::move(started), std::move(ended), batch.lines,
+                              std::move(finish));
       return;
     }
     // One record per turn: the catalog needs no regrouping of per-message rows.
     if (auto turns = as_turns(rows)) {
-      store::write_turn_records(*p, std::move(started), std::move(ended), std::move(*turns), std::move(finish));
+      store::write_turn_records(*p, std::move(started), std::move(ended), std::move(*turns),
+                                std::move(finish));
       return;
     }
     std::vector<store::transcript_row> out;
     out.reserve(rows.size());
     for (const auto& r : rows)
-      out.push_back({r.tenant, r.session_id, static_cast<int64_t>(r.sequence), r.direction, r.idx, r.text,
-                     r.payload, r.created_unix_ms});
-    store::write_turn_records(*p, std::move(started), std::move(ended), std::move(out), std::move(finish));
+      out.push_back({r.tenant, r.session_id, static_cast<int64_t>(r.sequence), r.direction, r.idx,
+                     r.text, r.payload, r.created_unix_ms});
+    store::write_turn_records(*p, std::move(started), std::move(ended), std::move(out),
+                              std::move(finish));
   };
 }
 

@@ -66,7 +66,8 @@ std::size_t transcript_writer::queue_events(std::vector<conversation_event>& eve
   return dropped;
 }
 
-void transcript_writer::append(std::vector<transcript_row> rows, std::vector<conversation_event> events) {
+void transcript_writer::append(std::vector<transcript_row> rows,
+                               std::vector<conversation_event> events) {
   std::size_t dropped = 0;
   bool wake = false;
   {
@@ -88,7 +89,8 @@ void transcript_writer::append(std::vector<transcript_row> rows, std::vector<con
   after_append(dropped, wake);
 }
 
-void transcript_writer::append(store::transcript_line turn, std::vector<conversation_event> events) {
+void transcript_writer::append(store::transcript_line turn,
+                               std::vector<conversation_event> events) {
   std::size_t dropped = 0;
   bool wake = false;
   {
@@ -115,10 +117,13 @@ void transcript_writer::after_append(std::size_t dropped, bool wake) {
     auto now = std::chrono::steady_clock::now().time_since_epoch().count();
     auto last = last_drop_log_.load(std::memory_order_relaxed);
     dropped_since_log_.fetch_add(dropped, std::memory_order_relaxed);
-    if (now - last >= std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::seconds(1)).count() &&
+    if (now - last >=
+            std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::seconds(1))
+                .count() &&
         last_drop_log_.compare_exchange_strong(last, now))
-      log::warn("transcript_rows_dropped", {{"rows", std::to_string(dropped_since_log_.exchange(0))},
-                                            {"hint", "Postgres is too slow or down; see parley_transcript_lag_rows"}});
+      log::warn("transcript_rows_dropped",
+                {{"rows", std::to_string(dropped_since_log_.exchange(0))},
+                 {"hint", "Postgres is too slow or down; see parley_transcript_lag_rows"}});
   }
 }
 
@@ -138,9 +143,8 @@ bool transcript_writer::flush(std::chrono::milliseconds deadline) {
   // full batch or flush_interval.
   ++flushing_;
   cv_.notify_one();
-  bool drained = drained_.wait_for(lock, deadline, [this] {
-    return nothing_buffered() && in_flight_ == 0;
-  });
+  bool drained =
+      drained_.wait_for(lock, deadline, [this] { return nothing_buffered() && in_flight_ == 0; });
   --flushing_;
   return drained;
 }
@@ -193,7 +197,8 @@ void transcript_writer::loop() {
       backoff = std::chrono::milliseconds(50);
     } else {
       if (failures_ != nullptr) failures_->Increment();
-      log::warn("transcript_write_failed", {{"rows", std::to_string(n)}, {"error", result.err().message}});
+      log::warn("transcript_write_failed",
+                {{"rows", std::to_string(n)}, {"error", result.err().message}});
       // Back to the front, in order: the write is idempotent, so a partial success is harmless.
       buffer_.insert(buffer_.begin(), std::make_move_iterator(batch.rows.begin()),
                      std::make_move_iterator(batch.rows.end()));

@@ -44,11 +44,11 @@ namespace parley::actors {
 struct transcript_row {
   std::string tenant;
   std::string session_id;
-  uint64_t sequence = 0;    ///< the conversation's turn number
-  std::string direction;    ///< "in" or "out"
-  int idx = 0;              ///< position within the turn and direction
+  uint64_t sequence = 0;  ///< the conversation's turn number
+  std::string direction;  ///< "in" or "out"
+  int idx = 0;            ///< position within the turn and direction
   std::string text;
-  std::string payload;      ///< JSON (choices, intents), may be empty
+  std::string payload;  ///< JSON (choices, intents), may be empty
   int64_t created_unix_ms = 0;
 };
 
@@ -65,7 +65,8 @@ struct transcript_batch {
   std::vector<transcript_row> rows;
   /// Whole turns. Shared so that the write's job can hold them without a copy; the
   /// writer takes them back only after the write has answered.
-  std::shared_ptr<std::vector<store::transcript_line>> lines = std::make_shared<std::vector<store::transcript_line>>();
+  std::shared_ptr<std::vector<store::transcript_line>> lines =
+      std::make_shared<std::vector<store::transcript_line>>();
   std::vector<conversation_event> events;
   /// Rows plus the messages of the lines.
   std::size_t messages() const;

@@ -1,5 +1,6 @@
 // Bot engine benchmarks. Run (Release build):
-//   build/bot-rel/bench/bot/bot_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+//   build/bot-rel/bench/bot/bot_bench --benchmark_repetitions=5
+//   --benchmark_report_aggregates_only=true
 // Figures and machine: bench/README.md, section "Bot engine (issue 3)".
 
 #include <benchmark/benchmark.h>
@@ -58,7 +59,8 @@ void BM_turn_order_status_action_result(benchmark::State& state) {
   s = bot::resume(*p, s, bot::text_input("track my order", now)).state();
   s = bot::resume(*p, s, bot::text_input("AB-123456", now)).state();
   auto input = bot::action_input(
-      200, R"({"status":"shipped","shipment":{"tracking":"1Z999AA10123456784","carrier":"UPS"}})", now);
+      200, R"({"status":"shipped","shipment":{"tracking":"1Z999AA10123456784","carrier":"UPS"}})",
+      now);
   for (auto _ : state) {
     auto r = bot::resume(*p, s, input);
     benchmark::DoNotOptimize(r);
@@ -106,7 +108,13 @@ void BM_state_size_order_status(benchmark::State& state) {
   s = bot::resume(*p, s, bot::text_input("where is my order", now)).state();
   s = bot::resume(*p, s, bot::text_input("AB-123456", now)).state();
   std::size_t waiting = s.ByteSizeLong();
-  s = bot::resume(*p, s, bot::action_input(200, R"({"status":"shipped","shipment":{"tracking":"1Z999AA10123456784","carrier":"UPS"}})", now)).state();
+  s = bot::resume(
+          *p, s,
+          bot::action_input(
+              200,
+              R"({"status":"shipped","shipment":{"tracking":"1Z999AA10123456784","carrier":"UPS"}})",
+              now))
+          .state();
   std::size_t after = s.ByteSizeLong();
   for (auto _ : state) benchmark::DoNotOptimize(s.SerializeAsString());
   state.counters["bytes_awaiting_action"] = static_cast<double>(waiting);
@@ -134,7 +142,8 @@ std::string synthetic_bot(int intents) {
       y += "    - \"";
       int len = 3 + static_cast<int>(rng() % 6);
       for (int w = 0; w < len; ++w) {
-        auto idx = (rng() % 3 == 0) ? rng() % 2000 : (static_cast<unsigned>(i) * 10 + rng() % 10) % 2000;
+        auto idx =
+            (rng() % 3 == 0) ? rng() % 2000 : (static_cast<unsigned>(i) * 10 + rng() % 10) % 2000;
         y += (w ? " " : "") + vocab[idx];
       }
       y += "\"\n";

@@ -1,6 +1,7 @@
 // Bot API codec benchmarks: what the gateway pays per turn in the codec.
 // Run (Release build):
-//   build/codec-rel/bench/botapi/botapi_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+//   build/codec-rel/bench/botapi/botapi_bench --benchmark_repetitions=5
+//   --benchmark_report_aggregates_only=true
 
 #include <benchmark/benchmark.h>
 
@@ -91,9 +92,10 @@ BENCHMARK(BM_render_end);
 
 void BM_render_error(benchmark::State& state) {
   for (auto _ : state) {
-    auto resp = botapi::render_error(400, "message.sequenceId: required integer",
-                                     "/v5.3.0/sessions/57904eb6-5352-4c5e-adf6-5f100572cf5d/messages",
-                                     "36a73651-a46d-4d16-9a8a-fd436ed62e1a", 1795651200123);
+    auto resp =
+        botapi::render_error(400, "message.sequenceId: required integer",
+                             "/v5.3.0/sessions/57904eb6-5352-4c5e-adf6-5f100572cf5d/messages",
+                             "36a73651-a46d-4d16-9a8a-fd436ed62e1a", 1795651200123);
     benchmark::DoNotOptimize(resp);
   }
 }

@@ -54,8 +54,9 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                                          std::chrono::duration<double>(wait_s));
+  auto deadline = std::chrono::steady_clock::now() +
+                  std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                      std::chrono::duration<double>(wait_s));
   for (;;) {
     auto t = store::create_tenant_sync(**pg, tenant, "Bench tenant", "bench");
     if (t.ok() || t.err().code == "tenant_exists") break;
@@ -84,11 +85,12 @@ int main(int argc, char** argv) {
   }
   if (!dep->deployed) {
     for (const auto& e : dep->diagnostics)
-      std::fprintf(stderr, "%s:%d:%d: %s: %s\n", file.c_str(), e.line, e.column, e.severity.c_str(), e.message.c_str());
+      std::fprintf(stderr, "%s:%d:%d: %s: %s\n", file.c_str(), e.line, e.column, e.severity.c_str(),
+                   e.message.c_str());
     return 1;
   }
-  std::fprintf(stderr, "parley_bench_setup: tenant %s, bot %s version %d (%s) active\n", tenant.c_str(), bot.c_str(),
-               dep->version, dep->program_id.c_str());
+  std::fprintf(stderr, "parley_bench_setup: tenant %s, bot %s version %d (%s) active\n",
+               tenant.c_str(), bot.c_str(), dep->version, dep->program_id.c_str());
   std::printf("%s\n", key->key.c_str());
   return 0;
 }

@@ -66,11 +66,11 @@ using clock_type = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
 constexpr auto connect_timeout = 5s;
-constexpr auto turn_timeout = 10s;           // request written + answer read
-constexpr auto stall_check_every = 500ms;    // how often a worker looks for stalled users
-constexpr auto transport_backoff = 20ms;     // pause before a user retries after a transport error
+constexpr auto turn_timeout = 10s;         // request written + answer read
+constexpr auto stall_check_every = 500ms;  // how often a worker looks for stalled users
+constexpr auto transport_backoff = 20ms;   // pause before a user retries after a transport error
 constexpr std::size_t initial_buffer = 8 * 1024;
-constexpr std::size_t max_head_bytes = 64 * 1024;        // status line + headers
+constexpr std::size_t max_head_bytes = 64 * 1024;  // status line + headers
 constexpr std::size_t max_body_bytes = 64 * 1024 * 1024;
 
 struct options {
@@ -114,9 +114,15 @@ std::string json_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           char b[8];
@@ -260,11 +266,11 @@ bool parse_head(std::string_view head, response_head& h) {
 /// What one io thread measured. Merged at the end.
 struct tally {
   std::vector<uint32_t> latency_us;  // measured turns only
-  std::vector<uint32_t> second;      // with --timeline: the second of the run each sample was due in
-  uint64_t ok = 0;                   // measured 2xx turns
-  uint64_t starts = 0;               // measured 2xx session starts
-  std::map<int, uint64_t> errors;    // measured failures by HTTP status; 0: transport
-  uint64_t late_dropped = 0;         // rate mode: due turns never sent before the end
+  std::vector<uint32_t> second;    // with --timeline: the second of the run each sample was due in
+  uint64_t ok = 0;                 // measured 2xx turns
+  uint64_t starts = 0;             // measured 2xx session starts
+  std::map<int, uint64_t> errors;  // measured failures by HTTP status; 0: transport
+  uint64_t late_dropped = 0;       // rate mode: due turns never sent before the end
 };
 
 class worker;
@@ -336,15 +342,25 @@ class worker {
  public:
   worker(const options& o, tcp::resolver::results_type endpoints, int index, int users, double rate,
          clock_type::time_point t0)
-      : opts(o), endpoints(std::move(endpoints)), index(index), timer_(io), stall_timer_(io), t0_(t0), rate_(rate) {
-    measure_from = t0 + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(o.warmup_s));
-    stop_at = measure_from + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(o.duration_s));
+      : opts(o),
+        endpoints(std::move(endpoints)),
+        index(index),
+        timer_(io),
+        stall_timer_(io),
+        t0_(t0),
+        rate_(rate) {
+    measure_from = t0 + std::chrono::duration_cast<clock_type::duration>(
+                            std::chrono::duration<double>(o.warmup_s));
+    stop_at = measure_from + std::chrono::duration_cast<clock_type::duration>(
+                                 std::chrono::duration<double>(o.duration_s));
     // The same for every request: formatted once here, copied into each request.
-    header_block = "Host: " + o.host + ":" + o.port + "\r\nContent-Type: application/json\r\nX-Org-Id: " + o.tenant +
+    header_block = "Host: " + o.host + ":" + o.port +
+                   "\r\nContent-Type: application/json\r\nX-Org-Id: " + o.tenant +
                    "\r\nAuthorization: Bearer " + o.key + "\r\n";
     start_target = "/v5.3.0/bots/" + o.bot + "/sessions";
     for (const auto& text : o.texts) texts_json.push_back(json_escape(text));
-    for (int i = 0; i < users; ++i) users_.push_back(std::make_unique<user>(*this, index * 1000000 + i));
+    for (int i = 0; i < users; ++i)
+      users_.push_back(std::make_unique<user>(*this, index * 1000000 + i));
     t.latency_us.reserve(1 << 20);
     if (o.timeline) t.second.reserve(1 << 20);
   }
@@ -360,7 +376,8 @@ class worker {
     check_stalled();
     // Bounded: the pacer stops issuing at stop_at; users stop at stop_at; whatever
     // is still in flight after the drain is abandoned.
-    auto deadline = stop_at + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(opts.drain_s));
+    auto deadline = stop_at + std::chrono::duration_cast<clock_type::duration>(
+                                  std::chrono::duration<double>(opts.drain_s));
     while (clock_type::now() < deadline) {
       io.run_for(50ms);
       if (io.stopped()) io.restart();
@@ -387,7 +404,8 @@ class worker {
     }
   }
 
-  void record(clock_type::time_point intended, clock_type::time_point done, int status, bool start) {
+  void record(clock_type::time_point intended, clock_type::time_point done, int status,
+              bool start) {
     if (intended < measure_from || intended >= stop_at) return;
     if (status >= 200 && status < 300) {
       ++t.ok;
@@ -395,7 +413,8 @@ class worker {
       auto us = std::chrono::duration_cast<std::chrono::microseconds>(done - intended).count();
       t.latency_us.push_back(static_cast<uint32_t>(std::min<int64_t>(us, UINT32_MAX)));
       if (opts.timeline)
-        t.second.push_back(static_cast<uint32_t>(std::chrono::duration_cast<std::chrono::seconds>(intended - measure_from).count()));
+        t.second.push_back(static_cast<uint32_t>(
+            std::chrono::duration_cast<std::chrono::seconds>(intended - measure_from).count()));
     } else {
       ++t.errors[status];
     }
@@ -420,7 +439,8 @@ class worker {
     auto now = clock_type::now();
     if (now >= stop_at) return;
     for (;;) {
-      auto due = t0_ + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(next_ / rate_));
+      auto due = t0_ + std::chrono::duration_cast<clock_type::duration>(
+                           std::chrono::duration<double>(next_ / rate_));
       if (due > now || due >= stop_at) {
         // At most one wake-up per tick: a timer per turn cost the load generator about
         // 20 us of CPU per turn at 24,000 turns/s (a sleep and a wake each), taken from
@@ -572,7 +592,8 @@ void user::on_read(const error_code& ec, std::size_t n) {
   using framing = response_head::framing;
   if (ec == asio::error::eof && have_head_ && head_.body == framing::until_close) {
     // The body was delimited by the server closing the connection.
-    return on_response(std::string_view(buf_.data() + head_.head_bytes, filled_ - head_.head_bytes), false);
+    return on_response(std::string_view(buf_.data() + head_.head_bytes, filled_ - head_.head_bytes),
+                       false);
   }
   if (ec) return fail();
   filled_ += n;
@@ -587,7 +608,8 @@ void user::on_read(const error_code& ec, std::size_t n) {
       if (filled_ >= max_head_bytes) return fail();  // not an HTTP response we understand
       return read();
     }
-    if (!parse_head(data.substr(0, end + 4), head_) || head_.body == framing::chunked) return fail();
+    if (!parse_head(data.substr(0, end + 4), head_) || head_.body == framing::chunked)
+      return fail();
     have_head_ = true;
     if (head_.body == framing::length) {
       if (head_.content_length > max_body_bytes) return fail();
@@ -687,7 +709,8 @@ double percentile(const std::vector<uint32_t>& sorted, double p) {
 
 int main(int argc, char** argv) {
   options o;
-  CLI::App app{"parley_loadgen: concurrent multi-turn Bot API conversations against a running node"};
+  CLI::App app{
+      "parley_loadgen: concurrent multi-turn Bot API conversations against a running node"};
   app.add_option("--url", o.url, "node base URL (http://host:port)")->capture_default_str();
   app.add_option("--tenant", o.tenant, "X-Org-Id")->capture_default_str();
   app.add_option("--key", o.key, "API key of the tenant (Authorization: Bearer)")->required();
@@ -695,19 +718,30 @@ int main(int argc, char** argv) {
   app.add_option("--connections", o.connections, "virtual users, one keep-alive connection each")
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
-  app.add_option("--duration", o.duration_s, "measured seconds")->capture_default_str()->check(CLI::Range(0.1, 3600.0));
-  app.add_option("--warmup", o.warmup_s, "seconds run before measuring")->capture_default_str()->check(CLI::Range(0.0, 600.0));
-  app.add_option("--turns-per-session", o.turns_per_session, "text turns per session before starting over")
+  app.add_option("--duration", o.duration_s, "measured seconds")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 3600.0));
+  app.add_option("--warmup", o.warmup_s, "seconds run before measuring")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 600.0));
+  app.add_option("--turns-per-session", o.turns_per_session,
+                 "text turns per session before starting over")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000000));
-  app.add_option("--rate", o.rate, "fixed rate in turns/s (open loop); 0: closed loop")->capture_default_str();
-  app.add_option("--threads", o.threads, "I/O threads of the load generator")->capture_default_str()->check(CLI::Range(1, 16));
-  app.add_option("--drain", o.drain_s, "seconds to wait for turns in flight at the end")->capture_default_str();
-  app.add_flag("--timeline", o.timeline, "also print turns, p50, p99 and max for every measured second");
+  app.add_option("--rate", o.rate, "fixed rate in turns/s (open loop); 0: closed loop")
+      ->capture_default_str();
+  app.add_option("--threads", o.threads, "I/O threads of the load generator")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 16));
+  app.add_option("--drain", o.drain_s, "seconds to wait for turns in flight at the end")
+      ->capture_default_str();
+  app.add_flag("--timeline", o.timeline,
+               "also print turns, p50, p99 and max for every measured second");
   app.add_option("--texts", o.texts, "texts the users send, cycled")->expected(1, 1000);
   CLI11_PARSE(app, argc, argv);
   if (!parse_url(o)) {
-    std::fprintf(stderr, "parley_loadgen: --url: expected http://host:port, got %s\n", o.url.c_str());
+    std::fprintf(stderr, "parley_loadgen: --url: expected http://host:port, got %s\n",
+                 o.url.c_str());
     return 2;
   }
   if (o.rate < 0) {
@@ -720,8 +754,8 @@ int main(int argc, char** argv) {
   error_code ec;
   auto endpoints = resolver.resolve(o.host, o.port, ec);
   if (ec) {
-    std::fprintf(stderr, "parley_loadgen: cannot resolve %s:%s: %s\n", o.host.c_str(), o.port.c_str(),
-                 ec.message().c_str());
+    std::fprintf(stderr, "parley_loadgen: cannot resolve %s:%s: %s\n", o.host.c_str(),
+                 o.port.c_str(), ec.message().c_str());
     return 2;
   }
 
@@ -747,11 +781,12 @@ int main(int argc, char** argv) {
   if (o.timeline) {
     std::map<uint32_t, std::vector<uint32_t>> by_second;
     for (auto& w : workers)
-      for (std::size_t i = 0; i < w->t.second.size(); ++i) by_second[w->t.second[i]].push_back(w->t.latency_us[i]);
+      for (std::size_t i = 0; i < w->t.second.size(); ++i)
+        by_second[w->t.second[i]].push_back(w->t.latency_us[i]);
     for (auto& [sec, v] : by_second) {
       std::sort(v.begin(), v.end());
-      std::printf("second %3u  %7zu turns  p50 %8.3f ms  p99 %8.3f ms  max %8.3f ms\n", sec, v.size(),
-                  percentile(v, 50), percentile(v, 99), v.back() / 1000.0);
+      std::printf("second %3u  %7zu turns  p50 %8.3f ms  p99 %8.3f ms  max %8.3f ms\n", sec,
+                  v.size(), percentile(v, 50), percentile(v, 99), v.back() / 1000.0);
     }
   }
   std::sort(all.latency_us.begin(), all.latency_us.end());
@@ -765,17 +800,22 @@ int main(int argc, char** argv) {
          pmax = all.latency_us.empty() ? 0 : all.latency_us.back() / 1000.0;
 
   bool closed = o.rate <= 0;
-  std::printf("mode      %s, %d connections, %d thread(s), %d text turns per session, warmup %.1fs, measured %.1fs\n",
-              closed ? "closed loop" : ("fixed rate " + std::to_string(static_cast<long>(o.rate)) + " turns/s").c_str(),
-              o.connections, threads, o.turns_per_session, o.warmup_s, o.duration_s);
-  std::printf("turns     %llu ok (%llu session starts), %.0f turns/s\n", static_cast<unsigned long long>(all.ok),
-              static_cast<unsigned long long>(all.starts), rps);
-  std::printf("latency   p50 %.3f ms  p90 %.3f ms  p99 %.3f ms  p99.9 %.3f ms  max %.3f ms%s\n", p50, p90, p99, p999,
-              pmax, closed ? "" : " (from the intended send time)");
+  std::printf(
+      "mode      %s, %d connections, %d thread(s), %d text turns per session, warmup %.1fs, "
+      "measured %.1fs\n",
+      closed ? "closed loop"
+             : ("fixed rate " + std::to_string(static_cast<long>(o.rate)) + " turns/s").c_str(),
+      o.connections, threads, o.turns_per_session, o.warmup_s, o.duration_s);
+  std::printf("turns     %llu ok (%llu session starts), %.0f turns/s\n",
+              static_cast<unsigned long long>(all.ok), static_cast<unsigned long long>(all.starts),
+              rps);
+  std::printf("latency   p50 %.3f ms  p90 %.3f ms  p99 %.3f ms  p99.9 %.3f ms  max %.3f ms%s\n",
+              p50, p90, p99, p999, pmax, closed ? "" : " (from the intended send time)");
   std::string errs;
   for (auto& [k, v] : all.errors) {
     if (!errs.empty()) errs += ",";
-    errs += "\"" + (k == 0 ? std::string("transport") : std::to_string(k)) + "\":" + std::to_string(v);
+    errs +=
+        "\"" + (k == 0 ? std::string("transport") : std::to_string(k)) + "\":" + std::to_string(v);
   }
   if (all.late_dropped > 0) {
     if (!errs.empty()) errs += ",";
@@ -786,14 +826,18 @@ int main(int argc, char** argv) {
   double cpu_s = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
                  static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
   std::printf("loadgen   %.1f CPU seconds used by the load generator itself\n", cpu_s);
-  std::printf("errors    %llu (%.3f%%)%s%s\n", static_cast<unsigned long long>(failed), err_rate * 100,
-              errs.empty() ? "" : " by status: ", errs.c_str());
+  std::printf("errors    %llu (%.3f%%)%s%s\n", static_cast<unsigned long long>(failed),
+              err_rate * 100, errs.empty() ? "" : " by status: ", errs.c_str());
   std::printf(
-      "{\"mode\":\"%s\",\"rate\":%.0f,\"connections\":%d,\"threads\":%d,\"turns_per_session\":%d,\"duration_s\":%.1f,"
-      "\"turns\":%llu,\"starts\":%llu,\"turns_per_s\":%.1f,\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,"
-      "\"p999_ms\":%.3f,\"max_ms\":%.3f,\"loadgen_cpu_s\":%.2f,\"errors\":%llu,\"error_rate\":%.5f,\"errors_by_status\":{%s}}\n",
+      "{\"mode\":\"%s\",\"rate\":%.0f,\"connections\":%d,\"threads\":%d,\"turns_per_session\":%d,"
+      "\"duration_s\":%.1f,"
+      "\"turns\":%llu,\"starts\":%llu,\"turns_per_s\":%.1f,\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_"
+      "ms\":%.3f,"
+      "\"p999_ms\":%.3f,\"max_ms\":%.3f,\"loadgen_cpu_s\":%.2f,\"errors\":%llu,\"error_rate\":%.5f,"
+      "\"errors_by_status\":{%s}}\n",
       closed ? "closed" : "rate", o.rate, o.connections, threads, o.turns_per_session, o.duration_s,
-      static_cast<unsigned long long>(all.ok), static_cast<unsigned long long>(all.starts), rps, p50, p90, p99, p999,
-      pmax, cpu_s, static_cast<unsigned long long>(failed), err_rate, errs.c_str());
+      static_cast<unsigned long long>(all.ok), static_cast<unsigned long long>(all.starts), rps,
+      p50, p90, p99, p999, pmax, cpu_s, static_cast<unsigned long long>(failed), err_rate,
+      errs.c_str());
   return err_rate > 0.01 ? 1 : 0;
 }

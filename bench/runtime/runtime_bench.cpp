@@ -35,17 +35,17 @@
 #include <sstream>
 #include <thread>
 
+#include <prometheus/registry.h>
 #include <CLI/CLI.hpp>
 #include <caf/all.hpp>
-#include <prometheus/registry.h>
 
 #include "actors/action/action_runner.hpp"
 #include "actors/registry/bot_registry.hpp"
 #include "actors/runtime/lane_scheduler.hpp"
 #include "actors/runtime/runtime.hpp"
 #include "src/bot/bot.hpp"
-#include "src/log/log.hpp"
 #include "src/io/lanes.hpp"
+#include "src/log/log.hpp"
 #include "src/store/redis.hpp"
 
 namespace {
@@ -109,7 +109,8 @@ class driver {
   /// False when the deadline passed before every outcome arrived. Refills to
   /// `limit` outstanding, then sleeps until half of them are answered, so the
   /// submitting thread wakes once per limit/2 outcomes, not once per outcome.
-  bool run(std::size_t n, const std::function<actors::inbound(std::size_t)>& make, clock_type::time_point deadline) {
+  bool run(std::size_t n, const std::function<actors::inbound(std::size_t)>& make,
+           clock_type::time_point deadline) {
     low_ = limit_ / 2;
     for (std::size_t i = 0; i < n; ++i) {
       {
@@ -122,7 +123,8 @@ class driver {
       rt_.submit(make(i), [this](actors::turn_outcome out) {
         std::lock_guard<std::mutex> lock(m_);
         ++by_status_[static_cast<int>(out.st)];
-        if (out.st != actors::turn_outcome::status::ok && first_error_.empty()) first_error_ = out.message;
+        if (out.st != actors::turn_outcome::status::ok && first_error_.empty())
+          first_error_ = out.message;
         --outstanding_;
         if (outstanding_ == low_ || outstanding_ == 0) cv_.notify_all();
       });
@@ -191,24 +193,36 @@ int main(int argc, char** argv) {
   std::string policy = "lanes";
   bool redis_lanes = true;
   long aggressive_poll = -1, moderate_poll = -1, moderate_sleep_us = -1;
-  CLI::App app{"parley_runtime_bench: memory per live conversation and activation rate (in-process runtime)"};
-  app.add_option("--conversations", conversations, "live conversations to start")->capture_default_str();
+  CLI::App app{
+      "parley_runtime_bench: memory per live conversation and activation rate (in-process "
+      "runtime)"};
+  app.add_option("--conversations", conversations, "live conversations to start")
+      ->capture_default_str();
   app.add_option("--in-flight", in_flight, "most outstanding turns at once")->capture_default_str();
   app.add_option("--bot", bot_file, "bot definition file (no actions)")->capture_default_str();
   app.add_option("--threads", threads, "CAF scheduler threads")->capture_default_str();
   app.add_option("--shards", shards, "shard actors")->capture_default_str();
-  app.add_option("--timeout", timeout_s, "seconds each phase may take at most")->capture_default_str();
-  app.add_flag("--redis-lanes,!--no-redis-lanes", redis_lanes, "one Redis connection per lane (parleyd's redis.lane_connections; default on)");
-  app.add_option("--scheduler-policy", policy, "CAF scheduler: lanes (default, as parleyd), stealing or sharing")->capture_default_str();
-  app.add_option("--aggressive-poll", aggressive_poll, "CAF work-stealing.aggressive-poll-attempts (-1: default)");
-  app.add_option("--moderate-poll", moderate_poll, "CAF work-stealing.moderate-poll-attempts (-1: default)");
-  app.add_option("--moderate-sleep-us", moderate_sleep_us, "CAF work-stealing.moderate-sleep-duration (-1: default)");
-  app.add_flag("--markers", markers, "print 'activation phase starts/ends' on stderr (to attach a profiler)");
+  app.add_option("--timeout", timeout_s, "seconds each phase may take at most")
+      ->capture_default_str();
+  app.add_flag("--redis-lanes,!--no-redis-lanes", redis_lanes,
+               "one Redis connection per lane (parleyd's redis.lane_connections; default on)");
+  app.add_option("--scheduler-policy", policy,
+                 "CAF scheduler: lanes (default, as parleyd), stealing or sharing")
+      ->capture_default_str();
+  app.add_option("--aggressive-poll", aggressive_poll,
+                 "CAF work-stealing.aggressive-poll-attempts (-1: default)");
+  app.add_option("--moderate-poll", moderate_poll,
+                 "CAF work-stealing.moderate-poll-attempts (-1: default)");
+  app.add_option("--moderate-sleep-us", moderate_sleep_us,
+                 "CAF work-stealing.moderate-sleep-duration (-1: default)");
+  app.add_flag("--markers", markers,
+               "print 'activation phase starts/ends' on stderr (to attach a profiler)");
   app.add_flag("--memory-only", memory_only, "stop after the memory figure (for heap profilers)");
   CLI11_PARSE(app, argc, argv);
   const char* redis_url = std::getenv("REDIS_URL");
   if (redis_url == nullptr) {
-    std::fprintf(stderr, "parley_runtime_bench: set REDIS_URL (bench/runtime.sh starts a private Redis)\n");
+    std::fprintf(stderr,
+                 "parley_runtime_bench: set REDIS_URL (bench/runtime.sh starts a private Redis)\n");
     return 2;
   }
   log::configure(log::level::warn, log::format::json);
@@ -218,7 +232,8 @@ int main(int argc, char** argv) {
     for (const auto& d : compiled.diagnostics) std::fprintf(stderr, "%s\n", d.to_string().c_str());
     return 2;
   }
-  const std::string bot_name = compiled.program->name().empty() ? "bench" : compiled.program->name();
+  const std::string bot_name =
+      compiled.program->name().empty() ? "bench" : compiled.program->name();
   const std::string program_bytes = bot::serialize(*compiled.program);
 
   // Outlive the Redis client and both actor systems below (see io::lanes).
@@ -249,9 +264,11 @@ int main(int argc, char** argv) {
   }
   if (aggressive_poll >= 0)
     cfg.set("work-stealing.aggressive-poll-attempts", static_cast<std::size_t>(aggressive_poll));
-  if (moderate_poll >= 0) cfg.set("work-stealing.moderate-poll-attempts", static_cast<std::size_t>(moderate_poll));
+  if (moderate_poll >= 0)
+    cfg.set("work-stealing.moderate-poll-attempts", static_cast<std::size_t>(moderate_poll));
   if (moderate_sleep_us >= 0)
-    cfg.set("work-stealing.moderate-sleep-duration", caf::timespan{std::chrono::microseconds(moderate_sleep_us)});
+    cfg.set("work-stealing.moderate-sleep-duration",
+            caf::timespan{std::chrono::microseconds(moderate_sleep_us)});
   // One actor system per phase: destroying it joins the scheduler, so the first
   // runtime's 100,000 actors are really gone (await_all_actors_done returns before
   // the shards' states, which hold the last references, are destroyed).
@@ -259,7 +276,8 @@ int main(int argc, char** argv) {
 
   actors::program_source source;
   source.load = [&](const std::string& t, const std::string& b, uint32_t version, auto done) {
-    if (t != tenant || b != bot_name || version > 1) return done(make_error("not_found", "no such bot " + b));
+    if (t != tenant || b != bot_name || version > 1)
+      return done(make_error("not_found", "no such bot " + b));
     done(std::make_pair(uint32_t{1}, program_bytes));
   };
   source.changes = [&](int64_t since, auto done) {
@@ -287,7 +305,8 @@ int main(int argc, char** argv) {
     return std::make_unique<actors::runtime>(d, o);
   };
   auto now_unix = [] {
-    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+    return std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch())
         .count();
   };
   auto start_in = [&](std::size_t i) {
@@ -315,8 +334,8 @@ int main(int argc, char** argv) {
     return in;
   };
   auto phase_deadline = [&] {
-    return clock_type::now() +
-           std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(timeout_s));
+    return clock_type::now() + std::chrono::duration_cast<clock_type::duration>(
+                                   std::chrono::duration<double>(timeout_s));
   };
 
   // ---- (a) memory per idle live conversation
@@ -326,7 +345,9 @@ int main(int argc, char** argv) {
     // Warm up: the program is loaded and every shard has run once, so the baseline
     // holds everything that does not grow with the number of conversations.
     driver warm(*rt, in_flight);
-    if (!warm.run(shards * 4, [&](std::size_t i) { return start_in(conversations + i); }, phase_deadline()) ||
+    if (!warm.run(
+            shards * 4, [&](std::size_t i) { return start_in(conversations + i); },
+            phase_deadline()) ||
         warm.ok() != shards * 4) {
       std::fprintf(stderr, "parley_runtime_bench: warm-up failed:%s\n", warm.failures().c_str());
       return 1;
@@ -342,8 +363,8 @@ int main(int argc, char** argv) {
   cpu_start = cpu_seconds() - cpu_start;
   redis_cpu_start = redis_cpu_seconds(**redis) - redis_cpu_start;
   if (!finished || starts.ok() != conversations) {
-    std::fprintf(stderr, "parley_runtime_bench: starts: %zu of %zu ok%s%s\n", starts.ok(), conversations,
-                 starts.failures().c_str(), finished ? "" : " (timed out)");
+    std::fprintf(stderr, "parley_runtime_bench: starts: %zu of %zu ok%s%s\n", starts.ok(),
+                 conversations, starts.failures().c_str(), finished ? "" : " (timed out)");
     return 1;
   }
   // Mailboxes and Redis buffers settle, and a supervisor tick (every second) drops the
@@ -363,7 +384,8 @@ int main(int argc, char** argv) {
   {
     std::size_t got = 0;
     for (std::size_t i = 0; i < sample; ++i) {
-      auto r = (*redis)->command_sync({"STRLEN", "parley:conv:" + tenant + ":" + session_of(i * (conversations / sample))});
+      auto r = (*redis)->command_sync(
+          {"STRLEN", "parley:conv:" + tenant + ":" + session_of(i * (conversations / sample))});
       if (r && r->type == store::redis_reply::kind::integer) {
         snapshot_bytes += static_cast<double>(r->integer);
         ++got;
@@ -373,19 +395,26 @@ int main(int argc, char** argv) {
   }
   // Neither jemalloc's nor glibc's books available (another allocator): use RSS.
   double beyond = (heap_per > 0 ? heap_per : rss_per) - snapshot_bytes;
-  std::printf("memory      %zu live conversations started in %.2f s (%.0f starts/s; CPU per start: %.1f us here, "
-              "%.1f us in Redis)\n",
-              conversations, start_s, n / start_s, cpu_start / n * 1e6, redis_cpu_start / n * 1e6);
-  std::printf("            RSS +%.0f B/conversation (before releasing free pages +%.0f B), heap in use +%.0f B\n",
-              rss_per, rss_raw_per, heap_per);
-  std::printf("            average snapshot (serialized state) %.0f B; heap beyond the state %.0f B (goal <= 1536 B)\n",
-              snapshot_bytes, beyond);
+  std::printf(
+      "memory      %zu live conversations started in %.2f s (%.0f starts/s; CPU per start: %.1f us "
+      "here, "
+      "%.1f us in Redis)\n",
+      conversations, start_s, n / start_s, cpu_start / n * 1e6, redis_cpu_start / n * 1e6);
+  std::printf(
+      "            RSS +%.0f B/conversation (before releasing free pages +%.0f B), heap in use "
+      "+%.0f B\n",
+      rss_per, rss_raw_per, heap_per);
+  std::printf(
+      "            average snapshot (serialized state) %.0f B; heap beyond the state %.0f B (goal "
+      "<= 1536 B)\n",
+      snapshot_bytes, beyond);
 
   std::fflush(stdout);
   if (memory_only) {
-    std::printf("{\"conversations\":%zu,\"rss_per_conversation_b\":%.0f,\"heap_per_conversation_b\":%.0f,"
-                "\"snapshot_b\":%.0f,\"beyond_state_b\":%.0f}\n",
-                conversations, rss_per, heap_per, snapshot_bytes, beyond);
+    std::printf(
+        "{\"conversations\":%zu,\"rss_per_conversation_b\":%.0f,\"heap_per_conversation_b\":%.0f,"
+        "\"snapshot_b\":%.0f,\"beyond_state_b\":%.0f}\n",
+        conversations, rss_per, heap_per, snapshot_bytes, beyond);
     rt->stop();
     rt.reset();
     sys.reset();
@@ -411,23 +440,26 @@ int main(int argc, char** argv) {
   redis_cpu_act = redis_cpu_seconds(**redis) - redis_cpu_act;
   if (markers) std::fprintf(stderr, "activation phase ends\n");
   if (!finished || turns.ok() != conversations) {
-    std::fprintf(stderr, "parley_runtime_bench: activation turns: %zu of %zu ok%s%s\n", turns.ok(), conversations,
-                 turns.failures().c_str(), finished ? "" : " (timed out)");
+    std::fprintf(stderr, "parley_runtime_bench: activation turns: %zu of %zu ok%s%s\n", turns.ok(),
+                 conversations, turns.failures().c_str(), finished ? "" : " (timed out)");
     return 1;
   }
   double act_rate = n / act_s;
-  std::printf("activation  %zu conversations activated from Redis, one text turn each, in %.2f s: %.0f/s "
-              "(goal >= 50000/s; in flight <= %zu, %zu scheduler threads, %zu shards)\n",
-              conversations, act_s, act_rate, in_flight, threads, shards);
-  std::printf("            CPU per activation: %.1f us in this process (all threads), %.1f us in Redis\n",
-              cpu_act / n * 1e6, redis_cpu_act / n * 1e6);
+  std::printf(
+      "activation  %zu conversations activated from Redis, one text turn each, in %.2f s: %.0f/s "
+      "(goal >= 50000/s; in flight <= %zu, %zu scheduler threads, %zu shards)\n",
+      conversations, act_s, act_rate, in_flight, threads, shards);
+  std::printf(
+      "            CPU per activation: %.1f us in this process (all threads), %.1f us in Redis\n",
+      cpu_act / n * 1e6, redis_cpu_act / n * 1e6);
   std::printf(
       "{\"conversations\":%zu,\"rss_per_conversation_b\":%.0f,\"heap_per_conversation_b\":%.0f,"
-      "\"snapshot_b\":%.0f,\"beyond_state_b\":%.0f,\"starts_per_s\":%.0f,\"activations_per_s\":%.0f,"
+      "\"snapshot_b\":%.0f,\"beyond_state_b\":%.0f,\"starts_per_s\":%.0f,\"activations_per_s\":%."
+      "0f,"
       "\"cpu_us_per_activation\":%.1f,\"redis_cpu_us_per_activation\":%.1f,"
       "\"in_flight\":%zu,\"threads\":%zu,\"shards\":%zu}\n",
-      conversations, rss_per, heap_per, snapshot_bytes, beyond, n / start_s, act_rate, cpu_act / n * 1e6,
-      redis_cpu_act / n * 1e6, in_flight, threads, shards);
+      conversations, rss_per, heap_per, snapshot_bytes, beyond, n / start_s, act_rate,
+      cpu_act / n * 1e6, redis_cpu_act / n * 1e6, in_flight, threads, shards);
   rt->stop();
   rt.reset();
   sys.reset();

@@ -15,8 +15,8 @@
 #include <CLI/CLI.hpp>
 #include <pqxx/pqxx>
 
-#include <chrono>
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -70,7 +70,8 @@ double thread_cpu_us() {
 std::vector<long> pids_of(store::postgres_client& admin, const std::string& app) {
   auto r = admin.query_sync([&](pqxx::transaction_base& tx) {
     std::vector<long> out;
-    for (const auto& row : tx.exec_params("SELECT pid FROM pg_stat_activity WHERE application_name = $1", app))
+    for (const auto& row :
+         tx.exec_params("SELECT pid FROM pg_stat_activity WHERE application_name = $1", app))
       out.push_back(row[0].as<long>());
     return out;
   });
@@ -117,23 +118,30 @@ int main(int argc, char** argv) {
   if (!admin) return std::cerr << admin.err().message << "\n", 1;
   if (auto m = store::apply_migrations(**admin); !m) return std::cerr << m.err().message << "\n", 1;
   if (!keep)
-    must((*admin)->run_sync([](pqxx::transaction_base& tx) { tx.exec("TRUNCATE transcript_turns"); }), "truncate");
+    must((*admin)->run_sync(
+             [](pqxx::transaction_base& tx) { tx.exec("TRUNCATE transcript_turns"); }),
+         "truncate");
   if (prefill > 0) {
     // Older sessions than the measured ones ("p-" prefix), several turns each, as a
     // table that has been written for a while.
     must((*admin)->run_sync([prefill](pqxx::transaction_base& tx) {
       tx.exec_params(
-          "INSERT INTO transcript_turns (tenant_id, session_id, sequence, inbound, outbound, created_at) "
-          "SELECT 'bench', 'p-' || md5((g / 8)::text), g % 8, 'hello, I would like to check my order', "
+          "INSERT INTO transcript_turns (tenant_id, session_id, sequence, inbound, outbound, "
+          "created_at) "
+          "SELECT 'bench', 'p-' || md5((g / 8)::text), g % 8, 'hello, I would like to check my "
+          "order', "
           "'[\"Sure, what is the order number?\", \"You can also type menu.\"]', now() "
           "FROM generate_series(0, $1::bigint - 1) AS g ON CONFLICT DO NOTHING",
           static_cast<long long>(prefill));
-    }), "prefill");
-    must((*admin)->run_autocommit_sync([](pqxx::transaction_base& tx) { tx.exec("VACUUM ANALYZE transcript_turns"); }),
+    }),
+         "prefill");
+    must((*admin)->run_autocommit_sync(
+             [](pqxx::transaction_base& tx) { tx.exec("VACUUM ANALYZE transcript_turns"); }),
          "vacuum");
   }
-  auto before_rows = (*admin)->query_sync(
-      [](pqxx::transaction_base& tx) { return tx.exec("SELECT count(*) FROM transcript_turns")[0][0].as<long>(); });
+  auto before_rows = (*admin)->query_sync([](pqxx::transaction_base& tx) {
+    return tx.exec("SELECT count(*) FROM transcript_turns")[0][0].as<long>();
+  });
 
   store::postgres_options popts;
   popts.url = url;
@@ -146,7 +154,8 @@ int main(int argc, char** argv) {
     std::vector<std::thread> warm;
     for (std::size_t i = 0; i < workers * 4; ++i)
       warm.emplace_back([&] {
-        must((*pg)->run_sync([](pqxx::transaction_base& tx) { tx.exec("SELECT pg_sleep(0.05)"); }), "warm");
+        must((*pg)->run_sync([](pqxx::transaction_base& tx) { tx.exec("SELECT pg_sleep(0.05)"); }),
+             "warm");
       });
     for (auto& t : warm) t.join();
   }
@@ -161,14 +170,16 @@ int main(int argc, char** argv) {
   // inbound, two replies. Runs with --keep write new turns.
   std::mt19937_64 random{std::random_device{}()};
   std::vector<std::string> ids(sessions);
-  auto now_ms = static_cast<unsigned long long>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-          .count());
+  auto now_ms =
+      static_cast<unsigned long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                          std::chrono::system_clock::now().time_since_epoch())
+                                          .count());
   for (std::size_t i = 0; i < sessions; ++i) {
     auto ms = now_ms + i;
     auto hi = random(), lo = random();
     char buf[40];
-    std::snprintf(buf, sizeof buf, "%08llx-%04llx-7%03llx-%04llx-%012llx", (ms >> 16) & 0xffffffffULL, ms & 0xffff,
+    std::snprintf(buf, sizeof buf, "%08llx-%04llx-7%03llx-%04llx-%012llx",
+                  (ms >> 16) & 0xffffffffULL, ms & 0xffff,
                   static_cast<unsigned long long>(hi & 0xfff),
                   static_cast<unsigned long long>(0x8000 | ((lo >> 48) & 0x3fff)),
                   static_cast<unsigned long long>(lo & 0xffffffffffffULL));
@@ -188,7 +199,8 @@ int main(int argc, char** argv) {
   for (std::size_t first = 0; first < turns; first += chunk) {
     double t0 = thread_cpu_us();
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                  std::chrono::system_clock::now().time_since_epoch()).count();
+                  std::chrono::system_clock::now().time_since_epoch())
+                  .count();
     made.clear();
     made_lines.clear();
     for (std::size_t n = first; n < std::min(turns, first + chunk); ++n) {
@@ -220,8 +232,8 @@ int main(int argc, char** argv) {
     for (auto& l : made_lines) writer.append(std::move(l));
     double t2 = thread_cpu_us();
     if (rate > 0) {
-      auto due = start + std::chrono::microseconds(
-                             static_cast<long long>(1e6 * static_cast<double>(first + chunk) / rate));
+      auto due = start + std::chrono::microseconds(static_cast<long long>(
+                             1e6 * static_cast<double>(first + chunk) / rate));
       if (std::chrono::steady_clock::now() < due) std::this_thread::sleep_until(due);
     } else {
       while (writer.lag() > 20000) std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -234,14 +246,16 @@ int main(int argc, char** argv) {
   double pg1 = 0;
   for (auto pid : backends) pg1 += proc_cpu_us(pid);
   writer.stop();
-  auto after_rows = (*admin)->query_sync(
-      [](pqxx::transaction_base& tx) { return tx.exec("SELECT count(*) FROM transcript_turns")[0][0].as<long>(); });
+  auto after_rows = (*admin)->query_sync([](pqxx::transaction_base& tx) {
+    return tx.exec("SELECT count(*) FROM transcript_turns")[0][0].as<long>();
+  });
   long written = (after_rows && before_rows) ? *after_rows - *before_rows : -1;
   double t = static_cast<double>(turns);
   std::printf(
       "turns %zu (rows stored %ld, table before %ld)  backends %zu  wall %.2f s\n"
       "postgres backends  %.2f us CPU/turn\n"
-      "client (append, writer, pg pool) %.2f us CPU/turn  (making the turns and pacing: %.2f us/turn, not included)\n",
+      "client (append, writer, pg pool) %.2f us CPU/turn  (making the turns and pacing: %.2f "
+      "us/turn, not included)\n",
       turns, written, before_rows ? *before_rows : -1L, backends.size(), wall, (pg1 - pg0) / t,
       (self1 - self0 - prod) / t, prod / t);
   return written == static_cast<long>(turns) ? 0 : 2;

@@ -3,7 +3,7 @@
 # Idempotent and quiet when everything is present.
 
 PARLEY_DEBIAN_PACKAGES=(
-  build-essential cmake ninja-build ccache pkg-config git curl python3
+  build-essential cmake ninja-build ccache pkg-config git curl python3 clang-format
   libcaf-dev libboost-dev libprotobuf-dev protobuf-compiler
   libpqxx-dev libpq-dev libhiredis-dev prometheus-cpp-dev libssl-dev
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev

@@ -130,7 +130,6 @@ void print_diagnostics(const std::string& file, const json& list, std::ostream& 
   }
 }
 
-
 // ------------------------------------------------------------------ commands
 
 int cmd_tenant_create(const admin_target& t, const std::string& id, const std::string& name) {

@@ -28,7 +28,6 @@ namespace {
 namespace bot = parley::bot;
 namespace v1 = parley::bot::v1;
 
-
 /// Compiles and prints diagnostics to stderr; nullptr on errors.
 std::shared_ptr<const bot::program> compile_or_report(const std::string& file, bool quiet_ok) {
   auto res = bot::compile_file(file);
@@ -77,11 +76,12 @@ v1::Input answer_action(const v1::ActionRequest& req, const nlohmann::json& answ
   if (http) {
 #ifdef PARLEYCTL_HAVE_HTTP
     // Secrets come from the environment: {{secret.NAME}} reads PARLEY_SECRET_NAME.
-    auto resolved = bot::resolve_secrets(req, [](std::string_view name) -> std::optional<std::string> {
-      const char* v = std::getenv(("PARLEY_SECRET_" + std::string(name)).c_str());
-      if (!v) return std::nullopt;
-      return std::string(v);
-    });
+    auto resolved =
+        bot::resolve_secrets(req, [](std::string_view name) -> std::optional<std::string> {
+          const char* v = std::getenv(("PARLEY_SECRET_" + std::string(name)).c_str());
+          if (!v) return std::nullopt;
+          return std::string(v);
+        });
     if (!resolved) return bot::action_failure_input(resolved.err().message, now_unix());
     parley::http::client_request hr;
     hr.method = resolved->method();
@@ -124,7 +124,8 @@ int cmd_chat(const std::string& file, const std::string& actions_file, bool http
     }
     answers = nlohmann::json::parse(*text, nullptr, false);
     if (answers.is_discarded() || !answers.is_object()) {
-      std::cerr << actions_file << ": expected a JSON object {\"action\": {\"status\": 200, \"body\": {...}}}\n";
+      std::cerr << actions_file
+                << ": expected a JSON object {\"action\": {\"status\": 200, \"body\": {...}}}\n";
       return 1;
     }
   }
@@ -203,8 +204,8 @@ int cmd_test(const std::string& file, std::string tests_file, bool verbose) {
       continue;
     }
     ++failed;
-    std::cout << "FAIL  " << t.name << " (" << tests_file << ":" << t.line << ")\n    "
-              << t.failure << "\n  conversation so far:\n"
+    std::cout << "FAIL  " << t.name << " (" << tests_file << ":" << t.line << ")\n    " << t.failure
+              << "\n  conversation so far:\n"
               << t.transcript;
   }
   std::cout << results->size() - failed << " passed, " << failed << " failed\n";
@@ -223,8 +224,7 @@ int cmd_nlu(const std::string& file, int k, bool show_misses, bool folds) {
   std::printf("%s: %d intents, %zu utterances; trained on %zu, held out %zu (every %d-th)\n",
               file.c_str(), res.program->intents_size(), utterances, ev.train, ev.tested, k);
   std::printf("top-1 accuracy %.1f%% (%zu/%zu); right and above the threshold %.2f: %.1f%%\n",
-              100.0 * ev.accuracy(), ev.correct, ev.tested,
-              res.program->confidence_threshold(),
+              100.0 * ev.accuracy(), ev.correct, ev.tested, res.program->confidence_threshold(),
               ev.tested ? 100.0 * ev.confident / ev.tested : 0.0);
   if (show_misses)
     for (const auto& m : ev.misses) std::printf("  miss: %s\n", m.c_str());
@@ -246,7 +246,8 @@ int cmd_nlu(const std::string& file, int k, bool show_misses, bool folds) {
 }  // namespace
 
 void add_bot_commands(CLI::App& app, int& exit_code) {
-  auto* validate = app.add_subcommand("validate", "Check a bot file and print its diagnostics (exit 1 on errors)");
+  auto* validate = app.add_subcommand(
+      "validate", "Check a bot file and print its diagnostics (exit 1 on errors)");
   static std::string v_file;
   validate->add_option("FILE", v_file, "bot definition (YAML or JSON)")->required();
   validate->callback([&exit_code] { exit_code = compile_or_report(v_file, false) ? 0 : 1; });
@@ -284,7 +285,8 @@ void add_bot_commands(CLI::App& app, int& exit_code) {
   chat->add_option("--set", ch_sets, "client variable at start, NAME=VALUE (repeatable)");
   chat->callback([&exit_code] { exit_code = cmd_chat(ch_file, ch_actions, ch_http, ch_sets); });
 
-  auto* test = app.add_subcommand("test", "Run a bot's conversation tests (FILE.tests.yaml by default)");
+  auto* test =
+      app.add_subcommand("test", "Run a bot's conversation tests (FILE.tests.yaml by default)");
   static std::string t_file, t_tests;
   static bool t_verbose = false;
   test->add_option("FILE", t_file, "bot definition")->required();

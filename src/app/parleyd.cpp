@@ -21,13 +21,13 @@
 #include "actors/runtime/runtime.hpp"
 #include "actors/transcript/catalog_sink.hpp"
 #include "actors/transcript/transcript_writer.hpp"
-#include "src/store/catalog.hpp"
 #include "src/admin/admin.hpp"
 #include "src/http/http.hpp"
 #include "src/io/lanes.hpp"
 #include "src/log/log.hpp"
 #include "src/metrics/metrics.hpp"
 #include "src/settings/settings.hpp"
+#include "src/store/catalog.hpp"
 #include "src/store/migrations.hpp"
 #include "src/store/postgres.hpp"
 #include "src/store/redis.hpp"
@@ -47,7 +47,8 @@ bool migrate_until_done(store::postgres_client& pg, std::atomic<bool>& stop) {
       return true;
     }
     log::warn("migrations_failed", {{"code", r.err().code}, {"error", r.err().message}});
-    for (auto slept = std::chrono::milliseconds(0); slept < wait && !stop.load(); slept += std::chrono::milliseconds(50))
+    for (auto slept = std::chrono::milliseconds(0); slept < wait && !stop.load();
+         slept += std::chrono::milliseconds(50))
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     wait = std::min(wait * 2, std::chrono::milliseconds(5000));
   }
@@ -68,8 +69,9 @@ int run(const settings::settings& cfg) {
 
   auto registry_ptr = metrics::make_registry();
 
-  std::size_t threads = cfg.actors.scheduler_threads > 0 ? static_cast<std::size_t>(cfg.actors.scheduler_threads)
-                                                         : std::max(1u, std::thread::hardware_concurrency());
+  std::size_t threads = cfg.actors.scheduler_threads > 0
+                            ? static_cast<std::size_t>(cfg.actors.scheduler_threads)
+                            : std::max(1u, std::thread::hardware_concurrency());
   const bool on_lanes = cfg.actors.scheduler_policy == "lanes";
   // The event-loop threads. With the "lanes" scheduler (the default) the HTTP
   // connections, the actors and a Redis connection per lane share them: a turn then
@@ -105,7 +107,9 @@ int run(const settings::settings& cfg) {
     actors::use_lanes(sys_cfg, lanes);
   } else {
     sys_cfg.set("scheduler.max-threads", threads);
-    sys_cfg.set("scheduler.policy", cfg.actors.scheduler_policy == "stealing" ? caf::atom("stealing") : caf::atom("sharing"));
+    sys_cfg.set("scheduler.policy", cfg.actors.scheduler_policy == "stealing"
+                                        ? caf::atom("stealing")
+                                        : caf::atom("sharing"));
   }
   sys_cfg.set("logger.verbosity", caf::atom("quiet"));
   caf::actor_system sys{sys_cfg};
@@ -127,16 +131,19 @@ int run(const settings::settings& cfg) {
          });
        }},
   };
-  auto readiness = actors::spawn_readiness(sys, std::move(components), std::chrono::milliseconds(1000));
+  auto readiness =
+      actors::spawn_readiness(sys, std::move(components), std::chrono::milliseconds(1000));
 
   // Programs come from the Postgres catalog; the registry follows activations.
   actors::program_source source;
-  source.load = [p](const std::string& tenant, const std::string& bot, uint32_t version, auto done) {
+  source.load = [p](const std::string& tenant, const std::string& bot, uint32_t version,
+                    auto done) {
     auto cb = [done = std::move(done)](result<store::bot_program> r) {
       if (!r) {
         auto code = r.err().code;
-        bool missing = code == "bot_not_found" || code == "version_not_found" || code == "no_active_version" ||
-                       code == "tenant_not_found" || code == "invalid_argument";
+        bool missing = code == "bot_not_found" || code == "version_not_found" ||
+                       code == "no_active_version" || code == "tenant_not_found" ||
+                       code == "invalid_argument";
         return done(make_error(missing ? "not_found" : code, r.err().message));
       }
       done(std::make_pair(static_cast<uint32_t>(r->version), std::move(r->program)));
@@ -147,12 +154,14 @@ int run(const settings::settings& cfg) {
       store::get_version(*p, tenant, bot, static_cast<int>(version), std::move(cb));
   };
   source.changes = [p](int64_t since, auto done) {
-    store::active_changes_since(*p, since, [done = std::move(done)](result<std::vector<store::active_change>> r) {
-      if (!r) return done(r.err());
-      std::vector<actors::active_change> out;
-      for (auto& c : *r) out.push_back({c.tenant, c.bot, static_cast<uint32_t>(c.version), c.change_seq});
-      done(std::move(out));
-    });
+    store::active_changes_since(
+        *p, since, [done = std::move(done)](result<std::vector<store::active_change>> r) {
+          if (!r) return done(r.err());
+          std::vector<actors::active_change> out;
+          for (auto& c : *r)
+            out.push_back({c.tenant, c.bot, static_cast<uint32_t>(c.version), c.change_seq});
+          done(std::move(out));
+        });
   };
   actors::bot_registry registry(std::move(source));
   // The registry follows the change log once the schema that holds it exists.
@@ -197,7 +206,8 @@ int run(const settings::settings& cfg) {
   http::router routes;
   actors::botapi_gateway_options gw;
   gw.rt = &rt;
-  gw.verify_key = [p](const std::string& tenant, const std::string& key, std::function<void(result<bool>)> done) {
+  gw.verify_key = [p](const std::string& tenant, const std::string& key,
+                      std::function<void(result<bool>)> done) {
     store::verify_api_key(*p, tenant, key, std::move(done));
   };
   gw.ready = [r] { return r->connected(); };
@@ -208,18 +218,23 @@ int run(const settings::settings& cfg) {
     rt.live(tenant, [done = std::move(done)](std::vector<actors::runtime::live_conversation> live) {
       auto out = nlohmann::json::array();
       for (const auto& c : live)
-        out.push_back({{"session_id", c.session_id}, {"bot", c.bot}, {"version", c.bot_version}, {"idle_ms", c.idle_ms}});
+        out.push_back({{"session_id", c.session_id},
+                       {"bot", c.bot},
+                       {"version", c.bot_version},
+                       {"idle_ms", c.idle_ms}});
       done(std::move(out));
     });
   };
-  aopts.kill_conversation = [&rt](std::string tenant, std::string session, std::function<void(bool)> done) {
+  aopts.kill_conversation = [&rt](std::string tenant, std::string session,
+                                  std::function<void(bool)> done) {
     rt.kill(tenant, session, std::move(done));
   };
   admin::add_admin_routes(routes, std::move(aopts));
   if (cfg.admin.token.empty())
     log::warn("admin_api_disabled", {{"hint", "set PARLEY_ADMIN_TOKEN to enable /admin/v1"}});
   if (cfg.runtime.debug_faults)
-    log::warn("debug_faults_enabled", {{"hint", "kill endpoint and poison messages are on: never in production"}});
+    log::warn("debug_faults_enabled",
+              {{"hint", "kill endpoint and poison messages are on: never in production"}});
   routes.add("GET", "/healthz", [](http::request&&, http::responder reply) {
     reply(http::response::json(200, "{\"status\":\"alive\"}"));
   });
@@ -236,11 +251,13 @@ int run(const settings::settings& cfg) {
         "parley_redis_round_trips_total",
         "Batches written to Redis and read back together (commands per round trip = group commit).",
         MetricType::Counter, static_cast<double>(st.round_trips)));
-    out.push_back(metrics::single_sample("parley_redis_connected", "1 while the Redis client holds a connection.",
+    out.push_back(metrics::single_sample("parley_redis_connected",
+                                         "1 while the Redis client holds a connection.",
                                          MetricType::Gauge, r->connected() ? 1 : 0));
-    out.push_back(metrics::single_sample("parley_postgres_connected",
-                                         "1 while the last Postgres connection attempt or job succeeded.",
-                                         MetricType::Gauge, p->connected() ? 1 : 0));
+    out.push_back(
+        metrics::single_sample("parley_postgres_connected",
+                               "1 while the last Postgres connection attempt or job succeeded.",
+                               MetricType::Gauge, p->connected() ? 1 : 0));
   }};
   routes.add("GET", "/metrics", [registry_ptr, collectors](http::request&&, http::responder reply) {
     http::response res;
@@ -267,11 +284,12 @@ int run(const settings::settings& cfg) {
     sys.await_all_actors_done();
     return 1;
   }
-  log::info("http_listening", {{"address", cfg.http.address},
-                               {"port", std::to_string(server.port())},
-                               {"url", "http://" + cfg.http.address + ":" + std::to_string(server.port())},
-                               {"node", cfg.node.name},
-                               {"region", cfg.node.region}});
+  log::info("http_listening",
+            {{"address", cfg.http.address},
+             {"port", std::to_string(server.port())},
+             {"url", "http://" + cfg.http.address + ":" + std::to_string(server.port())},
+             {"node", cfg.node.name},
+             {"region", cfg.node.region}});
 
   int sig = 0;
   sigwait(&signals, &sig);
@@ -296,10 +314,13 @@ int main(int argc, char** argv) {
   CLI::App app{"parleyd: a Parley node (clustered runtime for chatbot conversations)"};
   std::string config_path = "config/local.yaml";
   bool check_only = false;
-  app.add_option("-c,--config", config_path, "node configuration file (YAML)")->capture_default_str();
-  app.add_flag("--check-config", check_only, "validate the configuration and exit (0 valid, 2 invalid)");
+  app.add_option("-c,--config", config_path, "node configuration file (YAML)")
+      ->capture_default_str();
+  app.add_flag("--check-config", check_only,
+               "validate the configuration and exit (0 valid, 2 invalid)");
   app.footer(parley::settings::describe() +
-             "\nEnvironment: PORT, DATABASE_URL and REDIS_URL override http.port, postgres.url and redis.url.");
+             "\nEnvironment: PORT, DATABASE_URL and REDIS_URL override http.port, postgres.url and "
+             "redis.url.");
   CLI11_PARSE(app, argc, argv);
 
   auto cfg = parley::settings::load(config_path, parley::settings::process_environment());

@@ -121,7 +121,8 @@ v1::TurnResult start(const program& prog, const variables& vars, std::int64_t no
 /// counted) and no messages. All or nothing: a name that is not a variable declared
 /// `client_settable`, or a value its type cannot hold, fails with `invalid_argument`
 /// naming them, and a state that has ended with `session_ended`.
-result<v1::TurnResult> set_variables(const program& prog, const v1::State& state, const variables& vars);
+result<v1::TurnResult> set_variables(const program& prog, const v1::State& state,
+                                     const variables& vars);
 
 /// The client's report on a transfer the bot asked for (state TRANSFERRED), the Bot
 /// API's transferSucceeded and transferFailed messages. Succeeded: the agent has the

@@ -34,13 +34,11 @@ std::string diagnostic::to_string() const {
 }
 
 std::size_t compile_result::error_count() const {
-  return static_cast<std::size_t>(std::count_if(diagnostics.begin(), diagnostics.end(),
-                                                [](auto& d) { return d.level == severity::error; }));
+  return static_cast<std::size_t>(std::count_if(
+      diagnostics.begin(), diagnostics.end(), [](auto& d) { return d.level == severity::error; }));
 }
 
-std::size_t compile_result::warning_count() const {
-  return diagnostics.size() - error_count();
-}
+std::size_t compile_result::warning_count() const { return diagnostics.size() - error_count(); }
 
 std::string serialize(const v1::Program& program) {
   std::string out;
@@ -56,9 +54,8 @@ namespace {
 
 constexpr std::uint32_t format_version = 1;
 
-const char* const step_kinds[] = {"message", "question", "menu",     "set",   "if",
-                                  "action",  "goto",     "call",     "end",   "transfer",
-                                  "return"};
+const char* const step_kinds[] = {"message", "question", "menu", "set",      "if",    "action",
+                                  "goto",    "call",     "end",  "transfer", "return"};
 
 struct compiler {
   std::string file;
@@ -116,7 +113,8 @@ struct compiler {
       if (!ok) {
         std::string list;
         for (const char* a : allowed) list += std::string(list.empty() ? "" : ", ") + a;
-        error(it->first, "unknown key '" + k + "' in " + where + " (expected one of: " + list + ")");
+        error(it->first,
+              "unknown key '" + k + "' in " + where + " (expected one of: " + list + ")");
       }
     }
   }
@@ -218,11 +216,16 @@ struct compiler {
     double v = std::strtod(s.c_str(), &endp);
     std::string unit = detail::trim(endp);
     double f = 1000;
-    if (unit == "ms") f = 1;
-    else if (unit == "s" || unit.empty()) f = 1000;
-    else if (unit == "m" || unit == "min") f = 60000;
-    else if (unit == "h") f = 3600000;
-    else return false;
+    if (unit == "ms")
+      f = 1;
+    else if (unit == "s" || unit.empty())
+      f = 1000;
+    else if (unit == "m" || unit == "min")
+      f = 60000;
+    else if (unit == "h")
+      f = 3600000;
+    else
+      return false;
     if (endp == s.c_str() || v < 0) return false;
     ms = static_cast<std::uint64_t>(v * f);
     return true;
@@ -369,12 +372,15 @@ struct compiler {
       }
       check_keys(body, {"queue", "message", "targets"}, "'transfer'");
       std::string q;
-      if (!body["queue"]) error(body, "'transfer' needs a 'queue'");
-      else if (scalar(body["queue"], "'queue'", q)) st.set_queue(q);
+      if (!body["queue"])
+        error(body, "'transfer' needs a 'queue'");
+      else if (scalar(body["queue"], "'queue'", q))
+        st.set_queue(q);
       if (body["message"])
         for (auto& t : texts(body["message"], "message")) st.add_texts(t);
       if (body["targets"]) {
-        if (!body["targets"].IsSequence()) error(body["targets"], "'targets' must be a list");
+        if (!body["targets"].IsSequence())
+          error(body["targets"], "'targets' must be a list");
         else
           for (const auto& t : body["targets"]) {
             std::string v;
@@ -393,29 +399,36 @@ struct compiler {
       error(q, "'question' needs a map: {prompt: ..., entity: ..., into: ...}");
       return false;
     }
-    check_keys(q, {"prompt", "reprompt", "entity", "into", "retries", "on_failure"},
-               "'question'");
+    check_keys(q, {"prompt", "reprompt", "entity", "into", "retries", "on_failure"}, "'question'");
     std::string prompt, reprompt, ent;
-    if (!q["prompt"]) error(q, "a question needs a 'prompt'");
-    else if (scalar(q["prompt"], "'prompt'", prompt)) check_template(q["prompt"], prompt);
+    if (!q["prompt"])
+      error(q, "a question needs a 'prompt'");
+    else if (scalar(q["prompt"], "'prompt'", prompt))
+      check_template(q["prompt"], prompt);
     if (q["reprompt"] && scalar(q["reprompt"], "'reprompt'", reprompt))
       check_template(q["reprompt"], reprompt);
     st.add_texts(prompt);
     st.add_texts(reprompt.empty() ? prompt : reprompt);
-    if (!q["entity"]) error(q, "a question needs an 'entity' (for example: text, number, date)");
+    if (!q["entity"])
+      error(q, "a question needs an 'entity' (for example: text, number, date)");
     else if (scalar(q["entity"], "'entity'", ent)) {
       auto it = entities.find(ent);
-      if (it == entities.end()) error(q["entity"], "unknown entity '" + ent + "'");
-      else st.set_entity(it->second);
+      if (it == entities.end())
+        error(q["entity"], "unknown entity '" + ent + "'");
+      else
+        st.set_entity(it->second);
     }
-    if (!q["into"]) error(q, "a question needs 'into': the variable that receives the answer");
-    else st.set_var(var_ref(q["into"], "'into'"));
+    if (!q["into"])
+      error(q, "a question needs 'into': the variable that receives the answer");
+    else
+      st.set_var(var_ref(q["into"], "'into'"));
     if (st.entity() >= 0 && st.var() >= 0) {
       const auto& e = prog.entities(st.entity());
       const auto& v = prog.variables(st.var());
       vtype vt = detail::vtype_of(v.type());
       bool ok = vt == vtype::any || vt == vtype::text;
-      if (e.system() == v1::SYS_NUMBER || e.system() == v1::SYS_MONEY) ok = ok || vt == vtype::number;
+      if (e.system() == v1::SYS_NUMBER || e.system() == v1::SYS_MONEY)
+        ok = ok || vt == vtype::number;
       if (e.system() == v1::SYS_YES_NO) ok = ok || vt == vtype::boolean;
       if (!ok)
         error(q["into"], "type mismatch: entity '" + e.name() + "' cannot fill variable '" +
@@ -464,8 +477,10 @@ struct compiler {
       } else if (o.IsMap()) {
         check_keys(o, {"label", "payload", "goto", "call", "set"}, "a menu option");
         std::string label, payload;
-        if (!o["label"]) error(o, "a menu option needs a 'label'");
-        else if (scalar(o["label"], "'label'", label)) opt->set_label(label);
+        if (!o["label"])
+          error(o, "a menu option needs a 'label'");
+        else if (scalar(o["label"], "'label'", label))
+          opt->set_label(label);
         if (o["payload"] && scalar(o["payload"], "'payload'", payload)) opt->set_payload(payload);
         if (o["goto"] && o["call"]) error(o, "a menu option has either 'goto' or 'call'");
         if (o["goto"]) opt->set_go_to(dialog_ref(o["goto"], "'goto'"));
@@ -492,14 +507,18 @@ struct compiler {
       error(a, "'action' needs a map: {name: ..., url: ..., result: {...}}");
       return false;
     }
-    check_keys(a, {"name", "url", "method", "headers", "body", "timeout", "result", "status_into",
-                   "on_error"},
+    check_keys(a,
+               {"name", "url", "method", "headers", "body", "timeout", "result", "status_into",
+                "on_error"},
                "'action'");
     std::string name, url, method = "GET";
-    if (!a["name"]) error(a, "an action needs a 'name'");
-    else scalar(a["name"], "'name'", name);
+    if (!a["name"])
+      error(a, "an action needs a 'name'");
+    else
+      scalar(a["name"], "'name'", name);
     st.set_action_name(name);
-    if (!a["url"]) error(a, "an action needs a 'url'");
+    if (!a["url"])
+      error(a, "an action needs a 'url'");
     else if (scalar(a["url"], "'url'", url)) {
       check_template(a["url"], url);
       if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0 && url.rfind("{{", 0) != 0)
@@ -514,7 +533,8 @@ struct compiler {
     }
     st.set_method(method);
     if (a["headers"]) {
-      if (!a["headers"].IsMap()) error(a["headers"], "'headers' must be a map");
+      if (!a["headers"].IsMap())
+        error(a["headers"], "'headers' must be a map");
       else
         for (auto it = a["headers"].begin(); it != a["headers"].end(); ++it) {
           std::string v;
@@ -526,7 +546,8 @@ struct compiler {
         }
     }
     if (a["body"]) {
-      if (!a["body"].IsMap()) error(a["body"], "'body' must map JSON field names to expressions");
+      if (!a["body"].IsMap())
+        error(a["body"], "'body' must map JSON field names to expressions");
       else
         for (auto it = a["body"].begin(); it != a["body"].end(); ++it) {
           std::string e;
@@ -649,9 +670,9 @@ struct compiler {
       return;
     }
     static const std::pair<const char*, v1::VarType> types[] = {
-        {"text", v1::VAR_TEXT},     {"number", v1::VAR_NUMBER}, {"boolean", v1::VAR_BOOLEAN},
-        {"date", v1::VAR_DATE},     {"datetime", v1::VAR_DATETIME}, {"money", v1::VAR_MONEY},
-        {"list", v1::VAR_LIST},     {"object", v1::VAR_OBJECT}};
+        {"text", v1::VAR_TEXT}, {"number", v1::VAR_NUMBER},     {"boolean", v1::VAR_BOOLEAN},
+        {"date", v1::VAR_DATE}, {"datetime", v1::VAR_DATETIME}, {"money", v1::VAR_MONEY},
+        {"list", v1::VAR_LIST}, {"object", v1::VAR_OBJECT}};
     for (auto it = vs.begin(); it != vs.end(); ++it) {
       std::string name = it->first.Scalar();
       if (name == "secret") error(it->first, "'secret' is reserved for {{secret.NAME}}");
@@ -661,7 +682,8 @@ struct compiler {
       }
       const YAML::Node spec = it->second;  // a copy: it-> points into a temporary
       std::string type;
-      if (spec.IsScalar()) type = spec.Scalar();
+      if (spec.IsScalar())
+        type = spec.Scalar();
       else if (spec.IsMap()) {
         check_keys(spec, {"type", "default", "client_settable"}, "variable '" + name + "'");
         if (spec["type"]) scalar(spec["type"], "'type'", type);
@@ -820,7 +842,8 @@ struct compiler {
 
   void dialogs_section(const YAML::Node& ds) {
     if (!ds || !ds.IsMap() || ds.size() == 0) {
-      error(pick(ds.IsDefined(), ds, YAML::Node()), "'dialogs' must map dialog names to their steps");
+      error(pick(ds.IsDefined(), ds, YAML::Node()),
+            "'dialogs' must map dialog names to their steps");
       return;
     }
     // First pass: names, so dialogs may refer to dialogs defined later.
@@ -844,7 +867,8 @@ struct compiler {
       auto& d = *prog.mutable_dialogs(dialogs[name]);
       const YAML::Node spec = it->second;  // a copy: it-> points into a temporary
       YAML::Node steps;
-      if (spec.IsSequence()) steps = spec;
+      if (spec.IsSequence())
+        steps = spec;
       else if (spec.IsMap()) {
         check_keys(spec, {"intent", "steps"}, "dialog '" + name + "'");
         steps = spec["steps"];
@@ -852,10 +876,12 @@ struct compiler {
           std::string in;
           if (scalar(spec["intent"], "'intent'", in)) {
             auto ii = intents.find(in);
-            if (ii == intents.end()) error(spec["intent"], "unknown intent '" + in + "'");
+            if (ii == intents.end())
+              error(spec["intent"], "unknown intent '" + in + "'");
             else if (prog.intents(ii->second).dialog() >= 0)
               error(spec["intent"], "intent '" + in + "' already triggers dialog '" +
-                                        prog.dialogs(prog.intents(ii->second).dialog()).name() + "'");
+                                        prog.dialogs(prog.intents(ii->second).dialog()).name() +
+                                        "'");
             else {
               d.set_intent(ii->second);
               prog.mutable_intents(ii->second)->set_dialog(dialogs[name]);
@@ -896,7 +922,8 @@ struct compiler {
       d.file = file;
       d.line = 1;
       d.column = 1;
-      d.message = "a bot file is a map with the sections bot, variables, entities, intents, dialogs";
+      d.message =
+          "a bot file is a map with the sections bot, variables, entities, intents, dialogs";
       res.diagnostics.push_back(d);
       return;
     }
@@ -904,13 +931,16 @@ struct compiler {
     prog.set_format_version(format_version);
     const auto bot = root["bot"];
     if (!bot || !bot.IsMap()) {
-      error(pick(bot.IsDefined(), bot, root), "the file needs a 'bot' section with at least a 'name'");
+      error(pick(bot.IsDefined(), bot, root),
+            "the file needs a 'bot' section with at least a 'name'");
     } else {
-      check_keys(bot, {"name", "version", "locale", "currency", "welcome", "main_menu", "fallback",
-                       "error", "confidence_threshold", "session_timeout"},
+      check_keys(bot,
+                 {"name", "version", "locale", "currency", "welcome", "main_menu", "fallback",
+                  "error", "confidence_threshold", "session_timeout"},
                  "'bot'");
       std::string s;
-      if (!bot["name"]) error(bot, "the bot needs a 'name'");
+      if (!bot["name"])
+        error(bot, "the bot needs a 'name'");
       else if (scalar(bot["name"], "'name'", s)) {
         bool ok = !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
           return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
@@ -932,7 +962,8 @@ struct compiler {
         }
         if (t < 0 || t > 1)
           error(bot["confidence_threshold"], "'confidence_threshold' must be between 0 and 1");
-        else prog.set_confidence_threshold(static_cast<float>(t));
+        else
+          prog.set_confidence_threshold(static_cast<float>(t));
       }
       prog.set_idle_timeout_s(1800);
       if (bot["session_timeout"] && scalar(bot["session_timeout"], "'session_timeout'", s)) {
@@ -940,7 +971,8 @@ struct compiler {
         if (!parse_duration_ms(s, ms) || ms < 1000 || ms > 7ull * 86400 * 1000)
           error(bot["session_timeout"], "bad 'session_timeout' '" + s +
                                             "' (between 1s and 7 days; examples: 90s, 30m, 2h)");
-        else prog.set_idle_timeout_s(static_cast<std::uint32_t>(ms / 1000));
+        else
+          prog.set_idle_timeout_s(static_cast<std::uint32_t>(ms / 1000));
       }
     }
     variables(root["variables"]);

@@ -45,18 +45,22 @@ std::string quote(const std::string& s) { return "\"" + s + "\""; }
 
 std::string choices_text(const v1::Outbound& m) {
   std::string out;
-  for (int i = 0; i < m.choices_size(); ++i)
-    out += (i ? " | " : "") + m.choices(i).label();
+  for (int i = 0; i < m.choices_size(); ++i) out += (i ? " | " : "") + m.choices(i).label();
   return out;
 }
 
 const char* status_name(v1::Status s) {
   switch (s) {
-    case v1::AWAITING_INPUT: return "awaiting_input";
-    case v1::AWAITING_ACTION: return "awaiting_action";
-    case v1::ENDED: return "ended";
-    case v1::TRANSFERRED: return "transferred";
-    default: return "unknown";
+    case v1::AWAITING_INPUT:
+      return "awaiting_input";
+    case v1::AWAITING_ACTION:
+      return "awaiting_action";
+    case v1::ENDED:
+      return "ended";
+    case v1::TRANSFERRED:
+      return "transferred";
+    default:
+      return "unknown";
   }
 }
 
@@ -160,8 +164,9 @@ struct test_run {
 
   bool step(const YAML::Node& s) {
     if (!s.IsMap() || s.size() != 1) {
-      failure = "a test step is a map with one key (user, payload, bot, intent, action, vars, "
-                "status, transfer)";
+      failure =
+          "a test step is a map with one key (user, payload, bot, intent, action, vars, "
+          "status, transfer)";
       return false;
     }
     auto key = s.begin()->first.Scalar();
@@ -251,13 +256,14 @@ result<std::vector<conversation_test_result>> run_tests(const program& prog,
                                                         std::string_view file_name);
 }  // namespace
 
-result<std::vector<conversation_test_result>> run_conversation_tests(
-    const program& prog, std::string_view tests_yaml, std::string_view file_name) {
+result<std::vector<conversation_test_result>> run_conversation_tests(const program& prog,
+                                                                     std::string_view tests_yaml,
+                                                                     std::string_view file_name) {
   try {
     return run_tests(prog, tests_yaml, file_name);
   } catch (const YAML::Exception& ex) {
-    return make_error("bad_tests", std::string(file_name) + ":" +
-                                       std::to_string(ex.mark.line + 1) + ": " + ex.msg);
+    return make_error("bad_tests", std::string(file_name) + ":" + std::to_string(ex.mark.line + 1) +
+                                       ": " + ex.msg);
   }
 }
 
@@ -302,8 +308,10 @@ result<std::vector<conversation_test_result>> run_tests(const program& prog,
         v1::Value v;
         v.set_text(it->second.Scalar());
         auto j = yaml_to_json(it->second);
-        if (j.is_number()) v.set_number(j.get<double>());
-        else if (j.is_boolean()) v.set_boolean(j.get<bool>());
+        if (j.is_number())
+          v.set_number(j.get<double>());
+        else if (j.is_boolean())
+          v.set_boolean(j.get<bool>());
         vars[it->first.Scalar()] = v;
       }
     }

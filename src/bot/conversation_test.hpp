@@ -27,7 +27,8 @@ struct conversation_test_result {
 
 /// Runs every test of a test file. Fails (code `bad_tests`) only when the test
 /// file itself is malformed; a failing test is a result with passed == false.
-result<std::vector<conversation_test_result>> run_conversation_tests(
-    const program& prog, std::string_view tests_yaml, std::string_view file_name);
+result<std::vector<conversation_test_result>> run_conversation_tests(const program& prog,
+                                                                     std::string_view tests_yaml,
+                                                                     std::string_view file_name);
 
 }  // namespace parley::bot

@@ -14,13 +14,20 @@ using v1::Value;
 
 const char* vtype_name(vtype t) {
   switch (t) {
-    case vtype::any: return "any";
-    case vtype::null: return "null";
-    case vtype::boolean: return "boolean";
-    case vtype::number: return "number";
-    case vtype::text: return "text";
-    case vtype::list: return "list";
-    case vtype::object: return "object";
+    case vtype::any:
+      return "any";
+    case vtype::null:
+      return "null";
+    case vtype::boolean:
+      return "boolean";
+    case vtype::number:
+      return "number";
+    case vtype::text:
+      return "text";
+    case vtype::list:
+      return "list";
+    case vtype::object:
+      return "object";
   }
   return "?";
 }
@@ -29,19 +36,42 @@ vtype vtype_of(v1::VarType t) {
   switch (t) {
     case v1::VAR_TEXT:
     case v1::VAR_DATE:
-    case v1::VAR_DATETIME: return vtype::text;
+    case v1::VAR_DATETIME:
+      return vtype::text;
     case v1::VAR_NUMBER:
-    case v1::VAR_MONEY: return vtype::number;
-    case v1::VAR_BOOLEAN: return vtype::boolean;
-    case v1::VAR_LIST: return vtype::list;
-    case v1::VAR_OBJECT: return vtype::object;
-    default: return vtype::any;
+    case v1::VAR_MONEY:
+      return vtype::number;
+    case v1::VAR_BOOLEAN:
+      return vtype::boolean;
+    case v1::VAR_LIST:
+      return vtype::list;
+    case v1::VAR_OBJECT:
+      return vtype::object;
+    default:
+      return vtype::any;
   }
 }
 
 enum class op {
-  literal, var, field, neg, not_, and_, or_, add, sub, mul, div, mod,
-  eq, ne, lt, le, gt, ge, call
+  literal,
+  var,
+  field,
+  neg,
+  not_,
+  and_,
+  or_,
+  add,
+  sub,
+  mul,
+  div,
+  mod,
+  eq,
+  ne,
+  lt,
+  le,
+  gt,
+  ge,
+  call
 };
 
 struct expr_node {
@@ -169,8 +199,8 @@ class parser {
       cur_.text = std::move(s);
       return;
     }
-    static const char* ops[] = {"==", "!=", "<=", ">=", "&&", "||", "<", ">", "+", "-",
-                                "*",  "/",  "%",  "!"};
+    static const char* ops[] = {"==", "!=", "<=", ">=", "&&", "||", "<",
+                                ">",  "+",  "-",  "*",  "/",  "%",  "!"};
     for (const char* o : ops) {
       std::string_view ov(o);
       if (src_.substr(pos_, ov.size()) == ov) {
@@ -183,10 +213,18 @@ class parser {
     ++pos_;
     cur_.text = std::string(1, c);
     switch (c) {
-      case '(': cur_.kind = tok::lparen; return;
-      case ')': cur_.kind = tok::rparen; return;
-      case ',': cur_.kind = tok::comma; return;
-      case '.': cur_.kind = tok::dot; return;
+      case '(':
+        cur_.kind = tok::lparen;
+        return;
+      case ')':
+        cur_.kind = tok::rparen;
+        return;
+      case ',':
+        cur_.kind = tok::comma;
+        return;
+      case '.':
+        cur_.kind = tok::dot;
+        return;
       case '=':
         cur_.kind = tok::error;
         fail(cur_.offset, "'=' is not an operator here; use '==' to compare");
@@ -212,8 +250,8 @@ class parser {
 
   void want_bool(vtype t, std::size_t off, const char* what) {
     if (t != vtype::any && t != vtype::boolean)
-      type_error(off, std::string("type mismatch: ") + what + " needs a boolean, got " +
-                          vtype_name(t));
+      type_error(off,
+                 std::string("type mismatch: ") + what + " needs a boolean, got " + vtype_name(t));
   }
 
   typed parse_or() {
@@ -264,8 +302,8 @@ class parser {
       auto off = cur_.offset;
       next();
       auto r = parse_add();
-      bool known = l.second != vtype::any && r.second != vtype::any &&
-                   l.second != vtype::null && r.second != vtype::null;
+      bool known = l.second != vtype::any && r.second != vtype::any && l.second != vtype::null &&
+                   r.second != vtype::null;
       if (known && l.second != r.second)
         type_error(off, std::string("type mismatch: cannot compare ") + vtype_name(l.second) +
                             " with " + vtype_name(r.second));
@@ -312,7 +350,10 @@ class parser {
       for (vtype s : {l.second, r.second})
         if (s != vtype::any && s != vtype::number)
           type_error(off, "type mismatch: '" + o + "' needs numbers, got " + vtype_name(s));
-      l = {make(o == "*" ? op::mul : o == "/" ? op::div : op::mod, {l.first, r.first}),
+      l = {make(o == "*"   ? op::mul
+                : o == "/" ? op::div
+                           : op::mod,
+                {l.first, r.first}),
            vtype::number};
     }
     return l;
@@ -324,8 +365,8 @@ class parser {
       next();
       auto e = parse_unary();
       if (e.second != vtype::any && e.second != vtype::number)
-        type_error(off, std::string("type mismatch: '-' needs a number, got ") +
-                            vtype_name(e.second));
+        type_error(off,
+                   std::string("type mismatch: '-' needs a number, got ") + vtype_name(e.second));
       return {make(op::neg, {e.first}), vtype::number};
     }
     return parse_primary();
@@ -395,9 +436,14 @@ class parser {
         }
         return {cur, t};
       }
-      case tok::end: fail(off, "expression ends too early"); break;
-      case tok::error: break;
-      default: fail(off, "unexpected '" + cur_.text + "'"); break;
+      case tok::end:
+        fail(off, "expression ends too early");
+        break;
+      case tok::error:
+        break;
+      default:
+        fail(off, "unexpected '" + cur_.text + "'");
+        break;
     }
     return {nullptr, vtype::any};
   }
@@ -431,14 +477,13 @@ class parser {
       auto n = static_cast<int>(args.size());
       if (n < f->min_args || n > f->max_args)
         type_error(off, "function '" + name + "' takes " + std::to_string(f->min_args) +
-                            (f->max_args != f->min_args
-                                 ? " to " + std::to_string(f->max_args)
-                                 : std::string()) +
+                            (f->max_args != f->min_args ? " to " + std::to_string(f->max_args)
+                                                        : std::string()) +
                             " argument(s), got " + std::to_string(n));
       if (name == "default" && !types.empty()) result = types[0];
       std::string_view nv(name);
-      bool numeric = nv == "round" || nv == "floor" || nv == "ceil" || nv == "abs" ||
-                     nv == "min" || nv == "max";
+      bool numeric = nv == "round" || nv == "floor" || nv == "ceil" || nv == "abs" || nv == "min" ||
+                     nv == "max";
       bool textual = nv == "lower" || nv == "upper" || nv == "trim" || nv == "starts_with" ||
                      nv == "ends_with" || nv == "replace" || nv == "substr";
       for (std::size_t i = 0; i < types.size(); ++i) {
@@ -485,12 +530,18 @@ Value boolean(bool b) {
 
 const char* kind_name(const Value& v) {
   switch (v.kind_case()) {
-    case Value::kBoolean: return "boolean";
-    case Value::kNumber: return "number";
-    case Value::kText: return "text";
-    case Value::kList: return "list";
-    case Value::kObject: return "object";
-    default: return "null";
+    case Value::kBoolean:
+      return "boolean";
+    case Value::kNumber:
+      return "number";
+    case Value::kText:
+      return "text";
+    case Value::kList:
+      return "list";
+    case Value::kObject:
+      return "object";
+    default:
+      return "null";
   }
 }
 
@@ -508,10 +559,9 @@ std::string need_text(const Value& v, const char* what) {
 
 Value check_size(Value v) {
   if (v.kind_case() == Value::kText && v.text().size() > max_text_value_bytes)
-    throw eval_failure{"text value longer than " + std::to_string(max_text_value_bytes) +
-                       " bytes"};
-  if (v.kind_case() == Value::kList && static_cast<std::size_t>(v.list().items_size()) >
-                                           max_list_items)
+    throw eval_failure{"text value longer than " + std::to_string(max_text_value_bytes) + " bytes"};
+  if (v.kind_case() == Value::kList &&
+      static_cast<std::size_t>(v.list().items_size()) > max_list_items)
     throw eval_failure{"list longer than " + std::to_string(max_list_items) + " items"};
   return v;
 }
@@ -622,8 +672,10 @@ Value call(const expr_node& e, const var_reader& vars) {
   }
   if (n == "append") {
     Value out;
-    if (a[0].kind_case() == Value::kList) *out.mutable_list() = a[0].list();
-    else out.mutable_list();
+    if (a[0].kind_case() == Value::kList)
+      *out.mutable_list() = a[0].list();
+    else
+      out.mutable_list();
     *out.mutable_list()->add_items() = a[1];
     return check_size(std::move(out));
   }
@@ -634,12 +686,18 @@ Value call(const expr_node& e, const var_reader& vars) {
 
 bool truthy(const Value& v) {
   switch (v.kind_case()) {
-    case Value::kBoolean: return v.boolean();
-    case Value::kNumber: return v.number() != 0;
-    case Value::kText: return !v.text().empty();
-    case Value::kList: return v.list().items_size() > 0;
-    case Value::kObject: return true;
-    default: return false;
+    case Value::kBoolean:
+      return v.boolean();
+    case Value::kNumber:
+      return v.number() != 0;
+    case Value::kText:
+      return !v.text().empty();
+    case Value::kList:
+      return v.list().items_size() > 0;
+    case Value::kObject:
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -649,9 +707,12 @@ bool values_equal(const Value& a, const Value& b) {
   if (an || bn) return an && bn;
   if (a.kind_case() != b.kind_case()) return false;
   switch (a.kind_case()) {
-    case Value::kBoolean: return a.boolean() == b.boolean();
-    case Value::kNumber: return a.number() == b.number();
-    case Value::kText: return a.text() == b.text();
+    case Value::kBoolean:
+      return a.boolean() == b.boolean();
+    case Value::kNumber:
+      return a.number() == b.number();
+    case Value::kText:
+      return a.text() == b.text();
     case Value::kList: {
       if (a.list().items_size() != b.list().items_size()) return false;
       for (int i = 0; i < a.list().items_size(); ++i)
@@ -666,14 +727,17 @@ bool values_equal(const Value& a, const Value& b) {
           return false;
       return true;
     }
-    default: return false;
+    default:
+      return false;
   }
 }
 
 Value eval(const expr_node& e, const var_reader& vars) {
   switch (e.kind) {
-    case op::literal: return e.literal;
-    case op::var: return vars(e.var);
+    case op::literal:
+      return e.literal;
+    case op::var:
+      return vars(e.var);
     case op::field: {
       Value base = eval(*e.args[0], vars);
       if (base.kind_case() == Value::kObject)
@@ -683,8 +747,10 @@ Value eval(const expr_node& e, const var_reader& vars) {
       null.set_null_value(true);
       return null;
     }
-    case op::neg: return num(-need_number(eval(*e.args[0], vars), "'-'"));
-    case op::not_: return boolean(!truthy(eval(*e.args[0], vars)));
+    case op::neg:
+      return num(-need_number(eval(*e.args[0], vars), "'-'"));
+    case op::not_:
+      return boolean(!truthy(eval(*e.args[0], vars)));
     case op::and_:
       return boolean(truthy(eval(*e.args[0], vars)) && truthy(eval(*e.args[1], vars)));
     case op::or_:
@@ -715,15 +781,20 @@ Value eval(const expr_node& e, const var_reader& vars) {
       if (r == 0) throw eval_failure{"division by zero in '%'"};
       return num(std::fmod(l, r));
     }
-    case op::eq: return boolean(values_equal(eval(*e.args[0], vars), eval(*e.args[1], vars)));
-    case op::ne: return boolean(!values_equal(eval(*e.args[0], vars), eval(*e.args[1], vars)));
-    case op::lt: return boolean(compare(eval(*e.args[0], vars), eval(*e.args[1], vars), "<") < 0);
+    case op::eq:
+      return boolean(values_equal(eval(*e.args[0], vars), eval(*e.args[1], vars)));
+    case op::ne:
+      return boolean(!values_equal(eval(*e.args[0], vars), eval(*e.args[1], vars)));
+    case op::lt:
+      return boolean(compare(eval(*e.args[0], vars), eval(*e.args[1], vars), "<") < 0);
     case op::le:
       return boolean(compare(eval(*e.args[0], vars), eval(*e.args[1], vars), "<=") <= 0);
-    case op::gt: return boolean(compare(eval(*e.args[0], vars), eval(*e.args[1], vars), ">") > 0);
+    case op::gt:
+      return boolean(compare(eval(*e.args[0], vars), eval(*e.args[1], vars), ">") > 0);
     case op::ge:
       return boolean(compare(eval(*e.args[0], vars), eval(*e.args[1], vars), ">=") >= 0);
-    case op::call: return call(e, vars);
+    case op::call:
+      return call(e, vars);
   }
   throw eval_failure{"bad expression"};
 }
@@ -776,8 +847,10 @@ parsed_template parse_template(std::string_view text, const var_resolver& vars) 
 std::string render(const parsed_template& t, const var_reader& vars) {
   std::string out;
   for (const auto& p : t.parts) {
-    if (p.expr) out += to_text(eval(*p.expr, vars));
-    else out += p.literal;
+    if (p.expr)
+      out += to_text(eval(*p.expr, vars));
+    else
+      out += p.literal;
   }
   return out;
 }

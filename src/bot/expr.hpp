@@ -71,7 +71,7 @@ bool values_equal(const ::parley::bot::v1::Value& a, const ::parley::bot::v1::Va
 /// A template "Hello {{name}}": literal text and expressions.
 struct template_part {
   std::string literal;
-  expr_ptr expr;  // null for literal parts
+  expr_ptr expr;        // null for literal parts
   bool secret = false;  // {{secret.NAME}}: kept verbatim for the caller
 };
 struct parsed_template {

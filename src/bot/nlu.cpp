@@ -26,12 +26,13 @@ constexpr float bigram_weight = 0.6f;
 constexpr float char_weight = 0.35f;
 
 void compact(sparse& v) {
-  std::sort(v.begin(), v.end(),
-            [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   std::size_t o = 0;
   for (std::size_t i = 0; i < v.size(); ++i) {
-    if (o > 0 && v[o - 1].first == v[i].first) v[o - 1].second += v[i].second;
-    else v[o++] = v[i];
+    if (o > 0 && v[o - 1].first == v[i].first)
+      v[o - 1].second += v[i].second;
+    else
+      v[o++] = v[i];
   }
   v.resize(o);
 }
@@ -201,7 +202,8 @@ classifier::classifier(const v1::Program& p) {
   table_mask_ = static_cast<std::uint32_t>(size - 1);
   for (int i = 0; i < m.idf_bucket_size() && i < m.idf_weight_size(); ++i) {
     auto& k = table_[probe(m.idf_bucket(i))];
-    if (k.bucket == empty_bucket) k = {m.idf_bucket(i), m.idf_weight(i), 0, 0};  // a bucket's first IDF
+    if (k.bucket == empty_bucket)
+      k = {m.idf_bucket(i), m.idf_weight(i), 0, 0};  // a bucket's first IDF
   }
   for (auto& [b, intent, w] : all) {
     auto& k = table_[probe(b)];
@@ -248,8 +250,7 @@ int classifier::exact(std::string_view norm) const {
   return -1;
 }
 
-std::vector<classifier::scored> classifier::classify(std::string_view norm,
-                                                     std::size_t top) const {
+std::vector<classifier::scored> classifier::classify(std::string_view norm, std::size_t top) const {
   std::vector<scored> out;
   if (intents_ == 0) return out;
   out.reserve(std::min(top, intents_));
@@ -297,25 +298,24 @@ namespace {
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
-constexpr std::string_view small_numbers[] = {"zero",    "one",     "two",       "three",    "four",
-                                     "five",    "six",     "seven",     "eight",    "nine",
-                                     "ten",     "eleven",  "twelve",    "thirteen", "fourteen",
-                                     "fifteen", "sixteen", "seventeen", "eighteen", "nineteen",
-                                     "twenty"};
+constexpr std::string_view small_numbers[] = {
+    "zero",     "one",     "two",     "three",     "four",     "five",     "six",
+    "seven",    "eight",   "nine",    "ten",       "eleven",   "twelve",   "thirteen",
+    "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty"};
 
 constexpr std::string_view month_names[] = {"jan", "feb", "mar", "apr", "may", "jun",
-                                   "jul", "aug", "sep", "oct", "nov", "dec"};
-constexpr std::string_view weekday_names[] = {"monday", "tuesday", "wednesday", "thursday",
-                                     "friday", "saturday", "sunday"};
+                                            "jul", "aug", "sep", "oct", "nov", "dec"};
+constexpr std::string_view weekday_names[] = {"monday", "tuesday",  "wednesday", "thursday",
+                                              "friday", "saturday", "sunday"};
 
 int month_of(std::string_view w) {
   if (w.size() < 3) return 0;
   for (int i = 0; i < 12; ++i)
     if (w.substr(0, 3) == month_names[i]) {
       // Accept "nov", "november", "sept"; reject words like "mayor".
-      static constexpr std::string_view full[] = {"january", "february", "march",     "april",
-                                         "may",     "june",     "july",      "august",
-                                         "september", "october", "november", "december"};
+      static constexpr std::string_view full[] = {"january",   "february", "march",    "april",
+                                                  "may",       "june",     "july",     "august",
+                                                  "september", "october",  "november", "december"};
       std::string_view f = full[i];
       if (w == f || w.size() == 3 || (i == 8 && w == "sept")) return i + 1;
     }
@@ -385,8 +385,7 @@ bool extract_email(std::string_view raw, entity_hit& out) {
     while (e > at + 1 && raw[e - 1] == '.') --e;  // sentence-final period
     auto domain = raw.substr(at + 1, e - at - 1);
     auto dot = domain.rfind('.');
-    if (b == at || dot == std::string_view::npos || dot == 0 || dot + 2 > domain.size())
-      continue;
+    if (b == at || dot == std::string_view::npos || dot == 0 || dot + 2 > domain.size()) continue;
     out.text = std::string(raw.substr(b, e - b));
     out.value = to_lower(out.text);
     return true;
@@ -404,8 +403,8 @@ bool extract_phone(std::string_view raw, entity_hit& out) {
       ++j;
     }
     std::size_t last = j;
-    while (j < raw.size() && (is_digit(raw[j]) || raw[j] == ' ' || raw[j] == '-' ||
-                              raw[j] == '(' || raw[j] == ')' || raw[j] == '.')) {
+    while (j < raw.size() && (is_digit(raw[j]) || raw[j] == ' ' || raw[j] == '-' || raw[j] == '(' ||
+                              raw[j] == ')' || raw[j] == '.')) {
       if (is_digit(raw[j])) {
         digits.push_back(raw[j]);
         last = j + 1;
@@ -435,8 +434,10 @@ bool extract_date(std::string_view raw, std::string_view norm, std::int64_t now_
                     &n) == 5 &&
         s1 == s2 && (s1 == '-' || s1 == '/')) {
       civil_date d{};
-      if (a > 31) d = {a, static_cast<unsigned>(b), static_cast<unsigned>(c)};
-      else d = {c < 100 ? 2000 + c : c, static_cast<unsigned>(a), static_cast<unsigned>(b)};
+      if (a > 31)
+        d = {a, static_cast<unsigned>(b), static_cast<unsigned>(c)};
+      else
+        d = {c < 100 ? 2000 + c : c, static_cast<unsigned>(a), static_cast<unsigned>(b)};
       if (valid_date(d)) {
         out.text = std::string(raw.substr(i, static_cast<std::size_t>(n)));
         out.value = format_date(d);
@@ -450,9 +451,12 @@ bool extract_date(std::string_view raw, std::string_view norm, std::int64_t now_
   for (std::size_t i = 0; i < ws.size(); ++i) {
     auto w = ws[i];
     std::int64_t offset = -1;
-    if (w == "today" || w == "tonight") offset = 0;
-    else if (w == "tomorrow" || w == "tmrw" || w == "tommorow") offset = 1;
-    else if (w == "yesterday") offset = -1000000;
+    if (w == "today" || w == "tonight")
+      offset = 0;
+    else if (w == "tomorrow" || w == "tmrw" || w == "tommorow")
+      offset = 1;
+    else if (w == "yesterday")
+      offset = -1000000;
     if (offset == 0 || offset == 1) {
       if (offset == 1 && i >= 2 && ws[i - 1] == "after" && ws[i - 2] == "day") offset = 2;
       out.text = std::string(w);
@@ -465,8 +469,7 @@ bool extract_date(std::string_view raw, std::string_view norm, std::int64_t now_
       return true;
     }
     for (int k = 0; k < 7; ++k) {
-      if (w != weekday_names[k] && w != weekday_names[k].substr(0, 3))
-        continue;
+      if (w != weekday_names[k] && w != weekday_names[k].substr(0, 3)) continue;
       // 1970-01-01 was a Thursday (index 3 with Monday = 0).
       auto wd = static_cast<int>(((today_days % 7) + 7 + 3) % 7);
       int delta = (k - wd + 7) % 7;
@@ -498,12 +501,12 @@ bool extract_date(std::string_view raw, std::string_view norm, std::int64_t now_
 }
 
 bool extract_yes_no(std::string_view norm, entity_hit& out) {
-  static constexpr std::string_view yes[] = {"yes",  "y",       "yeah",    "yep",     "yup",
-                                    "sure", "ok",      "okay",    "correct", "right",
-                                    "affirmative", "absolutely", "definitely", "confirm",
-                                    "please", "yess", "ys", "ya"};
-  static constexpr std::string_view no[] = {"no",    "n",     "nope",   "nah",    "not",
-                                   "never", "cancel", "negative", "wrong", "dont", "nop"};
+  static constexpr std::string_view yes[] = {
+      "yes",        "y",       "yeah",    "yep",   "yup",         "sure",
+      "ok",         "okay",    "correct", "right", "affirmative", "absolutely",
+      "definitely", "confirm", "please",  "yess",  "ys",          "ya"};
+  static constexpr std::string_view no[] = {"no",     "n",        "nope",  "nah",  "not", "never",
+                                            "cancel", "negative", "wrong", "dont", "nop"};
   for (auto w : words(norm)) {
     for (auto n : no)
       if (w == n) {
@@ -522,11 +525,11 @@ bool extract_yes_no(std::string_view norm, entity_hit& out) {
 }
 
 bool extract_money(std::string_view raw, entity_hit& out) {
-  static constexpr std::string_view currency_words[] = {"dollars", "dollar", "usd", "eur", "euros",
-                                               "euro",    "gbp",    "pounds", "bucks"};
+  static constexpr std::string_view currency_words[] = {
+      "dollars", "dollar", "usd", "eur", "euros", "euro", "gbp", "pounds", "bucks"};
   for (std::size_t i = 0; i < raw.size(); ++i) {
-    bool sym = raw[i] == '$' || raw.substr(i, 2) == "\xC2\xA3" ||
-               raw.substr(i, 3) == "\xE2\x82\xAC";
+    bool sym =
+        raw[i] == '$' || raw.substr(i, 2) == "\xC2\xA3" || raw.substr(i, 3) == "\xE2\x82\xAC";
     if (sym) {
       std::size_t j = i + (raw[i] == '$' ? 1 : raw[i] == '\xC2' ? 2 : 3);
       while (j < raw.size() && raw[j] == ' ') ++j;
@@ -569,21 +572,26 @@ extractor::extractor(const v1::Entity& e) : e_(&e) {
     synonyms_.emplace_back(" " + normalize(v.value()) + " ", v.value());
     for (const auto& s : v.synonyms()) synonyms_.emplace_back(" " + s + " ", v.value());
   }
-  std::stable_sort(synonyms_.begin(), synonyms_.end(), [](const auto& a, const auto& b) {
-    return a.first.size() > b.first.size();
-  });
+  std::stable_sort(synonyms_.begin(), synonyms_.end(),
+                   [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
 }
 
 bool extractor::extract(std::string_view raw, std::string_view norm, std::int64_t now_unix,
                         entity_hit& out) const {
   if (!e_) return false;
   switch (e_->system()) {
-    case v1::SYS_NUMBER: return extract_number(raw, out);
-    case v1::SYS_EMAIL: return extract_email(raw, out);
-    case v1::SYS_PHONE: return extract_phone(raw, out);
-    case v1::SYS_DATE: return extract_date(raw, norm, now_unix, out);
-    case v1::SYS_YES_NO: return extract_yes_no(norm, out);
-    case v1::SYS_MONEY: return extract_money(raw, out);
+    case v1::SYS_NUMBER:
+      return extract_number(raw, out);
+    case v1::SYS_EMAIL:
+      return extract_email(raw, out);
+    case v1::SYS_PHONE:
+      return extract_phone(raw, out);
+    case v1::SYS_DATE:
+      return extract_date(raw, norm, now_unix, out);
+    case v1::SYS_YES_NO:
+      return extract_yes_no(norm, out);
+    case v1::SYS_MONEY:
+      return extract_money(raw, out);
     case v1::SYS_TEXT: {
       auto t = trim(raw);
       if (t.empty()) return false;
@@ -591,7 +599,8 @@ bool extractor::extract(std::string_view raw, std::string_view norm, std::int64_
       out.value = t;
       return true;
     }
-    default: break;
+    default:
+      break;
   }
   if (has_re_) {
     std::match_results<const char*> m;

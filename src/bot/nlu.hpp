@@ -68,7 +68,7 @@ class classifier {
   std::uint32_t table_mask_ = 0;
   float default_idf_ = 1;
   std::vector<std::pair<std::uint32_t, float>> postings_;  // (intent, weight)
-  std::vector<std::pair<std::string, int>> exact_;  // sorted by text
+  std::vector<std::pair<std::string, int>> exact_;         // sorted by text
   std::size_t intents_ = 0;
 };
 
@@ -87,8 +87,7 @@ struct fast_regex_traits : std::regex_traits<char> {
   bool isctype(char c, char_class_type f) const {
     if (f == word_) {
       auto u = static_cast<unsigned char>(c);
-      return (u >= '0' && u <= '9') || (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') ||
-             u == '_';
+      return (u >= '0' && u <= '9') || (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || u == '_';
     }
     return std::regex_traits<char>::isctype(c, f);
   }

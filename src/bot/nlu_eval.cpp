@@ -16,8 +16,10 @@ nlu_evaluation evaluate_holdout(const v1::Program& compiled, int k, int offset) 
     auto* in = p.mutable_intents(i);
     google::protobuf::RepeatedPtrField<std::string> keep;
     for (int u = 0; u < in->utterances_size(); ++u) {
-      if (u % k == offset) held.emplace_back(in->utterances(u), i);
-      else *keep.Add() = in->utterances(u);
+      if (u % k == offset)
+        held.emplace_back(in->utterances(u), i);
+      else
+        *keep.Add() = in->utterances(u);
     }
     out.train += static_cast<std::size_t>(keep.size());
     in->mutable_utterances()->Swap(&keep);

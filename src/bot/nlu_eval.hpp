@@ -10,9 +10,9 @@
 namespace parley::bot {
 
 struct nlu_evaluation {
-  std::size_t train = 0;    // utterances the model was trained on
-  std::size_t tested = 0;   // held-out utterances classified
-  std::size_t correct = 0;  // top-1 intent right
+  std::size_t train = 0;      // utterances the model was trained on
+  std::size_t tested = 0;     // held-out utterances classified
+  std::size_t correct = 0;    // top-1 intent right
   std::size_t confident = 0;  // top-1 right and above the confidence threshold
   double accuracy() const { return tested ? static_cast<double>(correct) / tested : 0; }
   /// "utterance: expected -> got (confidence)" for each miss.

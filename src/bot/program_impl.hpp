@@ -27,8 +27,8 @@ struct program::impl {
   };
   // `extractors` point into `proto`: the impl is never moved once built.
   v1::Program proto;
-  std::vector<std::string> names;  // variable names by index
-  std::vector<v1::Value> defaults;  // by variable index; null when none
+  std::vector<std::string> names;           // variable names by index
+  std::vector<v1::Value> defaults;          // by variable index; null when none
   std::vector<std::vector<step_rt>> steps;  // [dialog][step]
   detail::classifier nlu;
   std::vector<detail::extractor> extractors;  // by entity index

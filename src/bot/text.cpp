@@ -14,8 +14,8 @@ std::string normalize(std::string_view text) {
   for (char ch : text) {
     auto c = static_cast<unsigned char>(ch);
     if (c == '\'') continue;
-    bool keep = c >= 0x80 || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
-                (c >= 'A' && c <= 'Z');
+    bool keep =
+        c >= 0x80 || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
     if (!keep) {
       pending_space = !out.empty();
       continue;

@@ -20,9 +20,12 @@ using v1::Value;
 
 std::string to_text(const Value& v) {
   switch (v.kind_case()) {
-    case Value::kBoolean: return v.boolean() ? "true" : "false";
-    case Value::kNumber: return detail::format_number(v.number());
-    case Value::kText: return v.text();
+    case Value::kBoolean:
+      return v.boolean() ? "true" : "false";
+    case Value::kNumber:
+      return detail::format_number(v.number());
+    case Value::kText:
+      return v.text();
     case Value::kList: {
       std::string out;
       for (int i = 0; i < v.list().items_size(); ++i) {
@@ -31,8 +34,10 @@ std::string to_text(const Value& v) {
       }
       return out;
     }
-    case Value::kObject: return detail::to_json(v).dump();
-    default: return {};
+    case Value::kObject:
+      return detail::to_json(v).dump();
+    default:
+      return {};
   }
 }
 
@@ -40,9 +45,12 @@ namespace detail {
 
 nlohmann::json to_json(const Value& v) {
   switch (v.kind_case()) {
-    case Value::kBoolean: return v.boolean();
-    case Value::kNumber: return v.number();
-    case Value::kText: return v.text();
+    case Value::kBoolean:
+      return v.boolean();
+    case Value::kNumber:
+      return v.number();
+    case Value::kText:
+      return v.text();
     case Value::kList: {
       auto a = nlohmann::json::array();
       for (const auto& i : v.list().items()) a.push_back(to_json(i));
@@ -53,7 +61,8 @@ nlohmann::json to_json(const Value& v) {
       for (const auto& f : v.object().fields()) o[f.key()] = to_json(f.value());
       return o;
     }
-    default: return nullptr;
+    default:
+      return nullptr;
   }
 }
 
@@ -63,10 +72,12 @@ Value from_json(const nlohmann::json& j, int depth) {
     v.set_null_value(true);
     return v;
   }
-  if (j.is_boolean()) v.set_boolean(j.get<bool>());
-  else if (j.is_number()) v.set_number(j.get<double>());
-  else if (j.is_string()) v.set_text(std::string(utf8_prefix(j.get_ref<const std::string&>(),
-                                                             max_text_value_bytes)));
+  if (j.is_boolean())
+    v.set_boolean(j.get<bool>());
+  else if (j.is_number())
+    v.set_number(j.get<double>());
+  else if (j.is_string())
+    v.set_text(std::string(utf8_prefix(j.get_ref<const std::string&>(), max_text_value_bytes)));
   else if (j.is_array()) {
     auto* l = v.mutable_list();
     for (const auto& i : j) {
@@ -80,7 +91,8 @@ Value from_json(const nlohmann::json& j, int depth) {
       f->set_key(it.key());
       *f->mutable_value() = from_json(it.value(), depth + 1);
     }
-  } else v.set_null_value(true);
+  } else
+    v.set_null_value(true);
   return v;
 }
 
@@ -114,9 +126,12 @@ std::optional<Value> coerce(const Value& v, v1::VarType t) {
       if (v.kind_case() == Value::kBoolean) return v;
       if (v.kind_case() != Value::kText) return std::nullopt;
       auto s = to_lower(v.text());
-      if (s == "yes" || s == "true") out.set_boolean(true);
-      else if (s == "no" || s == "false") out.set_boolean(false);
-      else return std::nullopt;
+      if (s == "yes" || s == "true")
+        out.set_boolean(true);
+      else if (s == "no" || s == "false")
+        out.set_boolean(false);
+      else
+        return std::nullopt;
       return out;
     }
     case v1::VAR_LIST:
@@ -125,7 +140,8 @@ std::optional<Value> coerce(const Value& v, v1::VarType t) {
     case v1::VAR_OBJECT:
       if (v.kind_case() == Value::kObject) return v;
       return std::nullopt;
-    default: return v;
+    default:
+      return v;
   }
 }
 
@@ -153,8 +169,7 @@ result<std::shared_ptr<const program>> load(v1::Program compiled) {
   auto nvars = pr.variables_size();
   auto resolver = [&pr](std::string_view name) -> detail::var_info {
     for (int i = 0; i < pr.variables_size(); ++i)
-      if (pr.variables(i).name() == name)
-        return {i, detail::vtype_of(pr.variables(i).type())};
+      if (pr.variables(i).name() == name) return {i, detail::vtype_of(pr.variables(i).type())};
     return {};
   };
   std::string problem;
@@ -260,8 +275,9 @@ struct runner {
   }
 
   const Value& get(int index) const {
-    auto it = std::lower_bound(st.vars().begin(), st.vars().end(), index,
-                               [](const v1::VarSlot& s, int i) { return static_cast<int>(s.index()) < i; });
+    auto it = std::lower_bound(
+        st.vars().begin(), st.vars().end(), index,
+        [](const v1::VarSlot& s, int i) { return static_cast<int>(s.index()) < i; });
     if (it != st.vars().end() && static_cast<int>(it->index()) == index) return it->value();
     return p.defaults[static_cast<std::size_t>(index)];
   }
@@ -276,7 +292,8 @@ struct runner {
     std::string rejected;
     for (const auto& [name, value] : vars) {
       auto it = std::find(p.names.begin(), p.names.end(), name);
-      if (it == p.names.end() || !p.proto.variables(static_cast<int>(it - p.names.begin())).client_settable()) {
+      if (it == p.names.end() ||
+          !p.proto.variables(static_cast<int>(it - p.names.begin())).client_settable()) {
         rejected += (rejected.empty() ? "'" : ", '") + name + "'";
         continue;
       }
@@ -293,8 +310,8 @@ struct runner {
     const auto& decl = p.proto.variables(index);
     auto v = detail::coerce(raw, decl.type());
     if (!v)
-      throw eval_failure{"variable '" + decl.name() + "' cannot hold this value ('" +
-                         to_text(raw) + "')"};
+      throw eval_failure{"variable '" + decl.name() + "' cannot hold this value ('" + to_text(raw) +
+                         "')"};
     if (v->kind_case() == Value::kText && v->text().size() > max_text_value_bytes)
       throw eval_failure{"value of '" + decl.name() + "' is longer than " +
                          std::to_string(max_text_value_bytes) + " bytes"};
@@ -304,8 +321,9 @@ struct runner {
                          std::to_string(max_list_items) + " items"};
     if (v->kind_case() == Value::KIND_NOT_SET) v->set_null_value(true);
     auto* vars = st.mutable_vars();
-    auto it = std::lower_bound(vars->begin(), vars->end(), index,
-                               [](const v1::VarSlot& s, int i) { return static_cast<int>(s.index()) < i; });
+    auto it = std::lower_bound(vars->begin(), vars->end(), index, [](const v1::VarSlot& s, int i) {
+      return static_cast<int>(s.index()) < i;
+    });
     bool present = it != vars->end() && static_cast<int>(it->index()) == index;
     if (detail::values_equal(*v, p.defaults[static_cast<std::size_t>(index)]) &&
         v->kind_case() == p.defaults[static_cast<std::size_t>(index)].kind_case()) {
@@ -360,8 +378,10 @@ struct runner {
 
   // A runtime error: the bot's error dialog when there is one, else the end.
   void fail(const std::string& why) {
-    if (!r.error().empty()) r.set_error(r.error() + "; " + why);
-    else r.set_error(why);
+    if (!r.error().empty())
+      r.set_error(r.error() + "; " + why);
+    else
+      r.set_error(why);
     if (p.proto.error() >= 0 && !in_error) {
       in_error = true;
       start_dialog(p.proto.error());
@@ -428,7 +448,9 @@ struct runner {
                           ? f->step() + 1
                           : static_cast<std::uint32_t>(s.target()));
           break;
-        case v1::Step::JUMP: f->set_step(static_cast<std::uint32_t>(s.target())); break;
+        case v1::Step::JUMP:
+          f->set_step(static_cast<std::uint32_t>(s.target()));
+          break;
         case v1::Step::GOTO:
           f->set_dialog(static_cast<std::uint32_t>(s.target()));
           f->set_step(0);
@@ -441,7 +463,9 @@ struct runner {
           n->set_step(0);
           break;
         }
-        case v1::Step::RETURN: st.mutable_frames()->RemoveLast(); break;
+        case v1::Step::RETURN:
+          st.mutable_frames()->RemoveLast();
+          break;
         case v1::Step::END:
           say_all(rt);
           end(v1::COMPLETED);
@@ -468,14 +492,16 @@ struct runner {
           }
           if (!rt.body.empty()) {
             auto body = nlohmann::json::object();
-            for (const auto& [k, e] : rt.body) body[k] = detail::to_json(detail::eval(*e, reader()));
+            for (const auto& [k, e] : rt.body)
+              body[k] = detail::to_json(detail::eval(*e, reader()));
             a->set_body(body.dump());
           }
           a->set_timeout_ms(s.timeout_ms());
           st.set_status(v1::AWAITING_ACTION);
           return;
         }
-        default: throw eval_failure{"unknown step kind"};
+        default:
+          throw eval_failure{"unknown step kind"};
       }
     }
   }
@@ -558,7 +584,8 @@ struct runner {
   void on_text(std::string_view text, bool is_payload) {
     analyse(text);
     if (st.frames_size() == 0) {  // idle
-      if (switch_to_intent()) run();
+      if (switch_to_intent())
+        run();
       else {
         fallback();
         run();
@@ -566,7 +593,8 @@ struct runner {
       return;
     }
     auto* f = st.mutable_frames(st.frames_size() - 1);
-    const auto& s = p.proto.dialogs(static_cast<int>(f->dialog())).steps(static_cast<int>(f->step()));
+    const auto& s =
+        p.proto.dialogs(static_cast<int>(f->dialog())).steps(static_cast<int>(f->step()));
     const auto& rt = p.steps[f->dialog()][f->step()];
     if (s.kind() == v1::Step::MENU) {
       int chosen = -1;
@@ -658,10 +686,12 @@ struct runner {
 
   void on_action(const v1::ActionResult& a) {
     auto* f = st.mutable_frames(st.frames_size() - 1);
-    const auto& s = p.proto.dialogs(static_cast<int>(f->dialog())).steps(static_cast<int>(f->step()));
+    const auto& s =
+        p.proto.dialogs(static_cast<int>(f->dialog())).steps(static_cast<int>(f->step()));
     std::string problem;
     nlohmann::json body;
-    if (!a.ok()) problem = "action '" + s.action_name() + "' failed: " + a.error();
+    if (!a.ok())
+      problem = "action '" + s.action_name() + "' failed: " + a.error();
     else if (a.status() < 200 || a.status() > 299)
       problem = "action '" + s.action_name() + "' answered HTTP " + std::to_string(a.status());
     else if (!a.body().empty()) {
@@ -748,16 +778,18 @@ v1::TurnResult start(const program& prog, const variables& vars, std::int64_t no
   return std::move(run.r);
 }
 
-result<v1::TurnResult> set_variables(const program& prog, const v1::State& state, const variables& vars) {
+result<v1::TurnResult> set_variables(const program& prog, const v1::State& state,
+                                     const variables& vars) {
   const auto& p = prog.internals();
   if (state.program_id() != p.proto.id())
-    return make_error("program_mismatch", "the state belongs to program '" + state.program_id() + "', not '" +
-                                              p.proto.id() + "'");
+    return make_error("program_mismatch", "the state belongs to program '" + state.program_id() +
+                                              "', not '" + p.proto.id() + "'");
   if (state.status() == v1::ENDED || state.status() == v1::TRANSFERRED)
     return make_error("session_ended", "the session is over");
   runner run(p, state);
   auto rejected = run.set_by_client(vars);
-  if (!rejected.empty()) return make_error("invalid_argument", "not settable by the client: " + rejected);
+  if (!rejected.empty())
+    return make_error("invalid_argument", "not settable by the client: " + rejected);
   run.st.set_turn(state.turn() + 1);
   return std::move(run.r);
 }
@@ -786,7 +818,8 @@ result<v1::TurnResult> transfer_failed(const program& prog, const v1::State& sta
   run.now = now_unix;
   run.st.set_status(v1::AWAITING_INPUT);
   run.st.set_turn(state.turn() + 1);
-  run.say(no_agent ? "Sorry, no agent is available right now." : "Sorry, we could not connect you with an agent.");
+  run.say(no_agent ? "Sorry, no agent is available right now."
+                   : "Sorry, we could not connect you with an agent.");
   if (p.proto.main_menu() >= 0) {
     run.start_dialog(p.proto.main_menu());
     run.run();
@@ -827,7 +860,8 @@ v1::TurnResult run_turn(runner& run, const v1::Input& input) {
     case v1::TRANSFERRED:
       run.r.set_error("the session is over");
       return std::move(run.r);
-    default: break;
+    default:
+      break;
   }
   if (input.kind_case() == v1::Input::kFailure) {
     run.fail(input.failure());
@@ -842,9 +876,12 @@ v1::TurnResult run_turn(runner& run, const v1::Input& input) {
     return std::move(run.r);
   }
   try {
-    if (input.kind_case() == v1::Input::kText) run.on_text(input.text(), false);
-    else if (input.kind_case() == v1::Input::kPayload) run.on_text(input.payload(), true);
-    else run.r.set_error("waiting for the user's message, not an action result");
+    if (input.kind_case() == v1::Input::kText)
+      run.on_text(input.text(), false);
+    else if (input.kind_case() == v1::Input::kPayload)
+      run.on_text(input.payload(), true);
+    else
+      run.r.set_error("waiting for the user's message, not an action result");
   } catch (const std::exception& ex) {
     // Entity extraction runs before any step: std::regex may throw on
     // pathological input. The turn fails like any runtime error.
@@ -932,8 +969,7 @@ std::optional<v1::Value> get_variable(const program& prog, const v1::State& stat
   return p.defaults[index];
 }
 
-std::vector<v1::IntentScore> classify(const program& prog, std::string_view text,
-                                      std::size_t top) {
+std::vector<v1::IntentScore> classify(const program& prog, std::string_view text, std::size_t top) {
   const auto& p = prog.internals();
   std::vector<v1::IntentScore> out;
   for (const auto& s : p.nlu.classify(detail::normalize(text), top)) {

@@ -22,18 +22,30 @@ struct error {
 template <class T>
 class [[nodiscard]] result {
  public:
-  result(T value) : v_(std::move(value)) {}          // NOLINT: implicit by design
-  result(error err) : v_(std::move(err)) {}          // NOLINT: implicit by design
+  result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  result(error err) : v_(std::move(err)) {}  // NOLINT: implicit by design
   bool ok() const noexcept { return v_.index() == 0; }
   explicit operator bool() const noexcept { return ok(); }
-  T& value() & { assert(ok()); return std::get<0>(v_); }
-  const T& value() const& { assert(ok()); return std::get<0>(v_); }
-  T&& value() && { assert(ok()); return std::get<0>(std::move(v_)); }
+  T& value() & {
+    assert(ok());
+    return std::get<0>(v_);
+  }
+  const T& value() const& {
+    assert(ok());
+    return std::get<0>(v_);
+  }
+  T&& value() && {
+    assert(ok());
+    return std::get<0>(std::move(v_));
+  }
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
-  const error& err() const { assert(!ok()); return std::get<1>(v_); }
+  const error& err() const {
+    assert(!ok());
+    return std::get<1>(v_);
+  }
 
  private:
   std::variant<T, error> v_;
@@ -47,7 +59,10 @@ class [[nodiscard]] result<void> {
   result(error err) : err_(std::move(err)) {}  // NOLINT: implicit by design
   bool ok() const noexcept { return !err_.has_value(); }
   explicit operator bool() const noexcept { return ok(); }
-  const error& err() const { assert(!ok()); return *err_; }
+  const error& err() const {
+    assert(!ok());
+    return *err_;
+  }
 
  private:
   std::optional<error> err_;

@@ -18,7 +18,8 @@ using tcp = net::ip::tcp;
 result<url_parts> parse_url(const std::string& url) {
   url_parts p;
   auto sep = url.find("://");
-  if (sep == std::string::npos) return make_error("bad_url", "URL '" + url + "' has no scheme (http:// or https://)");
+  if (sep == std::string::npos)
+    return make_error("bad_url", "URL '" + url + "' has no scheme (http:// or https://)");
   p.scheme = url.substr(0, sep);
   if (p.scheme != "http" && p.scheme != "https")
     return make_error("bad_url", "URL '" + url + "': scheme must be http or https");
@@ -33,7 +34,8 @@ result<url_parts> parse_url(const std::string& url) {
   std::string::size_type colon;
   if (authority[0] == '[') {
     auto close = authority.find(']');
-    if (close == std::string::npos) return make_error("bad_url", "URL '" + url + "': unclosed IPv6 bracket");
+    if (close == std::string::npos)
+      return make_error("bad_url", "URL '" + url + "': unclosed IPv6 bracket");
     p.host = authority.substr(1, close - 1);
     colon = authority.find(':', close);
   } else {
@@ -42,8 +44,8 @@ result<url_parts> parse_url(const std::string& url) {
   }
   if (colon != std::string::npos) {
     p.port = authority.substr(colon + 1);
-    if (p.port.empty() || p.port.find_first_not_of("0123456789") != std::string::npos || p.port.size() > 5 ||
-        std::stoi(p.port) > 65535)
+    if (p.port.empty() || p.port.find_first_not_of("0123456789") != std::string::npos ||
+        p.port.size() > 5 || std::stoi(p.port) > 65535)
       return make_error("bad_url", "URL '" + url + "': port must be a number from 1 to 65535");
   } else {
     p.port = p.scheme == "https" ? "443" : "80";
@@ -61,7 +63,8 @@ result<client_response> exchange(net::io_context& ioc, Stream& stream, const url
   r.method_string(req.method);
   r.target(u.target);
   r.version(11);
-  bool default_port = (u.scheme == "https" && u.port == "443") || (u.scheme == "http" && u.port == "80");
+  bool default_port =
+      (u.scheme == "https" && u.port == "443") || (u.scheme == "http" && u.port == "80");
   r.set(bhttp::field::host, default_port ? u.host : u.host + ":" + u.port);
   r.set(bhttp::field::user_agent, "parley");
   for (const auto& [k, v] : req.headers) r.set(k, v);
@@ -75,20 +78,23 @@ result<client_response> exchange(net::io_context& ioc, Stream& stream, const url
   });
   ioc.restart();
   ioc.run();
-  if (ec || !done) return make_error(ec == beast::error::timeout ? "http_timeout" : "http_io",
-                                     "sending to " + req.url + ": " + ec.message());
+  if (ec || !done)
+    return make_error(ec == beast::error::timeout ? "http_timeout" : "http_io",
+                      "sending to " + req.url + ": " + ec.message());
   beast::flat_buffer buf;
   bhttp::response_parser<bhttp::string_body> parser;
   parser.body_limit(64 * 1024 * 1024);
   bhttp::async_read(stream, buf, parser, [&](beast::error_code e, std::size_t) { ec = e; });
   ioc.restart();
   ioc.run();
-  if (ec) return make_error(ec == beast::error::timeout ? "http_timeout" : "http_io",
-                            "reading from " + req.url + ": " + ec.message());
+  if (ec)
+    return make_error(ec == beast::error::timeout ? "http_timeout" : "http_io",
+                      "reading from " + req.url + ": " + ec.message());
   auto msg = parser.release();
   client_response out;
   out.status = static_cast<int>(msg.result_int());
-  for (const auto& f : msg) out.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+  for (const auto& f : msg)
+    out.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
   out.body = std::move(msg.body());
   return out;
 }
@@ -109,8 +115,9 @@ result<client_response> fetch(const client_request& req) {
     stream.expires_after(req.timeout);
     stream.async_connect(endpoints, [&](beast::error_code e, const tcp::endpoint&) { ec = e; });
     ioc.run();
-    if (ec) return make_error(ec == beast::error::timeout ? "http_timeout" : "http_connect",
-                              "cannot connect to " + u.host + ":" + u.port + ": " + ec.message());
+    if (ec)
+      return make_error(ec == beast::error::timeout ? "http_timeout" : "http_connect",
+                        "cannot connect to " + u.host + ":" + u.port + ": " + ec.message());
     return exchange(ioc, stream, u, req, ec);
   }
   net::ssl::context ctx(net::ssl::context::tls_client);
@@ -121,14 +128,17 @@ result<client_response> fetch(const client_request& req) {
     return make_error("http_connect", "cannot set TLS server name for " + u.host);
   stream.set_verify_callback(net::ssl::host_name_verification(u.host));
   beast::get_lowest_layer(stream).expires_after(req.timeout);
-  beast::get_lowest_layer(stream).async_connect(endpoints, [&](beast::error_code e, const tcp::endpoint&) { ec = e; });
+  beast::get_lowest_layer(stream).async_connect(
+      endpoints, [&](beast::error_code e, const tcp::endpoint&) { ec = e; });
   ioc.run();
-  if (ec) return make_error(ec == beast::error::timeout ? "http_timeout" : "http_connect",
-                            "cannot connect to " + u.host + ":" + u.port + ": " + ec.message());
+  if (ec)
+    return make_error(ec == beast::error::timeout ? "http_timeout" : "http_connect",
+                      "cannot connect to " + u.host + ":" + u.port + ": " + ec.message());
   stream.async_handshake(net::ssl::stream_base::client, [&](beast::error_code e) { ec = e; });
   ioc.restart();
   ioc.run();
-  if (ec) return make_error("http_connect", "TLS handshake with " + u.host + " failed: " + ec.message());
+  if (ec)
+    return make_error("http_connect", "TLS handshake with " + u.host + " failed: " + ec.message());
   return exchange(ioc, stream, u, req, ec);
 }
 

@@ -13,7 +13,7 @@ namespace parley::http {
 
 struct client_request {
   std::string method = "GET";
-  std::string url;                       ///< http://host[:port]/path?query or https://...
+  std::string url;  ///< http://host[:port]/path?query or https://...
   header_list headers;
   std::string body;
   std::chrono::milliseconds timeout{10000};  ///< for the whole exchange
@@ -28,10 +28,10 @@ struct client_response {
 
 /// Parts of an absolute http(s) URL.
 struct url_parts {
-  std::string scheme;   ///< "http" or "https"
+  std::string scheme;  ///< "http" or "https"
   std::string host;
-  std::string port;     ///< explicit or the scheme's default
-  std::string target;   ///< path and query, "/" at least
+  std::string port;    ///< explicit or the scheme's default
+  std::string target;  ///< path and query, "/" at least
 };
 
 /// Fails with `bad_url` naming what is wrong.

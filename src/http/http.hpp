@@ -32,13 +32,13 @@ using header_list = std::vector<std::pair<std::string, std::string>>;
 const std::string* find_header(const header_list& headers, std::string_view name);
 
 struct request {
-  std::string method;          ///< "GET", "POST", ...
-  std::string target;          ///< as received: path and query
-  std::string path;            ///< target up to '?'
-  std::string query;           ///< after '?', raw
-  header_list headers;         ///< names as received
+  std::string method;   ///< "GET", "POST", ...
+  std::string target;   ///< as received: path and query
+  std::string path;     ///< target up to '?'
+  std::string query;    ///< after '?', raw
+  header_list headers;  ///< names as received
   std::string body;
-  std::string request_id;      ///< X-Request-Id received, or one made up
+  std::string request_id;  ///< X-Request-Id received, or one made up
   std::string remote_address;
   const std::string* header(std::string_view name) const { return find_header(headers, name); }
 };
@@ -88,9 +88,9 @@ class router {
   void add_prefix(std::string method, std::string prefix, std::string route_label, handler h);
 
   struct match {
-    const handler* h = nullptr;   ///< null: no route (404) or wrong method (405)
+    const handler* h = nullptr;  ///< null: no route (404) or wrong method (405)
     const std::string* route = nullptr;
-    bool path_known = false;      ///< the path exists for another method
+    bool path_known = false;  ///< the path exists for another method
   };
   match find(std::string_view method, std::string_view path) const;
 
@@ -107,8 +107,8 @@ class router {
 
 struct server_options {
   std::string address = "127.0.0.1";
-  uint16_t port = 0;                   ///< 0: the kernel picks; see server::port()
-  int threads = 2;                     ///< own I/O threads, when `lanes` is null
+  uint16_t port = 0;  ///< 0: the kernel picks; see server::port()
+  int threads = 2;    ///< own I/O threads, when `lanes` is null
   /// Serve on these event-loop threads (one connection per lane, round robin) instead
   /// of own threads. Not owned; started by the caller, stopped after the server.
   io::lanes* lanes = nullptr;

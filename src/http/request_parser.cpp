@@ -13,8 +13,21 @@ constexpr std::size_t max_chunk_line = 4096;
 bool is_tchar(unsigned char c) {
   if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
   switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~':
       return true;
     default:
       return false;
@@ -23,13 +36,16 @@ bool is_tchar(unsigned char c) {
 
 bool is_ows(char c) { return c == ' ' || c == '\t'; }
 
-unsigned char lower(unsigned char c) { return (c >= 'A' && c <= 'Z') ? static_cast<unsigned char>(c | 0x20) : c; }
+unsigned char lower(unsigned char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<unsigned char>(c | 0x20) : c;
+}
 
 /// ASCII case-insensitive: header names and list tokens are ASCII.
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i)
-    if (lower(static_cast<unsigned char>(a[i])) != lower(static_cast<unsigned char>(b[i]))) return false;
+    if (lower(static_cast<unsigned char>(a[i])) != lower(static_cast<unsigned char>(b[i])))
+      return false;
   return true;
 }
 
@@ -171,16 +187,19 @@ std::size_t request_parser::parse_head(std::string_view data, request& out) {
     }
     started_ = true;
   }
-  std::size_t budget = limits_.max_header_bytes > head_bytes_ ? limits_.max_header_bytes - head_bytes_ : 0;
+  std::size_t budget =
+      limits_.max_header_bytes > head_bytes_ ? limits_.max_header_bytes - head_bytes_ : 0;
   std::size_t scan = data.size() < budget ? data.size() : budget;
   const void* nl = scan == 0 ? nullptr : std::memchr(data.data(), '\n', scan);
   if (nl == nullptr) {
     if (data.size() >= budget) {
       std::size_t kib = limits_.max_header_bytes / 1024;
       fail(431, "headers_too_large",
-           std::string(phase_ == phase::trailers ? "request trailers exceed " : "request headers exceed ") +
-               (kib * 1024 == limits_.max_header_bytes ? std::to_string(kib) + " KiB"
-                                                       : std::to_string(limits_.max_header_bytes) + " bytes"));
+           std::string(phase_ == phase::trailers ? "request trailers exceed "
+                                                 : "request headers exceed ") +
+               (kib * 1024 == limits_.max_header_bytes
+                    ? std::to_string(kib) + " KiB"
+                    : std::to_string(limits_.max_header_bytes) + " bytes"));
     }
     return 0;
   }
@@ -321,7 +340,8 @@ bool request_parser::on_field(std::string_view line, request& out, bool trailer)
       return false;
     });
     if (problem != nullptr && problem[0] == 'u') {
-      fail(501, "not_implemented", "Transfer-Encoding '" + std::string(value) + "' is not supported (only chunked)");
+      fail(501, "not_implemented",
+           "Transfer-Encoding '" + std::string(value) + "' is not supported (only chunked)");
       return false;
     }
     if (problem != nullptr || !any) {
@@ -330,12 +350,15 @@ bool request_parser::on_field(std::string_view line, request& out, bool trailer)
     }
   } else if (iequals(name, "Connection")) {
     for_each_token(value, false, [&](std::string_view tok) {
-      if (iequals(tok, "close")) conn_close_ = true;
-      else if (iequals(tok, "keep-alive")) conn_keep_alive_ = true;
+      if (iequals(tok, "close"))
+        conn_close_ = true;
+      else if (iequals(tok, "keep-alive"))
+        conn_keep_alive_ = true;
       return true;
     });
   }
-  out.headers.emplace_back(std::piecewise_construct, std::forward_as_tuple(name.data(), name.size()),
+  out.headers.emplace_back(std::piecewise_construct,
+                           std::forward_as_tuple(name.data(), name.size()),
                            std::forward_as_tuple(value.data(), value.size()));
   return true;
 }
@@ -348,7 +371,8 @@ bool request_parser::on_head_complete() {
   }
   if (has_length_ && content_length_ > 0) {
     if (content_length_ > limits_.max_body_bytes) {
-      fail(413, "body_too_large", "request body exceeds " + std::to_string(limits_.max_body_bytes) + " bytes");
+      fail(413, "body_too_large",
+           "request body exceeds " + std::to_string(limits_.max_body_bytes) + " bytes");
       return false;
     }
     remaining_ = content_length_;
@@ -428,7 +452,8 @@ bool request_parser::on_chunk_size(std::string_view line) {
     return true;
   }
   if (content_length_ + size > limits_.max_body_bytes) {
-    fail(413, "body_too_large", "request body exceeds " + std::to_string(limits_.max_body_bytes) + " bytes");
+    fail(413, "body_too_large",
+         "request body exceeds " + std::to_string(limits_.max_body_bytes) + " bytes");
     return false;
   }
   content_length_ += size;  // the decoded length so far

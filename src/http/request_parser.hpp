@@ -23,8 +23,9 @@ namespace parley::http {
 class request_parser {
  public:
   struct limits {
-    std::size_t max_header_bytes = 16 * 1024;  ///< request line, fields and blank line (431 past it)
-    std::size_t max_body_bytes = 1 << 20;      ///< decoded body (413 past it)
+    std::size_t max_header_bytes =
+        16 * 1024;                         ///< request line, fields and blank line (431 past it)
+    std::size_t max_body_bytes = 1 << 20;  ///< decoded body (413 past it)
   };
 
   enum class state { need_more, done, failed };
@@ -78,7 +79,9 @@ class request_parser {
   bool on_head_complete();
   bool on_chunk_size(std::string_view line);
   void fail(int status, const char* code, std::string message);
-  void fail_bad(const char* what) { fail(400, "bad_request", std::string("malformed HTTP request: ") + what); }
+  void fail_bad(const char* what) {
+    fail(400, "bad_request", std::string("malformed HTTP request: ") + what);
+  }
   void finish();
 
   limits limits_;
@@ -92,8 +95,8 @@ class request_parser {
   bool saw_transfer_encoding_ = false;
   bool conn_close_ = false;
   bool conn_keep_alive_ = false;
-  std::size_t head_bytes_ = 0;       // head (or trailer section) bytes consumed so far
-  std::uint64_t remaining_ = 0;      // body or chunk bytes still to read
+  std::size_t head_bytes_ = 0;   // head (or trailer section) bytes consumed so far
+  std::uint64_t remaining_ = 0;  // body or chunk bytes still to read
   std::uint64_t content_length_ = 0;
   int error_status_ = 0;
   const char* error_code_ = "";

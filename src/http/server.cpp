@@ -10,6 +10,11 @@
 #include <thread>
 #include <unordered_map>
 
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -18,11 +23,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/status.hpp>
-#include <prometheus/counter.h>
-#include <prometheus/family.h>
-#include <prometheus/gauge.h>
-#include <prometheus/histogram.h>
-#include <prometheus/registry.h>
 
 #include "src/http/request_parser.hpp"
 #include "src/io/lanes.hpp"
@@ -42,9 +42,12 @@ namespace {
 /// is a locale-aware call per character).
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
-  auto lower = [](unsigned char c) { return (c >= 'A' && c <= 'Z') ? static_cast<unsigned char>(c | 0x20) : c; };
+  auto lower = [](unsigned char c) {
+    return (c >= 'A' && c <= 'Z') ? static_cast<unsigned char>(c | 0x20) : c;
+  };
   for (std::size_t i = 0; i < a.size(); ++i)
-    if (lower(static_cast<unsigned char>(a[i])) != lower(static_cast<unsigned char>(b[i]))) return false;
+    if (lower(static_cast<unsigned char>(a[i])) != lower(static_cast<unsigned char>(b[i])))
+      return false;
   return true;
 }
 
@@ -119,7 +122,8 @@ class http_probe {
   }
   static const prometheus::Histogram::BucketBoundaries& buckets() {
     static const prometheus::Histogram::BucketBoundaries b = {
-        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+        0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
     return b;
   }
   prometheus::Family<prometheus::Counter>& requests_;
@@ -152,8 +156,10 @@ void router::add(std::string method, std::string path, handler h) {
   entries_.push_back({std::move(method), std::move(path), std::move(route), false, std::move(h)});
 }
 
-void router::add_prefix(std::string method, std::string prefix, std::string route_label, handler h) {
-  entries_.push_back({std::move(method), std::move(prefix), std::move(route_label), true, std::move(h)});
+void router::add_prefix(std::string method, std::string prefix, std::string route_label,
+                        handler h) {
+  entries_.push_back(
+      {std::move(method), std::move(prefix), std::move(route_label), true, std::move(h)});
 }
 
 router::match router::find(std::string_view method, std::string_view path) const {
@@ -177,9 +183,14 @@ router::match router::find(std::string_view method, std::string_view path) const
 
 struct server::impl : std::enable_shared_from_this<server::impl> {
   impl(server_options o, router r, std::shared_ptr<prometheus::Registry> reg)
-      : opts(std::move(o)), routes(std::move(r)), registry(std::move(reg)), probe(*registry),
-        owned_iocs(opts.lanes != nullptr ? decltype(owned_iocs){} : make_iocs(std::max(1, opts.threads))),
-        iocs(io_contexts(opts.lanes, owned_iocs)), acceptor(*iocs[0]) {
+      : opts(std::move(o)),
+        routes(std::move(r)),
+        registry(std::move(reg)),
+        probe(*registry),
+        owned_iocs(opts.lanes != nullptr ? decltype(owned_iocs){}
+                                         : make_iocs(std::max(1, opts.threads))),
+        iocs(io_contexts(opts.lanes, owned_iocs)),
+        acceptor(*iocs[0]) {
     for (auto* ioc : iocs) io_threads.push_back(std::make_unique<io_thread>(*ioc));
     std::random_device rd;
     char buf[16];
@@ -192,8 +203,8 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     for (int k = 0; k < n; ++k) v.push_back(std::make_unique<net::io_context>(1));
     return v;
   }
-  static std::vector<net::io_context*> io_contexts(io::lanes* lanes,
-                                                   const std::vector<std::unique_ptr<net::io_context>>& owned) {
+  static std::vector<net::io_context*> io_contexts(
+      io::lanes* lanes, const std::vector<std::unique_ptr<net::io_context>>& owned) {
     std::vector<net::io_context*> v;
     if (lanes != nullptr)
       for (std::size_t k = 0; k < lanes->size(); ++k) v.push_back(&lanes->at(k));
@@ -222,7 +233,8 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     // Deadlines are enforced at most one period late: a quarter of the idle timeout,
     // between 25 ms and 1 s.
     auto p = std::chrono::duration_cast<clock_type::duration>(opts.idle_timeout) / 4;
-    return std::clamp<clock_type::duration>(p, std::chrono::milliseconds(25), std::chrono::seconds(1));
+    return std::clamp<clock_type::duration>(p, std::chrono::milliseconds(25),
+                                            std::chrono::seconds(1));
   }
   void request_started() {
     in_flight.fetch_add(1, std::memory_order_relaxed);
@@ -251,7 +263,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   // request). The work guards keep idle threads running until stop().
   std::vector<std::unique_ptr<net::io_context>> owned_iocs;  // without lanes
   std::vector<net::io_context*> iocs;                        // owned or the lanes'
-  std::vector<std::unique_ptr<io_thread>> io_threads;  // one per io_context, same index
+  std::vector<std::unique_ptr<io_thread>> io_threads;        // one per io_context, same index
   std::vector<net::executor_work_guard<net::io_context::executor_type>> guards;
   std::size_t next_ioc = 0;  // round robin of accepted connections; acceptor's thread only
   tcp::acceptor acceptor;
@@ -264,7 +276,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   std::atomic<bool> stopped{false};
   std::mutex drain_mutex;
   std::condition_variable drained;
-  int running_threads = 0;                    // guarded by drain_mutex
+  int running_threads = 0;  // guarded by drain_mutex
   bool started = false;
 };
 
@@ -284,7 +296,9 @@ const std::string unmatched_route = "unmatched";
 class session : public std::enable_shared_from_this<session> {
  public:
   session(tcp::socket&& socket, std::shared_ptr<server::impl> srv, std::size_t thread)
-      : socket_(std::move(socket)), srv_(std::move(srv)), thread_(thread),
+      : socket_(std::move(socket)),
+        srv_(std::move(srv)),
+        thread_(thread),
         parser_(request_parser::limits{16 * 1024, srv_->opts.max_body_bytes}) {
     // Once per connection, not per request (a getpeername system call each time).
     error_code ignored;
@@ -301,8 +315,9 @@ class session : public std::enable_shared_from_this<session> {
 
   /// Called from any thread, once per request.
   void deliver(response r) {
-    net::dispatch(socket_.get_executor(),
-                  [self = shared_from_this(), r = std::move(r)]() mutable { self->write(std::move(r)); });
+    net::dispatch(socket_.get_executor(), [self = shared_from_this(), r = std::move(r)]() mutable {
+      self->write(std::move(r));
+    });
   }
 
   /// I/O thread only: true when a read or write outlived its deadline.
@@ -404,7 +419,8 @@ class session : public std::enable_shared_from_this<session> {
     auto m = srv_->routes.find(req.method, req.path);
     if (m.h == nullptr) {
       if (m.path_known)
-        return write(response::error(405, "method_not_allowed", req.method + " is not allowed on " + req.path));
+        return write(response::error(405, "method_not_allowed",
+                                     req.method + " is not allowed on " + req.path));
       return write(response::error(404, "not_found", "no route for " + req.path));
     }
     route_ = m.route;
@@ -451,26 +467,27 @@ class session : public std::enable_shared_from_this<session> {
     // A socket closed meanwhile (stop) fails the write at once; the deadline is
     // then left alone so the sweep does not close it again.
     if (socket_.is_open()) deadline_ = clock_type::now() + std::chrono::seconds(30);
-    net::async_write(socket_, net::buffer(o), [self = shared_from_this()](error_code ec, std::size_t) {
-      self->on_write(ec);
-    });
+    net::async_write(
+        socket_, net::buffer(o),
+        [self = shared_from_this()](error_code ec, std::size_t) { self->on_write(ec); });
   }
 
   void on_write(error_code ec) {
     auto now = clock_type::now();
     double seconds = std::chrono::duration<double>(now - started_).count();
     srv_->request_done(*route_, status_, seconds);
-    if (out_.capacity() > 64 * 1024) std::string().swap(out_);  // a large answer's buffer is not kept
+    if (out_.capacity() > 64 * 1024)
+      std::string().swap(out_);  // a large answer's buffer is not kept
     if (ec || !keep_alive_ || srv_->stopping.load(std::memory_order_relaxed)) return close();
     read(now);
   }
 
   tcp::socket socket_;
   std::shared_ptr<server::impl> srv_;
-  std::size_t thread_;                 // index of the I/O thread that owns the connection
+  std::size_t thread_;  // index of the I/O thread that owns the connection
   request_parser parser_;
-  request req_;                        // the request being parsed
-  std::vector<char> buffer_;           // bytes read; [begin_, end_) not parsed yet
+  request req_;               // the request being parsed
+  std::vector<char> buffer_;  // bytes read; [begin_, end_) not parsed yet
   std::size_t begin_ = 0;
   std::size_t end_ = 0;
   clock_type::time_point deadline_ = clock_type::time_point::max();
@@ -486,7 +503,8 @@ class session : public std::enable_shared_from_this<session> {
 }  // namespace
 
 detail::pending::~pending() {
-  if (!done.exchange(true)) s->deliver(response::error(500, "internal", "the request was dropped without an answer"));
+  if (!done.exchange(true))
+    s->deliver(response::error(500, "internal", "the request was dropped without an answer"));
 }
 
 void responder::operator()(response r) const {
@@ -535,7 +553,8 @@ void server::impl::sweep(std::size_t k) {
   if (!stopping.load()) arm_sweep(k);
 }
 
-server::server(server_options options, router routes, std::shared_ptr<prometheus::Registry> registry)
+server::server(server_options options, router routes,
+               std::shared_ptr<prometheus::Registry> registry)
     : impl_(std::make_shared<impl>(std::move(options), std::move(routes), std::move(registry))) {}
 
 server::~server() { stop(std::chrono::milliseconds(0)); }
@@ -544,21 +563,23 @@ result<void> server::start() {
   auto& i = *impl_;
   error_code ec;
   auto addr = net::ip::make_address(i.opts.address, ec);
-  if (ec) return make_error("http_bind", "http.address '" + i.opts.address + "' is not an IP address");
+  if (ec)
+    return make_error("http_bind", "http.address '" + i.opts.address + "' is not an IP address");
   tcp::endpoint ep(addr, i.opts.port);
   i.acceptor.open(ep.protocol(), ec);
   if (!ec) i.acceptor.set_option(net::socket_base::reuse_address(true), ec);
   if (!ec) i.acceptor.bind(ep, ec);
   if (!ec) i.acceptor.listen(net::socket_base::max_listen_connections, ec);
   if (ec)
-    return make_error("http_bind", "cannot listen on " + i.opts.address + ":" + std::to_string(i.opts.port) +
-                                       ": " + ec.message());
+    return make_error("http_bind", "cannot listen on " + i.opts.address + ":" +
+                                       std::to_string(i.opts.port) + ": " + ec.message());
   i.bound_port = i.acceptor.local_endpoint().port();
   i.started = true;
   if (i.opts.lanes != nullptr) {
     // The lanes run already: everything starts on the thread that owns it.
     net::post(*i.iocs[0], [self = impl_] { self->accept(); });
-    for (std::size_t k = 0; k < i.iocs.size(); ++k) net::post(*i.iocs[k], [self = impl_, k] { self->arm_sweep(k); });
+    for (std::size_t k = 0; k < i.iocs.size(); ++k)
+      net::post(*i.iocs[k], [self = impl_, k] { self->arm_sweep(k); });
     return {};
   }
   i.accept();

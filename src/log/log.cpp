@@ -14,11 +14,16 @@ std::atomic<format> format_{format::json};
 
 const char* level_name(level l) {
   switch (l) {
-    case level::trace: return "trace";
-    case level::debug: return "debug";
-    case level::info: return "info";
-    case level::warn: return "warn";
-    case level::error: return "error";
+    case level::trace:
+      return "trace";
+    case level::debug:
+      return "debug";
+    case level::info:
+      return "info";
+    case level::warn:
+      return "warn";
+    case level::error:
+      return "error";
   }
   return "info";
 }
@@ -26,11 +31,21 @@ const char* level_name(level l) {
 void json_escape(std::string& out, std::string_view s) {
   for (char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           char buf[8];
@@ -72,9 +87,9 @@ spdlog::logger& logger() {
 void configure(level min_level, format fmt) {
   min_level_ = min_level;
   format_ = fmt;
-  logger().set_pattern(fmt == format::json ? "{\"ts\":\"%Y-%m-%dT%H:%M:%S.%eZ\",%v}"
-                                           : "ts=%Y-%m-%dT%H:%M:%S.%eZ %v",
-                       spdlog::pattern_time_type::utc);
+  logger().set_pattern(
+      fmt == format::json ? "{\"ts\":\"%Y-%m-%dT%H:%M:%S.%eZ\",%v}" : "ts=%Y-%m-%dT%H:%M:%S.%eZ %v",
+      spdlog::pattern_time_type::utc);
 }
 
 bool parse_level(std::string_view name, level& out) {

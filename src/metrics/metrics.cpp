@@ -10,9 +10,7 @@
 #include <prometheus/text_serializer.h>
 
 namespace parley::metrics {
-namespace {
-
-}  // namespace
+namespace {}  // namespace
 
 prometheus::MetricFamily single_sample(const std::string& name, const std::string& help,
                                        prometheus::MetricType type, double value) {
@@ -68,19 +66,20 @@ void add_process_metrics(std::vector<prometheus::MetricFamily>& out) {
   for (std::string l; std::getline(stat, l);)
     if (l.rfind("btime ", 0) == 0) boot_time = std::stod(l.substr(6));
   using prometheus::MetricType;
-  out.push_back(single_sample("process_cpu_seconds_total", "Total user and system CPU time in seconds.",
-                             MetricType::Counter, (utime + stime) / tick));
+  out.push_back(single_sample("process_cpu_seconds_total",
+                              "Total user and system CPU time in seconds.", MetricType::Counter,
+                              (utime + stime) / tick));
   out.push_back(single_sample("process_resident_memory_bytes", "Resident memory size in bytes.",
-                             MetricType::Gauge, rss * page));
+                              MetricType::Gauge, rss * page));
   out.push_back(single_sample("process_virtual_memory_bytes", "Virtual memory size in bytes.",
-                             MetricType::Gauge, vsize));
+                              MetricType::Gauge, vsize));
   out.push_back(single_sample("process_start_time_seconds",
-                             "Start time of the process since the Unix epoch in seconds.",
-                             MetricType::Gauge, boot_time + starttime / tick));
+                              "Start time of the process since the Unix epoch in seconds.",
+                              MetricType::Gauge, boot_time + starttime / tick));
   out.push_back(single_sample("process_threads", "Number of OS threads in the process.",
-                             MetricType::Gauge, threads));
+                              MetricType::Gauge, threads));
   out.push_back(single_sample("process_open_fds", "Number of open file descriptors.",
-                             MetricType::Gauge, count_open_fds()));
+                              MetricType::Gauge, count_open_fds()));
 }
 
 }  // namespace

@@ -20,7 +20,7 @@ using setter = std::function<std::string(settings&, const std::string&)>;
 struct key_spec {
   const char* section;
   const char* key;
-  const char* type;         // for --help
+  const char* type;  // for --help
   const char* description;
   bool required;
   setter set;
@@ -38,7 +38,6 @@ std::string set_int(int64_t& out, const std::string& text, int64_t lo, int64_t h
   out = v;
   return {};
 }
-
 
 std::string set_bool(bool& out, const std::string& text) {
   if (text == "true" || text == "yes" || text == "on" || text == "1") {
@@ -65,37 +64,39 @@ std::string set_enum(std::string& out, const std::string& text,
   return want;
 }
 
-#define PARLEY_STR(sec, k, desc, req)                                                   \
-  key_spec {                                                                            \
-    #sec, #k, "string", desc, req,                                                      \
+#define PARLEY_STR(sec, k, desc, req)                                                 \
+  key_spec {                                                                          \
+#sec, #k, "string", desc, req,                                                      \
         [](settings& s, const std::string& t) {                                         \
           s.sec.k = t;                                                                  \
           return std::string{};                                                         \
         },                                                                              \
-        [](const settings& s) { return s.sec.k; }                                       \
+        [](const settings& s) { return s.sec.k; } \
   }
-#define PARLEY_INT(sec, k, lo, hi, desc)                                                \
-  key_spec {                                                                            \
-    #sec, #k, "integer", desc, false,                                                   \
+#define PARLEY_INT(sec, k, lo, hi, desc)                                              \
+  key_spec {                                                                          \
+#sec, #k, "integer", desc, false,                                                   \
         [](settings& s, const std::string& t) {                                         \
           int64_t v = 0;                                                                \
           auto e = set_int(v, t, lo, hi);                                               \
           if (e.empty()) s.sec.k = static_cast<decltype(s.sec.k)>(v);                   \
           return e;                                                                     \
         },                                                                              \
-        [](const settings& s) { return std::to_string(s.sec.k); }                       \
+        [](const settings& s) { return std::to_string(s.sec.k); } \
   }
-#define PARLEY_BOOL(sec, k, desc)                                                       \
-  key_spec {                                                                            \
-    #sec, #k, "boolean", desc, false,                                                   \
+#define PARLEY_BOOL(sec, k, desc)                                                     \
+  key_spec {                                                                          \
+#sec, #k, "boolean", desc, false,                                                   \
         [](settings& s, const std::string& t) { return set_bool(s.sec.k, t); },         \
-        [](const settings& s) { return std::string(s.sec.k ? "true" : "false"); }       \
+        [](const settings& s) { return std::string(s.sec.k ? "true" : "false"); } \
   }
-#define PARLEY_ENUM(sec, k, desc, ...)                                                  \
-  key_spec {                                                                            \
-    #sec, #k, "string", desc, false,                                                    \
-        [](settings& s, const std::string& t) { return set_enum(s.sec.k, t, {__VA_ARGS__}); }, \
-        [](const settings& s) { return s.sec.k; }                                       \
+#define PARLEY_ENUM(sec, k, desc, ...)                                                           \
+  key_spec {                                                                                     \
+#sec, #k, "string", desc, false,                                                             \
+        [](settings & s,                                                                         \
+           const std::string&                                                                    \
+               t) { return set_enum(s.sec.k, t, {__VA_ARGS__}); }, [](const settings&            \
+                                                                          s) { return s.sec.k; } \
   }
 
 const std::vector<key_spec>& schema() {
@@ -104,28 +105,41 @@ const std::vector<key_spec>& schema() {
       PARLEY_STR(node, region, "region this node belongs to", false),
       PARLEY_STR(http, address, "address the HTTP server binds", false),
       PARLEY_INT(http, port, 0, 65535, "HTTP port; 0 picks a free one (env PORT too)"),
-      PARLEY_INT(http, threads, 1, 256, "Asio threads serving HTTP (with scheduler_policy stealing or sharing; lanes serve HTTP on the actor threads)"),
+      PARLEY_INT(http, threads, 1, 256,
+                 "Asio threads serving HTTP (with scheduler_policy stealing or sharing; lanes "
+                 "serve HTTP on the actor threads)"),
       PARLEY_INT(http, max_body_bytes, 1024, 64 << 20, "largest request body accepted"),
-      PARLEY_INT(http, idle_timeout_ms, 100, 3600000, "idle keep-alive connections close after this"),
+      PARLEY_INT(http, idle_timeout_ms, 100, 3600000,
+                 "idle keep-alive connections close after this"),
       PARLEY_INT(http, shutdown_grace_ms, 0, 600000, "time SIGTERM waits for requests in flight"),
       PARLEY_STR(redis, url, "redis://host:port[/db] or unix:///path (env REDIS_URL too)", true),
       PARLEY_INT(redis, command_timeout_ms, 10, 60000, "Redis command timeout"),
-      PARLEY_BOOL(redis, lane_connections, "one Redis connection per lane for conversations (scheduler_policy lanes)"),
+      PARLEY_BOOL(redis, lane_connections,
+                  "one Redis connection per lane for conversations (scheduler_policy lanes)"),
       PARLEY_STR(postgres, url, "libpq connection URI (env DATABASE_URL too)", true),
       PARLEY_INT(postgres, pool_size, 1, 64, "Postgres connections (one thread each)"),
       PARLEY_BOOL(postgres, migrate, "apply schema migrations at start-up"),
       PARLEY_ENUM(log, level, "log level", "trace", "debug", "info", "warn", "error"),
       PARLEY_ENUM(log, format, "log line format", "json", "logfmt"),
       PARLEY_INT(actors, scheduler_threads, 0, 256, "CAF scheduler threads; 0 = one per core"),
-      PARLEY_ENUM(actors, scheduler_policy, "CAF scheduler: lanes (actors on the HTTP event-loop threads), work stealing, or one shared queue", "lanes", "stealing", "sharing"),
+      PARLEY_ENUM(actors, scheduler_policy,
+                  "CAF scheduler: lanes (actors on the HTTP event-loop threads), work stealing, or "
+                  "one shared queue",
+                  "lanes", "stealing", "sharing"),
       PARLEY_INT(runtime, shards, 1, 4096, "shard actors per node"),
-      PARLEY_INT(runtime, passivate_after_ms, 10, 86400000, "idle conversation actors stop after this"),
+      PARLEY_INT(runtime, passivate_after_ms, 10, 86400000,
+                 "idle conversation actors stop after this"),
       PARLEY_INT(runtime, max_attempts, 1, 100, "deaths of one message before it is quarantined"),
-      PARLEY_INT(runtime, recent_turns, 1, 1000, "answered messages kept per conversation for replay"),
-      PARLEY_INT(runtime, max_queued, 0, 100000, "waiting messages per conversation before the API answers 429"),
+      PARLEY_INT(runtime, recent_turns, 1, 1000,
+                 "answered messages kept per conversation for replay"),
+      PARLEY_INT(runtime, max_queued, 0, 100000,
+                 "waiting messages per conversation before the API answers 429"),
       PARLEY_INT(runtime, action_threads, 1, 1024, "threads performing bot HTTP actions"),
-      PARLEY_BOOL(runtime, debug_faults, "debug only: enables the kill endpoint and poison messages"),
-      PARLEY_STR(admin, token, "admin API bearer token (set PARLEY_ADMIN_TOKEN; empty disables the admin API)", false),
+      PARLEY_BOOL(runtime, debug_faults,
+                  "debug only: enables the kill endpoint and poison messages"),
+      PARLEY_STR(admin, token,
+                 "admin API bearer token (set PARLEY_ADMIN_TOKEN; empty disables the admin API)",
+                 false),
   };
   return keys;
 }
@@ -183,8 +197,7 @@ result<settings> parse(const std::string& yaml_text, const std::string& origin,
       const auto section = sec.first.as<std::string>();
       if (!known_section(section)) return bad(origin, section, "unknown section");
       if (sec.second.IsNull()) continue;
-      if (!sec.second.IsMap())
-        return bad(origin, section, "expected a mapping of keys");
+      if (!sec.second.IsMap()) return bad(origin, section, "expected a mapping of keys");
       for (const auto& kv : sec.second) {
         const auto key = kv.first.as<std::string>();
         const auto* spec = find_key(section, key);
@@ -232,8 +245,8 @@ result<settings> parse(const std::string& yaml_text, const std::string& origin,
   for (const auto& k : schema()) {
     if (k.required && k.get(s).empty()) {
       const std::string dotted = std::string(k.section) + "." + k.key;
-      std::string hint = "required: set it in the config file or PARLEY_" + upper(k.section) +
-                         "_" + upper(k.key);
+      std::string hint =
+          "required: set it in the config file or PARLEY_" + upper(k.section) + "_" + upper(k.key);
       if (dotted == "redis.url") hint += " or REDIS_URL";
       if (dotted == "postgres.url") hint += " or DATABASE_URL";
       return bad(origin, dotted, hint);
@@ -256,8 +269,8 @@ std::string describe() {
   settings defaults;
   for (const auto& k : schema()) {
     std::string dotted = std::string(k.section) + "." + k.key;
-    out << "  " << dotted << std::string(dotted.size() < 28 ? 28 - dotted.size() : 1, ' ')
-        << k.type << (k.required ? ", required" : ", default " + describe_value(k.get(defaults)))
+    out << "  " << dotted << std::string(dotted.size() < 28 ? 28 - dotted.size() : 1, ' ') << k.type
+        << (k.required ? ", required" : ", default " + describe_value(k.get(defaults)))
         << "\n      " << k.description << "\n";
   }
   return out.str();

@@ -16,21 +16,21 @@
 namespace parley::settings {
 
 struct node_settings {
-  std::string name = "local-1";   ///< unique within the region
+  std::string name = "local-1";  ///< unique within the region
   std::string region = "local";
 };
 
 struct http_settings {
   std::string address = "127.0.0.1";
-  uint16_t port = 8080;           ///< 0 picks a free port (parleyd prints it)
-  int threads = 2;                ///< Asio threads serving HTTP
+  uint16_t port = 8080;  ///< 0 picks a free port (parleyd prints it)
+  int threads = 2;       ///< Asio threads serving HTTP
   int64_t max_body_bytes = 1 << 20;
-  int64_t idle_timeout_ms = 60000;     ///< a keep-alive connection idle this long is closed
-  int64_t shutdown_grace_ms = 10000;   ///< how long SIGTERM waits for requests in flight
+  int64_t idle_timeout_ms = 60000;    ///< a keep-alive connection idle this long is closed
+  int64_t shutdown_grace_ms = 10000;  ///< how long SIGTERM waits for requests in flight
 };
 
 struct redis_settings {
-  std::string url;                ///< required: redis://host:port[/db] or unix:///path
+  std::string url;  ///< required: redis://host:port[/db] or unix:///path
   int64_t command_timeout_ms = 2000;
   /// One more connection per lane (actors.scheduler_policy lanes): a conversation's
   /// commands go on the connection of the lane it runs on, so a turn's commit is sent
@@ -41,18 +41,18 @@ struct redis_settings {
 };
 
 struct postgres_settings {
-  std::string url;                ///< required: a libpq connection URI
+  std::string url;  ///< required: a libpq connection URI
   int pool_size = 4;
-  bool migrate = true;            ///< apply migrations at start-up
+  bool migrate = true;  ///< apply migrations at start-up
 };
 
 struct log_settings {
-  std::string level = "info";     ///< trace, debug, info, warn, error
-  std::string format = "json";    ///< json or logfmt
+  std::string level = "info";   ///< trace, debug, info, warn, error
+  std::string format = "json";  ///< json or logfmt
 };
 
 struct actor_settings {
-  int scheduler_threads = 0;      ///< 0 = one per core
+  int scheduler_threads = 0;               ///< 0 = one per core
   std::string scheduler_policy = "lanes";  ///< CAF scheduler: lanes, stealing or sharing
 };
 
@@ -67,7 +67,7 @@ struct runtime_settings {
 };
 
 struct admin_settings {
-  std::string token;                    ///< admin API bearer token; set PARLEY_ADMIN_TOKEN
+  std::string token;  ///< admin API bearer token; set PARLEY_ADMIN_TOKEN
 };
 
 struct settings {

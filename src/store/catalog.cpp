@@ -671,7 +671,8 @@ class array_literal {
     // Whole runs between characters to escape (texts rarely hold any): appending
     // byte by byte was the largest cost of building a transcript batch.
     std::size_t from = 0;
-    for (auto at = v.find_first_of("\"\\"); at != std::string::npos; at = v.find_first_of("\"\\", at + 1)) {
+    for (auto at = v.find_first_of("\"\\"); at != std::string::npos;
+         at = v.find_first_of("\"\\", at + 1)) {
       s_.append(v, from, at - from);
       s_ += '\\';
       from = at;
@@ -766,13 +767,27 @@ void append_json_string(std::string& out, std::string_view text, bool for_copy) 
     from = i + 1;
     out += bs;
     switch (c) {
-      case '"': out += '"'; break;
-      case '\\': out += bs; break;
-      case '\n': out += 'n'; break;
-      case '\r': out += 'r'; break;
-      case '\t': out += 't'; break;
-      case '\b': out += 'b'; break;
-      case '\f': out += 'f'; break;
+      case '"':
+        out += '"';
+        break;
+      case '\\':
+        out += bs;
+        break;
+      case '\n':
+        out += 'n';
+        break;
+      case '\r':
+        out += 'r';
+        break;
+      case '\t':
+        out += 't';
+        break;
+      case '\b':
+        out += 'b';
+        break;
+      case '\f':
+        out += 'f';
+        break;
       default:
         out += "u00";
         out += hex[c >> 4];
@@ -933,7 +948,8 @@ std::size_t merge_stored_turns(pqxx::transaction_base& tx, const std::vector<bat
       "THEN coalesce(t.outbound -> k, 'null') ELSE u.o::jsonb -> k END ORDER BY k), '[]') "
       "FROM generate_series(0, greatest(jsonb_array_length(t.outbound), "
       "jsonb_array_length(u.o::jsonb)) - 1) AS k) "
-      "FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[]) AS u(s, q, i, p, o) "
+      "FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[]) AS u(s, q, i, p, "
+      "o) "
       "WHERE t.session_id = u.s AND t.sequence = u.q",
       u_sessions.str(), u_sequences.str(), u_inbound.str(), u_payloads.str(), u_outbound.str());
   return added;
@@ -945,15 +961,16 @@ std::size_t merge_stored_turns(pqxx::transaction_base& tx, const std::vector<bat
 prepared_batch prepare_turns(std::vector<transcript_turn>& in) {
   prepared_batch b;
   auto bad = [&](std::size_t i, const std::string& why) {
-    b.failure = "transcript turn " + std::to_string(i) + " (session '" + in[i].session_id + "', sequence " +
-                std::to_string(in[i].sequence) + "): " + why;
+    b.failure = "transcript turn " + std::to_string(i) + " (session '" + in[i].session_id +
+                "', sequence " + std::to_string(in[i].sequence) + "): " + why;
     b.turns.clear();
     return std::move(b);
   };
   for (std::size_t i = 0; i < in.size(); ++i) {
     auto& t = in[i];
     clean_in_place(t.session_id);
-    if (t.tenant.empty() || t.session_id.empty()) return bad(i, "tenant and session must not be empty");
+    if (t.tenant.empty() || t.session_id.empty())
+      return bad(i, "tenant and session must not be empty");
     if (t.replies.size() > static_cast<std::size_t>(max_reply_idx) + 1)
       return bad(i, "a turn has at most " + std::to_string(max_reply_idx + 1) + " replies, not " +
                         std::to_string(t.replies.size()));
@@ -983,7 +1000,8 @@ prepared_batch prepare_turns(std::vector<transcript_turn>& in) {
     auto& r = in[i];
     // Sorted: a second record of a turn follows the turn made last (whose strings
     // were moved out of `in`).
-    if (!b.turns.empty() && b.turns.back().sequence == r.sequence && b.turns.back().session == r.session_id) {
+    if (!b.turns.empty() && b.turns.back().sequence == r.sequence &&
+        b.turns.back().session == r.session_id) {
       auto& t = b.turns.back();
       if (t.tenant != r.tenant)
         return bad(i, "tenant '" + r.tenant + "' differs from tenant '" + t.tenant +
@@ -999,7 +1017,8 @@ prepared_batch prepare_turns(std::vector<transcript_turn>& in) {
       for (std::size_t j = 0; j < r.replies.size(); ++j) {
         if (!t.outbound[j].empty()) continue;
         clean_in_place(r.replies[j]);
-        t.outbound[j] = reply_json(r.replies[j], r.reply_payloads.empty() ? std::string() : r.reply_payloads[j]);
+        t.outbound[j] = reply_json(r.replies[j],
+                                   r.reply_payloads.empty() ? std::string() : r.reply_payloads[j]);
         ++t.messages;
       }
       continue;
@@ -1019,7 +1038,8 @@ prepared_batch prepare_turns(std::vector<transcript_turn>& in) {
     t.outbound.reserve(r.replies.size());
     for (std::size_t j = 0; j < r.replies.size(); ++j) {
       clean_in_place(r.replies[j]);
-      t.outbound.push_back(reply_json(r.replies[j], r.reply_payloads.empty() ? std::string() : r.reply_payloads[j]));
+      t.outbound.push_back(
+          reply_json(r.replies[j], r.reply_payloads.empty() ? std::string() : r.reply_payloads[j]));
     }
     t.messages += r.replies.size();
   }
@@ -1053,8 +1073,9 @@ void append_timestamp(std::string& line, std::int64_t ms) {
     std::time_t secs = static_cast<std::time_t>(second);
     std::tm tm{};
     gmtime_r(&secs, &tm);
-    cached_len = std::snprintf(cached, sizeof cached, "%04d-%02d-%02d %02d:%02d:%02d.", tm.tm_year + 1900,
-                               tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    cached_len =
+        std::snprintf(cached, sizeof cached, "%04d-%02d-%02d %02d:%02d:%02d.", tm.tm_year + 1900,
+                      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
     cached_second = second;
   }
   line.append(cached, static_cast<std::size_t>(cached_len));
@@ -1066,7 +1087,8 @@ void append_timestamp(std::string& line, std::int64_t ms) {
 }
 
 std::int64_t now_unix_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
@@ -1100,8 +1122,9 @@ void append_line_head(std::string& out, std::string_view tenant, std::string_vie
 /// transcript_line_builder.
 template <class Each>
 void copy_turn_lines(pqxx::transaction_base& tx, const std::string& table, Each&& each) {
-  static const std::vector<std::string> columns = {"tenant_id", "session_id", "sequence", "inbound",
-                                                   "inbound_payload", "outbound", "created_at"};
+  static const std::vector<std::string> columns = {"tenant_id", "session_id",      "sequence",
+                                                   "inbound",   "inbound_payload", "outbound",
+                                                   "created_at"};
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
   // pqxx 6.4's only public way to write COPY lines as they are (stream_to escapes every
@@ -1214,8 +1237,8 @@ job_of<std::size_t> transcript_batch_job(std::shared_ptr<const prepared_batch> b
     auto tenants_s = tenants.str(), sessions_s = sessions.str(), sequences_s = sequences.str(),
          inbound_s = inbound.str(), payloads_s = payloads.str(), outbound_s = outbound.str(),
          ats_s = ats.str();
-    auto stored = tx.exec_prepared("parley_transcript_insert_new", tenants_s, sessions_s, sequences_s,
-                                   inbound_s, payloads_s, outbound_s, ats_s);
+    auto stored = tx.exec_prepared("parley_transcript_insert_new", tenants_s, sessions_s,
+                                   sequences_s, inbound_s, payloads_s, outbound_s, ats_s);
     std::unordered_map<std::string, bool> is_new;
     for (const auto& row : stored)
       is_new.emplace(turn_key(row[0].as<std::string>(), row[1].as<std::int64_t>()), true);
@@ -1234,14 +1257,15 @@ job_of<std::size_t> transcript_batch_job(std::shared_ptr<const prepared_batch> b
 /// lines go through a temporary table and INSERT ... ON CONFLICT DO NOTHING, which
 /// skips the stored turns. A batch with a line sent again (maybe_stored) takes that
 /// path at once. Result: messages of the turns inserted.
-job_of<std::size_t> transcript_lines_job(std::shared_ptr<const std::vector<transcript_line>> lines) {
+job_of<std::size_t> transcript_lines_job(
+    std::shared_ptr<const std::vector<transcript_line>> lines) {
   return [lines](pqxx::transaction_base& tx) -> std::size_t {
     if (lines->empty()) return 0;
     auto each = [&](auto&& write) {
       for (const auto& l : *lines) write(l.copy);
     };
-    const bool maybe_stored =
-        std::any_of(lines->begin(), lines->end(), [](const transcript_line& l) { return l.maybe_stored; });
+    const bool maybe_stored = std::any_of(lines->begin(), lines->end(),
+                                          [](const transcript_line& l) { return l.maybe_stored; });
     if (!maybe_stored && copied_as_new(tx, each)) {
       std::size_t messages = 0;
       for (const auto& l : *lines) messages += l.messages;
@@ -1272,12 +1296,12 @@ job_of<std::size_t> transcript_turns_job(std::vector<transcript_turn> turns) {
 job_of<std::vector<transcript_row>> transcript_job(std::string tenant, std::string session) {
   return [tenant = std::move(tenant), session = std::move(session)](pqxx::transaction_base& tx) {
     std::vector<transcript_row> out;
-    for (const auto& row :
-         tx.exec_params("SELECT sequence, inbound, coalesce(inbound_payload::text, ''), outbound::text, " +
-                            ms("created_at") +
-                            " FROM transcript_turns WHERE tenant_id = $1 AND session_id = $2 "
-                            "ORDER BY sequence",
-                        tenant, clean_text(session))) {
+    for (const auto& row : tx.exec_params(
+             "SELECT sequence, inbound, coalesce(inbound_payload::text, ''), outbound::text, " +
+                 ms("created_at") +
+                 " FROM transcript_turns WHERE tenant_id = $1 AND session_id = $2 "
+                 "ORDER BY sequence",
+             tenant, clean_text(session))) {
       transcript_row r;
       r.tenant = tenant;
       r.session_id = session;
@@ -1594,7 +1618,8 @@ void write_records(postgres_client& pg, std::vector<conversation_record> started
           array_literal tenants, sessions, bots, versions, channels, keys;
           for (const auto& c : started) {
             require_id("tenant id", c.tenant);
-            if (c.session_id.empty()) fail("invalid_argument", "conversation session id must not be empty");
+            if (c.session_id.empty())
+              fail("invalid_argument", "conversation session id must not be empty");
             tenants.text(c.tenant);
             sessions.text(c.session_id);
             bots.text(c.bot);
@@ -1604,14 +1629,15 @@ void write_records(postgres_client& pg, std::vector<conversation_record> started
           }
           // Prepared once per connection: a batch with new conversations every few
           // milliseconds paid for parsing and planning this statement each time.
-          tx.conn().prepare(
-              "parley_conversations_insert",
-              "INSERT INTO conversations (tenant_id, session_id, bot_id, version, channel, external_key, "
-              "started_at) SELECT t, s, b, v, c, k, now() FROM unnest($1::text[], $2::text[], $3::text[], "
-              "$4::integer[], $5::text[], $6::text[]) AS u(t, s, b, v, c, k) "
-              "ON CONFLICT (tenant_id, session_id) DO NOTHING");
-          tx.exec_prepared0("parley_conversations_insert", tenants.str(), sessions.str(), bots.str(),
-                            versions.str(), channels.str(), keys.str());
+          tx.conn().prepare("parley_conversations_insert",
+                            "INSERT INTO conversations (tenant_id, session_id, bot_id, version, "
+                            "channel, external_key, "
+                            "started_at) SELECT t, s, b, v, c, k, now() FROM unnest($1::text[], "
+                            "$2::text[], $3::text[], "
+                            "$4::integer[], $5::text[], $6::text[]) AS u(t, s, b, v, c, k) "
+                            "ON CONFLICT (tenant_id, session_id) DO NOTHING");
+          tx.exec_prepared0("parley_conversations_insert", tenants.str(), sessions.str(),
+                            bots.str(), versions.str(), channels.str(), keys.str());
         }
         for (const auto& e : ended)
           tx.exec_params(
@@ -1628,7 +1654,8 @@ void write_records(postgres_client& pg, std::vector<conversation_record> started
 void write_turn_records(postgres_client& pg, std::vector<conversation_record> started,
                         std::vector<conversation_end> ended, std::vector<transcript_row> rows,
                         catalog_callback<std::size_t> done) {
-  write_records(pg, std::move(started), std::move(ended), transcript_batch_job(std::move(rows)), std::move(done));
+  write_records(pg, std::move(started), std::move(ended), transcript_batch_job(std::move(rows)),
+                std::move(done));
 }
 
 void write_turn_records(postgres_client& pg, std::vector<conversation_record> started,
@@ -1638,11 +1665,13 @@ void write_turn_records(postgres_client& pg, std::vector<conversation_record> st
                 std::move(done));
 }
 
-result<std::size_t> write_transcript_turns_sync(postgres_client& pg, std::vector<transcript_turn> turns) {
+result<std::size_t> write_transcript_turns_sync(postgres_client& pg,
+                                                std::vector<transcript_turn> turns) {
   return run_blocking<std::size_t>(pg, transcript_turns_job(std::move(turns)));
 }
 
-transcript_line_builder::transcript_line_builder(std::string_view tenant, std::string_view session_id,
+transcript_line_builder::transcript_line_builder(std::string_view tenant,
+                                                 std::string_view session_id,
                                                  std::int64_t sequence) {
   line_.copy.reserve(256);
   append_line_head(line_.copy, tenant, session_id, sequence);
@@ -1680,12 +1709,14 @@ void write_turn_lines(postgres_client& pg, std::vector<conversation_record> star
                       std::vector<conversation_end> ended,
                       std::shared_ptr<const std::vector<transcript_line>> lines,
                       catalog_callback<std::size_t> done) {
-  write_records(pg, std::move(started), std::move(ended), transcript_lines_job(std::move(lines)), std::move(done));
+  write_records(pg, std::move(started), std::move(ended), transcript_lines_job(std::move(lines)),
+                std::move(done));
 }
 
 result<std::size_t> write_turn_lines_sync(postgres_client& pg, std::vector<transcript_line> lines) {
   return run_blocking<std::size_t>(
-      pg, transcript_lines_job(std::make_shared<const std::vector<transcript_line>>(std::move(lines))));
+      pg,
+      transcript_lines_job(std::make_shared<const std::vector<transcript_line>>(std::move(lines))));
 }
 
 void transcript(postgres_client& pg, std::string tenant, std::string session_id,

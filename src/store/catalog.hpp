@@ -26,8 +26,8 @@
 
 #include <cstdint>
 #include <functional>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -332,11 +332,11 @@ struct transcript_turn {
   std::string tenant;
   std::string session_id;
   std::int64_t sequence = 0;
-  std::optional<std::string> inbound;  ///< none: the turn had no inbound message
-  std::string inbound_payload;         ///< a JSON document, or empty for none
-  std::vector<std::string> replies;    ///< texts, idx 0..n-1, n <= 10000
+  std::optional<std::string> inbound;       ///< none: the turn had no inbound message
+  std::string inbound_payload;              ///< a JSON document, or empty for none
+  std::vector<std::string> replies;         ///< texts, idx 0..n-1, n <= 10000
   std::vector<std::string> reply_payloads;  ///< empty, or one JSON document (or empty) per reply
-  std::int64_t at_ms = 0;              ///< 0: now()
+  std::int64_t at_ms = 0;                   ///< 0: now()
 };
 
 /// write_turn_records with the transcript as turns: the same transaction, checks and
@@ -348,7 +348,8 @@ struct transcript_turn {
 void write_turn_records(postgres_client& pg, std::vector<conversation_record> started,
                         std::vector<conversation_end> ended, std::vector<transcript_turn> turns,
                         catalog_callback<std::size_t> done);
-result<std::size_t> write_transcript_turns_sync(postgres_client& pg, std::vector<transcript_turn> turns);
+result<std::size_t> write_transcript_turns_sync(postgres_client& pg,
+                                                std::vector<transcript_turn> turns);
 
 /// One whole turn of a transcript, already formatted as a line of transcript_turns'
 /// COPY text (transcript_line_builder) on the thread that has the turn, so that the
@@ -367,7 +368,8 @@ struct transcript_line {
 /// (invalid UTF-8 becomes U+FFFD, NUL is dropped).
 class transcript_line_builder {
  public:
-  transcript_line_builder(std::string_view tenant, std::string_view session_id, std::int64_t sequence);
+  transcript_line_builder(std::string_view tenant, std::string_view session_id,
+                          std::int64_t sequence);
   void inbound(std::string_view text);
   void reply(std::string_view text);
   /// `at_ms`: the turn's time in milliseconds since the epoch (<= 0: now).

@@ -200,7 +200,8 @@ error timeout_error(const std::string& shown_url, std::chrono::milliseconds time
 /// A reply as a command's result: a top-level error reply becomes a failed result;
 /// nested ones (EXEC) stay.
 result<redis_reply> command_result(redis_reply&& r) {
-  if (r.type == redis_reply::kind::error) return make_error("redis_error", "Redis replied: " + r.str);
+  if (r.type == redis_reply::kind::error)
+    return make_error("redis_error", "Redis replied: " + r.str);
   return std::move(r);
 }
 
@@ -351,8 +352,8 @@ class lane_conn : public std::enable_shared_from_this<lane_conn> {
     commands.fetch_add(std::exchange(out_cmds_, 0), std::memory_order_relaxed);
     write_busy_ = true;
     net::async_write(sock_, net::buffer(writing_),
-                     [self = shared_from_this(), g = gen_](boost::system::error_code ec,
-                                                           std::size_t) { self->on_written(g, ec); });
+                     [self = shared_from_this(), g = gen_](
+                         boost::system::error_code ec, std::size_t) { self->on_written(g, ec); });
   }
 
   void on_written(std::uint64_t g, boost::system::error_code ec) {
@@ -372,11 +373,10 @@ class lane_conn : public std::enable_shared_from_this<lane_conn> {
   }
 
   void start_read() {
-    sock_.async_read_some(net::buffer(rbuf_),
-                          [self = shared_from_this(), g = gen_](boost::system::error_code ec,
-                                                                std::size_t n) {
-                            self->on_read(g, ec, n);
-                          });
+    sock_.async_read_some(net::buffer(rbuf_), [self = shared_from_this(), g = gen_](
+                                                  boost::system::error_code ec, std::size_t n) {
+      self->on_read(g, ec, n);
+    });
   }
 
   void on_read(std::uint64_t g, boost::system::error_code ec, std::size_t n) {
@@ -509,11 +509,10 @@ class lane_conn : public std::enable_shared_from_this<lane_conn> {
   void arm_timer(clock::time_point at) {
     deadline_armed_ = true;
     deadline_timer_.expires_at(at);
-    deadline_timer_.async_wait(
-        [self = shared_from_this(), g = gen_](boost::system::error_code ec) {
-          // Cancelled only by on_ready, which re-arms, or with a new generation.
-          if (ec != net::error::operation_aborted) self->on_deadline(g);
-        });
+    deadline_timer_.async_wait([self = shared_from_this(), g = gen_](boost::system::error_code ec) {
+      // Cancelled only by on_ready, which re-arms, or with a new generation.
+      if (ec != net::error::operation_aborted) self->on_deadline(g);
+    });
   }
 
   /// One timer per connection, armed while commands are outstanding at the
@@ -636,7 +635,8 @@ result<redis_endpoint> parse_redis_url(std::string_view url) {
   if (url.substr(0, unix_scheme.size()) == unix_scheme) {
     auto rest = url.substr(unix_scheme.size());
     // unix://[[username:]password@]/path: the userinfo ends where the path begins.
-    if (auto at = rest.find("@/"); !rest.empty() && rest.front() != '/' && at != std::string_view::npos) {
+    if (auto at = rest.find("@/");
+        !rest.empty() && rest.front() != '/' && at != std::string_view::npos) {
       auto userinfo = rest.substr(0, at);
       rest = rest.substr(at + 1);
       auto colon = userinfo.find(':');
@@ -650,8 +650,9 @@ result<redis_endpoint> parse_redis_url(std::string_view url) {
     auto q = rest.find('?');
     std::string_view path = rest.substr(0, q);
     if (path.empty() || path.front() != '/')
-      return bad_url(url, "the socket path must be absolute (unix:///path/to.sock, or "
-                          "unix://[user:]password@/path/to.sock)");
+      return bad_url(url,
+                     "the socket path must be absolute (unix:///path/to.sock, or "
+                     "unix://[user:]password@/path/to.sock)");
     ep.unix_path = std::string(path);
     if (q != std::string_view::npos) {
       auto query = rest.substr(q + 1);
@@ -890,7 +891,8 @@ struct redis_client::impl {
       }
       return *broken;
     }
-    return command_result(std::move(*static_cast<redis_reply*>(raw)));  // reply_slot, see reply_functions
+    return command_result(
+        std::move(*static_cast<redis_reply*>(raw)));  // reply_slot, see reply_functions
   }
 
   /// Writes every command of the batch, then reads every reply: one round trip.
@@ -1123,10 +1125,9 @@ void redis_client::command_on(std::size_t lane, std::initializer_list<std::strin
   }
   std::string wire;
   if (!bad) append_wire(wire, args);
-  net::post(conn->context(),
-            [conn, bad, wire = std::move(wire), done = std::move(done)]() mutable {
-              conn->enqueue(bad, std::move(done), [&](std::string& out) { out += wire; });
-            });
+  net::post(conn->context(), [conn, bad, wire = std::move(wire), done = std::move(done)]() mutable {
+    conn->enqueue(bad, std::move(done), [&](std::string& out) { out += wire; });
+  });
 }
 
 void redis_client::pipeline(std::vector<std::vector<std::string>> cmds,

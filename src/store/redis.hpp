@@ -6,8 +6,8 @@
 /// it, then return at once; the I/O thread writes every queued command to the
 /// socket, then reads all their replies, so commands queued together share one
 /// round trip (the basis of group commit). It is woken (an eventfd write) only
-/// when it waits for work, not for commands queued while it is busy. Completion callbacks run on that I/O thread, in
-/// submission order: they must be short and must not block or throw (post the
+/// when it waits for work, not for commands queued while it is busy. Completion callbacks run on
+/// that I/O thread, in submission order: they must be short and must not block or throw (post the
 /// result to an actor, a strand or a promise instead).
 ///
 /// Failures: while Redis is unreachable every command fails fast with code

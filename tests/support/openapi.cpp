@@ -41,7 +41,8 @@ json scalar_to_json(const YAML::Node& n) {
 
 json yaml_to_json(const YAML::Node& n) {
   switch (n.Type()) {
-    case YAML::NodeType::Scalar: return scalar_to_json(n);
+    case YAML::NodeType::Scalar:
+      return scalar_to_json(n);
     case YAML::NodeType::Sequence: {
       json arr = json::array();
       for (const auto& item : n) arr.push_back(yaml_to_json(item));
@@ -52,21 +53,30 @@ json yaml_to_json(const YAML::Node& n) {
       for (const auto& kv : n) obj[kv.first.Scalar()] = yaml_to_json(kv.second);
       return obj;
     }
-    default: return nullptr;
+    default:
+      return nullptr;
   }
 }
 
 std::string type_of(const json& j) {
   switch (j.type()) {
-    case json::value_t::null: return "null";
-    case json::value_t::boolean: return "boolean";
+    case json::value_t::null:
+      return "null";
+    case json::value_t::boolean:
+      return "boolean";
     case json::value_t::number_integer:
-    case json::value_t::number_unsigned: return "integer";
-    case json::value_t::number_float: return "number";
-    case json::value_t::string: return "string";
-    case json::value_t::array: return "array";
-    case json::value_t::object: return "object";
-    default: return "invalid";
+    case json::value_t::number_unsigned:
+      return "integer";
+    case json::value_t::number_float:
+      return "number";
+    case json::value_t::string:
+      return "string";
+    case json::value_t::array:
+      return "array";
+    case json::value_t::object:
+      return "object";
+    default:
+      return "invalid";
   }
 }
 
@@ -151,11 +161,11 @@ class checker {
 
     if (inst.is_string()) {
       const std::string& str = inst.get_ref<const std::string&>();
-      if (auto m = s.find("minLength"); m != s.end() && m->is_number_integer() &&
-                                        utf8_length(str) < m->get<std::size_t>())
+      if (auto m = s.find("minLength");
+          m != s.end() && m->is_number_integer() && utf8_length(str) < m->get<std::size_t>())
         add(where, "shorter than minLength " + m->dump());
-      if (auto m = s.find("maxLength"); m != s.end() && m->is_number_integer() &&
-                                        utf8_length(str) > m->get<std::size_t>())
+      if (auto m = s.find("maxLength");
+          m != s.end() && m->is_number_integer() && utf8_length(str) > m->get<std::size_t>())
         add(where, "longer than maxLength " + m->dump());
       if (auto p = s.find("pattern"); p != s.end() && p->is_string()) {
         try {
@@ -182,11 +192,11 @@ class checker {
     }
 
     if (inst.is_array()) {
-      if (auto m = s.find("minItems"); m != s.end() && m->is_number_integer() &&
-                                       inst.size() < m->get<std::size_t>())
+      if (auto m = s.find("minItems");
+          m != s.end() && m->is_number_integer() && inst.size() < m->get<std::size_t>())
         add(where, "fewer items than minItems " + m->dump());
-      if (auto m = s.find("maxItems"); m != s.end() && m->is_number_integer() &&
-                                       inst.size() > m->get<std::size_t>())
+      if (auto m = s.find("maxItems");
+          m != s.end() && m->is_number_integer() && inst.size() > m->get<std::size_t>())
         add(where, "more items than maxItems " + m->dump());
       if (auto items = s.find("items"); items != s.end())
         for (std::size_t i = 0; i < inst.size(); ++i)
@@ -220,8 +230,10 @@ class checker {
       int valid = 0;
       for (const auto& sub : *one) {
         auto v = trial(sub, inst, where, depth);
-        if (v.empty()) ++valid;
-        else if (closest.empty() || v.size() < closest.size()) closest = std::move(v);
+        if (v.empty())
+          ++valid;
+        else if (closest.empty() || v.size() < closest.size())
+          closest = std::move(v);
       }
       if (valid == 0) {
         add(where, "matches none of oneOf; closest branch says:");
@@ -266,20 +278,24 @@ class checker {
   void check_format(const std::string& format, const json& inst, const std::string& where) {
     if (format == "int32" && inst.is_number_integer()) {
       auto v = inst.get<std::int64_t>();
-      if (v < std::numeric_limits<std::int32_t>::min() || v > std::numeric_limits<std::int32_t>::max())
+      if (v < std::numeric_limits<std::int32_t>::min() ||
+          v > std::numeric_limits<std::int32_t>::max())
         add(where, short_dump(inst) + " does not fit int32");
     } else if (format == "int32" && inst.is_number_unsigned()) {
-      if (inst.get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int32_t>::max()))
+      if (inst.get<std::uint64_t>() >
+          static_cast<std::uint64_t>(std::numeric_limits<std::int32_t>::max()))
         add(where, short_dump(inst) + " does not fit int32");
     } else if (format == "int64" && inst.is_number_unsigned()) {
-      if (inst.get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+      if (inst.get<std::uint64_t>() >
+          static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
         add(where, short_dump(inst) + " does not fit int64");
     } else if (format == "date" && inst.is_string()) {
       if (!matches(inst.get<std::string>(), "[0-9]{4}-[0-9]{2}-[0-9]{2}"))
         add(where, short_dump(inst) + " is not a date YYYY-MM-DD");
     } else if (format == "date-time" && inst.is_string()) {
       if (!matches(inst.get<std::string>(),
-                   "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})"))
+                   "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?(Z|[+-][0-9]{"
+                   "2}:[0-9]{2})"))
         add(where, short_dump(inst) + " is not an RFC 3339 date-time");
     } else if (format == "uuid" && inst.is_string()) {
       if (!matches(inst.get<std::string>(),
@@ -417,8 +433,8 @@ std::vector<violation> openapi::validate_response(std::string_view path_template
     if (auto media = content->find("application/json"); media != content->end())
       if (auto s = media->find("schema"); s != media->end()) schema = &*s;
   if (!schema) {
-    out.push_back({"$", "the contract has no application/json schema for status " +
-                            std::to_string(status)});
+    out.push_back(
+        {"$", "the contract has no application/json schema for status " + std::to_string(status)});
     return out;
   }
   checker(doc_, out).check(*schema, body, "$", 0);
@@ -450,7 +466,8 @@ std::vector<violation> openapi::validate_response_headers(
     const json* spec = c.resolve(it.value());
     if (!spec || !spec->is_object()) continue;
     if (!found) {
-      if (spec->value("required", false)) out.push_back({"header " + name, "required header missing"});
+      if (spec->value("required", false))
+        out.push_back({"header " + name, "required header missing"});
       continue;
     }
     auto schema = spec->find("schema");
@@ -481,8 +498,7 @@ std::vector<std::string> openapi::response_header_names(std::string_view path_te
 }
 
 std::vector<violation> openapi::validate_request(std::string_view path_template,
-                                                 std::string_view method,
-                                                 const json& body) const {
+                                                 std::string_view method, const json& body) const {
   std::vector<violation> out;
   const json* op = operation(path_template, method);
   if (!op) return {{std::string(method) + " " + std::string(path_template), "no such operation"}};

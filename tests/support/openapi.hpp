@@ -49,14 +49,12 @@ class openapi {
   /// Validates a response body for (path template, method, status): the response
   /// for that status, else `default`. Reports a missing operation or response,
   /// a response without an application/json schema, and every schema violation.
-  std::vector<violation> validate_response(std::string_view path_template,
-                                           std::string_view method, int status,
-                                           const nlohmann::json& body) const;
+  std::vector<violation> validate_response(std::string_view path_template, std::string_view method,
+                                           int status, const nlohmann::json& body) const;
 
   /// Same, from the raw body text (unparsable JSON is a violation).
-  std::vector<violation> validate_response(std::string_view path_template,
-                                           std::string_view method, int status,
-                                           std::string_view body_text) const;
+  std::vector<violation> validate_response(std::string_view path_template, std::string_view method,
+                                           int status, std::string_view body_text) const;
 
   /// Checks the response headers the contract marks `required: true` are present
   /// and that every header the contract describes and that is present matches
@@ -70,13 +68,13 @@ class openapi {
                                                  std::string_view method, int status) const;
 
   /// Validates a request body against the operation's requestBody schema.
-  std::vector<violation> validate_request(std::string_view path_template,
-                                          std::string_view method,
+  std::vector<violation> validate_request(std::string_view path_template, std::string_view method,
                                           const nlohmann::json& body) const;
 
   /// Validates an instance against a schema given by pointer
   /// ("#/components/schemas/Error").
-  std::vector<violation> validate_schema(std::string_view ref, const nlohmann::json& instance) const;
+  std::vector<violation> validate_schema(std::string_view ref,
+                                         const nlohmann::json& instance) const;
 
  private:
   explicit openapi(nlohmann::json doc) : doc_(std::move(doc)) {}

@@ -64,8 +64,9 @@ class child_process {
   const std::vector<std::string>& lines() const { return lines_; }
 
   /// Reads lines until one satisfies `pred` (returned) or `deadline` passes / EOF.
-  std::optional<std::string> wait_for_line(const std::function<bool(const std::string&)>& pred,
-                                           std::chrono::milliseconds deadline = std::chrono::seconds(30)) {
+  std::optional<std::string> wait_for_line(
+      const std::function<bool(const std::string&)>& pred,
+      std::chrono::milliseconds deadline = std::chrono::seconds(30)) {
     for (std::size_t i = scanned_; i < lines_.size(); ++i) {
       if (pred(lines_[i])) {
         scanned_ = i + 1;
@@ -76,7 +77,8 @@ class child_process {
     if (eof_) return std::nullopt;
     auto end = std::chrono::steady_clock::now() + deadline;
     while (std::chrono::steady_clock::now() < end) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          end - std::chrono::steady_clock::now());
       pollfd p{out_, POLLIN, 0};
       if (::poll(&p, 1, static_cast<int>(std::max<long>(1, left.count()))) <= 0) continue;
       char buf[4096];

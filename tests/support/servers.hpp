@@ -101,9 +101,9 @@ class redis_process {
     std::string sock = socket_path();
     std::string dir = dir_.string();
     std::string log = (dir_ / "redis.log").string();
-    std::vector<const char*> argv = {"redis-server", "--port",           "0",         "--unixsocket",
-                                     sock.c_str(),   "--unixsocketperm", "700",       "--dir",
-                                     dir.c_str(),    "--save",           "",          "--appendonly",
+    std::vector<const char*> argv = {"redis-server", "--port",           "0",        "--unixsocket",
+                                     sock.c_str(),   "--unixsocketperm", "700",      "--dir",
+                                     dir.c_str(),    "--save",           "",         "--appendonly",
                                      "no",           "--logfile",        log.c_str()};
     for (const auto& e : extra_) argv.push_back(e.c_str());
     argv.push_back(nullptr);

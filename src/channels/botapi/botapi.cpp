@@ -22,8 +22,8 @@ constexpr std::size_t max_request_id_length = 200;
 
 constexpr std::array<std::string_view, 9> variable_types = {
     "boolean", "date", "dateTime", "money", "number", "text", "object", "ref", "list"};
-constexpr std::array<std::string_view, 5> end_session_reasons = {
-    "UserRequest", "Transfer", "Expiration", "Error", "Other"};
+constexpr std::array<std::string_view, 5> end_session_reasons = {"UserRequest", "Transfer",
+                                                                 "Expiration", "Error", "Other"};
 constexpr std::array<std::string_view, 2> transfer_failed_reasons = {"NoAgentAvailable", "Error"};
 constexpr std::array<std::string_view, 2> referrer_types = {"Salesforce:Core:Bot:Id",
                                                             "Salesforce:BotRuntime:Session:Id"};
@@ -146,12 +146,16 @@ int utf8_sequence(const unsigned char* p, const unsigned char* end) {
     n = 2;
   } else if (c >= 0xE0 && c <= 0xEF) {
     n = 3;
-    if (c == 0xE0) lo = 0xA0;       // no overlong forms
-    else if (c == 0xED) hi = 0x9F;  // no surrogates
+    if (c == 0xE0)
+      lo = 0xA0;  // no overlong forms
+    else if (c == 0xED)
+      hi = 0x9F;  // no surrogates
   } else if (c >= 0xF0 && c <= 0xF4) {
     n = 4;
-    if (c == 0xF0) lo = 0x90;       // no overlong forms
-    else if (c == 0xF4) hi = 0x8F;  // nothing above U+10FFFF
+    if (c == 0xF0)
+      lo = 0x90;  // no overlong forms
+    else if (c == 0xF4)
+      hi = 0x8F;  // nothing above U+10FFFF
   } else {
     return -1;
   }
@@ -183,7 +187,14 @@ int utf8_sequence(const unsigned char* p, const unsigned char* end) {
 class jvalue {
  public:
   enum class kind : std::uint8_t {
-    null, boolean, integer, unsigned_integer, floating, string, array, object
+    null,
+    boolean,
+    integer,
+    unsigned_integer,
+    floating,
+    string,
+    array,
+    object
   };
 
   bool is_null() const { return kind_ == kind::null; }
@@ -208,9 +219,12 @@ class jvalue {
   /// Any number as a double.
   double number() const {
     switch (kind_) {
-      case kind::integer: return static_cast<double>(i_);
-      case kind::unsigned_integer: return static_cast<double>(u_);
-      default: return d_;
+      case kind::integer:
+        return static_cast<double>(i_);
+      case kind::unsigned_integer:
+        return static_cast<double>(u_);
+      default:
+        return d_;
     }
   }
   std::string_view str() const { return str_; }
@@ -300,8 +314,10 @@ class json_parser {
     const std::size_t index = doc_.values.size();
     doc_.values.emplace_back();
     switch (*p_) {
-      case '{': return container(index, depth, '}');
-      case '[': return container(index, depth, ']');
+      case '{':
+        return container(index, depth, '}');
+      case '[':
+        return container(index, depth, ']');
       case '"': {
         std::string_view s;
         if (!string(s)) return false;
@@ -317,8 +333,10 @@ class json_parser {
         at(index).boolean_ = b;
         return true;
       }
-      case 'n': return literal("null");
-      default: return number(index);
+      case 'n':
+        return literal("null");
+      default:
+        return number(index);
     }
   }
 
@@ -369,10 +387,14 @@ class json_parser {
     for (int i = 0; i < 4; ++i) {
       const char c = *p_++;
       int d;
-      if (c >= '0' && c <= '9') d = c - '0';
-      else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-      else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
-      else return -1;
+      if (c >= '0' && c <= '9')
+        d = c - '0';
+      else if (c >= 'a' && c <= 'f')
+        d = c - 'a' + 10;
+      else if (c >= 'A' && c <= 'F')
+        d = c - 'A' + 10;
+      else
+        return -1;
       v = v * 16 + d;
     }
     return v;
@@ -446,14 +468,30 @@ class json_parser {
       }
       if (++p_ == end_) return false;
       switch (*p_++) {
-        case '"': buf += '"'; break;
-        case '\\': buf += '\\'; break;
-        case '/': buf += '/'; break;
-        case 'b': buf += '\b'; break;
-        case 'f': buf += '\f'; break;
-        case 'n': buf += '\n'; break;
-        case 'r': buf += '\r'; break;
-        case 't': buf += '\t'; break;
+        case '"':
+          buf += '"';
+          break;
+        case '\\':
+          buf += '\\';
+          break;
+        case '/':
+          buf += '/';
+          break;
+        case 'b':
+          buf += '\b';
+          break;
+        case 'f':
+          buf += '\f';
+          break;
+        case 'n':
+          buf += '\n';
+          break;
+        case 'r':
+          buf += '\r';
+          break;
+        case 't':
+          buf += '\t';
+          break;
         case 'u': {
           int cp = hex4();
           if (cp < 0) return false;
@@ -469,7 +507,8 @@ class json_parser {
           append_utf8(buf, static_cast<std::uint32_t>(cp));
           break;
         }
-        default: return false;
+        default:
+          return false;
       }
     }
   }
@@ -484,8 +523,10 @@ class json_parser {
     const char* start = p_;
     if (*p_ == '-') ++p_;
     if (p_ == end_) return false;
-    if (*p_ == '0') ++p_;
-    else if (!digits()) return false;
+    if (*p_ == '0')
+      ++p_;
+    else if (!digits())
+      return false;
     bool integral = true;
     if (p_ != end_ && *p_ == '.') {
       ++p_;
@@ -542,14 +583,20 @@ int nesting_depth(std::string_view body) {
   bool in_string = false, escaped = false;
   for (char c : body) {
     if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        in_string = false;
       continue;
     }
-    if (c == '"') in_string = true;
-    else if (c == '[' || c == '{') max_depth = std::max(max_depth, ++depth);
-    else if (c == ']' || c == '}') --depth;
+    if (c == '"')
+      in_string = true;
+    else if (c == '[' || c == '{')
+      max_depth = std::max(max_depth, ++depth);
+    else if (c == ']' || c == '}')
+      --depth;
   }
   return max_depth;
 }
@@ -614,8 +661,7 @@ bool is_date(std::string_view s) {
 // ISO local date-time "YYYY-MM-DDTHH:MM:SS"; a fraction, "Z" or an offset may follow.
 bool is_date_time(std::string_view s) {
   return s.size() >= 19 && s.size() <= 40 && is_date(s.substr(0, 10)) && s[10] == 'T' &&
-         digits(s, 11, 2) && s[13] == ':' && digits(s, 14, 2) && s[16] == ':' &&
-         digits(s, 17, 2);
+         digits(s, 11, 2) && s[13] == ':' && digits(s, 14, 2) && s[16] == ':' && digits(s, 17, 2);
 }
 
 // "USD 10.40", or a bare amount "10.40".
@@ -689,7 +735,8 @@ parsed<v1::Value> typed_value(std::string_view type, const jvalue& j, std::strin
     if (!j.is_string()) return bad(where, "must be a string or null");
     v.set_text(std::string(j.str()));
   } else if (type == "date") {
-    if (!j.is_string() || !is_date(j.str())) return bad(where, "must be a date 'YYYY-MM-DD' or null");
+    if (!j.is_string() || !is_date(j.str()))
+      return bad(where, "must be a date 'YYYY-MM-DD' or null");
     v.set_text(std::string(j.str()));
   } else if (type == "dateTime") {
     if (!j.is_string() || !is_date_time(j.str()))
@@ -697,8 +744,10 @@ parsed<v1::Value> typed_value(std::string_view type, const jvalue& j, std::strin
     v.set_text(std::string(j.str()));
   } else if (type == "money") {
     std::optional<double> amount;
-    if (j.is_number()) amount = j.number();
-    else if (j.is_string()) amount = parse_money(j.str());
+    if (j.is_number())
+      amount = j.number();
+    else if (j.is_string())
+      amount = parse_money(j.str());
     if (!amount) return bad(where, "must be money 'CUR 12.34' or null");
     v.set_number(*amount);
   } else if (type == "object") {
@@ -721,8 +770,8 @@ parsed<v1::Value> typed_value(std::string_view type, const jvalue& j, std::strin
       const jvalue* t = item->is_object() ? item->member("type") : nullptr;
       const jvalue* val = item->is_object() ? item->member("value") : nullptr;
       if (t && val && t->is_string() && one_of(t->str(), variable_types)) {
-        auto converted = typed_value(t->str(), *val,
-                                     std::string(where) + "[" + std::to_string(i) + "].value");
+        auto converted =
+            typed_value(t->str(), *val, std::string(where) + "[" + std::to_string(i) + "].value");
         if (!converted) return converted.err();
         *list->add_items() = std::move(*converted);
       } else {
@@ -817,13 +866,16 @@ request_headers find_headers(const http::request& req) {
         if (iequals(name, "X-Request-ID")) slot = &h.request_id;
         break;
       case 13:
-        if (iequals(name, "Authorization")) slot = &h.authorization;
-        else if (iequals(name, "X-Runtime-CRC")) slot = &h.runtime_crc;
+        if (iequals(name, "Authorization"))
+          slot = &h.authorization;
+        else if (iequals(name, "X-Runtime-CRC"))
+          slot = &h.runtime_crc;
         break;
       case 20:
         if (iequals(name, "X-Session-End-Reason")) slot = &h.end_reason;
         break;
-      default: break;
+      default:
+        break;
     }
     if (slot && !*slot) *slot = &value;
   }
@@ -937,13 +989,27 @@ void append_escaped(std::string& out, std::string_view s) {
     }
     ++p;
     switch (c) {
-      case '"': lit(out, "\\\""); break;
-      case '\\': lit(out, "\\\\"); break;
-      case '\b': lit(out, "\\b"); break;
-      case '\t': lit(out, "\\t"); break;
-      case '\n': lit(out, "\\n"); break;
-      case '\f': lit(out, "\\f"); break;
-      case '\r': lit(out, "\\r"); break;
+      case '"':
+        lit(out, "\\\"");
+        break;
+      case '\\':
+        lit(out, "\\\\");
+        break;
+      case '\b':
+        lit(out, "\\b");
+        break;
+      case '\t':
+        lit(out, "\\t");
+        break;
+      case '\n':
+        lit(out, "\\n");
+        break;
+      case '\f':
+        lit(out, "\\f");
+        break;
+      case '\r':
+        lit(out, "\\r");
+        break;
       default: {
         const char esc[6] = {'\\', 'u', '0', '0', hex_digits[c >> 4], hex_digits[c & 0xf]};
         out.append(esc, sizeof esc);
@@ -978,8 +1044,10 @@ void append_number(std::string& out, double d) {
 }
 
 void append_bool(std::string& out, bool b) {
-  if (b) lit(out, "true");
-  else lit(out, "false");
+  if (b)
+    lit(out, "true");
+  else
+    lit(out, "false");
 }
 
 // Plain JSON for a value; deeper than max_json_depth becomes null. Object keys
@@ -987,9 +1055,12 @@ void append_bool(std::string& out, bool b) {
 void append_plain(std::string& out, const v1::Value& v, int depth) {
   if (depth > max_json_depth) return lit(out, "null");
   switch (v.kind_case()) {
-    case v1::Value::kText: return append_string(out, v.text());
-    case v1::Value::kNumber: return append_number(out, v.number());
-    case v1::Value::kBoolean: return append_bool(out, v.boolean());
+    case v1::Value::kText:
+      return append_string(out, v.text());
+    case v1::Value::kNumber:
+      return append_number(out, v.number());
+    case v1::Value::kBoolean:
+      return append_bool(out, v.boolean());
     case v1::Value::kList: {
       out += '[';
       bool first = true;
@@ -1023,7 +1094,8 @@ void append_plain(std::string& out, const v1::Value& v, int depth) {
       out += '}';
       return;
     }
-    default: return lit(out, "null");
+    default:
+      return lit(out, "null");
   }
 }
 
@@ -1031,28 +1103,42 @@ void append_plain(std::string& out, const v1::Value& v, int depth) {
 std::string value_text(const v1::Value& v) {
   std::string out;
   switch (v.kind_case()) {
-    case v1::Value::kText: return v.text();
-    case v1::Value::kNumber: append_number(out, v.number()); return out;
-    case v1::Value::kBoolean: return v.boolean() ? "true" : "false";
+    case v1::Value::kText:
+      return v.text();
+    case v1::Value::kNumber:
+      append_number(out, v.number());
+      return out;
+    case v1::Value::kBoolean:
+      return v.boolean() ? "true" : "false";
     case v1::Value::kList:
       for (const auto& item : v.list().items()) {
         if (!out.empty()) out += ", ";
-        if (item.kind_case() == v1::Value::kList) append_plain(out, item, 1);
-        else out += value_text(item);
+        if (item.kind_case() == v1::Value::kList)
+          append_plain(out, item, 1);
+        else
+          out += value_text(item);
       }
       return out;
-    case v1::Value::kObject: append_plain(out, v, 0); return out;
-    default: return out;
+    case v1::Value::kObject:
+      append_plain(out, v, 0);
+      return out;
+    default:
+      return out;
   }
 }
 
 const char* inferred_type(const v1::Value& v) {
   switch (v.kind_case()) {
-    case v1::Value::kBoolean: return "boolean";
-    case v1::Value::kNumber: return "number";
-    case v1::Value::kList: return "list";
-    case v1::Value::kObject: return "object";
-    default: return "text";
+    case v1::Value::kBoolean:
+      return "boolean";
+    case v1::Value::kNumber:
+      return "number";
+    case v1::Value::kList:
+      return "list";
+    case v1::Value::kObject:
+      return "object";
+    default:
+      return "text";
   }
 }
 
@@ -1137,15 +1223,24 @@ void append_typed(std::string& out, const v1::Value& v, std::string_view type,
 
 const char* type_name(v1::VarType t, const v1::Value& v) {
   switch (t) {
-    case v1::VAR_TEXT: return "text";
-    case v1::VAR_NUMBER: return "number";
-    case v1::VAR_BOOLEAN: return "boolean";
-    case v1::VAR_DATE: return "date";
-    case v1::VAR_DATETIME: return "dateTime";
-    case v1::VAR_MONEY: return "money";
-    case v1::VAR_LIST: return "list";
-    case v1::VAR_OBJECT: return "object";
-    default: return inferred_type(v);
+    case v1::VAR_TEXT:
+      return "text";
+    case v1::VAR_NUMBER:
+      return "number";
+    case v1::VAR_BOOLEAN:
+      return "boolean";
+    case v1::VAR_DATE:
+      return "date";
+    case v1::VAR_DATETIME:
+      return "dateTime";
+    case v1::VAR_MONEY:
+      return "money";
+    case v1::VAR_LIST:
+      return "list";
+    case v1::VAR_OBJECT:
+      return "object";
+    default:
+      return inferred_type(v);
   }
 }
 
@@ -1235,9 +1330,12 @@ void append_escalate_target(std::string& out, std::string_view t) {
 
 const char* end_reason_name(v1::EndReason r) {
   switch (r) {
-    case v1::COMPLETED: return "Action";
-    case v1::INFINITE_LOOP_DETECTED: return "InfiniteLoopDetected";
-    default: return "Error";
+    case v1::COMPLETED:
+      return "Action";
+    case v1::INFINITE_LOOP_DETECTED:
+      return "InfiniteLoopDetected";
+    default:
+      return "Error";
   }
 }
 
@@ -1356,8 +1454,10 @@ void append_extras(std::string& out, const reply& r, const v1::TurnResult* turn)
         append_string(out, i.name());
         lit(out, ",\"confidenceScore\":");
         append_number(out, i.confidence());
-        if (direct) lit(out, ",\"intentSource\":\"DIRECT\"}");
-        else lit(out, ",\"intentSource\":\"CORE_NLP\"}");
+        if (direct)
+          lit(out, ",\"intentSource\":\"DIRECT\"}");
+        else
+          lit(out, ",\"intentSource\":\"CORE_NLP\"}");
       }
     }
     lit(out, "],");
@@ -1428,8 +1528,7 @@ std::string session_body(const reply& r, const v1::TurnResult* turn, bool start,
 std::string runtime_crc(const reply& r) {
   if (!r.runtime_crc.empty()) return safe_header_value(r.runtime_crc);
   std::string out;
-  append_hex(out, mix(fnv1a(r.bot_version, fnv1a(r.session_id, 0xcbf29ce484222325ULL) ^ 0xff)),
-             16);
+  append_hex(out, mix(fnv1a(r.bot_version, fnv1a(r.session_id, 0xcbf29ce484222325ULL) ^ 0xff)), 16);
   return out;
 }
 
@@ -1444,16 +1543,26 @@ http::response success(std::string body, const reply& r, bool start) {
 
 const char* error_class(int status) {
   switch (status) {
-    case 400: return "BadRequestError";
-    case 401: return "UnauthorizedError";
-    case 403: return "ForbiddenError";
-    case 404: return "NotFoundError";
-    case 405: return "MethodNotAllowedError";
-    case 422: return "RequestProcessingException";
-    case 423: return "ServerBusyError";
-    case 429: return "TooManyRequestsError";
-    case 503: return "ServiceUnavailable";
-    default: return "InternalServerError";
+    case 400:
+      return "BadRequestError";
+    case 401:
+      return "UnauthorizedError";
+    case 403:
+      return "ForbiddenError";
+    case 404:
+      return "NotFoundError";
+    case 405:
+      return "MethodNotAllowedError";
+    case 422:
+      return "RequestProcessingException";
+    case 423:
+      return "ServerBusyError";
+    case 429:
+      return "TooManyRequestsError";
+    case 503:
+      return "ServiceUnavailable";
+    default:
+      return "InternalServerError";
   }
 }
 
@@ -1469,9 +1578,10 @@ parsed<route> match_route(std::string_view method, std::string_view path) {
   auto seg = segments(path);
   auto method_is = [&](std::string_view m) { return method == m; };
   auto wrong_method = [&](std::string_view allowed) {
-    return make_failure(405, "method: " + std::string(method.size() <= 16 && printable(method) ? method : "this method") +
-                                 " not allowed on " + path_label(path) + ", use " +
-                                 std::string(allowed));
+    return make_failure(
+        405, "method: " +
+                 std::string(method.size() <= 16 && printable(method) ? method : "this method") +
+                 " not allowed on " + path_label(path) + ", use " + std::string(allowed));
   };
   auto not_found = [&] { return make_failure(404, "path: no such resource " + path_label(path)); };
   if (seg.size() == 1 && (seg[0] == "status" || seg[0] == "versions")) {
@@ -1633,7 +1743,8 @@ parsed<continue_request> parse_continue(const http::request& req) try {
     case message_kind::redirect:
       if (auto f = req_string(m, "dialogId", "message.dialogId", out.dialog_id)) return *f;
       break;
-    case message_kind::transfer_succeeded: break;
+    case message_kind::transfer_succeeded:
+      break;
     case message_kind::transfer_failed: {
       const jvalue* r = m.member("reason");
       if (!r || !r->is_string() || !one_of(r->str(), transfer_failed_reasons))
@@ -1651,7 +1762,8 @@ parsed<continue_request> parse_continue(const http::request& req) try {
     }
     case message_kind::set_variables: {
       const jvalue* vars = m.member("variables");
-      if (!vars || !vars->is_array()) return bad("message.variables", "required array of variables");
+      if (!vars || !vars->is_array())
+        return bad("message.variables", "required array of variables");
       if (auto f = parse_variables(*vars, "message.variables", out.variables)) return *f;
       break;
     }
@@ -1707,7 +1819,8 @@ parsed<v1::Input> to_input(const continue_request& msg, const v1::TurnResult* la
       in.set_payload(choice_id(menu->choices(static_cast<int>(n - 1))));
       return in;
     }
-    default: return bad("message.type", "carries no user input for the bot");
+    default:
+      return bad("message.type", "carries no user input for the bot");
   }
 }
 
@@ -1723,8 +1836,8 @@ std::vector<variable_out> response_variables(const v1::Program& program, const v
   };
   for (int i = 0; i < program.variables_size(); ++i) {
     const auto& decl = program.variables(i);
-    if (!options.filter.empty() &&
-        std::find(options.filter.begin(), options.filter.end(), decl.name()) == options.filter.end())
+    if (!options.filter.empty() && std::find(options.filter.begin(), options.filter.end(),
+                                             decl.name()) == options.filter.end())
       continue;
     const v1::Value* now = value_in(state, i);
     if (options.only_changed && previous) {
@@ -1761,13 +1874,14 @@ http::response render_continue(const reply& r, const v1::TurnResult& turn) {
 }
 
 http::response render_end(const reply& r) {
-  return success(session_body(r, nullptr, /*start=*/false,
-                              [&](std::string& out) {
-                                lit(out, "\"messages\":[{\"type\":\"sessionEnded\",\"id\":\"");
-                                message_id_hash(r.session_id, r.sequence_id).append(out, end_message_index);
-                                lit(out, "\",\"reason\":\"ClientRequest\"}]");
-                              }),
-                 r, /*start=*/false);
+  return success(
+      session_body(r, nullptr, /*start=*/false,
+                   [&](std::string& out) {
+                     lit(out, "\"messages\":[{\"type\":\"sessionEnded\",\"id\":\"");
+                     message_id_hash(r.session_id, r.sequence_id).append(out, end_message_index);
+                     lit(out, "\",\"reason\":\"ClientRequest\"}]");
+                   }),
+      r, /*start=*/false);
 }
 
 http::response render_error(int status, std::string_view message, std::string_view path,
@@ -1791,7 +1905,8 @@ http::response render_error(int status, std::string_view message, std::string_vi
   http::response resp = http::response::json(status, std::move(body));
   add_header(resp, "X-Request-ID", safe_header_value(request_id));
   if (retry_after_s)
-    resp.headers.emplace_back("Retry-After", std::to_string(std::max<std::int64_t>(0, *retry_after_s)));
+    resp.headers.emplace_back("Retry-After",
+                              std::to_string(std::max<std::int64_t>(0, *retry_after_s)));
   return resp;
 }
 
@@ -1799,7 +1914,8 @@ http::response render_failure(const failure& f, const http::request& req,
                               std::int64_t timestamp_ms) {
   std::string request_id = safe_header_value(req.request_id);
   if (request_id.empty())
-    if (const std::string* rid = req.header("X-Request-ID")) request_id = safe_header_value(trim(*rid));
+    if (const std::string* rid = req.header("X-Request-ID"))
+      request_id = safe_header_value(trim(*rid));
   return render_error(f.status, f.message, req.path, request_id, timestamp_ms);
 }
 

@@ -64,8 +64,8 @@ failure make_failure(int status, std::string message);
 template <class T>
 class parsed {
  public:
-  parsed(T value) : v_(std::move(value)) {}     // NOLINT: implicit by design
-  parsed(failure f) : v_(std::move(f)) {}       // NOLINT: implicit by design
+  parsed(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  parsed(failure f) : v_(std::move(f)) {}    // NOLINT: implicit by design
   bool ok() const noexcept { return v_.index() == 0; }
   explicit operator bool() const noexcept { return ok(); }
   T& value() & { return std::get<0>(v_); }
@@ -120,9 +120,9 @@ struct variable {
 
 /// `responseOptions` of a request; absent options are false.
 struct response_options {
-  bool variables = false;                 ///< variables.include
-  bool only_changed = false;              ///< variables.onlyChanged
-  std::vector<std::string> filter;        ///< variables.filter; empty: no filtering
+  bool variables = false;           ///< variables.include
+  bool only_changed = false;        ///< variables.onlyChanged
+  std::vector<std::string> filter;  ///< variables.filter; empty: no filtering
   bool metrics = false;
   bool intents = false;
   bool entities = false;
@@ -138,9 +138,9 @@ struct start_request {
   request_context ctx;
   std::string bot_id;
   std::string external_session_key;
-  std::string endpoint;              ///< forceConfig.endpoint
-  std::optional<std::string> text;   ///< message.text; nullopt when absent
-  std::vector<variable> variables;   ///< in the order received
+  std::string endpoint;             ///< forceConfig.endpoint
+  std::optional<std::string> text;  ///< message.text; nullopt when absent
+  std::vector<variable> variables;  ///< in the order received
   std::vector<referrer> referrers;
   std::optional<std::string> tz;
   response_options options;
@@ -167,13 +167,14 @@ struct continue_request {
   std::string session_id;
   std::int64_t sequence_id = 0;  ///< message.sequenceId, >= 0
   message_kind kind = message_kind::text;
-  std::string in_reply_to;       ///< message.inReplyToMessageId, may be empty
-  std::string text;              ///< kind text
+  std::string in_reply_to;                   ///< message.inReplyToMessageId, may be empty
+  std::string text;                          ///< kind text
   std::optional<std::int64_t> choice_index;  ///< kind choice, 1-based
   std::optional<std::string> choice_id;      ///< kind choice
   std::string dialog_id;                     ///< kind redirect
-  std::string reason;       ///< transfer_failed: "NoAgentAvailable"|"Error"; end_session: EndSessionReason
-  std::string description;  ///< transfer_failed, may be empty
+  std::string
+      reason;  ///< transfer_failed: "NoAgentAvailable"|"Error"; end_session: EndSessionReason
+  std::string description;          ///< transfer_failed, may be empty
   std::vector<variable> variables;  ///< kind set_variables
   response_options options;
 
@@ -229,7 +230,7 @@ struct reply {
   std::int64_t sequence_id = 0;
   std::string bot_version;  ///< e.g. the program id; rendered as `botVersion`
   std::vector<std::int64_t> processed_sequence_ids;
-  std::string request_id;   ///< echoed in X-Request-ID
+  std::string request_id;  ///< echoed in X-Request-ID
   /// X-Runtime-CRC; empty: a hash of session id and bot version.
   std::string runtime_crc;
   /// Prefix of the `_links` hrefs, e.g. "https://bots.example.com"; empty gives
@@ -237,7 +238,7 @@ struct reply {
   std::string base_url;
   /// Currency code for money variables ("USD 10.40"); empty: "USD".
   std::string currency;
-  response_options options;            ///< intents, entities, metrics
+  response_options options;             ///< intents, entities, metrics
   std::vector<variable_out> variables;  ///< rendered when options.variables
 };
 
@@ -273,8 +274,8 @@ http::response render_end(const reply& r);
 /// 503 ServiceUnavailable, other InternalServerError). `retry_after_s` adds a
 /// Retry-After header (useful with 423, 429, 503). `timestamp_ms`: Unix ms.
 http::response render_error(int status, std::string_view message, std::string_view path,
-                             std::string_view request_id, std::int64_t timestamp_ms,
-                             std::optional<std::int64_t> retry_after_s = std::nullopt);
+                            std::string_view request_id, std::int64_t timestamp_ms,
+                            std::optional<std::int64_t> retry_after_s = std::nullopt);
 
 /// render_error for a parse failure of `req` (path and request id taken from it).
 http::response render_failure(const failure& f, const http::request& req,

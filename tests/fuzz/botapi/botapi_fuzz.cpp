@@ -22,9 +22,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::uint8_t selector = data[0];
   parley::http::request req;
   req.body.assign(reinterpret_cast<const char*>(data + 1), size - 1);
-  req.headers = {{"Authorization", (selector & 0x10) ? "Bearer k" : "bearer"},
-                 {"X-Org-Id", (selector & 0x20) ? "demo" : ""},
-                 {"X-Session-End-Reason", (selector & 0x40) ? "UserRequest" : req.body.substr(0, 12)}};
+  req.headers = {
+      {"Authorization", (selector & 0x10) ? "Bearer k" : "bearer"},
+      {"X-Org-Id", (selector & 0x20) ? "demo" : ""},
+      {"X-Session-End-Reason", (selector & 0x40) ? "UserRequest" : req.body.substr(0, 12)}};
   auto check = [&](const botapi::failure& f) {
     if (f.message.find(": ") == std::string::npos || f.status < 400) std::abort();
     if (botapi::render_failure(f, req, 0).body != botapi::reference::render_failure(f, req, 0).body)
@@ -43,8 +44,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       req.path = "/v5.3.0/bots/b/sessions";
       auto r = botapi::parse_start(req);
       same(r, botapi::reference_parse::parse_start(req));
-      if (!r) check(r.err());
-      else (void)r->bot_variables();
+      if (!r)
+        check(r.err());
+      else
+        (void)r->bot_variables();
       break;
     }
     case 1: {

@@ -30,8 +30,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "no seeds in %s\n", argv[1]);
     return 2;
   }
-  static const char* const tokens[] = {"\r\n", ":", " ", ";", "0\r\n\r\n", "Content-Length: 3\r\n",
-                                       "Transfer-Encoding: chunked\r\n", "\t", ",", "\""};
+  static const char* const tokens[] = {
+      "\r\n", ":", " ", ";", "0\r\n\r\n", "Content-Length: 3\r\n", "Transfer-Encoding: chunked\r\n",
+      "\t",   ",", "\""};
   std::mt19937 rng(20261126);
   auto run = [](const std::string& s) {
     LLVMFuzzerTestOneInput(reinterpret_cast<const std::uint8_t*>(s.data()), s.size());
@@ -44,10 +45,18 @@ int main(int argc, char** argv) {
       for (int e = 0; e < edits && !s.empty(); ++e) {
         std::size_t at = rng() % s.size();
         switch (rng() % 4) {
-          case 0: s[at] = static_cast<char>(rng()); break;
-          case 1: s.erase(at, 1 + rng() % 8); break;
-          case 2: s.insert(at, tokens[rng() % (sizeof tokens / sizeof *tokens)]); break;
-          default: s.insert(at, seeds[rng() % seeds.size()].substr(0, 64)); break;
+          case 0:
+            s[at] = static_cast<char>(rng());
+            break;
+          case 1:
+            s.erase(at, 1 + rng() % 8);
+            break;
+          case 2:
+            s.insert(at, tokens[rng() % (sizeof tokens / sizeof *tokens)]);
+            break;
+          default:
+            s.insert(at, seeds[rng() % seeds.size()].substr(0, 64));
+            break;
         }
       }
       run(s);

@@ -31,7 +31,8 @@ std::string parse_stream(std::string_view input, std::size_t piece) {
       log += "F" + std::to_string(p.error_status()) + p.error_message();
       return;
     }
-    log += "R" + req.method + ' ' + req.target + ' ' + req.path + '?' + req.query + (p.keep_alive() ? "K" : "C");
+    log += "R" + req.method + ' ' + req.target + ' ' + req.path + '?' + req.query +
+           (p.keep_alive() ? "K" : "C");
     for (const auto& [k, v] : req.headers) log += '|' + k + ':' + v;
     log += "#" + std::to_string(req.body.size()) + req.body;
     if (req.body.size() > 256) std::abort();

@@ -8,21 +8,21 @@
 #include <nlohmann/json.hpp>
 
 #include <atomic>
-#include <functional>
-#include <thread>
 #include <fstream>
+#include <functional>
 #include <mutex>
 #include <regex>
 #include <sstream>
+#include <thread>
 
 #include "src/http/client.hpp"
 #include "src/http/http.hpp"
 #include "src/store/catalog.hpp"
 #include "src/store/postgres.hpp"
 #include "src/store/redis.hpp"
-#include "tests/support/servers.hpp"
 #include "tests/support/openapi.hpp"
 #include "tests/support/process.hpp"
+#include "tests/support/servers.hpp"
 
 #include <prometheus/registry.h>
 
@@ -49,7 +49,8 @@ std::string env_or_fail(const char* name) {
 }
 
 const parley::test::openapi& contract() {
-  static auto c = parley::test::openapi::load(std::string(PARLEY_CONTRACTS_DIR) + "/einstein-bots-api-v5.3.0.yml");
+  static auto c = parley::test::openapi::load(std::string(PARLEY_CONTRACTS_DIR) +
+                                              "/einstein-bots-api-v5.3.0.yml");
   return c;
 }
 
@@ -59,24 +60,27 @@ class order_api {
  public:
   order_api() {
     parley::http::router r;
-    r.add_prefix("GET", "/v1/orders/", "/v1/orders", [this](parley::http::request&& req, parley::http::responder reply) {
-      std::unique_lock<std::mutex> lock(m_);
-      ++calls_;
-      last_auth_ = req.header("Authorization") ? *req.header("Authorization") : "";
-      auto id = req.path.substr(std::string("/v1/orders/").size());
-      parley::http::response res;
-      if (id == "ZZ000000")
-        res = parley::http::response::json(404, R"({"error":"no such order"})");
-      else
-        res = parley::http::response::json(200, R"({"status":"shipped","shipment":{"tracking":"1Z999","carrier":"UPS"}})");
-      if (hold_) {
-        held_.push_back({reply, res});
-        cv_.notify_all();
-        return;
-      }
-      lock.unlock();
-      reply(res);
-    });
+    r.add_prefix("GET", "/v1/orders/", "/v1/orders",
+                 [this](parley::http::request&& req, parley::http::responder reply) {
+                   std::unique_lock<std::mutex> lock(m_);
+                   ++calls_;
+                   last_auth_ = req.header("Authorization") ? *req.header("Authorization") : "";
+                   auto id = req.path.substr(std::string("/v1/orders/").size());
+                   parley::http::response res;
+                   if (id == "ZZ000000")
+                     res = parley::http::response::json(404, R"({"error":"no such order"})");
+                   else
+                     res = parley::http::response::json(
+                         200,
+                         R"({"status":"shipped","shipment":{"tracking":"1Z999","carrier":"UPS"}})");
+                   if (hold_) {
+                     held_.push_back({reply, res});
+                     cv_.notify_all();
+                     return;
+                   }
+                   lock.unlock();
+                   reply(res);
+                 });
     server_ = std::make_unique<parley::http::server>(parley::http::server_options{}, std::move(r),
                                                      std::make_shared<prometheus::Registry>());
     EXPECT_TRUE(server_->start().ok());
@@ -153,7 +157,9 @@ class senders {
 /// A parleyd process on a free port.
 class node {
  public:
-  explicit node(std::map<std::string, std::string> extra = {}) : extra_(std::move(extra)) { start(); }
+  explicit node(std::map<std::string, std::string> extra = {}) : extra_(std::move(extra)) {
+    start();
+  }
   bool up() const { return !port_.empty(); }
   void start() {
     std::map<std::string, std::string> env = {
@@ -167,8 +173,11 @@ class node {
     };
     for (const auto& [k, v] : extra_) env[k] = v;
     proc_ = std::make_unique<child_process>(
-        std::vector<std::string>{PARLEYD_PATH, "--config", std::string(PARLEY_SOURCE_DIR) + "/config/local.yaml"}, env);
-    auto line = proc_->wait_for_line([](const std::string& l) { return l.find("\"http_listening\"") != std::string::npos; });
+        std::vector<std::string>{PARLEYD_PATH, "--config",
+                                 std::string(PARLEY_SOURCE_DIR) + "/config/local.yaml"},
+        env);
+    auto line = proc_->wait_for_line(
+        [](const std::string& l) { return l.find("\"http_listening\"") != std::string::npos; });
     ASSERT_TRUE(line.has_value()) << "parleyd did not start";
     port_ = json::parse(line->substr(line->find('{')))["port"].get<std::string>();
   }
@@ -206,7 +215,8 @@ struct reply {
 /// One Bot API client for one tenant, validating every response against the contract.
 class client {
  public:
-  client(node& n, std::string tenant, std::string key) : n_(n), tenant_(std::move(tenant)), key_(std::move(key)) {}
+  client(node& n, std::string tenant, std::string key)
+      : n_(n), tenant_(std::move(tenant)), key_(std::move(key)) {}
 
   reply call(const std::string& method, const std::string& path, const json& body,
              parley::http::header_list extra = {}) {
@@ -214,7 +224,9 @@ class client {
     r.method = method;
     r.url = n_.url(path);
     r.timeout = 30s;
-    r.headers = {{"X-Org-Id", tenant_}, {"Authorization", "Bearer " + key_}, {"Content-Type", "application/json"}};
+    r.headers = {{"X-Org-Id", tenant_},
+                 {"Authorization", "Bearer " + key_},
+                 {"Content-Type", "application/json"}};
     for (auto& h : extra) r.headers.push_back(h);
     if (!body.is_null()) r.body = body.dump();
     auto res = parley::http::fetch(r);
@@ -230,15 +242,17 @@ class client {
     std::string m = method;
     for (auto& c : m) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     auto v = contract().validate_response(tmpl, m, out.status, std::string_view(out.body));
-    EXPECT_TRUE(v.empty()) << method << " " << path << " " << out.status << ": " << parley::test::to_string(v)
-                           << "\n" << out.body;
+    EXPECT_TRUE(v.empty()) << method << " " << path << " " << out.status << ": "
+                           << parley::test::to_string(v) << "\n"
+                           << out.body;
     auto hv = contract().validate_response_headers(tmpl, m, out.status, out.headers);
     EXPECT_TRUE(hv.empty()) << parley::test::to_string(hv);
     return out;
   }
 
   reply start(const std::string& bot, json body = json::object()) {
-    if (!body.contains("externalSessionKey")) body["externalSessionKey"] = "ext-" + std::to_string(++n_started_);
+    if (!body.contains("externalSessionKey"))
+      body["externalSessionKey"] = "ext-" + std::to_string(++n_started_);
     if (!body.contains("message")) body["message"] = json::object();
     if (!body.contains("forceConfig")) body["forceConfig"] = {{"endpoint", "https://example.com/"}};
     return call("POST", "/v5.3.0/bots/" + bot + "/sessions", body);
@@ -275,7 +289,9 @@ std::string texts(const json& body) {
   return out;
 }
 
-bool has(const std::string& haystack, const std::string& needle) { return haystack.find(needle) != std::string::npos; }
+bool has(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
 
 class BotApi : public ::testing::Test {
  protected:
@@ -288,11 +304,14 @@ class BotApi : public ::testing::Test {
     tenant_ = parley::store::testing::unique_name("t");
     n_ = std::make_unique<node>();  // applies the migrations
     std::string why;
-    ASSERT_TRUE(parley::store::testing::eventually([&] {
-      auto t = store::create_tenant_sync(*pg_, tenant_, "Test tenant", "test");
-      if (!t) why = t.err().code + ": " + t.err().message;
-      return t.ok();
-    }, 20s)) << why;
+    ASSERT_TRUE(parley::store::testing::eventually(
+        [&] {
+          auto t = store::create_tenant_sync(*pg_, tenant_, "Test tenant", "test");
+          if (!t) why = t.err().code + ": " + t.err().message;
+          return t.ok();
+        },
+        20s))
+        << why;
     auto key = store::create_api_key_sync(*pg_, tenant_, "test", "test");
     ASSERT_TRUE(key.ok()) << key.err().message;
     key_ = key->key;
@@ -381,7 +400,8 @@ TEST_F(BotApi, FullConversationCallsTheActionAndKeepsATranscript) {
   EXPECT_TRUE(has(texts(r.j), "What's your order number?")) << r.body;
   r = c_->text(s, 2, "it is ab-123456");
   ASSERT_EQ(r.status, 200) << r.body;
-  EXPECT_TRUE(has(texts(r.j), "Your order AB123456 has shipped with UPS. Tracking number: 1Z999.")) << r.body;
+  EXPECT_TRUE(has(texts(r.j), "Your order AB123456 has shipped with UPS. Tracking number: 1Z999."))
+      << r.body;
   EXPECT_EQ(api_.calls(), 1);
   EXPECT_EQ(api_.last_auth(), "Bearer s3cret") << "secrets resolve from PARLEY_SECRET_*";
   r = c_->choice(s, 3, 2);  // "No, that's all"
@@ -391,12 +411,15 @@ TEST_F(BotApi, FullConversationCallsTheActionAndKeepsATranscript) {
 
   // The transcript reaches Postgres off the critical path.
   std::vector<store::transcript_row> rows;
-  ASSERT_TRUE(parley::store::testing::eventually([&] {
-    auto t = store::transcript_sync(*pg_, tenant_, s);
-    if (!t.ok()) return false;
-    rows = *t;
-    return rows.size() >= 8;
-  }, 10s)) << rows.size();
+  ASSERT_TRUE(parley::store::testing::eventually(
+      [&] {
+        auto t = store::transcript_sync(*pg_, tenant_, s);
+        if (!t.ok()) return false;
+        rows = *t;
+        return rows.size() >= 8;
+      },
+      10s))
+      << rows.size();
   bool saw_order = false;
   for (const auto& row : rows) saw_order |= row.direction == "in" && has(row.text, "ab-123456");
   EXPECT_TRUE(saw_order);
@@ -424,9 +447,12 @@ TEST_F(BotApi, RepeatedSequenceIdReplaysWithoutRunningTheBotAgain) {
 TEST_F(BotApi, SetVariablesChangesTheConversationWithoutRunningTheBot) {
   auto s = start_session();
   auto set = [&](int64_t seq, json vars) {
-    return c_->call("POST", "/v5.3.0/sessions/" + s + "/messages",
-                    {{"message", {{"type", "setVariables"}, {"sequenceId", seq}, {"variables", vars}}},
-                     {"responseOptions", {{"variables", {{"include", true}, {"onlyChanged", false}, {"filter", {"customer_name"}}}}}}});
+    return c_->call(
+        "POST", "/v5.3.0/sessions/" + s + "/messages",
+        {{"message", {{"type", "setVariables"}, {"sequenceId", seq}, {"variables", vars}}},
+         {"responseOptions",
+          {{"variables",
+            {{"include", true}, {"onlyChanged", false}, {"filter", {"customer_name"}}}}}}});
   };
   auto r = set(1, {{{"name", "customer_name"}, {"type", "text"}, {"value", "Ada"}}});
   ASSERT_EQ(r.status, 200) << r.body;
@@ -439,7 +465,8 @@ TEST_F(BotApi, SetVariablesChangesTheConversationWithoutRunningTheBot) {
       << "a repeated sequenceId gets the recorded answer";
   // Also from a new incarnation, which loads the bot's program for the variables.
   ASSERT_EQ(kill(s).status, 200);
-  ASSERT_TRUE(parley::store::testing::eventually([&] { return metric("parley_conversation_restarts_total") >= 1; }, 10s));
+  ASSERT_TRUE(parley::store::testing::eventually(
+      [&] { return metric("parley_conversation_restarts_total") >= 1; }, 10s));
   EXPECT_EQ(set(1, {{{"name", "customer_name"}, {"type", "text"}, {"value", "Ada"}}}).body, r.body)
       << "the replay of a restarted conversation";
 
@@ -459,14 +486,16 @@ TEST_F(BotApi, SetVariablesChangesTheConversationWithoutRunningTheBot) {
   ASSERT_EQ(next.status, 200) << next.body;
   EXPECT_TRUE(has(texts(next.j), "What's your order number?")) << next.body;
   std::vector<std::string> inbound;
-  ASSERT_TRUE(parley::store::testing::eventually([&] {
-    auto t = store::transcript_sync(*pg_, tenant_, s);
-    inbound.clear();
-    if (t.ok())
-      for (const auto& m : *t)
-        if (m.direction == "in") inbound.push_back(m.text);
-    return inbound.size() >= 3;
-  }, 10s));
+  ASSERT_TRUE(parley::store::testing::eventually(
+      [&] {
+        auto t = store::transcript_sync(*pg_, tenant_, s);
+        inbound.clear();
+        if (t.ok())
+          for (const auto& m : *t)
+            if (m.direction == "in") inbound.push_back(m.text);
+        return inbound.size() >= 3;
+      },
+      10s));
   EXPECT_EQ(inbound[0], "[setVariables] customer_name");
   EXPECT_EQ(inbound[1], "[setVariables] customer_name");
 }
@@ -481,10 +510,14 @@ TEST_F(BotApi, TransferReportsEndOrResumeTheBotsPart) {
   auto handed = c_->choice(s, 1, 2);  // "Talk to an agent"
   ASSERT_EQ(handed.status, 200) << handed.body;
   EXPECT_TRUE(has(handed.body, "\"type\":\"escalate\"")) << handed.body;
-  auto early = msg(start_session(), 1, {{"type", "transferFailed"}, {"reason", "NoAgentAvailable"}});
+  auto early =
+      msg(start_session(), 1, {{"type", "transferFailed"}, {"reason", "NoAgentAvailable"}});
   EXPECT_EQ(early.status, 400) << "no transfer was asked for: " << early.body;
   EXPECT_TRUE(has(early.body, "agent")) << early.body;
-  auto failed = msg(s, 2, {{"type", "transferFailed"}, {"reason", "NoAgentAvailable"}, {"description", "queue closed"}});
+  auto failed = msg(s, 2,
+                    {{"type", "transferFailed"},
+                     {"reason", "NoAgentAvailable"},
+                     {"description", "queue closed"}});
   ASSERT_EQ(failed.status, 200) << failed.body;
   EXPECT_TRUE(has(texts(failed.j), "Sorry, no agent is available right now.")) << failed.body;
   EXPECT_TRUE(has(texts(failed.j), "How can I help you?")) << failed.body;
@@ -514,7 +547,8 @@ TEST_F(BotApi, AuthenticationAndUnknownThingsGetContractErrors) {
   EXPECT_EQ(nobot.status, 404) << nobot.body;
   auto nosession = c_->text("00000000-0000-4000-8000-000000000000", 1, "hi");
   EXPECT_EQ(nosession.status, 404) << nosession.body;
-  auto bad = c_->call("POST", "/v5.3.0/sessions/abc/messages", {{"message", {{"type", "text"}, {"text", "x"}}}});
+  auto bad = c_->call("POST", "/v5.3.0/sessions/abc/messages",
+                      {{"message", {{"type", "text"}, {"text", "x"}}}});
   EXPECT_EQ(bad.status, 400) << bad.body;
   EXPECT_TRUE(has(bad.body, "sequenceId")) << bad.body;
 }
@@ -523,7 +557,8 @@ TEST_F(BotApi, SessionIdsAreTimeOrderedUuidVersion7) {
   // Time-ordered ids keep new transcript rows together in Postgres's primary key.
   static const std::regex v7("[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}");
   auto before = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    std::chrono::system_clock::now().time_since_epoch()).count();
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
   auto a = start_session();
   auto b = start_session();
   ASSERT_TRUE(std::regex_match(a, v7)) << a;
@@ -550,12 +585,14 @@ TEST_F(BotApi, KillBetweenTurnsLosesNothing) {
 TEST_F(BotApi, WithLaneRedisConnectionsTurnsCommitReplayAndSurviveAKill) {
   // redis.lane_connections: a conversation's snapshot reads and commits go to one
   // lane's Redis connection instead of the client's I/O thread.
-  n_ = std::make_unique<node>(std::map<std::string, std::string>{{"PARLEY_REDIS_LANE_CONNECTIONS", "true"}});
+  n_ = std::make_unique<node>(
+      std::map<std::string, std::string>{{"PARLEY_REDIS_LANE_CONNECTIONS", "true"}});
   c_ = std::make_unique<client>(*n_, tenant_, key_);
   auto s = start_session();
   auto first = c_->choice(s, 1, 1);
   ASSERT_EQ(first.status, 200) << first.body;
-  EXPECT_EQ(c_->choice(s, 1, 1).body, first.body) << "a repeated sequenceId gets the recorded answer";
+  EXPECT_EQ(c_->choice(s, 1, 1).body, first.body)
+      << "a repeated sequenceId gets the recorded answer";
   ASSERT_EQ(kill(s).status, 200);
   auto r = c_->text(s, 2, "AB-123456");
   ASSERT_EQ(r.status, 200) << r.body << "\nparleyd:\n" << n_->output();
@@ -580,8 +617,8 @@ TEST_F(BotApi, KillWhileItsCommitIsInFlightRunsTheMessageOnce) {
     ro.url = redis.url();
     auto admin = store::redis_client::create(ro);
     ASSERT_TRUE(admin.ok()) << admin.err().message;
-    n_ = std::make_unique<node>(std::map<std::string, std::string>{{"REDIS_URL", redis.url()},
-                                                                   {"PARLEY_REDIS_LANE_CONNECTIONS", lanes}});
+    n_ = std::make_unique<node>(std::map<std::string, std::string>{
+        {"REDIS_URL", redis.url()}, {"PARLEY_REDIS_LANE_CONNECTIONS", lanes}});
     c_ = std::make_unique<client>(*n_, tenant_, key_);
     const int calls_before = api_.calls();
     auto s = start_session();
@@ -593,21 +630,26 @@ TEST_F(BotApi, KillWhileItsCommitIsInFlightRunsTheMessageOnce) {
     ASSERT_TRUE((*admin)->command_sync({"CLIENT", "PAUSE", "20000", "WRITE"}).ok());
     api_.release();
     // The turn's commit (a SET) is now held in Redis: a blocked client.
-    ASSERT_TRUE(parley::store::testing::eventually([&] {
-      auto info = (*admin)->command_sync({"INFO", "clients"});
-      return info.ok() && info->str.find("blocked_clients:1") != std::string::npos;
-    }, 10s)) << "the commit never reached Redis";
+    ASSERT_TRUE(parley::store::testing::eventually(
+        [&] {
+          auto info = (*admin)->command_sync({"INFO", "clients"});
+          return info.ok() && info->str.find("blocked_clients:1") != std::string::npos;
+        },
+        10s))
+        << "the commit never reached Redis";
     ASSERT_EQ(kill(s).status, 200);
     // The successor's snapshot read waits for the dead actor's commit.
     ASSERT_TRUE(parley::store::testing::eventually(
         [&] { return metric("parley_snapshot_reads_fenced_total") >= 1; }, 10s))
-        << "the restarted conversation did not wait for its predecessor's commit\n" << n_->output();
+        << "the restarted conversation did not wait for its predecessor's commit\n"
+        << n_->output();
     ASSERT_TRUE((*admin)->command_sync({"CLIENT", "UNPAUSE"}).ok());
     in_flight.join();
     ASSERT_EQ(r.status, 200) << r.body;
     EXPECT_TRUE(has(texts(r.j), "has shipped")) << r.body;
     EXPECT_EQ(api_.calls() - calls_before, 1) << "the message ran twice";
-    EXPECT_EQ(c_->text(s, 2, "AB-123456").body, r.body) << "a repeated sequenceId gets the recorded answer";
+    EXPECT_EQ(c_->text(s, 2, "AB-123456").body, r.body)
+        << "a repeated sequenceId gets the recorded answer";
     auto next = c_->choice(s, 3, 1);
     ASSERT_EQ(next.status, 200) << next.body;
     EXPECT_TRUE(has(texts(next.j), "What's your order number?")) << next.body;
@@ -647,7 +689,8 @@ TEST_F(BotApi, KillMidTurnWithAMessageWaitingRunsBothOnceInOrder) {
   ASSERT_TRUE(send_with_lookup_held(in_flight, s, r2)) << "the action never reached the order API";
   in_flight.send([&] { r3 = c_->choice(s, 3, 1); });
   // Both requests are in parleyd (the third one in flight is this /metrics request).
-  ASSERT_TRUE(parley::store::testing::eventually([&] { return metric("parley_http_requests_in_flight") >= 3; }, 10s));
+  ASSERT_TRUE(parley::store::testing::eventually(
+      [&] { return metric("parley_http_requests_in_flight") >= 3; }, 10s));
   ASSERT_EQ(kill(s).status, 200);
   ASSERT_TRUE(api_.wait_held(2)) << "message 2 was not run again after the kill";
   api_.release();
@@ -657,7 +700,8 @@ TEST_F(BotApi, KillMidTurnWithAMessageWaitingRunsBothOnceInOrder) {
   ASSERT_EQ(r3.status, 200) << r3.body;
   EXPECT_TRUE(has(texts(r3.j), "What's your order number?")) << r3.body;
   EXPECT_EQ(api_.calls(), 2) << "the action ran once per incarnation, and message 3 ran no action";
-  EXPECT_EQ(metric(R"(parley_turns_total{outcome="ok"})"), 4) << "start, 1, 2 and 3: each answered once";
+  EXPECT_EQ(metric(R"(parley_turns_total{outcome="ok"})"), 4)
+      << "start, 1, 2 and 3: each answered once";
 }
 
 TEST_F(BotApi, KillNineOfTheNodeThenContinueFromRedis) {
@@ -689,28 +733,36 @@ TEST_F(BotApi, PoisonMessageIsQuarantinedAndTheErrorDialogAnswers) {
   // The sample's error dialog hands off to an agent, which ends the bot's part; this
   // version goes back to the menu, so the conversation visibly lives on.
   auto text = bot_text();
-  const std::string handoff = "    - message: \"Sorry, something went wrong on our side.\"\n    - goto: agent";
+  const std::string handoff =
+      "    - message: \"Sorry, something went wrong on our side.\"\n    - goto: agent";
   auto pos = text.find(handoff);
   ASSERT_NE(pos, std::string::npos);
-  text.replace(pos, handoff.size(), "    - message: \"Sorry, something went wrong on our side.\"\n    - goto: main_menu");
+  text.replace(
+      pos, handoff.size(),
+      "    - message: \"Sorry, something went wrong on our side.\"\n    - goto: main_menu");
   auto before = c_->start("orders").j.value("botVersion", "");
   deploy(text, true);
   // The node learns of the activation by polling (every 250 ms): a session started
   // before it would run the old version, whose error dialog ends the conversation.
   std::string s;
-  ASSERT_TRUE(parley::store::testing::eventually([&] {
-    auto r = c_->start("orders");
-    s = r.j.value("sessionId", "");
-    return r.status == 200 && r.j.value("botVersion", "") != before;
-  }, 5s)) << "new sessions never got the new version";
+  ASSERT_TRUE(parley::store::testing::eventually(
+      [&] {
+        auto r = c_->start("orders");
+        s = r.j.value("sessionId", "");
+        return r.status == 200 && r.j.value("botVersion", "") != before;
+      },
+      5s))
+      << "new sessions never got the new version";
   auto r = c_->text(s, 1, "__parley_poison__");
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_TRUE(has(texts(r.j), "Sorry, something went wrong on our side.")) << r.body;
   auto q = store::list_quarantine_sync(*pg_, tenant_);
-  ASSERT_TRUE(parley::store::testing::eventually([&] {
-    q = store::list_quarantine_sync(*pg_, tenant_);
-    return q.ok() && q->size() == 1;
-  }, 10s));
+  ASSERT_TRUE(parley::store::testing::eventually(
+      [&] {
+        q = store::list_quarantine_sync(*pg_, tenant_);
+        return q.ok() && q->size() == 1;
+      },
+      10s));
   EXPECT_EQ((*q)[0].session_id, s);
   EXPECT_EQ((*q)[0].attempts, 3);
   EXPECT_EQ(metric("parley_messages_quarantined_total"), 1);
@@ -727,33 +779,46 @@ TEST_F(BotApi, DeployKeepsLiveConversationsOnTheirVersionAndRollbackRestores) {
 
   deploy(bot_text("I'm the NEW order assistant."), true);
   reply fresh;
-  ASSERT_TRUE(parley::store::testing::eventually([&] {
-    fresh = c_->start("orders");
-    return has(texts(fresh.j), "NEW order assistant");
-  }, 2s)) << "a new activation reaches new sessions within a second (polled every 250 ms; 2 s allows for a slow CI)";
+  ASSERT_TRUE(parley::store::testing::eventually(
+      [&] {
+        fresh = c_->start("orders");
+        return has(texts(fresh.j), "NEW order assistant");
+      },
+      2s))
+      << "a new activation reaches new sessions within a second (polled every 250 ms; 2 s allows "
+         "for a slow CI)";
   EXPECT_NE(fresh.j.value("botVersion", ""), old_version);
 
   auto cont = c_->choice(s, 1, 1);
   ASSERT_EQ(cont.status, 200) << cont.body;
-  EXPECT_EQ(cont.j.value("botVersion", ""), old_version) << "a live conversation stays on its version";
+  EXPECT_EQ(cont.j.value("botVersion", ""), old_version)
+      << "a live conversation stays on its version";
 
   ASSERT_TRUE(store::rollback_sync(*pg_, tenant_, "orders", "test").ok());
   reply back;
-  ASSERT_TRUE(parley::store::testing::eventually([&] {
-    back = c_->start("orders");
-    return !has(texts(back.j), "NEW") && has(texts(back.j), "I'm the order assistant.");
-  }, 5s)) << back.body;
+  ASSERT_TRUE(parley::store::testing::eventually(
+      [&] {
+        back = c_->start("orders");
+        return !has(texts(back.j), "NEW") && has(texts(back.j), "I'm the order assistant.");
+      },
+      5s))
+      << back.body;
   EXPECT_EQ(back.j.value("botVersion", ""), old_version);
 }
 
 TEST_F(BotApi, IdleConversationsPassivateAndComeBackFromTheirSnapshot) {
-  n_ = std::make_unique<node>(std::map<std::string, std::string>{{"PARLEY_RUNTIME_PASSIVATE_AFTER_MS", "100"}});
+  n_ = std::make_unique<node>(
+      std::map<std::string, std::string>{{"PARLEY_RUNTIME_PASSIVATE_AFTER_MS", "100"}});
   c_ = std::make_unique<client>(*n_, tenant_, key_);
   auto s = start_session();
   ASSERT_EQ(c_->choice(s, 1, 1).status, 200);
-  ASSERT_TRUE(parley::store::testing::eventually([&] {
-    return metric("parley_conversations_passivated_total") >= 1 && metric("parley_conversations_live") == 0;
-  }, 10s)) << "the idle conversation actor was not stopped";
+  ASSERT_TRUE(parley::store::testing::eventually(
+      [&] {
+        return metric("parley_conversations_passivated_total") >= 1 &&
+               metric("parley_conversations_live") == 0;
+      },
+      10s))
+      << "the idle conversation actor was not stopped";
   auto r = c_->text(s, 2, "AB-123456");
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_TRUE(has(texts(r.j), "has shipped")) << r.body;
@@ -765,22 +830,26 @@ TEST_F(BotApi, EveryIdleConversationPassivatesWhenManyAreLive) {
   // back a millisecond later: no idle conversation may stay live beyond the cap. One
   // shard holding 5,000 conversations (live together: they idle for 3 s) passivates
   // them over several ticks.
-  n_ = std::make_unique<node>(std::map<std::string, std::string>{{"PARLEY_RUNTIME_PASSIVATE_AFTER_MS", "3000"},
-                                                                 {"PARLEY_RUNTIME_SHARDS", "1"}});
+  n_ = std::make_unique<node>(std::map<std::string, std::string>{
+      {"PARLEY_RUNTIME_PASSIVATE_AFTER_MS", "3000"}, {"PARLEY_RUNTIME_SHARDS", "1"}});
   c_ = std::make_unique<client>(*n_, tenant_, key_);
   constexpr int sessions = 5000;
   for (int i = 0; i < sessions; ++i) ASSERT_EQ(c_->start("orders").status, 200);
-  ASSERT_TRUE(parley::store::testing::eventually([&] {
-    return metric("parley_conversations_passivated_total") >= sessions && metric("parley_conversations_live") == 0;
-  }, 30s)) << metric("parley_conversations_live") << " conversations still live";
+  ASSERT_TRUE(parley::store::testing::eventually(
+      [&] {
+        return metric("parley_conversations_passivated_total") >= sessions &&
+               metric("parley_conversations_live") == 0;
+      },
+      30s))
+      << metric("parley_conversations_live") << " conversations still live";
 }
 
 TEST_F(BotApi, AConversationWaitingForItsActionIsNotPassivated) {
   // Idle means every job finished: a turn waiting for its action longer than the
   // idle time keeps its conversation live, which passivates once the turn is answered.
   // (300 ms: the idle gap between two turns of this test must stay below it.)
-  n_ = std::make_unique<node>(std::map<std::string, std::string>{{"PARLEY_RUNTIME_PASSIVATE_AFTER_MS", "300"},
-                                                                 {"PARLEY_RUNTIME_SHARDS", "1"}});
+  n_ = std::make_unique<node>(std::map<std::string, std::string>{
+      {"PARLEY_RUNTIME_PASSIVATE_AFTER_MS", "300"}, {"PARLEY_RUNTIME_SHARDS", "1"}});
   c_ = std::make_unique<client>(*n_, tenant_, key_);
   auto s = start_session();
   ASSERT_EQ(c_->choice(s, 1, 1).status, 200);
@@ -793,15 +862,20 @@ TEST_F(BotApi, AConversationWaitingForItsActionIsNotPassivated) {
   ASSERT_TRUE(parley::store::testing::eventually(
       [&] { return metric("parley_conversations_passivated_total") >= 1; }, 10s))
       << "the idle conversation was not passivated";
-  EXPECT_EQ(metric("parley_conversations_live"), 1) << "the conversation waiting for its action was passivated";
+  EXPECT_EQ(metric("parley_conversations_live"), 1)
+      << "the conversation waiting for its action was passivated";
   EXPECT_EQ(metric("parley_conversations_passivated_total"), 1);
   api_.release();
   in_flight.join();
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_TRUE(has(texts(r.j), "has shipped")) << r.body;
-  ASSERT_TRUE(parley::store::testing::eventually([&] {
-    return metric("parley_conversations_passivated_total") >= 2 && metric("parley_conversations_live") == 0;
-  }, 10s)) << "the conversation was not passivated after its turn";
+  ASSERT_TRUE(parley::store::testing::eventually(
+      [&] {
+        return metric("parley_conversations_passivated_total") >= 2 &&
+               metric("parley_conversations_live") == 0;
+      },
+      10s))
+      << "the conversation was not passivated after its turn";
   auto next = c_->choice(s, 3, 1);
   ASSERT_EQ(next.status, 200) << next.body;
   EXPECT_TRUE(has(texts(next.j), "What's your order number?")) << next.body;
@@ -817,7 +891,8 @@ TEST_F(BotApi, TurnsGoOnWhilePostgresIsDownAndTranscriptsCatchUp) {
   auto pg = store::postgres_client::create({db.url()});
   ASSERT_TRUE(pg.ok());
   auto& p = **pg;
-  ASSERT_TRUE(parley::store::testing::eventually([&] { return store::create_tenant_sync(p, tenant_, "T", "test").ok(); }, 20s));
+  ASSERT_TRUE(parley::store::testing::eventually(
+      [&] { return store::create_tenant_sync(p, tenant_, "T", "test").ok(); }, 20s));
   auto key = store::create_api_key_sync(p, tenant_, "test", "test");
   ASSERT_TRUE(key.ok());
   store::deploy_request d{tenant_, "orders", bot_text(), "test", true, {}};
@@ -830,16 +905,20 @@ TEST_F(BotApi, TurnsGoOnWhilePostgresIsDownAndTranscriptsCatchUp) {
   auto r = c_->text(s, 2, "AB-123456");
   ASSERT_EQ(r.status, 200) << "turns commit to Redis while Postgres is down: " << r.body;
   EXPECT_TRUE(has(texts(r.j), "has shipped")) << r.body;
-  ASSERT_TRUE(parley::store::testing::eventually([&] { return metric("parley_transcript_lag_rows") > 0; }, 10s))
+  ASSERT_TRUE(parley::store::testing::eventually(
+      [&] { return metric("parley_transcript_lag_rows") > 0; }, 10s))
       << "the transcript lag metric shows the rows waiting";
 
   ASSERT_TRUE(db.start());
   std::size_t rows = 0;
-  ASSERT_TRUE(parley::store::testing::eventually([&] {
-    auto t = store::transcript_sync(p, tenant_, s);
-    rows = t.ok() ? t->size() : 0;
-    return t.ok() && metric("parley_transcript_lag_rows") == 0 && rows >= 7;
-  }, 20s)) << rows << " transcript rows";
+  ASSERT_TRUE(parley::store::testing::eventually(
+      [&] {
+        auto t = store::transcript_sync(p, tenant_, s);
+        rows = t.ok() ? t->size() : 0;
+        return t.ok() && metric("parley_transcript_lag_rows") == 0 && rows >= 7;
+      },
+      20s))
+      << rows << " transcript rows";
 }
 
 TEST_F(BotApi, RedisDownAnswers503AndServiceResumesWhenItIsBack) {
@@ -857,18 +936,22 @@ TEST_F(BotApi, RedisDownAnswers503AndServiceResumesWhenItIsBack) {
   bool retry_after = false;
   for (const auto& [k, v] : down.headers) retry_after |= k == "Retry-After";
   EXPECT_TRUE(retry_after) << "a 503 tells the client when to retry";
-  EXPECT_GE(metric("parley_turn_commit_failures_total") + metric(R"(parley_turns_total{outcome="unavailable"})"), 1);
+  EXPECT_GE(metric("parley_turn_commit_failures_total") +
+                metric(R"(parley_turns_total{outcome="unavailable"})"),
+            1);
 
   ASSERT_TRUE(redis.start());  // same socket; the data is gone with the process (no persistence)
   // The snapshot was lost with Redis's memory, so the honest answer is "no such session";
   // a fresh session works again once the client reconnects.
   reply fresh;
-  ASSERT_TRUE(parley::store::testing::eventually([&] { return (fresh = c_->start("orders")).status == 200; }, 10s))
+  ASSERT_TRUE(parley::store::testing::eventually(
+      [&] { return (fresh = c_->start("orders")).status == 200; }, 10s))
       << fresh.body;
 }
 
 TEST_F(BotApi, TooManyWaitingMessagesGet429) {
-  n_ = std::make_unique<node>(std::map<std::string, std::string>{{"PARLEY_RUNTIME_MAX_QUEUED", "2"}});
+  n_ = std::make_unique<node>(
+      std::map<std::string, std::string>{{"PARLEY_RUNTIME_MAX_QUEUED", "2"}});
   c_ = std::make_unique<client>(*n_, tenant_, key_);
   auto s = start_session();
   ASSERT_EQ(c_->choice(s, 1, 1).status, 200);
@@ -878,9 +961,9 @@ TEST_F(BotApi, TooManyWaitingMessagesGet429) {
   ASSERT_TRUE(send_with_lookup_held(in_flight, s, replies[0]));
   for (int k = 1; k <= 3; ++k)
     in_flight.send([&, k] { replies[static_cast<std::size_t>(k)] = c_->text(s, 2 + k, "hello"); });
-  ASSERT_TRUE(parley::store::testing::eventually([&] {
-    return metric(R"(parley_turns_total{outcome="busy"})") == 1;
-  }, 10s)) << "the fourth message is refused while two wait";
+  ASSERT_TRUE(parley::store::testing::eventually(
+      [&] { return metric(R"(parley_turns_total{outcome="busy"})") == 1; }, 10s))
+      << "the fourth message is refused while two wait";
   api_.release();
   in_flight.join();
   int busy = 0;
@@ -894,7 +977,8 @@ TEST_F(BotApi, TooManyWaitingMessagesGet429) {
 
 TEST_F(BotApi, EndSessionEndsIt) {
   auto s = start_session();
-  auto r = c_->call("DELETE", "/v5.3.0/sessions/" + s, nullptr, {{"X-Session-End-Reason", "UserRequest"}});
+  auto r = c_->call("DELETE", "/v5.3.0/sessions/" + s, nullptr,
+                    {{"X-Session-End-Reason", "UserRequest"}});
   ASSERT_EQ(r.status, 200) << r.body;
   auto after = c_->text(s, 5, "hello");
   EXPECT_EQ(after.status, 404) << after.body;

@@ -382,7 +382,8 @@ TEST_F(catalog_test, transcript_batches_are_idempotent) {
   // Text that array literals must escape arrives as it was sent.
   const std::string tricky = R"(say "hi", {x} \ back\slash)";
   // A reply is a JSON string inside the turn's jsonb array: JSON's escapes too.
-  const std::string tricky_reply = tricky + "\n\ttab \x01\x1f \xC3\xBC\xE2\x82\xAC\xF0\x9F\x98\x80 \x7f";
+  const std::string tricky_reply =
+      tricky + "\n\ttab \x01\x1f \xC3\xBC\xE2\x82\xAC\xF0\x9F\x98\x80 \x7f";
   std::vector<transcript_row> escaped{{tenant_, session, 7, "in", 0, tricky, R"({"q":"\"{}"})", 0},
                                       {tenant_, session, 7, "out", 0, tricky_reply, "", 0},
                                       {tenant_, session, 7, "out", 1, "NULL", "", 0}};
@@ -397,8 +398,9 @@ TEST_F(catalog_test, transcript_batches_are_idempotent) {
   // COPY's delimiters and escapes in every text column: tabs, line ends and a
   // backslash-N (COPY's NULL marker) arrive as they were sent.
   const std::string copy_tricky = "line 1\nline 2\r\n\tindented \\N end\\";
-  std::vector<transcript_row> copy_rows{{tenant_, session, 8, "in", 0, copy_tricky, "{\n\t\"k\": \"\\\\N\"\n}", 0},
-                                        {tenant_, session, 8, "out", 0, copy_tricky, "", 0}};
+  std::vector<transcript_row> copy_rows{
+      {tenant_, session, 8, "in", 0, copy_tricky, "{\n\t\"k\": \"\\\\N\"\n}", 0},
+      {tenant_, session, 8, "out", 0, copy_tricky, "", 0}};
   ASSERT_TRUE(write_transcript_batch_sync(*pg_, copy_rows));
   auto copied = transcript_sync(*pg_, tenant_, session);
   ASSERT_TRUE(copied);
@@ -487,29 +489,32 @@ TEST_F(catalog_test, a_turn_is_one_row_and_reads_back_as_its_messages) {
                                    {tenant_, session, 2, "in", 0, "and now?", "", 0}};
   EXPECT_EQ(*write_transcript_batch_sync(*pg_, tail), 1u);
   EXPECT_EQ(*write_transcript_batch_sync(*pg_, tail), 0u);
-  EXPECT_EQ(stored(), (std::vector<turn>{{1, "where is my order?", 2}, {2, "and now?", 2}, {3, "NULL", 1}}));
+  EXPECT_EQ(stored(),
+            (std::vector<turn>{{1, "where is my order?", 2}, {2, "and now?", 2}, {3, "NULL", 1}}));
   rows = transcript_sync(*pg_, tenant_, session);
   ASSERT_TRUE(rows);
   std::vector<std::string> texts;
   for (const auto& r : *rows)
     texts.push_back(std::to_string(r.sequence) + " " + r.direction + " " + std::to_string(r.idx) +
                     " " + r.text);
-  EXPECT_EQ(texts, (std::vector<std::string>{
-                       "1 in 0 where is my order?", "1 out 0 Which order?", "1 out 1 Pick one:",
-                       "2 in 0 and now?", "2 out 0 first reply", "2 out 1 second reply",
-                       "3 out 0 welcome back"}));
+  EXPECT_EQ(texts,
+            (std::vector<std::string>{"1 in 0 where is my order?", "1 out 0 Which order?",
+                                      "1 out 1 Pick one:", "2 in 0 and now?", "2 out 0 first reply",
+                                      "2 out 1 second reply", "3 out 0 welcome back"}));
   // Only a missing inbound message is added to a stored turn; a stored one stays.
   EXPECT_EQ(*write_transcript_batch_sync(*pg_, {{tenant_, session, 3, "in", 0, "", "", 0},
                                                 {tenant_, session, 2, "in", 0, "changed", "", 0}}),
             1u);
-  EXPECT_EQ(stored(), (std::vector<turn>{{1, "where is my order?", 2}, {2, "and now?", 2}, {3, "", 1}}));
+  EXPECT_EQ(stored(),
+            (std::vector<turn>{{1, "where is my order?", 2}, {2, "and now?", 2}, {3, "", 1}}));
 
   // write_turn_records takes the same path, after the conversation rows.
   std::string other = unique_name("session");
   std::promise<result<std::size_t>> done;
-  write_turn_records(*pg_, {conversation(other, 1)}, {}, 
-                     {{tenant_, other, 1, "in", 0, "hi", "", 0}, {tenant_, other, 1, "out", 0, "hello", "", 0}},
-                     [&](result<std::size_t> r) { done.set_value(std::move(r)); });
+  write_turn_records(
+      *pg_, {conversation(other, 1)}, {},
+      {{tenant_, other, 1, "in", 0, "hi", "", 0}, {tenant_, other, 1, "out", 0, "hello", "", 0}},
+      [&](result<std::size_t> r) { done.set_value(std::move(r)); });
   auto written = done.get_future().get();
   ASSERT_TRUE(written) << written.err().message;
   EXPECT_EQ(*written, 2u);
@@ -517,17 +522,21 @@ TEST_F(catalog_test, a_turn_is_one_row_and_reads_back_as_its_messages) {
 
   // Errors name the row and the field; nothing of the batch is written.
   auto two_inbound = write_transcript_batch_sync(
-      *pg_, {{tenant_, session, 9, "in", 0, "x", "", 0}, {tenant_, session, 9, "in", 1, "y", "", 0}});
+      *pg_,
+      {{tenant_, session, 9, "in", 0, "x", "", 0}, {tenant_, session, 9, "in", 1, "y", "", 0}});
   ASSERT_FALSE(two_inbound);
   EXPECT_EQ(two_inbound.err().code, "invalid_argument");
   EXPECT_NE(two_inbound.err().message.find("transcript row 1"), std::string::npos)
       << two_inbound.err().message;
   EXPECT_NE(two_inbound.err().message.find("idx"), std::string::npos) << two_inbound.err().message;
-  auto two_tenants = write_transcript_batch_sync(
-      *pg_, {{tenant_, session, 9, "in", 0, "x", "", 0}, {tenant_ + "x", session, 9, "out", 0, "y", "", 0}});
+  auto two_tenants =
+      write_transcript_batch_sync(*pg_, {{tenant_, session, 9, "in", 0, "x", "", 0},
+                                         {tenant_ + "x", session, 9, "out", 0, "y", "", 0}});
   ASSERT_FALSE(two_tenants);
-  EXPECT_NE(two_tenants.err().message.find("tenant"), std::string::npos) << two_tenants.err().message;
-  auto bad_payload = write_transcript_batch_sync(*pg_, {{tenant_, session, 9, "out", 0, "y", "{nope", 0}});
+  EXPECT_NE(two_tenants.err().message.find("tenant"), std::string::npos)
+      << two_tenants.err().message;
+  auto bad_payload =
+      write_transcript_batch_sync(*pg_, {{tenant_, session, 9, "out", 0, "y", "{nope", 0}});
   ASSERT_FALSE(bad_payload);
   EXPECT_NE(bad_payload.err().message.find("transcript row 0"), std::string::npos);
   EXPECT_NE(bad_payload.err().message.find("payload"), std::string::npos);
@@ -542,20 +551,29 @@ TEST_F(catalog_test, transcript_turns_store_as_their_messages_would) {
     EXPECT_TRUE(rows) << rows.err().message;
     if (rows)
       for (const auto& r : *rows)
-        out.push_back(std::to_string(r.sequence) + " " + r.direction + " " + std::to_string(r.idx) + " " + r.text +
-                      (r.payload_json.empty() ? "" : " " + nlohmann::json::parse(r.payload_json).dump()));
+        out.push_back(
+            std::to_string(r.sequence) + " " + r.direction + " " + std::to_string(r.idx) + " " +
+            r.text +
+            (r.payload_json.empty() ? "" : " " + nlohmann::json::parse(r.payload_json).dump()));
     return out;
   };
   // Records out of key order, a turn without inbound message, a reply payload.
   std::vector<transcript_turn> turns{
       {tenant_, session, 2, std::nullopt, "", {"welcome back"}, {}, 1700000000900},
-      {tenant_, session, 1, std::string("where is my order?"), "", {"Which order?", "Pick one:"},
-       {"", R"({"choices":["A-1"]})"}, 1700000000500}};
+      {tenant_,
+       session,
+       1,
+       std::string("where is my order?"),
+       "",
+       {"Which order?", "Pick one:"},
+       {"", R"({"choices":["A-1"]})"},
+       1700000000500}};
   auto first = write_transcript_turns_sync(*pg_, turns);
   ASSERT_TRUE(first) << first.err().message;
   EXPECT_EQ(*first, 4u) << "counted in messages";
   EXPECT_EQ(texts(), (std::vector<std::string>{"1 in 0 where is my order?", "1 out 0 Which order?",
-                                               R"(1 out 1 Pick one: {"choices":["A-1"]})", "2 out 0 welcome back"}));
+                                               R"(1 out 1 Pick one: {"choices":["A-1"]})",
+                                               "2 out 0 welcome back"}));
   EXPECT_EQ(transcript_sync(*pg_, tenant_, session)->front().at_ms, 1700000000500);
   EXPECT_EQ(transcript_sync(*pg_, tenant_, session)->back().at_ms, 1700000000900);
   auto again = write_transcript_turns_sync(*pg_, turns);
@@ -563,29 +581,37 @@ TEST_F(catalog_test, transcript_turns_store_as_their_messages_would) {
   EXPECT_EQ(*again, 0u);
 
   // A turn given twice in one batch keeps the first copy of each message.
-  EXPECT_EQ(*write_transcript_turns_sync(*pg_, {{tenant_, session, 3, std::string("a"), "", {"x"}, {}, 0},
-                                                {tenant_, session, 3, std::string("b"), "", {"y", "z"}, {}, 0}}),
+  EXPECT_EQ(*write_transcript_turns_sync(
+                *pg_, {{tenant_, session, 3, std::string("a"), "", {"x"}, {}, 0},
+                       {tenant_, session, 3, std::string("b"), "", {"y", "z"}, {}, 0}}),
             3u);
   // A turn stored in part (by the per-message API) gets only what it lacks.
-  ASSERT_TRUE(write_transcript_batch_sync(*pg_, {{tenant_, session, 4, "out", 1, "second", "", 0}}));
-  EXPECT_EQ(*write_transcript_turns_sync(*pg_, {{tenant_, session, 4, std::string("q"), "", {"first", "other"}, {}, 0},
-                                                {tenant_, session, 5, std::string("new"), "", {}, {}, 0}}),
+  ASSERT_TRUE(
+      write_transcript_batch_sync(*pg_, {{tenant_, session, 4, "out", 1, "second", "", 0}}));
+  EXPECT_EQ(*write_transcript_turns_sync(
+                *pg_, {{tenant_, session, 4, std::string("q"), "", {"first", "other"}, {}, 0},
+                       {tenant_, session, 5, std::string("new"), "", {}, {}, 0}}),
             3u);
   // Another tenant's stored turn is left alone.
-  ASSERT_TRUE(write_transcript_turns_sync(*pg_, {{tenant_ + "x", session, 6, std::string("theirs"), "", {}, {}, 0}}));
-  EXPECT_EQ(*write_transcript_turns_sync(*pg_, {{tenant_, session, 6, std::string("mine"), "", {"r"}, {}, 0}}), 0u);
-  EXPECT_EQ(texts(), (std::vector<std::string>{
-                         "1 in 0 where is my order?", "1 out 0 Which order?", R"(1 out 1 Pick one: {"choices":["A-1"]})",
-                         "2 out 0 welcome back", "3 in 0 a", "3 out 0 x", "3 out 1 z", "4 in 0 q", "4 out 0 first",
-                         "4 out 1 second", "5 in 0 new"}));
+  ASSERT_TRUE(write_transcript_turns_sync(
+      *pg_, {{tenant_ + "x", session, 6, std::string("theirs"), "", {}, {}, 0}}));
+  EXPECT_EQ(*write_transcript_turns_sync(
+                *pg_, {{tenant_, session, 6, std::string("mine"), "", {"r"}, {}, 0}}),
+            0u);
+  EXPECT_EQ(texts(), (std::vector<std::string>{"1 in 0 where is my order?", "1 out 0 Which order?",
+                                               R"(1 out 1 Pick one: {"choices":["A-1"]})",
+                                               "2 out 0 welcome back", "3 in 0 a", "3 out 0 x",
+                                               "3 out 1 z", "4 in 0 q", "4 out 0 first",
+                                               "4 out 1 second", "5 in 0 new"}));
 
   // With conversation records in one transaction: a stored turn takes the merging
   // path, and the conversation written before it stays.
   std::string other = unique_name("session");
   std::promise<result<std::size_t>> done;
   write_turn_records(*pg_, {conversation(other, 1)}, {},
-                     std::vector<transcript_turn>{{tenant_, session, 1, std::string("where is my order?"), "", {}, {}, 0},
-                                                  {tenant_, other, 1, std::string("hi"), "", {"hello"}, {}, 0}},
+                     std::vector<transcript_turn>{
+                         {tenant_, session, 1, std::string("where is my order?"), "", {}, {}, 0},
+                         {tenant_, other, 1, std::string("hi"), "", {"hello"}, {}, 0}},
                      [&](result<std::size_t> r) { done.set_value(std::move(r)); });
   auto written = done.get_future().get();
   ASSERT_TRUE(written) << written.err().message;
@@ -594,20 +620,25 @@ TEST_F(catalog_test, transcript_turns_store_as_their_messages_would) {
   EXPECT_EQ(transcript_sync(*pg_, tenant_, other)->size(), 2u);
 
   // Errors name the turn; nothing of the batch is written.
-  auto empty = write_transcript_turns_sync(*pg_, {{tenant_, session, 9, std::string("x"), "", {}, {}, 0},
-                                                  {tenant_, "", 9, std::string("y"), "", {}, {}, 0}});
+  auto empty =
+      write_transcript_turns_sync(*pg_, {{tenant_, session, 9, std::string("x"), "", {}, {}, 0},
+                                         {tenant_, "", 9, std::string("y"), "", {}, {}, 0}});
   ASSERT_FALSE(empty);
   EXPECT_EQ(empty.err().code, "invalid_argument");
-  EXPECT_NE(empty.err().message.find("transcript turn 1"), std::string::npos) << empty.err().message;
-  auto bad_payload = write_transcript_turns_sync(*pg_, {{tenant_, session, 9, std::string("x"), "{nope", {}, {}, 0}});
+  EXPECT_NE(empty.err().message.find("transcript turn 1"), std::string::npos)
+      << empty.err().message;
+  auto bad_payload = write_transcript_turns_sync(
+      *pg_, {{tenant_, session, 9, std::string("x"), "{nope", {}, {}, 0}});
   ASSERT_FALSE(bad_payload);
-  EXPECT_NE(bad_payload.err().message.find("payload"), std::string::npos) << bad_payload.err().message;
+  EXPECT_NE(bad_payload.err().message.find("payload"), std::string::npos)
+      << bad_payload.err().message;
   EXPECT_EQ(texts().size(), 11u);
 }
 
 TEST_F(catalog_test, turn_lines_store_whole_turns_and_skip_stored_ones) {
   std::string session = unique_name("session");
-  auto line = [&](std::int64_t seq, const std::string* in, std::vector<std::string> replies, std::int64_t at) {
+  auto line = [&](std::int64_t seq, const std::string* in, std::vector<std::string> replies,
+                  std::int64_t at) {
     transcript_line_builder b(tenant_, session, seq);
     if (in != nullptr) b.inbound(*in);
     for (const auto& r : replies) b.reply(r);
@@ -615,7 +646,8 @@ TEST_F(catalog_test, turn_lines_store_whole_turns_and_skip_stored_ones) {
   };
   // Every escape of COPY's text format and of JSON, a backslash-N (COPY's NULL
   // marker), control characters, non-ASCII text, and bytes Postgres cannot store.
-  const std::string tricky = "tab\there, line\nend\r\n back\\slash \\N \"quoted\" \x01\x1f caf\xC3\xA9 \xF0\x9F\x98\x80";
+  const std::string tricky =
+      "tab\there, line\nend\r\n back\\slash \\N \"quoted\" \x01\x1f caf\xC3\xA9 \xF0\x9F\x98\x80";
   const std::string odd("a\0b\xff", 4);
   const std::string hello = "hello";
   std::vector<transcript_line> lines{line(1, &tricky, {tricky, "plain", ""}, 1700000000123),
@@ -629,10 +661,13 @@ TEST_F(catalog_test, turn_lines_store_whole_turns_and_skip_stored_ones) {
   auto rows = transcript_sync(*pg_, tenant_, session);
   ASSERT_TRUE(rows) << rows.err().message;
   std::vector<std::string> got;
-  for (const auto& r : *rows) got.push_back(std::to_string(r.sequence) + " " + r.direction + " " + std::to_string(r.idx) + " " + r.text);
-  EXPECT_EQ(got, (std::vector<std::string>{"1 in 0 " + tricky, "1 out 0 " + tricky, "1 out 1 plain", "1 out 2 ",
-                                           "2 out 0 welcome back", "3 in 0 ab\xEF\xBF\xBD", "3 out 0 ab\xEF\xBF\xBD",
-                                           "4 in 0 hello"}));
+  for (const auto& r : *rows)
+    got.push_back(std::to_string(r.sequence) + " " + r.direction + " " + std::to_string(r.idx) +
+                  " " + r.text);
+  EXPECT_EQ(got,
+            (std::vector<std::string>{"1 in 0 " + tricky, "1 out 0 " + tricky, "1 out 1 plain",
+                                      "1 out 2 ", "2 out 0 welcome back", "3 in 0 ab\xEF\xBF\xBD",
+                                      "3 out 0 ab\xEF\xBF\xBD", "4 in 0 hello"}));
   EXPECT_EQ(rows->front().at_ms, 1700000000123);
   EXPECT_EQ((*rows)[4].at_ms, 1700000001999);
   EXPECT_EQ(rows->back().at_ms, 1700000002000);
@@ -641,7 +676,8 @@ TEST_F(catalog_test, turn_lines_store_whole_turns_and_skip_stored_ones) {
   auto again = write_turn_lines_sync(*pg_, lines);
   ASSERT_TRUE(again) << again.err().message;
   EXPECT_EQ(*again, 0u);
-  std::vector<transcript_line> mixed{line(2, nullptr, {"welcome back"}, 0), line(5, &hello, {"a", "b"}, 0)};
+  std::vector<transcript_line> mixed{line(2, nullptr, {"welcome back"}, 0),
+                                     line(5, &hello, {"a", "b"}, 0)};
   auto some = write_turn_lines_sync(*pg_, mixed);
   ASSERT_TRUE(some) << some.err().message;
   EXPECT_EQ(*some, 3u);
@@ -669,7 +705,8 @@ TEST_F(catalog_test, turn_lines_store_whole_turns_and_skip_stored_ones) {
   b.inbound("hi");
   b.reply("hello");
   write_turn_lines(*pg_, {conversation(other, 1)}, {},
-                   std::make_shared<const std::vector<transcript_line>>(std::vector<transcript_line>{b.finish(0)}),
+                   std::make_shared<const std::vector<transcript_line>>(
+                       std::vector<transcript_line>{b.finish(0)}),
                    [&](result<std::size_t> r) { done.set_value(std::move(r)); });
   auto written = done.get_future().get();
   ASSERT_TRUE(written) << written.err().message;
@@ -681,8 +718,9 @@ TEST_F(catalog_test, transcript_message_columns_have_no_statistics) {
   // Migration 0006: ANALYZE spends nothing on columns no query filters or sorts on.
   auto r = pg_->query_sync([](pqxx::transaction_base& tx) {
     std::map<std::string, int> out;
-    for (const auto& row : tx.exec("SELECT attname, attstattarget FROM pg_attribute "
-                                   "WHERE attrelid = 'transcript_turns'::regclass AND attnum > 0 AND NOT attisdropped"))
+    for (const auto& row : tx.exec(
+             "SELECT attname, attstattarget FROM pg_attribute "
+             "WHERE attrelid = 'transcript_turns'::regclass AND attnum > 0 AND NOT attisdropped"))
       out[row[0].as<std::string>()] = row[1].as<int>();
     return out;
   });
@@ -700,12 +738,14 @@ TEST_F(catalog_test, recording_a_conversation_takes_no_lock_on_its_tenant) {
   // row's lock (MultiXacts).
   pqxx::connection writer(require_env("DATABASE_URL"));
   pqxx::work tx(writer);
-  tx.exec_params("INSERT INTO conversations (tenant_id, session_id, bot_id, version, channel) "
-                 "VALUES ($1, $2, 'orders', 1, 'bot_api')",
-                 tenant_, unique_name("session"));
+  tx.exec_params(
+      "INSERT INTO conversations (tenant_id, session_id, bot_id, version, channel) "
+      "VALUES ($1, $2, 'orders', 1, 'bot_api')",
+      tenant_, unique_name("session"));
   pqxx::connection admin(require_env("DATABASE_URL"));
   pqxx::work other(admin);
-  EXPECT_NO_THROW(other.exec_params("SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE NOWAIT", tenant_))
+  EXPECT_NO_THROW(
+      other.exec_params("SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE NOWAIT", tenant_))
       << "the open transaction that recorded a conversation holds a lock on its tenant";
   other.abort();
   tx.abort();
@@ -718,9 +758,10 @@ TEST_F(catalog_test, transcript_reads_use_the_primary_key) {
     tx.exec("SET LOCAL enable_seqscan = off");
     tx.exec("SET LOCAL enable_bitmapscan = off");
     std::string out;
-    for (const auto& row : tx.exec_params("EXPLAIN SELECT sequence FROM transcript_turns "
-                                          "WHERE tenant_id = $1 AND session_id = $2 ORDER BY sequence",
-                                          "t", "s"))
+    for (const auto& row :
+         tx.exec_params("EXPLAIN SELECT sequence FROM transcript_turns "
+                        "WHERE tenant_id = $1 AND session_id = $2 ORDER BY sequence",
+                        "t", "s"))
       out += row[0].as<std::string>() + "\n";
     return out;
   });
@@ -746,38 +787,41 @@ TEST_F(catalog_test, migration_4_moves_transcript_messages_into_turns) {
     });
     EXPECT_TRUE(r) << r.err().message;
   };
-  exec("INSERT INTO transcript_messages (tenant_id, session_id, sequence, direction, idx, text, "
-       "payload, created_at) VALUES "
-       "('t1', 's1', 1, 'in', 0, 'hello', NULL, to_timestamp(1700000000)), "
-       "('t1', 's1', 1, 'out', 1, 'b', '{\"choices\":[\"x\"]}', to_timestamp(1700000000)), "
-       "('t1', 's1', 1, 'out', 0, 'a', NULL, to_timestamp(1700000000)), "
-       "('t1', 's1', 2, 'out', 0, 'welcome', NULL, to_timestamp(1700000001)), "
-       "('t1', 's1', 3, 'in', 0, 'bye', '{\"k\":1}', to_timestamp(1700000002)), "
-       "('t1', 's1', 4, 'out', 2, 'after a gap', NULL, to_timestamp(1700000003)), "
-       "('t1', 's2', 1, 'in', 0, 'other', NULL, to_timestamp(1700000004))");
+  exec(
+      "INSERT INTO transcript_messages (tenant_id, session_id, sequence, direction, idx, text, "
+      "payload, created_at) VALUES "
+      "('t1', 's1', 1, 'in', 0, 'hello', NULL, to_timestamp(1700000000)), "
+      "('t1', 's1', 1, 'out', 1, 'b', '{\"choices\":[\"x\"]}', to_timestamp(1700000000)), "
+      "('t1', 's1', 1, 'out', 0, 'a', NULL, to_timestamp(1700000000)), "
+      "('t1', 's1', 2, 'out', 0, 'welcome', NULL, to_timestamp(1700000001)), "
+      "('t1', 's1', 3, 'in', 0, 'bye', '{\"k\":1}', to_timestamp(1700000002)), "
+      "('t1', 's1', 4, 'out', 2, 'after a gap', NULL, to_timestamp(1700000003)), "
+      "('t1', 's2', 1, 'in', 0, 'other', NULL, to_timestamp(1700000004))");
   options.migrations = all;
   applied = apply_migrations(*pg_, options);
   ASSERT_TRUE(applied) << applied.err().message;
   auto turns = pg_->query_sync([&](pqxx::transaction_base& tx) {
     std::vector<std::string> out;
     tx.exec("SET LOCAL search_path TO " + tx.quote_name(options.schema));
-    for (const auto& row : tx.exec(
-             "SELECT tenant_id || ' ' || session_id || ' ' || sequence || ' ' || "
-             "coalesce(inbound, 'NULL') || ' ' || coalesce(inbound_payload::text, 'NULL') || ' ' || "
-             "outbound::text || ' ' || extract(epoch from created_at)::bigint "
-             "FROM transcript_turns ORDER BY session_id, sequence"))
+    for (const auto& row :
+         tx.exec("SELECT tenant_id || ' ' || session_id || ' ' || sequence || ' ' || "
+                 "coalesce(inbound, 'NULL') || ' ' || coalesce(inbound_payload::text, 'NULL') || ' "
+                 "' || "
+                 "outbound::text || ' ' || extract(epoch from created_at)::bigint "
+                 "FROM transcript_turns ORDER BY session_id, sequence"))
       out.push_back(row[0].as<std::string>());
-    out.push_back(tx.exec("SELECT to_regclass('transcript_messages') IS NULL")[0][0].as<std::string>());
+    out.push_back(
+        tx.exec("SELECT to_regclass('transcript_messages') IS NULL")[0][0].as<std::string>());
     return out;
   });
   ASSERT_TRUE(turns) << turns.err().message;
-  EXPECT_EQ(*turns, (std::vector<std::string>{
-                        R"(t1 s1 1 hello NULL ["a", {"text": "b", "payload": {"choices": ["x"]}}] 1700000000)",
-                        R"(t1 s1 2 NULL NULL ["welcome"] 1700000001)",
-                        R"(t1 s1 3 bye {"k": 1} [] 1700000002)",
-                        R"(t1 s1 4 NULL NULL [null, null, "after a gap"] 1700000003)",
-                        R"(t1 s2 1 other NULL [] 1700000004)",
-                        "t"}));
+  EXPECT_EQ(
+      *turns,
+      (std::vector<std::string>{
+          R"(t1 s1 1 hello NULL ["a", {"text": "b", "payload": {"choices": ["x"]}}] 1700000000)",
+          R"(t1 s1 2 NULL NULL ["welcome"] 1700000001)", R"(t1 s1 3 bye {"k": 1} [] 1700000002)",
+          R"(t1 s1 4 NULL NULL [null, null, "after a gap"] 1700000003)",
+          R"(t1 s2 1 other NULL [] 1700000004)", "t"}));
   auto dropped = pg_->run_sync([&](pqxx::transaction_base& tx) {
     tx.exec("DROP SCHEMA " + tx.quote_name(options.schema) + " CASCADE");
   });

@@ -18,9 +18,9 @@
 #include <memory>
 #include <string>
 
+#include <prometheus/registry.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
-#include <prometheus/registry.h>
 
 #include "src/io/lanes.hpp"
 
@@ -48,7 +48,8 @@ std::string exchange(int fd, const std::string& req) {
   while (std::chrono::steady_clock::now() < end) {
     auto head = out.find("\r\n\r\n");
     auto cl = out.find("Content-Length: ");
-    if (head != std::string::npos && cl != std::string::npos && out.size() >= head + 4 + std::stoul(out.substr(cl + 16)))
+    if (head != std::string::npos && cl != std::string::npos &&
+        out.size() >= head + 4 + std::stoul(out.substr(cl + 16)))
       return out;
     pollfd p{fd, POLLIN, 0};
     if (::poll(&p, 1, 50) <= 0) continue;
@@ -105,7 +106,8 @@ TEST(http_server_on_lanes, HandlersRunOnTheLanesAndStopLeavesTheLanesRunning) {
   // A request left unanswered, then the stop: the connection closes, the server goes.
   int fd = connect_to(srv->port());
   const std::string later = "GET /later HTTP/1.1\r\nHost: x\r\n\r\n";
-  ASSERT_EQ(::send(fd, later.data(), later.size(), MSG_NOSIGNAL), static_cast<ssize_t>(later.size()));
+  ASSERT_EQ(::send(fd, later.data(), later.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(later.size()));
   ASSERT_EQ(parked_set.get_future().wait_for(5s), std::future_status::ready);
   EXPECT_EQ(srv->in_flight(), 1u);
   srv->stop(0ms);

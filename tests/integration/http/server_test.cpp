@@ -35,7 +35,8 @@ class http_server : public ::testing::Test {
     r.add("POST", "/echo", [](request&& req, responder respond) {
       respond(response::text(200, req.method + " " + req.target + " " + req.body));
     });
-    r.add("GET", "/hello", [](request&&, responder respond) { respond(response::text(200, "hi")); });
+    r.add("GET", "/hello",
+          [](request&&, responder respond) { respond(response::text(200, "hi")); });
     r.add("GET", "/later", [this](request&&, responder respond) {
       std::lock_guard<std::mutex> lock(parked_mutex_);
       parked_ = respond;
@@ -125,7 +126,8 @@ TEST_F(http_server, PipelinedRequestsAreAnsweredInOrder) {
   send_all(fd,
            "POST /echo HTTP/1.1\r\nContent-Length: 3\r\n\r\none"
            "GET /hello HTTP/1.1\r\n\r\n"
-           "POST /echo?q=1 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\ntwo\r\n0\r\nT: 1\r\n\r\n");
+           "POST /echo?q=1 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\ntwo\r\n0\r\nT: "
+           "1\r\n\r\n");
   auto out = read_responses(fd, 3);
   auto a = out.find("POST /echo one");
   auto b = out.find("\r\n\r\nhi");
@@ -155,11 +157,13 @@ TEST_F(http_server, MalformedRequestsGetTheirStatusAndTheConnectionCloses) {
        R"({"error":{"code":"body_too_large","message":"request body exceeds 64 bytes"}})"},
       // Exactly 16 KiB and no line end: the server reads every byte before it fails,
       // so its close sends FIN, not RST (unread data would reset the answer away).
-      {"GET /hello HTTP/1.1\r\nX: " + std::string(16384 - 21 - 3, 'a'), "HTTP/1.1 431 Request Header Fields Too Large",
+      {"GET /hello HTTP/1.1\r\nX: " + std::string(16384 - 21 - 3, 'a'),
+       "HTTP/1.1 431 Request Header Fields Too Large",
        R"({"error":{"code":"headers_too_large","message":"request headers exceed 16 KiB"}})"},
       {"GET /hello HTTP/1.1\r\nX: a\r\n b\r\n\r\n", "HTTP/1.1 400 Bad Request",
        R"({"error":{"code":"bad_request","message":"malformed HTTP request: bad obs-fold"}})"},
-      {"POST /echo HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", "HTTP/1.1 400 Bad Request",
+      {"POST /echo HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+       "HTTP/1.1 400 Bad Request",
        R"({"error":{"code":"bad_request","message":"malformed HTTP request: bad Content-Length"}})"},
       {"POST /echo HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", "HTTP/1.1 501 Not Implemented",
        R"x({"error":{"code":"not_implemented","message":"Transfer-Encoding 'gzip' is not supported (only chunked)"}})x"},
@@ -213,7 +217,8 @@ TEST_F(http_server, AParkedRequestIsInFlightAndNotTimedOut) {
   int fd = connect_client();
   send_all(fd, "GET /later HTTP/1.1\r\n\r\n");
   auto end = std::chrono::steady_clock::now() + 5s;
-  while (srv_->in_flight() == 0 && std::chrono::steady_clock::now() < end) std::this_thread::sleep_for(5ms);
+  while (srv_->in_flight() == 0 && std::chrono::steady_clock::now() < end)
+    std::this_thread::sleep_for(5ms);
   EXPECT_EQ(srv_->in_flight(), 1u);
   // Longer than the idle timeout: a handler's work has no deadline.
   std::this_thread::sleep_for(500ms);
@@ -223,7 +228,8 @@ TEST_F(http_server, AParkedRequestIsInFlightAndNotTimedOut) {
   }
   EXPECT_NE(read_responses(fd, 1).find("\r\n\r\nlate"), std::string::npos);
   end = std::chrono::steady_clock::now() + 5s;
-  while (srv_->in_flight() != 0 && std::chrono::steady_clock::now() < end) std::this_thread::sleep_for(5ms);
+  while (srv_->in_flight() != 0 && std::chrono::steady_clock::now() < end)
+    std::this_thread::sleep_for(5ms);
   EXPECT_EQ(srv_->in_flight(), 0u);
   ::close(fd);
 }

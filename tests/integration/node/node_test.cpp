@@ -7,8 +7,8 @@
 #include <regex>
 
 #include "src/http/client.hpp"
-#include "tests/support/servers.hpp"
 #include "tests/support/process.hpp"
+#include "tests/support/servers.hpp"
 
 namespace {
 
@@ -29,9 +29,10 @@ class node {
     extra["PORT"] = "0";
     extra["REDIS_URL"] = redis_url;
     extra["DATABASE_URL"] = db;
-    proc_ = std::make_unique<child_process>(std::vector<std::string>{PARLEYD_PATH, "--config", config_path()},
-                                            extra);
-    auto line = proc_->wait_for_line([](const std::string& l) { return l.find("\"http_listening\"") != std::string::npos; });
+    proc_ = std::make_unique<child_process>(
+        std::vector<std::string>{PARLEYD_PATH, "--config", config_path()}, extra);
+    auto line = proc_->wait_for_line(
+        [](const std::string& l) { return l.find("\"http_listening\"") != std::string::npos; });
     if (!line) {
       std::string out;
       for (const auto& l : proc_->lines()) out += l + "\n";
@@ -64,7 +65,8 @@ std::string shared_redis() {
   return r ? r : "";
 }
 
-/// The value of the sample `name` (with its labels, exactly) in a Prometheus text body; -1 if absent.
+/// The value of the sample `name` (with its labels, exactly) in a Prometheus text body; -1 if
+/// absent.
 double sample(const std::string& body, const std::string& name) {
   auto pos = body.find("\n" + name + " ");
   if (pos == std::string::npos) return -1;
@@ -104,7 +106,8 @@ TEST(Node, ReadyzTurnsReadyOnceMigrationsAreApplied) {
   ASSERT_TRUE(eventually([&] {
     r = n.get("/readyz");
     return r.status == 200;
-  })) << r.status << " " << r.body;
+  })) << r.status
+      << " " << r.body;
   auto body = nlohmann::json::parse(r.body);
   EXPECT_EQ(body["status"], "ready");
   EXPECT_EQ(body["components"]["redis"], "up");
@@ -169,13 +172,15 @@ TEST(Node, SigtermStopsCleanlyWithExitZero) {
   EXPECT_EQ(*code, 0);
   n.proc().drain();
   bool complete = false;
-  for (const auto& l : n.proc().lines()) complete |= l.find("\"shutdown_complete\"") != std::string::npos;
+  for (const auto& l : n.proc().lines())
+    complete |= l.find("\"shutdown_complete\"") != std::string::npos;
   EXPECT_TRUE(complete);
 }
 
 TEST(Node, BadConfigurationExitsTwoWithOneLineNamingTheKey) {
-  child_process p({PARLEYD_PATH, "--config", config_path()},
-                  {{"PARLEY_HTTP_THREADS", "lots"}, {"REDIS_URL", "redis://x"}, {"DATABASE_URL", "postgresql://x"}});
+  child_process p({PARLEYD_PATH, "--config", config_path()}, {{"PARLEY_HTTP_THREADS", "lots"},
+                                                              {"REDIS_URL", "redis://x"},
+                                                              {"DATABASE_URL", "postgresql://x"}});
   auto code = p.wait_exit(20s);
   ASSERT_TRUE(code.has_value());
   EXPECT_EQ(*code, 2);

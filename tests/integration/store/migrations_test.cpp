@@ -117,7 +117,8 @@ TEST_F(migrations_test, applies_once_and_second_run_is_a_no_op) {
 
 TEST_F(migrations_test, a_new_migration_makes_the_schema_not_current_until_applied) {
   ASSERT_TRUE(apply_migrations(*pg_, options_));
-  options_.migrations.push_back(extra(900, "extra_900", "CREATE TABLE extra_900 (id text PRIMARY KEY);"));
+  options_.migrations.push_back(
+      extra(900, "extra_900", "CREATE TABLE extra_900 (id text PRIMARY KEY);"));
   auto current = migrations_current(*pg_, options_);
   ASSERT_TRUE(current) << current.err().message;
   EXPECT_FALSE(*current);

@@ -139,9 +139,8 @@ TEST_F(redis_lanes, error_replies_and_empty_commands_fail_in_their_turn) {
       order.push_back(r ? "ok" : r.err().code);
       if (!r) message = r.err().message;
     });
-    client_->command_on(0, {}, [&](result<redis_reply> r) {
-      order.push_back(r ? "ok" : r.err().code);
-    });
+    client_->command_on(0, {},
+                        [&](result<redis_reply> r) { order.push_back(r ? "ok" : r.err().code); });
     client_->command_on(0, {"GET", key("s")}, [&](result<redis_reply> r) {
       order.push_back(r && r->str == "x" ? "ok" : "bad");
       all.set_value();
@@ -194,16 +193,19 @@ TEST_F(redis_lanes, ping_checks_every_lane_connection) {
   auto c = client_timing_out_after(300ms);
   ASSERT_TRUE(c);
   auto& client = *c;
-  ASSERT_TRUE(eventually([&] { return ping_sync(client).ok(); })) << "the connections never came up";
+  ASSERT_TRUE(eventually([&] { return ping_sync(client).ok(); }))
+      << "the connections never came up";
   // BLPOP holds lane 1's connection for 2 s; its PING queues behind it and times out.
   std::promise<void> blpop_done;
-  client.command_on(1, {"BLPOP", key("never"), "2"}, [&](result<redis_reply>) { blpop_done.set_value(); });
+  client.command_on(1, {"BLPOP", key("never"), "2"},
+                    [&](result<redis_reply>) { blpop_done.set_value(); });
   auto r = ping_sync(client);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.err().code, "redis_timeout") << r.err().message;
   EXPECT_NE(r.err().message.find("lane connection 1"), std::string::npos) << r.err().message;
   blpop_done.get_future().wait();
-  EXPECT_TRUE(eventually([&] { return ping_sync(client).ok(); })) << "ping did not recover with the lane";
+  EXPECT_TRUE(eventually([&] { return ping_sync(client).ok(); }))
+      << "ping did not recover with the lane";
 }
 
 TEST(redis_lanes_private, fails_fast_while_down_and_reconnects_after_restart) {
@@ -278,7 +280,8 @@ TEST(redis_lanes_private, every_lane_connection_authenticates) {
   ASSERT_FALSE(r.reply);
   auto ping = ping_sync(**wrong);
   ASSERT_FALSE(ping.ok());
-  EXPECT_EQ(ping.err().message.find("nope"), std::string::npos) << "the password is shown: " << ping.err().message;
+  EXPECT_EQ(ping.err().message.find("nope"), std::string::npos)
+      << "the password is shown: " << ping.err().message;
   EXPECT_NE(ping.err().message.find("WRONGPASS"), std::string::npos) << ping.err().message;
 }
 

@@ -6,13 +6,13 @@
 
 #include <gtest/gtest.h>
 
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <numeric>
 #include <utility>
-#include <prometheus/registry.h>
-#include <prometheus/text_serializer.h>
 
 #include "actors/registry/bot_registry.hpp"
 #include "actors/transcript/transcript_writer.hpp"
@@ -38,7 +38,7 @@ struct sink {
   int calls = 0;
   transcript_writer::write_fn fn() {
     return [this](const transcript_batch& batch, std::function<void(result<void>)> done) {
-        const auto& rows = batch.rows;
+      const auto& rows = batch.rows;
       std::unique_lock<std::mutex> lock(m);
       ++calls;
       if (failures_left > 0) {
@@ -90,7 +90,8 @@ TEST(TranscriptWriter, AFullBatchOrAFlushWakesTheWriterBeforeTheInterval) {
   for (uint64_t i = 1; i <= 10; ++i) w.append({row(i)});
   {
     std::unique_lock<std::mutex> lock(c.m);
-    ASSERT_TRUE(c.cv.wait_for(lock, 5s, [&] { return c.rows == 10; })) << "a full batch is written at once";
+    ASSERT_TRUE(c.cv.wait_for(lock, 5s, [&] { return c.rows == 10; }))
+        << "a full batch is written at once";
   }
   w.append({row(11), row(12)});
   ASSERT_TRUE(w.flush(5s)) << "a flush does not wait for the interval";
@@ -198,13 +199,15 @@ TEST(TranscriptLine, FormatsATurnAsOneLineOfCopyText) {
   b.reply("x\"y\n");
   b.reply("");
   auto l = b.finish(1700000000123);
-  EXPECT_EQ(l.copy, "t\ts-1\t7\ta\\tb\\\\N\t\\N\t[\"x\\\\\"y\\\\n\",\"\"]\t2023-11-14 22:13:20.123+00");
+  EXPECT_EQ(l.copy,
+            "t\ts-1\t7\ta\\tb\\\\N\t\\N\t[\"x\\\\\"y\\\\n\",\"\"]\t2023-11-14 22:13:20.123+00");
   EXPECT_EQ(l.messages, 3u);
 
   store::transcript_line_builder welcome("t", "s-2", 1);
   welcome.reply("hi");
   auto w = welcome.finish(1700000000005);
-  EXPECT_EQ(w.copy, "t\ts-2\t1\t\\N\t\\N\t[\"hi\"]\t2023-11-14 22:13:20.005+00") << "no inbound message: NULL";
+  EXPECT_EQ(w.copy, "t\ts-2\t1\t\\N\t\\N\t[\"hi\"]\t2023-11-14 22:13:20.005+00")
+      << "no inbound message: NULL";
   EXPECT_EQ(w.messages, 1u);
 
   store::transcript_line_builder odd("t", "s-3", 2);
@@ -217,7 +220,8 @@ TEST(TranscriptLine, FormatsATurnAsOneLineOfCopyText) {
 
 /// A write that fails its first batch and succeeds after; each batch goes to `seen`
 /// with whether it is the failing one, one at a time.
-transcript_writer::write_fn failing_first(std::function<void(const transcript_batch&, bool failed)> seen) {
+transcript_writer::write_fn failing_first(
+    std::function<void(const transcript_batch&, bool failed)> seen) {
   auto m = std::make_shared<std::mutex>();
   auto failed_already = std::make_shared<bool>(false);
   return [=](const transcript_batch& batch, std::function<void(result<void>)> done) {
@@ -235,16 +239,18 @@ TEST(TranscriptWriter, WholeTurnsBatchByTheirMessagesAndSurviveAFailedWrite) {
   // max_buffered, are never split, and go back to the front when a write fails.
   std::vector<std::vector<std::size_t>> batches;  // messages of each line, per successful write
   prometheus::Registry reg;
-  transcript_writer w(failing_first([&](const transcript_batch& batch, bool failed) {
-                        if (failed) return;
-                        batches.emplace_back();
-                        for (const auto& l : *batch.lines) batches.back().push_back(l.messages);
-                        EXPECT_EQ(batch.messages(),
-                                  std::accumulate(batches.back().begin(), batches.back().end(), std::size_t{0}));
-                      }),
-                      {5, 5ms, 12}, &reg);
-  for (uint64_t t = 1; t <= 4; ++t) w.append(turn_line(t, 2));  // 3 messages each: 12 buffered at most
-  w.append(turn_line(5, 0));                                    // does not fit while nothing was written
+  transcript_writer w(
+      failing_first([&](const transcript_batch& batch, bool failed) {
+        if (failed) return;
+        batches.emplace_back();
+        for (const auto& l : *batch.lines) batches.back().push_back(l.messages);
+        EXPECT_EQ(batch.messages(),
+                  std::accumulate(batches.back().begin(), batches.back().end(), std::size_t{0}));
+      }),
+      {5, 5ms, 12}, &reg);
+  for (uint64_t t = 1; t <= 4; ++t)
+    w.append(turn_line(t, 2));  // 3 messages each: 12 buffered at most
+  w.append(turn_line(5, 0));    // does not fit while nothing was written
   ASSERT_TRUE(w.flush(10s));
   std::size_t total = 0;
   for (const auto& b : batches) {
@@ -253,7 +259,8 @@ TEST(TranscriptWriter, WholeTurnsBatchByTheirMessagesAndSurviveAFailedWrite) {
     EXPECT_LE(n, 6u) << "max_batch 5 messages, passed only by the rest of one turn";
     total += n;
   }
-  EXPECT_EQ(total + static_cast<std::size_t>(sample(reg, "parley_transcript_rows_dropped_total")), 13u);
+  EXPECT_EQ(total + static_cast<std::size_t>(sample(reg, "parley_transcript_rows_dropped_total")),
+            13u);
   EXPECT_EQ(sample(reg, "parley_transcript_rows_written_total"), static_cast<double>(total));
   EXPECT_EQ(sample(reg, "parley_transcript_write_failures_total"), 1);
   EXPECT_EQ(w.lag(), 0u);
@@ -263,7 +270,8 @@ TEST(TranscriptWriter, LinesSentAgainAfterAFailedWriteAreMarkedMaybeStored) {
   // A failed write's outcome is unknown (Postgres may have committed it): the lines
   // it held go again marked, so the catalog merges them instead of a plain COPY that
   // a stored turn would fail. Lines never sent before are not marked.
-  std::vector<std::pair<std::size_t, bool>> seen;  // (line's messages, maybe_stored), successful writes
+  std::vector<std::pair<std::size_t, bool>>
+      seen;  // (line's messages, maybe_stored), successful writes
   prometheus::Registry reg;
   transcript_writer w(failing_first([&](const transcript_batch& batch, bool failed) {
                         for (const auto& l : *batch.lines) {
@@ -286,7 +294,9 @@ TEST(TranscriptWriter, LinesSentAgainAfterAFailedWriteAreMarkedMaybeStored) {
 }
 
 std::string compiled(const std::string& welcome) {
-  auto r = bot::compile("bot:\n  name: t\n  welcome: hi\ndialogs:\n  hi:\n    - message: \"" + welcome + "\"\n", "t.yaml");
+  auto r = bot::compile(
+      "bot:\n  name: t\n  welcome: hi\ndialogs:\n  hi:\n    - message: \"" + welcome + "\"\n",
+      "t.yaml");
   EXPECT_TRUE(r.ok());
   return bot::serialize(*r.program);
 }
@@ -333,7 +343,8 @@ TEST(BotRegistry, LoadsAVersionOnceAndFollowsTheChangeLog) {
     log.push_back({"t", "b", 2, 2});
   }
   auto deadline = std::chrono::steady_clock::now() + 5s;
-  while (reg.applied_change_seq() < 2 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  while (reg.applied_change_seq() < 2 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::yield();
   ASSERT_EQ(reg.applied_change_seq(), 2);
   auto c = get([&](auto cb) { reg.active("t", "b", cb); });
   ASSERT_TRUE(c.ok());

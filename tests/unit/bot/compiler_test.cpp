@@ -94,7 +94,8 @@ dialogs:
   EXPECT_TRUE(has(r, 11, 0, "needs a non-empty list of utterances")) << dump(r);
   EXPECT_TRUE(has(r, 12, 3, "duplicate intent 'a'")) << dump(r);
   EXPECT_TRUE(has(r, 15, 22, "undefined variable 'nobody'")) << dump(r);
-  EXPECT_TRUE(has(r, 16, 21, "type mismatch: variable 'count' is number but the expression is text"))
+  EXPECT_TRUE(
+      has(r, 16, 21, "type mismatch: variable 'count' is number but the expression is text"))
       << dump(r);
   EXPECT_TRUE(has(r, 17, 13, "unknown dialog 'nowhere'")) << dump(r);
   EXPECT_TRUE(has(r, 18, 7, "unreachable step")) << dump(r);
@@ -130,7 +131,8 @@ dialogs:
   auto r = bot::compile(text);
   ASSERT_TRUE(r.ok()) << dump(r);
   EXPECT_TRUE(has(r, 5, 3, "has only 2 utterance(s)", bot::severity::warning)) << dump(r);
-  EXPECT_TRUE(has(r, 6, 3, "intent 'lonely' triggers no dialog", bot::severity::warning)) << dump(r);
+  EXPECT_TRUE(has(r, 6, 3, "intent 'lonely' triggers no dialog", bot::severity::warning))
+      << dump(r);
   EXPECT_TRUE(has(r, 12, 3, "'orphan' is unreachable", bot::severity::warning)) << dump(r);
 }
 

@@ -37,15 +37,17 @@ TEST(conversation_tests, pass_and_fail_with_a_clear_diff) {
   - name: unexpected message
     steps:
       - user: banana
-)", "echo.tests.yaml");
+)",
+                                         "echo.tests.yaml");
   ASSERT_TRUE(res.ok()) << res.err().message;
   ASSERT_EQ(res->size(), 3u);
   EXPECT_TRUE((*res)[0].passed) << (*res)[0].failure;
   EXPECT_FALSE((*res)[1].passed);
   EXPECT_NE((*res)[1].failure.find("step 3 (echo.tests.yaml:12)"), std::string::npos)
       << (*res)[1].failure;
-  EXPECT_NE((*res)[1].failure.find("\"You said apple\"\n    but it said\n      \"You said banana\""),
-            std::string::npos)
+  EXPECT_NE(
+      (*res)[1].failure.find("\"You said apple\"\n    but it said\n      \"You said banana\""),
+      std::string::npos)
       << (*res)[1].failure;
   EXPECT_NE((*res)[1].transcript.find("user> banana"), std::string::npos);
   EXPECT_FALSE((*res)[2].passed);

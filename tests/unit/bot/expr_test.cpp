@@ -29,7 +29,8 @@ struct env {
     auto p = d::parse_expr(text, [this](std::string_view n) { return resolve(n); });
     if (!p.errors.empty()) return "error: " + p.errors[0].message;
     try {
-      return bot::to_text(d::eval(*p.root, [this](int i) -> const bot::v1::Value& { return vals[i]; }));
+      return bot::to_text(
+          d::eval(*p.root, [this](int i) -> const bot::v1::Value& { return vals[i]; }));
     } catch (const d::eval_failure& f) {
       return "runtime: " + f.message;
     }

@@ -30,7 +30,8 @@ TEST(text, words_split_short_and_long_texts) {
   for (int i = 0; i < 30; ++i) text += "w" + std::to_string(i) + " ";
   auto many = d::words(text);
   ASSERT_EQ(many.size(), 30u);
-  for (int i = 0; i < 30; ++i) EXPECT_EQ(many[static_cast<std::size_t>(i)], "w" + std::to_string(i));
+  for (int i = 0; i < 30; ++i)
+    EXPECT_EQ(many[static_cast<std::size_t>(i)], "w" + std::to_string(i));
   std::size_t n = 0;
   for (auto w : many) n += !w.empty();
   EXPECT_EQ(n, 30u);
@@ -118,8 +119,8 @@ TEST(nlu, robust_to_case_punctuation_and_typos) {
   auto r = bot::compile_file(std::string(PARLEY_BOTS_DIR) + "/order-status.yaml");
   ASSERT_TRUE(r.ok());
   auto p = *bot::load(*r.program);
-  for (const char* text : {"WHERE IS MY ORDER???", "were is my ordr", "wheres my pakage",
-                           "track my oder pls"}) {
+  for (const char* text :
+       {"WHERE IS MY ORDER???", "were is my ordr", "wheres my pakage", "track my oder pls"}) {
     auto s = bot::classify(*p, text, 1);
     ASSERT_FALSE(s.empty()) << text;
     EXPECT_EQ(s[0].name(), "order_status") << text;
@@ -133,8 +134,8 @@ TEST(nlu, out_of_domain_text_has_low_confidence) {
   auto r = bot::compile_file(std::string(PARLEY_BOTS_DIR) + "/order-status.yaml");
   ASSERT_TRUE(r.ok());
   auto p = *bot::load(*r.program);
-  for (const char* text : {"purple elephants dance quietly", "what is the capital of peru",
-                           "whenever"}) {
+  for (const char* text :
+       {"purple elephants dance quietly", "what is the capital of peru", "whenever"}) {
     auto s = bot::classify(*p, text, 1);
     if (!s.empty()) {
       EXPECT_LT(s[0].confidence(), r.program->confidence_threshold()) << text;

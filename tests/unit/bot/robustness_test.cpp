@@ -28,12 +28,26 @@ TEST(robustness, mutated_bot_files_never_crash_the_compiler_or_the_vm) {
   std::vector<std::vector<std::string>> files;
   for (const char* name : {"order-status", "appointments", "help-desk"})
     files.push_back(read_lines(std::string(PARLEY_BOTS_DIR) + "/" + name + ".yaml"));
-  const char* junk[] = {"- goto: x", "  - message: {{", "menu: 3", "    - question: hi",
-                        "  steps: 5", ":", "- [a, b", "  - if: '1 +'", "    then: x",
-                        "- set: [1]", "  - action: {url: 5, result: [1]}", "bot: 3",
-                        "  options: {a: b}", "    - label: [x]",
-                        "  entities: {x: {regex: '('}}", "      retries: many",
-                        "- transfer: x", "  - call: [x]", "\t", "  - end: {message: [1,{a: b}]}"};
+  const char* junk[] = {"- goto: x",
+                        "  - message: {{",
+                        "menu: 3",
+                        "    - question: hi",
+                        "  steps: 5",
+                        ":",
+                        "- [a, b",
+                        "  - if: '1 +'",
+                        "    then: x",
+                        "- set: [1]",
+                        "  - action: {url: 5, result: [1]}",
+                        "bot: 3",
+                        "  options: {a: b}",
+                        "    - label: [x]",
+                        "  entities: {x: {regex: '('}}",
+                        "      retries: many",
+                        "- transfer: x",
+                        "  - call: [x]",
+                        "\t",
+                        "  - end: {message: [1,{a: b}]}"};
   std::mt19937 rng(7);
   int compiled = 0, rejected = 0;
   for (int iter = 0; iter < 150; ++iter) {
@@ -41,13 +55,18 @@ TEST(robustness, mutated_bot_files_never_crash_the_compiler_or_the_vm) {
     for (int k = 0, n = 1 + static_cast<int>(rng() % 3); k < n; ++k) {
       std::size_t i = rng() % lines.size();
       switch (rng() % 4) {
-        case 0: lines.erase(lines.begin() + static_cast<long>(i)); break;
-        case 1: lines.insert(lines.begin() + static_cast<long>(i), junk[rng() % 20]); break;
+        case 0:
+          lines.erase(lines.begin() + static_cast<long>(i));
+          break;
+        case 1:
+          lines.insert(lines.begin() + static_cast<long>(i), junk[rng() % 20]);
+          break;
         case 2:
           if (!lines[i].empty()) lines[i].erase(rng() % lines[i].size(), 1 + rng() % 4);
           break;
         default:
-          if (!lines[i].empty()) lines[i][rng() % lines[i].size()] = "x:-[{ '\"#|>&*!%@"[rng() % 17];
+          if (!lines[i].empty())
+            lines[i][rng() % lines[i].size()] = "x:-[{ '\"#|>&*!%@"[rng() % 17];
       }
     }
     std::string text;

@@ -159,15 +159,18 @@ TEST(vm, full_flow_with_menu_question_and_action) {
   EXPECT_EQ(r.action().body(), R"({"day":"2026-11-27","qty":3.0,"size":"large"})");
   EXPECT_EQ(r.action().url(), "https://shop.example/price?token={{secret.SHOP_KEY}}");
 
-  auto resolved = bot::resolve_secrets(r.action(), [](std::string_view n) -> std::optional<std::string> {
-    if (n == "SHOP_KEY") return std::string("k3y");
-    return std::nullopt;
-  });
+  auto resolved =
+      bot::resolve_secrets(r.action(), [](std::string_view n) -> std::optional<std::string> {
+        if (n == "SHOP_KEY") return std::string("k3y");
+        return std::nullopt;
+      });
   ASSERT_TRUE(resolved.ok());
   EXPECT_EQ(resolved->url(), "https://shop.example/price?token=k3y");
   EXPECT_EQ(resolved->headers(0).value(), "k3y");
 
-  r = bot::resume(*p, r.state(), bot::action_input(200, R"({"total": 59.97, "info": {"state": "in stock"}})", now));
+  r = bot::resume(
+      *p, r.state(),
+      bot::action_input(200, R"({"total": 59.97, "info": {"state": "in stock"}})", now));
   EXPECT_EQ(texts(r), std::vector<std::string>{"3 large shirt(s) on 2026-11-27: 59.97 (in stock)"});
   EXPECT_EQ(var(*p, r, "code"), "200");
   EXPECT_EQ(r.state().status(), v1::AWAITING_INPUT);
@@ -178,9 +181,9 @@ TEST(vm, resume_taking_the_state_over_runs_the_same_turn) {
   // The runtime hands the snapshot's state to the VM instead of copying it.
   auto p = build(shop);
   auto r = bot::start(*p, {}, now);
-  for (const auto& in : {bot::text_input("I'd like to buy a shirt", now), bot::payload_input("SIZE_L", now),
-                         bot::text_input("lots", now), bot::text_input("3 please", now),
-                         bot::text_input("tomorrow", now)}) {
+  for (const auto& in : {bot::text_input("I'd like to buy a shirt", now),
+                         bot::payload_input("SIZE_L", now), bot::text_input("lots", now),
+                         bot::text_input("3 please", now), bot::text_input("tomorrow", now)}) {
     auto copied = bot::resume(*p, r.state(), in);
     v1::State given = r.state();
     auto moved = bot::resume(*p, std::move(given), in);
@@ -252,7 +255,8 @@ dialogs:
   auto failed = bot::transfer_failed(*p, r.state(), true, now);
   ASSERT_TRUE(failed.ok()) << failed.err().message;
   EXPECT_EQ(failed->state().status(), v1::AWAITING_INPUT);
-  EXPECT_EQ(texts(*failed), (std::vector<std::string>{"Sorry, no agent is available right now.", "Pick one"}));
+  EXPECT_EQ(texts(*failed),
+            (std::vector<std::string>{"Sorry, no agent is available right now.", "Pick one"}));
   EXPECT_EQ(failed->state().turn(), r.state().turn() + 1);
   auto error = bot::transfer_failed(*p, r.state(), false, now);
   ASSERT_TRUE(error.ok());
@@ -317,7 +321,8 @@ TEST(vm, runtime_errors_run_the_error_dialog) {
   auto r = bot::start(*p, {}, now);
   r = bot::resume(*p, r.state(), bot::text_input("divide by zero", now));
   EXPECT_EQ(texts(r), (std::vector<std::string>{"Oops, friend.", "Bye."}));
-  EXPECT_NE(r.error().find("division by zero (dialog 'crash', line"), std::string::npos) << r.error();
+  EXPECT_NE(r.error().find("division by zero (dialog 'crash', line"), std::string::npos)
+      << r.error();
   EXPECT_EQ(r.state().status(), v1::ENDED);
   EXPECT_EQ(r.end_reason(), v1::COMPLETED);
 }

@@ -47,9 +47,9 @@ inline void describe(std::string& out, const std::vector<variable>& vars) {
 }
 
 inline void describe(std::string& out, const response_options& o) {
-  field(out, "options", std::string{o.variables ? 'v' : '-', o.only_changed ? 'c' : '-',
-                                    o.metrics ? 'm' : '-', o.intents ? 'i' : '-',
-                                    o.entities ? 'e' : '-'});
+  field(out, "options",
+        std::string{o.variables ? 'v' : '-', o.only_changed ? 'c' : '-', o.metrics ? 'm' : '-',
+                    o.intents ? 'i' : '-', o.entities ? 'e' : '-'});
   field(out, "filter", static_cast<std::int64_t>(o.filter.size()));
   for (const auto& f : o.filter) field(out, "f", f);
 }

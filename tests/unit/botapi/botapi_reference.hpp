@@ -100,9 +100,12 @@ inline ojson number_json(double d) {
 inline ojson plain_json(const v1::Value& v, int depth) {
   if (depth > max_json_depth) return nullptr;
   switch (v.kind_case()) {
-    case v1::Value::kText: return v.text();
-    case v1::Value::kNumber: return number_json(v.number());
-    case v1::Value::kBoolean: return v.boolean();
+    case v1::Value::kText:
+      return v.text();
+    case v1::Value::kNumber:
+      return number_json(v.number());
+    case v1::Value::kBoolean:
+      return v.boolean();
     case v1::Value::kList: {
       ojson arr = ojson::array();
       for (const auto& item : v.list().items()) arr.push_back(plain_json(item, depth + 1));
@@ -113,16 +116,20 @@ inline ojson plain_json(const v1::Value& v, int depth) {
       for (const auto& f : v.object().fields()) obj[f.key()] = plain_json(f.value(), depth + 1);
       return obj;
     }
-    default: return nullptr;
+    default:
+      return nullptr;
   }
 }
 
 // A value as text, the way the bot's templates show it ("12.5", "true", "a, b").
 inline std::string value_text(const v1::Value& v) {
   switch (v.kind_case()) {
-    case v1::Value::kText: return v.text();
-    case v1::Value::kNumber: return number_json(v.number()).dump();
-    case v1::Value::kBoolean: return v.boolean() ? "true" : "false";
+    case v1::Value::kText:
+      return v.text();
+    case v1::Value::kNumber:
+      return number_json(v.number()).dump();
+    case v1::Value::kBoolean:
+      return v.boolean() ? "true" : "false";
     case v1::Value::kList: {
       std::string out;
       for (const auto& item : v.list().items()) {
@@ -131,18 +138,25 @@ inline std::string value_text(const v1::Value& v) {
       }
       return out;
     }
-    case v1::Value::kObject: return dump(plain_json(v, 0));
-    default: return {};
+    case v1::Value::kObject:
+      return dump(plain_json(v, 0));
+    default:
+      return {};
   }
 }
 
 inline const char* inferred_type(const v1::Value& v) {
   switch (v.kind_case()) {
-    case v1::Value::kBoolean: return "boolean";
-    case v1::Value::kNumber: return "number";
-    case v1::Value::kList: return "list";
-    case v1::Value::kObject: return "object";
-    default: return "text";
+    case v1::Value::kBoolean:
+      return "boolean";
+    case v1::Value::kNumber:
+      return "number";
+    case v1::Value::kList:
+      return "list";
+    case v1::Value::kObject:
+      return "object";
+    default:
+      return "text";
   }
 }
 
@@ -155,23 +169,23 @@ inline std::string money_text(double amount, std::string_view currency) {
   return out;
 }
 
-inline ojson typed_json(const v1::Value& v, std::string_view type, std::string_view currency, int depth);
+inline ojson typed_json(const v1::Value& v, std::string_view type, std::string_view currency,
+                        int depth);
 
 // ObjectValue → Variables array.
 inline ojson variables_json(const v1::ObjectValue& obj, std::string_view currency, int depth) {
   ojson arr = ojson::array();
   for (const auto& f : obj.fields()) {
     const char* t = inferred_type(f.value());
-    arr.push_back(ojson{{"name", f.key()},
-                        {"type", t},
-                        {"value", typed_json(f.value(), t, currency, depth + 1)}});
+    arr.push_back(ojson{
+        {"name", f.key()}, {"type", t}, {"value", typed_json(f.value(), t, currency, depth + 1)}});
   }
   return arr;
 }
 
 // A value as the JSON `value` of a contract variable of `type`.
 inline ojson typed_json(const v1::Value& v, std::string_view type, std::string_view currency,
-                 int depth) {
+                        int depth) {
   if (depth > max_json_depth || v.kind_case() == v1::Value::KIND_NOT_SET ||
       v.kind_case() == v1::Value::kNullValue)
     return nullptr;
@@ -208,15 +222,24 @@ inline ojson typed_json(const v1::Value& v, std::string_view type, std::string_v
 
 inline const char* type_name(v1::VarType t, const v1::Value& v) {
   switch (t) {
-    case v1::VAR_TEXT: return "text";
-    case v1::VAR_NUMBER: return "number";
-    case v1::VAR_BOOLEAN: return "boolean";
-    case v1::VAR_DATE: return "date";
-    case v1::VAR_DATETIME: return "dateTime";
-    case v1::VAR_MONEY: return "money";
-    case v1::VAR_LIST: return "list";
-    case v1::VAR_OBJECT: return "object";
-    default: return inferred_type(v);
+    case v1::VAR_TEXT:
+      return "text";
+    case v1::VAR_NUMBER:
+      return "number";
+    case v1::VAR_BOOLEAN:
+      return "boolean";
+    case v1::VAR_DATE:
+      return "date";
+    case v1::VAR_DATETIME:
+      return "dateTime";
+    case v1::VAR_MONEY:
+      return "money";
+    case v1::VAR_LIST:
+      return "list";
+    case v1::VAR_OBJECT:
+      return "object";
+    default:
+      return inferred_type(v);
   }
 }
 
@@ -224,7 +247,9 @@ inline ojson text_message(const std::string& id, const std::string& text) {
   return ojson{{"type", "text"}, {"id", id}, {"text", text}};
 }
 
-inline std::string choice_id(const v1::Choice& c) { return c.payload().empty() ? c.label() : c.payload(); }
+inline std::string choice_id(const v1::Choice& c) {
+  return c.payload().empty() ? c.label() : c.payload();
+}
 
 inline ojson escalate_target(std::string_view t) {
   static constexpr std::array<std::pair<std::string_view, std::string_view>, 4> prefixes = {{
@@ -241,9 +266,12 @@ inline ojson escalate_target(std::string_view t) {
 
 inline const char* end_reason_name(v1::EndReason r) {
   switch (r) {
-    case v1::COMPLETED: return "Action";
-    case v1::INFINITE_LOOP_DETECTED: return "InfiniteLoopDetected";
-    default: return "Error";
+    case v1::COMPLETED:
+      return "Action";
+    case v1::INFINITE_LOOP_DETECTED:
+      return "InfiniteLoopDetected";
+    default:
+      return "Error";
   }
 }
 
@@ -262,8 +290,10 @@ inline ojson messages_json(const reply& r, const v1::TurnResult& turn) {
       for (const auto& c : out.choices())
         choices.push_back(
             ojson{{"label", c.label()}, {"alias", std::to_string(alias++)}, {"id", choice_id(c)}});
-      msgs.push_back(ojson{
-          {"type", "choices"}, {"id", next_id()}, {"choices", std::move(choices)}, {"widget", "buttons"}});
+      msgs.push_back(ojson{{"type", "choices"},
+                           {"id", next_id()},
+                           {"choices", std::move(choices)},
+                           {"widget", "buttons"}});
     }
   }
   if (turn.state().status() == v1::TRANSFERRED) {
@@ -274,8 +304,9 @@ inline ojson messages_json(const reply& r, const v1::TurnResult& turn) {
     for (const auto& t : turn.transfer().targets()) targets.push_back(escalate_target(t));
     msgs.push_back(ojson{{"type", "escalate"}, {"id", next_id()}, {"targets", std::move(targets)}});
   } else if (turn.state().status() == v1::ENDED) {
-    msgs.push_back(ojson{
-        {"type", "sessionEnded"}, {"id", next_id()}, {"reason", end_reason_name(turn.end_reason())}});
+    msgs.push_back(ojson{{"type", "sessionEnded"},
+                         {"id", next_id()},
+                         {"reason", end_reason_name(turn.end_reason())}});
   }
   return msgs;
 }
@@ -328,8 +359,7 @@ inline void add_extras(ojson& body, const reply& r, const v1::TurnResult* turn) 
 inline std::string runtime_crc(const reply& r) {
   if (!r.runtime_crc.empty()) return safe_header_value(r.runtime_crc);
   std::string out;
-  append_hex(out, mix(fnv1a(r.bot_version, fnv1a(r.session_id, 0xcbf29ce484222325ULL) ^ 0xff)),
-             16);
+  append_hex(out, mix(fnv1a(r.bot_version, fnv1a(r.session_id, 0xcbf29ce484222325ULL) ^ 0xff)), 16);
   return out;
 }
 
@@ -349,20 +379,31 @@ inline ojson sequence_ids(const reply& r) {
 
 inline const char* error_class(int status) {
   switch (status) {
-    case 400: return "BadRequestError";
-    case 401: return "UnauthorizedError";
-    case 403: return "ForbiddenError";
-    case 404: return "NotFoundError";
-    case 405: return "MethodNotAllowedError";
-    case 422: return "RequestProcessingException";
-    case 423: return "ServerBusyError";
-    case 429: return "TooManyRequestsError";
-    case 503: return "ServiceUnavailable";
-    default: return "InternalServerError";
+    case 400:
+      return "BadRequestError";
+    case 401:
+      return "UnauthorizedError";
+    case 403:
+      return "ForbiddenError";
+    case 404:
+      return "NotFoundError";
+    case 405:
+      return "MethodNotAllowedError";
+    case 422:
+      return "RequestProcessingException";
+    case 423:
+      return "ServerBusyError";
+    case 429:
+      return "TooManyRequestsError";
+    case 503:
+      return "ServiceUnavailable";
+    default:
+      return "InternalServerError";
   }
 }
 
-inline std::string message_id(std::string_view session_id, std::int64_t sequence_id, std::size_t index) {
+inline std::string message_id(std::string_view session_id, std::int64_t sequence_id,
+                              std::size_t index) {
   std::string key(session_id);
   key += '\0';
   key += std::to_string(sequence_id);
@@ -412,18 +453,18 @@ inline http::response render_end(const reply& r) {
   ojson body;
   body["botVersion"] = r.bot_version;
   body["processedSequenceIds"] = sequence_ids(r);
-  body["messages"] = ojson::array(
-      {ojson{{"type", "sessionEnded"},
-             {"id", message_id(r.session_id, r.sequence_id, end_message_index)},
-             {"reason", "ClientRequest"}}});
+  body["messages"] =
+      ojson::array({ojson{{"type", "sessionEnded"},
+                          {"id", message_id(r.session_id, r.sequence_id, end_message_index)},
+                          {"reason", "ClientRequest"}}});
   add_extras(body, r, nullptr);
   body["_links"] = links_json(r);
   return success(std::move(body), r, /*start=*/false);
 }
 
 inline http::response render_error(int status, std::string_view message, std::string_view path,
-                            std::string_view request_id, std::int64_t timestamp_ms,
-                            std::optional<std::int64_t> retry_after_s) {
+                                   std::string_view request_id, std::int64_t timestamp_ms,
+                                   std::optional<std::int64_t> retry_after_s) {
   ojson body;
   body["status"] = status;
   body["path"] = path;
@@ -434,15 +475,17 @@ inline http::response render_error(int status, std::string_view message, std::st
   http::response resp = http::response::json(status, dump(body));
   add_header(resp, "X-Request-ID", safe_header_value(request_id));
   if (retry_after_s)
-    resp.headers.emplace_back("Retry-After", std::to_string(std::max<std::int64_t>(0, *retry_after_s)));
+    resp.headers.emplace_back("Retry-After",
+                              std::to_string(std::max<std::int64_t>(0, *retry_after_s)));
   return resp;
 }
 
 inline http::response render_failure(const failure& f, const http::request& req,
-                              std::int64_t timestamp_ms) {
+                                     std::int64_t timestamp_ms) {
   std::string request_id = safe_header_value(req.request_id);
   if (request_id.empty())
-    if (const std::string* rid = req.header("X-Request-ID")) request_id = safe_header_value(trim(*rid));
+    if (const std::string* rid = req.header("X-Request-ID"))
+      request_id = safe_header_value(trim(*rid));
   return render_error(f.status, f.message, req.path, request_id, timestamp_ms, std::nullopt);
 }
 

@@ -30,16 +30,26 @@ using botapi::parsed;
 
 inline const char* error_class(int status) {
   switch (status) {
-    case 400: return "BadRequestError";
-    case 401: return "UnauthorizedError";
-    case 403: return "ForbiddenError";
-    case 404: return "NotFoundError";
-    case 405: return "MethodNotAllowedError";
-    case 422: return "RequestProcessingException";
-    case 423: return "ServerBusyError";
-    case 429: return "TooManyRequestsError";
-    case 503: return "ServiceUnavailable";
-    default: return "InternalServerError";
+    case 400:
+      return "BadRequestError";
+    case 401:
+      return "UnauthorizedError";
+    case 403:
+      return "ForbiddenError";
+    case 404:
+      return "NotFoundError";
+    case 405:
+      return "MethodNotAllowedError";
+    case 422:
+      return "RequestProcessingException";
+    case 423:
+      return "ServerBusyError";
+    case 429:
+      return "TooManyRequestsError";
+    case 503:
+      return "ServiceUnavailable";
+    default:
+      return "InternalServerError";
   }
 }
 
@@ -55,8 +65,8 @@ constexpr std::size_t max_request_id_length = 200;
 
 constexpr std::array<std::string_view, 9> variable_types = {
     "boolean", "date", "dateTime", "money", "number", "text", "object", "ref", "list"};
-constexpr std::array<std::string_view, 5> end_session_reasons = {
-    "UserRequest", "Transfer", "Expiration", "Error", "Other"};
+constexpr std::array<std::string_view, 5> end_session_reasons = {"UserRequest", "Transfer",
+                                                                 "Expiration", "Error", "Other"};
 constexpr std::array<std::string_view, 2> transfer_failed_reasons = {"NoAgentAvailable", "Error"};
 constexpr std::array<std::string_view, 2> referrer_types = {"Salesforce:Core:Bot:Id",
                                                             "Salesforce:BotRuntime:Session:Id"};
@@ -154,14 +164,20 @@ inline int nesting_depth(std::string_view body) {
   bool in_string = false, escaped = false;
   for (char c : body) {
     if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        in_string = false;
       continue;
     }
-    if (c == '"') in_string = true;
-    else if (c == '[' || c == '{') max_depth = std::max(max_depth, ++depth);
-    else if (c == ']' || c == '}') --depth;
+    if (c == '"')
+      in_string = true;
+    else if (c == '[' || c == '{')
+      max_depth = std::max(max_depth, ++depth);
+    else if (c == ']' || c == '}')
+      --depth;
   }
   return max_depth;
 }
@@ -183,7 +199,7 @@ inline const json* member(const json& obj, const char* key) {
 
 // Optional string member: absent or null leave `out` alone.
 inline std::optional<failure> opt_string(const json& obj, const char* key, const std::string& where,
-                                  std::string& out) {
+                                         std::string& out) {
   const json* v = member(obj, key);
   if (!v || v->is_null()) return std::nullopt;
   if (!v->is_string()) return bad(where, "must be a string");
@@ -192,7 +208,7 @@ inline std::optional<failure> opt_string(const json& obj, const char* key, const
 }
 
 inline std::optional<failure> req_string(const json& obj, const char* key, const std::string& where,
-                                  std::string& out) {
+                                         std::string& out) {
   const json* v = member(obj, key);
   if (!v || !v->is_string()) return bad(where, "required string");
   out = v->get<std::string>();
@@ -200,7 +216,7 @@ inline std::optional<failure> req_string(const json& obj, const char* key, const
 }
 
 inline std::optional<failure> opt_bool(const json& obj, const char* key, const std::string& where,
-                                bool& out) {
+                                       bool& out) {
   const json* v = member(obj, key);
   if (!v || v->is_null()) return std::nullopt;
   if (!v->is_boolean()) return bad(where, "must be a boolean");
@@ -209,7 +225,7 @@ inline std::optional<failure> opt_bool(const json& obj, const char* key, const s
 }
 
 inline std::optional<failure> req_bool(const json& obj, const char* key, const std::string& where,
-                                bool& out) {
+                                       bool& out) {
   const json* v = member(obj, key);
   if (!v || !v->is_boolean()) return bad(where, "required boolean");
   out = v->get<bool>();
@@ -231,8 +247,7 @@ inline bool is_date(std::string_view s) {
 // ISO local date-time "YYYY-MM-DDTHH:MM:SS"; a fraction, "Z" or an offset may follow.
 inline bool is_date_time(std::string_view s) {
   return s.size() >= 19 && s.size() <= 40 && is_date(s.substr(0, 10)) && s[10] == 'T' &&
-         digits(s, 11, 2) && s[13] == ':' && digits(s, 14, 2) && s[16] == ':' &&
-         digits(s, 17, 2);
+         digits(s, 11, 2) && s[13] == ':' && digits(s, 14, 2) && s[16] == ':' && digits(s, 17, 2);
 }
 
 // "USD 10.40", or a bare amount "10.40".
@@ -258,11 +273,17 @@ inline v1::Value null_value() {
 inline v1::Value plain_value(const json& j) {
   v1::Value v;
   switch (j.type()) {
-    case json::value_t::boolean: v.set_boolean(j.get<bool>()); break;
+    case json::value_t::boolean:
+      v.set_boolean(j.get<bool>());
+      break;
     case json::value_t::number_integer:
     case json::value_t::number_unsigned:
-    case json::value_t::number_float: v.set_number(j.get<double>()); break;
-    case json::value_t::string: v.set_text(j.get<std::string>()); break;
+    case json::value_t::number_float:
+      v.set_number(j.get<double>());
+      break;
+    case json::value_t::string:
+      v.set_text(j.get<std::string>());
+      break;
     case json::value_t::array: {
       auto* list = v.mutable_list();
       for (const auto& item : j) *list->add_items() = plain_value(item);
@@ -278,15 +299,18 @@ inline v1::Value plain_value(const json& j) {
       }
       break;
     }
-    default: v.set_null_value(true); break;
+    default:
+      v.set_null_value(true);
+      break;
   }
   return v;
 }
 
 inline std::optional<failure> parse_variables(const json& arr, const std::string& where,
-                                       std::vector<variable>& out);
+                                              std::vector<variable>& out);
 
-inline parsed<v1::Value> typed_value(std::string_view type, const json& j, const std::string& where) {
+inline parsed<v1::Value> typed_value(std::string_view type, const json& j,
+                                     const std::string& where) {
   if (j.is_null()) return null_value();
   v1::Value v;
   if (type == "boolean") {
@@ -308,8 +332,10 @@ inline parsed<v1::Value> typed_value(std::string_view type, const json& j, const
     v.set_text(j.get<std::string>());
   } else if (type == "money") {
     std::optional<double> amount;
-    if (j.is_number()) amount = j.get<double>();
-    else if (j.is_string()) amount = parse_money(j.get_ref<const std::string&>());
+    if (j.is_number())
+      amount = j.get<double>();
+    else if (j.is_string())
+      amount = parse_money(j.get_ref<const std::string&>());
     if (!amount) return bad(where, "must be money 'CUR 12.34' or null");
     v.set_number(*amount);
   } else if (type == "object") {
@@ -344,7 +370,8 @@ inline parsed<v1::Value> typed_value(std::string_view type, const json& j, const
   return v;
 }
 
-inline std::optional<failure> parse_variable(const json& j, const std::string& where, variable& out) {
+inline std::optional<failure> parse_variable(const json& j, const std::string& where,
+                                             variable& out) {
   if (!j.is_object()) return bad(where, "must be an object {name, type, value}");
   if (auto f = req_string(j, "name", where + ".name", out.name)) return f;
   if (out.name.empty()) return bad(where + ".name", "must not be empty");
@@ -361,7 +388,7 @@ inline std::optional<failure> parse_variable(const json& j, const std::string& w
 }
 
 inline std::optional<failure> parse_variables(const json& arr, const std::string& where,
-                                       std::vector<variable>& out) {
+                                              std::vector<variable>& out) {
   if (!arr.is_array()) return bad(where, "must be an array of variables");
   out.reserve(arr.size());
   for (std::size_t i = 0; i < arr.size(); ++i) {
@@ -425,7 +452,8 @@ inline std::optional<failure> parse_context(const http::request& req, request_co
 
   ctx.request_id = safe_header_value(req.request_id);
   if (ctx.request_id.empty())
-    if (const std::string* rid = req.header("X-Request-ID")) ctx.request_id = safe_header_value(trim(*rid));
+    if (const std::string* rid = req.header("X-Request-ID"))
+      ctx.request_id = safe_header_value(trim(*rid));
   if (const std::string* crc = req.header("X-Runtime-CRC"))
     ctx.runtime_crc = safe_header_value(trim(*crc));
   return std::nullopt;
@@ -460,9 +488,10 @@ inline parsed<route> match_route(std::string_view method, std::string_view path)
   auto seg = segments(path);
   auto method_is = [&](std::string_view m) { return method == m; };
   auto wrong_method = [&](std::string_view allowed) {
-    return make_failure(405, "method: " + std::string(method.size() <= 16 && printable(method) ? method : "this method") +
-                                 " not allowed on " + path_label(path) + ", use " +
-                                 std::string(allowed));
+    return make_failure(
+        405, "method: " +
+                 std::string(method.size() <= 16 && printable(method) ? method : "this method") +
+                 " not allowed on " + path_label(path) + ", use " + std::string(allowed));
   };
   auto not_found = [&] { return make_failure(404, "path: no such resource " + path_label(path)); };
   if (seg.size() == 1 && (seg[0] == "status" || seg[0] == "versions")) {
@@ -616,10 +645,12 @@ inline parsed<continue_request> parse_continue(const http::request& req) try {
     case message_kind::redirect:
       if (auto f = req_string(m, "dialogId", "message.dialogId", out.dialog_id)) return *f;
       break;
-    case message_kind::transfer_succeeded: break;
+    case message_kind::transfer_succeeded:
+      break;
     case message_kind::transfer_failed: {
       const json* r = member(m, "reason");
-      if (!r || !r->is_string() || !one_of(r->get_ref<const std::string&>(), transfer_failed_reasons))
+      if (!r || !r->is_string() ||
+          !one_of(r->get_ref<const std::string&>(), transfer_failed_reasons))
         return bad("message.reason", "required, one of " + list_of(transfer_failed_reasons));
       out.reason = r->get<std::string>();
       if (auto f = opt_string(m, "description", "message.description", out.description)) return *f;
@@ -634,7 +665,8 @@ inline parsed<continue_request> parse_continue(const http::request& req) try {
     }
     case message_kind::set_variables: {
       const json* vars = member(m, "variables");
-      if (!vars || !vars->is_array()) return bad("message.variables", "required array of variables");
+      if (!vars || !vars->is_array())
+        return bad("message.variables", "required array of variables");
       if (auto f = parse_variables(*vars, "message.variables", out.variables)) return *f;
       break;
     }

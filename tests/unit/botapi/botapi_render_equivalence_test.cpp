@@ -43,24 +43,82 @@ class generator {
   // a sequence, overlong forms, surrogates, above U+10FFFF, truncated sequences).
   std::string text(std::size_t max_pieces = 12) {
     static const std::vector<std::string> pieces = {
-        "a", "Hello", " ", "order AB-123456", "0", "{", "}", "[", "]", ":", ",", "/", "'",
-        "\"", "\\", "\\\"", "\"\\", "\b", "\f", "\n", "\r", "\t", std::string(1, '\0'), "\x01",
-        "\x1f", "\x7f", "\x0b", "\x1b[0m",
-        "\xc2\x80", "\xc3\xa9", "\xdf\xbf",                       // 2 bytes
-        "\xe0\xa0\x80", "\xe2\x82\xac", "\xed\x9f\xbf", "\xee\x80\x80", "\xef\xbf\xbd",
-        "\xef\xbf\xbf",                                           // 3 bytes
-        "\xf0\x90\x80\x80", "\xf0\x9f\x98\x80", "\xf4\x8f\xbf\xbf",  // 4 bytes
-        "\x80", "\xbf", "\xc0", "\xc1", "\xc0\xaf", "\xc2", "\xe2\x82", "\xe0\x80\x80",
-        "\xe0\x9f\xbf", "\xed\xa0\x80", "\xed\xbf\xbf", "\xf0\x80\x80\x80", "\xf0\x8f\xbf\xbf",
-        "\xf4\x90\x80\x80", "\xf5\x80\x80\x80", "\xf8", "\xfe", "\xff", "\xf0\x9f\x98",
-        "\xf0\x9f", "\xf0", "\xe2", "\xc3\xc3\xa9", "\xe2\x28\xa1", "\xf0\x28\x8c\xbc",
-        "\\u0000", "\\ud83d\\ude00", "caf\xc3",
+        "a",
+        "Hello",
+        " ",
+        "order AB-123456",
+        "0",
+        "{",
+        "}",
+        "[",
+        "]",
+        ":",
+        ",",
+        "/",
+        "'",
+        "\"",
+        "\\",
+        "\\\"",
+        "\"\\",
+        "\b",
+        "\f",
+        "\n",
+        "\r",
+        "\t",
+        std::string(1, '\0'),
+        "\x01",
+        "\x1f",
+        "\x7f",
+        "\x0b",
+        "\x1b[0m",
+        "\xc2\x80",
+        "\xc3\xa9",
+        "\xdf\xbf",  // 2 bytes
+        "\xe0\xa0\x80",
+        "\xe2\x82\xac",
+        "\xed\x9f\xbf",
+        "\xee\x80\x80",
+        "\xef\xbf\xbd",
+        "\xef\xbf\xbf",  // 3 bytes
+        "\xf0\x90\x80\x80",
+        "\xf0\x9f\x98\x80",
+        "\xf4\x8f\xbf\xbf",  // 4 bytes
+        "\x80",
+        "\xbf",
+        "\xc0",
+        "\xc1",
+        "\xc0\xaf",
+        "\xc2",
+        "\xe2\x82",
+        "\xe0\x80\x80",
+        "\xe0\x9f\xbf",
+        "\xed\xa0\x80",
+        "\xed\xbf\xbf",
+        "\xf0\x80\x80\x80",
+        "\xf0\x8f\xbf\xbf",
+        "\xf4\x90\x80\x80",
+        "\xf5\x80\x80\x80",
+        "\xf8",
+        "\xfe",
+        "\xff",
+        "\xf0\x9f\x98",
+        "\xf0\x9f",
+        "\xf0",
+        "\xe2",
+        "\xc3\xc3\xa9",
+        "\xe2\x28\xa1",
+        "\xf0\x28\x8c\xbc",
+        "\\u0000",
+        "\\ud83d\\ude00",
+        "caf\xc3",
     };
     std::string s;
     const std::size_t n = below(max_pieces + 1);
     for (std::size_t i = 0; i < n; ++i) {
-      if (chance(10)) s += static_cast<char>(next() & 0xff);  // any byte at all
-      else s += pieces[below(pieces.size())];
+      if (chance(10))
+        s += static_cast<char>(next() & 0xff);  // any byte at all
+      else
+        s += pieces[below(pieces.size())];
     }
     return s;
   }
@@ -78,20 +136,45 @@ class generator {
 
   double number() {
     switch (below(14)) {
-      case 0: return static_cast<double>(static_cast<std::int64_t>(next() % 2000001) - 1000000);
-      case 1: return static_cast<double>(static_cast<std::int64_t>(next() % 20001) - 10000) / 100.0;
-      case 2: return std::ldexp(static_cast<double>(next() >> 11), -static_cast<int>(below(80)));
-      case 3: return std::numeric_limits<double>::quiet_NaN();
-      case 4: return chance(50) ? std::numeric_limits<double>::infinity()
-                                : -std::numeric_limits<double>::infinity();
-      case 5: return chance(50) ? -0.0 : 0.0;
+      case 0:
+        return static_cast<double>(static_cast<std::int64_t>(next() % 2000001) - 1000000);
+      case 1:
+        return static_cast<double>(static_cast<std::int64_t>(next() % 20001) - 10000) / 100.0;
+      case 2:
+        return std::ldexp(static_cast<double>(next() >> 11), -static_cast<int>(below(80)));
+      case 3:
+        return std::numeric_limits<double>::quiet_NaN();
+      case 4:
+        return chance(50) ? std::numeric_limits<double>::infinity()
+                          : -std::numeric_limits<double>::infinity();
+      case 5:
+        return chance(50) ? -0.0 : 0.0;
       case 6: {
-        const double edges[] = {9007199254740991.0, 9007199254740992.0, -9007199254740992.0,
-                                9007199254740993.0, 1e15, 1e16, 1e17, 1e21, 1e22, 1e300,
-                                -1e-7, 1e-5, 1e-4, 0.1, 0.2, 0.3, 1.0 / 3.0, 2.0 / 3.0,
+        const double edges[] = {9007199254740991.0,
+                                9007199254740992.0,
+                                -9007199254740992.0,
+                                9007199254740993.0,
+                                1e15,
+                                1e16,
+                                1e17,
+                                1e21,
+                                1e22,
+                                1e300,
+                                -1e-7,
+                                1e-5,
+                                1e-4,
+                                0.1,
+                                0.2,
+                                0.3,
+                                1.0 / 3.0,
+                                2.0 / 3.0,
                                 std::numeric_limits<double>::denorm_min(),
-                                std::numeric_limits<double>::min(), std::numeric_limits<double>::max(),
-                                std::numeric_limits<double>::lowest(), 10.4, 10.45, 123456.789};
+                                std::numeric_limits<double>::min(),
+                                std::numeric_limits<double>::max(),
+                                std::numeric_limits<double>::lowest(),
+                                10.4,
+                                10.45,
+                                123456.789};
         return edges[below(std::size(edges))];
       }
       case 7: {
@@ -100,20 +183,32 @@ class generator {
         std::memcpy(&d, &bits, sizeof d);
         return d;  // any bit pattern
       }
-      case 8: return static_cast<double>(next() % 1000) + 0.5;
-      case 9: return static_cast<double>(static_cast<float>(next() % 1000) / 997.0f);
-      default: return static_cast<double>(static_cast<std::int64_t>(next() % 201) - 100);
+      case 8:
+        return static_cast<double>(next() % 1000) + 0.5;
+      case 9:
+        return static_cast<double>(static_cast<float>(next() % 1000) / 997.0f);
+      default:
+        return static_cast<double>(static_cast<std::int64_t>(next() % 201) - 100);
     }
   }
 
   v1::Value value(int depth) {
     v1::Value v;
     switch (below(depth > 6 ? 5 : 8)) {
-      case 0: v.set_text(text()); break;
-      case 1: v.set_number(number()); break;
-      case 2: v.set_boolean(chance(50)); break;
-      case 3: v.set_null_value(true); break;
-      case 4: break;  // unset
+      case 0:
+        v.set_text(text());
+        break;
+      case 1:
+        v.set_number(number());
+        break;
+      case 2:
+        v.set_boolean(chance(50));
+        break;
+      case 3:
+        v.set_null_value(true);
+        break;
+      case 4:
+        break;  // unset
       case 5:
       case 6: {
         auto* list = v.mutable_list();
@@ -127,7 +222,8 @@ class generator {
         static const char* keys[] = {"a", "b", "city", "zip", "k\"ey", "\xc3", "tags"};
         for (std::size_t i = 0; i < n; ++i) {
           auto* f = obj->add_fields();
-          f->set_key(chance(70) ? std::string(keys[below(std::size(keys))]) : text(3));  // repeats too
+          f->set_key(chance(70) ? std::string(keys[below(std::size(keys))])
+                                : text(3));  // repeats too
           *f->mutable_value() = value(depth + 1);
         }
       }
@@ -136,9 +232,9 @@ class generator {
   }
 
   v1::VarType var_type() {
-    static const v1::VarType types[] = {v1::VAR_TYPE_UNSPECIFIED, v1::VAR_TEXT, v1::VAR_NUMBER,
-                                        v1::VAR_BOOLEAN, v1::VAR_DATE, v1::VAR_DATETIME,
-                                        v1::VAR_MONEY, v1::VAR_LIST, v1::VAR_OBJECT};
+    static const v1::VarType types[] = {
+        v1::VAR_TYPE_UNSPECIFIED, v1::VAR_TEXT,  v1::VAR_NUMBER, v1::VAR_BOOLEAN, v1::VAR_DATE,
+        v1::VAR_DATETIME,         v1::VAR_MONEY, v1::VAR_LIST,   v1::VAR_OBJECT};
     return types[below(std::size(types))];
   }
 
@@ -190,8 +286,8 @@ class generator {
       }
     }
     if (chance(50)) t.mutable_transfer()->set_queue(chance(50) ? "support" : text(3));
-    static const char* prefixes[] = {"bot:", "flow:", "queue:", "skill:", "BOT:", "Skill:", "",
-                                     "bot", "flow", "x:"};
+    static const char* prefixes[] = {
+        "bot:", "flow:", "queue:", "skill:", "BOT:", "Skill:", "", "bot", "flow", "x:"};
     const std::size_t targets = below(4);
     for (std::size_t i = 0; i < targets; ++i)
       t.mutable_transfer()->add_targets(std::string(prefixes[below(std::size(prefixes))]) +
@@ -253,15 +349,22 @@ TEST(BotApiRenderEquivalence, TypicalTurnsAndGoldenBody) {
   // Golden: the exact text, independent of the reference.
   const std::string id0 = message_id(r.session_id, 3, 0), id1 = message_id(r.session_id, 3, 1),
                     id2 = message_id(r.session_id, 3, 2);
-  EXPECT_EQ(render_continue(r, t).body,
-            R"({"botVersion":"order-status@0123456789abcdef","processedSequenceIds":[3],"messages":[)"
-            R"({"type":"text","id":")" + id0 + R"(","text":"Your order shipped."},)"
-            R"({"type":"text","id":")" + id1 + R"(","text":"Anything else?"},)"
-            R"({"type":"choices","id":")" + id2 + R"(","choices":[{"label":"Yes","alias":"1","id":"more"},)"
-            R"({"label":"No","alias":"2","id":"No"}],"widget":"buttons"}],)"
-            R"("_links":{"self":{"href":"/v5.3.0/sessions/57904eb6-5352-4c5e-adf6-5f100572cf5d"},)"
-            R"("messages":{"href":"/v5.3.0/sessions/57904eb6-5352-4c5e-adf6-5f100572cf5d/messages"},)"
-            R"("session":{"href":"/v5.3.0/sessions/57904eb6-5352-4c5e-adf6-5f100572cf5d"}}})");
+  EXPECT_EQ(
+      render_continue(r, t).body,
+      R"({"botVersion":"order-status@0123456789abcdef","processedSequenceIds":[3],"messages":[)"
+      R"({"type":"text","id":")" +
+          id0 +
+          R"(","text":"Your order shipped."},)"
+          R"({"type":"text","id":")" +
+          id1 +
+          R"(","text":"Anything else?"},)"
+          R"({"type":"choices","id":")" +
+          id2 +
+          R"(","choices":[{"label":"Yes","alias":"1","id":"more"},)"
+          R"({"label":"No","alias":"2","id":"No"}],"widget":"buttons"}],)"
+          R"("_links":{"self":{"href":"/v5.3.0/sessions/57904eb6-5352-4c5e-adf6-5f100572cf5d"},)"
+          R"("messages":{"href":"/v5.3.0/sessions/57904eb6-5352-4c5e-adf6-5f100572cf5d/messages"},)"
+          R"("session":{"href":"/v5.3.0/sessions/57904eb6-5352-4c5e-adf6-5f100572cf5d"}}})");
   EXPECT_EQ(render_error(404, "path: no such resource '/x\"y'", "/x\"y", "rid", 1531245973799).body,
             R"({"status":404,"path":"/x\"y","requestId":"rid","error":"NotFoundError",)"
             R"("message":"path: no such resource '/x\"y'","timestamp":1531245973799})");
@@ -270,13 +373,37 @@ TEST(BotApiRenderEquivalence, TypicalTurnsAndGoldenBody) {
 TEST(BotApiRenderEquivalence, EscapingOfEveryKindOfText) {
   // Each string is rendered as a message text and as an error message.
   const std::vector<std::string> texts = {
-      "", "plain", "quote \" backslash \\ slash /", std::string("nul \0 inside", 12),
-      "\b\f\n\r\t\x01\x02\x1f\x7f", "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", "\xe4\xbd\xa0\xe5\xa5\xbd",
-      "caf\xc3", "\xc3", "\xe2\x82", "\xf0\x9f\x98", "\x80\x80", "\xff\xfe", "\xc0\xaf",
-      "\xe0\x80\x80", "\xed\xa0\x80\xed\xb0\x80", "\xf4\x90\x80\x80", "\xf5", "a\xe2\x82z",
-      "\xe2\x82\xe2\x82\xac", "\xf0\x9f\x98\xf0\x9f\x98\x80", "\xc3\"", "\xe2\\", "\xf0\n",
-      "\\u0041", "</script>", "\xef\xbb\xbf" "bom", std::string(600, '"'),
-      std::string(300, '\xc3') + "\xa9", std::string(1000, 'x') + "\xe2",
+      "",
+      "plain",
+      "quote \" backslash \\ slash /",
+      std::string("nul \0 inside", 12),
+      "\b\f\n\r\t\x01\x02\x1f\x7f",
+      "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80",
+      "\xe4\xbd\xa0\xe5\xa5\xbd",
+      "caf\xc3",
+      "\xc3",
+      "\xe2\x82",
+      "\xf0\x9f\x98",
+      "\x80\x80",
+      "\xff\xfe",
+      "\xc0\xaf",
+      "\xe0\x80\x80",
+      "\xed\xa0\x80\xed\xb0\x80",
+      "\xf4\x90\x80\x80",
+      "\xf5",
+      "a\xe2\x82z",
+      "\xe2\x82\xe2\x82\xac",
+      "\xf0\x9f\x98\xf0\x9f\x98\x80",
+      "\xc3\"",
+      "\xe2\\",
+      "\xf0\n",
+      "\\u0041",
+      "</script>",
+      "\xef\xbb\xbf"
+      "bom",
+      std::string(600, '"'),
+      std::string(300, '\xc3') + "\xa9",
+      std::string(1000, 'x') + "\xe2",
   };
   auto r = typical_reply();
   for (const auto& s : texts) {
@@ -295,8 +422,8 @@ TEST(BotApiRenderEquivalence, EscapingOfEveryKindOfText) {
     odd.base_url = s;
     expect_all_renders_match(r, t, "text");
     expect_all_renders_match(odd, t, "everywhere");
-    expect_same(render_error(400, s, s, s, -1), reference::render_error(400, s, s, s, -1, std::nullopt),
-                "error");
+    expect_same(render_error(400, s, s, s, -1),
+                reference::render_error(400, s, s, s, -1, std::nullopt), "error");
     if (HasFatalFailure()) return;
   }
 }
@@ -325,9 +452,9 @@ TEST(BotApiRenderEquivalence, EveryVariableTypeAndTheDepthLimit) {
     }
     deep = std::move(outer);
   }
-  for (v1::VarType type : {v1::VAR_TYPE_UNSPECIFIED, v1::VAR_TEXT, v1::VAR_NUMBER, v1::VAR_BOOLEAN,
-                           v1::VAR_DATE, v1::VAR_DATETIME, v1::VAR_MONEY, v1::VAR_LIST,
-                           v1::VAR_OBJECT}) {
+  for (v1::VarType type :
+       {v1::VAR_TYPE_UNSPECIFIED, v1::VAR_TEXT, v1::VAR_NUMBER, v1::VAR_BOOLEAN, v1::VAR_DATE,
+        v1::VAR_DATETIME, v1::VAR_MONEY, v1::VAR_LIST, v1::VAR_OBJECT}) {
     r.variables.push_back(variable_out{"deep", type, deep});
     v1::Value money;
     money.set_number(10.4);
@@ -398,7 +525,8 @@ TEST(BotApiRenderEquivalence, RandomBytesEscapeLikeNlohmann) {
       const auto b = g.next();
       c = static_cast<char>((b & 0x300) ? (0x80 | (b & 0x7f)) : (b & 0xff));
     }
-    expect_same(render_error(400, s, "/p", "r", 0), reference::render_error(400, s, "/p", "r", 0, std::nullopt),
+    expect_same(render_error(400, s, "/p", "r", 0),
+                reference::render_error(400, s, "/p", "r", 0, std::nullopt),
                 ::testing::PrintToString(s));
     if (HasFatalFailure()) return;
   }
@@ -408,7 +536,8 @@ TEST(BotApiRenderEquivalence, MessageIds) {
   generator g(99);
   for (int i = 0; i < 5000; ++i) {
     const std::string session = g.chance(50) ? g.ascii_id() : g.text(5);
-    const auto seq = g.chance(50) ? static_cast<std::int64_t>(g.below(1000)) : static_cast<std::int64_t>(g.next());
+    const auto seq = g.chance(50) ? static_cast<std::int64_t>(g.below(1000))
+                                  : static_cast<std::int64_t>(g.next());
     const std::size_t index = g.chance(10) ? end_message_index : g.below(20);
     ASSERT_EQ(message_id(session, seq, index), reference::message_id(session, seq, index));
   }

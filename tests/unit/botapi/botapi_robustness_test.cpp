@@ -31,17 +31,42 @@ const std::vector<std::string>& seeds() {
 }
 
 std::string mutate(std::string s, std::mt19937_64& rng) {
-  static const std::string tokens[] = {"{", "}", "[", "]", "\"", ",", ":", "null", "true", "-1",
-                                       "1e999", "\\u0000", "\xff", "\xc3", "0.5", "\"type\"",
-                                       "\"value\"", "[[[[[[[[", "\"sequenceId\"", "18446744073709551616"};
+  static const std::string tokens[] = {"{",
+                                       "}",
+                                       "[",
+                                       "]",
+                                       "\"",
+                                       ",",
+                                       ":",
+                                       "null",
+                                       "true",
+                                       "-1",
+                                       "1e999",
+                                       "\\u0000",
+                                       "\xff",
+                                       "\xc3",
+                                       "0.5",
+                                       "\"type\"",
+                                       "\"value\"",
+                                       "[[[[[[[[",
+                                       "\"sequenceId\"",
+                                       "18446744073709551616"};
   const int edits = 1 + static_cast<int>(rng() % 6);
   for (int e = 0; e < edits; ++e) {
     const std::size_t pos = s.empty() ? 0 : rng() % (s.size() + 1);
     switch (rng() % 5) {
-      case 0: if (!s.empty() && pos < s.size()) s.erase(pos, 1 + rng() % 8); break;
-      case 1: s.insert(pos, tokens[rng() % std::size(tokens)]); break;
-      case 2: if (pos < s.size()) s[pos] = static_cast<char>(rng() & 0xff); break;
-      case 3: if (pos < s.size()) s.resize(pos); break;
+      case 0:
+        if (!s.empty() && pos < s.size()) s.erase(pos, 1 + rng() % 8);
+        break;
+      case 1:
+        s.insert(pos, tokens[rng() % std::size(tokens)]);
+        break;
+      case 2:
+        if (pos < s.size()) s[pos] = static_cast<char>(rng() & 0xff);
+        break;
+      case 3:
+        if (pos < s.size()) s.resize(pos);
+        break;
       default: {
         const std::size_t from = s.empty() ? 0 : rng() % s.size();
         s.insert(pos, s.substr(from, rng() % 32));
@@ -62,7 +87,8 @@ void check_failure(const failure& f, const http::request& req) {
   ASSERT_FALSE(f.message.empty());
   ASSERT_NE(f.message.find(": "), std::string::npos) << f.message;  // "field: complaint"
   auto resp = render_failure(f, req, 1);
-  auto v = contract().validate_response(messages_path, "POST", resp.status, std::string_view(resp.body));
+  auto v =
+      contract().validate_response(messages_path, "POST", resp.status, std::string_view(resp.body));
   ASSERT_TRUE(v.empty()) << test::to_string(v);
 }
 
@@ -71,7 +97,8 @@ TEST(BotApiRobustness, RandomAndMutatedBodiesNeverCrash) {
   const char* urls[] = {"/v5.3.0/bots/b/sessions", "/v5.3.0/sessions/s/messages"};
   int parsed_ok = 0, failed = 0;
   for (int i = 0; i < 4000; ++i) {
-    const std::string body = (i % 5 == 0) ? random_bytes(rng) : mutate(seeds()[rng() % seeds().size()], rng);
+    const std::string body =
+        (i % 5 == 0) ? random_bytes(rng) : mutate(seeds()[rng() % seeds().size()], rng);
     for (const char* url : urls) {
       auto req = make_request("POST", url, body);
       if (url[8] == 'b') {
@@ -105,12 +132,12 @@ TEST(BotApiRobustness, RandomAndMutatedBodiesNeverCrash) {
 TEST(BotApiRobustness, RandomHeadersAndPathsNeverCrash) {
   std::mt19937_64 rng(7);
   for (int i = 0; i < 2000; ++i) {
-    http::request req = make_request(i % 2 ? "DELETE" : "POST", "/v5.3.0/sessions/s",
-                                     seeds()[1],
-                                     {{"Authorization", "Bearer " + random_bytes(rng).substr(0, 20)},
-                                      {"X-Org-Id", random_bytes(rng).substr(0, 20)},
-                                      {"X-Session-End-Reason", random_bytes(rng).substr(0, 12)},
-                                      {"X-Request-ID", random_bytes(rng).substr(0, 40)}});
+    http::request req =
+        make_request(i % 2 ? "DELETE" : "POST", "/v5.3.0/sessions/s", seeds()[1],
+                     {{"Authorization", "Bearer " + random_bytes(rng).substr(0, 20)},
+                      {"X-Org-Id", random_bytes(rng).substr(0, 20)},
+                      {"X-Session-End-Reason", random_bytes(rng).substr(0, 12)},
+                      {"X-Request-ID", random_bytes(rng).substr(0, 40)}});
     req.path = (i % 3 == 0) ? random_bytes(rng) : mutate("/v5.3.0/sessions/s-1", rng);
     req.request_id.clear();
     auto route = match_route(req.method, req.path);

@@ -34,8 +34,10 @@ inline http::request make_request(std::string method, std::string path, std::str
     bool replaced = false;
     for (auto it = r.headers.begin(); it != r.headers.end(); ++it) {
       if (it->first == name) {
-        if (value.empty()) r.headers.erase(it);
-        else it->second = value;
+        if (value.empty())
+          r.headers.erase(it);
+        else
+          it->second = value;
         replaced = true;
         break;
       }
@@ -51,7 +53,8 @@ inline void expect_conforms(const http::response& resp, const std::string& path_
                             const std::string& method) {
   SCOPED_TRACE(method + " " + path_template + " " + std::to_string(resp.status) + " " + resp.body);
   EXPECT_EQ(resp.content_type, "application/json");
-  auto v = contract().validate_response(path_template, method, resp.status, std::string_view(resp.body));
+  auto v =
+      contract().validate_response(path_template, method, resp.status, std::string_view(resp.body));
   EXPECT_TRUE(v.empty()) << test::to_string(v);
   auto h = contract().validate_response_headers(path_template, method, resp.status, resp.headers);
   EXPECT_TRUE(h.empty()) << test::to_string(h);

@@ -43,9 +43,10 @@ TEST(BotApiRoute, MatchesEveryEndpoint) {
 }
 
 TEST(BotApiRoute, UnknownPathsAre404AndWrongMethods405) {
-  for (const char* p : {"/", "", "/v5.2.0/sessions/s-1", "/v5.3.0/sessions", "/v5.3.0/sessions/s-1/",
-                        "/v5.3.0/sessions//messages", "/v5.3.0/bots/a b/sessions",
-                        "/v5.3.0/sessions/s-1/messages/x", "/statusx", "/v5.3.0/bots/x/sessions/y"}) {
+  for (const char* p :
+       {"/", "", "/v5.2.0/sessions/s-1", "/v5.3.0/sessions", "/v5.3.0/sessions/s-1/",
+        "/v5.3.0/sessions//messages", "/v5.3.0/bots/a b/sessions",
+        "/v5.3.0/sessions/s-1/messages/x", "/statusx", "/v5.3.0/bots/x/sessions/y"}) {
     auto r = match_route("POST", p);
     ASSERT_FALSE(r.ok()) << p;
     EXPECT_EQ(r.err().status, 404) << p;
@@ -53,9 +54,11 @@ TEST(BotApiRoute, UnknownPathsAre404AndWrongMethods405) {
   }
   EXPECT_EQ(match_route("POST", std::string(200, 'a')).err().status, 404);
   EXPECT_EQ(match_route("POST", "/v5.3.0/sessions/" + std::string(129, 'a')).err().status, 404);
-  for (auto [m, p] : std::vector<std::pair<const char*, const char*>>{
-           {"GET", start_url}, {"DELETE", messages_url}, {"POST", session_url}, {"POST", "/status"},
-           {"PUT", "/versions"}}) {
+  for (auto [m, p] : std::vector<std::pair<const char*, const char*>>{{"GET", start_url},
+                                                                      {"DELETE", messages_url},
+                                                                      {"POST", session_url},
+                                                                      {"POST", "/status"},
+                                                                      {"PUT", "/versions"}}) {
     auto r = match_route(m, p);
     ASSERT_FALSE(r.ok()) << m << " " << p;
     EXPECT_EQ(r.err().status, 405) << m << " " << p;
@@ -202,12 +205,15 @@ TEST(BotApiStart, EveryBadFieldIsNamed) {
       {"\"text\"", "body: must be a JSON object"},
       {std::string(40, '[') + std::string(40, ']'), "body: JSON nested deeper than 32 levels"},
       {R"({"forceConfig":{"endpoint":"e"}})", "externalSessionKey: required string"},
-      {R"({"externalSessionKey":5,"forceConfig":{"endpoint":"e"}})", "externalSessionKey: required string"},
-      {R"({"externalSessionKey":"","forceConfig":{"endpoint":"e"}})", "externalSessionKey: must not be empty"},
+      {R"({"externalSessionKey":5,"forceConfig":{"endpoint":"e"}})",
+       "externalSessionKey: required string"},
+      {R"({"externalSessionKey":"","forceConfig":{"endpoint":"e"}})",
+       "externalSessionKey: must not be empty"},
       {R"({"externalSessionKey":"k"})", "forceConfig: required object"},
       {R"({"externalSessionKey":"k","forceConfig":"e"})", "forceConfig: required object"},
       {R"({"externalSessionKey":"k","forceConfig":{}})", "forceConfig.endpoint: required string"},
-      {R"({"externalSessionKey":"k","forceConfig":{"endpoint":1}})", "forceConfig.endpoint: required string"},
+      {R"({"externalSessionKey":"k","forceConfig":{"endpoint":1}})",
+       "forceConfig.endpoint: required string"},
       {with(R"("message":"hi")"), "message: must be an object"},
       {with(R"("message":{"text":3})"), "message.text: must be a string"},
       {with(R"("tz":3)"), "tz: must be a string or null"},
@@ -223,12 +229,16 @@ TEST(BotApiStart, EveryBadFieldIsNamed) {
       {var(R"({"name":"a","type":"number","value":"3"})"), "variables[0].value: must be a number"},
       {var(R"({"name":"a","type":"text","value":3})"), "variables[0].value: must be a string"},
       {var(R"({"name":"a","type":"ref","value":true})"), "variables[0].value: must be a string"},
-      {var(R"({"name":"a","type":"date","value":"21/09/2021"})"), "variables[0].value: must be a date"},
+      {var(R"({"name":"a","type":"date","value":"21/09/2021"})"),
+       "variables[0].value: must be a date"},
       {var(R"({"name":"a","type":"date","value":5})"), "variables[0].value: must be a date"},
-      {var(R"({"name":"a","type":"dateTime","value":"2018-09-21"})"), "variables[0].value: must be a date-time"},
-      {var(R"({"name":"a","type":"money","value":"ten dollars"})"), "variables[0].value: must be money"},
+      {var(R"({"name":"a","type":"dateTime","value":"2018-09-21"})"),
+       "variables[0].value: must be a date-time"},
+      {var(R"({"name":"a","type":"money","value":"ten dollars"})"),
+       "variables[0].value: must be money"},
       {var(R"({"name":"a","type":"money","value":"USD"})"), "variables[0].value: must be money"},
-      {var(R"({"name":"a","type":"object","value":{"x":1}})"), "variables[0].value: must be an array of variables"},
+      {var(R"({"name":"a","type":"object","value":{"x":1}})"),
+       "variables[0].value: must be an array of variables"},
       {var(R"({"name":"a","type":"object","value":[{"name":"x","type":"number","value":"1"}]})"),
        "variables[0].value[0].value: must be a number"},
       {var(R"({"name":"a","type":"list","value":{}})"), "variables[0].value: must be an array"},
@@ -237,18 +247,22 @@ TEST(BotApiStart, EveryBadFieldIsNamed) {
       {with(R"("referrers":{})"), "referrers: must be an array"},
       {with(R"("referrers":[1])"), "referrers[0]: must be an object"},
       {with(R"("referrers":[{"type":"x","value":"v"}])"), "referrers[0].type: required, one of"},
-      {with(R"("referrers":[{"type":"Salesforce:Core:Bot:Id"}])"), "referrers[0].value: required string"},
+      {with(R"("referrers":[{"type":"Salesforce:Core:Bot:Id"}])"),
+       "referrers[0].value: required string"},
       {with(R"("responseOptions":[])"), "responseOptions: must be an object"},
-      {with(R"("responseOptions":{"variables":true})"), "responseOptions.variables: must be an object"},
+      {with(R"("responseOptions":{"variables":true})"),
+       "responseOptions.variables: must be an object"},
       {with(R"("responseOptions":{"variables":{"onlyChanged":true}})"),
        "responseOptions.variables.include: required boolean"},
       {with(R"("responseOptions":{"variables":{"include":true}})"),
        "responseOptions.variables.onlyChanged: required boolean"},
       {with(R"("responseOptions":{"variables":{"include":true,"onlyChanged":false,"filter":"a"}})"),
        "responseOptions.variables.filter: must be an array"},
-      {with(R"("responseOptions":{"variables":{"include":true,"onlyChanged":false,"filter":["a",1]}})"),
+      {with(
+           R"("responseOptions":{"variables":{"include":true,"onlyChanged":false,"filter":["a",1]}})"),
        "responseOptions.variables.filter[1]: must be a string"},
-      {with(R"("responseOptions":{"metrics":"yes"})"), "responseOptions.metrics: must be a boolean"},
+      {with(R"("responseOptions":{"metrics":"yes"})"),
+       "responseOptions.metrics: must be a boolean"},
       {with(R"("responseOptions":{"intents":1})"), "responseOptions.intents: must be a boolean"},
       {with(R"("responseOptions":{"entities":[]})"), "responseOptions.entities: must be a boolean"},
   };
@@ -301,21 +315,26 @@ reply base_reply_for_request_id(std::string id) {
 }
 
 TEST(BotApiStart, RequestIdComesFromTheServerThenTheHeader) {
-  auto req = make_request("POST", start_url, R"({"externalSessionKey":"k","forceConfig":{"endpoint":"e"}})");
+  auto req = make_request("POST", start_url,
+                          R"({"externalSessionKey":"k","forceConfig":{"endpoint":"e"}})");
   req.request_id = "server-made";
   EXPECT_EQ(parse_start(req)->ctx.request_id, "server-made");
   req.request_id.clear();
   EXPECT_EQ(parse_start(req)->ctx.request_id, "36a73651-a46d-4d16-9a8a-fd436ed62e1a");
   // A value that could break a response header is dropped.
-  req = make_request("POST", start_url, R"({"externalSessionKey":"k","forceConfig":{"endpoint":"e"}})",
+  req = make_request("POST", start_url,
+                     R"({"externalSessionKey":"k","forceConfig":{"endpoint":"e"}})",
                      {{"X-Request-ID", "a\r\nSet-Cookie: x"}});
   EXPECT_EQ(parse_start(req)->ctx.request_id, "");
   // ... and left out of the response, where the server's own id stands.
   auto r = base_reply_for_request_id("");
-  for (const auto& [k, v] : render_continue(r, v1::TurnResult()).headers) EXPECT_NE(k, "X-Request-ID");
-  for (const auto& [k, v] : render_error(400, "m", "/p", "", 0).headers) EXPECT_NE(k, "X-Request-ID");
+  for (const auto& [k, v] : render_continue(r, v1::TurnResult()).headers)
+    EXPECT_NE(k, "X-Request-ID");
+  for (const auto& [k, v] : render_error(400, "m", "/p", "", 0).headers)
+    EXPECT_NE(k, "X-Request-ID");
   // Spaces are fine in a header value.
-  req = make_request("POST", start_url, R"({"externalSessionKey":"k","forceConfig":{"endpoint":"e"}})",
+  req = make_request("POST", start_url,
+                     R"({"externalSessionKey":"k","forceConfig":{"endpoint":"e"}})",
                      {{"X-Request-ID", "trace 42"}});
   EXPECT_EQ(parse_start(req)->ctx.request_id, "trace 42");
 }
@@ -339,7 +358,8 @@ continue_request parse_ok(const std::string& body, bool check_contract = true) {
 }
 
 TEST(BotApiContinue, Text) {
-  auto m = parse_ok(R"({"message":{"type":"text","sequenceId":3,"inReplyToMessageId":"m-1","text":"where is my order"},
+  auto m = parse_ok(
+      R"({"message":{"type":"text","sequenceId":3,"inReplyToMessageId":"m-1","text":"where is my order"},
                         "responseOptions":{"intents":true}})");
   EXPECT_EQ(m.session_id, "s-1");
   EXPECT_EQ(m.ctx.org_id, "demo");
@@ -357,7 +377,8 @@ TEST(BotApiContinue, ChoiceByIndexAndById) {
   EXPECT_EQ(m.kind, message_kind::choice);
   EXPECT_EQ(m.choice_index.value_or(0), 2);
   EXPECT_FALSE(m.choice_id.has_value());
-  m = parse_ok(R"({"message":{"type":"choice","sequenceId":4,"choiceIndex":null,"choiceId":"order status"}})");
+  m = parse_ok(
+      R"({"message":{"type":"choice","sequenceId":4,"choiceIndex":null,"choiceId":"order status"}})");
   EXPECT_FALSE(m.choice_index.has_value());
   EXPECT_EQ(m.choice_id.value_or(""), "order status");
 }
@@ -369,9 +390,11 @@ TEST(BotApiContinue, Redirect) {
 }
 
 TEST(BotApiContinue, TransferSucceededAndFailed) {
-  auto m = parse_ok(R"({"message":{"type":"transferSucceeded","sequenceId":6,"inReplyToMessageId":"x"}})");
+  auto m = parse_ok(
+      R"({"message":{"type":"transferSucceeded","sequenceId":6,"inReplyToMessageId":"x"}})");
   EXPECT_EQ(m.kind, message_kind::transfer_succeeded);
-  m = parse_ok(R"({"message":{"type":"transferFailed","sequenceId":7,"reason":"NoAgentAvailable","description":"all busy"}})");
+  m = parse_ok(
+      R"({"message":{"type":"transferFailed","sequenceId":7,"reason":"NoAgentAvailable","description":"all busy"}})");
   EXPECT_EQ(m.kind, message_kind::transfer_failed);
   EXPECT_EQ(m.reason, "NoAgentAvailable");
   EXPECT_EQ(m.description, "all busy");
@@ -380,11 +403,13 @@ TEST(BotApiContinue, TransferSucceededAndFailed) {
 TEST(BotApiContinue, EndSessionMessage) {
   // EndSessionMessage is in the contract's components but not in the envelope's
   // oneOf ("private spec only"): accepted, not contract-checked.
-  auto m = parse_ok(R"({"message":{"type":"endSession","sequenceId":8,"reason":"UserRequest"}})", false);
+  auto m =
+      parse_ok(R"({"message":{"type":"endSession","sequenceId":8,"reason":"UserRequest"}})", false);
   EXPECT_EQ(m.kind, message_kind::end_session);
   EXPECT_EQ(m.reason, "UserRequest");
-  auto v = contract().validate_schema("#/components/schemas/EndSessionMessage",
-                                      json::parse(R"({"type":"endSession","sequenceId":8,"reason":"UserRequest"})"));
+  auto v = contract().validate_schema(
+      "#/components/schemas/EndSessionMessage",
+      json::parse(R"({"type":"endSession","sequenceId":8,"reason":"UserRequest"})"));
   EXPECT_TRUE(v.empty()) << test::to_string(v);
 }
 
@@ -415,34 +440,46 @@ TEST(BotApiContinue, EveryBadFieldIsNamed) {
       {R"({"message":{"type":"image","sequenceId":1}})", "message.type: required, one of"},
       {R"({"message":{"type":7,"sequenceId":1}})", "message.type: required, one of"},
       {R"({"message":{"type":"text","text":"x"}})", "message.sequenceId: required integer"},
-      {R"({"message":{"type":"text","sequenceId":"1","text":"x"}})", "message.sequenceId: required integer"},
-      {R"({"message":{"type":"text","sequenceId":1.5,"text":"x"}})", "message.sequenceId: required integer"},
-      {R"({"message":{"type":"text","sequenceId":null,"text":"x"}})", "message.sequenceId: required integer"},
-      {R"({"message":{"type":"text","sequenceId":-1,"text":"x"}})", "message.sequenceId: must not be negative"},
+      {R"({"message":{"type":"text","sequenceId":"1","text":"x"}})",
+       "message.sequenceId: required integer"},
+      {R"({"message":{"type":"text","sequenceId":1.5,"text":"x"}})",
+       "message.sequenceId: required integer"},
+      {R"({"message":{"type":"text","sequenceId":null,"text":"x"}})",
+       "message.sequenceId: required integer"},
+      {R"({"message":{"type":"text","sequenceId":-1,"text":"x"}})",
+       "message.sequenceId: must not be negative"},
       {R"({"message":{"type":"text","sequenceId":18446744073709551615,"text":"x"}})",
        "message.sequenceId: must fit in a signed 64-bit integer"},
       {R"({"message":{"type":"text","sequenceId":1,"inReplyToMessageId":5,"text":"x"}})",
        "message.inReplyToMessageId: must be a string"},
       {R"({"message":{"type":"text","sequenceId":1}})", "message.text: required string"},
-      {R"({"message":{"type":"text","sequenceId":1,"text":null}})", "message.text: required string"},
+      {R"({"message":{"type":"text","sequenceId":1,"text":null}})",
+       "message.text: required string"},
       {R"({"message":{"type":"choice","sequenceId":1}})",
        "message.choiceIndex: either choiceIndex or choiceId is required"},
       {R"({"message":{"type":"choice","sequenceId":1,"choiceIndex":null,"choiceId":null}})",
        "message.choiceIndex: either choiceIndex or choiceId is required"},
       {R"({"message":{"type":"choice","sequenceId":1,"choiceIndex":"1"}})",
        "message.choiceIndex: must be an integer or null"},
-      {R"({"message":{"type":"choice","sequenceId":1,"choiceIndex":0}})", "message.choiceIndex: must be at least 1"},
-      {R"({"message":{"type":"choice","sequenceId":1,"choiceIndex":-3}})", "message.choiceIndex: must be at least 1"},
-      {R"({"message":{"type":"choice","sequenceId":1,"choiceId":2}})", "message.choiceId: must be a string or null"},
+      {R"({"message":{"type":"choice","sequenceId":1,"choiceIndex":0}})",
+       "message.choiceIndex: must be at least 1"},
+      {R"({"message":{"type":"choice","sequenceId":1,"choiceIndex":-3}})",
+       "message.choiceIndex: must be at least 1"},
+      {R"({"message":{"type":"choice","sequenceId":1,"choiceId":2}})",
+       "message.choiceId: must be a string or null"},
       {R"({"message":{"type":"redirect","sequenceId":1}})", "message.dialogId: required string"},
-      {R"({"message":{"type":"transferFailed","sequenceId":1}})", "message.reason: required, one of NoAgentAvailable, Error"},
-      {R"({"message":{"type":"transferFailed","sequenceId":1,"reason":"Busy"}})", "message.reason: required, one of"},
+      {R"({"message":{"type":"transferFailed","sequenceId":1}})",
+       "message.reason: required, one of NoAgentAvailable, Error"},
+      {R"({"message":{"type":"transferFailed","sequenceId":1,"reason":"Busy"}})",
+       "message.reason: required, one of"},
       {R"({"message":{"type":"transferFailed","sequenceId":1,"reason":"Error","description":1}})",
        "message.description: must be a string"},
       {R"({"message":{"type":"endSession","sequenceId":1}})",
        "message.reason: required, one of UserRequest, Transfer, Expiration, Error, Other"},
-      {R"({"message":{"type":"endSession","sequenceId":1,"reason":"Bored"}})", "message.reason: required, one of"},
-      {R"({"message":{"type":"setVariables","sequenceId":1}})", "message.variables: required array of variables"},
+      {R"({"message":{"type":"endSession","sequenceId":1,"reason":"Bored"}})",
+       "message.reason: required, one of"},
+      {R"({"message":{"type":"setVariables","sequenceId":1}})",
+       "message.variables: required array of variables"},
       {R"({"message":{"type":"setVariables","sequenceId":1,"variables":[{"name":"a","type":"number","value":true}]}})",
        "message.variables[0].value: must be a number"},
       {R"({"message":{"type":"text","sequenceId":1,"text":"x"},"responseOptions":{"variables":{"include":1,"onlyChanged":true}}})",
@@ -491,10 +528,12 @@ TEST(BotApiEnd, ReasonHeaderIsRequiredAndChecked) {
     auto r = parse_end(make_request("DELETE", session_url, "", {{"X-Session-End-Reason", reason}}));
     ASSERT_FALSE(r.ok()) << reason;
     EXPECT_EQ(r.err().status, 400);
-    EXPECT_EQ(r.err().message.rfind("X-Session-End-Reason: required header, one of UserRequest", 0), 0u)
+    EXPECT_EQ(r.err().message.rfind("X-Session-End-Reason: required header, one of UserRequest", 0),
+              0u)
         << r.err().message;
   }
-  auto r = parse_end(make_request("DELETE", session_url, "", {{"X-Session-End-Reason", "Other"}, {"Authorization", "x"}}));
+  auto r = parse_end(make_request("DELETE", session_url, "",
+                                  {{"X-Session-End-Reason", "Other"}, {"Authorization", "x"}}));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.err().status, 401);
   r = parse_end(make_request("DELETE", messages_url, "", {{"X-Session-End-Reason", "Other"}}));
@@ -520,31 +559,39 @@ v1::TurnResult menu_turn() {
 
 TEST(BotApiInput, TextAndChoices) {
   auto last = menu_turn();
-  auto in = to_input(parse_ok(R"({"message":{"type":"text","sequenceId":1,"text":"hi"}})"), &last, 99);
+  auto in =
+      to_input(parse_ok(R"({"message":{"type":"text","sequenceId":1,"text":"hi"}})"), &last, 99);
   ASSERT_TRUE(in.ok());
   EXPECT_EQ(in->text(), "hi");
   EXPECT_EQ(in->now_unix(), 99);
-  in = to_input(parse_ok(R"({"message":{"type":"choice","sequenceId":1,"choiceIndex":2}})"), &last, 0);
+  in = to_input(parse_ok(R"({"message":{"type":"choice","sequenceId":1,"choiceIndex":2}})"), &last,
+                0);
   ASSERT_TRUE(in.ok());
   EXPECT_EQ(in->payload(), "agent");
-  in = to_input(parse_ok(R"({"message":{"type":"choice","sequenceId":1,"choiceIndex":3}})"), &last, 0);
+  in = to_input(parse_ok(R"({"message":{"type":"choice","sequenceId":1,"choiceIndex":3}})"), &last,
+                0);
   ASSERT_TRUE(in.ok());
   EXPECT_EQ(in->payload(), "Nothing");  // no payload: the label is the id
-  in = to_input(parse_ok(R"({"message":{"type":"choice","sequenceId":1,"choiceId":"order status"}})"), &last, 0);
+  in = to_input(
+      parse_ok(R"({"message":{"type":"choice","sequenceId":1,"choiceId":"order status"}})"), &last,
+      0);
   ASSERT_TRUE(in.ok());
   EXPECT_EQ(in->payload(), "order status");
 }
 
 TEST(BotApiInput, Failures) {
   auto last = menu_turn();
-  auto in = to_input(parse_ok(R"({"message":{"type":"choice","sequenceId":1,"choiceIndex":4}})"), &last, 0);
+  auto in = to_input(parse_ok(R"({"message":{"type":"choice","sequenceId":1,"choiceIndex":4}})"),
+                     &last, 0);
   ASSERT_FALSE(in.ok());
   EXPECT_EQ(in.err().status, 400);
   EXPECT_EQ(in.err().message, "message.choiceIndex: no choice 4 among the 3 offered");
-  in = to_input(parse_ok(R"({"message":{"type":"choice","sequenceId":1,"choiceIndex":1}})"), nullptr, 0);
+  in = to_input(parse_ok(R"({"message":{"type":"choice","sequenceId":1,"choiceIndex":1}})"),
+                nullptr, 0);
   ASSERT_FALSE(in.ok());
   EXPECT_EQ(in.err().message.rfind("message.choiceIndex:", 0), 0u);
-  in = to_input(parse_ok(R"({"message":{"type":"redirect","sequenceId":1,"dialogId":"d"}})"), &last, 0);
+  in = to_input(parse_ok(R"({"message":{"type":"redirect","sequenceId":1,"dialogId":"d"}})"), &last,
+                0);
   ASSERT_FALSE(in.ok());
   EXPECT_EQ(in.err().message.rfind("message.type:", 0), 0u);
 }
@@ -569,7 +616,8 @@ v1::TurnResult text_turn(std::initializer_list<const char*> texts) {
 }
 
 void expect_uuid(const std::string& id) {
-  static const std::regex uuid("[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}");
+  static const std::regex uuid(
+      "[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}");
   EXPECT_TRUE(std::regex_match(id, uuid)) << id;
 }
 
@@ -593,7 +641,8 @@ TEST(BotApiRender, StartWithTextMessages) {
   EXPECT_EQ(body["_links"]["messages"]["href"], "/v5.3.0/sessions/" + r.session_id + "/messages");
   EXPECT_FALSE(body.contains("variables"));
   EXPECT_FALSE(body.contains("intents"));
-  EXPECT_EQ(*resp.headers.data(), (std::pair<std::string, std::string>{"X-Request-ID", r.request_id}));
+  EXPECT_EQ(*resp.headers.data(),
+            (std::pair<std::string, std::string>{"X-Request-ID", r.request_id}));
   bool mode = false;
   for (const auto& [k, v] : resp.headers) mode |= (k == "X-Bot-Mode" && v == "default");
   EXPECT_TRUE(mode);
@@ -612,7 +661,8 @@ TEST(BotApiRender, ChoicesFollowTheirText) {
   EXPECT_EQ(choices["type"], "choices");
   EXPECT_EQ(choices["widget"], "buttons");
   ASSERT_EQ(choices["choices"].size(), 3u);
-  EXPECT_EQ(choices["choices"][0], json::parse(R"({"label":"Order status","alias":"1","id":"order status"})"));
+  EXPECT_EQ(choices["choices"][0],
+            json::parse(R"({"label":"Order status","alias":"1","id":"order status"})"));
   EXPECT_EQ(choices["choices"][1]["alias"], "2");
   EXPECT_EQ(choices["choices"][2]["id"], "Nothing");
 
@@ -759,10 +809,14 @@ TEST(BotApiRender, VariablesIntentsEntitiesMetrics) {
     expect_conforms(resp, start ? start_path : messages_path, "POST");
     auto body = json::parse(resp.body);
     EXPECT_EQ(body["metrics"], json::object());
-    EXPECT_EQ(body["intents"], json::parse(
-        R"([{"label":"order_status","confidenceScore":0.75,"intentSource":"CORE_NLP"}])"));
-    EXPECT_EQ(body["entities"], json::parse(
-        R"([{"confidenceScore":1,"value":"AB-123456","type":"order_number","entitySource":"BOT_SERVICE"}])"));
+    EXPECT_EQ(
+        body["intents"],
+        json::parse(
+            R"([{"label":"order_status","confidenceScore":0.75,"intentSource":"CORE_NLP"}])"));
+    EXPECT_EQ(
+        body["entities"],
+        json::parse(
+            R"([{"confidenceScore":1,"value":"AB-123456","type":"order_number","entitySource":"BOT_SERVICE"}])"));
     const auto& vars = body["variables"];
     ASSERT_EQ(vars.size(), r.variables.size());
     EXPECT_EQ(vars[0], json::parse(R"({"name":"note","type":"text","value":"hello"})"));
@@ -772,7 +826,8 @@ TEST(BotApiRender, VariablesIntentsEntitiesMetrics) {
     EXPECT_EQ(vars[4]["type"], "date");
     EXPECT_EQ(vars[5]["type"], "dateTime");
     EXPECT_EQ(vars[6], json::parse(R"({"name":"amount","type":"money","value":"EUR 10.40"})"));
-    EXPECT_EQ(vars[7]["value"], json::parse(R"([{"type":"text","value":"a"},{"type":"number","value":2}])"));
+    EXPECT_EQ(vars[7]["value"],
+              json::parse(R"([{"type":"text","value":"a"},{"type":"number","value":2}])"));
     EXPECT_EQ(vars[8]["value"][0], json::parse(R"({"name":"city","type":"text","value":"Paris"})"));
     EXPECT_EQ(vars[8]["value"][1]["type"], "list");
     EXPECT_TRUE(vars[9]["value"].is_null());
@@ -842,19 +897,22 @@ TEST(BotApiRender, InvalidUtf8FromTheBotIsReplaced) {
 
 TEST(BotApiRender, ErrorsConformForEveryStatusAndOperation) {
   const std::vector<std::pair<int, const char*>> statuses = {
-      {400, "BadRequestError"},           {401, "UnauthorizedError"},
-      {403, "ForbiddenError"},            {404, "NotFoundError"},
-      {405, "MethodNotAllowedError"},     {422, "RequestProcessingException"},
-      {423, "ServerBusyError"},           {429, "TooManyRequestsError"},
-      {500, "InternalServerError"},       {503, "ServiceUnavailable"}};
-  const std::vector<std::pair<const char*, const char*>> ops = {
-      {start_path, "POST"}, {messages_path, "POST"}, {session_path, "DELETE"},
-      {"/status", "GET"}, {"/versions", "GET"}};
+      {400, "BadRequestError"},       {401, "UnauthorizedError"},
+      {403, "ForbiddenError"},        {404, "NotFoundError"},
+      {405, "MethodNotAllowedError"}, {422, "RequestProcessingException"},
+      {423, "ServerBusyError"},       {429, "TooManyRequestsError"},
+      {500, "InternalServerError"},   {503, "ServiceUnavailable"}};
+  const std::vector<std::pair<const char*, const char*>> ops = {{start_path, "POST"},
+                                                                {messages_path, "POST"},
+                                                                {session_path, "DELETE"},
+                                                                {"/status", "GET"},
+                                                                {"/versions", "GET"}};
   for (auto [status, name] : statuses)
     for (auto [path, method] : ops) {
-      auto resp = render_error(status, "message.sequenceId: required integer", "/v5.3.0/sessions/s-1/messages",
-                               "rid-1", 1531245973799, status == 429 || status == 503 ? std::optional<std::int64_t>(2)
-                                                                                     : std::nullopt);
+      auto resp = render_error(
+          status, "message.sequenceId: required integer", "/v5.3.0/sessions/s-1/messages", "rid-1",
+          1531245973799,
+          status == 429 || status == 503 ? std::optional<std::int64_t>(2) : std::nullopt);
       EXPECT_EQ(resp.status, status);
       expect_conforms(resp, path, method);
       auto body = json::parse(resp.body);
@@ -912,8 +970,10 @@ TEST(BotApiRender, StatusAndVersions) {
 
 TEST(BotApiVariables, SelectionFollowsTheOptions) {
   v1::Program p;
-  for (auto [name, type] : std::vector<std::pair<const char*, v1::VarType>>{
-           {"customer_name", v1::VAR_TEXT}, {"attempts", v1::VAR_NUMBER}, {"order", v1::VAR_TEXT}}) {
+  for (auto [name, type] :
+       std::vector<std::pair<const char*, v1::VarType>>{{"customer_name", v1::VAR_TEXT},
+                                                        {"attempts", v1::VAR_NUMBER},
+                                                        {"order", v1::VAR_TEXT}}) {
     auto* v = p.add_variables();
     v->set_name(name);
     v->set_type(type);
@@ -961,7 +1021,8 @@ TEST(BotApiRoundTrip, RenderedVariablesParseBackToTheSameValues) {
   r.options.variables = true;
   r.variables = every_kind_of_variable();
   auto rendered = json::parse(render_continue(r, text_turn({"x"})).body)["variables"];
-  json start = {{"externalSessionKey", "k"}, {"forceConfig", {{"endpoint", "e"}}}, {"variables", rendered}};
+  json start = {
+      {"externalSessionKey", "k"}, {"forceConfig", {{"endpoint", "e"}}}, {"variables", rendered}};
   auto v = contract().validate_request(start_path, "POST", start);
   EXPECT_TRUE(v.empty()) << test::to_string(v);
   auto parsed_start = parse_start(make_request("POST", start_url, start.dump()));
@@ -985,12 +1046,17 @@ TEST(BotApiRoundTrip, ChoiceIdsLeadBackToThePayload) {
   auto rendered = json::parse(render_continue(base_reply(), last).body);
   const auto& choices = rendered["messages"][1]["choices"];
   for (std::size_t i = 0; i < choices.size(); ++i) {
-    json by_id = {{"message", {{"type", "choice"}, {"sequenceId", 3}, {"choiceId", choices[i]["id"]},
-                               {"inReplyToMessageId", rendered["messages"][1]["id"]}}}};
+    json by_id = {{"message",
+                   {{"type", "choice"},
+                    {"sequenceId", 3},
+                    {"choiceId", choices[i]["id"]},
+                    {"inReplyToMessageId", rendered["messages"][1]["id"]}}}};
     auto in = to_input(parse_ok(by_id.dump()), &last, 0);
     ASSERT_TRUE(in.ok());
-    json by_alias = {{"message", {{"type", "choice"}, {"sequenceId", 3},
-                                  {"choiceIndex", std::stoi(choices[i]["alias"].get<std::string>())}}}};
+    json by_alias = {{"message",
+                      {{"type", "choice"},
+                       {"sequenceId", 3},
+                       {"choiceIndex", std::stoi(choices[i]["alias"].get<std::string>())}}}};
     auto in2 = to_input(parse_ok(by_alias.dump()), &last, 0);
     ASSERT_TRUE(in2.ok());
     EXPECT_EQ(in->payload(), in2->payload());

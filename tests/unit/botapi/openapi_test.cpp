@@ -18,7 +18,8 @@ json valid_error() {
                          "message":"m","timestamp":1531245973799})");
 }
 
-bool reports(const std::vector<violation>& v, const std::string& where, const std::string& what = "") {
+bool reports(const std::vector<violation>& v, const std::string& where,
+             const std::string& what = "") {
   for (const auto& x : v)
     if (x.where == where && x.message.find(what) != std::string::npos) return true;
   return false;
@@ -36,7 +37,8 @@ TEST(OpenApi, LoadsTheContract) {
 }
 
 TEST(OpenApi, MatchesPathTemplates) {
-  EXPECT_EQ(contract().match_path("/v5.3.0/sessions/abc/messages"), "/v5.3.0/sessions/{session-id}/messages");
+  EXPECT_EQ(contract().match_path("/v5.3.0/sessions/abc/messages"),
+            "/v5.3.0/sessions/{session-id}/messages");
   EXPECT_EQ(contract().match_path("/v5.3.0/sessions/abc"), "/v5.3.0/sessions/{session-id}");
   EXPECT_EQ(contract().match_path("/v5.3.0/bots/b/sessions"), "/v5.3.0/bots/{bot-id}/sessions");
   EXPECT_EQ(contract().match_path("/status"), "/status");
@@ -45,7 +47,8 @@ TEST(OpenApi, MatchesPathTemplates) {
 
 TEST(OpenApi, AcceptsAValidErrorForEveryStatus) {
   for (int status : {400, 401, 403, 404, 422, 423, 429, 503, 500}) {
-    auto v = contract().validate_response("/v5.3.0/sessions/{session-id}", "DELETE", status, valid_error());
+    auto v = contract().validate_response("/v5.3.0/sessions/{session-id}", "DELETE", status,
+                                          valid_error());
     EXPECT_TRUE(v.empty()) << status << ": " << to_string(v);
   }
 }
@@ -56,7 +59,8 @@ TEST(OpenApi, ReportsViolationsWithPaths) {
   body["status"] = "400";
   body["extra"] = 1;
   body["timestamp"] = 1.5;
-  auto v = contract().validate_response("/v5.3.0/sessions/{session-id}/messages", "POST", 400, body);
+  auto v =
+      contract().validate_response("/v5.3.0/sessions/{session-id}/messages", "POST", 400, body);
   EXPECT_TRUE(reports(v, "$.requestId", "required property missing")) << to_string(v);
   EXPECT_TRUE(reports(v, "$.status", "expected integer, got string")) << to_string(v);
   EXPECT_TRUE(reports(v, "$.extra", "not allowed")) << to_string(v);
@@ -191,7 +195,8 @@ TEST(OpenApi, KeywordsOnASmallContract) {
 
 TEST(OpenApi, Headers) {
   auto c = openapi::parse(small_contract);
-  auto v = c.validate_response_headers("/things/{id}", "GET", 200, {{"x-must", "1"}, {"X-Count", "3"}});
+  auto v =
+      c.validate_response_headers("/things/{id}", "GET", 200, {{"x-must", "1"}, {"X-Count", "3"}});
   EXPECT_TRUE(v.empty()) << to_string(v);
   v = c.validate_response_headers("/things/{id}", "GET", 200, {{"X-Count", "three"}});
   EXPECT_TRUE(reports(v, "header X-Must", "required header missing")) << to_string(v);
@@ -201,12 +206,15 @@ TEST(OpenApi, Headers) {
   // The Bot API contract lists X-Request-ID for its errors, none required.
   EXPECT_EQ(contract().response_header_names("/v5.3.0/sessions/{session-id}", "DELETE", 429),
             (std::vector<std::string>{"X-Request-ID"}));
-  EXPECT_TRUE(contract().validate_response_headers("/v5.3.0/sessions/{session-id}", "DELETE", 429, {}).empty());
+  EXPECT_TRUE(contract()
+                  .validate_response_headers("/v5.3.0/sessions/{session-id}", "DELETE", 429, {})
+                  .empty());
 }
 
 TEST(OpenApi, RequestBodies) {
-  auto v = contract().validate_request("/v5.3.0/sessions/{session-id}/messages", "POST",
-                                       json::parse(R"({"message":{"type":"text","sequenceId":1,"text":"x"}})"));
+  auto v = contract().validate_request(
+      "/v5.3.0/sessions/{session-id}/messages", "POST",
+      json::parse(R"({"message":{"type":"text","sequenceId":1,"text":"x"}})"));
   EXPECT_TRUE(v.empty()) << to_string(v);
   v = contract().validate_request("/v5.3.0/sessions/{session-id}/messages", "POST",
                                   json::parse(R"({"message":{"type":"text","text":"x"}})"));

@@ -26,13 +26,15 @@ struct outcome {
   bool operator==(const outcome& o) const {
     return state == o.state && status == o.status && code == o.code && message == o.message &&
            method == o.method && target == o.target && path == o.path && query == o.query &&
-           body == o.body && headers == o.headers && keep_alive == o.keep_alive && started == o.started;
+           body == o.body && headers == o.headers && keep_alive == o.keep_alive &&
+           started == o.started;
   }
 };
 
 std::ostream& operator<<(std::ostream& os, const outcome& o) {
-  os << o.state << " " << o.status << " " << o.code << " '" << o.message << "' " << o.method << " " << o.target
-     << " body='" << o.body << "' keep_alive=" << o.keep_alive << " started=" << o.started << " headers:";
+  os << o.state << " " << o.status << " " << o.code << " '" << o.message << "' " << o.method << " "
+     << o.target << " body='" << o.body << "' keep_alive=" << o.keep_alive
+     << " started=" << o.started << " headers:";
   for (const auto& [k, v] : o.headers) os << " [" << k << ": " << v << "]";
   return os;
 }
@@ -86,7 +88,8 @@ std::vector<outcome> run(const std::vector<std::string>& pieces,
 }
 
 /// Parses `input` whole, byte by byte and split in two at every offset; all must agree.
-std::vector<outcome> parse_every_split(const std::string& input, request_parser::limits limits = small_limits()) {
+std::vector<outcome> parse_every_split(const std::string& input,
+                                       request_parser::limits limits = small_limits()) {
   auto whole = run({input}, limits);
   std::vector<std::string> bytes;
   for (char c : input) bytes.emplace_back(1, c);
@@ -102,8 +105,8 @@ outcome parse_one(const std::string& input, request_parser::limits limits = smal
   return r.empty() ? outcome{} : r[0];
 }
 
-void expect_error(const std::string& input, int status, const std::string& code, const std::string& message,
-                  request_parser::limits limits = small_limits()) {
+void expect_error(const std::string& input, int status, const std::string& code,
+                  const std::string& message, request_parser::limits limits = small_limits()) {
   auto o = parse_one(input, limits);
   EXPECT_EQ(o.state, "failed") << input;
   EXPECT_EQ(o.status, status) << input;
@@ -200,22 +203,26 @@ TEST(http_request_parser, ContentLengthRules) {
   EXPECT_EQ(same.body, "abc");
   EXPECT_EQ(parse_one("POST / HTTP/1.1\r\nContent-Length: 3, 3\r\n\r\nabc").body, "abc");
   EXPECT_EQ(parse_one("POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n").state, "done");
-  expect_bad("POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", "bad Content-Length");
+  expect_bad("POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+             "bad Content-Length");
   expect_bad("POST / HTTP/1.1\r\nContent-Length: 3, 4\r\n\r\nabcd", "bad Content-Length");
   expect_bad("POST / HTTP/1.1\r\nContent-Length: 3,\r\n\r\nabc", "bad Content-Length");
   expect_bad("POST / HTTP/1.1\r\nContent-Length: abc\r\n\r\n", "bad Content-Length");
   expect_bad("POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", "bad Content-Length");
   expect_bad("POST / HTTP/1.1\r\nContent-Length: +1\r\n\r\n", "bad Content-Length");
   expect_bad("POST / HTTP/1.1\r\nContent-Length:\r\n\r\n", "bad Content-Length");
-  expect_bad("POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n", "bad Content-Length");
+  expect_bad("POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+             "bad Content-Length");
 }
 
 TEST(http_request_parser, BodyOverTheLimitIs413) {
-  EXPECT_EQ(parse_one("POST / HTTP/1.1\r\nContent-Length: 1000\r\n\r\n" + std::string(1000, 'x')).state, "done");
+  EXPECT_EQ(
+      parse_one("POST / HTTP/1.1\r\nContent-Length: 1000\r\n\r\n" + std::string(1000, 'x')).state,
+      "done");
   expect_error("POST / HTTP/1.1\r\nContent-Length: 1001\r\n\r\n", 413, "body_too_large",
                "request body exceeds 1000 bytes");
-  expect_error("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3e8\r\n" + std::string(1000, 'x') +
-                   "\r\n1\r\n",
+  expect_error("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3e8\r\n" +
+                   std::string(1000, 'x') + "\r\n1\r\n",
                413, "body_too_large", "request body exceeds 1000 bytes");
 }
 
@@ -251,9 +258,11 @@ TEST(http_request_parser, MalformedChunks) {
 TEST(http_request_parser, OtherTransferEncodings) {
   expect_error("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 501, "not_implemented",
                "Transfer-Encoding 'gzip' is not supported (only chunked)");
-  expect_error("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501, "not_implemented",
+  expect_error("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501,
+               "not_implemented",
                "Transfer-Encoding 'gzip, chunked' is not supported (only chunked)");
-  expect_bad("POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", "bad Transfer-Encoding");
+  expect_bad("POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+             "bad Transfer-Encoding");
   expect_bad("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
              "bad Transfer-Encoding");
   expect_bad("POST / HTTP/1.1\r\nTransfer-Encoding: \r\n\r\n", "bad Transfer-Encoding");
@@ -273,7 +282,8 @@ TEST(http_request_parser, HeaderSectionOver16KiBIs431) {
   request_parser::limits limits{1024, 1000};  // every split of 16 KiB is slow under ASan
   EXPECT_EQ(parse_one(with_field(1024), limits).state, "done");
   expect_error(with_field(1025), 431, "headers_too_large", "request headers exceed 1 KiB", limits);
-  expect_error(line + std::string(2000, 'a'), 431, "headers_too_large", "request headers exceed 1 KiB", limits);
+  expect_error(line + std::string(2000, 'a'), 431, "headers_too_large",
+               "request headers exceed 1 KiB", limits);
 
   // The default 16 KiB, whole only.
   request_parser::limits def{};
@@ -284,9 +294,10 @@ TEST(http_request_parser, HeaderSectionOver16KiBIs431) {
 }
 
 TEST(http_request_parser, PipelinedRequestsAreSeparate) {
-  auto r = parse_every_split(turn_post + "GET /healthz HTTP/1.1\r\n\r\n" +
-                             "POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n" +
-                             "GET /last HTTP/1.1\r\nConnection: close\r\n\r\n");
+  auto r = parse_every_split(
+      turn_post + "GET /healthz HTTP/1.1\r\n\r\n" +
+      "POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n" +
+      "GET /last HTTP/1.1\r\nConnection: close\r\n\r\n");
   ASSERT_EQ(r.size(), 4u);
   EXPECT_EQ(r[0].body, "{\"text\":\"hello\",\"seq\":1234}");
   EXPECT_EQ(r[1].path, "/healthz");

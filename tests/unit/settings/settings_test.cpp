@@ -28,7 +28,9 @@ TEST(Settings, DefaultsApplyWhenKeysAreAbsent) {
 }
 
 TEST(Settings, FileValuesAreRead) {
-  auto s = parse(std::string(minimal) + "http:\n  port: 9001\n  threads: 3\nlog:\n  format: logfmt\n", "t.yaml", {});
+  auto s =
+      parse(std::string(minimal) + "http:\n  port: 9001\n  threads: 3\nlog:\n  format: logfmt\n",
+            "t.yaml", {});
   ASSERT_TRUE(s.ok()) << s.err().message;
   EXPECT_EQ(s->http.port, 9001);
   EXPECT_EQ(s->http.threads, 3);
@@ -37,7 +39,8 @@ TEST(Settings, FileValuesAreRead) {
 
 TEST(Settings, EnvironmentOverridesTheFile) {
   auto s = parse(std::string(minimal) + "http:\n  port: 9001\n", "t.yaml",
-                 {{"PARLEY_HTTP_PORT", "9002"}, {"PARLEY_POSTGRES_MIGRATE", "false"},
+                 {{"PARLEY_HTTP_PORT", "9002"},
+                  {"PARLEY_POSTGRES_MIGRATE", "false"},
                   {"PARLEY_NODE_NAME", "n7"}});
   ASSERT_TRUE(s.ok()) << s.err().message;
   EXPECT_EQ(s->http.port, 9002);
@@ -47,7 +50,9 @@ TEST(Settings, EnvironmentOverridesTheFile) {
 
 TEST(Settings, TwelveFactorNamesWinOverEverything) {
   auto s = parse(minimal, "t.yaml",
-                 {{"PARLEY_HTTP_PORT", "9002"}, {"PORT", "9003"}, {"DATABASE_URL", "postgresql://db/x"},
+                 {{"PARLEY_HTTP_PORT", "9002"},
+                  {"PORT", "9003"},
+                  {"DATABASE_URL", "postgresql://db/x"},
                   {"REDIS_URL", "unix:///tmp/r.sock"}});
   ASSERT_TRUE(s.ok()) << s.err().message;
   EXPECT_EQ(s->http.port, 9003);
@@ -86,27 +91,52 @@ TEST_P(SettingsErrors, NameTheKeyAndTheProblem) {
 INSTANTIATE_TEST_SUITE_P(
     All, SettingsErrors,
     ::testing::Values(
-        bad_case{"unknown_key", std::string(minimal) + "http:\n  prot: 1\n", {}, "cfg.yaml: http.prot: unknown key"},
-        bad_case{"unknown_section", std::string(minimal) + "htp:\n  port: 1\n", {}, "cfg.yaml: htp: unknown section"},
-        bad_case{"port_not_a_number", std::string(minimal) + "http:\n  port: abc\n", {},
+        bad_case{"unknown_key",
+                 std::string(minimal) + "http:\n  prot: 1\n",
+                 {},
+                 "cfg.yaml: http.prot: unknown key"},
+        bad_case{"unknown_section",
+                 std::string(minimal) + "htp:\n  port: 1\n",
+                 {},
+                 "cfg.yaml: htp: unknown section"},
+        bad_case{"port_not_a_number",
+                 std::string(minimal) + "http:\n  port: abc\n",
+                 {},
                  "http.port: expected an integer from 0 to 65535, got 'abc'"},
-        bad_case{"port_out_of_range", std::string(minimal) + "http:\n  port: 70000\n", {},
+        bad_case{"port_out_of_range",
+                 std::string(minimal) + "http:\n  port: 70000\n",
+                 {},
                  "http.port: expected an integer from 0 to 65535"},
-        bad_case{"bool_wrong", std::string(minimal) + "postgres:\n  url: x\n  migrate: maybe\n", {},
+        bad_case{"bool_wrong",
+                 std::string(minimal) + "postgres:\n  url: x\n  migrate: maybe\n",
+                 {},
                  "postgres.migrate: expected true or false, got 'maybe'"},
-        bad_case{"enum_wrong", std::string(minimal) + "log:\n  level: loud\n", {},
+        bad_case{"enum_wrong",
+                 std::string(minimal) + "log:\n  level: loud\n",
+                 {},
                  "log.level: expected one of trace debug info warn error, got 'loud'"},
-        bad_case{"section_not_a_map", std::string(minimal) + "http: 5\n", {}, "http: expected a mapping of keys"},
-        bad_case{"value_not_scalar", std::string(minimal) + "http:\n  port: [1, 2]\n", {},
+        bad_case{"section_not_a_map",
+                 std::string(minimal) + "http: 5\n",
+                 {},
+                 "http: expected a mapping of keys"},
+        bad_case{"value_not_scalar",
+                 std::string(minimal) + "http:\n  port: [1, 2]\n",
+                 {},
                  "http.port: expected a integer value"},
         bad_case{"top_not_a_map", "- a\n- b\n", {}, "cfg.yaml: (top level): expected a mapping"},
         bad_case{"yaml_syntax", "http:\n  port: [1\n", {}, "cfg.yaml:"},
         bad_case{"missing_redis", "postgres:\n  url: x\n", {}, "redis.url: required"},
         bad_case{"missing_postgres", "redis:\n  url: x\n", {}, "postgres.url: required"},
-        bad_case{"env_unknown_key", minimal, {{"PARLEY_HTTP_PROT", "1"}}, "environment: PARLEY_HTTP_PROT: unknown key"},
-        bad_case{"env_wrong_type", minimal, {{"PARLEY_HTTP_THREADS", "many"}},
+        bad_case{"env_unknown_key",
+                 minimal,
+                 {{"PARLEY_HTTP_PROT", "1"}},
+                 "environment: PARLEY_HTTP_PROT: unknown key"},
+        bad_case{"env_wrong_type",
+                 minimal,
+                 {{"PARLEY_HTTP_THREADS", "many"}},
                  "environment: PARLEY_HTTP_THREADS: expected an integer from 1 to 256, got 'many'"},
-        bad_case{"port_env_wrong", minimal, {{"PORT", "-1"}}, "environment: PORT: expected an integer"}),
+        bad_case{
+            "port_env_wrong", minimal, {{"PORT", "-1"}}, "environment: PORT: expected an integer"}),
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(Settings, LoadReportsAMissingFile) {
@@ -123,17 +153,20 @@ TEST(Settings, ShippedLocalConfigIsValid) {
 
 TEST(Settings, DescribeListsEveryKey) {
   auto d = describe();
-  for (const char* key : {"http.port", "redis.url", "postgres.url", "log.format", "actors.scheduler_threads"})
+  for (const char* key :
+       {"http.port", "redis.url", "postgres.url", "log.format", "actors.scheduler_threads"})
     EXPECT_NE(d.find(key), std::string::npos) << key;
 }
 
 TEST(Log, JsonLinesEscapeAndCarryFields) {
-  auto line = log::format_line(log::format::json, log::level::warn, "x", {{"msg", "a \"b\"\n"}, {"id", "7"}});
+  auto line = log::format_line(log::format::json, log::level::warn, "x",
+                               {{"msg", "a \"b\"\n"}, {"id", "7"}});
   EXPECT_EQ(line, R"("level":"warn","event":"x","msg":"a \"b\"\n","id":"7")");
 }
 
 TEST(Log, LogfmtQuotesOnlyWhenNeeded) {
-  auto line = log::format_line(log::format::logfmt, log::level::info, "x", {{"a", "plain"}, {"b", "two words"}});
+  auto line = log::format_line(log::format::logfmt, log::level::info, "x",
+                               {{"a", "plain"}, {"b", "two words"}});
   EXPECT_EQ(line, R"(level=info event=x a=plain b="two words")");
 }
 
