@@ -18,7 +18,6 @@
 #include <memory>
 #include <optional>
 #include <type_traits>
-#include <unordered_map>
 #include <utility>
 #include <variant>
 
@@ -701,54 +700,8 @@ class array_literal {
 //
 // Stored one row per turn in transcript_turns (migrations/0004_transcript_turns.sql):
 // Postgres pays per row, and a turn's inbound message and replies always travel
-// together. The catalog's API keeps the per-message transcript_row; a batch is
-// grouped into turns on the way in and expanded back on the way out.
-
-/// clean_text without a copy for text that is clean already (nearly all of it).
-void clean_in_place(std::string& text) {
-  for (unsigned char c : text)
-    if (c == 0 || c >= 0x80) {
-      text = clean_text(text);
-      return;
-    }
-}
-
-/// Highest reply idx a turn may have: a turn's replies are one JSON array.
-constexpr int max_reply_idx = 9999;
-
-/// One turn of a batch, ready for transcript_turns. `outbound[i]` is the JSON of
-/// reply i (see the migration) or empty when the batch does not hold it.
-struct batch_turn {
-  std::string tenant;
-  std::string session;
-  std::int64_t sequence = 0;
-  std::optional<std::string> inbound;
-  std::string inbound_payload;  ///< JSON text, empty for none
-  std::vector<std::string> outbound;
-  std::int64_t at_ms = 0;  ///< the earliest non-zero at_ms of its rows; 0: now()
-  std::size_t messages = 0;
-
-  /// `outbound` as a JSON array, with null for the replies left out (`keep`
-  /// says which to write; empty: every one the batch holds).
-  std::string outbound_json(const std::vector<bool>& keep = {}) const {
-    std::string s = "[";
-    for (std::size_t i = 0; i < outbound.size(); ++i) {
-      if (i > 0) s += ',';
-      bool write = !outbound[i].empty() && (keep.empty() || keep[i]);
-      s += write ? outbound[i] : "null";
-    }
-    return s + ']';
-  }
-};
-
-/// The turn key of a row: the table's primary key (session ids hold no NUL once
-/// cleaned, so the separator cannot occur in them).
-std::string turn_key(const std::string& session, std::int64_t sequence) {
-  std::string key = session;
-  key += '\0';
-  key += std::to_string(sequence);
-  return key;
-}
+// together. Turns are written whole (transcript_line) and expanded back into
+// per-message transcript_rows on the way out.
 
 /// Appends `text` (valid UTF-8, see clean_text) as a JSON string: quotes, backslashes
 /// and control characters escaped, everything else as is (nlohmann's DOM and dump per
@@ -796,254 +749,6 @@ void append_json_string(std::string& out, std::string_view text, bool for_copy) 
   }
   out.append(text.data() + from, text.size() - from);
   out += '"';
-}
-
-std::string json_string(const std::string& text) {
-  std::string out;
-  out.reserve(text.size() + 2);
-  append_json_string(out, text, false);
-  return out;
-}
-
-/// The JSON of one reply: its text as a JSON string, or {"text", "payload"}.
-std::string reply_json(const std::string& text, const std::string& payload_json) {
-  std::string text_json = json_string(text);
-  if (payload_json.empty()) return text_json;
-  return "{\"text\":" + text_json + ",\"payload\":" + payload_json + "}";
-}
-
-/// A batch checked and grouped into turns on the caller's thread, so a retried
-/// job only runs its statements. `failure` holds the first bad row's message.
-struct prepared_batch {
-  std::optional<std::string> failure;
-  std::vector<batch_turn> turns;
-};
-
-prepared_batch prepare_batch(std::vector<transcript_row>& rows) {
-  prepared_batch b;
-  std::unordered_map<std::string, std::size_t> by_key;  // turn_key -> index in turns
-  // Rows of one turn arrive adjacent: look at the last turn before the map.
-  for (std::size_t i = 0; i < rows.size(); ++i) {
-    auto& r = rows[i];
-    r.text = clean_text(r.text);
-    r.session_id = clean_text(r.session_id);
-    auto bad = [&](const std::string& why) {
-      b.failure = "transcript row " + std::to_string(i) + " (session '" + r.session_id +
-                  "', sequence " + std::to_string(r.sequence) + "): " + why;
-      b.turns.clear();
-      return std::move(b);
-    };
-    if (r.direction != "in" && r.direction != "out")
-      return bad("direction must be \"in\" or \"out\", not \"" + r.direction + "\"");
-    if (r.tenant.empty() || r.session_id.empty())
-      return bad("tenant and session must not be empty");
-    if (!r.payload_json.empty() && !json::accept(r.payload_json))
-      return bad("payload is not a JSON document");
-    if (r.direction == "in" && r.idx != 0)
-      return bad("idx of an inbound message must be 0, not " + std::to_string(r.idx));
-    if (r.direction == "out" && (r.idx < 0 || r.idx > max_reply_idx))
-      return bad("idx of a reply must be 0 to " + std::to_string(max_reply_idx) + ", not " +
-                 std::to_string(r.idx));
-    std::size_t at;
-    if (!b.turns.empty() && b.turns.back().sequence == r.sequence &&
-        b.turns.back().session == r.session_id) {
-      at = b.turns.size() - 1;
-    } else {
-      auto [it, fresh] = by_key.emplace(turn_key(r.session_id, r.sequence), b.turns.size());
-      at = it->second;
-      if (fresh) {
-        b.turns.emplace_back();
-        b.turns.back().tenant = r.tenant;
-        b.turns.back().session = r.session_id;
-        b.turns.back().sequence = r.sequence;
-      }
-    }
-    auto& t = b.turns[at];
-    if (t.tenant != r.tenant)
-      return bad("tenant '" + r.tenant + "' differs from tenant '" + t.tenant +
-                 "' of an earlier row of the same turn");
-    if (r.at_ms != 0 && (t.at_ms == 0 || r.at_ms < t.at_ms)) t.at_ms = r.at_ms;
-    // A message given twice keeps its first copy, as the per-message table did.
-    if (r.direction == "in") {
-      if (t.inbound) continue;
-      t.inbound = std::move(r.text);
-      t.inbound_payload = std::move(r.payload_json);
-    } else {
-      auto idx = static_cast<std::size_t>(r.idx);
-      if (t.outbound.size() <= idx) t.outbound.resize(idx + 1);
-      if (!t.outbound[idx].empty()) continue;
-      t.outbound[idx] = reply_json(r.text, r.payload_json);
-    }
-    ++t.messages;
-  }
-  return b;
-}
-
-/// Adds the batch's messages that a stored turn lacks: a turn whose rows the
-/// transcript writer split over two batches, or a batch written again. Runs
-/// only for the turns the INSERT found stored already. Result: messages added.
-std::size_t merge_stored_turns(pqxx::transaction_base& tx, const std::vector<batch_turn>& turns,
-                               const std::vector<std::size_t>& conflicts) {
-  array_literal sessions, sequences;
-  for (auto i : conflicts) {
-    sessions.text(turns[i].session);
-    sequences.number(turns[i].sequence);
-  }
-  // Per stored turn: its tenant, whether it has its inbound message, and the
-  // positions of the replies it has. Locked, so the update below adds to what
-  // was read.
-  std::unordered_map<std::string, std::size_t> by_key;
-  for (auto i : conflicts) by_key.emplace(turn_key(turns[i].session, turns[i].sequence), i);
-  array_literal u_sessions, u_sequences, u_inbound, u_payloads, u_outbound;
-  std::size_t added = 0;
-  bool any = false;
-  for (const auto& row : tx.exec_params(
-           "SELECT t.session_id, t.sequence, t.tenant_id, t.inbound IS NOT NULL, "
-           "coalesce((SELECT array_agg(e.k - 1) FROM jsonb_array_elements(t.outbound) "
-           "WITH ORDINALITY AS e(v, k) WHERE e.v <> 'null'::jsonb), '{}') "
-           "FROM unnest($1::text[], $2::bigint[]) AS u(s, q) "
-           "JOIN transcript_turns t ON t.session_id = u.s AND t.sequence = u.q FOR UPDATE OF t",
-           sessions.str(), sequences.str())) {
-    auto found = by_key.find(turn_key(row[0].as<std::string>(), row[1].as<std::int64_t>()));
-    if (found == by_key.end()) continue;
-    const auto& t = turns[found->second];
-    if (row[2].as<std::string>() != t.tenant) continue;  // another tenant's turn: left alone
-    std::vector<bool> keep(t.outbound.size(), true);
-    auto stored = row[4].as_array();
-    for (auto e = stored.get_next(); e.first != pqxx::array_parser::juncture::done;
-         e = stored.get_next()) {
-      if (e.first != pqxx::array_parser::juncture::string_value) continue;
-      auto k = std::stoul(e.second);
-      if (k < keep.size()) keep[k] = false;
-    }
-    bool new_inbound = t.inbound && !row[3].as<bool>();
-    std::size_t new_replies = 0;
-    for (std::size_t k = 0; k < keep.size(); ++k) {
-      if (t.outbound[k].empty()) keep[k] = false;
-      if (keep[k]) ++new_replies;
-    }
-    if (!new_inbound && new_replies == 0) continue;
-    added += (new_inbound ? 1 : 0) + new_replies;
-    any = true;
-    u_sessions.text(t.session);
-    u_sequences.number(t.sequence);
-    if (new_inbound)
-      u_inbound.text(*t.inbound);
-    else
-      u_inbound.null();
-    if (new_inbound && !t.inbound_payload.empty())
-      u_payloads.text(t.inbound_payload);
-    else
-      u_payloads.null();
-    u_outbound.text(t.outbound_json(keep));
-  }
-  if (!any) return 0;
-  // Reply k becomes the batch's where the batch brings it (it was missing), and
-  // stays as stored elsewhere.
-  tx.exec_params(
-      "UPDATE transcript_turns t SET "
-      "inbound = coalesce(t.inbound, u.i), "
-      "inbound_payload = CASE WHEN t.inbound IS NULL THEN u.p::jsonb ELSE t.inbound_payload END, "
-      "outbound = (SELECT coalesce(jsonb_agg(CASE WHEN coalesce(u.o::jsonb -> k, 'null') = 'null' "
-      "THEN coalesce(t.outbound -> k, 'null') ELSE u.o::jsonb -> k END ORDER BY k), '[]') "
-      "FROM generate_series(0, greatest(jsonb_array_length(t.outbound), "
-      "jsonb_array_length(u.o::jsonb)) - 1) AS k) "
-      "FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[]) AS u(s, q, i, p, "
-      "o) "
-      "WHERE t.session_id = u.s AND t.sequence = u.q",
-      u_sessions.str(), u_sequences.str(), u_inbound.str(), u_payloads.str(), u_outbound.str());
-  return added;
-}
-
-/// Checks and groups per-turn records into a batch (see prepare_batch). Turns come
-/// one record each, so only a turn given twice needs merging: sorting indices by key
-/// finds those without a map of keys.
-prepared_batch prepare_turns(std::vector<transcript_turn>& in) {
-  prepared_batch b;
-  auto bad = [&](std::size_t i, const std::string& why) {
-    b.failure = "transcript turn " + std::to_string(i) + " (session '" + in[i].session_id +
-                "', sequence " + std::to_string(in[i].sequence) + "): " + why;
-    b.turns.clear();
-    return std::move(b);
-  };
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    auto& t = in[i];
-    clean_in_place(t.session_id);
-    if (t.tenant.empty() || t.session_id.empty())
-      return bad(i, "tenant and session must not be empty");
-    if (t.replies.size() > static_cast<std::size_t>(max_reply_idx) + 1)
-      return bad(i, "a turn has at most " + std::to_string(max_reply_idx + 1) + " replies, not " +
-                        std::to_string(t.replies.size()));
-    if (!t.reply_payloads.empty() && t.reply_payloads.size() != t.replies.size())
-      return bad(i, "reply_payloads must be empty or have one entry per reply");
-    if (t.inbound && !t.inbound_payload.empty() && !json::accept(t.inbound_payload))
-      return bad(i, "inbound payload is not a JSON document");
-    for (const auto& p : t.reply_payloads)
-      if (!p.empty() && !json::accept(p)) return bad(i, "a reply payload is not a JSON document");
-  }
-  std::vector<std::size_t> order(in.size());
-  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-  bool sorted_unique = true;
-  for (std::size_t i = 1; i < in.size() && sorted_unique; ++i) {
-    int c = in[i - 1].session_id.compare(in[i].session_id);
-    sorted_unique = c < 0 || (c == 0 && in[i - 1].sequence < in[i].sequence);
-  }
-  // Stable: of two records of one turn, the earlier comes first and keeps its messages.
-  if (!sorted_unique)
-    std::stable_sort(order.begin(), order.end(), [&](std::size_t x, std::size_t y) {
-      int c = in[x].session_id.compare(in[y].session_id);
-      return c < 0 || (c == 0 && in[x].sequence < in[y].sequence);
-    });
-  b.turns.reserve(in.size());
-  for (std::size_t k = 0; k < order.size(); ++k) {
-    auto i = order[k];
-    auto& r = in[i];
-    // Sorted: a second record of a turn follows the turn made last (whose strings
-    // were moved out of `in`).
-    if (!b.turns.empty() && b.turns.back().sequence == r.sequence &&
-        b.turns.back().session == r.session_id) {
-      auto& t = b.turns.back();
-      if (t.tenant != r.tenant)
-        return bad(i, "tenant '" + r.tenant + "' differs from tenant '" + t.tenant +
-                          "' of an earlier record of the same turn");
-      if (r.at_ms != 0 && (t.at_ms == 0 || r.at_ms < t.at_ms)) t.at_ms = r.at_ms;
-      if (r.inbound && !t.inbound) {
-        clean_in_place(*r.inbound);
-        t.inbound = std::move(r.inbound);
-        t.inbound_payload = std::move(r.inbound_payload);
-        ++t.messages;
-      }
-      if (t.outbound.size() < r.replies.size()) t.outbound.resize(r.replies.size());
-      for (std::size_t j = 0; j < r.replies.size(); ++j) {
-        if (!t.outbound[j].empty()) continue;
-        clean_in_place(r.replies[j]);
-        t.outbound[j] = reply_json(r.replies[j],
-                                   r.reply_payloads.empty() ? std::string() : r.reply_payloads[j]);
-        ++t.messages;
-      }
-      continue;
-    }
-    b.turns.emplace_back();
-    auto& t = b.turns.back();
-    t.tenant = std::move(r.tenant);
-    t.session = std::move(r.session_id);
-    t.sequence = r.sequence;
-    t.at_ms = r.at_ms;
-    if (r.inbound) {
-      clean_in_place(*r.inbound);
-      t.inbound = std::move(r.inbound);
-      t.inbound_payload = std::move(r.inbound_payload);
-      ++t.messages;
-    }
-    t.outbound.reserve(r.replies.size());
-    for (std::size_t j = 0; j < r.replies.size(); ++j) {
-      clean_in_place(r.replies[j]);
-      t.outbound.push_back(
-          reply_json(r.replies[j], r.reply_payloads.empty() ? std::string() : r.reply_payloads[j]));
-    }
-    t.messages += r.replies.size();
-  }
-  return b;
 }
 
 /// Appends `v` as one field of COPY's text format: its delimiters (tab, newline,
@@ -1169,90 +874,6 @@ bool copied_as_new(pqxx::transaction_base& tx, Each&& each) {
   }
 }
 
-job_of<std::size_t> transcript_batch_job(std::shared_ptr<const prepared_batch> batch) {
-  return [batch](pqxx::transaction_base& tx) -> std::size_t {
-    if (batch->failure) fail("invalid_argument", *batch->failure);
-    const auto& turns = batch->turns;
-    if (turns.empty()) return 0;
-    // Counted in messages, as when every message was a row.
-    std::size_t inserted = 0;
-    const auto now_ms = now_unix_ms();
-    const bool all_new = copied_as_new(tx, [&](auto&& write) {
-      std::string line;
-      for (const auto& t : turns) {
-        line.clear();
-        append_line_head(line, t.tenant, t.session, t.sequence);
-        if (t.inbound)
-          append_copy_field(line, *t.inbound);
-        else
-          line += "\\N";
-        line += '\t';
-        if (t.inbound && !t.inbound_payload.empty())
-          append_copy_field(line, t.inbound_payload);
-        else
-          line += "\\N";
-        line += '\t';
-        append_copy_field(line, t.outbound_json());
-        line += '\t';
-        append_timestamp(line, t.at_ms <= 0 ? now_ms : t.at_ms);
-        write(line);
-      }
-    });
-    if (all_new) {
-      for (const auto& t : turns) inserted += t.messages;
-      return inserted;
-    }
-    // The merging path: the turns travel as array parameters and unnest() turns them
-    // back into rows; ON CONFLICT DO NOTHING inserts the new ones and RETURNING names
-    // them. Prepared once per connection, so Postgres neither parses nor (after a few
-    // runs, with its generic plan) plans it per batch. created_at comes from the
-    // integer milliseconds by interval arithmetic (to_timestamp(a / 1000.0) went
-    // through numeric and float8 per row).
-    array_literal tenants, sessions, sequences, inbound, payloads, outbound, ats;
-    for (const auto& t : turns) {
-      tenants.text(t.tenant);
-      sessions.text(t.session);
-      sequences.number(t.sequence);
-      if (t.inbound)
-        inbound.text(*t.inbound);
-      else
-        inbound.null();
-      if (t.inbound && !t.inbound_payload.empty())
-        payloads.text(t.inbound_payload);
-      else
-        payloads.null();
-      outbound.text(t.outbound_json());
-      ats.number(t.at_ms);
-    }
-    static const std::string insert_new =
-        "INSERT INTO transcript_turns (tenant_id, session_id, sequence, inbound, inbound_payload, "
-        "outbound, created_at) "
-        "SELECT t, s, q, i, p::jsonb, o::jsonb, "
-        "CASE WHEN a = 0 THEN now() ELSE 'epoch'::timestamptz + a * interval '1 millisecond' END "
-        "FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], "
-        "$7::bigint[]) AS u(t, s, q, i, p, o, a) "
-        "ON CONFLICT (session_id, sequence) DO NOTHING "
-        "RETURNING session_id, sequence";
-    tx.conn().prepare("parley_transcript_insert_new", insert_new);
-    auto tenants_s = tenants.str(), sessions_s = sessions.str(), sequences_s = sequences.str(),
-         inbound_s = inbound.str(), payloads_s = payloads.str(), outbound_s = outbound.str(),
-         ats_s = ats.str();
-    auto stored = tx.exec_prepared("parley_transcript_insert_new", tenants_s, sessions_s,
-                                   sequences_s, inbound_s, payloads_s, outbound_s, ats_s);
-    std::unordered_map<std::string, bool> is_new;
-    for (const auto& row : stored)
-      is_new.emplace(turn_key(row[0].as<std::string>(), row[1].as<std::int64_t>()), true);
-    std::vector<std::size_t> conflicts;
-    for (std::size_t i = 0; i < turns.size(); ++i) {
-      if (is_new.count(turn_key(turns[i].session, turns[i].sequence)) != 0)
-        inserted += turns[i].messages;
-      else
-        conflicts.push_back(i);
-    }
-    return inserted + merge_stored_turns(tx, turns, conflicts);
-  };
-}
-
 /// COPY of whole-turn lines. A stored turn fails the COPY (unique violation); then the
 /// lines go through a temporary table and INSERT ... ON CONFLICT DO NOTHING, which
 /// skips the stored turns. A batch with a line sent again (maybe_stored) takes that
@@ -1283,14 +904,6 @@ job_of<std::size_t> transcript_lines_job(
     tx.exec0("TRUNCATE parley_transcript_lines");
     return r[0][0].as<std::size_t>();
   };
-}
-
-job_of<std::size_t> transcript_batch_job(std::vector<transcript_row> rows) {
-  return transcript_batch_job(std::make_shared<const prepared_batch>(prepare_batch(rows)));
-}
-
-job_of<std::size_t> transcript_turns_job(std::vector<transcript_turn> turns) {
-  return transcript_batch_job(std::make_shared<const prepared_batch>(prepare_turns(turns)));
 }
 
 job_of<std::vector<transcript_row>> transcript_job(std::string tenant, std::string session) {
@@ -1589,18 +1202,9 @@ result<std::optional<conversation_record>> get_conversation_sync(postgres_client
       pg, get_conversation_job(std::move(tenant), std::move(session_id)));
 }
 
-void write_transcript_batch(postgres_client& pg, std::vector<transcript_row> rows,
-                            catalog_callback<std::size_t> done) {
-  run_async<std::size_t>(pg, transcript_batch_job(std::move(rows)), std::move(done));
-}
-result<std::size_t> write_transcript_batch_sync(postgres_client& pg,
-                                                std::vector<transcript_row> rows) {
-  return run_blocking<std::size_t>(pg, transcript_batch_job(std::move(rows)));
-}
-
 namespace {
 
-/// write_turn_records for either shape of transcript: `transcripts` is its job.
+/// write_turn_lines: the conversation records, then `transcripts` (the lines' job).
 void write_records(postgres_client& pg, std::vector<conversation_record> started,
                    std::vector<conversation_end> ended, job_of<std::size_t> transcripts,
                    catalog_callback<std::size_t> done) {
@@ -1650,25 +1254,6 @@ void write_records(postgres_client& pg, std::vector<conversation_record> started
 }
 
 }  // namespace
-
-void write_turn_records(postgres_client& pg, std::vector<conversation_record> started,
-                        std::vector<conversation_end> ended, std::vector<transcript_row> rows,
-                        catalog_callback<std::size_t> done) {
-  write_records(pg, std::move(started), std::move(ended), transcript_batch_job(std::move(rows)),
-                std::move(done));
-}
-
-void write_turn_records(postgres_client& pg, std::vector<conversation_record> started,
-                        std::vector<conversation_end> ended, std::vector<transcript_turn> turns,
-                        catalog_callback<std::size_t> done) {
-  write_records(pg, std::move(started), std::move(ended), transcript_turns_job(std::move(turns)),
-                std::move(done));
-}
-
-result<std::size_t> write_transcript_turns_sync(postgres_client& pg,
-                                                std::vector<transcript_turn> turns) {
-  return run_blocking<std::size_t>(pg, transcript_turns_job(std::move(turns)));
-}
 
 transcript_line_builder::transcript_line_builder(std::string_view tenant,
                                                  std::string_view session_id,

@@ -272,14 +272,12 @@ result<std::optional<conversation_record>> get_conversation_sync(postgres_client
 
 // ------------------------------------------------------------------ transcripts
 
-/// One inbound or outbound message of a turn. A turn's inbound message is
-/// (sequence, "in", 0); its replies are (sequence, "out", 0..n-1), n <= 10000.
+/// One inbound or outbound message of a turn, as read back: a turn's inbound message
+/// is (sequence, "in", 0); its replies are (sequence, "out", 0..n-1).
 ///
 /// Storage: one row per turn in transcript_turns (migrations/0004_transcript_turns.sql),
-/// keyed by (session_id, sequence); these functions group rows into turns on write
-/// and expand turns back into rows on read. So the rows of one turn share one
-/// tenant and one time: `at_ms` reads back as the turn's time, the earliest
-/// non-zero at_ms of its rows when first written (0 for all: now()).
+/// keyed by (session_id, sequence), written whole as a transcript_line; transcript()
+/// expands each turn back into its messages, which share the turn's tenant and time.
 struct transcript_row {
   std::string tenant;
   std::string session_id;
@@ -288,68 +286,15 @@ struct transcript_row {
   int idx = 0;
   std::string text;
   std::string payload_json;  ///< a JSON document, or empty for none
-  std::int64_t at_ms = 0;    ///< when it happened; 0: now()
+  std::int64_t at_ms = 0;    ///< the turn's time
 };
 
-/// Writes a batch in one transaction: its rows grouped by (session, sequence)
-/// into one row per turn (the rows of a turn need not be adjacent, nor all in
-/// one batch), inserted by one COPY under a savepoint; only when a turn
-/// is stored already does the batch run again as INSERT ... ON CONFLICT DO NOTHING
-/// and merge (the common, all-new batch pays one primary-key descent per turn,
-/// not two). The transaction's earlier statements (write_turn_records'
-/// conversations) stay either way. A turn already stored gets only the messages it
-/// lacks (a turn the caller split over two
-/// batches), so writing a batch again stores nothing more; a message given
-/// twice keeps its first copy, and a stored turn of another tenant is left
-/// alone. Result: messages actually stored (counted per message, not per turn).
-/// Errors: `invalid_argument` naming the row and field (a bad direction or idx,
-/// an empty tenant or session, a payload that is not JSON, a turn with two
-/// tenants): nothing is written.
-void write_transcript_batch(postgres_client& pg, std::vector<transcript_row> rows,
-                            catalog_callback<std::size_t> done);
-result<std::size_t> write_transcript_batch_sync(postgres_client& pg,
-                                                std::vector<transcript_row> rows);
-
-/// The records of many turns in one transaction: conversations started (inserted
-/// once, as upsert_conversation), conversations ended (as end_conversation) and
-/// transcript rows (as write_transcript_batch). Conversation writes come first, so a
-/// transcript never names a conversation that is not recorded. Result: the transcript
-/// messages stored.
+/// A conversation ended, for write_turn_lines (as end_conversation).
 struct conversation_end {
   std::string tenant;
   std::string session_id;
   std::string reason;
 };
-void write_turn_records(postgres_client& pg, std::vector<conversation_record> started,
-                        std::vector<conversation_end> ended, std::vector<transcript_row> rows,
-                        catalog_callback<std::size_t> done);
-
-/// One turn's transcript as one record: what the transcript writer holds for a
-/// turn, so a batch of turns needs no grouping of per-message rows. Stored exactly as
-/// the rows (sequence, "in", 0) for `inbound` and (sequence, "out", k) for
-/// `replies[k]` would be, with every message at `at_ms`.
-struct transcript_turn {
-  std::string tenant;
-  std::string session_id;
-  std::int64_t sequence = 0;
-  std::optional<std::string> inbound;       ///< none: the turn had no inbound message
-  std::string inbound_payload;              ///< a JSON document, or empty for none
-  std::vector<std::string> replies;         ///< texts, idx 0..n-1, n <= 10000
-  std::vector<std::string> reply_payloads;  ///< empty, or one JSON document (or empty) per reply
-  std::int64_t at_ms = 0;                   ///< 0: now()
-};
-
-/// write_turn_records with the transcript as turns: the same transaction, checks and
-/// semantics (idempotent on (session, sequence), a stored turn gets only the messages
-/// it lacks, a stored turn of another tenant is left alone, a turn given twice keeps
-/// the first copy of each message). Result: messages stored. Errors:
-/// `invalid_argument` naming the turn (an empty tenant or session, too many replies,
-/// a payload that is not JSON, one turn with two tenants): nothing is written.
-void write_turn_records(postgres_client& pg, std::vector<conversation_record> started,
-                        std::vector<conversation_end> ended, std::vector<transcript_turn> turns,
-                        catalog_callback<std::size_t> done);
-result<std::size_t> write_transcript_turns_sync(postgres_client& pg,
-                                                std::vector<transcript_turn> turns);
 
 /// One whole turn of a transcript, already formatted as a line of transcript_turns'
 /// COPY text (transcript_line_builder) on the thread that has the turn, so that the
@@ -381,10 +326,12 @@ class transcript_line_builder {
   bool outbound_open_ = false;
 };
 
-/// write_turn_records with the transcript as formatted whole turns (the conversation
-/// actor's path): one COPY. A line whose turn is stored already (a batch written again,
-/// the turn written by another node first) is skipped, not merged: a stored turn is
-/// whole. Result: messages stored.
+/// The records of many turns in one transaction: conversations started (inserted
+/// once, as upsert_conversation), conversations ended (as end_conversation), then the
+/// turns' transcript lines by one COPY. Conversation writes come first, so a transcript
+/// never names a conversation that is not recorded. A line whose turn is stored already
+/// (a batch written again, the turn written by another node or tenant first) is
+/// skipped, not merged: a stored turn is whole. Result: messages stored.
 void write_turn_lines(postgres_client& pg, std::vector<conversation_record> started,
                       std::vector<conversation_end> ended,
                       std::shared_ptr<const std::vector<transcript_line>> lines,

@@ -283,9 +283,8 @@ TEST_F(admin_test, conversations_transcripts_and_debug_kill) {
   c.version = 1;
   c.channel = "bot_api";
   ASSERT_TRUE(store::upsert_conversation_sync(*pg_, c));
-  ASSERT_TRUE(store::write_transcript_batch_sync(
-      *pg_, {{tenant_, session, 1, "out", 0, "Hi!", R"({"choices":["a"]})", 0},
-             {tenant_, session, 1, "in", 0, "hello", "", 0}}));
+  seed_turn_sql(*pg_, tenant_, session, 1, std::string("hello"), "",
+                R"([{"text": "Hi!", "payload": {"choices": ["a"]}}])", 0);
   auto t =
       call("GET", "/admin/v1/tenants/" + tenant_ + "/conversations/" + session + "/transcript");
   ASSERT_EQ(t.status, 200) << t.raw;

@@ -340,23 +340,21 @@ TEST_F(catalog_test, changes_since_returns_later_pointer_moves_in_order) {
 TEST_F(catalog_test, transcript_batches_are_idempotent) {
   std::string session = unique_name("session");
   ASSERT_TRUE(upsert_conversation_sync(*pg_, conversation(session, 1)));
-  std::vector<transcript_row> batch;
-  for (int seq = 1; seq <= 3; ++seq) {
-    batch.push_back({tenant_, session, seq, "in", 0, "hello " + std::to_string(seq), "", 0});
-    batch.push_back({tenant_, session, seq, "out", 0, "reply a", R"({"choices":["x"]})", 0});
-    batch.push_back({tenant_, session, seq, "out", 1, "reply b", "", 1700000000123});
-  }
-  auto first = write_transcript_batch_sync(*pg_, batch);
+  std::vector<transcript_line> batch;
+  for (int seq = 1; seq <= 3; ++seq)
+    batch.push_back(turn_line(tenant_, session, seq, "hello " + std::to_string(seq),
+                              {"reply a", "reply b"}, 1700000000123));
+  auto first = write_turn_lines_sync(*pg_, batch);
   ASSERT_TRUE(first) << first.err().message;
   EXPECT_EQ(*first, 9u);
-  auto again = write_transcript_batch_sync(*pg_, batch);
+  auto again = write_turn_lines_sync(*pg_, batch);
   ASSERT_TRUE(again) << again.err().message;
   EXPECT_EQ(*again, 0u);
 
   // A batch overlapping the last one inserts only what is new.
-  std::vector<transcript_row> overlap(batch.end() - 3, batch.end());
-  overlap.push_back({tenant_, session, 4, "in", 0, "bye", "", 0});
-  EXPECT_EQ(*write_transcript_batch_sync(*pg_, overlap), 1u);
+  std::vector<transcript_line> overlap{batch.back(),
+                                       turn_line(tenant_, session, 4, std::string("bye"), {})};
+  EXPECT_EQ(*write_turn_lines_sync(*pg_, overlap), 1u);
 
   auto rows = transcript_sync(*pg_, tenant_, session);
   ASSERT_TRUE(rows) << rows.err().message;
@@ -365,18 +363,16 @@ TEST_F(catalog_test, transcript_batches_are_idempotent) {
   EXPECT_EQ((*rows)[0].direction, "in");
   EXPECT_EQ((*rows)[1].direction, "out");
   EXPECT_EQ((*rows)[1].idx, 0);
-  EXPECT_EQ(nlohmann::json::parse((*rows)[1].payload_json),
-            nlohmann::json::parse(R"({"choices":["x"]})"));
+  EXPECT_EQ((*rows)[1].payload_json, "") << "the writer's replies carry no payload";
   EXPECT_EQ((*rows)[2].idx, 1);
-  // A turn is stored with one time, the earliest given: its rows share it.
+  // A turn is stored with one time: its messages share it.
   EXPECT_EQ((*rows)[2].at_ms, 1700000000123);
   EXPECT_EQ((*rows)[0].at_ms, 1700000000123);
   EXPECT_EQ((*rows)[9].text, "bye");
 
   // Bytes Postgres cannot store are cleaned, not fatal to the batch.
-  std::vector<transcript_row> odd{
-      {tenant_, session, 5, "in", 0, std::string("a\0b\xff", 4), "", 0}};
-  ASSERT_TRUE(write_transcript_batch_sync(*pg_, odd));
+  ASSERT_TRUE(write_turn_lines_sync(
+      *pg_, {turn_line(tenant_, session, 5, std::string("a\0b\xff", 4), {})}));
   EXPECT_EQ(transcript_sync(*pg_, tenant_, session)->back().text, "ab\xEF\xBF\xBD");
 
   // Text that array literals must escape arrives as it was sent.
@@ -384,42 +380,30 @@ TEST_F(catalog_test, transcript_batches_are_idempotent) {
   // A reply is a JSON string inside the turn's jsonb array: JSON's escapes too.
   const std::string tricky_reply =
       tricky + "\n\ttab \x01\x1f \xC3\xBC\xE2\x82\xAC\xF0\x9F\x98\x80 \x7f";
-  std::vector<transcript_row> escaped{{tenant_, session, 7, "in", 0, tricky, R"({"q":"\"{}"})", 0},
-                                      {tenant_, session, 7, "out", 0, tricky_reply, "", 0},
-                                      {tenant_, session, 7, "out", 1, "NULL", "", 0}};
-  ASSERT_TRUE(write_transcript_batch_sync(*pg_, escaped));
+  ASSERT_TRUE(write_turn_lines_sync(
+      *pg_, {turn_line(tenant_, session, 7, tricky, {tricky_reply, "NULL"})}));
   auto after = transcript_sync(*pg_, tenant_, session);
   ASSERT_TRUE(after);
   EXPECT_EQ((*after)[after->size() - 3].text, tricky);
   EXPECT_EQ((*after)[after->size() - 2].text, tricky_reply);
-  EXPECT_EQ(nlohmann::json::parse((*after)[after->size() - 3].payload_json)["q"], "\"{}");
   EXPECT_EQ(after->back().text, "NULL");
 
   // COPY's delimiters and escapes in every text column: tabs, line ends and a
   // backslash-N (COPY's NULL marker) arrive as they were sent.
   const std::string copy_tricky = "line 1\nline 2\r\n\tindented \\N end\\";
-  std::vector<transcript_row> copy_rows{
-      {tenant_, session, 8, "in", 0, copy_tricky, "{\n\t\"k\": \"\\\\N\"\n}", 0},
-      {tenant_, session, 8, "out", 0, copy_tricky, "", 0}};
-  ASSERT_TRUE(write_transcript_batch_sync(*pg_, copy_rows));
+  ASSERT_TRUE(
+      write_turn_lines_sync(*pg_, {turn_line(tenant_, session, 8, copy_tricky, {copy_tricky})}));
   auto copied = transcript_sync(*pg_, tenant_, session);
   ASSERT_TRUE(copied);
   EXPECT_EQ((*copied)[copied->size() - 2].text, copy_tricky);
-  EXPECT_EQ(nlohmann::json::parse((*copied)[copied->size() - 2].payload_json)["k"], "\\N");
   EXPECT_EQ(copied->back().text, copy_tricky);
 
-  std::vector<transcript_row> bad{{tenant_, session, 6, "sideways", 0, "x", "", 0}};
-  auto rejected = write_transcript_batch_sync(*pg_, bad);
-  ASSERT_FALSE(rejected);
-  EXPECT_EQ(rejected.err().code, "invalid_argument");
-  EXPECT_NE(rejected.err().message.find("direction"), std::string::npos);
-
   // A big batch is one statement in one transaction.
-  std::vector<transcript_row> big;
+  std::vector<transcript_line> big;
   for (int seq = 100; seq < 1300; ++seq)
-    big.push_back({tenant_, session, seq, "in", 0, "m", "", 0});
-  EXPECT_EQ(*write_transcript_batch_sync(*pg_, big), 1200u);
-  EXPECT_EQ(*write_transcript_batch_sync(*pg_, big), 0u);
+    big.push_back(turn_line(tenant_, session, seq, std::string("m"), {}));
+  EXPECT_EQ(*write_turn_lines_sync(*pg_, big), 1200u);
+  EXPECT_EQ(*write_turn_lines_sync(*pg_, big), 0u);
 }
 
 TEST_F(catalog_test, a_turn_is_one_row_and_reads_back_as_its_messages) {
@@ -441,106 +425,89 @@ TEST_F(catalog_test, a_turn_is_one_row_and_reads_back_as_its_messages) {
   };
   using turn = std::tuple<std::int64_t, std::string, int>;
 
-  std::vector<transcript_row> batch{
-      {tenant_, session, 1, "in", 0, "where is my order?", "", 1700000000500},
-      {tenant_, session, 1, "out", 0, "Which order?", "", 1700000000500},
-      {tenant_, session, 1, "out", 1, "Pick one:", R"({"choices":["A-1","B-2"]})", 1700000000500}};
-  auto first = write_transcript_batch_sync(*pg_, batch);
+  std::vector<transcript_line> batch{turn_line(tenant_, session, 1, "where is my order?",
+                                               {"Which order?", "Pick one:"}, 1700000000500)};
+  auto first = write_turn_lines_sync(*pg_, batch);
   ASSERT_TRUE(first) << first.err().message;
   EXPECT_EQ(*first, 3u) << "counted in messages";
   EXPECT_EQ(stored(), (std::vector<turn>{{1, "where is my order?", 2}}));
 
+  // Read back as its messages, each with the turn's tenant, session and time.
+  struct message {
+    std::string direction;
+    int idx;
+    std::string text;
+  };
+  const std::vector<message> want{
+      {"in", 0, "where is my order?"}, {"out", 0, "Which order?"}, {"out", 1, "Pick one:"}};
   auto rows = transcript_sync(*pg_, tenant_, session);
   ASSERT_TRUE(rows) << rows.err().message;
-  ASSERT_EQ(rows->size(), batch.size());
-  for (std::size_t i = 0; i < batch.size(); ++i) {
+  ASSERT_EQ(rows->size(), want.size());
+  for (std::size_t i = 0; i < want.size(); ++i) {
     SCOPED_TRACE("row " + std::to_string(i));
-    const auto& want = batch[i];
     const auto& got = (*rows)[i];
-    EXPECT_EQ(got.tenant, want.tenant);
-    EXPECT_EQ(got.session_id, want.session_id);
-    EXPECT_EQ(got.sequence, want.sequence);
-    EXPECT_EQ(got.direction, want.direction);
-    EXPECT_EQ(got.idx, want.idx);
-    EXPECT_EQ(got.text, want.text);
-    if (want.payload_json.empty())
-      EXPECT_EQ(got.payload_json, "");
-    else
-      EXPECT_EQ(nlohmann::json::parse(got.payload_json), nlohmann::json::parse(want.payload_json));
-    EXPECT_EQ(got.at_ms, want.at_ms);
+    EXPECT_EQ(got.tenant, tenant_);
+    EXPECT_EQ(got.session_id, session);
+    EXPECT_EQ(got.sequence, 1);
+    EXPECT_EQ(got.direction, want[i].direction);
+    EXPECT_EQ(got.idx, want[i].idx);
+    EXPECT_EQ(got.text, want[i].text);
+    EXPECT_EQ(got.payload_json, "");
+    EXPECT_EQ(got.at_ms, 1700000000500);
   }
 
   // The same batch again stores nothing and changes nothing.
-  auto again = write_transcript_batch_sync(*pg_, batch);
+  auto again = write_turn_lines_sync(*pg_, batch);
   ASSERT_TRUE(again) << again.err().message;
   EXPECT_EQ(*again, 0u);
   EXPECT_EQ(stored(), (std::vector<turn>{{1, "where is my order?", 2}}));
   EXPECT_EQ(transcript_sync(*pg_, tenant_, session)->size(), 3u);
 
-  // A turn split over two batches (as the transcript writer may cut a batch in
-  // the middle of a turn), rows out of order: still one row, nothing lost; the
-  // second batch stores only what the first lacked.
-  std::vector<transcript_row> head{{tenant_, session, 2, "out", 1, "second reply", "", 0},
-                                   {tenant_, session, 3, "out", 0, "welcome back", "", 0},
-                                   {tenant_, session, 2, "in", 0, "and now?", "", 0}};
-  EXPECT_EQ(*write_transcript_batch_sync(*pg_, head), 3u);
-  std::vector<transcript_row> tail{{tenant_, session, 2, "out", 0, "first reply", "", 0},
-                                   {tenant_, session, 2, "out", 1, "second reply", "", 0},
-                                   {tenant_, session, 2, "in", 0, "and now?", "", 0}};
-  EXPECT_EQ(*write_transcript_batch_sync(*pg_, tail), 1u);
-  EXPECT_EQ(*write_transcript_batch_sync(*pg_, tail), 0u);
-  EXPECT_EQ(stored(),
-            (std::vector<turn>{{1, "where is my order?", 2}, {2, "and now?", 2}, {3, "NULL", 1}}));
+  // Payloads read back: the inbound message's, and a reply stored as {"text", "payload"};
+  // a null reply (never recorded) is skipped.
+  seed_turn_sql(
+      *pg_, tenant_, session, 2, std::string("and now?"), R"({"q":"\"{}","k":"\\N"})",
+      R"(["first reply", null, {"text": "Pick one:", "payload": {"choices": ["A-1","B-2"]}}])",
+      1700000000900);
   rows = transcript_sync(*pg_, tenant_, session);
   ASSERT_TRUE(rows);
   std::vector<std::string> texts;
   for (const auto& r : *rows)
     texts.push_back(std::to_string(r.sequence) + " " + r.direction + " " + std::to_string(r.idx) +
                     " " + r.text);
-  EXPECT_EQ(texts,
-            (std::vector<std::string>{"1 in 0 where is my order?", "1 out 0 Which order?",
-                                      "1 out 1 Pick one:", "2 in 0 and now?", "2 out 0 first reply",
-                                      "2 out 1 second reply", "3 out 0 welcome back"}));
-  // Only a missing inbound message is added to a stored turn; a stored one stays.
-  EXPECT_EQ(*write_transcript_batch_sync(*pg_, {{tenant_, session, 3, "in", 0, "", "", 0},
-                                                {tenant_, session, 2, "in", 0, "changed", "", 0}}),
-            1u);
-  EXPECT_EQ(stored(),
-            (std::vector<turn>{{1, "where is my order?", 2}, {2, "and now?", 2}, {3, "", 1}}));
+  EXPECT_EQ(texts, (std::vector<std::string>{"1 in 0 where is my order?", "1 out 0 Which order?",
+                                             "1 out 1 Pick one:", "2 in 0 and now?",
+                                             "2 out 0 first reply", "2 out 2 Pick one:"}));
+  EXPECT_EQ(nlohmann::json::parse((*rows)[3].payload_json)["q"], "\"{}");
+  EXPECT_EQ(nlohmann::json::parse((*rows)[3].payload_json)["k"], "\\N");
+  EXPECT_EQ((*rows)[4].payload_json, "");
+  EXPECT_EQ(nlohmann::json::parse(rows->back().payload_json),
+            nlohmann::json::parse(R"({"choices":["A-1","B-2"]})"));
+  EXPECT_EQ(rows->back().at_ms, 1700000000900);
 
-  // write_turn_records takes the same path, after the conversation rows.
+  // write_turn_lines takes the same path, after the conversation rows.
   std::string other = unique_name("session");
   std::promise<result<std::size_t>> done;
-  write_turn_records(
-      *pg_, {conversation(other, 1)}, {},
-      {{tenant_, other, 1, "in", 0, "hi", "", 0}, {tenant_, other, 1, "out", 0, "hello", "", 0}},
-      [&](result<std::size_t> r) { done.set_value(std::move(r)); });
+  write_turn_lines(*pg_, {conversation(other, 1)}, {},
+                   std::make_shared<const std::vector<transcript_line>>(
+                       std::vector<transcript_line>{turn_line(tenant_, other, 1, "hi", {"hello"})}),
+                   [&](result<std::size_t> r) { done.set_value(std::move(r)); });
   auto written = done.get_future().get();
   ASSERT_TRUE(written) << written.err().message;
   EXPECT_EQ(*written, 2u);
   ASSERT_EQ(transcript_sync(*pg_, tenant_, other)->size(), 2u);
 
-  // Errors name the row and the field; nothing of the batch is written.
-  auto two_inbound = write_transcript_batch_sync(
-      *pg_,
-      {{tenant_, session, 9, "in", 0, "x", "", 0}, {tenant_, session, 9, "in", 1, "y", "", 0}});
-  ASSERT_FALSE(two_inbound);
-  EXPECT_EQ(two_inbound.err().code, "invalid_argument");
-  EXPECT_NE(two_inbound.err().message.find("transcript row 1"), std::string::npos)
-      << two_inbound.err().message;
-  EXPECT_NE(two_inbound.err().message.find("idx"), std::string::npos) << two_inbound.err().message;
-  auto two_tenants =
-      write_transcript_batch_sync(*pg_, {{tenant_, session, 9, "in", 0, "x", "", 0},
-                                         {tenant_ + "x", session, 9, "out", 0, "y", "", 0}});
-  ASSERT_FALSE(two_tenants);
-  EXPECT_NE(two_tenants.err().message.find("tenant"), std::string::npos)
-      << two_tenants.err().message;
-  auto bad_payload =
-      write_transcript_batch_sync(*pg_, {{tenant_, session, 9, "out", 0, "y", "{nope", 0}});
-  ASSERT_FALSE(bad_payload);
-  EXPECT_NE(bad_payload.err().message.find("transcript row 0"), std::string::npos);
-  EXPECT_NE(bad_payload.err().message.find("payload"), std::string::npos);
-  EXPECT_EQ(stored().size(), 3u);
+  // A bad conversation record fails the write: nothing of the batch is written.
+  std::promise<result<std::size_t>> rejected;
+  write_turn_lines(*pg_, {conversation("", 1)}, {},
+                   std::make_shared<const std::vector<transcript_line>>(
+                       std::vector<transcript_line>{turn_line(tenant_, session, 9, "x", {})}),
+                   [&](result<std::size_t> r) { rejected.set_value(std::move(r)); });
+  auto bad = rejected.get_future().get();
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.err().code, "invalid_argument");
+  EXPECT_NE(bad.err().message.find("session"), std::string::npos) << bad.err().message;
+  EXPECT_EQ(stored().size(), 2u);
 }
 
 TEST_F(catalog_test, transcript_turns_store_as_their_messages_would) {
@@ -557,82 +524,49 @@ TEST_F(catalog_test, transcript_turns_store_as_their_messages_would) {
             (r.payload_json.empty() ? "" : " " + nlohmann::json::parse(r.payload_json).dump()));
     return out;
   };
-  // Records out of key order, a turn without inbound message, a reply payload.
-  std::vector<transcript_turn> turns{
-      {tenant_, session, 2, std::nullopt, "", {"welcome back"}, {}, 1700000000900},
-      {tenant_,
-       session,
-       1,
-       std::string("where is my order?"),
-       "",
-       {"Which order?", "Pick one:"},
-       {"", R"({"choices":["A-1"]})"},
-       1700000000500}};
-  auto first = write_transcript_turns_sync(*pg_, turns);
+  // Lines out of key order, a turn without inbound message.
+  std::vector<transcript_line> turns{
+      turn_line(tenant_, session, 2, std::nullopt, {"welcome back"}, 1700000000900),
+      turn_line(tenant_, session, 1, "where is my order?", {"Which order?", "Pick one:"},
+                1700000000500)};
+  auto first = write_turn_lines_sync(*pg_, turns);
   ASSERT_TRUE(first) << first.err().message;
   EXPECT_EQ(*first, 4u) << "counted in messages";
   EXPECT_EQ(texts(), (std::vector<std::string>{"1 in 0 where is my order?", "1 out 0 Which order?",
-                                               R"(1 out 1 Pick one: {"choices":["A-1"]})",
-                                               "2 out 0 welcome back"}));
+                                               "1 out 1 Pick one:", "2 out 0 welcome back"}));
   EXPECT_EQ(transcript_sync(*pg_, tenant_, session)->front().at_ms, 1700000000500);
   EXPECT_EQ(transcript_sync(*pg_, tenant_, session)->back().at_ms, 1700000000900);
-  auto again = write_transcript_turns_sync(*pg_, turns);
+  auto again = write_turn_lines_sync(*pg_, turns);
   ASSERT_TRUE(again) << again.err().message;
   EXPECT_EQ(*again, 0u);
 
-  // A turn given twice in one batch keeps the first copy of each message.
-  EXPECT_EQ(*write_transcript_turns_sync(
-                *pg_, {{tenant_, session, 3, std::string("a"), "", {"x"}, {}, 0},
-                       {tenant_, session, 3, std::string("b"), "", {"y", "z"}, {}, 0}}),
-            3u);
-  // A turn stored in part (by the per-message API) gets only what it lacks.
-  ASSERT_TRUE(
-      write_transcript_batch_sync(*pg_, {{tenant_, session, 4, "out", 1, "second", "", 0}}));
-  EXPECT_EQ(*write_transcript_turns_sync(
-                *pg_, {{tenant_, session, 4, std::string("q"), "", {"first", "other"}, {}, 0},
-                       {tenant_, session, 5, std::string("new"), "", {}, {}, 0}}),
-            3u);
+  // A turn given twice in one batch keeps its first copy, whole.
+  EXPECT_EQ(*write_turn_lines_sync(*pg_, {turn_line(tenant_, session, 3, "a", {"x"}),
+                                          turn_line(tenant_, session, 3, "b", {"y", "z"})}),
+            2u);
   // Another tenant's stored turn is left alone.
-  ASSERT_TRUE(write_transcript_turns_sync(
-      *pg_, {{tenant_ + "x", session, 6, std::string("theirs"), "", {}, {}, 0}}));
-  EXPECT_EQ(*write_transcript_turns_sync(
-                *pg_, {{tenant_, session, 6, std::string("mine"), "", {"r"}, {}, 0}}),
-            0u);
+  ASSERT_TRUE(write_turn_lines_sync(*pg_, {turn_line(tenant_ + "x", session, 6, "theirs", {})}));
+  EXPECT_EQ(*write_turn_lines_sync(*pg_, {turn_line(tenant_, session, 6, "mine", {"r"})}), 0u);
   EXPECT_EQ(texts(), (std::vector<std::string>{"1 in 0 where is my order?", "1 out 0 Which order?",
-                                               R"(1 out 1 Pick one: {"choices":["A-1"]})",
-                                               "2 out 0 welcome back", "3 in 0 a", "3 out 0 x",
-                                               "3 out 1 z", "4 in 0 q", "4 out 0 first",
-                                               "4 out 1 second", "5 in 0 new"}));
+                                               "1 out 1 Pick one:", "2 out 0 welcome back",
+                                               "3 in 0 a", "3 out 0 x"}));
 
-  // With conversation records in one transaction: a stored turn takes the merging
+  // With conversation records in one transaction: a stored turn takes the skipping
   // path, and the conversation written before it stays.
   std::string other = unique_name("session");
   std::promise<result<std::size_t>> done;
-  write_turn_records(*pg_, {conversation(other, 1)}, {},
-                     std::vector<transcript_turn>{
-                         {tenant_, session, 1, std::string("where is my order?"), "", {}, {}, 0},
-                         {tenant_, other, 1, std::string("hi"), "", {"hello"}, {}, 0}},
-                     [&](result<std::size_t> r) { done.set_value(std::move(r)); });
+  write_turn_lines(
+      *pg_, {conversation(other, 1)}, {},
+      std::make_shared<const std::vector<transcript_line>>(
+          std::vector<transcript_line>{turn_line(tenant_, session, 1, "where is my order?", {}),
+                                       turn_line(tenant_, other, 1, "hi", {"hello"})}),
+      [&](result<std::size_t> r) { done.set_value(std::move(r)); });
   auto written = done.get_future().get();
   ASSERT_TRUE(written) << written.err().message;
   EXPECT_EQ(*written, 2u);
   EXPECT_TRUE(*get_conversation_sync(*pg_, tenant_, other));
   EXPECT_EQ(transcript_sync(*pg_, tenant_, other)->size(), 2u);
-
-  // Errors name the turn; nothing of the batch is written.
-  auto empty =
-      write_transcript_turns_sync(*pg_, {{tenant_, session, 9, std::string("x"), "", {}, {}, 0},
-                                         {tenant_, "", 9, std::string("y"), "", {}, {}, 0}});
-  ASSERT_FALSE(empty);
-  EXPECT_EQ(empty.err().code, "invalid_argument");
-  EXPECT_NE(empty.err().message.find("transcript turn 1"), std::string::npos)
-      << empty.err().message;
-  auto bad_payload = write_transcript_turns_sync(
-      *pg_, {{tenant_, session, 9, std::string("x"), "{nope", {}, {}, 0}});
-  ASSERT_FALSE(bad_payload);
-  EXPECT_NE(bad_payload.err().message.find("payload"), std::string::npos)
-      << bad_payload.err().message;
-  EXPECT_EQ(texts().size(), 11u);
+  EXPECT_EQ(texts().size(), 6u);
 }
 
 TEST_F(catalog_test, turn_lines_store_whole_turns_and_skip_stored_ones) {
@@ -733,7 +667,7 @@ TEST_F(catalog_test, transcript_message_columns_have_no_statistics) {
 
 TEST_F(catalog_test, recording_a_conversation_takes_no_lock_on_its_tenant) {
   // Migration 0007: the transcript writer's conversation insert (the statement of
-  // write_turn_records) no longer locks the tenant's row, so an admin change that
+  // write_turn_lines) no longer locks the tenant's row, so an admin change that
   // locks it does not wait for the writers, and concurrent writers do not share the
   // row's lock (MultiXacts).
   pqxx::connection writer(require_env("DATABASE_URL"));

@@ -137,9 +137,8 @@ TEST_F(parleyctl_admin_test, operator_workflow) {
   EXPECT_NE(live.output.find("s-42"), std::string::npos) << live.output;
 
   std::string session = unique_name("sess");
-  ASSERT_TRUE(store::write_transcript_batch_sync(
-      *pg_, {{tenant_, session, 1, "in", 0, "where is my order", "", 0},
-             {tenant_, session, 1, "out", 0, "Which order number?", "", 0}}));
+  ASSERT_TRUE(store::write_turn_lines_sync(
+      *pg_, {turn_line(tenant_, session, 1, "where is my order", {"Which order number?"})}));
   auto transcript = ctl("transcript " + tenant_ + " " + session + at());
   EXPECT_EQ(transcript.exit_code, 0) << transcript.output;
   EXPECT_NE(transcript.output.find("user> where is my order"), std::string::npos)
