@@ -55,7 +55,7 @@ std::size_t transcript_batch::messages() const {
 }
 
 void transcript_writer::append(store::transcript_line turn,
-                               std::vector<conversation_event> events) {
+                               std::vector<store::conversation_record> events) {
   std::size_t dropped = 0;
   bool wake = false;
   {

@@ -39,21 +39,14 @@ class Counter;
 
 namespace parley::actors {
 
-/// A conversation started or ended, for the conversations table.
-struct conversation_event {
-  bool ended = false;
-  std::string tenant, session_id, bot, channel, external_key;
-  uint32_t version = 0;
-  std::string reason;  ///< ended: why
-};
-
 /// What one write gets: whole turns and conversation events.
 struct transcript_batch {
   /// Whole turns. Shared so that the write's job can hold them without a copy; the
   /// writer takes them back only after the write has answered.
   std::shared_ptr<std::vector<store::transcript_line>> lines =
       std::make_shared<std::vector<store::transcript_line>>();
-  std::vector<conversation_event> events;
+  /// Conversations started or ended (store::write_turn_lines), in append order.
+  std::vector<store::conversation_record> events;
   /// The messages of the lines.
   std::size_t messages() const;
 };
@@ -77,7 +70,7 @@ class transcript_writer {
 
   /// One whole turn (the conversation actor's path). Any thread; never blocks on
   /// Postgres.
-  void append(store::transcript_line turn, std::vector<conversation_event> events = {});
+  void append(store::transcript_line turn, std::vector<store::conversation_record> events = {});
 
   /// Messages buffered and not yet written.
   std::size_t lag() const;
@@ -105,7 +98,7 @@ class transcript_writer {
   std::condition_variable drained_;
   std::deque<store::transcript_line> lines_;
   std::size_t line_messages_ = 0;  ///< messages of lines_
-  std::deque<conversation_event> events_;
+  std::deque<store::conversation_record> events_;
   std::size_t in_flight_ = 0;
   int flushing_ = 0;  ///< flush() calls waiting
   bool stop_ = false;

@@ -154,14 +154,7 @@ int run(const settings::settings& cfg) {
       store::get_version(*p, tenant, bot, static_cast<int>(version), std::move(cb));
   };
   source.changes = [p](int64_t since, auto done) {
-    store::active_changes_since(
-        *p, since, [done = std::move(done)](result<std::vector<store::active_change>> r) {
-          if (!r) return done(r.err());
-          std::vector<actors::active_change> out;
-          for (auto& c : *r)
-            out.push_back({c.tenant, c.bot, static_cast<uint32_t>(c.version), c.change_seq});
-          done(std::move(out));
-        });
+    store::active_changes_since(*p, since, std::move(done));
   };
   actors::bot_registry registry(std::move(source));
   // The registry follows the change log once the schema that holds it exists.
@@ -189,14 +182,7 @@ int run(const settings::settings& cfg) {
   rdeps.transcripts = &transcripts;
   rdeps.actions = &actions;
   rdeps.metrics = registry_ptr.get();
-  rdeps.quarantine = [p](actors::quarantined q) {
-    store::quarantined_message m;
-    m.tenant = q.tenant;
-    m.session_id = q.session_id;
-    m.message_id = q.message_id;
-    m.payload = q.text;
-    m.error = q.error;
-    m.attempts = q.attempts;
+  rdeps.quarantine = [p](store::quarantined_message m) {
     store::insert_quarantine(*p, std::move(m), [](result<int64_t> r) {
       if (!r) log::error("quarantine_write_failed", {{"error", r.err().message}});
     });

@@ -1205,9 +1205,10 @@ result<std::optional<conversation_record>> get_conversation_sync(postgres_client
 namespace {
 
 /// write_turn_lines: the conversation records, then `transcripts` (the lines' job).
-void write_records(postgres_client& pg, std::vector<conversation_record> started,
-                   std::vector<conversation_end> ended, job_of<std::size_t> transcripts,
-                   catalog_callback<std::size_t> done) {
+void write_records(postgres_client& pg, std::vector<conversation_record> conversations,
+                   job_of<std::size_t> transcripts, catalog_callback<std::size_t> done) {
+  std::vector<conversation_record> started, ended;
+  for (auto& c : conversations) (c.ended_at_ms ? ended : started).push_back(std::move(c));
   for (auto& c : started) {
     c.session_id = clean_text(c.session_id);
     c.bot = clean_text(c.bot);
@@ -1247,7 +1248,7 @@ void write_records(postgres_client& pg, std::vector<conversation_record> started
           tx.exec_params(
               "UPDATE conversations SET ended_at = now(), end_reason = $3 "
               "WHERE tenant_id = $1 AND session_id = $2 AND ended_at IS NULL",
-              e.tenant, clean_text(e.session_id), clean_text(e.reason));
+              e.tenant, clean_text(e.session_id), clean_text(e.end_reason));
         return transcripts(tx);
       },
       std::move(done));
@@ -1290,11 +1291,10 @@ transcript_line transcript_line_builder::finish(std::int64_t at_ms) {
   return std::move(line_);
 }
 
-void write_turn_lines(postgres_client& pg, std::vector<conversation_record> started,
-                      std::vector<conversation_end> ended,
+void write_turn_lines(postgres_client& pg, std::vector<conversation_record> conversations,
                       std::shared_ptr<const std::vector<transcript_line>> lines,
                       catalog_callback<std::size_t> done) {
-  write_records(pg, std::move(started), std::move(ended), transcript_lines_job(std::move(lines)),
+  write_records(pg, std::move(conversations), transcript_lines_job(std::move(lines)),
                 std::move(done));
 }
 

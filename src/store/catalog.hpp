@@ -289,13 +289,6 @@ struct transcript_row {
   std::int64_t at_ms = 0;    ///< the turn's time
 };
 
-/// A conversation ended, for write_turn_lines (as end_conversation).
-struct conversation_end {
-  std::string tenant;
-  std::string session_id;
-  std::string reason;
-};
-
 /// One whole turn of a transcript, already formatted as a line of transcript_turns'
 /// COPY text (transcript_line_builder) on the thread that has the turn, so that the
 /// transcript writer and the Postgres worker only move and concatenate bytes.
@@ -326,14 +319,15 @@ class transcript_line_builder {
   bool outbound_open_ = false;
 };
 
-/// The records of many turns in one transaction: conversations started (inserted
-/// once, as upsert_conversation), conversations ended (as end_conversation), then the
-/// turns' transcript lines by one COPY. Conversation writes come first, so a transcript
-/// never names a conversation that is not recorded. A line whose turn is stored already
-/// (a batch written again, the turn written by another node or tenant first) is
-/// skipped, not merged: a stored turn is whole. Result: messages stored.
-void write_turn_lines(postgres_client& pg, std::vector<conversation_record> started,
-                      std::vector<conversation_end> ended,
+/// The records of many turns in one transaction: the conversations, then the turns'
+/// transcript lines by one COPY. A conversation record without `ended_at_ms` is a start
+/// (inserted once, as upsert_conversation, at now()); one with `ended_at_ms` set is an
+/// end (as end_conversation with its end_reason, at now()); the starts are written
+/// before the ends. Conversation writes come first, so a transcript never names a
+/// conversation that is not recorded. A line whose turn is stored already (a batch
+/// written again, the turn written by another node or tenant first) is skipped, not
+/// merged: a stored turn is whole. Result: messages stored.
+void write_turn_lines(postgres_client& pg, std::vector<conversation_record> conversations,
                       std::shared_ptr<const std::vector<transcript_line>> lines,
                       catalog_callback<std::size_t> done);
 result<std::size_t> write_turn_lines_sync(postgres_client& pg, std::vector<transcript_line> lines);

@@ -488,7 +488,7 @@ TEST_F(catalog_test, a_turn_is_one_row_and_reads_back_as_its_messages) {
   // write_turn_lines takes the same path, after the conversation rows.
   std::string other = unique_name("session");
   std::promise<result<std::size_t>> done;
-  write_turn_lines(*pg_, {conversation(other, 1)}, {},
+  write_turn_lines(*pg_, {conversation(other, 1)},
                    std::make_shared<const std::vector<transcript_line>>(
                        std::vector<transcript_line>{turn_line(tenant_, other, 1, "hi", {"hello"})}),
                    [&](result<std::size_t> r) { done.set_value(std::move(r)); });
@@ -496,10 +496,26 @@ TEST_F(catalog_test, a_turn_is_one_row_and_reads_back_as_its_messages) {
   ASSERT_TRUE(written) << written.err().message;
   EXPECT_EQ(*written, 2u);
   ASSERT_EQ(transcript_sync(*pg_, tenant_, other)->size(), 2u);
+  // A record with ended_at_ms set ends its conversation (after any start in the batch).
+  auto ended = conversation(other, 1);
+  ended.ended_at_ms = 0;
+  ended.end_reason = "client";
+  std::promise<result<std::size_t>> end_done;
+  write_turn_lines(*pg_, {ended},
+                   std::make_shared<const std::vector<transcript_line>>(
+                       std::vector<transcript_line>{turn_line(tenant_, other, 2, "bye", {})}),
+                   [&](result<std::size_t> r) { end_done.set_value(std::move(r)); });
+  auto end_written = end_done.get_future().get();
+  ASSERT_TRUE(end_written) << end_written.err().message;
+  EXPECT_EQ(*end_written, 1u);
+  auto conv = get_conversation_sync(*pg_, tenant_, other);
+  ASSERT_TRUE(conv && *conv);
+  EXPECT_TRUE((*conv)->ended_at_ms.has_value());
+  EXPECT_EQ((*conv)->end_reason, "client");
 
   // A bad conversation record fails the write: nothing of the batch is written.
   std::promise<result<std::size_t>> rejected;
-  write_turn_lines(*pg_, {conversation("", 1)}, {},
+  write_turn_lines(*pg_, {conversation("", 1)},
                    std::make_shared<const std::vector<transcript_line>>(
                        std::vector<transcript_line>{turn_line(tenant_, session, 9, "x", {})}),
                    [&](result<std::size_t> r) { rejected.set_value(std::move(r)); });
@@ -556,7 +572,7 @@ TEST_F(catalog_test, transcript_turns_store_as_their_messages_would) {
   std::string other = unique_name("session");
   std::promise<result<std::size_t>> done;
   write_turn_lines(
-      *pg_, {conversation(other, 1)}, {},
+      *pg_, {conversation(other, 1)},
       std::make_shared<const std::vector<transcript_line>>(
           std::vector<transcript_line>{turn_line(tenant_, session, 1, "where is my order?", {}),
                                        turn_line(tenant_, other, 1, "hi", {"hello"})}),
@@ -638,7 +654,7 @@ TEST_F(catalog_test, turn_lines_store_whole_turns_and_skip_stored_ones) {
   transcript_line_builder b(tenant_, other, 1);
   b.inbound("hi");
   b.reply("hello");
-  write_turn_lines(*pg_, {conversation(other, 1)}, {},
+  write_turn_lines(*pg_, {conversation(other, 1)},
                    std::make_shared<const std::vector<transcript_line>>(
                        std::vector<transcript_line>{b.finish(0)}),
                    [&](result<std::size_t> r) { done.set_value(std::move(r)); });

@@ -310,7 +310,7 @@ std::string compiled(const std::string& welcome) {
 TEST(BotRegistry, LoadsAVersionOnceAndFollowsTheChangeLog) {
   std::mutex m;
   int loads = 0;
-  std::vector<active_change> log{{"t", "b", 1, 1}};
+  std::vector<store::active_change> log{{"t", "b", 1, 1}};
   program_source src;
   src.load = [&](const std::string&, const std::string&, uint32_t v,
                  std::function<void(result<std::pair<uint32_t, std::string>>)> done) {
@@ -322,8 +322,9 @@ TEST(BotRegistry, LoadsAVersionOnceAndFollowsTheChangeLog) {
     if (v > 2) return done(make_error("not_found", "no such version"));
     done(std::make_pair(v, compiled("v" + std::to_string(v))));
   };
-  src.changes = [&](int64_t since, std::function<void(result<std::vector<active_change>>)> done) {
-    std::vector<active_change> out;
+  src.changes = [&](int64_t since,
+                    std::function<void(result<std::vector<store::active_change>>)> done) {
+    std::vector<store::active_change> out;
     std::lock_guard<std::mutex> lock(m);
     for (const auto& c : log)
       if (c.change_seq > since) out.push_back(c);
