@@ -287,7 +287,8 @@ TEST(TranscriptWriter, LinesSentAgainAfterAFailedWriteAreMarkedMaybeStored) {
                             seen.emplace_back(l.messages, l.maybe_stored);
                         }
                       }),
-                      {100, 5ms, 1000}, &reg);
+                      {100, 1h, 1000}, &reg);
+  // An interval of an hour: only flush() starts a write, so lines 1 and 2 share it.
   w.append(turn_line(1, 1));
   w.append(turn_line(2, 2));
   ASSERT_TRUE(w.flush(10s));
