@@ -264,7 +264,7 @@ struct commit_completion {
   turn_job_ptr job;
   turn_outcome out;             // the answer, once committed
   store::transcript_line line;  // the turn's transcript (no messages: none)
-  std::vector<conversation_event> events;
+  std::vector<store::conversation_record> events;
 };
 
 void complete_commit(commit_completion& c, const result<store::redis_reply>& r) {
@@ -391,23 +391,26 @@ void commit(self_ptr self) {
     for (const auto& m : res->messages()) line.reply(m.text());
     c->line = line.finish(now_ms());
     if (was_new)
-      c->events.push_back(conversation_event{false,
-                                             std::string(tenant),
-                                             std::string(session),
-                                             n.bot(),
-                                             n.channel(),
-                                             n.external_key(),
-                                             n.bot_version(),
-                                             {}});
+      c->events.push_back(store::conversation_record{std::string(tenant),
+                                                     std::string(session),
+                                                     n.bot(),
+                                                     static_cast<int>(n.bot_version()),
+                                                     n.channel(),
+                                                     n.external_key(),
+                                                     0,
+                                                     std::nullopt,
+                                                     {}});
     if (res->state().status() == v1::ENDED)
-      c->events.push_back(conversation_event{true,
-                                             std::string(tenant),
-                                             std::string(session),
-                                             {},
-                                             {},
-                                             {},
-                                             0,
-                                             in.what == inbound::kind::end ? "client" : "bot"});
+      c->events.push_back(
+          store::conversation_record{std::string(tenant),
+                                     std::string(session),
+                                     {},
+                                     0,
+                                     {},
+                                     {},
+                                     0,
+                                     std::int64_t{0},
+                                     in.what == inbound::kind::end ? "client" : "bot"});
   }
   c->job = std::move(s.t->job);
   s.exists = true;

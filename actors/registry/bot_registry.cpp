@@ -94,21 +94,23 @@ void bot_registry::load_version(const std::string& tenant, const std::string& bo
 
 void bot_registry::poll_loop() {
   while (!stop_.load()) {
-    auto p = std::make_shared<std::promise<result<std::vector<active_change>>>>();
+    auto p = std::make_shared<std::promise<result<std::vector<store::active_change>>>>();
     auto f = p->get_future();
-    source_.changes(applied_seq_.load(),
-                    [p](result<std::vector<active_change>> r) { p->set_value(std::move(r)); });
+    source_.changes(applied_seq_.load(), [p](result<std::vector<store::active_change>> r) {
+      p->set_value(std::move(r));
+    });
     if (f.wait_for(std::chrono::seconds(10)) == std::future_status::ready) {
       auto r = f.get();
       if (r) {
         std::lock_guard<std::mutex> lock(mutex_);
         for (const auto& c : *r) {
           auto& slot = active_[bot_key(c.tenant, c.bot)];
-          if (slot != c.version && log_loaded_.load())
+          const auto version = static_cast<uint32_t>(c.version);
+          if (slot != version && log_loaded_.load())
             log::info(
                 "bot_version_activated",
                 {{"tenant", c.tenant}, {"bot", c.bot}, {"version", std::to_string(c.version)}});
-          slot = c.version;
+          slot = version;
           if (c.change_seq > applied_seq_.load()) applied_seq_ = c.change_seq;
         }
         log_loaded_ = true;

@@ -24,19 +24,13 @@
 
 #include "src/bot/bot.hpp"
 #include "src/common/result.hpp"
+#include "src/store/catalog.hpp"
 
 namespace parley::actors {
 
 struct loaded_program {
   uint32_t version = 0;
   std::shared_ptr<const bot::program> program;
-};
-
-/// One row of the active-version change log.
-struct active_change {
-  std::string tenant, bot;
-  uint32_t version = 0;
-  int64_t change_seq = 0;
 };
 
 /// Where programs come from (the app wires these to the Postgres catalog).
@@ -46,8 +40,8 @@ struct program_source {
   std::function<void(const std::string& tenant, const std::string& bot, uint32_t version,
                      std::function<void(result<std::pair<uint32_t, std::string>>)>)>
       load;
-  /// Change-log rows with change_seq > `since`, ascending.
-  std::function<void(int64_t since, std::function<void(result<std::vector<active_change>>)>)>
+  /// Change-log rows with change_seq > `since`, ascending (store::active_changes_since).
+  std::function<void(int64_t since, std::function<void(result<std::vector<store::active_change>>)>)>
       changes;
 };
 

@@ -187,7 +187,7 @@ constexpr std::size_t max_tick_visits = 4096;
 
 struct shared_state {
   const conversation_deps* deps = nullptr;
-  std::function<void(quarantined)> quarantine;
+  std::function<void(store::quarantined_message)> quarantine;
   std::vector<std::unique_ptr<shard>> shards;
 };
 
@@ -265,8 +265,9 @@ void on_conversation_down(shared_state* st, shard* sh, supervisor_ptr self,
                                        {"message_id", job.in.message_id},
                                        {"reason", reason}});
     if (st->quarantine)
-      st->quarantine(quarantined{tenant, session_id, job.in.message_id, job.in.text, reason,
-                                 static_cast<int>(job.deaths.size())});
+      st->quarantine(store::quarantined_message{0, tenant, session_id, job.in.message_id,
+                                                job.in.text, reason,
+                                                static_cast<int>(job.deaths.size())});
     job.quarantined = true;
     job.quarantine_error = reason;
     job.deaths.clear();

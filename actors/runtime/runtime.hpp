@@ -29,7 +29,8 @@ class Registry;
 }
 namespace parley::store {
 class redis_client;
-}
+struct quarantined_message;
+}  // namespace parley::store
 
 namespace parley::actors {
 
@@ -91,12 +92,6 @@ struct runtime_options {
   std::string key_prefix = "parley";  ///< Redis keys: <prefix>:conv:<tenant>:<session>
 };
 
-/// A quarantined message, for the caller to keep in Postgres.
-struct quarantined {
-  std::string tenant, session_id, message_id, text, error;
-  int attempts = 0;
-};
-
 /// The text that, with `debug_faults`, makes a conversation actor throw while running
 /// the turn (a poison message for tests).
 inline constexpr const char* debug_poison_text = "__parley_poison__";
@@ -118,7 +113,8 @@ class runtime {
     transcript_writer* transcripts = nullptr;  ///< may be null
     action_runner* actions = nullptr;
     prometheus::Registry* metrics = nullptr;
-    std::function<void(quarantined)> quarantine;  ///< may be empty
+    /// A quarantined message, for the caller to keep in Postgres. May be empty.
+    std::function<void(store::quarantined_message)> quarantine;
   };
   runtime(deps d, runtime_options options);
   ~runtime();

@@ -1,6 +1,6 @@
 #pragma once
 /// The transcript writer's Postgres side: a transcript_writer::write_fn that stores
-/// each batch with store::write_turn_records (conversation starts and ends, then the
+/// each batch with store::write_turn_lines (conversation starts and ends, then the
 /// turns) in one transaction. parleyd and bench/transcripts use this one function, so
 /// the benchmark measures the code parleyd runs.
 

@@ -49,53 +49,24 @@ void transcript_writer::stop() {
 }
 
 std::size_t transcript_batch::messages() const {
-  std::size_t n = rows.size();
+  std::size_t n = 0;
   for (const auto& l : *lines) n += l.messages;
   return n;
 }
 
-std::size_t transcript_writer::queue_events(std::vector<conversation_event>& events) {
-  std::size_t dropped = 0;
-  for (auto& e : events) {
-    if (events_.size() >= opts_.max_buffered) {
-      ++dropped;
-      continue;
-    }
-    events_.push_back(std::move(e));
-  }
-  return dropped;
-}
-
-void transcript_writer::append(std::vector<transcript_row> rows,
-                               std::vector<conversation_event> events) {
+void transcript_writer::append(store::transcript_line turn,
+                               std::vector<store::conversation_record> events) {
   std::size_t dropped = 0;
   bool wake = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    dropped += queue_events(events);
-    for (auto& r : rows) {
-      if (buffered() >= opts_.max_buffered) {
+    for (auto& e : events) {
+      if (events_.size() >= opts_.max_buffered) {
         ++dropped;
         continue;
       }
-      buffer_.push_back(std::move(r));
+      events_.push_back(std::move(e));
     }
-    if (lag_ != nullptr) lag_->Set(static_cast<double>(buffered() + in_flight_));
-    // The thread waits for a full batch or flush_interval: waking it per turn cost a
-    // futex wake and two context switches per turn for nothing. (Notifying a condition
-    // variable nobody waits on, while a batch is being written, costs no system call.)
-    wake = ready();
-  }
-  after_append(dropped, wake);
-}
-
-void transcript_writer::append(store::transcript_line turn,
-                               std::vector<conversation_event> events) {
-  std::size_t dropped = 0;
-  bool wake = false;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    dropped += queue_events(events);
     if (buffered() + turn.messages > opts_.max_buffered) {
       dropped += turn.messages;
     } else {
@@ -103,13 +74,16 @@ void transcript_writer::append(store::transcript_line turn,
       lines_.push_back(std::move(turn));
     }
     if (lag_ != nullptr) lag_->Set(static_cast<double>(buffered() + in_flight_));
+    // The thread waits for a full batch or flush_interval: waking it per turn cost a
+    // futex wake and two context switches per turn for nothing. (Notifying a condition
+    // variable nobody waits on, while a batch is being written, costs no system call.)
     wake = ready();
   }
-  after_append(dropped, wake);
+  if (wake) cv_.notify_one();
+  count_dropped(dropped);
 }
 
-void transcript_writer::after_append(std::size_t dropped, bool wake) {
-  if (wake) cv_.notify_one();
+void transcript_writer::count_dropped(std::size_t dropped) {
   if (dropped > 0) {
     if (dropped_ != nullptr) dropped_->Increment(static_cast<double>(dropped));
     // One line per second at most: drops happen when the node is saturated, the worst
@@ -158,27 +132,15 @@ void transcript_writer::loop() {
       if (stop_) return;
       continue;
     }
-    // A batch holds whole turns (the runtime's lines) or rows, never both, up to
-    // max_batch messages. A turn is never split: a batch may pass max_batch by the rest
-    // of the turn it reached.
+    // Whole turns up to max_batch messages. A turn is never split: a batch may pass
+    // max_batch by the rest of the turn it reached.
     transcript_batch batch;
     std::size_t n = 0;
-    if (!lines_.empty()) {
-      while (!lines_.empty() && (n == 0 || n + lines_.front().messages <= opts_.max_batch)) {
-        n += lines_.front().messages;
-        line_messages_ -= lines_.front().messages;
-        batch.lines->push_back(std::move(lines_.front()));
-        lines_.pop_front();
-      }
-    } else {
-      n = std::min(buffer_.size(), opts_.max_batch);
-      // A turn split across two batches costs Postgres a merge instead of a COPY.
-      while (n > 0 && n < buffer_.size() && buffer_[n].sequence == buffer_[n - 1].sequence &&
-             buffer_[n].session_id == buffer_[n - 1].session_id)
-        ++n;
-      batch.rows.assign(std::make_move_iterator(buffer_.begin()),
-                        std::make_move_iterator(buffer_.begin() + static_cast<long>(n)));
-      buffer_.erase(buffer_.begin(), buffer_.begin() + static_cast<long>(n));
+    while (!lines_.empty() && (n == 0 || n + lines_.front().messages <= opts_.max_batch)) {
+      n += lines_.front().messages;
+      line_messages_ -= lines_.front().messages;
+      batch.lines->push_back(std::move(lines_.front()));
+      lines_.pop_front();
     }
     std::size_t m = std::min(events_.size(), opts_.max_batch);
     batch.events.assign(std::make_move_iterator(events_.begin()),
@@ -200,8 +162,6 @@ void transcript_writer::loop() {
       log::warn("transcript_write_failed",
                 {{"rows", std::to_string(n)}, {"error", result.err().message}});
       // Back to the front, in order: the write is idempotent, so a partial success is harmless.
-      buffer_.insert(buffer_.begin(), std::make_move_iterator(batch.rows.begin()),
-                     std::make_move_iterator(batch.rows.end()));
       for (auto& l : *batch.lines) {
         line_messages_ += l.messages;
         l.maybe_stored = true;

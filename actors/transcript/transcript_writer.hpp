@@ -1,18 +1,16 @@
 #pragma once
-/// Writes transcript rows (and conversation start/end records) to Postgres in
-/// batches, off the turn's critical path.
+/// Writes transcripts (and conversation start/end records) to Postgres in batches,
+/// off the turn's critical path.
 ///
 /// Conversations append each committed turn as one formatted line
-/// (store::transcript_line, built on the actor's thread); other callers may append
-/// per-message rows. A flusher thread sends batches (up to `max_batch` messages, at
-/// least every `flush_interval`) through `write`, which must be idempotent on
-/// (session, sequence, direction, idx). An append wakes that thread only when a batch
-/// is full (or a flush() waits), not per turn. A batch ends on a turn boundary, so the
-/// rows of one append's turn stay adjacent and together (catalog_sink writes them as
-/// one record per turn). Sizes, limits and metrics count messages ("rows"): a line
-/// counts its inbound message and its replies.
-/// When Postgres is slow or down, rows wait and the batch is retried with backoff;
-/// the buffer is bounded (`max_buffered`): beyond it new rows are dropped and counted,
+/// (store::transcript_line, built on the actor's thread). A flusher thread sends
+/// batches (up to `max_batch` messages, at least every `flush_interval`) through
+/// `write`, which must be idempotent on (session, sequence). An append wakes that
+/// thread only when a batch is full (or a flush() waits), not per turn. A turn is
+/// never split over two batches. Sizes, limits and metrics count messages ("rows"): a
+/// line counts its inbound message and its replies.
+/// When Postgres is slow or down, lines wait and the batch is retried with backoff;
+/// the buffer is bounded (`max_buffered`): beyond it new turns are dropped and counted,
 /// so a long outage costs transcript rows, never turns or memory.
 ///
 /// Metrics: parley_transcript_lag_rows (buffered), parley_transcript_rows_written_total,
@@ -41,34 +39,15 @@ class Counter;
 
 namespace parley::actors {
 
-struct transcript_row {
-  std::string tenant;
-  std::string session_id;
-  uint64_t sequence = 0;  ///< the conversation's turn number
-  std::string direction;  ///< "in" or "out"
-  int idx = 0;            ///< position within the turn and direction
-  std::string text;
-  std::string payload;  ///< JSON (choices, intents), may be empty
-  int64_t created_unix_ms = 0;
-};
-
-/// A conversation started or ended, for the conversations table.
-struct conversation_event {
-  bool ended = false;
-  std::string tenant, session_id, bot, channel, external_key;
-  uint32_t version = 0;
-  std::string reason;  ///< ended: why
-};
-
-/// What one write gets: whole turns or rows (never both), and conversation events.
+/// What one write gets: whole turns and conversation events.
 struct transcript_batch {
-  std::vector<transcript_row> rows;
   /// Whole turns. Shared so that the write's job can hold them without a copy; the
   /// writer takes them back only after the write has answered.
   std::shared_ptr<std::vector<store::transcript_line>> lines =
       std::make_shared<std::vector<store::transcript_line>>();
-  std::vector<conversation_event> events;
-  /// Rows plus the messages of the lines.
+  /// Conversations started or ended (store::write_turn_lines), in append order.
+  std::vector<store::conversation_record> events;
+  /// The messages of the lines.
   std::size_t messages() const;
 };
 
@@ -89,12 +68,11 @@ class transcript_writer {
   transcript_writer(const transcript_writer&) = delete;
   transcript_writer& operator=(const transcript_writer&) = delete;
 
-  /// Any thread; never blocks on Postgres.
-  void append(std::vector<transcript_row> rows, std::vector<conversation_event> events = {});
-  /// One whole turn (the conversation actor's path). Any thread; never blocks.
-  void append(store::transcript_line turn, std::vector<conversation_event> events = {});
+  /// One whole turn (the conversation actor's path). Any thread; never blocks on
+  /// Postgres.
+  void append(store::transcript_line turn, std::vector<store::conversation_record> events = {});
 
-  /// Rows buffered and not yet written.
+  /// Messages buffered and not yet written.
   std::size_t lag() const;
 
   /// Blocks until the buffer is empty or `deadline` passes (shutdown and tests).
@@ -106,24 +84,21 @@ class transcript_writer {
   void loop();
   /// Whether the thread has work before flush_interval ends. Under mutex_.
   bool ready() const;
-  /// Messages buffered (rows and lines), not counting the batch in flight. Under mutex_.
-  std::size_t buffered() const { return buffer_.size() + line_messages_; }
-  /// No rows, lines or events wait (a batch may be in flight). Under mutex_.
-  bool nothing_buffered() const { return buffer_.empty() && lines_.empty() && events_.empty(); }
-  /// Queues `events` (dropping what does not fit) and decides whether to wake the
-  /// thread; then counts and logs the drops. Under mutex_ / without it.
-  std::size_t queue_events(std::vector<conversation_event>& events);
-  void after_append(std::size_t dropped, bool wake);
+  /// Messages of the lines buffered, not counting the batch in flight. Under mutex_.
+  std::size_t buffered() const { return line_messages_; }
+  /// No lines or events wait (a batch may be in flight). Under mutex_.
+  bool nothing_buffered() const { return lines_.empty() && events_.empty(); }
+  /// Counts and logs dropped messages. Without mutex_.
+  void count_dropped(std::size_t dropped);
 
   write_fn write_;
   options opts_;
   mutable std::mutex mutex_;
   std::condition_variable cv_;
   std::condition_variable drained_;
-  std::deque<transcript_row> buffer_;
   std::deque<store::transcript_line> lines_;
   std::size_t line_messages_ = 0;  ///< messages of lines_
-  std::deque<conversation_event> events_;
+  std::deque<store::conversation_record> events_;
   std::size_t in_flight_ = 0;
   int flushing_ = 0;  ///< flush() calls waiting
   bool stop_ = false;

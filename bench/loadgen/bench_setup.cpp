@@ -17,6 +17,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "src/admin/deploy.hpp"
 #include "src/store/catalog.hpp"
 #include "src/store/postgres.hpp"
 
@@ -58,7 +59,7 @@ int main(int argc, char** argv) {
                   std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                       std::chrono::duration<double>(wait_s));
   for (;;) {
-    auto t = store::create_tenant_sync(**pg, tenant, "Bench tenant", "bench");
+    auto t = store::run_job_sync(**pg, store::create_tenant(tenant, "Bench tenant", "bench"));
     if (t.ok() || t.err().code == "tenant_exists") break;
     if (std::chrono::steady_clock::now() >= deadline) {
       std::fprintf(stderr, "parley_bench_setup: create tenant: %s\n", t.err().message.c_str());
@@ -66,19 +67,19 @@ int main(int argc, char** argv) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
-  auto key = store::create_api_key_sync(**pg, tenant, "bench", "bench");
+  auto key = store::run_job_sync(**pg, store::create_api_key(tenant, "bench", "bench"));
   if (!key) {
     std::fprintf(stderr, "parley_bench_setup: create API key: %s\n", key.err().message.c_str());
     return 1;
   }
-  store::deploy_request d;
+  parley::admin::deploy_request d;
   d.tenant = tenant;
   d.bot = bot;
   d.source = source.str();
   d.deployed_by = "bench";
   d.activate = true;
   d.file_name = file;
-  auto dep = store::deploy_version_sync(**pg, std::move(d));
+  auto dep = store::run_job_sync(**pg, parley::admin::deploy_version(std::move(d)));
   if (!dep) {
     std::fprintf(stderr, "parley_bench_setup: deploy: %s\n", dep.err().message.c_str());
     return 1;

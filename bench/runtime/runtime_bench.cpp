@@ -281,7 +281,7 @@ int main(int argc, char** argv) {
     done(std::make_pair(uint32_t{1}, program_bytes));
   };
   source.changes = [&](int64_t since, auto done) {
-    std::vector<actors::active_change> out;
+    std::vector<store::active_change> out;
     if (since < 1) out.push_back({tenant, bot_name, 1, 1});
     done(std::move(out));
   };

@@ -3,10 +3,9 @@
 // Postgres ($DATABASE_URL). Prints the CPU microseconds per turn of the Postgres
 // backends serving the pool (from /proc/<pid>/stat) and of this process, without
 // making the turns and pacing them. CPU, not wall time: the machine is shared. Turns
-// go as parleyd sends them, one COPY line each (store::transcript_line_builder);
-// --rows sends them as per-message rows, the writer's other API.
+// go as parleyd sends them, one COPY line each (store::transcript_line_builder).
 //
-//   parley_transcript_bench --turns 200000 [--prefill 2000000] [--rate 40000] [--rows]
+//   parley_transcript_bench --turns 200000 [--prefill 2000000] [--rate 40000]
 
 #include <sys/resource.h>
 #include <time.h>
@@ -96,14 +95,12 @@ int main(int argc, char** argv) {
   std::size_t turns = 200000, prefill = 0, sessions = 20000, workers = 2;
   double rate = 0;
   bool keep = false;
-  bool rows = false;
   app.add_option("--turns", turns, "turns written and measured");
   app.add_option("--sessions", sessions, "conversations the turns go round");
   app.add_option("--prefill", prefill, "rows put in transcript_turns (by SQL) before measuring");
   app.add_flag("--keep", keep, "keep the table's rows instead of TRUNCATE first");
   app.add_option("--rate", rate, "turns per second (0: as fast as the writer takes them)");
   app.add_option("--workers", workers, "Postgres pool connections");
-  app.add_flag("--rows", rows, "per-message rows instead of parleyd's whole-turn COPY lines");
   CLI11_PARSE(app, argc, argv);
   const char* url = std::getenv("DATABASE_URL");
   if (url == nullptr) {
@@ -193,15 +190,13 @@ int main(int argc, char** argv) {
   // rare; paced runs use small chunks, close to turns arriving one by one.
   const std::size_t chunk = rate > 0 ? 8 : 256;
   // parleyd's path: each turn one COPY line, formatted by the conversation
-  // (store::transcript_line_builder); --rows: per-message rows, the writer's other API.
-  std::vector<std::vector<actors::transcript_row>> made;
+  // (store::transcript_line_builder).
   std::vector<store::transcript_line> made_lines;
   for (std::size_t first = 0; first < turns; first += chunk) {
     double t0 = thread_cpu_us();
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                   std::chrono::system_clock::now().time_since_epoch())
                   .count();
-    made.clear();
     made_lines.clear();
     for (std::size_t n = first; n < std::min(turns, first + chunk); ++n) {
       const auto& s = ids[n % sessions];
@@ -209,26 +204,16 @@ int main(int argc, char** argv) {
       const std::string in = "I would like to check order " + std::to_string(n);
       const char* out0 = "Sure, let me look up your order.";
       const char* out1 = "Anything else? Type menu to see the options.";
-      if (!rows) {
-        store::transcript_line_builder line("bench", s, static_cast<std::int64_t>(seq));
-        line.inbound(in);
-        line.reply(out0);
-        line.reply(out1);
-        made_lines.push_back(line.finish(ms));
-        continue;
-      }
-      std::vector<actors::transcript_row> r;
-      r.reserve(3);
-      r.push_back({"bench", s, seq, "in", 0, in, {}, ms});
-      r.push_back({"bench", s, seq, "out", 0, out0, {}, ms});
-      r.push_back({"bench", s, seq, "out", 1, out1, {}, ms});
-      made.push_back(std::move(r));
+      store::transcript_line_builder line("bench", s, static_cast<std::int64_t>(seq));
+      line.inbound(in);
+      line.reply(out0);
+      line.reply(out1);
+      made_lines.push_back(line.finish(ms));
     }
-    // Making the turns' lines (or rows) is the conversation's work, not counted;
+    // Making the turns' lines is the conversation's work, not counted;
     // append is.
     double t1 = thread_cpu_us();
     prod += t1 - t0;
-    for (auto& r : made) writer.append(std::move(r));
     for (auto& l : made_lines) writer.append(std::move(l));
     double t2 = thread_cpu_us();
     if (rate > 0) {

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "src/admin/deploy.hpp"
 #include "src/store/catalog.hpp"
 
 namespace parley::admin {
@@ -228,31 +229,32 @@ void create_tenant(const state_ptr& s, const http::request& req, http::responder
   if (!id || !check_id("tenant id", *id, "id", respond)) return;
   auto name = string_field(*body, "name", true, respond);
   if (!name) return;
-  store::create_tenant(s->pg(), *id, *name, actor_of(req),
-                       [respond](result<store::tenant_record> r) {
-                         if (!r) return respond(failure(r.err()));
-                         respond(json_response(201, tenant_json(*r)));
-                       });
+  store::run_job(s->pg(), store::create_tenant(*id, *name, actor_of(req)),
+                 [respond](result<store::tenant_record> r) {
+                   if (!r) return respond(failure(r.err()));
+                   respond(json_response(201, tenant_json(*r)));
+                 });
 }
 
 void list_tenants(const state_ptr& s, http::responder respond) {
-  store::list_tenants(s->pg(), [respond](result<std::vector<store::tenant_record>> r) {
-    if (!r) return respond(failure(r.err()));
-    json list = json::array();
-    for (const auto& t : *r) list.push_back(tenant_json(t));
-    respond(json_response(200, {{"tenants", list}}));
-  });
+  store::run_job(s->pg(), store::list_tenants(),
+                 [respond](result<std::vector<store::tenant_record>> r) {
+                   if (!r) return respond(failure(r.err()));
+                   json list = json::array();
+                   for (const auto& t : *r) list.push_back(tenant_json(t));
+                   respond(json_response(200, {{"tenants", list}}));
+                 });
 }
 
 void get_tenant(const state_ptr& s, const std::string& tenant, http::responder respond) {
-  store::get_tenant(
-      s->pg(), tenant, [respond, tenant](result<std::optional<store::tenant_record>> r) {
-        if (!r) return respond(failure(r.err()));
-        if (!*r)
-          return respond(
-              error_response(404, "tenant_not_found", "tenant '" + tenant + "' does not exist"));
-        respond(json_response(200, tenant_json(**r)));
-      });
+  store::run_job(s->pg(), store::get_tenant(tenant),
+                 [respond, tenant](result<std::optional<store::tenant_record>> r) {
+                   if (!r) return respond(failure(r.err()));
+                   if (!*r)
+                     return respond(error_response(404, "tenant_not_found",
+                                                   "tenant '" + tenant + "' does not exist"));
+                   respond(json_response(200, tenant_json(**r)));
+                 });
 }
 
 void create_api_key(const state_ptr& s, const http::request& req, const std::string& tenant,
@@ -261,8 +263,8 @@ void create_api_key(const state_ptr& s, const http::request& req, const std::str
   if (!body) return;
   auto name = string_field(*body, "name", false, respond, "default");
   if (!name) return;
-  store::create_api_key(
-      s->pg(), tenant, *name, actor_of(req),
+  store::run_job(
+      s->pg(), store::create_api_key(tenant, *name, actor_of(req)),
       [respond, name = *name](result<store::api_key_created> r) {
         if (!r) return respond(failure(r.err()));
         respond(json_response(
@@ -271,17 +273,18 @@ void create_api_key(const state_ptr& s, const http::request& req, const std::str
 }
 
 void list_api_keys(const state_ptr& s, const std::string& tenant, http::responder respond) {
-  store::list_api_keys(s->pg(), tenant, [respond](result<std::vector<store::api_key_record>> r) {
-    if (!r) return respond(failure(r.err()));
-    json list = json::array();
-    for (const auto& k : *r)
-      list.push_back({{"id", k.id},
-                      {"name", k.name},
-                      {"prefix", k.prefix},
-                      {"created_at", iso_time(k.created_at_ms)},
-                      {"revoked", k.revoked}});
-    respond(json_response(200, {{"api_keys", list}}));
-  });
+  store::run_job(s->pg(), store::list_api_keys(tenant),
+                 [respond](result<std::vector<store::api_key_record>> r) {
+                   if (!r) return respond(failure(r.err()));
+                   json list = json::array();
+                   for (const auto& k : *r)
+                     list.push_back({{"id", k.id},
+                                     {"name", k.name},
+                                     {"prefix", k.prefix},
+                                     {"created_at", iso_time(k.created_at_ms)},
+                                     {"revoked", k.revoked}});
+                   respond(json_response(200, {{"api_keys", list}}));
+                 });
 }
 
 void revoke_api_key(const state_ptr& s, const http::request& req, const std::string& tenant,
@@ -291,10 +294,11 @@ void revoke_api_key(const state_ptr& s, const http::request& req, const std::str
   if (id_text.empty() || *end != '\0' || id <= 0)
     return respond(error_response(404, "api_key_not_found",
                                   "tenant '" + tenant + "' has no API key '" + id_text + "'"));
-  store::revoke_api_key(s->pg(), tenant, id, actor_of(req), [respond, id](result<void> r) {
-    if (!r) return respond(failure(r.err()));
-    respond(json_response(200, {{"id", id}, {"revoked", true}}));
-  });
+  store::run_job(s->pg(), store::revoke_api_key(tenant, id, actor_of(req)),
+                 [respond, id](result<void> r) {
+                   if (!r) return respond(failure(r.err()));
+                   respond(json_response(200, {{"id", id}, {"revoked", true}}));
+                 });
 }
 
 void deploy(const state_ptr& s, const http::request& req, const std::string& tenant,
@@ -311,39 +315,42 @@ void deploy(const state_ptr& s, const http::request& req, const std::string& ten
   if (req.body.find_first_not_of(" \t\r\n") == std::string::npos)
     return respond(error_response(400, "missing_field",
                                   "the request body must be the bot definition file", "body"));
-  store::deploy_request d;
+  admin::deploy_request d;
   d.tenant = tenant;
   d.bot = bot;
   d.source = req.body;
   d.deployed_by = actor_of(req);
   d.activate = activate;
   d.file_name = bot + ".yaml";
-  store::deploy_version(s->pg(), std::move(d), [respond, bot](result<store::deploy_outcome> r) {
-    if (!r) return respond(failure(r.err()));
-    if (!r->deployed) {
-      std::size_t errors = 0;
-      for (const auto& d : r->diagnostics) errors += d.severity == "error";
-      json body = {{"error",
-                    {{"code", "bot_invalid"},
-                     {"message", "bot file of '" + bot + "' has " + std::to_string(errors) +
-                                     " error(s); nothing was deployed"}}},
-                   {"diagnostics", diagnostics_json(r->diagnostics)}};
-      return respond(json_response(422, body));
-    }
-    std::vector<store::deploy_diagnostic> warnings;
-    for (const auto& d : r->diagnostics)
-      if (d.severity != "error") warnings.push_back(d);
-    respond(json_response(201, {{"version", r->version},
-                                {"program_id", r->program_id},
-                                {"activated", r->activated},
-                                {"warnings", diagnostics_json(warnings)}}));
-  });
+  store::run_job(s->pg(), admin::deploy_version(std::move(d)),
+                 [respond, bot](result<admin::deploy_outcome> r) {
+                   if (!r) return respond(failure(r.err()));
+                   if (!r->deployed) {
+                     std::size_t errors = 0;
+                     for (const auto& d : r->diagnostics) errors += d.severity == "error";
+                     json body = {
+                         {"error",
+                          {{"code", "bot_invalid"},
+                           {"message", "bot file of '" + bot + "' has " + std::to_string(errors) +
+                                           " error(s); nothing was deployed"}}},
+                         {"diagnostics", diagnostics_json(r->diagnostics)}};
+                     return respond(json_response(422, body));
+                   }
+                   std::vector<store::deploy_diagnostic> warnings;
+                   for (const auto& d : r->diagnostics)
+                     if (d.severity != "error") warnings.push_back(d);
+                   respond(json_response(201, {{"version", r->version},
+                                               {"program_id", r->program_id},
+                                               {"activated", r->activated},
+                                               {"warnings", diagnostics_json(warnings)}}));
+                 });
 }
 
 void list_versions(const state_ptr& s, const std::string& tenant, const std::string& bot,
                    http::responder respond) {
-  store::list_versions(
-      s->pg(), tenant, bot, [respond, tenant, bot](result<std::vector<store::version_info>> r) {
+  store::run_job(
+      s->pg(), store::list_versions(tenant, bot),
+      [respond, tenant, bot](result<std::vector<store::version_info>> r) {
         if (!r) return respond(failure(r.err()));
         json list = json::array();
         json active = nullptr;
@@ -373,20 +380,20 @@ void activate(const state_ptr& s, const http::request& req, const std::string& t
     return respond(error_response(400, "invalid_field",
                                   "field 'version' must be a positive integer", "version"));
   int version = static_cast<int>(it->get<long long>());
-  store::activate(s->pg(), tenant, bot, version, actor_of(req),
-                  [respond, tenant, bot](result<store::activation> r) {
-                    if (!r) return respond(failure(r.err()));
-                    respond(json_response(200, activation_json(tenant, bot, *r)));
-                  });
+  store::run_job(s->pg(), store::activate(tenant, bot, version, actor_of(req)),
+                 [respond, tenant, bot](result<store::activation> r) {
+                   if (!r) return respond(failure(r.err()));
+                   respond(json_response(200, activation_json(tenant, bot, *r)));
+                 });
 }
 
 void rollback(const state_ptr& s, const http::request& req, const std::string& tenant,
               const std::string& bot, http::responder respond) {
-  store::rollback(s->pg(), tenant, bot, actor_of(req),
-                  [respond, tenant, bot](result<store::activation> r) {
-                    if (!r) return respond(failure(r.err()));
-                    respond(json_response(200, activation_json(tenant, bot, *r)));
-                  });
+  store::run_job(s->pg(), store::rollback(tenant, bot, actor_of(req)),
+                 [respond, tenant, bot](result<store::activation> r) {
+                   if (!r) return respond(failure(r.err()));
+                   respond(json_response(200, activation_json(tenant, bot, *r)));
+                 });
 }
 
 void live_conversations(const state_ptr& s, const std::string& tenant, http::responder respond) {
@@ -394,17 +401,17 @@ void live_conversations(const state_ptr& s, const std::string& tenant, http::res
     return respond(
         error_response(503, "not_available", "live conversations are not available on this node"));
   // Unknown tenants are a 404, not an empty list: a typo should not look like quiet.
-  store::get_tenant(
-      s->pg(), tenant, [s, respond, tenant](result<std::optional<store::tenant_record>> r) {
-        if (!r) return respond(failure(r.err()));
-        if (!*r)
-          return respond(
-              error_response(404, "tenant_not_found", "tenant '" + tenant + "' does not exist"));
-        s->opts.live_conversations(tenant, [respond, tenant](json list) {
-          if (!list.is_array()) list = json::array();
-          respond(json_response(200, {{"tenant", tenant}, {"conversations", list}}));
-        });
-      });
+  store::run_job(s->pg(), store::get_tenant(tenant),
+                 [s, respond, tenant](result<std::optional<store::tenant_record>> r) {
+                   if (!r) return respond(failure(r.err()));
+                   if (!*r)
+                     return respond(error_response(404, "tenant_not_found",
+                                                   "tenant '" + tenant + "' does not exist"));
+                   s->opts.live_conversations(tenant, [respond, tenant](json list) {
+                     if (!list.is_array()) list = json::array();
+                     respond(json_response(200, {{"tenant", tenant}, {"conversations", list}}));
+                   });
+                 });
 }
 
 json conversation_json(const store::conversation_record& c) {
@@ -418,13 +425,13 @@ json conversation_json(const store::conversation_record& c) {
 
 void show_transcript(const state_ptr& s, const std::string& tenant, const std::string& session,
                      http::responder respond) {
-  store::get_conversation(
-      s->pg(), tenant, session,
+  store::run_job(
+      s->pg(), store::get_conversation(tenant, session),
       [s, respond, tenant, session](result<std::optional<store::conversation_record>> conv) {
         if (!conv) return respond(failure(conv.err()));
         json meta = *conv ? conversation_json(**conv) : json(nullptr);
-        store::transcript(
-            s->pg(), tenant, session,
+        store::run_job(
+            s->pg(), store::transcript(tenant, session),
             [respond, tenant, session, meta](result<std::vector<store::transcript_row>> rows) {
               if (!rows) return respond(failure(rows.err()));
               if (meta.is_null() && rows->empty())

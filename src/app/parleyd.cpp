@@ -149,19 +149,12 @@ int run(const settings::settings& cfg) {
       done(std::make_pair(static_cast<uint32_t>(r->version), std::move(r->program)));
     };
     if (version == 0)
-      store::get_active(*p, tenant, bot, std::move(cb));
+      store::run_job(*p, store::get_active(tenant, bot), std::move(cb));
     else
-      store::get_version(*p, tenant, bot, static_cast<int>(version), std::move(cb));
+      store::run_job(*p, store::get_version(tenant, bot, static_cast<int>(version)), std::move(cb));
   };
   source.changes = [p](int64_t since, auto done) {
-    store::active_changes_since(
-        *p, since, [done = std::move(done)](result<std::vector<store::active_change>> r) {
-          if (!r) return done(r.err());
-          std::vector<actors::active_change> out;
-          for (auto& c : *r)
-            out.push_back({c.tenant, c.bot, static_cast<uint32_t>(c.version), c.change_seq});
-          done(std::move(out));
-        });
+    store::run_job(*p, store::active_changes_since(since), std::move(done));
   };
   actors::bot_registry registry(std::move(source));
   // The registry follows the change log once the schema that holds it exists.
@@ -189,15 +182,8 @@ int run(const settings::settings& cfg) {
   rdeps.transcripts = &transcripts;
   rdeps.actions = &actions;
   rdeps.metrics = registry_ptr.get();
-  rdeps.quarantine = [p](actors::quarantined q) {
-    store::quarantined_message m;
-    m.tenant = q.tenant;
-    m.session_id = q.session_id;
-    m.message_id = q.message_id;
-    m.payload = q.text;
-    m.error = q.error;
-    m.attempts = q.attempts;
-    store::insert_quarantine(*p, std::move(m), [](result<int64_t> r) {
+  rdeps.quarantine = [p](store::quarantined_message m) {
+    store::run_job(*p, store::insert_quarantine(std::move(m)), [](result<int64_t> r) {
       if (!r) log::error("quarantine_write_failed", {{"error", r.err().message}});
     });
   };
@@ -208,7 +194,7 @@ int run(const settings::settings& cfg) {
   gw.rt = &rt;
   gw.verify_key = [p](const std::string& tenant, const std::string& key,
                       std::function<void(result<bool>)> done) {
-    store::verify_api_key(*p, tenant, key, std::move(done));
+    store::run_job(*p, store::verify_api_key(tenant, key), std::move(done));
   };
   gw.ready = [r] { return r->connected(); };
   auto gateway = actors::add_botapi_routes(routes, std::move(gw));

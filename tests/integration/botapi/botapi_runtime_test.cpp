@@ -15,6 +15,7 @@
 #include <sstream>
 #include <thread>
 
+#include "src/admin/deploy.hpp"
 #include "src/http/client.hpp"
 #include "src/http/http.hpp"
 #include "src/store/catalog.hpp"
@@ -306,13 +307,13 @@ class BotApi : public ::testing::Test {
     std::string why;
     ASSERT_TRUE(parley::store::testing::eventually(
         [&] {
-          auto t = store::create_tenant_sync(*pg_, tenant_, "Test tenant", "test");
+          auto t = store::run_job_sync(*pg_, store::create_tenant(tenant_, "Test tenant", "test"));
           if (!t) why = t.err().code + ": " + t.err().message;
           return t.ok();
         },
         20s))
         << why;
-    auto key = store::create_api_key_sync(*pg_, tenant_, "test", "test");
+    auto key = store::run_job_sync(*pg_, store::create_api_key(tenant_, "test", "test"));
     ASSERT_TRUE(key.ok()) << key.err().message;
     key_ = key->key;
     deploy(bot_text(), true);
@@ -333,13 +334,13 @@ class BotApi : public ::testing::Test {
   }
 
   int deploy(const std::string& text, bool activate) {
-    store::deploy_request d;
+    parley::admin::deploy_request d;
     d.tenant = tenant_;
     d.bot = "orders";
     d.source = text;
     d.deployed_by = "test";
     d.activate = activate;
-    auto r = store::deploy_version_sync(*pg_, d);
+    auto r = store::run_job_sync(*pg_, parley::admin::deploy_version(d));
     EXPECT_TRUE(r.ok() && r->deployed) << (r.ok() ? "diagnostics" : r.err().message);
     return r.ok() ? r->version : 0;
   }
@@ -413,7 +414,7 @@ TEST_F(BotApi, FullConversationCallsTheActionAndKeepsATranscript) {
   std::vector<store::transcript_row> rows;
   ASSERT_TRUE(parley::store::testing::eventually(
       [&] {
-        auto t = store::transcript_sync(*pg_, tenant_, s);
+        auto t = store::run_job_sync(*pg_, store::transcript(tenant_, s));
         if (!t.ok()) return false;
         rows = *t;
         return rows.size() >= 8;
@@ -423,7 +424,7 @@ TEST_F(BotApi, FullConversationCallsTheActionAndKeepsATranscript) {
   bool saw_order = false;
   for (const auto& row : rows) saw_order |= row.direction == "in" && has(row.text, "ab-123456");
   EXPECT_TRUE(saw_order);
-  auto conv = store::get_conversation_sync(*pg_, tenant_, s);
+  auto conv = store::run_job_sync(*pg_, store::get_conversation(tenant_, s));
   ASSERT_TRUE(conv.ok() && conv->has_value());
   EXPECT_EQ((*conv)->bot, "orders");
 }
@@ -488,7 +489,7 @@ TEST_F(BotApi, SetVariablesChangesTheConversationWithoutRunningTheBot) {
   std::vector<std::string> inbound;
   ASSERT_TRUE(parley::store::testing::eventually(
       [&] {
-        auto t = store::transcript_sync(*pg_, tenant_, s);
+        auto t = store::run_job_sync(*pg_, store::transcript(tenant_, s));
         inbound.clear();
         if (t.ok())
           for (const auto& m : *t)
@@ -756,10 +757,10 @@ TEST_F(BotApi, PoisonMessageIsQuarantinedAndTheErrorDialogAnswers) {
   auto r = c_->text(s, 1, "__parley_poison__");
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_TRUE(has(texts(r.j), "Sorry, something went wrong on our side.")) << r.body;
-  auto q = store::list_quarantine_sync(*pg_, tenant_);
+  auto q = store::run_job_sync(*pg_, store::list_quarantine(tenant_));
   ASSERT_TRUE(parley::store::testing::eventually(
       [&] {
-        q = store::list_quarantine_sync(*pg_, tenant_);
+        q = store::run_job_sync(*pg_, store::list_quarantine(tenant_));
         return q.ok() && q->size() == 1;
       },
       10s));
@@ -794,7 +795,7 @@ TEST_F(BotApi, DeployKeepsLiveConversationsOnTheirVersionAndRollbackRestores) {
   EXPECT_EQ(cont.j.value("botVersion", ""), old_version)
       << "a live conversation stays on its version";
 
-  ASSERT_TRUE(store::rollback_sync(*pg_, tenant_, "orders", "test").ok());
+  ASSERT_TRUE(store::run_job_sync(*pg_, store::rollback(tenant_, "orders", "test")).ok());
   reply back;
   ASSERT_TRUE(parley::store::testing::eventually(
       [&] {
@@ -892,11 +893,12 @@ TEST_F(BotApi, TurnsGoOnWhilePostgresIsDownAndTranscriptsCatchUp) {
   ASSERT_TRUE(pg.ok());
   auto& p = **pg;
   ASSERT_TRUE(parley::store::testing::eventually(
-      [&] { return store::create_tenant_sync(p, tenant_, "T", "test").ok(); }, 20s));
-  auto key = store::create_api_key_sync(p, tenant_, "test", "test");
+      [&] { return store::run_job_sync(p, store::create_tenant(tenant_, "T", "test")).ok(); },
+      20s));
+  auto key = store::run_job_sync(p, store::create_api_key(tenant_, "test", "test"));
   ASSERT_TRUE(key.ok());
-  store::deploy_request d{tenant_, "orders", bot_text(), "test", true, {}};
-  ASSERT_TRUE(store::deploy_version_sync(p, d).ok());
+  parley::admin::deploy_request d{tenant_, "orders", bot_text(), "test", true, {}};
+  ASSERT_TRUE(store::run_job_sync(p, parley::admin::deploy_version(d)).ok());
   c_ = std::make_unique<client>(*n_, tenant_, key->key);
   auto s = start_session();
   ASSERT_EQ(c_->choice(s, 1, 1).status, 200);
@@ -913,7 +915,7 @@ TEST_F(BotApi, TurnsGoOnWhilePostgresIsDownAndTranscriptsCatchUp) {
   std::size_t rows = 0;
   ASSERT_TRUE(parley::store::testing::eventually(
       [&] {
-        auto t = store::transcript_sync(p, tenant_, s);
+        auto t = store::run_job_sync(p, store::transcript(tenant_, s));
         rows = t.ok() ? t->size() : 0;
         return t.ok() && metric("parley_transcript_lag_rows") == 0 && rows >= 7;
       },

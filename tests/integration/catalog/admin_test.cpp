@@ -166,7 +166,7 @@ TEST_F(admin_test, tenants_and_api_keys) {
   ASSERT_EQ(key.status, 201) << key.raw;
   std::string plaintext = key.body["key"];
   EXPECT_EQ(key.body["prefix"], plaintext.substr(0, 8));
-  EXPECT_TRUE(*store::verify_api_key_sync(*pg_, tenant_, plaintext));
+  EXPECT_TRUE(*store::run_job_sync(*pg_, store::verify_api_key(tenant_, plaintext)));
 
   auto keys = call("GET", "/admin/v1/tenants/" + tenant_ + "/api-keys");
   ASSERT_EQ(keys.status, 200);
@@ -176,13 +176,13 @@ TEST_F(admin_test, tenants_and_api_keys) {
   auto revoke = call("POST", "/admin/v1/tenants/" + tenant_ + "/api-keys/" +
                                  std::to_string(key.body["id"].get<long long>()) + "/revoke");
   EXPECT_EQ(revoke.status, 200) << revoke.raw;
-  EXPECT_FALSE(*store::verify_api_key_sync(*pg_, tenant_, plaintext));
+  EXPECT_FALSE(*store::run_job_sync(*pg_, store::verify_api_key(tenant_, plaintext)));
 
   auto unknown = call("POST", "/admin/v1/tenants/" + tenant_ + "-none/api-keys", "{}");
   EXPECT_EQ(unknown.status, 404);
   EXPECT_EQ(unknown.body["error"]["code"], "tenant_not_found");
 
-  auto audit = store::list_audit_sync(*pg_, tenant_, 10);
+  auto audit = store::run_job_sync(*pg_, store::list_audit(tenant_, 10));
   ASSERT_TRUE(audit);
   ASSERT_EQ(audit->size(), 3u);
   EXPECT_EQ((*audit)[2].action, "tenant.create");
@@ -238,7 +238,7 @@ TEST_F(admin_test, deploy_list_activate_rollback) {
   ASSERT_EQ(act.status, 200) << act.raw;
   EXPECT_EQ(act.body["version"], 1);
   EXPECT_EQ(act.body["previous_version"], 2);
-  EXPECT_EQ(store::get_active_sync(*pg_, tenant_, "orders")->version, 1);
+  EXPECT_EQ(store::run_job_sync(*pg_, store::get_active(tenant_, "orders"))->version, 1);
 
   auto missing = call("POST", bot_path("orders", "activate"), "{}");
   EXPECT_EQ(missing.status, 400);
@@ -282,10 +282,9 @@ TEST_F(admin_test, conversations_transcripts_and_debug_kill) {
   c.bot = "orders";
   c.version = 1;
   c.channel = "bot_api";
-  ASSERT_TRUE(store::upsert_conversation_sync(*pg_, c));
-  ASSERT_TRUE(store::write_transcript_batch_sync(
-      *pg_, {{tenant_, session, 1, "out", 0, "Hi!", R"({"choices":["a"]})", 0},
-             {tenant_, session, 1, "in", 0, "hello", "", 0}}));
+  ASSERT_TRUE(store::run_job_sync(*pg_, store::upsert_conversation(c)));
+  seed_turn_sql(*pg_, tenant_, session, 1, std::string("hello"), "",
+                R"([{"text": "Hi!", "payload": {"choices": ["a"]}}])", 0);
   auto t =
       call("GET", "/admin/v1/tenants/" + tenant_ + "/conversations/" + session + "/transcript");
   ASSERT_EQ(t.status, 200) << t.raw;

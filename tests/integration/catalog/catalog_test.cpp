@@ -16,6 +16,7 @@
 #include <thread>
 #include <tuple>
 
+#include "src/admin/deploy.hpp"
 #include "src/bot/bot.hpp"
 #include "src/store/migrations.hpp"
 #include "tests/integration/catalog/support.hpp"
@@ -31,16 +32,18 @@ class catalog_test : public ::testing::Test {
     pg_ = shared_postgres();
     ASSERT_NE(pg_, nullptr);
     tenant_ = unique_tenant("cat");
-    auto t = create_tenant_sync(*pg_, tenant_, "Catalog test", "tester");
+    auto t = run_job_sync(*pg_, create_tenant(tenant_, "Catalog test", "tester"));
     ASSERT_TRUE(t) << t.err().message;
     source_ = sample_bot("order-status.yaml");
     ASSERT_FALSE(source_.empty());
   }
 
-  deploy_outcome deploy(const std::string& bot, const std::string& source, bool activate = false) {
-    auto r = deploy_version_sync(*pg_, {tenant_, bot, source, "tester", activate, ""});
+  admin::deploy_outcome deploy(const std::string& bot, const std::string& source,
+                               bool activate = false) {
+    auto r =
+        run_job_sync(*pg_, admin::deploy_version({tenant_, bot, source, "tester", activate, ""}));
     EXPECT_TRUE(r) << r.err().code << ": " << r.err().message;
-    return r ? *r : deploy_outcome{};
+    return r ? *r : admin::deploy_outcome{};
   }
 
   conversation_record conversation(const std::string& session, int version) {
@@ -55,7 +58,7 @@ class catalog_test : public ::testing::Test {
   }
 
   std::vector<audit_entry> audit_rows() {
-    auto r = list_audit_sync(*pg_, tenant_, 100);
+    auto r = run_job_sync(*pg_, list_audit(tenant_, 100));
     EXPECT_TRUE(r) << r.err().message;
     return r ? *r : std::vector<audit_entry>{};
   }
@@ -72,16 +75,16 @@ class catalog_test : public ::testing::Test {
 };
 
 TEST_F(catalog_test, tenants_are_created_once_and_listed) {
-  auto again = create_tenant_sync(*pg_, tenant_, "Other", "tester");
+  auto again = run_job_sync(*pg_, create_tenant(tenant_, "Other", "tester"));
   ASSERT_FALSE(again);
   EXPECT_EQ(again.err().code, "tenant_exists");
 
-  auto bad = create_tenant_sync(*pg_, "no spaces allowed", "x", "tester");
+  auto bad = run_job_sync(*pg_, create_tenant("no spaces allowed", "x", "tester"));
   ASSERT_FALSE(bad);
   EXPECT_EQ(bad.err().code, "invalid_argument");
   EXPECT_NE(bad.err().message.find("no spaces allowed"), std::string::npos);
 
-  auto all = list_tenants_sync(*pg_);
+  auto all = run_job_sync(*pg_, list_tenants());
   ASSERT_TRUE(all) << all.err().message;
   auto it = std::find_if(all->begin(), all->end(),
                          [&](const tenant_record& t) { return t.id == tenant_; });
@@ -89,9 +92,9 @@ TEST_F(catalog_test, tenants_are_created_once_and_listed) {
   EXPECT_EQ(it->name, "Catalog test");
   EXPECT_GT(it->created_at_ms, 0);
 
-  auto one = get_tenant_sync(*pg_, tenant_);
+  auto one = run_job_sync(*pg_, get_tenant(tenant_));
   ASSERT_TRUE(one && one->has_value());
-  auto none = get_tenant_sync(*pg_, tenant_ + "x");
+  auto none = run_job_sync(*pg_, get_tenant(tenant_ + "x"));
   ASSERT_TRUE(none);
   EXPECT_FALSE(none->has_value());
 
@@ -103,25 +106,25 @@ TEST_F(catalog_test, tenants_are_created_once_and_listed) {
 }
 
 TEST_F(catalog_test, api_keys_verify_until_revoked) {
-  auto k = create_api_key_sync(*pg_, tenant_, "web", "tester");
+  auto k = run_job_sync(*pg_, create_api_key(tenant_, "web", "tester"));
   ASSERT_TRUE(k) << k.err().message;
   EXPECT_EQ(k->key.rfind("pk_", 0), 0u);
   EXPECT_EQ(k->key.size(), 3u + 43u);
   EXPECT_EQ(k->prefix, k->key.substr(0, 8));
 
-  auto yes = verify_api_key_sync(*pg_, tenant_, k->key);
+  auto yes = run_job_sync(*pg_, verify_api_key(tenant_, k->key));
   ASSERT_TRUE(yes) << yes.err().message;
   EXPECT_TRUE(*yes);
 
   std::string wrong = k->key;
   wrong.back() = wrong.back() == 'A' ? 'B' : 'A';
-  EXPECT_FALSE(*verify_api_key_sync(*pg_, tenant_, wrong));
-  EXPECT_FALSE(*verify_api_key_sync(*pg_, tenant_, "pk_"));
-  EXPECT_FALSE(*verify_api_key_sync(*pg_, tenant_, ""));
+  EXPECT_FALSE(*run_job_sync(*pg_, verify_api_key(tenant_, wrong)));
+  EXPECT_FALSE(*run_job_sync(*pg_, verify_api_key(tenant_, "pk_")));
+  EXPECT_FALSE(*run_job_sync(*pg_, verify_api_key(tenant_, "")));
   // A key only opens its own tenant.
   auto other = unique_tenant("cat");
-  ASSERT_TRUE(create_tenant_sync(*pg_, other, "Other", "tester"));
-  EXPECT_FALSE(*verify_api_key_sync(*pg_, other, k->key));
+  ASSERT_TRUE(run_job_sync(*pg_, create_tenant(other, "Other", "tester")));
+  EXPECT_FALSE(*run_job_sync(*pg_, verify_api_key(other, k->key)));
 
   // The plaintext is never stored: only its hash.
   auto stored = pg_->query_sync([&](pqxx::transaction_base& tx) {
@@ -132,14 +135,15 @@ TEST_F(catalog_test, api_keys_verify_until_revoked) {
   EXPECT_EQ(*stored, api_key_hash(k->key));
   EXPECT_EQ(stored->find(k->key), std::string::npos);
 
-  ASSERT_TRUE(revoke_api_key_sync(*pg_, tenant_, k->id, "tester"));
-  EXPECT_FALSE(*verify_api_key_sync(*pg_, tenant_, k->key));
-  EXPECT_TRUE(revoke_api_key_sync(*pg_, tenant_, k->id, "tester")) << "revoking twice is fine";
-  auto missing = revoke_api_key_sync(*pg_, tenant_, k->id + 1000000, "tester");
+  ASSERT_TRUE(run_job_sync(*pg_, revoke_api_key(tenant_, k->id, "tester")));
+  EXPECT_FALSE(*run_job_sync(*pg_, verify_api_key(tenant_, k->key)));
+  EXPECT_TRUE(run_job_sync(*pg_, revoke_api_key(tenant_, k->id, "tester")))
+      << "revoking twice is fine";
+  auto missing = run_job_sync(*pg_, revoke_api_key(tenant_, k->id + 1000000, "tester"));
   ASSERT_FALSE(missing);
   EXPECT_EQ(missing.err().code, "api_key_not_found");
 
-  auto keys = list_api_keys_sync(*pg_, tenant_);
+  auto keys = run_job_sync(*pg_, list_api_keys(tenant_));
   ASSERT_TRUE(keys);
   ASSERT_EQ(keys->size(), 1u);
   EXPECT_TRUE((*keys)[0].revoked);
@@ -148,7 +152,7 @@ TEST_F(catalog_test, api_keys_verify_until_revoked) {
   EXPECT_EQ(count_actions("api_key.create"), 1u);
   EXPECT_EQ(count_actions("api_key.revoke"), 1u);
 
-  auto no_tenant = create_api_key_sync(*pg_, tenant_ + "-missing", "web", "tester");
+  auto no_tenant = run_job_sync(*pg_, create_api_key(tenant_ + "-missing", "web", "tester"));
   ASSERT_FALSE(no_tenant);
   EXPECT_EQ(no_tenant.err().code, "tenant_not_found");
 }
@@ -164,7 +168,7 @@ TEST_F(catalog_test, versions_increase_and_are_immutable) {
   auto other_bot = deploy("orders-2", source_);
   EXPECT_EQ(other_bot.version, 1) << "versions count per bot";
 
-  auto got = get_version_sync(*pg_, tenant_, "orders", 1);
+  auto got = run_job_sync(*pg_, get_version(tenant_, "orders", 1));
   ASSERT_TRUE(got) << got.err().message;
   EXPECT_EQ(got->source, source_);
   EXPECT_EQ(got->program_id, v1.program_id);
@@ -186,11 +190,11 @@ TEST_F(catalog_test, versions_increase_and_are_immutable) {
   });
   EXPECT_FALSE(deleted);
 
-  auto missing = get_version_sync(*pg_, tenant_, "orders", 3);
+  auto missing = run_job_sync(*pg_, get_version(tenant_, "orders", 3));
   ASSERT_FALSE(missing);
   EXPECT_EQ(missing.err().code, "version_not_found");
 
-  auto list = list_versions_sync(*pg_, tenant_, "orders");
+  auto list = run_job_sync(*pg_, list_versions(tenant_, "orders"));
   ASSERT_TRUE(list) << list.err().message;
   ASSERT_EQ(list->size(), 2u);
   EXPECT_EQ((*list)[0].version, 1);
@@ -199,7 +203,7 @@ TEST_F(catalog_test, versions_increase_and_are_immutable) {
   EXPECT_FALSE((*list)[0].active);
   EXPECT_FALSE((*list)[1].active);
 
-  auto no_bot = list_versions_sync(*pg_, tenant_, "nope");
+  auto no_bot = run_job_sync(*pg_, list_versions(tenant_, "nope"));
   ASSERT_FALSE(no_bot);
   EXPECT_EQ(no_bot.err().code, "bot_not_found");
   EXPECT_EQ(count_actions("bot.deploy"), 3u);
@@ -209,7 +213,8 @@ TEST_F(catalog_test, concurrent_deploys_get_distinct_versions) {
   std::vector<std::future<int>> results;
   for (int i = 0; i < 4; ++i) {
     results.push_back(std::async(std::launch::async, [&] {
-      auto r = deploy_version_sync(*pg_, {tenant_, "busy", source_, "tester", false, ""});
+      auto r = run_job_sync(*pg_,
+                            admin::deploy_version({tenant_, "busy", source_, "tester", false, ""}));
       return r && r->deployed ? r->version : -1;
     }));
   }
@@ -228,63 +233,63 @@ TEST_F(catalog_test, a_bad_file_stores_nothing_and_reports_diagnostics) {
   ASSERT_NE(error, out.diagnostics.end());
   EXPECT_GT(error->line, 0);
   EXPECT_NE(error->message.find("no_such_dialog"), std::string::npos) << error->message;
-  auto list = list_versions_sync(*pg_, tenant_, "orders");
+  auto list = run_job_sync(*pg_, list_versions(tenant_, "orders"));
   ASSERT_FALSE(list);
   EXPECT_EQ(list.err().code, "bot_not_found");
   EXPECT_EQ(count_actions("bot.deploy"), 0u);
 
-  auto no_tenant =
-      deploy_version_sync(*pg_, {tenant_ + "-missing", "orders", source_, "t", false, ""});
+  auto no_tenant = run_job_sync(
+      *pg_, admin::deploy_version({tenant_ + "-missing", "orders", source_, "t", false, ""}));
   ASSERT_FALSE(no_tenant);
   EXPECT_EQ(no_tenant.err().code, "tenant_not_found");
 }
 
 TEST_F(catalog_test, activate_and_rollback_move_the_pointer) {
-  auto none = get_active_sync(*pg_, tenant_, "orders");
+  auto none = run_job_sync(*pg_, get_active(tenant_, "orders"));
   ASSERT_FALSE(none);
   EXPECT_EQ(none.err().code, "no_active_version");
 
   auto v1 = deploy("orders", source_, true);
   EXPECT_TRUE(v1.activated);
-  auto first = get_active_sync(*pg_, tenant_, "orders");
+  auto first = run_job_sync(*pg_, get_active(tenant_, "orders"));
   ASSERT_TRUE(first) << first.err().message;
   EXPECT_EQ(first->version, 1);
   EXPECT_FALSE(first->program.empty());
 
-  auto no_previous = rollback_sync(*pg_, tenant_, "orders", "tester");
+  auto no_previous = run_job_sync(*pg_, rollback(tenant_, "orders", "tester"));
   ASSERT_FALSE(no_previous);
   EXPECT_EQ(no_previous.err().code, "no_previous_version");
   EXPECT_NE(no_previous.err().message.find("orders"), std::string::npos);
 
   deploy("orders", source_);
-  auto a2 = activate_sync(*pg_, tenant_, "orders", 2, "tester");
+  auto a2 = run_job_sync(*pg_, activate(tenant_, "orders", 2, "tester"));
   ASSERT_TRUE(a2) << a2.err().message;
   EXPECT_TRUE(a2->changed);
   EXPECT_EQ(a2->version, 2);
   ASSERT_TRUE(a2->previous_version);
   EXPECT_EQ(*a2->previous_version, 1);
-  EXPECT_EQ(get_active_sync(*pg_, tenant_, "orders")->version, 2);
+  EXPECT_EQ(run_job_sync(*pg_, get_active(tenant_, "orders"))->version, 2);
 
-  auto list = list_versions_sync(*pg_, tenant_, "orders");
+  auto list = run_job_sync(*pg_, list_versions(tenant_, "orders"));
   ASSERT_TRUE(list);
   EXPECT_FALSE((*list)[0].active);
   EXPECT_TRUE((*list)[1].active);
 
-  auto same = activate_sync(*pg_, tenant_, "orders", 2, "tester");
+  auto same = run_job_sync(*pg_, activate(tenant_, "orders", 2, "tester"));
   ASSERT_TRUE(same);
   EXPECT_FALSE(same->changed);
   EXPECT_EQ(same->change_seq, a2->change_seq);
 
-  auto missing = activate_sync(*pg_, tenant_, "orders", 7, "tester");
+  auto missing = run_job_sync(*pg_, activate(tenant_, "orders", 7, "tester"));
   ASSERT_FALSE(missing);
   EXPECT_EQ(missing.err().code, "version_not_found");
 
-  auto back = rollback_sync(*pg_, tenant_, "orders", "tester");
+  auto back = run_job_sync(*pg_, rollback(tenant_, "orders", "tester"));
   ASSERT_TRUE(back) << back.err().message;
   EXPECT_EQ(back->version, 1);
   EXPECT_GT(back->change_seq, a2->change_seq);
-  EXPECT_EQ(get_active_sync(*pg_, tenant_, "orders")->version, 1);
-  auto twice = rollback_sync(*pg_, tenant_, "orders", "tester");
+  EXPECT_EQ(run_job_sync(*pg_, get_active(tenant_, "orders"))->version, 1);
+  auto twice = run_job_sync(*pg_, rollback(tenant_, "orders", "tester"));
   ASSERT_FALSE(twice);
   EXPECT_EQ(twice.err().code, "no_previous_version");
 
@@ -300,12 +305,12 @@ TEST_F(catalog_test, activate_and_rollback_move_the_pointer) {
 }
 
 TEST_F(catalog_test, changes_since_returns_later_pointer_moves_in_order) {
-  auto start = active_changes_since_sync(*pg_, 0);
+  auto start = run_job_sync(*pg_, active_changes_since(0));
   ASSERT_TRUE(start) << start.err().message;
   std::int64_t since = start->empty() ? 0 : start->back().change_seq;
   // Page through to the end: other tests' rows may exceed one page.
   for (;;) {
-    auto more = active_changes_since_sync(*pg_, since);
+    auto more = run_job_sync(*pg_, active_changes_since(since));
     ASSERT_TRUE(more);
     if (more->empty()) break;
     since = more->back().change_seq;
@@ -314,9 +319,9 @@ TEST_F(catalog_test, changes_since_returns_later_pointer_moves_in_order) {
   deploy("a", source_, true);
   deploy("b", source_, true);
   deploy("a", source_);
-  ASSERT_TRUE(activate_sync(*pg_, tenant_, "a", 2, "tester"));
+  ASSERT_TRUE(run_job_sync(*pg_, activate(tenant_, "a", 2, "tester")));
 
-  auto changes = active_changes_since_sync(*pg_, since);
+  auto changes = run_job_sync(*pg_, active_changes_since(since));
   ASSERT_TRUE(changes) << changes.err().message;
   std::vector<std::pair<std::string, int>> mine;
   std::int64_t last = since;
@@ -328,98 +333,82 @@ TEST_F(catalog_test, changes_since_returns_later_pointer_moves_in_order) {
   // One row per bot: its current pointer, in the order of its last change.
   EXPECT_EQ(mine, (std::vector<std::pair<std::string, int>>{{"b", 1}, {"a", 2}}));
 
-  auto after = active_changes_since_sync(*pg_, last);
+  auto after = run_job_sync(*pg_, active_changes_since(last));
   ASSERT_TRUE(after);
   EXPECT_TRUE(after->empty());
 
-  auto limited = active_changes_since_sync(*pg_, since, 1);
+  auto limited = run_job_sync(*pg_, active_changes_since(since, 1));
   ASSERT_TRUE(limited);
   EXPECT_EQ(limited->size(), 1u);
 }
 
 TEST_F(catalog_test, transcript_batches_are_idempotent) {
   std::string session = unique_name("session");
-  ASSERT_TRUE(upsert_conversation_sync(*pg_, conversation(session, 1)));
-  std::vector<transcript_row> batch;
-  for (int seq = 1; seq <= 3; ++seq) {
-    batch.push_back({tenant_, session, seq, "in", 0, "hello " + std::to_string(seq), "", 0});
-    batch.push_back({tenant_, session, seq, "out", 0, "reply a", R"({"choices":["x"]})", 0});
-    batch.push_back({tenant_, session, seq, "out", 1, "reply b", "", 1700000000123});
-  }
-  auto first = write_transcript_batch_sync(*pg_, batch);
+  ASSERT_TRUE(run_job_sync(*pg_, upsert_conversation(conversation(session, 1))));
+  std::vector<transcript_line> batch;
+  for (int seq = 1; seq <= 3; ++seq)
+    batch.push_back(turn_line(tenant_, session, seq, "hello " + std::to_string(seq),
+                              {"reply a", "reply b"}, 1700000000123));
+  auto first = run_job_sync(*pg_, write_turn_lines(batch));
   ASSERT_TRUE(first) << first.err().message;
   EXPECT_EQ(*first, 9u);
-  auto again = write_transcript_batch_sync(*pg_, batch);
+  auto again = run_job_sync(*pg_, write_turn_lines(batch));
   ASSERT_TRUE(again) << again.err().message;
   EXPECT_EQ(*again, 0u);
 
   // A batch overlapping the last one inserts only what is new.
-  std::vector<transcript_row> overlap(batch.end() - 3, batch.end());
-  overlap.push_back({tenant_, session, 4, "in", 0, "bye", "", 0});
-  EXPECT_EQ(*write_transcript_batch_sync(*pg_, overlap), 1u);
+  std::vector<transcript_line> overlap{batch.back(),
+                                       turn_line(tenant_, session, 4, std::string("bye"), {})};
+  EXPECT_EQ(*run_job_sync(*pg_, write_turn_lines(overlap)), 1u);
 
-  auto rows = transcript_sync(*pg_, tenant_, session);
+  auto rows = run_job_sync(*pg_, transcript(tenant_, session));
   ASSERT_TRUE(rows) << rows.err().message;
   ASSERT_EQ(rows->size(), 10u);
   EXPECT_EQ((*rows)[0].text, "hello 1");
   EXPECT_EQ((*rows)[0].direction, "in");
   EXPECT_EQ((*rows)[1].direction, "out");
   EXPECT_EQ((*rows)[1].idx, 0);
-  EXPECT_EQ(nlohmann::json::parse((*rows)[1].payload_json),
-            nlohmann::json::parse(R"({"choices":["x"]})"));
+  EXPECT_EQ((*rows)[1].payload_json, "") << "the writer's replies carry no payload";
   EXPECT_EQ((*rows)[2].idx, 1);
-  // A turn is stored with one time, the earliest given: its rows share it.
+  // A turn is stored with one time: its messages share it.
   EXPECT_EQ((*rows)[2].at_ms, 1700000000123);
   EXPECT_EQ((*rows)[0].at_ms, 1700000000123);
   EXPECT_EQ((*rows)[9].text, "bye");
 
   // Bytes Postgres cannot store are cleaned, not fatal to the batch.
-  std::vector<transcript_row> odd{
-      {tenant_, session, 5, "in", 0, std::string("a\0b\xff", 4), "", 0}};
-  ASSERT_TRUE(write_transcript_batch_sync(*pg_, odd));
-  EXPECT_EQ(transcript_sync(*pg_, tenant_, session)->back().text, "ab\xEF\xBF\xBD");
+  ASSERT_TRUE(run_job_sync(
+      *pg_, write_turn_lines({turn_line(tenant_, session, 5, std::string("a\0b\xff", 4), {})})));
+  EXPECT_EQ(run_job_sync(*pg_, transcript(tenant_, session))->back().text, "ab\xEF\xBF\xBD");
 
   // Text that array literals must escape arrives as it was sent.
   const std::string tricky = R"(say "hi", {x} \ back\slash)";
   // A reply is a JSON string inside the turn's jsonb array: JSON's escapes too.
   const std::string tricky_reply =
       tricky + "\n\ttab \x01\x1f \xC3\xBC\xE2\x82\xAC\xF0\x9F\x98\x80 \x7f";
-  std::vector<transcript_row> escaped{{tenant_, session, 7, "in", 0, tricky, R"({"q":"\"{}"})", 0},
-                                      {tenant_, session, 7, "out", 0, tricky_reply, "", 0},
-                                      {tenant_, session, 7, "out", 1, "NULL", "", 0}};
-  ASSERT_TRUE(write_transcript_batch_sync(*pg_, escaped));
-  auto after = transcript_sync(*pg_, tenant_, session);
+  ASSERT_TRUE(run_job_sync(
+      *pg_, write_turn_lines({turn_line(tenant_, session, 7, tricky, {tricky_reply, "NULL"})})));
+  auto after = run_job_sync(*pg_, transcript(tenant_, session));
   ASSERT_TRUE(after);
   EXPECT_EQ((*after)[after->size() - 3].text, tricky);
   EXPECT_EQ((*after)[after->size() - 2].text, tricky_reply);
-  EXPECT_EQ(nlohmann::json::parse((*after)[after->size() - 3].payload_json)["q"], "\"{}");
   EXPECT_EQ(after->back().text, "NULL");
 
   // COPY's delimiters and escapes in every text column: tabs, line ends and a
   // backslash-N (COPY's NULL marker) arrive as they were sent.
   const std::string copy_tricky = "line 1\nline 2\r\n\tindented \\N end\\";
-  std::vector<transcript_row> copy_rows{
-      {tenant_, session, 8, "in", 0, copy_tricky, "{\n\t\"k\": \"\\\\N\"\n}", 0},
-      {tenant_, session, 8, "out", 0, copy_tricky, "", 0}};
-  ASSERT_TRUE(write_transcript_batch_sync(*pg_, copy_rows));
-  auto copied = transcript_sync(*pg_, tenant_, session);
+  ASSERT_TRUE(run_job_sync(
+      *pg_, write_turn_lines({turn_line(tenant_, session, 8, copy_tricky, {copy_tricky})})));
+  auto copied = run_job_sync(*pg_, transcript(tenant_, session));
   ASSERT_TRUE(copied);
   EXPECT_EQ((*copied)[copied->size() - 2].text, copy_tricky);
-  EXPECT_EQ(nlohmann::json::parse((*copied)[copied->size() - 2].payload_json)["k"], "\\N");
   EXPECT_EQ(copied->back().text, copy_tricky);
 
-  std::vector<transcript_row> bad{{tenant_, session, 6, "sideways", 0, "x", "", 0}};
-  auto rejected = write_transcript_batch_sync(*pg_, bad);
-  ASSERT_FALSE(rejected);
-  EXPECT_EQ(rejected.err().code, "invalid_argument");
-  EXPECT_NE(rejected.err().message.find("direction"), std::string::npos);
-
   // A big batch is one statement in one transaction.
-  std::vector<transcript_row> big;
+  std::vector<transcript_line> big;
   for (int seq = 100; seq < 1300; ++seq)
-    big.push_back({tenant_, session, seq, "in", 0, "m", "", 0});
-  EXPECT_EQ(*write_transcript_batch_sync(*pg_, big), 1200u);
-  EXPECT_EQ(*write_transcript_batch_sync(*pg_, big), 0u);
+    big.push_back(turn_line(tenant_, session, seq, std::string("m"), {}));
+  EXPECT_EQ(*run_job_sync(*pg_, write_turn_lines(big)), 1200u);
+  EXPECT_EQ(*run_job_sync(*pg_, write_turn_lines(big)), 0u);
 }
 
 TEST_F(catalog_test, a_turn_is_one_row_and_reads_back_as_its_messages) {
@@ -441,113 +430,117 @@ TEST_F(catalog_test, a_turn_is_one_row_and_reads_back_as_its_messages) {
   };
   using turn = std::tuple<std::int64_t, std::string, int>;
 
-  std::vector<transcript_row> batch{
-      {tenant_, session, 1, "in", 0, "where is my order?", "", 1700000000500},
-      {tenant_, session, 1, "out", 0, "Which order?", "", 1700000000500},
-      {tenant_, session, 1, "out", 1, "Pick one:", R"({"choices":["A-1","B-2"]})", 1700000000500}};
-  auto first = write_transcript_batch_sync(*pg_, batch);
+  std::vector<transcript_line> batch{turn_line(tenant_, session, 1, "where is my order?",
+                                               {"Which order?", "Pick one:"}, 1700000000500)};
+  auto first = run_job_sync(*pg_, write_turn_lines(batch));
   ASSERT_TRUE(first) << first.err().message;
   EXPECT_EQ(*first, 3u) << "counted in messages";
   EXPECT_EQ(stored(), (std::vector<turn>{{1, "where is my order?", 2}}));
 
-  auto rows = transcript_sync(*pg_, tenant_, session);
+  // Read back as its messages, each with the turn's tenant, session and time.
+  struct message {
+    std::string direction;
+    int idx;
+    std::string text;
+  };
+  const std::vector<message> want{
+      {"in", 0, "where is my order?"}, {"out", 0, "Which order?"}, {"out", 1, "Pick one:"}};
+  auto rows = run_job_sync(*pg_, transcript(tenant_, session));
   ASSERT_TRUE(rows) << rows.err().message;
-  ASSERT_EQ(rows->size(), batch.size());
-  for (std::size_t i = 0; i < batch.size(); ++i) {
+  ASSERT_EQ(rows->size(), want.size());
+  for (std::size_t i = 0; i < want.size(); ++i) {
     SCOPED_TRACE("row " + std::to_string(i));
-    const auto& want = batch[i];
     const auto& got = (*rows)[i];
-    EXPECT_EQ(got.tenant, want.tenant);
-    EXPECT_EQ(got.session_id, want.session_id);
-    EXPECT_EQ(got.sequence, want.sequence);
-    EXPECT_EQ(got.direction, want.direction);
-    EXPECT_EQ(got.idx, want.idx);
-    EXPECT_EQ(got.text, want.text);
-    if (want.payload_json.empty())
-      EXPECT_EQ(got.payload_json, "");
-    else
-      EXPECT_EQ(nlohmann::json::parse(got.payload_json), nlohmann::json::parse(want.payload_json));
-    EXPECT_EQ(got.at_ms, want.at_ms);
+    EXPECT_EQ(got.tenant, tenant_);
+    EXPECT_EQ(got.session_id, session);
+    EXPECT_EQ(got.sequence, 1);
+    EXPECT_EQ(got.direction, want[i].direction);
+    EXPECT_EQ(got.idx, want[i].idx);
+    EXPECT_EQ(got.text, want[i].text);
+    EXPECT_EQ(got.payload_json, "");
+    EXPECT_EQ(got.at_ms, 1700000000500);
   }
 
   // The same batch again stores nothing and changes nothing.
-  auto again = write_transcript_batch_sync(*pg_, batch);
+  auto again = run_job_sync(*pg_, write_turn_lines(batch));
   ASSERT_TRUE(again) << again.err().message;
   EXPECT_EQ(*again, 0u);
   EXPECT_EQ(stored(), (std::vector<turn>{{1, "where is my order?", 2}}));
-  EXPECT_EQ(transcript_sync(*pg_, tenant_, session)->size(), 3u);
+  EXPECT_EQ(run_job_sync(*pg_, transcript(tenant_, session))->size(), 3u);
 
-  // A turn split over two batches (as the transcript writer may cut a batch in
-  // the middle of a turn), rows out of order: still one row, nothing lost; the
-  // second batch stores only what the first lacked.
-  std::vector<transcript_row> head{{tenant_, session, 2, "out", 1, "second reply", "", 0},
-                                   {tenant_, session, 3, "out", 0, "welcome back", "", 0},
-                                   {tenant_, session, 2, "in", 0, "and now?", "", 0}};
-  EXPECT_EQ(*write_transcript_batch_sync(*pg_, head), 3u);
-  std::vector<transcript_row> tail{{tenant_, session, 2, "out", 0, "first reply", "", 0},
-                                   {tenant_, session, 2, "out", 1, "second reply", "", 0},
-                                   {tenant_, session, 2, "in", 0, "and now?", "", 0}};
-  EXPECT_EQ(*write_transcript_batch_sync(*pg_, tail), 1u);
-  EXPECT_EQ(*write_transcript_batch_sync(*pg_, tail), 0u);
-  EXPECT_EQ(stored(),
-            (std::vector<turn>{{1, "where is my order?", 2}, {2, "and now?", 2}, {3, "NULL", 1}}));
-  rows = transcript_sync(*pg_, tenant_, session);
+  // Payloads read back: the inbound message's, and a reply stored as {"text", "payload"};
+  // a null reply (never recorded) is skipped.
+  seed_turn_sql(
+      *pg_, tenant_, session, 2, std::string("and now?"), R"({"q":"\"{}","k":"\\N"})",
+      R"(["first reply", null, {"text": "Pick one:", "payload": {"choices": ["A-1","B-2"]}}])",
+      1700000000900);
+  rows = run_job_sync(*pg_, transcript(tenant_, session));
   ASSERT_TRUE(rows);
   std::vector<std::string> texts;
   for (const auto& r : *rows)
     texts.push_back(std::to_string(r.sequence) + " " + r.direction + " " + std::to_string(r.idx) +
                     " " + r.text);
-  EXPECT_EQ(texts,
-            (std::vector<std::string>{"1 in 0 where is my order?", "1 out 0 Which order?",
-                                      "1 out 1 Pick one:", "2 in 0 and now?", "2 out 0 first reply",
-                                      "2 out 1 second reply", "3 out 0 welcome back"}));
-  // Only a missing inbound message is added to a stored turn; a stored one stays.
-  EXPECT_EQ(*write_transcript_batch_sync(*pg_, {{tenant_, session, 3, "in", 0, "", "", 0},
-                                                {tenant_, session, 2, "in", 0, "changed", "", 0}}),
-            1u);
-  EXPECT_EQ(stored(),
-            (std::vector<turn>{{1, "where is my order?", 2}, {2, "and now?", 2}, {3, "", 1}}));
+  EXPECT_EQ(texts, (std::vector<std::string>{"1 in 0 where is my order?", "1 out 0 Which order?",
+                                             "1 out 1 Pick one:", "2 in 0 and now?",
+                                             "2 out 0 first reply", "2 out 2 Pick one:"}));
+  EXPECT_EQ(nlohmann::json::parse((*rows)[3].payload_json)["q"], "\"{}");
+  EXPECT_EQ(nlohmann::json::parse((*rows)[3].payload_json)["k"], "\\N");
+  EXPECT_EQ((*rows)[4].payload_json, "");
+  EXPECT_EQ(nlohmann::json::parse(rows->back().payload_json),
+            nlohmann::json::parse(R"({"choices":["A-1","B-2"]})"));
+  EXPECT_EQ(rows->back().at_ms, 1700000000900);
 
-  // write_turn_records takes the same path, after the conversation rows.
+  // write_turn_lines takes the same path, after the conversation rows.
   std::string other = unique_name("session");
   std::promise<result<std::size_t>> done;
-  write_turn_records(
-      *pg_, {conversation(other, 1)}, {},
-      {{tenant_, other, 1, "in", 0, "hi", "", 0}, {tenant_, other, 1, "out", 0, "hello", "", 0}},
-      [&](result<std::size_t> r) { done.set_value(std::move(r)); });
+  run_job(*pg_,
+          write_turn_lines(
+              {conversation(other, 1)},
+              std::make_shared<const std::vector<transcript_line>>(
+                  std::vector<transcript_line>{turn_line(tenant_, other, 1, "hi", {"hello"})})),
+          [&](result<std::size_t> r) { done.set_value(std::move(r)); });
   auto written = done.get_future().get();
   ASSERT_TRUE(written) << written.err().message;
   EXPECT_EQ(*written, 2u);
-  ASSERT_EQ(transcript_sync(*pg_, tenant_, other)->size(), 2u);
+  ASSERT_EQ(run_job_sync(*pg_, transcript(tenant_, other))->size(), 2u);
+  // A record with ended_at_ms set ends its conversation (after any start in the batch).
+  auto ended = conversation(other, 1);
+  ended.ended_at_ms = 0;
+  ended.end_reason = "client";
+  std::promise<result<std::size_t>> end_done;
+  run_job(*pg_,
+          write_turn_lines(
+              {ended}, std::make_shared<const std::vector<transcript_line>>(
+                           std::vector<transcript_line>{turn_line(tenant_, other, 2, "bye", {})})),
+          [&](result<std::size_t> r) { end_done.set_value(std::move(r)); });
+  auto end_written = end_done.get_future().get();
+  ASSERT_TRUE(end_written) << end_written.err().message;
+  EXPECT_EQ(*end_written, 1u);
+  auto conv = run_job_sync(*pg_, get_conversation(tenant_, other));
+  ASSERT_TRUE(conv && *conv);
+  EXPECT_TRUE((*conv)->ended_at_ms.has_value());
+  EXPECT_EQ((*conv)->end_reason, "client");
 
-  // Errors name the row and the field; nothing of the batch is written.
-  auto two_inbound = write_transcript_batch_sync(
+  // A bad conversation record fails the write: nothing of the batch is written.
+  std::promise<result<std::size_t>> rejected;
+  run_job(
       *pg_,
-      {{tenant_, session, 9, "in", 0, "x", "", 0}, {tenant_, session, 9, "in", 1, "y", "", 0}});
-  ASSERT_FALSE(two_inbound);
-  EXPECT_EQ(two_inbound.err().code, "invalid_argument");
-  EXPECT_NE(two_inbound.err().message.find("transcript row 1"), std::string::npos)
-      << two_inbound.err().message;
-  EXPECT_NE(two_inbound.err().message.find("idx"), std::string::npos) << two_inbound.err().message;
-  auto two_tenants =
-      write_transcript_batch_sync(*pg_, {{tenant_, session, 9, "in", 0, "x", "", 0},
-                                         {tenant_ + "x", session, 9, "out", 0, "y", "", 0}});
-  ASSERT_FALSE(two_tenants);
-  EXPECT_NE(two_tenants.err().message.find("tenant"), std::string::npos)
-      << two_tenants.err().message;
-  auto bad_payload =
-      write_transcript_batch_sync(*pg_, {{tenant_, session, 9, "out", 0, "y", "{nope", 0}});
-  ASSERT_FALSE(bad_payload);
-  EXPECT_NE(bad_payload.err().message.find("transcript row 0"), std::string::npos);
-  EXPECT_NE(bad_payload.err().message.find("payload"), std::string::npos);
-  EXPECT_EQ(stored().size(), 3u);
+      write_turn_lines({conversation("", 1)},
+                       std::make_shared<const std::vector<transcript_line>>(
+                           std::vector<transcript_line>{turn_line(tenant_, session, 9, "x", {})})),
+      [&](result<std::size_t> r) { rejected.set_value(std::move(r)); });
+  auto bad = rejected.get_future().get();
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.err().code, "invalid_argument");
+  EXPECT_NE(bad.err().message.find("session"), std::string::npos) << bad.err().message;
+  EXPECT_EQ(stored().size(), 2u);
 }
 
 TEST_F(catalog_test, transcript_turns_store_as_their_messages_would) {
   std::string session = unique_name("session");
   auto texts = [&] {
     std::vector<std::string> out;
-    auto rows = transcript_sync(*pg_, tenant_, session);
+    auto rows = run_job_sync(*pg_, transcript(tenant_, session));
     EXPECT_TRUE(rows) << rows.err().message;
     if (rows)
       for (const auto& r : *rows)
@@ -557,82 +550,53 @@ TEST_F(catalog_test, transcript_turns_store_as_their_messages_would) {
             (r.payload_json.empty() ? "" : " " + nlohmann::json::parse(r.payload_json).dump()));
     return out;
   };
-  // Records out of key order, a turn without inbound message, a reply payload.
-  std::vector<transcript_turn> turns{
-      {tenant_, session, 2, std::nullopt, "", {"welcome back"}, {}, 1700000000900},
-      {tenant_,
-       session,
-       1,
-       std::string("where is my order?"),
-       "",
-       {"Which order?", "Pick one:"},
-       {"", R"({"choices":["A-1"]})"},
-       1700000000500}};
-  auto first = write_transcript_turns_sync(*pg_, turns);
+  // Lines out of key order, a turn without inbound message.
+  std::vector<transcript_line> turns{
+      turn_line(tenant_, session, 2, std::nullopt, {"welcome back"}, 1700000000900),
+      turn_line(tenant_, session, 1, "where is my order?", {"Which order?", "Pick one:"},
+                1700000000500)};
+  auto first = run_job_sync(*pg_, write_turn_lines(turns));
   ASSERT_TRUE(first) << first.err().message;
   EXPECT_EQ(*first, 4u) << "counted in messages";
   EXPECT_EQ(texts(), (std::vector<std::string>{"1 in 0 where is my order?", "1 out 0 Which order?",
-                                               R"(1 out 1 Pick one: {"choices":["A-1"]})",
-                                               "2 out 0 welcome back"}));
-  EXPECT_EQ(transcript_sync(*pg_, tenant_, session)->front().at_ms, 1700000000500);
-  EXPECT_EQ(transcript_sync(*pg_, tenant_, session)->back().at_ms, 1700000000900);
-  auto again = write_transcript_turns_sync(*pg_, turns);
+                                               "1 out 1 Pick one:", "2 out 0 welcome back"}));
+  EXPECT_EQ(run_job_sync(*pg_, transcript(tenant_, session))->front().at_ms, 1700000000500);
+  EXPECT_EQ(run_job_sync(*pg_, transcript(tenant_, session))->back().at_ms, 1700000000900);
+  auto again = run_job_sync(*pg_, write_turn_lines(turns));
   ASSERT_TRUE(again) << again.err().message;
   EXPECT_EQ(*again, 0u);
 
-  // A turn given twice in one batch keeps the first copy of each message.
-  EXPECT_EQ(*write_transcript_turns_sync(
-                *pg_, {{tenant_, session, 3, std::string("a"), "", {"x"}, {}, 0},
-                       {tenant_, session, 3, std::string("b"), "", {"y", "z"}, {}, 0}}),
-            3u);
-  // A turn stored in part (by the per-message API) gets only what it lacks.
-  ASSERT_TRUE(
-      write_transcript_batch_sync(*pg_, {{tenant_, session, 4, "out", 1, "second", "", 0}}));
-  EXPECT_EQ(*write_transcript_turns_sync(
-                *pg_, {{tenant_, session, 4, std::string("q"), "", {"first", "other"}, {}, 0},
-                       {tenant_, session, 5, std::string("new"), "", {}, {}, 0}}),
-            3u);
+  // A turn given twice in one batch keeps its first copy, whole.
+  EXPECT_EQ(
+      *run_job_sync(*pg_, write_turn_lines({turn_line(tenant_, session, 3, "a", {"x"}),
+                                            turn_line(tenant_, session, 3, "b", {"y", "z"})})),
+      2u);
   // Another tenant's stored turn is left alone.
-  ASSERT_TRUE(write_transcript_turns_sync(
-      *pg_, {{tenant_ + "x", session, 6, std::string("theirs"), "", {}, {}, 0}}));
-  EXPECT_EQ(*write_transcript_turns_sync(
-                *pg_, {{tenant_, session, 6, std::string("mine"), "", {"r"}, {}, 0}}),
+  ASSERT_TRUE(
+      run_job_sync(*pg_, write_turn_lines({turn_line(tenant_ + "x", session, 6, "theirs", {})})));
+  EXPECT_EQ(*run_job_sync(*pg_, write_turn_lines({turn_line(tenant_, session, 6, "mine", {"r"})})),
             0u);
   EXPECT_EQ(texts(), (std::vector<std::string>{"1 in 0 where is my order?", "1 out 0 Which order?",
-                                               R"(1 out 1 Pick one: {"choices":["A-1"]})",
-                                               "2 out 0 welcome back", "3 in 0 a", "3 out 0 x",
-                                               "3 out 1 z", "4 in 0 q", "4 out 0 first",
-                                               "4 out 1 second", "5 in 0 new"}));
+                                               "1 out 1 Pick one:", "2 out 0 welcome back",
+                                               "3 in 0 a", "3 out 0 x"}));
 
-  // With conversation records in one transaction: a stored turn takes the merging
+  // With conversation records in one transaction: a stored turn takes the skipping
   // path, and the conversation written before it stays.
   std::string other = unique_name("session");
   std::promise<result<std::size_t>> done;
-  write_turn_records(*pg_, {conversation(other, 1)}, {},
-                     std::vector<transcript_turn>{
-                         {tenant_, session, 1, std::string("where is my order?"), "", {}, {}, 0},
-                         {tenant_, other, 1, std::string("hi"), "", {"hello"}, {}, 0}},
-                     [&](result<std::size_t> r) { done.set_value(std::move(r)); });
+  run_job(*pg_,
+          write_turn_lines(
+              {conversation(other, 1)},
+              std::make_shared<const std::vector<transcript_line>>(std::vector<transcript_line>{
+                  turn_line(tenant_, session, 1, "where is my order?", {}),
+                  turn_line(tenant_, other, 1, "hi", {"hello"})})),
+          [&](result<std::size_t> r) { done.set_value(std::move(r)); });
   auto written = done.get_future().get();
   ASSERT_TRUE(written) << written.err().message;
   EXPECT_EQ(*written, 2u);
-  EXPECT_TRUE(*get_conversation_sync(*pg_, tenant_, other));
-  EXPECT_EQ(transcript_sync(*pg_, tenant_, other)->size(), 2u);
-
-  // Errors name the turn; nothing of the batch is written.
-  auto empty =
-      write_transcript_turns_sync(*pg_, {{tenant_, session, 9, std::string("x"), "", {}, {}, 0},
-                                         {tenant_, "", 9, std::string("y"), "", {}, {}, 0}});
-  ASSERT_FALSE(empty);
-  EXPECT_EQ(empty.err().code, "invalid_argument");
-  EXPECT_NE(empty.err().message.find("transcript turn 1"), std::string::npos)
-      << empty.err().message;
-  auto bad_payload = write_transcript_turns_sync(
-      *pg_, {{tenant_, session, 9, std::string("x"), "{nope", {}, {}, 0}});
-  ASSERT_FALSE(bad_payload);
-  EXPECT_NE(bad_payload.err().message.find("payload"), std::string::npos)
-      << bad_payload.err().message;
-  EXPECT_EQ(texts().size(), 11u);
+  EXPECT_TRUE(*run_job_sync(*pg_, get_conversation(tenant_, other)));
+  EXPECT_EQ(run_job_sync(*pg_, transcript(tenant_, other))->size(), 2u);
+  EXPECT_EQ(texts().size(), 6u);
 }
 
 TEST_F(catalog_test, turn_lines_store_whole_turns_and_skip_stored_ones) {
@@ -655,10 +619,10 @@ TEST_F(catalog_test, turn_lines_store_whole_turns_and_skip_stored_ones) {
                                      line(3, &odd, {odd}, 0), line(4, &hello, {}, 1700000002000)};
   EXPECT_EQ(lines[0].messages, 4u);
   EXPECT_EQ(lines[1].messages, 1u);
-  auto first = write_turn_lines_sync(*pg_, lines);
+  auto first = run_job_sync(*pg_, write_turn_lines(lines));
   ASSERT_TRUE(first) << first.err().message;
   EXPECT_EQ(*first, 8u) << "counted in messages";
-  auto rows = transcript_sync(*pg_, tenant_, session);
+  auto rows = run_job_sync(*pg_, transcript(tenant_, session));
   ASSERT_TRUE(rows) << rows.err().message;
   std::vector<std::string> got;
   for (const auto& r : *rows)
@@ -673,28 +637,28 @@ TEST_F(catalog_test, turn_lines_store_whole_turns_and_skip_stored_ones) {
   EXPECT_EQ(rows->back().at_ms, 1700000002000);
 
   // Written again: nothing more. With a new turn among stored ones: only the new one.
-  auto again = write_turn_lines_sync(*pg_, lines);
+  auto again = run_job_sync(*pg_, write_turn_lines(lines));
   ASSERT_TRUE(again) << again.err().message;
   EXPECT_EQ(*again, 0u);
   std::vector<transcript_line> mixed{line(2, nullptr, {"welcome back"}, 0),
                                      line(5, &hello, {"a", "b"}, 0)};
-  auto some = write_turn_lines_sync(*pg_, mixed);
+  auto some = run_job_sync(*pg_, write_turn_lines(mixed));
   ASSERT_TRUE(some) << some.err().message;
   EXPECT_EQ(*some, 3u);
-  EXPECT_EQ(transcript_sync(*pg_, tenant_, session)->size(), 11u);
+  EXPECT_EQ(run_job_sync(*pg_, transcript(tenant_, session))->size(), 11u);
 
   // Sent again after a failed write (maybe stored): merged without trying the COPY
   // first; the stored turns are skipped, the new one is written.
   std::vector<transcript_line> retried{line(5, &hello, {"a", "b"}, 0), line(6, &hello, {"c"}, 0),
                                        line(1, &tricky, {tricky, "plain", ""}, 0)};
   for (auto& l : retried) l.maybe_stored = true;
-  auto merged = write_turn_lines_sync(*pg_, retried);
+  auto merged = run_job_sync(*pg_, write_turn_lines(retried));
   ASSERT_TRUE(merged) << merged.err().message;
   EXPECT_EQ(*merged, 2u) << "only turn 6 is new";
-  EXPECT_EQ(transcript_sync(*pg_, tenant_, session)->size(), 13u);
+  EXPECT_EQ(run_job_sync(*pg_, transcript(tenant_, session))->size(), 13u);
   std::vector<transcript_line> fresh{line(7, &hello, {"d"}, 0)};
   fresh[0].maybe_stored = true;
-  auto first_try = write_turn_lines_sync(*pg_, fresh);
+  auto first_try = run_job_sync(*pg_, write_turn_lines(fresh));
   ASSERT_TRUE(first_try) << first_try.err().message;
   EXPECT_EQ(*first_try, 2u);
 
@@ -704,14 +668,15 @@ TEST_F(catalog_test, turn_lines_store_whole_turns_and_skip_stored_ones) {
   transcript_line_builder b(tenant_, other, 1);
   b.inbound("hi");
   b.reply("hello");
-  write_turn_lines(*pg_, {conversation(other, 1)}, {},
-                   std::make_shared<const std::vector<transcript_line>>(
-                       std::vector<transcript_line>{b.finish(0)}),
-                   [&](result<std::size_t> r) { done.set_value(std::move(r)); });
+  run_job(*pg_,
+          write_turn_lines({conversation(other, 1)},
+                           std::make_shared<const std::vector<transcript_line>>(
+                               std::vector<transcript_line>{b.finish(0)})),
+          [&](result<std::size_t> r) { done.set_value(std::move(r)); });
   auto written = done.get_future().get();
   ASSERT_TRUE(written) << written.err().message;
   EXPECT_EQ(*written, 2u);
-  EXPECT_TRUE(*get_conversation_sync(*pg_, tenant_, other));
+  EXPECT_TRUE(*run_job_sync(*pg_, get_conversation(tenant_, other)));
 }
 
 TEST_F(catalog_test, transcript_message_columns_have_no_statistics) {
@@ -733,7 +698,7 @@ TEST_F(catalog_test, transcript_message_columns_have_no_statistics) {
 
 TEST_F(catalog_test, recording_a_conversation_takes_no_lock_on_its_tenant) {
   // Migration 0007: the transcript writer's conversation insert (the statement of
-  // write_turn_records) no longer locks the tenant's row, so an admin change that
+  // write_turn_lines) no longer locks the tenant's row, so an admin change that
   // locks it does not wait for the writers, and concurrent writers do not share the
   // row's lock (MultiXacts).
   pqxx::connection writer(require_env("DATABASE_URL"));
@@ -830,46 +795,47 @@ TEST_F(catalog_test, migration_4_moves_transcript_messages_into_turns) {
 
 TEST_F(catalog_test, conversations_start_once_and_end_once) {
   std::string session = unique_name("session");
-  ASSERT_TRUE(upsert_conversation_sync(*pg_, conversation(session, 1)));
-  ASSERT_TRUE(upsert_conversation_sync(*pg_, conversation(session, 2)));
-  auto c = get_conversation_sync(*pg_, tenant_, session);
+  ASSERT_TRUE(run_job_sync(*pg_, upsert_conversation(conversation(session, 1))));
+  ASSERT_TRUE(run_job_sync(*pg_, upsert_conversation(conversation(session, 2))));
+  auto c = run_job_sync(*pg_, get_conversation(tenant_, session));
   ASSERT_TRUE(c && c->has_value());
   EXPECT_EQ((*c)->version, 1) << "a conversation keeps the version it started with";
   EXPECT_FALSE((*c)->ended_at_ms);
 
-  EXPECT_TRUE(*end_conversation_sync(*pg_, tenant_, session, "user_ended"));
-  EXPECT_FALSE(*end_conversation_sync(*pg_, tenant_, session, "timeout"));
-  c = get_conversation_sync(*pg_, tenant_, session);
+  EXPECT_TRUE(*run_job_sync(*pg_, end_conversation(tenant_, session, "user_ended")));
+  EXPECT_FALSE(*run_job_sync(*pg_, end_conversation(tenant_, session, "timeout")));
+  c = run_job_sync(*pg_, get_conversation(tenant_, session));
   ASSERT_TRUE((*c)->ended_at_ms);
   EXPECT_EQ((*c)->end_reason, "user_ended");
-  EXPECT_FALSE(get_conversation_sync(*pg_, tenant_, "nope")->has_value());
+  EXPECT_FALSE(run_job_sync(*pg_, get_conversation(tenant_, "nope"))->has_value());
 }
 
 TEST_F(catalog_test, quarantine_and_audit_rows) {
-  auto id = insert_quarantine_sync(
-      *pg_, {0, tenant_, "s1", "m1", R"({"text":"boom"})", "action mapping threw", 3, 0});
+  auto id = run_job_sync(*pg_, insert_quarantine({0, tenant_, "s1", "m1", R"({"text":"boom"})",
+                                                  "action mapping threw", 3, 0}));
   ASSERT_TRUE(id) << id.err().message;
-  auto q = list_quarantine_sync(*pg_, tenant_);
+  auto q = run_job_sync(*pg_, list_quarantine(tenant_));
   ASSERT_TRUE(q);
   ASSERT_EQ(q->size(), 1u);
   EXPECT_EQ((*q)[0].id, *id);
   EXPECT_EQ((*q)[0].attempts, 3);
   EXPECT_EQ((*q)[0].error, "action mapping threw");
 
-  auto a = audit_sync(*pg_, {0, 0, "ops", "channel.configure", tenant_, "sms", R"({"k":1})"});
+  auto a =
+      run_job_sync(*pg_, audit({0, 0, "ops", "channel.configure", tenant_, "sms", R"({"k":1})"}));
   ASSERT_TRUE(a) << a.err().message;
   auto rows = audit_rows();
   ASSERT_FALSE(rows.empty());
   EXPECT_EQ(rows[0].id, *a);
   EXPECT_EQ(rows[0].action, "channel.configure");
-  auto bad = audit_sync(*pg_, {0, 0, "ops", "x", tenant_, "", "[1]"});
+  auto bad = run_job_sync(*pg_, audit({0, 0, "ops", "x", tenant_, "", "[1]"}));
   ASSERT_FALSE(bad);
   EXPECT_EQ(bad.err().code, "invalid_argument");
 }
 
 TEST_F(catalog_test, async_forms_answer_on_a_worker_thread) {
   std::promise<std::pair<result<bool>, std::thread::id>> p;
-  verify_api_key(*pg_, tenant_, "pk_nothing", [&](result<bool> r) {
+  run_job(*pg_, verify_api_key(tenant_, "pk_nothing"), [&](result<bool> r) {
     p.set_value({std::move(r), std::this_thread::get_id()});
   });
   auto [r, thread] = p.get_future().get();
@@ -878,8 +844,8 @@ TEST_F(catalog_test, async_forms_answer_on_a_worker_thread) {
   EXPECT_NE(thread, std::this_thread::get_id());
 
   std::promise<result<activation>> rb;
-  rollback(*pg_, tenant_, "none", "tester",
-           [&](result<activation> r) { rb.set_value(std::move(r)); });
+  run_job(*pg_, rollback(tenant_, "none", "tester"),
+          [&](result<activation> r) { rb.set_value(std::move(r)); });
   auto rolled = rb.get_future().get();
   ASSERT_FALSE(rolled);
   EXPECT_EQ(rolled.err().code, "no_active_version");

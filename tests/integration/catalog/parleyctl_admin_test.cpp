@@ -105,7 +105,7 @@ TEST_F(parleyctl_admin_test, operator_workflow) {
   auto at_key = key.output.find("pk_");
   ASSERT_NE(at_key, std::string::npos) << key.output;
   std::string plaintext = key.output.substr(at_key, 46);
-  EXPECT_TRUE(*store::verify_api_key_sync(*pg_, tenant_, plaintext));
+  EXPECT_TRUE(*store::run_job_sync(*pg_, store::verify_api_key(tenant_, plaintext)));
 
   std::string sample = std::string(PARLEY_SOURCE_DIR) + "/config/bots/order-status.yaml";
   auto deployed = ctl("deploy " + tenant_ + " orders '" + sample + "' --activate" + at());
@@ -121,7 +121,7 @@ TEST_F(parleyctl_admin_test, operator_workflow) {
 
   auto activated = ctl("activate " + tenant_ + " orders 2" + at());
   EXPECT_EQ(activated.exit_code, 0) << activated.output;
-  EXPECT_EQ(store::get_active_sync(*pg_, tenant_, "orders")->version, 2);
+  EXPECT_EQ(store::run_job_sync(*pg_, store::get_active(tenant_, "orders"))->version, 2);
   auto missing = ctl("activate " + tenant_ + " orders 9" + at());
   EXPECT_EQ(missing.exit_code, 1) << missing.output;
   EXPECT_NE(missing.output.find("version_not_found"), std::string::npos) << missing.output;
@@ -137,9 +137,9 @@ TEST_F(parleyctl_admin_test, operator_workflow) {
   EXPECT_NE(live.output.find("s-42"), std::string::npos) << live.output;
 
   std::string session = unique_name("sess");
-  ASSERT_TRUE(store::write_transcript_batch_sync(
-      *pg_, {{tenant_, session, 1, "in", 0, "where is my order", "", 0},
-             {tenant_, session, 1, "out", 0, "Which order number?", "", 0}}));
+  ASSERT_TRUE(store::run_job_sync(
+      *pg_, store::write_turn_lines(
+                {turn_line(tenant_, session, 1, "where is my order", {"Which order number?"})})));
   auto transcript = ctl("transcript " + tenant_ + " " + session + at());
   EXPECT_EQ(transcript.exit_code, 0) << transcript.output;
   EXPECT_NE(transcript.output.find("user> where is my order"), std::string::npos)

@@ -7,8 +7,12 @@
 #include <chrono>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
+#include <vector>
+
+#include <pqxx/pqxx>
 
 #include "src/store/catalog.hpp"
 #include "src/store/migrations.hpp"
@@ -43,6 +47,35 @@ inline store::postgres_client* shared_postgres() {
   }();
   if (!pg) ADD_FAILURE() << "no usable Postgres (see the failures above)";
   return pg.get();
+}
+
+/// One whole turn's transcript line, as the conversation actor builds it.
+inline store::transcript_line turn_line(const std::string& tenant, const std::string& session,
+                                        std::int64_t sequence, std::optional<std::string> inbound,
+                                        const std::vector<std::string>& replies,
+                                        std::int64_t at_ms = 0) {
+  store::transcript_line_builder b(tenant, session, sequence);
+  if (inbound) b.inbound(*inbound);
+  for (const auto& r : replies) b.reply(r);
+  return b.finish(at_ms);
+}
+
+/// Stores a turn with payloads by SQL (the transcript writer writes none), for tests of
+/// how transcripts read back: `outbound` is the turn's JSON array of replies (a string,
+/// {"text", "payload"} or null each).
+inline void seed_turn_sql(store::postgres_client& pg, const std::string& tenant,
+                          const std::string& session, std::int64_t sequence,
+                          std::optional<std::string> inbound, const std::string& inbound_payload,
+                          const std::string& outbound, std::int64_t at_ms) {
+  auto r = pg.run_sync([&](pqxx::transaction_base& tx) {
+    tx.exec_params(
+        "INSERT INTO transcript_turns (tenant_id, session_id, sequence, inbound, "
+        "inbound_payload, outbound, created_at) VALUES ($1, $2, $3, CASE WHEN $8 THEN $4 END, "
+        "NULLIF($5, '')::jsonb, $6::jsonb, 'epoch'::timestamptz + $7 * interval '1 millisecond')",
+        tenant, session, sequence, inbound.value_or(""), inbound_payload, outbound, at_ms,
+        inbound.has_value());
+  });
+  EXPECT_TRUE(r) << r.err().message;
 }
 
 /// The text of a file under config/bots/.

@@ -22,7 +22,28 @@ namespace {
 
 using namespace std::chrono_literals;
 
-transcript_row row(uint64_t seq) { return transcript_row{"t", "s", seq, "in", 0, "hi", {}, 0}; }
+store::transcript_line turn_line(uint64_t seq, std::size_t replies) {
+  store::transcript_line_builder b("t", "s", static_cast<std::int64_t>(seq));
+  b.inbound("hi");
+  for (std::size_t i = 0; i < replies; ++i) b.reply("r");
+  return b.finish(1);
+}
+
+/// A turn of one message (its inbound text).
+store::transcript_line row(uint64_t seq) { return turn_line(seq, 0); }
+
+/// The sequence of a line: its third column.
+uint64_t sequence_of(const store::transcript_line& l) {
+  auto from = l.copy.find('\t', l.copy.find('\t') + 1) + 1;
+  return std::stoull(l.copy.substr(from, l.copy.find('\t', from) - from));
+}
+
+/// The sequences of a batch's turns, one per message (a turn of n messages n times).
+std::vector<uint64_t> sequences(const transcript_batch& batch) {
+  std::vector<uint64_t> out;
+  for (const auto& l : *batch.lines) out.insert(out.end(), l.messages, sequence_of(l));
+  return out;
+}
 
 double sample(prometheus::Registry& reg, const std::string& name) {
   auto text = prometheus::TextSerializer{}.Serialize(reg.Collect());
@@ -38,7 +59,6 @@ struct sink {
   int calls = 0;
   transcript_writer::write_fn fn() {
     return [this](const transcript_batch& batch, std::function<void(result<void>)> done) {
-      const auto& rows = batch.rows;
       std::unique_lock<std::mutex> lock(m);
       ++calls;
       if (failures_left > 0) {
@@ -46,7 +66,7 @@ struct sink {
         lock.unlock();
         return done(make_error("postgres_unavailable", "down"));
       }
-      for (auto& r : rows) written.push_back(r.sequence);
+      for (auto seq : sequences(batch)) written.push_back(seq);
       lock.unlock();
       done(result<void>{});
     };
@@ -57,7 +77,7 @@ TEST(TranscriptWriter, WritesEveryRowOnceInOrderAcrossBatches) {
   sink s;
   prometheus::Registry reg;
   transcript_writer w(s.fn(), {10, 5ms, 1000}, &reg);
-  for (uint64_t i = 1; i <= 35; ++i) w.append({row(i)});
+  for (uint64_t i = 1; i <= 35; ++i) w.append(row(i));
   ASSERT_TRUE(w.flush(5s));
   std::vector<uint64_t> expected;
   for (uint64_t i = 1; i <= 35; ++i) expected.push_back(i);
@@ -78,29 +98,29 @@ TEST(TranscriptWriter, AFullBatchOrAFlushWakesTheWriterBeforeTheInterval) {
   prometheus::Registry reg;
   transcript_writer w(
       [&c](const transcript_batch& batch, std::function<void(result<void>)> done) {
-        const auto& rows = batch.rows;
         {
           std::lock_guard<std::mutex> lock(c.m);
-          c.rows += rows.size();
+          c.rows += batch.messages();
         }
         c.cv.notify_all();
         done(result<void>{});
       },
       {10, 1h, 1000}, &reg);
-  for (uint64_t i = 1; i <= 10; ++i) w.append({row(i)});
+  for (uint64_t i = 1; i <= 10; ++i) w.append(row(i));
   {
     std::unique_lock<std::mutex> lock(c.m);
     ASSERT_TRUE(c.cv.wait_for(lock, 5s, [&] { return c.rows == 10; }))
         << "a full batch is written at once";
   }
-  w.append({row(11), row(12)});
+  w.append(row(11));
+  w.append(row(12));
   ASSERT_TRUE(w.flush(5s)) << "a flush does not wait for the interval";
   EXPECT_EQ(c.rows, 12u);
   EXPECT_TRUE(w.flush(5s)) << "nothing buffered: at once";
 }
 
 TEST(TranscriptWriter, ABatchNeverSplitsATurn) {
-  // A turn is one database row: its rows travel in one batch even past max_batch.
+  // A turn is one database row: its messages travel in one batch even past max_batch.
   struct batches {
     std::mutex m;
     std::vector<std::vector<uint64_t>> got;
@@ -108,23 +128,15 @@ TEST(TranscriptWriter, ABatchNeverSplitsATurn) {
   prometheus::Registry reg;
   transcript_writer w(
       [&b](const transcript_batch& batch, std::function<void(result<void>)> done) {
-        const auto& rows = batch.rows;
         {
           std::lock_guard<std::mutex> lock(b.m);
-          b.got.emplace_back();
-          for (const auto& r : rows) b.got.back().push_back(r.sequence);
+          b.got.push_back(sequences(batch));
         }
         done(result<void>{});
       },
       {4, 5ms, 1000}, &reg);
-  // Turns of 3 rows each (one in, two out), appended together as the runtime does.
-  for (uint64_t t = 1; t <= 10; ++t) {
-    auto in = row(t);
-    auto out1 = row(t), out2 = row(t);
-    out1.direction = out2.direction = "out";
-    out2.idx = 1;
-    w.append({in, out1, out2});
-  }
+  // Turns of 3 messages each (one in, two out), appended whole as the runtime does.
+  for (uint64_t t = 1; t <= 10; ++t) w.append(turn_line(t, 2));
   ASSERT_TRUE(w.flush(5s));
   std::size_t total = 0;
   for (const auto& batch : b.got) {
@@ -141,7 +153,9 @@ TEST(TranscriptWriter, RetriesAFailedBatchAndKeepsOrder) {
   s.failures_left = 2;
   prometheus::Registry reg;
   transcript_writer w(s.fn(), {100, 5ms, 1000}, &reg);
-  w.append({row(1), row(2), row(3)});
+  w.append(row(1));
+  w.append(row(2));
+  w.append(row(3));
   ASSERT_TRUE(w.flush(10s));
   EXPECT_EQ(s.written, (std::vector<uint64_t>{1, 2, 3}));
   EXPECT_EQ(sample(reg, "parley_transcript_write_failures_total"), 2);
@@ -156,22 +170,21 @@ TEST(TranscriptWriter, ABoundedBufferDropsAndCountsWhatDoesNotFit) {
   prometheus::Registry reg;
   transcript_writer w(
       [&](const transcript_batch& batch, std::function<void(result<void>)> done) {
-        const auto& rows = batch.rows;
         std::unique_lock<std::mutex> lock(m);
         in_write = true;
         cv.notify_all();
         cv.wait(lock, [&] { return release; });
-        for (auto& r : rows) written.push_back(r.sequence);
+        for (auto seq : sequences(batch)) written.push_back(seq);
         lock.unlock();
         done(result<void>{});
       },
       {1, 1ms, 3}, &reg);
-  w.append({row(1)});
+  w.append(row(1));
   {
     std::unique_lock<std::mutex> lock(m);
     ASSERT_TRUE(cv.wait_for(lock, 5s, [&] { return in_write; }));
   }
-  w.append({row(2), row(3), row(4), row(5), row(6)});  // room for 3 while row 1 is in flight
+  for (uint64_t i = 2; i <= 6; ++i) w.append(row(i));  // room for 3 while row 1 is in flight
   EXPECT_EQ(sample(reg, "parley_transcript_rows_dropped_total"), 2);
   EXPECT_EQ(w.lag(), 4u) << "3 buffered + 1 in flight";
   {
@@ -181,13 +194,6 @@ TEST(TranscriptWriter, ABoundedBufferDropsAndCountsWhatDoesNotFit) {
   cv.notify_all();
   ASSERT_TRUE(w.flush(5s));
   EXPECT_EQ(written, (std::vector<uint64_t>{1, 2, 3, 4}));
-}
-
-store::transcript_line turn_line(uint64_t seq, std::size_t replies) {
-  store::transcript_line_builder b("t", "s", static_cast<std::int64_t>(seq));
-  b.inbound("hi");
-  for (std::size_t i = 0; i < replies; ++i) b.reply("r");
-  return b.finish(1);
 }
 
 TEST(TranscriptLine, FormatsATurnAsOneLineOfCopyText) {
@@ -281,7 +287,8 @@ TEST(TranscriptWriter, LinesSentAgainAfterAFailedWriteAreMarkedMaybeStored) {
                             seen.emplace_back(l.messages, l.maybe_stored);
                         }
                       }),
-                      {100, 5ms, 1000}, &reg);
+                      {100, 1h, 1000}, &reg);
+  // An interval of an hour: only flush() starts a write, so lines 1 and 2 share it.
   w.append(turn_line(1, 1));
   w.append(turn_line(2, 2));
   ASSERT_TRUE(w.flush(10s));
@@ -304,7 +311,7 @@ std::string compiled(const std::string& welcome) {
 TEST(BotRegistry, LoadsAVersionOnceAndFollowsTheChangeLog) {
   std::mutex m;
   int loads = 0;
-  std::vector<active_change> log{{"t", "b", 1, 1}};
+  std::vector<store::active_change> log{{"t", "b", 1, 1}};
   program_source src;
   src.load = [&](const std::string&, const std::string&, uint32_t v,
                  std::function<void(result<std::pair<uint32_t, std::string>>)> done) {
@@ -316,8 +323,9 @@ TEST(BotRegistry, LoadsAVersionOnceAndFollowsTheChangeLog) {
     if (v > 2) return done(make_error("not_found", "no such version"));
     done(std::make_pair(v, compiled("v" + std::to_string(v))));
   };
-  src.changes = [&](int64_t since, std::function<void(result<std::vector<active_change>>)> done) {
-    std::vector<active_change> out;
+  src.changes = [&](int64_t since,
+                    std::function<void(result<std::vector<store::active_change>>)> done) {
+    std::vector<store::active_change> out;
     std::lock_guard<std::mutex> lock(m);
     for (const auto& c : log)
       if (c.change_seq > since) out.push_back(c);

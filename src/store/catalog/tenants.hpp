@@ -1,0 +1,36 @@
+#pragma once
+/// Tenants: the accounts everything else in the catalog belongs to.
+///
+/// Each function makes a job (job.hpp): run it with run_job or run_job_sync. Errors:
+/// those of job.hpp plus the codes named per function.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "src/store/catalog/job.hpp"
+
+namespace parley::store {
+
+/// Whether `id` may name a tenant or a bot: 1 to 64 characters of a-z, A-Z,
+/// 0-9, '_', '-' and '.', starting with a letter or digit. Every function
+/// taking a tenant or bot id checks it (error `invalid_argument`).
+bool valid_catalog_id(const std::string& id);
+
+struct tenant_record {
+  std::string id;
+  std::string name;
+  std::int64_t created_at_ms = 0;
+};
+
+/// Creates a tenant (and its audit row). Errors: `invalid_argument`, `tenant_exists`.
+catalog_job<tenant_record> create_tenant(std::string id, std::string name, std::string actor);
+
+/// Every tenant, ordered by id.
+catalog_job<std::vector<tenant_record>> list_tenants();
+
+/// One tenant; nullopt when unknown.
+catalog_job<std::optional<tenant_record>> get_tenant(std::string id);
+
+}  // namespace parley::store
