@@ -5,6 +5,7 @@ find_package(Boost 1.74 REQUIRED)
 find_package(Protobuf 3.21 REQUIRED)
 find_package(yaml-cpp REQUIRED)
 find_package(nlohmann_json 3 REQUIRED)
+find_package(simdjson 3 REQUIRED)  # the channels' JSON reader (On-Demand API)
 find_package(CLI11 REQUIRED)
 find_package(spdlog 1.10 REQUIRED)
 find_package(prometheus-cpp REQUIRED)  # Debian ships no version file

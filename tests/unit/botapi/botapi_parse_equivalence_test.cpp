@@ -258,6 +258,71 @@ TEST(BotApiParseEquivalence, FramingBlanksAndByteOrderMarks) {
       " {\n\t\"message\" :\r{ \"type\" : \"text\" , \"sequenceId\" : 1 , \"text\" : \"hi\" } } ");
 }
 
+// What a lazy (On-Demand) reader only sees when it visits everything: scalar roots
+// with and without trailing content, bad atoms and commas deep inside, escaped and
+// repeated keys, bytes after a NUL.
+TEST(BotApiParseEquivalence, ScalarRootsTrailingContentAndUnvisitedValues) {
+  const std::string ok = R"({"message":{"type":"text","sequenceId":1,"text":"hi"}})";
+  for (
+      const std::string& body : std::vector<std::string>{
+          R"("abc")",
+          R"("abc" x)",
+          R"("message":1)",
+          "null",
+          "null 1",
+          "1",
+          "1 2",
+          "-0 ",
+          "1x",
+          "true",
+          "true x",
+          "false,",
+          R"("\ud800")",
+          "[]",
+          "[] x",
+          "[1] [2]",
+          "[1x]",
+          "[1,]",
+          "[,1]",
+          "[tru]",
+          "[nul]",
+          "[nulll]",
+          R"([""])",
+          R"(["\x"])",
+          "{}{}",
+          "{} x",
+          R"({"a":1x})",
+          R"({"a":[1,]})",
+          R"({"a":tru})",
+          R"({"a":nul})",
+          R"({"a":"\u12"})",
+          R"({"a":1,})",
+          R"({,"a":1})",
+          R"({"a":[1:2]})",
+          R"({"a":[1,"b":2]})",
+          R"({"a":["b":2]})",
+          R"({"a":1:2})",
+          R"({"a":"b":2})",
+          R"({"a":[true:1]})",
+          R"({"a":[null:1]})",
+          R"({"a":[{}:1]})",
+          R"({"a":[[]:1]})",
+          R"({"a" 1})",
+          R"({"a":1 "b":2})",
+          R"({1:2})",
+          std::string("{\"a\":\"\x01\"}"),
+          ok + std::string(1, '\0') + "\xff\xfe garbage",
+          R"({"message":{"type":"text","sequenceId":1,"text":"hi","x":[1,2,{"y":[tru]}]}})",
+          R"({"message":{"type":"text","sequenceId":1,"text":"hi","x":[1,2,{"y":[1e999]}]}})",
+          R"({"message":{"type":"text","sequenceId":1,"text":"hi","x":{"y":"\udc00"}}})",
+          R"({"\u006dessage":{"type":"text","sequenceId":1,"te\u0078t":"hi"}})",
+          R"({"message":{"type":"text","sequenceId":1,"text":"a"},"message":{"type":"text","sequenceId":2,"text":"b"}})",
+          R"({"message":{"type":"text","sequenceId":1,"text":"hi"},"responseOptions":{"intents":true,"intents":false}})"}) {
+    expect_same_parse(body);
+    if (HasFatalFailure()) return;
+  }
+}
+
 // The seeds of the robustness test and more, mutated.
 const std::vector<std::string>& seeds() {
   static const std::vector<std::string> s = {
