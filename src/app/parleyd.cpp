@@ -31,6 +31,7 @@
 #include "src/store/migrations.hpp"
 #include "src/store/postgres.hpp"
 #include "src/store/redis.hpp"
+#include "src/store/redis_probe.hpp"
 
 namespace {
 
@@ -86,6 +87,8 @@ int run(const settings::settings& cfg) {
   ropts.command_timeout = std::chrono::milliseconds(cfg.redis.command_timeout_ms);
   const bool redis_on_lanes = on_lanes && cfg.redis.lane_connections;
   if (redis_on_lanes) ropts.lanes = &lanes;
+  store::redis_probe redis_probe(*registry_ptr);
+  ropts.probe = &redis_probe;
   auto redis = store::redis_client::create(ropts);
   if (!redis) {
     std::fprintf(stderr, "parleyd: redis.url: %s\n", redis.err().message.c_str());
@@ -227,19 +230,9 @@ int run(const settings::settings& cfg) {
   routes.add("GET", "/readyz", [readiness](http::request&&, http::responder reply) {
     actors::request_readiness(readiness, std::move(reply));
   });
-  // The store clients keep their own counters; they become metrics at scrape time.
-  std::vector<metrics::collector> collectors = {[r, p](std::vector<prometheus::MetricFamily>& out) {
+  // The Postgres client keeps its own counters; they become metrics at scrape time.
+  std::vector<metrics::collector> collectors = {[p](std::vector<prometheus::MetricFamily>& out) {
     using prometheus::MetricType;
-    auto st = r->stats();
-    out.push_back(metrics::single_sample("parley_redis_commands_total", "Commands sent to Redis.",
-                                         MetricType::Counter, static_cast<double>(st.commands)));
-    out.push_back(metrics::single_sample(
-        "parley_redis_round_trips_total",
-        "Batches written to Redis and read back together (commands per round trip = group commit).",
-        MetricType::Counter, static_cast<double>(st.round_trips)));
-    out.push_back(metrics::single_sample("parley_redis_connected",
-                                         "1 while the Redis client holds a connection.",
-                                         MetricType::Gauge, r->connected() ? 1 : 0));
     out.push_back(
         metrics::single_sample("parley_postgres_connected",
                                "1 while the last Postgres connection attempt or job succeeded.",

@@ -1,14 +1,14 @@
 #pragma once
-/// parley::store Redis client on hiredis 0.14.
+/// parley::store Redis client on hiredis 0.14 (its reply reader) and Boost.Asio.
 ///
-/// Threads: every redis_client owns one dedicated I/O thread. Callers on any
-/// thread (CAF scheduler, HTTP threads) only serialize the command and enqueue
-/// it, then return at once; the I/O thread writes every queued command to the
-/// socket, then reads all their replies, so commands queued together share one
-/// round trip (the basis of group commit). It is woken (an eventfd write) only
-/// when it waits for work, not for commands queued while it is busy. Completion callbacks run on
-/// that I/O thread, in submission order: they must be short and must not block or throw (post the
-/// result to an actor, a strand or a promise instead).
+/// Threads: every redis_client owns one event loop of its own (an io_context on a
+/// dedicated thread) with one connection. Callers on any thread (CAF scheduler, HTTP
+/// threads) only serialize the command and enqueue it, then return at once; the loop
+/// writes every queued command to the socket in one write, so commands queued together
+/// share one round trip (the basis of group commit). It is woken only by the first
+/// command queued while it waits, not for commands queued while it is busy. Completion
+/// callbacks run on that loop's thread, in submission order: they must be short and
+/// must not block or throw (post the result to an actor, a strand or a promise instead).
 ///
 /// Failures: while Redis is unreachable every command fails fast with code
 /// `redis_unavailable` and the client reconnects by itself with exponential
@@ -21,10 +21,16 @@
 /// already written when the connection breaks fail and are not resent: the
 /// caller cannot know whether Redis applied them.
 ///
+/// Scripts (redis_options::scripts, eval): every connection loads the registered
+/// scripts (SCRIPT LOAD) after each (re)connect, before any other command; eval sends
+/// EVALSHA and, when Redis answers NOSCRIPT (a SCRIPT FLUSH, a script never
+/// registered), sends the script once more with EVAL.
+///
 /// Lanes mode (redis_options::lanes set): the client also keeps one connection
 /// per io::lanes lane, driven entirely by that lane's io_context, so a command
-/// issued and answered on one lane costs no thread hand-off (command_on). The
-/// same failure semantics hold per lane connection. The lanes must outlive the
+/// issued and answered on one lane costs no thread hand-off (command_on). It is the
+/// same connection type as the client's own loop runs, so the same failure semantics
+/// hold per lane connection. The lanes must outlive the
 /// client and keep running until its destructor has returned (it waits for
 /// each lane to fail its outstanding commands).
 
@@ -60,6 +66,21 @@ struct redis_endpoint {
 /// names the URL and the part at fault.
 result<redis_endpoint> parse_redis_url(std::string_view url);
 
+/// A Lua script for EVALSHA: its source and SHA-1 (40 lower-case hex digits, as Redis
+/// names it). Copies share one immutable source.
+class redis_script {
+ public:
+  explicit redis_script(std::string source);
+  const std::string& source() const;
+  const std::string& sha1() const;
+
+ private:
+  struct data;
+  std::shared_ptr<const data> data_;
+};
+
+class redis_probe;
+
 struct redis_options {
   /// "redis://host:port[/db]" or "unix:///path/to.sock", see parse_redis_url.
   std::string url;
@@ -73,6 +94,12 @@ struct redis_options {
   /// When set, one more connection per lane for command_on (see top of file).
   /// Not owned; must outlive the client and run until it is destroyed.
   io::lanes* lanes = nullptr;
+  /// Loaded on every connection after each (re)connect, before any other command. A
+  /// script Redis refuses (a syntax error) fails the handshake, so keep them tested.
+  std::vector<redis_script> scripts{};
+  /// When set, counts round trips and commands and reports whether the client's own
+  /// connection is up (parley_redis_*). Not owned; must outlive the client.
+  redis_probe* probe = nullptr;
 };
 
 /// One Redis reply, owned (copied out of hiredis' reply tree).
@@ -86,18 +113,18 @@ struct redis_reply {
   bool is_nil() const { return type == kind::nil; }
 };
 
-/// Completion callbacks; they run on the client's I/O thread (see top of file).
+/// Completion callbacks; they run on the client's loop thread or a lane (see top of file).
 using redis_callback = std::function<void(result<redis_reply>)>;
 using redis_pipeline_callback = std::function<void(std::vector<result<redis_reply>>)>;
 
 class redis_client {
  public:
-  /// Starts the I/O thread and a first connection attempt. Succeeds even when
+  /// Starts the client's loop thread and a first connection attempt. Succeeds even when
   /// Redis is down (the client keeps retrying; see connected() and ping());
   /// fails only on a malformed URL or options (code `bad_redis_url`).
   static result<std::unique_ptr<redis_client>> create(redis_options options);
 
-  /// Stops the I/O thread. Commands still queued complete with
+  /// Stops the client's loop (its "I/O thread"). Commands still queued complete with
   /// `redis_unavailable` ("client is shutting down") on the I/O thread before
   /// the destructor returns; in lanes mode the lane connections' outstanding
   /// commands do the same on their lanes, and the destructor waits for every
@@ -127,6 +154,18 @@ class redis_client {
   /// null) it is command(args, done). `lane` must be below lanes->size().
   void command_on(std::size_t lane, std::initializer_list<std::string_view> args,
                   redis_callback done);
+
+  /// EVALSHA of `script` with `keys` and `args`; on a NOSCRIPT error the script is sent
+  /// once more with EVAL (which loads it). `done` runs once on the client's loop, with
+  /// the script's reply (an error reply fails with `redis_error`).
+  void eval(const redis_script& script, std::initializer_list<std::string_view> keys,
+            std::initializer_list<std::string_view> args, redis_callback done);
+
+  /// eval on lane `lane`'s connection; `done` runs on that lane, in submission order
+  /// among the commands of that lane (as command_on; without lanes it is eval).
+  void eval_on(std::size_t lane, const redis_script& script,
+               std::initializer_list<std::string_view> keys,
+               std::initializer_list<std::string_view> args, redis_callback done);
 
   /// Queues several commands that are written together; `done` runs once on
   /// the I/O thread with one result per command, in order. Not a transaction:

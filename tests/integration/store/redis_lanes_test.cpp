@@ -245,6 +245,9 @@ TEST(redis_lanes_private, fails_fast_while_down_and_reconnects_after_restart) {
       << "lane 0 did not reconnect";
   auto after = on_lane(client, 0, {"SET", "k", "after"});
   ASSERT_TRUE(after.reply) << after.reply.err().message;
+  // Lane 1's connection reconnects on its own backoff schedule (up to reconnect_max).
+  ASSERT_TRUE(eventually([&] { return on_lane(client, 1, {"PING"}).reply.ok(); }))
+      << "lane 1 did not reconnect";
   auto get = on_lane(client, 1, {"GET", "k"});
   ASSERT_TRUE(get.reply) << get.reply.err().message;
   EXPECT_EQ(get.reply->str, "after");
