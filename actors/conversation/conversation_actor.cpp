@@ -2,7 +2,7 @@
 //
 // A turn goes: load the snapshot (first turn only) -> find the program -> run the VM
 // (performing actions asynchronously, resuming the VM with their answers) -> commit
-// the new snapshot to Redis -> answer the caller. Nothing is answered before the
+// the new snapshot to the snapshot store -> answer the caller. Nothing is answered before the
 // commit; a failed commit answers `unavailable` and leaves the committed snapshot as
 // it was, so the client's retry runs the turn again from the same state.
 //
@@ -18,7 +18,6 @@
 #include "actors/action/action_runner.hpp"
 #include "actors/runtime/internal.hpp"
 #include "actors/transcript/transcript_writer.hpp"
-#include "src/io/lanes.hpp"
 #include "src/log/log.hpp"
 #include "src/proto/runtime.pb.h"
 
@@ -74,10 +73,10 @@ struct turn_scratch {
 
 /// Where this conversation's last commit stands (`conversation_state::commit`).
 enum commit_status : uint8_t {
-  commit_idle,      // no commit in flight: the committed bytes are Redis's
+  commit_idle,      // no commit in flight: the committed bytes are the store's
   commit_pending,   // sent; its completion will not message the actor
   commit_waiting,   // sent, and the actor has turns waiting: the completion messages it
-  commit_failed,    // failed: the committed bytes are not Redis's; reload at the next turn
+  commit_failed,    // failed: the committed bytes are not the store's; reload at the next turn
   commit_orphaned,  // sent, and the actor has exited since: counted in deps->orphaned_commits
 };
 
@@ -86,25 +85,11 @@ struct conversation_state {
   std::string key;  // tenant '\0' session id
   bool loaded = false;
   bool exists = false;
-  // Written by the actor and by its commit's completion on the Redis thread.
+  // Written by the actor and by its commit's completion (on the store's thread).
   std::atomic<uint8_t> commit{commit_idle};
   std::string committed;                     // the committed snapshot, serialized
   std::shared_ptr<const bot::program> prog;  // the program of the snapshot's bot_version
   std::unique_ptr<turn_scratch> t;           // null between turns: an idle actor holds no scratch
-
-  /// Sends a Redis command for this conversation. In the client's lanes mode it goes
-  /// on the connection of the lane the actor runs on, so that its completion runs on
-  /// the thread that has the turn's HTTP connection (see runtime::deps::redis_lanes).
-  /// An actor has at most one command in flight (a snapshot read before its first
-  /// turn, then one commit at a time), so its commands need not share a connection to
-  /// stay in order; across incarnations, the orphaned-commit fence keeps them in order
-  /// (see load_snapshot).
-  void redis(std::initializer_list<std::string_view> args, store::redis_callback done) const {
-    int lane = io::lanes::current();
-    if (lane < 0 || static_cast<std::size_t>(lane) >= deps->redis_lanes)
-      return deps->redis->command(args, std::move(done));
-    deps->redis->command_on(static_cast<std::size_t>(lane), args, std::move(done));
-  }
 
   std::string_view tenant() const { return std::string_view(key).substr(0, key.find('\0')); }
   std::string_view session() const { return std::string_view(key).substr(key.find('\0') + 1); }
@@ -115,19 +100,19 @@ struct conversation_state {
 /// shares one behaviour object: a function-based actor builds its own (about 290
 /// bytes for these handlers, per conversation). The shared handlers find their actor
 /// through `current`, which `resume` sets for the messages it processes.
-class conversation_actor : public caf::event_based_actor {
+class conversation_actor : public conversation_handle::base {
  public:
   conversation_actor(caf::actor_config& cfg, const conversation_deps* deps, std::string key)
-      : caf::event_based_actor(cfg) {
+      : conversation_handle::base(cfg) {
     state.deps = deps;
     state.key = std::move(key);
   }
   const char* name() const override { return "parley.conversation"; }
-  caf::behavior make_behavior() override;
+  behavior_type make_behavior() override;
   caf::resumable::resume_result resume(caf::execution_unit* eu, size_t max_throughput) override {
     auto* outer = current;
     current = this;
-    auto r = caf::event_based_actor::resume(eu, max_throughput);
+    auto r = conversation_handle::base::resume(eu, max_throughput);
     current = outer;
     return r;
   }
@@ -182,7 +167,7 @@ bool settled(self_ptr self) {
       case commit_waiting:
         return false;
       case commit_failed:
-        // Redis is the truth and the write's outcome is unknown: reload at the next turn.
+        // The store is the truth and the write's outcome is unknown: reload at the next turn.
         s.committed.clear();
         s.loaded = false;
         s.exists = false;
@@ -254,10 +239,12 @@ void skip(self_ptr self) {
 
 void run_vm(self_ptr self, const v1::Input* input);
 
-/// What a commit's completion needs, owned by it: it runs on the Redis client's thread
-/// and answers the job there, without a message back to the actor (a queue push, a
-/// thread wake-up and a mailbox round per turn).
-struct commit_completion {
+/// What a commit's completion needs, owned by it: it runs on the store's thread (with
+/// lane connections, the lane that sent it) and answers the job there, without a
+/// message back to the actor (a queue push, a thread wake-up and a mailbox round per
+/// turn).
+struct commit_completion final : snapshot_store::commit_handler {
+  void committed(result<void> r) override;
   caf::actor me;  // keeps the actor object, whose `commit` it writes
   std::atomic<uint8_t>* commit = nullptr;
   const conversation_deps* deps = nullptr;
@@ -267,7 +254,8 @@ struct commit_completion {
   std::vector<store::conversation_record> events;
 };
 
-void complete_commit(commit_completion& c, const result<store::redis_reply>& r) {
+void commit_completion::committed(result<void> r) {
+  auto& c = *this;
   const auto* deps = c.deps;
   // Settle first: a turn that arrives once the client has its answer must find the
   // commit settled rather than wait for a message.
@@ -279,7 +267,7 @@ void complete_commit(commit_completion& c, const result<store::redis_reply>& r) 
       deps->transcripts->append(std::move(c.line), std::move(c.events));
     deliver(deps, *c.job, std::move(c.out));
   } else {
-    deps->probe->commit_failures.Increment();
+    deps->probe->commit_failed();
     log::warn("turn_commit_failed", {{"session", c.out.session_id}, {"error", r.err().message}});
     turn_outcome out;
     out.st = status::unavailable;
@@ -310,11 +298,11 @@ void record_inbound(store::transcript_line_builder& line, const inbound& in) {
   }
 }
 
-/// Writes the turn into the snapshot, in place, and sends it to Redis; the commit's
+/// Writes the turn into the snapshot, in place, and sends it to the store; the commit's
 /// completion answers the job. The actor goes on as if the write succeeded (its
 /// committed bytes are the new snapshot), but starts no other turn before the write
-/// has settled; if it fails, the bytes are dropped and reloaded from Redis at the next
-/// turn (the write's outcome is unknown, and Redis is the truth).
+/// has settled; if it fails, the bytes are dropped and reloaded from the store at the next
+/// turn (the write's outcome is unknown, and the store is the truth).
 void commit(self_ptr self) {
   auto& s = self->state;
   const auto& in = s.t->job->in;
@@ -418,9 +406,8 @@ void commit(self_ptr self) {
   s.t->writing.clear();
   s.commit.store(commit_pending, std::memory_order_release);
   s.deps->commits_in_flight.fetch_add(1, std::memory_order_acq_rel);
-  s.redis({"SET", snapshot_key(s.deps->options, s.tenant(), s.session()), s.committed, "EX",
-           std::to_string(ttl.count())},
-          [c](result<store::redis_reply> r) { complete_commit(*c, r); });
+  // A single node holds no shard lease: it commits with epoch 0 (no fence).
+  s.deps->snapshots->commit(s.tenant(), s.session(), s.committed, ttl, 0, std::move(c));
   next_turn(self);
 }
 
@@ -629,7 +616,7 @@ void dispatch(self_ptr self) {
 /// Starts `s.t->job`: loads the snapshot first if this actor has not yet.
 void start_turn(self_ptr self) {
   auto& s = self->state;
-  // A start sent again (its actor died) reads Redis like any other turn: the start may
+  // A start sent again (its actor died) reads the store like any other turn: the start may
   // have been committed, and the read orders this turn after that commit's completion.
   if (s.loaded || (s.t->job->in.what == inbound::kind::start && s.t->job->attempt == 1)) {
     s.loaded = true;
@@ -648,21 +635,17 @@ void start_turn(self_ptr self) {
 void load_snapshot(self_ptr self) {
   auto& s = self->state;
   if (s.deps->orphaned_commits.load(std::memory_order_acquire) > 0) {
-    if (!s.t->fenced) s.deps->probe->fenced_reads.Increment();
+    if (!s.t->fenced) s.deps->probe->read_fenced();
     s.t->fenced = true;
     self->delayed_send(self, std::chrono::milliseconds(1), fence_atom::value);
     return;
   }
-  caf::actor me = caf::actor_cast<caf::actor>(self);
-  s.redis({"GET", snapshot_key(s.deps->options, s.tenant(), s.session())},
-          [me](result<store::redis_reply> r) {
-            caf::anon_send(me, loaded_atom::value,
-                           std::make_shared<result<store::redis_reply>>(std::move(r)));
-          });
+  s.deps->snapshots->load(s.tenant(), s.session(),
+                          std::make_shared<snapshot_loaded>(caf::actor_cast<caf::actor>(self)));
 }
 
-caf::behavior conversation_actor::make_behavior() {
-  static const caf::behavior shared = caf::behavior{
+conversation_actor::behavior_type conversation_actor::make_behavior() {
+  static const behavior_type shared = behavior_type{
       [](turn_atom, turn_job_ptr& job) {
         auto* self = current;
         auto& s = self->state;
@@ -672,18 +655,19 @@ caf::behavior conversation_actor::make_behavior() {
         s.t->job = std::move(job);
         start_turn(self);
       },
-      [](loaded_atom, std::shared_ptr<result<store::redis_reply>>& r) {
+      [](loaded_atom, std::shared_ptr<snapshot_loaded>& l) {
         auto* self = current;
         auto& s = self->state;
         if (!s.t || !s.t->job) return;
-        if (!r->ok())
+        auto& r = l->read;
+        if (!r.ok())
           return answer(self, status::unavailable,
-                        "the conversation store is unavailable: " + r->err().message);
+                        "the conversation store is unavailable: " + r.err().message);
         s.loaded = true;
-        if (!(*r)->is_nil()) {
-          s.committed = std::move((*r)->str);
+        if (r->found) {
+          s.committed = std::move(r->bytes);
           s.exists = true;
-          s.deps->probe->activated_snapshot.Increment();
+          s.deps->probe->activated_from_snapshot();
         }
         dispatch(self);
       },
@@ -702,7 +686,7 @@ caf::behavior conversation_actor::make_behavior() {
         s.prog = (*r)->program;
         if (!s.exists) {
           s.t->snap->set_bot_version((*r)->version);
-          s.deps->probe->activated_new.Increment();
+          s.deps->probe->activated_new();
         }
         run_vm(self, nullptr);
       },
@@ -729,26 +713,19 @@ caf::behavior conversation_actor::make_behavior() {
 
 }  // namespace
 
-std::string_view conversation_key(const caf::actor& conv) {
+void snapshot_loaded::loaded(result<snapshot_read> r) {
+  read = std::move(r);
+  caf::anon_send(me, loaded_atom::value, shared_from_this());
+}
+
+std::string_view conversation_key(const conversation_handle& conv) {
   // Only the runtime calls this, and only with actors spawn_conversation made.
   return static_cast<const conversation_actor*>(caf::actor_cast<caf::abstract_actor*>(conv))
       ->state.key;
 }
 
-std::string snapshot_key(const runtime_options& o, std::string_view tenant,
-                         std::string_view session) {
-  std::string k;
-  k.reserve(o.key_prefix.size() + 7 + tenant.size() + session.size());
-  k += o.key_prefix;
-  k += ":conv:";
-  k += tenant;
-  k += ':';
-  k += session;
-  return k;
-}
-
-caf::actor spawn_conversation(caf::actor_system& sys, const conversation_deps* deps,
-                              const caf::actor& supervisor, std::string key) {
+conversation_handle spawn_conversation(caf::actor_system& sys, const conversation_deps* deps,
+                                       const caf::actor& supervisor, std::string key) {
   // Spawning from a thread that is not CAF's (an HTTP I/O thread, or a Postgres
   // worker answering an API key check) makes CAF 0.17 keep a reference to its logger
   // in that thread's thread_local storage; the actor system's destructor then waits

@@ -1,17 +1,17 @@
-// The runtime facade: the shard tables and their supervisor actors.
+// The runtime facade: the stripe tables and their supervisor actors.
 //
 // A turn's path is: `runtime::submit` (on the caller's thread, an HTTP I/O thread)
-// finds the conversation's actor in its shard's table, under the shard's mutex,
+// finds the conversation's actor in its stripe's table, under the stripe's mutex,
 // spawning it on first use, and sends the job straight to it. The conversation runs
 // its turns one at a time in arrival order and answers the caller itself, after the
 // commit. No actor sits between the gateway and the conversation: each hop is a
 // queue push and often a thread wake-up, and they were most of a turn's cost.
 //
-// Supervision: each shard has a supervisor actor monitoring the shard's conversation
-// actors. The shard's table keeps, per conversation, the jobs sent and not yet
+// Supervision: each stripe has a supervisor actor monitoring the stripe's conversation
+// actors. The stripe's table keeps, per conversation, the jobs sent and not yet
 // finished, in order. When a conversation actor dies, its supervisor spawns a new one
 // (which reloads the last committed snapshot from Redis) and sends it the unfinished
-// jobs again, in order, all under the shard's mutex, so a job submitted meanwhile
+// jobs again, in order, all under the stripe's mutex, so a job submitted meanwhile
 // still lands behind them. The first unfinished job is the one that was running:
 // after `max_attempts` deaths with it within `attempt_window` it is quarantined and
 // run once more as a failure, which runs the bot's error dialog: the user gets an
@@ -29,89 +29,14 @@
 #include <boost/intrusive/list.hpp>
 
 #include "actors/runtime/internal.hpp"
+#include "actors/snapshot/redis_snapshot_store.hpp"
 #include "src/log/log.hpp"
 
 namespace parley::actors {
 
-runtime_probe::runtime_probe(prometheus::Registry& reg)
-    : turns(prometheus::BuildCounter()
-                .Name("parley_turns_total")
-                .Help("Inbound messages answered, by outcome.")
-                .Register(reg)),
-      turn_seconds(
-          prometheus::BuildHistogram()
-              .Name("parley_turn_duration_seconds")
-              .Help("Time from a message reaching its shard to its committed answer.")
-              .Register(reg)
-              .Add({}, prometheus::Histogram::BucketBoundaries{0.0001, 0.00025, 0.0005, 0.001,
-                                                               0.0025, 0.005, 0.01, 0.025, 0.05,
-                                                               0.1, 0.25, 0.5, 1, 2.5, 5, 10})),
-      live(prometheus::BuildGauge()
-               .Name("parley_conversations_live")
-               .Help("Live conversation actors on this node.")
-               .Register(reg)
-               .Add({})),
-      activated_snapshot(prometheus::BuildCounter()
-                             .Name("parley_conversation_activations_total")
-                             .Help("Conversation actors activated, by source.")
-                             .Register(reg)
-                             .Add({{"source", "snapshot"}})),
-      activated_new(prometheus::BuildCounter()
-                        .Name("parley_conversation_activations_total")
-                        .Help("Conversation actors activated, by source.")
-                        .Register(reg)
-                        .Add({{"source", "new"}})),
-      restarts(prometheus::BuildCounter()
-                   .Name("parley_conversation_restarts_total")
-                   .Help("Conversation actors restarted from their snapshot after dying.")
-                   .Register(reg)
-                   .Add({})),
-      quarantines(
-          prometheus::BuildCounter()
-              .Name("parley_messages_quarantined_total")
-              .Help("Messages that killed their conversation too often and were quarantined.")
-              .Register(reg)
-              .Add({})),
-      passivations(prometheus::BuildCounter()
-                       .Name("parley_conversations_passivated_total")
-                       .Help("Idle conversation actors stopped (their snapshot stays in Redis).")
-                       .Register(reg)
-                       .Add({})),
-      commit_failures(
-          prometheus::BuildCounter()
-              .Name("parley_turn_commit_failures_total")
-              .Help("Turns whose snapshot could not be written to Redis (answered unavailable).")
-              .Register(reg)
-              .Add({})),
-      fenced_reads(
-          prometheus::BuildCounter()
-              .Name("parley_snapshot_reads_fenced_total")
-              .Help("Snapshot reads that waited for the commit of a conversation actor that died "
-                    "with it in flight.")
-              .Register(reg)
-              .Add({})) {
-  const char* names[] = {"ok",
-                         "replayed",
-                         "session_not_found",
-                         "session_ended",
-                         "stale_sequence",
-                         "bot_not_found",
-                         "unavailable",
-                         "internal",
-                         "bad_input",
-                         "busy"};
-  for (std::size_t i = 0; i < by_status.size(); ++i)
-    by_status[i] = &turns.Add({{"outcome", names[i]}});
-}
-
-void runtime_probe::turn(turn_outcome::status st, double seconds) {
-  by_status[static_cast<std::size_t>(st)]->Increment();
-  turn_seconds.Observe(seconds);
-}
-
 bool deliver(const conversation_deps* deps, turn_job& job, turn_outcome out) {
   if (job.claimed.exchange(true, std::memory_order_acq_rel)) return false;
-  deps->probe->turn(
+  deps->probe->turn_answered(
       out.st,
       std::chrono::duration<double>(std::chrono::steady_clock::now() - job.received).count());
   job.bot = out.bot;
@@ -126,7 +51,7 @@ namespace {
 
 namespace bi = boost::intrusive;
 
-/// A conversation's place in one of its shard's activity lists; it leaves the list
+/// A conversation's place in one of its stripe's activity lists; it leaves the list
 /// by itself (auto unlink) when it moves to another or is destroyed.
 using activity_hook = bi::list_base_hook<bi::link_mode<bi::auto_unlink>>;
 
@@ -142,9 +67,9 @@ const std::string* bot_name(const std::string& name) {
   return &*names.insert(name).first;
 }
 
-/// A live conversation; through its hook, in its shard's `touched` or `idle` list.
+/// A live conversation; through its hook, in its stripe's `touched` or `idle` list.
 struct conv_entry : activity_hook {
-  caf::actor actor;
+  conversation_handle actor;
   std::list<turn_job_ptr> sent;      // sent to `actor` (or a dead predecessor), oldest first; a
                                      // finished front is dropped lazily
   const std::string* bot = &no_bot;  // interned (bot_name): one pointer, not a string
@@ -167,8 +92,8 @@ void move_to_back(activity_list& to, conv_entry& e) {
   to.push_back(e);
 }
 
-/// One shard: its part of the live conversations and the actor supervising them.
-struct shard {
+/// One stripe: its part of the live conversations and the actor supervising them.
+struct stripe {
   std::mutex m;
   // By key (tenant '\0' session id). The key views the key string of the entry's own
   // actor (immutable, and alive as long as the entry holds the actor): one copy of
@@ -179,8 +104,8 @@ struct shard {
   activity_list idle;     ///< every job finished; least recently active first
 };
 
-/// A tick visits at most this many conversations of its shard (touched ones and
-/// passivated ones together), so the shard's mutex and the lane running the
+/// A tick visits at most this many conversations of its stripe (touched ones and
+/// passivated ones together), so the stripe's mutex and the lane running the
 /// supervisor are held for a short while at a time; with more to do, the next tick
 /// comes after a millisecond instead of a period.
 constexpr std::size_t max_tick_visits = 4096;
@@ -188,7 +113,7 @@ constexpr std::size_t max_tick_visits = 4096;
 struct shared_state {
   const conversation_deps* deps = nullptr;
   std::function<void(store::quarantined_message)> quarantine;
-  std::vector<std::unique_ptr<shard>> shards;
+  std::vector<std::unique_ptr<stripe>> stripes;
 };
 
 /// Drops the finished jobs at the front of `e.sent`, keeping the bot they ran.
@@ -215,30 +140,30 @@ void answer_now(const conversation_deps* deps, turn_job& job, turn_outcome::stat
 
 using supervisor_ptr = caf::event_based_actor*;
 
-void on_conversation_down(shared_state* st, shard* sh, supervisor_ptr self,
+void on_conversation_down(shared_state* st, stripe* sp, supervisor_ptr self,
                           const caf::down_msg& dm) {
   const auto* deps = st->deps;
-  std::lock_guard<std::mutex> lock(sh->m);
-  if (!sh->supervisor) return;  // runtime::stop
+  std::lock_guard<std::mutex> lock(sp->m);
+  if (!sp->supervisor) return;  // runtime::stop
   // The dead actor is still in memory when its entry holds it; otherwise it was
   // passivated on purpose and nothing is left to do.
-  auto dead = caf::actor_cast<caf::actor>(dm.source);
+  auto dead = caf::actor_cast<conversation_handle>(dm.source);
   if (!dead) return;
-  auto cit = sh->convs.find(conversation_key(dead));
-  if (cit == sh->convs.end() || cit->second.actor != dead)
+  auto cit = sp->convs.find(conversation_key(dead));
+  if (cit == sp->convs.end() || cit->second.actor != dead)
     return;  // passivated, or an older incarnation
   std::string key(cit->first);
   const std::string tenant = key.substr(0, key.find('\0'));
   const std::string session_id = key.substr(key.find('\0') + 1);
   // A new incarnation; the entry's key moves to the new actor's copy before the
   // entry lets go of the dead one.
-  auto fresh = spawn_conversation(self->system(), deps, sh->supervisor, key);
-  auto node = sh->convs.extract(cit);
+  auto fresh = spawn_conversation(self->system(), deps, sp->supervisor, key);
+  auto node = sp->convs.extract(cit);
   node.key() = conversation_key(fresh);
   node.mapped().actor = std::move(fresh);
-  auto& e = sh->convs.insert(std::move(node)).position->second;
+  auto& e = sp->convs.insert(std::move(node)).position->second;
   prune(e);
-  deps->probe->restarts.Increment();
+  deps->probe->conversation_restarted();
   if (e.sent.empty()) return;   // died between turns (killed, say): nothing to run again
   auto& job = *e.sent.front();  // the one that was running
   auto now = std::chrono::steady_clock::now();
@@ -259,7 +184,7 @@ void on_conversation_down(shared_state* st, shard* sh, supervisor_ptr self,
     return;
   }
   if (static_cast<int>(job.deaths.size()) >= deps->options.max_attempts) {
-    deps->probe->quarantines.Increment();
+    deps->probe->message_quarantined();
     log::error("message_quarantined", {{"tenant", tenant},
                                        {"session", session_id},
                                        {"message_id", job.in.message_id},
@@ -276,8 +201,8 @@ void on_conversation_down(shared_state* st, shard* sh, supervisor_ptr self,
   for (const auto& j : e.sent) caf::anon_send(e.actor, turn_atom::value, j);
 }
 
-caf::behavior supervisor_impl(supervisor_ptr self, shared_state* st, shard* sh) {
-  self->set_down_handler([=](caf::down_msg& dm) { on_conversation_down(st, sh, self, dm); });
+caf::behavior supervisor_impl(supervisor_ptr self, shared_state* st, stripe* sp) {
+  self->set_down_handler([=](caf::down_msg& dm) { on_conversation_down(st, sp, self, dm); });
   const auto* deps = st->deps;
   auto period =
       std::max(std::chrono::milliseconds(50),
@@ -289,36 +214,36 @@ caf::behavior supervisor_impl(supervisor_ptr self, shared_state* st, shard* sh) 
         std::size_t visits = 0;    // conversations looked at
         std::size_t progress = 0;  // of them, made idle or passivated
         {
-          std::lock_guard<std::mutex> lock(sh->m);
+          std::lock_guard<std::mutex> lock(sp->m);
           // Touched conversations whose jobs have all finished become idle, in the
           // order of their last turn, so `idle` stays (nearly) oldest first. The ones
           // still running a job go to the back of `touched`, to be looked at again
           // next tick; each is visited once per tick.
-          if (!sh->touched.empty()) {
-            const conv_entry* last = &sh->touched.back();
-            for (auto it = sh->touched.begin(); visits < max_tick_visits; ++visits) {
+          if (!sp->touched.empty()) {
+            const conv_entry* last = &sp->touched.back();
+            for (auto it = sp->touched.begin(); visits < max_tick_visits; ++visits) {
               auto& e = *it++;
               prune(e);
               if (e.sent.empty()) {
-                move_to_back(sh->idle, e);
+                move_to_back(sp->idle, e);
                 ++progress;
               } else {
-                move_to_back(sh->touched, e);
+                move_to_back(sp->touched, e);
               }
               if (&e == last) break;
             }
           }
-          while (!sh->idle.empty() && visits < max_tick_visits) {
-            auto& e = sh->idle.front();
+          while (!sp->idle.empty() && visits < max_tick_visits) {
+            auto& e = sp->idle.front();
             if (now - e.last_active < deps->options.passivate_after) break;
             ++visits;
             ++progress;
             // Its down message then finds no entry holding it, and is ignored.
             self->send_exit(e.actor, caf::exit_reason::user_shutdown);
-            deps->probe->passivations.Increment();
-            deps->probe->live.Decrement();
+            deps->probe->conversation_passivated();
+            deps->probe->conversation_gone();
             // The key views the actor's key, alive until the erase ends.
-            sh->convs.erase(conversation_key(e.actor));
+            sp->convs.erase(conversation_key(e.actor));
           }
         }
         // Cut short with work done and more to do: come back soon. (Conversations
@@ -330,7 +255,7 @@ caf::behavior supervisor_impl(supervisor_ptr self, shared_state* st, shard* sh) 
   };
 }
 
-std::size_t shard_of(const std::string& tenant, const std::string& session, std::size_t n) {
+std::size_t stripe_of(const std::string& tenant, const std::string& session, std::size_t n) {
   std::size_t h = std::hash<std::string>{}(tenant);
   h ^= std::hash<std::string>{}(session) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
   return h % n;
@@ -350,6 +275,7 @@ std::string key_of(const std::string& tenant, const std::string& session) {
 struct runtime::impl {
   deps d;
   std::unique_ptr<runtime_probe> probe;
+  std::unique_ptr<snapshot_store> own_snapshots;  ///< when deps.snapshots is null
   conversation_deps cdeps;
   shared_state st;
 };
@@ -358,8 +284,10 @@ runtime::runtime(deps d, runtime_options options) : impl_(std::make_unique<impl>
   impl_->d = d;
   impl_->probe = std::make_unique<runtime_probe>(*d.metrics);
   auto& c = impl_->cdeps;
-  c.redis = d.redis;
-  c.redis_lanes = d.redis_lanes;
+  if (d.snapshots == nullptr)
+    impl_->own_snapshots =
+        std::make_unique<redis_snapshot_store>(*d.redis, d.redis_lanes, options.key_prefix);
+  c.snapshots = d.snapshots != nullptr ? d.snapshots : impl_->own_snapshots.get();
   c.registry = d.registry;
   c.transcripts = d.transcripts;
   c.actions = d.actions;
@@ -368,11 +296,11 @@ runtime::runtime(deps d, runtime_options options) : impl_(std::make_unique<impl>
   auto& st = impl_->st;
   st.deps = &impl_->cdeps;
   st.quarantine = d.quarantine;
-  for (std::size_t i = 0; i < std::max<std::size_t>(1, options.shards); ++i) {
-    st.shards.push_back(std::make_unique<shard>());
-    auto* sh = st.shards.back().get();
-    std::lock_guard<std::mutex> lock(sh->m);  // the supervisor reads `supervisor` under it
-    sh->supervisor = d.system->spawn(supervisor_impl, &st, sh);
+  for (std::size_t i = 0; i < std::max<std::size_t>(1, options.stripes); ++i) {
+    st.stripes.push_back(std::make_unique<stripe>());
+    auto* sp = st.stripes.back().get();
+    std::lock_guard<std::mutex> lock(sp->m);  // the supervisor reads `supervisor` under it
+    sp->supervisor = d.system->spawn(supervisor_impl, &st, sp);
   }
 }
 
@@ -381,30 +309,30 @@ runtime::~runtime() { stop(); }
 void runtime::submit(inbound in, std::function<void(turn_outcome)> done) {
   auto& st = impl_->st;
   const auto* deps = st.deps;
-  auto& sh = *st.shards[shard_of(in.tenant, in.session_id, st.shards.size())];
+  auto& sp = *st.stripes[stripe_of(in.tenant, in.session_id, st.stripes.size())];
   auto job = std::make_shared<turn_job>();
   std::string key = key_of(in.tenant, in.session_id);
   job->in = std::move(in);
   job->done = std::move(done);
-  std::unique_lock<std::mutex> lock(sh.m);
-  if (!sh.supervisor) {
+  std::unique_lock<std::mutex> lock(sp.m);
+  if (!sp.supervisor) {
     lock.unlock();
     return answer_now(deps, *job, turn_outcome::status::unavailable, "the node is shutting down");
   }
-  auto it = sh.convs.find(key);
-  if (it == sh.convs.end()) {
-    auto actor = spawn_conversation(*impl_->d.system, deps, sh.supervisor, std::move(key));
+  auto it = sp.convs.find(key);
+  if (it == sp.convs.end()) {
+    auto actor = spawn_conversation(*impl_->d.system, deps, sp.supervisor, std::move(key));
     auto view = conversation_key(actor);
     it =
-        sh.convs
+        sp.convs
             .emplace(std::piecewise_construct, std::forward_as_tuple(view), std::forward_as_tuple())
             .first;
     it->second.actor = std::move(actor);
-    deps->probe->live.Increment();
+    deps->probe->conversation_live();
   }
   auto& e = it->second;
   e.last_active = job->received;
-  move_to_back(sh.touched, e);
+  move_to_back(sp.touched, e);
   prune(e);
   // One running plus `max_queued` waiting: beyond that the client is told to slow
   // down instead of the node buffering without bound.
@@ -423,9 +351,9 @@ void runtime::live(const std::string& tenant,
                    std::function<void(std::vector<live_conversation>)> done) {
   std::vector<live_conversation> out;
   auto now = std::chrono::steady_clock::now();
-  for (auto& sh : impl_->st.shards) {
-    std::lock_guard<std::mutex> lock(sh->m);
-    for (auto& [key, e] : sh->convs) {
+  for (auto& sp : impl_->st.stripes) {
+    std::lock_guard<std::mutex> lock(sp->m);
+    for (auto& [key, e] : sp->convs) {
       if (key.substr(0, key.find('\0')) != tenant) continue;
       prune(e);
       out.push_back(
@@ -438,12 +366,12 @@ void runtime::live(const std::string& tenant,
 
 void runtime::kill(const std::string& tenant, const std::string& session_id,
                    std::function<void(bool)> done) {
-  if (!impl_->cdeps.options.debug_faults || impl_->st.shards.empty()) return done(false);
-  auto& sh = *impl_->st.shards[shard_of(tenant, session_id, impl_->st.shards.size())];
+  if (!impl_->cdeps.options.debug_faults || impl_->st.stripes.empty()) return done(false);
+  auto& sp = *impl_->st.stripes[stripe_of(tenant, session_id, impl_->st.stripes.size())];
   {
-    std::lock_guard<std::mutex> lock(sh.m);
-    auto it = sh.convs.find(key_of(tenant, session_id));
-    if (it == sh.convs.end()) return done(false);
+    std::lock_guard<std::mutex> lock(sp.m);
+    auto it = sp.convs.find(key_of(tenant, session_id));
+    if (it == sp.convs.end()) return done(false);
     // A message, not an exit: the conversation then dies like a crash would (with an
     // error as its reason), and its monitor tells the supervisor.
     caf::anon_send(it->second.actor, kill_atom::value);
@@ -452,22 +380,32 @@ void runtime::kill(const std::string& tenant, const std::string& session_id,
 }
 
 void runtime::stop() {
-  for (auto& sh : impl_->st.shards) {
+  const auto* deps = impl_->st.deps;
+  for (auto& sp : impl_->st.stripes) {
     caf::actor sup;
+    std::vector<turn_job_ptr> unanswered;
     {
-      std::lock_guard<std::mutex> lock(sh->m);
-      sup = std::move(sh->supervisor);
-      sh->supervisor = nullptr;
-      // Their snapshots stay in Redis; jobs still waiting are dropped unanswered
-      // (the HTTP server has stopped taking requests by now).
-      for (auto& [key, e] : sh->convs)
+      std::lock_guard<std::mutex> lock(sp->m);
+      sup = std::move(sp->supervisor);
+      sp->supervisor = nullptr;
+      // Their snapshots stay in the store. The jobs not yet answered are answered
+      // below, outside the mutex (a `done` may submit again, and is then answered
+      // unavailable at once).
+      for (auto& [key, e] : sp->convs) {
         caf::anon_send_exit(e.actor, caf::exit_reason::user_shutdown);
-      sh->convs.clear();  // each entry leaves its activity list
+        for (auto& j : e.sent)
+          if (!j->finished.load(std::memory_order_acquire)) unanswered.push_back(std::move(j));
+      }
+      sp->convs.clear();  // each entry leaves its activity list
     }
     if (sup) caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+    // A job whose commit is in flight may be answered by its completion first
+    // (`deliver` lets one answer through).
+    for (auto& j : unanswered)
+      answer_now(deps, *j, turn_outcome::status::unavailable, "the node is shutting down");
   }
-  // Commits in flight complete on the Redis client's thread (success, failure or
-  // timeout, so within its command timeout) and use this runtime's probe: wait for them.
+  // Commits in flight complete on the store's thread (success, failure or timeout:
+  // for Redis within its command timeout) and use this runtime's probe: wait for them.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (impl_->cdeps.commits_in_flight.load(std::memory_order_acquire) > 0 &&
          std::chrono::steady_clock::now() < deadline)

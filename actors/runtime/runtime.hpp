@@ -1,15 +1,17 @@
 #pragma once
 /// The conversation runtime of one node: the public face the gateways use.
 ///
-/// A gateway turns a channel request into an `inbound` and calls `runtime::submit`
-/// from any thread (an HTTP handler, say); `done` is called exactly once, from an
-/// actor thread, with the outcome. Behind it, shard actors own the live
-/// conversation actors: they spawn them on demand (from the Redis snapshot when one
-/// exists), feed them one turn at a time in arrival order, restart them from their
-/// snapshot when they die, and passivate them when idle. A conversation answers a
-/// turn only after the turn's snapshot is committed to Redis.
+/// A gateway turns a channel request into an `inbound` and calls `runtime::submit`;
+/// the runtime finds (or spawns) the conversation's actor and queues the message on
+/// it. Live conversations are spread over `runtime_options::stripes` stripes (local
+/// lock groups, by hash of tenant and session; not the cluster's shards): each stripe
+/// has its table of live conversations under its mutex, and a supervisor actor that
+/// restarts a dead conversation from its last committed snapshot (sending it the jobs
+/// it had not answered, in order, up to quarantine after `max_attempts` deaths) and
+/// passivates idle ones. A conversation answers a turn only after the turn's snapshot
+/// is committed to its `snapshot_store`.
 ///
-/// CAF stays behind this header: it forward-declares `caf::actor_system`.
+/// Thread-safe; CAF stays behind this header (it forward-declares `caf::actor_system`).
 
 #include <chrono>
 #include <cstdint>
@@ -31,6 +33,9 @@ namespace parley::store {
 class redis_client;
 struct quarantined_message;
 }  // namespace parley::store
+namespace parley::actors {
+class snapshot_store;
+}
 
 namespace parley::actors {
 
@@ -81,7 +86,7 @@ struct turn_outcome {
 };
 
 struct runtime_options {
-  std::size_t shards = 32;                            ///< shard actors on this node
+  std::size_t stripes = 32;                           ///< lock groups (each with its supervisor)
   std::chrono::milliseconds passivate_after{600000};  ///< idle live conversations stop
   int max_attempts = 3;                               ///< deaths of one message before quarantine
   std::chrono::seconds attempt_window{60};
@@ -90,6 +95,7 @@ struct runtime_options {
   std::chrono::seconds default_idle_timeout{3600};  ///< snapshot TTL when the bot sets none
   bool debug_faults = false;                        ///< enables kill() and the poison text
   std::string key_prefix = "parley";  ///< Redis keys: <prefix>:conv:<tenant>:<session>
+                                      ///< (the Redis store made when deps.snapshots is null)
 };
 
 /// The text that, with `debug_faults`, makes a conversation actor throw while running
@@ -100,6 +106,9 @@ class runtime {
  public:
   struct deps {
     caf::actor_system* system = nullptr;
+    /// Where snapshots live. Null: a redis_snapshot_store over `redis` and
+    /// `redis_lanes`, with options.key_prefix (what parleyd uses); tests pass a fake.
+    snapshot_store* snapshots = nullptr;
     store::redis_client* redis = nullptr;
     /// > 0: `redis` runs in lanes mode with this many lanes. A conversation's commands
     /// then go on the connection of the lane the conversation runs on (the lane of the
@@ -121,7 +130,21 @@ class runtime {
   runtime(const runtime&) = delete;
   runtime& operator=(const runtime&) = delete;
 
-  /// Queues one inbound message. Any thread; `done` runs once on an actor thread.
+  /// Queues one inbound message. Any thread.
+  ///
+  /// `done` runs exactly once, with the outcome, and must not block. Who calls it:
+  /// - the conversation actor, on a CAF scheduler thread (with parleyd's lane
+  ///   scheduler, the lane the actor runs on), for a turn that ends without a commit
+  ///   (replayed, stale_sequence, session_not_found, bad_input, ...);
+  /// - the completion of the turn's snapshot commit (ok, or unavailable when the
+  ///   commit failed), on the store's thread: with lane connections the lane that
+  ///   sent the commit, which is the lane of the HTTP connection that submitted the
+  ///   turn, else the Redis client's I/O thread;
+  /// - the stripe's supervisor actor, on a CAF thread, when the conversation died on
+  ///   the message and on its error dialog (internal);
+  /// - `submit` itself, inline on the caller's thread, for busy (more than
+  ///   `max_queued` waiting) and unavailable after stop();
+  /// - `stop()`, on the thread calling it, for every job still waiting (unavailable).
   void submit(inbound in, std::function<void(turn_outcome)> done);
 
   struct live_conversation {
@@ -137,7 +160,13 @@ class runtime {
   void kill(const std::string& tenant, const std::string& session_id,
             std::function<void(bool)> done);
 
-  /// Stops every shard and conversation (snapshots stay in Redis).
+  /// Stops every stripe and conversation; their snapshots stay in the store. Every job
+  /// submitted and not yet answered (running, or waiting behind another) is answered
+  /// `unavailable` (HTTP 503, "the node is shutting down") on the calling thread,
+  /// unless its commit's completion wins the race and answers it first: either way
+  /// once. Then waits for the commits in flight to complete (they use the probe and
+  /// the transcript writer). Later submits are answered unavailable at once.
+  /// Idempotent; the destructor calls it.
   void stop();
 
   struct impl;

@@ -186,7 +186,7 @@ int main(int argc, char** argv) {
   std::string bot_file = PARLEY_BENCH_BOT;
   std::string tenant = "bench";
   std::size_t threads = std::max(1u, std::thread::hardware_concurrency());
-  std::size_t shards = 32;
+  std::size_t stripes = 32;
   double timeout_s = 300;
   bool memory_only = false;
   bool markers = false;
@@ -201,7 +201,7 @@ int main(int argc, char** argv) {
   app.add_option("--in-flight", in_flight, "most outstanding turns at once")->capture_default_str();
   app.add_option("--bot", bot_file, "bot definition file (no actions)")->capture_default_str();
   app.add_option("--threads", threads, "CAF scheduler threads")->capture_default_str();
-  app.add_option("--shards", shards, "shard actors")->capture_default_str();
+  app.add_option("--stripes", stripes, "runtime stripes (lock groups)")->capture_default_str();
   app.add_option("--timeout", timeout_s, "seconds each phase may take at most")
       ->capture_default_str();
   app.add_flag("--redis-lanes,!--no-redis-lanes", redis_lanes,
@@ -271,7 +271,7 @@ int main(int argc, char** argv) {
             caf::timespan{std::chrono::microseconds(moderate_sleep_us)});
   // One actor system per phase: destroying it joins the scheduler, so the first
   // runtime's 100,000 actors are really gone (await_all_actors_done returns before
-  // the shards' states, which hold the last references, are destroyed).
+  // the stripes' states, which hold the last references, are destroyed).
   auto sys = std::make_unique<caf::actor_system>(cfg);
 
   actors::program_source source;
@@ -301,7 +301,7 @@ int main(int argc, char** argv) {
     d.actions = &actions;
     d.metrics = &metrics;
     actors::runtime_options o;
-    o.shards = shards;
+    o.stripes = stripes;
     return std::make_unique<actors::runtime>(d, o);
   };
   auto now_unix = [] {
@@ -342,13 +342,13 @@ int main(int argc, char** argv) {
   auto metrics_a = std::make_shared<prometheus::Registry>();
   auto rt = make_runtime(*metrics_a);
   {
-    // Warm up: the program is loaded and every shard has run once, so the baseline
+    // Warm up: the program is loaded and every stripe has run once, so the baseline
     // holds everything that does not grow with the number of conversations.
     driver warm(*rt, in_flight);
     if (!warm.run(
-            shards * 4, [&](std::size_t i) { return start_in(conversations + i); },
+            stripes * 4, [&](std::size_t i) { return start_in(conversations + i); },
             phase_deadline()) ||
-        warm.ok() != shards * 4) {
+        warm.ok() != stripes * 4) {
       std::fprintf(stderr, "parley_runtime_bench: warm-up failed:%s\n", warm.failures().c_str());
       return 1;
     }
@@ -368,7 +368,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   // Mailboxes and Redis buffers settle, and a supervisor tick (every second) drops the
-  // finished jobs each shard keeps until then for supervision: then they are idle.
+  // finished jobs each stripe keeps until then for supervision: then they are idle.
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   auto after_raw = measure_memory();
   release_free_memory();
@@ -447,8 +447,8 @@ int main(int argc, char** argv) {
   double act_rate = n / act_s;
   std::printf(
       "activation  %zu conversations activated from Redis, one text turn each, in %.2f s: %.0f/s "
-      "(goal >= 50000/s; in flight <= %zu, %zu scheduler threads, %zu shards)\n",
-      conversations, act_s, act_rate, in_flight, threads, shards);
+      "(goal >= 50000/s; in flight <= %zu, %zu scheduler threads, %zu stripes)\n",
+      conversations, act_s, act_rate, in_flight, threads, stripes);
   std::printf(
       "            CPU per activation: %.1f us in this process (all threads), %.1f us in Redis\n",
       cpu_act / n * 1e6, redis_cpu_act / n * 1e6);
@@ -457,9 +457,9 @@ int main(int argc, char** argv) {
       "\"snapshot_b\":%.0f,\"beyond_state_b\":%.0f,\"starts_per_s\":%.0f,\"activations_per_s\":%."
       "0f,"
       "\"cpu_us_per_activation\":%.1f,\"redis_cpu_us_per_activation\":%.1f,"
-      "\"in_flight\":%zu,\"threads\":%zu,\"shards\":%zu}\n",
+      "\"in_flight\":%zu,\"threads\":%zu,\"stripes\":%zu}\n",
       conversations, rss_per, heap_per, snapshot_bytes, beyond, n / start_s, act_rate,
-      cpu_act / n * 1e6, redis_cpu_act / n * 1e6, in_flight, threads, shards);
+      cpu_act / n * 1e6, redis_cpu_act / n * 1e6, in_flight, threads, stripes);
   rt->stop();
   rt.reset();
   sys.reset();

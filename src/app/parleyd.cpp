@@ -60,6 +60,7 @@ int run(const settings::settings& cfg) {
   log::level lvl = log::level::info;
   log::parse_level(cfg.log.level, lvl);
   log::configure(lvl, cfg.log.format == "logfmt" ? log::format::logfmt : log::format::json);
+  for (const auto& w : cfg.warnings) log::warn("config_deprecated", {{"warning", w}});
 
   // Signals go to the main thread only: block them before any thread starts.
   sigset_t signals;
@@ -171,7 +172,7 @@ int run(const settings::settings& cfg) {
   actors::transcript_writer transcripts(actors::catalog_sink(*p), {}, registry_ptr.get());
   actors::action_runner actions(static_cast<std::size_t>(cfg.runtime.action_threads));
   actors::runtime_options ropts_rt;
-  ropts_rt.shards = static_cast<std::size_t>(cfg.runtime.shards);
+  ropts_rt.stripes = static_cast<std::size_t>(cfg.runtime.stripes);
   ropts_rt.passivate_after = std::chrono::milliseconds(cfg.runtime.passivate_after_ms);
   ropts_rt.max_attempts = cfg.runtime.max_attempts;
   ropts_rt.recent_turns = static_cast<std::size_t>(cfg.runtime.recent_turns);

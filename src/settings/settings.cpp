@@ -126,7 +126,8 @@ const std::vector<key_spec>& schema() {
                   "CAF scheduler: lanes (actors on the HTTP event-loop threads), work stealing, or "
                   "one shared queue",
                   "lanes", "stealing", "sharing"),
-      PARLEY_INT(runtime, shards, 1, 4096, "shard actors per node"),
+      PARLEY_INT(runtime, stripes, 1, 4096,
+                 "local lock groups of live conversations, each with its supervisor actor"),
       PARLEY_INT(runtime, passivate_after_ms, 10, 86400000,
                  "idle conversation actors stop after this"),
       PARLEY_INT(runtime, max_attempts, 1, 100, "deaths of one message before it is quarantined"),
@@ -158,6 +159,25 @@ bool known_section(const std::string& name) {
 const key_spec* find_key(const std::string& section, const std::string& key) {
   for (const auto& k : schema())
     if (section == k.section && key == k.key) return &k;
+  return nullptr;
+}
+
+/// Keys renamed, still read under their old name with a warning.
+struct renamed_key {
+  const char* section;
+  const char* old_key;
+  const char* new_key;
+};
+constexpr renamed_key renamed_keys[] = {{"runtime", "shards", "stripes"}};
+
+/// The key `key` was renamed to, recording the warning; null when it was not renamed.
+const key_spec* find_renamed(const std::string& section, const std::string& key,
+                             const std::string& where, settings& s) {
+  for (const auto& r : renamed_keys) {
+    if (section != r.section || key != r.old_key) continue;
+    s.warnings.push_back(where + " is deprecated: use " + r.section + "." + r.new_key);
+    return find_key(section, r.new_key);
+  }
   return nullptr;
 }
 
@@ -200,8 +220,9 @@ result<settings> parse(const std::string& yaml_text, const std::string& origin,
       if (!sec.second.IsMap()) return bad(origin, section, "expected a mapping of keys");
       for (const auto& kv : sec.second) {
         const auto key = kv.first.as<std::string>();
-        const auto* spec = find_key(section, key);
         const std::string dotted = section + "." + key;
+        const auto* spec = find_key(section, key);
+        if (spec == nullptr) spec = find_renamed(section, key, origin + ": " + dotted, s);
         if (spec == nullptr) return bad(origin, dotted, "unknown key");
         if (!kv.second.IsScalar())
           return bad(origin, dotted, std::string("expected a ") + spec->type + " value");
@@ -224,6 +245,9 @@ result<settings> parse(const std::string& yaml_text, const std::string& origin,
       section_matched = true;
       if (rest.substr(prefix.size()) == upper(k.key)) match = &k;
     }
+    for (const auto& r : renamed_keys)
+      if (match == nullptr && rest == upper(r.section) + "_" + upper(r.old_key))
+        match = find_renamed(r.section, r.old_key, "environment: " + name, s);
     if (!section_matched) continue;
     if (match == nullptr) return bad("environment", name, "unknown key");
     if (auto problem = match->set(s, value); !problem.empty())

@@ -57,7 +57,7 @@ struct actor_settings {
 };
 
 struct runtime_settings {
-  int shards = 32;                      ///< shard actors per node
+  int stripes = 32;                     ///< local lock groups (runtime.shards: deprecated alias)
   int64_t passivate_after_ms = 600000;  ///< idle conversation actors stop after this
   int max_attempts = 3;                 ///< deaths of one message before it is quarantined
   int recent_turns = 8;                 ///< answered messages kept per conversation for replay
@@ -79,6 +79,8 @@ struct settings {
   actor_settings actors;
   runtime_settings runtime;
   admin_settings admin;
+  /// Deprecated keys that were read, one sentence each, for the caller to log.
+  std::vector<std::string> warnings;
 };
 
 /// The environment as a map, so tests can pass their own.

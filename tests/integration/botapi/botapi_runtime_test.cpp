@@ -827,12 +827,12 @@ TEST_F(BotApi, IdleConversationsPassivateAndComeBackFromTheirSnapshot) {
 }
 
 TEST_F(BotApi, EveryIdleConversationPassivatesWhenManyAreLive) {
-  // A supervisor tick visits at most 4,096 conversations of its shard, then comes
+  // A supervisor tick visits at most 4,096 conversations of its stripe, then comes
   // back a millisecond later: no idle conversation may stay live beyond the cap. One
-  // shard holding 5,000 conversations (live together: they idle for 3 s) passivates
+  // stripe holding 5,000 conversations (live together: they idle for 3 s) passivates
   // them over several ticks.
   n_ = std::make_unique<node>(std::map<std::string, std::string>{
-      {"PARLEY_RUNTIME_PASSIVATE_AFTER_MS", "3000"}, {"PARLEY_RUNTIME_SHARDS", "1"}});
+      {"PARLEY_RUNTIME_PASSIVATE_AFTER_MS", "3000"}, {"PARLEY_RUNTIME_STRIPES", "1"}});
   c_ = std::make_unique<client>(*n_, tenant_, key_);
   constexpr int sessions = 5000;
   for (int i = 0; i < sessions; ++i) ASSERT_EQ(c_->start("orders").status, 200);
@@ -850,7 +850,7 @@ TEST_F(BotApi, AConversationWaitingForItsActionIsNotPassivated) {
   // idle time keeps its conversation live, which passivates once the turn is answered.
   // (300 ms: the idle gap between two turns of this test must stay below it.)
   n_ = std::make_unique<node>(std::map<std::string, std::string>{
-      {"PARLEY_RUNTIME_PASSIVATE_AFTER_MS", "300"}, {"PARLEY_RUNTIME_SHARDS", "1"}});
+      {"PARLEY_RUNTIME_PASSIVATE_AFTER_MS", "300"}, {"PARLEY_RUNTIME_STRIPES", "1"}});
   c_ = std::make_unique<client>(*n_, tenant_, key_);
   auto s = start_session();
   ASSERT_EQ(c_->choice(s, 1, 1).status, 200);

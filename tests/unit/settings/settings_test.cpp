@@ -65,6 +65,24 @@ TEST(Settings, RequiredValuesMayComeFromTheEnvironmentAlone) {
   ASSERT_TRUE(s.ok()) << s.err().message;
 }
 
+TEST(Settings, RuntimeShardsIsADeprecatedAliasOfRuntimeStripes) {
+  auto s = parse(std::string(minimal) + "runtime:\n  shards: 8\n", "t.yaml", {});
+  ASSERT_TRUE(s.ok()) << s.err().message;
+  EXPECT_EQ(s->runtime.stripes, 8);
+  ASSERT_EQ(s->warnings.size(), 1u);
+  EXPECT_EQ(s->warnings[0], "t.yaml: runtime.shards is deprecated: use runtime.stripes");
+  auto e = parse(minimal, "t.yaml", {{"PARLEY_RUNTIME_SHARDS", "4"}});
+  ASSERT_TRUE(e.ok()) << e.err().message;
+  EXPECT_EQ(e->runtime.stripes, 4);
+  ASSERT_EQ(e->warnings.size(), 1u);
+  EXPECT_EQ(e->warnings[0],
+            "environment: PARLEY_RUNTIME_SHARDS is deprecated: use runtime.stripes");
+  auto n = parse(std::string(minimal) + "runtime:\n  stripes: 16\n", "t.yaml", {});
+  ASSERT_TRUE(n.ok()) << n.err().message;
+  EXPECT_EQ(n->runtime.stripes, 16);
+  EXPECT_TRUE(n->warnings.empty());
+}
+
 TEST(Settings, UnrelatedEnvironmentVariablesAreIgnored) {
   auto s = parse(minimal, "t.yaml", {{"PARLEY_BUILD_DIR", "/x"}, {"HOME", "/root"}});
   ASSERT_TRUE(s.ok()) << s.err().message;

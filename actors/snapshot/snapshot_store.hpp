@@ -1,0 +1,61 @@
+#pragma once
+/// Where a conversation's committed snapshot lives: the seam between the conversation
+/// actor and Redis (redis_snapshot_store), faked in tests (memory_snapshot_store).
+///
+/// A snapshot is the serialized `parley.runtime.v1.Snapshot` of one conversation,
+/// keyed by (tenant, session id). The conversation loads it once, before its first
+/// turn, and commits it after every turn; it answers the turn only once the commit
+/// has completed. At most one load or commit of a conversation actor is in flight at a
+/// time.
+///
+/// The handlers run once each, on a thread the implementation names (the Redis store:
+/// the lane that issued the call, else the Redis client's I/O thread; the fake: the
+/// caller's thread or the one that releases a held completion). They must not block.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "src/common/result.hpp"
+
+namespace parley::actors {
+
+/// What a load finds: the committed bytes, or nothing (never committed, or expired).
+struct snapshot_read {
+  bool found = false;
+  std::string bytes;
+};
+
+class snapshot_store {
+ public:
+  /// Receives one load's outcome (an error: the store cannot be reached).
+  struct load_handler {
+    virtual ~load_handler() = default;
+    virtual void loaded(result<snapshot_read> r) = 0;
+  };
+  /// Receives one commit's outcome. An error leaves the write's fate unknown: the
+  /// caller reloads before it trusts its copy again.
+  struct commit_handler {
+    virtual ~commit_handler() = default;
+    virtual void committed(result<void> r) = 0;
+  };
+
+  virtual ~snapshot_store() = default;
+
+  /// Reads the snapshot of (tenant, session).
+  virtual void load(std::string_view tenant, std::string_view session,
+                    std::shared_ptr<load_handler> done) = 0;
+
+  /// Replaces the snapshot of (tenant, session) with `bytes`, to expire after `ttl`
+  /// without a newer commit. `expected_epoch` is the fencing epoch of the shard lease
+  /// the caller holds: a store that fences refuses the write when the stored epoch
+  /// differs. A single node holds no lease and passes 0 (no fence). `bytes` is read
+  /// before the call returns.
+  virtual void commit(std::string_view tenant, std::string_view session, std::string_view bytes,
+                      std::chrono::seconds ttl, uint64_t expected_epoch,
+                      std::shared_ptr<commit_handler> done) = 0;
+};
+
+}  // namespace parley::actors
