@@ -72,8 +72,8 @@ class runtime_fixture : public ::testing::Test {
       if (!r.ok()) return done(make_error("internal", "the echo bot does not compile"));
       done(std::make_pair(uint32_t{1}, bot::serialize(*r.program)));
     };
-    src.changes = [](int64_t, std::function<void(result<std::vector<active_change>>)> done) {
-      done(std::vector<active_change>{});
+    src.changes = [](int64_t, std::function<void(result<std::vector<store::active_change>>)> done) {
+      done(std::vector<store::active_change>{});
     };
     registry_ = std::make_unique<bot_registry>(src);
   }
