@@ -163,7 +163,9 @@ struct redis_client::impl {
       std::swap(batch, queue);
       drain_posted = false;
     }
+    own->begin_batch();
     for (auto& req : batch) hand_over(req);
+    own->end_batch();
     // Runs the callbacks' destructors (captured state) outside the lock.
     batch.clear();
     // A burst (or an outage) would pin its peak capacity for good.
@@ -230,14 +232,15 @@ result<std::unique_ptr<redis_client>> redis_client::create(redis_options options
   p->ep = std::move(*ep);
   p->shown_url = detail::redact(p->opts.url);
   p->guard.emplace(net::make_work_guard(p->ioc));
-  p->own = std::make_shared<connection>(p->ioc, p->opts, p->ep, p->shown_url, p->opts.probe, true);
+  p->own =
+      std::make_shared<connection>(p->ioc, p->opts, p->ep, p->shown_url, p->opts.probe, true, true);
   // Posted before the thread starts: the first commands wait for the first attempt.
   net::post(p->ioc, [conn = p->own] { conn->start(); });
   if (p->opts.lanes != nullptr) {
     auto& l = *p->opts.lanes;
     for (std::size_t i = 0; i < l.size(); ++i) {
-      auto conn =
-          std::make_shared<connection>(l.at(i), p->opts, p->ep, p->shown_url, p->opts.probe, false);
+      auto conn = std::make_shared<connection>(l.at(i), p->opts, p->ep, p->shown_url, p->opts.probe,
+                                               false, false);
       net::post(l.at(i), [conn] { conn->start(); });
       p->lanes.push_back(std::move(conn));
     }

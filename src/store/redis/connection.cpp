@@ -22,13 +22,15 @@ constexpr std::size_t max_kept_buffer = 64 * 1024;
 }  // namespace
 
 connection::connection(net::io_context& ioc, const redis_options& opts, const redis_endpoint& ep,
-                       const std::string& shown_url, redis_probe* probe, bool reports_connected)
+                       const std::string& shown_url, redis_probe* probe, bool reports_connected,
+                       bool stop_and_wait)
     : ioc_(ioc),
       opts_(opts),
       ep_(ep),
       shown_url_(shown_url),
       probe_(probe),
       reports_connected_(reports_connected),
+      stop_and_wait_(stop_and_wait),
       sock_(ioc),
       resolver_(ioc),
       deadline_timer_(ioc),
@@ -69,8 +71,10 @@ void connection::pop_front() {
 }
 
 /// Completes the bad commands at the head of the queue: they wait for no reply.
+/// Stop-and-wait: only those handed to a write, so that they count in their batch.
 void connection::drain_bad() {
-  while (!pending_.empty() && pending_.front().bad) {
+  while (!pending_.empty() && pending_.front().bad &&
+         (!stop_and_wait_ || pending_.size() > unsent_)) {
     auto entry = std::move(pending_.front());
     pop_front();
     entry.done(bad_command_error());
@@ -101,7 +105,9 @@ void connection::flush() {
 /// Writes the unsent commands, at most max_batch of them, unless a write is in flight
 /// (its completion writes what was appended meanwhile).
 void connection::write_out() {
-  while (!write_busy_ && unsent_ > 0) {
+  // Up: a write that fails at once drops the connection (and fails the rest).
+  while (!write_busy_ && unsent_ > 0 && st_ == state::up) {
+    if (stop_and_wait_ && pending_.size() > unsent_) return;  // on_reply writes them
     std::size_t take = unsent_;
     std::size_t bytes = out_.size();
     std::size_t cmds = out_cmds_;
@@ -116,7 +122,10 @@ void connection::write_out() {
       }
     }
     unsent_ -= take;
-    if (bytes == 0) continue;  // bad commands only: nothing to write
+    if (bytes == 0) {  // bad commands only: nothing to write
+      drain_bad();
+      continue;
+    }
     if (bytes == out_.size()) {
       std::swap(out_, writing_);
     } else {
@@ -131,16 +140,30 @@ void connection::write_out() {
   }
 }
 
+/// Writes `writing_`: at once when the socket takes it all (a batch usually fits in its
+/// buffer), which saves the completion handler's pass through the loop; the rest with
+/// an asynchronous write.
 void connection::write(std::uint64_t g) {
+  boost::system::error_code ec;
+  std::size_t n = sock_.write_some(net::buffer(writing_), ec);
+  if (ec && ec != net::error::would_block && ec != net::error::try_again) {
+    written();
+    drop(ec.message(), std::nullopt);
+    return;
+  }
+  if (!ec && n == writing_.size()) {
+    written();
+    return;
+  }
+  if (ec) n = 0;
   write_busy_ = true;
-  net::async_write(sock_, net::buffer(writing_),
-                   [self = shared_from_this(), g](boost::system::error_code ec, std::size_t) {
-                     self->on_written(g, ec);
+  net::async_write(sock_, net::buffer(writing_) + n,
+                   [self = shared_from_this(), g](boost::system::error_code ec2, std::size_t) {
+                     self->on_written(g, ec2);
                    });
 }
 
-void connection::on_written(std::uint64_t g, boost::system::error_code ec) {
-  if (g != gen_) return;
+void connection::written() {
   write_busy_ = false;
   // A burst's batch (thousands of snapshots) is not kept: the buffer's capacity would
   // stay with the connection for good.
@@ -148,6 +171,11 @@ void connection::on_written(std::uint64_t g, boost::system::error_code ec) {
     std::string().swap(writing_);
   else
     writing_.clear();
+}
+
+void connection::on_written(std::uint64_t g, boost::system::error_code ec) {
+  if (g != gen_) return;
+  written();
   if (ec) {
     drop(ec.message(), std::nullopt);
     return;
@@ -204,6 +232,12 @@ void connection::on_reply(redis_reply& r) {
   pop_front();
   entry.done(command_result(std::move(r)));
   drain_bad();
+  // The last reply of a stop-and-wait batch: the commands queued meanwhile go now.
+  if (stop_and_wait_ && unsent_ > 0 && pending_.size() == unsent_ && st_ == state::up) {
+    write_out();
+    drain_bad();
+    arm_deadline();
+  }
 }
 
 void connection::start_connect() {
@@ -251,6 +285,8 @@ void connection::on_connected(std::uint64_t g, boost::system::error_code ec) {
     drop(ec.message(), std::nullopt);
     return;
   }
+  boost::system::error_code ignored_nb;
+  sock_.non_blocking(true, ignored_nb);  // for write()'s first, synchronous attempt
   if (ep_.unix_path.empty()) {
     // Replies are small and awaited: Nagle would hold every batch back.
     boost::system::error_code ignored;

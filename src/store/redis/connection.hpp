@@ -48,8 +48,13 @@ class connection : public std::enable_shared_from_this<connection> {
 
   /// `opts`, `ep` and `shown_url` are copied. `probe` (may be null) counts the writes
   /// and, when `reports_connected`, this connection's state.
+  ///
+  /// `stop_and_wait`: write nothing while replies are outstanding, so everything queued
+  /// meanwhile goes in the next write (the client's own loop, which commands from many
+  /// threads reach: fewer, larger round trips). Lane connections write at once.
   connection(boost::asio::io_context& ioc, const redis_options& opts, const redis_endpoint& ep,
-             const std::string& shown_url, redis_probe* probe, bool reports_connected);
+             const std::string& shown_url, redis_probe* probe, bool reports_connected,
+             bool stop_and_wait);
   ~connection();
   connection(const connection&) = delete;
   connection& operator=(const connection&) = delete;
@@ -74,12 +79,20 @@ class connection : public std::enable_shared_from_this<connection> {
     pending_.push_back({std::move(done), clock::now() + opts_.command_timeout,
                         static_cast<std::uint32_t>(out_.size() - before), bad});
     ++unsent_;
-    if (!flush_posted_) {
+    if (!flush_posted_ && !batching_) {
       // Posted behind the handlers already queued, so the commands they issue join
       // this batch: one write and one round trip for all.
       flush_posted_ = true;
       boost::asio::post(ioc_, [self = shared_from_this()] { self->flush(); });
     }
+  }
+
+  /// Between these two calls (one handler on the io_context) enqueue posts no flush:
+  /// end_batch() flushes at once, which saves the flush handler's pass through the loop.
+  void begin_batch() { batching_ = true; }
+  void end_batch() {
+    batching_ = false;
+    if (!flush_posted_) flush();
   }
 
   /// First connection attempt; post it to the io_context.
@@ -112,6 +125,7 @@ class connection : public std::enable_shared_from_this<connection> {
   void flush();
   void write_out();
   void write(std::uint64_t g);
+  void written();
   void on_written(std::uint64_t g, boost::system::error_code ec);
   void start_read();
   void on_read(std::uint64_t g, boost::system::error_code ec, std::size_t n);
@@ -132,6 +146,7 @@ class connection : public std::enable_shared_from_this<connection> {
   const std::string shown_url_;
   redis_probe* const probe_;
   const bool reports_connected_;
+  const bool stop_and_wait_;
   std::atomic<bool> up_{false};
   state st_ = state::connecting;  // commands queued before the first attempt wait for it
   std::uint64_t gen_ = 0;
@@ -151,6 +166,7 @@ class connection : public std::enable_shared_from_this<connection> {
   std::string writing_;        // the bytes of the write in flight
   bool write_busy_ = false;
   bool flush_posted_ = false;
+  bool batching_ = false;   // see begin_batch
   int handshake_left_ = 0;  // handshake replies still awaited
 
   redisReader* reader_ = nullptr;
