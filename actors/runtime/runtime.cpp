@@ -30,6 +30,7 @@
 
 #include "actors/runtime/internal.hpp"
 #include "src/log/log.hpp"
+#include "src/store/catalog/quarantine.hpp"
 
 namespace parley::actors {
 

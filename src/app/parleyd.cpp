@@ -91,7 +91,9 @@ int run(const settings::settings& cfg) {
     std::fprintf(stderr, "parleyd: redis.url: %s\n", redis.err().message.c_str());
     return 2;
   }
+  store::postgres_probe pg_probe(*registry_ptr);
   store::postgres_options popts;
+  popts.probe = &pg_probe;
   popts.url = cfg.postgres.url;
   popts.workers = static_cast<std::size_t>(cfg.postgres.pool_size);
   auto pg = store::postgres_client::create(popts);
@@ -227,8 +229,8 @@ int run(const settings::settings& cfg) {
   routes.add("GET", "/readyz", [readiness](http::request&&, http::responder reply) {
     actors::request_readiness(readiness, std::move(reply));
   });
-  // The store clients keep their own counters; they become metrics at scrape time.
-  std::vector<metrics::collector> collectors = {[r, p](std::vector<prometheus::MetricFamily>& out) {
+  // The Redis client keeps its own counters; they become metrics at scrape time.
+  std::vector<metrics::collector> collectors = {[r](std::vector<prometheus::MetricFamily>& out) {
     using prometheus::MetricType;
     auto st = r->stats();
     out.push_back(metrics::single_sample("parley_redis_commands_total", "Commands sent to Redis.",
@@ -240,10 +242,6 @@ int run(const settings::settings& cfg) {
     out.push_back(metrics::single_sample("parley_redis_connected",
                                          "1 while the Redis client holds a connection.",
                                          MetricType::Gauge, r->connected() ? 1 : 0));
-    out.push_back(
-        metrics::single_sample("parley_postgres_connected",
-                               "1 while the last Postgres connection attempt or job succeeded.",
-                               MetricType::Gauge, p->connected() ? 1 : 0));
   }};
   routes.add("GET", "/metrics", [registry_ptr, collectors](http::request&&, http::responder reply) {
     http::response res;
