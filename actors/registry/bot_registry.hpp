@@ -24,7 +24,7 @@
 
 #include "src/bot/bot.hpp"
 #include "src/common/result.hpp"
-#include "src/store/catalog.hpp"
+#include "src/store/catalog/bot_versions.hpp"
 
 namespace parley::actors {
 

@@ -31,6 +31,7 @@
 #include "actors/runtime/internal.hpp"
 #include "actors/snapshot/redis_snapshot_store.hpp"
 #include "src/log/log.hpp"
+#include "src/store/catalog/quarantine.hpp"
 
 namespace parley::actors {
 

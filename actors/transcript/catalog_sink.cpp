@@ -1,6 +1,6 @@
 #include "actors/transcript/catalog_sink.hpp"
 
-#include "src/store/catalog.hpp"
+#include "src/store/catalog/transcripts.hpp"
 
 namespace parley::actors {
 

@@ -2,38 +2,12 @@
 
 #include <future>
 
-#include <prometheus/counter.h>
-#include <prometheus/gauge.h>
-#include <prometheus/registry.h>
-
 #include "src/log/log.hpp"
 
 namespace parley::actors {
 
 transcript_writer::transcript_writer(write_fn write, options opts, prometheus::Registry* metrics)
-    : write_(std::move(write)), opts_(opts) {
-  if (metrics != nullptr) {
-    lag_ = &prometheus::BuildGauge()
-                .Name("parley_transcript_lag_rows")
-                .Help("Transcript rows waiting to be written to Postgres.")
-                .Register(*metrics)
-                .Add({});
-    written_ = &prometheus::BuildCounter()
-                    .Name("parley_transcript_rows_written_total")
-                    .Help("Transcript rows written to Postgres.")
-                    .Register(*metrics)
-                    .Add({});
-    dropped_ = &prometheus::BuildCounter()
-                    .Name("parley_transcript_rows_dropped_total")
-                    .Help("Transcript rows dropped because the buffer was full.")
-                    .Register(*metrics)
-                    .Add({});
-    failures_ = &prometheus::BuildCounter()
-                     .Name("parley_transcript_write_failures_total")
-                     .Help("Failed transcript batch writes (retried).")
-                     .Register(*metrics)
-                     .Add({});
-  }
+    : write_(std::move(write)), opts_(opts), probe_(metrics) {
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -73,7 +47,7 @@ void transcript_writer::append(store::transcript_line turn,
       line_messages_ += turn.messages;
       lines_.push_back(std::move(turn));
     }
-    if (lag_ != nullptr) lag_->Set(static_cast<double>(buffered() + in_flight_));
+    probe_.lag(buffered() + in_flight_);
     // The thread waits for a full batch or flush_interval: waking it per turn cost a
     // futex wake and two context switches per turn for nothing. (Notifying a condition
     // variable nobody waits on, while a batch is being written, costs no system call.)
@@ -85,7 +59,7 @@ void transcript_writer::append(store::transcript_line turn,
 
 void transcript_writer::count_dropped(std::size_t dropped) {
   if (dropped > 0) {
-    if (dropped_ != nullptr) dropped_->Increment(static_cast<double>(dropped));
+    probe_.rows_dropped(dropped);
     // One line per second at most: drops happen when the node is saturated, the worst
     // time to add a log line per turn.
     auto now = std::chrono::steady_clock::now().time_since_epoch().count();
@@ -155,10 +129,10 @@ void transcript_writer::loop() {
     lock.lock();
     in_flight_ = 0;
     if (result) {
-      if (written_ != nullptr) written_->Increment(static_cast<double>(n));
+      probe_.rows_written(n);
       backoff = std::chrono::milliseconds(50);
     } else {
-      if (failures_ != nullptr) failures_->Increment();
+      probe_.write_failed();
       log::warn("transcript_write_failed",
                 {{"rows", std::to_string(n)}, {"error", result.err().message}});
       // Back to the front, in order: the write is idempotent, so a partial success is harmless.
@@ -174,7 +148,7 @@ void transcript_writer::loop() {
       cv_.wait_for(lock, backoff, [this] { return stop_; });
       backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
     }
-    if (lag_ != nullptr) lag_->Set(static_cast<double>(buffered()));
+    probe_.lag(buffered());
     if (nothing_buffered()) drained_.notify_all();
   }
 }

@@ -13,8 +13,7 @@
 /// the buffer is bounded (`max_buffered`): beyond it new turns are dropped and counted,
 /// so a long outage costs transcript rows, never turns or memory.
 ///
-/// Metrics: parley_transcript_lag_rows (buffered), parley_transcript_rows_written_total,
-/// parley_transcript_rows_dropped_total, parley_transcript_write_failures_total.
+/// Metrics: transcript_probe.hpp (`metrics` may be null).
 
 #include <atomic>
 #include <chrono>
@@ -28,13 +27,12 @@
 #include <thread>
 #include <vector>
 
+#include "actors/transcript/transcript_probe.hpp"
 #include "src/common/result.hpp"
-#include "src/store/catalog.hpp"
+#include "src/store/catalog/transcripts.hpp"
 
 namespace prometheus {
 class Registry;
-class Gauge;
-class Counter;
 }  // namespace prometheus
 
 namespace parley::actors {
@@ -104,10 +102,7 @@ class transcript_writer {
   bool stop_ = false;
   std::atomic<int64_t> last_drop_log_{0};
   std::atomic<std::size_t> dropped_since_log_{0};
-  prometheus::Gauge* lag_ = nullptr;
-  prometheus::Counter* written_ = nullptr;
-  prometheus::Counter* dropped_ = nullptr;
-  prometheus::Counter* failures_ = nullptr;
+  transcript_probe probe_;
   std::thread thread_;
 };
 

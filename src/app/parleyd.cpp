@@ -95,7 +95,9 @@ int run(const settings::settings& cfg) {
     std::fprintf(stderr, "parleyd: redis.url: %s\n", redis.err().message.c_str());
     return 2;
   }
+  store::postgres_probe pg_probe(*registry_ptr);
   store::postgres_options popts;
+  popts.probe = &pg_probe;
   popts.url = cfg.postgres.url;
   popts.workers = static_cast<std::size_t>(cfg.postgres.pool_size);
   auto pg = store::postgres_client::create(popts);
@@ -231,18 +233,10 @@ int run(const settings::settings& cfg) {
   routes.add("GET", "/readyz", [readiness](http::request&&, http::responder reply) {
     actors::request_readiness(readiness, std::move(reply));
   });
-  // The Postgres client keeps its own counters; they become metrics at scrape time.
-  std::vector<metrics::collector> collectors = {[p](std::vector<prometheus::MetricFamily>& out) {
-    using prometheus::MetricType;
-    out.push_back(
-        metrics::single_sample("parley_postgres_connected",
-                               "1 while the last Postgres connection attempt or job succeeded.",
-                               MetricType::Gauge, p->connected() ? 1 : 0));
-  }};
-  routes.add("GET", "/metrics", [registry_ptr, collectors](http::request&&, http::responder reply) {
+  routes.add("GET", "/metrics", [registry_ptr](http::request&&, http::responder reply) {
     http::response res;
     res.content_type = metrics::content_type;
-    res.body = metrics::render(*registry_ptr, collectors);
+    res.body = metrics::render(*registry_ptr);
     reply(std::move(res));
   });
 

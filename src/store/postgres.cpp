@@ -2,6 +2,8 @@
 
 #include <libpq-fe.h>
 #include <poll.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
 #include <pqxx/pqxx>
 
 #include <atomic>
@@ -79,6 +81,15 @@ struct postgres_client::impl {
   std::vector<std::thread> workers;
   std::atomic<bool> is_connected{false};
 
+  void set_connected(bool up) {
+    is_connected.store(up);
+    if (opts.probe == nullptr) return;
+    if (up)
+      opts.probe->connected();
+    else
+      opts.probe->disconnected();
+  }
+
   error unavailable(const std::string& why) const {
     return make_error("postgres_unavailable",
                       "Postgres at " + shown_url + " is unavailable: " + why);
@@ -99,10 +110,10 @@ struct postgres_client::impl {
     opened = true;
     try {
       conn = std::make_unique<pqxx::connection>(conn_string);
-      is_connected.store(true);
+      set_connected(true);
       return std::nullopt;
     } catch (const std::exception& e) {
-      is_connected.store(false);
+      set_connected(false);
       return unavailable(trim(e.what()));
     }
   }
@@ -139,15 +150,15 @@ struct postgres_client::impl {
       if (auto err = ensure_connection(conn, fresh)) return *err;
       try {
         execute(*conn, e);
-        is_connected.store(true);
+        set_connected(true);
         return {};
       } catch (const pqxx::in_doubt_error& ex) {
         conn.reset();
-        is_connected.store(false);
+        set_connected(false);
         return unavailable("connection lost during COMMIT, outcome unknown: " + trim(ex.what()));
       } catch (const pqxx::broken_connection& ex) {
         conn.reset();
-        is_connected.store(false);
+        set_connected(false);
         // A pooled connection may have died while idle (server restart):
         // retry once on a fresh one. A fresh one failing means Postgres is down.
         if (fresh || attempt > 0) return unavailable(trim(ex.what()));
@@ -263,6 +274,17 @@ result<void> postgres_client::run_autocommit_sync(postgres_job job) {
   return wait_for(impl_.get(), impl_->shown_url,
                   [&](postgres_callback cb) { run_autocommit(std::move(job), std::move(cb)); });
 }
+
+postgres_probe::postgres_probe(prometheus::Registry& registry)
+    : connected_(&prometheus::BuildGauge()
+                      .Name("parley_postgres_connected")
+                      .Help("1 while the last Postgres connection attempt or job succeeded.")
+                      .Register(registry)
+                      .Add({})) {}
+
+void postgres_probe::connected() { connected_->Set(1); }
+
+void postgres_probe::disconnected() { connected_->Set(0); }
 
 bool postgres_client::connected() const { return impl_->is_connected.load(); }
 

@@ -35,7 +35,27 @@ namespace pqxx {
 class transaction_base;
 }
 
+namespace prometheus {
+class Registry;
+class Gauge;
+}  // namespace prometheus
+
 namespace parley::store {
+
+/// The Postgres client's Prometheus families, registered in the node's registry:
+/// parley_postgres_connected (1 while the last connection attempt or job succeeded).
+/// The client reports through the verbs; thread-safe.
+class postgres_probe {
+ public:
+  explicit postgres_probe(prometheus::Registry& registry);
+  /// A connection opened or a job ran.
+  void connected();
+  /// A connection attempt failed or a connection broke.
+  void disconnected();
+
+ private:
+  prometheus::Gauge* connected_;
+};
 
 struct postgres_options {
   /// libpq connection string: "postgresql://user@host/db?..." or "host=... dbname=...".
@@ -47,6 +67,8 @@ struct postgres_options {
   std::chrono::seconds connect_timeout{2};
   /// Sent as application_name unless the URL sets one (shows in pg_stat_activity).
   std::string application_name = "parleyd";
+  /// Where the client reports its state; may be null. Must outlive the client.
+  postgres_probe* probe = nullptr;
 };
 
 /// A job: runs queries on the transaction it is given. It must not commit or

@@ -61,7 +61,7 @@ std::string api_key_hash(const std::string& key) {
 }
 
 catalog_job<api_key_created> create_api_key(std::string tenant, std::string name,
-                                           std::string actor) {
+                                            std::string actor) {
   return [tenant = std::move(tenant), name = std::move(name),
           actor = std::move(actor)](pqxx::transaction_base& tx) {
     if (name.empty()) fail("invalid_argument", "API key name must not be empty");

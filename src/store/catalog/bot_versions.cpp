@@ -203,7 +203,7 @@ catalog_job<bot_program> get_active(std::string tenant, std::string bot) {
 }
 
 catalog_job<activation> activate(std::string tenant, std::string bot, int version,
-                                std::string actor) {
+                                 std::string actor) {
   return [tenant = std::move(tenant), bot = std::move(bot), version,
           actor = std::move(actor)](pqxx::transaction_base& tx) {
     require_id("tenant id", tenant);
@@ -245,7 +245,8 @@ catalog_job<activation> rollback(std::string tenant, std::string bot, std::strin
   };
 }
 
-catalog_job<std::vector<active_change>> active_changes_since(std::int64_t since, std::size_t limit) {
+catalog_job<std::vector<active_change>> active_changes_since(std::int64_t since,
+                                                             std::size_t limit) {
   return [since, limit](pqxx::transaction_base& tx) {
     std::vector<active_change> out;
     for (const auto& row :

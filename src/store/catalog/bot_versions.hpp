@@ -27,9 +27,9 @@ struct deploy_diagnostic {
 struct new_version {
   std::string tenant;
   std::string bot;
-  std::string source;       ///< the bot definition file's text, kept with the version
-  std::string program;      ///< the bytes of parley::bot::serialize
-  std::string program_id;   ///< "<name>@<hash>"
+  std::string source;      ///< the bot definition file's text, kept with the version
+  std::string program;     ///< the bytes of parley::bot::serialize
+  std::string program_id;  ///< "<name>@<hash>"
   std::vector<deploy_diagnostic> warnings;
   std::string deployed_by;  ///< actor recorded with the version and in the audit log
   bool activate = false;    ///< also make the new version the active one

@@ -31,7 +31,7 @@ catalog_job<bool> end_conversation(std::string tenant, std::string session, std:
 }
 
 catalog_job<std::optional<conversation_record>> get_conversation(std::string tenant,
-                                                                std::string session) {
+                                                                 std::string session) {
   return [tenant = std::move(tenant), session = std::move(session)](
              pqxx::transaction_base& tx) -> std::optional<conversation_record> {
     auto r = tx.exec_params("SELECT bot_id, version, channel, external_key, " + ms("started_at") +

@@ -30,8 +30,7 @@ catalog_job<void> upsert_conversation(conversation_record record);
 
 /// Marks a conversation ended (first call wins); result: whether a row was
 /// changed (false for an unknown or already ended session).
-catalog_job<bool> end_conversation(std::string tenant, std::string session_id,
-                                   std::string reason);
+catalog_job<bool> end_conversation(std::string tenant, std::string session_id, std::string reason);
 
 /// One conversation; nullopt when unknown.
 catalog_job<std::optional<conversation_record>> get_conversation(std::string tenant,

@@ -1,6 +1,5 @@
 #include "src/store/catalog/detail.hpp"
 
-
 namespace parley::store::detail {
 
 std::string ms(const std::string& column) {

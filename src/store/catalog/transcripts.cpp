@@ -52,7 +52,6 @@ class array_literal {
   std::string s_ = "{";
 };
 
-
 /// Appends `text` (valid UTF-8, see clean_text) as a JSON string: quotes, backslashes
 /// and control characters escaped, everything else as is (nlohmann's DOM and dump per
 /// reply were the transcript path's largest cost). `for_copy`: inside a field of COPY's
@@ -256,7 +255,6 @@ catalog_job<std::size_t> transcript_lines_job(
   };
 }
 
-
 /// write_turn_lines: the conversation records, then `transcripts` (the lines' job).
 catalog_job<std::size_t> with_conversations(std::vector<conversation_record> conversations,
                                             catalog_job<std::size_t> transcripts) {
@@ -269,41 +267,40 @@ catalog_job<std::size_t> with_conversations(std::vector<conversation_record> con
     c.external_key = clean_text(c.external_key);
   }
   return [started = std::move(started), ended = std::move(ended),
-       transcripts = std::move(transcripts)](pqxx::transaction_base& tx) {
-        if (!started.empty()) {
-          array_literal tenants, sessions, bots, versions, channels, keys;
-          for (const auto& c : started) {
-            require_id("tenant id", c.tenant);
-            if (c.session_id.empty())
-              fail("invalid_argument", "conversation session id must not be empty");
-            tenants.text(c.tenant);
-            sessions.text(c.session_id);
-            bots.text(c.bot);
-            versions.number(c.version);
-            channels.text(c.channel);
-            keys.text(c.external_key);
-          }
-          // Prepared once per connection: a batch with new conversations every few
-          // milliseconds paid for parsing and planning this statement each time.
-          tx.conn().prepare("parley_conversations_insert",
-                            "INSERT INTO conversations (tenant_id, session_id, bot_id, version, "
-                            "channel, external_key, "
-                            "started_at) SELECT t, s, b, v, c, k, now() FROM unnest($1::text[], "
-                            "$2::text[], $3::text[], "
-                            "$4::integer[], $5::text[], $6::text[]) AS u(t, s, b, v, c, k) "
-                            "ON CONFLICT (tenant_id, session_id) DO NOTHING");
-          tx.exec_prepared0("parley_conversations_insert", tenants.str(), sessions.str(),
-                            bots.str(), versions.str(), channels.str(), keys.str());
-        }
-        for (const auto& e : ended)
-          tx.exec_params(
-              "UPDATE conversations SET ended_at = now(), end_reason = $3 "
-              "WHERE tenant_id = $1 AND session_id = $2 AND ended_at IS NULL",
-              e.tenant, clean_text(e.session_id), clean_text(e.end_reason));
-        return transcripts(tx);
-      };
+          transcripts = std::move(transcripts)](pqxx::transaction_base& tx) {
+    if (!started.empty()) {
+      array_literal tenants, sessions, bots, versions, channels, keys;
+      for (const auto& c : started) {
+        require_id("tenant id", c.tenant);
+        if (c.session_id.empty())
+          fail("invalid_argument", "conversation session id must not be empty");
+        tenants.text(c.tenant);
+        sessions.text(c.session_id);
+        bots.text(c.bot);
+        versions.number(c.version);
+        channels.text(c.channel);
+        keys.text(c.external_key);
+      }
+      // Prepared once per connection: a batch with new conversations every few
+      // milliseconds paid for parsing and planning this statement each time.
+      tx.conn().prepare("parley_conversations_insert",
+                        "INSERT INTO conversations (tenant_id, session_id, bot_id, version, "
+                        "channel, external_key, "
+                        "started_at) SELECT t, s, b, v, c, k, now() FROM unnest($1::text[], "
+                        "$2::text[], $3::text[], "
+                        "$4::integer[], $5::text[], $6::text[]) AS u(t, s, b, v, c, k) "
+                        "ON CONFLICT (tenant_id, session_id) DO NOTHING");
+      tx.exec_prepared0("parley_conversations_insert", tenants.str(), sessions.str(), bots.str(),
+                        versions.str(), channels.str(), keys.str());
+    }
+    for (const auto& e : ended)
+      tx.exec_params(
+          "UPDATE conversations SET ended_at = now(), end_reason = $3 "
+          "WHERE tenant_id = $1 AND session_id = $2 AND ended_at IS NULL",
+          e.tenant, clean_text(e.session_id), clean_text(e.end_reason));
+    return transcripts(tx);
+  };
 }
-
 
 }  // namespace
 
@@ -342,13 +339,15 @@ transcript_line transcript_line_builder::finish(std::int64_t at_ms) {
   return std::move(line_);
 }
 
-catalog_job<std::size_t> write_turn_lines(std::vector<conversation_record> conversations,
-                                          std::shared_ptr<const std::vector<transcript_line>> lines) {
+catalog_job<std::size_t> write_turn_lines(
+    std::vector<conversation_record> conversations,
+    std::shared_ptr<const std::vector<transcript_line>> lines) {
   return with_conversations(std::move(conversations), transcript_lines_job(std::move(lines)));
 }
 
 catalog_job<std::size_t> write_turn_lines(std::vector<transcript_line> lines) {
-  return transcript_lines_job(std::make_shared<const std::vector<transcript_line>>(std::move(lines)));
+  return transcript_lines_job(
+      std::make_shared<const std::vector<transcript_line>>(std::move(lines)));
 }
 
 catalog_job<std::vector<transcript_row>> transcript(std::string tenant, std::string session) {

@@ -73,8 +73,9 @@ class transcript_line_builder {
 /// conversation that is not recorded. A line whose turn is stored already (a batch
 /// written again, the turn written by another node or tenant first) is skipped, not
 /// merged: a stored turn is whole. Result: messages stored.
-catalog_job<std::size_t> write_turn_lines(std::vector<conversation_record> conversations,
-                                          std::shared_ptr<const std::vector<transcript_line>> lines);
+catalog_job<std::size_t> write_turn_lines(
+    std::vector<conversation_record> conversations,
+    std::shared_ptr<const std::vector<transcript_line>> lines);
 /// write_turn_lines of lines alone (tests and tools).
 catalog_job<std::size_t> write_turn_lines(std::vector<transcript_line> lines);
 
