@@ -1,6 +1,6 @@
 // Bot API codec benchmarks: what the gateway pays per turn in the codec.
 // Run (Release build):
-//   build/codec-rel/bench/botapi/botapi_bench --benchmark_repetitions=5
+//   build/release/bench/botapi/botapi_bench --benchmark_repetitions=5
 //   --benchmark_report_aggregates_only=true
 
 #include <benchmark/benchmark.h>
@@ -8,6 +8,7 @@
 #include <string>
 
 #include "src/channels/botapi/botapi.hpp"
+#include "tests/unit/botapi/botapi_reference.hpp"
 
 namespace botapi = parley::channels::botapi;
 namespace v1 = parley::bot::v1;
@@ -71,6 +72,19 @@ void BM_render_continue(benchmark::State& state) {
 }
 BENCHMARK(BM_render_continue);
 
+// The alternative to the hand-written writer: the same response built as an
+// nlohmann::ordered_json DOM and dumped (the code it replaced, kept as the test
+// reference). The writer is kept only while it measures faster than this.
+void BM_render_continue_nlohmann(benchmark::State& state) {
+  const auto r = typical_reply(3);
+  const auto t = typical_turn();
+  for (auto _ : state) {
+    auto resp = botapi::reference::render_continue(r, t);
+    benchmark::DoNotOptimize(resp);
+  }
+}
+BENCHMARK(BM_render_continue_nlohmann);
+
 void BM_render_start(benchmark::State& state) {
   const auto r = typical_reply(0);
   const auto t = typical_turn();
@@ -100,6 +114,17 @@ void BM_render_error(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_render_error);
+
+void BM_render_error_nlohmann(benchmark::State& state) {
+  for (auto _ : state) {
+    auto resp = botapi::reference::render_error(
+        400, "message.sequenceId: required integer",
+        "/v5.3.0/sessions/57904eb6-5352-4c5e-adf6-5f100572cf5d/messages",
+        "36a73651-a46d-4d16-9a8a-fd436ed62e1a", 1795651200123, std::nullopt);
+    benchmark::DoNotOptimize(resp);
+  }
+}
+BENCHMARK(BM_render_error_nlohmann);
 
 // With response variables and intents (responseOptions set by the client).
 void BM_render_continue_variables(benchmark::State& state) {

@@ -336,6 +336,17 @@ std::optional<failure> parse_context(const http::request& req, const request_hea
 
 std::string choice_id(const v1::Choice& c) { return c.payload().empty() ? c.label() : c.payload(); }
 
+// What every session request is checked for first: its path (404), then its
+// headers (401, 400). `id`: the id in the path.
+std::optional<failure> parse_head(const http::request& req, endpoint kind, std::string& id,
+                                  request_headers& headers, request_context& ctx) {
+  auto found = path_id(req.path, kind);
+  if (!found) return make_failure(404, "path: no such resource " + path_label(req.path));
+  id = std::move(*found);
+  headers = find_headers(req);
+  return parse_context(req, headers, ctx);
+}
+
 }  // namespace
 
 namespace {
@@ -351,11 +362,8 @@ variables continue_request::bot_variables() const { return by_name(variables); }
 
 parsed<start_request> parse_start(const http::request& req) try {
   start_request out;
-  auto id = path_id(req.path, endpoint::start_session);
-  if (!id) return make_failure(404, "path: no such resource " + path_label(req.path));
-  out.bot_id = std::move(*id);
-  const request_headers headers = find_headers(req);
-  if (auto f = parse_context(req, headers, out.ctx)) return *f;
+  request_headers headers;
+  if (auto f = parse_head(req, endpoint::start_session, out.bot_id, headers, out.ctx)) return *f;
   json::document doc;
   if (auto f = parse_body(req.body, doc)) return *f;
   const jvalue& j = doc.root();
@@ -404,11 +412,9 @@ parsed<start_request> parse_start(const http::request& req) try {
 
 parsed<continue_request> parse_continue(const http::request& req) try {
   continue_request out;
-  auto id = path_id(req.path, endpoint::continue_session);
-  if (!id) return make_failure(404, "path: no such resource " + path_label(req.path));
-  out.session_id = std::move(*id);
-  const request_headers headers = find_headers(req);
-  if (auto f = parse_context(req, headers, out.ctx)) return *f;
+  request_headers headers;
+  if (auto f = parse_head(req, endpoint::continue_session, out.session_id, headers, out.ctx))
+    return *f;
   json::document doc;
   if (auto f = parse_body(req.body, doc)) return *f;
   const jvalue& j = doc.root();
@@ -507,11 +513,8 @@ parsed<continue_request> parse_continue(const http::request& req) try {
 
 parsed<end_request> parse_end(const http::request& req) try {
   end_request out;
-  auto id = path_id(req.path, endpoint::end_session);
-  if (!id) return make_failure(404, "path: no such resource " + path_label(req.path));
-  out.session_id = std::move(*id);
-  const request_headers headers = find_headers(req);
-  if (auto f = parse_context(req, headers, out.ctx)) return *f;
+  request_headers headers;
+  if (auto f = parse_head(req, endpoint::end_session, out.session_id, headers, out.ctx)) return *f;
   const std::string* reason = headers.end_reason;
   std::string_view r = reason ? trim(*reason) : std::string_view{};
   if (!one_of(r, end_session_reasons))
