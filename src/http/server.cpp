@@ -68,6 +68,12 @@ void json_escape(std::string& out, std::string_view s) {
   }
 }
 
+/// The one metric of a family without labels.
+template <typename Builder>
+auto& unlabelled(Builder&& b, prometheus::Registry& reg, const char* name, const char* help) {
+  return b.Name(name).Help(help).Register(reg).Add({});
+}
+
 /// The HTTP module's metrics. Counters per (route, status) are looked up once per
 /// thread and cached, so the hot path is a relaxed atomic add.
 class http_probe {
@@ -81,21 +87,12 @@ class http_probe {
                       .Name("parley_http_request_duration_seconds")
                       .Help("Time from a request read to its response written, by route.")
                       .Register(reg)),
-        in_flight_(prometheus::BuildGauge()
-                       .Name("parley_http_requests_in_flight")
-                       .Help("Requests read and not yet answered.")
-                       .Register(reg)
-                       .Add({})),
-        connections_(prometheus::BuildCounter()
-                         .Name("parley_http_connections_total")
-                         .Help("TCP connections accepted.")
-                         .Register(reg)
-                         .Add({})),
-        open_(prometheus::BuildGauge()
-                  .Name("parley_http_open_connections")
-                  .Help("TCP connections open now.")
-                  .Register(reg)
-                  .Add({})),
+        in_flight_(unlabelled(prometheus::BuildGauge(), reg, "parley_http_requests_in_flight",
+                              "Requests read and not yet answered.")),
+        connections_(unlabelled(prometheus::BuildCounter(), reg, "parley_http_connections_total",
+                                "TCP connections accepted.")),
+        open_(unlabelled(prometheus::BuildGauge(), reg, "parley_http_open_connections",
+                         "TCP connections open now.")),
         refused_(prometheus::BuildCounter()
                      .Name("parley_http_connections_refused_total")
                      .Help("Connections closed by the server's limits: at accept past "

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -81,19 +82,25 @@ class hostile_clients : public ::testing::Test {
     ASSERT_TRUE(srv_->start());
   }
 
+  static sockaddr_in ipv4(const char* ip, uint16_t port) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    ::inet_pton(AF_INET, ip, &a.sin_addr);
+    return a;
+  }
+  /// Connects `fd` to the server; true when it worked.
+  bool connect_to_server(int fd) {
+    auto to = ipv4("127.0.0.1", srv_->port());
+    return ::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0;
+  }
   /// A client socket bound to `from` (e.g. "127.0.0.2") and connected to the server.
   int connect_from(const char* from) {
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     fds_.push_back(fd);
-    sockaddr_in local{};
-    local.sin_family = AF_INET;
-    ::inet_pton(AF_INET, from, &local.sin_addr);
+    auto local = ipv4(from, 0);
     EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof local), 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(srv_->port());
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    EXPECT_TRUE(connect_to_server(fd));
     return fd;
   }
 
@@ -230,6 +237,56 @@ TEST_F(hostile_clients, AConnectionWithoutAHeadInTimeIsClosed) {
   EXPECT_EQ(metric("parley_http_connections_refused_total", "header_timeout"), 1);
   EXPECT_EQ(readyz(quick).rfind("HTTP/1.1 200 OK\r\n", 0), 0u);
   EXPECT_EQ(metric("parley_http_open_connections"), 1);
+}
+
+/// Lowers RLIMIT_NOFILE so that no new descriptor can be made while it lives.
+class descriptors_exhausted {
+ public:
+  descriptors_exhausted() {
+    ::getrlimit(RLIMIT_NOFILE, &saved_);
+    int lowest_free = ::dup(0);  // descriptors are made lowest first
+    ::close(lowest_free);
+    rlimit low = saved_;
+    low.rlim_cur = static_cast<rlim_t>(lowest_free);
+    ::setrlimit(RLIMIT_NOFILE, &low);
+  }
+  ~descriptors_exhausted() { restore(); }
+  void restore() { ::setrlimit(RLIMIT_NOFILE, &saved_); }
+
+ private:
+  rlimit saved_{};
+};
+
+TEST_F(hostile_clients, AcceptBacksOffWhileDescriptorsRunOut) {
+  stdout_capture log;
+  start(server_options{});
+  // The client's socket exists before the limit drops: connect needs no new descriptor,
+  // the server's accept does (EMFILE).
+  int client = ::socket(AF_INET, SOCK_STREAM, 0);
+  fds_.push_back(client);
+  {
+    descriptors_exhausted exhausted;
+    ASSERT_TRUE(connect_to_server(client));
+    // A little over a second of failing accepts: the backoff (10 ms doubling) retries
+    // about seven times, where a spinning loop would fail hundreds of thousands of times.
+    pollfd p{client, POLLIN, 0};
+    EXPECT_EQ(::poll(&p, 1, 1300), 0);  // nothing accepted, nothing answered
+  }
+  // Descriptors back: the next retry (at most a second later) accepts the connection.
+  EXPECT_EQ(readyz(client).rfind("HTTP/1.1 200 OK\r\n", 0), 0u);
+  srv_->stop(0ms);
+  auto lines = log.http_lines();
+  std::vector<std::string> failed;
+  for (const auto& l : lines)
+    if (l.find("http_accept_failed") != std::string::npos) failed.push_back(l);
+  ASSERT_GE(failed.size(), 1u);
+  EXPECT_LE(failed.size(), 3u);  // once a second at most
+  EXPECT_NE(failed[0].find("retry_ms"), std::string::npos) << failed[0];
+  if (failed.size() >= 2) {
+    auto at = failed[1].find("\"suppressed\":\"");
+    ASSERT_NE(at, std::string::npos) << failed[1];
+    EXPECT_LE(std::stoi(failed[1].substr(at + 14)), 20) << failed[1];
+  }
 }
 
 TEST(max_connections_for, LeavesRoomForOtherDescriptors) {
