@@ -247,6 +247,10 @@ int run(const settings::settings& cfg) {
   if (on_lanes) hopts.lanes = &lanes;
   hopts.max_body_bytes = static_cast<std::size_t>(cfg.http.max_body_bytes);
   hopts.idle_timeout = std::chrono::milliseconds(cfg.http.idle_timeout_ms);
+  hopts.header_timeout = std::chrono::milliseconds(cfg.http.header_timeout_ms);
+  hopts.max_connections = static_cast<std::size_t>(cfg.http.max_connections);
+  hopts.max_connections_per_address =
+      static_cast<std::size_t>(cfg.http.max_connections_per_address);
   http::server server(hopts, std::move(routes), registry_ptr);
   if (auto started = server.start(); !started) {
     log::error("http_start_failed", {{"error", started.err().message}});

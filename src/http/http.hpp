@@ -114,12 +114,32 @@ struct server_options {
   io::lanes* lanes = nullptr;
   std::size_t max_body_bytes = 1 << 20;
   std::chrono::milliseconds idle_timeout{60000};
+  /// A new connection must send its first complete head within this, or it is closed
+  /// (counted as refused, reason `header_timeout`): idle sockets cannot pile up.
+  std::chrono::milliseconds header_timeout{10000};
+  /// Open connections at most; past it a new one is closed at once (reason
+  /// `max_connections`). 0: derived from RLIMIT_NOFILE, see default_max_connections().
+  std::size_t max_connections = 0;
+  /// Open connections per client address at most (reason `per_address`); 0: no cap.
+  std::size_t max_connections_per_address = 256;
   std::string server_header = "parley";
 };
 
+/// The connection cap for a descriptor limit of `nofile`: what is left after a reserve
+/// of a tenth (at least 256) for Redis, Postgres, bot actions and files; at least 16.
+std::size_t max_connections_for(std::size_t nofile);
+
+/// max_connections_for() the process's RLIMIT_NOFILE (soft) limit.
+std::size_t default_max_connections();
+
 /// An HTTP/1.1 server with keep-alive. Records `parley_http_requests_total{route,status}`,
-/// `parley_http_request_duration_seconds{route}` and `parley_http_requests_in_flight`
-/// in `registry`.
+/// `parley_http_request_duration_seconds{route}`, `parley_http_requests_in_flight`,
+/// `parley_http_connections_total`, `parley_http_open_connections` and
+/// `parley_http_connections_refused_total{reason}` in `registry`.
+///
+/// Against hostile clients: the connection caps above, the header deadline, a backoff
+/// (10 ms doubling to 1 s) when accept fails (EMFILE, ENFILE), and refusals and accept
+/// failures logged at most once a second with a count of the lines held back.
 class server {
  public:
   server(server_options options, router routes, std::shared_ptr<prometheus::Registry> registry);

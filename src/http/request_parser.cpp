@@ -305,6 +305,10 @@ std::size_t request_parser::step(std::string_view data, request& out) {
       scan_at_ = 0;
       std::size_t n = put(data.substr(0, head), out);
       if (failed()) return 0;
+      if (n != head) {  // Beast stopped inside a complete head: not a head it can read
+        fail_bad("bad field");
+        return 0;
+      }
       if (state_ == state::need_more) phase_ = phase::body;
       return n;
     }

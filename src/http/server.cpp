@@ -10,6 +10,8 @@
 #include <thread>
 #include <unordered_map>
 
+#include <sys/resource.h>
+
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
 #include <prometheus/gauge.h>
@@ -66,6 +68,12 @@ void json_escape(std::string& out, std::string_view s) {
   }
 }
 
+/// The one metric of a family without labels.
+template <typename Builder>
+auto& unlabelled(Builder&& b, prometheus::Registry& reg, const char* name, const char* help) {
+  return b.Name(name).Help(help).Register(reg).Add({});
+}
+
 /// The HTTP module's metrics. Counters per (route, status) are looked up once per
 /// thread and cached, so the hot path is a relaxed atomic add.
 class http_probe {
@@ -79,19 +87,29 @@ class http_probe {
                       .Name("parley_http_request_duration_seconds")
                       .Help("Time from a request read to its response written, by route.")
                       .Register(reg)),
-        in_flight_(prometheus::BuildGauge()
-                       .Name("parley_http_requests_in_flight")
-                       .Help("Requests read and not yet answered.")
-                       .Register(reg)
-                       .Add({})),
-        connections_(prometheus::BuildCounter()
-                         .Name("parley_http_connections_total")
-                         .Help("TCP connections accepted.")
-                         .Register(reg)
-                         .Add({})) {}
+        in_flight_(unlabelled(prometheus::BuildGauge(), reg, "parley_http_requests_in_flight",
+                              "Requests read and not yet answered.")),
+        connections_(unlabelled(prometheus::BuildCounter(), reg, "parley_http_connections_total",
+                                "TCP connections accepted.")),
+        open_(unlabelled(prometheus::BuildGauge(), reg, "parley_http_open_connections",
+                         "TCP connections open now.")),
+        refused_(prometheus::BuildCounter()
+                     .Name("parley_http_connections_refused_total")
+                     .Help("Connections closed by the server's limits: at accept past "
+                           "max_connections or the per-address cap, or without a complete "
+                           "first head within header_timeout_ms.")
+                     .Register(reg)),
+        refused_max_(refused_.Add({{"reason", "max_connections"}})),
+        refused_address_(refused_.Add({{"reason", "per_address"}})),
+        refused_header_(refused_.Add({{"reason", "header_timeout"}})) {}
 
   void request_started() { in_flight_.Increment(); }
   void connection_accepted() { connections_.Increment(); }
+  void connection_opened() { open_.Increment(); }
+  void connection_closed() { open_.Decrement(); }
+  void refused_max_connections() { refused_max_.Increment(); }
+  void refused_per_address() { refused_address_.Increment(); }
+  void header_timed_out() { refused_header_.Increment(); }
 
   /// `route` must outlive the probe (routes live in the router, the fallback is static).
   void request_done(const std::string& route, int status, double seconds) {
@@ -130,6 +148,11 @@ class http_probe {
   prometheus::Family<prometheus::Histogram>& duration_;
   prometheus::Gauge& in_flight_;
   prometheus::Counter& connections_;
+  prometheus::Gauge& open_;
+  prometheus::Family<prometheus::Counter>& refused_;
+  prometheus::Counter& refused_max_;
+  prometheus::Counter& refused_address_;
+  prometheus::Counter& refused_header_;
 };
 
 class session;
@@ -190,7 +213,10 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
         owned_iocs(opts.lanes != nullptr ? decltype(owned_iocs){}
                                          : make_iocs(std::max(1, opts.threads))),
         iocs(io_contexts(opts.lanes, owned_iocs)),
-        acceptor(*iocs[0]) {
+        acceptor(*iocs[0]),
+        accept_timer(*iocs[0]),
+        max_connections(opts.max_connections != 0 ? opts.max_connections
+                                                  : default_max_connections()) {
     for (auto* ioc : iocs) io_threads.push_back(std::make_unique<io_thread>(*ioc));
     std::random_device rd;
     char buf[16];
@@ -224,6 +250,13 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   };
 
   void accept();
+  /// After a failed accept: waits `accept_backoff` (doubling up to 1 s), then accepts
+  /// again, so a full descriptor table does not spin the thread.
+  void accept_later(const error_code& ec);
+  /// Counts a connection from `address` in; false (and counted as refused) past a cap.
+  bool admit(const std::string& address);
+  /// Counts it out again; any thread.
+  void release(const std::string& address);
   /// Arms thread `k`'s sweep: one timer per thread instead of one per connection and
   /// operation, so reads and writes carry no timer bookkeeping; a deadline is a
   /// time_point in the session that the sweep compares.
@@ -232,7 +265,9 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   clock_type::duration sweep_period() const {
     // Deadlines are enforced at most one period late: a quarter of the idle timeout,
     // between 25 ms and 1 s.
-    auto p = std::chrono::duration_cast<clock_type::duration>(opts.idle_timeout) / 4;
+    auto p = std::chrono::duration_cast<clock_type::duration>(
+                 std::min(opts.idle_timeout, opts.header_timeout)) /
+             4;
     return std::clamp<clock_type::duration>(p, std::chrono::milliseconds(25),
                                             std::chrono::seconds(1));
   }
@@ -267,6 +302,14 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   std::vector<net::executor_work_guard<net::io_context::executor_type>> guards;
   std::size_t next_ioc = 0;  // round robin of accepted connections; acceptor's thread only
   tcp::acceptor acceptor;
+  net::steady_timer accept_timer;  // the backoff after a failed accept; acceptor's thread
+  clock_type::duration accept_backoff{};
+  const std::size_t max_connections;
+  std::mutex connections_mutex;  // guards the counts below (once per connection)
+  std::size_t open_connections = 0;
+  std::unordered_map<std::string, std::size_t> per_address;
+  log::rate_limited accept_failed_log;
+  log::rate_limited refused_log;
   std::vector<std::thread> threads;
   uint16_t bound_port = 0;
   std::string id_prefix;
@@ -295,16 +338,17 @@ const std::string unmatched_route = "unmatched";
 
 class session : public std::enable_shared_from_this<session> {
  public:
-  session(tcp::socket&& socket, std::shared_ptr<server::impl> srv, std::size_t thread)
+  /// `remote_address` was admitted by server::impl::admit(); released when the session ends.
+  session(tcp::socket&& socket, std::shared_ptr<server::impl> srv, std::size_t thread,
+          std::string remote_address)
       : socket_(std::move(socket)),
         srv_(std::move(srv)),
         thread_(thread),
-        parser_(request_parser::limits{16 * 1024, srv_->opts.max_body_bytes}) {
-    // Once per connection, not per request (a getpeername system call each time).
-    error_code ignored;
-    auto ep = socket_.remote_endpoint(ignored);
-    if (!ignored) remote_address_ = ep.address().to_string();
-  }
+        parser_(request_parser::limits{16 * 1024, srv_->opts.max_body_bytes}),
+        remote_address_(std::move(remote_address)) {}
+  ~session() { srv_->release(remote_address_); }
+  session(const session&) = delete;
+  session& operator=(const session&) = delete;
 
   void run() {
     net::dispatch(socket_.get_executor(), [self = shared_from_this()] {
@@ -323,6 +367,9 @@ class session : public std::enable_shared_from_this<session> {
   /// I/O thread only: true when a read or write outlived its deadline.
   bool overdue(clock_type::time_point now) const { return now >= deadline_; }
 
+  /// I/O thread only: no complete head arrived yet on this connection.
+  bool awaiting_first_head() const { return !head_seen_; }
+
   /// I/O thread only. Pending operations end with an error and drop their hold.
   void close() {
     deadline_ = clock_type::time_point::max();
@@ -339,7 +386,9 @@ class session : public std::enable_shared_from_this<session> {
   /// Starts the next request: parses what a pipelining client already sent, then reads.
   void read(clock_type::time_point now) {
     // Like Beast's read timer: the whole request must arrive within idle_timeout.
-    deadline_ = now + srv_->opts.idle_timeout;
+    read_started_ = now;
+    deadline_ = now + (head_seen_ ? srv_->opts.idle_timeout
+                                  : std::min(srv_->opts.idle_timeout, srv_->opts.header_timeout));
     parser_.reset();
     req_ = request{};
     parse_or_read();
@@ -348,6 +397,11 @@ class session : public std::enable_shared_from_this<session> {
   void parse_or_read() {
     if (begin_ < end_) {
       begin_ += parser_.parse(std::string_view(buffer_.data() + begin_, end_ - begin_), req_);
+      if (!head_seen_ && parser_.head_done()) {
+        // The first head arrived within header_timeout: the body has the idle timeout.
+        head_seen_ = true;
+        deadline_ = read_started_ + srv_->opts.idle_timeout;
+      }
       if (parser_.done()) return on_request();
       if (parser_.failed()) return on_bad_request();
     }
@@ -491,7 +545,9 @@ class session : public std::enable_shared_from_this<session> {
   std::size_t begin_ = 0;
   std::size_t end_ = 0;
   clock_type::time_point deadline_ = clock_type::time_point::max();
-  std::string out_;  // the response being written
+  clock_type::time_point read_started_;
+  bool head_seen_ = false;  // a complete head arrived (the header deadline is over)
+  std::string out_;         // the response being written
   clock_type::time_point started_;
   const std::string* route_ = &unmatched_route;
   std::string request_id_;
@@ -512,19 +568,96 @@ void responder::operator()(response r) const {
   p_->s->deliver(std::move(r));
 }
 
+std::size_t max_connections_for(std::size_t nofile) {
+  std::size_t reserve = std::max<std::size_t>(256, nofile / 10);
+  return nofile > reserve + 16 ? nofile - reserve : 16;
+}
+
+std::size_t default_max_connections() {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+    return max_connections_for(1 << 20);
+  return max_connections_for(static_cast<std::size_t>(rl.rlim_cur));
+}
+
+bool server::impl::admit(const std::string& address) {
+  const char* refused = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(connections_mutex);
+    if (open_connections >= max_connections) {
+      refused = "max_connections";
+    } else {
+      auto& n = per_address[address];
+      if (opts.max_connections_per_address != 0 && n >= opts.max_connections_per_address) {
+        refused = "per_address";
+      } else {
+        ++n;
+        ++open_connections;
+      }
+    }
+  }
+  if (refused == nullptr) {
+    probe.connection_opened();
+    return true;
+  }
+  if (refused[0] == 'm')
+    probe.refused_max_connections();
+  else
+    probe.refused_per_address();
+  refused_log.warn("http_connection_refused", {{"reason", refused}, {"address", address}});
+  return false;
+}
+
+void server::impl::release(const std::string& address) {
+  {
+    std::lock_guard<std::mutex> lock(connections_mutex);
+    --open_connections;
+    auto it = per_address.find(address);
+    if (it != per_address.end() && --it->second == 0) per_address.erase(it);
+  }
+  probe.connection_closed();
+}
+
 void server::impl::accept() {
   std::size_t k = next_ioc++ % iocs.size();
   acceptor.async_accept(*iocs[k], [self = shared_from_this(), k](error_code ec, tcp::socket s) {
     if (ec) {
       if (ec == net::error::operation_aborted || !self->acceptor.is_open()) return;
-      log::warn("http_accept_failed", {{"error", ec.message()}});
+      return self->accept_later(ec);
+    }
+    self->accept_backoff = {};
+    self->probe.connection_accepted();
+    error_code ignored;
+    // Once per connection, not per request (a getpeername system call each time).
+    auto ep = s.remote_endpoint(ignored);
+    std::string address = ignored ? std::string() : ep.address().to_string();
+    if (!self->admit(address)) {
+      // Refused early: closing at once frees the descriptor before it is needed again.
+      s.close(ignored);
     } else {
-      self->probe.connection_accepted();
-      error_code ignored;
       s.set_option(tcp::no_delay(true), ignored);
-      std::make_shared<session>(std::move(s), self, k)->run();
+      std::make_shared<session>(std::move(s), self, k, std::move(address))->run();
     }
     self->accept();
+  });
+}
+
+void server::impl::accept_later(const error_code& ec) {
+  // EMFILE and ENFILE leave the connection in the backlog: accepting again at once
+  // would fail again at once. Any other failure waits too, for a shorter time.
+  accept_backoff =
+      accept_backoff == clock_type::duration{}
+          ? std::chrono::milliseconds(10)
+          : std::min<clock_type::duration>(accept_backoff * 2, std::chrono::seconds(1));
+  accept_failed_log.warn(
+      "http_accept_failed",
+      {{"error", ec.message()},
+       {"retry_ms",
+        std::to_string(
+            std::chrono::duration_cast<std::chrono::milliseconds>(accept_backoff).count())}});
+  accept_timer.expires_after(accept_backoff);
+  accept_timer.async_wait([self = shared_from_this()](error_code e) {
+    if (!e && self->acceptor.is_open()) self->accept();
   });
 }
 
@@ -547,7 +680,10 @@ void server::impl::sweep(std::size_t k) {
       v.pop_back();
       continue;
     }
-    if (s->overdue(now)) s->close();
+    if (s->overdue(now)) {
+      if (s->awaiting_first_head()) probe.header_timed_out();
+      s->close();
+    }
     ++i;
   }
   if (!stopping.load()) arm_sweep(k);
@@ -611,6 +747,7 @@ void server::stop(std::chrono::milliseconds grace) {
     net::post(*i.iocs[0], [self = impl_, closed] {
       error_code ignored;
       self->acceptor.close(ignored);
+      self->accept_timer.cancel();
       closed->set_value();
     });
     closed->get_future().wait_for(std::chrono::seconds(5));

@@ -145,4 +145,22 @@ void event(level l, std::string_view name, const fields& f) {
   logger().log(spdlog::level::info, format_line(format_.load(), l, name, f));
 }
 
+bool rate_limited::event(level l, std::string_view name, fields f) {
+  std::uint64_t held = 0;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto now = std::chrono::steady_clock::now();
+    if (now < next_) {
+      ++suppressed_;
+      return false;
+    }
+    next_ = now + interval_;
+    held = suppressed_;
+    suppressed_ = 0;
+  }
+  if (held > 0) f.emplace_back("suppressed", std::to_string(held));
+  log::event(l, name, f);
+  return true;
+}
+
 }  // namespace parley::log

@@ -6,6 +6,9 @@
 ///
 /// Thread-safe; callable from any thread. Fields are strings: callers format numbers.
 
+#include <chrono>
+#include <cstdint>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -32,6 +35,27 @@ inline void debug(std::string_view name, const fields& f = {}) { event(level::de
 inline void info(std::string_view name, const fields& f = {}) { event(level::info, name, f); }
 inline void warn(std::string_view name, const fields& f = {}) { event(level::warn, name, f); }
 inline void error(std::string_view name, const fields& f = {}) { event(level::error, name, f); }
+
+/// Lets one line per interval through and counts the rest, for an event a hostile
+/// client or a failing resource can repeat thousands of times a second
+/// (`http_accept_failed`). The line let through after a quiet spell carries
+/// `suppressed`: how many were held back since the previous one. Thread-safe.
+class rate_limited {
+ public:
+  explicit rate_limited(std::chrono::steady_clock::duration interval = std::chrono::seconds(1))
+      : interval_(interval) {}
+
+  /// Logs like `event()` when the interval since the last line has passed; else counts.
+  /// Returns whether the line was written.
+  bool event(level l, std::string_view name, fields f = {});
+  bool warn(std::string_view name, fields f = {}) { return event(level::warn, name, std::move(f)); }
+
+ private:
+  std::chrono::steady_clock::duration interval_;
+  std::mutex mutex_;
+  std::chrono::steady_clock::time_point next_{};
+  std::uint64_t suppressed_ = 0;
+};
 
 /// The line `event` would print, without timestamp; exposed for tests.
 std::string format_line(format fmt, level l, std::string_view name, const fields& f);

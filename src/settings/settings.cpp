@@ -112,6 +112,13 @@ const std::vector<key_spec>& schema() {
       PARLEY_INT(http, idle_timeout_ms, 100, 3600000,
                  "idle keep-alive connections close after this"),
       PARLEY_INT(http, shutdown_grace_ms, 0, 600000, "time SIGTERM waits for requests in flight"),
+      PARLEY_INT(http, header_timeout_ms, 100, 3600000,
+                 "a new connection without a complete request head after this is closed"),
+      PARLEY_INT(http, max_connections, 0, 10000000,
+                 "open HTTP connections at most, past it new ones close at once; 0 = "
+                 "RLIMIT_NOFILE minus a tenth (at least 256) kept for Redis, Postgres, actions"),
+      PARLEY_INT(http, max_connections_per_address, 0, 10000000,
+                 "open HTTP connections per client address at most; 0 = no cap"),
       PARLEY_STR(redis, url, "redis://host:port[/db] or unix:///path (env REDIS_URL too)", true),
       PARLEY_INT(redis, command_timeout_ms, 10, 60000, "Redis command timeout"),
       PARLEY_BOOL(redis, lane_connections,

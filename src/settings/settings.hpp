@@ -27,6 +27,12 @@ struct http_settings {
   int64_t max_body_bytes = 1 << 20;
   int64_t idle_timeout_ms = 60000;    ///< a keep-alive connection idle this long is closed
   int64_t shutdown_grace_ms = 10000;  ///< how long SIGTERM waits for requests in flight
+  /// A new connection's first complete request head must arrive within this, or it closes.
+  int64_t header_timeout_ms = 10000;
+  /// Open HTTP connections at most (past it new ones are closed at once); 0 derives it from
+  /// RLIMIT_NOFILE, leaving a tenth (at least 256) for Redis, Postgres and actions.
+  int64_t max_connections = 0;
+  int64_t max_connections_per_address = 256;  ///< per client IP address; 0: no cap
 };
 
 struct redis_settings {

@@ -37,6 +37,27 @@ TEST(Settings, FileValuesAreRead) {
   EXPECT_EQ(s->log.format, "logfmt");
 }
 
+TEST(Settings, HostileClientLimitsHaveDefaultsAndOverrides) {
+  auto d = parse(minimal, "t.yaml", {});
+  ASSERT_TRUE(d.ok()) << d.err().message;
+  EXPECT_EQ(d->http.header_timeout_ms, 10000);
+  EXPECT_EQ(d->http.max_connections, 0);  // derived from RLIMIT_NOFILE by the server
+  EXPECT_EQ(d->http.max_connections_per_address, 256);
+  auto s = parse(
+      std::string(minimal) + "http:\n  header_timeout_ms: 2000\n  max_connections_per_address: 8\n",
+      "t.yaml", {{"PARLEY_HTTP_MAX_CONNECTIONS", "5000"}});
+  ASSERT_TRUE(s.ok()) << s.err().message;
+  EXPECT_EQ(s->http.header_timeout_ms, 2000);
+  EXPECT_EQ(s->http.max_connections, 5000);
+  EXPECT_EQ(s->http.max_connections_per_address, 8);
+  auto bad = parse(minimal, "t.yaml", {{"PARLEY_HTTP_HEADER_TIMEOUT_MS", "5"}});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.err().message,
+            "environment: PARLEY_HTTP_HEADER_TIMEOUT_MS: expected an integer from 100 to 3600000, "
+            "got '5'");
+  EXPECT_NE(describe().find("http.max_connections_per_address"), std::string::npos);
+}
+
 TEST(Settings, EnvironmentOverridesTheFile) {
   auto s = parse(std::string(minimal) + "http:\n  port: 9001\n", "t.yaml",
                  {{"PARLEY_HTTP_PORT", "9002"},
