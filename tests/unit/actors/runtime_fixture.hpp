@@ -20,8 +20,8 @@
 #include "actors/registry/bot_registry.hpp"
 #include "actors/runtime/runtime.hpp"
 #include "actors/snapshot/memory_snapshot_store.hpp"
-#include "src/store/catalog/quarantine.hpp"
 #include "src/bot/bot.hpp"
+#include "src/store/catalog/quarantine.hpp"
 
 namespace parley::actors::testing {
 
