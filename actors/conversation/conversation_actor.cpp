@@ -18,6 +18,7 @@
 #include "actors/action/action_runner.hpp"
 #include "actors/runtime/internal.hpp"
 #include "actors/transcript/transcript_writer.hpp"
+#include "src/common/clock.hpp"
 #include "src/log/log.hpp"
 #include "src/proto/runtime.pb.h"
 
@@ -144,12 +145,6 @@ class conversation_actor : public conversation_handle::base {
 thread_local conversation_actor* conversation_actor::current = nullptr;
 
 using self_ptr = conversation_actor*;
-
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 void start_turn(self_ptr self);
 void load_snapshot(self_ptr self);
@@ -377,7 +372,7 @@ void commit(self_ptr self) {
     store::transcript_line_builder line(tenant, session, static_cast<std::int64_t>(n.sequence()));
     if (!was_new || !in.text.empty()) record_inbound(line, in);
     for (const auto& m : res->messages()) line.reply(m.text());
-    c->line = line.finish(now_ms());
+    c->line = line.finish(common::now_unix_ms());
     if (was_new)
       c->events.push_back(store::conversation_record{std::string(tenant),
                                                      std::string(session),

@@ -11,18 +11,13 @@
 
 #include "actors/runtime/runtime.hpp"
 #include "src/channels/botapi/botapi.hpp"
+#include "src/common/clock.hpp"
 
 namespace parley::actors {
 namespace {
 
 namespace botapi = channels::botapi;
 using status = turn_outcome::status;
-
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 /// A UUID version 7 (RFC 9562): the creation time in milliseconds, then 74 random
 /// bits. Time-ordered ids put a node's new transcript rows next to each other in
@@ -32,7 +27,7 @@ int64_t now_ms() {
 std::string new_session_id() {
   unsigned char b[16];
   RAND_bytes(b, sizeof b);
-  auto ms = static_cast<uint64_t>(now_ms());
+  auto ms = static_cast<uint64_t>(common::now_unix_ms());
   for (int i = 0; i < 6; ++i) b[i] = static_cast<unsigned char>(ms >> (40 - 8 * i));
   b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x70);
   b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);
@@ -131,11 +126,11 @@ struct gateway {
                       if (!ok)
                         return reply(botapi::render_error(
                             503, "authentication is unavailable: " + ok.err().message, path,
-                            request_id, now_ms(), 1));
+                            request_id, common::now_unix_ms(), 1));
                       if (!*ok)
                         return reply(botapi::render_error(
                             401, "Authorization: the bearer token is not an API key of this org",
-                            path, request_id, now_ms()));
+                            path, request_id, common::now_unix_ms()));
                       cache.remember(k);
                       next();
                     });
@@ -152,19 +147,19 @@ struct gateway {
       case status::session_not_found:
       case status::session_ended:
       case status::bot_not_found:
-        return botapi::render_error(404, out.message, path, request_id, now_ms());
+        return botapi::render_error(404, out.message, path, request_id, common::now_unix_ms());
       case status::stale_sequence:
       case status::bad_input:
-        return botapi::render_error(400, out.message, path, request_id, now_ms());
+        return botapi::render_error(400, out.message, path, request_id, common::now_unix_ms());
       case status::unavailable:
-        return botapi::render_error(503, out.message, path, request_id, now_ms(), 1);
+        return botapi::render_error(503, out.message, path, request_id, common::now_unix_ms(), 1);
       case status::busy:
-        return botapi::render_error(429, out.message, path, request_id, now_ms(), 1);
+        return botapi::render_error(429, out.message, path, request_id, common::now_unix_ms(), 1);
       case status::internal:
         break;
     }
     return botapi::render_error(500, out.message.empty() ? "internal error" : out.message, path,
-                                request_id, now_ms());
+                                request_id, common::now_unix_ms());
   }
 
   static botapi::reply make_reply(const turn_outcome& out, int64_t sequence_id,
@@ -185,7 +180,7 @@ struct gateway {
 
   void start(http::request&& req, http::responder reply) {
     auto parsed = botapi::parse_start(req);
-    if (!parsed) return reply(botapi::render_failure(parsed.err(), req, now_ms()));
+    if (!parsed) return reply(botapi::render_failure(parsed.err(), req, common::now_unix_ms()));
     auto start = std::make_shared<botapi::start_request>(std::move(*parsed));
     std::string path = req.path;
     authenticate(start->ctx, path, start->ctx.request_id, reply, [this, start, path, reply] {
@@ -199,7 +194,7 @@ struct gateway {
       in.message_id = "start";
       in.text = start->text.value_or("");
       in.variables = start->bot_variables();
-      in.now_unix = now_ms() / 1000;
+      in.now_unix = common::now_unix_ms() / 1000;
       opts.rt->submit(std::move(in), [start, path, reply](turn_outcome out) {
         if (auto err = outcome_error(out, path, start->ctx.request_id))
           return reply(std::move(*err));
@@ -211,7 +206,7 @@ struct gateway {
 
   void cont(http::request&& req, http::responder reply) {
     auto parsed = botapi::parse_continue(req);
-    if (!parsed) return reply(botapi::render_failure(parsed.err(), req, now_ms()));
+    if (!parsed) return reply(botapi::render_failure(parsed.err(), req, common::now_unix_ms()));
     auto msg = std::make_shared<botapi::continue_request>(std::move(*parsed));
     std::string path = req.path;
     authenticate(msg->ctx, path, msg->ctx.request_id, reply, [this, msg, path, reply] {
@@ -221,7 +216,7 @@ struct gateway {
       in.session_id = msg->session_id;
       in.sequence_id = msg->sequence_id;
       in.message_id = std::to_string(msg->sequence_id);
-      in.now_unix = now_ms() / 1000;
+      in.now_unix = common::now_unix_ms() / 1000;
       switch (msg->kind) {
         case botapi::message_kind::text:
           in.what = inbound::kind::text;
@@ -253,7 +248,7 @@ struct gateway {
         default:
           return reply(botapi::render_error(
               422, "message.type: this runtime does not support this message type yet", path,
-              msg->ctx.request_id, now_ms()));
+              msg->ctx.request_id, common::now_unix_ms()));
       }
       int64_t seq = msg->sequence_id;
       opts.rt->submit(std::move(in), [msg, seq, path, reply](turn_outcome out) {
@@ -266,7 +261,7 @@ struct gateway {
 
   void end(http::request&& req, http::responder reply) {
     auto parsed = botapi::parse_end(req);
-    if (!parsed) return reply(botapi::render_failure(parsed.err(), req, now_ms()));
+    if (!parsed) return reply(botapi::render_failure(parsed.err(), req, common::now_unix_ms()));
     auto e = std::make_shared<botapi::end_request>(std::move(*parsed));
     std::string path = req.path;
     authenticate(e->ctx, path, e->ctx.request_id, reply, [this, e, path, reply] {
@@ -277,7 +272,7 @@ struct gateway {
       in.session_id = e->session_id;
       in.message_id = "end";
       in.text = e->reason;
-      in.now_unix = now_ms() / 1000;
+      in.now_unix = common::now_unix_ms() / 1000;
       opts.rt->submit(std::move(in), [e, path, reply](turn_outcome out) {
         if (auto err = outcome_error(out, path, e->ctx.request_id)) return reply(std::move(*err));
         reply(botapi::render_end(make_reply(out, 0, e->ctx.request_id, {})));
@@ -287,7 +282,7 @@ struct gateway {
 
   void dispatch(http::request&& req, http::responder reply) {
     auto route = botapi::match_route(req.method, req.path);
-    if (!route) return reply(botapi::render_failure(route.err(), req, now_ms()));
+    if (!route) return reply(botapi::render_failure(route.err(), req, common::now_unix_ms()));
     switch (route->kind) {
       case botapi::endpoint::status:
         return reply(botapi::render_status(!opts.ready || opts.ready()));

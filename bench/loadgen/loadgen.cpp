@@ -57,6 +57,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "src/common/strings.hpp"
+
 namespace {
 
 namespace asio = boost::asio;
@@ -175,16 +177,7 @@ std::string_view session_id_of(std::string_view body) {
 // "Connection: close" (HTTP/1.1) or does not say "Connection: keep-alive"
 // (HTTP/1.0).
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
+using common::iequals;
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);

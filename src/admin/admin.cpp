@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "src/admin/deploy.hpp"
+#include "src/common/strings.hpp"
 #include "src/store/catalog.hpp"
 
 namespace parley::admin {
@@ -85,11 +86,7 @@ std::optional<http::response> check_auth(const admin_state& s, const http::reque
     return error_response(503, "admin_disabled", "admin API disabled: set PARLEY_ADMIN_TOKEN");
   const std::string* h = req.header("Authorization");
   constexpr std::string_view scheme = "Bearer ";
-  if (h == nullptr || h->size() <= scheme.size() ||
-      !std::equal(scheme.begin(), scheme.end(), h->begin(), [](char x, char y) {
-        return std::tolower(static_cast<unsigned char>(x)) ==
-               std::tolower(static_cast<unsigned char>(y));
-      })) {
+  if (h == nullptr || h->size() <= scheme.size() || !common::istarts_with(*h, scheme)) {
     auto r = error_response(401, "unauthorized",
                             "missing admin token: send 'Authorization: Bearer <token>'");
     r.headers.emplace_back("WWW-Authenticate", "Bearer");

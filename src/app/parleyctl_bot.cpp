@@ -15,6 +15,7 @@
 #include "src/bot/bot.hpp"
 #include "src/bot/conversation_test.hpp"
 #include "src/bot/nlu_eval.hpp"
+#include "src/common/clock.hpp"
 
 #if __has_include("src/http/client.hpp")
 #include "src/http/client.hpp"
@@ -48,12 +49,6 @@ std::shared_ptr<const bot::program> compile_or_report(const std::string& file, b
   return *loaded;
 }
 
-std::int64_t now_unix() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 void print_messages(const v1::TurnResult& r) {
   for (const auto& m : r.messages()) {
     std::cout << "bot> " << m.text() << "\n";
@@ -69,9 +64,10 @@ v1::Input answer_action(const v1::ActionRequest& req, const nlohmann::json& answ
             << (req.body().empty() ? "" : " " + req.body()) << ")\n";
   if (answers.contains(req.name())) {
     const auto& a = answers[req.name()];
-    if (a.contains("error")) return bot::action_failure_input(a["error"].dump(), now_unix());
+    if (a.contains("error"))
+      return bot::action_failure_input(a["error"].dump(), common::now_unix_s());
     return bot::action_input(a.value("status", 200), a.contains("body") ? a["body"].dump() : "",
-                             now_unix());
+                             common::now_unix_s());
   }
   if (http) {
 #ifdef PARLEYCTL_HAVE_HTTP
@@ -82,7 +78,7 @@ v1::Input answer_action(const v1::ActionRequest& req, const nlohmann::json& answ
           if (!v) return std::nullopt;
           return std::string(v);
         });
-    if (!resolved) return bot::action_failure_input(resolved.err().message, now_unix());
+    if (!resolved) return bot::action_failure_input(resolved.err().message, common::now_unix_s());
     parley::http::client_request hr;
     hr.method = resolved->method();
     hr.url = resolved->url();
@@ -91,24 +87,26 @@ v1::Input answer_action(const v1::ActionRequest& req, const nlohmann::json& answ
     hr.body = resolved->body();
     hr.timeout = std::chrono::milliseconds(resolved->timeout_ms());
     auto resp = parley::http::fetch(hr);
-    if (!resp) return bot::action_failure_input(resp.err().message, now_unix());
+    if (!resp) return bot::action_failure_input(resp.err().message, common::now_unix_s());
     std::cout << "     (HTTP " << resp->status << ")\n";
-    return bot::action_input(resp->status, resp->body, now_unix());
+    return bot::action_input(resp->status, resp->body, common::now_unix_s());
 #else
     std::cout << "     (this parleyctl was built without the HTTP client)\n";
 #endif
   }
   std::cout << "     answer as JSON (or 'error <message>', or '<status> <json>'): " << std::flush;
   std::string line;
-  if (!std::getline(std::cin, line)) return bot::action_failure_input("no answer", now_unix());
-  if (line.rfind("error", 0) == 0) return bot::action_failure_input(line.substr(5), now_unix());
+  if (!std::getline(std::cin, line))
+    return bot::action_failure_input("no answer", common::now_unix_s());
+  if (line.rfind("error", 0) == 0)
+    return bot::action_failure_input(line.substr(5), common::now_unix_s());
   int status = 200;
   if (!line.empty() && std::isdigit(static_cast<unsigned char>(line[0]))) {
     status = std::atoi(line.c_str());
     auto sp = line.find(' ');
     line = sp == std::string::npos ? "" : line.substr(sp + 1);
   }
-  return bot::action_input(status, line, now_unix());
+  return bot::action_input(status, line, common::now_unix_s());
 }
 
 int cmd_chat(const std::string& file, const std::string& actions_file, bool http,
@@ -139,7 +137,7 @@ int cmd_chat(const std::string& file, const std::string& actions_file, bool http
     vars[s.substr(0, eq)].set_text(s.substr(eq + 1));
   }
   std::cout << "Chatting with " << prog->id() << ". Commands: /state, /quit.\n";
-  auto r = bot::start(*prog, vars, now_unix());
+  auto r = bot::start(*prog, vars, common::now_unix_s());
   for (;;) {
     print_messages(r);
     if (!r.error().empty()) std::cout << "     (error: " << r.error() << ")\n";
@@ -167,7 +165,7 @@ int cmd_chat(const std::string& file, const std::string& actions_file, bool http
     }
     auto state = r.state();
     // A typed menu number selects that button.
-    r = bot::resume(*prog, state, bot::text_input(line, now_unix()));
+    r = bot::resume(*prog, state, bot::text_input(line, common::now_unix_s()));
     if (!r.intents().empty())
       std::cout << "     (intent " << r.intents(0).name() << " " << r.intents(0).confidence()
                 << ", matched by " << (r.matched_by().empty() ? "-" : r.matched_by()) << ")\n";

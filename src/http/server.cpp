@@ -26,6 +26,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/status.hpp>
 
+#include "src/common/strings.hpp"
 #include "src/http/request_parser.hpp"
 #include "src/io/lanes.hpp"
 #include "src/log/log.hpp"
@@ -39,34 +40,6 @@ using error_code = boost::system::error_code;
 using clock_type = std::chrono::steady_clock;
 
 namespace {
-
-/// ASCII case-insensitive comparison (header names are ASCII tokens; std::tolower
-/// is a locale-aware call per character).
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  auto lower = [](unsigned char c) {
-    return (c >= 'A' && c <= 'Z') ? static_cast<unsigned char>(c | 0x20) : c;
-  };
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (lower(static_cast<unsigned char>(a[i])) != lower(static_cast<unsigned char>(b[i])))
-      return false;
-  return true;
-}
-
-void json_escape(std::string& out, std::string_view s) {
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else {
-      out += c;
-    }
-  }
-}
 
 /// The one metric of a family without labels.
 template <typename Builder>
@@ -161,15 +134,15 @@ class session;
 
 const std::string* find_header(const header_list& headers, std::string_view name) {
   for (const auto& [k, v] : headers)
-    if (iequals(k, name)) return &v;
+    if (common::iequals(k, name)) return &v;
   return nullptr;
 }
 
 response response::error(int status, std::string_view code, std::string_view message) {
   std::string body = "{\"error\":{\"code\":\"";
-  json_escape(body, code);
+  common::append_json_escaped(body, code);
   body += "\",\"message\":\"";
-  json_escape(body, message);
+  common::append_json_escaped(body, message);
   body += "\"}}";
   return json(status, std::move(body));
 }

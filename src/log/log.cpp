@@ -1,5 +1,7 @@
 #include "src/log/log.hpp"
 
+#include "src/common/strings.hpp"
+
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -28,36 +30,6 @@ const char* level_name(level l) {
   return "info";
 }
 
-void json_escape(std::string& out, std::string_view s) {
-  for (char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-}
-
 void logfmt_value(std::string& out, std::string_view s) {
   bool quote = s.empty();
   for (char c : s)
@@ -67,7 +39,7 @@ void logfmt_value(std::string& out, std::string_view s) {
     return;
   }
   out += '"';
-  json_escape(out, s);
+  common::append_json_escaped(out, s);
   out += '"';
 }
 
@@ -111,13 +83,13 @@ std::string format_line(format fmt, level l, std::string_view name, const fields
     line += "\"level\":\"";
     line += level_name(l);
     line += "\",\"event\":\"";
-    json_escape(line, name);
+    common::append_json_escaped(line, name);
     line += '"';
     for (const auto& [k, v] : f) {
       line += ",\"";
-      json_escape(line, k);
+      common::append_json_escaped(line, k);
       line += "\":\"";
-      json_escape(line, v);
+      common::append_json_escaped(line, v);
       line += '"';
     }
   } else {
