@@ -177,7 +177,7 @@ std::string_view session_id_of(std::string_view body) {
 // "Connection: close" (HTTP/1.1) or does not say "Connection: keep-alive"
 // (HTTP/1.0).
 
-using common::iequals;
+using parley::common::iequals;
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
