@@ -38,7 +38,7 @@ bool compiler::scalar(const YAML::Node& n, const char* what, std::string& out) {
 }
 
 void compiler::check_keys(const YAML::Node& map, std::initializer_list<const char*> allowed,
-                const std::string& where) {
+                          const std::string& where) {
   if (!map.IsMap()) return;
   for (auto it = map.begin(); it != map.end(); ++it) {
     std::string k = it->first.Scalar();
@@ -47,8 +47,7 @@ void compiler::check_keys(const YAML::Node& map, std::initializer_list<const cha
     if (!ok) {
       std::string list;
       for (const char* a : allowed) list += std::string(list.empty() ? "" : ", ") + a;
-      error(it->first,
-            "unknown key '" + k + "' in " + where + " (expected one of: " + list + ")");
+      error(it->first, "unknown key '" + k + "' in " + where + " (expected one of: " + list + ")");
     }
   }
 }
@@ -127,7 +126,8 @@ void compiler::check_assign(const YAML::Node& n, int var, vtype t) {
                " but the expression is " + detail::vtype_name(t));
 }
 
-void compiler::assignments(const YAML::Node& n, google::protobuf::RepeatedPtrField<v1::Assignment>* out) {
+void compiler::assignments(const YAML::Node& n,
+                           google::protobuf::RepeatedPtrField<v1::Assignment>* out) {
   if (!n.IsMap()) {
     error(n, "'set' must map variable names to expressions, e.g. set: {count: \"count + 1\"}");
     return;
@@ -221,8 +221,7 @@ v1::Value compiler::generic(const YAML::Node& n) {
     for (const auto& i : n) *l->add_items() = generic(i);
   } else if (n.IsMap()) {
     std::map<std::string, v1::Value> sorted;
-    for (auto it = n.begin(); it != n.end(); ++it)
-      sorted[it->first.Scalar()] = generic(it->second);
+    for (auto it = n.begin(); it != n.end(); ++it) sorted[it->first.Scalar()] = generic(it->second);
     auto* o = v.mutable_object();
     for (auto& [k, val] : sorted) {
       auto* f = o->add_fields();

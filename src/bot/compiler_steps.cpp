@@ -210,8 +210,7 @@ bool compiler::question(const YAML::Node& q, v1::Dialog& d, const YAML::Node& s)
     const auto& v = prog.variables(st.var());
     vtype vt = detail::vtype_of(v.type());
     bool ok = vt == vtype::any || vt == vtype::text;
-    if (e.system() == v1::SYS_NUMBER || e.system() == v1::SYS_MONEY)
-      ok = ok || vt == vtype::number;
+    if (e.system() == v1::SYS_NUMBER || e.system() == v1::SYS_MONEY) ok = ok || vt == vtype::number;
     if (e.system() == v1::SYS_YES_NO) ok = ok || vt == vtype::boolean;
     if (!ok)
       error(q["into"], "type mismatch: entity '" + e.name() + "' cannot fill variable '" +
@@ -290,10 +289,10 @@ bool compiler::action(const YAML::Node& a, v1::Dialog& d, const YAML::Node& s) {
     error(a, "'action' needs a map: {name: ..., url: ..., result: {...}}");
     return false;
   }
-  check_keys(a,
-             {"name", "url", "method", "headers", "body", "timeout", "result", "status_into",
-              "on_error"},
-             "'action'");
+  check_keys(
+      a,
+      {"name", "url", "method", "headers", "body", "timeout", "result", "status_into", "on_error"},
+      "'action'");
   std::string name, url, method = "GET";
   if (!a["name"])
     error(a, "an action needs a 'name'");

@@ -268,7 +268,6 @@ std::string normalize_path(std::string_view path) {
 }
 }  // namespace detail
 
-
 v1::Input text_input(std::string_view text, std::int64_t now_unix) {
   v1::Input i;
   i.set_text(std::string(text));
