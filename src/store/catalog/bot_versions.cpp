@@ -34,6 +34,16 @@ std::vector<deploy_diagnostic> diagnostics_from_json(const std::string& text) {
 
 /// Serialises changes of the active pointers, so change_seq values commit in
 /// increasing order (see active_changes_since).
+/// The rows `sql` selects for (tenant, bot) from its active version; fails with
+/// no_active_version when there are none.
+pqxx::result active_row(pqxx::transaction_base& tx, const char* sql, const std::string& tenant,
+                        const std::string& bot) {
+  auto r = tx.exec_params(sql, tenant, bot);
+  if (r.empty())
+    fail("no_active_version", "bot '" + bot + "' of tenant '" + tenant + "' has no active version");
+  return r;
+}
+
 void lock_active_pointers(pqxx::transaction_base& tx) {
   tx.exec("SELECT pg_advisory_xact_lock(hashtext('parley.catalog'), hashtext('bot_active'))");
 }
@@ -185,14 +195,11 @@ catalog_job<bot_program> get_active(std::string tenant, std::string bot) {
   return [tenant = std::move(tenant), bot = std::move(bot)](pqxx::transaction_base& tx) {
     require_id("tenant id", tenant);
     require_id("bot id", bot);
-    auto r = tx.exec_params(
-        "SELECT v.version, v.program_id, v.program FROM bot_active a JOIN bot_versions v "
-        "ON v.tenant_id = a.tenant_id AND v.bot_id = a.bot_id AND v.version = a.version "
-        "WHERE a.tenant_id = $1 AND a.bot_id = $2",
-        tenant, bot);
-    if (r.empty())
-      fail("no_active_version",
-           "bot '" + bot + "' of tenant '" + tenant + "' has no active version");
+    auto r = active_row(tx,
+                        "SELECT v.version, v.program_id, v.program FROM bot_active a JOIN "
+                        "bot_versions v ON v.tenant_id = a.tenant_id AND v.bot_id = a.bot_id "
+                        "AND v.version = a.version WHERE a.tenant_id = $1 AND a.bot_id = $2",
+                        tenant, bot);
     return bot_program{tenant,
                        bot,
                        r[0][0].as<int>(),
@@ -218,13 +225,10 @@ catalog_job<activation> rollback(std::string tenant, std::string bot, std::strin
     require_id("tenant id", tenant);
     require_id("bot id", bot);
     lock_active_pointers(tx);
-    auto cur = tx.exec_params(
-        "SELECT version, previous_version FROM bot_active WHERE tenant_id = $1 AND bot_id = $2 "
-        "FOR UPDATE",
-        tenant, bot);
-    if (cur.empty())
-      fail("no_active_version",
-           "bot '" + bot + "' of tenant '" + tenant + "' has no active version");
+    auto cur = active_row(tx,
+                          "SELECT version, previous_version FROM bot_active WHERE tenant_id = $1 "
+                          "AND bot_id = $2 FOR UPDATE",
+                          tenant, bot);
     int from = cur[0][0].as<int>();
     if (cur[0][1].is_null())
       fail("no_previous_version", "bot '" + bot + "' of tenant '" + tenant +
