@@ -8,6 +8,8 @@
 #include <boost/beast/http/basic_parser.hpp>
 #include <boost/beast/http/error.hpp>
 
+#include "src/common/strings.hpp"
+
 namespace parley::http {
 
 namespace {
@@ -15,9 +17,7 @@ namespace {
 namespace bhttp = boost::beast::http;
 using beast_string = boost::beast::string_view;
 
-bool iequals(std::string_view a, const char* b) {
-  return boost::beast::iequals(beast_string(a.data(), a.size()), b);
-}
+using common::iequals;
 
 // Chunk-size lines carry extensions nobody sends at length; a cap keeps a client from
 // making the connection's buffer grow without a limit.

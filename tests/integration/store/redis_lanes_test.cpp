@@ -39,12 +39,6 @@ lane_result on_lane(redis_client& c, std::size_t lane,
   return p.get_future().get();
 }
 
-result<void> ping_sync(redis_client& c) {
-  std::promise<result<void>> p;
-  c.ping([&p](result<void> r) { p.set_value(std::move(r)); });
-  return p.get_future().get();
-}
-
 /// Runs `fn` on lane `i` and waits until it has run.
 void run_on(io::lanes& l, std::size_t i, std::function<void()> fn) {
   std::promise<void> done;

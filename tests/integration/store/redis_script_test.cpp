@@ -126,13 +126,6 @@ TEST_F(redis_shared_scripts, script_errors_fail_with_redis_error_once) {
       << "the EVAL's error, not the EVALSHA's: " << b.reply.err().message;
 }
 
-/// PING on the client's own connection and on every lane connection; true when all answer.
-bool every_connection_up(redis_client& c) {
-  std::promise<result<void>> p;
-  c.ping([&p](result<void> r) { p.set_value(std::move(r)); });
-  return p.get_future().get().ok();
-}
-
 TEST(redis_scripts_private,
      registered_scripts_are_reloaded_after_a_restart_and_a_dropped_connection) {
   testing::temp_dir dir;
@@ -160,7 +153,7 @@ TEST(redis_scripts_private,
   ASSERT_TRUE(eventually([&] { return server_has(observer, add_script()); }))
       << "the script was not reloaded after the restart";
   // Each connection reconnects on its own backoff: wait until all three are back.
-  ASSERT_TRUE(eventually([&] { return every_connection_up(client); }))
+  ASSERT_TRUE(eventually([&] { return ping_sync(client).ok(); }))
       << "not every connection came back after the restart";
   auto after_restart = eval_on_sync(client, 0, add_script(), {"k"}, {"1", "a"});
   ASSERT_TRUE(after_restart.reply) << after_restart.reply.err().message;
@@ -174,7 +167,7 @@ TEST(redis_scripts_private,
   EXPECT_EQ(killed->integer, 3) << "the own connection and two lane connections";
   ASSERT_TRUE(eventually([&] { return server_has(observer, add_script()); }))
       << "the script was not reloaded after the connection dropped";
-  ASSERT_TRUE(eventually([&] { return every_connection_up(client); }))
+  ASSERT_TRUE(eventually([&] { return ping_sync(client).ok(); }))
       << "not every connection came back after CLIENT KILL";
   auto after_drop = eval_sync(client, add_script(), {"k"}, {"1", "b"});
   ASSERT_TRUE(after_drop.reply) << after_drop.reply.err().message;

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <future>
 #include <memory>
 #include <string>
 
@@ -33,5 +34,12 @@ class shared_redis : public ::testing::Test {
   std::unique_ptr<redis_client> client_;
   std::string prefix_;
 };
+
+/// PING on the client's own connection and every lane connection, waited for (redis_client::ping).
+inline result<void> ping_sync(redis_client& c) {
+  std::promise<result<void>> p;
+  c.ping([&p](result<void> r) { p.set_value(std::move(r)); });
+  return p.get_future().get();
+}
 
 }  // namespace parley::store
