@@ -554,30 +554,36 @@ std::size_t default_max_connections() {
 }
 
 bool server::impl::admit(const std::string& address) {
-  const char* refused = nullptr;
+  enum class refusal { none, max_connections, per_address } why = refusal::none;
   {
     std::lock_guard<std::mutex> lock(connections_mutex);
     if (open_connections >= max_connections) {
-      refused = "max_connections";
+      why = refusal::max_connections;
     } else {
       auto& n = per_address[address];
       if (opts.max_connections_per_address != 0 && n >= opts.max_connections_per_address) {
-        refused = "per_address";
+        why = refusal::per_address;
       } else {
         ++n;
         ++open_connections;
       }
     }
   }
-  if (refused == nullptr) {
-    probe.connection_opened();
-    return true;
+  switch (why) {
+    case refusal::none:
+      probe.connection_opened();
+      return true;
+    case refusal::max_connections:
+      probe.refused_max_connections();
+      refused_log.warn("http_connection_refused",
+                       {{"reason", "max_connections"}, {"address", address}});
+      return false;
+    case refusal::per_address:
+      probe.refused_per_address();
+      refused_log.warn("http_connection_refused",
+                       {{"reason", "per_address"}, {"address", address}});
+      return false;
   }
-  if (refused[0] == 'm')
-    probe.refused_max_connections();
-  else
-    probe.refused_per_address();
-  refused_log.warn("http_connection_refused", {{"reason", refused}, {"address", address}});
   return false;
 }
 
