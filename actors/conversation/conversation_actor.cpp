@@ -402,8 +402,16 @@ void commit(self_ptr self) {
   s.t->writing.clear();
   s.commit.store(commit_pending, std::memory_order_release);
   s.deps->commits_in_flight.fetch_add(1, std::memory_order_acq_rel);
-  // Fenced by the lease epoch the store handed out with the last load.
-  s.deps->snapshots->commit(s.tenant(), s.session(), s.committed, ttl, s.epoch, std::move(c));
+  // Fenced by the lease epoch the store handed out with the last load. A store that
+  // carries transcripts takes the line in the same atomic write.
+  if (c->line.messages > 0 && s.deps->snapshots->carries_transcripts()) {
+    std::string line = std::move(c->line.copy);
+    c->line = store::transcript_line{};
+    s.deps->snapshots->commit_turn(s.tenant(), s.session(), s.committed, ttl, s.epoch, line,
+                                   std::move(c));
+  } else {
+    s.deps->snapshots->commit(s.tenant(), s.session(), s.committed, ttl, s.epoch, std::move(c));
+  }
   next_turn(self);
 }
 
