@@ -146,6 +146,12 @@ struct gateway : std::enable_shared_from_this<gateway> {
                                 request_id, common::now_unix_ms());
   }
 
+  /// Names the node that ran the turn (`X-Parley-Node`), for operators and tests.
+  static http::response served(http::response res, const turn_outcome& out) {
+    if (!out.served_by.empty()) res.headers.emplace_back("X-Parley-Node", out.served_by);
+    return res;
+  }
+
   static botapi::reply make_reply(const turn_outcome& out, int64_t sequence_id,
                                   const std::string& request_id,
                                   const botapi::response_options& options) {
@@ -219,7 +225,9 @@ struct gateway : std::enable_shared_from_this<gateway> {
           keys->keep(ctx.org_id, start->bot_id, start->external_session_key, session_id, ttl);
       }
       if (auto err = outcome_error(out, path, ctx.request_id)) return reply(std::move(*err));
-      reply(botapi::render_start(make_reply(out, 0, ctx.request_id, start->options), *out.result));
+      reply(served(
+          botapi::render_start(make_reply(out, 0, ctx.request_id, start->options), *out.result),
+          out));
     });
   }
 
@@ -272,8 +280,9 @@ struct gateway : std::enable_shared_from_this<gateway> {
       int64_t seq = msg->sequence_id;
       opts.rt->submit(std::move(in), [msg, seq, path, reply](turn_outcome out) {
         if (auto err = outcome_error(out, path, msg->ctx.request_id)) return reply(std::move(*err));
-        reply(botapi::render_continue(make_reply(out, seq, msg->ctx.request_id, msg->options),
-                                      *out.result));
+        reply(served(botapi::render_continue(
+                         make_reply(out, seq, msg->ctx.request_id, msg->options), *out.result),
+                     out));
       });
     });
   }
@@ -294,7 +303,7 @@ struct gateway : std::enable_shared_from_this<gateway> {
       in.now_unix = common::now_unix_ms() / 1000;
       opts.rt->submit(std::move(in), [e, path, reply](turn_outcome out) {
         if (auto err = outcome_error(out, path, e->ctx.request_id)) return reply(std::move(*err));
-        reply(botapi::render_end(make_reply(out, 0, e->ctx.request_id, {})));
+        reply(served(botapi::render_end(make_reply(out, 0, e->ctx.request_id, {})), out));
       });
     });
   }

@@ -1145,15 +1145,53 @@ TEST_F(BotApiStartRetry, EachKeyHasItsOwnSession) {
 }
 
 TEST_F(BotApiStartRetry, ARetryReachingAnotherNodeGetsTheSameSession) {
-  node second;  // the same Redis and Postgres: one region
+  // Two nodes of one region (the same Redis and Postgres). The first hands the second its
+  // shards in one batch, so that the shards are placed once both hold some.
+  const std::map<std::string, std::string> one_batch{{"PARLEY_CLUSTER_HANDOFF_BATCH", "1024"}};
+  n_ = std::make_unique<node>(one_batch);
+  c_ = std::make_unique<client>(*n_, tenant_, key_);
+  auto second_env = one_batch;
+  second_env["PARLEY_NODE_NAME"] = "second";
+  node second(second_env);
   client there(second, tenant_, key_);
-  auto first = start_with(*c_, "two-nodes");
-  ASSERT_EQ(first.status, 200) << first.body;
-  auto again = start_with(there, "two-nodes");
-  ASSERT_EQ(again.status, 200) << again.body;
-  EXPECT_EQ(again.body, first.body);
-  EXPECT_EQ(api_.calls(), 1);
-  EXPECT_EQ(snapshots(), 1u);
+  // Once every shard has its owner: a start while shards move may be refused (503).
+  std::string seen;
+  auto settled = [&seen](node& n) {
+    parley::http::client_request r;
+    r.url = n.url("/admin/v1/cluster");
+    r.headers = {{"Authorization", "Bearer " + admin_token}};
+    auto res = parley::http::fetch(r);
+    seen = res.ok() ? res->body : res.err().message;
+    auto j = json::parse(res.ok() ? res->body : "", nullptr, false);
+    if (!j.is_object() || j.value("nodes", json::array()).size() != 2) return false;
+    int held = 0;
+    for (const auto& m : j["nodes"]) {
+      if (m.value("state", "") != "up" || m.value("shards_owned", 0) == 0) return false;
+      held += m.value("shards_owned", 0);
+    }
+    return held == j.value("shards", -1);
+  };
+  ASSERT_TRUE(
+      parley::store::testing::eventually([&] { return settled(*n_) && settled(second); }, 20s))
+      << "the two nodes did not share the shards: " << seen;
+  auto ran_on = [](const reply& r) {
+    for (const auto& [k, v] : r.headers)
+      if (k == "X-Parley-Node") return v;
+    return std::string();
+  };
+  // Each session's owner is either node: some starts arrive at it, some are routed.
+  for (int k = 1; k <= 4; ++k) {
+    auto key = "two-nodes-" + std::to_string(k);
+    auto first = start_with(*c_, key);
+    ASSERT_EQ(first.status, 200) << first.body;
+    auto again = start_with(there, key);
+    ASSERT_EQ(again.status, 200) << again.body;
+    EXPECT_EQ(again.body, first.body);
+    EXPECT_FALSE(ran_on(first).empty());
+    EXPECT_EQ(ran_on(again), ran_on(first)) << "the retry ran on the session's owner";
+  }
+  EXPECT_EQ(api_.calls(), 4);
+  EXPECT_EQ(snapshots(), 4u);
 }
 
 }  // namespace
