@@ -20,6 +20,7 @@
 
 #include "actors/action/action_runner.hpp"
 #include "actors/gateway/botapi_gateway.hpp"
+#include "actors/gateway/session_keys.hpp"
 #include "actors/health/readiness_actor.hpp"
 #include "actors/registry/bot_registry.hpp"
 #include "actors/runtime/lane_scheduler.hpp"
@@ -267,6 +268,9 @@ int run(const settings::settings& cfg) {
     store::run_job(*p, store::verify_api_key(tenant, key), std::move(done));
   };
   gw.ready = [r] { return r->connected(); };
+  actors::session_keys session_keys(
+      *r, {ropts_rt.key_prefix, std::chrono::seconds(300), rdeps.redis_lanes});
+  gw.sessions = &session_keys;
   auto gateway = actors::add_botapi_routes(routes, std::move(gw));
 
   admin::admin_options aopts{*p, cfg.admin.token, {}, {}, cfg.runtime.debug_faults, {}, {}};
