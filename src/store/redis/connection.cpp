@@ -40,6 +40,12 @@ connection::~connection() {
   if (reader_ != nullptr) redisReaderFree(reader_);
 }
 
+void connection::set_subscriber(std::vector<std::string> channels,
+                                redis_subscription_handlers handlers) {
+  channels_ = std::move(channels);
+  sub_ = std::move(handlers);
+}
+
 void connection::start() { start_connect(); }
 
 void connection::shutdown() {
@@ -222,6 +228,11 @@ void connection::on_reply(redis_reply& r) {
     if (handshake_left_ == 0) on_ready();
     return;
   }
+  if (!channels_.empty() && r.type == redis_reply::kind::array && r.elements.size() == 3 &&
+      r.elements[0].str == "message") {
+    sub_.message(r.elements[1].str, r.elements[2].str);
+    return;
+  }
   drain_bad();
   if (pending_.size() == unsent_) {
     // Redis never speaks unasked: the stream cannot be trusted any more.
@@ -293,6 +304,13 @@ void connection::on_connected(std::uint64_t g, boost::system::error_code ec) {
     sock_.set_option(net::ip::tcp::no_delay(true), ignored);
   }
   std::string hello = handshake_commands(ep_, opts_.scripts, handshake_left_);
+  if (!channels_.empty()) {
+    // One confirmation per channel.
+    std::vector<std::string_view> args{"SUBSCRIBE"};
+    args.insert(args.end(), channels_.begin(), channels_.end());
+    append_wire(hello, args);
+    handshake_left_ += static_cast<int>(channels_.size());
+  }
   start_read();
   if (handshake_left_ == 0) {
     on_ready();
@@ -316,6 +334,7 @@ void connection::on_ready() {
   write_out();
   drain_bad();
   arm_deadline();
+  if (!channels_.empty() && sub_.subscribed) sub_.subscribed();
 }
 
 void connection::arm_timer(clock::time_point at) {
@@ -408,6 +427,7 @@ void connection::drop(const std::string& why, const std::optional<error>& writte
     self->start_connect();
   });
   fail_pending(written_error);
+  if (was_up && !channels_.empty() && sub_.lost) sub_.lost(why);
 }
 
 }  // namespace parley::store::detail
