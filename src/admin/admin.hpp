@@ -21,6 +21,9 @@
 /// a Postgres worker thread (after the tenant check) and `kill_conversation`
 /// on an HTTP thread: both must not block, and may call `done` from any thread.
 ///
+/// Changes: a revoked key or a new active version reaches every node of the region
+/// within a second (the `changed` hook, src/admin/changes.hpp, docs/changes.md).
+///
 /// Lifetime: the postgres_client and whatever the hooks capture must outlive
 /// the HTTP server the routes are added to (stop the server first).
 
@@ -29,6 +32,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "src/admin/changes.hpp"
 #include "src/http/http.hpp"
 #include "src/store/postgres.hpp"
 
@@ -50,6 +54,11 @@ struct admin_options {
       kill_conversation;
   /// Enables POST /admin/v1/debug/.../kill; when false that route is 404.
   bool debug_kill = false;
+  /// Called once per committed revocation or activation (activate, rollback, a deploy
+  /// with ?activate=true), on a Postgres worker thread before the answer is sent; must
+  /// not block. The node wires it to change_publisher (src/admin/changes.hpp) so every
+  /// node of the region hears of it at once. Unset: nothing is published.
+  std::function<void(const change&)> changed = {};
 };
 
 /// The admin token from the environment (PARLEY_ADMIN_TOKEN), "" when unset.

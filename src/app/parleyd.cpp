@@ -14,6 +14,8 @@
 #include <caf/all.hpp>
 
 #include "actors/action/action_runner.hpp"
+#include "actors/changes/change_listener.hpp"
+#include "actors/gateway/auth_cache.hpp"
 #include "actors/gateway/botapi_gateway.hpp"
 #include "actors/health/readiness_actor.hpp"
 #include "actors/registry/bot_registry.hpp"
@@ -22,6 +24,7 @@
 #include "actors/transcript/catalog_sink.hpp"
 #include "actors/transcript/transcript_writer.hpp"
 #include "src/admin/admin.hpp"
+#include "src/admin/changes.hpp"
 #include "src/http/http.hpp"
 #include "src/io/lanes.hpp"
 #include "src/log/log.hpp"
@@ -195,6 +198,12 @@ int run(const settings::settings& cfg) {
   };
   actors::runtime rt(rdeps, ropts_rt);
 
+  // The region's change feed (docs/changes.md): a key revoked or a version activated
+  // through any node's admin API reaches this node's caches within a second.
+  auto auth = std::make_shared<actors::auth_cache>();
+  actors::change_listener changes(*r, cfg.node.region, auth, registry, *registry_ptr);
+  auto publish_change = admin::change_publisher(*r, cfg.node.region);
+
   http::router routes;
   actors::botapi_gateway_options gw;
   gw.rt = &rt;
@@ -203,9 +212,11 @@ int run(const settings::settings& cfg) {
     store::run_job(*p, store::verify_api_key(tenant, key), std::move(done));
   };
   gw.ready = [r] { return r->connected(); };
+  gw.auth = auth;
   auto gateway = actors::add_botapi_routes(routes, std::move(gw));
 
   admin::admin_options aopts{*p, cfg.admin.token, {}, {}, cfg.runtime.debug_faults};
+  aopts.changed = publish_change;
   aopts.live_conversations = [&rt](std::string tenant, std::function<void(nlohmann::json)> done) {
     rt.live(tenant, [done = std::move(done)](std::vector<actors::runtime::live_conversation> live) {
       auto out = nlohmann::json::array();
