@@ -241,7 +241,8 @@ struct redis_client::impl {
 result<std::unique_ptr<redis_client>> redis_client::create(redis_options options) {
   auto ep = parse_redis_url(options.url);
   if (!ep) return ep.err();
-  if (options.connect_timeout.count() <= 0 || options.command_timeout.count() <= 0)
+  if (options.connect_timeout.count() <= 0 || options.command_timeout.count() <= 0 ||
+      options.keepalive.count() <= 0)
     return make_error("bad_redis_url", "Redis timeouts must be positive");
   if (options.reconnect_min.count() <= 0 || options.reconnect_max < options.reconnect_min)
     return make_error("bad_redis_url", "Redis reconnect backoff must be positive with min <= max");

@@ -282,15 +282,38 @@ std::unique_ptr<node> region_node(const std::string& redis_url, const std::strin
   return n;
 }
 
-/// A tenant with one API key: (key id, key).
-std::pair<long long, std::string> tenant_with_key(const node& n, const std::string& tenant) {
-  auto t = admin(n, "POST", "/tenants", nlohmann::json{{"id", tenant}, {"name", tenant}}.dump());
-  EXPECT_EQ(t.status, 201) << t.body;
-  auto k = admin(n, "POST", "/tenants/" + tenant + "/api-keys", "{}");
-  EXPECT_EQ(k.status, 201) << k.body;
-  if (k.status != 201) return {0, ""};
-  return {k.j["id"].get<long long>(), k.j["key"].get<std::string>()};
-}
+/// Two nodes of a fresh region, node 1 on `redis1` and node 2 on `redis2`, and a fresh
+/// tenant with one API key, made through node 1's admin API.
+struct two_nodes {
+  std::unique_ptr<node> n1, n2;
+  std::string tenant;
+  long long key_id = 0;
+  std::string key;
+
+  two_nodes(const std::string& stem, const std::string& redis1, const std::string& redis2) {
+    auto region = parley::store::testing::unique_name("changes");
+    n1 = region_node(redis1, region, region + "-1");
+    n2 = region_node(redis2, region, region + "-2");
+    if (!n1 || !n2) return;
+    tenant = parley::store::testing::unique_name(stem);
+    auto t = admin(*n1, "POST", "/tenants", nlohmann::json{{"id", tenant}, {"name", stem}}.dump());
+    EXPECT_EQ(t.status, 201) << t.body;
+    auto k = admin(*n1, "POST", "/tenants/" + tenant + "/api-keys", "{}");
+    EXPECT_EQ(k.status, 201) << k.body;
+    if (k.status != 201) return;
+    key_id = k.j["id"].get<long long>();
+    key = k.j["key"].get<std::string>();
+  }
+  bool ready() const { return n1 && n2 && !key.empty(); }
+  std::string bot_path(const std::string& rest) const {
+    return "/tenants/" + tenant + "/bots/greeter/" + rest;
+  }
+  exchange revoke() const {
+    return admin(*n1, "POST",
+                 "/tenants/" + tenant + "/api-keys/" + std::to_string(key_id) + "/revoke");
+  }
+  exchange start_on(const node& n) const { return start_session(n, tenant, key, "greeter"); }
+};
 
 /// Retries `attempt` (a request) until `done` holds of its answer; how long that took
 /// from `since`, or nullopt after 10 s.
@@ -316,83 +339,72 @@ bool logged(node& n, const std::string& event) {
 }
 
 TEST(NodeChanges, ARevokedKeyIsRefusedOnTheOtherNodeWithinASecond) {
-  auto region = parley::store::testing::unique_name("changes");
-  auto n1 = region_node(shared_redis(), region, region + "-1");
-  auto n2 = region_node(shared_redis(), region, region + "-2");
-  ASSERT_TRUE(n1 && n2);
-  auto tenant = parley::store::testing::unique_name("revoke");
-  auto [key_id, key] = tenant_with_key(*n1, tenant);
-  ASSERT_FALSE(key.empty());
-  auto deployed = admin(*n1, "POST", "/tenants/" + tenant + "/bots/greeter/versions?activate=true",
-                        bot_saying("hello"));
+  two_nodes r("revoke", shared_redis(), shared_redis());
+  ASSERT_TRUE(r.ready());
+  auto deployed = admin(*r.n1, "POST", r.bot_path("versions?activate=true"), bot_saying("hello"));
   ASSERT_EQ(deployed.status, 201) << deployed.body;
 
   // Node 2 accepts the key, and now holds it in its authentication cache (60 s TTL).
   for (int i = 0; i < 3; ++i) {
-    auto ok = start_session(*n2, tenant, key, "greeter");
+    auto ok = r.start_on(*r.n2);
     ASSERT_EQ(ok.status, 200) << ok.body;
   }
 
   auto revoked_at = std::chrono::steady_clock::now();
-  auto revoke =
-      admin(*n1, "POST", "/tenants/" + tenant + "/api-keys/" + std::to_string(key_id) + "/revoke");
+  auto revoke = r.revoke();
   ASSERT_EQ(revoke.status, 200) << revoke.body;
   auto took = time_until(
-      revoked_at, [&] { return start_session(*n2, tenant, key, "greeter"); },
+      revoked_at, [&] { return r.start_on(*r.n2); },
       [](const exchange& e) { return e.status == 401; });
   ASSERT_TRUE(took) << "node 2 still accepts the revoked key after 10 s";
   EXPECT_LT(*took, 1s) << "node 2 refused the revoked key only after " << took->count() << " ms";
   std::cout << "revoked key refused by the other node after " << took->count() << " ms\n";
-  EXPECT_EQ(start_session(*n1, tenant, key, "greeter").status, 401);
-  auto m = n2->get("/metrics").body;
+  EXPECT_EQ(r.start_on(*r.n1).status, 401);
+  auto m = r.n2->get("/metrics").body;
   EXPECT_GE(sample(m, R"(parley_invalidations_received_total{kind="api_key_revoked"})"), 1);
   EXPECT_EQ(sample(m, "parley_changes_subscribed"), 1);
-  EXPECT_TRUE(logged(*n2, "changes_subscribed"));
+  EXPECT_TRUE(logged(*r.n2, "changes_subscribed"));
 }
 
 TEST(NodeChanges, ANewActiveVersionRunsOnTheOtherNodeWithinASecond) {
-  auto region = parley::store::testing::unique_name("changes");
-  auto n1 = region_node(shared_redis(), region, region + "-1");
-  auto n2 = region_node(shared_redis(), region, region + "-2");
-  ASSERT_TRUE(n1 && n2);
-  auto tenant = parley::store::testing::unique_name("activate");
-  auto [key_id, key] = tenant_with_key(*n1, tenant);
-  ASSERT_FALSE(key.empty());
-  const std::string versions = "/tenants/" + tenant + "/bots/greeter/versions";
-  auto v1 = admin(*n1, "POST", versions + "?activate=true", bot_saying("version one"));
+  two_nodes r("activate", shared_redis(), shared_redis());
+  ASSERT_TRUE(r.ready());
+  auto v1 = admin(*r.n1, "POST", r.bot_path("versions?activate=true"), bot_saying("version one"));
   ASSERT_EQ(v1.status, 201) << v1.body;
-  auto v2 = admin(*n1, "POST", versions, bot_saying("version two"));
+  auto v2 = admin(*r.n1, "POST", r.bot_path("versions"), bot_saying("version two"));
   ASSERT_EQ(v2.status, 201) << v2.body;
   ASSERT_FALSE(v2.j.value("activated", true));
-  auto before = start_session(*n2, tenant, key, "greeter");
+  auto before = r.start_on(*r.n2);
   ASSERT_EQ(before.status, 200) << before.body;
   EXPECT_EQ(first_text(before), "version one");
   EXPECT_EQ(before.j.value("botVersion", ""), v1.j.value("program_id", ""));
 
+  // Until node 2 starts a session saying `text`: how long after `since`, and the answer.
+  exchange last;
+  auto runs = [&](std::chrono::steady_clock::time_point since, const std::string& text) {
+    return time_until(
+        since, [&] { return last = r.start_on(*r.n2); },
+        [&](const exchange& e) { return e.status == 200 && first_text(e) == text; });
+  };
   auto activated_at = std::chrono::steady_clock::now();
-  auto act = admin(*n1, "POST", "/tenants/" + tenant + "/bots/greeter/activate",
+  auto act = admin(*r.n1, "POST", r.bot_path("activate"),
                    nlohmann::json{{"version", v2.j["version"]}}.dump());
   ASSERT_EQ(act.status, 200) << act.body;
-  exchange last;
-  auto took = time_until(
-      activated_at, [&] { return last = start_session(*n2, tenant, key, "greeter"); },
-      [](const exchange& e) { return e.status == 200 && first_text(e) == "version two"; });
+  auto took = runs(activated_at, "version two");
   ASSERT_TRUE(took) << "node 2 still starts sessions on version one after 10 s: " << last.body;
   EXPECT_LT(*took, 1s) << "node 2 ran the new version only after " << took->count() << " ms";
   std::cout << "new version running on the other node after " << took->count() << " ms\n";
   EXPECT_EQ(last.j.value("botVersion", ""), v2.j.value("program_id", ""));
   // The registry's 250 ms poll would get there too: the feed is what told node 2.
   EXPECT_TRUE(eventually([&] {
-    return sample(n2->get("/metrics").body,
+    return sample(r.n2->get("/metrics").body,
                   R"(parley_invalidations_received_total{kind="bot_activated"})") >= 2;
   })) << "deploy with activate=true and activate each announce the change";
 
   auto rolled_at = std::chrono::steady_clock::now();
-  auto back = admin(*n1, "POST", "/tenants/" + tenant + "/bots/greeter/rollback");
+  auto back = admin(*r.n1, "POST", r.bot_path("rollback"));
   ASSERT_EQ(back.status, 200) << back.body;
-  took = time_until(
-      rolled_at, [&] { return last = start_session(*n2, tenant, key, "greeter"); },
-      [](const exchange& e) { return e.status == 200 && first_text(e) == "version one"; });
+  took = runs(rolled_at, "version one");
   ASSERT_TRUE(took) << "the rollback did not reach node 2: " << last.body;
   EXPECT_LT(*took, 1s) << "node 2 ran the rolled-back version only after " << took->count()
                        << " ms";
@@ -403,37 +415,29 @@ TEST(NodeChanges, ANodeThatMissedTheFeedCatchesUpWhenItResubscribes) {
   parley::store::testing::temp_dir dir;
   parley::store::testing::redis_process private_redis(dir.path());
   ASSERT_TRUE(private_redis.start());
-  auto region = parley::store::testing::unique_name("changes");
-  auto n1 = region_node(shared_redis(), region, region + "-1");
-  auto n2 = region_node(private_redis.url(), region, region + "-2");
-  ASSERT_TRUE(n1 && n2);
-  auto tenant = parley::store::testing::unique_name("missed");
-  auto [key_id, key] = tenant_with_key(*n1, tenant);
-  ASSERT_FALSE(key.empty());
-  ASSERT_EQ(admin(*n1, "POST", "/tenants/" + tenant + "/bots/greeter/versions?activate=true",
-                  bot_saying("hello"))
-                .status,
-            201);
-  ASSERT_EQ(start_session(*n2, tenant, key, "greeter").status, 200);
+  two_nodes r("missed", shared_redis(), private_redis.url());
+  ASSERT_TRUE(r.ready());
+  auto deployed = admin(*r.n1, "POST", r.bot_path("versions?activate=true"), bot_saying("hello"));
+  ASSERT_EQ(deployed.status, 201) << deployed.body;
+  ASSERT_EQ(r.start_on(*r.n2).status, 200);
 
   private_redis.stop();
-  ASSERT_TRUE(logged(*n2, "changes_subscription_lost"));
-  auto revoke =
-      admin(*n1, "POST", "/tenants/" + tenant + "/api-keys/" + std::to_string(key_id) + "/revoke");
+  ASSERT_TRUE(logged(*r.n2, "changes_subscription_lost"));
+  auto revoke = r.revoke();
   ASSERT_EQ(revoke.status, 200) << revoke.body;
   // Unheard: node 2 still accepts the key from its cache (the turn itself fails, 503,
   // without Redis), where Postgres would refuse it.
-  EXPECT_NE(start_session(*n2, tenant, key, "greeter").status, 401);
+  EXPECT_NE(r.start_on(*r.n2).status, 401);
 
   auto restarted_at = std::chrono::steady_clock::now();
   ASSERT_TRUE(private_redis.start());
   auto took = time_until(
-      restarted_at, [&] { return start_session(*n2, tenant, key, "greeter"); },
+      restarted_at, [&] { return r.start_on(*r.n2); },
       [](const exchange& e) { return e.status == 401; });
   ASSERT_TRUE(took) << "node 2 still accepts the revoked key after its Redis came back";
   std::cout << "revoked key refused " << took->count() << " ms after Redis came back\n";
   EXPECT_LT(*took, 5s) << "the resubscription did not drop the cache (TTL: 60 s)";
-  auto m = n2->get("/metrics").body;
+  auto m = r.n2->get("/metrics").body;
   EXPECT_GE(sample(m, R"(parley_invalidations_received_total{kind="subscribed"})"), 2);
 }
 
