@@ -57,10 +57,10 @@ struct admin_options {
   bool debug_kill = false;
   /// The region's members (GET /admin/v1/cluster): `done` once, any thread, with the
   /// status object or why it cannot be read (503). Unset: 503.
-  std::function<void(std::function<void(result<nlohmann::json>)> done)> cluster_status;
+  std::function<void(std::function<void(result<nlohmann::json>)> done)> cluster_status = {};
   /// Asks a node to drain (POST /admin/v1/cluster/nodes/{id}/drain): done(true) when
   /// asked (202), false when no such member (404).
-  std::function<void(std::string node, std::function<void(result<bool>)> done)> cluster_drain;
+  std::function<void(std::string node, std::function<void(result<bool>)> done)> cluster_drain = {};
   /// Called once per committed revocation or activation (activate, rollback, a deploy
   /// with ?activate=true), on a Postgres worker thread before the answer is sent; must
   /// not block. The node wires it to change_publisher (src/admin/changes.hpp) so every

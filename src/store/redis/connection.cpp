@@ -219,6 +219,13 @@ void connection::on_read(std::uint64_t g, boost::system::error_code ec, std::siz
 }
 
 void connection::on_reply(redis_reply& r) {
+  // A published message is no reply to anything (nor to the handshake: it cannot be
+  // mistaken for a confirmation, which starts with "subscribe").
+  if (!channels_.empty() && r.type == redis_reply::kind::array && r.elements.size() == 3 &&
+      r.elements[0].str == "message") {
+    sub_.message(r.elements[1].str, r.elements[2].str);
+    return;
+  }
   if (handshake_left_ > 0) {
     --handshake_left_;
     if (r.type == redis_reply::kind::error) {
@@ -226,11 +233,6 @@ void connection::on_reply(redis_reply& r) {
       return;
     }
     if (handshake_left_ == 0) on_ready();
-    return;
-  }
-  if (!channels_.empty() && r.type == redis_reply::kind::array && r.elements.size() == 3 &&
-      r.elements[0].str == "message") {
-    sub_.message(r.elements[1].str, r.elements[2].str);
     return;
   }
   drain_bad();
