@@ -2,13 +2,10 @@
 
 #include <openssl/rand.h>
 
-#include <atomic>
-#include <mutex>
 #include <optional>
-#include <unordered_map>
 
+#include "actors/gateway/auth_cache.hpp"
 #include "actors/gateway/session_keys.hpp"
-#include "actors/gateway/sha256.hpp"
 #include "actors/runtime/runtime.hpp"
 #include "src/channels/botapi/botapi.hpp"
 #include "src/common/clock.hpp"
@@ -41,72 +38,24 @@ std::string new_session_id() {
   return out;
 }
 
-/// Positive authentications, by (tenant, SHA-256 of the key), for `ttl`.
-class auth_cache {
- public:
-  explicit auth_cache(std::chrono::seconds ttl) : ttl_(ttl) {}
-  static std::string key(const std::string& tenant, const std::string& token) {
-    unsigned char d[sha256_size];
-    sha256(token, d);
-    std::string k = tenant;
-    k += '\0';
-    k.append(reinterpret_cast<const char*>(d), sizeof d);
-    return k;
-  }
-  /// Until when `k` stays accepted; nullopt when it is not (or no longer).
-  std::optional<std::chrono::steady_clock::time_point> fresh_until(const std::string& k) {
-    std::lock_guard<std::mutex> lock(m_);
-    auto it = until_.find(k);
-    if (it == until_.end() || it->second <= std::chrono::steady_clock::now()) return std::nullopt;
-    return it->second;
-  }
-  void remember(const std::string& k) {
-    std::lock_guard<std::mutex> lock(m_);
-    if (until_.size() > 100000) until_.clear();
-    until_[k] = std::chrono::steady_clock::now() + ttl_;
-  }
-
- private:
-  std::chrono::seconds ttl_;
-  std::mutex m_;
-  std::unordered_map<std::string, std::chrono::steady_clock::time_point> until_;
-};
-
 /// Shared with the callbacks of its own Redis calls, which may complete after the
 /// routes are gone (a node shutting down).
 struct gateway : std::enable_shared_from_this<gateway> {
   botapi_gateway_options opts;
-  auth_cache cache;
-  /// Tells this gateway's entries in thread-local caches from an earlier one's.
-  const uint64_t id = next_id();
-  explicit gateway(botapi_gateway_options o) : opts(std::move(o)), cache(opts.auth_cache_ttl) {}
-  static uint64_t next_id() {
-    static std::atomic<uint64_t> n{0};
-    return ++n;
-  }
+  std::shared_ptr<auth_cache> cache;
+  explicit gateway(botapi_gateway_options o)
+      : opts(std::move(o)),
+        cache(opts.auth ? opts.auth : std::make_shared<auth_cache>(opts.auth_cache_ttl)) {}
 
   /// Authenticates, then calls `next` (on whatever thread answered).
   void authenticate(const botapi::request_context& ctx, const std::string& path,
                     const std::string& request_id, http::responder reply,
                     std::function<void()> next) {
-    // A connection's requests carry the same org and key: the last one this thread
-    // accepted is checked first, without hashing the key or locking the shared cache.
-    struct last_accepted {
-      uint64_t by = 0;  // gateway::id
-      std::string org, token;
-      std::chrono::steady_clock::time_point until;
-    };
-    static thread_local last_accepted last;
-    if (last.by == id && last.token == ctx.bearer_token && last.org == ctx.org_id &&
-        std::chrono::steady_clock::now() < last.until)
-      return next();
-    auto k = auth_cache::key(ctx.org_id, ctx.bearer_token);
-    if (auto until = cache.fresh_until(k)) {
-      last = last_accepted{id, ctx.org_id, ctx.bearer_token, *until};
-      return next();
-    }
+    if (cache->accepted(ctx.org_id, ctx.bearer_token)) return next();
+    auto ticket = cache->take_ticket();
     opts.verify_key(ctx.org_id, ctx.bearer_token,
-                    [this, k, path, request_id, reply, next = std::move(next)](result<bool> ok) {
+                    [this, tenant = ctx.org_id, token = ctx.bearer_token, ticket, path, request_id,
+                     reply, next = std::move(next)](result<bool> ok) {
                       if (!ok)
                         return reply(botapi::render_error(
                             503, "authentication is unavailable: " + ok.err().message, path,
@@ -115,7 +64,7 @@ struct gateway : std::enable_shared_from_this<gateway> {
                         return reply(botapi::render_error(
                             401, "Authorization: the bearer token is not an API key of this org",
                             path, request_id, common::now_unix_ms()));
-                      cache.remember(k);
+                      cache->remember(tenant, token, ticket);
                       next();
                     });
   }

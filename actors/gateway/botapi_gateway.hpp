@@ -3,7 +3,8 @@
 /// into runtime turns and back (codec: src/channels/botapi).
 ///
 /// Handlers run on the HTTP threads and never block: authentication answers from a
-/// cache or asks Postgres asynchronously, turns go to the runtime, and the answer is
+/// cache (auth_cache.hpp: a revoked key stops working on every node within a second)
+/// or asks Postgres asynchronously, turns go to the runtime, and the answer is
 /// rendered on the actor thread that completes the turn.
 ///
 /// Session starts are idempotent per (tenant, bot, externalSessionKey) when
@@ -33,6 +34,7 @@ namespace parley::actors {
 
 class session_keys;
 class turn_sink;
+class auth_cache;
 
 struct botapi_gateway_options {
   turn_sink* rt = nullptr;  ///< the runtime, or the cluster's router
@@ -42,6 +44,10 @@ struct botapi_gateway_options {
       verify_key;
   /// Whether the node can serve turns (`/status` answers UP or DOWN).
   std::function<bool()> ready;
+  /// The authentication cache (actors/gateway/auth_cache.hpp), shared with whatever
+  /// invalidates it (the node's change listener); when null the gateway makes its own
+  /// with `auth_cache_ttl`.
+  std::shared_ptr<auth_cache> auth;
   std::chrono::seconds auth_cache_ttl{60};
   /// Where a start's externalSessionKey finds its session (not owned; must outlive the
   /// routes). Null: every start starts a new session, as before clustering.
@@ -49,7 +55,8 @@ struct botapi_gateway_options {
 };
 
 /// Adds `/status`, `/versions` and the `/v5.3.0/...` session routes to `routes`.
-/// The returned object owns the authentication cache; keep it alive as long as the server.
+/// The returned object owns the gateway (and shares its authentication cache); keep it
+/// alive as long as the server.
 std::shared_ptr<void> add_botapi_routes(http::router& routes, botapi_gateway_options options);
 
 }  // namespace parley::actors

@@ -41,6 +41,14 @@ void bot_registry::stop() {
   if (poller_.joinable()) poller_.join();
 }
 
+void bot_registry::poll_now() {
+  {
+    std::lock_guard<std::mutex> lock(stop_mutex_);
+    poll_now_ = true;
+  }
+  stop_cv_.notify_all();
+}
+
 void bot_registry::active(const std::string& tenant, const std::string& bot, callback done) {
   uint32_t v = 0;
   {
@@ -94,6 +102,12 @@ void bot_registry::load_version(const std::string& tenant, const std::string& bo
 
 void bot_registry::poll_loop() {
   while (!stop_.load()) {
+    {
+      // Cleared before the query: a poll_now() while it runs asks for one more (this one
+      // may have read the log before that change).
+      std::lock_guard<std::mutex> lock(stop_mutex_);
+      poll_now_ = false;
+    }
     auto p = std::make_shared<std::promise<result<std::vector<store::active_change>>>>();
     auto f = p->get_future();
     source_.changes(applied_seq_.load(), [p](result<std::vector<store::active_change>> r) {
@@ -119,7 +133,7 @@ void bot_registry::poll_loop() {
       }
     }
     std::unique_lock<std::mutex> lock(stop_mutex_);
-    stop_cv_.wait_for(lock, poll_interval_, [this] { return stop_.load(); });
+    stop_cv_.wait_for(lock, poll_interval_, [this] { return stop_.load() || poll_now_; });
   }
 }
 

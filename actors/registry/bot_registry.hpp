@@ -5,7 +5,10 @@
 /// Postgres stays the truth. Programs are immutable, so a loaded version is cached
 /// for the life of the node. The active version of each bot follows Postgres by
 /// polling its change log (`changes`) every `poll_interval` (default 250 ms), so a
-/// new activation reaches every node within a second without a restart.
+/// new activation reaches every node within a second without a restart. The node's
+/// change listener (actors/changes) calls poll_now() when any node's admin API
+/// activates or rolls back a version, and when its Redis subscription (re)connects:
+/// the poll then runs at once instead of at the next tick, which stays the backstop.
 ///
 /// Thread-safe. Callbacks run inline on a cache hit, else on the loader's thread:
 /// they must not block (send a message to an actor).
@@ -65,6 +68,11 @@ class bot_registry {
   void start();
   void stop();
 
+  /// Polls the change log now instead of at the next tick; when a poll is in flight,
+  /// once more as soon as it is done (it may have read the log before the change).
+  /// Any thread, never blocks. Before start() the first poll runs at start.
+  void poll_now();
+
   /// Change-log rows applied so far (for tests and metrics).
   int64_t applied_change_seq() const { return applied_seq_.load(); }
 
@@ -81,6 +89,7 @@ class bot_registry {
   std::atomic<bool> log_loaded_{false};
   std::atomic<int64_t> applied_seq_{0};
   std::atomic<bool> stop_{false};
+  bool poll_now_ = false;  // guarded by stop_mutex_
   std::mutex stop_mutex_;
   std::condition_variable stop_cv_;
   std::thread poller_;

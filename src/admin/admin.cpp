@@ -30,6 +30,18 @@ struct admin_state {
   explicit admin_state(admin_options o) : opts(std::move(o)) {}
   admin_options opts;
   store::postgres_client& pg() { return opts.postgres; }
+  /// Tells the other nodes (admin_options::changed), after the commit.
+  void changed(change c) const {
+    if (opts.changed) opts.changed(c);
+  }
+  void activated(const std::string& tenant, const std::string& bot, int version) const {
+    change c;
+    c.what = change::kind::bot_activated;
+    c.tenant = tenant;
+    c.bot = bot;
+    c.version = version;
+    changed(std::move(c));
+  }
 };
 using state_ptr = std::shared_ptr<admin_state>;
 
@@ -292,8 +304,12 @@ void revoke_api_key(const state_ptr& s, const http::request& req, const std::str
     return respond(error_response(404, "api_key_not_found",
                                   "tenant '" + tenant + "' has no API key '" + id_text + "'"));
   store::run_job(s->pg(), store::revoke_api_key(tenant, id, actor_of(req)),
-                 [respond, id](result<void> r) {
+                 [s, respond, tenant, id](result<void> r) {
                    if (!r) return respond(failure(r.err()));
+                   change c;
+                   c.tenant = tenant;
+                   c.key_id = id;
+                   s->changed(std::move(c));
                    respond(json_response(200, {{"id", id}, {"revoked", true}}));
                  });
 }
@@ -320,7 +336,7 @@ void deploy(const state_ptr& s, const http::request& req, const std::string& ten
   d.activate = activate;
   d.file_name = bot + ".yaml";
   store::run_job(s->pg(), admin::deploy_version(std::move(d)),
-                 [respond, bot](result<admin::deploy_outcome> r) {
+                 [s, respond, tenant, bot](result<admin::deploy_outcome> r) {
                    if (!r) return respond(failure(r.err()));
                    if (!r->deployed) {
                      std::size_t errors = 0;
@@ -333,6 +349,7 @@ void deploy(const state_ptr& s, const http::request& req, const std::string& ten
                          {"diagnostics", diagnostics_json(r->diagnostics)}};
                      return respond(json_response(422, body));
                    }
+                   if (r->activated) s->activated(tenant, bot, r->version);
                    std::vector<store::deploy_diagnostic> warnings;
                    for (const auto& d : r->diagnostics)
                      if (d.severity != "error") warnings.push_back(d);
@@ -378,8 +395,9 @@ void activate(const state_ptr& s, const http::request& req, const std::string& t
                                   "field 'version' must be a positive integer", "version"));
   int version = static_cast<int>(it->get<long long>());
   store::run_job(s->pg(), store::activate(tenant, bot, version, actor_of(req)),
-                 [respond, tenant, bot](result<store::activation> r) {
+                 [s, respond, tenant, bot](result<store::activation> r) {
                    if (!r) return respond(failure(r.err()));
+                   if (r->changed) s->activated(tenant, bot, r->version);
                    respond(json_response(200, activation_json(tenant, bot, *r)));
                  });
 }
@@ -387,8 +405,9 @@ void activate(const state_ptr& s, const http::request& req, const std::string& t
 void rollback(const state_ptr& s, const http::request& req, const std::string& tenant,
               const std::string& bot, http::responder respond) {
   store::run_job(s->pg(), store::rollback(tenant, bot, actor_of(req)),
-                 [respond, tenant, bot](result<store::activation> r) {
+                 [s, respond, tenant, bot](result<store::activation> r) {
                    if (!r) return respond(failure(r.err()));
+                   if (r->changed) s->activated(tenant, bot, r->version);
                    respond(json_response(200, activation_json(tenant, bot, *r)));
                  });
 }

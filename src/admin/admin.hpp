@@ -21,6 +21,9 @@
 /// a Postgres worker thread (after the tenant check) and `kill_conversation`
 /// on an HTTP thread: both must not block, and may call `done` from any thread.
 ///
+/// Changes: a revoked key or a new active version reaches every node of the region
+/// within a second (the `changed` hook, src/admin/changes.hpp, docs/changes.md).
+///
 /// Lifetime: the postgres_client and whatever the hooks capture must outlive
 /// the HTTP server the routes are added to (stop the server first).
 
@@ -29,6 +32,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "src/admin/changes.hpp"
 #include "src/common/result.hpp"
 #include "src/http/http.hpp"
 #include "src/store/postgres.hpp"
@@ -53,10 +57,15 @@ struct admin_options {
   bool debug_kill = false;
   /// The region's members (GET /admin/v1/cluster): `done` once, any thread, with the
   /// status object or why it cannot be read (503). Unset: 503.
-  std::function<void(std::function<void(result<nlohmann::json>)> done)> cluster_status;
+  std::function<void(std::function<void(result<nlohmann::json>)> done)> cluster_status = {};
   /// Asks a node to drain (POST /admin/v1/cluster/nodes/{id}/drain): done(true) when
   /// asked (202), false when no such member (404).
-  std::function<void(std::string node, std::function<void(result<bool>)> done)> cluster_drain;
+  std::function<void(std::string node, std::function<void(result<bool>)> done)> cluster_drain = {};
+  /// Called once per committed revocation or activation (activate, rollback, a deploy
+  /// with ?activate=true), on a Postgres worker thread before the answer is sent; must
+  /// not block. The node wires it to change_publisher (src/admin/changes.hpp) so every
+  /// node of the region hears of it at once. Unset: nothing is published.
+  std::function<void(const change&)> changed = {};
 };
 
 /// The admin token from the environment (PARLEY_ADMIN_TOKEN), "" when unset.

@@ -19,6 +19,8 @@
 #include <caf/io/middleman.hpp>
 
 #include "actors/action/action_runner.hpp"
+#include "actors/changes/change_listener.hpp"
+#include "actors/gateway/auth_cache.hpp"
 #include "actors/gateway/botapi_gateway.hpp"
 #include "actors/gateway/session_keys.hpp"
 #include "actors/health/readiness_actor.hpp"
@@ -31,6 +33,7 @@
 #include "cluster/lease/leases.hpp"
 #include "cluster/node/cluster_node.hpp"
 #include "src/admin/admin.hpp"
+#include "src/admin/changes.hpp"
 #include "src/http/http.hpp"
 #include "src/io/lanes.hpp"
 #include "src/log/log.hpp"
@@ -231,6 +234,12 @@ int run(const settings::settings& cfg) {
   };
   actors::runtime rt(rdeps, ropts_rt);
 
+  // The region's change feed (docs/changes.md): a key revoked or a version activated
+  // through any node's admin API reaches this node's caches within a second.
+  auto auth = std::make_shared<actors::auth_cache>();
+  actors::change_listener changes(*r, cfg.node.region, auth, registry, *registry_ptr);
+  auto publish_change = admin::change_publisher(*r, cfg.node.region);
+
   cluster::cluster_options copts;
   copts.node = cfg.node.name;
   copts.region = cfg.node.region;
@@ -271,9 +280,11 @@ int run(const settings::settings& cfg) {
   actors::session_keys session_keys(
       *r, {ropts_rt.key_prefix, std::chrono::seconds(300), rdeps.redis_lanes});
   gw.sessions = &session_keys;
+  gw.auth = auth;
   auto gateway = actors::add_botapi_routes(routes, std::move(gw));
 
   admin::admin_options aopts{*p, cfg.admin.token, {}, {}, cfg.runtime.debug_faults, {}, {}};
+  aopts.changed = publish_change;
   aopts.live_conversations = [&rt](std::string tenant, std::function<void(nlohmann::json)> done) {
     rt.live(tenant, [done = std::move(done)](std::vector<actors::runtime::live_conversation> live) {
       auto out = nlohmann::json::array();

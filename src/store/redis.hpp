@@ -33,6 +33,14 @@
 /// hold per lane connection. The lanes must outlive the
 /// client and keep running until its destructor has returned (it waits for
 /// each lane to fail its outstanding commands).
+///
+/// Pub/sub (subscribe): each subscription is one more connection of the client's own
+/// loop, in subscriber mode, that sends SUBSCRIBE after every (re)connect's handshake,
+/// so it follows Redis restarts by itself. Messages published while it is down are
+/// lost (Redis keeps none): `subscribed` runs after each (re)subscription, so the
+/// subscriber can catch up from its source of truth. It PINGs every `keepalive`; a PING
+/// unanswered within `command_timeout` rebuilds the connection (a half-open socket
+/// would otherwise swallow messages unnoticed).
 
 #include <chrono>
 #include <cstdint>
@@ -100,6 +108,8 @@ struct redis_options {
   /// When set, counts round trips and commands and reports whether the client's own
   /// connection is up (parley_redis_*). Not owned; must outlive the client.
   redis_probe* probe = nullptr;
+  /// How often a subscription's connection PINGs Redis (see subscribe).
+  std::chrono::milliseconds keepalive{1000};
 };
 
 /// One Redis reply, owned (copied out of hiredis' reply tree).
@@ -116,6 +126,34 @@ struct redis_reply {
 /// Completion callbacks; they run on the client's loop thread or a lane (see top of file).
 using redis_callback = std::function<void(result<redis_reply>)>;
 using redis_pipeline_callback = std::function<void(std::vector<result<redis_reply>>)>;
+
+/// What a subscription calls, on the client's loop thread (short, never blocking, as
+/// every callback of the client). `message` is required; the others may be empty.
+struct redis_subscription_handlers {
+  /// One message published on one of the channels: (channel, payload).
+  std::function<void(const std::string& channel, const std::string& payload)> message;
+  /// Redis confirmed the subscription to every channel: after the first connect and
+  /// after each reconnect (messages published in between were missed).
+  std::function<void()> subscribed;
+  /// A subscribed connection broke (`why`); it reconnects with the usual backoff.
+  std::function<void(const std::string& why)> lost;
+};
+
+/// A live subscription (redis_client::subscribe). Destroying it unsubscribes (closes its
+/// connection): no handler runs once the destructor has returned. Destroy it before
+/// its client (the client's destructor aborts otherwise), never from a handler of its
+/// client (that would deadlock; it aborts).
+class redis_subscription {
+ public:
+  ~redis_subscription();
+  redis_subscription(const redis_subscription&) = delete;
+  redis_subscription& operator=(const redis_subscription&) = delete;
+
+ private:
+  friend class redis_client;
+  explicit redis_subscription(std::function<void()> stop);
+  std::function<void()> stop_;
+};
 
 class redis_client {
  public:
@@ -176,6 +214,12 @@ class redis_client {
   /// the I/O thread's connection and on every lane connection (`done` runs once, on
   /// whichever thread answers last; a failure names its lane connection).
   void ping(std::function<void(result<void>)> done);
+
+  /// Subscribes to `channels` (SUBSCRIBE; no patterns) on a connection of its own; see
+  /// the top of the file. Returns at once, before Redis confirmed (`subscribed` says
+  /// when). `channels` must not be empty.
+  std::unique_ptr<redis_subscription> subscribe(std::vector<std::string> channels,
+                                                redis_subscription_handlers handlers);
 
   /// Blocking command for tools and tests. Never call it from an actor, an
   /// HTTP handler or a callback of this client (that would deadlock; it fails

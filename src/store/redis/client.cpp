@@ -2,6 +2,7 @@
 // the same connection type as the lanes), the submission queue that feeds it from
 // other threads, and the commands built on top (pipeline, ping, eval).
 
+#include <atomic>
 #include <cstdlib>
 #include <future>
 #include <mutex>
@@ -12,6 +13,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "src/io/lanes.hpp"
 #include "src/store/redis.hpp"
@@ -106,6 +108,22 @@ void eval_here(connection& conn, const redis_script& script, eval_call call, red
       [&](std::string& out) { out += wire; });
 }
 
+/// PINGs `conn` every `every` while it is up, until `timer` is cancelled. On its loop.
+void keep_alive(const std::shared_ptr<connection>& conn,
+                const std::shared_ptr<net::steady_timer>& timer, std::chrono::milliseconds every) {
+  timer->expires_after(every);
+  timer->async_wait([conn, timer, every](boost::system::error_code ec) {
+    if (ec) return;
+    if (conn->connected())
+      conn->enqueue(
+          false, [](result<redis_reply>) {},
+          [](std::string& out) {
+            detail::append_wire(out, std::initializer_list<std::string_view>{"PING"});
+          });
+    keep_alive(conn, timer, every);
+  });
+}
+
 }  // namespace
 
 struct redis_client::impl {
@@ -122,6 +140,7 @@ struct redis_client::impl {
   std::vector<std::shared_ptr<connection>> lanes;
   std::thread io;
   std::thread::id io_id;
+  std::atomic<int> subscriptions{0};  // live redis_subscription objects
 
   std::mutex mtx;
   // Swapped with `batch` by the loop, so both keep their capacity and queueing
@@ -222,7 +241,8 @@ struct redis_client::impl {
 result<std::unique_ptr<redis_client>> redis_client::create(redis_options options) {
   auto ep = parse_redis_url(options.url);
   if (!ep) return ep.err();
-  if (options.connect_timeout.count() <= 0 || options.command_timeout.count() <= 0)
+  if (options.connect_timeout.count() <= 0 || options.command_timeout.count() <= 0 ||
+      options.keepalive.count() <= 0)
     return make_error("bad_redis_url", "Redis timeouts must be positive");
   if (options.reconnect_min.count() <= 0 || options.reconnect_max < options.reconnect_min)
     return make_error("bad_redis_url", "Redis reconnect backoff must be positive with min <= max");
@@ -261,6 +281,8 @@ redis_client::redis_client(std::unique_ptr<impl> impl) : impl_(std::move(impl)) 
 redis_client::~redis_client() {
   // Joining the loop's thread from itself would deadlock: a caller bug.
   if (impl_->on_loop()) std::abort();
+  // A subscription left behind would stop on a destroyed loop: a caller bug.
+  if (impl_->subscriptions.load() != 0) std::abort();
   // Waiting for a lane from that lane would never return: a caller bug.
   for (auto& conn : impl_->lanes)
     if (conn->context().get_executor().running_in_this_thread()) std::abort();
@@ -404,6 +426,38 @@ void redis_client::ping(std::function<void(result<void>)> done) {
       answer(std::move(r), "lane connection " + std::to_string(i));
     });
 }
+
+std::unique_ptr<redis_subscription> redis_client::subscribe(std::vector<std::string> channels,
+                                                            redis_subscription_handlers handlers) {
+  if (channels.empty() || !handlers.message) std::abort();  // a caller bug
+  auto* p = impl_.get();
+  auto opts = p->opts;
+  opts.scripts.clear();  // it sends no EVALSHA
+  // Not counted in the probe: its PINGs are not the node's traffic.
+  auto conn = std::make_shared<connection>(p->ioc, opts, p->ep, p->shown_url, nullptr, false, true);
+  conn->set_subscriber(std::move(channels), std::move(handlers));
+  auto timer = std::make_shared<net::steady_timer>(p->ioc);
+  net::post(p->ioc, [conn, timer, every = opts.keepalive] {
+    conn->start();
+    keep_alive(conn, timer, every);
+  });
+  ++p->subscriptions;
+  return std::unique_ptr<redis_subscription>(new redis_subscription([p, conn, timer] {
+    if (p->on_loop()) std::abort();  // waiting for the loop from the loop: a caller bug
+    std::promise<void> done;
+    net::post(p->ioc, [&] {
+      timer->cancel();
+      conn->shutdown();
+      done.set_value();
+    });
+    done.get_future().wait();
+    --p->subscriptions;
+  }));
+}
+
+redis_subscription::redis_subscription(std::function<void()> stop) : stop_(std::move(stop)) {}
+
+redis_subscription::~redis_subscription() { stop_(); }
 
 result<redis_reply> redis_client::command_sync(std::vector<std::string> args) {
   if (impl_->on_loop())

@@ -40,6 +40,12 @@ connection::~connection() {
   if (reader_ != nullptr) redisReaderFree(reader_);
 }
 
+void connection::set_subscriber(std::vector<std::string> channels,
+                                redis_subscription_handlers handlers) {
+  channels_ = std::move(channels);
+  sub_ = std::move(handlers);
+}
+
 void connection::start() { start_connect(); }
 
 void connection::shutdown() {
@@ -213,6 +219,13 @@ void connection::on_read(std::uint64_t g, boost::system::error_code ec, std::siz
 }
 
 void connection::on_reply(redis_reply& r) {
+  // A published message is no reply to anything (nor to the handshake: it cannot be
+  // mistaken for a confirmation, which starts with "subscribe").
+  if (!channels_.empty() && r.type == redis_reply::kind::array && r.elements.size() == 3 &&
+      r.elements[0].str == "message") {
+    sub_.message(r.elements[1].str, r.elements[2].str);
+    return;
+  }
   if (handshake_left_ > 0) {
     --handshake_left_;
     if (r.type == redis_reply::kind::error) {
@@ -293,6 +306,13 @@ void connection::on_connected(std::uint64_t g, boost::system::error_code ec) {
     sock_.set_option(net::ip::tcp::no_delay(true), ignored);
   }
   std::string hello = handshake_commands(ep_, opts_.scripts, handshake_left_);
+  if (!channels_.empty()) {
+    // One confirmation per channel.
+    std::vector<std::string_view> args{"SUBSCRIBE"};
+    args.insert(args.end(), channels_.begin(), channels_.end());
+    append_wire(hello, args);
+    handshake_left_ += static_cast<int>(channels_.size());
+  }
   start_read();
   if (handshake_left_ == 0) {
     on_ready();
@@ -316,6 +336,7 @@ void connection::on_ready() {
   write_out();
   drain_bad();
   arm_deadline();
+  if (!channels_.empty() && sub_.subscribed) sub_.subscribed();
 }
 
 void connection::arm_timer(clock::time_point at) {
@@ -408,6 +429,7 @@ void connection::drop(const std::string& why, const std::optional<error>& writte
     self->start_connect();
   });
   fail_pending(written_error);
+  if (was_up && !channels_.empty() && sub_.lost) sub_.lost(why);
 }
 
 }  // namespace parley::store::detail

@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/io_context.hpp>
@@ -95,6 +96,11 @@ class connection : public std::enable_shared_from_this<connection> {
     if (!flush_posted_) flush();
   }
 
+  /// Subscriber mode (redis_client::subscribe): every handshake also sends SUBSCRIBE
+  /// `channels`; published messages go to `handlers.message`, other replies (PING's)
+  /// to the queued commands. Before start().
+  void set_subscriber(std::vector<std::string> channels, redis_subscription_handlers handlers);
+
   /// First connection attempt; post it to the io_context.
   void start();
 
@@ -168,6 +174,9 @@ class connection : public std::enable_shared_from_this<connection> {
   bool flush_posted_ = false;
   bool batching_ = false;   // see begin_batch
   int handshake_left_ = 0;  // handshake replies still awaited
+
+  std::vector<std::string> channels_;  // subscriber mode when not empty
+  redis_subscription_handlers sub_;
 
   redisReader* reader_ = nullptr;
   redis_reply slot_;  // the reply being read, see reply_functions

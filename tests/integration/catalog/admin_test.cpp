@@ -39,6 +39,10 @@ class admin_server {
       killed.push_back(tenant + "/" + session);
       done(session == "live-session");
     };
+    opts.changed = [this](const change& c) {
+      std::lock_guard<std::mutex> lock(mutex);
+      changes.push_back(c);
+    };
     add_admin_routes(routes, std::move(opts));
     server_ = std::make_unique<http::server>(http::server_options{}, std::move(routes),
                                              std::make_shared<prometheus::Registry>());
@@ -54,6 +58,13 @@ class admin_server {
   std::atomic<int> live_calls{0};
   std::mutex mutex;
   std::vector<std::string> killed;
+  std::vector<change> changes;  // what the `changed` hook was told, in order
+
+  /// A copy of `changes`, taken under the lock.
+  std::vector<change> published() {
+    std::lock_guard<std::mutex> lock(mutex);
+    return changes;
+  }
 
  private:
   std::unique_ptr<http::server> server_;
@@ -173,10 +184,20 @@ TEST_F(admin_test, tenants_and_api_keys) {
   ASSERT_EQ(keys.body["api_keys"].size(), 1u);
   EXPECT_EQ(keys.raw.find(plaintext), std::string::npos) << "the key is shown once only";
 
+  EXPECT_TRUE(server_->published().empty()) << "creating tenants and keys announces nothing";
   auto revoke = call("POST", "/admin/v1/tenants/" + tenant_ + "/api-keys/" +
                                  std::to_string(key.body["id"].get<long long>()) + "/revoke");
   EXPECT_EQ(revoke.status, 200) << revoke.raw;
   EXPECT_FALSE(*store::run_job_sync(*pg_, store::verify_api_key(tenant_, plaintext)));
+  // Announced to the other nodes (src/admin/changes.hpp) before the answer.
+  auto announced = server_->published();
+  ASSERT_EQ(announced.size(), 1u);
+  EXPECT_EQ(announced[0].what, change::kind::api_key_revoked);
+  EXPECT_EQ(announced[0].tenant, tenant_);
+  EXPECT_EQ(announced[0].key_id, key.body["id"].get<long long>());
+  auto no_such_key = call("POST", "/admin/v1/tenants/" + tenant_ + "/api-keys/999999999/revoke");
+  EXPECT_EQ(no_such_key.status, 404) << no_such_key.raw;
+  EXPECT_EQ(server_->published().size(), 1u) << "a failed revocation announces nothing";
 
   auto unknown = call("POST", "/admin/v1/tenants/" + tenant_ + "-none/api-keys", "{}");
   EXPECT_EQ(unknown.status, 404);
@@ -264,6 +285,23 @@ TEST_F(admin_test, deploy_list_activate_rollback) {
   EXPECT_EQ(wrong_method.status, 405);
   auto nowhere = call("GET", "/admin/v1/tenants/" + tenant_ + "/nothing");
   EXPECT_EQ(nowhere.status, 404);
+
+  // Each committed activation was announced once, with the version now active:
+  // the deploy with activate=true, the activate and the rollback; failures, plain
+  // deploys and activating the active version again announce nothing.
+  auto same = call("POST", bot_path("orders", "activate"), json{{"version", 2}}.dump());
+  ASSERT_EQ(same.status, 200) << same.raw;
+  EXPECT_EQ(same.body["changed"], false);
+  auto announced = server_->published();
+  ASSERT_EQ(announced.size(), 3u);
+  std::vector<int> versions;
+  for (const auto& c : announced) {
+    EXPECT_EQ(c.what, change::kind::bot_activated);
+    EXPECT_EQ(c.tenant, tenant_);
+    EXPECT_EQ(c.bot, "orders");
+    versions.push_back(c.version);
+  }
+  EXPECT_EQ(versions, (std::vector<int>{2, 1, 2}));
 }
 
 TEST_F(admin_test, conversations_transcripts_and_debug_kill) {

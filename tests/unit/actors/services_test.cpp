@@ -363,5 +363,56 @@ TEST(BotRegistry, LoadsAVersionOnceAndFollowsTheChangeLog) {
   reg.stop();
 }
 
+TEST(BotRegistry, PollNowPollsAtOnceAndOnceMoreAfterAPollInFlight) {
+  using answer = std::function<void(result<std::vector<store::active_change>>)>;
+  std::mutex m;
+  std::condition_variable cv;
+  std::vector<answer> asked;  // one per poll, answered by the test
+  program_source src;
+  src.load = [](const std::string&, const std::string&, uint32_t, auto done) {
+    done(make_error("not_found", "unused"));
+  };
+  src.changes = [&](int64_t, answer done) {
+    std::lock_guard<std::mutex> lock(m);
+    asked.push_back(std::move(done));
+    cv.notify_all();
+  };
+  auto polls_reach = [&](std::size_t n) {
+    std::unique_lock<std::mutex> lock(m);
+    return cv.wait_for(lock, 5s, [&] { return asked.size() >= n; });
+  };
+  auto reply = [&](std::size_t i, std::vector<store::active_change> rows) {
+    answer a;
+    {
+      std::lock_guard<std::mutex> lock(m);
+      a = asked[i];
+    }
+    a(std::move(rows));
+  };
+  // The tick is an hour: every poll after the first comes from poll_now.
+  bot_registry reg(src, 1h);
+  reg.start();
+  ASSERT_TRUE(polls_reach(1)) << "the first poll runs at start";
+  // A change is announced while that poll is in flight: it may have read the log
+  // before the change, so one more poll follows as soon as it is done.
+  reg.poll_now();
+  reply(0, {});
+  ASSERT_TRUE(polls_reach(2)) << "poll_now during a poll did not ask for another";
+  reply(1, {{"t", "b", 2, 7}});
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (reg.applied_change_seq() < 7 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::yield();
+  EXPECT_EQ(reg.applied_change_seq(), 7);
+  // Idle between ticks: poll_now wakes the poller at once.
+  reg.poll_now();
+  ASSERT_TRUE(polls_reach(3)) << "poll_now did not wake an idle poller";
+  reply(2, {});
+  {
+    std::lock_guard<std::mutex> lock(m);
+    EXPECT_EQ(asked.size(), 3u) << "one poll per poll_now, no more";
+  }
+  reg.stop();
+}
+
 }  // namespace
 }  // namespace parley::actors
