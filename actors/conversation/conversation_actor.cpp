@@ -89,6 +89,7 @@ struct conversation_state {
   // Written by the actor and by its commit's completion (on the store's thread).
   std::atomic<uint8_t> commit{commit_idle};
   std::string committed;                     // the committed snapshot, serialized
+  uint64_t epoch = 0;                        // fencing token of the last load
   std::shared_ptr<const bot::program> prog;  // the program of the snapshot's bot_version
   std::unique_ptr<turn_scratch> t;           // null between turns: an idle actor holds no scratch
 
@@ -401,8 +402,8 @@ void commit(self_ptr self) {
   s.t->writing.clear();
   s.commit.store(commit_pending, std::memory_order_release);
   s.deps->commits_in_flight.fetch_add(1, std::memory_order_acq_rel);
-  // A single node holds no shard lease: it commits with epoch 0 (no fence).
-  s.deps->snapshots->commit(s.tenant(), s.session(), s.committed, ttl, 0, std::move(c));
+  // Fenced by the lease epoch the store handed out with the last load.
+  s.deps->snapshots->commit(s.tenant(), s.session(), s.committed, ttl, s.epoch, std::move(c));
   next_turn(self);
 }
 
@@ -614,6 +615,7 @@ void start_turn(self_ptr self) {
   // A start sent again (its actor died) reads the store like any other turn: the start may
   // have been committed, and the read orders this turn after that commit's completion.
   if (s.loaded || (s.t->job->in.what == inbound::kind::start && s.t->job->attempt == 1)) {
+    if (!s.loaded) s.epoch = s.deps->snapshots->epoch_for(s.tenant(), s.session());
     s.loaded = true;
     return dispatch(self);
   }
@@ -659,6 +661,7 @@ conversation_actor::behavior_type conversation_actor::make_behavior() {
           return answer(self, status::unavailable,
                         "the conversation store is unavailable: " + r.err().message);
         s.loaded = true;
+        s.epoch = r->epoch;
         if (r->found) {
           s.committed = std::move(r->bytes);
           s.exists = true;

@@ -162,6 +162,12 @@ struct gateway {
                                 request_id, common::now_unix_ms());
   }
 
+  /// Names the node that ran the turn (`X-Parley-Node`), for operators and tests.
+  static http::response served(http::response res, const turn_outcome& out) {
+    if (!out.served_by.empty()) res.headers.emplace_back("X-Parley-Node", out.served_by);
+    return res;
+  }
+
   static botapi::reply make_reply(const turn_outcome& out, int64_t sequence_id,
                                   const std::string& request_id,
                                   const botapi::response_options& options) {
@@ -198,8 +204,9 @@ struct gateway {
       opts.rt->submit(std::move(in), [start, path, reply](turn_outcome out) {
         if (auto err = outcome_error(out, path, start->ctx.request_id))
           return reply(std::move(*err));
-        reply(botapi::render_start(make_reply(out, 0, start->ctx.request_id, start->options),
-                                   *out.result));
+        reply(served(botapi::render_start(make_reply(out, 0, start->ctx.request_id, start->options),
+                                          *out.result),
+                     out));
       });
     });
   }
@@ -253,8 +260,9 @@ struct gateway {
       int64_t seq = msg->sequence_id;
       opts.rt->submit(std::move(in), [msg, seq, path, reply](turn_outcome out) {
         if (auto err = outcome_error(out, path, msg->ctx.request_id)) return reply(std::move(*err));
-        reply(botapi::render_continue(make_reply(out, seq, msg->ctx.request_id, msg->options),
-                                      *out.result));
+        reply(served(botapi::render_continue(
+                         make_reply(out, seq, msg->ctx.request_id, msg->options), *out.result),
+                     out));
       });
     });
   }
@@ -275,7 +283,7 @@ struct gateway {
       in.now_unix = common::now_unix_ms() / 1000;
       opts.rt->submit(std::move(in), [e, path, reply](turn_outcome out) {
         if (auto err = outcome_error(out, path, e->ctx.request_id)) return reply(std::move(*err));
-        reply(botapi::render_end(make_reply(out, 0, e->ctx.request_id, {})));
+        reply(served(botapi::render_end(make_reply(out, 0, e->ctx.request_id, {})), out));
       });
     });
   }

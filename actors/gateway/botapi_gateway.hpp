@@ -16,10 +16,10 @@
 
 namespace parley::actors {
 
-class runtime;
+class turn_sink;
 
 struct botapi_gateway_options {
-  runtime* rt = nullptr;
+  turn_sink* rt = nullptr;  ///< the runtime, or the cluster's router
   /// Is `key` an API key of `tenant`? Any thread; `done` once, from any thread.
   std::function<void(const std::string& tenant, const std::string& key,
                      std::function<void(result<bool>)> done)>

@@ -365,6 +365,41 @@ void runtime::live(const std::string& tenant,
   done(std::move(out));
 }
 
+std::size_t runtime::live_count() const {
+  std::size_t n = 0;
+  for (auto& sp : impl_->st.stripes) {
+    std::lock_guard<std::mutex> lock(sp->m);
+    n += sp->convs.size();
+  }
+  return n;
+}
+
+std::size_t runtime::passivate_where(
+    const std::function<bool(std::string_view, std::string_view)>& pred) {
+  std::size_t n = 0;
+  const auto* deps = &impl_->cdeps;
+  for (auto& sp : impl_->st.stripes) {
+    std::lock_guard<std::mutex> lock(sp->m);
+    if (!sp->supervisor) continue;  // stopped
+    for (auto it = sp->convs.begin(); it != sp->convs.end();) {
+      auto& e = it->second;
+      prune(e);
+      auto zero = it->first.find('\0');
+      if (!e.sent.empty() || !pred(it->first.substr(0, zero), it->first.substr(zero + 1))) {
+        ++it;
+        continue;
+      }
+      // As the supervisor's tick does: its down message then finds no entry.
+      caf::anon_send_exit(e.actor, caf::exit_reason::user_shutdown);
+      deps->probe->conversation_passivated();
+      deps->probe->conversation_gone();
+      it = sp->convs.erase(it);
+      ++n;
+    }
+  }
+  return n;
+}
+
 void runtime::kill(const std::string& tenant, const std::string& session_id,
                    std::function<void(bool)> done) {
   if (!impl_->cdeps.options.debug_faults || impl_->st.stripes.empty()) return done(false);

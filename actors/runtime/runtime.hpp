@@ -18,6 +18,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "src/bot/bot.hpp"
@@ -83,6 +84,16 @@ struct turn_outcome {
   std::string bot;
   uint32_t bot_version = 0;
   std::string program_id;
+  std::string served_by;  ///< the node that ran the turn (the cluster sets it; may be empty)
+};
+
+/// Where a gateway sends inbound messages: the runtime of this node, or the cluster's
+/// router, which sends each to the node owning its conversation's shard. The
+/// contract of `submit` is runtime::submit's.
+class turn_sink {
+ public:
+  virtual ~turn_sink() = default;
+  virtual void submit(inbound in, std::function<void(turn_outcome)> done) = 0;
 };
 
 struct runtime_options {
@@ -102,7 +113,7 @@ struct runtime_options {
 /// the turn (a poison message for tests).
 inline constexpr const char* debug_poison_text = "__parley_poison__";
 
-class runtime {
+class runtime final : public turn_sink {
  public:
   struct deps {
     caf::actor_system* system = nullptr;
@@ -145,7 +156,7 @@ class runtime {
   /// - `submit` itself, inline on the caller's thread, for busy (more than
   ///   `max_queued` waiting) and unavailable after stop();
   /// - `stop()`, on the thread calling it, for every job still waiting (unavailable).
-  void submit(inbound in, std::function<void(turn_outcome)> done);
+  void submit(inbound in, std::function<void(turn_outcome)> done) override;
 
   struct live_conversation {
     std::string session_id, bot;
@@ -154,6 +165,16 @@ class runtime {
   };
   /// Live conversation actors of `tenant` on this node.
   void live(const std::string& tenant, std::function<void(std::vector<live_conversation>)> done);
+
+  /// Live conversation actors on this node, all tenants.
+  std::size_t live_count() const;
+
+  /// Passivates the live conversations for which `pred(tenant, session)` holds and
+  /// that have no message unanswered (the cluster: the conversations of a shard this
+  /// node handed over or lost; their next turn, wherever it runs, reloads the
+  /// snapshot). Returns how many. Any thread but a lane running a stripe's supervisor.
+  std::size_t passivate_where(
+      const std::function<bool(std::string_view tenant, std::string_view session)>& pred);
 
   /// Debug only (`debug_faults`): kills the conversation actor; `done(false)` when
   /// it is not live or faults are disabled.

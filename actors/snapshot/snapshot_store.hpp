@@ -26,6 +26,10 @@ namespace parley::actors {
 struct snapshot_read {
   bool found = false;
   std::string bytes;
+  /// The fencing token the store hands out with the read: the epoch of the shard lease
+  /// this node held when it read (0: a store that does not fence). The caller passes
+  /// it back to every commit until its next load.
+  uint64_t epoch = 0;
 };
 
 class snapshot_store {
@@ -48,11 +52,16 @@ class snapshot_store {
   virtual void load(std::string_view tenant, std::string_view session,
                     std::shared_ptr<load_handler> done) = 0;
 
+  /// The fencing token for a conversation that commits without loading first (a new
+  /// session's start): what a load would hand out now. 0 for a store without fences.
+  virtual uint64_t epoch_for(std::string_view tenant, std::string_view session) const { return 0; }
+
   /// Replaces the snapshot of (tenant, session) with `bytes`, to expire after `ttl`
   /// without a newer commit. `expected_epoch` is the fencing epoch of the shard lease
-  /// the caller holds: a store that fences refuses the write when the stored epoch
-  /// differs. A single node holds no lease and passes 0 (no fence). `bytes` is read
-  /// before the call returns.
+  /// the caller holds (snapshot_read::epoch of its last load): a store that fences
+  /// refuses the write (error code `fenced`) unless that lease is still current, so a
+  /// node that lost the shard, however paused or partitioned, cannot overwrite the new
+  /// owner's commits. `bytes` is read before the call returns.
   virtual void commit(std::string_view tenant, std::string_view session, std::string_view bytes,
                       std::chrono::seconds ttl, uint64_t expected_epoch,
                       std::shared_ptr<commit_handler> done) = 0;

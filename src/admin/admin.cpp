@@ -468,6 +468,43 @@ void kill(const state_ptr& s, const std::string& tenant, const std::string& sess
   });
 }
 
+void cluster_status(const state_ptr& s, http::responder respond) {
+  if (!s->opts.cluster_status)
+    return respond(error_response(503, "not_available", "cluster status is not wired"));
+  s->opts.cluster_status([respond](result<json> r) {
+    if (!r)
+      return respond(error_response(503, "cluster_unavailable",
+                                    "the region's Redis cannot be read: " + r.err().message));
+    respond(json_response(200, *r));
+  });
+}
+
+/// POST /admin/v1/cluster/nodes/{id}/drain
+void dispatch_cluster(const state_ptr& s, http::request&& req, http::responder respond) {
+  constexpr std::string_view prefix = "/admin/v1/cluster/nodes/";
+  constexpr std::string_view suffix = "/drain";
+  std::string_view path = req.path;
+  if (req.method != "POST" || path.size() <= prefix.size() + suffix.size() ||
+      path.substr(path.size() - suffix.size()) != suffix)
+    return respond(
+        error_response(404, "not_found", "no admin route " + req.method + " " + req.path));
+  std::string node(path.substr(prefix.size(), path.size() - prefix.size() - suffix.size()));
+  if (node.find('/') != std::string::npos)
+    return respond(
+        error_response(404, "not_found", "no admin route " + req.method + " " + req.path));
+  if (!s->opts.cluster_drain)
+    return respond(error_response(503, "not_available", "draining is not wired"));
+  s->opts.cluster_drain(node, [respond, node](result<bool> r) {
+    if (!r)
+      return respond(error_response(503, "cluster_unavailable",
+                                    "the region's Redis cannot be reached: " + r.err().message));
+    if (!*r)
+      return respond(
+          error_response(404, "node_not_found", "node '" + node + "' is not a live member"));
+    respond(json_response(202, {{"node", node}, {"draining", true}}));
+  });
+}
+
 http::response not_found(const http::request& req) {
   return error_response(404, "not_found", "no admin route " + req.method + " " + req.path);
 }
@@ -563,6 +600,12 @@ void add_admin_routes(http::router& routes, admin_options options) {
   for (const char* method : {"GET", "POST"})
     routes.add_prefix(method, std::string(debug_prefix), "/admin/v1/debug",
                       guarded(s, dispatch_debug));
+  routes.add("GET", "/admin/v1/cluster",
+             guarded(s, [](const state_ptr& s, http::request&&, http::responder r) {
+               cluster_status(s, std::move(r));
+             }));
+  routes.add_prefix("POST", "/admin/v1/cluster/nodes/", "/admin/v1/cluster/nodes/{id}/drain",
+                    guarded(s, dispatch_cluster));
 }
 
 }  // namespace parley::admin

@@ -29,6 +29,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "src/common/result.hpp"
 #include "src/http/http.hpp"
 #include "src/store/postgres.hpp"
 
@@ -50,12 +51,20 @@ struct admin_options {
       kill_conversation;
   /// Enables POST /admin/v1/debug/.../kill; when false that route is 404.
   bool debug_kill = false;
+  /// The region's members (GET /admin/v1/cluster): `done` once, any thread, with the
+  /// status object or why it cannot be read (503). Unset: 503.
+  std::function<void(std::function<void(result<nlohmann::json>)> done)> cluster_status;
+  /// Asks a node to drain (POST /admin/v1/cluster/nodes/{id}/drain): done(true) when
+  /// asked (202), false when no such member (404).
+  std::function<void(std::string node, std::function<void(result<bool>)> done)> cluster_drain;
 };
 
 /// The admin token from the environment (PARLEY_ADMIN_TOKEN), "" when unset.
 std::string admin_token_from_env();
 
 /// Adds every /admin/v1 route to `routes`:
+///   GET  /admin/v1/cluster                                        200 {region,shards,self,nodes}
+///   POST /admin/v1/cluster/nodes/{id}/drain                       202 {node,draining}
 ///   POST /admin/v1/tenants {id,name}                              201 tenant
 ///   GET  /admin/v1/tenants                                        200 {tenants:[...]}
 ///   GET  /admin/v1/tenants/{t}                                    200 tenant

@@ -10,8 +10,10 @@
 #include <iostream>
 #include <thread>
 
+#include <unistd.h>
 #include <CLI/CLI.hpp>
 #include <caf/all.hpp>
+#include <caf/io/middleman.hpp>
 
 #include "actors/action/action_runner.hpp"
 #include "actors/gateway/botapi_gateway.hpp"
@@ -21,6 +23,9 @@
 #include "actors/runtime/runtime.hpp"
 #include "actors/transcript/catalog_sink.hpp"
 #include "actors/transcript/transcript_writer.hpp"
+#include "cluster/lease/fenced_snapshot_store.hpp"
+#include "cluster/lease/leases.hpp"
+#include "cluster/node/cluster_node.hpp"
 #include "src/admin/admin.hpp"
 #include "src/http/http.hpp"
 #include "src/io/lanes.hpp"
@@ -90,6 +95,7 @@ int run(const settings::settings& cfg) {
   if (redis_on_lanes) ropts.lanes = &lanes;
   store::redis_probe redis_probe(*registry_ptr);
   ropts.probe = &redis_probe;
+  ropts.scripts = cluster::lease_scripts();
   auto redis = store::redis_client::create(ropts);
   if (!redis) {
     std::fprintf(stderr, "parleyd: redis.url: %s\n", redis.err().message.c_str());
@@ -118,11 +124,19 @@ int run(const settings::settings& cfg) {
                                         : caf::atom("sharing"));
   }
   sys_cfg.set("logger.verbosity", caf::atom("quiet"));
+  sys_cfg.load<caf::io::middleman>();  // the cluster endpoint (BASP)
   caf::actor_system sys{sys_cfg};
 
   store::redis_client* r = redis->get();
   store::postgres_client* p = pg->get();
+  std::atomic<cluster::cluster_node*> cluster_ptr{nullptr};  // set once the node exists
   std::vector<actors::readiness_component> components = {
+      {"cluster",
+       [&cluster_ptr](auto done) {
+         auto* n = cluster_ptr.load();
+         if (n != nullptr && n->up()) return done(result<void>{});
+         done(make_error("cluster_joining", "the node has not joined its region yet"));
+       }},
       {"redis", [r](auto done) { r->ping(std::move(done)); }},
       {"postgres", [p](auto done) { p->ping(std::move(done)); }},
       {"migrations",
@@ -180,8 +194,15 @@ int run(const settings::settings& cfg) {
   ropts_rt.recent_turns = static_cast<std::size_t>(cfg.runtime.recent_turns);
   ropts_rt.max_queued = static_cast<std::size_t>(cfg.runtime.max_queued);
   ropts_rt.debug_faults = cfg.runtime.debug_faults;
+  // The shards this node holds, read by every commit's fence and by the router.
+  cluster::shard_table shards(static_cast<uint32_t>(cfg.cluster.shards));
+  cluster::lease_keys lease_keys;
+  lease_keys.region = cfg.node.region;
+  cluster::fenced_snapshot_store snapshots(*r, redis_on_lanes ? lanes.size() : 0, "parley", shards,
+                                           lease_keys, cfg.node.name);
   actors::runtime::deps rdeps;
   rdeps.system = &sys;
+  rdeps.snapshots = &snapshots;
   rdeps.redis = r;
   rdeps.redis_lanes = redis_on_lanes ? lanes.size() : 0;
   rdeps.registry = &registry;
@@ -195,9 +216,37 @@ int run(const settings::settings& cfg) {
   };
   actors::runtime rt(rdeps, ropts_rt);
 
+  cluster::cluster_options copts;
+  copts.node = cfg.node.name;
+  copts.region = cfg.node.region;
+  copts.listen_address = cfg.http.address;
+  copts.port = cfg.cluster.port;
+  copts.advertise = cfg.cluster.advertise.empty() ? cfg.http.address : cfg.cluster.advertise;
+  copts.version = PARLEY_VERSION;
+  copts.shards = static_cast<uint32_t>(cfg.cluster.shards);
+  copts.heartbeat = std::chrono::milliseconds(cfg.cluster.heartbeat_ms);
+  copts.lease = std::chrono::milliseconds(cfg.cluster.lease_ms);
+  copts.handoff_batch = static_cast<std::size_t>(cfg.cluster.handoff_batch);
+  copts.handoff_timeout = std::chrono::milliseconds(cfg.cluster.handoff_timeout_ms);
+  copts.buffer_max = static_cast<std::size_t>(cfg.cluster.buffer_max);
+  copts.buffer_timeout = std::chrono::milliseconds(cfg.cluster.buffer_timeout_ms);
+  copts.forward_timeout = std::chrono::milliseconds(cfg.cluster.forward_timeout_ms);
+  // A drain asked through the admin API ends like SIGTERM: the main thread drains and exits 0.
+  copts.on_drain_requested = [] { ::kill(::getpid(), SIGTERM); };
+  cluster::cluster_node::deps cdeps;
+  cdeps.system = &sys;
+  cdeps.redis = r;
+  cdeps.rt = &rt;
+  cdeps.registry = &registry;
+  cdeps.lanes = on_lanes ? &lanes : nullptr;
+  cdeps.metrics = registry_ptr.get();
+  cdeps.table = &shards;
+  cluster::cluster_node node(cdeps, std::move(copts));
+  cluster_ptr = &node;
+
   http::router routes;
   actors::botapi_gateway_options gw;
-  gw.rt = &rt;
+  gw.rt = &node;  // any node takes any turn; the router sends it to its shard's owner
   gw.verify_key = [p](const std::string& tenant, const std::string& key,
                       std::function<void(result<bool>)> done) {
     store::run_job(*p, store::verify_api_key(tenant, key), std::move(done));
@@ -205,7 +254,7 @@ int run(const settings::settings& cfg) {
   gw.ready = [r] { return r->connected(); };
   auto gateway = actors::add_botapi_routes(routes, std::move(gw));
 
-  admin::admin_options aopts{*p, cfg.admin.token, {}, {}, cfg.runtime.debug_faults};
+  admin::admin_options aopts{*p, cfg.admin.token, {}, {}, cfg.runtime.debug_faults, {}, {}};
   aopts.live_conversations = [&rt](std::string tenant, std::function<void(nlohmann::json)> done) {
     rt.live(tenant, [done = std::move(done)](std::vector<actors::runtime::live_conversation> live) {
       auto out = nlohmann::json::array();
@@ -220,6 +269,10 @@ int run(const settings::settings& cfg) {
   aopts.kill_conversation = [&rt](std::string tenant, std::string session,
                                   std::function<void(bool)> done) {
     rt.kill(tenant, session, std::move(done));
+  };
+  aopts.cluster_status = [&node](auto done) { node.status(std::move(done)); };
+  aopts.cluster_drain = [&node](std::string id, auto done) {
+    node.request_drain(id, std::move(done));
   };
   admin::add_admin_routes(routes, std::move(aopts));
   if (cfg.admin.token.empty())
@@ -252,9 +305,10 @@ int run(const settings::settings& cfg) {
   hopts.max_connections_per_address =
       static_cast<std::size_t>(cfg.http.max_connections_per_address);
   http::server server(hopts, std::move(routes), registry_ptr);
-  if (auto started = server.start(); !started) {
-    log::error("http_start_failed", {{"error", started.err().message}});
-    std::fprintf(stderr, "parleyd: %s\n", started.err().message.c_str());
+  auto cluster_port = node.start();
+  if (!cluster_port) {
+    log::error("cluster_start_failed", {{"error", cluster_port.err().message}});
+    std::fprintf(stderr, "parleyd: %s\n", cluster_port.err().message.c_str());
     stopping = true;
     if (migrator.joinable()) migrator.join();
     rt.stop();
@@ -262,6 +316,18 @@ int run(const settings::settings& cfg) {
     sys.await_all_actors_done();
     return 1;
   }
+  if (auto started = server.start(); !started) {
+    log::error("http_start_failed", {{"error", started.err().message}});
+    std::fprintf(stderr, "parleyd: %s\n", started.err().message.c_str());
+    stopping = true;
+    if (migrator.joinable()) migrator.join();
+    node.stop();
+    rt.stop();
+    caf::anon_send_exit(readiness, caf::exit_reason::user_shutdown);
+    sys.await_all_actors_done();
+    return 1;
+  }
+  node.set_http_url("http://" + cfg.http.address + ":" + std::to_string(server.port()));
   log::info("http_listening",
             {{"address", cfg.http.address},
              {"port", std::to_string(server.port())},
@@ -273,9 +339,17 @@ int run(const settings::settings& cfg) {
   sigwait(&signals, &sig);
   log::info("shutdown_started", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"},
                                  {"in_flight", std::to_string(server.in_flight())}});
+  // Drain: hand every shard to the other up nodes (their turns follow), then stop.
+  // A lone node has nobody to hand to: its leases are released when it leaves.
+  node.drain();
+  bool drained = node.wait_drained(std::chrono::milliseconds(cfg.cluster.handoff_timeout_ms) +
+                                   std::chrono::milliseconds(cfg.http.shutdown_grace_ms));
+  log::info("cluster_drained", {{"node", cfg.node.name}, {"complete", drained ? "true" : "false"}});
   stopping = true;
   server.stop(std::chrono::milliseconds(cfg.http.shutdown_grace_ms));
   if (migrator.joinable()) migrator.join();
+  node.stop();
+  cluster_ptr = nullptr;
   rt.stop();
   caf::anon_send_exit(readiness, caf::exit_reason::user_shutdown);
   sys.await_all_actors_done();

@@ -101,8 +101,32 @@ std::string set_enum(std::string& out, const std::string& text,
 
 const std::vector<key_spec>& schema() {
   static const std::vector<key_spec> keys = {
-      PARLEY_STR(node, name, "node name, unique within the region", false),
+      PARLEY_STR(node, name,
+                 "node id, unique within the region, stable across restarts; empty = "
+                 "<hostname>-<http.port>",
+                 false),
       PARLEY_STR(node, region, "region this node belongs to", false),
+      PARLEY_INT(cluster, port, 0, 65535, "CAF middleman port for peers; 0 picks a free one"),
+      PARLEY_STR(cluster, advertise, "address peers reach this node at; empty = http.address",
+                 false),
+      PARLEY_STR(cluster, seeds,
+                 "comma-separated host:port of peers' cluster ports (optional: members "
+                 "register in the region's Redis)",
+                 false),
+      PARLEY_INT(cluster, shards, 1, 65536, "shards of the region; the same on every node"),
+      PARLEY_INT(cluster, heartbeat_ms, 20, 60000,
+                 "member record refresh and lease renewal period"),
+      PARLEY_INT(cluster, lease_ms, 100, 600000,
+                 "shard lease and member record TTL: a silent node loses its shards after this"),
+      PARLEY_INT(cluster, handoff_batch, 1, 65536, "shards handed over per heartbeat at most"),
+      PARLEY_INT(cluster, handoff_timeout_ms, 0, 600000,
+                 "how long a moving shard's turns in flight may take before its lease is released"),
+      PARLEY_INT(cluster, buffer_max, 0, 10000000,
+                 "messages waiting for moving shards on this node; past it the answer is 503"),
+      PARLEY_INT(cluster, buffer_timeout_ms, 1, 600000,
+                 "a message waiting for its moving shard is answered 503 after this"),
+      PARLEY_INT(cluster, forward_timeout_ms, 100, 600000,
+                 "a turn forwarded to its owner node answers within this (else 503)"),
       PARLEY_STR(http, address, "address the HTTP server binds", false),
       PARLEY_INT(http, port, 0, 65535, "HTTP port; 0 picks a free one (env PORT too)"),
       PARLEY_INT(http, threads, 1, 256,
@@ -283,6 +307,10 @@ result<settings> parse(const std::string& yaml_text, const std::string& origin,
       return bad(origin, dotted, hint);
     }
   }
+  if (s.cluster.heartbeat_ms * 2 > s.cluster.lease_ms)
+    return bad(origin, "cluster.heartbeat_ms",
+               "must be at most half of cluster.lease_ms (" + std::to_string(s.cluster.lease_ms) +
+                   "), so a lease is renewed at least twice before it expires");
   return s;
 }
 

@@ -16,8 +16,26 @@
 namespace parley::settings {
 
 struct node_settings {
-  std::string name = "local-1";  ///< unique within the region
+  /// The node's id, unique within the region and stable across restarts (its leases and
+  /// member record carry it). Empty: "<hostname>-<http.port>".
+  std::string name = "local-1";
   std::string region = "local";
+};
+
+/// The region's cluster (cluster/): membership in the region's Redis, shard leases,
+/// routing to owners over CAF's middleman.
+struct cluster_settings {
+  uint16_t port = 0;           ///< CAF middleman (BASP) port; 0 picks a free one
+  std::string advertise;       ///< address peers reach this node at; empty: http.address
+  std::string seeds;           ///< comma-separated host:port of peers' cluster ports (optional)
+  int shards = 1024;           ///< shards of the region; the same on every node
+  int64_t heartbeat_ms = 250;  ///< member record refresh and lease renewal period
+  int64_t lease_ms = 3000;     ///< lease and member record TTL
+  int handoff_batch = 32;      ///< shards handed over per heartbeat at most
+  int64_t handoff_timeout_ms = 5000;   ///< in-flight turns of a moving shard get this long
+  int buffer_max = 10000;              ///< messages waiting for moving shards, node-wide
+  int64_t buffer_timeout_ms = 5000;    ///< a waiting message is answered 503 after this
+  int64_t forward_timeout_ms = 15000;  ///< a turn forwarded to the owner answers within this
 };
 
 struct http_settings {
@@ -78,6 +96,7 @@ struct admin_settings {
 
 struct settings {
   node_settings node;
+  cluster_settings cluster;
   http_settings http;
   redis_settings redis;
   postgres_settings postgres;

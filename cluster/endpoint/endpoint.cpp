@@ -1,0 +1,197 @@
+#include "cluster/endpoint/endpoint.hpp"
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
+#include <mutex>
+#include <set>
+#include <unordered_map>
+
+#include "cluster/endpoint/codec.hpp"
+#include "src/log/log.hpp"
+
+namespace parley::cluster {
+namespace {
+
+using turn_atom = caf::atom_constant<caf::atom("turn")>;
+using answer_atom = caf::atom_constant<caf::atom("answer")>;
+using fwd_atom = caf::atom_constant<caf::atom("fwd")>;
+using watch_atom = caf::atom_constant<caf::atom("watch")>;
+
+/// One turn to send to a peer (a local message: never crosses the wire).
+struct fwd_job {
+  std::string node;
+  std::string bytes;
+  std::function<void(actors::turn_outcome)> done;
+};
+using fwd_job_ptr = std::shared_ptr<fwd_job>;
+
+actors::turn_outcome unavailable(std::string message) {
+  actors::turn_outcome out;
+  out.st = actors::turn_outcome::status::unavailable;
+  out.message = std::move(message);
+  return out;
+}
+
+}  // namespace
+}  // namespace parley::cluster
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(parley::cluster::fwd_job_ptr)
+
+namespace parley::cluster {
+
+struct endpoint::impl {
+  caf::actor_system& system;
+  handlers h;
+  std::chrono::milliseconds timeout;
+  caf::actor actor;
+  uint16_t port = 0;
+  mutable std::mutex m;
+  std::set<std::string> up;  // peers with a live connection
+  bool stopped = false;
+
+  impl(caf::actor_system& s, handlers hs, std::chrono::milliseconds t)
+      : system(s), h(std::move(hs)), timeout(t) {}
+
+  void mark(const std::string& node, bool is_up) {
+    std::lock_guard<std::mutex> lock(m);
+    if (is_up)
+      up.insert(node);
+    else
+      up.erase(node);
+  }
+};
+
+namespace {
+
+struct endpoint_state {
+  std::unordered_map<std::string, caf::actor> peers;  // by node id
+  std::unordered_map<caf::actor_addr, std::string> names;
+  std::unordered_map<uint64_t, caf::response_promise> waiting;  // forwarded to us
+  uint64_t next_id = 0;
+};
+
+caf::behavior endpoint_actor(caf::stateful_actor<endpoint_state>* self,
+                             std::shared_ptr<endpoint::impl> ep) {
+  self->set_down_handler([self, ep](caf::down_msg& dm) {
+    auto it = self->state.names.find(dm.source);
+    if (it == self->state.names.end()) return;
+    std::string node = it->second;
+    self->state.names.erase(it);
+    auto p = self->state.peers.find(node);
+    if (p != self->state.peers.end() && p->second.address() == dm.source)
+      self->state.peers.erase(p);
+    ep->mark(node, false);
+    log::warn("cluster_peer_lost", {{"node", node}, {"reason", caf::to_string(dm.reason)}});
+    if (ep->h.peer_down) ep->h.peer_down(node);
+  });
+  return {
+      [self](watch_atom, const std::string& node, caf::actor& peer) {
+        auto& st = self->state;
+        auto old = st.peers.find(node);
+        if (old != st.peers.end()) {
+          st.names.erase(old->second.address());
+          self->demonitor(old->second);
+        }
+        self->monitor(peer);
+        st.names[peer.address()] = node;
+        st.peers[node] = std::move(peer);
+      },
+      [self, ep](fwd_atom, fwd_job_ptr& j) {
+        auto it = self->state.peers.find(j->node);
+        if (it == self->state.peers.end())
+          return j->done(unavailable("no connection to node " + j->node + " yet: retry"));
+        self->request(it->second, ep->timeout, turn_atom::value, std::move(j->bytes))
+            .then(
+                [j](std::string& bytes) {
+                  auto out = decode_answer(bytes);
+                  if (!out) return j->done(unavailable("node " + j->node + " answered garbage"));
+                  j->done(std::move(*out));
+                },
+                [j](caf::error& e) {
+                  j->done(unavailable("node " + j->node + " did not answer: " + caf::to_string(e) +
+                                      "; retry"));
+                });
+      },
+      [self, ep](turn_atom, std::string& bytes) -> caf::result<std::string> {
+        auto f = decode_forward(bytes);
+        if (!f) {
+          actors::turn_outcome bad;
+          bad.st = actors::turn_outcome::status::internal;
+          bad.message = f.err().message;
+          return encode_answer(bad);
+        }
+        auto rp = self->make_response_promise<std::string>();
+        uint64_t id = ++self->state.next_id;
+        self->state.waiting.emplace(id, rp);
+        caf::actor me = caf::actor_cast<caf::actor>(self);
+        ep->h.turn(std::move(f->in), f->hops, [me, id](actors::turn_outcome out) {
+          caf::anon_send(me, answer_atom::value, id, encode_answer(out));
+        });
+        return rp;
+      },
+      [self](answer_atom, uint64_t id, std::string& bytes) {
+        auto it = self->state.waiting.find(id);
+        if (it == self->state.waiting.end()) return;
+        it->second.deliver(std::move(bytes));
+        self->state.waiting.erase(it);
+      },
+  };
+}
+
+}  // namespace
+
+endpoint::endpoint(caf::actor_system& system, handlers h, std::chrono::milliseconds timeout)
+    : impl_(std::make_shared<impl>(system, std::move(h), timeout)) {
+  impl_->actor = system.spawn(endpoint_actor, impl_);
+}
+
+endpoint::~endpoint() { stop(); }
+
+result<uint16_t> endpoint::listen(const std::string& address, uint16_t port) {
+  auto p = impl_->system.middleman().publish(impl_->actor, port,
+                                             address.empty() ? nullptr : address.c_str(), true);
+  if (!p)
+    return make_error("cluster_listen_failed", "cluster.port " + std::to_string(port) + " on " +
+                                                   address + ": " +
+                                                   impl_->system.render(p.error()));
+  impl_->port = *p;
+  return *p;
+}
+
+result<void> endpoint::connect(const std::string& node, const std::string& host, uint16_t port) {
+  auto peer = impl_->system.middleman().remote_actor(host, port);
+  if (!peer)
+    return make_error("cluster_connect_failed", "node " + node + " at " + host + ":" +
+                                                    std::to_string(port) + ": " +
+                                                    impl_->system.render(peer.error()));
+  caf::anon_send(impl_->actor, watch_atom::value, node, *peer);
+  impl_->mark(node, true);
+  return {};
+}
+
+bool endpoint::connected(const std::string& node) const {
+  std::lock_guard<std::mutex> lock(impl_->m);
+  return impl_->up.count(node) > 0;
+}
+
+void endpoint::forward(const std::string& node, const actors::inbound& in, uint32_t hops,
+                       const std::string& from, std::function<void(actors::turn_outcome)> done) {
+  auto j = std::make_shared<fwd_job>();
+  j->node = node;
+  j->bytes = encode_forward(in, hops, from);
+  j->done = std::move(done);
+  caf::anon_send(impl_->actor, fwd_atom::value, std::move(j));
+}
+
+void endpoint::stop() {
+  {
+    std::lock_guard<std::mutex> lock(impl_->m);
+    if (impl_->stopped) return;
+    impl_->stopped = true;
+  }
+  if (impl_->port != 0) impl_->system.middleman().unpublish(impl_->actor, impl_->port);
+  caf::anon_send_exit(impl_->actor, caf::exit_reason::user_shutdown);
+}
+
+}  // namespace parley::cluster

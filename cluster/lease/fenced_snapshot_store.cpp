@@ -1,0 +1,72 @@
+#include "cluster/lease/fenced_snapshot_store.hpp"
+
+#include "cluster/placement/placement.hpp"
+#include "src/io/lanes.hpp"
+
+namespace parley::cluster {
+namespace {
+
+/// A load's reply, with the epoch it was read under.
+struct epoch_load final : actors::snapshot_store::load_handler {
+  std::shared_ptr<load_handler> next;
+  uint64_t epoch = 0;
+  void loaded(result<actors::snapshot_read> r) override {
+    if (r.ok()) r->epoch = epoch;
+    next->loaded(std::move(r));
+  }
+};
+
+}  // namespace
+
+fenced_snapshot_store::fenced_snapshot_store(store::redis_client& redis, std::size_t lanes,
+                                             std::string key_prefix, const shard_table& table,
+                                             lease_keys keys, std::string node)
+    : redis_(redis),
+      lanes_(lanes),
+      plain_(redis, lanes, std::move(key_prefix)),
+      table_(table),
+      keys_(std::move(keys)),
+      node_(std::move(node)) {}
+
+void fenced_snapshot_store::load(std::string_view tenant, std::string_view session,
+                                 std::shared_ptr<load_handler> done) {
+  uint64_t epoch = table_.held(shard_of(tenant, session, table_.size()));
+  if (epoch == 0)
+    return done->loaded(make_error(
+        "not_owner", "this node does not hold the conversation's shard (it is moving): retry"));
+  auto h = std::make_shared<epoch_load>();
+  h->next = std::move(done);
+  h->epoch = epoch;
+  plain_.load(tenant, session, std::move(h));
+}
+
+uint64_t fenced_snapshot_store::epoch_for(std::string_view tenant, std::string_view session) const {
+  return table_.held(shard_of(tenant, session, table_.size()));
+}
+
+void fenced_snapshot_store::commit(std::string_view tenant, std::string_view session,
+                                   std::string_view bytes, std::chrono::seconds ttl,
+                                   uint64_t expected_epoch, std::shared_ptr<commit_handler> done) {
+  if (expected_epoch == 0)
+    return done->committed(make_error("fenced", "the conversation was read under no lease"));
+  uint32_t shard = shard_of(tenant, session, table_.size());
+  auto cb = [done = std::move(done)](result<store::redis_reply> r) {
+    if (!r.ok()) return done->committed(r.err());
+    if (r->type != store::redis_reply::kind::integer || r->integer != 1)
+      return done->committed(make_error(
+          "fenced", "this node no longer holds the lease of the conversation's shard: retry"));
+    done->committed({});
+  };
+  const std::string key = plain_.key(tenant, session);
+  const std::string lease = keys_.lease(shard);
+  const std::string holder = holder_value(node_, expected_epoch);
+  const std::string secs = std::to_string(ttl.count());
+  int lane = io::lanes::current();
+  if (lane >= 0 && static_cast<std::size_t>(lane) < lanes_)
+    redis_.eval_on(static_cast<std::size_t>(lane), commit_script(), {key, lease},
+                   {bytes, secs, holder}, std::move(cb));
+  else
+    redis_.eval(commit_script(), {key, lease}, {bytes, secs, holder}, std::move(cb));
+}
+
+}  // namespace parley::cluster

@@ -1,0 +1,42 @@
+#pragma once
+/// The snapshot store of a cluster node: the snapshot keys of redis_snapshot_store,
+/// read with GET, written only through the fenced commit script (leases.hpp).
+///
+/// A load hands out the epoch of the lease this node holds on the conversation's
+/// shard (snapshot_read::epoch), or fails with `not_owner` when it holds none (the
+/// shard is moving: the client retries, 503). A commit passes that epoch back; Redis
+/// refuses it (`fenced`) unless the shard's lease is still "<this node>/<epoch>", so a
+/// conversation that outlived its node's lease, or lives on after its shard left and
+/// came back, cannot overwrite newer turns: its turn answers 503 and its next turn
+/// reloads. Threads: as redis_snapshot_store (the calling lane, else the client's).
+
+#include <string>
+
+#include "actors/snapshot/redis_snapshot_store.hpp"
+#include "cluster/lease/leases.hpp"
+
+namespace parley::cluster {
+
+class fenced_snapshot_store final : public actors::snapshot_store {
+ public:
+  /// All references outlive this store.
+  fenced_snapshot_store(store::redis_client& redis, std::size_t lanes, std::string key_prefix,
+                        const shard_table& table, lease_keys keys, std::string node);
+
+  void load(std::string_view tenant, std::string_view session,
+            std::shared_ptr<load_handler> done) override;
+  void commit(std::string_view tenant, std::string_view session, std::string_view bytes,
+              std::chrono::seconds ttl, uint64_t expected_epoch,
+              std::shared_ptr<commit_handler> done) override;
+  uint64_t epoch_for(std::string_view tenant, std::string_view session) const override;
+
+ private:
+  store::redis_client& redis_;
+  std::size_t lanes_;
+  actors::redis_snapshot_store plain_;  // keys and loads
+  const shard_table& table_;
+  lease_keys keys_;
+  std::string node_;
+};
+
+}  // namespace parley::cluster

@@ -1,0 +1,109 @@
+#include "cluster/lease/leases.hpp"
+
+namespace parley::cluster {
+
+std::string lease_keys::lease(uint32_t shard) const {
+  return prefix + ":" + region + ":lease:" + std::to_string(shard);
+}
+std::string lease_keys::epoch(uint32_t shard) const {
+  return prefix + ":" + region + ":epoch:" + std::to_string(shard);
+}
+std::string lease_keys::member(std::string_view node) const {
+  return prefix + ":" + region + ":member:" + std::string(node);
+}
+std::string lease_keys::members() const { return prefix + ":" + region + ":members"; }
+std::string lease_keys::drain(std::string_view node) const {
+  return prefix + ":" + region + ":drain:" + std::string(node);
+}
+
+std::string holder_value(std::string_view node, uint64_t epoch) {
+  std::string v(node);
+  v += '/';
+  v += std::to_string(epoch);
+  return v;
+}
+
+std::string_view holder_node(std::string_view value) {
+  auto slash = value.rfind('/');
+  if (slash == std::string_view::npos) return {};
+  return value.substr(0, slash);
+}
+
+// KEYS: lease_1, epoch_1, lease_2, epoch_2, ...
+// ARGV[1] node, ARGV[2] TTL in ms, ARGV[2 + i]: the value lease_i must have now ("" = absent).
+const store::redis_script& acquire_script() {
+  static const store::redis_script s(R"lua(
+local out = {}
+for i = 1, #KEYS / 2 do
+  local cur = redis.call('GET', KEYS[2 * i - 1]) or ''
+  if cur == ARGV[2 + i] then
+    local e = redis.call('INCR', KEYS[2 * i])
+    redis.call('SET', KEYS[2 * i - 1], ARGV[1] .. '/' .. e, 'PX', ARGV[2])
+    out[i] = e
+  else
+    out[i] = 0
+  end
+end
+return out
+)lua");
+  return s;
+}
+
+// KEYS: leases; ARGV[1] TTL in ms, ARGV[1 + i]: the value lease_i must hold.
+const store::redis_script& renew_script() {
+  static const store::redis_script s(R"lua(
+local out = {}
+for i = 1, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[1 + i] then
+    redis.call('PEXPIRE', KEYS[i], ARGV[1])
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+end
+return out
+)lua");
+  return s;
+}
+
+// KEYS: leases; ARGV[i]: the value lease_i must hold to be deleted.
+const store::redis_script& release_script() {
+  static const store::redis_script s(R"lua(
+local out = {}
+for i = 1, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[i] then
+    redis.call('DEL', KEYS[i])
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+end
+return out
+)lua");
+  return s;
+}
+
+// KEYS[1] snapshot, KEYS[2] lease; ARGV[1] bytes, ARGV[2] TTL in s, ARGV[3] "<node>/<epoch>".
+const store::redis_script& commit_script() {
+  static const store::redis_script s(R"lua(
+if redis.call('GET', KEYS[2]) ~= ARGV[3] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return 1
+)lua");
+  return s;
+}
+
+std::vector<store::redis_script> lease_scripts() {
+  return {acquire_script(), renew_script(), release_script(), commit_script()};
+}
+
+shard_table::shard_table(uint32_t shards) : slots_(shards) {}
+
+uint32_t shard_table::held_count() const {
+  uint32_t n = 0;
+  for (const auto& s : slots_)
+    if (s.epoch.load(std::memory_order_relaxed) != 0) ++n;
+  return n;
+}
+
+}  // namespace parley::cluster

@@ -1,0 +1,98 @@
+#pragma once
+/// Shard leases and fencing in the region's Redis.
+///
+/// Keys (one Redis per region; the region is in the key so that two regions sharing a
+/// server by mistake cannot take each other's shards):
+/// - `<prefix>:<region>:lease:<shard>`: "<node>/<epoch>", with a TTL (cluster.lease_ms);
+///   absent when no node holds the shard.
+/// - `<prefix>:<region>:epoch:<shard>`: the shard's last epoch, never expiring, only
+///   ever incremented: every new holder gets a larger epoch than any before it.
+///
+/// The scripts (EVALSHA, atomic in Redis) are the only writers of these keys:
+/// - acquire: for each shard, takes the lease iff its current value is the one the
+///   caller last read (compare-and-set: "" when absent); returns the new epochs.
+/// - renew / release: for each shard, extends (PEXPIRE) or deletes the lease iff it
+///   still holds the caller's value; returns 1 or 0 per shard.
+/// - commit: writes a conversation's snapshot iff the lease of its shard holds the
+///   writer's "<node>/<epoch>". This is the fence: a node that lost its lease (paused,
+///   partitioned, slow) can no longer commit, and the store enforces it, not a timer.
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "src/store/redis.hpp"
+
+namespace parley::cluster {
+
+struct lease_keys {
+  std::string prefix = "parley";
+  std::string region = "local";
+
+  std::string lease(uint32_t shard) const;
+  std::string epoch(uint32_t shard) const;
+  /// A member's record and the sorted set of every member seen (membership.hpp).
+  std::string member(std::string_view node) const;
+  std::string members() const;
+  /// Set by `POST /admin/v1/cluster/nodes/{id}/drain`: the node drains and exits.
+  std::string drain(std::string_view node) const;
+};
+
+/// "<node>/<epoch>": a lease's value.
+std::string holder_value(std::string_view node, uint64_t epoch);
+/// The node of a lease value ("" when malformed or empty).
+std::string_view holder_node(std::string_view value);
+
+const store::redis_script& acquire_script();
+const store::redis_script& renew_script();
+const store::redis_script& release_script();
+const store::redis_script& commit_script();
+/// Every script, for redis_options::scripts (loaded at each connect).
+std::vector<store::redis_script> lease_scripts();
+
+/// What this node holds, shard by shard: read on every turn (lock-free), written by
+/// the membership loop. A shard is held when its epoch is non-zero.
+class shard_table {
+ public:
+  explicit shard_table(uint32_t shards);
+  uint32_t size() const { return static_cast<uint32_t>(slots_.size()); }
+
+  /// The epoch of the lease this node holds on `shard`, 0 when it holds none.
+  uint64_t held(uint32_t shard) const {
+    return slots_[shard].epoch.load(std::memory_order_acquire);
+  }
+  void set_held(uint32_t shard, uint64_t epoch) {
+    slots_[shard].epoch.store(epoch, std::memory_order_release);
+  }
+  /// A held shard being handed over: new turns go to its next owner.
+  bool leaving(uint32_t shard) const {
+    return slots_[shard].leaving.load(std::memory_order_acquire);
+  }
+  void set_leaving(uint32_t shard, bool v) {
+    slots_[shard].leaving.store(v, std::memory_order_release);
+  }
+  /// Turns submitted to this node's runtime for `shard` and not yet answered.
+  int in_flight(uint32_t shard) const {
+    return slots_[shard].in_flight.load(std::memory_order_acquire);
+  }
+  void turn_started(uint32_t shard) {
+    slots_[shard].in_flight.fetch_add(1, std::memory_order_acq_rel);
+  }
+  void turn_finished(uint32_t shard) {
+    slots_[shard].in_flight.fetch_sub(1, std::memory_order_acq_rel);
+  }
+  uint32_t held_count() const;
+
+ private:
+  struct slot {
+    std::atomic<uint64_t> epoch{0};
+    std::atomic<bool> leaving{false};
+    std::atomic<int> in_flight{0};
+  };
+  std::vector<slot> slots_;
+};
+
+}  // namespace parley::cluster

@@ -1,0 +1,822 @@
+#include "cluster/node/cluster_node.hpp"
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <condition_variable>
+#include <deque>
+#include <future>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+#include <unordered_map>
+
+#include "actors/registry/bot_registry.hpp"
+#include "cluster/endpoint/endpoint.hpp"
+#include "cluster/placement/placement.hpp"
+#include "src/common/clock.hpp"
+#include "src/io/lanes.hpp"
+#include "src/log/log.hpp"
+#include "src/store/redis.hpp"
+
+namespace parley::cluster {
+namespace {
+
+using actors::inbound;
+using actors::turn_outcome;
+using clock_type = std::chrono::steady_clock;
+
+/// A forwarded turn crosses at most this many nodes (the entry node's view and the
+/// owner's may differ for a heartbeat; past it the client retries).
+constexpr uint32_t max_hops = 2;
+
+/// Members whose record is gone stay listed (state down) this long.
+constexpr int64_t forget_after_ms = 10 * 60 * 1000;
+
+turn_outcome unavailable(std::string message) {
+  turn_outcome out;
+  out.st = turn_outcome::status::unavailable;
+  out.message = std::move(message);
+  return out;
+}
+
+/// What a member record says (JSON in Redis).
+struct member_info {
+  std::string id, host, http, state, version;
+  std::string incarnation;  // random per process start
+  uint16_t port = 0;
+  uint64_t hb = 0;  // heartbeats written: a peer seen lost is back once it grows
+  int64_t ts_ms = 0;
+  uint32_t shards_owned = 0;
+  uint64_t live = 0;
+};
+
+result<member_info> parse_member(const std::string& text) {
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return make_error("bad_member", "not a JSON object");
+  member_info m;
+  m.id = j.value("id", "");
+  m.host = j.value("host", "");
+  m.port = j.value("port", static_cast<uint16_t>(0));
+  m.http = j.value("http", "");
+  m.state = j.value("state", "");
+  m.version = j.value("version", "");
+  m.incarnation = j.value("inc", "");
+  m.hb = j.value("hb", static_cast<uint64_t>(0));
+  m.ts_ms = j.value("ts", static_cast<int64_t>(0));
+  m.shards_owned = j.value("shards", static_cast<uint32_t>(0));
+  m.live = j.value("live", static_cast<uint64_t>(0));
+  if (m.id.empty()) return make_error("bad_member", "no id");
+  return m;
+}
+
+/// A message waiting for its shard to get an owner that holds it.
+struct pending {
+  inbound in;
+  std::function<void(turn_outcome)> done;
+  uint32_t hops = 0;
+  clock_type::time_point deadline;
+};
+
+struct probe {
+  prometheus::Gauge* shards_owned;
+  prometheus::Gauge* members_up;
+  prometheus::Gauge* buffered;
+  prometheus::Counter* forwarded;
+  prometheus::Counter* received;
+  prometheus::Counter* rejected_full;
+  prometheus::Counter* rejected_timeout;
+  prometheus::Counter* leases_acquired;
+  prometheus::Counter* leases_lost;
+  prometheus::Counter* handoffs;
+  prometheus::Counter* stalls;
+  prometheus::Counter* peers_lost;
+
+  explicit probe(prometheus::Registry& reg) {
+    auto gauge = [&reg](const char* name, const char* help) {
+      return &prometheus::BuildGauge().Name(name).Help(help).Register(reg).Add({});
+    };
+    auto counter = [&reg](const char* name, const char* help,
+                          const prometheus::Labels& labels = {}) {
+      return &prometheus::BuildCounter().Name(name).Help(help).Register(reg).Add(labels);
+    };
+    shards_owned = gauge("parley_cluster_shards_owned", "Shards whose lease this node holds.");
+    members_up =
+        gauge("parley_cluster_members_up", "Up members of the region, as this node sees them.");
+    buffered = gauge("parley_cluster_buffered_messages",
+                     "Messages waiting here for their moving shard's next owner.");
+    forwarded = counter("parley_cluster_forwarded_turns_total",
+                        "Turns this node sent to the owner of their shard.");
+    received =
+        counter("parley_cluster_received_turns_total", "Turns peers forwarded to this node.");
+    const char* rejected_help =
+        "Messages answered 503 while their shard moved: the buffer was full or they waited "
+        "too long.";
+    rejected_full =
+        counter("parley_cluster_buffer_rejected_total", rejected_help, {{"reason", "full"}});
+    rejected_timeout =
+        counter("parley_cluster_buffer_rejected_total", rejected_help, {{"reason", "timeout"}});
+    leases_acquired = counter("parley_cluster_leases_acquired_total",
+                              "Shard leases this node took (each with a new epoch).");
+    leases_lost = counter("parley_cluster_leases_lost_total",
+                          "Shard leases this node found taken or expired at renewal.");
+    handoffs = counter("parley_cluster_handoffs_total",
+                       "Shards this node handed over (released) to their next owner.");
+    stalls = counter("parley_cluster_heartbeats_skipped_total",
+                     "Heartbeats skipped because a lane did not run its task in time.");
+    peers_lost = counter("parley_cluster_peers_lost_total",
+                         "Connections to peer nodes lost (each noticed at once).");
+  }
+};
+
+}  // namespace
+
+struct cluster_node::impl {
+  deps d;
+  cluster_options o;
+  lease_keys keys;
+  std::unique_ptr<endpoint> ep;
+  std::unique_ptr<probe> metrics;
+  log::rate_limited stall_log{std::chrono::seconds(5)};
+
+  // The view: what the last heartbeat read. Guarded by `m`.
+  mutable std::mutex m;
+  std::vector<std::string> up_ids;  // sorted
+  std::vector<int> desired;         // per shard: index into up_ids, -1 none
+  std::map<std::string, member_info> members;
+  /// Peers whose connection dropped: (incarnation, hb) when it did. Such a peer is
+  /// down until it heartbeats again (or restarts) and is reconnected.
+  std::map<std::string, std::pair<std::string, uint64_t>> lost;
+  const std::string incarnation =
+      std::to_string(common::now_unix_ms()) + "-" + std::to_string(::getpid());
+  std::unordered_map<uint32_t, std::deque<pending>> buffer;
+  std::size_t buffered = 0;
+
+  // Handoff progress (membership thread only).
+  std::vector<clock_type::time_point> leaving_since;
+
+  std::atomic<bool> draining{false};
+  std::atomic<bool> is_up{false};
+  std::atomic<bool> stopping{false};
+  std::atomic<uint64_t> hb{0};
+  std::string state = "joining";  // membership thread
+
+  std::mutex wake_m;
+  std::condition_variable wake;
+  std::thread loop;
+
+  // Lanes' proof of life: steady ms when each lane last ran its heartbeat task.
+  std::unique_ptr<std::atomic<int64_t>[]> lane_seen;
+
+  // Connection attempts in progress, by peer (each on its own thread: a connect to a
+  // paused peer blocks in CAF until the peer resumes).
+  std::set<std::string> connecting;
+  std::mutex connect_m;
+  std::shared_ptr<std::atomic<bool>> alive = std::make_shared<std::atomic<bool>>(true);
+
+  impl(deps dd, cluster_options oo) : d(dd), o(std::move(oo)) {
+    keys.prefix = o.key_prefix;
+    keys.region = o.region;
+    leaving_since.resize(o.shards);
+    desired.assign(o.shards, -1);
+    if (d.metrics != nullptr) metrics = std::make_unique<probe>(*d.metrics);
+  }
+
+  static int64_t steady_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               clock_type::now().time_since_epoch())
+        .count();
+  }
+
+  // ---------------------------------------------------------------- routing
+
+  void route(inbound in, std::function<void(turn_outcome)> done, uint32_t hops) {
+    uint32_t s = shard_of(in.tenant, in.session_id, o.shards);
+    if (d.table->held(s) != 0 && !d.table->leaving(s))
+      return local(s, std::move(in), std::move(done));
+    std::unique_lock<std::mutex> lock(m);
+    // Re-checked under the lock: the membership thread changes holdings under it.
+    if (d.table->held(s) != 0 && !d.table->leaving(s)) {
+      lock.unlock();
+      return local(s, std::move(in), std::move(done));
+    }
+    int owner = desired[s];
+    if (owner >= 0 && up_ids[static_cast<std::size_t>(owner)] != o.node) {
+      std::string peer = up_ids[static_cast<std::size_t>(owner)];
+      if (ep->connected(peer)) {
+        lock.unlock();
+        if (hops >= max_hops)
+          return done(unavailable("the conversation's shard is moving between nodes: retry"));
+        return forward(peer, std::move(in), std::move(done), hops);
+      }
+    }
+    park(lock, s, std::move(in), std::move(done), hops);
+  }
+
+  /// Buffers a message until its shard has a holder (called with `m` held).
+  void park(std::unique_lock<std::mutex>& lock, uint32_t s, inbound in,
+            std::function<void(turn_outcome)> done, uint32_t hops) {
+    if (buffered >= o.buffer_max) {
+      lock.unlock();
+      if (metrics) metrics->rejected_full->Increment();
+      return done(unavailable(
+          "too many messages are waiting for moving conversations on this node: retry"));
+    }
+    buffer[s].push_back(
+        pending{std::move(in), std::move(done), hops, clock_type::now() + o.buffer_timeout});
+    ++buffered;
+    if (metrics) metrics->buffered->Set(static_cast<double>(buffered));
+  }
+
+  void local(uint32_t s, inbound in, std::function<void(turn_outcome)> done) {
+    d.table->turn_started(s);
+    d.rt->submit(std::move(in), [this, s, done = std::move(done)](turn_outcome out) {
+      out.served_by = o.node;
+      d.table->turn_finished(s);
+      done(std::move(out));
+    });
+  }
+
+  void forward(const std::string& peer, inbound in, std::function<void(turn_outcome)> done,
+               uint32_t hops) {
+    if (metrics) metrics->forwarded->Increment();
+    std::string tenant = in.tenant;
+    ep->forward(peer, in, hops + 1, o.node,
+                [this, tenant, done = std::move(done)](turn_outcome out) mutable {
+                  // The program stays on each node (its registry): the gateway renders
+                  // variables from it.
+                  if (!out.result || out.bot_version == 0 || d.registry == nullptr)
+                    return done(std::move(out));
+                  auto shared = std::make_shared<turn_outcome>(std::move(out));
+                  d.registry->version(
+                      tenant, shared->bot, shared->bot_version,
+                      [shared, done = std::move(done)](result<actors::loaded_program> p) {
+                        if (p.ok()) shared->program = p->program;
+                        done(std::move(*shared));
+                      });
+                });
+  }
+
+  /// Sends every buffered message of a shard that can now go somewhere, and answers
+  /// the ones that waited too long. Membership thread.
+  void flush() {
+    std::vector<pending> go_local, expired;
+    std::vector<std::pair<std::string, pending>> go_remote;
+    auto now = clock_type::now();
+    {
+      std::lock_guard<std::mutex> lock(m);
+      for (auto it = buffer.begin(); it != buffer.end();) {
+        uint32_t s = it->first;
+        auto& q = it->second;
+        bool here = d.table->held(s) != 0 && !d.table->leaving(s);
+        int owner = desired[s];
+        std::string peer = owner >= 0 && up_ids[static_cast<std::size_t>(owner)] != o.node
+                               ? up_ids[static_cast<std::size_t>(owner)]
+                               : std::string();
+        bool there = !peer.empty() && ep->connected(peer);
+        while (!q.empty()) {
+          auto& p = q.front();
+          if (here)
+            go_local.push_back(std::move(p));
+          else if (there)
+            go_remote.emplace_back(peer, std::move(p));
+          else if (p.deadline <= now)
+            expired.push_back(std::move(p));
+          else
+            break;  // in arrival order: the rest waits behind it
+          q.pop_front();
+          --buffered;
+        }
+        it = q.empty() ? buffer.erase(it) : std::next(it);
+      }
+      if (metrics) metrics->buffered->Set(static_cast<double>(buffered));
+    }
+    for (auto& p : go_local) {
+      uint32_t s = shard_of(p.in.tenant, p.in.session_id, o.shards);
+      local(s, std::move(p.in), std::move(p.done));
+    }
+    for (auto& [peer, p] : go_remote) {
+      if (p.hops >= max_hops) {
+        p.done(unavailable("the conversation's shard is moving between nodes: retry"));
+        continue;
+      }
+      forward(peer, std::move(p.in), std::move(p.done), p.hops);
+    }
+    for (auto& p : expired) {
+      if (metrics) metrics->rejected_timeout->Increment();
+      p.done(unavailable("the conversation's shard is moving between nodes: retry"));
+    }
+  }
+
+  // ---------------------------------------------------------------- Redis
+
+  /// Runs commands as one pipeline and waits for their replies (membership thread).
+  std::vector<result<store::redis_reply>> run(std::vector<std::vector<std::string>> cmds) {
+    auto p = std::make_shared<std::promise<std::vector<result<store::redis_reply>>>>();
+    auto f = p->get_future();
+    std::size_t n = cmds.size();
+    d.redis->pipeline(std::move(cmds), [p](std::vector<result<store::redis_reply>> r) {
+      p->set_value(std::move(r));
+    });
+    if (f.wait_for(o.lease) != std::future_status::ready)
+      return std::vector<result<store::redis_reply>>(
+          n, make_error("redis_timeout", "no Redis reply within the lease"));
+    return f.get();
+  }
+
+  /// EVALSHA with any number of keys and arguments (EVAL when Redis lost the script).
+  result<store::redis_reply> eval(const store::redis_script& script,
+                                  const std::vector<std::string>& ks,
+                                  const std::vector<std::string>& args) {
+    auto make = [&](bool sha) {
+      std::vector<std::string> c;
+      c.reserve(3 + ks.size() + args.size());
+      c.push_back(sha ? "EVALSHA" : "EVAL");
+      c.push_back(sha ? script.sha1() : script.source());
+      c.push_back(std::to_string(ks.size()));
+      c.insert(c.end(), ks.begin(), ks.end());
+      c.insert(c.end(), args.begin(), args.end());
+      return c;
+    };
+    auto r = std::move(run({make(true)})[0]);
+    if (!r.ok() && r.err().message.find("NOSCRIPT") != std::string::npos)
+      r = std::move(run({make(false)})[0]);
+    return r;
+  }
+
+  // ---------------------------------------------------------------- heartbeat
+
+  /// Whether every lane ran its last task within half a lease; posts the next ones.
+  bool lanes_alive() {
+    if (d.lanes == nullptr) return true;
+    int64_t now = steady_ms();
+    int64_t limit = std::max<int64_t>(o.lease.count() / 2, 2 * o.heartbeat.count());
+    bool alive_all = true;
+    for (std::size_t i = 0; i < d.lanes->size(); ++i) {
+      if (now - lane_seen[i].load(std::memory_order_acquire) > limit) alive_all = false;
+      auto* seen = &lane_seen[i];
+      boost::asio::post(d.lanes->at(i),
+                        [seen] { seen->store(steady_ms(), std::memory_order_release); });
+    }
+    return alive_all;
+  }
+
+  std::string record() const {
+    nlohmann::json j = {{"id", o.node},
+                        {"host", o.advertise},
+                        {"port", port},
+                        {"http", http_url()},
+                        {"state", state},
+                        {"version", o.version},
+                        {"inc", incarnation},
+                        {"hb", hb.load()},
+                        {"ts", common::now_unix_ms()},
+                        {"shards", d.table->held_count()},
+                        {"live", d.rt != nullptr ? d.rt->live_count() : 0}};
+    return j.dump();
+  }
+  uint16_t port = 0;
+  mutable std::mutex url_m;
+  std::string http_url() const {
+    std::lock_guard<std::mutex> lock(url_m);
+    return o.http_url;
+  }
+
+  void tick() {
+    if (!lanes_alive()) {
+      if (metrics) metrics->stalls->Increment();
+      stall_log.warn("cluster_heartbeat_skipped",
+                     {{"reason", "a lane did not run its heartbeat task within half a lease"},
+                      {"node", o.node}});
+      return;  // no renewal: a stalled node loses its leases as a dead one does
+    }
+    hb.fetch_add(1);
+    int64_t now_ms = common::now_unix_ms();
+    std::vector<std::vector<std::string>> cmds;
+    cmds.push_back({"SET", keys.member(o.node), record(), "PX", std::to_string(o.lease.count())});
+    cmds.push_back({"ZADD", keys.members(), std::to_string(now_ms), o.node});
+    cmds.push_back(
+        {"ZREMRANGEBYSCORE", keys.members(), "-inf", std::to_string(now_ms - forget_after_ms)});
+    cmds.push_back({"ZRANGE", keys.members(), "0", "-1"});
+    cmds.push_back({"GET", keys.drain(o.node)});
+    std::vector<std::string> mget{"MGET"};
+    for (uint32_t s = 0; s < o.shards; ++s) mget.push_back(keys.lease(s));
+    cmds.push_back(std::move(mget));
+    auto r = run(std::move(cmds));
+    for (const auto& x : r)
+      if (!x.ok()) {
+        log::warn("cluster_heartbeat_failed", {{"error", x.err().message}});
+        return;
+      }
+    if (!r[4]->is_nil()) {
+      run({{"DEL", keys.drain(o.node)}});
+      if (!draining.exchange(true)) {
+        log::info("cluster_drain_requested", {{"node", o.node}});
+        if (o.on_drain_requested) o.on_drain_requested();
+      }
+    }
+    std::vector<std::string> ids;
+    for (const auto& e : r[3]->elements) ids.push_back(e.str);
+    std::vector<std::string> holders(o.shards);
+    for (uint32_t s = 0; s < o.shards && s < r[5]->elements.size(); ++s)
+      holders[s] = r[5]->elements[s].is_nil() ? "" : r[5]->elements[s].str;
+
+    std::map<std::string, member_info> seen;
+    if (!ids.empty()) {
+      std::vector<std::string> get{"MGET"};
+      for (const auto& id : ids) get.push_back(keys.member(id));
+      auto recs = run({std::move(get)});
+      if (!recs[0].ok()) return;
+      for (std::size_t i = 0; i < ids.size() && i < recs[0]->elements.size(); ++i) {
+        if (recs[0]->elements[i].is_nil()) continue;
+        auto mi = parse_member(recs[0]->elements[i].str);
+        if (mi) seen[mi->id] = std::move(*mi);
+      }
+    }
+    update_view(std::move(seen));
+    shards(holders);
+    flush();
+    connect_peers();
+  }
+
+  /// Recomputes the up members and the desired owner of every shard.
+  void update_view(std::map<std::string, member_info> seen) {
+    // Joining until every up peer is reachable, so forwarding works from the first
+    // turn this node owns; then up (unless draining).
+    bool reachable = true;
+    for (const auto& [id, mi] : seen)
+      if (id != o.node && mi.state == "up" && !ep->connected(id)) reachable = false;
+    if (draining)
+      state = "draining";
+    else if (state == "joining" && (reachable || hb > 20))
+      state = "up";
+    std::vector<std::string> ups;
+    {
+      std::lock_guard<std::mutex> lock(m);
+      for (auto it = lost.begin(); it != lost.end();) {
+        auto s = seen.find(it->first);
+        // Back once it heartbeats again after the loss and we reconnected; forgotten
+        // once its record is gone.
+        bool again = s != seen.end() && (s->second.incarnation != it->second.first ||
+                                         s->second.hb > it->second.second + 1);
+        if (s == seen.end() || (again && ep->connected(it->first)))
+          it = lost.erase(it);
+        else
+          ++it;
+      }
+      for (const auto& [id, mi] : seen) {
+        if (id == o.node) continue;
+        if (mi.state == "up" && lost.count(id) == 0) ups.push_back(id);
+      }
+      if (state == "up") ups.push_back(o.node);
+      std::sort(ups.begin(), ups.end());
+      if (ups != up_ids) {
+        log::info("cluster_members_changed",
+                  {{"node", o.node}, {"up", nlohmann::json(ups).dump()}});
+        up_ids = ups;
+        std::vector<uint64_t> hashes;
+        for (const auto& id : up_ids) hashes.push_back(stable_hash(id));
+        for (uint32_t s = 0; s < o.shards; ++s) desired[s] = owner_of_hashed(s, hashes);
+      }
+      seen[o.node].id = o.node;
+      members = std::move(seen);
+    }
+    is_up = state == "up";
+    if (metrics) metrics->members_up->Set(static_cast<double>(ups.size()));
+  }
+
+  /// Whether `id` may still hold leases: a record (joining, up or draining) and no
+  /// lost connection. Only the leases of a node that is not are taken over.
+  bool is_member_alive(const std::string& id) const {
+    auto it = members.find(id);
+    return it != members.end() && !it->second.state.empty() && it->second.state != "down" &&
+           lost.count(id) == 0;
+  }
+
+  /// Renews, hands over, releases and acquires leases from the current holders.
+  void shards(const std::vector<std::string>& holders) {
+    std::vector<uint32_t> renew, release, acquire;
+    std::vector<std::string> acquire_expect;
+    auto now = clock_type::now();
+    std::size_t leaving_now = 0;
+    {
+      std::lock_guard<std::mutex> lock(m);
+      for (uint32_t s = 0; s < o.shards; ++s)
+        if (d.table->leaving(s)) ++leaving_now;
+      for (uint32_t s = 0; s < o.shards; ++s) {
+        bool mine = desired[s] >= 0 && up_ids[static_cast<std::size_t>(desired[s])] == o.node;
+        if (draining) mine = false;
+        if (d.table->held(s) != 0) {
+          if (mine) {
+            d.table->set_leaving(s, false);  // it came back before it left
+            renew.push_back(s);
+            continue;
+          }
+          if (!d.table->leaving(s)) {
+            if (leaving_now >= o.handoff_batch) {
+              renew.push_back(s);
+              continue;
+            }
+            ++leaving_now;
+            d.table->set_leaving(s, true);
+            leaving_since[s] = now;
+          }
+          if (d.table->in_flight(s) == 0 || now - leaving_since[s] >= o.handoff_timeout)
+            release.push_back(s);
+          else
+            renew.push_back(s);
+          continue;
+        }
+        if (!mine) continue;
+        const auto& cur = holders[s];
+        std::string holder(holder_node(cur));
+        if (cur.empty() || holder == o.node || !is_member_alive(holder)) {
+          acquire.push_back(s);
+          acquire_expect.push_back(cur);
+        }
+      }
+    }
+    std::vector<uint32_t> gone;
+    if (!renew.empty()) {
+      std::vector<std::string> ks, args{std::to_string(o.lease.count())};
+      for (auto s : renew) {
+        ks.push_back(keys.lease(s));
+        args.push_back(holder_value(o.node, d.table->held(s)));
+      }
+      auto r = eval(renew_script(), ks, args);
+      if (r.ok()) {
+        for (std::size_t i = 0; i < renew.size() && i < r->elements.size(); ++i)
+          if (r->elements[i].integer != 1) gone.push_back(renew[i]);
+        if (!gone.empty()) {
+          if (metrics) metrics->leases_lost->Increment(static_cast<double>(gone.size()));
+          log::warn("cluster_leases_lost", {{"node", o.node},
+                                            {"count", std::to_string(gone.size())},
+                                            {"first_shard", std::to_string(gone.front())}});
+        }
+      }
+    }
+    if (!release.empty()) {
+      std::vector<std::string> ks, args;
+      for (auto s : release) {
+        ks.push_back(keys.lease(s));
+        args.push_back(holder_value(o.node, d.table->held(s)));
+      }
+      // Whatever the script answers, the shard is no longer ours to serve.
+      (void)eval(release_script(), ks, args);
+      for (auto s : release) {
+        gone.push_back(s);
+        if (metrics) metrics->handoffs->Increment();
+      }
+    }
+    {
+      std::lock_guard<std::mutex> lock(m);
+      for (auto s : gone) {
+        d.table->set_held(s, 0);
+        d.table->set_leaving(s, false);
+      }
+    }
+    if (!gone.empty() && d.rt != nullptr) {
+      std::vector<bool> set(o.shards, false);
+      for (auto s : gone) set[s] = true;
+      d.rt->passivate_where(
+          [&](std::string_view t, std::string_view c) { return set[shard_of(t, c, o.shards)]; });
+    }
+    if (!acquire.empty()) {
+      std::vector<std::string> ks, args{o.node, std::to_string(o.lease.count())};
+      for (std::size_t i = 0; i < acquire.size(); ++i) {
+        ks.push_back(keys.lease(acquire[i]));
+        ks.push_back(keys.epoch(acquire[i]));
+        args.push_back(acquire_expect[i]);
+      }
+      auto r = eval(acquire_script(), ks, args);
+      if (r.ok()) {
+        std::size_t got = 0;
+        std::lock_guard<std::mutex> lock(m);
+        for (std::size_t i = 0; i < acquire.size() && i < r->elements.size(); ++i) {
+          auto e = r->elements[i].integer;
+          if (e <= 0) continue;
+          d.table->set_held(acquire[i], static_cast<uint64_t>(e));
+          ++got;
+        }
+        if (got > 0) {
+          if (metrics) metrics->leases_acquired->Increment(static_cast<double>(got));
+          log::info("cluster_shards_acquired", {{"node", o.node}, {"count", std::to_string(got)}});
+        }
+      }
+    }
+    if (metrics) metrics->shards_owned->Set(static_cast<double>(d.table->held_count()));
+  }
+
+  /// Starts a connection attempt to every member not connected (one thread each).
+  void connect_peers() {
+    std::vector<member_info> todo;
+    {
+      std::lock_guard<std::mutex> lock(m);
+      for (const auto& [id, mi] : members)
+        if (id != o.node && (mi.state == "up" || mi.state == "joining" || mi.state == "draining") &&
+            mi.port != 0 && !ep->connected(id))
+          todo.push_back(mi);
+    }
+    for (auto& mi : todo) {
+      {
+        std::lock_guard<std::mutex> lock(connect_m);
+        if (!connecting.insert(mi.id).second) continue;
+      }
+      // Detached: a connect to a paused peer blocks in CAF until it resumes (or the
+      // middleman stops); `alive` keeps a late return from touching a stopped node.
+      std::thread([this, mi, alive = alive] {
+        auto r = ep->connect(mi.id, mi.host, mi.port);
+        if (!alive->load()) return;
+        if (r.ok()) log::info("cluster_peer_connected", {{"node", o.node}, {"peer", mi.id}});
+        std::lock_guard<std::mutex> lock(connect_m);
+        connecting.erase(mi.id);
+      }).detach();
+    }
+  }
+
+  void peer_down(const std::string& node) {
+    if (metrics) metrics->peers_lost->Increment();
+    {
+      std::lock_guard<std::mutex> lock(m);
+      auto it = members.find(node);
+      lost[node] = it == members.end() ? std::make_pair(std::string(), uint64_t{0})
+                                       : std::make_pair(it->second.incarnation, it->second.hb);
+    }
+    // Recompute at once rather than at the next heartbeat: the dead node's shards are
+    // taken as soon as possible.
+    std::lock_guard<std::mutex> lock(wake_m);
+    wake.notify_all();
+  }
+
+  void run_loop() {
+    while (!stopping) {
+      auto started = clock_type::now();
+      tick();
+      std::unique_lock<std::mutex> lock(wake_m);
+      wake.wait_until(lock, started + o.heartbeat, [this] { return stopping.load(); });
+    }
+  }
+};
+
+cluster_node::cluster_node(deps d, cluster_options o)
+    : impl_(std::make_unique<impl>(d, std::move(o))) {}
+
+cluster_node::~cluster_node() { stop(); }
+
+result<uint16_t> cluster_node::start() {
+  auto* i = impl_.get();
+  endpoint::handlers h;
+  h.turn = [i](inbound in, uint32_t hops, std::function<void(turn_outcome)> done) {
+    if (i->metrics) i->metrics->received->Increment();
+    i->route(std::move(in), std::move(done), hops);
+  };
+  h.peer_down = [i](const std::string& node) { i->peer_down(node); };
+  i->ep = std::make_unique<endpoint>(*i->d.system, std::move(h), i->o.forward_timeout);
+  auto port = i->ep->listen(i->o.listen_address, i->o.port);
+  if (!port) return port.err();
+  i->port = *port;
+  if (i->d.lanes != nullptr) {
+    i->lane_seen = std::make_unique<std::atomic<int64_t>[]>(i->d.lanes->size());
+    for (std::size_t k = 0; k < i->d.lanes->size(); ++k) i->lane_seen[k] = impl::steady_ms();
+  }
+  log::info("cluster_listening", {{"node", i->o.node},
+                                  {"region", i->o.region},
+                                  {"port", std::to_string(*port)},
+                                  {"shards", std::to_string(i->o.shards)}});
+  i->loop = std::thread([i] { i->run_loop(); });
+  return *port;
+}
+
+void cluster_node::submit(inbound in, std::function<void(turn_outcome)> done) {
+  impl_->route(std::move(in), std::move(done), 0);
+}
+
+void cluster_node::drain() {
+  if (!impl_->draining.exchange(true)) log::info("cluster_draining", {{"node", impl_->o.node}});
+  std::lock_guard<std::mutex> lock(impl_->wake_m);
+  impl_->wake.notify_all();
+}
+
+bool cluster_node::wait_drained(std::chrono::milliseconds deadline) {
+  auto end = clock_type::now() + deadline;
+  while (clock_type::now() < end) {
+    {
+      std::lock_guard<std::mutex> lock(impl_->m);
+      if (impl_->d.table->held_count() == 0 && impl_->buffered == 0) return true;
+      // Nobody to hand over to (a lone node): its leases go when it leaves.
+      bool others = false;
+      for (const auto& id : impl_->up_ids)
+        if (id != impl_->o.node) others = true;
+      if (!others) return true;
+    }
+    // Polled: the membership thread hands shards over a batch per heartbeat.
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+void cluster_node::stop() {
+  auto* i = impl_.get();
+  if (i->stopping.exchange(true)) return;
+  i->alive->store(false);
+  {
+    std::lock_guard<std::mutex> lock(i->wake_m);
+    i->wake.notify_all();
+  }
+  if (i->loop.joinable()) i->loop.join();
+  // Leave: whatever is still held is released, and peers see the record gone.
+  std::vector<std::string> ks, args;
+  for (uint32_t s = 0; s < i->o.shards; ++s)
+    if (auto e = i->d.table->held(s); e != 0) {
+      ks.push_back(i->keys.lease(s));
+      args.push_back(holder_value(i->o.node, e));
+      i->d.table->set_held(s, 0);
+    }
+  if (!ks.empty()) (void)i->eval(release_script(), ks, args);
+  if (i->ep) i->run({{"DEL", i->keys.member(i->o.node)}});
+  std::vector<pending> left;
+  {
+    std::lock_guard<std::mutex> lock(i->m);
+    for (auto& [s, q] : i->buffer)
+      for (auto& p : q) left.push_back(std::move(p));
+    i->buffer.clear();
+    i->buffered = 0;
+  }
+  for (auto& p : left) p.done(unavailable("the node is shutting down"));
+  if (i->ep) i->ep->stop();
+  log::info("cluster_left", {{"node", i->o.node}});
+}
+
+void cluster_node::set_http_url(std::string url) {
+  std::lock_guard<std::mutex> lock(impl_->url_m);
+  impl_->o.http_url = std::move(url);
+}
+
+bool cluster_node::up() const { return impl_->is_up; }
+
+const std::string& cluster_node::id() const { return impl_->o.node; }
+
+void cluster_node::status(std::function<void(result<nlohmann::json>)> done) {
+  auto* i = impl_.get();
+  i->d.redis->command({"ZRANGE", i->keys.members(), "0", "-1"}, [i, done = std::move(done)](
+                                                                    result<store::redis_reply> r) {
+    if (!r) return done(r.err());
+    std::vector<std::string> ids;
+    for (const auto& e : r->elements) ids.push_back(e.str);
+    auto out = nlohmann::json{{"region", i->o.region},
+                              {"shards", i->o.shards},
+                              {"self", i->o.node},
+                              {"nodes", nlohmann::json::array()}};
+    if (ids.empty()) return done(std::move(out));
+    std::vector<std::string> get{"MGET"};
+    for (const auto& id : ids) get.push_back(i->keys.member(id));
+    i->d.redis->command(std::move(get), [ids, out = std::move(out), done = std::move(done)](
+                                            result<store::redis_reply> recs) mutable {
+      if (!recs) return done(recs.err());
+      int64_t now = common::now_unix_ms();
+      for (std::size_t k = 0; k < ids.size(); ++k) {
+        nlohmann::json n = {{"id", ids[k]}, {"state", "down"}};
+        if (k < recs->elements.size() && !recs->elements[k].is_nil()) {
+          if (auto mi = parse_member(recs->elements[k].str)) {
+            n = {{"id", mi->id},
+                 {"address", mi->host + ":" + std::to_string(mi->port)},
+                 {"http", mi->http},
+                 {"state", mi->state},
+                 {"shards_owned", mi->shards_owned},
+                 {"live_conversations", mi->live},
+                 {"version", mi->version},
+                 {"heartbeat_age_ms", std::max<int64_t>(0, now - mi->ts_ms)}};
+          }
+        }
+        out["nodes"].push_back(std::move(n));
+      }
+      done(std::move(out));
+    });
+  });
+}
+
+void cluster_node::request_drain(const std::string& node, std::function<void(result<bool>)> done) {
+  auto* i = impl_.get();
+  i->d.redis->command({"EXISTS", i->keys.member(node)},
+                      [i, node, done = std::move(done)](result<store::redis_reply> r) {
+                        if (!r) return done(r.err());
+                        if (r->integer == 0) return done(false);
+                        i->d.redis->command({"SET", i->keys.drain(node), "1", "EX", "3600"},
+                                            [done](result<store::redis_reply> s) {
+                                              if (!s) return done(s.err());
+                                              done(true);
+                                            });
+                      });
+}
+
+}  // namespace parley::cluster
