@@ -220,13 +220,14 @@ class driver {
   }
 
   /// Every acknowledged turn is in transcript_turns once, with its text and answer, and
-  /// no turn that was not sent is there. transcript_turns numbers a conversation's turns
-  /// itself (the start is one of them), so a turn is found by its text, which is unique
-  /// per conversation. Transcripts are written off the turn's path, so this awaits them
-  /// (deadline `wait`).
+  /// no turn that was not sent is there (one deadline for all conversations). transcript_turns
+  /// numbers a conversation's turns itself (the start is one of them), so a turn is found by its
+  /// text, which is unique per conversation. Transcripts are written off the turn's path, so this
+  /// awaits them (deadline `wait`).
   void check_transcripts(parley::store::postgres_client& pg,
                          std::chrono::milliseconds wait = std::chrono::seconds(30)) const {
     auto convs = records();
+    auto end = clock::now() + wait;  // one deadline for all: a lost turn costs it once
     for (const auto& c : convs) {
       if (c.session.empty()) continue;
       std::map<std::string, const turn*> sent;  // by text
@@ -246,7 +247,8 @@ class driver {
             for (const auto& row : rows) in += row.direction == "in" && sent.count(row.text);
             return in >= sent.size();
           },
-          wait);
+          std::max(std::chrono::milliseconds(0),
+                   std::chrono::duration_cast<std::chrono::milliseconds>(end - clock::now())));
       std::map<std::int64_t, std::string> inbound, outbound;  // by transcript sequence
       for (const auto& row : rows)
         (row.direction == "in" ? inbound : outbound)[row.sequence] += row.text + "\n";

@@ -13,6 +13,7 @@
 #include <sstream>
 #include <string>
 
+#include "cluster/placement/placement.hpp"
 #include "src/admin/deploy.hpp"
 #include "src/http/client.hpp"
 #include "src/store/catalog.hpp"
@@ -129,6 +130,26 @@ class Cluster : public ::testing::Test {
   long shards() {
     auto s = region_->node(0).cluster_status();
     return s.is_object() ? s.value("shards", 0L) : 0L;
+  }
+
+  /// The shards each of the up nodes `ids` owns under rendezvous placement
+  /// (cluster/placement): what the region must show once the placement has settled.
+  static std::map<std::string, long> placement(const std::vector<std::string>& ids, long total) {
+    std::map<std::string, long> out;
+    for (const auto& id : ids) out[id] = 0;
+    for (int owner : parley::cluster::assign(static_cast<uint32_t>(total), ids))
+      if (owner >= 0) ++out[ids[static_cast<std::size_t>(owner)]];
+    return out;
+  }
+  /// Whether `status` shows exactly the owners of `want` up, each with its shards.
+  static bool settled(const json& status, const std::map<std::string, long>& want) {
+    std::size_t up = 0;
+    for (const auto& m : status.value("nodes", json::array()))
+      if (m.value("state", "") == "up") ++up;
+    if (up != want.size()) return false;
+    for (const auto& [id, n] : want)
+      if (state_of(status, id) != "up" || field_of(status, id, "shards_owned") != n) return false;
+    return true;
   }
 
   /// The most common value of `owners` ("" ignored).

@@ -17,6 +17,9 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -103,12 +106,35 @@ class region_node {
   bool stopped() const { return stopped_; }
   pid_t pid() const { return proc_ ? proc_->pid() : -1; }
 
-  void signal(int sig) {
-    if (!proc_) return;
+  /// Sends `sig`. SIGSTOP returns once every thread of the process is stopped (state T
+  /// in /proc), since the kernel stops them asynchronously: a request sent after that
+  /// is not read until SIGCONT. False when they did not all stop within 10 s.
+  bool signal(int sig) {
+    if (!proc_) return false;
     proc_->kill(sig);
-    if (sig == SIGSTOP) stopped_ = true;
     if (sig == SIGCONT) stopped_ = false;
+    if (sig != SIGSTOP) return true;
+    stopped_ = true;
+    bool all = parley::store::testing::eventually([&] { return all_threads_stopped(); }, 10s);
+    if (!all) ADD_FAILURE() << name_ << " did not stop within 10 s of SIGSTOP";
+    return all;
   }
+  /// Whether every thread of the process is in state T (stopped).
+  bool all_threads_stopped() const {
+    std::error_code ec;
+    auto dir = std::filesystem::path("/proc") / std::to_string(pid()) / "task";
+    bool any = false;
+    for (const auto& t : std::filesystem::directory_iterator(dir, ec)) {
+      std::ifstream in(t.path() / "stat");
+      std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      auto close = stat.rfind(')');
+      if (close == std::string::npos || close + 2 >= stat.size()) return false;
+      if (stat[close + 2] != 'T' && stat[close + 2] != 't') return false;
+      any = true;
+    }
+    return any && !ec;
+  }
+
   /// kill -9, then reaps it.
   void kill9() {
     signal(SIGKILL);
@@ -187,7 +213,9 @@ class region {
   };
 
   explicit region(options o) : opts_(std::move(o)) {
-    prefix_ = parley::store::testing::unique_name("n");
+    // In a Redis of its own, the region's node names can be plain (and its placement
+    // the same from run to run); in a shared one they must not meet another region's.
+    prefix_ = opts_.redis_url.empty() ? "node" : parley::store::testing::unique_name("n");
     redis_url_ = opts_.redis_url;
     if (redis_url_.empty()) {
       redis_ = std::make_unique<parley::store::testing::redis_process>(dir_.path());
@@ -222,7 +250,8 @@ class region {
     return nodes_.size();
   }
 
-  /// Starts one more node (named "<prefix>-<index>"); false when it did not start.
+  /// Starts one more node (named "node-<index>", or "<unique prefix>-<index>" in a
+  /// shared Redis); false when it did not start.
   bool add() {
     std::map<std::string, std::string> env = {
         {"PORT", "0"},

@@ -28,34 +28,37 @@ TEST_F(Cluster, JoinAFourthNodeThenDrainOneUnderLoadLosesNothing) {
   d->start();
   ASSERT_TRUE(d->await_answered_after(clock::now(), 3, 60s)) << "the load did not get going";
 
-  json before;
+  std::vector<std::string> three, four;
+  for (std::size_t i = 0; i < 3; ++i) three.push_back(region_->node(i).name());
+  auto before = placement(three, total);
+  json seen;
   ASSERT_TRUE(region_->await_status(
-      0, [&](const json& s) { return region::shards_owned_by_up(s) == total; }, 10s, &before))
-      << before.dump();
+      0, [&](const json& s) { return settled(s, before); }, 30s, &seen))
+      << "expected " << json(before).dump() << ", the region shows " << seen.dump();
   auto joined_at = clock::now();
   ASSERT_TRUE(region_->add());
   auto fourth = region_->node(3).name();
+  four = three;
+  four.push_back(fourth);
+  auto after = placement(four, total);
   ASSERT_TRUE(region_->await_converged());
-  // The handoff moves shards a few at a time: await the end of it.
-  json after;
-  ASSERT_TRUE(region_->await_status(
-      0,
-      [&](const json& s) {
-        return field_of(s, fourth, "shards_owned") > 0 && region::shards_owned_by_up(s) == total;
-      },
-      60s, &after))
-      << after.dump();
-  // Rendezvous placement: shards move only to the new node, about a quarter of them.
-  auto moved = field_of(after, fourth, "shards_owned");
-  std::cout << "the fourth node took " << moved << " of " << total << " shards\n";
-  RecordProperty("shards_moved_on_join", std::to_string(moved));
-  EXPECT_LE(moved, static_cast<long>(1.1 * static_cast<double>(total) / 4)) << after.dump();
-  EXPECT_GE(moved, static_cast<long>(0.9 * static_cast<double>(total) / 4)) << after.dump();
-  for (std::size_t i = 0; i < 3; ++i) {
-    auto id = region_->node(i).name();
-    EXPECT_LE(field_of(after, id, "shards_owned"), field_of(before, id, "shards_owned"))
-        << id << " gained shards when a node joined";
+  // The handoff moves shards a batch per heartbeat: await its end, where every node
+  // owns what rendezvous placement gives it (the same on every node).
+  for (std::size_t i = 0; i < 4; ++i)
+    ASSERT_TRUE(region_->await_status(
+        i, [&](const json& s) { return settled(s, after); }, 60s, &seen))
+        << "expected " << json(after).dump() << ", " << region_->node(i).name() << " shows "
+        << seen.dump();
+  // Rendezvous placement: shards moved only to the new node, about a quarter of them.
+  long moved = 0;
+  for (const auto& id : three) {
+    EXPECT_LE(field_of(seen, id, "shards_owned"), before[id]) << id << " gained shards";
+    moved += before[id] - field_of(seen, id, "shards_owned");
   }
+  EXPECT_EQ(moved, field_of(seen, fourth, "shards_owned"));
+  std::cout << "a fourth node joined: " << moved << " of " << total << " shards moved\n";
+  RecordProperty("shards_moved_on_join", std::to_string(moved));
+  EXPECT_LE(moved, static_cast<long>(1.1 * static_cast<double>(total) / 4)) << seen.dump();
   ASSERT_TRUE(d->await_answered_after(clock::now(), 3, 60s));
 
   // Drain node 0 through node 1's admin endpoint: it hands its shards over and exits 0.
@@ -66,14 +69,10 @@ TEST_F(Cluster, JoinAFourthNodeThenDrainOneUnderLoadLosesNothing) {
   EXPECT_EQ(*code, 0) << region_->node(0).output();
   auto drained_at = clock::now();
   ASSERT_TRUE(region_->await_converged());
-  json last;
+  auto rest = placement({four[1], four[2], four[3]}, total);
   EXPECT_TRUE(region_->await_status(
-      1,
-      [&](const json& s) {
-        return state_of(s, drained) != "up" && region::shards_owned_by_up(s) == total;
-      },
-      30s, &last))
-      << last.dump();
+      1, [&](const json& s) { return settled(s, rest); }, 30s, &seen))
+      << "expected " << json(rest).dump() << ", the region shows " << seen.dump();
   ASSERT_TRUE(d->await_answered_after(drained_at, 3, 60s));
   auto worst = max_latency_ms(*d, joined_at);
   std::cout << "the slowest turn during the join and the drain took " << worst << " ms\n";
@@ -87,6 +86,8 @@ TEST_F(Cluster, RollingRestartOfAllThreeNodesUnderLoadLosesNothing) {
   auto d = make_driver();
   d->start();
   ASSERT_TRUE(d->await_answered_after(clock::now(), 3, 60s)) << "the load did not get going";
+  auto want =
+      placement({region_->node(0).name(), region_->node(1).name(), region_->node(2).name()}, total);
   auto began = clock::now();
   for (std::size_t i = 0; i < 3; ++i) {
     auto& n = region_->node(i);
@@ -100,13 +101,9 @@ TEST_F(Cluster, RollingRestartOfAllThreeNodesUnderLoadLosesNothing) {
     ASSERT_TRUE(region_->await_converged());
     json s;
     ASSERT_TRUE(region_->await_status(
-        i,
-        [&](const json& st) {
-          return field_of(st, region_->node(i).name(), "shards_owned") > 0 &&
-                 region::shards_owned_by_up(st) == total;
-        },
-        60s, &s))
-        << "the restarted " << region_->node(i).name() << " took no shards back: " << s.dump();
+        i, [&](const json& st) { return settled(st, want); }, 60s, &s))
+        << "the restarted " << region_->node(i).name() << " did not take its shards back, "
+        << json(want).dump() << ": " << s.dump();
     ASSERT_TRUE(d->await_answered_after(clock::now(), 2, 60s));
   }
   std::cout << "the slowest turn during the rolling restart took " << max_latency_ms(*d, began)

@@ -15,16 +15,14 @@ TEST_F(Cluster, ThreeNodesSpreadConversationsAndAnyNodeRoutesToTheOwner) {
   const long total = shards();
   ASSERT_GT(total, 0) << region_->node(0).cluster_status().dump();
   json status;
-  ASSERT_TRUE(region_->await_status(
-      0,
-      [&](const json& s) {
-        if (region::shards_owned_by_up(s) != total) return false;
-        for (std::size_t i = 0; i < 3; ++i)
-          if (field_of(s, region_->node(i).name(), "shards_owned") <= 0) return false;
-        return true;
-      },
-      30s, &status))
-      << "each of the three nodes owns shards, and together all " << total << ": " << status.dump();
+  auto want =
+      placement({region_->node(0).name(), region_->node(1).name(), region_->node(2).name()}, total);
+  for (std::size_t i = 0; i < 3; ++i)
+    ASSERT_TRUE(region_->await_status(
+        i, [&](const json& s) { return settled(s, want); }, 30s, &status))
+        << "the three nodes own the shards rendezvous placement gives them, " << json(want).dump()
+        << ", as " << region_->node(i).name() << " sees it: " << status.dump();
+  status = region_->node(0).cluster_status();
   EXPECT_EQ(status.value("self", ""), region_->node(0).name());
   for (const auto& n : status["nodes"]) {
     EXPECT_TRUE(n.contains("address")) << n.dump();
@@ -68,6 +66,19 @@ TEST_F(Cluster, ThreeNodesSpreadConversationsAndAnyNodeRoutesToTheOwner) {
     }
   }
 
+  // The status counts the live conversations of each node (carried by heartbeats, so
+  // the peers' figures follow within a beat or two).
+  ASSERT_TRUE(region_->await_status(
+      0,
+      [&](const json& s) {
+        for (const auto& [owner, count] : per_owner)
+          if (field_of(s, owner, "live_conversations") < count) return false;
+        return true;
+      },
+      10s, &status))
+      << "live_conversations per node, expected at least " << json(per_owner).dump() << ": "
+      << status.dump();
+
   // A retried start (the client timed out) through another node: the same session,
   // the recorded answer, and the conversation goes on where it was.
   for (std::size_t i = 0; i < n; i += 5) {
@@ -81,19 +92,6 @@ TEST_F(Cluster, ThreeNodesSpreadConversationsAndAnyNodeRoutesToTheOwner) {
     EXPECT_NE(next.texts.find("turn 4: after-retry"), std::string::npos)
         << "the retried start did not restart the conversation: " << next.texts;
   }
-
-  // The status counts the live conversations of each node (carried by heartbeats, so
-  // the peers' figures follow within a beat or two).
-  ASSERT_TRUE(region_->await_status(
-      0,
-      [&](const json& s) {
-        for (const auto& [owner, count] : per_owner)
-          if (field_of(s, owner, "live_conversations") < count) return false;
-        return true;
-      },
-      10s, &status))
-      << "live_conversations per node, expected at least " << json(per_owner).dump() << ": "
-      << status.dump();
 
   // Each session's welcome is in its transcript once: one session per key, started once.
   for (std::size_t i = 0; i < n; ++i) {
