@@ -23,6 +23,12 @@ struct fwd_job {
   std::string node;
   std::string bytes;
   std::function<void(actors::turn_outcome)> done;
+  bool answered = false;  // on the endpoint actor only
+  void answer(actors::turn_outcome out) {
+    if (answered) return;
+    answered = true;
+    done(std::move(out));
+  }
 };
 using fwd_job_ptr = std::shared_ptr<fwd_job>;
 
@@ -68,6 +74,9 @@ struct endpoint_state {
   std::unordered_map<std::string, caf::actor> peers;  // by node id
   std::unordered_map<caf::actor_addr, std::string> names;
   std::unordered_map<uint64_t, caf::response_promise> waiting;  // forwarded to us
+  /// Sent to a peer and not answered yet, by peer: answered at once when it is lost
+  /// (a request to a dead node would otherwise wait for its timeout).
+  std::unordered_map<std::string, std::unordered_map<uint64_t, fwd_job_ptr>> outstanding;
   uint64_t next_id = 0;
 };
 
@@ -82,6 +91,13 @@ caf::behavior endpoint_actor(caf::stateful_actor<endpoint_state>* self,
     if (p != self->state.peers.end() && p->second.address() == dm.source)
       self->state.peers.erase(p);
     ep->mark(node, false);
+    auto o = self->state.outstanding.find(node);
+    if (o != self->state.outstanding.end()) {
+      auto jobs = std::move(o->second);
+      self->state.outstanding.erase(o);
+      for (auto& [id, j] : jobs)
+        j->answer(unavailable("node " + node + " was lost while running the turn: retry"));
+    }
     log::warn("cluster_peer_lost", {{"node", node}, {"reason", caf::to_string(dm.reason)}});
     if (ep->h.peer_down) ep->h.peer_down(node);
   });
@@ -100,17 +116,25 @@ caf::behavior endpoint_actor(caf::stateful_actor<endpoint_state>* self,
       [self, ep](fwd_atom, fwd_job_ptr& j) {
         auto it = self->state.peers.find(j->node);
         if (it == self->state.peers.end())
-          return j->done(unavailable("no connection to node " + j->node + " yet: retry"));
+          return j->answer(unavailable("no connection to node " + j->node + " yet: retry"));
+        uint64_t id = ++self->state.next_id;
+        self->state.outstanding[j->node][id] = j;
+        auto settle = [self, j, id] {
+          auto o = self->state.outstanding.find(j->node);
+          if (o != self->state.outstanding.end()) o->second.erase(id);
+        };
         self->request(it->second, ep->timeout, turn_atom::value, std::move(j->bytes))
             .then(
-                [j](std::string& bytes) {
+                [j, settle](std::string& bytes) {
+                  settle();
                   auto out = decode_answer(bytes);
-                  if (!out) return j->done(unavailable("node " + j->node + " answered garbage"));
-                  j->done(std::move(*out));
+                  if (!out) return j->answer(unavailable("node " + j->node + " answered garbage"));
+                  j->answer(std::move(*out));
                 },
-                [j](caf::error& e) {
-                  j->done(unavailable("node " + j->node + " did not answer: " + caf::to_string(e) +
-                                      "; retry"));
+                [j, settle](caf::error& e) {
+                  settle();
+                  j->answer(unavailable("node " + j->node +
+                                        " did not answer: " + caf::to_string(e) + "; retry"));
                 });
       },
       [self, ep](turn_atom, std::string& bytes) -> caf::result<std::string> {
