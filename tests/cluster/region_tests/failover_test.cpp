@@ -127,6 +127,21 @@ TEST_F(Cluster, SigstopPastTheLeaseLosesTheShardsAndRejoinsAfterSigcont) {
   EXPECT_NE(third.texts.find("turn 3: after"), std::string::npos)
       << "turn 2 ran twice or was lost: " << third.texts;
 
+  // It found its leases taken when it renewed them after SIGCONT.
+  double lost = -1;
+  EXPECT_TRUE(parley::store::testing::eventually(
+      [&] {
+        parley::http::client_request r;
+        r.url = region_->node(v).url("/metrics");
+        auto res = parley::http::fetch(r);
+        if (!res.ok()) return false;
+        auto pos = res->body.find("\nparley_cluster_leases_lost_total ");
+        if (pos == std::string::npos) return false;
+        lost = std::stod(res->body.substr(pos + 34));
+        return lost > 0;
+      },
+      20s))
+      << "parley_cluster_leases_lost_total of the continued node: " << lost;
   // It rejoins: every node, itself included, shows it up again.
   EXPECT_TRUE(region_->await_converged());
   check_everything(*d);
