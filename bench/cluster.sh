@@ -16,14 +16,11 @@
 #      1.1 x 1/4 of the shards).
 # It is not a load benchmark: a few requests per run, so it does not disturb others much.
 set -euo pipefail
+runs=${1:-5} conversations=${2:-30}
 top=$(cd "$(dirname "$0")/.." && pwd)
-cd "$top"
-. scripts/lib/deps.sh
-. scripts/lib/servers.sh
-. bench/lib.sh
-runs=${1:-5}
-conversations=${2:-30}
 build=${PARLEY_BENCH_BUILD:-build/release}
+cd "$top"
+for lib in scripts/lib/deps.sh scripts/lib/servers.sh bench/lib.sh; do . "$lib"; done
 
 parley_install_deps
 export CCACHE_DIR=${CCACHE_DIR:-$top/.cache/ccache}

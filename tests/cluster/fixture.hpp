@@ -73,6 +73,20 @@ class Cluster : public ::testing::Test {
     ASSERT_TRUE(r.ok() && r->deployed) << (r.ok() ? "diagnostics" : r.err().message);
   }
 
+  /// start_region(nodes), then the load driver (make_driver(o)) running until every
+  /// conversation has answered 3 turns. Null, after the failures, when any step failed.
+  std::unique_ptr<driver> start_under_load(std::size_t nodes, driver::options o = {}) {
+    start_region(nodes);
+    if (HasFatalFailure()) return nullptr;
+    auto d = make_driver(o);
+    d->start();
+    if (!d->await_answered_after(clock::now(), 3, 60s)) {
+      ADD_FAILURE() << "the load did not get going";
+      return nullptr;
+    }
+    return d;
+  }
+
   std::unique_ptr<driver> make_driver(driver::options o = {}) {
     region* r = region_.get();
     return std::make_unique<driver>([r] { return r->endpoints(); }, tenant_, key_, o);

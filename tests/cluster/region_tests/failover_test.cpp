@@ -12,11 +12,9 @@ namespace {
 using namespace parley::cluster::testing;
 
 TEST_F(Cluster, KillNineUnderLoadEveryConversationAnswersAgainWithinFiveSeconds) {
-  start_region(3);
+  auto d = start_under_load(3);
+  ASSERT_TRUE(d);
   const long total = shards();
-  auto d = make_driver();
-  d->start();
-  ASSERT_TRUE(d->await_answered_after(clock::now(), 3, 60s)) << "the load did not get going";
 
   auto victim = most_common(d->owners_before(clock::now()));
   auto v = region_->index_of(victim);
@@ -52,13 +50,11 @@ TEST_F(Cluster, KillNineUnderLoadEveryConversationAnswersAgainWithinFiveSeconds)
 }
 
 TEST_F(Cluster, SigstopPastTheLeaseLosesTheShardsAndRejoinsAfterSigcont) {
-  start_region(3);
-  const long total = shards();
   driver::options o;
   o.conversations = 20;
-  auto d = make_driver(o);
-  d->start();
-  ASSERT_TRUE(d->await_answered_after(clock::now(), 2, 60s)) << "the load did not get going";
+  auto d = start_under_load(3, o);
+  ASSERT_TRUE(d);
+  const long total = shards();
 
   // A conversation of our own, driven by hand: its owner is the node stopped.
   auto start = start_session(region_->node(0).url(), parley::store::testing::unique_name("stop"));

@@ -22,11 +22,9 @@ double max_latency_ms(const driver& d, clock::time_point since) {
 }
 
 TEST_F(Cluster, JoinAFourthNodeThenDrainOneUnderLoadLosesNothing) {
-  start_region(3);
+  auto d = start_under_load(3);
+  ASSERT_TRUE(d);
   const long total = shards();
-  auto d = make_driver();
-  d->start();
-  ASSERT_TRUE(d->await_answered_after(clock::now(), 3, 60s)) << "the load did not get going";
 
   std::vector<std::string> three, four;
   for (std::size_t i = 0; i < 3; ++i) three.push_back(region_->node(i).name());
@@ -81,11 +79,9 @@ TEST_F(Cluster, JoinAFourthNodeThenDrainOneUnderLoadLosesNothing) {
 }
 
 TEST_F(Cluster, RollingRestartOfAllThreeNodesUnderLoadLosesNothing) {
-  start_region(3);
+  auto d = start_under_load(3);
+  ASSERT_TRUE(d);
   const long total = shards();
-  auto d = make_driver();
-  d->start();
-  ASSERT_TRUE(d->await_answered_after(clock::now(), 3, 60s)) << "the load did not get going";
   auto want =
       placement({region_->node(0).name(), region_->node(1).name(), region_->node(2).name()}, total);
   auto began = clock::now();

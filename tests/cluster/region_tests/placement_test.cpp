@@ -12,6 +12,7 @@ using namespace parley::cluster::testing;
 
 TEST_F(Cluster, ThreeNodesSpreadConversationsAndAnyNodeRoutesToTheOwner) {
   start_region(3);
+  ASSERT_FALSE(HasFatalFailure());
   const long total = shards();
   ASSERT_GT(total, 0) << region_->node(0).cluster_status().dump();
   json status;
