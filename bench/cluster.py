@@ -137,9 +137,13 @@ def failover_run(k, key):
         urls = [n.url for n in nodes]
         sessions, owner = [], collections.Counter()
         for c in range(CONVS):
-            s, h, b = bot_call(urls[c % 3], "/v5.3.0/bots/counter/sessions",
-                               {"externalSessionKey": "fo%d-%d-%d" % (k, c, time.time_ns()),
-                                "message": {}, "forceConfig": {"endpoint": urls[0]}}, key)
+            ext = "fo%d-%d-%d" % (k, c, time.time_ns())
+            for attempt in range(3):  # the first turns load the bot: give them time
+                s, h, b = bot_call(urls[(c + attempt) % 3], "/v5.3.0/bots/counter/sessions",
+                                   {"externalSessionKey": ext, "message": {},
+                                    "forceConfig": {"endpoint": urls[0]}}, key, timeout=10)
+                if s == 200:
+                    break
             if s != 200:
                 sys.exit("session start: HTTP %d %s" % (s, b))
             node = h.get("X-Parley-Node", "")
