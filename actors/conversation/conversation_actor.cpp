@@ -402,8 +402,16 @@ void commit(self_ptr self) {
   s.t->writing.clear();
   s.commit.store(commit_pending, std::memory_order_release);
   s.deps->commits_in_flight.fetch_add(1, std::memory_order_acq_rel);
-  // Fenced by the lease epoch the store handed out with the last load.
-  s.deps->snapshots->commit(s.tenant(), s.session(), s.committed, ttl, s.epoch, std::move(c));
+  // Fenced by the lease epoch the store handed out with the last load. A store that
+  // carries transcripts takes the line in the same atomic write.
+  if (c->line.messages > 0 && s.deps->snapshots->carries_transcripts()) {
+    std::string line = std::move(c->line.copy);
+    c->line = store::transcript_line{};
+    s.deps->snapshots->commit_turn(s.tenant(), s.session(), s.committed, ttl, s.epoch, line,
+                                   std::move(c));
+  } else {
+    s.deps->snapshots->commit(s.tenant(), s.session(), s.committed, ttl, s.epoch, std::move(c));
+  }
   next_turn(self);
 }
 
@@ -549,6 +557,29 @@ void with_program(self_ptr self) {
     s.deps->registry->active(std::string(s.tenant()), s.t->job->in.bot, cb);
 }
 
+/// A start again for the session its external key maps to (a client's retry, see the
+/// Bot API gateway): the start's recorded answer, the bot does not run again. Once the
+/// session has moved on (a later turn recorded) it answers with the session's state and
+/// the start's messages if the snapshot still keeps them (none otherwise); once it has
+/// also ended (or been transferred), `session_ended`, so that the gateway starts a new one.
+void replay_start(self_ptr self) {
+  auto& s = self->state;
+  const auto& snap = *s.t->snap;
+  const parley::runtime::v1::RecordedTurn* rec = nullptr;
+  for (const auto& r : snap.recent())
+    if (r.message_id() == "start") rec = &r;
+  const bool last = rec != nullptr && rec->sequence() == snap.sequence();
+  if (!last && (snap.state().status() == v1::ENDED || snap.state().status() == v1::TRANSFERRED))
+    return answer(self, status::session_ended, "session " + s.session_id() + " has ended");
+  auto recorded = std::make_shared<v1::TurnResult>();
+  if (rec != nullptr && !recorded->ParseFromString(rec->result()))
+    return answer(self, status::internal,
+                  "the start recorded by session " + s.session_id() + " does not parse");
+  *recorded->mutable_state() = snap.state();
+  s.t->replay = std::move(recorded);
+  with_program(self);
+}
+
 /// The turn's checks once the snapshot is known: replay, staleness, existence.
 void dispatch(self_ptr self) {
   auto& s = self->state;
@@ -565,9 +596,11 @@ void dispatch(self_ptr self) {
                     "the snapshot of session " + s.session_id() + " does not parse");
   }
   if (in.what == inbound::kind::start) {
-    if (s.exists)
+    if (!s.exists) return with_program(self);
+    if (in.external_key.empty() || in.external_key != s.t->snap->external_key() ||
+        in.bot != s.t->snap->bot())
       return answer(self, status::internal, "session id " + s.session_id() + " is already in use");
-    return with_program(self);
+    return replay_start(self);
   }
   if (!s.exists)
     return answer(self, status::session_not_found,
@@ -613,8 +646,11 @@ void dispatch(self_ptr self) {
 void start_turn(self_ptr self) {
   auto& s = self->state;
   // A start sent again (its actor died) reads the store like any other turn: the start may
-  // have been committed, and the read orders this turn after that commit's completion.
-  if (s.loaded || (s.t->job->in.what == inbound::kind::start && s.t->job->attempt == 1)) {
+  // have been committed, and the read orders this turn after that commit's completion. So
+  // does one with an external key: it may be a client's retry of a start already committed.
+  const auto& in = s.t->job->in;
+  if (s.loaded ||
+      (in.what == inbound::kind::start && s.t->job->attempt == 1 && in.external_key.empty())) {
     if (!s.loaded) s.epoch = s.deps->snapshots->epoch_for(s.tenant(), s.session());
     s.loaded = true;
     return dispatch(self);

@@ -1,14 +1,14 @@
 #include "actors/gateway/botapi_gateway.hpp"
 
-#include <openssl/evp.h>
 #include <openssl/rand.h>
-#include <openssl/sha.h>
 
 #include <atomic>
 #include <mutex>
 #include <optional>
 #include <unordered_map>
 
+#include "actors/gateway/session_keys.hpp"
+#include "actors/gateway/sha256.hpp"
 #include "actors/runtime/runtime.hpp"
 #include "src/channels/botapi/botapi.hpp"
 #include "src/common/clock.hpp"
@@ -41,30 +41,12 @@ std::string new_session_id() {
   return out;
 }
 
-/// SHA-256 with the digest fetched once and a context per thread: OpenSSL 3's one-shot
-/// SHA256() looks the algorithm up and allocates a context on every call, which cost
-/// 2 % of the node's CPU at 35,000 requests/s.
-void sha256(const std::string& data, unsigned char* out) {
-  static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-  struct ctx_holder {
-    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-    ~ctx_holder() { EVP_MD_CTX_free(ctx); }
-  };
-  thread_local ctx_holder h;
-  unsigned int len = 0;
-  if (md == nullptr || h.ctx == nullptr || EVP_DigestInit_ex2(h.ctx, md, nullptr) != 1 ||
-      EVP_DigestUpdate(h.ctx, data.data(), data.size()) != 1 ||
-      EVP_DigestFinal_ex(h.ctx, out, &len) != 1)
-    SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(),
-           out);  // never expected
-}
-
 /// Positive authentications, by (tenant, SHA-256 of the key), for `ttl`.
 class auth_cache {
  public:
   explicit auth_cache(std::chrono::seconds ttl) : ttl_(ttl) {}
   static std::string key(const std::string& tenant, const std::string& token) {
-    unsigned char d[SHA256_DIGEST_LENGTH];
+    unsigned char d[sha256_size];
     sha256(token, d);
     std::string k = tenant;
     k += '\0';
@@ -90,7 +72,9 @@ class auth_cache {
   std::unordered_map<std::string, std::chrono::steady_clock::time_point> until_;
 };
 
-struct gateway {
+/// Shared with the callbacks of its own Redis calls, which may complete after the
+/// routes are gone (a node shutting down).
+struct gateway : std::enable_shared_from_this<gateway> {
   botapi_gateway_options opts;
   auth_cache cache;
   /// Tells this gateway's entries in thread-local caches from an earlier one's.
@@ -190,24 +174,60 @@ struct gateway {
     auto start = std::make_shared<botapi::start_request>(std::move(*parsed));
     std::string path = req.path;
     authenticate(start->ctx, path, start->ctx.request_id, reply, [this, start, path, reply] {
-      inbound in;
-      in.what = inbound::kind::start;
-      in.tenant = start->ctx.org_id;
-      in.bot = start->bot_id;
-      in.channel = "botapi";
-      in.session_id = new_session_id();
-      in.external_key = start->external_session_key;
-      in.message_id = "start";
-      in.text = start->text.value_or("");
-      in.variables = start->bot_variables();
-      in.now_unix = common::now_unix_ms() / 1000;
-      opts.rt->submit(std::move(in), [start, path, reply](turn_outcome out) {
-        if (auto err = outcome_error(out, path, start->ctx.request_id))
-          return reply(std::move(*err));
-        reply(served(botapi::render_start(make_reply(out, 0, start->ctx.request_id, start->options),
-                                          *out.result),
-                     out));
-      });
+      if (opts.sessions == nullptr) return run_start(start, path, reply, new_session_id(), 0);
+      opts.sessions->claim(
+          start->ctx.org_id, start->bot_id, start->external_session_key, new_session_id(),
+          [self = shared_from_this(), start, path, reply](result<std::string> id) {
+            if (!id) return reply(session_keys_unavailable(id.err(), path, start->ctx.request_id));
+            self->run_start(start, path, reply, std::move(*id), 0);
+          });
+    });
+  }
+
+  static http::response session_keys_unavailable(const error& e, const std::string& path,
+                                                 const std::string& request_id) {
+    return botapi::render_error(503, "the session store is unavailable: " + e.message, path,
+                                request_id, common::now_unix_ms(), 1);
+  }
+
+  /// Starts (or, for a retried start, replays) session `session_id`. A start that finds
+  /// its key's session ended maps the key to a fresh session and starts that
+  /// (`renewals` counts how often, bounded against a pathological loop).
+  void run_start(std::shared_ptr<botapi::start_request> start, std::string path,
+                 http::responder reply, std::string session_id, int renewals) {
+    inbound in;
+    in.what = inbound::kind::start;
+    in.tenant = start->ctx.org_id;
+    in.bot = start->bot_id;
+    in.channel = "botapi";
+    in.session_id = session_id;
+    in.external_key = start->external_session_key;
+    in.message_id = "start";
+    in.text = start->text.value_or("");
+    in.variables = start->bot_variables();
+    in.now_unix = common::now_unix_ms() / 1000;
+    opts.rt->submit(std::move(in), [self = shared_from_this(), start, path, reply, session_id,
+                                    renewals](turn_outcome out) {
+      auto* keys = self->opts.sessions;
+      const auto& ctx = start->ctx;
+      if (keys != nullptr && out.st == status::session_ended && renewals < 2)
+        return keys->replace(
+            ctx.org_id, start->bot_id, start->external_session_key, session_id, new_session_id(),
+            [self, start, path, reply, renewals](result<std::string> id) {
+              if (!id)
+                return reply(session_keys_unavailable(id.err(), path, start->ctx.request_id));
+              self->run_start(start, path, reply, std::move(*id), renewals + 1);
+            });
+      if (keys != nullptr && out.st == status::ok && out.program) {
+        // Committed: the key maps to this session as long as its snapshot can live.
+        auto ttl = out.program->idle_timeout() - std::chrono::seconds(1);
+        if (ttl.count() > 0)
+          keys->keep(ctx.org_id, start->bot_id, start->external_session_key, session_id, ttl);
+      }
+      if (auto err = outcome_error(out, path, ctx.request_id)) return reply(std::move(*err));
+      reply(served(
+          botapi::render_start(make_reply(out, 0, ctx.request_id, start->options), *out.result),
+          out));
     });
   }
 

@@ -52,7 +52,7 @@ struct inbound {
   std::string bot;           ///< start: the bot to run; later: checked against the session
   std::string channel;       ///< "botapi", "sms", ...
   std::string session_id;    ///< the conversation key within the tenant
-  std::string external_key;  ///< the channel's own key (start only)
+  std::string external_key;  ///< the channel's own key (start only; maybe a client's retry)
   std::string message_id;    ///< channel message id: a redelivery with the same id is replayed
   int64_t sequence_id = -1;  ///< Bot API sequenceId (must increase); -1 when the channel has none
   std::string text;          ///< text, button payload, end reason, or transfer failure reason

@@ -56,6 +56,21 @@ class snapshot_store {
   /// session's start): what a load would hand out now. 0 for a store without fences.
   virtual uint64_t epoch_for(std::string_view tenant, std::string_view session) const { return 0; }
 
+  /// Whether commit_turn stores a turn's transcript line atomically with its snapshot
+  /// (the cluster's store: the line joins its shard's Redis stream in the same script,
+  /// so an acknowledged turn's transcript cannot be lost with the node's memory). The
+  /// conversation then hands the writer only its conversation records.
+  virtual bool carries_transcripts() const { return false; }
+
+  /// commit() that also stores `transcript` (a COPY line of transcript_turns) when
+  /// carries_transcripts(); the default ignores it. A refused write stores neither.
+  virtual void commit_turn(std::string_view tenant, std::string_view session,
+                           std::string_view bytes, std::chrono::seconds ttl,
+                           uint64_t expected_epoch, std::string_view transcript,
+                           std::shared_ptr<commit_handler> done) {
+    commit(tenant, session, bytes, ttl, expected_epoch, std::move(done));
+  }
+
   /// Replaces the snapshot of (tenant, session) with `bytes`, to expire after `ttl`
   /// without a newer commit. `expected_epoch` is the fencing epoch of the shard lease
   /// the caller holds (snapshot_read::epoch of its last load): a store that fences

@@ -351,6 +351,12 @@ class worker {
                    "\r\nContent-Type: application/json\r\nX-Org-Id: " + o.tenant +
                    "\r\nAuthorization: Bearer " + o.key + "\r\n";
     start_target = "/v5.3.0/bots/" + o.bot + "/sessions";
+    // Each run's keys are its own: a start with a key an earlier run used would land on
+    // that run's session (a retried start; the key maps to it for the session timeout).
+    session_key_prefix = "{\"externalSessionKey\":\"lg-" +
+                         std::to_string(std::chrono::system_clock::now().time_since_epoch() /
+                                        std::chrono::microseconds(1)) +
+                         "-";
     for (const auto& text : o.texts) texts_json.push_back(json_escape(text));
     for (int i = 0; i < users; ++i)
       users_.push_back(std::make_unique<user>(*this, index * 1000000 + i));
@@ -422,6 +428,7 @@ class worker {
   tally t;
   std::string header_block;             // Host ... Authorization, each line ending in CRLF
   std::string start_target;             // /v5.3.0/bots/{bot}/sessions
+  std::string session_key_prefix;       // {"externalSessionKey":"lg-<this run>-
   std::vector<std::string> texts_json;  // --texts, escaped for a JSON string
 
  private:
@@ -524,7 +531,7 @@ void user::build_request() {
     session_.clear();
     seq_ = 0;
     req_ += w_.start_target;
-    body_ += "{\"externalSessionKey\":\"lg-";
+    body_ += w_.session_key_prefix;
     append_int(body_, id_);
     body_ += '-';
     append_int(body_, ++sessions_);

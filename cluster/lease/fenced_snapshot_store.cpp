@@ -19,14 +19,17 @@ struct epoch_load final : actors::snapshot_store::load_handler {
 }  // namespace
 
 fenced_snapshot_store::fenced_snapshot_store(store::redis_client& redis, std::size_t lanes,
-                                             std::string key_prefix, const shard_table& table,
-                                             lease_keys keys, std::string node)
+                                             std::string key_prefix, shard_table& table,
+                                             lease_keys keys, std::string node,
+                                             transcript_backlog backlog)
     : redis_(redis),
       lanes_(lanes),
       plain_(redis, lanes, std::move(key_prefix)),
       table_(table),
       keys_(std::move(keys)),
-      node_(std::move(node)) {}
+      node_(std::move(node)),
+      backlog_(std::move(backlog)),
+      bound_(std::to_string(backlog_.max_per_shard)) {}
 
 void fenced_snapshot_store::load(std::string_view tenant, std::string_view session,
                                  std::shared_ptr<load_handler> done) {
@@ -67,6 +70,46 @@ void fenced_snapshot_store::commit(std::string_view tenant, std::string_view ses
                    {bytes, secs, holder}, std::move(cb));
   else
     redis_.eval(commit_script(), {key, lease}, {bytes, secs, holder}, std::move(cb));
+}
+
+}  // namespace parley::cluster
+
+namespace parley::cluster {
+
+void fenced_snapshot_store::commit_turn(std::string_view tenant, std::string_view session,
+                                        std::string_view bytes, std::chrono::seconds ttl,
+                                        uint64_t expected_epoch, std::string_view transcript,
+                                        std::shared_ptr<commit_handler> done) {
+  if (expected_epoch == 0)
+    return done->committed(make_error("fenced", "the conversation was read under no lease"));
+  uint32_t shard = shard_of(tenant, session, table_.size());
+  auto cb = [this, shard, done = std::move(done)](result<store::redis_reply> r) {
+    if (!r.ok()) return done->committed(r.err());
+    long long v = r->type == store::redis_reply::kind::integer ? r->integer : 0;
+    if (v == -1)
+      return done->committed(make_error(
+          "transcript_backlog_full",
+          "the transcripts waiting for Postgres reached transcripts.backlog_max_per_shard: retry"));
+    if (v != 1 && v != 2)
+      return done->committed(make_error(
+          "fenced", "this node no longer holds the lease of the conversation's shard: retry"));
+    if (v == 2 && backlog_.on_dropped) backlog_.on_dropped();
+    table_.mark_dirty(shard);
+    done->committed({});
+  };
+  const std::string key = plain_.key(tenant, session);
+  const std::string lease = keys_.lease(shard);
+  const std::string stream = keys_.transcripts(shard);
+  const std::string holder = holder_value(node_, expected_epoch);
+  const std::string secs = std::to_string(ttl.count());
+  const std::string_view policy = backlog_.refuse ? "refuse" : "drop_oldest";
+  int lane = io::lanes::current();
+  if (lane >= 0 && static_cast<std::size_t>(lane) < lanes_)
+    redis_.eval_on(static_cast<std::size_t>(lane), commit_turn_script(), {key, lease, stream},
+                   {bytes, secs, holder, transcript, bound_, policy}, std::move(cb));
+  else
+    redis_.eval(commit_turn_script(), {key, lease, stream},
+                {bytes, secs, holder, transcript, bound_, policy}, std::move(cb));
 }
 
 }  // namespace parley::cluster

@@ -10,6 +10,7 @@
 /// came back, cannot overwrite newer turns: its turn answers 503 and its next turn
 /// reloads. Threads: as redis_snapshot_store (the calling lane, else the client's).
 
+#include <functional>
 #include <string>
 
 #include "actors/snapshot/redis_snapshot_store.hpp"
@@ -17,11 +18,19 @@
 
 namespace parley::cluster {
 
+/// What commit_turn does when a shard's transcript stream is at its bound.
+struct transcript_backlog {
+  std::size_t max_per_shard = 20000;
+  bool refuse = true;                ///< else the oldest waiting line is dropped
+  std::function<void()> on_dropped;  ///< counts a dropped line (any thread)
+};
+
 class fenced_snapshot_store final : public actors::snapshot_store {
  public:
   /// All references outlive this store.
   fenced_snapshot_store(store::redis_client& redis, std::size_t lanes, std::string key_prefix,
-                        const shard_table& table, lease_keys keys, std::string node);
+                        shard_table& table, lease_keys keys, std::string node,
+                        transcript_backlog backlog = {});
 
   void load(std::string_view tenant, std::string_view session,
             std::shared_ptr<load_handler> done) override;
@@ -29,14 +38,20 @@ class fenced_snapshot_store final : public actors::snapshot_store {
               std::chrono::seconds ttl, uint64_t expected_epoch,
               std::shared_ptr<commit_handler> done) override;
   uint64_t epoch_for(std::string_view tenant, std::string_view session) const override;
+  bool carries_transcripts() const override { return true; }
+  void commit_turn(std::string_view tenant, std::string_view session, std::string_view bytes,
+                   std::chrono::seconds ttl, uint64_t expected_epoch, std::string_view transcript,
+                   std::shared_ptr<commit_handler> done) override;
 
  private:
   store::redis_client& redis_;
   std::size_t lanes_;
   actors::redis_snapshot_store plain_;  // keys and loads
-  const shard_table& table_;
+  shard_table& table_;
   lease_keys keys_;
   std::string node_;
+  transcript_backlog backlog_;
+  std::string bound_;
 };
 
 }  // namespace parley::cluster

@@ -16,6 +16,10 @@ std::string lease_keys::drain(std::string_view node) const {
   return prefix + ":" + region + ":drain:" + std::string(node);
 }
 
+std::string lease_keys::transcripts(uint32_t shard) const {
+  return prefix + ":" + region + ":transcripts:" + std::to_string(shard);
+}
+
 std::string holder_value(std::string_view node, uint64_t epoch) {
   std::string v(node);
   v += '/';
@@ -93,8 +97,26 @@ return 1
   return s;
 }
 
+const store::redis_script& commit_turn_script() {
+  static const store::redis_script s(R"lua(
+if redis.call('GET', KEYS[2]) ~= ARGV[3] then return 0 end
+local max = tonumber(ARGV[5])
+local n = redis.call('XLEN', KEYS[3])
+if n >= max and ARGV[6] == 'refuse' then return -1 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+if n >= max then
+  redis.call('XADD', KEYS[3], 'MAXLEN', max, '*', 'l', ARGV[4])
+  return 2
+end
+redis.call('XADD', KEYS[3], '*', 'l', ARGV[4])
+return 1
+)lua");
+  return s;
+}
+
 std::vector<store::redis_script> lease_scripts() {
-  return {acquire_script(), renew_script(), release_script(), commit_script()};
+  return {acquire_script(), renew_script(), release_script(), commit_script(),
+          commit_turn_script()};
 }
 
 shard_table::shard_table(uint32_t shards) : slots_(shards) {}

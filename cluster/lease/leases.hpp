@@ -39,7 +39,12 @@ struct lease_keys {
   std::string members() const;
   /// Set by `POST /admin/v1/cluster/nodes/{id}/drain`: the node drains and exits.
   std::string drain(std::string_view node) const;
+  /// The shard's transcript stream: lines of committed turns not yet in Postgres.
+  std::string transcripts(uint32_t shard) const;
 };
+
+/// The consumer group of every transcript stream (its consumers: the node ids).
+inline constexpr const char* transcript_group = "parley";
 
 /// "<node>/<epoch>": a lease's value.
 std::string holder_value(std::string_view node, uint64_t epoch);
@@ -50,6 +55,11 @@ const store::redis_script& acquire_script();
 const store::redis_script& renew_script();
 const store::redis_script& release_script();
 const store::redis_script& commit_script();
+/// commit_script that also appends the turn's transcript line to the shard's stream:
+/// KEYS snapshot, lease, stream; ARGV bytes, TTL s, holder, line, bound, policy
+/// ("refuse" | "drop_oldest"). Answers 1 (written), 2 (written, the oldest waiting
+/// line dropped at the bound), 0 (fenced), -1 (refused: the stream is at its bound).
+const store::redis_script& commit_turn_script();
 /// Every script, for redis_options::scripts (loaded at each connect).
 std::vector<store::redis_script> lease_scripts();
 
@@ -68,26 +78,29 @@ class shard_table {
     slots_[shard].epoch.store(epoch, std::memory_order_release);
   }
   /// A held shard being handed over: new turns go to its next owner.
-  bool leaving(uint32_t shard) const {
-    return slots_[shard].leaving.load(std::memory_order_acquire);
-  }
-  void set_leaving(uint32_t shard, bool v) {
-    slots_[shard].leaving.store(v, std::memory_order_release);
-  }
+  /// (Sequentially consistent, with the in-flight count: a router counts its turn, then
+  /// checks `leaving`; the handoff sets `leaving`, then reads the count. One of the two
+  /// sees the other, so no turn slips past a handoff's wait.)
+  bool leaving(uint32_t shard) const { return slots_[shard].leaving.load(); }
+  void set_leaving(uint32_t shard, bool v) { slots_[shard].leaving.store(v); }
   /// Turns submitted to this node's runtime for `shard` and not yet answered.
-  int in_flight(uint32_t shard) const {
-    return slots_[shard].in_flight.load(std::memory_order_acquire);
-  }
-  void turn_started(uint32_t shard) {
-    slots_[shard].in_flight.fetch_add(1, std::memory_order_acq_rel);
-  }
+  int in_flight(uint32_t shard) const { return slots_[shard].in_flight.load(); }
+  void turn_started(uint32_t shard) { slots_[shard].in_flight.fetch_add(1); }
   void turn_finished(uint32_t shard) {
     slots_[shard].in_flight.fetch_sub(1, std::memory_order_acq_rel);
   }
   uint32_t held_count() const;
 
+  /// A committed turn appended to the shard's transcript stream: the drainer reads it.
+  void mark_dirty(uint32_t shard) { slots_[shard].dirty.store(true, std::memory_order_release); }
+  /// Whether the shard was marked since the last call (and clears the mark).
+  bool take_dirty(uint32_t shard) {
+    return slots_[shard].dirty.exchange(false, std::memory_order_acq_rel);
+  }
+
  private:
   struct slot {
+    std::atomic<bool> dirty{false};
     std::atomic<uint64_t> epoch{0};
     std::atomic<bool> leaving{false};
     std::atomic<int> in_flight{0};

@@ -23,6 +23,7 @@
 
 #include "actors/registry/bot_registry.hpp"
 #include "cluster/endpoint/endpoint.hpp"
+#include "cluster/node/transcript_drain.hpp"
 #include "cluster/placement/placement.hpp"
 #include "src/common/clock.hpp"
 #include "src/io/lanes.hpp"
@@ -146,6 +147,7 @@ struct cluster_node::impl {
   cluster_options o;
   lease_keys keys;
   std::unique_ptr<endpoint> ep;
+  std::unique_ptr<transcript_drain> drain_transcripts;
   std::unique_ptr<probe> metrics;
   log::rate_limited stall_log{std::chrono::seconds(5)};
 
@@ -202,14 +204,10 @@ struct cluster_node::impl {
 
   void route(inbound in, std::function<void(turn_outcome)> done, uint32_t hops) {
     uint32_t s = shard_of(in.tenant, in.session_id, o.shards);
-    if (d.table->held(s) != 0 && !d.table->leaving(s))
-      return local(s, std::move(in), std::move(done));
+    if (try_local(s, in, done)) return;
     std::unique_lock<std::mutex> lock(m);
-    // Re-checked under the lock: the membership thread changes holdings under it.
-    if (d.table->held(s) != 0 && !d.table->leaving(s)) {
-      lock.unlock();
-      return local(s, std::move(in), std::move(done));
-    }
+    // Again under the lock: the membership thread changes holdings under it.
+    if (try_local(s, in, done)) return;
     int owner = desired[s];
     if (owner >= 0 && up_ids[static_cast<std::size_t>(owner)] != o.node) {
       std::string peer = up_ids[static_cast<std::size_t>(owner)];
@@ -221,6 +219,23 @@ struct cluster_node::impl {
       }
     }
     park(lock, s, std::move(in), std::move(done), hops);
+  }
+
+  /// Runs the turn here when this node holds its shard and is not handing it over
+  /// (then `in` and `done` are moved from). The turn is counted before the check, so
+  /// a handoff that sets `leaving` and then finds no turn in flight cannot miss it.
+  bool try_local(uint32_t s, inbound& in, std::function<void(turn_outcome)>& done) {
+    d.table->turn_started(s);
+    if (d.table->held(s) == 0 || d.table->leaving(s)) {
+      d.table->turn_finished(s);
+      return false;
+    }
+    d.rt->submit(std::move(in), [this, s, done = std::move(done)](turn_outcome out) {
+      out.served_by = o.node;
+      d.table->turn_finished(s);
+      done(std::move(out));
+    });
+    return true;
   }
 
   /// Buffers a message until its shard has a holder (called with `m` held).
@@ -236,15 +251,6 @@ struct cluster_node::impl {
         pending{std::move(in), std::move(done), hops, clock_type::now() + o.buffer_timeout});
     ++buffered;
     if (metrics) metrics->buffered->Set(static_cast<double>(buffered));
-  }
-
-  void local(uint32_t s, inbound in, std::function<void(turn_outcome)> done) {
-    d.table->turn_started(s);
-    d.rt->submit(std::move(in), [this, s, done = std::move(done)](turn_outcome out) {
-      out.served_by = o.node;
-      d.table->turn_finished(s);
-      done(std::move(out));
-    });
   }
 
   void forward(const std::string& peer, inbound in, std::function<void(turn_outcome)> done,
@@ -301,10 +307,7 @@ struct cluster_node::impl {
       }
       if (metrics) metrics->buffered->Set(static_cast<double>(buffered));
     }
-    for (auto& p : go_local) {
-      uint32_t s = shard_of(p.in.tenant, p.in.session_id, o.shards);
-      local(s, std::move(p.in), std::move(p.done));
-    }
+    for (auto& p : go_local) route(std::move(p.in), std::move(p.done), p.hops);
     for (auto& [peer, p] : go_remote) {
       if (p.hops >= max_hops) {
         p.done(unavailable("the conversation's shard is moving between nodes: retry"));
@@ -606,6 +609,7 @@ struct cluster_node::impl {
           auto e = r->elements[i].integer;
           if (e <= 0) continue;
           d.table->set_held(acquire[i], static_cast<uint64_t>(e));
+          if (drain_transcripts) drain_transcripts->acquired(acquire[i]);
           ++got;
         }
         if (got > 0) {
@@ -693,6 +697,14 @@ result<uint16_t> cluster_node::start() {
                                   {"region", i->o.region},
                                   {"port", std::to_string(*port)},
                                   {"shards", std::to_string(i->o.shards)}});
+  if (i->d.pg != nullptr) {
+    transcript_drain::options t;
+    t.node = i->o.node;
+    t.keys = i->keys;
+    i->drain_transcripts =
+        std::make_unique<transcript_drain>(*i->d.redis, *i->d.pg, *i->d.table, t, i->d.metrics);
+    i->drain_transcripts->start();
+  }
   i->loop = std::thread([i] { i->run_loop(); });
   return *port;
 }
@@ -734,6 +746,8 @@ void cluster_node::stop() {
     i->wake.notify_all();
   }
   if (i->loop.joinable()) i->loop.join();
+  // The copy in progress finishes; what is left waits in Redis for the next owner.
+  if (i->drain_transcripts) i->drain_transcripts->stop();
   // Leave: whatever is still held is released, and peers see the record gone.
   std::vector<std::string> ks, args;
   for (uint32_t s = 0; s < i->o.shards; ++s)

@@ -51,6 +51,9 @@ class lanes;
 namespace parley::actors {
 class bot_registry;
 }
+namespace parley::store {
+class postgres_client;
+}
 
 namespace parley::cluster {
 
@@ -86,6 +89,9 @@ class cluster_node final : public actors::turn_sink {
     io::lanes* lanes = nullptr;                ///< heartbeat proof; null: none
     prometheus::Registry* metrics = nullptr;
     shard_table* table = nullptr;  ///< shared with the fenced snapshot store
+    /// Where the owned shards' transcript streams are copied (transcript_drain.hpp);
+    /// null: they are not drained (tests of the router alone).
+    store::postgres_client* pg = nullptr;
   };
   cluster_node(deps d, cluster_options o);
   ~cluster_node();  ///< stop()

@@ -16,7 +16,7 @@ namespace parley::ctl {
 void add_bot_commands(CLI::App& app, int& exit_code);
 
 /// Operator commands over the admin REST API: tenant, apikey, deploy, versions,
-/// activate, rollback, conversations, transcript (parleyctl_admin.cpp).
+/// activate, rollback, conversations, transcript, cluster (parleyctl_admin.cpp).
 void add_admin_commands(CLI::App& app, int& exit_code);
 
 /// The whole file at `path` (bytes as they are), or nullopt when it cannot be read.

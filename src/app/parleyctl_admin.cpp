@@ -1,5 +1,5 @@
 // parleyctl operator commands: tenant, apikey, deploy, versions, activate,
-// rollback, conversations, transcript. They talk to a node's admin REST API
+// rollback, conversations, transcript, cluster status|drain. They talk to a node's admin REST API
 // (src/admin/admin.hpp) over HTTP with the admin token.
 //
 // Exit codes: 0 ok, 1 the server said no (any 4xx/5xx; its error is printed),
@@ -280,6 +280,43 @@ int cmd_transcript(const admin_target& t, const std::string& tenant, const std::
 }  // namespace
 
 /// Operator commands over the admin REST API (see the top of this file).
+/// `parleyctl cluster status`: one line per member of the node's region.
+int cmd_cluster_status(const admin_target& t) {
+  int code = 0;
+  auto a = call(t, "GET", "/admin/v1/cluster", "", code);
+  if (!a) return code;
+  if (t.raw_json) return 0;
+  const json& b = a->body;
+  std::cout << "region " << str(b, "region") << ", " << str(b, "shards") << " shards (asked "
+            << str(b, "self") << ")\n";
+  std::cout << std::left << std::setw(16) << "NODE" << std::setw(22) << "ADDRESS" << std::setw(10)
+            << "STATE" << std::setw(8) << "SHARDS" << std::setw(8) << "LIVE" << std::setw(10)
+            << "VERSION"
+            << "HEARTBEAT\n";
+  if (b.contains("nodes") && b["nodes"].is_array())
+    for (const auto& n : b["nodes"]) {
+      std::string age =
+          n.contains("heartbeat_age_ms") ? str(n, "heartbeat_age_ms") + " ms ago" : "-";
+      std::cout << std::left << std::setw(16) << str(n, "id") << std::setw(22)
+                << (n.contains("address") ? str(n, "address") : "-") << std::setw(10)
+                << str(n, "state") << std::setw(8)
+                << (n.contains("shards_owned") ? str(n, "shards_owned") : "-") << std::setw(8)
+                << (n.contains("live_conversations") ? str(n, "live_conversations") : "-")
+                << std::setw(10) << (n.contains("version") ? str(n, "version") : "-") << age
+                << "\n";
+    }
+  return 0;
+}
+
+/// `parleyctl cluster drain NODE`: the node hands its shards over and exits 0.
+int cmd_cluster_drain(const admin_target& t, const std::string& node) {
+  int code = 0;
+  auto a = call(t, "POST", "/admin/v1/cluster/nodes/" + seg(node) + "/drain", "", code);
+  if (!a) return code;
+  if (!t.raw_json) std::cout << "draining " << node << ": it hands its shards over, then exits\n";
+  return 0;
+}
+
 void add_admin_commands(CLI::App& app, int& exit_code) {
   static admin_target target;
   static std::string tenant, bot, name, file, session;
@@ -342,6 +379,20 @@ void add_admin_commands(CLI::App& app, int& exit_code) {
   conversations->add_option("TENANT", tenant, "tenant id")->required();
   add_target_options(conversations, target);
   conversations->callback([&exit_code] { exit_code = cmd_conversations(target, tenant); });
+
+  auto* cluster_cmd = app.add_subcommand("cluster", "The node's region: members and draining");
+  cluster_cmd->require_subcommand(1);
+  auto* cs = cluster_cmd->add_subcommand(
+      "status",
+      "Each node: id, address, state, shards owned, live conversations, version, "
+      "age of its last heartbeat");
+  add_target_options(cs, target);
+  cs->callback([&exit_code] { exit_code = cmd_cluster_status(target); });
+  auto* cd = cluster_cmd->add_subcommand(
+      "drain", "Ask a node to hand its shards to the others and exit (as SIGTERM does)");
+  cd->add_option("NODE", name, "node id")->required();
+  add_target_options(cd, target);
+  cd->callback([&exit_code] { exit_code = cmd_cluster_drain(target, name); });
 
   auto* transcript = app.add_subcommand("transcript", "Show a conversation's transcript");
   transcript->add_option("TENANT", tenant, "tenant id")->required();

@@ -10,6 +10,9 @@
 #include <iostream>
 #include <thread>
 
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/registry.h>
 #include <unistd.h>
 #include <CLI/CLI.hpp>
 #include <caf/all.hpp>
@@ -17,6 +20,7 @@
 
 #include "actors/action/action_runner.hpp"
 #include "actors/gateway/botapi_gateway.hpp"
+#include "actors/gateway/session_keys.hpp"
 #include "actors/health/readiness_actor.hpp"
 #include "actors/registry/bot_registry.hpp"
 #include "actors/runtime/lane_scheduler.hpp"
@@ -198,8 +202,19 @@ int run(const settings::settings& cfg) {
   cluster::shard_table shards(static_cast<uint32_t>(cfg.cluster.shards));
   cluster::lease_keys lease_keys;
   lease_keys.region = cfg.node.region;
+  cluster::transcript_backlog backlog;
+  backlog.max_per_shard = static_cast<std::size_t>(cfg.transcripts.backlog_max_per_shard);
+  backlog.refuse = cfg.transcripts.backlog_full == "refuse";
+  auto& dropped = prometheus::BuildCounter()
+                      .Name("parley_transcript_lines_dropped_total")
+                      .Help(
+                          "Transcript lines dropped at transcripts.backlog_max_per_shard "
+                          "(transcripts.backlog_full: drop_oldest).")
+                      .Register(*registry_ptr)
+                      .Add({});
+  backlog.on_dropped = [&dropped] { dropped.Increment(); };
   cluster::fenced_snapshot_store snapshots(*r, redis_on_lanes ? lanes.size() : 0, "parley", shards,
-                                           lease_keys, cfg.node.name);
+                                           lease_keys, cfg.node.name, std::move(backlog));
   actors::runtime::deps rdeps;
   rdeps.system = &sys;
   rdeps.snapshots = &snapshots;
@@ -241,6 +256,7 @@ int run(const settings::settings& cfg) {
   cdeps.lanes = on_lanes ? &lanes : nullptr;
   cdeps.metrics = registry_ptr.get();
   cdeps.table = &shards;
+  cdeps.pg = p;
   cluster::cluster_node node(cdeps, std::move(copts));
   cluster_ptr = &node;
 
@@ -252,6 +268,9 @@ int run(const settings::settings& cfg) {
     store::run_job(*p, store::verify_api_key(tenant, key), std::move(done));
   };
   gw.ready = [r] { return r->connected(); };
+  actors::session_keys session_keys(
+      *r, {ropts_rt.key_prefix, std::chrono::seconds(300), rdeps.redis_lanes});
+  gw.sessions = &session_keys;
   auto gateway = actors::add_botapi_routes(routes, std::move(gw));
 
   admin::admin_options aopts{*p, cfg.admin.token, {}, {}, cfg.runtime.debug_faults, {}, {}};

@@ -127,6 +127,13 @@ const std::vector<key_spec>& schema() {
                  "a message waiting for its moving shard is answered 503 after this"),
       PARLEY_INT(cluster, forward_timeout_ms, 100, 600000,
                  "a turn forwarded to its owner node answers within this (else 503)"),
+      PARLEY_INT(transcripts, backlog_max_per_shard, 1, 100000000,
+                 "transcript lines waiting in Redis per shard (Postgres down) before "
+                 "transcripts.backlog_full applies"),
+      PARLEY_ENUM(transcripts, backlog_full,
+                  "at the backlog bound: refuse the shard's new turns (503) or drop the oldest "
+                  "waiting lines (counted)",
+                  "refuse", "drop_oldest"),
       PARLEY_STR(http, address, "address the HTTP server binds", false),
       PARLEY_INT(http, port, 0, 65535, "HTTP port; 0 picks a free one (env PORT too)"),
       PARLEY_INT(http, threads, 1, 256,

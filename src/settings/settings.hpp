@@ -38,6 +38,18 @@ struct cluster_settings {
   int64_t forward_timeout_ms = 15000;  ///< a turn forwarded to the owner answers within this
 };
 
+/// Transcripts of a cluster node: each turn's transcript line is appended to its
+/// shard's Redis stream by the fenced commit itself, and the shard's owner copies the
+/// stream into Postgres (cluster/README.md).
+struct transcript_settings {
+  /// Lines waiting in one shard's stream at most (a Postgres outage): past it, see
+  /// backlog_full.
+  int64_t backlog_max_per_shard = 20000;
+  /// At the bound: "refuse" new turns of that shard (503, nothing lost) or
+  /// "drop_oldest" waiting lines (counted in parley_transcript_lines_dropped_total).
+  std::string backlog_full = "refuse";
+};
+
 struct http_settings {
   std::string address = "127.0.0.1";
   uint16_t port = 8080;  ///< 0 picks a free port (parleyd prints it)
@@ -97,6 +109,7 @@ struct admin_settings {
 struct settings {
   node_settings node;
   cluster_settings cluster;
+  transcript_settings transcripts;
   http_settings http;
   redis_settings redis;
   postgres_settings postgres;

@@ -7,11 +7,13 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <fstream>
 #include <functional>
 #include <mutex>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -316,9 +318,12 @@ class BotApi : public ::testing::Test {
     auto key = store::run_job_sync(*pg_, store::create_api_key(tenant_, "test", "test"));
     ASSERT_TRUE(key.ok()) << key.err().message;
     key_ = key->key;
-    deploy(bot_text(), true);
+    deploy(first_bot(), true);
     c_ = std::make_unique<client>(*n_, tenant_, key_);
   }
+
+  /// The bot the tenant starts with (active before any session starts).
+  virtual std::string first_bot() { return bot_text(); }
 
   /// The order-status sample bot, calling the fake order API.
   std::string bot_text(const std::string& welcome = "I'm the order assistant.") {
@@ -907,9 +912,13 @@ TEST_F(BotApi, TurnsGoOnWhilePostgresIsDownAndTranscriptsCatchUp) {
   auto r = c_->text(s, 2, "AB-123456");
   ASSERT_EQ(r.status, 200) << "turns commit to Redis while Postgres is down: " << r.body;
   EXPECT_TRUE(has(texts(r.j), "has shipped")) << r.body;
-  ASSERT_TRUE(parley::store::testing::eventually(
-      [&] { return metric("parley_transcript_lag_rows") > 0; }, 10s))
-      << "the transcript lag metric shows the rows waiting";
+  // A turn's transcript line waits in its shard's Redis stream (written with the
+  // snapshot); conversation records wait in the writer.
+  auto waiting = [&] {
+    return metric("parley_transcript_backlog_lines") + metric("parley_transcript_lag_rows");
+  };
+  ASSERT_TRUE(parley::store::testing::eventually([&] { return waiting() > 0; }, 10s))
+      << "the transcript backlog metric shows the lines waiting";
 
   ASSERT_TRUE(db.start());
   std::size_t rows = 0;
@@ -917,10 +926,11 @@ TEST_F(BotApi, TurnsGoOnWhilePostgresIsDownAndTranscriptsCatchUp) {
       [&] {
         auto t = store::run_job_sync(p, store::transcript(tenant_, s));
         rows = t.ok() ? t->size() : 0;
-        return t.ok() && metric("parley_transcript_lag_rows") == 0 && rows >= 7;
+        return t.ok() && waiting() == 0 && rows >= 7;
       },
       20s))
-      << rows << " transcript rows";
+      << rows << " transcript rows; parleyd said:\n"
+      << n_->output();
 }
 
 TEST_F(BotApi, RedisDownAnswers503AndServiceResumesWhenItIsBack) {
@@ -938,6 +948,10 @@ TEST_F(BotApi, RedisDownAnswers503AndServiceResumesWhenItIsBack) {
   bool retry_after = false;
   for (const auto& [k, v] : down.headers) retry_after |= k == "Retry-After";
   EXPECT_TRUE(retry_after) << "a 503 tells the client when to retry";
+  auto start_down = c_->start("orders");  // its session key is claimed in Redis first
+  EXPECT_EQ(start_down.status, 503) << start_down.body;
+  EXPECT_TRUE(std::any_of(start_down.headers.begin(), start_down.headers.end(),
+                          [](const auto& h) { return h.first == "Retry-After"; }));
   EXPECT_GE(metric("parley_turn_commit_failures_total") +
                 metric(R"(parley_turns_total{outcome="unavailable"})"),
             1);
@@ -992,6 +1006,197 @@ TEST_F(BotApi, StatusAndVersions) {
   EXPECT_EQ(st.j.value("status", ""), "UP");
   auto v = c_->call("GET", "/versions", nullptr);
   EXPECT_EQ(v.status, 200);
+}
+
+// --- Retried session starts (issue 12): (tenant, bot, externalSessionKey) names one session.
+
+class BotApiStartRetry : public BotApi {
+ protected:
+  /// The order bot whose welcome looks an order up: the order API counts how often the
+  /// welcome ran.
+  std::string first_bot() override {
+    auto text = bot_text();
+    const std::string tail = "    - goto: main_menu\n\n  main_menu:";
+    auto pos = text.find(tail);
+    EXPECT_NE(pos, std::string::npos);
+    if (pos == std::string::npos) return text;
+    text.insert(pos,
+                "    - action:\n"
+                "        name: welcome_lookup\n"
+                "        method: GET\n"
+                "        url: \"" +
+                    api_.base() +
+                    "/v1/orders/AB123456\"\n"
+                    "        timeout: 3s\n"
+                    "        result:\n"
+                    "          order_status: status\n");
+    return text;
+  }
+
+  reply start_with(client& c, const std::string& key) {
+    return c.start("orders", {{"externalSessionKey", key}});
+  }
+
+  /// The tenant's session snapshots in Redis.
+  std::size_t snapshots() {
+    auto redis = store::redis_client::create({env_or_fail("REDIS_URL")});
+    EXPECT_TRUE(redis.ok());
+    if (!redis.ok()) return 0;
+    auto keys = (*redis)->command_sync({"KEYS", "parley:conv:" + tenant_ + ":*"});
+    EXPECT_TRUE(keys.ok());
+    return keys.ok() ? keys->elements.size() : 0;
+  }
+
+  /// The lines the bot said in session `s` that reached Postgres so far.
+  std::size_t said(const std::string& s) {
+    auto t = store::run_job_sync(*pg_, store::transcript(tenant_, s));
+    EXPECT_TRUE(t.ok());
+    if (!t.ok()) return 0;
+    return static_cast<std::size_t>(std::count_if(
+        t->begin(), t->end(), [](const store::transcript_row& r) { return r.direction == "out"; }));
+  }
+};
+
+TEST_F(BotApiStartRetry, ARetriedStartGetsTheRecordedAnswerAndRunsTheWelcomeOnce) {
+  auto first = start_with(*c_, "retry-1");
+  ASSERT_EQ(first.status, 200) << first.body;
+  EXPECT_TRUE(has(texts(first.j), "How can I help you?")) << first.body;
+  EXPECT_EQ(api_.calls(), 1) << first.body;
+  auto again = start_with(*c_, "retry-1");
+  ASSERT_EQ(again.status, 200) << again.body;
+  EXPECT_EQ(again.body, first.body) << "a retried start gets the recorded answer";
+  EXPECT_EQ(api_.calls(), 1) << "the welcome (and its action) did not run again";
+  EXPECT_EQ(snapshots(), 1u);
+  auto s = first.j.value("sessionId", "");
+  ASSERT_TRUE(parley::store::testing::eventually(
+      [&] { return metric("parley_transcript_lag_rows") == 0 && said(s) >= 2; }, 10s));
+  EXPECT_EQ(said(s), 2u) << "the welcome is in the transcript once";
+
+  // Also once the conversation is no longer live: the retry reads its snapshot.
+  ASSERT_EQ(kill(s).status, 200);
+  EXPECT_EQ(start_with(*c_, "retry-1").body, first.body);
+  EXPECT_EQ(api_.calls(), 1);
+
+  // The session goes on: a retry after that still finds it, and its next sequenceId works.
+  auto next = c_->choice(s, 1, 1);
+  ASSERT_EQ(next.status, 200) << next.body;
+  auto late = start_with(*c_, "retry-1");
+  ASSERT_EQ(late.status, 200) << late.body;
+  EXPECT_EQ(late.j.value("sessionId", ""), s);
+  EXPECT_EQ(api_.calls(), 1);
+  EXPECT_EQ(snapshots(), 1u);
+  EXPECT_TRUE(has(texts(c_->text(s, 2, "AB-123456").j), "has shipped"));
+}
+
+TEST_F(BotApiStartRetry, ConcurrentIdenticalStartsMakeOneSession) {
+  std::vector<reply> replies(8);
+  {
+    senders in_flight(api_);
+    api_.hold();  // the first start waits in its welcome's action while the others arrive
+    for (std::size_t k = 0; k < replies.size(); ++k)
+      in_flight.send([&, k] { replies[k] = start_with(*c_, "at-once"); });
+    ASSERT_TRUE(api_.wait_held(1));
+  }
+  for (const auto& r : replies) {
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.body, replies[0].body);
+  }
+  EXPECT_EQ(api_.calls(), 1) << "one welcome";
+  EXPECT_EQ(snapshots(), 1u);
+}
+
+TEST_F(BotApiStartRetry, AKeyStartsANewSessionOnceItsSessionEnded) {
+  auto first = start_with(*c_, "reused");
+  ASSERT_EQ(first.status, 200) << first.body;
+  auto s1 = first.j.value("sessionId", "");
+  auto end = c_->call("DELETE", "/v5.3.0/sessions/" + s1, nullptr,
+                      {{"X-Session-End-Reason", "UserRequest"}});
+  ASSERT_EQ(end.status, 200) << end.body;
+  auto second = start_with(*c_, "reused");
+  ASSERT_EQ(second.status, 200) << second.body;
+  auto s2 = second.j.value("sessionId", "");
+  EXPECT_NE(s2, s1);
+  EXPECT_TRUE(has(texts(second.j), "How can I help you?")) << second.body;
+  EXPECT_EQ(api_.calls(), 2);
+  EXPECT_EQ(start_with(*c_, "reused").body, second.body) << "the new session's start is retried";
+  EXPECT_EQ(api_.calls(), 2);
+  EXPECT_EQ(snapshots(), 2u);
+  EXPECT_EQ(c_->text(s1, 1, "hello").status, 404) << "the first session stays ended";
+
+  // A bot that ended the session by itself: the next start is a new session too.
+  ASSERT_EQ(c_->choice(s2, 1, 1).status, 200);
+  ASSERT_EQ(c_->text(s2, 2, "AB-123456").status, 200);
+  auto bye = c_->choice(s2, 3, 2);  // "No, that's all"
+  ASSERT_TRUE(has(texts(bye.j), "<ended>")) << bye.body;
+  auto third = start_with(*c_, "reused");
+  ASSERT_EQ(third.status, 200) << third.body;
+  EXPECT_NE(third.j.value("sessionId", ""), s2);
+  EXPECT_NE(third.j.value("sessionId", ""), s1);
+}
+
+TEST_F(BotApiStartRetry, EachKeyHasItsOwnSession) {
+  // ':' and unicode in a key are bytes like any other: no two keys share a session.
+  const std::vector<std::string> keys = {"a:b", "a", "a:", ":a:b", "ключ:🔑", "ключ"};
+  std::set<std::string> sessions;
+  for (const auto& key : keys) {
+    auto r = start_with(*c_, key);
+    ASSERT_EQ(r.status, 200) << key << ": " << r.body;
+    sessions.insert(r.j.value("sessionId", ""));
+    EXPECT_EQ(start_with(*c_, key).body, r.body) << key;
+  }
+  EXPECT_EQ(sessions.size(), keys.size());
+  EXPECT_EQ(api_.calls(), static_cast<int>(keys.size()));
+  EXPECT_EQ(snapshots(), keys.size());
+}
+
+TEST_F(BotApiStartRetry, ARetryReachingAnotherNodeGetsTheSameSession) {
+  // Two nodes of one region (the same Redis and Postgres). The first hands the second its
+  // shards in one batch, so that the shards are placed once both hold some.
+  const std::map<std::string, std::string> one_batch{{"PARLEY_CLUSTER_HANDOFF_BATCH", "1024"}};
+  n_ = std::make_unique<node>(one_batch);
+  c_ = std::make_unique<client>(*n_, tenant_, key_);
+  auto second_env = one_batch;
+  second_env["PARLEY_NODE_NAME"] = "second";
+  node second(second_env);
+  client there(second, tenant_, key_);
+  // Once every shard has its owner: a start while shards move may be refused (503).
+  std::string seen;
+  auto settled = [&seen](node& n) {
+    parley::http::client_request r;
+    r.url = n.url("/admin/v1/cluster");
+    r.headers = {{"Authorization", "Bearer " + admin_token}};
+    auto res = parley::http::fetch(r);
+    seen = res.ok() ? res->body : res.err().message;
+    auto j = json::parse(res.ok() ? res->body : "", nullptr, false);
+    if (!j.is_object() || j.value("nodes", json::array()).size() != 2) return false;
+    int held = 0;
+    for (const auto& m : j["nodes"]) {
+      if (m.value("state", "") != "up" || m.value("shards_owned", 0) == 0) return false;
+      held += m.value("shards_owned", 0);
+    }
+    return held == j.value("shards", -1);
+  };
+  ASSERT_TRUE(
+      parley::store::testing::eventually([&] { return settled(*n_) && settled(second); }, 20s))
+      << "the two nodes did not share the shards: " << seen;
+  auto ran_on = [](const reply& r) {
+    for (const auto& [k, v] : r.headers)
+      if (k == "X-Parley-Node") return v;
+    return std::string();
+  };
+  // Each session's owner is either node: some starts arrive at it, some are routed.
+  for (int k = 1; k <= 4; ++k) {
+    auto key = "two-nodes-" + std::to_string(k);
+    auto first = start_with(*c_, key);
+    ASSERT_EQ(first.status, 200) << first.body;
+    auto again = start_with(there, key);
+    ASSERT_EQ(again.status, 200) << again.body;
+    EXPECT_EQ(again.body, first.body);
+    EXPECT_FALSE(ran_on(first).empty());
+    EXPECT_EQ(ran_on(again), ran_on(first)) << "the retry ran on the session's owner";
+  }
+  EXPECT_EQ(api_.calls(), 4);
+  EXPECT_EQ(snapshots(), 4u);
 }
 
 }  // namespace

@@ -28,7 +28,7 @@ class admin_server {
  public:
   admin_server(store::postgres_client& pg, std::string token, bool debug_kill) {
     http::router routes;
-    admin_options opts{pg, std::move(token), {}, {}, debug_kill};
+    admin_options opts{pg, std::move(token), {}, {}, debug_kill, {}, {}};
     opts.live_conversations = [this](std::string tenant, std::function<void(json)> done) {
       ++live_calls;
       done(json::array({{{"session_id", "s-1"}, {"tenant", tenant}}}));

@@ -49,7 +49,7 @@ class parleyctl_admin_test : public ::testing::Test {
     pg_ = shared_postgres();
     ASSERT_NE(pg_, nullptr);
     http::router routes;
-    admin_options opts{*pg_, "ctl-token", {}, {}, false};
+    admin_options opts{*pg_, "ctl-token", {}, {}, false, {}, {}};
     opts.live_conversations = [](std::string, std::function<void(nlohmann::json)> done) {
       done(nlohmann::json::array({{{"session_id", "s-42"}, {"bot", "orders"}}}));
     };
