@@ -19,18 +19,22 @@ function(parley_library)
 endfunction()
 
 include(GoogleTest)
-# parley_test(NAME <name> LABEL unit|integration|cluster SOURCES ... DEPS ...):
-# a GoogleTest binary whose tests are discovered at test time and labelled.
+# parley_test(NAME <name> LABEL unit|integration|cluster [TIMEOUT <s>] SOURCES ... DEPS ...):
+# a GoogleTest binary whose tests are discovered at test time and labelled; TIMEOUT
+# bounds each of its tests (else ctest's --timeout applies).
 # Non-unit tests share the servers scripts/test started, so they hold a resource
 # lock: they run one at a time while unit tests run beside them.
 function(parley_test)
-  cmake_parse_arguments(ARG "" "NAME;LABEL" "SOURCES;DEPS" ${ARGN})
+  cmake_parse_arguments(ARG "" "NAME;LABEL;TIMEOUT" "SOURCES;DEPS" ${ARGN})
   add_executable(${ARG_NAME} ${ARG_SOURCES})
   target_link_libraries(${ARG_NAME} PRIVATE parley_build_flags ${ARG_DEPS} GTest::gtest GTest::gtest_main)
   target_include_directories(${ARG_NAME} PRIVATE ${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR})
   set(props LABELS ${ARG_LABEL})
   if(NOT ARG_LABEL STREQUAL "unit")
     list(APPEND props RESOURCE_LOCK servers)
+  endif()
+  if(ARG_TIMEOUT)
+    list(APPEND props TIMEOUT ${ARG_TIMEOUT})
   endif()
   gtest_discover_tests(${ARG_NAME}
     DISCOVERY_MODE PRE_TEST
