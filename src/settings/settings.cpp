@@ -110,8 +110,8 @@ const std::vector<key_spec>& schema() {
       PARLEY_STR(cluster, advertise, "address peers reach this node at; empty = http.address",
                  false),
       PARLEY_STR(cluster, seeds,
-                 "comma-separated host:port of peers' cluster ports (optional: members "
-                 "register in the region's Redis)",
+                 "comma-separated host:port of peers' cluster ports; not used yet: members "
+                 "find each other in the region's Redis",
                  false),
       PARLEY_INT(cluster, shards, 1, 65536, "shards of the region; the same on every node"),
       PARLEY_INT(cluster, heartbeat_ms, 20, 60000,
