@@ -17,6 +17,7 @@ using turn_atom = caf::atom_constant<caf::atom("turn")>;
 using answer_atom = caf::atom_constant<caf::atom("answer")>;
 using fwd_atom = caf::atom_constant<caf::atom("fwd")>;
 using watch_atom = caf::atom_constant<caf::atom("watch")>;
+using nudge_atom = caf::atom_constant<caf::atom("nudge")>;
 
 /// One turn to send to a peer (a local message: never crosses the wire).
 struct fwd_job {
@@ -102,6 +103,15 @@ caf::behavior endpoint_actor(caf::stateful_actor<endpoint_state>* self,
     if (ep->h.peer_down) ep->h.peer_down(node);
   });
   return {
+      [self](nudge_atom, const std::string& node) {
+        // From this node: pass it on to the peer.
+        auto it = self->state.peers.find(node);
+        if (it != self->state.peers.end()) self->send(it->second, nudge_atom::value);
+      },
+      [ep](nudge_atom) {
+        // From a peer.
+        if (ep->h.nudged) ep->h.nudged();
+      },
       [self](watch_atom, const std::string& node, caf::actor& peer) {
         auto& st = self->state;
         auto old = st.peers.find(node);
@@ -206,6 +216,10 @@ void endpoint::forward(const std::string& node, const actors::inbound& in, uint3
   j->bytes = encode_forward(in, hops, from);
   j->done = std::move(done);
   caf::anon_send(impl_->actor, fwd_atom::value, std::move(j));
+}
+
+void endpoint::nudge(const std::string& node) {
+  caf::anon_send(impl_->actor, nudge_atom::value, node);
 }
 
 void endpoint::stop() {

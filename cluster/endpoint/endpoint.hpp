@@ -34,6 +34,9 @@ class endpoint {
         turn;
     /// The connection to `node` was lost (runs on a CAF thread; must not block).
     std::function<void(const std::string& node)> peer_down;
+    /// A peer released shards this node should own: take them now rather than at the
+    /// next heartbeat (runs on a CAF thread; must not block).
+    std::function<void()> nudged;
   };
 
   /// `system` must have the middleman loaded (caf::io::middleman).
@@ -57,6 +60,10 @@ class endpoint {
   /// not answer within the forward timeout.
   void forward(const std::string& node, const actors::inbound& in, uint32_t hops,
                const std::string& from, std::function<void(actors::turn_outcome)> done);
+
+  /// Tells peer `node` that shards it should own were released (handlers::nudged runs
+  /// there). Best effort: a lost message only delays the handoff to its next heartbeat.
+  void nudge(const std::string& node);
 
   /// Unpublishes and stops the actor. Idempotent.
   void stop();

@@ -175,6 +175,7 @@ struct cluster_node::impl {
 
   std::mutex wake_m;
   std::condition_variable wake;
+  bool woken = false;  // under wake_m: run the next heartbeat now (a peer lost, a nudge)
   std::thread loop;
 
   // Lanes' proof of life: steady ms when each lane last ran its heartbeat task.
@@ -576,10 +577,20 @@ struct cluster_node::impl {
       }
       // Whatever the script answers, the shard is no longer ours to serve.
       (void)eval(release_script(), ks, args);
+      std::set<std::string> next_owners;
+      {
+        std::lock_guard<std::mutex> lock(m);
+        for (auto s : release)
+          if (desired[s] >= 0) next_owners.insert(up_ids[static_cast<std::size_t>(desired[s])]);
+      }
       for (auto s : release) {
         gone.push_back(s);
         if (metrics) metrics->handoffs->Increment();
       }
+      // They take the shards at once instead of at their next heartbeat: the messages
+      // they buffered for them wait one round trip, not up to two heartbeats.
+      for (const auto& n : next_owners)
+        if (n != o.node) ep->nudge(n);
     }
     {
       std::lock_guard<std::mutex> lock(m);
@@ -659,6 +670,7 @@ struct cluster_node::impl {
     // Recompute at once rather than at the next heartbeat: the dead node's shards are
     // taken as soon as possible.
     std::lock_guard<std::mutex> lock(wake_m);
+    woken = true;
     wake.notify_all();
   }
 
@@ -667,7 +679,8 @@ struct cluster_node::impl {
       auto started = clock_type::now();
       tick();
       std::unique_lock<std::mutex> lock(wake_m);
-      wake.wait_until(lock, started + o.heartbeat, [this] { return stopping.load(); });
+      wake.wait_until(lock, started + o.heartbeat, [this] { return stopping.load() || woken; });
+      woken = false;
     }
   }
 };
@@ -685,6 +698,11 @@ result<uint16_t> cluster_node::start() {
     i->route(std::move(in), std::move(done), hops);
   };
   h.peer_down = [i](const std::string& node) { i->peer_down(node); };
+  h.nudged = [i] {
+    std::lock_guard<std::mutex> lock(i->wake_m);
+    i->woken = true;
+    i->wake.notify_all();
+  };
   i->ep = std::make_unique<endpoint>(*i->d.system, std::move(h), i->o.forward_timeout);
   auto port = i->ep->listen(i->o.listen_address, i->o.port);
   if (!port) return port.err();
@@ -716,6 +734,7 @@ void cluster_node::submit(inbound in, std::function<void(turn_outcome)> done) {
 void cluster_node::drain() {
   if (!impl_->draining.exchange(true)) log::info("cluster_draining", {{"node", impl_->o.node}});
   std::lock_guard<std::mutex> lock(impl_->wake_m);
+  impl_->woken = true;
   impl_->wake.notify_all();
 }
 
@@ -743,6 +762,7 @@ void cluster_node::stop() {
   i->alive->store(false);
   {
     std::lock_guard<std::mutex> lock(i->wake_m);
+    i->woken = true;
     i->wake.notify_all();
   }
   if (i->loop.joinable()) i->loop.join();

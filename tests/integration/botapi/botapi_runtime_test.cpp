@@ -623,8 +623,13 @@ TEST_F(BotApi, KillWhileItsCommitIsInFlightRunsTheMessageOnce) {
     ro.url = redis.url();
     auto admin = store::redis_client::create(ro);
     ASSERT_TRUE(admin.ok()) << admin.err().message;
-    n_ = std::make_unique<node>(std::map<std::string, std::string>{
-        {"REDIS_URL", redis.url()}, {"PARLEY_REDIS_LANE_CONNECTIONS", lanes}});
+    // The heartbeat writes to Redis too (its member record, lease renewals): one every
+    // 20 s keeps it out of the pause below, so the one blocked client is the commit.
+    n_ = std::make_unique<node>(
+        std::map<std::string, std::string>{{"REDIS_URL", redis.url()},
+                                           {"PARLEY_REDIS_LANE_CONNECTIONS", lanes},
+                                           {"PARLEY_CLUSTER_HEARTBEAT_MS", "20000"},
+                                           {"PARLEY_CLUSTER_LEASE_MS", "60000"}});
     c_ = std::make_unique<client>(*n_, tenant_, key_);
     const int calls_before = api_.calls();
     auto s = start_session();
