@@ -53,30 +53,18 @@ return out
   return s;
 }
 
-// KEYS: leases; ARGV[1] TTL in ms, ARGV[1 + i]: the value lease_i must hold.
-const store::redis_script& renew_script() {
+// KEYS: leases; ARGV[1] "renew" (PEXPIRE to ARGV[2] ms) or "release" (DEL), ARGV[2 + i]:
+// the value lease_i must hold.
+const store::redis_script& holder_script() {
   static const store::redis_script s(R"lua(
 local out = {}
 for i = 1, #KEYS do
-  if redis.call('GET', KEYS[i]) == ARGV[1 + i] then
-    redis.call('PEXPIRE', KEYS[i], ARGV[1])
-    out[i] = 1
-  else
-    out[i] = 0
-  end
-end
-return out
-)lua");
-  return s;
-}
-
-// KEYS: leases; ARGV[i]: the value lease_i must hold to be deleted.
-const store::redis_script& release_script() {
-  static const store::redis_script s(R"lua(
-local out = {}
-for i = 1, #KEYS do
-  if redis.call('GET', KEYS[i]) == ARGV[i] then
-    redis.call('DEL', KEYS[i])
+  if redis.call('GET', KEYS[i]) == ARGV[2 + i] then
+    if ARGV[1] == 'renew' then
+      redis.call('PEXPIRE', KEYS[i], ARGV[2])
+    else
+      redis.call('DEL', KEYS[i])
+    end
     out[i] = 1
   else
     out[i] = 0
@@ -115,8 +103,7 @@ return 1
 }
 
 std::vector<store::redis_script> lease_scripts() {
-  return {acquire_script(), renew_script(), release_script(), commit_script(),
-          commit_turn_script()};
+  return {acquire_script(), holder_script(), commit_script(), commit_turn_script()};
 }
 
 shard_table::shard_table(uint32_t shards) : slots_(shards) {}

@@ -52,8 +52,9 @@ std::string holder_value(std::string_view node, uint64_t epoch);
 std::string_view holder_node(std::string_view value);
 
 const store::redis_script& acquire_script();
-const store::redis_script& renew_script();
-const store::redis_script& release_script();
+/// renew (ARGV[1] "renew", ARGV[2] the TTL in ms) or release (ARGV[1] "release",
+/// ARGV[2] unused) the leases in KEYS, each iff it holds ARGV[2 + i].
+const store::redis_script& holder_script();
 const store::redis_script& commit_script();
 /// commit_script that also appends the turn's transcript line to the shard's stream:
 /// KEYS snapshot, lease, stream; ARGV bytes, TTL s, holder, line, bound, policy

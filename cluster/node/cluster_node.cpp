@@ -552,12 +552,12 @@ struct cluster_node::impl {
     }
     std::vector<uint32_t> gone;
     if (!renew.empty()) {
-      std::vector<std::string> ks, args{std::to_string(o.lease.count())};
+      std::vector<std::string> ks, args{"renew", std::to_string(o.lease.count())};
       for (auto s : renew) {
         ks.push_back(keys.lease(s));
         args.push_back(holder_value(o.node, d.table->held(s)));
       }
-      auto r = eval(renew_script(), ks, args);
+      auto r = eval(holder_script(), ks, args);
       if (r.ok()) {
         for (std::size_t i = 0; i < renew.size() && i < r->elements.size(); ++i)
           if (r->elements[i].integer != 1) gone.push_back(renew[i]);
@@ -570,13 +570,13 @@ struct cluster_node::impl {
       }
     }
     if (!release.empty()) {
-      std::vector<std::string> ks, args;
+      std::vector<std::string> ks, args{"release", ""};
       for (auto s : release) {
         ks.push_back(keys.lease(s));
         args.push_back(holder_value(o.node, d.table->held(s)));
       }
       // Whatever the script answers, the shard is no longer ours to serve.
-      (void)eval(release_script(), ks, args);
+      (void)eval(holder_script(), ks, args);
       std::set<std::string> next_owners;
       {
         std::lock_guard<std::mutex> lock(m);
@@ -769,14 +769,14 @@ void cluster_node::stop() {
   // The copy in progress finishes; what is left waits in Redis for the next owner.
   if (i->drain_transcripts) i->drain_transcripts->stop();
   // Leave: whatever is still held is released, and peers see the record gone.
-  std::vector<std::string> ks, args;
+  std::vector<std::string> ks, args{"release", ""};
   for (uint32_t s = 0; s < i->o.shards; ++s)
     if (auto e = i->d.table->held(s); e != 0) {
       ks.push_back(i->keys.lease(s));
       args.push_back(holder_value(i->o.node, e));
       i->d.table->set_held(s, 0);
     }
-  if (!ks.empty()) (void)i->eval(release_script(), ks, args);
+  if (!ks.empty()) (void)i->eval(holder_script(), ks, args);
   if (i->ep) i->run({{"DEL", i->keys.member(i->o.node)}});
   std::vector<pending> left;
   {

@@ -62,7 +62,7 @@ TEST_F(Leases, AcquireIsCompareAndSetAndEveryHolderGetsALargerEpoch) {
   // a, back from a pause, cannot take it with its old view.
   EXPECT_EQ(acquire(1, "a", "a/1"), 0);
   // Released, then taken again: the epoch still grows.
-  auto rel = eval(release_script(), {keys_.lease(1)}, {"b/2"});
+  auto rel = eval(holder_script(), {keys_.lease(1)}, {"release", "", "b/2"});
   ASSERT_EQ(rel.elements.size(), 1u);
   EXPECT_EQ(rel.elements[0].integer, 1);
   EXPECT_EQ(get(keys_.lease(1)), "(nil)");
@@ -71,16 +71,17 @@ TEST_F(Leases, AcquireIsCompareAndSetAndEveryHolderGetsALargerEpoch) {
 
 TEST_F(Leases, OnlyTheHolderRenewsOrReleases) {
   ASSERT_EQ(acquire(2, "a", ""), 1);
-  auto renew = eval(renew_script(), {keys_.lease(2), keys_.lease(3)}, {"90000", "a/1", "a/1"});
+  auto renew =
+      eval(holder_script(), {keys_.lease(2), keys_.lease(3)}, {"renew", "90000", "a/1", "a/1"});
   ASSERT_EQ(renew.elements.size(), 2u);
   EXPECT_EQ(renew.elements[0].integer, 1);
   EXPECT_EQ(renew.elements[1].integer, 0);  // shard 3 is nobody's
   auto ttl = client_->command_sync({"PTTL", keys_.lease(2)});
   ASSERT_TRUE(ttl);
   EXPECT_GT(ttl->integer, 60000);  // extended from 60 s to 90 s
-  auto wrong = eval(renew_script(), {keys_.lease(2)}, {"90000", "b/1"});
+  auto wrong = eval(holder_script(), {keys_.lease(2)}, {"renew", "90000", "b/1"});
   EXPECT_EQ(wrong.elements[0].integer, 0);
-  auto stale = eval(release_script(), {keys_.lease(2)}, {"a/0"});
+  auto stale = eval(holder_script(), {keys_.lease(2)}, {"release", "", "a/0"});
   EXPECT_EQ(stale.elements[0].integer, 0);
   EXPECT_EQ(get(keys_.lease(2)), "a/1");
 }
