@@ -5,6 +5,11 @@
 # owner over CAF's middleman). On 2 cores this shows what routing costs, not scaling.
 #
 #   bench/region.sh [duration_s=8] [connections=64] [turns_per_session=8]
+#   bench/region.sh join [rate=2000]
+#
+# `join`: a three-node region under an open loop of `rate` turns/s against the first
+# node for 24 s; a fourth node joins at 6 s and the second is drained (SIGTERM) at 14 s.
+# Prints p99 per second (loadgen --timeline) beside the steady p99 of seconds 1-5.
 #
 # Prints for each: turns/s, CPU seconds of all parleyd processes per turn, syscalls
 # per turn (perf stat -e raw_syscalls:sys_enter on every parleyd), the share of turns
@@ -18,6 +23,7 @@ cd "$top"
 duration=${1:-8}
 conns=${2:-64}
 turns=${3:-8}
+if [ "${1:-}" = join ]; then duration=8 conns=64 turns=8; fi
 build=${PARLEY_BENCH_BUILD:-build/release}
 admin_token=bench-admin-$$
 parley_install_deps
@@ -113,7 +119,40 @@ PY
   stop_nodes
 }
 
+join_run() {  # join_run RATE
+  start_nodes 3
+  setup_tenant
+  local first=${ports[0]}
+  "$loadgen" --url "http://127.0.0.1:$first" --tenant bench --key "$key" --bot bench \
+    --turns-per-session "$turns" --connections "$conns" --duration 24 --warmup 2 --rate "$1" \
+    --timeline > "$tmp/join.txt" 2>&1 &
+  local lg=$!
+  sleep 8   # 2 s warm-up + 6 s
+  PARLEY_NODE_NAME=bench-4 bench_start_parleyd "$build/src/app/parleyd" "$tmp/node-join-4.log"
+  pids+=("$NODE_PID")
+  sleep 8
+  kill -TERM "${pids[1]}"
+  wait "$lg" || true
+  grep '^second' "$tmp/join.txt"
+  python3 - "$tmp/join.txt" <<'PY'
+import re, sys
+p99 = {int(m.group(1)): float(m.group(2)) for m in
+       re.finditer(r"second\s+(\d+)\s+\d+ turns\s+p50\s+[\d.]+ ms\s+p99\s+([\d.]+) ms", open(sys.argv[1]).read())}
+steady = sorted(v for k, v in p99.items() if 1 <= k <= 5)
+join = max(v for k, v in p99.items() if 6 <= k <= 13)
+drain = max(v for k, v in p99.items() if 14 <= k <= 23)
+base = steady[len(steady) // 2]
+print(f"steady p99 (median of seconds 1-5) {base:.2f} ms; worst second's p99 during the join {join:.2f} ms "
+      f"({join / base:.1f}x), during the drain {drain:.2f} ms ({drain / base:.1f}x); goal <= 2x")
+PY
+  stop_nodes
+}
+
 echo "machine: $(nproc) cores, $(. /etc/os-release; echo "$PRETTY_NAME"); load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+if [ "${1:-}" = join ]; then
+  join_run "${2:-2000}"
+  exit 0
+fi
 run 1
 run 3
 run 1
