@@ -405,6 +405,10 @@ struct cluster_node::impl {
       return;  // no renewal: a stalled node loses its leases as a dead one does
     }
     hb.fetch_add(1);
+    // A drain is announced in this very record, and every peer is nudged to read it:
+    // they stop routing to this node now, not a heartbeat later.
+    const bool announce = draining && state != "draining";
+    if (draining) state = "draining";
     int64_t now_ms = common::now_unix_ms();
     std::vector<std::vector<std::string>> cmds;
     cmds.push_back({"SET", keys.member(o.node), record(), "PX", std::to_string(o.lease.count())});
@@ -447,6 +451,9 @@ struct cluster_node::impl {
         if (mi) seen[mi->id] = std::move(*mi);
       }
     }
+    if (announce)
+      for (const auto& [id, mi] : seen)
+        if (id != o.node) ep->nudge(id);
     update_view(std::move(seen));
     shards(holders);
     flush();
@@ -460,10 +467,14 @@ struct cluster_node::impl {
     bool reachable = true;
     for (const auto& [id, mi] : seen)
       if (id != o.node && mi.state == "up" && !ep->connected(id)) reachable = false;
-    if (draining)
+    if (draining) {
       state = "draining";
-    else if (state == "joining" && (reachable || hb > 20))
+    } else if (state == "joining" && (reachable || hb > 20)) {
       state = "up";
+      // Its peers hand it its shards from their next heartbeat: make that now.
+      for (const auto& [id, mi] : seen)
+        if (id != o.node) ep->nudge(id);
+    }
     std::vector<std::string> ups;
     {
       std::lock_guard<std::mutex> lock(m);

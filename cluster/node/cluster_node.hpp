@@ -69,7 +69,7 @@ struct cluster_options {
   uint32_t shards = 1024;
   std::chrono::milliseconds heartbeat{250};
   std::chrono::milliseconds lease{3000};
-  std::size_t handoff_batch = 32;
+  std::size_t handoff_batch = 1024;
   std::chrono::milliseconds handoff_timeout{5000};
   std::size_t buffer_max = 10000;
   std::chrono::milliseconds buffer_timeout{5000};

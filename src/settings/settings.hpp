@@ -31,7 +31,7 @@ struct cluster_settings {
   int shards = 1024;           ///< shards of the region; the same on every node
   int64_t heartbeat_ms = 250;  ///< member record refresh and lease renewal period
   int64_t lease_ms = 3000;     ///< lease and member record TTL
-  int handoff_batch = 32;      ///< shards handed over per heartbeat at most
+  int handoff_batch = 1024;    ///< shards handed over per heartbeat at most
   int64_t handoff_timeout_ms = 5000;   ///< in-flight turns of a moving shard get this long
   int buffer_max = 10000;              ///< messages waiting for moving shards, node-wide
   int64_t buffer_timeout_ms = 5000;    ///< a waiting message is answered 503 after this
