@@ -77,3 +77,13 @@ bench_start_parleyd() {
   cat "$log" >&2
   return 1
 }
+
+# bench_release_build BUILD TARGET...: configures BUILD as Release (tests off, bench on)
+# with the repository's ccache and builds the targets.
+bench_release_build() {
+  local build=$1
+  shift
+  export CCACHE_DIR=${CCACHE_DIR:-$top/.cache/ccache}
+  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPARLEY_BUILD_TESTS=OFF -DPARLEY_BUILD_BENCH=ON >/dev/null
+  cmake --build "$build" --target "$@" >/dev/null
+}

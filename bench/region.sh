@@ -17,19 +17,16 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
-. scripts/lib/deps.sh
-. scripts/lib/servers.sh
-. bench/lib.sh
-duration=${1:-8}
-conns=${2:-64}
-turns=${3:-8}
-if [ "${1:-}" = join ]; then duration=8 conns=64 turns=8; fi
+for lib in scripts/lib/deps.sh scripts/lib/servers.sh bench/lib.sh; do . "$lib"; done
 build=${PARLEY_BENCH_BUILD:-build/release}
+if [ "${1:-}" = join ]; then
+  duration=8 conns=64 turns=8
+else
+  duration=${1:-8} conns=${2:-64} turns=${3:-8}
+fi
 admin_token=bench-admin-$$
 parley_install_deps
-export CCACHE_DIR=${CCACHE_DIR:-$top/.cache/ccache}
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPARLEY_BUILD_TESTS=OFF -DPARLEY_BUILD_BENCH=ON >/dev/null
-cmake --build "$build" --target parleyd parley_loadgen >/dev/null
+bench_release_build "$build" parleyd parley_loadgen
 loadgen=$build/bench/loadgen/parley_loadgen
 
 bench_workdir

@@ -37,9 +37,7 @@ parley_install_deps
 for p in wrk nginx; do
   command -v $p >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -q $p >/dev/null; }
 done
-export CCACHE_DIR=${CCACHE_DIR:-$top/.cache/ccache}
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPARLEY_BUILD_TESTS=OFF -DPARLEY_BUILD_BENCH=ON >/dev/null
-cmake --build "$build" --target parleyd parley_loadgen parley_bench_setup >/dev/null
+bench_release_build "$build" parleyd parley_loadgen parley_bench_setup
 loadgen=$build/bench/loadgen/parley_loadgen
 
 bench_workdir
