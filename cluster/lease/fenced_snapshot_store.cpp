@@ -50,31 +50,8 @@ uint64_t fenced_snapshot_store::epoch_for(std::string_view tenant, std::string_v
 void fenced_snapshot_store::commit(std::string_view tenant, std::string_view session,
                                    std::string_view bytes, std::chrono::seconds ttl,
                                    uint64_t expected_epoch, std::shared_ptr<commit_handler> done) {
-  if (expected_epoch == 0)
-    return done->committed(make_error("fenced", "the conversation was read under no lease"));
-  uint32_t shard = shard_of(tenant, session, table_.size());
-  auto cb = [done = std::move(done)](result<store::redis_reply> r) {
-    if (!r.ok()) return done->committed(r.err());
-    if (r->type != store::redis_reply::kind::integer || r->integer != 1)
-      return done->committed(make_error(
-          "fenced", "this node no longer holds the lease of the conversation's shard: retry"));
-    done->committed({});
-  };
-  const std::string key = plain_.key(tenant, session);
-  const std::string lease = keys_.lease(shard);
-  const std::string holder = holder_value(node_, expected_epoch);
-  const std::string secs = std::to_string(ttl.count());
-  int lane = io::lanes::current();
-  if (lane >= 0 && static_cast<std::size_t>(lane) < lanes_)
-    redis_.eval_on(static_cast<std::size_t>(lane), commit_script(), {key, lease},
-                   {bytes, secs, holder}, std::move(cb));
-  else
-    redis_.eval(commit_script(), {key, lease}, {bytes, secs, holder}, std::move(cb));
+  commit_turn(tenant, session, bytes, ttl, expected_epoch, {}, std::move(done));
 }
-
-}  // namespace parley::cluster
-
-namespace parley::cluster {
 
 void fenced_snapshot_store::commit_turn(std::string_view tenant, std::string_view session,
                                         std::string_view bytes, std::chrono::seconds ttl,
@@ -105,10 +82,10 @@ void fenced_snapshot_store::commit_turn(std::string_view tenant, std::string_vie
   const std::string_view policy = backlog_.refuse ? "refuse" : "drop_oldest";
   int lane = io::lanes::current();
   if (lane >= 0 && static_cast<std::size_t>(lane) < lanes_)
-    redis_.eval_on(static_cast<std::size_t>(lane), commit_turn_script(), {key, lease, stream},
+    redis_.eval_on(static_cast<std::size_t>(lane), commit_script(), {key, lease, stream},
                    {bytes, secs, holder, transcript, bound_, policy}, std::move(cb));
   else
-    redis_.eval(commit_turn_script(), {key, lease, stream},
+    redis_.eval(commit_script(), {key, lease, stream},
                 {bytes, secs, holder, transcript, bound_, policy}, std::move(cb));
 }
 

@@ -75,19 +75,15 @@ return out
   return s;
 }
 
-// KEYS[1] snapshot, KEYS[2] lease; ARGV[1] bytes, ARGV[2] TTL in s, ARGV[3] "<node>/<epoch>".
+// KEYS snapshot, lease, stream; ARGV bytes, TTL s, "<node>/<epoch>", line ('' = none),
+// bound, policy.
 const store::redis_script& commit_script() {
   static const store::redis_script s(R"lua(
 if redis.call('GET', KEYS[2]) ~= ARGV[3] then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-return 1
-)lua");
-  return s;
-}
-
-const store::redis_script& commit_turn_script() {
-  static const store::redis_script s(R"lua(
-if redis.call('GET', KEYS[2]) ~= ARGV[3] then return 0 end
+if ARGV[4] == '' then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+  return 1
+end
 local max = tonumber(ARGV[5])
 local n = redis.call('XLEN', KEYS[3])
 if n >= max and ARGV[6] == 'refuse' then return -1 end
@@ -103,7 +99,7 @@ return 1
 }
 
 std::vector<store::redis_script> lease_scripts() {
-  return {acquire_script(), holder_script(), commit_script(), commit_turn_script()};
+  return {acquire_script(), holder_script(), commit_script()};
 }
 
 shard_table::shard_table(uint32_t shards) : slots_(shards) {}

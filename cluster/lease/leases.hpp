@@ -13,7 +13,8 @@
 ///   caller last read (compare-and-set: "" when absent); returns the new epochs.
 /// - renew / release: for each shard, extends (PEXPIRE) or deletes the lease iff it
 ///   still holds the caller's value; returns 1 or 0 per shard.
-/// - commit: writes a conversation's snapshot iff the lease of its shard holds the
+/// - commit (with the turn's transcript line): writes a conversation's snapshot iff the lease of
+/// its shard holds the
 ///   writer's "<node>/<epoch>". This is the fence: a node that lost its lease (paused,
 ///   partitioned, slow) can no longer commit, and the store enforces it, not a timer.
 
@@ -55,12 +56,13 @@ const store::redis_script& acquire_script();
 /// renew (ARGV[1] "renew", ARGV[2] the TTL in ms) or release (ARGV[1] "release",
 /// ARGV[2] unused) the leases in KEYS, each iff it holds ARGV[2 + i].
 const store::redis_script& holder_script();
+/// The fenced commit: writes a conversation's snapshot iff the shard's lease holds the
+/// writer's "<node>/<epoch>", and appends the turn's transcript line (if any) to the
+/// shard's stream in the same script. KEYS snapshot, lease, stream; ARGV bytes, TTL s,
+/// holder, line ('' = none), bound, policy ("refuse" | "drop_oldest"). Answers 1
+/// (written), 2 (written, the oldest waiting line dropped at the bound), 0 (fenced), -1
+/// (refused: the stream is at its bound).
 const store::redis_script& commit_script();
-/// commit_script that also appends the turn's transcript line to the shard's stream:
-/// KEYS snapshot, lease, stream; ARGV bytes, TTL s, holder, line, bound, policy
-/// ("refuse" | "drop_oldest"). Answers 1 (written), 2 (written, the oldest waiting
-/// line dropped at the bound), 0 (fenced), -1 (refused: the stream is at its bound).
-const store::redis_script& commit_turn_script();
 /// Every script, for redis_options::scripts (loaded at each connect).
 std::vector<store::redis_script> lease_scripts();
 

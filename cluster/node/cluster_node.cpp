@@ -324,38 +324,21 @@ struct cluster_node::impl {
 
   // ---------------------------------------------------------------- Redis
 
-  /// Runs commands as one pipeline and waits for their replies (membership thread).
+  /// One pipeline, waited for (membership thread; each command is bounded by the
+  /// client's command timeout).
   std::vector<result<store::redis_reply>> run(std::vector<std::vector<std::string>> cmds) {
-    auto p = std::make_shared<std::promise<std::vector<result<store::redis_reply>>>>();
-    auto f = p->get_future();
-    std::size_t n = cmds.size();
-    d.redis->pipeline(std::move(cmds), [p](std::vector<result<store::redis_reply>> r) {
-      p->set_value(std::move(r));
-    });
-    if (f.wait_for(o.lease) != std::future_status::ready)
-      return std::vector<result<store::redis_reply>>(
-          n, make_error("redis_timeout", "no Redis reply within the lease"));
-    return f.get();
+    return d.redis->pipeline_sync(std::move(cmds));
   }
 
-  /// EVALSHA with any number of keys and arguments (EVAL when Redis lost the script).
+  /// A script over any number of shards, waited for.
   result<store::redis_reply> eval(const store::redis_script& script,
                                   const std::vector<std::string>& ks,
                                   const std::vector<std::string>& args) {
-    auto make = [&](bool sha) {
-      std::vector<std::string> c;
-      c.reserve(3 + ks.size() + args.size());
-      c.push_back(sha ? "EVALSHA" : "EVAL");
-      c.push_back(sha ? script.sha1() : script.source());
-      c.push_back(std::to_string(ks.size()));
-      c.insert(c.end(), ks.begin(), ks.end());
-      c.insert(c.end(), args.begin(), args.end());
-      return c;
-    };
-    auto r = std::move(run({make(true)})[0]);
-    if (!r.ok() && r.err().message.find("NOSCRIPT") != std::string::npos)
-      r = std::move(run({make(false)})[0]);
-    return r;
+    std::promise<result<store::redis_reply>> p;
+    auto f = p.get_future();
+    d.redis->eval_list(script, ks, args,
+                       [&p](result<store::redis_reply> r) { p.set_value(std::move(r)); });
+    return f.get();
   }
 
   // ---------------------------------------------------------------- heartbeat

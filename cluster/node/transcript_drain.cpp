@@ -6,7 +6,6 @@
 #include <prometheus/registry.h>
 
 #include <condition_variable>
-#include <future>
 #include <mutex>
 #include <unordered_map>
 
@@ -74,14 +73,7 @@ struct transcript_drain::impl {
   }
 
   std::vector<result<reply>> run(std::vector<std::vector<std::string>> cmds) {
-    auto p = std::make_shared<std::promise<std::vector<result<reply>>>>();
-    auto f = p->get_future();
-    std::size_t n = cmds.size();
-    redis.pipeline(std::move(cmds),
-                   [p](std::vector<result<reply>> r) { p->set_value(std::move(r)); });
-    if (f.wait_for(std::chrono::seconds(10)) != std::future_status::ready)
-      return std::vector<result<reply>>(n, make_error("redis_timeout", "no reply in 10 s"));
-    return f.get();
+    return redis.pipeline_sync(std::move(cmds));
   }
 
   /// Creates the group (if need be) and takes over every entry another consumer
@@ -148,11 +140,7 @@ struct transcript_drain::impl {
       l.maybe_stored = maybe_stored;
       lines->push_back(std::move(l));
     }
-    auto p = std::make_shared<std::promise<result<std::size_t>>>();
-    auto f = p->get_future();
-    store::run_job(pg, store::write_turn_lines({}, lines),
-                   [p](result<std::size_t> r) { p->set_value(std::move(r)); });
-    auto r = f.get();
+    auto r = store::run_job_sync(pg, store::write_turn_lines({}, lines));
     if (!r) {
       if (failures) failures->Increment();
       fail_log.warn("transcript_stream_write_failed",

@@ -199,6 +199,10 @@ class redis_client {
   void eval(const redis_script& script, std::initializer_list<std::string_view> keys,
             std::initializer_list<std::string_view> args, redis_callback done);
 
+  /// eval with keys and arguments counted at run time (a script over many shards).
+  void eval_list(const redis_script& script, const std::vector<std::string>& keys,
+                 const std::vector<std::string>& args, redis_callback done);
+
   /// eval on lane `lane`'s connection; `done` runs on that lane, in submission order
   /// among the commands of that lane (as command_on; without lanes it is eval).
   void eval_on(std::size_t lane, const redis_script& script,
@@ -225,6 +229,10 @@ class redis_client {
   /// HTTP handler or a callback of this client (that would deadlock; it fails
   /// with `redis_misuse` instead when called from the I/O thread).
   result<redis_reply> command_sync(std::vector<std::string> args);
+
+  /// Blocking pipeline, with command_sync's rules: replies in order, each command
+  /// bounded by the command timeout.
+  std::vector<result<redis_reply>> pipeline_sync(std::vector<std::vector<std::string>> cmds);
 
   /// Whether the I/O thread currently holds a working connection. Turns false
   /// as soon as the I/O thread sees the socket close, even when idle. The lane

@@ -65,17 +65,17 @@ struct pipeline_replies {
   redis_pipeline_callback done;
 };
 
-eval_call eval_tail(std::initializer_list<std::string_view> keys,
-                    std::initializer_list<std::string_view> args) {
+template <class Keys, class Args>
+eval_call eval_tail(const Keys& keys, const Args& args) {
   eval_call c;
   auto numkeys = std::to_string(keys.size());
   std::size_t bytes = detail::bulk_size(numkeys.size());
-  for (auto k : keys) bytes += detail::bulk_size(k.size());
-  for (auto a : args) bytes += detail::bulk_size(a.size());
+  for (const auto& k : keys) bytes += detail::bulk_size(std::string_view(k).size());
+  for (const auto& a : args) bytes += detail::bulk_size(std::string_view(a).size());
   c.tail.reserve(bytes);
   detail::append_bulk(c.tail, numkeys);
-  for (auto k : keys) detail::append_bulk(c.tail, k);
-  for (auto a : args) detail::append_bulk(c.tail, a);
+  for (const auto& k : keys) detail::append_bulk(c.tail, k);
+  for (const auto& a : args) detail::append_bulk(c.tail, a);
   c.elements = 1 + keys.size() + args.size();
   return c;
 }
@@ -354,6 +354,15 @@ void redis_client::eval(const redis_script& script, std::initializer_list<std::s
   impl_->submit(std::move(req));
 }
 
+void redis_client::eval_list(const redis_script& script, const std::vector<std::string>& keys,
+                             const std::vector<std::string>& args, redis_callback done) {
+  request req;
+  req.script = script;
+  req.call = eval_tail(keys, args);
+  req.one = std::move(done);
+  impl_->submit(std::move(req));
+}
+
 void redis_client::eval_on(std::size_t lane, const redis_script& script,
                            std::initializer_list<std::string_view> keys,
                            std::initializer_list<std::string_view> args, redis_callback done) {
@@ -465,6 +474,19 @@ result<redis_reply> redis_client::command_sync(std::vector<std::string> args) {
   std::promise<result<redis_reply>> p;
   auto f = p.get_future();
   command(std::move(args), [&p](result<redis_reply> r) { p.set_value(std::move(r)); });
+  return f.get();
+}
+
+std::vector<result<redis_reply>> redis_client::pipeline_sync(
+    std::vector<std::vector<std::string>> cmds) {
+  if (impl_->on_loop())
+    return std::vector<result<redis_reply>>(
+        cmds.size(),
+        make_error("redis_misuse", "pipeline_sync called from the Redis client's own I/O thread"));
+  std::promise<std::vector<result<redis_reply>>> p;
+  auto f = p.get_future();
+  pipeline(std::move(cmds),
+           [&p](std::vector<result<redis_reply>> r) { p.set_value(std::move(r)); });
   return f.get();
 }
 

@@ -53,7 +53,7 @@ inline char* put_header(char* at, char kind, std::size_t n) {
 
 inline char* put_bulk(char* at, std::string_view a) {
   at = put_header(at, '$', a.size());
-  std::memcpy(at, a.data(), a.size());
+  if (!a.empty()) std::memcpy(at, a.data(), a.size());  // an empty view may hold no pointer
   at += a.size();
   *at++ = '\r';
   *at++ = '\n';

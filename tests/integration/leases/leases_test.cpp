@@ -42,6 +42,11 @@ class Leases : public store::shared_redis {
     EXPECT_EQ(r.elements.size(), 1u);
     return r.elements.empty() ? -1 : r.elements[0].integer;
   }
+  /// The fenced commit of shard 4's snapshot `snap`, without a transcript line.
+  redis_reply commit(const std::string& snap, std::string_view bytes, std::string_view holder) {
+    return eval(commit_script(), {snap, keys_.lease(4), keys_.transcripts(4)},
+                {bytes, "60", holder, "", "100", "refuse"});
+  }
   std::string get(const std::string& k) {
     auto r = client_->command_sync({"GET", k});
     EXPECT_TRUE(r);
@@ -89,19 +94,19 @@ TEST_F(Leases, OnlyTheHolderRenewsOrReleases) {
 TEST_F(Leases, ACommitIsRefusedUnlessTheWriterHoldsTheLease) {
   const std::string snap = key("conv:t:s");
   ASSERT_EQ(acquire(4, "a", ""), 1);
-  auto ok = eval(commit_script(), {snap, keys_.lease(4)}, {"v1", "60", "a/1"});
+  auto ok = commit(snap, "v1", "a/1");
   EXPECT_EQ(ok.integer, 1);
   EXPECT_EQ(get(snap), "v1");
   ASSERT_EQ(acquire(4, "b", "a/1"), 2);  // b takes over: a is fenced
-  auto fenced = eval(commit_script(), {snap, keys_.lease(4)}, {"stale", "60", "a/1"});
+  auto fenced = commit(snap, "stale", "a/1");
   EXPECT_EQ(fenced.integer, 0);
   EXPECT_EQ(get(snap), "v1");
-  auto b = eval(commit_script(), {snap, keys_.lease(4)}, {"v2", "60", "b/2"});
+  auto b = commit(snap, "v2", "b/2");
   EXPECT_EQ(b.integer, 1);
   EXPECT_EQ(get(snap), "v2");
   // An expired lease fences too, even before anyone takes the shard.
   ASSERT_TRUE(client_->command_sync({"DEL", keys_.lease(4)}));
-  auto expired = eval(commit_script(), {snap, keys_.lease(4)}, {"late", "60", "b/2"});
+  auto expired = commit(snap, "late", "b/2");
   EXPECT_EQ(expired.integer, 0);
   EXPECT_EQ(get(snap), "v2");
 }
