@@ -29,7 +29,12 @@ fenced_snapshot_store::fenced_snapshot_store(store::redis_client& redis, std::si
       keys_(std::move(keys)),
       node_(std::move(node)),
       backlog_(std::move(backlog)),
-      bound_(std::to_string(backlog_.max_per_shard)) {}
+      bound_(std::to_string(backlog_.max_per_shard)) {
+  for (uint32_t s = 0; s < table_.size(); ++s) {
+    lease_key_.push_back(keys_.lease(s));
+    stream_key_.push_back(keys_.transcripts(s));
+  }
+}
 
 void fenced_snapshot_store::load(std::string_view tenant, std::string_view session,
                                  std::shared_ptr<load_handler> done) {
@@ -75,8 +80,8 @@ void fenced_snapshot_store::commit_turn(std::string_view tenant, std::string_vie
     done->committed({});
   };
   const std::string key = plain_.key(tenant, session);
-  const std::string lease = keys_.lease(shard);
-  const std::string stream = keys_.transcripts(shard);
+  const std::string& lease = lease_key_[shard];
+  const std::string& stream = stream_key_[shard];
   const std::string holder = holder_value(node_, expected_epoch);
   const std::string secs = std::to_string(ttl.count());
   const std::string_view policy = backlog_.refuse ? "refuse" : "drop_oldest";

@@ -12,6 +12,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "actors/snapshot/redis_snapshot_store.hpp"
 #include "cluster/lease/leases.hpp"
@@ -52,6 +53,8 @@ class fenced_snapshot_store final : public actors::snapshot_store {
   std::string node_;
   transcript_backlog backlog_;
   std::string bound_;
+  // Per shard, built once: a commit formats no key but its conversation's.
+  std::vector<std::string> lease_key_, stream_key_;
 };
 
 }  // namespace parley::cluster
