@@ -10,6 +10,7 @@
 # `join`: a three-node region under an open loop of `rate` turns/s against the first
 # node for 24 s; a fourth node joins at 6 s and the second is drained (SIGTERM) at 14 s.
 # Prints p99 per second (loadgen --timeline) beside the steady p99 of seconds 1-5.
+# PARLEY_BENCH_LOGS=DIR keeps the nodes' logs and the load generator's output there.
 #
 # Prints for each: turns/s, CPU seconds of all parleyd processes per turn, syscalls
 # per turn (perf stat -e raw_syscalls:sys_enter on every parleyd), the share of turns
@@ -130,6 +131,7 @@ join_run() {  # join_run RATE
   sleep 8
   kill -TERM "${pids[1]}"
   wait "$lg" || true
+  if [ -n "${PARLEY_BENCH_LOGS:-}" ]; then mkdir -p "$PARLEY_BENCH_LOGS" && cp "$tmp"/node-*.log "$tmp/join.txt" "$PARLEY_BENCH_LOGS/"; fi
   grep '^second' "$tmp/join.txt"
   python3 - "$tmp/join.txt" <<'PY'
 import re, sys

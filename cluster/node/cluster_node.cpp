@@ -23,6 +23,7 @@
 
 #include "actors/registry/bot_registry.hpp"
 #include "cluster/endpoint/endpoint.hpp"
+#include "cluster/node/member_record.hpp"
 #include "cluster/node/transcript_drain.hpp"
 #include "cluster/placement/placement.hpp"
 #include "src/common/clock.hpp"
@@ -44,41 +45,15 @@ constexpr uint32_t max_hops = 2;
 /// Members whose record is gone stay listed (state down) this long.
 constexpr int64_t forget_after_ms = 10 * 60 * 1000;
 
+/// While a leaving shard waits for its turns in flight, the membership thread looks
+/// again at least this often (it is woken when such a turn ends).
+constexpr auto handoff_poll = std::chrono::milliseconds(5);
+
 turn_outcome unavailable(std::string message) {
   turn_outcome out;
   out.st = turn_outcome::status::unavailable;
   out.message = std::move(message);
   return out;
-}
-
-/// What a member record says (JSON in Redis).
-struct member_info {
-  std::string id, host, http, state, version;
-  std::string incarnation;  // random per process start
-  uint16_t port = 0;
-  uint64_t hb = 0;  // heartbeats written: a peer seen lost is back once it grows
-  int64_t ts_ms = 0;
-  uint32_t shards_owned = 0;
-  uint64_t live = 0;
-};
-
-result<member_info> parse_member(const std::string& text) {
-  auto j = nlohmann::json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return make_error("bad_member", "not a JSON object");
-  member_info m;
-  m.id = j.value("id", "");
-  m.host = j.value("host", "");
-  m.port = j.value("port", static_cast<uint16_t>(0));
-  m.http = j.value("http", "");
-  m.state = j.value("state", "");
-  m.version = j.value("version", "");
-  m.incarnation = j.value("inc", "");
-  m.hb = j.value("hb", static_cast<uint64_t>(0));
-  m.ts_ms = j.value("ts", static_cast<int64_t>(0));
-  m.shards_owned = j.value("shards", static_cast<uint32_t>(0));
-  m.live = j.value("live", static_cast<uint64_t>(0));
-  if (m.id.empty()) return make_error("bad_member", "no id");
-  return m;
 }
 
 /// A message waiting for its shard to get an owner that holds it.
@@ -89,57 +64,6 @@ struct pending {
   clock_type::time_point deadline;
 };
 
-struct probe {
-  prometheus::Gauge* shards_owned;
-  prometheus::Gauge* members_up;
-  prometheus::Gauge* buffered;
-  prometheus::Counter* forwarded;
-  prometheus::Counter* received;
-  prometheus::Counter* rejected_full;
-  prometheus::Counter* rejected_timeout;
-  prometheus::Counter* leases_acquired;
-  prometheus::Counter* leases_lost;
-  prometheus::Counter* handoffs;
-  prometheus::Counter* stalls;
-  prometheus::Counter* peers_lost;
-
-  explicit probe(prometheus::Registry& reg) {
-    auto gauge = [&reg](const char* name, const char* help) {
-      return &prometheus::BuildGauge().Name(name).Help(help).Register(reg).Add({});
-    };
-    auto counter = [&reg](const char* name, const char* help,
-                          const prometheus::Labels& labels = {}) {
-      return &prometheus::BuildCounter().Name(name).Help(help).Register(reg).Add(labels);
-    };
-    shards_owned = gauge("parley_cluster_shards_owned", "Shards whose lease this node holds.");
-    members_up =
-        gauge("parley_cluster_members_up", "Up members of the region, as this node sees them.");
-    buffered = gauge("parley_cluster_buffered_messages",
-                     "Messages waiting here for their moving shard's next owner.");
-    forwarded = counter("parley_cluster_forwarded_turns_total",
-                        "Turns this node sent to the owner of their shard.");
-    received =
-        counter("parley_cluster_received_turns_total", "Turns peers forwarded to this node.");
-    const char* rejected_help =
-        "Messages answered 503 while their shard moved: the buffer was full or they waited "
-        "too long.";
-    rejected_full =
-        counter("parley_cluster_buffer_rejected_total", rejected_help, {{"reason", "full"}});
-    rejected_timeout =
-        counter("parley_cluster_buffer_rejected_total", rejected_help, {{"reason", "timeout"}});
-    leases_acquired = counter("parley_cluster_leases_acquired_total",
-                              "Shard leases this node took (each with a new epoch).");
-    leases_lost = counter("parley_cluster_leases_lost_total",
-                          "Shard leases this node found taken or expired at renewal.");
-    handoffs = counter("parley_cluster_handoffs_total",
-                       "Shards this node handed over (released) to their next owner.");
-    stalls = counter("parley_cluster_heartbeats_skipped_total",
-                     "Heartbeats skipped because a lane did not run its task in time.");
-    peers_lost = counter("parley_cluster_peers_lost_total",
-                         "Connections to peer nodes lost (each noticed at once).");
-  }
-};
-
 }  // namespace
 
 struct cluster_node::impl {
@@ -148,7 +72,7 @@ struct cluster_node::impl {
   lease_keys keys;
   std::unique_ptr<endpoint> ep;
   std::unique_ptr<transcript_drain> drain_transcripts;
-  std::unique_ptr<probe> metrics;
+  std::unique_ptr<node_probe> metrics;
   log::rate_limited stall_log{std::chrono::seconds(5)};
 
   // The view: what the last heartbeat read. Guarded by `m`.
@@ -163,9 +87,20 @@ struct cluster_node::impl {
       std::to_string(common::now_unix_ms()) + "-" + std::to_string(::getpid());
   std::unordered_map<uint32_t, std::deque<pending>> buffer;
   std::size_t buffered = 0;
+  /// Per shard: the node holding its lease as this node last learned it (the lease
+  /// read at each heartbeat, its own acquires and releases, the node that answered a
+  /// turn it forwarded); "" when none. A hint for routing only: the holder's own
+  /// shard table decides whether it serves.
+  std::vector<std::string> holder_of;
 
   // Handoff progress (membership thread only).
   std::vector<clock_type::time_point> leaving_since;
+  bool handoff_waiting = false;  // a leaving shard waits for a turn in flight
+  /// When this node last released a shard (steady ms; 0: never). Guarded by `m`.
+  int64_t last_release_ms = 0;
+  /// Turns this node relays for peers (received, then forwarded on) not yet answered:
+  /// a draining node waits for them before its endpoint stops.
+  std::atomic<int> relaying{0};
 
   std::atomic<bool> draining{false};
   std::atomic<bool> is_up{false};
@@ -175,7 +110,9 @@ struct cluster_node::impl {
 
   std::mutex wake_m;
   std::condition_variable wake;
-  bool woken = false;  // under wake_m: run the next heartbeat now (a peer lost, a nudge)
+  bool woken = false;          // under wake_m: run the next heartbeat now (a peer lost, a nudge)
+  bool handoff_woken = false;  // under wake_m: a leaving shard's last turn in flight ended
+  std::atomic<bool> nudged{false};  // a peer released shards: take_if_nudged
   std::thread loop;
 
   // Lanes' proof of life: steady ms when each lane last ran its heartbeat task.
@@ -191,8 +128,9 @@ struct cluster_node::impl {
     keys.prefix = o.key_prefix;
     keys.region = o.region;
     leaving_since.resize(o.shards);
+    holder_of.resize(o.shards);
     desired.assign(o.shards, -1);
-    if (d.metrics != nullptr) metrics = std::make_unique<probe>(*d.metrics);
+    if (d.metrics != nullptr) metrics = std::make_unique<node_probe>(*d.metrics);
   }
 
   static int64_t steady_ms() {
@@ -209,17 +147,31 @@ struct cluster_node::impl {
     std::unique_lock<std::mutex> lock(m);
     // Again under the lock: the membership thread changes holdings under it.
     if (try_local(s, in, done)) return;
-    int owner = desired[s];
-    if (owner >= 0 && up_ids[static_cast<std::size_t>(owner)] != o.node) {
-      std::string peer = up_ids[static_cast<std::size_t>(owner)];
-      if (ep->connected(peer)) {
-        lock.unlock();
-        if (hops >= max_hops)
-          return done(unavailable("the conversation's shard is moving between nodes: retry"));
-        return forward(peer, std::move(in), std::move(done), hops);
-      }
+    std::string peer = next_hop(s, hops);
+    if (peer.empty()) return park(lock, s, std::move(in), std::move(done), hops);
+    lock.unlock();
+    if (hops >= max_hops)
+      return done(unavailable("the conversation's shard is moving between nodes: retry"));
+    forward(peer, s, std::move(in), std::move(done), hops);
+  }
+
+  /// Where a turn of shard `s` that this node does not serve goes next (under `m`); ""
+  /// to buffer it here. The entry node (hops 0) sends it to the node holding the lease,
+  /// which serves it until it hands the shard over, so a moving shard's turns wait
+  /// only for its own handover, not for every node's view to change. A node a turn
+  /// was forwarded to, and every node when no live peer holds the shard, sends it to
+  /// the desired owner (which buffers it until it holds the lease): never back to the
+  /// holder, which forwarded it because it is handing the shard over.
+  std::string next_hop(uint32_t s, uint32_t hops) const {
+    if (hops == 0) {
+      const auto& h = holder_of[s];
+      if (!h.empty() && h != o.node && is_member_alive(h) && ep->connected(h)) return h;
     }
-    park(lock, s, std::move(in), std::move(done), hops);
+    int owner = desired[s];
+    if (owner < 0) return {};
+    const auto& peer = up_ids[static_cast<std::size_t>(owner)];
+    if (peer == o.node || !ep->connected(peer)) return {};
+    return peer;
   }
 
   /// Runs the turn here when this node holds its shard and is not handing it over
@@ -234,6 +186,8 @@ struct cluster_node::impl {
     d.rt->submit(std::move(in), [this, s, done = std::move(done)](turn_outcome out) {
       out.served_by = o.node;
       d.table->turn_finished(s);
+      // The shard's handover waits for this turn: it may go now.
+      if (d.table->leaving(s) && d.table->in_flight(s) == 0) wake_handoff();
       done(std::move(out));
     });
     return true;
@@ -254,12 +208,19 @@ struct cluster_node::impl {
     if (metrics) metrics->buffered->Set(static_cast<double>(buffered));
   }
 
-  void forward(const std::string& peer, inbound in, std::function<void(turn_outcome)> done,
-               uint32_t hops) {
+  void forward(const std::string& peer, uint32_t s, inbound in,
+               std::function<void(turn_outcome)> done, uint32_t hops) {
     if (metrics) metrics->forwarded->Increment();
+    if (hops > 0) relaying.fetch_add(1);
     std::string tenant = in.tenant;
     ep->forward(peer, in, hops + 1, o.node,
-                [this, tenant, done = std::move(done)](turn_outcome out) mutable {
+                [this, s, hops, tenant, done = std::move(done)](turn_outcome out) mutable {
+                  if (hops > 0) relaying.fetch_sub(1);
+                  // The node that ran it held the lease: the next turns go there.
+                  if (hops == 0 && !out.served_by.empty()) {
+                    std::lock_guard<std::mutex> lock(m);
+                    holder_of[s] = out.served_by;
+                  }
                   // The program stays on each node (its registry): the gateway renders
                   // variables from it.
                   if (!out.result || out.bot_version == 0 || d.registry == nullptr)
@@ -286,17 +247,13 @@ struct cluster_node::impl {
         uint32_t s = it->first;
         auto& q = it->second;
         bool here = d.table->held(s) != 0 && !d.table->leaving(s);
-        int owner = desired[s];
-        std::string peer = owner >= 0 && up_ids[static_cast<std::size_t>(owner)] != o.node
-                               ? up_ids[static_cast<std::size_t>(owner)]
-                               : std::string();
-        bool there = !peer.empty() && ep->connected(peer);
         while (!q.empty()) {
           auto& p = q.front();
+          std::string peer = here ? std::string() : next_hop(s, p.hops);
           if (here)
             go_local.push_back(std::move(p));
-          else if (there)
-            go_remote.emplace_back(peer, std::move(p));
+          else if (!peer.empty())
+            go_remote.emplace_back(std::move(peer), std::move(p));
           else if (p.deadline <= now)
             expired.push_back(std::move(p));
           else
@@ -314,7 +271,8 @@ struct cluster_node::impl {
         p.done(unavailable("the conversation's shard is moving between nodes: retry"));
         continue;
       }
-      forward(peer, std::move(p.in), std::move(p.done), p.hops);
+      uint32_t s = shard_of(p.in.tenant, p.in.session_id, o.shards);
+      forward(peer, s, std::move(p.in), std::move(p.done), p.hops);
     }
     for (auto& p : expired) {
       if (metrics) metrics->rejected_timeout->Increment();
@@ -388,6 +346,7 @@ struct cluster_node::impl {
       return;  // no renewal: a stalled node loses its leases as a dead one does
     }
     hb.fetch_add(1);
+    take_if_nudged();
     // A drain is announced in this very record, and every peer is nudged to read it:
     // they stop routing to this node now, not a heartbeat later.
     const bool announce = draining && state != "draining";
@@ -404,6 +363,7 @@ struct cluster_node::impl {
     for (uint32_t s = 0; s < o.shards; ++s) mget.push_back(keys.lease(s));
     cmds.push_back(std::move(mget));
     auto r = run(std::move(cmds));
+    take_if_nudged();
     for (const auto& x : r)
       if (!x.ok()) {
         log::warn("cluster_heartbeat_failed", {{"error", x.err().message}});
@@ -427,6 +387,7 @@ struct cluster_node::impl {
       std::vector<std::string> get{"MGET"};
       for (const auto& id : ids) get.push_back(keys.member(id));
       auto recs = run({std::move(get)});
+      take_if_nudged();
       if (!recs[0].ok()) return;
       for (std::size_t i = 0; i < ids.size() && i < recs[0]->elements.size(); ++i) {
         if (recs[0]->elements[i].is_nil()) continue;
@@ -454,7 +415,9 @@ struct cluster_node::impl {
       state = "draining";
     } else if (state == "joining" && (reachable || hb > 20)) {
       state = "up";
-      // Its peers hand it its shards from their next heartbeat: make that now.
+      // Its peers hand it its shards from their next heartbeat: make that now, once
+      // the record they read says up.
+      run({{"SET", keys.member(o.node), record(), "PX", std::to_string(o.lease.count())}});
       for (const auto& [id, mi] : seen)
         if (id != o.node) ep->nudge(id);
     }
@@ -501,69 +464,74 @@ struct cluster_node::impl {
            lost.count(id) == 0;
   }
 
-  /// Renews, hands over, releases and acquires leases from the current holders.
+  /// Whether this node should own `s` (under `m`).
+  bool mine(uint32_t s) const {
+    return !draining && desired[s] >= 0 && up_ids[static_cast<std::size_t>(desired[s])] == o.node;
+  }
+
+  /// From the leases as the heartbeat read them: starts handing over the held shards
+  /// this node should no longer own, hands over those that are ready, takes the free
+  /// (or orphaned) ones it should own and renews the rest.
   void shards(const std::vector<std::string>& holders) {
-    std::vector<uint32_t> renew, release, acquire;
+    std::vector<uint32_t> acquire;
     std::vector<std::string> acquire_expect;
-    auto now = clock_type::now();
-    std::size_t leaving_now = 0;
     {
       std::lock_guard<std::mutex> lock(m);
-      for (uint32_t s = 0; s < o.shards; ++s)
-        if (d.table->leaving(s)) ++leaving_now;
       for (uint32_t s = 0; s < o.shards; ++s) {
-        bool mine = desired[s] >= 0 && up_ids[static_cast<std::size_t>(desired[s])] == o.node;
-        if (draining) mine = false;
-        if (d.table->held(s) != 0) {
-          if (mine) {
-            d.table->set_leaving(s, false);  // it came back before it left
-            renew.push_back(s);
-            continue;
-          }
-          if (!d.table->leaving(s)) {
-            if (leaving_now >= o.handoff_batch) {
-              renew.push_back(s);
-              continue;
-            }
-            ++leaving_now;
-            d.table->set_leaving(s, true);
-            leaving_since[s] = now;
-          }
-          if (d.table->in_flight(s) == 0 || now - leaving_since[s] >= o.handoff_timeout)
-            release.push_back(s);
-          else
-            renew.push_back(s);
-          continue;
-        }
-        if (!mine) continue;
         const auto& cur = holders[s];
         std::string holder(holder_node(cur));
-        if (cur.empty() || holder == o.node || !is_member_alive(holder)) {
+        holder_of[s] = d.table->held(s) != 0 ? o.node : holder;
+        if (!mine(s)) continue;
+        if (d.table->held(s) != 0) {
+          d.table->set_leaving(s, false);  // it came back before it left
+        } else if (cur.empty() || holder == o.node || !is_member_alive(holder)) {
           acquire.push_back(s);
           acquire_expect.push_back(cur);
         }
       }
+      mark_leaving();
     }
-    std::vector<uint32_t> gone;
-    if (!renew.empty()) {
-      std::vector<std::string> ks, args{"renew", std::to_string(o.lease.count())};
-      for (auto s : renew) {
-        ks.push_back(keys.lease(s));
-        args.push_back(holder_value(o.node, d.table->held(s)));
-      }
-      auto r = eval(holder_script(), ks, args);
-      if (r.ok()) {
-        for (std::size_t i = 0; i < renew.size() && i < r->elements.size(); ++i)
-          if (r->elements[i].integer != 1) gone.push_back(renew[i]);
-        if (!gone.empty()) {
-          if (metrics) metrics->leases_lost->Increment(static_cast<double>(gone.size()));
-          log::warn("cluster_leases_lost", {{"node", o.node},
-                                            {"count", std::to_string(gone.size())},
-                                            {"first_shard", std::to_string(gone.front())}});
-        }
-      }
+    handoff_waiting = hand_over();
+    take_if_nudged();
+    take(acquire, acquire_expect);
+    renew();
+    if (metrics) metrics->shards_owned->Set(static_cast<double>(d.table->held_count()));
+  }
+
+  /// Marks leaving the held shards this node should no longer own, so that at most
+  /// `handoff_batch` are leaving at a time (under `m`). From then on their turns go
+  /// to the next owner.
+  void mark_leaving() {
+    std::size_t leaving_now = 0;
+    for (uint32_t s = 0; s < o.shards; ++s)
+      if (d.table->leaving(s)) ++leaving_now;
+    auto now = clock_type::now();
+    for (uint32_t s = 0; s < o.shards && leaving_now < o.handoff_batch; ++s) {
+      if (d.table->held(s) == 0 || d.table->leaving(s) || mine(s)) continue;
+      d.table->set_leaving(s, true);
+      leaving_since[s] = now;
+      ++leaving_now;
     }
-    if (!release.empty()) {
+  }
+
+  /// Releases every leaving shard whose turns in flight have ended (or that waited
+  /// `handoff_timeout`), tells the next owners at once and passivates the shards'
+  /// conversations. Membership thread. Returns whether
+  /// a leaving shard still waits for a turn in flight (it goes as soon as that ends:
+  /// run_loop).
+  bool hand_over() {
+    for (;;) {
+      std::vector<uint32_t> release;
+      bool waiting = false;
+      auto now = clock_type::now();
+      for (uint32_t s = 0; s < o.shards; ++s) {
+        if (d.table->held(s) == 0 || !d.table->leaving(s)) continue;
+        if (d.table->in_flight(s) == 0 || now - leaving_since[s] >= o.handoff_timeout)
+          release.push_back(s);
+        else
+          waiting = true;
+      }
+      if (release.empty()) return waiting;
       std::vector<std::string> ks, args{"release", ""};
       for (auto s : release) {
         ks.push_back(keys.lease(s));
@@ -571,59 +539,119 @@ struct cluster_node::impl {
       }
       // Whatever the script answers, the shard is no longer ours to serve.
       (void)eval(holder_script(), ks, args);
-      std::set<std::string> next_owners;
+      std::set<std::string> tell;
       {
         std::lock_guard<std::mutex> lock(m);
-        for (auto s : release)
-          if (desired[s] >= 0) next_owners.insert(up_ids[static_cast<std::size_t>(desired[s])]);
+        for (auto s : release) {
+          d.table->set_held(s, 0);
+          d.table->set_leaving(s, false);
+          holder_of[s].clear();
+          if (desired[s] >= 0) tell.insert(up_ids[static_cast<std::size_t>(desired[s])]);
+        }
+        last_release_ms = steady_ms();
+        // The last shard of a drain: every peer reads the leases again now, so none
+        // keeps sending this node turns of shards it no longer holds.
+        if (draining && d.table->held_count() == 0)
+          for (const auto& [id, mi] : members) tell.insert(id);
       }
-      for (auto s : release) {
-        gone.push_back(s);
-        if (metrics) metrics->handoffs->Increment();
-      }
+      if (metrics) metrics->handoffs->Increment(static_cast<double>(release.size()));
       // They take the shards at once instead of at their next heartbeat: the messages
       // they buffered for them wait one round trip, not up to two heartbeats.
-      for (const auto& n : next_owners)
+      for (const auto& n : tell)
         if (n != o.node) ep->nudge(n);
+      passivate(release);
     }
+  }
+
+  /// Takes the leases of `todo`, each iff it still has the value in `expect` ("":
+  /// absent); returns how many it took.
+  std::size_t take(const std::vector<uint32_t>& todo, const std::vector<std::string>& expect) {
+    if (todo.empty()) return 0;
+    std::vector<std::string> ks, args{o.node, std::to_string(o.lease.count())};
+    for (std::size_t i = 0; i < todo.size(); ++i) {
+      ks.push_back(keys.lease(todo[i]));
+      ks.push_back(keys.epoch(todo[i]));
+      args.push_back(expect[i]);
+    }
+    auto r = eval(acquire_script(), ks, args);
+    if (!r.ok()) return 0;
+    std::size_t got = 0;
+    {
+      std::lock_guard<std::mutex> lock(m);
+      for (std::size_t i = 0; i < todo.size() && i < r->elements.size(); ++i) {
+        auto e = r->elements[i].integer;
+        if (e <= 0) continue;
+        d.table->set_held(todo[i], static_cast<uint64_t>(e));
+        holder_of[todo[i]] = o.node;
+        if (drain_transcripts) drain_transcripts->acquired(todo[i]);
+        ++got;
+      }
+    }
+    if (got > 0) {
+      if (metrics) metrics->leases_acquired->Increment(static_cast<double>(got));
+      log::info("cluster_shards_acquired", {{"node", o.node}, {"count", std::to_string(got)}});
+    }
+    return got;
+  }
+
+  /// Takes at once the free leases of the shards this node should own, before the
+  /// heartbeat's reads: on a nudge a peer has just released them, and the turns
+  /// buffered for them wait one round trip. Returns how many it took.
+  std::size_t take_free() {
+    std::vector<uint32_t> todo;
+    {
+      std::lock_guard<std::mutex> lock(m);
+      for (uint32_t s = 0; s < o.shards; ++s)
+        if (mine(s) && d.table->held(s) == 0) todo.push_back(s);
+    }
+    return take(todo, std::vector<std::string>(todo.size()));
+  }
+
+  /// A peer released shards this node should own (a nudge): takes them and sends their
+  /// buffered turns now, between the heartbeat's steps, not after them.
+  void take_if_nudged() {
+    if (nudged.exchange(false) && take_free() > 0) flush();
+  }
+
+  /// Renews every lease held; a lease found taken or expired is lost.
+  void renew() {
+    std::vector<uint32_t> held;
+    std::vector<std::string> ks, args{"renew", std::to_string(o.lease.count())};
+    for (uint32_t s = 0; s < o.shards; ++s)
+      if (auto e = d.table->held(s); e != 0) {
+        held.push_back(s);
+        ks.push_back(keys.lease(s));
+        args.push_back(holder_value(o.node, e));
+      }
+    if (held.empty()) return;
+    auto r = eval(holder_script(), ks, args);
+    if (!r.ok()) return;
+    std::vector<uint32_t> gone;
+    for (std::size_t i = 0; i < held.size() && i < r->elements.size(); ++i)
+      if (r->elements[i].integer != 1) gone.push_back(held[i]);
+    if (gone.empty()) return;
+    if (metrics) metrics->leases_lost->Increment(static_cast<double>(gone.size()));
+    log::warn("cluster_leases_lost", {{"node", o.node},
+                                      {"count", std::to_string(gone.size())},
+                                      {"first_shard", std::to_string(gone.front())}});
     {
       std::lock_guard<std::mutex> lock(m);
       for (auto s : gone) {
         d.table->set_held(s, 0);
         d.table->set_leaving(s, false);
+        holder_of[s].clear();
       }
     }
-    if (!gone.empty() && d.rt != nullptr) {
-      std::vector<bool> set(o.shards, false);
-      for (auto s : gone) set[s] = true;
-      d.rt->passivate_where(
-          [&](std::string_view t, std::string_view c) { return set[shard_of(t, c, o.shards)]; });
-    }
-    if (!acquire.empty()) {
-      std::vector<std::string> ks, args{o.node, std::to_string(o.lease.count())};
-      for (std::size_t i = 0; i < acquire.size(); ++i) {
-        ks.push_back(keys.lease(acquire[i]));
-        ks.push_back(keys.epoch(acquire[i]));
-        args.push_back(acquire_expect[i]);
-      }
-      auto r = eval(acquire_script(), ks, args);
-      if (r.ok()) {
-        std::size_t got = 0;
-        std::lock_guard<std::mutex> lock(m);
-        for (std::size_t i = 0; i < acquire.size() && i < r->elements.size(); ++i) {
-          auto e = r->elements[i].integer;
-          if (e <= 0) continue;
-          d.table->set_held(acquire[i], static_cast<uint64_t>(e));
-          if (drain_transcripts) drain_transcripts->acquired(acquire[i]);
-          ++got;
-        }
-        if (got > 0) {
-          if (metrics) metrics->leases_acquired->Increment(static_cast<double>(got));
-          log::info("cluster_shards_acquired", {{"node", o.node}, {"count", std::to_string(got)}});
-        }
-      }
-    }
-    if (metrics) metrics->shards_owned->Set(static_cast<double>(d.table->held_count()));
+    passivate(gone);
+  }
+
+  /// Stops the live conversations of shards this node no longer holds.
+  void passivate(const std::vector<uint32_t>& gone) {
+    if (gone.empty() || d.rt == nullptr) return;
+    std::vector<bool> set(o.shards, false);
+    for (auto s : gone) set[s] = true;
+    d.rt->passivate_where(
+        [&](std::string_view t, std::string_view c) { return set[shard_of(t, c, o.shards)]; });
   }
 
   /// Starts a connection attempt to every member not connected (one thread each).
@@ -670,12 +698,31 @@ struct cluster_node::impl {
 
   void run_loop() {
     while (!stopping) {
-      auto started = clock_type::now();
+      auto next = clock_type::now() + o.heartbeat;
       tick();
-      std::unique_lock<std::mutex> lock(wake_m);
-      wake.wait_until(lock, started + o.heartbeat, [this] { return stopping.load() || woken; });
-      woken = false;
+      while (wait_for_handoff(next)) handoff_waiting = hand_over();
     }
+  }
+
+  /// Waits for the next heartbeat (`next`) or a wake-up (then false) or, while a
+  /// leaving shard waits for a turn in flight, until such a turn ends (then true; at
+  /// most `handoff_poll`, for the shards whose wait times out).
+  bool wait_for_handoff(clock_type::time_point next) {
+    std::unique_lock<std::mutex> lock(wake_m);
+    auto until = handoff_waiting ? std::min(next, clock_type::now() + handoff_poll) : next;
+    wake.wait_until(lock, until, [this] { return stopping.load() || woken || handoff_woken; });
+    handoff_woken = false;
+    if (stopping || woken || clock_type::now() >= next) {
+      woken = false;
+      return false;
+    }
+    return true;
+  }
+
+  void wake_handoff() {
+    std::lock_guard<std::mutex> lock(wake_m);
+    handoff_woken = true;
+    wake.notify_all();
   }
 };
 
@@ -693,6 +740,7 @@ result<uint16_t> cluster_node::start() {
   };
   h.peer_down = [i](const std::string& node) { i->peer_down(node); };
   h.nudged = [i] {
+    i->nudged = true;
     std::lock_guard<std::mutex> lock(i->wake_m);
     i->woken = true;
     i->wake.notify_all();
@@ -737,14 +785,19 @@ bool cluster_node::wait_drained(std::chrono::milliseconds deadline) {
   while (clock_type::now() < end) {
     {
       std::lock_guard<std::mutex> lock(impl_->m);
-      if (impl_->d.table->held_count() == 0 && impl_->buffered == 0) return true;
+      // Drained once it holds nothing, buffers nothing, relays nothing and a heartbeat
+      // has passed since its last release: every peer has read the leases again by
+      // then (they were nudged), so none sends it turns any more.
+      if (impl_->d.table->held_count() == 0 && impl_->buffered == 0 && impl_->relaying == 0 &&
+          impl::steady_ms() - impl_->last_release_ms >= impl_->o.heartbeat.count())
+        return true;
       // Nobody to hand over to (a lone node): its leases go when it leaves.
       bool others = false;
       for (const auto& id : impl_->up_ids)
         if (id != impl_->o.node) others = true;
       if (!others) return true;
     }
-    // Polled: the membership thread hands shards over a batch per heartbeat.
+    // Polled: the membership thread hands the shards over.
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return false;

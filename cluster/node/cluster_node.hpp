@@ -14,17 +14,25 @@
 /// Placement. shard = shard_of(tenant, conversation) over `shards`; its owner is the
 /// rendezvous choice among the up members. The owner takes the shard's lease
 /// (acquire: a larger epoch); a node that should no longer own a held shard hands it
-/// over a batch at a time: it stops taking the shard's turns (they go to the next
-/// owner, which buffers them until it holds the lease), waits for the turns in flight
-/// (at most `handoff_timeout`), passivates the shard's conversations and releases the
-/// lease. The lease of a member seen down is taken at once: the epoch fences the old
-/// holder, so taking early is safe (fenced_snapshot_store).
+/// over (at most `handoff_batch` per heartbeat): it stops taking the shard's turns
+/// (they go to the next owner, which buffers them until it holds the lease), waits
+/// for the turns in flight (at most `handoff_timeout`; the shard goes as soon as the
+/// last one ends, not at the next heartbeat), releases the lease, nudges the next
+/// owner and passivates the shard's conversations. A nudged node takes the free
+/// leases it should own at once, between the steps of its heartbeat. The lease of a
+/// member seen down is taken at once: the epoch fences the old holder, so taking
+/// early is safe (fenced_snapshot_store).
 ///
 /// Routing (`submit`, any thread): a turn whose shard this node holds goes straight to
-/// the runtime (no serialization, one atomic load); otherwise to the owner over the
-/// endpoint, or, while the shard has no owner holding it here, into a bounded buffer
-/// (`buffer_max` node-wide, each message at most `buffer_timeout`; past either the
-/// answer is unavailable: 503 with Retry-After). Nothing is dropped silently.
+/// the runtime (no serialization, one atomic load). Otherwise the entry node sends it
+/// to the node holding the shard's lease (as the heartbeat read it, or as the last
+/// forwarded answer named it), which serves it until it starts handing the shard
+/// over: a moving shard's turns wait only for that shard's own handover, not for
+/// every node's view to change. A node a turn was forwarded to (or any node, when no
+/// live peer holds the shard) sends it to the desired owner, or, while that owner is
+/// this node and does not hold the shard yet, or is not connected, into a bounded
+/// buffer (`buffer_max` node-wide, each message at most `buffer_timeout`; past either
+/// the answer is unavailable: 503 with Retry-After). Nothing is dropped silently.
 
 #include <chrono>
 #include <cstdint>
@@ -105,8 +113,9 @@ class cluster_node final : public actors::turn_sink {
 
   /// Starts handing every shard over (idempotent); the node stays draining.
   void drain();
-  /// Waits until this node holds no shard and buffers nothing, or `deadline`; true
-  /// when drained.
+  /// Waits until this node holds no shard, buffers nothing, relays no peer's turn and
+  /// a heartbeat has passed since its last release (its peers no longer send it
+  /// turns), or `deadline`; true when drained.
   bool wait_drained(std::chrono::milliseconds deadline);
 
   /// Ends the membership thread, releases the leases still held and deletes the
