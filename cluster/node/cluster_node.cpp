@@ -62,6 +62,7 @@ struct pending {
   std::function<void(turn_outcome)> done;
   uint32_t hops = 0;
   clock_type::time_point deadline;
+  uint64_t views = 0;  // the node's view count when it was buffered
 };
 
 }  // namespace
@@ -92,6 +93,7 @@ struct cluster_node::impl {
   /// turn it forwarded); "" when none. A hint for routing only: the holder's own
   /// shard table decides whether it serves.
   std::vector<std::string> holder_of;
+  uint64_t views = 0;  // views computed (update_view); guarded by `m`
 
   // Handoff progress (membership thread only).
   std::vector<clock_type::time_point> leaving_since;
@@ -148,10 +150,12 @@ struct cluster_node::impl {
     // Again under the lock: the membership thread changes holdings under it.
     if (try_local(s, in, done)) return;
     std::string peer = next_hop(s, hops);
-    if (peer.empty()) return park(lock, s, std::move(in), std::move(done), hops);
+    // A turn that may travel no further waits too: this node's view may be a moment
+    // behind the sender's (a peer that just started draining), and then it is about to
+    // take the shard (flush).
+    if (peer.empty() || hops >= max_hops)
+      return park(lock, s, std::move(in), std::move(done), hops);
     lock.unlock();
-    if (hops >= max_hops)
-      return done(unavailable("the conversation's shard is moving between nodes: retry"));
     forward(peer, s, std::move(in), std::move(done), hops);
   }
 
@@ -203,7 +207,7 @@ struct cluster_node::impl {
           "too many messages are waiting for moving conversations on this node: retry"));
     }
     buffer[s].push_back(
-        pending{std::move(in), std::move(done), hops, clock_type::now() + o.buffer_timeout});
+        pending{std::move(in), std::move(done), hops, clock_type::now() + o.buffer_timeout, views});
     ++buffered;
     if (metrics) metrics->buffered->Set(static_cast<double>(buffered));
   }
@@ -250,9 +254,12 @@ struct cluster_node::impl {
         while (!q.empty()) {
           auto& p = q.front();
           std::string peer = here ? std::string() : next_hop(s, p.hops);
+          // Out of hops: answered once two views since it came still send it elsewhere
+          // (the views agree: it will not be this node's).
+          bool stuck = !peer.empty() && p.hops >= max_hops;
           if (here)
             go_local.push_back(std::move(p));
-          else if (!peer.empty())
+          else if (!peer.empty() && (!stuck || views >= p.views + 2))
             go_remote.emplace_back(std::move(peer), std::move(p));
           else if (p.deadline <= now)
             expired.push_back(std::move(p));
@@ -451,6 +458,7 @@ struct cluster_node::impl {
       }
       seen[o.node].id = o.node;
       members = std::move(seen);
+      ++views;
     }
     is_up = state == "up";
     if (metrics) metrics->members_up->Set(static_cast<double>(ups.size()));
