@@ -6,21 +6,25 @@
 #
 #   bench/region.sh [duration_s=8] [connections=64] [turns_per_session=8]
 #   bench/region.sh join [rate=2000]
+#   bench/region.sh boot [rate=2000]
 #
 # `join`: a three-node region under an open loop of `rate` turns/s against the first
 # node for 24 s; a fourth node joins at 6 s and the second is drained (SIGTERM) at 14 s.
 # Prints p99 per second (loadgen --timeline) beside the steady p99 of seconds 1-5.
+# `boot`: the same, but the fourth node starts in a region of its own, so it joins
+# nothing: what starting a parleyd costs the others on this machine, no shard moving.
 # PARLEY_BENCH_LOGS=DIR keeps the nodes' logs and the load generator's output there.
 #
 # Prints for each: turns/s, CPU seconds of all parleyd processes per turn, syscalls
 # per turn (perf stat -e raw_syscalls:sys_enter on every parleyd), the share of turns
-# forwarded. PARLEY_BENCH_BUILD (default build/release) names the Release build.
+# forwarded. PARLEY_BENCH_BUILD (default build/release) names the Release build;
+# PARLEY_BENCH_PARLEYD, another parleyd binary to run instead of its own (an A/B run).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 for lib in scripts/lib/deps.sh scripts/lib/servers.sh bench/lib.sh; do . "$lib"; done
 build=${PARLEY_BENCH_BUILD:-build/release}
-if [ "${1:-}" = join ]; then
+if [ "${1:-}" = join ] || [ "${1:-}" = boot ]; then
   duration=8 conns=64 turns=8
 else
   duration=${1:-8} conns=${2:-64} turns=${3:-8}
@@ -29,6 +33,7 @@ admin_token=bench-admin-$$
 parley_install_deps
 bench_release_build "$build" parleyd parley_loadgen
 loadgen=$build/bench/loadgen/parley_loadgen
+parleyd=${PARLEY_BENCH_PARLEYD:-$build/src/app/parleyd}
 
 bench_workdir
 parley_start_redis "$tmp/redis"
@@ -42,7 +47,7 @@ start_nodes() {  # start_nodes N: nodes bench-1..N; waits until the region settl
   pids=()
   ports=()
   for i in $(seq 1 "$n"); do
-    PARLEY_NODE_NAME=bench-$i bench_start_parleyd "$build/src/app/parleyd" "$tmp/node-$n-$i.log"
+    PARLEY_NODE_NAME=bench-$i bench_start_parleyd "$parleyd" "$tmp/node-$n-$i.log"
     pids+=("$NODE_PID")
     ports+=("$NODE_PORT")
   done
@@ -117,7 +122,7 @@ PY
   stop_nodes
 }
 
-join_run() {  # join_run RATE
+join_run() {  # join_run RATE [REGION of the fourth node]
   start_nodes 3
   setup_tenant
   local first=${ports[0]}
@@ -126,14 +131,14 @@ join_run() {  # join_run RATE
     --timeline > "$tmp/join.txt" 2>&1 &
   local lg=$!
   sleep 8   # 2 s warm-up + 6 s
-  PARLEY_NODE_NAME=bench-4 bench_start_parleyd "$build/src/app/parleyd" "$tmp/node-join-4.log"
+  PARLEY_NODE_REGION=${2:-local} PARLEY_NODE_NAME=bench-4 bench_start_parleyd "$parleyd" "$tmp/node-join-4.log"
   pids+=("$NODE_PID")
   sleep 8
   kill -TERM "${pids[1]}"
   wait "$lg" || true
   if [ -n "${PARLEY_BENCH_LOGS:-}" ]; then mkdir -p "$PARLEY_BENCH_LOGS" && cp "$tmp"/node-*.log "$tmp/join.txt" "$PARLEY_BENCH_LOGS/"; fi
   grep '^second' "$tmp/join.txt"
-  python3 - "$tmp/join.txt" <<'PY'
+  python3 - "$tmp/join.txt" "${2:-local}" <<'PY'
 import re, sys
 p99 = {int(m.group(1)): float(m.group(2)) for m in
        re.finditer(r"second\s+(\d+)\s+\d+ turns\s+p50\s+[\d.]+ ms\s+p99\s+([\d.]+) ms", open(sys.argv[1]).read())}
@@ -141,7 +146,8 @@ steady = sorted(v for k, v in p99.items() if 1 <= k <= 5)
 join = max(v for k, v in p99.items() if 6 <= k <= 13)
 drain = max(v for k, v in p99.items() if 14 <= k <= 23)
 base = steady[len(steady) // 2]
-print(f"steady p99 (median of seconds 1-5) {base:.2f} ms; worst second's p99 during the join {join:.2f} ms "
+what = "join" if sys.argv[2] == "local" else "fourth node's start (it joins nothing)"
+print(f"steady p99 (median of seconds 1-5) {base:.2f} ms; worst second's p99 during the {what} {join:.2f} ms "
       f"({join / base:.1f}x), during the drain {drain:.2f} ms ({drain / base:.1f}x); goal <= 2x")
 PY
   stop_nodes
@@ -150,6 +156,10 @@ PY
 echo "machine: $(nproc) cores, $(. /etc/os-release; echo "$PRETTY_NAME"); load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 if [ "${1:-}" = join ]; then
   join_run "${2:-2000}"
+  exit 0
+fi
+if [ "${1:-}" = boot ]; then
+  join_run "${2:-2000}" bench-boot
   exit 0
 fi
 run 1
