@@ -220,10 +220,14 @@ struct cluster_node::impl {
     ep->forward(peer, in, hops + 1, o.node,
                 [this, s, hops, tenant, done = std::move(done)](turn_outcome out) mutable {
                   if (hops > 0) relaying.fetch_sub(1);
-                  // The node that ran it held the lease: the next turns go there.
+                  // The node that ran it held the lease: the next turns go there. Not
+                  // a draining node: it only ever gives shards away, and a late answer
+                  // must not undo the lease read that saw it release them.
                   if (hops == 0 && !out.served_by.empty()) {
                     std::lock_guard<std::mutex> lock(m);
-                    holder_of[s] = out.served_by;
+                    auto it = members.find(out.served_by);
+                    if (it != members.end() && it->second.state == "up")
+                      holder_of[s] = out.served_by;
                   }
                   // The program stays on each node (its registry): the gateway renders
                   // variables from it.

@@ -26,13 +26,14 @@
 /// Routing (`submit`, any thread): a turn whose shard this node holds goes straight to
 /// the runtime (no serialization, one atomic load). Otherwise the entry node sends it
 /// to the node holding the shard's lease (as the heartbeat read it, or as the last
-/// forwarded answer named it), which serves it until it starts handing the shard
-/// over: a moving shard's turns wait only for that shard's own handover, not for
-/// every node's view to change. A node a turn was forwarded to (or any node, when no
-/// live peer holds the shard) sends it to the desired owner, or, while that owner is
-/// this node and does not hold the shard yet, or is not connected, into a bounded
-/// buffer (`buffer_max` node-wide, each message at most `buffer_timeout`; past either
-/// the answer is unavailable: 503 with Retry-After). Nothing is dropped silently.
+/// forwarded answer named it, if that node is up), which serves it until it starts
+/// handing the shard over: a moving shard's turns wait only for that shard's own
+/// handover, not for every node's view to change. A node a turn was forwarded to (or
+/// any node, when no live peer holds the shard) sends it to the desired owner, or,
+/// while that owner is this node and does not hold the shard yet, or is not
+/// connected, or the turn is out of hops, into a bounded buffer (`buffer_max`
+/// node-wide, each message at most `buffer_timeout`; past either the answer is
+/// unavailable: 503 with Retry-After). Nothing is dropped silently.
 
 #include <chrono>
 #include <cstdint>

@@ -21,6 +21,21 @@ double max_latency_ms(const driver& d, clock::time_point since) {
   return max;
 }
 
+/// Attempts after `since` that a node other than `except` (a URL) answered 503: each one
+/// described. While a shard moves, its turns wait for it (they follow the lease holder,
+/// and a node whose view lags buffers them) instead of being answered "retry".
+std::vector<std::string> unavailable_from_others(const driver& d, clock::time_point since,
+                                                 const std::string& except) {
+  std::vector<std::string> out;
+  for (const auto& c : d.records())
+    for (const auto& t : c.turns)
+      for (const auto& a : t.attempts)
+        if (a.at >= since && a.status == 503 && a.endpoint != except)
+          out.push_back(c.external_key + " turn " + std::to_string(t.seq) + " at " + a.endpoint +
+                        ": " + a.error);
+  return out;
+}
+
 TEST_F(Cluster, JoinAFourthNodeThenDrainOneUnderLoadLosesNothing) {
   auto d = start_under_load(3);
   ASSERT_TRUE(d);
@@ -75,6 +90,9 @@ TEST_F(Cluster, JoinAFourthNodeThenDrainOneUnderLoadLosesNothing) {
   auto worst = max_latency_ms(*d, joined_at);
   std::cout << "the slowest turn during the join and the drain took " << worst << " ms\n";
   EXPECT_LE(worst, 5000) << "a turn took over 5 s, retries included, during a join or a drain";
+  auto refused = unavailable_from_others(*d, joined_at, region_->node(0).url());
+  EXPECT_TRUE(refused.empty()) << refused.size() << " attempts answered 503 by the nodes that "
+                               << "stayed, the first: " << refused.front();
   check_everything(*d);
 }
 
