@@ -2,16 +2,14 @@
 /// A cluster node's parts that need none of its state: what a member record in Redis
 /// says, and the node's Prometheus metrics (cluster_node.cpp uses both).
 
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
 #include <cstdint>
 #include <string>
 
 #include "src/common/result.hpp"
-
-namespace prometheus {
-class Counter;
-class Gauge;
-class Registry;
-}  // namespace prometheus
 
 namespace parley::cluster {
 
