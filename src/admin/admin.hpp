@@ -66,6 +66,9 @@ struct admin_options {
   /// not block. The node wires it to change_publisher (src/admin/changes.hpp) so every
   /// node of the region hears of it at once. Unset: nothing is published.
   std::function<void(const change&)> changed = {};
+  /// This node's region (node.region): the home region of the tenants created here. A
+  /// create naming another region is refused (422, field `region`).
+  std::string region = "local";
 };
 
 /// The admin token from the environment (PARLEY_ADMIN_TOKEN), "" when unset.
@@ -74,7 +77,7 @@ std::string admin_token_from_env();
 /// Adds every /admin/v1 route to `routes`:
 ///   GET  /admin/v1/cluster                                        200 {region,shards,self,nodes}
 ///   POST /admin/v1/cluster/nodes/{id}/drain                       202 {node,draining}
-///   POST /admin/v1/tenants {id,name}                              201 tenant
+///   POST /admin/v1/tenants {id,name,region?}                      201 tenant
 ///   GET  /admin/v1/tenants                                        200 {tenants:[...]}
 ///   GET  /admin/v1/tenants/{t}                                    200 tenant
 ///   POST /admin/v1/tenants/{t}/api-keys {name?}                   201 {id,key,prefix,name}
