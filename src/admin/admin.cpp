@@ -591,9 +591,31 @@ void dispatch_tenant(const state_ptr& s, http::request&& req, http::responder re
   respond(not_found(req));
 }
 
-/// /admin/v1/debug/tenants/{t}/conversations/{s}/kill
+/// POST /admin/v1/debug/lanes/stall {"ms": N}: one lane of this node runs nothing for N
+/// ms (a runaway turn, as the cluster tests need one).
+void stall_lane(const state_ptr& s, const http::request& req, http::responder respond) {
+  auto body = json_body(req, respond);
+  if (!body) return;
+  auto ms = body->find("ms");
+  if (ms == body->end() || !ms->is_number_integer() || ms->get<int64_t>() < 1 ||
+      ms->get<int64_t>() > 60000)
+    return respond(
+        error_response(400, "invalid_field", "field 'ms' must be an integer of 1 to 60000", "ms"));
+  if (!s->opts.stall_lane)
+    return respond(error_response(503, "not_available", "this node runs no lanes to stall"));
+  int lane = s->opts.stall_lane(std::chrono::milliseconds(ms->get<int64_t>()));
+  if (lane < 0)
+    return respond(error_response(503, "not_available", "this node runs no lanes to stall"));
+  respond(json_response(200, {{"lane", lane}, {"ms", ms->get<int64_t>()}}));
+}
+
+/// /admin/v1/debug/tenants/{t}/conversations/{s}/kill, /admin/v1/debug/lanes/stall
 void dispatch_debug(const state_ptr& s, http::request&& req, http::responder respond) {
   auto seg = split_path(std::string_view(req.path).substr(debug_prefix.size()));
+  if (s->opts.debug_kill && seg.size() == 2 && seg[0] == "lanes" && seg[1] == "stall") {
+    if (req.method != "POST") return respond(wrong_method(req));
+    return stall_lane(s, req, std::move(respond));
+  }
   if (!s->opts.debug_kill || seg.size() != 5 || seg[0] != "tenants" || seg[2] != "conversations" ||
       seg[4] != "kill" || seg[3].empty())
     return respond(not_found(req));

@@ -27,6 +27,7 @@
 /// Lifetime: the postgres_client and whatever the hooks capture must outlive
 /// the HTTP server the routes are added to (stop the server first).
 
+#include <chrono>
 #include <functional>
 #include <string>
 
@@ -53,7 +54,7 @@ struct admin_options {
   /// was not live.
   std::function<void(std::string tenant, std::string session, std::function<void(bool)> done)>
       kill_conversation;
-  /// Enables POST /admin/v1/debug/.../kill; when false that route is 404.
+  /// Enables the POST /admin/v1/debug/... routes (kill, stall); when false they are 404.
   bool debug_kill = false;
   /// The region's members (GET /admin/v1/cluster): `done` once, any thread, with the
   /// status object or why it cannot be read (503). Unset: 503.
@@ -69,6 +70,9 @@ struct admin_options {
   /// This node's region (node.region): the home region of the tenants created here. A
   /// create naming another region is refused (422, field `region`).
   std::string region = "local";
+  /// Debug only (with debug_kill): makes one lane run nothing for the given time, not
+  /// the caller's (POST /admin/v1/debug/lanes/stall); returns the lane, -1 when none.
+  std::function<int(std::chrono::milliseconds)> stall_lane = {};
 };
 
 /// The admin token from the environment (PARLEY_ADMIN_TOKEN), "" when unset.
@@ -93,6 +97,7 @@ std::string admin_token_from_env();
 ///   /admin/v1/tenants/{t}/conversations                      200 {tenant,conversations:[...]} GET
 ///   /admin/v1/tenants/{t}/conversations/{s}/transcript       200 {conversation,messages:[...]}
 ///   POST /admin/v1/debug/tenants/{t}/conversations/{s}/kill       200 {killed:true}; 404
+///   POST /admin/v1/debug/lanes/stall {ms}                          200 {lane,ms} (debug only)
 void add_admin_routes(http::router& routes, admin_options options);
 
 }  // namespace parley::admin

@@ -15,6 +15,8 @@
 #include <prometheus/registry.h>
 #include <unistd.h>
 #include <CLI/CLI.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <caf/all.hpp>
 #include <caf/io/middleman.hpp>
 
@@ -345,6 +347,17 @@ int run(const settings::settings& cfg) {
   admin::admin_options aopts{*p, cfg.admin.token, {}, {}, cfg.runtime.debug_faults, {}, {}};
   aopts.changed = publish_change;
   aopts.region = cfg.node.region;
+  if (on_lanes)
+    aopts.stall_lane = [&lanes](std::chrono::milliseconds ms) {
+      // A deliberate fault (runtime.debug_faults only): a lane blocked as by a runaway
+      // turn, so tests can show that such a node loses its shards.
+      int here = io::lanes::current();
+      int lane =
+          static_cast<int>((here < 0 ? 0 : static_cast<std::size_t>(here) + 1) % lanes.size());
+      boost::asio::post(lanes.at(static_cast<std::size_t>(lane)),
+                        [ms] { std::this_thread::sleep_for(ms); });
+      return lane;
+    };
   aopts.live_conversations = [&rt](std::string tenant, std::function<void(nlohmann::json)> done) {
     rt.live(tenant, [done = std::move(done)](std::vector<actors::runtime::live_conversation> live) {
       auto out = nlohmann::json::array();
