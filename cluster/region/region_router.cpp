@@ -137,8 +137,7 @@ struct region_router::impl : std::enable_shared_from_this<impl> {
             c = c->second.expires <= now ? cache.erase(c) : std::next(c);
           if (cache.size() >= o.max_cached) cache.clear();  // a flood of unknown orgs
         }
-        auto ttl = h->k == home::kind::nowhere ? std::chrono::seconds(o.unknown_ttl)
-                                               : std::chrono::seconds(o.home_ttl);
+        auto ttl = h->k == home::kind::nowhere ? o.unknown_ttl : o.home_ttl;
         cache[tenant] = cached_home{*h, now + ttl};
       }
     }
@@ -348,6 +347,10 @@ void region_router::stop() {
   }
   if (impl_->connector.joinable()) impl_->connector.join();
   impl_->ep->stop();
+}
+
+bool region_router::connected(const std::string& region) const {
+  return !impl_->node_of(region).empty();
 }
 
 http::handler region_router::front(http::handler local,

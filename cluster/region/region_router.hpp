@@ -48,11 +48,11 @@ namespace parley::cluster {
 struct region_options {
   std::string region;  ///< this node's (node.region)
   std::vector<settings::peer_region> peers;
-  std::chrono::milliseconds timeout{15000};  ///< a forwarded request answers within this
-  std::chrono::seconds home_ttl{600};        ///< a found home region is remembered this long
-  std::chrono::seconds unknown_ttl{5};       ///< "no region has it" is remembered this long
-  std::chrono::milliseconds reconnect{500};  ///< a lost peer region is tried again after this
-  std::size_t max_cached = 100000;           ///< tenants remembered at most
+  std::chrono::milliseconds timeout{15000};     ///< a forwarded request answers within this
+  std::chrono::milliseconds home_ttl{600000};   ///< a found home region is remembered this long
+  std::chrono::milliseconds unknown_ttl{5000};  ///< "no region has it" is remembered this long
+  std::chrono::milliseconds reconnect{500};     ///< a lost peer region is tried again after this
+  std::size_t max_cached = 100000;              ///< tenants remembered at most
 };
 
 /// Renders a 503 for a request that cannot reach its tenant's region, in the channel's
@@ -88,6 +88,9 @@ class region_router {
   http::handler front(http::handler local,
                       std::function<std::string(const http::request&)> tenant_of,
                       unavailable_renderer unavailable = {});
+
+  /// Whether this node has a connection to a node of peer region `region`. Any thread.
+  bool connected(const std::string& region) const;
 
   /// A RegionRequest from a peer region (cluster_options::region_requests): `done` once,
   /// from any thread, with the RegionAnswer's bytes.
