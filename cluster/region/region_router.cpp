@@ -353,6 +353,16 @@ bool region_router::connected(const std::string& region) const {
   return !impl_->node_of(region).empty();
 }
 
+std::vector<std::pair<std::string, std::string>> region_router::peers() const {
+  std::lock_guard<std::mutex> lock(impl_->m);
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& p : impl_->peers) {
+    auto at = p.node.find('@');  // "<region>@host:port"
+    out.emplace_back(p.config.name, at == std::string::npos ? "" : p.node.substr(at + 1));
+  }
+  return out;
+}
+
 http::handler region_router::front(http::handler local,
                                    std::function<std::string(const http::request&)> tenant_of,
                                    unavailable_renderer unavailable) {

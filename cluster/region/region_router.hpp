@@ -92,6 +92,10 @@ class region_router {
   /// Whether this node has a connection to a node of peer region `region`. Any thread.
   bool connected(const std::string& region) const;
 
+  /// Each peer region and the endpoint this node is connected to there ("" when none),
+  /// in configuration order (for `GET /admin/v1/cluster`). Any thread.
+  std::vector<std::pair<std::string, std::string>> peers() const;
+
   /// A RegionRequest from a peer region (cluster_options::region_requests): `done` once,
   /// from any thread, with the RegionAnswer's bytes.
   void serve(std::string bytes, std::function<void(std::string answer)> done);

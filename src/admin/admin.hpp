@@ -79,7 +79,7 @@ struct admin_options {
 std::string admin_token_from_env();
 
 /// Adds every /admin/v1 route to `routes`:
-///   GET  /admin/v1/cluster                                        200 {region,shards,self,nodes}
+///   GET  /admin/v1/cluster                            200 {region,shards,self,nodes,peer_regions}
 ///   POST /admin/v1/cluster/nodes/{id}/drain                       202 {node,draining}
 ///   POST /admin/v1/tenants {id,name,region?}                      201 tenant
 ///   GET  /admin/v1/tenants                                        200 {tenants:[...]}

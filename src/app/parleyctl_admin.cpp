@@ -309,6 +309,14 @@ int cmd_cluster_status(const admin_target& t) {
                 << std::setw(10) << (n.contains("version") ? str(n, "version") : "-") << age
                 << "\n";
     }
+  if (b.contains("peer_regions") && b["peer_regions"].is_array() && !b["peer_regions"].empty()) {
+    std::cout << "peer regions (as " << str(b, "self") << " sees them):\n";
+    for (const auto& p : b["peer_regions"])
+      std::cout << "  " << std::left << std::setw(16) << str(p, "region")
+                << (p.value("connected", false) ? "connected to " + str(p, "endpoint")
+                                                : std::string("NOT CONNECTED"))
+                << "\n";
+  }
   return 0;
 }
 

@@ -373,7 +373,20 @@ int run(const settings::settings& cfg) {
                                   std::function<void(bool)> done) {
     rt.kill(tenant, session, std::move(done));
   };
-  aopts.cluster_status = [&node](auto done) { node.status(std::move(done)); };
+  aopts.cluster_status = [&node, &regions](auto done) {
+    node.status([&regions, done = std::move(done)](result<nlohmann::json> r) {
+      if (r) {
+        auto peers = nlohmann::json::array();
+        for (const auto& [name, at] : regions->peers())
+          peers.push_back(
+              {{"region", name},
+               {"connected", !at.empty()},
+               {"endpoint", at.empty() ? nlohmann::json(nullptr) : nlohmann::json(at)}});
+        (*r)["peer_regions"] = std::move(peers);
+      }
+      done(std::move(r));
+    });
+  };
   aopts.cluster_drain = [&node](std::string id, auto done) {
     node.request_drain(id, std::move(done));
   };

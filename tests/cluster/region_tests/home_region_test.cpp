@@ -95,8 +95,18 @@ TEST_F(TwoRegions, ATenantOfRegionEuIsServedThroughRegionUsWhichStoresNothingOfI
   ASSERT_TRUE(us_->ok());
   ASSERT_TRUE(us_->await_converged());
   const std::string eu_url = region_->node(0).url(), us_url = us_->node(0).url();
-  ASSERT_TRUE(us_->node(0).logged("\"region_peer_connected\"")) << "us did not connect to eu:\n"
-                                                                << us_->node(0).output();
+  // us connects to eu, and its cluster status says so.
+  json status;
+  ASSERT_TRUE(us_->await_status(
+      0,
+      [](const json& st) {
+        auto peers = st.value("peer_regions", json::array());
+        return peers.size() == 1 && peers[0].value("region", "") == "eu" &&
+               peers[0].value("connected", false);
+      },
+      20s, &status))
+      << "us did not connect to eu: " << status.dump() << "\n"
+      << us_->node(0).output();
 
   // The tenant is created through eu's admin API, for eu; us refuses to create one
   // for eu, naming the field.
