@@ -94,4 +94,106 @@ result<turn_outcome> decode_answer(const std::string& bytes) {
   return out;
 }
 
+namespace {
+
+template <class Message>
+void put_headers(const http::header_list& in, Message& out) {
+  for (const auto& [name, value] : in) {
+    auto* h = out.add_headers();
+    h->set_name(name);
+    h->set_value(value);
+  }
+}
+
+template <class Message>
+http::header_list get_headers(const Message& in) {
+  http::header_list out;
+  out.reserve(static_cast<std::size_t>(in.headers_size()));
+  for (const auto& h : in.headers()) out.emplace_back(h.name(), h.value());
+  return out;
+}
+
+}  // namespace
+
+std::string encode_region_request(const region_request& r) {
+  v1::RegionRequest m;
+  m.set_from_region(r.from_region);
+  m.set_tenant_query(r.tenant_query);
+  if (r.http) {
+    auto* h = m.mutable_http();
+    h->set_method(r.http->method);
+    h->set_target(r.http->target);
+    put_headers(r.http->headers, *h);
+    h->set_body(r.http->body);
+    h->set_request_id(r.http->request_id);
+    h->set_remote_address(r.http->remote_address);
+  }
+  return m.SerializeAsString();
+}
+
+result<region_request> decode_region_request(const std::string& bytes) {
+  v1::RegionRequest m;
+  if (!m.ParseFromString(bytes)) return make_error("bad_message", "not a RegionRequest");
+  region_request out;
+  out.from_region = m.from_region();
+  out.tenant_query = m.tenant_query();
+  if (m.has_http()) {
+    const auto& h = m.http();
+    if (h.method().empty()) return make_error("bad_message", "RegionRequest.http.method: empty");
+    if (h.target().empty() || h.target()[0] != '/')
+      return make_error("bad_message", "RegionRequest.http.target: not a path");
+    http::request req;
+    req.method = h.method();
+    req.target = h.target();
+    auto q = req.target.find('?');
+    req.path = req.target.substr(0, q);
+    if (q != std::string::npos) req.query = req.target.substr(q + 1);
+    req.headers = get_headers(h);
+    req.body = h.body();
+    req.request_id = h.request_id();
+    req.remote_address = h.remote_address();
+    out.http = std::move(req);
+  }
+  if (out.tenant_query.empty() && !out.http)
+    return make_error("bad_message", "RegionRequest: neither tenant_query nor http");
+  return out;
+}
+
+std::string encode_region_answer(const region_answer& a) {
+  v1::RegionAnswer m;
+  m.set_region(a.region);
+  m.set_tenant_home(a.tenant_home);
+  m.set_error(a.error);
+  if (a.http) {
+    auto* h = m.mutable_http();
+    h->set_status(a.http->status);
+    h->set_content_type(a.http->content_type);
+    put_headers(a.http->headers, *h);
+    h->set_body(a.http->body);
+  }
+  return m.SerializeAsString();
+}
+
+result<region_answer> decode_region_answer(const std::string& bytes) {
+  v1::RegionAnswer m;
+  if (!m.ParseFromString(bytes)) return make_error("bad_message", "not a RegionAnswer");
+  region_answer out;
+  out.region = m.region();
+  out.tenant_home = m.tenant_home();
+  out.error = m.error();
+  if (m.has_http()) {
+    const auto& h = m.http();
+    if (h.status() < 100 || h.status() > 599)
+      return make_error("bad_message", "RegionAnswer.http.status: " + std::to_string(h.status()) +
+                                           " out of range");
+    http::response res;
+    res.status = h.status();
+    res.content_type = h.content_type();
+    res.headers = get_headers(h);
+    res.body = h.body();
+    out.http = std::move(res);
+  }
+  return out;
+}
+
 }  // namespace parley::cluster

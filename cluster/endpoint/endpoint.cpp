@@ -18,14 +18,18 @@ using answer_atom = caf::atom_constant<caf::atom("answer")>;
 using fwd_atom = caf::atom_constant<caf::atom("fwd")>;
 using watch_atom = caf::atom_constant<caf::atom("watch")>;
 using nudge_atom = caf::atom_constant<caf::atom("nudge")>;
+using region_atom = caf::atom_constant<caf::atom("region")>;
 
-/// One turn to send to a peer (a local message: never crosses the wire).
+/// One request to send to a peer (a local message: never crosses the wire): a turn
+/// (`turn_atom`) or a region request (`region_atom`); `done` gets the answer's bytes,
+/// or why there is none.
 struct fwd_job {
   std::string node;
+  bool region = false;
   std::string bytes;
-  std::function<void(actors::turn_outcome)> done;
+  std::function<void(result<std::string>)> done;
   bool answered = false;  // on the endpoint actor only
-  void answer(actors::turn_outcome out) {
+  void answer(result<std::string> out) {
     if (answered) return;
     answered = true;
     done(std::move(out));
@@ -97,7 +101,8 @@ caf::behavior endpoint_actor(caf::stateful_actor<endpoint_state>* self,
       auto jobs = std::move(o->second);
       self->state.outstanding.erase(o);
       for (auto& [id, j] : jobs)
-        j->answer(unavailable("node " + node + " was lost while running the turn: retry"));
+        j->answer(make_error("unavailable",
+                             "node " + node + " was lost while running the request: retry"));
     }
     log::warn("cluster_peer_lost", {{"node", node}, {"reason", caf::to_string(dm.reason)}});
     if (ep->h.peer_down) ep->h.peer_down(node);
@@ -126,26 +131,44 @@ caf::behavior endpoint_actor(caf::stateful_actor<endpoint_state>* self,
       [self, ep](fwd_atom, fwd_job_ptr& j) {
         auto it = self->state.peers.find(j->node);
         if (it == self->state.peers.end())
-          return j->answer(unavailable("no connection to node " + j->node + " yet: retry"));
+          return j->answer(
+              make_error("unavailable", "no connection to node " + j->node + " yet: retry"));
         uint64_t id = ++self->state.next_id;
         self->state.outstanding[j->node][id] = j;
         auto settle = [self, j, id] {
           auto o = self->state.outstanding.find(j->node);
           if (o != self->state.outstanding.end()) o->second.erase(id);
         };
-        self->request(it->second, ep->timeout, turn_atom::value, std::move(j->bytes))
-            .then(
-                [j, settle](std::string& bytes) {
-                  settle();
-                  auto out = decode_answer(bytes);
-                  if (!out) return j->answer(unavailable("node " + j->node + " answered garbage"));
-                  j->answer(std::move(*out));
-                },
-                [j, settle](caf::error& e) {
-                  settle();
-                  j->answer(unavailable("node " + j->node +
-                                        " did not answer: " + caf::to_string(e) + "; retry"));
-                });
+        auto on_answer = [j, settle](std::string& bytes) {
+          settle();
+          j->answer(std::move(bytes));
+        };
+        auto on_error = [j, settle](caf::error& e) {
+          settle();
+          j->answer(make_error("unavailable", "node " + j->node + " did not answer: " +
+                                                  caf::to_string(e) + "; retry"));
+        };
+        if (j->region)
+          self->request(it->second, ep->timeout, region_atom::value, std::move(j->bytes))
+              .then(on_answer, on_error);
+        else
+          self->request(it->second, ep->timeout, turn_atom::value, std::move(j->bytes))
+              .then(on_answer, on_error);
+      },
+      [self, ep](region_atom, std::string& bytes) -> caf::result<std::string> {
+        if (!ep->h.region) {
+          region_answer none;
+          none.error = "this node serves no requests of other regions";
+          return encode_region_answer(none);
+        }
+        auto rp = self->make_response_promise<std::string>();
+        uint64_t id = ++self->state.next_id;
+        self->state.waiting.emplace(id, rp);
+        caf::actor me = caf::actor_cast<caf::actor>(self);
+        ep->h.region(std::move(bytes), [me, id](std::string answer) {
+          caf::anon_send(me, answer_atom::value, id, std::move(answer));
+        });
+        return rp;
       },
       [self, ep](turn_atom, std::string& bytes) -> caf::result<std::string> {
         auto f = decode_forward(bytes);
@@ -214,6 +237,21 @@ void endpoint::forward(const std::string& node, const actors::inbound& in, uint3
   auto j = std::make_shared<fwd_job>();
   j->node = node;
   j->bytes = encode_forward(in, hops, from);
+  j->done = [node, done = std::move(done)](result<std::string> bytes) {
+    if (!bytes) return done(unavailable(bytes.err().message));
+    auto out = decode_answer(*bytes);
+    if (!out) return done(unavailable("node " + node + " answered garbage"));
+    done(std::move(*out));
+  };
+  caf::anon_send(impl_->actor, fwd_atom::value, std::move(j));
+}
+
+void endpoint::call_region(const std::string& node, std::string bytes,
+                           std::function<void(result<std::string>)> done) {
+  auto j = std::make_shared<fwd_job>();
+  j->node = node;
+  j->region = true;
+  j->bytes = std::move(bytes);
   j->done = std::move(done);
   caf::anon_send(impl_->actor, fwd_atom::value, std::move(j));
 }

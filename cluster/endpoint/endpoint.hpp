@@ -37,6 +37,10 @@ class endpoint {
     /// A peer released shards this node should own: take them now rather than at the
     /// next heartbeat (runs on a CAF thread; must not block).
     std::function<void()> nudged;
+    /// A RegionRequest from a node of a peer region (cluster/region): answer it with a
+    /// RegionAnswer's bytes through `done`, once, from any thread (runs on a CAF thread;
+    /// must not block). Unset: answered with an error.
+    std::function<void(std::string bytes, std::function<void(std::string answer)> done)> region;
   };
 
   /// `system` must have the middleman loaded (caf::io::middleman).
@@ -60,6 +64,12 @@ class endpoint {
   /// not answer within the forward timeout.
   void forward(const std::string& node, const actors::inbound& in, uint32_t hops,
                const std::string& from, std::function<void(actors::turn_outcome)> done);
+
+  /// Sends a RegionRequest's bytes to `node` (a connection made with connect); `done`
+  /// runs once, on a CAF thread, with the RegionAnswer's bytes, or `unavailable` when
+  /// there is no connection, it is lost or the peer does not answer in time.
+  void call_region(const std::string& node, std::string bytes,
+                   std::function<void(result<std::string>)> done);
 
   /// Tells peer `node` that shards it should own were released (handlers::nudged runs
   /// there). Best effort: a lost message only delays the handoff to its next heartbeat.

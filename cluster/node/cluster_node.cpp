@@ -757,6 +757,7 @@ result<uint16_t> cluster_node::start() {
     i->woken = true;
     i->wake.notify_all();
   };
+  h.region = i->o.region_requests;
   i->ep = std::make_unique<endpoint>(*i->d.system, std::move(h), i->o.forward_timeout);
   auto port = i->ep->listen(i->o.listen_address, i->o.port);
   if (!port) return port.err();

@@ -86,6 +86,10 @@ struct cluster_options {
   /// Called (on the membership thread) when a drain was requested through Redis
   /// (`request_drain`): parleyd then stops as on SIGTERM.
   std::function<void()> on_drain_requested;
+  /// Requests from the nodes of peer regions that arrive at this node's endpoint
+  /// (endpoint::handlers::region; cluster/region/region_router.hpp). Unset: none served.
+  std::function<void(std::string bytes, std::function<void(std::string answer)> done)>
+      region_requests;
 };
 
 class cluster_node final : public actors::turn_sink {

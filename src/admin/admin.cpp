@@ -206,8 +206,12 @@ bool check_id(const std::string& what, const std::string& id, const char* field,
   return false;
 }
 
-json tenant_json(const store::tenant_record& t) {
-  return {{"id", t.id}, {"name", t.name}, {"created_at", iso_time(t.created_at_ms)}};
+/// A tenant created before regions has no home region recorded: it lives in this one.
+json tenant_json(const store::tenant_record& t, const std::string& region) {
+  return {{"id", t.id},
+          {"name", t.name},
+          {"home_region", t.home_region.empty() ? region : t.home_region},
+          {"created_at", iso_time(t.created_at_ms)}};
 }
 
 json diagnostics_json(const std::vector<store::deploy_diagnostic>& ds) {
@@ -238,32 +242,44 @@ void create_tenant(const state_ptr& s, const http::request& req, http::responder
   if (!id || !check_id("tenant id", *id, "id", respond)) return;
   auto name = string_field(*body, "name", true, respond);
   if (!name) return;
-  store::run_job(s->pg(), store::create_tenant(*id, *name, actor_of(req)),
-                 [respond](result<store::tenant_record> r) {
+  // A tenant lives in the region whose stores hold it: it is created through a node of
+  // its home region, never recorded here for another one.
+  const std::string& here = s->opts.region;
+  auto region = string_field(*body, "region", false, respond, here);
+  if (!region) return;
+  if (*region != here)
+    return respond(error_response(
+        422, "invalid_field",
+        "region '" + *region + "': this node is in region '" + here +
+            "'; create the tenant through the admin API of a node of region '" + *region + "'",
+        "region"));
+  store::run_job(s->pg(), store::create_tenant(*id, *name, actor_of(req), here),
+                 [respond, here](result<store::tenant_record> r) {
                    if (!r) return respond(failure(r.err()));
-                   respond(json_response(201, tenant_json(*r)));
+                   respond(json_response(201, tenant_json(*r, here)));
                  });
 }
 
 void list_tenants(const state_ptr& s, http::responder respond) {
   store::run_job(s->pg(), store::list_tenants(),
-                 [respond](result<std::vector<store::tenant_record>> r) {
+                 [respond, region = s->opts.region](result<std::vector<store::tenant_record>> r) {
                    if (!r) return respond(failure(r.err()));
                    json list = json::array();
-                   for (const auto& t : *r) list.push_back(tenant_json(t));
+                   for (const auto& t : *r) list.push_back(tenant_json(t, region));
                    respond(json_response(200, {{"tenants", list}}));
                  });
 }
 
 void get_tenant(const state_ptr& s, const std::string& tenant, http::responder respond) {
-  store::run_job(s->pg(), store::get_tenant(tenant),
-                 [respond, tenant](result<std::optional<store::tenant_record>> r) {
-                   if (!r) return respond(failure(r.err()));
-                   if (!*r)
-                     return respond(error_response(404, "tenant_not_found",
-                                                   "tenant '" + tenant + "' does not exist"));
-                   respond(json_response(200, tenant_json(**r)));
-                 });
+  store::run_job(
+      s->pg(), store::get_tenant(tenant),
+      [respond, tenant, region = s->opts.region](result<std::optional<store::tenant_record>> r) {
+        if (!r) return respond(failure(r.err()));
+        if (!*r)
+          return respond(
+              error_response(404, "tenant_not_found", "tenant '" + tenant + "' does not exist"));
+        respond(json_response(200, tenant_json(**r, region)));
+      });
 }
 
 void create_api_key(const state_ptr& s, const http::request& req, const std::string& tenant,
@@ -575,9 +591,31 @@ void dispatch_tenant(const state_ptr& s, http::request&& req, http::responder re
   respond(not_found(req));
 }
 
-/// /admin/v1/debug/tenants/{t}/conversations/{s}/kill
+/// POST /admin/v1/debug/lanes/stall {"ms": N}: one lane of this node runs nothing for N
+/// ms (a runaway turn, as the cluster tests need one).
+void stall_lane(const state_ptr& s, const http::request& req, http::responder respond) {
+  auto body = json_body(req, respond);
+  if (!body) return;
+  auto ms = body->find("ms");
+  if (ms == body->end() || !ms->is_number_integer() || ms->get<int64_t>() < 1 ||
+      ms->get<int64_t>() > 60000)
+    return respond(
+        error_response(400, "invalid_field", "field 'ms' must be an integer of 1 to 60000", "ms"));
+  if (!s->opts.stall_lane)
+    return respond(error_response(503, "not_available", "this node runs no lanes to stall"));
+  int lane = s->opts.stall_lane(std::chrono::milliseconds(ms->get<int64_t>()));
+  if (lane < 0)
+    return respond(error_response(503, "not_available", "this node runs no lanes to stall"));
+  respond(json_response(200, {{"lane", lane}, {"ms", ms->get<int64_t>()}}));
+}
+
+/// /admin/v1/debug/tenants/{t}/conversations/{s}/kill, /admin/v1/debug/lanes/stall
 void dispatch_debug(const state_ptr& s, http::request&& req, http::responder respond) {
   auto seg = split_path(std::string_view(req.path).substr(debug_prefix.size()));
+  if (s->opts.debug_kill && seg.size() == 2 && seg[0] == "lanes" && seg[1] == "stall") {
+    if (req.method != "POST") return respond(wrong_method(req));
+    return stall_lane(s, req, std::move(respond));
+  }
   if (!s->opts.debug_kill || seg.size() != 5 || seg[0] != "tenants" || seg[2] != "conversations" ||
       seg[4] != "kill" || seg[3].empty())
     return respond(not_found(req));

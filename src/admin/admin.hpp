@@ -27,6 +27,7 @@
 /// Lifetime: the postgres_client and whatever the hooks capture must outlive
 /// the HTTP server the routes are added to (stop the server first).
 
+#include <chrono>
 #include <functional>
 #include <string>
 
@@ -53,7 +54,7 @@ struct admin_options {
   /// was not live.
   std::function<void(std::string tenant, std::string session, std::function<void(bool)> done)>
       kill_conversation;
-  /// Enables POST /admin/v1/debug/.../kill; when false that route is 404.
+  /// Enables the POST /admin/v1/debug/... routes (kill, stall); when false they are 404.
   bool debug_kill = false;
   /// The region's members (GET /admin/v1/cluster): `done` once, any thread, with the
   /// status object or why it cannot be read (503). Unset: 503.
@@ -66,15 +67,21 @@ struct admin_options {
   /// not block. The node wires it to change_publisher (src/admin/changes.hpp) so every
   /// node of the region hears of it at once. Unset: nothing is published.
   std::function<void(const change&)> changed = {};
+  /// This node's region (node.region): the home region of the tenants created here. A
+  /// create naming another region is refused (422, field `region`).
+  std::string region = "local";
+  /// Debug only (with debug_kill): makes one lane run nothing for the given time, not
+  /// the caller's (POST /admin/v1/debug/lanes/stall); returns the lane, -1 when none.
+  std::function<int(std::chrono::milliseconds)> stall_lane = {};
 };
 
 /// The admin token from the environment (PARLEY_ADMIN_TOKEN), "" when unset.
 std::string admin_token_from_env();
 
 /// Adds every /admin/v1 route to `routes`:
-///   GET  /admin/v1/cluster                                        200 {region,shards,self,nodes}
+///   GET  /admin/v1/cluster                            200 {region,shards,self,nodes,peer_regions}
 ///   POST /admin/v1/cluster/nodes/{id}/drain                       202 {node,draining}
-///   POST /admin/v1/tenants {id,name}                              201 tenant
+///   POST /admin/v1/tenants {id,name,region?}                      201 tenant
 ///   GET  /admin/v1/tenants                                        200 {tenants:[...]}
 ///   GET  /admin/v1/tenants/{t}                                    200 tenant
 ///   POST /admin/v1/tenants/{t}/api-keys {name?}                   201 {id,key,prefix,name}
@@ -90,6 +97,7 @@ std::string admin_token_from_env();
 ///   /admin/v1/tenants/{t}/conversations                      200 {tenant,conversations:[...]} GET
 ///   /admin/v1/tenants/{t}/conversations/{s}/transcript       200 {conversation,messages:[...]}
 ///   POST /admin/v1/debug/tenants/{t}/conversations/{s}/kill       200 {killed:true}; 404
+///   POST /admin/v1/debug/lanes/stall {ms}                          200 {lane,ms} (debug only)
 void add_admin_routes(http::router& routes, admin_options options);
 
 }  // namespace parley::admin

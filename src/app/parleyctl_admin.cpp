@@ -132,12 +132,15 @@ void print_diagnostics(const std::string& file, const json& list, std::ostream& 
 
 // ------------------------------------------------------------------ commands
 
-int cmd_tenant_create(const admin_target& t, const std::string& id, const std::string& name) {
+int cmd_tenant_create(const admin_target& t, const std::string& id, const std::string& name,
+                      const std::string& region) {
   int code = 0;
-  auto a = call(t, "POST", "/admin/v1/tenants",
-                json{{"id", id}, {"name", name.empty() ? id : name}}.dump(), code);
+  json body{{"id", id}, {"name", name.empty() ? id : name}};
+  if (!region.empty()) body["region"] = region;
+  auto a = call(t, "POST", "/admin/v1/tenants", body.dump(), code);
   if (!a || t.raw_json) return code;
-  std::cout << "created tenant " << str(a->body, "id") << " (" << str(a->body, "name") << ")\n";
+  std::cout << "created tenant " << str(a->body, "id") << " (" << str(a->body, "name")
+            << ") in region " << str(a->body, "home_region") << "\n";
   return 0;
 }
 
@@ -145,11 +148,12 @@ int cmd_tenant_list(const admin_target& t) {
   int code = 0;
   auto a = call(t, "GET", "/admin/v1/tenants", "", code);
   if (!a || t.raw_json) return code;
-  std::cout << std::left << std::setw(28) << "ID" << std::setw(32) << "NAME"
+  std::cout << std::left << std::setw(28) << "ID" << std::setw(32) << "NAME" << std::setw(16)
+            << "REGION"
             << "CREATED\n";
   for (const auto& x : a->body.value("tenants", json::array()))
-    std::cout << std::setw(28) << str(x, "id") << std::setw(32) << str(x, "name")
-              << str(x, "created_at") << "\n";
+    std::cout << std::setw(28) << str(x, "id") << std::setw(32) << str(x, "name") << std::setw(16)
+              << str(x, "home_region") << str(x, "created_at") << "\n";
   return 0;
 }
 
@@ -305,6 +309,14 @@ int cmd_cluster_status(const admin_target& t) {
                 << std::setw(10) << (n.contains("version") ? str(n, "version") : "-") << age
                 << "\n";
     }
+  if (b.contains("peer_regions") && b["peer_regions"].is_array() && !b["peer_regions"].empty()) {
+    std::cout << "peer regions (as " << str(b, "self") << " sees them):\n";
+    for (const auto& p : b["peer_regions"])
+      std::cout << "  " << std::left << std::setw(16) << str(p, "region")
+                << (p.value("connected", false) ? "connected to " + str(p, "endpoint")
+                                                : std::string("NOT CONNECTED"))
+                << "\n";
+  }
   return 0;
 }
 
@@ -319,7 +331,7 @@ int cmd_cluster_drain(const admin_target& t, const std::string& node) {
 
 void add_admin_commands(CLI::App& app, int& exit_code) {
   static admin_target target;
-  static std::string tenant, bot, name, file, session;
+  static std::string tenant, bot, name, file, session, region;
   static bool activate_flag = false;
   static int version = 0;
 
@@ -328,8 +340,10 @@ void add_admin_commands(CLI::App& app, int& exit_code) {
   auto* tc = tenant_cmd->add_subcommand("create", "Create a tenant");
   tc->add_option("ID", tenant, "tenant id (letters, digits, '_', '-', '.')")->required();
   tc->add_option("--name", name, "display name (default: the id)");
+  tc->add_option("--region", region,
+                 "home region (default: the region of the node asked; must be that region)");
   add_target_options(tc, target);
-  tc->callback([&exit_code] { exit_code = cmd_tenant_create(target, tenant, name); });
+  tc->callback([&exit_code] { exit_code = cmd_tenant_create(target, tenant, name, region); });
   auto* tl = tenant_cmd->add_subcommand("list", "List tenants");
   add_target_options(tl, target);
   tl->callback([&exit_code] { exit_code = cmd_tenant_list(target); });

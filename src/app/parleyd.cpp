@@ -15,6 +15,8 @@
 #include <prometheus/registry.h>
 #include <unistd.h>
 #include <CLI/CLI.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <caf/all.hpp>
 #include <caf/io/middleman.hpp>
 
@@ -32,8 +34,11 @@
 #include "cluster/lease/fenced_snapshot_store.hpp"
 #include "cluster/lease/leases.hpp"
 #include "cluster/node/cluster_node.hpp"
+#include "cluster/region/region_router.hpp"
 #include "src/admin/admin.hpp"
 #include "src/admin/changes.hpp"
+#include "src/channels/botapi/botapi.hpp"
+#include "src/common/clock.hpp"
 #include "src/http/http.hpp"
 #include "src/io/lanes.hpp"
 #include "src/log/log.hpp"
@@ -257,6 +262,41 @@ int run(const settings::settings& cfg) {
   copts.forward_timeout = std::chrono::milliseconds(cfg.cluster.forward_timeout_ms);
   // A drain asked through the admin API ends like SIGTERM: the main thread drains and exits 0.
   copts.on_drain_requested = [] { ::kill(::getpid(), SIGTERM); };
+  // Home regions (cluster/region): the channel routes, without the filter that sends a
+  // peer region's tenants there, are what a request forwarded from a peer region runs.
+  http::router channel_routes;
+  std::unique_ptr<cluster::region_router> regions;
+  auto peer_regions = settings::parse_peer_regions(cfg.cluster.peer_regions, cfg.node.region);
+  const bool has_peer_regions = peer_regions && !peer_regions->empty();
+  // Every node serves the requests of peer regions; only a node with peer regions
+  // configured sends its own there.
+  {
+    cluster::region_router::deps gdeps;
+    gdeps.system = &sys;
+    gdeps.tenant_here = [p](const std::string& tenant, std::function<void(result<bool>)> done) {
+      store::run_job(*p, store::get_tenant(tenant),
+                     [done = std::move(done)](result<std::optional<store::tenant_record>> t) {
+                       if (!t) return done(t.err());
+                       done(t->has_value());
+                     });
+    };
+    gdeps.serve = [&channel_routes](http::request&& req, http::responder reply) {
+      auto m = channel_routes.find(req.method, req.path);
+      if (m.h == nullptr)
+        return reply(http::response::error(404, "not_found",
+                                           "no channel route " + req.method + " " + req.path));
+      (*m.h)(std::move(req), std::move(reply));
+    };
+    gdeps.metrics = registry_ptr.get();
+    cluster::region_options gopts;
+    gopts.region = cfg.node.region;
+    if (peer_regions) gopts.peers = std::move(*peer_regions);
+    gopts.timeout = std::chrono::milliseconds(cfg.cluster.forward_timeout_ms);
+    regions = std::make_unique<cluster::region_router>(std::move(gdeps), std::move(gopts));
+    copts.region_requests = [&regions](std::string bytes, std::function<void(std::string)> done) {
+      regions->serve(std::move(bytes), std::move(done));
+    };
+  }
   cluster::cluster_node::deps cdeps;
   cdeps.system = &sys;
   cdeps.redis = r;
@@ -281,10 +321,38 @@ int run(const settings::settings& cfg) {
       *r, {ropts_rt.key_prefix, std::chrono::seconds(300), rdeps.redis_lanes});
   gw.sessions = &session_keys;
   gw.auth = auth;
-  auto gateway = actors::add_botapi_routes(routes, std::move(gw));
+  auto gateway = actors::add_botapi_routes(channel_routes, std::move(gw));
+  http::router channel_front = channel_routes;
+  if (has_peer_regions) {
+    // The Bot API names its tenant in X-Org-Id; a request without one is served here
+    // (the gateway answers its 400 or 401).
+    // An org id the Bot API refuses is served here, where it answers the 400.
+    auto tenant_of = [](const http::request& req) { return channels::botapi::org_of(req); };
+    auto unavailable = [](const std::string& message, const std::string& path,
+                          const std::string& request_id) {
+      return channels::botapi::render_error(503, message, path, request_id, common::now_unix_ms(),
+                                            1);
+    };
+    channel_front.wrap([&regions, tenant_of, unavailable](http::handler h) {
+      return regions->front(std::move(h), tenant_of, unavailable);
+    });
+  }
+  routes.add_all(channel_front);
 
   admin::admin_options aopts{*p, cfg.admin.token, {}, {}, cfg.runtime.debug_faults, {}, {}};
   aopts.changed = publish_change;
+  aopts.region = cfg.node.region;
+  if (on_lanes)
+    aopts.stall_lane = [&lanes](std::chrono::milliseconds ms) {
+      // A deliberate fault (runtime.debug_faults only): a lane blocked as by a runaway
+      // turn, so tests can show that such a node loses its shards.
+      int here = io::lanes::current();
+      int lane =
+          static_cast<int>((here < 0 ? 0 : static_cast<std::size_t>(here) + 1) % lanes.size());
+      boost::asio::post(lanes.at(static_cast<std::size_t>(lane)),
+                        [ms] { std::this_thread::sleep_for(ms); });
+      return lane;
+    };
   aopts.live_conversations = [&rt](std::string tenant, std::function<void(nlohmann::json)> done) {
     rt.live(tenant, [done = std::move(done)](std::vector<actors::runtime::live_conversation> live) {
       auto out = nlohmann::json::array();
@@ -300,7 +368,20 @@ int run(const settings::settings& cfg) {
                                   std::function<void(bool)> done) {
     rt.kill(tenant, session, std::move(done));
   };
-  aopts.cluster_status = [&node](auto done) { node.status(std::move(done)); };
+  aopts.cluster_status = [&node, &regions](auto done) {
+    node.status([&regions, done = std::move(done)](result<nlohmann::json> r) {
+      if (r) {
+        auto peers = nlohmann::json::array();
+        for (const auto& [name, at] : regions->peers())
+          peers.push_back(
+              {{"region", name},
+               {"connected", !at.empty()},
+               {"endpoint", at.empty() ? nlohmann::json(nullptr) : nlohmann::json(at)}});
+        (*r)["peer_regions"] = std::move(peers);
+      }
+      done(std::move(r));
+    });
+  };
   aopts.cluster_drain = [&node](std::string id, auto done) {
     node.request_drain(id, std::move(done));
   };
@@ -341,6 +422,7 @@ int run(const settings::settings& cfg) {
     std::fprintf(stderr, "parleyd: %s\n", cluster_port.err().message.c_str());
     stopping = true;
     if (migrator.joinable()) migrator.join();
+    regions->stop();
     rt.stop();
     caf::anon_send_exit(readiness, caf::exit_reason::user_shutdown);
     sys.await_all_actors_done();
@@ -351,6 +433,7 @@ int run(const settings::settings& cfg) {
     std::fprintf(stderr, "parleyd: %s\n", started.err().message.c_str());
     stopping = true;
     if (migrator.joinable()) migrator.join();
+    regions->stop();
     node.stop();
     rt.stop();
     caf::anon_send_exit(readiness, caf::exit_reason::user_shutdown);
@@ -358,6 +441,7 @@ int run(const settings::settings& cfg) {
     return 1;
   }
   node.set_http_url("http://" + cfg.http.address + ":" + std::to_string(server.port()));
+  regions->start();
   log::info("http_listening",
             {{"address", cfg.http.address},
              {"port", std::to_string(server.port())},
@@ -378,6 +462,7 @@ int run(const settings::settings& cfg) {
   stopping = true;
   server.stop(std::chrono::milliseconds(cfg.http.shutdown_grace_ms));
   if (migrator.joinable()) migrator.join();
+  regions->stop();
   node.stop();
   cluster_ptr = nullptr;
   rt.stop();

@@ -71,6 +71,10 @@ class responder {
   responder() = default;  ///< empty: calling it does nothing (for containers and messages)
   explicit responder(std::shared_ptr<detail::pending> p) : p_(std::move(p)) {}
   void operator()(response r) const;
+  /// A responder that hands the response to `f` (once, on the answering thread), for a
+  /// request that came through no connection of this server: one a node of another
+  /// region forwarded (cluster/region).
+  static responder to(std::function<void(response)> f);
 
  private:
   std::shared_ptr<detail::pending> p_;
@@ -93,6 +97,11 @@ class router {
     bool path_known = false;  ///< the path exists for another method
   };
   match find(std::string_view method, std::string_view path) const;
+
+  /// Puts a filter in front of every route added so far: each handler h becomes w(h).
+  void wrap(const std::function<handler(handler)>& w);
+  /// Adds every route of `other` (its handlers copied).
+  void add_all(const router& other);
 
  private:
   struct entry {

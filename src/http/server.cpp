@@ -158,6 +158,14 @@ void router::add_prefix(std::string method, std::string prefix, std::string rout
       {std::move(method), std::move(prefix), std::move(route_label), true, std::move(h)});
 }
 
+void router::wrap(const std::function<handler(handler)>& w) {
+  for (auto& e : entries_) e.h = w(std::move(e.h));
+}
+
+void router::add_all(const router& other) {
+  entries_.insert(entries_.end(), other.entries_.begin(), other.entries_.end());
+}
+
 router::match router::find(std::string_view method, std::string_view path) const {
   match m;
   std::size_t best = 0;
@@ -300,7 +308,9 @@ namespace detail {
 /// The link between a responder and its connection.
 struct pending {
   std::shared_ptr<session> s;
+  std::function<void(response)> to;  ///< instead of a session: responder::to
   std::atomic<bool> done{false};
+  void deliver(response r);
   ~pending();
 };
 }  // namespace detail
@@ -531,14 +541,27 @@ class session : public std::enable_shared_from_this<session> {
 
 }  // namespace
 
+void detail::pending::deliver(response r) {
+  if (s)
+    s->deliver(std::move(r));
+  else if (to)
+    to(std::move(r));
+}
+
 detail::pending::~pending() {
   if (!done.exchange(true))
-    s->deliver(response::error(500, "internal", "the request was dropped without an answer"));
+    deliver(response::error(500, "internal", "the request was dropped without an answer"));
 }
 
 void responder::operator()(response r) const {
   if (!p_ || p_->done.exchange(true)) return;
-  p_->s->deliver(std::move(r));
+  p_->deliver(std::move(r));
+}
+
+responder responder::to(std::function<void(response)> f) {
+  auto p = std::make_shared<detail::pending>();
+  p->to = std::move(f);
+  return responder(std::move(p));
 }
 
 std::size_t max_connections_for(std::size_t nofile) {

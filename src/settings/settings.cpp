@@ -7,6 +7,7 @@
 #include <fstream>
 #include <functional>
 #include <sstream>
+#include <string_view>
 
 extern char** environ;
 
@@ -127,6 +128,10 @@ const std::vector<key_spec>& schema() {
                  "a message waiting for its moving shard is answered 503 after this"),
       PARLEY_INT(cluster, forward_timeout_ms, 100, 600000,
                  "a turn forwarded to its owner node answers within this (else 503)"),
+      PARLEY_STR(cluster, peer_regions,
+                 "other regions' cluster endpoints, for their tenants' requests: "
+                 "name=host:port[,host:port][;name=...]; empty = no peer regions",
+                 false),
       PARLEY_INT(transcripts, backlog_max_per_shard, 1, 100000000,
                  "transcript lines waiting in Redis per shard (Postgres down) before "
                  "transcripts.backlog_full applies"),
@@ -318,7 +323,66 @@ result<settings> parse(const std::string& yaml_text, const std::string& origin,
     return bad(origin, "cluster.heartbeat_ms",
                "must be at most half of cluster.lease_ms (" + std::to_string(s.cluster.lease_ms) +
                    "), so a lease is renewed at least twice before it expires");
+  if (auto peers = parse_peer_regions(s.cluster.peer_regions, s.node.region); !peers)
+    return bad(origin, "cluster.peer_regions", peers.err().message);
   return s;
+}
+
+namespace {
+
+std::string_view trim_spaces(std::string_view v) {
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+  return v;
+}
+
+std::vector<std::string_view> split(std::string_view v, char sep) {
+  std::vector<std::string_view> out;
+  for (;;) {
+    auto at = v.find(sep);
+    out.push_back(trim_spaces(v.substr(0, at)));
+    if (at == std::string_view::npos) return out;
+    v.remove_prefix(at + 1);
+  }
+}
+
+}  // namespace
+
+result<std::vector<peer_region>> parse_peer_regions(const std::string& spec,
+                                                    const std::string& own) {
+  std::vector<peer_region> out;
+  if (trim_spaces(spec).empty()) return out;
+  for (auto part : split(spec, ';')) {
+    if (part.empty()) continue;  // a trailing ';'
+    auto eq = part.find('=');
+    if (eq == std::string_view::npos)
+      return make_error("bad_config", "'" + std::string(part) + "' must be name=host:port");
+    peer_region r;
+    r.name = std::string(trim_spaces(part.substr(0, eq)));
+    if (r.name.empty())
+      return make_error("bad_config", "'" + std::string(part) + "' has no region name");
+    if (r.name == own)
+      return make_error("bad_config",
+                        "region '" + r.name + "' is this node's own region (node.region)");
+    for (const auto& p : out)
+      if (p.name == r.name)
+        return make_error("bad_config", "region '" + r.name + "' is named twice");
+    for (auto ep : split(part.substr(eq + 1), ',')) {
+      auto colon = ep.rfind(':');
+      std::string host(colon == std::string_view::npos ? ep : ep.substr(0, colon));
+      std::string port(colon == std::string_view::npos ? "" : ep.substr(colon + 1));
+      int n = 0;
+      bool digits = !port.empty() && port.size() <= 5 &&
+                    port.find_first_not_of("0123456789") == std::string::npos;
+      if (digits) n = std::stoi(port);
+      if (host.empty() || !digits || n < 1 || n > 65535)
+        return make_error("bad_config", "region '" + r.name + "': '" + std::string(ep) +
+                                            "' must be host:port with a port of 1-65535");
+      r.endpoints.emplace_back(std::move(host), static_cast<uint16_t>(n));
+    }
+    out.push_back(std::move(r));
+  }
+  return out;
 }
 
 result<settings> load(const std::string& path, const environment& env) {

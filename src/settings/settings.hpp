@@ -36,7 +36,23 @@ struct cluster_settings {
   int buffer_max = 10000;              ///< messages waiting for moving shards, node-wide
   int64_t buffer_timeout_ms = 5000;    ///< a waiting message is answered 503 after this
   int64_t forward_timeout_ms = 15000;  ///< a turn forwarded to the owner answers within this
+  /// The other regions' cluster endpoints, where requests for their tenants are
+  /// forwarded (cluster/region): "eu-west=10.0.1.11:7946,10.0.1.12:7946;us-east=...".
+  /// Empty: a single region (nothing is forwarded).
+  std::string peer_regions;
 };
+
+/// A peer region's name and the host:port of some of its nodes' cluster endpoints.
+struct peer_region {
+  std::string name;
+  std::vector<std::pair<std::string, uint16_t>> endpoints;
+};
+/// Parses cluster.peer_regions: regions separated by ';', each `name=host:port[,host:port]`
+/// (spaces around tokens ignored). Fails (`bad_config`, naming the part) on an empty
+/// name or endpoint list, a port outside 1-65535, a region named twice, or `own`
+/// (this node's region) among them.
+result<std::vector<peer_region>> parse_peer_regions(const std::string& spec,
+                                                    const std::string& own);
 
 /// Transcripts of a cluster node: each turn's transcript line is appended to its
 /// shard's Redis stream by the fenced commit itself, and the shard's owner copies the

@@ -28,8 +28,10 @@ struct bot_reply {
   int status = 0;  ///< 0: no HTTP answer
   std::string error;
   nlohmann::json body;
-  std::string texts;  ///< reply_texts(body)
-  std::string node;   ///< X-Parley-Node
+  std::string texts;   ///< reply_texts(body)
+  std::string node;    ///< X-Parley-Node
+  std::string region;  ///< X-Parley-Region (set when another region answered)
+  std::string retry_after;
 };
 
 class Cluster : public ::testing::Test {
@@ -57,6 +59,11 @@ class Cluster : public ::testing::Test {
     auto t = parley::store::run_job_sync(
         *pg_, parley::store::create_tenant(tenant_, "Cluster test tenant", "test"));
     ASSERT_TRUE(t.ok()) << t.err().code << ": " << t.err().message;
+    provision_tenant();
+  }
+
+  /// Gives tenant_ (in pg_) an API key (key_) and the counter bot, active.
+  void provision_tenant() {
     auto key = parley::store::run_job_sync(*pg_, parley::store::create_api_key(tenant_, "t", "t"));
     ASSERT_TRUE(key.ok()) << key.err().message;
     key_ = key->key;
@@ -127,6 +134,8 @@ class Cluster : public ::testing::Test {
     if (out.status != 200) out.error = res->body;
     out.texts = reply_texts(out.body);
     if (auto n = res->header("X-Parley-Node")) out.node = *n;
+    if (auto g = res->header("X-Parley-Region")) out.region = *g;
+    if (auto a = res->header("Retry-After")) out.retry_after = *a;
     return out;
   }
 

@@ -267,6 +267,10 @@ http::response render_continue(const reply& r, const v1::TurnResult& turn);
 /// ids of every turn.
 http::response render_end(const reply& r);
 
+/// The request's org (its X-Org-Id, trimmed) when it is one the API accepts, else "":
+/// for routing a request before it is parsed (cluster/region).
+std::string org_of(const http::request& req);
+
 /// An error in the contract's Error schema with X-Request-ID. `status` picks the
 /// error class name (400 BadRequestError, 401 UnauthorizedError, 403
 /// ForbiddenError, 404 NotFoundError, 405 MethodNotAllowedError, 422

@@ -155,4 +155,11 @@ parsed<route> match_route(std::string_view method, std::string_view path) {
   return not_found();
 }
 
+std::string org_of(const http::request& req) {
+  const std::string* org = req.header("X-Org-Id");
+  if (org == nullptr) return {};
+  auto id = detail::trim(*org);
+  return detail::valid_id(id) ? std::string(id) : std::string();
+}
+
 }  // namespace parley::channels::botapi

@@ -22,10 +22,16 @@ struct tenant_record {
   std::string id;
   std::string name;
   std::int64_t created_at_ms = 0;
+  /// The region whose stores hold the tenant (migration 0008); empty for a tenant
+  /// created before regions, which belongs to the region of this database.
+  std::string home_region;
 };
 
-/// Creates a tenant (and its audit row). Errors: `invalid_argument`, `tenant_exists`.
-catalog_job<tenant_record> create_tenant(std::string id, std::string name, std::string actor);
+/// Creates a tenant (and its audit row) whose home region is `home_region` (the
+/// creating node's region; empty: none recorded). Errors: `invalid_argument`,
+/// `tenant_exists`.
+catalog_job<tenant_record> create_tenant(std::string id, std::string name, std::string actor,
+                                         std::string home_region = {});
 
 /// Every tenant, ordered by id.
 catalog_job<std::vector<tenant_record>> list_tenants();

@@ -647,7 +647,9 @@ TEST_F(BotApi, KillWhileItsCommitIsInFlightRunsTheMessageOnce) {
           return info.ok() && info->str.find("blocked_clients:1") != std::string::npos;
         },
         10s))
-        << "the commit never reached Redis";
+        << "the commit never reached Redis: " << (*admin)->command_sync({"INFO", "clients"})->str
+        << "\n"
+        << (*admin)->command_sync({"CLIENT", "LIST"})->str;
     ASSERT_EQ(kill(s).status, 200);
     // The successor's snapshot read waits for the dead actor's commit.
     ASSERT_TRUE(parley::store::testing::eventually(

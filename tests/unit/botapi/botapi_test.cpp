@@ -42,6 +42,17 @@ TEST(BotApiRoute, MatchesEveryEndpoint) {
   EXPECT_EQ(r->kind, endpoint::versions);
 }
 
+TEST(BotApiRoute, TheOrgOfARequestIsReadBeforeParsing) {
+  http::request req;
+  EXPECT_EQ(org_of(req), "") << "no header";
+  req.headers = {{"x-org-id", "  acme.eu:1  "}};
+  EXPECT_EQ(org_of(req), "acme.eu:1") << "case-insensitive name, trimmed value";
+  req.headers = {{"X-Org-Id", "bad org"}};
+  EXPECT_EQ(org_of(req), "") << "an id the API refuses names no org";
+  req.headers = {{"X-Org-Id", std::string(129, 'a')}};
+  EXPECT_EQ(org_of(req), "");
+}
+
 TEST(BotApiRoute, UnknownPathsAre404AndWrongMethods405) {
   for (const char* p :
        {"/", "", "/v5.2.0/sessions/s-1", "/v5.3.0/sessions", "/v5.3.0/sessions/s-1/",

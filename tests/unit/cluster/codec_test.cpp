@@ -94,6 +94,70 @@ TEST(Codec, GarbageIsRefusedWithAReason) {
 namespace parley::cluster {
 namespace {
 
+TEST(Codec, ARegionRequestCarriesTheWholeHttpRequest) {
+  region_request q;
+  q.from_region = "us";
+  http::request req;
+  req.method = "POST";
+  req.target = "/v5.3.0/sessions/s-1/messages?x=1";
+  req.headers = {{"X-Org-Id", "acme"}, {"Authorization", "Bearer k"}};
+  req.body = std::string("{\"a\":1}\0z", 10);
+  req.request_id = "r-1";
+  req.remote_address = "10.0.0.9";
+  q.http = req;
+  auto d = decode_region_request(encode_region_request(q));
+  ASSERT_TRUE(d.ok()) << d.err().message;
+  EXPECT_EQ(d->from_region, "us");
+  ASSERT_TRUE(d->http);
+  EXPECT_EQ(d->http->method, "POST");
+  EXPECT_EQ(d->http->path, "/v5.3.0/sessions/s-1/messages");
+  EXPECT_EQ(d->http->query, "x=1");
+  EXPECT_EQ(d->http->headers, req.headers);
+  EXPECT_EQ(d->http->body, req.body);
+  EXPECT_EQ(d->http->request_id, "r-1");
+  EXPECT_EQ(d->http->remote_address, "10.0.0.9");
+
+  region_request t;
+  t.tenant_query = "acme";
+  auto dt = decode_region_request(encode_region_request(t));
+  ASSERT_TRUE(dt.ok());
+  EXPECT_EQ(dt->tenant_query, "acme");
+  EXPECT_FALSE(dt->http);
+  EXPECT_FALSE(decode_region_request(encode_region_request(region_request{})))
+      << "a request that asks nothing is refused";
+  region_request bad;
+  bad.http = http::request{};
+  bad.http->method = "GET";
+  bad.http->target = "no-slash";
+  EXPECT_FALSE(decode_region_request(encode_region_request(bad)));
+}
+
+TEST(Codec, ARegionAnswerCarriesTheResponseOrWhyNot) {
+  region_answer a;
+  a.region = "eu";
+  a.http = http::response::json(201, "{}");
+  a.http->headers = {{"X-Parley-Node", "eu-1"}};
+  auto d = decode_region_answer(encode_region_answer(a));
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->region, "eu");
+  ASSERT_TRUE(d->http);
+  EXPECT_EQ(d->http->status, 201);
+  EXPECT_EQ(d->http->content_type, "application/json");
+  EXPECT_EQ(d->http->headers, a.http->headers);
+  EXPECT_EQ(d->http->body, "{}");
+  region_answer e;
+  e.error = "its catalog cannot be read";
+  e.tenant_home = true;
+  auto de = decode_region_answer(encode_region_answer(e));
+  ASSERT_TRUE(de.ok());
+  EXPECT_EQ(de->error, e.error);
+  EXPECT_TRUE(de->tenant_home);
+  EXPECT_FALSE(de->http);
+  region_answer out_of_range;
+  out_of_range.http = http::response::json(700, "");
+  EXPECT_FALSE(decode_region_answer(encode_region_answer(out_of_range)));
+}
+
 /// What a peer (or anything that reaches the cluster port) sends is untrusted: random
 /// bytes and valid messages with bytes flipped must decode to an error or a message,
 /// never crash (run under ASan and UBSan in scripts/test). Deterministic seed.
@@ -110,6 +174,17 @@ TEST(Codec, RandomAndMutatedBytesNeverCrashTheDecoders) {
   r->add_messages()->set_text("hi");
   out.result = r;
   const std::string ans = encode_answer(out);
+  region_request rq0;
+  rq0.from_region = "us";
+  rq0.http = http::request{};
+  rq0.http->method = "POST";
+  rq0.http->target = "/v5.3.0/bots/b/sessions";
+  rq0.http->headers = {{"X-Org-Id", "acme"}};
+  rq0.http->body = "{}";
+  region_answer ra0;
+  ra0.region = "eu";
+  ra0.http = http::response::json(200, "{\"ok\":true}");
+  const std::string seeds[] = {fwd, ans, encode_region_request(rq0), encode_region_answer(ra0)};
   uint64_t x = 0x9e3779b97f4a7c15ULL;
   auto next = [&x] {
     x ^= x << 13;
@@ -124,13 +199,29 @@ TEST(Codec, RandomAndMutatedBytesNeverCrashTheDecoders) {
       bytes.resize(next() % 64);
       for (auto& c : bytes) c = static_cast<char>(next());
     } else {
-      bytes = i % 3 == 1 ? fwd : ans;
+      bytes = seeds[next() % 4];
       for (int k = 0, flips = 1 + static_cast<int>(next() % 4); k < flips; ++k)
         bytes[next() % bytes.size()] = static_cast<char>(next());
       if (next() % 4 == 0) bytes.resize(next() % bytes.size());
     }
     auto f = decode_forward(bytes);
     auto a = decode_answer(bytes);
+    auto rq = decode_region_request(bytes);
+    auto ra = decode_region_answer(bytes);
+    if (rq) {
+      EXPECT_TRUE(!rq->tenant_query.empty() || rq->http);
+      if (rq->http) {
+        EXPECT_EQ(rq->http->target.front(), '/');
+      }
+    } else {
+      EXPECT_EQ(rq.err().code, "bad_message");
+    }
+    if (ra && ra->http) {
+      EXPECT_GE(ra->http->status, 100);
+      EXPECT_LE(ra->http->status, 599);
+    } else if (!ra) {
+      EXPECT_EQ(ra.err().code, "bad_message");
+    }
     if (f) {
       ++decoded;
       EXPECT_LE(static_cast<int>(f->in.what), static_cast<int>(inbound::kind::transfer_failed));

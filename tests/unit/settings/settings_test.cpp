@@ -175,8 +175,44 @@ INSTANTIATE_TEST_SUITE_P(
                  {{"PARLEY_HTTP_THREADS", "many"}},
                  "environment: PARLEY_HTTP_THREADS: expected an integer from 1 to 256, got 'many'"},
         bad_case{
-            "port_env_wrong", minimal, {{"PORT", "-1"}}, "environment: PORT: expected an integer"}),
+            "port_env_wrong", minimal, {{"PORT", "-1"}}, "environment: PORT: expected an integer"},
+        bad_case{"peer_region_without_port",
+                 minimal,
+                 {{"PARLEY_CLUSTER_PEER_REGIONS", "eu=10.0.0.1"}},
+                 "cluster.peer_regions: region 'eu': '10.0.0.1' must be host:port"},
+        bad_case{"peer_region_is_own",
+                 std::string(minimal) + "node:\n  region: eu\n",
+                 {{"PARLEY_CLUSTER_PEER_REGIONS", "eu=10.0.0.1:7946"}},
+                 "cluster.peer_regions: region 'eu' is this node's own region"},
+        bad_case{"peer_region_twice",
+                 minimal,
+                 {{"PARLEY_CLUSTER_PEER_REGIONS", "eu=a:1;eu=b:2"}},
+                 "region 'eu' is named twice"},
+        bad_case{"peer_region_without_name",
+                 minimal,
+                 {{"PARLEY_CLUSTER_PEER_REGIONS", "a:1"}},
+                 "'a:1' must be name=host:port"}),
     [](const auto& info) { return std::string(info.param.name); });
+
+TEST(Settings, PeerRegionsListEachRegionsEndpoints) {
+  auto s =
+      parse(minimal, "t.yaml",
+            {{"PARLEY_NODE_REGION", "us"},
+             {"PARLEY_CLUSTER_PEER_REGIONS", " eu = 10.0.1.11:7946, 10.0.1.12:7947 ; ap=h:1;"}});
+  ASSERT_TRUE(s.ok()) << s.err().message;
+  auto peers = parse_peer_regions(s->cluster.peer_regions, s->node.region);
+  ASSERT_TRUE(peers.ok()) << peers.err().message;
+  ASSERT_EQ(peers->size(), 2u);
+  EXPECT_EQ((*peers)[0].name, "eu");
+  ASSERT_EQ((*peers)[0].endpoints.size(), 2u);
+  EXPECT_EQ((*peers)[0].endpoints[0], (std::pair<std::string, uint16_t>{"10.0.1.11", 7946}));
+  EXPECT_EQ((*peers)[0].endpoints[1], (std::pair<std::string, uint16_t>{"10.0.1.12", 7947}));
+  EXPECT_EQ((*peers)[1].name, "ap");
+  EXPECT_EQ((*peers)[1].endpoints[0], (std::pair<std::string, uint16_t>{"h", 1}));
+  auto none = parse_peer_regions("", "us");
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+}
 
 TEST(Settings, LoadReportsAMissingFile) {
   auto s = load("/nonexistent/parley.yaml", {});
