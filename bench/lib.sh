@@ -87,3 +87,18 @@ bench_release_build() {
   cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPARLEY_BUILD_TESTS=OFF -DPARLEY_BUILD_BENCH=ON >/dev/null
   cmake --build "$build" --target "$@" >/dev/null
 }
+
+# bench_setup_tenant URL TOKEN [REGION]: through the admin API of the node at URL (admin
+# token TOKEN), the tenant "bench" (home region REGION, default the node's), an API key
+# (printed) and bench/bots/bench.yaml as its active bot "bench".
+bench_setup_tenant() {
+  local node=$1 token=$2 body='{"id":"bench","name":"Bench"}'
+  [ -n "${3:-}" ] && body="{\"id\":\"bench\",\"name\":\"Bench\",\"region\":\"$3\"}"
+  curl -fs -o /dev/null -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+    -d "$body" "$node/admin/v1/tenants"
+  curl -fs -o /dev/null -H "Authorization: Bearer $token" -H 'Content-Type: application/yaml' \
+    --data-binary @bench/bots/bench.yaml "$node/admin/v1/tenants/bench/bots/bench/versions?activate=true"
+  curl -fs -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+    -d '{"name":"bench"}' "$node/admin/v1/tenants/bench/api-keys" |
+    python3 -c "import json,sys; print(json.load(sys.stdin)['key'])"
+}

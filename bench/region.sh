@@ -83,15 +83,7 @@ metric_sum() {  # metric_sum NAME: the metric summed over the nodes
 }
 
 key=
-setup_tenant() {
-  local node=http://127.0.0.1:${ports[0]}
-  curl -fs -o /dev/null -H "Authorization: Bearer $admin_token" -H 'Content-Type: application/json' \
-    -d '{"id":"bench","name":"Bench"}' "$node/admin/v1/tenants"
-  key=$(curl -fs -H "Authorization: Bearer $admin_token" -H 'Content-Type: application/json' \
-    -d '{"name":"bench"}' "$node/admin/v1/tenants/bench/api-keys" | python3 -c "import json,sys; print(json.load(sys.stdin)['key'])")
-  curl -fs -o /dev/null -H "Authorization: Bearer $admin_token" -H 'Content-Type: application/yaml' \
-    --data-binary @bench/bots/bench.yaml "$node/admin/v1/tenants/bench/bots/bench/versions?activate=true"
-}
+setup_tenant() { key=$(bench_setup_tenant "http://127.0.0.1:${ports[0]}" "$admin_token"); }
 
 run() {  # run N: N nodes, the closed loop against the first
   local n=$1

@@ -62,13 +62,7 @@ for port in "$eu_port" "$us_port"; do
   done
 done
 
-eu=http://127.0.0.1:$eu_port
-curl -fs -o /dev/null -H "Authorization: Bearer $admin_token" -H 'Content-Type: application/json' \
-  -d '{"id":"bench","name":"Bench","region":"eu"}' "$eu/admin/v1/tenants"
-key=$(curl -fs -H "Authorization: Bearer $admin_token" -H 'Content-Type: application/json' \
-  -d '{"name":"bench"}' "$eu/admin/v1/tenants/bench/api-keys" | python3 -c "import json,sys; print(json.load(sys.stdin)['key'])")
-curl -fs -o /dev/null -H "Authorization: Bearer $admin_token" -H 'Content-Type: application/yaml' \
-  --data-binary @bench/bots/bench.yaml "$eu/admin/v1/tenants/bench/bots/bench/versions?activate=true"
+key=$(bench_setup_tenant "http://127.0.0.1:$eu_port" "$admin_token" eu)
 
 cpu_of() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
