@@ -95,6 +95,18 @@ TEST_F(TwoRegions, ATenantOfRegionEuIsServedThroughRegionUsWhichStoresNothingOfI
   ASSERT_TRUE(us_->ok());
   ASSERT_TRUE(us_->await_converged());
   const std::string eu_url = region_->node(0).url(), us_url = us_->node(0).url();
+  // us's database is new: its node applies the migrations while it starts, and is
+  // ready (/readyz) once they are all in.
+  for (const auto& url : {eu_url, us_url})
+    ASSERT_TRUE(parley::store::testing::eventually(
+        [&] {
+          parley::http::client_request r;
+          r.url = url + "/readyz";
+          auto res = parley::http::fetch(r);
+          return res.ok() && res->status == 200;
+        },
+        60s))
+        << url << " never got ready";
   // us connects to eu, and its cluster status says so.
   json status;
   ASSERT_TRUE(us_->await_status(

@@ -624,10 +624,13 @@ TEST_F(BotApi, KillWhileItsCommitIsInFlightRunsTheMessageOnce) {
     auto admin = store::redis_client::create(ro);
     ASSERT_TRUE(admin.ok()) << admin.err().message;
     // The heartbeat writes to Redis too (its member record, lease renewals): one every
-    // 20 s keeps it out of the pause below, so the one blocked client is the commit.
+    // 20 s keeps it out of the pause below, so the one blocked client is the commit. The
+    // command timeout outlasts the pause: on a busy machine the kill may come seconds
+    // after the commit was sent, and a commit that timed out is no longer in flight.
     n_ = std::make_unique<node>(
         std::map<std::string, std::string>{{"REDIS_URL", redis.url()},
                                            {"PARLEY_REDIS_LANE_CONNECTIONS", lanes},
+                                           {"PARLEY_REDIS_COMMAND_TIMEOUT_MS", "30000"},
                                            {"PARLEY_CLUSTER_HEARTBEAT_MS", "20000"},
                                            {"PARLEY_CLUSTER_LEASE_MS", "60000"}});
     c_ = std::make_unique<client>(*n_, tenant_, key_);
