@@ -1,5 +1,7 @@
 #include "actors/runtime/runtime_probe.hpp"
 
+#include "src/metrics/metrics.hpp"
+
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
 #include <prometheus/gauge.h>
@@ -11,10 +13,7 @@ namespace parley::actors {
 
 namespace {
 
-prometheus::Counter& counter(prometheus::Registry& reg, const char* name, const char* help,
-                             const prometheus::Labels& labels = {}) {
-  return prometheus::BuildCounter().Name(name).Help(help).Register(reg).Add(labels);
-}
+using metrics::counter;
 
 constexpr const char* activations_help = "Conversation actors activated, by source.";
 

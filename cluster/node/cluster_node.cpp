@@ -42,6 +42,11 @@ using clock_type = std::chrono::steady_clock;
 /// owner's may differ for a heartbeat; past it the client retries).
 constexpr uint32_t max_hops = 2;
 
+/// A turn out of hops whose node still sends it elsewhere two views after it came
+/// (the view has settled) travels on, up to this many nodes in all; past it the
+/// answer is 503 (the buffer's deadline bounds the wait at each node).
+constexpr uint32_t settled_hops = max_hops + 2;
+
 /// Members whose record is gone stay listed (state down) this long.
 constexpr int64_t forget_after_ms = 10 * 60 * 1000;
 
@@ -225,9 +230,11 @@ struct cluster_node::impl {
                   // must not undo the lease read that saw it release them.
                   if (hops == 0 && !out.served_by.empty()) {
                     std::lock_guard<std::mutex> lock(m);
-                    auto it = members.find(out.served_by);
-                    if (it != members.end() && it->second.state == "up")
-                      holder_of[s] = out.served_by;
+                    if (holder_of[s] != out.served_by) {  // usually known already
+                      auto it = members.find(out.served_by);
+                      if (it != members.end() && it->second.state == "up")
+                        holder_of[s] = out.served_by;
+                    }
                   }
                   // The program stays on each node (its registry): the gateway renders
                   // variables from it.
@@ -278,7 +285,8 @@ struct cluster_node::impl {
     }
     for (auto& p : go_local) route(std::move(p.in), std::move(p.done), p.hops);
     for (auto& [peer, p] : go_remote) {
-      if (p.hops >= max_hops) {
+      if (p.hops >= settled_hops) {
+        if (metrics) metrics->rejected_hops->Increment();
         p.done(unavailable("the conversation's shard is moving between nodes: retry"));
         continue;
       }

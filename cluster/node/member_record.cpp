@@ -1,9 +1,6 @@
 #include "cluster/node/member_record.hpp"
 
-#include <prometheus/counter.h>
-#include <prometheus/family.h>
-#include <prometheus/gauge.h>
-#include <prometheus/registry.h>
+#include "src/metrics/metrics.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -30,10 +27,10 @@ result<member_info> parse_member(const std::string& text) {
 
 node_probe::node_probe(prometheus::Registry& reg) {
   auto gauge = [&reg](const char* name, const char* help) {
-    return &prometheus::BuildGauge().Name(name).Help(help).Register(reg).Add({});
+    return &metrics::gauge(reg, name, help);
   };
   auto counter = [&reg](const char* name, const char* help, const prometheus::Labels& labels = {}) {
-    return &prometheus::BuildCounter().Name(name).Help(help).Register(reg).Add(labels);
+    return &metrics::counter(reg, name, help, labels);
   };
   shards_owned = gauge("parley_cluster_shards_owned", "Shards whose lease this node holds.");
   members_up =
@@ -44,12 +41,14 @@ node_probe::node_probe(prometheus::Registry& reg) {
                       "Turns this node sent to the owner of their shard.");
   received = counter("parley_cluster_received_turns_total", "Turns peers forwarded to this node.");
   const char* rejected_help =
-      "Messages answered 503 while their shard moved: the buffer was full or they waited "
-      "too long.";
+      "Messages answered 503 while their shard moved: the buffer was full, they waited "
+      "too long, or they crossed too many nodes.";
   rejected_full =
       counter("parley_cluster_buffer_rejected_total", rejected_help, {{"reason", "full"}});
   rejected_timeout =
       counter("parley_cluster_buffer_rejected_total", rejected_help, {{"reason", "timeout"}});
+  rejected_hops =
+      counter("parley_cluster_buffer_rejected_total", rejected_help, {{"reason", "hops"}});
   leases_acquired = counter("parley_cluster_leases_acquired_total",
                             "Shard leases this node took (each with a new epoch).");
   leases_lost = counter("parley_cluster_leases_lost_total",

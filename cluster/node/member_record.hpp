@@ -36,6 +36,7 @@ struct node_probe {
   prometheus::Counter* received;
   prometheus::Counter* rejected_full;
   prometheus::Counter* rejected_timeout;
+  prometheus::Counter* rejected_hops;
   prometheus::Counter* leases_acquired;
   prometheus::Counter* leases_lost;
   prometheus::Counter* handoffs;

@@ -1,15 +1,11 @@
 #include "cluster/node/transcript_drain.hpp"
 
-#include <prometheus/counter.h>
-#include <prometheus/family.h>
-#include <prometheus/gauge.h>
-#include <prometheus/registry.h>
-
 #include <condition_variable>
 #include <mutex>
 #include <unordered_map>
 
 #include "src/log/log.hpp"
+#include "src/metrics/metrics.hpp"
 #include "src/store/catalog.hpp"
 #include "src/store/postgres.hpp"
 #include "src/store/redis.hpp"
@@ -52,23 +48,14 @@ struct transcript_drain::impl {
       : redis(r), pg(p), table(t), o(std::move(oo)), claim(t.size()), pending(t.size()) {
     for (uint32_t s = 0; s < t.size(); ++s) shard_of_stream[o.keys.transcripts(s)] = s;
     if (reg != nullptr) {
-      copied = &prometheus::BuildCounter()
-                    .Name("parley_transcript_stream_lines_total")
-                    .Help("Transcript lines copied from the shards' Redis streams to Postgres.")
-                    .Register(*reg)
-                    .Add({});
-      failures = &prometheus::BuildCounter()
-                      .Name("parley_transcript_stream_write_failures_total")
-                      .Help("Copies of transcript lines to Postgres that failed (retried).")
-                      .Register(*reg)
-                      .Add({});
-      backlog = &prometheus::BuildGauge()
-                     .Name("parley_transcript_backlog_lines")
-                     .Help(
-                         "Transcript lines waiting in the Redis streams of the shards this "
-                         "node holds.")
-                     .Register(*reg)
-                     .Add({});
+      copied = &metrics::counter(*reg, "parley_transcript_stream_lines_total",
+                                 "Transcript lines copied from the shards' Redis streams to "
+                                 "Postgres.");
+      failures = &metrics::counter(*reg, "parley_transcript_stream_write_failures_total",
+                                   "Copies of transcript lines to Postgres that failed (retried).");
+      backlog = &metrics::gauge(*reg, "parley_transcript_backlog_lines",
+                                "Transcript lines waiting in the Redis streams of the shards "
+                                "this node holds.");
     }
   }
 

@@ -1,10 +1,5 @@
 #include "cluster/region/region_router.hpp"
 
-#include <prometheus/counter.h>
-#include <prometheus/family.h>
-#include <prometheus/gauge.h>
-#include <prometheus/registry.h>
-
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -13,6 +8,7 @@
 #include "cluster/endpoint/codec.hpp"
 #include "cluster/endpoint/endpoint.hpp"
 #include "src/log/log.hpp"
+#include "src/metrics/metrics.hpp"
 
 namespace parley::cluster {
 namespace {
@@ -44,7 +40,7 @@ http::response generic_unavailable(const std::string& message, const std::string
 struct region_router::impl : std::enable_shared_from_this<impl> {
   deps d;
   region_options o;
-  std::unique_ptr<endpoint> ep;
+  std::unique_ptr<endpoint> ep;  ///< the connections to peer regions; null when there are none
 
   /// A peer region and the connection this node keeps to one of its nodes.
   struct peer {
@@ -53,6 +49,8 @@ struct region_router::impl : std::enable_shared_from_this<impl> {
     std::size_t next = 0;  ///< the endpoint tried first next time
     bool warned = false;   ///< the failure to connect was logged (once per outage)
     prometheus::Gauge* connected = nullptr;
+    prometheus::Counter* answered = nullptr;     ///< forwarded requests it answered
+    prometheus::Counter* unavailable = nullptr;  ///< forwarded requests answered 503
   };
   struct cached_home {
     home h;
@@ -69,44 +67,55 @@ struct region_router::impl : std::enable_shared_from_this<impl> {
   std::unordered_map<std::string, cached_home> cache;
   std::unordered_map<std::string, std::vector<std::function<void(result<home>)>>> pending;
 
-  prometheus::Family<prometheus::Counter>* forwarded = nullptr;
-  prometheus::Family<prometheus::Counter>* lookups = nullptr;
+  /// parley_region_lookups_total by result: here, elsewhere, nowhere, failed.
+  prometheus::Counter* lookups[4] = {};
   prometheus::Counter* served = nullptr;
 
   impl(deps dd, region_options oo) : d(std::move(dd)), o(std::move(oo)) {
-    for (auto& p : o.peers) peers.push_back(peer{p, {}, 0, false, nullptr});
+    for (auto& p : o.peers) {
+      peers.emplace_back();
+      peers.back().config = p;
+    }
     if (d.metrics == nullptr) return;
-    forwarded = &prometheus::BuildCounter()
-                     .Name("parley_region_requests_forwarded_total")
-                     .Help(
-                         "Channel requests forwarded to their tenant's home region, by region "
-                         "and outcome (answered, unavailable).")
-                     .Register(*d.metrics);
-    lookups = &prometheus::BuildCounter()
-                   .Name("parley_region_lookups_total")
-                   .Help(
-                       "Lookups of a tenant's home region, by result (here, elsewhere, "
-                       "nowhere, failed).")
-                   .Register(*d.metrics);
-    served = &prometheus::BuildCounter()
-                  .Name("parley_region_requests_served_total")
-                  .Help("Requests that nodes of peer regions forwarded to this node.")
-                  .Register(*d.metrics)
-                  .Add({});
-    auto& up = prometheus::BuildGauge()
-                   .Name("parley_region_peer_connected")
-                   .Help(
-                       "Whether this node has a connection to a node of the peer region (1) "
-                       "or not (0).")
-                   .Register(*d.metrics);
-    for (auto& p : peers) p.connected = &up.Add({{"region", p.config.name}});
+    auto& reg = *d.metrics;
+    const char* lookups_help =
+        "Lookups of a tenant's home region, by result (here, elsewhere, nowhere, failed).";
+    const char* results[] = {"here", "elsewhere", "nowhere", "failed"};
+    for (int k = 0; k < 4; ++k)
+      lookups[k] = &metrics::counter(reg, "parley_region_lookups_total", lookups_help,
+                                     {{"result", results[k]}});
+    served = &metrics::counter(reg, "parley_region_requests_served_total",
+                               "Requests that nodes of peer regions forwarded to this node.");
+    // Every sample is made here, once: a request only increments one.
+    const char* forwarded_help =
+        "Channel requests forwarded to their tenant's home region, by region and outcome "
+        "(answered, unavailable).";
+    for (auto& p : peers) {
+      const auto& name = p.config.name;
+      p.connected = &metrics::gauge(reg, "parley_region_peer_connected",
+                                    "Whether this node has a connection to a node of the peer "
+                                    "region (1) or not (0).",
+                                    {{"region", name}});
+      p.answered = &metrics::counter(reg, "parley_region_requests_forwarded_total", forwarded_help,
+                                     {{"region", name}, {"outcome", "answered"}});
+      p.unavailable =
+          &metrics::counter(reg, "parley_region_requests_forwarded_total", forwarded_help,
+                            {{"region", name}, {"outcome", "unavailable"}});
+    }
   }
 
-  void count_lookup(const char* what) {
-    if (lookups) lookups->Add({{"result", what}}).Increment();
+  void count_lookup(const result<home>& h) {
+    int k = !h ? 3 : h->k == home::kind::here ? 0 : h->k == home::kind::there ? 1 : 2;
+    if (lookups[k]) lookups[k]->Increment();
   }
-  void count_forward(const std::string& region, const char* outcome) {
-    if (forwarded) forwarded->Add({{"region", region}, {"outcome", outcome}}).Increment();
+  /// `region` is a configured peer (forward() is only called with one); the counters
+  /// were made in the constructor and never change, so no lock.
+  void count_forward(const std::string& region, bool answered) {
+    for (const auto& p : peers)
+      if (p.config.name == region) {
+        auto* c = answered ? p.answered : p.unavailable;
+        if (c) c->Increment();
+      }
   }
 
   std::optional<home> cached(const std::string& tenant) {
@@ -141,12 +150,7 @@ struct region_router::impl : std::enable_shared_from_this<impl> {
         cache[tenant] = cached_home{*h, now + ttl};
       }
     }
-    if (!h)
-      count_lookup("failed");
-    else
-      count_lookup(h->k == home::kind::here    ? "here"
-                   : h->k == home::kind::there ? "elsewhere"
-                                               : "nowhere");
+    count_lookup(h);
     for (auto& w : waiters) w(h);
   }
 
@@ -237,7 +241,7 @@ struct region_router::impl : std::enable_shared_from_this<impl> {
     std::string node = node_of(region);
     origin from{req.path, req.request_id};
     if (node.empty()) {
-      count_forward(region, "unavailable");
+      count_forward(region, false);
       return reply(unavailable("org '" + tenant + "' lives in region '" + region +
                                    "', which this node (region '" + o.region +
                                    "') cannot reach now: retry",
@@ -256,11 +260,11 @@ struct region_router::impl : std::enable_shared_from_this<impl> {
                                         : !a->http          ? "no HTTP answer"
                                                             : "";
                       if (!why.empty()) {
-                        self->count_forward(region, "unavailable");
+                        self->count_forward(region, false);
                         return reply(unavailable("region '" + region + "': " + why, from.path,
                                                  from.request_id));
                       }
-                      self->count_forward(region, "answered");
+                      self->count_forward(region, true);
                       a->http->headers.emplace_back("X-Parley-Region", region);
                       reply(std::move(*a->http));
                     });
@@ -321,6 +325,7 @@ struct region_router::impl : std::enable_shared_from_this<impl> {
 
 region_router::region_router(deps d, region_options o)
     : impl_(std::make_shared<impl>(std::move(d), std::move(o))) {
+  if (impl_->peers.empty()) return;  // serves peers' requests only: nothing to connect
   endpoint::handlers h;
   std::weak_ptr<impl> weak = impl_;
   h.peer_down = [weak](const std::string& node) {
@@ -346,7 +351,7 @@ void region_router::stop() {
     impl_->wake.notify_all();
   }
   if (impl_->connector.joinable()) impl_->connector.join();
-  impl_->ep->stop();
+  if (impl_->ep) impl_->ep->stop();
 }
 
 bool region_router::connected(const std::string& region) const {

@@ -213,13 +213,9 @@ int run(const settings::settings& cfg) {
   cluster::transcript_backlog backlog;
   backlog.max_per_shard = static_cast<std::size_t>(cfg.transcripts.backlog_max_per_shard);
   backlog.refuse = cfg.transcripts.backlog_full == "refuse";
-  auto& dropped = prometheus::BuildCounter()
-                      .Name("parley_transcript_lines_dropped_total")
-                      .Help(
-                          "Transcript lines dropped at transcripts.backlog_max_per_shard "
-                          "(transcripts.backlog_full: drop_oldest).")
-                      .Register(*registry_ptr)
-                      .Add({});
+  auto& dropped = metrics::counter(*registry_ptr, "parley_transcript_lines_dropped_total",
+                                   "Transcript lines dropped at transcripts.backlog_max_per_shard "
+                                   "(transcripts.backlog_full: drop_oldest).");
   backlog.on_dropped = [&dropped] { dropped.Increment(); };
   cluster::fenced_snapshot_store snapshots(*r, redis_on_lanes ? lanes.size() : 0, "parley", shards,
                                            lease_keys, cfg.node.name, std::move(backlog));

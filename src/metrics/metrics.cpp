@@ -12,6 +12,16 @@
 namespace parley::metrics {
 namespace {}  // namespace
 
+prometheus::Counter& counter(prometheus::Registry& reg, const std::string& name,
+                             const std::string& help, const prometheus::Labels& labels) {
+  return prometheus::BuildCounter().Name(name).Help(help).Register(reg).Add(labels);
+}
+
+prometheus::Gauge& gauge(prometheus::Registry& reg, const std::string& name,
+                         const std::string& help, const prometheus::Labels& labels) {
+  return prometheus::BuildGauge().Name(name).Help(help).Register(reg).Add(labels);
+}
+
 prometheus::MetricFamily single_sample(const std::string& name, const std::string& help,
                                        prometheus::MetricType type, double value) {
   prometheus::MetricFamily f;

@@ -8,6 +8,9 @@
 #include <string>
 #include <vector>
 
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/labels.h>
 #include <prometheus/metric_family.h>
 #include <prometheus/registry.h>
 
@@ -22,6 +25,13 @@ using collector = std::function<void(std::vector<prometheus::MetricFamily>&)>;
 /// The Prometheus text exposition (version 0.0.4) of `registry`, process metrics and
 /// whatever `extra` adds.
 std::string render(prometheus::Registry& registry, const std::vector<collector>& extra = {});
+
+/// Registers (or finds) family `name` in `reg` and returns its sample with `labels`.
+/// The one way a probe makes a counter or gauge; the sample lives as long as `reg`.
+prometheus::Counter& counter(prometheus::Registry& reg, const std::string& name,
+                             const std::string& help, const prometheus::Labels& labels = {});
+prometheus::Gauge& gauge(prometheus::Registry& reg, const std::string& name,
+                         const std::string& help, const prometheus::Labels& labels = {});
 
 /// A family of one unlabelled counter or gauge sample, for collectors.
 prometheus::MetricFamily single_sample(const std::string& name, const std::string& help,
