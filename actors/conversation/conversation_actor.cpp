@@ -626,11 +626,18 @@ void dispatch(self_ptr self) {
       }
     }
   }
+  if (s.t->snap->state().status() == v1::ENDED)
+    return answer(self, status::session_ended, "session " + s.session_id() + " has ended");
+  // Handed to an agent, the session stays open until the client reports the transfer's
+  // outcome or ends it: anything else is refused with what the session waits for.
   const bool transfer_report =
       in.what == inbound::kind::transfer_succeeded || in.what == inbound::kind::transfer_failed;
-  if (s.t->snap->state().status() == v1::ENDED ||
-      (s.t->snap->state().status() == v1::TRANSFERRED && !transfer_report))
-    return answer(self, status::session_ended, "session " + s.session_id() + " has ended");
+  if (s.t->snap->state().status() == v1::TRANSFERRED && !transfer_report &&
+      in.what != inbound::kind::end)
+    return answer(self, status::awaiting_transfer,
+                  "session " + s.session_id() +
+                      " is waiting for its transfer to an agent: send transferSucceeded or "
+                      "transferFailed, or end it with DELETE");
   if (in.sequence_id >= 0 && in.sequence_id <= s.t->snap->last_sequence_id())
     return answer(self, status::stale_sequence,
                   "sequenceId " + std::to_string(in.sequence_id) +

@@ -88,6 +88,8 @@ struct gateway : std::enable_shared_from_this<gateway> {
         return botapi::render_error(503, out.message, path, request_id, common::now_unix_ms(), 1);
       case status::busy:
         return botapi::render_error(429, out.message, path, request_id, common::now_unix_ms(), 1);
+      case status::awaiting_transfer:
+        return botapi::render_error(422, out.message, path, request_id, common::now_unix_ms());
       case status::internal:
         break;
     }

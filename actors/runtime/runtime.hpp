@@ -75,6 +75,7 @@ struct turn_outcome {
     internal,           ///< a bug; the message names it
     bad_input,          ///< the message cannot apply to this conversation (no such menu option)
     busy,               ///< too many messages of this conversation are waiting: retry later
+    awaiting_transfer,  ///< handed to an agent: only the transfer's outcome or its end apply
   };
   status st = status::internal;
   std::string message;                                ///< for errors: one sentence for the client

@@ -74,7 +74,7 @@ std::string encode_answer(const turn_outcome& out) {
 result<turn_outcome> decode_answer(const std::string& bytes) {
   v1::TurnAnswer a;
   if (!a.ParseFromString(bytes)) return make_error("bad_message", "not a TurnAnswer");
-  if (a.status() < 0 || a.status() > static_cast<int32_t>(turn_outcome::status::busy))
+  if (a.status() < 0 || a.status() > static_cast<int32_t>(turn_outcome::status::awaiting_transfer))
     return make_error("bad_message",
                       "TurnAnswer.status: unknown status " + std::to_string(a.status()));
   turn_outcome out;

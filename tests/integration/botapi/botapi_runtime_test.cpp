@@ -543,6 +543,33 @@ TEST_F(BotApi, TransferReportsEndOrResumeTheBotsPart) {
   EXPECT_EQ(after.status, 404) << after.body;
 }
 
+TEST_F(BotApi, AnEscalatedSessionStaysOpenUntilItsTransferOutcomeOrDelete) {
+  // Handed over, the session waits: a text is refused with what it waits for, and
+  // changes nothing (transferFailed still resumes the bot afterwards).
+  auto s = start_session();
+  ASSERT_EQ(c_->choice(s, 1, 2).status, 200);  // "Talk to an agent"
+  auto early = c_->text(s, 2, "hello?");
+  EXPECT_EQ(early.status, 422) << early.body;
+  EXPECT_TRUE(has(early.body, "transferSucceeded")) << early.body;
+  EXPECT_TRUE(has(early.body, "DELETE")) << early.body;
+  auto failed =
+      c_->call("POST", "/v5.3.0/sessions/" + s + "/messages",
+               {{"message",
+                 {{"type", "transferFailed"}, {"reason", "NoAgentAvailable"}, {"sequenceId", 3}}}});
+  ASSERT_EQ(failed.status, 200) << failed.body;
+  EXPECT_TRUE(has(texts(failed.j), "Sorry, no agent is available right now.")) << failed.body;
+
+  // DELETE of an escalated session ends it.
+  auto t = start_session();
+  ASSERT_EQ(c_->choice(t, 1, 2).status, 200);
+  auto end = c_->call("DELETE", "/v5.3.0/sessions/" + t, nullptr,
+                      {{"X-Session-End-Reason", "UserRequest"}});
+  ASSERT_EQ(end.status, 200) << end.body;
+  EXPECT_TRUE(has(end.body, "sessionEnded")) << end.body;
+  auto after = c_->text(t, 3, "hello?");
+  EXPECT_EQ(after.status, 404) << after.body;
+}
+
 TEST_F(BotApi, AuthenticationAndUnknownThingsGetContractErrors) {
   client wrong_key(*n_, tenant_, "pk_not-a-key");
   auto r = wrong_key.start("orders");
@@ -624,7 +651,7 @@ TEST_F(BotApi, KillWhileItsCommitIsInFlightRunsTheMessageOnce) {
     auto admin = store::redis_client::create(ro);
     ASSERT_TRUE(admin.ok()) << admin.err().message;
     // The heartbeat writes to Redis too (its member record, lease renewals): one every
-    // 20 s keeps it out of the pause below, so the one blocked client is the commit. The
+    // 20 s keeps it out of the pause below. The
     // command timeout outlasts the pause: on a busy machine the kill may come seconds
     // after the commit was sent, and a commit that timed out is no longer in flight.
     n_ = std::make_unique<node>(
@@ -643,16 +670,20 @@ TEST_F(BotApi, KillWhileItsCommitIsInFlightRunsTheMessageOnce) {
     ASSERT_TRUE(send_with_lookup_held(in_flight, s, r)) << "the action never reached the order API";
     ASSERT_TRUE((*admin)->command_sync({"CLIENT", "PAUSE", "20000", "WRITE"}).ok());
     api_.release();
-    // The turn's commit (a SET) is now held in Redis: a blocked client.
-    ASSERT_TRUE(parley::store::testing::eventually(
-        [&] {
-          auto info = (*admin)->command_sync({"INFO", "clients"});
-          return info.ok() && info->str.find("blocked_clients:1") != std::string::npos;
-        },
-        10s))
-        << "the commit never reached Redis: " << (*admin)->command_sync({"INFO", "clients"})->str
-        << "\n"
-        << (*admin)->command_sync({"CLIENT", "LIST"})->str;
+    // The turn's commit (the fenced EVALSHA) is now held in Redis: a blocked client whose
+    // command is evalsha. Other writers may be blocked beside it (the transcript
+    // drain's XREADGROUP counts as a write), so the client is found by its command.
+    auto commit_blocked = [&] {
+      auto list = (*admin)->command_sync({"CLIENT", "LIST"});
+      if (!list.ok()) return false;
+      std::istringstream lines(list->str);
+      for (std::string l; std::getline(lines, l);)
+        if (l.find(" flags=b") != std::string::npos && l.find(" cmd=evalsha ") != std::string::npos)
+          return true;
+      return false;
+    };
+    ASSERT_TRUE(parley::store::testing::eventually(commit_blocked, 10s))
+        << "the commit never reached Redis: " << (*admin)->command_sync({"CLIENT", "LIST"})->str;
     ASSERT_EQ(kill(s).status, 200);
     // The successor's snapshot read waits for the dead actor's commit.
     ASSERT_TRUE(parley::store::testing::eventually(

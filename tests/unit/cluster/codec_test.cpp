@@ -230,7 +230,7 @@ TEST(Codec, RandomAndMutatedBytesNeverCrashTheDecoders) {
     }
     if (a) {
       ++decoded;
-      EXPECT_LE(static_cast<int>(a->st), static_cast<int>(turn_outcome::status::busy));
+      EXPECT_LE(static_cast<int>(a->st), static_cast<int>(turn_outcome::status::awaiting_transfer));
     } else {
       EXPECT_EQ(a.err().code, "bad_message");
     }
