@@ -150,8 +150,16 @@ v1::Input action_failure_input(std::string_view error, std::int64_t now_unix = 0
 /// The caller failed while handling this conversation: run the error dialog.
 v1::Input failure_input(std::string_view error, std::int64_t now_unix = 0);
 
-/// Replaces every `{{secret.NAME}}` in the request's headers and URL with
-/// `lookup(NAME)`; fails (code `missing_secret`) naming the first unknown one.
+/// Fills in the secrets the bot file wrote in the action's url and headers:
+/// each `request.secrets()` entry's placeholder `{{secret.NAME}}` is replaced
+/// by `lookup(NAME)`, and nothing else is. `{{secret.` text that a variable or
+/// the user's words rendered into the request stays literal, and a request
+/// without references (one rendered before they existed) resolves nothing.
+/// The result has no references left, so resolving it again changes nothing.
+/// Fails with code `missing_secret` naming the first unknown secret, or
+/// `bad_secret_ref` when a reference does not point at its placeholder. The
+/// request as the VM returned it (what transcripts and tools show) never holds
+/// a value; only the result does, so the caller keeps it out of logs.
 result<v1::ActionRequest> resolve_secrets(
     v1::ActionRequest request,
     const std::function<std::optional<std::string>(std::string_view)>& lookup);

@@ -66,9 +66,25 @@ vtype compiler::check_expr(const YAML::Node& n, const std::string& text) {
   return p.type;
 }
 
-void compiler::check_template(const YAML::Node& n, const std::string& text) {
+void compiler::check_template(const YAML::Node& n, const std::string& text, bool secrets) {
   auto p = detail::parse_template(text, resolver());
   for (auto& e : p.errors) error(n, e.message, e.offset);
+  for (const auto& part : p.parts) {
+    if (part.secret.empty()) continue;
+    if (!secrets) {
+      // Only the action's request is resolved; anywhere else the placeholder
+      // would reach the user as it stands.
+      error(n, "{{secret.NAME}} is only allowed in an action's url and headers", part.offset);
+      continue;
+    }
+    bool ok = true;
+    for (char c : part.secret)
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-' && c != '.')
+        ok = false;
+    if (!ok)
+      error(n, "bad secret name '" + part.secret + "' (letters, digits, '_', '-' and '.')",
+            part.offset);
+  }
 }
 
 int compiler::dialog_ref(const YAML::Node& n, const char* what) {

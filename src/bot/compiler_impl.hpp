@@ -56,7 +56,8 @@ struct compiler {
                   const std::string& where);
   detail::var_resolver resolver();
   vtype check_expr(const YAML::Node& n, const std::string& text);
-  void check_template(const YAML::Node& n, const std::string& text);
+  // `secrets`: whether {{secret.NAME}} may appear (an action's url and headers only).
+  void check_template(const YAML::Node& n, const std::string& text, bool secrets = false);
   int dialog_ref(const YAML::Node& n, const char* what);
   int var_ref(const YAML::Node& n, const char* what);
   std::vector<std::string> texts(const YAML::Node& n, const char* what);

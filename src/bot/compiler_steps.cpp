@@ -302,7 +302,7 @@ bool compiler::action(const YAML::Node& a, v1::Dialog& d, const YAML::Node& s) {
   if (!a["url"])
     error(a, "an action needs a 'url'");
   else if (scalar(a["url"], "'url'", url)) {
-    check_template(a["url"], url);
+    check_template(a["url"], url, true);
     if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0 && url.rfind("{{", 0) != 0)
       error(a["url"], "the action url must start with http:// or https://");
   }
@@ -321,7 +321,7 @@ bool compiler::action(const YAML::Node& a, v1::Dialog& d, const YAML::Node& s) {
       for (auto it = a["headers"].begin(); it != a["headers"].end(); ++it) {
         std::string v;
         if (!scalar(it->second, "a header value", v)) continue;
-        check_template(it->second, v);
+        check_template(it->second, v, true);
         auto* h = st.add_headers();
         h->set_name(it->first.Scalar());
         h->set_value(v);

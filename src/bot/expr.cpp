@@ -827,30 +827,36 @@ parsed_template parse_template(std::string_view text, const var_resolver& vars) 
     auto inner = text.substr(open + 2, close - open - 2);
     std::string t = trim(inner);
     if (t.rfind("secret.", 0) == 0) {
-      // Secrets are never read by the VM: kept verbatim for the caller to fill in.
-      lit.append("{{").append(t).append("}}");
-      out.parts.push_back({lit, nullptr, true});
+      // Secrets are never read by the VM: a placeholder the caller fills in
+      // where render marks it (bot::resolve_secrets).
+      if (!lit.empty()) out.parts.push_back({std::move(lit), nullptr, {}, 0});
       lit.clear();
+      std::string name = t.substr(7);
+      if (name.empty()) out.errors.push_back({open, "a secret needs a name: {{secret.NAME}}"});
+      out.parts.push_back({"{{secret." + name + "}}", nullptr, std::move(name), open});
     } else {
-      if (!lit.empty()) out.parts.push_back({std::move(lit), nullptr, false});
+      if (!lit.empty()) out.parts.push_back({std::move(lit), nullptr, {}, 0});
       lit.clear();
       auto p = parse_expr(inner, vars);
       for (auto& e : p.errors) out.errors.push_back({open + 2 + e.offset, e.message});
-      out.parts.push_back({{}, p.root, false});
+      out.parts.push_back({{}, p.root, {}, open});
     }
     pos = close + 2;
   }
-  if (!lit.empty()) out.parts.push_back({std::move(lit), nullptr, false});
+  if (!lit.empty()) out.parts.push_back({std::move(lit), nullptr, {}, 0});
   return out;
 }
 
-std::string render(const parsed_template& t, const var_reader& vars) {
+std::string render(const parsed_template& t, const var_reader& vars,
+                   std::vector<secret_mark>* secrets) {
   std::string out;
   for (const auto& p : t.parts) {
-    if (p.expr)
+    if (p.expr) {
       out += to_text(eval(*p.expr, vars));
-    else
+    } else {
+      if (secrets != nullptr && !p.secret.empty()) secrets->push_back({out.size(), p.secret});
       out += p.literal;
+    }
   }
   return out;
 }

@@ -68,17 +68,29 @@ using var_reader = std::function<const ::parley::bot::v1::Value&(int index)>;
 bool truthy(const ::parley::bot::v1::Value& v);
 bool values_equal(const ::parley::bot::v1::Value& a, const ::parley::bot::v1::Value& b);
 
-/// A template "Hello {{name}}": literal text and expressions.
+/// A template "Hello {{name}}": literal text, expressions and secrets.
 struct template_part {
-  std::string literal;
-  expr_ptr expr;        // null for literal parts
-  bool secret = false;  // {{secret.NAME}}: kept verbatim for the caller
+  std::string literal;     // for a secret: its placeholder "{{secret.NAME}}"
+  expr_ptr expr;           // null for literal and secret parts
+  std::string secret;      // {{secret.NAME}}: NAME; empty for other parts
+  std::size_t offset = 0;  // expression and secret parts: byte offset of their "{{"
 };
 struct parsed_template {
   std::vector<template_part> parts;
   std::vector<expr_error> errors;
 };
 parsed_template parse_template(std::string_view text, const var_resolver& vars);
-std::string render(const parsed_template& t, const var_reader& vars);
+
+/// Where render wrote a secret's placeholder: byte offset into its output.
+struct secret_mark {
+  std::size_t offset = 0;
+  std::string name;
+};
+/// Renders a template. A secret part is written as its placeholder
+/// "{{secret.NAME}}", never resolved here; when `secrets` is given, each one
+/// the template wrote is appended to it with its offset in the output. Text
+/// that an expression rendered is never marked, whatever it contains.
+std::string render(const parsed_template& t, const var_reader& vars,
+                   std::vector<secret_mark>* secrets = nullptr);
 
 }  // namespace parley::bot::detail

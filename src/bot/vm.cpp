@@ -248,11 +248,26 @@ struct runner {
           auto* a = r.mutable_action();
           a->set_name(s.action_name());
           a->set_method(s.method());
-          a->set_url(detail::render(rt.url, reader()));
+          // Only the placeholders the bot file wrote are marked for
+          // resolve_secrets; "{{secret." text from a variable stays literal.
+          std::vector<detail::secret_mark> marks;
+          auto refs = [&](v1::SecretRef::Field field, int header) {
+            for (auto& m : marks) {
+              auto* ref = a->add_secrets();
+              ref->set_field(field);
+              ref->set_header(header);
+              ref->set_offset(static_cast<std::uint32_t>(m.offset));
+              ref->set_name(std::move(m.name));
+            }
+            marks.clear();
+          };
+          a->set_url(detail::render(rt.url, reader(), &marks));
+          refs(v1::SecretRef::URL, 0);
           for (int i = 0; i < s.headers_size(); ++i) {
             auto* h = a->add_headers();
             h->set_name(s.headers(i).name());
-            h->set_value(detail::render(rt.headers[static_cast<std::size_t>(i)], reader()));
+            h->set_value(detail::render(rt.headers[static_cast<std::size_t>(i)], reader(), &marks));
+            refs(v1::SecretRef::HEADER, i);
           }
           if (!rt.body.empty()) {
             auto body = nlohmann::json::object();

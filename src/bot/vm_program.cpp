@@ -305,22 +305,42 @@ v1::Input failure_input(std::string_view error, std::int64_t now_unix) {
 result<v1::ActionRequest> resolve_secrets(
     v1::ActionRequest request,
     const std::function<std::optional<std::string>(std::string_view)>& lookup) {
-  auto fill = [&](std::string& s) -> std::optional<error> {
-    std::size_t pos = 0;
-    while ((pos = s.find("{{secret.", pos)) != std::string::npos) {
-      auto close = s.find("}}", pos);
-      if (close == std::string::npos) break;
-      std::string name = s.substr(pos + 9, close - pos - 9);
-      auto v = lookup(name);
-      if (!v) return make_error("missing_secret", "secret '" + name + "' is not defined");
-      s.replace(pos, close + 2 - pos, *v);
-      pos += v->size();
-    }
-    return std::nullopt;
+  struct slot {
+    std::string* text;
+    std::size_t offset, length;
+    std::string value;
   };
-  if (auto e = fill(*request.mutable_url())) return *e;
-  for (auto& h : *request.mutable_headers())
-    if (auto e = fill(*h.mutable_value())) return *e;
+  std::vector<slot> slots;
+  slots.reserve(static_cast<std::size_t>(request.secrets_size()));
+  // Every reference is checked and looked up before anything is replaced, in
+  // the order the VM recorded them, so the first missing one is named.
+  for (const auto& ref : request.secrets()) {
+    std::string* text = nullptr;
+    if (ref.field() == v1::SecretRef::URL)
+      text = request.mutable_url();
+    else if (ref.field() == v1::SecretRef::HEADER && ref.header() >= 0 &&
+             ref.header() < request.headers_size())
+      text = request.mutable_headers(ref.header())->mutable_value();
+    std::string placeholder = "{{secret." + ref.name() + "}}";
+    if (text == nullptr || ref.name().empty() || ref.offset() > text->size() ||
+        text->compare(ref.offset(), placeholder.size(), placeholder) != 0)
+      return make_error("bad_secret_ref", "secret reference '" + ref.name() + "' of action '" +
+                                              request.name() + "' is not at its placeholder");
+    auto v = lookup(ref.name());
+    if (!v) return make_error("missing_secret", "secret '" + ref.name() + "' is not defined");
+    slots.push_back({text, ref.offset(), placeholder.size(), std::move(*v)});
+  }
+  // Back to front within each value, so the offsets still to be used stay valid.
+  std::sort(slots.begin(), slots.end(), [](const slot& a, const slot& b) {
+    return a.text != b.text ? std::less<const std::string*>()(a.text, b.text) : a.offset > b.offset;
+  });
+  for (std::size_t i = 1; i < slots.size(); ++i)
+    if (slots[i - 1].text == slots[i].text &&
+        slots[i].offset + slots[i].length > slots[i - 1].offset)
+      return make_error("bad_secret_ref",
+                        "secret references of action '" + request.name() + "' overlap");
+  for (const auto& s : slots) s.text->replace(s.offset, s.length, s.value);
+  request.clear_secrets();
   return request;
 }
 
