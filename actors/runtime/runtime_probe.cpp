@@ -9,6 +9,9 @@
 #include <prometheus/labels.h>
 #include <prometheus/registry.h>
 
+#include <iterator>
+#include <tuple>
+
 namespace parley::actors {
 
 namespace {
@@ -63,7 +66,10 @@ runtime_probe::runtime_probe(prometheus::Registry& reg)
                          "unavailable",
                          "internal",
                          "bad_input",
-                         "busy"};
+                         "busy",
+                         "awaiting_transfer"};
+  static_assert(std::size(names) == std::tuple_size<decltype(by_status_)>::value,
+                "one outcome label per turn_outcome::status");
   for (std::size_t i = 0; i < by_status_.size(); ++i)
     by_status_[i] = &turns_.Add({{"outcome", names[i]}});
 }

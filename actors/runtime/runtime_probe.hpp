@@ -53,7 +53,9 @@ class runtime_probe {
   prometheus::Counter& passivations_;
   prometheus::Counter& commit_failures_;
   prometheus::Counter& fenced_reads_;
-  std::array<prometheus::Counter*, 10> by_status_{};
+  std::array<prometheus::Counter*,
+             static_cast<std::size_t>(turn_outcome::status::awaiting_transfer) + 1>
+      by_status_{};
 };
 
 }  // namespace parley::actors

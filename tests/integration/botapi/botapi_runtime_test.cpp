@@ -651,7 +651,7 @@ TEST_F(BotApi, KillWhileItsCommitIsInFlightRunsTheMessageOnce) {
     auto admin = store::redis_client::create(ro);
     ASSERT_TRUE(admin.ok()) << admin.err().message;
     // The heartbeat writes to Redis too (its member record, lease renewals): one every
-    // 20 s keeps it out of the pause below. The
+    // 20 s keeps it out of the pause below, so the one blocked client is the commit. The
     // command timeout outlasts the pause: on a busy machine the kill may come seconds
     // after the commit was sent, and a commit that timed out is no longer in flight.
     n_ = std::make_unique<node>(
@@ -670,20 +670,16 @@ TEST_F(BotApi, KillWhileItsCommitIsInFlightRunsTheMessageOnce) {
     ASSERT_TRUE(send_with_lookup_held(in_flight, s, r)) << "the action never reached the order API";
     ASSERT_TRUE((*admin)->command_sync({"CLIENT", "PAUSE", "20000", "WRITE"}).ok());
     api_.release();
-    // The turn's commit (the fenced EVALSHA) is now held in Redis: a blocked client whose
-    // command is evalsha. Other writers may be blocked beside it (the transcript
-    // drain's XREADGROUP counts as a write), so the client is found by its command.
-    auto commit_blocked = [&] {
-      auto list = (*admin)->command_sync({"CLIENT", "LIST"});
-      if (!list.ok()) return false;
-      std::istringstream lines(list->str);
-      for (std::string l; std::getline(lines, l);)
-        if (l.find(" flags=b") != std::string::npos && l.find(" cmd=evalsha ") != std::string::npos)
-          return true;
-      return false;
-    };
-    ASSERT_TRUE(parley::store::testing::eventually(commit_blocked, 10s))
-        << "the commit never reached Redis: " << (*admin)->command_sync({"CLIENT", "LIST"})->str;
+    // The turn's commit (a SET) is now held in Redis: a blocked client.
+    ASSERT_TRUE(parley::store::testing::eventually(
+        [&] {
+          auto info = (*admin)->command_sync({"INFO", "clients"});
+          return info.ok() && info->str.find("blocked_clients:1") != std::string::npos;
+        },
+        10s))
+        << "the commit never reached Redis: " << (*admin)->command_sync({"INFO", "clients"})->str
+        << "\n"
+        << (*admin)->command_sync({"CLIENT", "LIST"})->str;
     ASSERT_EQ(kill(s).status, 200);
     // The successor's snapshot read waits for the dead actor's commit.
     ASSERT_TRUE(parley::store::testing::eventually(
