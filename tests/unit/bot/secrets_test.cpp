@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "src/bot/bot.hpp"
+#include "tests/unit/bot/build_program.hpp"
 
 namespace bot = parley::bot;
 namespace v1 = parley::bot::v1;
@@ -17,14 +18,7 @@ namespace {
 constexpr std::int64_t now = 1795651200;
 
 std::shared_ptr<const bot::program> build(const std::string& text) {
-  auto r = bot::compile(text, "secrets.yaml");
-  std::string diags;
-  for (const auto& d : r.diagnostics) diags += d.to_string() + "\n";
-  EXPECT_TRUE(r.ok()) << diags;
-  if (!r.ok()) return nullptr;
-  auto p = bot::load(*r.program);
-  EXPECT_TRUE(p.ok());
-  return p.ok() ? *p : nullptr;
+  return bot::testing::build(text, "secrets.yaml");
 }
 
 /// A lookup over a fixed table that records every name it was asked for.

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "src/bot/bot.hpp"
+#include "tests/unit/bot/build_program.hpp"
 
 namespace bot = parley::bot;
 namespace v1 = parley::bot::v1;
@@ -9,16 +10,7 @@ namespace {
 
 constexpr std::int64_t now = 1795651200;  // 2026-11-26T00:00:00Z, a Thursday
 
-std::shared_ptr<const bot::program> build(const std::string& text) {
-  auto r = bot::compile(text, "test.yaml");
-  std::string diags;
-  for (const auto& d : r.diagnostics) diags += d.to_string() + "\n";
-  EXPECT_TRUE(r.ok()) << diags;
-  if (!r.ok()) return nullptr;
-  auto p = bot::load(*r.program);
-  EXPECT_TRUE(p.ok());
-  return *p;
-}
+using bot::testing::build;
 
 std::vector<std::string> texts(const v1::TurnResult& r) {
   std::vector<std::string> out;
