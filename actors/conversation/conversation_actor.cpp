@@ -18,6 +18,7 @@
 #include "actors/action/action_runner.hpp"
 #include "actors/runtime/internal.hpp"
 #include "actors/transcript/transcript_writer.hpp"
+#include "src/channels/text/menu.hpp"
 #include "src/common/clock.hpp"
 #include "src/log/log.hpp"
 #include "src/proto/runtime.pb.h"
@@ -404,10 +405,26 @@ void commit(self_ptr self) {
   s.deps->commits_in_flight.fetch_add(1, std::memory_order_acq_rel);
   // Fenced by the lease epoch the store handed out with the last load. A store that
   // carries transcripts takes the line in the same atomic write.
-  if (c->line.messages > 0 && s.deps->snapshots->carries_transcripts()) {
-    std::string line = std::move(c->line.copy);
-    c->line = store::transcript_line{};
-    s.deps->snapshots->commit_turn(s.tenant(), s.session(), s.committed, ttl, s.epoch, line,
+  // Replies to an asynchronous channel leave from the outbox, written with the snapshot.
+  std::string outbox;
+  if (res->messages_size() > 0 && is_async_channel(n.channel()) &&
+      s.deps->snapshots->carries_outbox()) {
+    parley::runtime::v1::OutboxEntry e;
+    e.set_tenant(std::string(s.tenant()));
+    e.set_session_id(s.session_id());
+    e.set_bot(n.bot());
+    e.set_channel(n.channel());
+    e.set_address(n.external_key());
+    e.set_sequence(n.sequence());
+    *e.mutable_messages() = res->messages();
+    e.set_created_unix_ms(common::now_unix_ms());
+    e.SerializeToString(&outbox);
+  }
+  const bool with_line = c->line.messages > 0 && s.deps->snapshots->carries_transcripts();
+  if (with_line || !outbox.empty()) {
+    std::string line = with_line ? std::move(c->line.copy) : std::string();
+    if (with_line) c->line = store::transcript_line{};
+    s.deps->snapshots->commit_turn(s.tenant(), s.session(), s.committed, ttl, s.epoch, line, outbox,
                                    std::move(c));
   } else {
     s.deps->snapshots->commit(s.tenant(), s.session(), s.committed, ttl, s.epoch, std::move(c));
@@ -509,7 +526,10 @@ void run_vm(self_ptr self, const v1::Input* input) {
     return continue_after_vm(self);
   }
   v1::Input vm_in;
-  if (in.choice_index > 0) {
+  // Channels that show a menu as numbered text (SMS, Messenger past its quick
+  // replies) get answers to it as text: "2", or a label.
+  const bool text_menu = in.what == inbound::kind::text && is_async_channel(s.t->snap->channel());
+  if (in.choice_index > 0 || text_menu) {
     // The n-th option of the last menu this conversation showed: in the newest
     // recorded turn that showed messages.
     v1::TurnResult last;
@@ -525,12 +545,19 @@ void run_vm(self_ptr self, const v1::Input* input) {
     const v1::Outbound* menu = nullptr;
     for (const auto& m : last.messages())
       if (m.choices_size() > 0) menu = &m;
-    if (menu == nullptr || in.choice_index > menu->choices_size())
+    std::optional<std::size_t> picked;
+    if (text_menu && menu != nullptr) picked = channels::text::match_choice(in.text, *menu);
+    if (text_menu) {
+      vm_in = picked ? bot::payload_input(menu->choices(static_cast<int>(*picked)).payload(),
+                                          in.now_unix)
+                     : bot::text_input(in.text, in.now_unix);
+    } else if (menu == nullptr || in.choice_index > menu->choices_size())
       return answer(self, status::bad_input,
                     "message.choiceIndex: " + std::to_string(in.choice_index) +
                         " is not an option of the last menu");
-    vm_in = bot::payload_input(menu->choices(static_cast<int>(in.choice_index - 1)).payload(),
-                               in.now_unix);
+    else
+      vm_in = bot::payload_input(menu->choices(static_cast<int>(in.choice_index - 1)).payload(),
+                                 in.now_unix);
   } else {
     vm_in = in.what == inbound::kind::payload ? bot::payload_input(in.text, in.now_unix)
                                               : bot::text_input(in.text, in.now_unix);

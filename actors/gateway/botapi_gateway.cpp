@@ -16,28 +16,6 @@ namespace {
 namespace botapi = channels::botapi;
 using status = turn_outcome::status;
 
-/// A UUID version 7 (RFC 9562): the creation time in milliseconds, then 74 random
-/// bits. Time-ordered ids put a node's new transcript rows next to each other in
-/// transcript_turns' primary key instead of on a random leaf each (random version 4
-/// ids cost Postgres about 1 us more per turn: bench/README.md); the random part keeps
-/// them unguessable.
-std::string new_session_id() {
-  unsigned char b[16];
-  RAND_bytes(b, sizeof b);
-  auto ms = static_cast<uint64_t>(common::now_unix_ms());
-  for (int i = 0; i < 6; ++i) b[i] = static_cast<unsigned char>(ms >> (40 - 8 * i));
-  b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x70);
-  b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (int i = 0; i < 16; ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) out += '-';
-    out += hex[b[i] >> 4];
-    out += hex[b[i] & 15];
-  }
-  return out;
-}
-
 /// Shared with the callbacks of its own Redis calls, which may complete after the
 /// routes are gone (a node shutting down).
 struct gateway : std::enable_shared_from_this<gateway> {

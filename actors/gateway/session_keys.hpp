@@ -41,6 +41,10 @@ struct session_keys_options {
   std::size_t redis_lanes = 0;
 };
 
+/// A new session id: a UUID version 7 (the creation time in milliseconds, then 74
+/// random bits), time-ordered for transcript_turns' primary key, unguessable.
+std::string new_session_id();
+
 class session_keys {
  public:
   /// `redis` must outlive this object and every call's `done`.

@@ -62,6 +62,12 @@ struct inbound {
   int64_t now_unix = 0;
 };
 
+/// Whether replies on `channel` are delivered asynchronously, from the committed outbox
+/// (SMS, Messenger), rather than in the answer to the request that carried the turn.
+inline bool is_async_channel(std::string_view channel) {
+  return channel == "sms" || channel == "messenger";
+}
+
 /// What became of one inbound message.
 struct turn_outcome {
   enum class status {

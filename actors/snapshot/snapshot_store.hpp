@@ -62,12 +62,20 @@ class snapshot_store {
   /// conversation then hands the writer only its conversation records.
   virtual bool carries_transcripts() const { return false; }
 
+  /// Whether commit_turn stores a turn's replies for asynchronous channels (a serialized
+  /// parley.runtime.v1.OutboxEntry) atomically with its snapshot, for the shard's owner
+  /// to deliver (the cluster's store: its outbox stream). A store that does not drops
+  /// them, and conversations of such channels get no replies.
+  virtual bool carries_outbox() const { return false; }
+
   /// commit() that also stores `transcript` (a COPY line of transcript_turns) when
-  /// carries_transcripts(); the default ignores it. A refused write stores neither.
+  /// carries_transcripts(), and `outbox` when carries_outbox(); the default ignores
+  /// both. A refused write stores none of them.
   virtual void commit_turn(std::string_view tenant, std::string_view session,
                            std::string_view bytes, std::chrono::seconds ttl,
                            uint64_t expected_epoch, std::string_view transcript,
-                           std::shared_ptr<commit_handler> done) {
+                           std::string_view outbox, std::shared_ptr<commit_handler> done) {
+    (void)outbox;
     commit(tenant, session, bytes, ttl, expected_epoch, std::move(done));
   }
 

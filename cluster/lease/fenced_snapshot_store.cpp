@@ -33,6 +33,7 @@ fenced_snapshot_store::fenced_snapshot_store(store::redis_client& redis, std::si
   for (uint32_t s = 0; s < table_.size(); ++s) {
     lease_key_.push_back(keys_.lease(s));
     stream_key_.push_back(keys_.transcripts(s));
+    outbox_key_.push_back(keys_.outbox(s));
   }
 }
 
@@ -55,43 +56,52 @@ uint64_t fenced_snapshot_store::epoch_for(std::string_view tenant, std::string_v
 void fenced_snapshot_store::commit(std::string_view tenant, std::string_view session,
                                    std::string_view bytes, std::chrono::seconds ttl,
                                    uint64_t expected_epoch, std::shared_ptr<commit_handler> done) {
-  commit_turn(tenant, session, bytes, ttl, expected_epoch, {}, std::move(done));
+  commit_turn(tenant, session, bytes, ttl, expected_epoch, {}, {}, std::move(done));
 }
 
 void fenced_snapshot_store::commit_turn(std::string_view tenant, std::string_view session,
                                         std::string_view bytes, std::chrono::seconds ttl,
                                         uint64_t expected_epoch, std::string_view transcript,
+                                        std::string_view outbox,
                                         std::shared_ptr<commit_handler> done) {
   if (expected_epoch == 0)
     return done->committed(make_error("fenced", "the conversation was read under no lease"));
   uint32_t shard = shard_of(tenant, session, table_.size());
-  auto cb = [this, shard, done = std::move(done)](result<store::redis_reply> r) {
+  auto cb = [this, shard, with_outbox = !outbox.empty(),
+             done = std::move(done)](result<store::redis_reply> r) {
     if (!r.ok()) return done->committed(r.err());
     long long v = r->type == store::redis_reply::kind::integer ? r->integer : 0;
     if (v == -1)
       return done->committed(make_error(
           "transcript_backlog_full",
           "the transcripts waiting for Postgres reached transcripts.backlog_max_per_shard: retry"));
+    if (v == -2)
+      return done->committed(make_error("outbox_full",
+                                        "the replies waiting for delivery reached "
+                                        "transcripts.backlog_max_per_shard: retry"));
     if (v != 1 && v != 2)
       return done->committed(make_error(
           "fenced", "this node no longer holds the lease of the conversation's shard: retry"));
     if (v == 2 && backlog_.on_dropped) backlog_.on_dropped();
     table_.mark_dirty(shard);
+    if (with_outbox && on_outbox_) on_outbox_(shard);
     done->committed({});
   };
   const std::string key = plain_.key(tenant, session);
   const std::string& lease = lease_key_[shard];
   const std::string& stream = stream_key_[shard];
+  const std::string& outbox_stream = outbox_key_[shard];
   const std::string holder = holder_value(node_, expected_epoch);
   const std::string secs = std::to_string(ttl.count());
   const std::string_view policy = backlog_.refuse ? "refuse" : "drop_oldest";
   int lane = io::lanes::current();
   if (lane >= 0 && static_cast<std::size_t>(lane) < lanes_)
-    redis_.eval_on(static_cast<std::size_t>(lane), commit_script(), {key, lease, stream},
-                   {bytes, secs, holder, transcript, bound_, policy}, std::move(cb));
+    redis_.eval_on(static_cast<std::size_t>(lane), commit_script(),
+                   {key, lease, stream, outbox_stream},
+                   {bytes, secs, holder, transcript, bound_, policy, outbox}, std::move(cb));
   else
-    redis_.eval(commit_script(), {key, lease, stream},
-                {bytes, secs, holder, transcript, bound_, policy}, std::move(cb));
+    redis_.eval(commit_script(), {key, lease, stream, outbox_stream},
+                {bytes, secs, holder, transcript, bound_, policy, outbox}, std::move(cb));
 }
 
 }  // namespace parley::cluster

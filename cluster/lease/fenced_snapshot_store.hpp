@@ -19,7 +19,9 @@
 
 namespace parley::cluster {
 
-/// What commit_turn does when a shard's transcript stream is at its bound.
+/// What commit_turn does when a shard's transcript stream is at its bound. A shard's
+/// outbox stream (replies waiting for delivery) has the same bound, and a full one
+/// always refuses the turn (error `outbox_full`): a reply is never dropped.
 struct transcript_backlog {
   std::size_t max_per_shard = 20000;
   bool refuse = true;                ///< else the oldest waiting line is dropped
@@ -40,9 +42,13 @@ class fenced_snapshot_store final : public actors::snapshot_store {
               std::shared_ptr<commit_handler> done) override;
   uint64_t epoch_for(std::string_view tenant, std::string_view session) const override;
   bool carries_transcripts() const override { return true; }
+  bool carries_outbox() const override { return true; }
+  /// Called (on the store's thread) after a commit that added replies to `shard`'s
+  /// outbox: the cluster node's outbox_added. Set before the first commit.
+  void on_outbox(std::function<void(uint32_t shard)> f) { on_outbox_ = std::move(f); }
   void commit_turn(std::string_view tenant, std::string_view session, std::string_view bytes,
                    std::chrono::seconds ttl, uint64_t expected_epoch, std::string_view transcript,
-                   std::shared_ptr<commit_handler> done) override;
+                   std::string_view outbox, std::shared_ptr<commit_handler> done) override;
 
  private:
   store::redis_client& redis_;
@@ -53,8 +59,9 @@ class fenced_snapshot_store final : public actors::snapshot_store {
   std::string node_;
   transcript_backlog backlog_;
   std::string bound_;
+  std::function<void(uint32_t)> on_outbox_;
   // Per shard, built once: a commit formats no key but its conversation's.
-  std::vector<std::string> lease_key_, stream_key_;
+  std::vector<std::string> lease_key_, stream_key_, outbox_key_;
 };
 
 }  // namespace parley::cluster

@@ -20,6 +20,10 @@ std::string lease_keys::transcripts(uint32_t shard) const {
   return prefix + ":" + region + ":transcripts:" + std::to_string(shard);
 }
 
+std::string lease_keys::outbox(uint32_t shard) const {
+  return prefix + ":" + region + ":outbox:" + std::to_string(shard);
+}
+
 std::string holder_value(std::string_view node, uint64_t epoch) {
   std::string v(node);
   v += '/';
@@ -75,19 +79,24 @@ return out
   return s;
 }
 
-// KEYS snapshot, lease, stream; ARGV bytes, TTL s, "<node>/<epoch>", line ('' = none),
-// bound, policy.
+// KEYS snapshot, lease, transcript stream, outbox stream; ARGV bytes, TTL s,
+// "<node>/<epoch>", line ('' = none), bound, policy, outbox entry ('' = none).
+// Returns 0 (fenced), -1 (transcripts full), -2 (outbox full), 1, or 2 (oldest line
+// dropped).
 const store::redis_script& commit_script() {
   static const store::redis_script s(R"lua(
 if redis.call('GET', KEYS[2]) ~= ARGV[3] then return 0 end
-if ARGV[4] == '' then
-  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-  return 1
-end
 local max = tonumber(ARGV[5])
-local n = redis.call('XLEN', KEYS[3])
-if n >= max and ARGV[6] == 'refuse' then return -1 end
+local outbox = ARGV[7] ~= nil and ARGV[7] ~= ''
+if outbox and redis.call('XLEN', KEYS[4]) >= max then return -2 end
+local n = 0
+if ARGV[4] ~= '' then
+  n = redis.call('XLEN', KEYS[3])
+  if n >= max and ARGV[6] == 'refuse' then return -1 end
+end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+if outbox then redis.call('XADD', KEYS[4], '*', 'o', ARGV[7]) end
+if ARGV[4] == '' then return 1 end
 if n >= max then
   redis.call('XADD', KEYS[3], 'MAXLEN', max, '*', 'l', ARGV[4])
   return 2

@@ -42,10 +42,15 @@ struct lease_keys {
   std::string drain(std::string_view node) const;
   /// The shard's transcript stream: lines of committed turns not yet in Postgres.
   std::string transcripts(uint32_t shard) const;
+  /// The shard's outbox stream: replies of committed turns not yet delivered
+  /// (parley.runtime.v1.OutboxEntry, outbox_drain.hpp).
+  std::string outbox(uint32_t shard) const;
 };
 
 /// The consumer group of every transcript stream (its consumers: the node ids).
 inline constexpr const char* transcript_group = "parley";
+/// The consumer group of every outbox stream (its consumers: the node ids).
+inline constexpr const char* outbox_group = "outbox";
 
 /// "<node>/<epoch>": a lease's value.
 std::string holder_value(std::string_view node, uint64_t epoch);

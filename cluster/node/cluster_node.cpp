@@ -24,6 +24,7 @@
 #include "actors/registry/bot_registry.hpp"
 #include "cluster/endpoint/endpoint.hpp"
 #include "cluster/node/member_record.hpp"
+#include "cluster/node/outbox_drain.hpp"
 #include "cluster/node/transcript_drain.hpp"
 #include "cluster/placement/placement.hpp"
 #include "src/common/clock.hpp"
@@ -78,6 +79,7 @@ struct cluster_node::impl {
   lease_keys keys;
   std::unique_ptr<endpoint> ep;
   std::unique_ptr<transcript_drain> drain_transcripts;
+  std::unique_ptr<outbox_drain> drain_outbox;
   std::unique_ptr<node_probe> metrics;
   log::rate_limited stall_log{std::chrono::seconds(5)};
 
@@ -604,6 +606,7 @@ struct cluster_node::impl {
         d.table->set_held(todo[i], static_cast<uint64_t>(e));
         holder_of[todo[i]] = o.node;
         if (drain_transcripts) drain_transcripts->acquired(todo[i]);
+        if (drain_outbox) drain_outbox->acquired(todo[i]);
         ++got;
       }
     }
@@ -785,6 +788,14 @@ result<uint16_t> cluster_node::start() {
     i->drain_transcripts =
         std::make_unique<transcript_drain>(*i->d.redis, *i->d.pg, *i->d.table, t, i->d.metrics);
     i->drain_transcripts->start();
+    if (i->d.deliver) {
+      auto ob = i->d.outbox;
+      ob.node = i->o.node;
+      ob.keys = i->keys;
+      i->drain_outbox = std::make_unique<outbox_drain>(*i->d.redis, *i->d.pg, *i->d.table,
+                                                       i->d.deliver, ob, i->d.metrics);
+      i->drain_outbox->start();
+    }
   }
   i->loop = std::thread([i] { i->run_loop(); });
   return *port;
@@ -792,6 +803,10 @@ result<uint16_t> cluster_node::start() {
 
 void cluster_node::submit(inbound in, std::function<void(turn_outcome)> done) {
   impl_->route(std::move(in), std::move(done), 0);
+}
+
+void cluster_node::outbox_added(uint32_t shard) {
+  if (impl_->drain_outbox) impl_->drain_outbox->notify(shard);
 }
 
 void cluster_node::drain() {
@@ -836,6 +851,7 @@ void cluster_node::stop() {
   if (i->loop.joinable()) i->loop.join();
   // The copy in progress finishes; what is left waits in Redis for the next owner.
   if (i->drain_transcripts) i->drain_transcripts->stop();
+  if (i->drain_outbox) i->drain_outbox->stop();
   // Leave: whatever is still held is released, and peers see the record gone.
   std::vector<std::string> ks, args{"release", ""};
   for (uint32_t s = 0; s < i->o.shards; ++s)

@@ -46,6 +46,7 @@
 
 #include "actors/runtime/runtime.hpp"
 #include "cluster/lease/leases.hpp"
+#include "cluster/node/outbox_drain.hpp"
 #include "src/common/result.hpp"
 
 namespace caf {
@@ -105,6 +106,11 @@ class cluster_node final : public actors::turn_sink {
     /// Where the owned shards' transcript streams are copied (transcript_drain.hpp);
     /// null: they are not drained (tests of the router alone).
     store::postgres_client* pg = nullptr;
+    /// Delivers replies from the owned shards' outbox streams (outbox_drain.hpp; needs
+    /// `pg` for dead letters); empty: they are not delivered.
+    actors::deliver_fn deliver;
+    /// The outbox drain's settings (its node and keys are the node's).
+    outbox_drain::options outbox;
   };
   cluster_node(deps d, cluster_options o);
   ~cluster_node();  ///< stop()
@@ -130,6 +136,10 @@ class cluster_node final : public actors::turn_sink {
   /// The URL of this node's HTTP server, shown in its member record (known once the
   /// server has bound its port). Any thread.
   void set_http_url(std::string url);
+
+  /// A commit added replies to `shard`'s outbox: deliver them now rather than at the
+  /// drain's next period. Any thread.
+  void outbox_added(uint32_t shard);
 
   /// Whether the node is up (a readiness component).
   bool up() const;

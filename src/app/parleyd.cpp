@@ -22,9 +22,12 @@
 
 #include "actors/action/action_runner.hpp"
 #include "actors/changes/change_listener.hpp"
+#include "actors/delivery/channel_delivery.hpp"
 #include "actors/gateway/auth_cache.hpp"
 #include "actors/gateway/botapi_gateway.hpp"
+#include "actors/gateway/messenger_gateway.hpp"
 #include "actors/gateway/session_keys.hpp"
+#include "actors/gateway/twilio_gateway.hpp"
 #include "actors/health/readiness_actor.hpp"
 #include "actors/registry/bot_registry.hpp"
 #include "actors/runtime/lane_scheduler.hpp"
@@ -39,6 +42,7 @@
 #include "src/admin/changes.hpp"
 #include "src/channels/botapi/botapi.hpp"
 #include "src/common/clock.hpp"
+#include "src/http/client.hpp"
 #include "src/http/http.hpp"
 #include "src/io/lanes.hpp"
 #include "src/log/log.hpp"
@@ -53,6 +57,64 @@
 namespace {
 
 using namespace parley;
+
+/// Interim tenant secrets: the node's environment, PARLEY_SECRET_<NAME> (upper case,
+/// '.' and '-' as '_'), shared by every tenant. Replaced by the tenant secret store.
+void env_secret(const std::string& /*tenant*/, const std::string& name,
+                const std::function<void(result<std::optional<std::string>>)>& done) {
+  std::string var = "PARLEY_SECRET_";
+  for (char c : name)
+    var += (c == '.' || c == '-') ? '_'
+                                  : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  const char* v = std::getenv(var.c_str());
+  if (v == nullptr) return done(std::optional<std::string>{});
+  done(std::optional<std::string>(v));
+}
+
+/// Interim outbound HTTP for deliveries: the blocking client on a few threads of its
+/// own. Replaced by the asynchronous outbound client.
+class http_pool {
+ public:
+  explicit http_pool(std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) threads_.emplace_back([this] { loop(); });
+  }
+  ~http_pool() {
+    {
+      std::lock_guard<std::mutex> lock(m_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  void send(http::client_request req, std::function<void(result<http::client_response>)> done) {
+    {
+      std::lock_guard<std::mutex> lock(m_);
+      jobs_.emplace_back(std::move(req), std::move(done));
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void loop() {
+    for (;;) {
+      std::pair<http::client_request, std::function<void(result<http::client_response>)>> job;
+      {
+        std::unique_lock<std::mutex> lock(m_);
+        cv_.wait(lock, [this] { return stop_ || !jobs_.empty(); });
+        if (jobs_.empty()) return;
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
+      }
+      job.second(http::fetch(job.first));
+    }
+  }
+  std::mutex m_;
+  std::condition_variable cv_;
+  std::deque<std::pair<http::client_request, std::function<void(result<http::client_response>)>>>
+      jobs_;
+  bool stop_ = false;
+  std::vector<std::thread> threads_;
+};
 
 /// Applies migrations until it succeeds (Postgres may come up after us); true then,
 /// false when `stop` ended it first. Runs on its own thread.
@@ -293,7 +355,42 @@ int run(const settings::settings& cfg) {
       regions->serve(std::move(bytes), std::move(done));
     };
   }
+  // Replies to SMS and Messenger leave from the shards' outbox streams.
+  http_pool delivery_http(4);
+  const std::string optout_prefix = ropts_rt.key_prefix + ":" + cfg.node.region + ":sms_optout:";
+  auto optout_key = [optout_prefix](const std::string& tenant, const std::string& address) {
+    return optout_prefix + tenant + ":" + address;
+  };
+  actors::channel_delivery_options dopts;
+  dopts.twilio_api_base = cfg.channels.twilio_api_base;
+  dopts.messenger_api_base = cfg.channels.messenger_api_base;
+  dopts.send = [&delivery_http](http::client_request req,
+                                std::function<void(result<http::client_response>)> done) {
+    delivery_http.send(std::move(req), std::move(done));
+  };
+  dopts.secret = env_secret;
+  dopts.opted_out = [r, optout_key](const std::string& tenant, const std::string& address,
+                                    std::function<void(result<bool>)> done) {
+    r->command({"EXISTS", optout_key(tenant, address)},
+               [done = std::move(done)](result<store::redis_reply> x) {
+                 if (!x) return done(x.err());
+                 done(x->integer == 1);
+               });
+  };
+  // Where providers call this node: as configured, else its own address and port
+  // (known once the server has bound it).
+  std::atomic<uint16_t> http_port{0};
+  auto public_url = [&cfg, &http_port] {
+    if (!cfg.channels.public_url.empty()) return cfg.channels.public_url;
+    return "http://" + cfg.http.address + ":" + std::to_string(http_port.load());
+  };
+  dopts.sms_status_callback = [public_url](const runtime::v1::OutboxEntry& e) {
+    return public_url() + "/channels/twilio/" + e.tenant() + "/" + e.bot() + "/status";
+  };
   cluster::cluster_node::deps cdeps;
+  cdeps.deliver = actors::make_channel_delivery(std::move(dopts));
+  cdeps.outbox.retry_max = std::chrono::milliseconds(cfg.channels.retry_max_ms);
+  cdeps.outbox.give_up_after = std::chrono::seconds(cfg.channels.give_up_after_s);
   cdeps.system = &sys;
   cdeps.redis = r;
   cdeps.rt = &rt;
@@ -304,6 +401,7 @@ int run(const settings::settings& cfg) {
   cdeps.pg = p;
   cluster::cluster_node node(cdeps, std::move(copts));
   cluster_ptr = &node;
+  snapshots.on_outbox([&node](uint32_t shard) { node.outbox_added(shard); });
 
   http::router routes;
   actors::botapi_gateway_options gw;
@@ -318,6 +416,61 @@ int run(const settings::settings& cfg) {
   gw.sessions = &session_keys;
   gw.auth = auth;
   auto gateway = actors::add_botapi_routes(channel_routes, std::move(gw));
+  actors::twilio_gateway_options tw;
+  tw.rt = &node;
+  tw.sessions = &session_keys;
+  tw.secret = env_secret;
+  tw.public_url = public_url;
+  tw.set_opt_out = [r, optout_key](const std::string& tenant, const std::string& address, bool stop,
+                                   std::function<void(result<void>)> done) {
+    std::vector<std::string> c{stop ? "SET" : "DEL", optout_key(tenant, address)};
+    if (stop) c.push_back("1");
+    r->command(std::move(c), [done = std::move(done)](result<store::redis_reply> x) {
+      if (!x) return done(x.err());
+      done({});
+    });
+  };
+  // Receipts go to Postgres beside the transcripts (message_receipts).
+  auto keep_receipt = [p](store::message_receipt rc) {
+    store::run_job(*p, store::insert_receipts({std::move(rc)}), [](result<std::size_t> r) {
+      if (!r) log::warn("receipt_write_failed", {{"error", r.err().message}});
+    });
+  };
+  tw.receipt = [keep_receipt](actors::sms_receipt rc) {
+    store::message_receipt m;
+    m.tenant = rc.tenant;
+    m.bot = rc.bot;
+    m.channel = "sms";
+    m.address = rc.address;
+    m.provider_message_id = rc.message_sid;
+    m.status = rc.status;
+    m.error_code = rc.error_code;
+    keep_receipt(std::move(m));
+  };
+  tw.metrics = registry_ptr.get();
+  auto sms_gateway = actors::add_twilio_routes(channel_routes, std::move(tw));
+  actors::messenger_gateway_options mg;
+  mg.rt = &node;
+  mg.sessions = &session_keys;
+  mg.secret = env_secret;
+  mg.send = [&delivery_http](http::client_request req,
+                             std::function<void(result<http::client_response>)> done) {
+    delivery_http.send(std::move(req), std::move(done));
+  };
+  mg.api_base = cfg.channels.messenger_api_base;
+  mg.receipt = [keep_receipt](actors::messenger_receipt rc) {
+    store::message_receipt m;
+    m.tenant = rc.tenant;
+    m.bot = rc.bot;
+    m.channel = "messenger";
+    m.address = rc.address;
+    m.provider_message_id = rc.mids.empty() ? std::string() : rc.mids.front();
+    m.status = rc.kind == "read" ? "read" : "delivered";
+    m.watermark_ms = rc.watermark_ms;
+    keep_receipt(std::move(m));
+  };
+  mg.metrics = registry_ptr.get();
+  auto messenger_gateway = actors::add_messenger_routes(channel_routes, std::move(mg));
   http::router channel_front = channel_routes;
   if (has_peer_regions) {
     // The Bot API names its tenant in X-Org-Id; a request without one is served here
@@ -436,6 +589,7 @@ int run(const settings::settings& cfg) {
     sys.await_all_actors_done();
     return 1;
   }
+  http_port = server.port();
   node.set_http_url("http://" + cfg.http.address + ":" + std::to_string(server.port()));
   regions->start();
   log::info("http_listening",

@@ -139,6 +139,17 @@ const std::vector<key_spec>& schema() {
                   "at the backlog bound: refuse the shard's new turns (503) or drop the oldest "
                   "waiting lines (counted)",
                   "refuse", "drop_oldest"),
+      PARLEY_STR(channels, public_url,
+                 "scheme://host[:port] SMS and Messenger webhooks are configured with (their "
+                 "signatures cover it); empty = http://<http.address>:<http.port>",
+                 false),
+      PARLEY_STR(channels, twilio_api_base, "Twilio's REST API base URL", false),
+      PARLEY_STR(channels, messenger_api_base, "Messenger's Graph API base URL (with version)",
+                 false),
+      PARLEY_INT(channels, retry_max_ms, 10, 3600000,
+                 "longest wait between attempts to deliver a reply the provider could not take"),
+      PARLEY_INT(channels, give_up_after_s, 1, 30 * 86400,
+                 "a reply still failing after this becomes a dead letter"),
       PARLEY_STR(http, address, "address the HTTP server binds", false),
       PARLEY_INT(http, port, 0, 65535, "HTTP port; 0 picks a free one (env PORT too)"),
       PARLEY_INT(http, threads, 1, 256,

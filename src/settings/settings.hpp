@@ -122,6 +122,19 @@ struct admin_settings {
   std::string token;  ///< admin API bearer token; set PARLEY_ADMIN_TOKEN
 };
 
+/// The channels that call Parley (SMS, Messenger) and that Parley calls back.
+struct channel_settings {
+  /// scheme://host[:port] the providers are given for their webhooks: signatures cover
+  /// the URL as the provider calls it. Empty: this node's http://address:port.
+  std::string public_url;
+  std::string twilio_api_base = "https://api.twilio.com";
+  std::string messenger_api_base = "https://graph.facebook.com/v19.0";
+  /// Replies the provider could not take now wait at most this between attempts...
+  int64_t retry_max_ms = 10000;
+  /// ...and become dead letters after failing this long.
+  int64_t give_up_after_s = 3600;
+};
+
 struct settings {
   node_settings node;
   cluster_settings cluster;
@@ -133,6 +146,7 @@ struct settings {
   actor_settings actors;
   runtime_settings runtime;
   admin_settings admin;
+  channel_settings channels;
   /// Deprecated keys that were read, one sentence each, for the caller to log.
   std::vector<std::string> warnings;
 };

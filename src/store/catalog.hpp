@@ -26,6 +26,7 @@
 #include "src/store/catalog/audit.hpp"
 #include "src/store/catalog/bot_versions.hpp"
 #include "src/store/catalog/conversations.hpp"
+#include "src/store/catalog/dead_letters.hpp"
 #include "src/store/catalog/job.hpp"
 #include "src/store/catalog/quarantine.hpp"
 #include "src/store/catalog/tenants.hpp"

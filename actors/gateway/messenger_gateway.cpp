@@ -1,0 +1,253 @@
+#include "actors/gateway/messenger_gateway.hpp"
+
+#include "actors/delivery/channel_delivery.hpp"
+#include "actors/gateway/session_keys.hpp"
+#include "actors/runtime/runtime.hpp"
+#include "src/channels/errors.hpp"
+#include "src/channels/messenger/messenger.hpp"
+#include "src/common/clock.hpp"
+#include "src/log/log.hpp"
+#include "src/metrics/metrics.hpp"
+
+namespace parley::actors {
+namespace {
+
+namespace messenger = channels::messenger;
+using status = turn_outcome::status;
+
+constexpr std::string_view route_prefix = "/channels/messenger/";
+
+http::response refusal(const error& e) {
+  return http::response::error(channels::http_status(e), e.code, e.message);
+}
+
+http::response retry_later(std::string message) {
+  auto r = http::response::error(503, "unavailable", message);
+  r.headers.emplace_back("Retry-After", "1");
+  return r;
+}
+
+struct target {
+  std::string tenant;
+  std::string bot;
+};
+
+std::optional<target> parse_path(std::string_view path) {
+  if (path.substr(0, route_prefix.size()) != route_prefix) return std::nullopt;
+  path.remove_prefix(route_prefix.size());
+  auto slash = path.find('/');
+  if (slash == std::string_view::npos || slash == 0 || slash + 1 >= path.size())
+    return std::nullopt;
+  auto bot = path.substr(slash + 1);
+  if (bot.find('/') != std::string_view::npos) return std::nullopt;
+  return target{std::string(path.substr(0, slash)), std::string(bot)};
+}
+
+/// The events of one webhook, run one after another; the answer goes out after the last.
+struct batch {
+  target t;
+  std::vector<messenger::event> events;
+  std::size_t next = 0;
+  std::string page_token;  // for typing_on; may be empty
+  http::responder reply;
+};
+
+struct gateway : std::enable_shared_from_this<gateway> {
+  messenger_gateway_options o;
+  prometheus::Counter* events_run = nullptr;
+  prometheus::Counter* events_ignored = nullptr;
+  prometheus::Counter* refused = nullptr;
+
+  explicit gateway(messenger_gateway_options opts) : o(std::move(opts)) {
+    if (o.metrics != nullptr) {
+      const char* help = "Messenger webhook events received, by outcome.";
+      events_run = &metrics::counter(*o.metrics, "parley_messenger_events_total", help,
+                                     {{"outcome", "run"}});
+      events_ignored = &metrics::counter(*o.metrics, "parley_messenger_events_total", help,
+                                         {{"outcome", "ignored"}});
+      refused = &metrics::counter(*o.metrics, "parley_messenger_events_total", help,
+                                  {{"outcome", "refused_webhook"}});
+    }
+  }
+
+  void refuse(const http::responder& reply, http::response r) {
+    if (refused) refused->Increment();
+    reply(std::move(r));
+  }
+
+  void verify(http::request&& req, http::responder reply) {
+    auto t = parse_path(req.path);
+    if (!t)
+      return reply(http::response::error(404, "not_found",
+                                         "path: expected /channels/messenger/{tenant}/{bot}"));
+    o.secret(
+        t->tenant, "messenger.verify_token",
+        [query = req.query, reply](result<std::optional<std::string>> token) {
+          if (!token.ok())
+            return reply(retry_later("tenant secrets are unavailable: " + token.err().message));
+          auto c = messenger::verify_subscription(query, token->value_or(""));
+          if (!c) return reply(refusal(c.err()));
+          reply(http::response::text(200, *c));
+        });
+  }
+
+  void post(http::request&& req, http::responder reply) {
+    auto t = parse_path(req.path);
+    if (!t)
+      return refuse(reply,
+                    http::response::error(404, "not_found",
+                                          "path: expected /channels/messenger/{tenant}/{bot}"));
+    auto self = shared_from_this();
+    auto signature =
+        req.header("X-Hub-Signature-256") ? *req.header("X-Hub-Signature-256") : std::string();
+    o.secret(t->tenant, "messenger.app_secret",
+             [self, t = *t, body = std::move(req.body), signature = std::move(signature),
+              reply](result<std::optional<std::string>> secret) mutable {
+               if (!secret.ok())
+                 return self->refuse(
+                     reply, retry_later("tenant secrets are unavailable: " + secret.err().message));
+               auto ok = messenger::verify_signature(secret->value_or(""), body, signature);
+               if (!ok) return self->refuse(reply, refusal(ok.err()));
+               auto hook = messenger::parse_webhook(body);
+               if (!hook) return self->refuse(reply, refusal(hook.err()));
+               auto b = std::make_shared<batch>();
+               b->t = t;
+               b->events = std::move(hook->events);
+               b->reply = reply;
+               if (!self->o.send) return self->step(b);
+               self->o.secret(t.tenant, "messenger.page_token",
+                              [self, b](result<std::optional<std::string>> token) {
+                                if (token.ok() && *token) b->page_token = **token;
+                                self->step(b);
+                              });
+             });
+  }
+
+  void typing(const batch& b, const std::string& psid) {
+    if (!o.send || b.page_token.empty()) return;
+    http::client_request c;
+    c.method = "POST";
+    c.url = messenger::send_api_url(o.api_base, b.page_token);
+    c.headers = {{"Content-Type", "application/json"}};
+    c.body = messenger::typing_on(psid);
+    c.timeout = std::chrono::seconds(5);
+    o.send(std::move(c), [](result<http::client_response>) {});
+  }
+
+  /// Runs event `b->next`, then the ones after it; answers after the last.
+  void step(const std::shared_ptr<batch>& b) {
+    while (b->next < b->events.size()) {
+      auto& e = b->events[b->next];
+      if (e.kind == messenger::event_kind::message || e.kind == messenger::event_kind::postback)
+        return run_event(b);
+      if ((e.kind == messenger::event_kind::delivery || e.kind == messenger::event_kind::read) &&
+          o.receipt)
+        o.receipt(messenger_receipt{
+            b->t.tenant, b->t.bot, e.kind == messenger::event_kind::delivery ? "delivery" : "read",
+            messenger_address(e.page_id, e.sender_id), e.watermark, e.mids});
+      if (e.kind == messenger::event_kind::invalid)
+        log::warn("messenger_event_invalid", {{"problem", e.problem}});
+      if (events_ignored) events_ignored->Increment();
+      ++b->next;
+    }
+    b->reply(http::response::text(200, "EVENT_RECEIVED"));
+  }
+
+  void run_event(const std::shared_ptr<batch>& b) {
+    const auto& e = b->events[b->next];
+    const std::string address = messenger_address(e.page_id, e.sender_id);
+    typing(*b, e.sender_id);
+    auto self = shared_from_this();
+    o.sessions->claim(b->t.tenant, b->t.bot, address, new_session_id(),
+                      [self, b, address](result<std::string> id) {
+                        if (!id)
+                          return self->refuse(b->reply, retry_later("the session store is "
+                                                                    "unavailable: " +
+                                                                    id.err().message));
+                        self->run(b, address, std::move(*id), false, 0);
+                      });
+  }
+
+  void run(const std::shared_ptr<batch>& b, const std::string& address, std::string session,
+           bool start, int renewals) {
+    const auto& e = b->events[b->next];
+    inbound in;
+    in.what = start ? inbound::kind::start : inbound::kind::text;
+    in.tenant = b->t.tenant;
+    in.bot = b->t.bot;
+    in.channel = "messenger";
+    in.session_id = session;
+    in.external_key = start ? address : std::string();
+    if (e.kind == messenger::event_kind::postback) {
+      if (!start) in.what = inbound::kind::payload;
+      in.text = e.payload;
+      in.message_id = e.mid.empty() ? "postback:" + std::to_string(e.timestamp) : e.mid;
+    } else if (e.quick_reply_payload) {
+      if (!start) in.what = inbound::kind::payload;
+      in.text = *e.quick_reply_payload;
+      in.message_id = e.mid;
+    } else {
+      in.text = e.text;
+      for (const auto& a : e.attachments) {
+        if (a.url.empty()) continue;
+        if (!in.text.empty()) in.text += '\n';
+        in.text += a.url;
+      }
+      in.message_id = e.mid;
+    }
+    in.now_unix = common::now_unix_ms() / 1000;
+    auto self = shared_from_this();
+    o.rt->submit(std::move(in), [self, b, address, session, start, renewals](turn_outcome out) {
+      auto* keys = self->o.sessions;
+      if (!start && out.st == status::session_not_found)
+        return self->run(b, address, session, true, renewals);
+      if (out.st == status::session_ended && renewals < 2)
+        return keys->replace(b->t.tenant, b->t.bot, address, session, new_session_id(),
+                             [self, b, address, renewals](result<std::string> id) {
+                               if (!id)
+                                 return self->refuse(b->reply, retry_later(id.err().message));
+                               self->run(b, address, std::move(*id), true, renewals + 1);
+                             });
+      if ((out.st == status::ok || out.st == status::replayed) && out.program) {
+        auto ttl = out.program->idle_timeout() - std::chrono::seconds(1);
+        if (ttl.count() > 0) keys->keep(b->t.tenant, b->t.bot, address, session, ttl);
+      }
+      switch (out.st) {
+        case status::unavailable:
+        case status::busy:
+          return self->refuse(b->reply, retry_later(out.message));
+        case status::bot_not_found:
+          return self->refuse(b->reply, http::response::error(404, "not_found", out.message));
+        case status::internal:
+          log::error("messenger_turn_failed", {{"session", session}, {"error", out.message}});
+          break;
+        case status::ok:
+        case status::replayed:
+          break;
+        default:
+          log::info("messenger_event_not_run", {{"session", session}, {"reason", out.message}});
+      }
+      if (self->events_run) self->events_run->Increment();
+      ++b->next;
+      self->step(b);
+    });
+  }
+};
+
+}  // namespace
+
+std::shared_ptr<void> add_messenger_routes(http::router& routes,
+                                           messenger_gateway_options options) {
+  auto g = std::make_shared<gateway>(std::move(options));
+  routes.add_prefix("GET", std::string(route_prefix), "/channels/messenger/{tenant}/{bot}",
+                    [g](http::request&& req, http::responder reply) {
+                      g->verify(std::move(req), std::move(reply));
+                    });
+  routes.add_prefix("POST", std::string(route_prefix), "/channels/messenger/{tenant}/{bot}",
+                    [g](http::request&& req, http::responder reply) {
+                      g->post(std::move(req), std::move(reply));
+                    });
+  return g;
+}
+
+}  // namespace parley::actors

@@ -1,0 +1,227 @@
+#include "actors/gateway/twilio_gateway.hpp"
+
+#include "actors/delivery/channel_delivery.hpp"
+#include "actors/gateway/session_keys.hpp"
+#include "actors/runtime/runtime.hpp"
+#include "src/channels/errors.hpp"
+#include "src/channels/twilio/twilio.hpp"
+#include "src/common/clock.hpp"
+#include "src/log/log.hpp"
+#include "src/metrics/metrics.hpp"
+
+namespace parley::actors {
+namespace {
+
+namespace twilio = channels::twilio;
+namespace text = channels::text;
+using status = turn_outcome::status;
+
+constexpr std::string_view route_prefix = "/channels/twilio/";
+
+http::response twiml_ok() {
+  return http::response{
+      200, std::string(twilio::twiml_content_type), {}, std::string(twilio::twiml_empty)};
+}
+
+http::response refusal(const error& e) {
+  return http::response::error(channels::http_status(e), e.code, e.message);
+}
+
+http::response retry_later(std::string message) {
+  auto r = http::response::error(503, "unavailable", message);
+  r.headers.emplace_back("Retry-After", "1");
+  return r;
+}
+
+struct target {
+  std::string tenant;
+  std::string bot;
+  bool status = false;
+};
+
+/// /channels/twilio/{tenant}/{bot}[/status]
+std::optional<target> parse_path(std::string_view path) {
+  if (path.substr(0, route_prefix.size()) != route_prefix) return std::nullopt;
+  path.remove_prefix(route_prefix.size());
+  std::vector<std::string_view> parts;
+  while (!path.empty()) {
+    auto slash = path.find('/');
+    parts.push_back(path.substr(0, slash));
+    if (slash == std::string_view::npos) break;
+    path.remove_prefix(slash + 1);
+  }
+  if (parts.size() < 2 || parts.size() > 3) return std::nullopt;
+  for (auto p : parts)
+    if (p.empty()) return std::nullopt;
+  if (parts.size() == 3 && parts[2] != "status") return std::nullopt;
+  return target{std::string(parts[0]), std::string(parts[1]), parts.size() == 3};
+}
+
+struct gateway : std::enable_shared_from_this<gateway> {
+  twilio_gateway_options o;
+  prometheus::Counter* accepted = nullptr;
+  prometheus::Counter* refused = nullptr;
+  prometheus::Counter* receipts = nullptr;
+
+  explicit gateway(twilio_gateway_options opts) : o(std::move(opts)) {
+    if (o.metrics != nullptr) {
+      const char* help = "Twilio webhooks received, by outcome.";
+      accepted = &metrics::counter(*o.metrics, "parley_sms_webhooks_total", help,
+                                   {{"outcome", "accepted"}});
+      refused = &metrics::counter(*o.metrics, "parley_sms_webhooks_total", help,
+                                  {{"outcome", "refused"}});
+      receipts =
+          &metrics::counter(*o.metrics, "parley_sms_webhooks_total", help, {{"outcome", "status"}});
+    }
+  }
+
+  void refuse(const http::responder& reply, http::response r) {
+    if (refused) refused->Increment();
+    reply(std::move(r));
+  }
+
+  void handle(http::request&& req, http::responder reply) {
+    auto t = parse_path(req.path);
+    if (!t)
+      return refuse(
+          reply, http::response::error(404, "not_found",
+                                       "path: expected /channels/twilio/{tenant}/{bot}[/status]"));
+    auto params = text::parse_form(req.body);
+    if (!params) return refuse(reply, refusal(params.err()));
+    auto self = shared_from_this();
+    auto url = o.public_url() + req.target;
+    auto signature = req.header("X-Twilio-Signature") ? *req.header("X-Twilio-Signature") : "";
+    o.secret(
+        t->tenant, "twilio.auth_token",
+        [self, t = *t, url = std::move(url), signature = std::move(signature),
+         params = std::move(*params), reply](result<std::optional<std::string>> token) mutable {
+          if (!token.ok())
+            return self->refuse(
+                reply, retry_later("tenant secrets are unavailable: " + token.err().message));
+          // A tenant without the secret is refused like a wrong signature: the
+          // caller learns nothing about which tenants exist.
+          auto ok = twilio::verify_signature(token->value_or(""), url, params, signature);
+          if (!ok) return self->refuse(reply, refusal(ok.err()));
+          auto in = twilio::parse_inbound(params);
+          if (!in) return self->refuse(reply, refusal(in.err()));
+          if (t.status) return self->status_callback(t, *in, reply);
+          if (in->kind != twilio::inbound_kind::message)
+            return self->refuse(
+                reply, http::response::error(400, "bad_request",
+                                             "MessageStatus: a status callback was sent to the "
+                                             "messages URL; use .../status"));
+          self->message(t, std::move(*in), reply);
+        });
+  }
+
+  void status_callback(const target& t, const twilio::inbound& in, const http::responder& reply) {
+    if (receipts) receipts->Increment();
+    if (o.receipt)
+      o.receipt(sms_receipt{t.tenant, t.bot, in.message_sid, in.message_status, in.error_code,
+                            sms_address(in.from, in.to)});
+    reply(twiml_ok());
+  }
+
+  void message(const target& t, twilio::inbound in, const http::responder& reply) {
+    // The conversation is between our number (To) and the user's (From).
+    const std::string address = sms_address(in.to, in.from);
+    auto kw = twilio::classify_keyword(in.body);
+    if ((kw == twilio::keyword::stop || kw == twilio::keyword::start) && o.set_opt_out) {
+      const bool stop = kw == twilio::keyword::stop;
+      return o.set_opt_out(
+          t.tenant, address, stop,
+          [self = shared_from_this(), reply, stop, address](result<void> r) {
+            if (!r.ok()) return self->refuse(reply, retry_later(r.err().message));
+            log::info(stop ? "sms_opted_out" : "sms_opted_in", {{"address", address}});
+            if (self->accepted) self->accepted->Increment();
+            reply(twiml_ok());
+          });
+    }
+    auto self = shared_from_this();
+    auto msg = std::make_shared<twilio::inbound>(std::move(in));
+    o.sessions->claim(t.tenant, t.bot, address, new_session_id(),
+                      [self, t, msg, address, reply](result<std::string> id) {
+                        if (!id)
+                          return self->refuse(reply, retry_later("the session store is "
+                                                                 "unavailable: " +
+                                                                 id.err().message));
+                        self->run(t, msg, address, std::move(*id), false, 0, reply);
+                      });
+  }
+
+  /// Runs the message as a turn of `session`: as its start when `start`, else as a
+  /// message, which becomes a start when the session never started or has ended.
+  void run(const target& t, const std::shared_ptr<twilio::inbound>& msg, const std::string& address,
+           std::string session, bool start, int renewals, const http::responder& reply) {
+    inbound in;
+    in.what = start ? inbound::kind::start : inbound::kind::text;
+    in.tenant = t.tenant;
+    in.bot = t.bot;
+    in.channel = "sms";
+    in.session_id = session;
+    in.external_key = start ? address : std::string();
+    in.message_id = msg->message_sid;
+    in.text = msg->body;
+    for (const auto& m : msg->media) {
+      // Media reach the bot as their URLs, after the text (the VM takes text only).
+      if (!in.text.empty()) in.text += '\n';
+      in.text += m.url;
+    }
+    in.now_unix = common::now_unix_ms() / 1000;
+    auto self = shared_from_this();
+    o.rt->submit(
+        std::move(in), [self, t, msg, address, session, start, renewals, reply](turn_outcome out) {
+          auto* keys = self->o.sessions;
+          if (!start && out.st == status::session_not_found)
+            return self->run(t, msg, address, session, true, renewals, reply);
+          if (out.st == status::session_ended && renewals < 2)
+            return keys->replace(t.tenant, t.bot, address, session, new_session_id(),
+                                 [self, t, msg, address, renewals, reply](result<std::string> id) {
+                                   if (!id)
+                                     return self->refuse(reply, retry_later(id.err().message));
+                                   self->run(t, msg, address, std::move(*id), true, renewals + 1,
+                                             reply);
+                                 });
+          if ((out.st == status::ok || out.st == status::replayed) && out.program) {
+            // The number keeps finding this session as long as its snapshot can live.
+            auto ttl = out.program->idle_timeout() - std::chrono::seconds(1);
+            if (ttl.count() > 0) keys->keep(t.tenant, t.bot, address, session, ttl);
+          }
+          switch (out.st) {
+            case status::ok:
+            case status::replayed:
+              if (self->accepted) self->accepted->Increment();
+              return reply(twiml_ok());
+            case status::bot_not_found:
+              return self->refuse(reply, http::response::error(404, "not_found", out.message));
+            case status::unavailable:
+            case status::busy:
+              return self->refuse(reply, retry_later(out.message));
+            case status::bad_input:
+            case status::awaiting_transfer:
+            case status::stale_sequence:
+            case status::session_ended:
+              // Accepted and answered as far as Twilio goes: retrying would change nothing.
+              log::info("sms_message_not_run", {{"session", session}, {"reason", out.message}});
+              if (self->accepted) self->accepted->Increment();
+              return reply(twiml_ok());
+            default:
+              log::error("sms_turn_failed", {{"session", session}, {"error", out.message}});
+              return self->refuse(reply, http::response::error(500, "internal", out.message));
+          }
+        });
+  }
+};
+
+}  // namespace
+
+std::shared_ptr<void> add_twilio_routes(http::router& routes, twilio_gateway_options options) {
+  auto g = std::make_shared<gateway>(std::move(options));
+  routes.add_prefix("POST", std::string(route_prefix), "/channels/twilio/{tenant}/{bot}",
+                    [g](http::request&& req, http::responder reply) {
+                      g->handle(std::move(req), std::move(reply));
+                    });
+  return g;
+}
+
+}  // namespace parley::actors

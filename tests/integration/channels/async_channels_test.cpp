@@ -1,0 +1,607 @@
+// SMS through Twilio end to end: a real parleyd process with real Redis and Postgres,
+// webhooks signed as Twilio signs them, and a fake Twilio (a real HTTP server on
+// loopback speaking the Messages API) that records what Parley sends and can fail on
+// demand. Checks what a business would: replies arrive in order and once, a retried
+// webhook runs once, a forged one runs nothing, an outage is retried, a refused reply
+// becomes a dead letter, STOP silences the number until START.
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <condition_variable>
+#include <deque>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <set>
+#include <sstream>
+
+#include "src/admin/deploy.hpp"
+#include "src/channels/messenger/messenger.hpp"
+#include "src/channels/text/form.hpp"
+#include "src/channels/twilio/twilio.hpp"
+#include "src/http/client.hpp"
+#include "src/http/http.hpp"
+#include "src/store/catalog.hpp"
+#include "src/store/postgres.hpp"
+#include "tests/support/process.hpp"
+#include "tests/support/servers.hpp"
+
+#include <prometheus/registry.h>
+
+namespace {
+
+using namespace std::chrono_literals;
+using json = nlohmann::json;
+using parley::testing::child_process;
+namespace store = parley::store;
+namespace text = parley::channels::text;
+namespace twilio = parley::channels::twilio;
+
+const std::string account_sid = "AC0123456789abcdef0123456789abcdef";
+const std::string auth_token = "test-auth-token-0123456789";
+const std::string our_number = "+15005550006";
+const std::string app_secret = "test-app-secret";
+const std::string page_token = "EAAtestpagetoken";
+const std::string verify_token = "test-verify-token";
+const std::string page_id = "1234567890";
+
+std::string env_or_fail(const char* name) {
+  const char* v = std::getenv(name);
+  if (v == nullptr) ADD_FAILURE() << name << " is not set: run the tests with scripts/test";
+  return v ? v : "";
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+bool has(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
+
+/// One message Parley asked Twilio to send.
+struct sent {
+  std::string to, from, body, status_callback, authorization, idempotency;
+};
+
+/// Twilio's Messages API, on loopback: records every send, answers 201 with a message
+/// sid, or the answers queued with fail_next().
+class fake_twilio {
+ public:
+  fake_twilio() {
+    parley::http::router r;
+    r.add_prefix(
+        "POST", "/2010-04-01/Accounts/", "/2010-04-01/Accounts",
+        [this](parley::http::request&& req, parley::http::responder reply) { reply(handle(req)); });
+    // Messenger's Send API, under the API version of channels.messenger_api_base.
+    r.add("POST", "/v19.0/me/messages",
+          [this](parley::http::request&& req, parley::http::responder reply) {
+            std::lock_guard<std::mutex> lock(m_);
+            auto j = json::parse(req.body, nullptr, false);
+            EXPECT_FALSE(j.is_discarded()) << req.body;
+            EXPECT_EQ(req.query, "access_token=" + page_token) << "the page token, in the query";
+            messenger_.push_back(j);
+            cv_.notify_all();
+            reply(parley::http::response::json(
+                200, json{{"recipient_id", j["recipient"].value("id", "")},
+                          {"message_id", "m_" + std::to_string(messenger_.size())}}
+                         .dump()));
+          });
+    server_ = std::make_unique<parley::http::server>(parley::http::server_options{}, std::move(r),
+                                                     std::make_shared<prometheus::Registry>());
+    EXPECT_TRUE(server_->start().ok());
+  }
+  ~fake_twilio() { server_->stop(1s); }
+  std::string base() const { return "http://127.0.0.1:" + std::to_string(server_->port()); }
+
+  /// The next `n` sends are answered `res` (and not recorded as sent).
+  void fail_next(int n, parley::http::response res) {
+    std::lock_guard<std::mutex> lock(m_);
+    for (int i = 0; i < n; ++i) forced_.push_back(res);
+  }
+  /// Waits until `n` messages were sent in all; a copy of them.
+  std::vector<sent> wait_sent(std::size_t n, std::chrono::milliseconds deadline = 20s) {
+    std::unique_lock<std::mutex> lock(m_);
+    cv_.wait_for(lock, deadline, [&] { return sent_.size() >= n; });
+    return sent_;
+  }
+  std::vector<sent> all() {
+    std::lock_guard<std::mutex> lock(m_);
+    return sent_;
+  }
+  /// Waits until Messenger's Send API got `n` calls; a copy of them.
+  std::vector<json> wait_messenger(std::size_t n, std::chrono::milliseconds deadline = 20s) {
+    std::unique_lock<std::mutex> lock(m_);
+    cv_.wait_for(lock, deadline, [&] { return messenger_.size() >= n; });
+    return messenger_;
+  }
+  int refused() {
+    std::lock_guard<std::mutex> lock(m_);
+    return refused_;
+  }
+
+ private:
+  parley::http::response handle(const parley::http::request& req) {
+    std::lock_guard<std::mutex> lock(m_);
+    const std::string want = "/2010-04-01/Accounts/" + account_sid + "/Messages.json";
+    if (req.path != want)
+      return parley::http::response::json(404, R"({"code":20404,"message":"not found"})");
+    if (!forced_.empty()) {
+      auto res = forced_.front();
+      forced_.pop_front();
+      ++refused_;
+      cv_.notify_all();
+      return res;
+    }
+    auto form = text::parse_form(req.body);
+    EXPECT_TRUE(form.ok());
+    sent s;
+    auto get = [&](const char* name) {
+      const auto* v = form.ok() ? text::find(*form, name) : nullptr;
+      return v ? *v : std::string();
+    };
+    s.to = get("To");
+    s.from = get("From");
+    s.body = get("Body");
+    s.status_callback = get("StatusCallback");
+    s.authorization = req.header("Authorization") ? *req.header("Authorization") : "";
+    s.idempotency =
+        req.header("I-Twilio-Idempotency-Token") ? *req.header("I-Twilio-Idempotency-Token") : "";
+    sent_.push_back(s);
+    cv_.notify_all();
+    return parley::http::response::json(
+        201, json{{"sid", "SM" + std::to_string(sent_.size())}, {"status", "queued"}}.dump());
+  }
+
+  std::mutex m_;
+  std::condition_variable cv_;
+  std::deque<parley::http::response> forced_;
+  std::vector<sent> sent_;
+  std::vector<json> messenger_;
+  int refused_ = 0;
+  std::unique_ptr<parley::http::server> server_;
+};
+
+class AsyncChannels : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto pg = store::postgres_client::create({env_or_fail("DATABASE_URL")});
+    ASSERT_TRUE(pg.ok());
+    pg_ = std::move(*pg);
+    tenant_ = store::testing::unique_name("sms");
+    std::map<std::string, std::string> env = {
+        {"PORT", "0"},
+        {"REDIS_URL", env_or_fail("REDIS_URL")},
+        {"DATABASE_URL", env_or_fail("DATABASE_URL")},
+        {"PARLEY_ADMIN_TOKEN", "test-admin-token"},
+        {"PARLEY_SECRET_TWILIO_ACCOUNT_SID", account_sid},
+        {"PARLEY_SECRET_TWILIO_AUTH_TOKEN", auth_token},
+        {"PARLEY_CHANNELS_TWILIO_API_BASE", twilio_.base()},
+        {"PARLEY_SECRET_MESSENGER_APP_SECRET", app_secret},
+        {"PARLEY_SECRET_MESSENGER_PAGE_TOKEN", page_token},
+        {"PARLEY_SECRET_MESSENGER_VERIFY_TOKEN", verify_token},
+        {"PARLEY_CHANNELS_MESSENGER_API_BASE", twilio_.base() + "/v19.0"},
+        {"PARLEY_CHANNELS_RETRY_MAX_MS", "300"},
+        {"PARLEY_ACTIONS_EGRESS_ALLOW", "127.0.0.1/32"},
+    };
+    proc_ = std::make_unique<child_process>(
+        std::vector<std::string>{PARLEYD_PATH, "--config",
+                                 std::string(PARLEY_SOURCE_DIR) + "/config/local.yaml"},
+        env);
+    auto line = proc_->wait_for_line(
+        [](const std::string& l) { return l.find("\"http_listening\"") != std::string::npos; });
+    ASSERT_TRUE(line.has_value()) << "parleyd did not start";
+    port_ = json::parse(line->substr(line->find('{')))["port"].get<std::string>();
+    std::string why;
+    ASSERT_TRUE(store::testing::eventually(
+        [&] {
+          auto t = store::run_job_sync(*pg_, store::create_tenant(tenant_, "SMS tenant", "test"));
+          if (!t) why = t.err().message;
+          return t.ok();
+        },
+        20s))
+        << why;
+    parley::admin::deploy_request d;
+    d.tenant = tenant_;
+    d.bot = "orders";
+    d.source = read_file(std::string(PARLEY_SOURCE_DIR) + "/config/bots/order-status.yaml");
+    d.deployed_by = "test";
+    d.activate = true;
+    auto r = store::run_job_sync(*pg_, parley::admin::deploy_version(d));
+    ASSERT_TRUE(r.ok() && r->deployed);
+    // The node learns of the version within its registry's poll.
+    parley::http::client_response last;
+    ASSERT_TRUE(store::testing::eventually(
+        [&] {
+          last = send("+15551230000", "hi");
+          return last.status == 200;
+        },
+        10s))
+        << last.status << " " << last.body;
+    // The probe's start ("hi" as its first input) ends with the menu shown again after
+    // "Hello again!": once that is sent, nothing of it is left to send.
+    ASSERT_GE(wait_body("+15551230000", "Hello again!"), 0);
+    ASSERT_TRUE(store::testing::eventually([&] {
+      auto b = bodies_to("+15551230000");
+      return !b.empty() && has(b.back(), "Reply 1 for") && has(b[b.size() - 2], "Hello again!");
+    }));
+    base_ = twilio_.all().size();
+  }
+
+  /// A MessageSid unique to this test: "SM" and letters and digits, as Twilio's.
+  std::string message_sid(const std::string& stem) const {
+    char h[20];
+    std::snprintf(h, sizeof h, "%016zx", std::hash<std::string>{}(tenant_));
+    return "SM" + stem + h;
+  }
+
+  std::string path() const { return "/channels/twilio/" + tenant_ + "/orders"; }
+  std::string url(const std::string& p) const { return "http://127.0.0.1:" + port_ + p; }
+
+  /// Posts an inbound SMS webhook as Twilio would, signed with `token`.
+  parley::http::client_response send(const std::string& from, const std::string& body,
+                                     std::string sid = {}, const std::string& token = auth_token) {
+    if (sid.empty()) sid = message_sid("n" + std::to_string(++sids_));
+    return post_form(path(),
+                     {{"MessageSid", sid},
+                      {"SmsSid", sid},
+                      {"AccountSid", account_sid},
+                      {"From", from},
+                      {"To", our_number},
+                      {"Body", body},
+                      {"NumMedia", "0"},
+                      {"SmsStatus", "received"}},
+                     token);
+  }
+
+  /// Posts `params` to `p` as Twilio does, signed with `token`.
+  parley::http::client_response post_form(const std::string& p, const text::form& params,
+                                          const std::string& token = auth_token) {
+    std::string form;
+    for (const auto& [k, v] : params) {
+      if (!form.empty()) form += '&';
+      text::append_encoded(form, k);
+      form += '=';
+      text::append_encoded(form, v);
+    }
+    parley::http::client_request r;
+    r.method = "POST";
+    r.url = url(p);
+    r.headers = {{"Content-Type", "application/x-www-form-urlencoded"},
+                 {"X-Twilio-Signature", twilio::compute_signature(token, r.url, params)}};
+    r.body = form;
+    r.timeout = 20s;
+    auto res = parley::http::fetch(r);
+    EXPECT_TRUE(res.ok());
+    return res.ok() ? *res : parley::http::client_response{};
+  }
+
+  /// Posts a Messenger webhook (one entry of `messaging` items), signed with `secret`.
+  parley::http::client_response messenger(const json& messaging,
+                                          const std::string& secret = app_secret) {
+    json body = {
+        {"object", "page"},
+        {"entry", json::array({{{"id", page_id}, {"time", 1}, {"messaging", messaging}}})}};
+    parley::http::client_request r;
+    r.method = "POST";
+    r.url = url("/channels/messenger/" + tenant_ + "/orders");
+    r.body = body.dump();
+    r.headers = {
+        {"Content-Type", "application/json"},
+        {"X-Hub-Signature-256", parley::channels::messenger::compute_signature(secret, r.body)}};
+    r.timeout = 20s;
+    auto res = parley::http::fetch(r);
+    EXPECT_TRUE(res.ok());
+    return res.ok() ? *res : parley::http::client_response{};
+  }
+
+  /// The bodies sent to `to` since the set-up, in order.
+  std::vector<std::string> bodies_to(const std::string& to) {
+    std::vector<std::string> out;
+    auto all = twilio_.all();
+    for (std::size_t i = base_; i < all.size(); ++i)
+      if (all[i].to == to) out.push_back(all[i].body);
+    return out;
+  }
+
+  /// Waits until `to` got a body holding `needle`, at index `from` or later; its
+  /// index, or -1.
+  int wait_body(const std::string& to, const std::string& needle, std::size_t from = 0) {
+    int at = -1;
+    store::testing::eventually(
+        [&] {
+          auto b = bodies_to(to);
+          for (std::size_t i = from; i < b.size(); ++i)
+            if (has(b[i], needle)) {
+              at = static_cast<int>(i);
+              return true;
+            }
+          return false;
+        },
+        20s);
+    return at;
+  }
+
+  /// Waits until `to` got `n` messages since the set-up; their bodies.
+  std::vector<std::string> wait_bodies(const std::string& to, std::size_t n) {
+    store::testing::eventually([&] { return bodies_to(to).size() >= n; }, 20s);
+    return bodies_to(to);
+  }
+
+  std::unique_ptr<store::postgres_client> pg_;
+  std::string tenant_;
+  fake_twilio twilio_;
+  std::unique_ptr<child_process> proc_;
+  std::string port_;
+  std::size_t base_ = 0;
+  int sids_ = 0;
+};
+
+TEST_F(AsyncChannels, SmsAConversationIsRepliedThroughTwiliosMessagesApiAndAnsweredByNumber) {
+  const std::string user = "+15551110001";
+  auto r = send(user, "hello");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, std::string(twilio::twiml_empty)) << "the webhook answers empty TwiML";
+  ASSERT_GE(wait_body(user, "Reply 1 for"), 0);
+  auto b = bodies_to(user);
+  std::string all;
+  for (const auto& x : b) all += x + "\n";
+  EXPECT_TRUE(has(all, "I'm the order assistant.")) << all;
+  EXPECT_TRUE(has(all, "Reply 1 for Track an order or 2 for Talk to an agent.")) << all;
+  auto sent = twilio_.all().back();
+  EXPECT_EQ(sent.from, our_number);
+  EXPECT_EQ(sent.authorization, twilio::basic_auth(account_sid, auth_token));
+  EXPECT_EQ(sent.status_callback, url(path() + "/status"));
+  EXPECT_FALSE(sent.idempotency.empty());
+
+  // "1" picks the first option of the numbered menu.
+  const int menu = wait_body(user, "Reply 1 for", 1);
+  ASSERT_GE(menu, 0);
+  EXPECT_EQ(send(user, "1").status, 200);
+  EXPECT_GT(wait_body(user, "What's your order number?"), menu);
+}
+
+TEST_F(AsyncChannels, SmsARetriedWebhookRunsOnceAndIsRepliedOnce) {
+  const std::string user = "+15551110002";
+  EXPECT_EQ(send(user, "hi", message_sid("retry1")).status, 200);
+  ASSERT_GE(wait_body(user, "Hello again!"), 0);
+  // Twilio sends the same MessageSid again (it did not see our answer).
+  EXPECT_EQ(send(user, "hi", message_sid("retry1")).status, 200);
+  EXPECT_EQ(send(user, "2", message_sid("retry2")).status, 200);
+  // Replies of a conversation go out in order: once the reply to "2" has, any reply of
+  // the retry would have gone before it.
+  ASSERT_GE(wait_body(user, "connecting you with an agent"), 0);
+  int welcomes = 0;
+  for (const auto& x : bodies_to(user)) welcomes += has(x, "I'm the order assistant.") ? 1 : 0;
+  EXPECT_EQ(welcomes, 1) << "a retried MessageSid must not be answered twice";
+  std::set<std::string> keys;
+  for (const auto& s : twilio_.all()) {
+    if (s.to == user) {
+      EXPECT_TRUE(keys.insert(s.idempotency).second) << s.idempotency;
+    }
+  }
+}
+
+TEST_F(AsyncChannels, SmsAForgedWebhookIs403AndRunsNothing) {
+  const std::string user = "+15551110003";
+  auto r = send(user, "hi", {}, "not-the-token");
+  EXPECT_EQ(r.status, 403);
+  EXPECT_TRUE(has(r.body, "X-Twilio-Signature")) << r.body;
+  parley::http::client_request unsigned_req;
+  unsigned_req.method = "POST";
+  unsigned_req.url = url(path());
+  unsigned_req.headers = {{"Content-Type", "application/x-www-form-urlencoded"}};
+  unsigned_req.body = "MessageSid=SMx&AccountSid=" + account_sid + "&From=%2B1555&To=%2B1666";
+  auto u = parley::http::fetch(unsigned_req);
+  ASSERT_TRUE(u.ok());
+  EXPECT_EQ(u->status, 403);
+  // A genuine message afterwards is the conversation's first: the forged one never ran.
+  EXPECT_EQ(send(user, "hi").status, 200);
+  auto b = wait_bodies(user, 1);
+  ASSERT_GE(b.size(), 1u);
+  EXPECT_TRUE(has(b.front(), "I'm the order assistant.")) << b.front();
+}
+
+TEST_F(AsyncChannels, SmsAnOutageIsRetriedAndRepliesKeepTheirOrder) {
+  const std::string user = "+15551110004";
+  auto unavailable = parley::http::response::json(503, R"({"code":20503,"message":"down"})");
+  unavailable.headers.emplace_back("Retry-After", "1");
+  twilio_.fail_next(3, unavailable);
+  EXPECT_EQ(send(user, "hi").status, 200) << "the webhook does not wait for the delivery";
+  EXPECT_EQ(send(user, "1").status, 200);
+  const int asked = wait_body(user, "What's your order number?");
+  ASSERT_GE(asked, 0);
+  EXPECT_EQ(twilio_.refused(), 3);
+  auto b = bodies_to(user);
+  EXPECT_TRUE(has(b.front(), "I'm the order assistant.")) << b.front();
+  EXPECT_EQ(asked, static_cast<int>(b.size()) - 1) << "the answer to \"1\" comes last";
+}
+
+TEST_F(AsyncChannels, SmsStatusCallbacksAreKeptAsReceipts) {
+  const std::string user = "+15551110007";
+  auto r = post_form(path() + "/status", {{"MessageSid", "SMdelivered1"},
+                                          {"AccountSid", account_sid},
+                                          {"From", our_number},
+                                          {"To", user},
+                                          {"MessageStatus", "delivered"}});
+  EXPECT_EQ(r.status, 200) << r.body;
+  auto u = post_form(path() + "/status", {{"MessageSid", "SMfailed1"},
+                                          {"AccountSid", account_sid},
+                                          {"From", our_number},
+                                          {"To", user},
+                                          {"MessageStatus", "undelivered"},
+                                          {"ErrorCode", "30003"}});
+  EXPECT_EQ(u.status, 200) << u.body;
+  EXPECT_EQ(
+      post_form(path() + "/status",
+                {{"MessageSid", "SMx"}, {"AccountSid", account_sid}, {"MessageStatus", "sent"}},
+                "wrong")
+          .status,
+      403);
+  std::vector<store::message_receipt> got;
+  ASSERT_TRUE(store::testing::eventually(
+      [&] {
+        auto x = store::run_job_sync(*pg_, store::list_receipts(tenant_, our_number + "|" + user));
+        if (x.ok()) got = *x;
+        return got.size() >= 2;
+      },
+      10s));
+  ASSERT_EQ(got.size(), 2u);
+  // Callbacks are kept as they come; two sent at once may be stored in either order.
+  std::map<std::string, store::message_receipt> by_sid;
+  for (auto& g : got) by_sid[g.provider_message_id] = g;
+  ASSERT_EQ(by_sid.count("SMdelivered1"), 1u);
+  ASSERT_EQ(by_sid.count("SMfailed1"), 1u);
+  EXPECT_EQ(by_sid["SMdelivered1"].status, "delivered");
+  EXPECT_FALSE(by_sid["SMdelivered1"].error_code.has_value());
+  EXPECT_EQ(by_sid["SMfailed1"].status, "undelivered");
+  ASSERT_TRUE(by_sid["SMfailed1"].error_code.has_value());
+  EXPECT_EQ(*by_sid["SMfailed1"].error_code, 30003);
+}
+
+TEST_F(AsyncChannels, SmsARefusedReplyBecomesADeadLetter) {
+  const std::string user = "+15551110005";
+  twilio_.fail_next(
+      1, parley::http::response::json(
+             400, R"({"code":21211,"message":"The 'To' number is not a valid phone number."})"));
+  EXPECT_EQ(send(user, "hi").status, 200);
+  std::vector<store::dead_letter> dead;
+  ASSERT_TRUE(store::testing::eventually(
+      [&] {
+        auto d = store::run_job_sync(*pg_, store::list_dead_letters(tenant_));
+        if (d.ok()) dead = *d;
+        return !dead.empty();
+      },
+      20s));
+  EXPECT_EQ(dead[0].channel, "sms");
+  EXPECT_TRUE(has(dead[0].reason, "21211")) << dead[0].reason;
+  EXPECT_TRUE(has(dead[0].address, user)) << dead[0].address;
+}
+
+TEST_F(AsyncChannels, SmsStopSilencesTheNumberUntilStart) {
+  const std::string user = "+15551110006";
+  EXPECT_EQ(send(user, "hi").status, 200);
+  ASSERT_GE(wait_body(user, "Hello again!"), 0);
+  ASSERT_TRUE(store::testing::eventually([&] { return has(bodies_to(user).back(), "Reply 1"); }));
+  auto n = bodies_to(user).size();
+  EXPECT_EQ(send(user, "STOP").status, 200);
+  EXPECT_EQ(send(user, "1").status, 200);
+  // The reply to "1" is refused by the opt-out and kept as a dead letter.
+  ASSERT_TRUE(store::testing::eventually(
+      [&] {
+        auto d = store::run_job_sync(*pg_, store::list_dead_letters(tenant_));
+        return d.ok() && !d->empty() && has(d->back().reason, "STOP");
+      },
+      20s));
+  EXPECT_EQ(bodies_to(user).size(), n) << "nothing reaches a number that sent STOP";
+  EXPECT_EQ(send(user, "START").status, 200);
+  EXPECT_EQ(send(user, "hello").status, 200);
+  EXPECT_GE(wait_body(user, "Hello again!", n), static_cast<int>(n))
+      << "START lets replies through again";
+}
+
+json user_message(const std::string& psid, const std::string& mid, const std::string& text) {
+  return {{"sender", {{"id", psid}}},
+          {"recipient", {{"id", page_id}}},
+          {"timestamp", 1700000000000},
+          {"message", {{"mid", mid}, {"text", text}}}};
+}
+
+TEST_F(AsyncChannels, MessengerVerifiesTheSubscription) {
+  auto get = [&](const std::string& token) {
+    parley::http::client_request r;
+    r.url = url("/channels/messenger/" + tenant_ + "/orders?hub.mode=subscribe&hub.verify_token=" +
+                token + "&hub.challenge=1158201444");
+    auto res = parley::http::fetch(r);
+    EXPECT_TRUE(res.ok());
+    return res.ok() ? *res : parley::http::client_response{};
+  };
+  auto ok = get(verify_token);
+  EXPECT_EQ(ok.status, 200);
+  EXPECT_EQ(ok.body, "1158201444");
+  EXPECT_EQ(get("wrong").status, 403);
+}
+
+TEST_F(AsyncChannels, MessengerRunsEveryEventOfABatchOnceWithQuickReplies) {
+  const std::string psid = "psid-" + tenant_;
+  // A batch: the user's message, an echo of ours (ignored), a delivery receipt.
+  json batch =
+      json::array({user_message(psid, "mid.1" + tenant_, "hi"),
+                   {{"sender", {{"id", page_id}}},
+                    {"recipient", {{"id", psid}}},
+                    {"timestamp", 1700000000001},
+                    {"message", {{"mid", "mid.echo"}, {"is_echo", true}, {"text", "an echo"}}}},
+                   {{"sender", {{"id", psid}}},
+                    {"recipient", {{"id", page_id}}},
+                    {"timestamp", 1700000000002},
+                    {"delivery", {{"mids", json::array({"m_1"})}, {"watermark", 1700000000000}}}}});
+  auto r = messenger(batch);
+  EXPECT_EQ(r.status, 200) << r.body;
+  // Replies: the welcome, and the menu with its quick replies.
+  (void)twilio_.wait_messenger(2);
+  std::vector<json> to_user;
+  auto collect = [&] {
+    to_user.clear();
+    for (const auto& j : twilio_.wait_messenger(0))
+      if (j["recipient"].value("id", "") == psid && j.contains("message")) to_user.push_back(j);
+  };
+  ASSERT_TRUE(store::testing::eventually(
+      [&] {
+        collect();
+        for (const auto& j : to_user)
+          if (j["message"].contains("quick_replies")) return true;
+        return false;
+      },
+      20s));
+  const json* menu = nullptr;
+  for (const auto& j : to_user)
+    if (j["message"].contains("quick_replies")) menu = &j;
+  ASSERT_NE(menu, nullptr);
+  EXPECT_EQ((*menu)["messaging_type"], "RESPONSE");
+  EXPECT_EQ((*menu)["message"]["quick_replies"][0]["title"], "Track an order");
+  const auto payload = (*menu)["message"]["quick_replies"][0]["payload"].get<std::string>();
+  for (const auto& j : to_user) EXPECT_NE(j["message"].value("text", ""), "an echo");
+  // The whole start is sent before the tap (the menu is shown again after "Hello again!").
+  ASSERT_TRUE(store::testing::eventually([&] {
+    collect();
+    return to_user.size() >= 4 && to_user.back()["message"].contains("quick_replies");
+  }));
+
+  // Meta sends the batch again: nothing runs twice. Then the quick reply.
+  EXPECT_EQ(messenger(batch).status, 200);
+  json tap = user_message(psid, "mid.2" + tenant_, "Track an order");
+  tap["message"]["quick_reply"] = {{"payload", payload}};
+  EXPECT_EQ(messenger(json::array({tap})).status, 200);
+  ASSERT_TRUE(store::testing::eventually(
+      [&] {
+        collect();
+        return !to_user.empty() &&
+               has(to_user.back()["message"].value("text", ""), "What's your order number?");
+      },
+      20s));
+  int welcomes = 0;
+  for (const auto& j : to_user)
+    welcomes += has(j["message"].value("text", ""), "I'm the order assistant.") ? 1 : 0;
+  EXPECT_EQ(welcomes, 1) << "the retried batch ran nothing again";
+  // The delivery receipt of the first batch is kept (once per batch received).
+  std::vector<store::message_receipt> receipts;
+  ASSERT_TRUE(store::testing::eventually([&] {
+    auto x = store::run_job_sync(*pg_, store::list_receipts(tenant_, page_id + "|" + psid));
+    if (x.ok()) receipts = *x;
+    return !receipts.empty();
+  }));
+  EXPECT_EQ(receipts.front().status, "delivered");
+  EXPECT_EQ(receipts.front().provider_message_id, "m_1");
+}
+
+TEST_F(AsyncChannels, MessengerRefusesAForgedWebhook) {
+  auto r = messenger(json::array({user_message("psid-x", "mid.x", "hi")}), "wrong-secret");
+  EXPECT_EQ(r.status, 403);
+  EXPECT_TRUE(has(r.body, "X-Hub-Signature-256")) << r.body;
+}
+
+}  // namespace
