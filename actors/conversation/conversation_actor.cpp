@@ -71,6 +71,7 @@ struct turn_scratch {
   std::shared_ptr<const v1::TurnResult> replay;  // a recorded answer, once the program is loaded
   bool fenced = false;                           // the snapshot read waited for an orphaned commit
   std::list<turn_job_ptr> waiting;               // turns that arrived while `job` ran
+  bool handed_over = false;  // the turn began with the conversation handed to an agent
 };
 
 /// Where this conversation's last commit stands (`conversation_state::commit`).
@@ -290,6 +291,8 @@ void record_inbound(store::transcript_line_builder& line, const inbound& in) {
       return line.inbound("[transferSucceeded]");
     case inbound::kind::transfer_failed:
       return line.inbound("[transferFailed] " + in.text);
+    case inbound::kind::agent_message:
+      return;  // the agent's message is the turn's reply
     default:
       return line.inbound(in.text);  // the common case: no copy
   }
@@ -317,6 +320,9 @@ void commit(self_ptr self) {
   n.set_sequence(n.sequence() + 1);
   if (in.sequence_id > n.last_sequence_id()) n.set_last_sequence_id(in.sequence_id);
   n.set_updated_unix(in.now_unix);
+  if (in.what == inbound::kind::start || in.what == inbound::kind::text ||
+      in.what == inbound::kind::payload)
+    n.set_last_user_unix(in.now_unix);
   if (!in.message_id.empty()) {
     auto max = static_cast<int>(s.deps->options.recent_turns);
     if (n.recent_size() >= max) n.mutable_recent()->DeleteSubrange(0, n.recent_size() - max + 1);
@@ -373,7 +379,8 @@ void commit(self_ptr self) {
     const auto session = s.session();
     store::transcript_line_builder line(tenant, session, static_cast<std::int64_t>(n.sequence()));
     if (!was_new || !in.text.empty()) record_inbound(line, in);
-    for (const auto& m : res->messages()) line.reply(m.text());
+    for (const auto& m : res->messages())
+      line.reply(in.what == inbound::kind::agent_message ? "[agent] " + m.text() : m.text());
     c->line = line.finish(common::now_unix_ms());
     if (was_new)
       c->events.push_back(store::conversation_record{std::string(tenant),
@@ -407,7 +414,9 @@ void commit(self_ptr self) {
   // carries transcripts takes the line in the same atomic write.
   // Replies to an asynchronous channel leave from the outbox, written with the snapshot.
   std::string outbox;
-  if (res->messages_size() > 0 && is_async_channel(n.channel()) &&
+  // The turn handed the conversation to an agent: the handoff leaves with its replies.
+  const bool handoff = !s.t->handed_over && res->state().status() == v1::TRANSFERRED;
+  if ((res->messages_size() > 0 || handoff) && is_async_channel(n.channel()) &&
       s.deps->snapshots->carries_outbox()) {
     parley::runtime::v1::OutboxEntry e;
     e.set_tenant(std::string(s.tenant()));
@@ -418,6 +427,9 @@ void commit(self_ptr self) {
     e.set_sequence(n.sequence());
     *e.mutable_messages() = res->messages();
     e.set_created_unix_ms(common::now_unix_ms());
+    e.set_from_agent(in.what == inbound::kind::agent_message);
+    e.set_last_user_unix_ms(n.last_user_unix() * 1000);
+    if (handoff) *e.mutable_handoff() = res->transfer();
     e.SerializeToString(&outbox);
   }
   const bool with_line = c->line.messages > 0 && s.deps->snapshots->carries_transcripts();
@@ -500,6 +512,16 @@ void run_vm(self_ptr self, const v1::Input* input) {
                            bot::failure_input(s.t->job->quarantine_error, in.now_unix)),
                true);
     return continue_after_vm(self);
+  }
+  if (s.t->handed_over && (in.what == inbound::kind::text || in.what == inbound::kind::payload ||
+                           in.what == inbound::kind::agent_message)) {
+    // Handed to an agent: the bot does not run. The user's message is kept in the
+    // transcript for the agent; the agent's message is the turn's one reply.
+    v1::TurnResult r;
+    *r.mutable_state() = s.t->snap->state();
+    if (in.what == inbound::kind::agent_message) r.add_messages()->set_text(in.text);
+    accumulate(s, std::move(r), true);
+    return commit(self);
   }
   if (in.what == inbound::kind::end) {
     v1::TurnResult r;
@@ -659,6 +681,14 @@ void dispatch(self_ptr self) {
   // outcome or ends it: anything else is refused with what the session waits for.
   const bool transfer_report =
       in.what == inbound::kind::transfer_succeeded || in.what == inbound::kind::transfer_failed;
+  s.t->handed_over = s.t->snap->state().status() == v1::TRANSFERRED;
+  if (in.what == inbound::kind::agent_message && !s.t->handed_over)
+    return answer(self, status::bad_input,
+                  "session " + s.session_id() + " is not handed to an agent");
+  if (s.t->handed_over && is_async_channel(s.t->snap->channel()) &&
+      (in.what == inbound::kind::text || in.what == inbound::kind::payload ||
+       in.what == inbound::kind::agent_message))
+    return with_program(self);  // kept for the agent, or the agent's message: run_vm
   if (s.t->snap->state().status() == v1::TRANSFERRED && !transfer_report &&
       in.what != inbound::kind::end)
     return answer(self, status::awaiting_transfer,

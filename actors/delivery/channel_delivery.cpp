@@ -134,11 +134,13 @@ void deliver_messenger(const channel_delivery_options& o, const parley::runtime:
   if (bar == std::string::npos)
     return done({kind::failed, {}, "the conversation's address is not a Messenger address"});
   std::string psid = e.address().substr(bar + 1);
-  // A reply answers the user's message of the same turn: the window opened then.
-  if (auto why = messenger::check_window(e.created_unix_ms(), common::now_unix_ms(),
-                                         messenger::sender_role::bot))
+  // The window opens with the user's last message.
+  // A human agent's message goes with the HUMAN_AGENT tag, within its 7-day window.
+  const auto role = e.from_agent() ? messenger::sender_role::agent : messenger::sender_role::bot;
+  const auto last_user = e.last_user_unix_ms() > 0 ? e.last_user_unix_ms() : e.created_unix_ms();
+  if (auto why = messenger::check_window(last_user, common::now_unix_ms(), role))
     return done({kind::refused, {}, *why});
-  auto bodies = messenger::render_reply(psid, e.messages(index));
+  auto bodies = messenger::render_reply(psid, e.messages(index), role);
   if (bodies.empty()) return done(delivery_result::ok());
   o.secret(
       e.tenant(), "messenger.page_token",
@@ -196,6 +198,10 @@ deliver_fn make_channel_delivery(channel_delivery_options o) {
   auto opts = std::make_shared<const channel_delivery_options>(std::move(o));
   return [opts](const parley::runtime::v1::OutboxEntry& e, int index, const std::string& key,
                 std::function<void(delivery_result)> done) {
+    if (index == e.messages_size() && e.has_handoff()) {
+      if (opts->handoff) return opts->handoff(e, std::move(done));
+      return done(delivery_result::ok());
+    }
     if (index < 0 || index >= e.messages_size()) return done(delivery_result::ok());
     if (e.channel() == "sms") return deliver_sms(*opts, e, index, key, std::move(done));
     if (e.channel() == "messenger") return deliver_messenger(*opts, e, index, std::move(done));

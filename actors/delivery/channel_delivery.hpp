@@ -56,6 +56,11 @@ struct channel_delivery_options {
                      std::function<void(result<bool>)>)>
       opted_out;
   std::chrono::milliseconds timeout{10000};  ///< per HTTP call
+  /// Records an entry's handoff (its turn handed the conversation to an agent), once
+  /// per entry however often it is called; `done` once, any thread. Empty: handoffs
+  /// are only logged.
+  std::function<void(const parley::runtime::v1::OutboxEntry&, std::function<void(delivery_result)>)>
+      handoff;
 };
 
 /// A deliver_fn for the channels above; any other channel's replies fail ("no sender

@@ -28,7 +28,8 @@ struct delivery_result {
   static delivery_result ok() { return {kind::delivered, {}, {}}; }
 };
 
-/// Delivers reply `index` of `entry`. `idempotency_key` is the same for every attempt
+/// Delivers reply `index` of `entry`; index `messages_size()` (an entry with a
+/// `handoff`) records the handoff. `idempotency_key` is the same for every attempt
 /// at the same reply (it goes to the provider as a header where the provider reads one).
 using deliver_fn = std::function<void(const parley::runtime::v1::OutboxEntry& entry, int index,
                                       const std::string& idempotency_key,

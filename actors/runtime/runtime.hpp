@@ -46,7 +46,18 @@ class action_runner;
 
 /// One inbound message for a conversation, from any channel.
 struct inbound {
-  enum class kind { start, text, payload, end, set_variables, transfer_succeeded, transfer_failed };
+  /// agent_message: a human agent's message to the user of a conversation handed
+  /// over (asynchronous channels; `text` holds it).
+  enum class kind {
+    start,
+    text,
+    payload,
+    end,
+    set_variables,
+    transfer_succeeded,
+    transfer_failed,
+    agent_message,
+  };
   kind what = kind::text;
   std::string tenant;
   std::string bot;           ///< start: the bot to run; later: checked against the session

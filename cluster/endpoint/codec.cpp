@@ -32,7 +32,7 @@ result<forwarded> decode_forward(const std::string& bytes) {
   v1::ForwardedTurn f;
   if (!f.ParseFromString(bytes)) return make_error("bad_message", "not a ForwardedTurn");
   const auto& m = f.inbound();
-  if (m.kind() < 0 || m.kind() > static_cast<int32_t>(inbound::kind::transfer_failed))
+  if (m.kind() < 0 || m.kind() > static_cast<int32_t>(inbound::kind::agent_message))
     return make_error("bad_message",
                       "ForwardedTurn.inbound.kind: unknown kind " + std::to_string(m.kind()));
   forwarded out;

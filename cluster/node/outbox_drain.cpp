@@ -59,6 +59,9 @@ struct mailbox {
   }
 };
 
+/// What an entry asks to deliver: its replies, then its handoff, if any.
+int slots(const rt::OutboxEntry& e) { return e.messages_size() + (e.has_handoff() ? 1 : 0); }
+
 std::string idempotency_key(const rt::OutboxEntry& e, int index) {
   return e.tenant() + "/" + e.session_id() + "/" + std::to_string(e.sequence()) + "/" +
          std::to_string(index);
@@ -248,7 +251,7 @@ struct outbox_drain::impl {
     ++x.next;
     x.attempts = 0;
     x.first_failure = {};
-    if (x.next >= x.entry.messages_size()) return finish_front(c);
+    if (x.next >= slots(x.entry)) return finish_front(c);
     (void)run({{"HSET", progress_key(x.shard), x.id, std::to_string(x.next)}});
   }
 
@@ -263,7 +266,8 @@ struct outbox_drain::impl {
     d.reply_index = x.next;
     d.channel = x.entry.channel();
     d.address = x.entry.address();
-    d.body = x.next < x.entry.messages_size() ? x.entry.messages(x.next).text() : std::string();
+    d.body = x.next < x.entry.messages_size() ? x.entry.messages(x.next).text()
+                                              : "[handoff to " + x.entry.handoff().queue() + "]";
     d.reason = reason;
     d.attempts = std::max(1, x.attempts);
     auto r = store::run_job_sync(pg, store::insert_dead_letter(std::move(d)));

@@ -21,6 +21,10 @@
 ///   dead letter (Postgres `outbox_dead_letters`), as does a reply the provider or the
 ///   channel's policy refused.
 ///
+/// An entry whose turn handed the conversation to an agent has one more slot after its
+/// replies, delivered like them: `deliver` with index `messages_size()` records the
+/// handoff.
+///
 /// Its own thread for Redis and Postgres; deliveries run wherever `deliver` runs them.
 
 #include <chrono>

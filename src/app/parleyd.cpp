@@ -23,6 +23,7 @@
 #include "actors/action/action_runner.hpp"
 #include "actors/changes/change_listener.hpp"
 #include "actors/delivery/channel_delivery.hpp"
+#include "actors/gateway/agent_gateway.hpp"
 #include "actors/gateway/auth_cache.hpp"
 #include "actors/gateway/botapi_gateway.hpp"
 #include "actors/gateway/messenger_gateway.hpp"
@@ -387,6 +388,23 @@ int run(const settings::settings& cfg) {
   dopts.sms_status_callback = [public_url](const runtime::v1::OutboxEntry& e) {
     return public_url() + "/channels/twilio/" + e.tenant() + "/" + e.bot() + "/status";
   };
+  // A turn that handed its conversation to an agent: recorded for the agent API.
+  dopts.handoff = [p](const runtime::v1::OutboxEntry& e,
+                      std::function<void(actors::delivery_result)> done) {
+    store::handoff_record h;
+    h.tenant = e.tenant();
+    h.session_id = e.session_id();
+    h.sequence = static_cast<std::int64_t>(e.sequence());
+    h.bot = e.bot();
+    h.channel = e.channel();
+    h.address = e.address();
+    h.queue = e.handoff().queue();
+    h.targets.assign(e.handoff().targets().begin(), e.handoff().targets().end());
+    store::run_job(*p, store::open_handoff(std::move(h)), [done = std::move(done)](result<bool> r) {
+      if (!r) return done({actors::delivery_result::kind::retry, {}, r.err().message});
+      done(actors::delivery_result::ok());
+    });
+  };
   cluster::cluster_node::deps cdeps;
   cdeps.deliver = actors::make_channel_delivery(std::move(dopts));
   cdeps.outbox.retry_max = std::chrono::milliseconds(cfg.channels.retry_max_ms);
@@ -471,6 +489,14 @@ int run(const settings::settings& cfg) {
   };
   mg.metrics = registry_ptr.get();
   auto messenger_gateway = actors::add_messenger_routes(channel_routes, std::move(mg));
+  actors::agent_gateway_options ag;
+  ag.rt = &node;
+  ag.pg = p;
+  ag.verify_key = [p](const std::string& tenant, const std::string& key,
+                      std::function<void(result<bool>)> done) {
+    store::run_job(*p, store::verify_api_key(tenant, key), std::move(done));
+  };
+  auto agent_gateway = actors::add_agent_routes(channel_routes, std::move(ag));
   http::router channel_front = channel_routes;
   if (has_peer_regions) {
     // The Bot API names its tenant in X-Org-Id; a request without one is served here

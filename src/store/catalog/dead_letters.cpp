@@ -86,4 +86,63 @@ catalog_job<std::vector<message_receipt>> list_receipts(std::string tenant, std:
   };
 }
 
+catalog_job<bool> open_handoff(handoff_record h) {
+  return [h = std::move(h)](pqxx::transaction_base& tx) {
+    std::string targets;
+    for (const auto& t : h.targets) targets += (targets.empty() ? "" : ",") + t;
+    auto r = tx.exec_params(
+        "INSERT INTO handoffs (tenant_id, session_id, sequence, bot_id, channel, address, queue, "
+        "targets) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+        "ON CONFLICT (tenant_id, session_id, sequence) DO NOTHING",
+        clean_text(h.tenant), clean_text(h.session_id), h.sequence, clean_text(h.bot),
+        clean_text(h.channel), clean_text(h.address), clean_text(h.queue), clean_text(targets));
+    return r.affected_rows() == 1;
+  };
+}
+
+catalog_job<std::vector<handoff_record>> list_handoffs(std::string tenant, bool open_only,
+                                                       int limit) {
+  return [tenant = std::move(tenant), open_only, limit](pqxx::transaction_base& tx) {
+    std::vector<handoff_record> out;
+    for (const auto& row : tx.exec_params(
+             "SELECT session_id, sequence, bot_id, channel, address, queue, targets, " +
+                 ms("opened_at") +
+                 ", closed_at IS NOT NULL, coalesce(outcome, '') FROM handoffs WHERE tenant_id = "
+                 "$1 AND ($2 = false OR closed_at IS NULL) ORDER BY opened_at, session_id LIMIT $3",
+             tenant, open_only, limit)) {
+      handoff_record h;
+      h.tenant = tenant;
+      h.session_id = row[0].as<std::string>();
+      h.sequence = row[1].as<std::int64_t>();
+      h.bot = row[2].as<std::string>();
+      h.channel = row[3].as<std::string>();
+      h.address = row[4].as<std::string>();
+      h.queue = row[5].as<std::string>();
+      auto targets = row[6].as<std::string>();
+      for (std::size_t start = 0; start < targets.size();) {
+        auto comma = targets.find(',', start);
+        if (comma == std::string::npos) comma = targets.size();
+        h.targets.push_back(targets.substr(start, comma - start));
+        start = comma + 1;
+      }
+      h.opened_at_ms = row[7].as<std::int64_t>();
+      h.closed = row[8].as<bool>();
+      h.outcome = row[9].as<std::string>();
+      out.push_back(std::move(h));
+    }
+    return out;
+  };
+}
+
+catalog_job<bool> close_handoff(std::string tenant, std::string session_id, std::string outcome) {
+  return [tenant = std::move(tenant), session_id = std::move(session_id),
+          outcome = std::move(outcome)](pqxx::transaction_base& tx) {
+    auto r = tx.exec_params(
+        "UPDATE handoffs SET closed_at = now(), outcome = $3 "
+        "WHERE tenant_id = $1 AND session_id = $2 AND closed_at IS NULL",
+        tenant, session_id, outcome);
+    return r.affected_rows() > 0;
+  };
+}
+
 }  // namespace parley::store

@@ -1,5 +1,5 @@
 #pragma once
-/// Dead letters and receipts: replies to asynchronous channels that were never delivered
+/// Dead letters, receipts and handoffs: replies to asynchronous channels that were never delivered
 /// (cluster/node/outbox_drain writes them; operators read them).
 ///
 /// Each function makes a job (job.hpp): run it with run_job or run_job_sync.
@@ -53,5 +53,31 @@ catalog_job<std::size_t> insert_receipts(std::vector<message_receipt> receipts);
 /// The receipts of an address, oldest first, at most `limit`.
 catalog_job<std::vector<message_receipt>> list_receipts(std::string tenant, std::string address,
                                                         int limit = 100);
+
+/// A conversation handed to a human agent.
+struct handoff_record {
+  std::string tenant;
+  std::string session_id;
+  std::int64_t sequence = 0;  ///< the turn that handed it over
+  std::string bot;
+  std::string channel;
+  std::string address;
+  std::string queue;
+  std::vector<std::string> targets;
+  std::int64_t opened_at_ms = 0;  ///< set by the store
+  bool closed = false;
+  std::string outcome;  ///< resolved, returned_to_bot (closed only)
+};
+
+/// Records a handoff; again (the drain retried), it stays one row. Result: whether
+/// a row was added.
+catalog_job<bool> open_handoff(handoff_record h);
+
+/// A tenant's handoffs, oldest first: the open ones, or all of them.
+catalog_job<std::vector<handoff_record>> list_handoffs(std::string tenant, bool open_only,
+                                                       int limit = 100);
+
+/// Closes the open handoff of a session with `outcome`. Result: whether one was open.
+catalog_job<bool> close_handoff(std::string tenant, std::string session_id, std::string outcome);
 
 }  // namespace parley::store

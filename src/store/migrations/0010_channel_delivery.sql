@@ -36,3 +36,22 @@ CREATE TABLE message_receipts (
   received_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX message_receipts_by_address ON message_receipts (tenant_id, address, id);
+
+-- Conversations of asynchronous channels handed to a human agent (the agent API,
+-- actors/gateway/agent_gateway): opened by the outbox drain when the bot's transfer
+-- is committed, closed by the agent.
+CREATE TABLE handoffs (
+  tenant_id text NOT NULL,
+  session_id text NOT NULL,
+  sequence bigint NOT NULL,          -- the turn that handed it over
+  bot_id text NOT NULL,
+  channel text NOT NULL,
+  address text NOT NULL,
+  queue text NOT NULL,
+  targets text NOT NULL,             -- comma-separated
+  opened_at timestamptz NOT NULL DEFAULT now(),
+  closed_at timestamptz,
+  outcome text,                      -- resolved, returned_to_bot
+  PRIMARY KEY (tenant_id, session_id, sequence)
+);
+CREATE INDEX handoffs_open ON handoffs (tenant_id, opened_at) WHERE closed_at IS NULL;

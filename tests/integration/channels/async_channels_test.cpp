@@ -504,6 +504,92 @@ TEST_F(AsyncChannels, SmsStopSilencesTheNumberUntilStart) {
       << "START lets replies through again";
 }
 
+/// One call of the agent API with the tenant's API key.
+parley::http::client_response agent_call(const std::string& base, const std::string& tenant,
+                                         const std::string& key, const std::string& method,
+                                         const std::string& path, const json& body = nullptr) {
+  parley::http::client_request r;
+  r.method = method;
+  r.url = base + path;
+  r.headers = {{"X-Org-Id", tenant}, {"Authorization", "Bearer " + key}};
+  if (!body.is_null()) {
+    r.headers.emplace_back("Content-Type", "application/json");
+    r.body = body.dump();
+  }
+  r.timeout = 20s;
+  auto res = parley::http::fetch(r);
+  EXPECT_TRUE(res.ok());
+  return res.ok() ? *res : parley::http::client_response{};
+}
+
+TEST_F(AsyncChannels, SmsHandoffToAnAgentAndBackToTheBot) {
+  auto key = store::run_job_sync(*pg_, store::create_api_key(tenant_, "agents", "test"));
+  ASSERT_TRUE(key.ok());
+  auto agent = [&](const std::string& method, const std::string& p, const json& body = nullptr) {
+    return agent_call(url(""), tenant_, key->key, method, p, body);
+  };
+  const std::string user = "+15551110008";
+  EXPECT_EQ(send(user, "hi").status, 200);
+  ASSERT_GE(wait_body(user, "Hello again!"), 0);
+  EXPECT_EQ(send(user, "2").status, 200);
+  ASSERT_GE(wait_body(user, "connecting you with an agent"), 0);
+
+  // The handoff reaches the agent API.
+  json handoff;
+  ASSERT_TRUE(store::testing::eventually([&] {
+    auto r = agent("GET", "/agent/v1/handoffs");
+    auto j = json::parse(r.body, nullptr, false);
+    for (const auto& h : j.value("handoffs", json::array()))
+      if (h.value("address", "") == our_number + "|" + user) handoff = h;
+    return !handoff.is_null();
+  })) << "no open handoff for "
+      << user;
+  EXPECT_EQ(handoff["queue"], "orders");
+  EXPECT_EQ(handoff["targets"], json::array({"orders-tier1", "orders-tier2"}));
+  const std::string session = handoff["sessionId"];
+  EXPECT_EQ(agent("GET", "/agent/v1/handoffs", nullptr).status, 200);
+  EXPECT_EQ(agent_call(url(""), tenant_, "wrong-key", "GET", "/agent/v1/handoffs").status, 401);
+
+  // The user's message goes to the agent, not the bot.
+  EXPECT_EQ(send(user, "my parcel is late").status, 200);
+  ASSERT_TRUE(store::testing::eventually([&] {
+    auto r = agent("GET", "/agent/v1/handoffs/" + session + "/transcript");
+    return has(r.body, "my parcel is late");
+  }));
+  // The agent answers, once even if the tool retries its post.
+  auto m = agent("POST", "/agent/v1/handoffs/" + session + "/messages",
+                 {{"text", "Hi, I'm Ann from support."}, {"id", "a1"}});
+  EXPECT_EQ(m.status, 200) << m.body;
+  EXPECT_EQ(agent("POST", "/agent/v1/handoffs/" + session + "/messages",
+                  {{"text", "Hi, I'm Ann from support."}, {"id", "a1"}})
+                .status,
+            200);
+  EXPECT_EQ(agent("POST", "/agent/v1/handoffs/" + session + "/messages", {{"text", ""}}).status,
+            400);
+  ASSERT_GE(wait_body(user, "I'm Ann from support"), 0);
+
+  // Back to the bot: it answers again, and the handoff is closed.
+  auto c =
+      agent("POST", "/agent/v1/handoffs/" + session + "/close", {{"outcome", "returned_to_bot"}});
+  EXPECT_EQ(c.status, 200) << c.body;
+  EXPECT_EQ(
+      agent("POST", "/agent/v1/handoffs/" + session + "/close", {{"outcome", "maybe"}}).status,
+      400);
+  const auto before = bodies_to(user).size();
+  EXPECT_EQ(send(user, "hi").status, 200);
+  EXPECT_GE(wait_body(user, "Hello again!", before), static_cast<int>(before));
+  int anns = 0, bot_answers_to_late = 0;
+  for (const auto& b : bodies_to(user)) {
+    anns += has(b, "I'm Ann from support") ? 1 : 0;
+    bot_answers_to_late += has(b, "didn't get that") ? 1 : 0;
+  }
+  EXPECT_EQ(anns, 1) << "a retried agent post sends once";
+  auto open = json::parse(agent("GET", "/agent/v1/handoffs").body, nullptr, false);
+  for (const auto& h : open.value("handoffs", json::array()))
+    EXPECT_NE(h.value("sessionId", ""), session) << "closed handoffs are not listed as open";
+  (void)bot_answers_to_late;
+}
+
 json user_message(const std::string& psid, const std::string& mid, const std::string& text) {
   return {{"sender", {{"id", psid}}},
           {"recipient", {{"id", page_id}}},

@@ -224,7 +224,7 @@ TEST(Codec, RandomAndMutatedBytesNeverCrashTheDecoders) {
     }
     if (f) {
       ++decoded;
-      EXPECT_LE(static_cast<int>(f->in.what), static_cast<int>(inbound::kind::transfer_failed));
+      EXPECT_LE(static_cast<int>(f->in.what), static_cast<int>(inbound::kind::agent_message));
     } else {
       EXPECT_EQ(f.err().code, "bad_message");
     }
