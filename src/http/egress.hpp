@@ -59,7 +59,8 @@ class egress_policy {
  public:
   /// The default policy: nothing restricted allowed. `setting` names the allow list in
   /// refusal messages.
-  explicit egress_policy(std::string setting = "actions.egress_allow");
+  egress_policy() : egress_policy("actions.egress_allow") {}
+  explicit egress_policy(std::string setting);
 
   /// Parses `allow` (entries as above; spaces around them ignored, empty ones skipped).
   /// Fails with `bad_config` naming the first bad entry.
