@@ -39,7 +39,9 @@
 #include "src/admin/changes.hpp"
 #include "src/channels/botapi/botapi.hpp"
 #include "src/common/clock.hpp"
+#include "src/http/egress.hpp"
 #include "src/http/http.hpp"
+#include "src/http/outbound.hpp"
 #include "src/io/lanes.hpp"
 #include "src/log/log.hpp"
 #include "src/metrics/metrics.hpp"
@@ -87,6 +89,27 @@ int run(const settings::settings& cfg) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   auto registry_ptr = metrics::make_registry();
+
+  // The one outbound HTTP client: bot actions now, channel deliveries later. Its egress
+  // policy refuses loopback, link-local and private destinations and this node's own
+  // ports (added below once bound) unless actions.egress_allow opens them.
+  http::outbound_options oopts;
+  oopts.threads = cfg.actions.threads;
+  oopts.max_connections_per_host = static_cast<std::size_t>(cfg.actions.max_connections_per_host);
+  oopts.max_response_bytes = static_cast<std::size_t>(cfg.actions.max_response_bytes);
+  oopts.ca_file = cfg.actions.ca_file;
+  auto egress = http::egress_policy::make(cfg.actions.egress_allow);
+  if (!egress) {
+    std::fprintf(stderr, "parleyd: %s\n", egress.err().message.c_str());
+    return 2;
+  }
+  oopts.egress = std::move(*egress);
+  auto outbound = http::outbound_client::make(std::move(oopts), registry_ptr.get());
+  if (!outbound) {
+    std::fprintf(stderr, "parleyd: actions.%s\n", outbound.err().message.c_str());
+    return 2;
+  }
+  if (cfg.http.port != 0) (*outbound)->egress().add_own_port(cfg.http.port);
 
   std::size_t threads = cfg.actors.scheduler_threads > 0
                             ? static_cast<std::size_t>(cfg.actors.scheduler_threads)
@@ -138,6 +161,13 @@ int run(const settings::settings& cfg) {
   sys_cfg.set("logger.verbosity", caf::atom("quiet"));
   sys_cfg.load<caf::io::middleman>();  // the cluster endpoint (BASP)
   caf::actor_system sys{sys_cfg};
+  // The outbound client stops (its requests in flight answered http_shutdown, as
+  // messages to their actors) before the actor system goes, whichever way run() returns.
+  std::unique_ptr<http::outbound_client> outbound_client = std::move(*outbound);
+  struct stop_outbound {
+    std::unique_ptr<http::outbound_client>& c;
+    ~stop_outbound() { c.reset(); }
+  } stop_outbound_first{outbound_client};
 
   store::redis_client* r = redis->get();
   store::postgres_client* p = pg->get();
@@ -198,7 +228,7 @@ int run(const settings::settings& cfg) {
   else
     registry.start();
   actors::transcript_writer transcripts(actors::catalog_sink(*p), {}, registry_ptr.get());
-  actors::action_runner actions(static_cast<std::size_t>(cfg.runtime.action_threads));
+  actors::action_runner actions(*outbound_client, registry_ptr.get());
   actors::runtime_options ropts_rt;
   ropts_rt.stripes = static_cast<std::size_t>(cfg.runtime.stripes);
   ropts_rt.passivate_after = std::chrono::milliseconds(cfg.runtime.passivate_after_ms);
@@ -437,6 +467,8 @@ int run(const settings::settings& cfg) {
     return 1;
   }
   node.set_http_url("http://" + cfg.http.address + ":" + std::to_string(server.port()));
+  outbound_client->egress().add_own_port(server.port());
+  if (*cluster_port != 0) outbound_client->egress().add_own_port(*cluster_port);
   regions->start();
   log::info("http_listening",
             {{"address", cfg.http.address},
@@ -489,6 +521,10 @@ int main(int argc, char** argv) {
   auto cfg = parley::settings::load(config_path, parley::settings::process_environment());
   if (!cfg) {
     std::fprintf(stderr, "parleyd: %s\n", cfg.err().message.c_str());
+    return 2;
+  }
+  if (auto egress = parley::http::egress_policy::make(cfg->actions.egress_allow); !egress) {
+    std::fprintf(stderr, "parleyd: %s: %s\n", config_path.c_str(), egress.err().message.c_str());
     return 2;
   }
   if (check_only) {

@@ -88,6 +88,8 @@ std::optional<error> check_header(const std::string& name, const std::string& va
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
   if (!is_token(name))
     return make_error("bad_header", "header name '" + shown + "' is not a valid HTTP token");
+  if (name.size() > 256)
+    return make_error("bad_header", "header name '" + shown + "' is longer than 256 bytes");
   if (value.find_first_of(std::string("\r\n\0", 3)) != std::string::npos)
     return make_error("bad_header", "header '" + shown + "': the value contains CR, LF or NUL");
   if (value.size() > max_header_value)
