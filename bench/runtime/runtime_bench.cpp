@@ -44,6 +44,7 @@
 #include "actors/runtime/lane_scheduler.hpp"
 #include "actors/runtime/runtime.hpp"
 #include "src/bot/bot.hpp"
+#include "src/http/outbound.hpp"
 #include "src/io/lanes.hpp"
 #include "src/log/log.hpp"
 #include "src/store/redis.hpp"
@@ -289,7 +290,12 @@ int main(int argc, char** argv) {
   registry.start();
   for (int i = 0; i < 200 && registry.applied_change_seq() < 1; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  actors::action_runner actions(1);
+  auto outbound = http::outbound_client::make(http::outbound_options{}, nullptr);
+  if (!outbound) {
+    std::fprintf(stderr, "parley_runtime_bench: %s\n", outbound.err().message.c_str());
+    return 2;
+  }
+  actors::action_runner actions(**outbound, nullptr);
 
   auto make_runtime = [&](prometheus::Registry& metrics) {
     actors::runtime::deps d;

@@ -44,7 +44,9 @@
 #include "src/channels/botapi/botapi.hpp"
 #include "src/common/clock.hpp"
 #include "src/http/client.hpp"
+#include "src/http/egress.hpp"
 #include "src/http/http.hpp"
+#include "src/http/outbound.hpp"
 #include "src/io/lanes.hpp"
 #include "src/log/log.hpp"
 #include "src/metrics/metrics.hpp"
@@ -71,51 +73,6 @@ void env_secret(const std::string& /*tenant*/, const std::string& name,
   if (v == nullptr) return done(std::optional<std::string>{});
   done(std::optional<std::string>(v));
 }
-
-/// Interim outbound HTTP for deliveries: the blocking client on a few threads of its
-/// own. Replaced by the asynchronous outbound client.
-class http_pool {
- public:
-  explicit http_pool(std::size_t n) {
-    for (std::size_t i = 0; i < n; ++i) threads_.emplace_back([this] { loop(); });
-  }
-  ~http_pool() {
-    {
-      std::lock_guard<std::mutex> lock(m_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    for (auto& t : threads_) t.join();
-  }
-  void send(http::client_request req, std::function<void(result<http::client_response>)> done) {
-    {
-      std::lock_guard<std::mutex> lock(m_);
-      jobs_.emplace_back(std::move(req), std::move(done));
-    }
-    cv_.notify_one();
-  }
-
- private:
-  void loop() {
-    for (;;) {
-      std::pair<http::client_request, std::function<void(result<http::client_response>)>> job;
-      {
-        std::unique_lock<std::mutex> lock(m_);
-        cv_.wait(lock, [this] { return stop_ || !jobs_.empty(); });
-        if (jobs_.empty()) return;
-        job = std::move(jobs_.front());
-        jobs_.pop_front();
-      }
-      job.second(http::fetch(job.first));
-    }
-  }
-  std::mutex m_;
-  std::condition_variable cv_;
-  std::deque<std::pair<http::client_request, std::function<void(result<http::client_response>)>>>
-      jobs_;
-  bool stop_ = false;
-  std::vector<std::thread> threads_;
-};
 
 /// Applies migrations until it succeeds (Postgres may come up after us); true then,
 /// false when `stop` ended it first. Runs on its own thread.
@@ -150,6 +107,27 @@ int run(const settings::settings& cfg) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   auto registry_ptr = metrics::make_registry();
+
+  // The one outbound HTTP client: bot actions now, channel deliveries later. Its egress
+  // policy refuses loopback, link-local and private destinations and this node's own
+  // ports (added below once bound) unless actions.egress_allow opens them.
+  http::outbound_options oopts;
+  oopts.threads = cfg.actions.threads;
+  oopts.max_connections_per_host = static_cast<std::size_t>(cfg.actions.max_connections_per_host);
+  oopts.max_response_bytes = static_cast<std::size_t>(cfg.actions.max_response_bytes);
+  oopts.ca_file = cfg.actions.ca_file;
+  auto egress = http::egress_policy::make(cfg.actions.egress_allow);
+  if (!egress) {
+    std::fprintf(stderr, "parleyd: %s\n", egress.err().message.c_str());
+    return 2;
+  }
+  oopts.egress = std::move(*egress);
+  auto outbound = http::outbound_client::make(std::move(oopts), registry_ptr.get());
+  if (!outbound) {
+    std::fprintf(stderr, "parleyd: actions.%s\n", outbound.err().message.c_str());
+    return 2;
+  }
+  if (cfg.http.port != 0) (*outbound)->egress().add_own_port(cfg.http.port);
 
   std::size_t threads = cfg.actors.scheduler_threads > 0
                             ? static_cast<std::size_t>(cfg.actors.scheduler_threads)
@@ -201,6 +179,13 @@ int run(const settings::settings& cfg) {
   sys_cfg.set("logger.verbosity", caf::atom("quiet"));
   sys_cfg.load<caf::io::middleman>();  // the cluster endpoint (BASP)
   caf::actor_system sys{sys_cfg};
+  // The outbound client stops (its requests in flight answered http_shutdown, as
+  // messages to their actors) before the actor system goes, whichever way run() returns.
+  std::unique_ptr<http::outbound_client> outbound_client = std::move(*outbound);
+  struct stop_outbound {
+    std::unique_ptr<http::outbound_client>& c;
+    ~stop_outbound() { c.reset(); }
+  } stop_outbound_first{outbound_client};
 
   store::redis_client* r = redis->get();
   store::postgres_client* p = pg->get();
@@ -261,7 +246,7 @@ int run(const settings::settings& cfg) {
   else
     registry.start();
   actors::transcript_writer transcripts(actors::catalog_sink(*p), {}, registry_ptr.get());
-  actors::action_runner actions(static_cast<std::size_t>(cfg.runtime.action_threads));
+  actors::action_runner actions(*outbound_client, registry_ptr.get());
   actors::runtime_options ropts_rt;
   ropts_rt.stripes = static_cast<std::size_t>(cfg.runtime.stripes);
   ropts_rt.passivate_after = std::chrono::milliseconds(cfg.runtime.passivate_after_ms);
@@ -357,7 +342,17 @@ int run(const settings::settings& cfg) {
     };
   }
   // Replies to SMS and Messenger leave from the shards' outbox streams.
-  http_pool delivery_http(4);
+  // Deliveries go through the node's one outbound client, under its egress policy.
+  auto delivery_http = [&outbound_client](http::client_request req,
+                                          std::function<void(result<http::client_response>)> done) {
+    http::outbound_request o;
+    o.method = std::move(req.method);
+    o.url = std::move(req.url);
+    o.headers = std::move(req.headers);
+    o.body = std::move(req.body);
+    o.timeout = req.timeout;
+    outbound_client->send(std::move(o), std::move(done));
+  };
   const std::string optout_prefix = ropts_rt.key_prefix + ":" + cfg.node.region + ":sms_optout:";
   auto optout_key = [optout_prefix](const std::string& tenant, const std::string& address) {
     return optout_prefix + tenant + ":" + address;
@@ -365,10 +360,7 @@ int run(const settings::settings& cfg) {
   actors::channel_delivery_options dopts;
   dopts.twilio_api_base = cfg.channels.twilio_api_base;
   dopts.messenger_api_base = cfg.channels.messenger_api_base;
-  dopts.send = [&delivery_http](http::client_request req,
-                                std::function<void(result<http::client_response>)> done) {
-    delivery_http.send(std::move(req), std::move(done));
-  };
+  dopts.send = delivery_http;
   dopts.secret = env_secret;
   dopts.opted_out = [r, optout_key](const std::string& tenant, const std::string& address,
                                     std::function<void(result<bool>)> done) {
@@ -471,10 +463,7 @@ int run(const settings::settings& cfg) {
   mg.rt = &node;
   mg.sessions = &session_keys;
   mg.secret = env_secret;
-  mg.send = [&delivery_http](http::client_request req,
-                             std::function<void(result<http::client_response>)> done) {
-    delivery_http.send(std::move(req), std::move(done));
-  };
+  mg.send = delivery_http;
   mg.api_base = cfg.channels.messenger_api_base;
   mg.receipt = [keep_receipt](actors::messenger_receipt rc) {
     store::message_receipt m;
@@ -617,6 +606,8 @@ int run(const settings::settings& cfg) {
   }
   http_port = server.port();
   node.set_http_url("http://" + cfg.http.address + ":" + std::to_string(server.port()));
+  outbound_client->egress().add_own_port(server.port());
+  if (*cluster_port != 0) outbound_client->egress().add_own_port(*cluster_port);
   regions->start();
   log::info("http_listening",
             {{"address", cfg.http.address},
@@ -669,6 +660,10 @@ int main(int argc, char** argv) {
   auto cfg = parley::settings::load(config_path, parley::settings::process_environment());
   if (!cfg) {
     std::fprintf(stderr, "parleyd: %s\n", cfg.err().message.c_str());
+    return 2;
+  }
+  if (auto egress = parley::http::egress_policy::make(cfg->actions.egress_allow); !egress) {
+    std::fprintf(stderr, "parleyd: %s: %s\n", config_path.c_str(), egress.err().message.c_str());
     return 2;
   }
   if (check_only) {

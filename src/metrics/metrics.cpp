@@ -22,6 +22,13 @@ prometheus::Gauge& gauge(prometheus::Registry& reg, const std::string& name,
   return prometheus::BuildGauge().Name(name).Help(help).Register(reg).Add(labels);
 }
 
+prometheus::Histogram& histogram(prometheus::Registry& reg, const std::string& name,
+                                 const std::string& help,
+                                 const prometheus::Histogram::BucketBoundaries& buckets,
+                                 const prometheus::Labels& labels) {
+  return prometheus::BuildHistogram().Name(name).Help(help).Register(reg).Add(labels, buckets);
+}
+
 prometheus::MetricFamily single_sample(const std::string& name, const std::string& help,
                                        prometheus::MetricType type, double value) {
   prometheus::MetricFamily f;

@@ -10,6 +10,7 @@
 
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
 #include <prometheus/labels.h>
 #include <prometheus/metric_family.h>
 #include <prometheus/registry.h>
@@ -27,11 +28,16 @@ using collector = std::function<void(std::vector<prometheus::MetricFamily>&)>;
 std::string render(prometheus::Registry& registry, const std::vector<collector>& extra = {});
 
 /// Registers (or finds) family `name` in `reg` and returns its sample with `labels`.
-/// The one way a probe makes a counter or gauge; the sample lives as long as `reg`.
+/// The one way a probe makes a counter, gauge or histogram; the sample lives as long
+/// as `reg`.
 prometheus::Counter& counter(prometheus::Registry& reg, const std::string& name,
                              const std::string& help, const prometheus::Labels& labels = {});
 prometheus::Gauge& gauge(prometheus::Registry& reg, const std::string& name,
                          const std::string& help, const prometheus::Labels& labels = {});
+prometheus::Histogram& histogram(prometheus::Registry& reg, const std::string& name,
+                                 const std::string& help,
+                                 const prometheus::Histogram::BucketBoundaries& buckets,
+                                 const prometheus::Labels& labels = {});
 
 /// A family of one unlabelled counter or gauge sample, for collectors.
 prometheus::MetricFamily single_sample(const std::string& name, const std::string& help,

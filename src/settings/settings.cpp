@@ -100,6 +100,42 @@ std::string set_enum(std::string& out, const std::string& text,
                                                                           s) { return s.sec.k; } \
   }
 
+/// A list: comma-separated text (the environment), or a YAML sequence joined with commas.
+#define PARLEY_LIST(sec, k, desc)                                                     \
+  key_spec {                                                                          \
+#sec, #k, "list", desc, false,                                                      \
+        [](settings& s, const std::string& t) {                                         \
+          s.sec.k = split_list(t);                                                      \
+          return std::string{};                                                         \
+        },                                                                              \
+        [](const settings& s) { return join_list(s.sec.k); } \
+  }
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  std::string cur;
+  auto flush = [&] {
+    auto b = cur.find_first_not_of(" \t");
+    auto e = cur.find_last_not_of(" \t");
+    if (b != std::string::npos) out.push_back(cur.substr(b, e - b + 1));
+    cur.clear();
+  };
+  for (char c : text) {
+    if (c == ',')
+      flush();
+    else
+      cur += c;
+  }
+  flush();
+  return out;
+}
+
+std::string join_list(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& e : v) out += (out.empty() ? "" : ",") + e;
+  return out;
+}
+
 const std::vector<key_spec>& schema() {
   static const std::vector<key_spec> keys = {
       PARLEY_STR(node, name,
@@ -189,9 +225,33 @@ const std::vector<key_spec>& schema() {
                  "answered messages kept per conversation for replay"),
       PARLEY_INT(runtime, max_queued, 0, 100000,
                  "waiting messages per conversation before the API answers 429"),
-      PARLEY_INT(runtime, action_threads, 1, 1024, "threads performing bot HTTP actions"),
+      key_spec{
+          "runtime", "action_threads", "integer",
+          "deprecated and ignored: actions use the asynchronous outbound client "
+          "(actions.threads)",
+          false,
+          [](settings& s, const std::string&) {
+            s.warnings.push_back(
+                "runtime.action_threads is deprecated and ignored: bot actions use the "
+                "asynchronous outbound client (actions.threads, actions.max_connections_per_host)");
+            return std::string{};
+          },
+          [](const settings&) { return std::string{}; }},
       PARLEY_BOOL(runtime, debug_faults,
                   "debug only: enables the kill endpoint and poison messages"),
+      PARLEY_LIST(actions, egress_allow,
+                  "destinations bot actions may reach despite the egress policy (loopback, "
+                  "link-local, private addresses and the node's own ports are refused): "
+                  "networks, addresses, address:port, host[:port]; comma-separated in "
+                  "PARLEY_ACTIONS_EGRESS_ALLOW"),
+      PARLEY_STR(actions, ca_file,
+                 "PEM certificate authorities trusted for https calls instead of the system store",
+                 false),
+      PARLEY_INT(actions, max_connections_per_host, 1, 4096,
+                 "open connections per destination (scheme, host, port); more requests wait"),
+      PARLEY_INT(actions, max_response_bytes, 1024, 64 << 20,
+                 "largest response body an action accepts; larger fails the call"),
+      PARLEY_INT(actions, threads, 1, 16, "I/O threads of the outbound HTTP client"),
       PARLEY_STR(admin, token,
                  "admin API bearer token (set PARLEY_ADMIN_TOKEN; empty disables the admin API)",
                  false),
@@ -278,9 +338,22 @@ result<settings> parse(const std::string& yaml_text, const std::string& origin,
         const auto* spec = find_key(section, key);
         if (spec == nullptr) spec = find_renamed(section, key, origin + ": " + dotted, s);
         if (spec == nullptr) return bad(origin, dotted, "unknown key");
-        if (!kv.second.IsScalar())
+        std::string text;
+        if (std::string(spec->type) == "list" && kv.second.IsSequence()) {
+          for (const auto& item : kv.second) {
+            if (!item.IsScalar()) return bad(origin, dotted, "expected a list of strings");
+            if (item.Scalar().find(',') != std::string::npos)
+              return bad(origin, dotted,
+                         "an entry holds a comma, got " + describe_value(item.Scalar()));
+            text += (text.empty() ? "" : ",") + item.Scalar();
+          }
+        } else if (kv.second.IsNull() && std::string(spec->type) == "list") {
+          text.clear();
+        } else if (!kv.second.IsScalar()) {
           return bad(origin, dotted, std::string("expected a ") + spec->type + " value");
-        const auto text = kv.second.Scalar();
+        } else {
+          text = kv.second.Scalar();
+        }
         if (auto problem = spec->set(s, text); !problem.empty())
           return bad(origin, dotted, problem + ", got " + describe_value(text));
       }

@@ -114,8 +114,21 @@ struct runtime_settings {
   int max_attempts = 3;                 ///< deaths of one message before it is quarantined
   int recent_turns = 8;                 ///< answered messages kept per conversation for replay
   int max_queued = 32;                  ///< waiting messages per conversation before 429
-  int action_threads = 8;               ///< threads performing bot HTTP actions
   bool debug_faults = false;            ///< debug only: kill endpoint and poison messages
+};
+
+/// The node's outbound HTTP client (src/http/outbound.hpp), which bot actions use (and
+/// channel deliveries will): its egress policy, TLS trust and bounds.
+struct actions_settings {
+  /// Destinations opened despite the egress policy (src/http/egress.hpp): networks
+  /// (10.1.0.0/16), addresses (10.1.2.3), address:port (127.0.0.1:8081, [::1]:8081) and
+  /// host names with or without a port. YAML: a list; environment: comma-separated.
+  std::vector<std::string> egress_allow;
+  /// PEM file of the certificate authorities to trust instead of the system's store.
+  std::string ca_file;
+  int64_t max_connections_per_host = 16;  ///< past it requests wait for a connection
+  int64_t max_response_bytes = 1 << 20;   ///< a larger response body fails the call
+  int threads = 1;                        ///< the client's I/O threads
 };
 
 struct admin_settings {
@@ -145,6 +158,7 @@ struct settings {
   log_settings log;
   actor_settings actors;
   runtime_settings runtime;
+  actions_settings actions;
   admin_settings admin;
   channel_settings channels;
   /// Deprecated keys that were read, one sentence each, for the caller to log.

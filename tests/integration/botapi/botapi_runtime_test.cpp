@@ -173,6 +173,8 @@ class node {
         {"PARLEY_RUNTIME_DEBUG_FAULTS", "true"},
         {"PARLEY_SECRET_ORDERS_API_TOKEN", "s3cret"},
         {"PARLEY_LOG_LEVEL", "info"},
+        // The fake order API listens on loopback, which the egress policy refuses.
+        {"PARLEY_ACTIONS_EGRESS_ALLOW", "127.0.0.0/8"},
     };
     for (const auto& [k, v] : extra_) env[k] = v;
     proc_ = std::make_unique<child_process>(
@@ -613,6 +615,41 @@ TEST_F(BotApi, KillBetweenTurnsLosesNothing) {
   EXPECT_TRUE(has(texts(r.j), "has shipped")) << r.body;
   EXPECT_EQ(api_.calls(), 1);
   EXPECT_GE(metric("parley_conversation_restarts_total"), 1);
+}
+
+TEST_F(BotApi, AnActionToARefusedDestinationTakesItsErrorBranch) {
+  // Without actions.egress_allow the egress policy refuses the fake order API on
+  // loopback: the bot's on_error branch answers, the API never sees a connection, and
+  // the metric says why.
+  n_ = std::make_unique<node>(
+      std::map<std::string, std::string>{{"PARLEY_ACTIONS_EGRESS_ALLOW", ""}});
+  c_ = std::make_unique<client>(*n_, tenant_, key_);
+  auto s = start_session();
+  ASSERT_EQ(c_->choice(s, 1, 1).status, 200);
+  auto r = c_->text(s, 2, "AB-123456");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(has(texts(r.j), "The order system isn't answering right now.")) << r.body;
+  EXPECT_EQ(api_.calls(), 0);
+  EXPECT_EQ(metric(R"(parley_action_requests_total{outcome="refused"})"), 1);
+  EXPECT_EQ(metric(R"(parley_action_requests_total{outcome="ok"})"), 0);
+}
+
+TEST_F(BotApi, ActionsReuseTheirConnectionAndCountOutcomes) {
+  auto s = start_session();
+  ASSERT_EQ(c_->choice(s, 1, 1).status, 200);
+  auto r = c_->text(s, 2, "AB-123456");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(has(texts(r.j), "has shipped")) << r.body;
+  r = c_->choice(s, 3, 1);  // "Track another order"
+  ASSERT_EQ(r.status, 200) << r.body;
+  r = c_->text(s, 4, "ZZ-000000");  // the API answers 404
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(has(texts(r.j), "I couldn't find an order")) << r.body;
+  EXPECT_EQ(api_.calls(), 2);
+  EXPECT_EQ(metric(R"(parley_action_requests_total{outcome="ok"})"), 1);
+  EXPECT_EQ(metric(R"(parley_action_requests_total{outcome="http_error"})"), 1);
+  EXPECT_EQ(metric("parley_action_duration_seconds_count"), 2);
+  EXPECT_EQ(metric("parley_outbound_open_connections"), 1) << "both calls used one connection";
 }
 
 TEST_F(BotApi, WithLaneRedisConnectionsTurnsCommitReplayAndSurviveAKill) {

@@ -104,6 +104,50 @@ TEST(Settings, RuntimeShardsIsADeprecatedAliasOfRuntimeStripes) {
   EXPECT_TRUE(n->warnings.empty());
 }
 
+TEST(Settings, ActionsEgressAllowIsAListInYamlAndCommaSeparatedInTheEnvironment) {
+  auto d = parse(minimal, "t.yaml", {});
+  ASSERT_TRUE(d.ok()) << d.err().message;
+  EXPECT_TRUE(d->actions.egress_allow.empty()) << "nothing restricted is allowed by default";
+  EXPECT_EQ(d->actions.max_connections_per_host, 16);
+  EXPECT_EQ(d->actions.max_response_bytes, 1 << 20);
+  EXPECT_EQ(d->actions.ca_file, "");
+  auto s = parse(std::string(minimal) +
+                     "actions:\n  egress_allow:\n    - 10.0.0.0/8\n    - 127.0.0.1:8081\n"
+                     "  ca_file: /etc/parley/ca.pem\n  max_connections_per_host: 4\n"
+                     "  max_response_bytes: 65536\n",
+                 "t.yaml", {});
+  ASSERT_TRUE(s.ok()) << s.err().message;
+  EXPECT_EQ(s->actions.egress_allow, (std::vector<std::string>{"10.0.0.0/8", "127.0.0.1:8081"}));
+  EXPECT_EQ(s->actions.ca_file, "/etc/parley/ca.pem");
+  EXPECT_EQ(s->actions.max_connections_per_host, 4);
+  EXPECT_EQ(s->actions.max_response_bytes, 65536);
+  auto e = parse(std::string(minimal) + "actions:\n  egress_allow: [10.0.0.0/8]\n", "t.yaml",
+                 {{"PARLEY_ACTIONS_EGRESS_ALLOW", " 127.0.0.0/8, orders.internal:8443 ,"}});
+  ASSERT_TRUE(e.ok()) << e.err().message;
+  EXPECT_EQ(e->actions.egress_allow,
+            (std::vector<std::string>{"127.0.0.0/8", "orders.internal:8443"}));
+  auto empty = parse(std::string(minimal) + "actions:\n  egress_allow: [10.0.0.0/8]\n", "t.yaml",
+                     {{"PARLEY_ACTIONS_EGRESS_ALLOW", ""}});
+  ASSERT_TRUE(empty.ok()) << empty.err().message;
+  EXPECT_TRUE(empty->actions.egress_allow.empty()) << "an empty variable clears the list";
+  auto bad =
+      parse(std::string(minimal) + "actions:\n  max_connections_per_host: 0\n", "t.yaml", {});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.err().message.find("actions.max_connections_per_host"), std::string::npos)
+      << bad.err().message;
+  auto nested =
+      parse(std::string(minimal) + "actions:\n  egress_allow:\n    - {a: b}\n", "t.yaml", {});
+  ASSERT_FALSE(nested.ok());
+  EXPECT_NE(nested.err().message.find("actions.egress_allow"), std::string::npos);
+}
+
+TEST(Settings, RuntimeActionThreadsIsDeprecatedAndIgnored) {
+  auto s = parse(std::string(minimal) + "runtime:\n  action_threads: 8\n", "t.yaml", {});
+  ASSERT_TRUE(s.ok()) << s.err().message;
+  ASSERT_EQ(s->warnings.size(), 1u);
+  EXPECT_NE(s->warnings[0].find("runtime.action_threads is deprecated"), std::string::npos);
+}
+
 TEST(Settings, UnrelatedEnvironmentVariablesAreIgnored) {
   auto s = parse(minimal, "t.yaml", {{"PARLEY_BUILD_DIR", "/x"}, {"HOME", "/root"}});
   ASSERT_TRUE(s.ok()) << s.err().message;
@@ -224,12 +268,15 @@ TEST(Settings, ShippedLocalConfigIsValid) {
   auto s = load(std::string(PARLEY_SOURCE_DIR) + "/config/local.yaml", {});
   ASSERT_TRUE(s.ok()) << s.err().message;
   EXPECT_EQ(s->node.name, "local-1");
+  EXPECT_EQ(s->actions.egress_allow, (std::vector<std::string>{"127.0.0.1:8081"}))
+      << "the demo order API of scripts/run";
 }
 
 TEST(Settings, DescribeListsEveryKey) {
   auto d = describe();
   for (const char* key :
-       {"http.port", "redis.url", "postgres.url", "log.format", "actors.scheduler_threads"})
+       {"http.port", "redis.url", "postgres.url", "log.format", "actors.scheduler_threads",
+        "actions.egress_allow", "actions.ca_file", "actions.max_response_bytes"})
     EXPECT_NE(d.find(key), std::string::npos) << key;
 }
 
