@@ -28,5 +28,6 @@
 #include "src/store/catalog/conversations.hpp"
 #include "src/store/catalog/job.hpp"
 #include "src/store/catalog/quarantine.hpp"
+#include "src/store/catalog/secrets.hpp"
 #include "src/store/catalog/tenants.hpp"
 #include "src/store/catalog/transcripts.hpp"
