@@ -18,7 +18,7 @@ keyring ring(const std::string& current, const std::string& previous = "") {
   return k.ok() ? *k : keyring();
 }
 
-TEST(Secrets, RoundTripsAndUsesAFreshNonceEachTime) {
+TEST(secrets, RoundTripsAndUsesAFreshNonceEachTime) {
   auto keys = ring(hex_a);
   auto a = seal(keys.current(), "acme", "TOKEN", "s3cret value");
   auto b = seal(keys.current(), "acme", "TOKEN", "s3cret value");
@@ -39,14 +39,14 @@ TEST(Secrets, RoundTripsAndUsesAFreshNonceEachTime) {
   EXPECT_EQ(*large, big);
 }
 
-TEST(Secrets, KeyIdIsTheFirstEightBytesOfTheKeysSha256) {
+TEST(secrets, KeyIdIsTheFirstEightBytesOfTheKeysSha256) {
   // sha256 of the bytes 00..1f starts 630dcd2966c4336691125448bbb25b4f...
   auto keys = ring(hex_a);
   EXPECT_EQ(keys.current().id, "630dcd2966c43366");
   EXPECT_EQ(keys.current().id.size(), 16u);
 }
 
-TEST(Secrets, AWrongKeyFailsAndAnUnknownKeyIdIsNamed) {
+TEST(secrets, AWrongKeyFailsAndAnUnknownKeyIdIsNamed) {
   auto sealed_a = seal(ring(hex_a).current(), "acme", "TOKEN", "v");
   auto under_b = ring(hex_b);
   auto r = open(under_b, "acme", "TOKEN", sealed_a);
@@ -61,7 +61,7 @@ TEST(Secrets, AWrongKeyFailsAndAnUnknownKeyIdIsNamed) {
   EXPECT_EQ(f.err().code, "secret_undecryptable");
 }
 
-TEST(Secrets, TamperedCiphertextNonceOrTagFails) {
+TEST(secrets, TamperedCiphertextNonceOrTagFails) {
   auto keys = ring(hex_a);
   auto s = seal(keys.current(), "acme", "TOKEN", "the value");
   for (std::size_t i = 0; i < s.ciphertext.size(); ++i) {
@@ -82,7 +82,7 @@ TEST(Secrets, TamperedCiphertextNonceOrTagFails) {
   EXPECT_FALSE(open(keys, "acme", "TOKEN", short_nonce).ok());
 }
 
-TEST(Secrets, ARowCopiedToAnotherTenantOrNameFails) {
+TEST(secrets, ARowCopiedToAnotherTenantOrNameFails) {
   auto keys = ring(hex_a);
   auto s = seal(keys.current(), "acme", "TOKEN", "v");
   EXPECT_FALSE(open(keys, "other", "TOKEN", s).ok());
@@ -94,7 +94,7 @@ TEST(Secrets, ARowCopiedToAnotherTenantOrNameFails) {
   EXPECT_EQ(r.err().message.find("v\""), std::string::npos);
 }
 
-TEST(Secrets, PreviousKeysStillOpenTheirRows) {
+TEST(secrets, PreviousKeysStillOpenTheirRows) {
   auto old_ring = ring(hex_a);
   auto s = seal(old_ring.current(), "acme", "TOKEN", "old");
   auto rotated = ring(hex_b, " " + hex_a + " ,");
@@ -106,7 +106,7 @@ TEST(Secrets, PreviousKeysStillOpenTheirRows) {
   EXPECT_NE(rotated.find(old_ring.current().id), nullptr);
 }
 
-TEST(Secrets, KeysParseAsHexOrBase64Of32Bytes) {
+TEST(secrets, KeysParseAsHexOrBase64Of32Bytes) {
   auto h = parse_key(hex_a, "K");
   ASSERT_TRUE(h.ok());
   // The same bytes in base64, standard and URL alphabets, with and without padding.
@@ -122,7 +122,7 @@ TEST(Secrets, KeysParseAsHexOrBase64Of32Bytes) {
   EXPECT_EQ(upper->id, h->id);
 }
 
-TEST(Secrets, BadKeysGetAClearErrorThatNeverShowsTheKey) {
+TEST(secrets, BadKeysGetAClearErrorThatNeverShowsTheKey) {
   for (std::string bad :
        {std::string("abc"), hex_a.substr(2), hex_a + "00", std::string(64, 'g'),
         std::string("AAECAwQFBgcICQoLDA0ODxAREhMU"), std::string("not base64 at all!!")}) {
@@ -146,7 +146,7 @@ TEST(Secrets, BadKeysGetAClearErrorThatNeverShowsTheKey) {
   EXPECT_FALSE(none->has_current());
 }
 
-TEST(Secrets, NamesFollowTheBotCompilersRule) {
+TEST(secrets, NamesFollowTheBotCompilersRule) {
   for (const char* ok : {"A", "ORDERS_API_TOKEN", "a.b-c_d", "0"}) EXPECT_TRUE(valid_name(ok));
   EXPECT_TRUE(valid_name(std::string(64, 'x')));
   EXPECT_FALSE(valid_name(std::string(65, 'x')));
