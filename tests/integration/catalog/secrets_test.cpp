@@ -79,6 +79,9 @@ class secrets_catalog : public ::testing::Test {
     EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.err().code + ": " + r.err().message);
     return r.ok() ? std::move(*r) : T{};
   }
+  void ok(result<void> r) {
+    EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.err().code + ": " + r.err().message);
+  }
 
   store::postgres_client* pg_ = nullptr;
   secrets::keyring keys_;
@@ -206,6 +209,15 @@ TEST_F(secrets_catalog, a_row_copied_to_another_tenant_or_tampered_does_not_open
   auto tampered = store::run_job_sync(*pg_, store::get_secret(keys_, tenant_, "TOKEN"));
   ASSERT_FALSE(tampered.ok());
   EXPECT_EQ(tampered.err().code, "secret_undecryptable");
+  // A rotation refuses to go past a row it cannot open (it names it): delete them.
+  auto stuck = store::run_job_sync(
+      *pg_,
+      store::rotate_secrets(
+          *secrets::keyring::from_text(other_key_hex, require_env("PARLEY_SECRETS_KEY")), "t"));
+  ASSERT_FALSE(stuck.ok());
+  EXPECT_EQ(stuck.err().code, "secret_undecryptable");
+  ok(store::run_job_sync(*pg_, store::delete_secret(tenant_, "TOKEN", "t")));
+  ok(store::run_job_sync(*pg_, store::delete_secret(other_, "TOKEN", "t")));
 }
 
 TEST_F(secrets_catalog, rotation_reseals_every_row_under_the_current_key) {
