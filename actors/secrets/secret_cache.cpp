@@ -13,7 +13,8 @@ using clock_type = std::chrono::steady_clock;
 
 struct secret_cache::state : std::enable_shared_from_this<state> {
   struct entry {
-    values_ptr vals;  // null: nothing held
+    values_ptr vals;   // null: nothing held
+    values_ptr stale;  // what expired (never what was invalidated): answers a failed reload
     clock_type::time_point until;
     std::uint64_t generation = 0;  // bumped by every invalidation
     bool loading = false;
@@ -56,7 +57,12 @@ struct secret_cache::state : std::enable_shared_from_this<state> {
       if (r.ok()) {
         vals = std::make_shared<const values>(std::move(*r));
         e.vals = vals;
+        e.stale.reset();
         e.until = clock_type::now() + ttl;
+      } else if (e.stale) {
+        // Postgres is down past the TTL: what the tenant had, unchanged as far as this
+        // node heard, beats failing every action. Not cached: the next get asks again.
+        vals = e.stale;
       }
     }
     for (auto& w : waiters) {
@@ -95,6 +101,7 @@ void secret_cache::get(const std::string& tenant, callback done) {
     lock.unlock();
     return done(std::move(vals));
   }
+  if (e.vals) e.stale = std::move(e.vals);
   e.vals.reset();
   e.waiters.push_back(std::move(done));
   if (e.loading) return;
@@ -113,6 +120,7 @@ void secret_cache::invalidate_tenant(const std::string& tenant) {
     return;
   }
   it->second.vals.reset();
+  it->second.stale.reset();
   ++it->second.generation;
 }
 
@@ -123,6 +131,7 @@ void secret_cache::invalidate_all() {
       it = s_->by_tenant.erase(it);
     } else {
       it->second.vals.reset();
+      it->second.stale.reset();
       ++it->second.generation;
       ++it;
     }

@@ -7,7 +7,10 @@
 /// than `ttl` ago (60 s) and not invalidated since; otherwise it asks its `loader`
 /// (parleyd: store::tenant_secrets on the Postgres pool, off the caller's thread) and
 /// answers when the load completes. Concurrent gets of one tenant share one load.
-/// Failed loads are not cached: the next get loads again.
+/// Failed loads are not cached: the next get loads again. A reload that fails after
+/// the TTL expired answers with the values that expired (Postgres down: the tenant's
+/// secrets as last read, which no change heard since has voided); without them, with
+/// the error.
 ///
 /// Invalidation: the change listener (actors/changes) calls invalidate_tenant when any
 /// node's admin API set or deleted a secret of the tenant (`secrets_changed`), and

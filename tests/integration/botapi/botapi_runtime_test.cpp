@@ -308,6 +308,10 @@ class BotApi : public ::testing::Test {
   void SetUp() override {
     auto url = env_or_fail("DATABASE_URL");
     ASSERT_FALSE(url.empty());
+    // Parsed once per process, before any node runs: parsing it on the first answer
+    // took about a second under ASan, an idle gap that passivated the conversation of
+    // tests that keep their turns closer than runtime.passivate_after.
+    (void)contract();
     auto pg = store::postgres_client::create({url});
     ASSERT_TRUE(pg.ok());
     pg_ = std::move(*pg);
@@ -952,12 +956,17 @@ TEST_F(BotApi, TurnsGoOnWhilePostgresIsDownAndTranscriptsCatchUp) {
   ASSERT_TRUE(key.ok());
   parley::admin::deploy_request d{tenant_, "orders", bot_text(), "test", true, {}};
   ASSERT_TRUE(store::run_job_sync(p, parley::admin::deploy_version(d)).ok());
+  ASSERT_TRUE(store::run_job_sync(
+      p, store::put_secret(run_keys(), tenant_, "ORDERS_API_TOKEN", "s3cret", "test")));
   c_ = std::make_unique<client>(*n_, tenant_, key->key);
   auto s = start_session();
   ASSERT_EQ(c_->choice(s, 1, 1).status, 200);
+  // A first lookup while Postgres is up: the node holds the tenant's secrets from then.
+  ASSERT_TRUE(has(texts(c_->text(s, 2, "AB-654321").j), "has shipped"));
+  ASSERT_EQ(c_->choice(s, 3, 1).status, 200);  // "Track another order"
 
   db.stop();
-  auto r = c_->text(s, 2, "AB-123456");
+  auto r = c_->text(s, 4, "AB-123456");
   ASSERT_EQ(r.status, 200) << "turns commit to Redis while Postgres is down: " << r.body;
   EXPECT_TRUE(has(texts(r.j), "has shipped")) << r.body;
   // A turn's transcript line waits in its shard's Redis stream (written with the

@@ -119,6 +119,24 @@ TEST(secret_cache, failed_loads_are_answered_and_not_cached) {
             std::string::npos);
 }
 
+TEST(secret_cache, a_failed_reload_after_the_ttl_answers_what_expired_but_not_what_changed) {
+  manual_loader l;
+  secret_cache cache(l.fn(), nullptr, std::chrono::milliseconds(0));
+  answers a;
+  cache.get("acme", a.cb());
+  l.complete(values{{"TOKEN", "v1"}});
+  cache.get("acme", a.cb());  // expired: loads again, and Postgres is down
+  l.complete(make_error("postgres_unavailable", "down"));
+  ASSERT_EQ(a.got.size(), 2u);
+  ASSERT_TRUE(a.got[1].ok());
+  EXPECT_EQ(a.got[1]->get()->at("TOKEN"), "v1");
+  cache.invalidate_tenant("acme");  // a change was heard: the old values are void
+  cache.get("acme", a.cb());
+  l.complete(make_error("postgres_unavailable", "down"));
+  ASSERT_EQ(a.got.size(), 3u);
+  EXPECT_FALSE(a.got[2].ok());
+}
+
 TEST(secret_cache, entries_expire_after_the_ttl) {
   manual_loader l;
   secret_cache cache(l.fn(), nullptr, std::chrono::milliseconds(0));
