@@ -36,7 +36,7 @@ struct change {
   std::string bot;          ///< bot_activated
   std::int64_t key_id = 0;  ///< api_key_revoked
   int version = 0;          ///< bot_activated: the version now active
-  std::string name;         ///< secrets_changed: the secret set or deleted (may be empty)
+  std::string name = {};    ///< secrets_changed: the secret set or deleted (may be empty)
 };
 
 /// "api_key_revoked", "bot_activated" or "secrets_changed" (the `kind` label of the listener's
