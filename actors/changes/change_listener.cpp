@@ -6,6 +6,7 @@
 
 #include "actors/gateway/auth_cache.hpp"
 #include "actors/registry/bot_registry.hpp"
+#include "actors/secrets/secret_cache.hpp"
 #include "src/admin/changes.hpp"
 #include "src/log/log.hpp"
 #include "src/store/redis.hpp"
@@ -21,6 +22,7 @@ struct change_listener::counters {
                      .Register(reg)),
         revoked(received.Add({{"kind", "api_key_revoked"}})),
         activated(received.Add({{"kind", "bot_activated"}})),
+        secrets(received.Add({{"kind", "secrets_changed"}})),
         subscribed(received.Add({{"kind", "subscribed"}})),
         unknown(received.Add({{"kind", "unknown"}})),
         up(prometheus::BuildGauge()
@@ -31,6 +33,7 @@ struct change_listener::counters {
   prometheus::Family<prometheus::Counter>& received;
   prometheus::Counter& revoked;
   prometheus::Counter& activated;
+  prometheus::Counter& secrets;
   prometheus::Counter& subscribed;
   prometheus::Counter& unknown;
   prometheus::Gauge& up;
@@ -38,14 +41,19 @@ struct change_listener::counters {
 
 change_listener::change_listener(store::redis_client& redis, std::string_view region,
                                  std::shared_ptr<auth_cache> auth, bot_registry& registry,
-                                 prometheus::Registry& metrics)
-    : auth_(std::move(auth)), registry_(registry), counters_(std::make_unique<counters>(metrics)) {
+                                 prometheus::Registry& metrics,
+                                 std::shared_ptr<secret_cache> secrets)
+    : auth_(std::move(auth)),
+      registry_(registry),
+      secrets_(std::move(secrets)),
+      counters_(std::make_unique<counters>(metrics)) {
   auto channel = admin::changes_channel(region);
   store::redis_subscription_handlers h;
   h.message = [this](const std::string&, const std::string& payload) { apply(payload); };
   h.subscribed = [this, channel] {
     // What was published while this node was not listening is lost: look again.
     auth_->invalidate_all();
+    if (secrets_) secrets_->invalidate_all();
     registry_.poll_now();
     counters_->subscribed.Increment();
     counters_->up.Set(1);
@@ -74,6 +82,10 @@ void change_listener::apply(const std::string& payload) {
     case admin::change::kind::bot_activated:
       registry_.poll_now();
       counters_->activated.Increment();
+      return;
+    case admin::change::kind::secrets_changed:
+      if (secrets_) secrets_->invalidate_tenant(c->tenant);
+      counters_->secrets.Increment();
       return;
   }
 }

@@ -236,6 +236,7 @@ void skip(self_ptr self) {
 }
 
 void run_vm(self_ptr self, const v1::Input* input);
+void run_action(self_ptr self, const secret_cache::values* secrets);
 
 /// What a commit's completion needs, owned by it: it runs on the store's thread (with
 /// lane connections, the lane that sent it) and answers the job there, without a
@@ -465,14 +466,30 @@ void accumulate(conversation_state& s, v1::TurnResult&& r, bool first) {
 void continue_after_vm(self_ptr self) {
   auto& s = self->state;
   if (s.t->acc->state().status() != v1::AWAITING_ACTION) return commit(self);
-  // Interim secret store: the node's environment, PARLEY_SECRET_<NAME>. Tenant
-  // secrets move to Postgres (encrypted) with the channels issue.
-  auto req = bot::resolve_secrets(
-      s.t->acc->action(), [](std::string_view name) -> std::optional<std::string> {
-        const char* v = std::getenv(("PARLEY_SECRET_" + std::string(name)).c_str());
-        if (v == nullptr) return std::nullopt;
-        return std::string(v);
-      });
+  // The secrets the bot file wrote come from this conversation's own tenant, through
+  // the node's cache (a Postgres load off this thread on a miss): the answer comes
+  // back as a message, so the actor stays responsive meanwhile.
+  if (s.t->acc->action().secrets_size() == 0 || s.deps->secrets == nullptr)
+    return run_action(self, nullptr);
+  caf::actor me = caf::actor_cast<caf::actor>(self);
+  s.deps->secrets->get(std::string(s.tenant()), [me](result<secret_cache::values_ptr> r) {
+    caf::anon_send(me, secrets_atom::value,
+                   std::make_shared<result<secret_cache::values_ptr>>(std::move(r)));
+  });
+}
+
+/// Resolves the pending action's secret references from `secrets` (null: the tenant
+/// has none) and performs it; a missing secret takes the action's error branch with a
+/// reason naming the secret, never a value.
+void run_action(self_ptr self, const secret_cache::values* secrets) {
+  auto& s = self->state;
+  auto req = bot::resolve_secrets(s.t->acc->action(),
+                                  [secrets](std::string_view name) -> std::optional<std::string> {
+                                    if (secrets == nullptr) return std::nullopt;
+                                    auto it = secrets->find(std::string(name));
+                                    if (it == secrets->end()) return std::nullopt;
+                                    return it->second;
+                                  });
   if (!req) {
     v1::Input in = bot::action_failure_input(req.err().message, s.t->job->in.now_unix);
     return run_vm(self, &in);
@@ -787,6 +804,24 @@ conversation_actor::behavior_type conversation_actor::make_behavior() {
           s.deps->probe->activated_new();
         }
         run_vm(self, nullptr);
+      },
+      [](secrets_atom, std::shared_ptr<result<secret_cache::values_ptr>>& r) {
+        auto* self = current;
+        auto& s = self->state;
+        if (!s.t || !s.t->job || !s.t->acc || s.t->acc->state().status() != v1::AWAITING_ACTION)
+          return;
+        if (!*r) {
+          // Postgres down, or a row that does not open: the action cannot be made.
+          log::warn("secrets_unavailable", {{"tenant", std::string(s.tenant())},
+                                            {"code", r->err().code},
+                                            {"error", r->err().message}});
+          v1::Input in =
+              bot::action_failure_input("the secrets of tenant '" + std::string(s.tenant()) +
+                                            "' are unavailable: " + r->err().message,
+                                        s.t->job->in.now_unix);
+          return run_vm(self, &in);
+        }
+        run_action(self, r->value().get());
       },
       [](action_atom, std::shared_ptr<v1::ActionResult>& r) {
         auto* self = current;

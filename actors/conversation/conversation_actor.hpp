@@ -9,9 +9,9 @@
 /// turn did not run. A conversation that dies with jobs unanswered is restarted by its
 /// supervisor, which sends them again; a job answered meanwhile is not answered twice.
 ///
-/// The other messages are the actor's own continuations (a load, a program, an action,
-/// a settled commit, the orphaned-commit fence) and a debug kill; the runtime sends
-/// only `turn` and `kill`.
+/// The other messages are the actor's own continuations (a load, a program, its
+/// tenant's secrets for an action, an action, a settled commit, the orphaned-commit fence) and a
+/// debug kill; the runtime sends only `turn` and `kill`.
 ///
 /// A typed actor: the compiler checks every message sent through
 /// `conversation_handle`. It costs no memory: a typed actor has no group
@@ -32,6 +32,7 @@
 
 #include "actors/registry/bot_registry.hpp"
 #include "actors/runtime/runtime.hpp"
+#include "actors/secrets/secret_cache.hpp"
 #include "actors/snapshot/snapshot_store.hpp"
 #include "src/bot/bot.hpp"
 
@@ -41,6 +42,7 @@ using turn_atom = caf::atom_constant<caf::atom("turn")>;
 using loaded_atom = caf::atom_constant<caf::atom("loaded")>;
 using program_atom = caf::atom_constant<caf::atom("program")>;
 using action_atom = caf::atom_constant<caf::atom("action")>;
+using secrets_atom = caf::atom_constant<caf::atom("secrets")>;
 using commit_atom = caf::atom_constant<caf::atom("commit")>;
 using fence_atom = caf::atom_constant<caf::atom("fence")>;
 using kill_atom = caf::atom_constant<caf::atom("kill")>;
@@ -86,6 +88,8 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(parley::actors::turn_job_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<parley::actors::snapshot_loaded>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<parley::result<parley::actors::loaded_program>>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<parley::bot::v1::ActionResult>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(
+    std::shared_ptr<parley::result<parley::actors::secret_cache::values_ptr>>)
 
 namespace parley::actors {
 
@@ -96,6 +100,7 @@ using conversation_handle = caf::typed_actor<
     caf::reacts_to<kill_atom>,                ///< debug: die as a crash would
     caf::reacts_to<loaded_atom, std::shared_ptr<snapshot_loaded>>,
     caf::reacts_to<program_atom, std::shared_ptr<result<loaded_program>>>,
+    caf::reacts_to<secrets_atom, std::shared_ptr<result<secret_cache::values_ptr>>>,
     caf::reacts_to<action_atom, std::shared_ptr<bot::v1::ActionResult>>,
     caf::reacts_to<commit_atom>,  ///< the last commit settled while turns wait
     caf::reacts_to<fence_atom>>;  ///< look again whether an orphaned commit completed

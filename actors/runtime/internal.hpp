@@ -26,6 +26,7 @@ struct conversation_deps {
   bot_registry* registry = nullptr;
   transcript_writer* transcripts = nullptr;
   action_runner* actions = nullptr;
+  secret_cache* secrets = nullptr;  ///< null: no secrets (every reference is missing)
   runtime_probe* probe = nullptr;
   runtime_options options;
 };

@@ -292,6 +292,7 @@ runtime::runtime(deps d, runtime_options options) : impl_(std::make_unique<impl>
   c.registry = d.registry;
   c.transcripts = d.transcripts;
   c.actions = d.actions;
+  c.secrets = d.secrets;
   c.probe = impl_->probe.get();
   c.options = options;
   auto& st = impl_->st;

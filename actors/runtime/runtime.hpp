@@ -43,6 +43,7 @@ namespace parley::actors {
 class bot_registry;
 class transcript_writer;
 class action_runner;
+class secret_cache;
 
 /// One inbound message for a conversation, from any channel.
 struct inbound {
@@ -150,6 +151,10 @@ class runtime final : public turn_sink {
     bot_registry* registry = nullptr;
     transcript_writer* transcripts = nullptr;  ///< may be null
     action_runner* actions = nullptr;
+    /// The tenants' secrets, for the `{{secret.NAME}}` references of bot actions: each
+    /// conversation resolves them from its own tenant's. Null: every reference is a
+    /// missing secret (the action's error branch).
+    secret_cache* secrets = nullptr;
     prometheus::Registry* metrics = nullptr;
     /// A quarantined message, for the caller to keep in Postgres. May be empty.
     std::function<void(store::quarantined_message)> quarantine;

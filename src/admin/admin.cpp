@@ -63,10 +63,10 @@ int status_of(const error& e) {
   const std::string& c = e.code;
   if (c == "invalid_argument") return 400;
   if (c == "tenant_not_found" || c == "bot_not_found" || c == "version_not_found" ||
-      c == "api_key_not_found")
+      c == "api_key_not_found" || c == "secret_not_found")
     return 404;
   if (c == "tenant_exists" || c == "no_active_version" || c == "no_previous_version") return 409;
-  if (c == "postgres_unavailable") return 503;
+  if (c == "postgres_unavailable" || c == "secrets_key_missing") return 503;
   return 500;
 }
 
@@ -540,6 +540,92 @@ void dispatch_cluster(const state_ptr& s, http::request&& req, http::responder r
   });
 }
 
+// ------------------------------------------------------------------ secrets
+
+/// 503 unless this node has a master key; true: go on.
+bool secrets_enabled(const state_ptr& s, http::responder& respond) {
+  if (s->opts.secrets.has_current()) return true;
+  respond(error_response(503, "secrets_disabled",
+                         "tenant secrets are disabled on this node: set PARLEY_SECRETS_KEY (64 hex "
+                         "digits or the base64 of 32 bytes) and restart it"));
+  return false;
+}
+
+bool check_secret_name(const std::string& name, http::responder& respond) {
+  if (secrets::valid_name(name)) return true;
+  respond(error_response(400, "invalid_field", secrets::name_problem(name), "name"));
+  return false;
+}
+
+void secrets_changed(const state_ptr& s, const std::string& tenant, const std::string& name) {
+  change c;
+  c.what = change::kind::secrets_changed;
+  c.tenant = tenant;
+  c.name = name;
+  s->changed(std::move(c));
+}
+
+void put_secret(const state_ptr& s, const http::request& req, const std::string& tenant,
+                const std::string& name, http::responder respond) {
+  if (!check_secret_name(name, respond)) return;
+  auto body = json_body(req, respond);
+  if (!body) return;
+  auto it = body->find("value");
+  if (it == body->end())
+    return respond(error_response(400, "missing_field", "field 'value' is required", "value"));
+  if (!it->is_string())
+    return respond(error_response(400, "invalid_field", "field 'value' must be a string", "value"));
+  auto value = it->get<std::string>();
+  if (value.size() > secrets::max_value_bytes)
+    return respond(error_response(400, "invalid_field",
+                                  "field 'value' is " + std::to_string(value.size()) +
+                                      " bytes; a secret holds at most " +
+                                      std::to_string(secrets::max_value_bytes),
+                                  "value"));
+  store::run_job(
+      s->pg(), store::put_secret(s->opts.secrets, tenant, name, std::move(value), actor_of(req)),
+      [s, respond, tenant, name](result<bool> r) {
+        if (!r) return respond(failure(r.err()));
+        secrets_changed(s, tenant, name);
+        if (!*r) return respond(http::response{204, "application/json", {}, ""});
+        respond(json_response(201, {{"tenant", tenant}, {"name", name}, {"created", true}}));
+      });
+}
+
+void list_secrets(const state_ptr& s, const std::string& tenant, http::responder respond) {
+  store::run_job(s->pg(), store::list_secrets(tenant),
+                 [respond, tenant](result<std::vector<store::secret_record>> r) {
+                   if (!r) return respond(failure(r.err()));
+                   json list = json::array();
+                   for (const auto& x : *r)
+                     list.push_back({{"name", x.name}, {"updated_at", iso_time(x.updated_at_ms)}});
+                   respond(json_response(200, {{"tenant", tenant}, {"secrets", list}}));
+                 });
+}
+
+void delete_secret(const state_ptr& s, const http::request& req, const std::string& tenant,
+                   const std::string& name, http::responder respond) {
+  if (!check_secret_name(name, respond)) return;
+  store::run_job(s->pg(), store::delete_secret(tenant, name, actor_of(req)),
+                 [s, respond, tenant, name](result<void> r) {
+                   if (!r) return respond(failure(r.err()));
+                   secrets_changed(s, tenant, name);
+                   respond(http::response{204, "application/json", {}, ""});
+                 });
+}
+
+void rotate_secrets(const state_ptr& s, const http::request& req, http::responder respond) {
+  if (!secrets_enabled(s, respond)) return;
+  store::run_job(s->pg(), store::rotate_secrets(s->opts.secrets, actor_of(req)),
+                 [s, respond](result<store::rotation_result> r) {
+                   if (!r) return respond(failure(r.err()));
+                   // The values did not change, but a node may cache under what it read.
+                   for (const auto& t : r->tenants) secrets_changed(s, t, "");
+                   respond(json_response(200, {{"reencrypted", r->reencrypted},
+                                               {"key_id", s->opts.secrets.current().id}}));
+                 });
+}
+
 http::response not_found(const http::request& req) {
   return error_response(404, "not_found", "no admin route " + req.method + " " + req.path);
 }
@@ -581,6 +667,17 @@ void dispatch_tenant(const state_ptr& s, http::request&& req, http::responder re
       return post ? activate(s, req, tenant, bot, respond) : respond(wrong_method(req));
     if (seg[3] == "rollback")
       return post ? rollback(s, req, tenant, bot, respond) : respond(wrong_method(req));
+    return respond(not_found(req));
+  }
+  if (seg[1] == "secrets") {
+    if (!secrets_enabled(s, respond)) return;
+    if (n == 2) return get ? list_secrets(s, tenant, respond) : respond(wrong_method(req));
+    if (n == 3) {
+      const std::string& name = seg[2];
+      if (req.method == "PUT") return put_secret(s, req, tenant, name, respond);
+      if (req.method == "DELETE") return delete_secret(s, req, tenant, name, respond);
+      return respond(wrong_method(req));
+    }
     return respond(not_found(req));
   }
   if (seg[1] == "conversations") {
@@ -657,6 +754,10 @@ void add_admin_routes(http::router& routes, admin_options options) {
   for (const char* method : {"GET", "POST"})
     routes.add_prefix(method, std::string(debug_prefix), "/admin/v1/debug",
                       guarded(s, dispatch_debug));
+  routes.add("POST", "/admin/v1/secrets/rotate",
+             guarded(s, [](const state_ptr& s, http::request&& req, http::responder r) {
+               rotate_secrets(s, req, std::move(r));
+             }));
   routes.add("GET", "/admin/v1/cluster",
              guarded(s, [](const state_ptr& s, http::request&&, http::responder r) {
                cluster_status(s, std::move(r));

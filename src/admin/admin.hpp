@@ -36,6 +36,7 @@
 #include "src/admin/changes.hpp"
 #include "src/common/result.hpp"
 #include "src/http/http.hpp"
+#include "src/secrets/secrets.hpp"
 #include "src/store/postgres.hpp"
 
 namespace parley::admin {
@@ -73,6 +74,10 @@ struct admin_options {
   /// Debug only (with debug_kill): makes one lane run nothing for the given time, not
   /// the caller's (POST /admin/v1/debug/lanes/stall); returns the lane, -1 when none.
   std::function<int(std::chrono::milliseconds)> stall_lane = {};
+  /// The node's keys for tenant secrets (secrets::keyring::from_env()). Without a
+  /// current key (PARLEY_SECRETS_KEY unset) every secrets route answers 503
+  /// `secrets_disabled`. No response of these routes ever holds a value.
+  secrets::keyring secrets = {};
 };
 
 /// The admin token from the environment (PARLEY_ADMIN_TOKEN), "" when unset.
@@ -96,6 +101,12 @@ std::string admin_token_from_env();
 ///   activation POST /admin/v1/tenants/{t}/bots/{bot}/rollback                200 activation GET
 ///   /admin/v1/tenants/{t}/conversations                      200 {tenant,conversations:[...]} GET
 ///   /admin/v1/tenants/{t}/conversations/{s}/transcript       200 {conversation,messages:[...]}
+///   PUT  /admin/v1/tenants/{t}/secrets/{name} {value}             201 {tenant,name,created} new;
+///                                                                 204 replaced
+///   GET  /admin/v1/tenants/{t}/secrets                            200 {tenant,secrets:[{name,
+///                                                                 updated_at}]} (no values)
+///   DELETE /admin/v1/tenants/{t}/secrets/{name}                   204; 404 secret_not_found
+///   POST /admin/v1/secrets/rotate                                 200 {reencrypted,key_id}
 ///   POST /admin/v1/debug/tenants/{t}/conversations/{s}/kill       200 {killed:true}; 404
 ///   POST /admin/v1/debug/lanes/stall {ms}                          200 {lane,ms} (debug only)
 void add_admin_routes(http::router& routes, admin_options options);

@@ -22,6 +22,8 @@ const char* kind_name(change::kind k) {
       return "api_key_revoked";
     case change::kind::bot_activated:
       return "bot_activated";
+    case change::kind::secrets_changed:
+      return "secrets_changed";
   }
   return "unknown";
 }
@@ -37,6 +39,8 @@ std::string encode_change(const change& c) {
   nlohmann::json j = {{"kind", kind_name(c.what)}, {"tenant", c.tenant}};
   if (c.what == change::kind::api_key_revoked) {
     j["key_id"] = c.key_id;
+  } else if (c.what == change::kind::secrets_changed) {
+    if (!c.name.empty()) j["name"] = c.name;
   } else {
     j["bot"] = c.bot;
     j["version"] = c.version;
@@ -55,6 +59,11 @@ std::optional<change> decode_change(std::string_view payload) {
     c.what = change::kind::api_key_revoked;
     if (auto it = j.find("key_id"); it != j.end() && it->is_number_integer())
       c.key_id = it->get<std::int64_t>();
+    return c;
+  }
+  if (kind == "secrets_changed") {
+    c.what = change::kind::secrets_changed;
+    c.name = text(j, "name");
     return c;
   }
   if (kind == "bot_activated") {

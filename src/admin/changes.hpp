@@ -14,6 +14,7 @@
 /// (a newer node may publish more):
 ///   {"kind":"api_key_revoked","tenant":"acme","key_id":42}
 ///   {"kind":"bot_activated","tenant":"acme","bot":"support","version":3}
+///   {"kind":"secrets_changed","tenant":"acme","name":"ORDERS_API_TOKEN"}  (never a value)
 
 #include <cstdint>
 #include <functional>
@@ -29,15 +30,17 @@ namespace parley::admin {
 
 /// One change other nodes must learn about at once.
 struct change {
-  enum class kind { api_key_revoked, bot_activated };
+  enum class kind { api_key_revoked, bot_activated, secrets_changed };
   kind what = kind::api_key_revoked;
   std::string tenant;
   std::string bot;          ///< bot_activated
   std::int64_t key_id = 0;  ///< api_key_revoked
   int version = 0;          ///< bot_activated: the version now active
+  std::string name = {};    ///< secrets_changed: the secret set or deleted (may be empty)
 };
 
-/// "api_key_revoked" or "bot_activated" (the `kind` label of the listener's metric).
+/// "api_key_revoked", "bot_activated" or "secrets_changed" (the `kind` label of the listener's
+/// metric).
 const char* kind_name(change::kind k);
 
 /// The channel of a region: "parley:<region>:changes".

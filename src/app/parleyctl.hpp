@@ -15,7 +15,7 @@ namespace parley::ctl {
 /// Bot developer tools: validate, compile, chat, test, nlu (parleyctl_bot.cpp).
 void add_bot_commands(CLI::App& app, int& exit_code);
 
-/// Operator commands over the admin REST API: tenant, apikey, deploy, versions,
+/// Operator commands over the admin REST API: tenant, apikey, secret, deploy, versions,
 /// activate, rollback, conversations, transcript, cluster (parleyctl_admin.cpp).
 void add_admin_commands(CLI::App& app, int& exit_code);
 

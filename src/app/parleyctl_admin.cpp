@@ -1,4 +1,4 @@
-// parleyctl operator commands: tenant, apikey, deploy, versions, activate,
+// parleyctl operator commands: tenant, apikey, secret, deploy, versions, activate,
 // rollback, conversations, transcript, cluster status|drain. They talk to a node's admin REST API
 // (src/admin/admin.hpp) over HTTP with the admin token.
 //
@@ -166,6 +166,59 @@ int cmd_apikey_create(const admin_target& t, const std::string& tenant, const st
   std::cout << "API key " << str(a->body, "id") << " (" << str(a->body, "name") << ") for tenant "
             << tenant << ":\n  " << str(a->body, "key")
             << "\nStore it now: it is not shown again.\n";
+  return 0;
+}
+
+int cmd_secret_set(const admin_target& t, const std::string& tenant, const std::string& name,
+                   const std::optional<std::string>& value_opt) {
+  std::string value;
+  if (value_opt) {
+    value = *value_opt;
+  } else {
+    // From stdin, so the value stays out of the shell's history and `ps`. One trailing
+    // newline (what `echo` and a typed line add) is not part of it.
+    std::ostringstream in;
+    in << std::cin.rdbuf();
+    value = in.str();
+    if (!value.empty() && value.back() == '\n') value.pop_back();
+    if (!value.empty() && value.back() == '\r') value.pop_back();
+  }
+  int code = 0;
+  json body{{"value", value}};
+  auto a = call(t, "PUT", "/admin/v1/tenants/" + seg(tenant) + "/secrets/" + seg(name), body.dump(),
+                code);
+  if (!a || t.raw_json) return code;
+  std::cout << (a->status == 201 ? "created" : "updated") << " secret " << name << " of tenant "
+            << tenant << "\n";
+  return 0;
+}
+
+int cmd_secret_list(const admin_target& t, const std::string& tenant) {
+  int code = 0;
+  auto a = call(t, "GET", "/admin/v1/tenants/" + seg(tenant) + "/secrets", "", code);
+  if (!a || t.raw_json) return code;
+  std::cout << std::left << std::setw(40) << "NAME"
+            << "UPDATED\n";
+  for (const auto& x : a->body.value("secrets", json::array()))
+    std::cout << std::setw(40) << str(x, "name") << str(x, "updated_at") << "\n";
+  return 0;
+}
+
+int cmd_secret_delete(const admin_target& t, const std::string& tenant, const std::string& name) {
+  int code = 0;
+  auto a =
+      call(t, "DELETE", "/admin/v1/tenants/" + seg(tenant) + "/secrets/" + seg(name), "", code);
+  if (!a || t.raw_json) return code;
+  std::cout << "deleted secret " << name << " of tenant " << tenant << "\n";
+  return 0;
+}
+
+int cmd_secret_rotate(const admin_target& t) {
+  int code = 0;
+  auto a = call(t, "POST", "/admin/v1/secrets/rotate", "{}", code);
+  if (!a || t.raw_json) return code;
+  std::cout << "re-encrypted " << str(a->body, "reencrypted") << " secrets under key "
+            << str(a->body, "key_id") << "\n";
   return 0;
 }
 
@@ -355,6 +408,40 @@ void add_admin_commands(CLI::App& app, int& exit_code) {
   kc->add_option("--name", name, "what the key is for (default: \"default\")");
   add_target_options(kc, target);
   kc->callback([&exit_code] { exit_code = cmd_apikey_create(target, tenant, name); });
+
+  static std::string secret_value;
+  auto* secret_cmd = app.add_subcommand(
+      "secret",
+      "Manage a tenant's secrets, the values of {{secret.NAME}} (admin API; values "
+      "are never shown)");
+  secret_cmd->require_subcommand(1);
+  auto* ss = secret_cmd->add_subcommand(
+      "set", "Set a secret; the value comes from --value or else from stdin");
+  ss->add_option("TENANT", tenant, "tenant id")->required();
+  ss->add_option("NAME", name, "secret name (1 to 64 letters, digits, '_', '.', '-')")->required();
+  static CLI::Option* value_opt =
+      ss->add_option("--value", secret_value, "the value (default: read stdin to its end)");
+  add_target_options(ss, target);
+  ss->callback([&exit_code] {
+    exit_code = cmd_secret_set(
+        target, tenant, name,
+        value_opt->count() > 0 ? std::optional<std::string>(secret_value) : std::nullopt);
+  });
+  auto* sl = secret_cmd->add_subcommand("list", "List a tenant's secrets (names, never values)");
+  sl->add_option("TENANT", tenant, "tenant id")->required();
+  add_target_options(sl, target);
+  sl->callback([&exit_code] { exit_code = cmd_secret_list(target, tenant); });
+  auto* sd = secret_cmd->add_subcommand("delete", "Delete a secret");
+  sd->add_option("TENANT", tenant, "tenant id")->required();
+  sd->add_option("NAME", name, "secret name")->required();
+  add_target_options(sd, target);
+  sd->callback([&exit_code] { exit_code = cmd_secret_delete(target, tenant, name); });
+  auto* sr = secret_cmd->add_subcommand(
+      "rotate-key",
+      "Re-encrypt every secret under the node's current PARLEY_SECRETS_KEY (after a key change, "
+      "with the old key in PARLEY_SECRETS_PREVIOUS_KEYS)");
+  add_target_options(sr, target);
+  sr->callback([&exit_code] { exit_code = cmd_secret_rotate(target); });
 
   auto* deploy = app.add_subcommand(
       "deploy", "Upload a bot file as the bot's next version (prints diagnostics on failure)");

@@ -33,6 +33,7 @@
 #include "actors/registry/bot_registry.hpp"
 #include "actors/runtime/lane_scheduler.hpp"
 #include "actors/runtime/runtime.hpp"
+#include "actors/secrets/secret_cache.hpp"
 #include "actors/transcript/catalog_sink.hpp"
 #include "actors/transcript/transcript_writer.hpp"
 #include "cluster/lease/fenced_snapshot_store.hpp"
@@ -50,6 +51,7 @@
 #include "src/io/lanes.hpp"
 #include "src/log/log.hpp"
 #include "src/metrics/metrics.hpp"
+#include "src/secrets/secrets.hpp"
 #include "src/settings/settings.hpp"
 #include "src/store/catalog.hpp"
 #include "src/store/migrations.hpp"
@@ -60,19 +62,6 @@
 namespace {
 
 using namespace parley;
-
-/// Interim tenant secrets: the node's environment, PARLEY_SECRET_<NAME> (upper case,
-/// '.' and '-' as '_'), shared by every tenant. Replaced by the tenant secret store.
-void env_secret(const std::string& /*tenant*/, const std::string& name,
-                const std::function<void(result<std::optional<std::string>>)>& done) {
-  std::string var = "PARLEY_SECRET_";
-  for (char c : name)
-    var += (c == '.' || c == '-') ? '_'
-                                  : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  const char* v = std::getenv(var.c_str());
-  if (v == nullptr) return done(std::optional<std::string>{});
-  done(std::optional<std::string>(v));
-}
 
 /// Applies migrations until it succeeds (Postgres may come up after us); true then,
 /// false when `stop` ended it first. Runs on its own thread.
@@ -91,6 +80,49 @@ bool migrate_until_done(store::postgres_client& pg, std::atomic<bool>& stop) {
     wait = std::min(wait * 2, std::chrono::milliseconds(5000));
   }
   return false;
+}
+
+/// The start check of tenant secrets: 0 when this node can open every stored secret,
+/// else 2 after logging why (rows exist and PARLEY_SECRETS_KEY is unset, or rows are
+/// sealed under a key id no given key has). Postgres may still be starting: it is
+/// asked for up to ~10 s; if it never answers the check is skipped with a warning (a
+/// secret that cannot be opened then fails its action, naming the key id).
+int check_stored_secrets(store::postgres_client& pg, const secrets::keyring& keys) {
+  auto wait = std::chrono::milliseconds(100);
+  auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (;;) {
+    auto ids = store::run_job_sync(pg, store::secret_key_ids());
+    if (ids) {
+      std::int64_t rows = 0;
+      for (const auto& [id, n] : *ids) rows += n;
+      if (rows > 0 && !keys.has_current()) {
+        std::string why = std::to_string(rows) +
+                          " tenant secrets are stored but PARLEY_SECRETS_KEY is not set: start "
+                          "the node with the master key they are sealed under";
+        log::error("secrets_key_missing", {{"error", why}});
+        std::fprintf(stderr, "parleyd: %s\n", why.c_str());
+        return 2;
+      }
+      for (const auto& [id, n] : *ids) {
+        if (keys.find(id) != nullptr) continue;
+        std::string why = std::to_string(n) + " tenant secrets are sealed under key id " + id +
+                          ", which neither PARLEY_SECRETS_KEY nor PARLEY_SECRETS_PREVIOUS_KEYS "
+                          "holds: add that key to PARLEY_SECRETS_PREVIOUS_KEYS";
+        log::error("secrets_key_unknown", {{"key_id", id}, {"error", why}});
+        std::fprintf(stderr, "parleyd: %s\n", why.c_str());
+        return 2;
+      }
+      log::info("secrets_checked", {{"stored", std::to_string(rows)},
+                                    {"key_id", keys.has_current() ? keys.current().id : "none"}});
+      return 0;
+    }
+    if (std::chrono::steady_clock::now() + wait > give_up) {
+      log::warn("secrets_check_skipped", {{"code", ids.err().code}, {"error", ids.err().message}});
+      return 0;
+    }
+    std::this_thread::sleep_for(wait);
+    wait = std::min(wait * 2, std::chrono::milliseconds(2000));
+  }
 }
 
 int run(const settings::settings& cfg) {
@@ -164,6 +196,16 @@ int run(const settings::settings& cfg) {
     std::fprintf(stderr, "parleyd: postgres.url: %s\n", pg.err().message.c_str());
     return 2;
   }
+
+  // Tenant secrets (docs/operations.md, "Secrets"): a malformed key, or stored secrets
+  // this node could not open, stop it here, before it serves anything.
+  auto keys = secrets::keyring::from_env();
+  if (!keys) {
+    log::error("secrets_key_invalid", {{"error", keys.err().message}});
+    std::fprintf(stderr, "parleyd: %s\n", keys.err().message.c_str());
+    return 2;
+  }
+  if (int code = check_stored_secrets(**pg, *keys); code != 0) return code;
 
   std::atomic<bool> stopping{false};
 
@@ -275,6 +317,25 @@ int run(const settings::settings& cfg) {
   rdeps.registry = &registry;
   rdeps.transcripts = &transcripts;
   rdeps.actions = &actions;
+  // Each conversation resolves its bot's {{secret.NAME}} from its own tenant's secrets.
+  auto secret_values = std::make_shared<actors::secret_cache>(
+      [p, keys = *keys](const std::string& tenant, auto done) {
+        store::run_job(*p, store::tenant_secrets(keys, tenant), std::move(done));
+      },
+      registry_ptr.get());
+  rdeps.secrets = secret_values.get();
+  // Channel credentials are tenant secrets too, from the same cache.
+  auto tenant_secret = [secret_values](
+                           const std::string& tenant, const std::string& name,
+                           std::function<void(result<std::optional<std::string>>)> done) {
+    secret_values->get(tenant,
+                       [name, done = std::move(done)](result<actors::secret_cache::values_ptr> v) {
+                         if (!v) return done(v.err());
+                         auto it = (*v)->find(name);
+                         if (it == (*v)->end()) return done(std::optional<std::string>{});
+                         done(std::optional<std::string>(it->second));
+                       });
+  };
   rdeps.metrics = registry_ptr.get();
   rdeps.quarantine = [p](store::quarantined_message m) {
     store::run_job(*p, store::insert_quarantine(std::move(m)), [](result<int64_t> r) {
@@ -286,7 +347,8 @@ int run(const settings::settings& cfg) {
   // The region's change feed (docs/changes.md): a key revoked or a version activated
   // through any node's admin API reaches this node's caches within a second.
   auto auth = std::make_shared<actors::auth_cache>();
-  actors::change_listener changes(*r, cfg.node.region, auth, registry, *registry_ptr);
+  actors::change_listener changes(*r, cfg.node.region, auth, registry, *registry_ptr,
+                                  secret_values);
   auto publish_change = admin::change_publisher(*r, cfg.node.region);
 
   cluster::cluster_options copts;
@@ -361,7 +423,7 @@ int run(const settings::settings& cfg) {
   dopts.twilio_api_base = cfg.channels.twilio_api_base;
   dopts.messenger_api_base = cfg.channels.messenger_api_base;
   dopts.send = delivery_http;
-  dopts.secret = env_secret;
+  dopts.secret = tenant_secret;
   dopts.opted_out = [r, optout_key](const std::string& tenant, const std::string& address,
                                     std::function<void(result<bool>)> done) {
     r->command({"EXISTS", optout_key(tenant, address)},
@@ -429,7 +491,7 @@ int run(const settings::settings& cfg) {
   actors::twilio_gateway_options tw;
   tw.rt = &node;
   tw.sessions = &session_keys;
-  tw.secret = env_secret;
+  tw.secret = tenant_secret;
   tw.public_url = public_url;
   tw.set_opt_out = [r, optout_key](const std::string& tenant, const std::string& address, bool stop,
                                    std::function<void(result<void>)> done) {
@@ -462,7 +524,7 @@ int run(const settings::settings& cfg) {
   actors::messenger_gateway_options mg;
   mg.rt = &node;
   mg.sessions = &session_keys;
-  mg.secret = env_secret;
+  mg.secret = tenant_secret;
   mg.send = delivery_http;
   mg.api_base = cfg.channels.messenger_api_base;
   mg.receipt = [keep_receipt](actors::messenger_receipt rc) {
@@ -506,6 +568,7 @@ int run(const settings::settings& cfg) {
   admin::admin_options aopts{*p, cfg.admin.token, {}, {}, cfg.runtime.debug_faults, {}, {}};
   aopts.changed = publish_change;
   aopts.region = cfg.node.region;
+  aopts.secrets = *keys;
   if (on_lanes)
     aopts.stall_lane = [&lanes](std::chrono::milliseconds ms) {
       // A deliberate fault (runtime.debug_faults only): a lane blocked as by a runaway

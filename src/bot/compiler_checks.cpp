@@ -8,6 +8,7 @@
 #include "src/bot/compiler_impl.hpp"
 #include "src/bot/expr.hpp"
 #include "src/bot/text.hpp"
+#include "src/secrets/secrets.hpp"
 
 namespace parley::bot::detail {
 
@@ -77,12 +78,9 @@ void compiler::check_template(const YAML::Node& n, const std::string& text, bool
       error(n, "{{secret.NAME}} is only allowed in an action's url and headers", part.offset);
       continue;
     }
-    bool ok = true;
-    for (char c : part.secret)
-      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-' && c != '.')
-        ok = false;
-    if (!ok)
-      error(n, "bad secret name '" + part.secret + "' (letters, digits, '_', '-' and '.')",
+    // The rule of the secret store (src/secrets), so every name a bot writes can be set.
+    if (!secrets::valid_name(part.secret))
+      error(n, "bad secret name '" + part.secret + "' (1 to 64 letters, digits, '_', '-' and '.')",
             part.offset);
   }
 }

@@ -29,5 +29,6 @@
 #include "src/store/catalog/dead_letters.hpp"
 #include "src/store/catalog/job.hpp"
 #include "src/store/catalog/quarantine.hpp"
+#include "src/store/catalog/secrets.hpp"
 #include "src/store/catalog/tenants.hpp"
 #include "src/store/catalog/transcripts.hpp"

@@ -51,6 +51,14 @@ std::string env_or_fail(const char* name) {
   return v ? v : "";
 }
 
+/// The test run's keyring: PARLEY_SECRETS_KEY, which scripts/test exports and every
+/// parleyd started here inherits.
+parley::secrets::keyring run_keys() {
+  auto k = parley::secrets::keyring::from_text(env_or_fail("PARLEY_SECRETS_KEY"), "");
+  EXPECT_TRUE(k.ok() && k->has_current()) << "PARLEY_SECRETS_KEY: run the tests with scripts/test";
+  return k.ok() ? *k : parley::secrets::keyring();
+}
+
 const parley::test::openapi& contract() {
   static auto c = parley::test::openapi::load(std::string(PARLEY_CONTRACTS_DIR) +
                                               "/einstein-bots-api-v5.3.0.yml");
@@ -171,7 +179,6 @@ class node {
         {"DATABASE_URL", env_or_fail("DATABASE_URL")},
         {"PARLEY_ADMIN_TOKEN", admin_token},
         {"PARLEY_RUNTIME_DEBUG_FAULTS", "true"},
-        {"PARLEY_SECRET_ORDERS_API_TOKEN", "s3cret"},
         {"PARLEY_LOG_LEVEL", "info"},
         // The fake order API listens on loopback, which the egress policy refuses.
         {"PARLEY_ACTIONS_EGRESS_ALLOW", "127.0.0.0/8"},
@@ -303,6 +310,10 @@ class BotApi : public ::testing::Test {
   void SetUp() override {
     auto url = env_or_fail("DATABASE_URL");
     ASSERT_FALSE(url.empty());
+    // Parsed once per process, before any node runs: parsing it on the first answer
+    // took about a second under ASan, an idle gap that passivated the conversation of
+    // tests that keep their turns closer than runtime.passivate_after.
+    (void)contract();
     auto pg = store::postgres_client::create({url});
     ASSERT_TRUE(pg.ok());
     pg_ = std::move(*pg);
@@ -320,6 +331,10 @@ class BotApi : public ::testing::Test {
     auto key = store::run_job_sync(*pg_, store::create_api_key(tenant_, "test", "test"));
     ASSERT_TRUE(key.ok()) << key.err().message;
     key_ = key->key;
+    // The sample bot's token is the tenant's secret, sealed under the run's key.
+    auto secret = store::run_job_sync(
+        *pg_, store::put_secret(run_keys(), tenant_, "ORDERS_API_TOKEN", "s3cret", "test"));
+    ASSERT_TRUE(secret.ok()) << secret.err().message;
     deploy(first_bot(), true);
     c_ = std::make_unique<client>(*n_, tenant_, key_);
   }
@@ -411,7 +426,7 @@ TEST_F(BotApi, FullConversationCallsTheActionAndKeepsATranscript) {
   EXPECT_TRUE(has(texts(r.j), "Your order AB123456 has shipped with UPS. Tracking number: 1Z999."))
       << r.body;
   EXPECT_EQ(api_.calls(), 1);
-  EXPECT_EQ(api_.last_auth(), "Bearer s3cret") << "secrets resolve from PARLEY_SECRET_*";
+  EXPECT_EQ(api_.last_auth(), "Bearer s3cret") << "the tenant's secret ORDERS_API_TOKEN";
   r = c_->choice(s, 3, 2);  // "No, that's all"
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_TRUE(has(texts(r.j), "Goodbye")) << r.body;
@@ -978,12 +993,17 @@ TEST_F(BotApi, TurnsGoOnWhilePostgresIsDownAndTranscriptsCatchUp) {
   ASSERT_TRUE(key.ok());
   parley::admin::deploy_request d{tenant_, "orders", bot_text(), "test", true, {}};
   ASSERT_TRUE(store::run_job_sync(p, parley::admin::deploy_version(d)).ok());
+  ASSERT_TRUE(store::run_job_sync(
+      p, store::put_secret(run_keys(), tenant_, "ORDERS_API_TOKEN", "s3cret", "test")));
   c_ = std::make_unique<client>(*n_, tenant_, key->key);
   auto s = start_session();
   ASSERT_EQ(c_->choice(s, 1, 1).status, 200);
+  // A first lookup while Postgres is up: the node holds the tenant's secrets from then.
+  ASSERT_TRUE(has(texts(c_->text(s, 2, "AB-654321").j), "has shipped"));
+  ASSERT_EQ(c_->choice(s, 3, 1).status, 200);  // "Track another order"
 
   db.stop();
-  auto r = c_->text(s, 2, "AB-123456");
+  auto r = c_->text(s, 4, "AB-123456");
   ASSERT_EQ(r.status, 200) << "turns commit to Redis while Postgres is down: " << r.body;
   EXPECT_TRUE(has(texts(r.j), "has shipped")) << r.body;
   // A turn's transcript line waits in its shard's Redis stream (written with the
@@ -1274,3 +1294,316 @@ TEST_F(BotApiStartRetry, ARetryReachingAnotherNodeGetsTheSameSession) {
 }
 
 }  // namespace
+
+// ------------------------------------------------------------------ tenant secrets
+
+/// A bot action endpoint: a real HTTP server on port 0 that records each request's
+/// target and headers and answers {"status":"seen"}.
+class probe_api {
+ public:
+  struct call {
+    std::string target, authorization, word;
+  };
+  probe_api() {
+    parley::http::router r;
+    r.add_prefix("GET", "/probe/", "/probe",
+                 [this](parley::http::request&& req, parley::http::responder reply) {
+                   {
+                     std::lock_guard<std::mutex> lock(m_);
+                     auto h = [&](const char* name) {
+                       return req.header(name) ? *req.header(name) : std::string();
+                     };
+                     calls_.push_back({req.target, h("Authorization"), h("X-Word")});
+                   }
+                   reply(parley::http::response::json(200, R"({"status":"seen"})"));
+                 });
+    server_ = std::make_unique<parley::http::server>(parley::http::server_options{}, std::move(r),
+                                                     std::make_shared<prometheus::Registry>());
+    EXPECT_TRUE(server_->start().ok());
+  }
+  ~probe_api() { server_->stop(1s); }
+  std::string base() const { return "http://127.0.0.1:" + std::to_string(server_->port()); }
+  std::vector<call> calls() {
+    std::lock_guard<std::mutex> lock(m_);
+    return calls_;
+  }
+
+ private:
+  std::mutex m_;
+  std::vector<call> calls_;
+  std::unique_ptr<parley::http::server> server_;
+};
+
+/// Two tenants, A (the fixture's) and B, each running the same probe bot: it asks for
+/// a word and calls the probe with the tenant's secrets PATH_PART (in the url) and
+/// API_TOKEN (in a header), and the word in the url and a header.
+class BotApiSecrets : public BotApi {
+ protected:
+  void SetUp() override {
+    BotApi::SetUp();
+    if (HasFatalFailure()) return;
+    tenant_b_ = parley::store::testing::unique_name("tb");
+    ASSERT_TRUE(store::run_job_sync(*pg_, store::create_tenant(tenant_b_, "Tenant B", "test")));
+    auto key = store::run_job_sync(*pg_, store::create_api_key(tenant_b_, "test", "test"));
+    ASSERT_TRUE(key.ok());
+    key_b_ = key->key;
+    for (const auto& t : {tenant_, tenant_b_}) {
+      parley::admin::deploy_request d;
+      d.tenant = t;
+      d.bot = "probe";
+      d.source = probe_bot();
+      d.deployed_by = "test";
+      d.activate = true;
+      auto r = store::run_job_sync(*pg_, parley::admin::deploy_version(d));
+      ASSERT_TRUE(r.ok() && r->deployed) << (r.ok() ? "diagnostics" : r.err().message);
+    }
+    b_ = std::make_unique<client>(*n_, tenant_b_, key_b_);
+  }
+
+  std::string probe_bot() {
+    return "bot:\n"
+           "  name: probe\n"
+           "  welcome: ask\n"
+           "  error: error\n"
+           "variables:\n"
+           "  word: text\n"
+           "  got: text\n"
+           "entities:\n"
+           "  anything:\n"
+           "    regex: '\\S+'\n"
+           "dialogs:\n"
+           "  ask:\n"
+           "    - question:\n"
+           "        prompt: \"Say a word.\"\n"
+           "        entity: anything\n"
+           "        into: word\n"
+           "    - action:\n"
+           "        name: probe\n"
+           "        method: GET\n"
+           "        url: \"" +
+           probe_.base() +
+           "/probe/{{secret.PATH_PART}}/{{word}}\"\n"
+           "        headers:\n"
+           "          Authorization: \"Bearer {{secret.API_TOKEN}}\"\n"
+           "          X-Word: \"{{word}}\"\n"
+           "        timeout: 3s\n"
+           "        result:\n"
+           "          got: status\n"
+           "        on_error: failed\n"
+           "    - message: \"probe said {{got}}\"\n"
+           "    - goto: ask\n"
+           "  failed:\n"
+           "    - message: \"the probe failed\"\n"
+           "    - goto: ask\n"
+           "  error:\n"
+           "    - message: \"something broke\"\n";
+  }
+
+  void put(const std::string& tenant, const std::string& name, const std::string& value) {
+    auto r = store::run_job_sync(*pg_, store::put_secret(run_keys(), tenant, name, value, "test"));
+    ASSERT_TRUE(r.ok()) << r.err().message;
+  }
+
+  /// Starts a probe session; its id.
+  std::string start(client& c) {
+    auto r = c.start("probe");
+    EXPECT_EQ(r.status, 200) << r.body;
+    EXPECT_TRUE(has(texts(r.j), "Say a word.")) << r.body;
+    return r.j.value("sessionId", "");
+  }
+
+  reply admin(const std::string& method, const std::string& path, const std::string& body) {
+    parley::http::client_request r;
+    r.method = method;
+    r.url = n_->url(path);
+    r.body = body;
+    r.headers = {{"Authorization", "Bearer " + admin_token}, {"Content-Type", "application/json"}};
+    auto res = parley::http::fetch(r);
+    EXPECT_TRUE(res.ok());
+    reply out;
+    if (res.ok()) {
+      out.status = res->status;
+      out.body = res->body;
+    }
+    return out;
+  }
+
+  probe_api probe_;
+  std::string tenant_b_, key_b_;
+  std::unique_ptr<client> b_;
+};
+
+TEST_F(BotApiSecrets, TenantBsBotCannotReadTenantAsSecrets) {
+  put(tenant_, "PATH_PART", "a-path");
+  put(tenant_, "API_TOKEN", "a-token");
+  double errors_before = metric("parley_secret_cache_loads_total{result=\"error\"}");
+
+  // B has no secrets: its action takes the error branch and never reaches the endpoint.
+  auto sb = start(*b_);
+  auto r = b_->text(sb, 1, "hello");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(has(texts(r.j), "the probe failed")) << r.body;
+  EXPECT_TRUE(probe_.calls().empty()) << "B's request went out with A's secrets";
+  EXPECT_FALSE(has(r.body, "a-token")) << r.body;
+  EXPECT_EQ(metric("parley_secret_cache_loads_total{result=\"error\"}"), errors_before)
+      << "a tenant without secrets is a successful, empty load";
+
+  // A's bot gets A's values.
+  auto sa = start(*c_);
+  r = c_->text(sa, 1, "hello");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(has(texts(r.j), "probe said seen")) << r.body;
+  auto calls = probe_.calls();
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0].target, "/probe/a-path/hello");
+  EXPECT_EQ(calls[0].authorization, "Bearer a-token");
+
+  // B with its own values (set through the admin API) gets those, never A's.
+  ASSERT_EQ(
+      admin("PUT", "/admin/v1/tenants/" + tenant_b_ + "/secrets/PATH_PART", R"({"value":"b-path"})")
+          .status,
+      201);
+  ASSERT_EQ(admin("PUT", "/admin/v1/tenants/" + tenant_b_ + "/secrets/API_TOKEN",
+                  R"({"value":"b-token"})")
+                .status,
+            201);
+  // The change reaches B's cache through the feed; until then B's next action may
+  // still see no secrets, so ask again until it goes through (bounded).
+  bool through = false;
+  int seq = 2;
+  for (auto until = std::chrono::steady_clock::now() + 5s;
+       !through && std::chrono::steady_clock::now() < until; ++seq) {
+    r = b_->text(sb, seq, "again");
+    ASSERT_EQ(r.status, 200) << r.body;
+    through = has(texts(r.j), "probe said seen");
+  }
+  ASSERT_TRUE(through) << r.body;
+  calls = probe_.calls();
+  ASSERT_EQ(calls.size(), 2u);
+  EXPECT_EQ(calls[1].target, "/probe/b-path/again");
+  EXPECT_EQ(calls[1].authorization, "Bearer b-token");
+}
+
+TEST_F(BotApiSecrets, TheActionGetsItsOwnSecretsAndUserTextStaysLiteral) {
+  put(tenant_, "PATH_PART", "p4th");
+  put(tenant_, "API_TOKEN", "t0ken");
+  auto s = start(*c_);
+  // The user's words name a secret: they are sent as they are, never expanded.
+  auto r = c_->text(s, 1, "{{secret.API_TOKEN}}");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(has(texts(r.j), "probe said seen")) << r.body;
+  auto calls = probe_.calls();
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0].target, "/probe/p4th/{{secret.API_TOKEN}}");
+  EXPECT_EQ(calls[0].authorization, "Bearer t0ken");
+  EXPECT_EQ(calls[0].word, "{{secret.API_TOKEN}}");
+  EXPECT_FALSE(has(r.body, "t0ken")) << r.body;
+
+  // No value reaches the transcript, the metrics or the node's log.
+  std::vector<store::transcript_row> rows;
+  ASSERT_TRUE(parley::store::testing::eventually(
+      [&] {
+        auto t = store::run_job_sync(*pg_, store::transcript(tenant_, s));
+        if (!t.ok()) return false;
+        rows = *t;
+        return rows.size() >= 3;
+      },
+      10s));
+  for (const auto& row : rows) EXPECT_FALSE(has(row.text, "t0ken")) << row.text;
+  parley::http::client_request m;
+  m.url = n_->url("/metrics");
+  auto metrics = parley::http::fetch(m);
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_FALSE(has(metrics->body, "t0ken"));
+  EXPECT_FALSE(has(n_->output(), "t0ken"));
+  EXPECT_FALSE(has(n_->output(), "p4th"));
+}
+
+TEST_F(BotApiSecrets, AChangedSecretReachesTheNextActionWithinASecond) {
+  put(tenant_, "PATH_PART", "p");
+  put(tenant_, "API_TOKEN", "first");
+  auto s = start(*c_);
+  auto r = c_->text(s, 1, "one");
+  ASSERT_EQ(r.status, 200) << r.body;
+  ASSERT_EQ(probe_.calls().size(), 1u) << r.body;
+  EXPECT_EQ(probe_.calls()[0].authorization, "Bearer first");
+  double loads = metric("parley_secret_cache_loads_total{result=\"ok\"}");
+  EXPECT_GE(loads, 1);
+
+  // Cached: a second action asks Postgres nothing.
+  r = c_->text(s, 2, "two");
+  ASSERT_EQ(probe_.calls().size(), 2u) << r.body;
+  EXPECT_EQ(metric("parley_secret_cache_loads_total{result=\"ok\"}"), loads);
+
+  const std::string heard = "parley_invalidations_received_total{kind=\"secrets_changed\"}";
+  double before = metric(heard);
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_EQ(
+      admin("PUT", "/admin/v1/tenants/" + tenant_ + "/secrets/API_TOKEN", R"({"value":"second"})")
+          .status,
+      204);
+  // The node hears the change on the feed and drops the tenant's cached secrets.
+  while (metric(heard) <= before && std::chrono::steady_clock::now() - t0 < 1s)
+    std::this_thread::sleep_for(10ms);
+  ASSERT_GT(metric(heard), before) << "the change was not heard within a second";
+  r = c_->text(s, 3, "three");
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto elapsed = std::chrono::steady_clock::now() - t0;
+  auto calls = probe_.calls();
+  ASSERT_EQ(calls.size(), 3u) << r.body;
+  EXPECT_EQ(calls[2].authorization, "Bearer second");
+  EXPECT_LT(elapsed, 1s) << "from the change to the action that used it";
+  EXPECT_EQ(metric("parley_secret_cache_loads_total{result=\"ok\"}"), loads + 1);
+
+  // A deleted secret: the next action takes its error branch.
+  ASSERT_EQ(admin("DELETE", "/admin/v1/tenants/" + tenant_ + "/secrets/API_TOKEN", "").status, 204);
+  bool failed = false;
+  int seq = 4;
+  for (auto until = std::chrono::steady_clock::now() + 5s;
+       !failed && std::chrono::steady_clock::now() < until; ++seq) {
+    r = c_->text(s, seq, "four");
+    failed = has(texts(r.j), "the probe failed");
+  }
+  EXPECT_TRUE(failed) << r.body;
+}
+
+TEST_F(BotApiSecrets, ANodeRefusesToStartWithoutTheKeyOfStoredSecrets) {
+  // The fixture stored secrets; a node without PARLEY_SECRETS_KEY must not run.
+  auto run = [](std::map<std::string, std::string> env) {
+    env["PORT"] = "0";
+    env["PARLEY_NODE_NAME"] = "keyless";
+    child_process p(
+        {PARLEYD_PATH, "--config", std::string(PARLEY_SOURCE_DIR) + "/config/local.yaml"}, env);
+    p.wait_for_line([](const std::string& l) { return has(l, "secrets_key_"); }, 20s);
+    auto code = p.wait_exit(20s);
+    std::string out;
+    for (const auto& l : p.lines()) out += l + "\n";
+    if (!code) p.kill(SIGKILL);
+    return std::make_pair(code, out);
+  };
+  auto [code, out] = run({{"PARLEY_SECRETS_KEY", ""}});
+  ASSERT_TRUE(code.has_value()) << "parleyd kept running without the key:\n" << out;
+  EXPECT_EQ(*code, 2) << out;
+  EXPECT_TRUE(has(out, "PARLEY_SECRETS_KEY is not set")) << out;
+  EXPECT_FALSE(has(out, "http_listening")) << out;
+
+  // Another key, without the stored rows' key among the previous ones: named by id.
+  const std::string other = "1111111111111111111111111111111111111111111111111111111111111111";
+  auto [code2, out2] = run({{"PARLEY_SECRETS_KEY", other}});
+  ASSERT_TRUE(code2.has_value()) << out2;
+  EXPECT_EQ(*code2, 2) << out2;
+  EXPECT_TRUE(has(out2, "key id " + run_keys().current().id)) << out2;
+
+  // A malformed key is refused with the variable's name, not its text.
+  auto [code3, out3] = run({{"PARLEY_SECRETS_KEY", "not-a-key"}});
+  ASSERT_TRUE(code3.has_value()) << out3;
+  EXPECT_EQ(*code3, 2) << out3;
+  EXPECT_TRUE(has(out3, "PARLEY_SECRETS_KEY")) << out3;
+  EXPECT_FALSE(has(out3, "not-a-key")) << out3;
+
+  // With the key as a previous one beside a new current key, the node starts.
+  node ok({{"PARLEY_SECRETS_KEY", other},
+           {"PARLEY_NODE_NAME", "previous-key"},
+           {"PARLEY_SECRETS_PREVIOUS_KEYS", env_or_fail("PARLEY_SECRETS_KEY")}});
+  EXPECT_TRUE(ok.up()) << ok.output();
+}

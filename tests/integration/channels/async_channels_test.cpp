@@ -22,6 +22,7 @@
 #include "src/channels/twilio/twilio.hpp"
 #include "src/http/client.hpp"
 #include "src/http/http.hpp"
+#include "src/secrets/secrets.hpp"
 #include "src/store/catalog.hpp"
 #include "src/store/postgres.hpp"
 #include "tests/support/process.hpp"
@@ -178,12 +179,7 @@ class AsyncChannels : public ::testing::Test {
         {"REDIS_URL", env_or_fail("REDIS_URL")},
         {"DATABASE_URL", env_or_fail("DATABASE_URL")},
         {"PARLEY_ADMIN_TOKEN", "test-admin-token"},
-        {"PARLEY_SECRET_TWILIO_ACCOUNT_SID", account_sid},
-        {"PARLEY_SECRET_TWILIO_AUTH_TOKEN", auth_token},
         {"PARLEY_CHANNELS_TWILIO_API_BASE", twilio_.base()},
-        {"PARLEY_SECRET_MESSENGER_APP_SECRET", app_secret},
-        {"PARLEY_SECRET_MESSENGER_PAGE_TOKEN", page_token},
-        {"PARLEY_SECRET_MESSENGER_VERIFY_TOKEN", verify_token},
         {"PARLEY_CHANNELS_MESSENGER_API_BASE", twilio_.base() + "/v19.0"},
         {"PARLEY_CHANNELS_RETRY_MAX_MS", "300"},
         {"PARLEY_ACTIONS_EGRESS_ALLOW", "127.0.0.1/32"},
@@ -205,6 +201,18 @@ class AsyncChannels : public ::testing::Test {
         },
         20s))
         << why;
+    // The channels' credentials are the tenant's secrets, sealed under the run's key.
+    auto keys = parley::secrets::keyring::from_text(env_or_fail("PARLEY_SECRETS_KEY"), "");
+    ASSERT_TRUE(keys.ok()) << keys.err().message;
+    for (const auto& [name, value] : std::vector<std::pair<std::string, std::string>>{
+             {"twilio.account_sid", account_sid},
+             {"twilio.auth_token", auth_token},
+             {"messenger.app_secret", app_secret},
+             {"messenger.page_token", page_token},
+             {"messenger.verify_token", verify_token}}) {
+      auto put = store::run_job_sync(*pg_, store::put_secret(*keys, tenant_, name, value, "test"));
+      ASSERT_TRUE(put.ok()) << name << ": " << put.err().message;
+    }
     parley::admin::deploy_request d;
     d.tenant = tenant_;
     d.bot = "orders";
