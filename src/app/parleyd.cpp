@@ -7,6 +7,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <thread>
 
@@ -24,6 +25,7 @@
 #include "actors/changes/change_listener.hpp"
 #include "actors/gateway/auth_cache.hpp"
 #include "actors/gateway/botapi_gateway.hpp"
+#include "actors/gateway/directline_gateway.hpp"
 #include "actors/gateway/session_keys.hpp"
 #include "actors/health/readiness_actor.hpp"
 #include "actors/registry/bot_registry.hpp"
@@ -334,6 +336,25 @@ int run(const settings::settings& cfg) {
     });
   }
   routes.add_all(channel_front);
+
+  // Direct Line (web chat). Its tokens are signed with the region's key; its secrets
+  // come from PARLEY_DIRECTLINE_SECRETS until the tenant secret store is wired in.
+  actors::directline_gateway_options dlo;
+  dlo.rt = &node;
+  dlo.redis = r;
+  dlo.redis_lanes = rdeps.redis_lanes;
+  dlo.key_prefix = ropts_rt.key_prefix;
+  if (const char* k = std::getenv("PARLEY_DIRECTLINE_TOKEN_KEY")) dlo.token_key = k;
+  {
+    int skipped = 0;
+    const char* spec = std::getenv("PARLEY_DIRECTLINE_SECRETS");
+    dlo.tenant_secret = actors::directline_secrets_from(spec ? spec : "", &skipped);
+    if (skipped > 0)
+      log::warn("directline_secrets_skipped",
+                {{"count", std::to_string(skipped)},
+                 {"hint", "PARLEY_DIRECTLINE_SECRETS is tenant/bot=secret,..."}});
+  }
+  auto directline = actors::add_directline_routes(routes, std::move(dlo));
 
   admin::admin_options aopts{*p, cfg.admin.token, {}, {}, cfg.runtime.debug_faults, {}, {}};
   aopts.changed = publish_change;
