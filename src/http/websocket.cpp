@@ -65,7 +65,7 @@ class ws_session : public std::enable_shared_from_this<ws_session> {
     handshake_.version(11);
     for (const auto& [k, v] : req.headers) handshake_.insert(k, v);
     ws_->async_accept(handshake_, [self = shared_from_this()](error_code ec) {
-      if (ec) return self->finish();
+      if (ec || self->closed_) return self->finish();
       self->handshaken_ = true;
       self->read();
       self->flush();
@@ -83,11 +83,13 @@ class ws_session : public std::enable_shared_from_this<ws_session> {
  private:
   void read() {
     ws_->async_read(in_, [self = shared_from_this()](error_code ec, std::size_t) {
-      if (ec) return self->finish();
+      // closed_: a read that completed after the socket closed (its stream may be gone).
+      if (ec || self->closed_) return self->finish();
       std::string m = beast::buffers_to_string(self->in_.data());
       self->in_.consume(self->in_.size());
-      if (self->h_.on_message && !self->closed_) self->h_.on_message(std::move(m));
-      self->read();
+      if (self->h_.on_message) self->h_.on_message(std::move(m));
+      // The handler may have closed it.
+      if (!self->closed_) self->read();
     });
   }
 
@@ -108,7 +110,9 @@ class ws_session : public std::enable_shared_from_this<ws_session> {
     ws_->async_write(net::buffer(queue_.front()),
                      [self = shared_from_this()](error_code ec, std::size_t) {
                        self->writing_ = false;
-                       if (ec) return self->finish();
+                       // A write that completed after the socket closed: finish() has
+                       // emptied the queue already.
+                       if (ec || self->closed_) return self->finish();
                        self->queue_.pop_front();
                        self->flush();
                      });
@@ -122,6 +126,10 @@ class ws_session : public std::enable_shared_from_this<ws_session> {
     if (ws_) {
       error_code ignored;
       beast::get_lowest_layer(*ws_).close(ignored);
+      // The stream goes now, on its thread, while its io_context lives: a handle the
+      // application keeps may outlive the server. Not inline: this may run inside one of
+      // the stream's own completions (Beast's operations outlive it safely, aborted).
+      net::post(ex_, [self = shared_from_this()] { self->ws_.reset(); });
     }
     auto on_close = std::move(h_.on_close);
     h_ = {};

@@ -178,6 +178,13 @@ class directline_node {
     return out;
   }
 
+  /// SIGTERM; the exit code, nullopt when it did not exit within `deadline`.
+  std::optional<int> terminate(std::chrono::milliseconds deadline) {
+    if (!proc_) return std::nullopt;
+    proc_->kill(SIGTERM);
+    return proc_->wait_exit(deadline);
+  }
+
   /// parleyd's output so far, for failure messages.
   std::string output() {
     if (!proc_) return {};

@@ -307,11 +307,14 @@ TEST_F(DirectLine, StreamReplaysFromTheWatermarkPushesAndKeepsOneSocket) {
   auto q = ws.until(
       [](const json& a) { return has(a.value("text", ""), "What's your order number?"); }, &seen);
   ASSERT_FALSE(q.is_null());
-  bool echoed = false;
-  for (const auto& a : seen)
+  bool echoed = false, typing = false;
+  for (const auto& a : seen) {
+    if (a["type"] == "typing" && !echoed) typing = a["from"]["role"] == "bot";
     echoed |= a.contains("channelData") && a["channelData"]["clientActivityID"] == "ws-1" &&
               a["id"] == p.j["id"];
+  }
   EXPECT_TRUE(echoed) << "the echo comes on the stream with its id";
+  EXPECT_TRUE(typing) << "the bot is typing while the turn is pending";
 
   // A reconnect from watermark 2 replays the echo and the question, not the welcome.
   auto rc = n_->call("GET", "/v3/directline/conversations/" + conv + "?watermark=2", token);
@@ -330,6 +333,22 @@ TEST_F(DirectLine, StreamReplaysFromTheWatermarkPushesAndKeepsOneSocket) {
   std::string bad_url = rc.j["streamUrl"].get<std::string>();
   bad_url = bad_url.substr(0, bad_url.find("?t=")) + "?t=" + other.j["token"].get<std::string>();
   EXPECT_ANY_THROW(stream_client refused(bad_url));
+}
+
+TEST_F(DirectLine, SigtermWithOpenStreamsExitsZeroPromptly) {
+  std::vector<std::unique_ptr<stream_client>> open;
+  for (int i = 0; i < 2; ++i) {
+    auto s = n_->call("POST", "/v3/directline/conversations", n_->secret());
+    ASSERT_EQ(s.status, 201);
+    open.push_back(std::make_unique<stream_client>(s.j["streamUrl"].get<std::string>()));
+    ASSERT_FALSE(open.back()->next().is_null());
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  auto code = n_->terminate(15s);
+  ASSERT_TRUE(code.has_value()) << n_->output();
+  EXPECT_EQ(*code, 0) << n_->output();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
+  for (auto& c : open) EXPECT_TRUE(c->next(5s).is_null());
 }
 
 TEST(DirectLineWithoutKey, EveryRouteAnswers503) {
