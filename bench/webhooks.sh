@@ -80,14 +80,19 @@ nginx -c "$tmp/nginx/nginx.conf" &
 NGINX_PID=$!
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$nginx_port/healthz" >/dev/null && break; sleep 0.05; done
 
-PARLEY_ADMIN_TOKEN=$admin_token PARLEY_SECRET_TWILIO_ACCOUNT_SID=$account \
-  PARLEY_SECRET_TWILIO_AUTH_TOKEN=$auth_token \
+export PARLEY_SECRETS_KEY=${PARLEY_SECRETS_KEY:-$(openssl rand -hex 32)}
+PARLEY_ADMIN_TOKEN=$admin_token \
   PARLEY_CHANNELS_TWILIO_API_BASE=http://127.0.0.1:$nginx_port \
   PARLEY_ACTIONS_EGRESS_ALLOW=127.0.0.1/32 PARLEY_CHANNELS_RETRY_MAX_MS=1000 \
   bench_start_parleyd "$build/src/app/parleyd" "$tmp/parleyd.log"
 node=http://127.0.0.1:$NODE_PORT
 for _ in $(seq 1 200); do curl -fs "$node/readyz" >/dev/null && break; sleep 0.1; done
 bench_setup_tenant "$node" "$admin_token" >/dev/null
+# The tenant's Twilio credentials, as tenant secrets (admin API).
+for kv in "twilio.account_sid=$account" "twilio.auth_token=$auth_token"; do
+  curl -fs -o /dev/null -X PUT -H "Authorization: Bearer $admin_token" -H 'Content-Type: application/json' \
+    -d "{\"value\":\"${kv#*=}\"}" "$node/admin/v1/tenants/bench/secrets/${kv%%=*}"
+done
 path=/channels/twilio/bench/bench
 
 # sign N FILE SALT: N signed requests, one per line: signature TAB form body.

@@ -7,6 +7,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <thread>
 
@@ -26,6 +27,7 @@
 #include "actors/gateway/agent_gateway.hpp"
 #include "actors/gateway/auth_cache.hpp"
 #include "actors/gateway/botapi_gateway.hpp"
+#include "actors/gateway/directline_gateway.hpp"
 #include "actors/gateway/messenger_gateway.hpp"
 #include "actors/gateway/session_keys.hpp"
 #include "actors/gateway/twilio_gateway.hpp"
@@ -564,6 +566,23 @@ int run(const settings::settings& cfg) {
     });
   }
   routes.add_all(channel_front);
+
+  // Direct Line (web chat). Its tokens are signed with the region's key; each bot's
+  // secret is the tenant secret directline.<bot>.
+  actors::directline_gateway_options dlo;
+  dlo.rt = &node;
+  dlo.redis = r;
+  dlo.redis_lanes = rdeps.redis_lanes;
+  dlo.key_prefix = ropts_rt.key_prefix;
+  if (const char* k = std::getenv("PARLEY_DIRECTLINE_TOKEN_KEY")) dlo.token_key = k;
+  dlo.tenant_secret = [tenant_secret](const std::string& tenant, const std::string& name,
+                                      std::function<void(std::optional<std::string>)> done) {
+    tenant_secret(tenant, name, [done = std::move(done)](result<std::optional<std::string>> v) {
+      // Secrets unreadable (Postgres down, nothing cached): refused like a wrong secret.
+      done(v ? *v : std::nullopt);
+    });
+  };
+  auto directline = actors::add_directline_routes(routes, std::move(dlo));
 
   admin::admin_options aopts{*p, cfg.admin.token, {}, {}, cfg.runtime.debug_faults, {}, {}};
   aopts.changed = publish_change;

@@ -82,6 +82,61 @@ class responder {
 
 using handler = std::function<void(request&&, responder)>;
 
+namespace detail {
+class ws_session;
+struct upgrade_state;
+}  // namespace detail
+
+/// An open WebSocket (RFC 6455) a route accepted: an opaque handle, copyable,
+/// thread-safe. Beast stays inside src/http. The socket lives on the I/O thread of the
+/// HTTP connection it came from; every callback runs there.
+class websocket {
+ public:
+  websocket() = default;  ///< empty: sends nothing
+  explicit websocket(std::shared_ptr<detail::ws_session> s) : s_(std::move(s)) {}
+  /// Queues one text frame (any thread); frames go out in the order queued. After a
+  /// close (either side) it does nothing.
+  void send_text(std::string text) const;
+  /// Starts a normal close (any thread); `on_close` follows once the socket is gone.
+  void close() const;
+  /// False once the socket closed (or for an empty handle).
+  bool open() const;
+  /// Whether two handles name the same socket.
+  bool same(const websocket& o) const { return s_ == o.s_; }
+  explicit operator bool() const { return s_ != nullptr; }
+
+ private:
+  std::shared_ptr<detail::ws_session> s_;
+};
+
+/// What an accepted WebSocket calls, on its connection's I/O thread; both optional.
+struct websocket_handlers {
+  /// One text or binary message from the client (empty ones included).
+  std::function<void(std::string message)> on_message;
+  /// Once, when the socket is closed (by either side, an error, or the server's stop).
+  std::function<void()> on_close;
+};
+
+/// Given to an upgrade route's handler with the request: exactly one of accept and
+/// reject should be called, from any thread; dropping it unanswered answers 500.
+class upgrade {
+ public:
+  upgrade() = default;
+  explicit upgrade(std::shared_ptr<detail::upgrade_state> s) : s_(std::move(s)) {}
+  /// Completes the handshake (101) and returns the socket's handle, usable at once
+  /// (frames sent before the handshake completes wait for it). A failed handshake
+  /// closes the socket: `on_close` runs.
+  websocket accept(websocket_handlers h) const;
+  /// Answers the request with `r` instead (a 401, 403, 404...).
+  void reject(response r) const;
+
+ private:
+  std::shared_ptr<detail::upgrade_state> s_;
+};
+
+/// A handler of GET requests asking for a WebSocket (`Upgrade: websocket`).
+using upgrade_handler = std::function<void(request&&, upgrade)>;
+
 /// Maps method and path to a handler. Exact paths win over prefixes; the longest
 /// prefix wins among prefixes. Not thread-safe to modify once the server started.
 class router {
@@ -98,6 +153,17 @@ class router {
   };
   match find(std::string_view method, std::string_view path) const;
 
+  /// GET requests with `Upgrade: websocket` on paths starting with `prefix` go to `h`
+  /// (metrics label them `route_label`, with status 101 once accepted; the longest
+  /// prefix wins); other requests on those paths take the routes above. `wrap` leaves
+  /// these routes alone; `add_all` copies them.
+  void add_upgrade(std::string prefix, std::string route_label, upgrade_handler h);
+  struct upgrade_match {
+    const upgrade_handler* h = nullptr;
+    const std::string* route = nullptr;
+  };
+  upgrade_match find_upgrade(std::string_view path) const;
+
   /// Puts a filter in front of every route added so far: each handler h becomes w(h).
   void wrap(const std::function<handler(handler)>& w);
   /// Adds every route of `other` (its handlers copied).
@@ -112,6 +178,12 @@ class router {
     handler h;
   };
   std::vector<entry> entries_;
+  struct upgrade_entry {
+    std::string prefix;
+    std::string route;
+    upgrade_handler h;
+  };
+  std::vector<upgrade_entry> upgrades_;
 };
 
 struct server_options {

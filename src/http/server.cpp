@@ -28,6 +28,7 @@
 
 #include "src/common/strings.hpp"
 #include "src/http/request_parser.hpp"
+#include "src/http/websocket_session.hpp"
 #include "src/io/lanes.hpp"
 #include "src/log/log.hpp"
 
@@ -164,6 +165,23 @@ void router::wrap(const std::function<handler(handler)>& w) {
 
 void router::add_all(const router& other) {
   entries_.insert(entries_.end(), other.entries_.begin(), other.entries_.end());
+  upgrades_.insert(upgrades_.end(), other.upgrades_.begin(), other.upgrades_.end());
+}
+
+void router::add_upgrade(std::string prefix, std::string route_label, upgrade_handler h) {
+  upgrades_.push_back({std::move(prefix), std::move(route_label), std::move(h)});
+}
+
+router::upgrade_match router::find_upgrade(std::string_view path) const {
+  upgrade_match m;
+  std::size_t best = 0;
+  for (const auto& u : upgrades_)
+    if (path.substr(0, u.prefix.size()) == u.prefix && (m.h == nullptr || u.prefix.size() > best)) {
+      m.h = &u.h;
+      m.route = &u.route;
+      best = u.prefix.size();
+    }
+  return m;
 }
 
 router::match router::find(std::string_view method, std::string_view path) const {
@@ -313,6 +331,14 @@ struct pending {
   void deliver(response r);
   ~pending();
 };
+
+/// An upgrade request waiting for its handler's accept or reject.
+struct upgrade_state {
+  std::shared_ptr<session> s;
+  request req;  ///< method, target and headers of the handshake
+  std::atomic<bool> done{false};
+  ~upgrade_state();
+};
 }  // namespace detail
 
 namespace {
@@ -347,6 +373,22 @@ class session : public std::enable_shared_from_this<session> {
     });
   }
 
+  net::any_io_executor executor() { return socket_.get_executor(); }
+
+  /// Hands the socket over to `ws` (an accepted upgrade), on the I/O thread. The
+  /// request counts as answered with 101; the WebSocket holds this session (and so the
+  /// connection's place in the caps) until it closes.
+  void take_over(const std::shared_ptr<detail::ws_session>& ws, const request& req) {
+    double seconds = std::chrono::duration<double>(clock_type::now() - started_).count();
+    srv_->request_done(*route_, 101, seconds);
+    ws_ = ws;
+    if (!socket_.is_open() || srv_->stopping.load()) return detail::abort_ws_session(ws);
+    detail::start_ws_session(ws, std::move(socket_), req, shared_from_this());
+  }
+
+  /// Any thread (the options never change).
+  const std::string& server_header() const { return srv_->opts.server_header; }
+
   /// I/O thread only: true when a read or write outlived its deadline.
   bool overdue(clock_type::time_point now) const { return now >= deadline_; }
 
@@ -355,6 +397,7 @@ class session : public std::enable_shared_from_this<session> {
 
   /// I/O thread only. Pending operations end with an error and drop their hold.
   void close() {
+    if (auto ws = ws_.lock()) detail::abort_ws_session(ws);
     deadline_ = clock_type::time_point::max();
     error_code ignored;
     socket_.shutdown(tcp::socket::shutdown_send, ignored);
@@ -453,6 +496,24 @@ class session : public std::enable_shared_from_this<session> {
     request_id_ = req.request_id;
     req.remote_address = remote_address_;
 
+    const std::string* upgrade_to = req.header("Upgrade");
+    if (req.method == "GET" && upgrade_to != nullptr && common::iequals(*upgrade_to, "websocket")) {
+      auto u = srv_->routes.find_upgrade(req.path);
+      if (u.h != nullptr) {
+        route_ = u.route;
+        auto st = std::make_shared<detail::upgrade_state>();
+        st->s = shared_from_this();
+        st->req.method = req.method;
+        st->req.target = req.target;
+        st->req.headers = req.headers;
+        try {
+          (*u.h)(std::move(req), upgrade(std::move(st)));
+        } catch (const std::exception& e) {
+          log::error("http_handler_exception", {{"route", *route_}, {"what", e.what()}});
+        }
+        return;
+      }
+    }
     auto m = srv_->routes.find(req.method, req.path);
     if (m.h == nullptr) {
       if (m.path_known)
@@ -537,6 +598,7 @@ class session : public std::enable_shared_from_this<session> {
   std::string remote_address_;
   int status_ = 0;
   bool keep_alive_ = true;
+  std::weak_ptr<detail::ws_session> ws_;  // after an accepted upgrade
 };
 
 }  // namespace
@@ -556,6 +618,25 @@ detail::pending::~pending() {
 void responder::operator()(response r) const {
   if (!p_ || p_->done.exchange(true)) return;
   p_->deliver(std::move(r));
+}
+
+detail::upgrade_state::~upgrade_state() {
+  if (!done.exchange(true))
+    s->deliver(response::error(500, "internal", "the upgrade was dropped without an answer"));
+}
+
+websocket upgrade::accept(websocket_handlers h) const {
+  if (!s_ || s_->done.exchange(true)) return {};
+  auto ws = detail::make_ws_session(s_->s->executor(), std::move(h), s_->s->server_header());
+  // The state (and its request) lives until the hand-over ran.
+  auto st = s_;
+  net::dispatch(st->s->executor(), [st, ws] { st->s->take_over(ws, st->req); });
+  return websocket(ws);
+}
+
+void upgrade::reject(response r) const {
+  if (!s_ || s_->done.exchange(true)) return;
+  s_->s->deliver(std::move(r));
 }
 
 responder responder::to(std::function<void(response)> f) {

@@ -1,0 +1,70 @@
+#pragma once
+/// The Direct Line 3.0 gateway (web chat): tokens, conversations, posted activities,
+/// polls from a watermark and the WebSocket stream, translated into runtime turns
+/// (codec: src/channels/directline; facts: ../shared/protocols.md).
+///
+/// Credentials. A Direct Line secret names its tenant and bot (`dl1~<tenant>~<bot>~...`);
+/// it is accepted when it equals, in constant time, the tenant's secret
+/// `directline.<bot>` (`tenant_secret`). A token is signed by the region's key
+/// (`token_key`, the same on every node) and names its tenant, bot and one
+/// conversation: any node verifies it without a lookup. Without a key every route
+/// answers 503 (the node logs why once at startup).
+///
+/// Turns. A conversation's start (POST /conversations) is an `inbound::kind::start`
+/// with message id "start"; each posted message is a text turn whose message id is
+/// the client's `channelData.clientActivityID`, so a retried post is answered from
+/// the conversation's record without running the bot again. After the answer the
+/// user's echo and the bot's replies are appended as one group to the conversation's
+/// activity log in Redis (directline_log.hpp), keyed by that same id: a retry appends
+/// nothing and answers the echo's first id again.
+///
+/// Streams. One WebSocket per conversation on this node (a second replaces the
+/// first); it replays the log from the watermark at open and gets every group this
+/// node appends, in log order, plus `typing` while a turn of it is pending here.
+/// Threads: HTTP handlers on the HTTP threads; turn completions, Redis callbacks and
+/// socket callbacks on theirs; the stream table is under a mutex.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "src/http/http.hpp"
+
+namespace parley::store {
+class redis_client;
+}
+
+namespace parley::actors {
+
+class turn_sink;
+
+struct directline_gateway_options {
+  turn_sink* rt = nullptr;               ///< the runtime, or the cluster's router
+  store::redis_client* redis = nullptr;  ///< the activity logs
+  std::size_t redis_lanes = 0;
+  std::string key_prefix = "parley";
+  /// The region's token signing key; empty: the routes answer 503.
+  std::string token_key;
+  /// The tenant secret `name` of `tenant`, or nullopt when it has none; any thread,
+  /// `done` once from any thread. The gateway asks for `directline.<bot>`.
+  std::function<void(const std::string& tenant, const std::string& name,
+                     std::function<void(std::optional<std::string>)> done)>
+      tenant_secret;  // a tenant_secret_source
+  std::chrono::seconds token_ttl{1800};
+  std::chrono::seconds default_log_ttl{3600};  ///< when the outcome names no program
+};
+
+using tenant_secret_source =
+    std::function<void(const std::string& tenant, const std::string& name,
+                       std::function<void(std::optional<std::string>)> done)>;
+
+/// Adds the `/v3/directline/...` routes (and their CORS preflight) and the stream's
+/// upgrade route to `routes`. The returned object owns the gateway; keep it alive as
+/// long as the server.
+std::shared_ptr<void> add_directline_routes(http::router& routes,
+                                            directline_gateway_options options);
+
+}  // namespace parley::actors
