@@ -25,6 +25,7 @@
 #include "actors/changes/change_listener.hpp"
 #include "actors/gateway/auth_cache.hpp"
 #include "actors/gateway/botapi_gateway.hpp"
+#include "actors/gateway/chat_page.hpp"
 #include "actors/gateway/directline_gateway.hpp"
 #include "actors/gateway/session_keys.hpp"
 #include "actors/health/readiness_actor.hpp"
@@ -355,6 +356,7 @@ int run(const settings::settings& cfg) {
                  {"hint", "PARLEY_DIRECTLINE_SECRETS is tenant/bot=secret,..."}});
   }
   auto directline = actors::add_directline_routes(routes, std::move(dlo));
+  actors::add_chat_routes(routes, directline);  // GET /chat/{tenant}/{bot}: the web chat page
 
   admin::admin_options aopts{*p, cfg.admin.token, {}, {}, cfg.runtime.debug_faults, {}, {}};
   aopts.changed = publish_change;
