@@ -47,7 +47,7 @@ std::string random_key() {
 void add_cors(http::response& r) {
   r.headers.emplace_back("Access-Control-Allow-Origin", "*");
   r.headers.emplace_back("Access-Control-Allow-Headers",
-                         "Authorization, Content-Type, x-ms-bot-agent");
+                         "Authorization, Content-Type, X-Requested-With, x-ms-bot-agent");
   r.headers.emplace_back("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
   r.headers.emplace_back("Access-Control-Max-Age", "600");
 }

@@ -16,6 +16,7 @@ if (!shot) {
   process.exit(2);
 }
 const timeout = 30000;
+let fail = async () => '';
 
 function check(cond, what) {
   if (!cond) throw new Error(what);
@@ -38,6 +39,9 @@ async function main() {
     page.setDefaultTimeout(timeout);
     const problems = [];
     page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    const consoleLines = [];
+    page.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
+    page.on('requestfailed', (r) => consoleLines.push(`request failed: ${r.url()} ${r.failure().errorText}`));
     await page.setContent('<!doctype html><html><body style="margin:0">' +
       '<div id="webchat" style="height:760px"></div></body></html>');
     await page.addScriptTag({ path: bundle });
@@ -48,6 +52,10 @@ async function main() {
       }, document.getElementById('webchat'));
     }, { domain: `${base}/v3/directline`, token });
 
+    fail = async () => {
+      await page.screenshot({ path: shot.replace(/\.png$/, '-failed.png') }).catch(() => {});
+      return `; console: ${consoleLines.slice(-20).join(' | ')}; page errors: ${problems.join('; ')}`;
+    };
     const said = (text) => page.locator('#webchat').getByText(text, { exact: true }).first();
     await said("Hi! I'm the order assistant.").waitFor();
     await said('How can I help you?').waitFor();
@@ -65,6 +73,9 @@ async function main() {
     await said('Anything else?').waitFor();
     await page.screenshot({ path: shot });
     check(problems.length === 0, `the page reported: ${problems.join('; ')}`);
+  } catch (e) {
+    e.message += await fail();
+    throw e;
   } finally {
     await browser.close();
   }
