@@ -47,7 +47,7 @@ std::string random_key() {
 void add_cors(http::response& r) {
   r.headers.emplace_back("Access-Control-Allow-Origin", "*");
   r.headers.emplace_back("Access-Control-Allow-Headers",
-                         "Authorization, Content-Type, x-ms-bot-agent");
+                         "Authorization, Content-Type, X-Requested-With, x-ms-bot-agent");
   r.headers.emplace_back("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
   r.headers.emplace_back("Access-Control-Max-Age", "600");
 }
@@ -326,6 +326,30 @@ struct gateway : std::enable_shared_from_this<gateway> {
     });
   }
 
+  /// tokens/generate for the web chat page: the tenant's secret `directline.<bot>` is
+  /// looked up here, never sent to the browser.
+  void mint_for_page(const std::string& tenant, const std::string& bot, http::responder reply) {
+    if (opts.token_key.empty())
+      return reply(dl_error(503, "ServiceError",
+                            "Direct Line is not configured on this node (no token key)"));
+    std::string disabled =
+        "web chat is not enabled for bot " + bot + ": set the tenant secret directline." + bot;
+    if (!opts.tenant_secret) return reply(dl_error(404, "NotFound", disabled));
+    opts.tenant_secret(
+        tenant, "directline." + bot,
+        [self = shared_from_this(), tenant, bot, disabled,
+         reply](std::optional<std::string> stored) {
+          if (!stored || stored->empty()) return reply(dl_error(404, "NotFound", disabled));
+          caller c;
+          c.tenant = tenant;
+          c.bot = bot;
+          c.secret = true;
+          auto conv = new_conversation_id();
+          reply(http::response::json(
+              200, dl::render_token(conv, self->token_for(c, conv), self->opts.token_ttl.count())));
+        });
+  }
+
   void refresh(http::request&& req, http::responder reply) {
     authenticate(dl::bearer_of(req), reply, [this, reply](caller c) {
       if (c.secret)
@@ -472,6 +496,11 @@ struct gateway : std::enable_shared_from_this<gateway> {
 };
 
 }  // namespace
+
+void directline_page_token(const std::shared_ptr<void>& directline, const std::string& tenant,
+                           const std::string& bot, http::responder reply) {
+  static_cast<gateway*>(directline.get())->mint_for_page(tenant, bot, std::move(reply));
+}
 
 std::shared_ptr<void> add_directline_routes(http::router& routes,
                                             directline_gateway_options options) {

@@ -67,4 +67,12 @@ using tenant_secret_source =
 std::shared_ptr<void> add_directline_routes(http::router& routes,
                                             directline_gateway_options options);
 
+/// Answers as `POST /v3/directline/tokens/generate` with the secret of (tenant, bot)
+/// would: a token for a new conversation, when the tenant has the secret
+/// `directline.<bot>`; else 404 "web chat is not enabled for bot B: set the tenant
+/// secret directline.B". The secret itself is never in the answer. `directline` is
+/// what add_directline_routes returned. For the web chat page (chat_page.hpp).
+void directline_page_token(const std::shared_ptr<void>& directline, const std::string& tenant,
+                           const std::string& bot, http::responder reply);
+
 }  // namespace parley::actors

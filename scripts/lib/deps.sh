@@ -10,6 +10,7 @@ PARLEY_DEBIAN_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev libjemalloc-dev
   redis-server postgresql postgresql-client
   nodejs npm
+  chromium
 )
 
 parley_install_deps() {

@@ -27,6 +27,7 @@
 #include "actors/gateway/agent_gateway.hpp"
 #include "actors/gateway/auth_cache.hpp"
 #include "actors/gateway/botapi_gateway.hpp"
+#include "actors/gateway/chat_page.hpp"
 #include "actors/gateway/directline_gateway.hpp"
 #include "actors/gateway/messenger_gateway.hpp"
 #include "actors/gateway/session_keys.hpp"
@@ -583,6 +584,7 @@ int run(const settings::settings& cfg) {
     });
   };
   auto directline = actors::add_directline_routes(routes, std::move(dlo));
+  actors::add_chat_routes(routes, directline);  // GET /chat/{tenant}/{bot}: the web chat page
 
   admin::admin_options aopts{*p, cfg.admin.token, {}, {}, cfg.runtime.debug_faults, {}, {}};
   aopts.changed = publish_change;
