@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include "actors/gateway/directline_log.hpp"
+#include "actors/gateway/session_keys.hpp"
 #include "actors/runtime/runtime.hpp"
 #include "src/channels/crypto/crypto.hpp"
 #include "src/channels/directline/directline.hpp"
@@ -19,24 +20,6 @@ namespace dl = channels::directline;
 using status = turn_outcome::status;
 
 constexpr std::string_view conversations_prefix = "/v3/directline/conversations/";
-
-/// A UUID version 7 as the Bot API's session ids (time-ordered transcript rows).
-std::string new_conversation_id() {
-  unsigned char b[16];
-  RAND_bytes(b, sizeof b);
-  auto ms = static_cast<uint64_t>(common::now_unix_ms());
-  for (int i = 0; i < 6; ++i) b[i] = static_cast<unsigned char>(ms >> (40 - 8 * i));
-  b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x70);
-  b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (int i = 0; i < 16; ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) out += '-';
-    out += hex[b[i] >> 4];
-    out += hex[b[i] & 15];
-  }
-  return out;
-}
 
 std::string random_key() {
   unsigned char b[12];
@@ -320,7 +303,7 @@ struct gateway : std::enable_shared_from_this<gateway> {
     authenticate(dl::bearer_of(req), reply, [this, reply](caller c) {
       if (!c.secret)
         return reply(dl_error(403, "Forbidden", "Authorization: tokens/generate takes the secret"));
-      auto conv = new_conversation_id();
+      auto conv = new_session_id();
       reply(http::response::json(
           200, dl::render_token(conv, token_for(c, conv), opts.token_ttl.count())));
     });
@@ -344,7 +327,7 @@ struct gateway : std::enable_shared_from_this<gateway> {
           c.tenant = tenant;
           c.bot = bot;
           c.secret = true;
-          auto conv = new_conversation_id();
+          auto conv = new_session_id();
           reply(http::response::json(
               200, dl::render_token(conv, self->token_for(c, conv), self->opts.token_ttl.count())));
         });
@@ -362,7 +345,7 @@ struct gateway : std::enable_shared_from_this<gateway> {
   void start(http::request&& req, http::responder reply) {
     auto r = std::make_shared<http::request>(std::move(req));
     authenticate(dl::bearer_of(*r), reply, [self = shared_from_this(), r, reply](caller c) {
-      std::string conv = c.secret ? new_conversation_id() : c.conversation;
+      std::string conv = c.secret ? new_session_id() : c.conversation;
       std::string token = c.secret ? self->token_for(c, conv) : c.token;
       inbound in;
       in.what = inbound::kind::start;

@@ -1,9 +1,8 @@
 #include "actors/gateway/messenger_gateway.hpp"
 
 #include "actors/delivery/channel_delivery.hpp"
-#include "actors/gateway/session_keys.hpp"
+#include "actors/gateway/webhook_turns.hpp"
 #include "actors/runtime/runtime.hpp"
-#include "src/channels/errors.hpp"
 #include "src/channels/messenger/messenger.hpp"
 #include "src/common/clock.hpp"
 #include "src/log/log.hpp"
@@ -16,16 +15,6 @@ namespace messenger = channels::messenger;
 using status = turn_outcome::status;
 
 constexpr std::string_view route_prefix = "/channels/messenger/";
-
-http::response refusal(const error& e) {
-  return http::response::error(channels::http_status(e), e.code, e.message);
-}
-
-http::response retry_later(std::string message) {
-  auto r = http::response::error(503, "unavailable", message);
-  r.headers.emplace_back("Retry-After", "1");
-  return r;
-}
 
 struct target {
   std::string tenant;
@@ -80,15 +69,15 @@ struct gateway : std::enable_shared_from_this<gateway> {
     if (!t)
       return reply(http::response::error(404, "not_found",
                                          "path: expected /channels/messenger/{tenant}/{bot}"));
-    o.secret(
-        t->tenant, "messenger.verify_token",
-        [query = req.query, reply](result<std::optional<std::string>> token) {
-          if (!token.ok())
-            return reply(retry_later("tenant secrets are unavailable: " + token.err().message));
-          auto c = messenger::verify_subscription(query, token->value_or(""));
-          if (!c) return reply(refusal(c.err()));
-          reply(http::response::text(200, *c));
-        });
+    o.secret(t->tenant, "messenger.verify_token",
+             [query = req.query, reply](result<std::optional<std::string>> token) {
+               if (!token.ok())
+                 return reply(
+                     webhook_retry_later("tenant secrets are unavailable: " + token.err().message));
+               auto c = messenger::verify_subscription(query, token->value_or(""));
+               if (!c) return reply(webhook_refusal(c.err()));
+               reply(http::response::text(200, *c));
+             });
   }
 
   void post(http::request&& req, http::responder reply) {
@@ -104,12 +93,12 @@ struct gateway : std::enable_shared_from_this<gateway> {
              [self, t = *t, body = std::move(req.body), signature = std::move(signature),
               reply](result<std::optional<std::string>> secret) mutable {
                if (!secret.ok())
-                 return self->refuse(
-                     reply, retry_later("tenant secrets are unavailable: " + secret.err().message));
+                 return self->refuse(reply, webhook_retry_later("tenant secrets are unavailable: " +
+                                                                secret.err().message));
                auto ok = messenger::verify_signature(secret->value_or(""), body, signature);
-               if (!ok) return self->refuse(reply, refusal(ok.err()));
+               if (!ok) return self->refuse(reply, webhook_refusal(ok.err()));
                auto hook = messenger::parse_webhook(body);
-               if (!hook) return self->refuse(reply, refusal(hook.err()));
+               if (!hook) return self->refuse(reply, webhook_refusal(hook.err()));
                auto b = std::make_shared<batch>();
                b->t = t;
                b->events = std::move(hook->events);
@@ -158,79 +147,58 @@ struct gateway : std::enable_shared_from_this<gateway> {
     const std::string address = messenger_address(e.page_id, e.sender_id);
     typing(*b, e.sender_id);
     auto self = shared_from_this();
-    o.sessions->claim(b->t.tenant, b->t.bot, address, new_session_id(),
-                      [self, b, address](result<std::string> id) {
-                        if (!id)
-                          return self->refuse(b->reply, retry_later("the session store is "
-                                                                    "unavailable: " +
-                                                                    id.err().message));
-                        self->run(b, address, std::move(*id), false, 0);
-                      });
-  }
-
-  void run(const std::shared_ptr<batch>& b, const std::string& address, std::string session,
-           bool start, int renewals) {
-    const auto& e = b->events[b->next];
-    inbound in;
-    in.what = start ? inbound::kind::start : inbound::kind::text;
-    in.tenant = b->t.tenant;
-    in.bot = b->t.bot;
-    in.channel = "messenger";
-    in.session_id = session;
-    in.external_key = start ? address : std::string();
-    if (e.kind == messenger::event_kind::postback) {
-      if (!start) in.what = inbound::kind::payload;
-      in.text = e.payload;
-      in.message_id = e.mid.empty() ? "postback:" + std::to_string(e.timestamp) : e.mid;
-    } else if (e.quick_reply_payload) {
-      if (!start) in.what = inbound::kind::payload;
-      in.text = *e.quick_reply_payload;
-      in.message_id = e.mid;
-    } else {
-      in.text = e.text;
-      for (const auto& a : e.attachments) {
-        if (a.url.empty()) continue;
-        if (!in.text.empty()) in.text += '\n';
-        in.text += a.url;
+    auto make = [e](bool start) {
+      inbound in;
+      in.what = inbound::kind::text;
+      in.channel = "messenger";
+      if (e.kind == messenger::event_kind::postback) {
+        if (!start) in.what = inbound::kind::payload;
+        in.text = e.payload;
+        in.message_id = e.mid.empty() ? "postback:" + std::to_string(e.timestamp) : e.mid;
+      } else if (e.quick_reply_payload) {
+        if (!start) in.what = inbound::kind::payload;
+        in.text = *e.quick_reply_payload;
+        in.message_id = e.mid;
+      } else {
+        in.text = e.text;
+        for (const auto& a : e.attachments) {
+          if (a.url.empty()) continue;
+          if (!in.text.empty()) in.text += '\n';
+          in.text += a.url;
+        }
+        in.message_id = e.mid;
       }
-      in.message_id = e.mid;
-    }
-    in.now_unix = common::now_unix_ms() / 1000;
-    auto self = shared_from_this();
-    o.rt->submit(std::move(in), [self, b, address, session, start, renewals](turn_outcome out) {
-      auto* keys = self->o.sessions;
-      if (!start && out.st == status::session_not_found)
-        return self->run(b, address, session, true, renewals);
-      if (out.st == status::session_ended && renewals < 2)
-        return keys->replace(b->t.tenant, b->t.bot, address, session, new_session_id(),
-                             [self, b, address, renewals](result<std::string> id) {
-                               if (!id)
-                                 return self->refuse(b->reply, retry_later(id.err().message));
-                               self->run(b, address, std::move(*id), true, renewals + 1);
-                             });
-      if ((out.st == status::ok || out.st == status::replayed) && out.program) {
-        auto ttl = out.program->idle_timeout() - std::chrono::seconds(1);
-        if (ttl.count() > 0) keys->keep(b->t.tenant, b->t.bot, address, session, ttl);
-      }
-      switch (out.st) {
-        case status::unavailable:
-        case status::busy:
-          return self->refuse(b->reply, retry_later(out.message));
-        case status::bot_not_found:
-          return self->refuse(b->reply, http::response::error(404, "not_found", out.message));
-        case status::internal:
-          log::error("messenger_turn_failed", {{"session", session}, {"error", out.message}});
-          break;
-        case status::ok:
-        case status::replayed:
-          break;
-        default:
-          log::info("messenger_event_not_run", {{"session", session}, {"reason", out.message}});
-      }
-      if (self->events_run) self->events_run->Increment();
-      ++b->next;
-      self->step(b);
-    });
+      in.now_unix = common::now_unix_ms() / 1000;
+      return in;
+    };
+    run_addressed_turn(
+        *o.rt, *o.sessions, b->t.tenant, b->t.bot, address, std::move(make),
+        [self, b](result<turn_outcome> r) {
+          if (!r)
+            return self->refuse(b->reply, webhook_retry_later("the session store is unavailable: " +
+                                                              r.err().message));
+          const auto& out = *r;
+          switch (out.st) {
+            case status::unavailable:
+            case status::busy:
+              return self->refuse(b->reply, webhook_retry_later(out.message));
+            case status::bot_not_found:
+              return self->refuse(b->reply, http::response::error(404, "not_found", out.message));
+            case status::internal:
+              log::error("messenger_turn_failed",
+                         {{"session", out.session_id}, {"error", out.message}});
+              break;
+            case status::ok:
+            case status::replayed:
+              break;
+            default:
+              log::info("messenger_event_not_run",
+                        {{"session", out.session_id}, {"reason", out.message}});
+          }
+          if (self->events_run) self->events_run->Increment();
+          ++b->next;
+          self->step(b);
+        });
   }
 };
 

@@ -1,9 +1,8 @@
 #include "actors/gateway/twilio_gateway.hpp"
 
 #include "actors/delivery/channel_delivery.hpp"
-#include "actors/gateway/session_keys.hpp"
+#include "actors/gateway/webhook_turns.hpp"
 #include "actors/runtime/runtime.hpp"
-#include "src/channels/errors.hpp"
 #include "src/channels/twilio/twilio.hpp"
 #include "src/common/clock.hpp"
 #include "src/log/log.hpp"
@@ -21,16 +20,6 @@ constexpr std::string_view route_prefix = "/channels/twilio/";
 http::response twiml_ok() {
   return http::response{
       200, std::string(twilio::twiml_content_type), {}, std::string(twilio::twiml_empty)};
-}
-
-http::response refusal(const error& e) {
-  return http::response::error(channels::http_status(e), e.code, e.message);
-}
-
-http::response retry_later(std::string message) {
-  auto r = http::response::error(503, "unavailable", message);
-  r.headers.emplace_back("Retry-After", "1");
-  return r;
 }
 
 struct target {
@@ -87,7 +76,7 @@ struct gateway : std::enable_shared_from_this<gateway> {
           reply, http::response::error(404, "not_found",
                                        "path: expected /channels/twilio/{tenant}/{bot}[/status]"));
     auto params = text::parse_form(req.body);
-    if (!params) return refuse(reply, refusal(params.err()));
+    if (!params) return refuse(reply, webhook_refusal(params.err()));
     auto self = shared_from_this();
     auto url = o.public_url() + req.target;
     auto signature = req.header("X-Twilio-Signature") ? *req.header("X-Twilio-Signature") : "";
@@ -96,14 +85,14 @@ struct gateway : std::enable_shared_from_this<gateway> {
         [self, t = *t, url = std::move(url), signature = std::move(signature),
          params = std::move(*params), reply](result<std::optional<std::string>> token) mutable {
           if (!token.ok())
-            return self->refuse(
-                reply, retry_later("tenant secrets are unavailable: " + token.err().message));
+            return self->refuse(reply, webhook_retry_later("tenant secrets are unavailable: " +
+                                                           token.err().message));
           // A tenant without the secret is refused like a wrong signature: the
           // caller learns nothing about which tenants exist.
           auto ok = twilio::verify_signature(token->value_or(""), url, params, signature);
-          if (!ok) return self->refuse(reply, refusal(ok.err()));
+          if (!ok) return self->refuse(reply, webhook_refusal(ok.err()));
           auto in = twilio::parse_inbound(params);
-          if (!in) return self->refuse(reply, refusal(in.err()));
+          if (!in) return self->refuse(reply, webhook_refusal(in.err()));
           if (t.status) return self->status_callback(t, *in, reply);
           if (in->kind != twilio::inbound_kind::message)
             return self->refuse(
@@ -131,85 +120,60 @@ struct gateway : std::enable_shared_from_this<gateway> {
       return o.set_opt_out(
           t.tenant, address, stop,
           [self = shared_from_this(), reply, stop, address](result<void> r) {
-            if (!r.ok()) return self->refuse(reply, retry_later(r.err().message));
+            if (!r.ok()) return self->refuse(reply, webhook_retry_later(r.err().message));
             log::info(stop ? "sms_opted_out" : "sms_opted_in", {{"address", address}});
             if (self->accepted) self->accepted->Increment();
             reply(twiml_ok());
           });
     }
-    auto self = shared_from_this();
     auto msg = std::make_shared<twilio::inbound>(std::move(in));
-    o.sessions->claim(t.tenant, t.bot, address, new_session_id(),
-                      [self, t, msg, address, reply](result<std::string> id) {
-                        if (!id)
-                          return self->refuse(reply, retry_later("the session store is "
-                                                                 "unavailable: " +
-                                                                 id.err().message));
-                        self->run(t, msg, address, std::move(*id), false, 0, reply);
-                      });
+    auto make = [msg](bool) {
+      inbound in;
+      in.what = inbound::kind::text;
+      in.channel = "sms";
+      in.message_id = msg->message_sid;
+      in.text = msg->body;
+      for (const auto& m : msg->media) {
+        // Media reach the bot as their URLs, after the text (the VM takes text only).
+        if (!in.text.empty()) in.text += '\n';
+        in.text += m.url;
+      }
+      in.now_unix = common::now_unix_ms() / 1000;
+      return in;
+    };
+    run_addressed_turn(
+        *o.rt, *o.sessions, t.tenant, t.bot, address, std::move(make),
+        [self = shared_from_this(), reply](result<turn_outcome> r) {
+          if (!r)
+            return self->refuse(
+                reply, webhook_retry_later("the session store is unavailable: " + r.err().message));
+          self->answer(*r, reply);
+        });
   }
 
-  /// Runs the message as a turn of `session`: as its start when `start`, else as a
-  /// message, which becomes a start when the session never started or has ended.
-  void run(const target& t, const std::shared_ptr<twilio::inbound>& msg, const std::string& address,
-           std::string session, bool start, int renewals, const http::responder& reply) {
-    inbound in;
-    in.what = start ? inbound::kind::start : inbound::kind::text;
-    in.tenant = t.tenant;
-    in.bot = t.bot;
-    in.channel = "sms";
-    in.session_id = session;
-    in.external_key = start ? address : std::string();
-    in.message_id = msg->message_sid;
-    in.text = msg->body;
-    for (const auto& m : msg->media) {
-      // Media reach the bot as their URLs, after the text (the VM takes text only).
-      if (!in.text.empty()) in.text += '\n';
-      in.text += m.url;
+  void answer(const turn_outcome& out, const http::responder& reply) {
+    switch (out.st) {
+      case status::ok:
+      case status::replayed:
+        if (accepted) accepted->Increment();
+        return reply(twiml_ok());
+      case status::bot_not_found:
+        return refuse(reply, http::response::error(404, "not_found", out.message));
+      case status::unavailable:
+      case status::busy:
+        return refuse(reply, webhook_retry_later(out.message));
+      case status::bad_input:
+      case status::awaiting_transfer:
+      case status::stale_sequence:
+      case status::session_ended:
+        // Accepted and answered as far as Twilio goes: retrying would change nothing.
+        log::info("sms_message_not_run", {{"session", out.session_id}, {"reason", out.message}});
+        if (accepted) accepted->Increment();
+        return reply(twiml_ok());
+      default:
+        log::error("sms_turn_failed", {{"session", out.session_id}, {"error", out.message}});
+        return refuse(reply, http::response::error(500, "internal", out.message));
     }
-    in.now_unix = common::now_unix_ms() / 1000;
-    auto self = shared_from_this();
-    o.rt->submit(
-        std::move(in), [self, t, msg, address, session, start, renewals, reply](turn_outcome out) {
-          auto* keys = self->o.sessions;
-          if (!start && out.st == status::session_not_found)
-            return self->run(t, msg, address, session, true, renewals, reply);
-          if (out.st == status::session_ended && renewals < 2)
-            return keys->replace(t.tenant, t.bot, address, session, new_session_id(),
-                                 [self, t, msg, address, renewals, reply](result<std::string> id) {
-                                   if (!id)
-                                     return self->refuse(reply, retry_later(id.err().message));
-                                   self->run(t, msg, address, std::move(*id), true, renewals + 1,
-                                             reply);
-                                 });
-          if ((out.st == status::ok || out.st == status::replayed) && out.program) {
-            // The number keeps finding this session as long as its snapshot can live.
-            auto ttl = out.program->idle_timeout() - std::chrono::seconds(1);
-            if (ttl.count() > 0) keys->keep(t.tenant, t.bot, address, session, ttl);
-          }
-          switch (out.st) {
-            case status::ok:
-            case status::replayed:
-              if (self->accepted) self->accepted->Increment();
-              return reply(twiml_ok());
-            case status::bot_not_found:
-              return self->refuse(reply, http::response::error(404, "not_found", out.message));
-            case status::unavailable:
-            case status::busy:
-              return self->refuse(reply, retry_later(out.message));
-            case status::bad_input:
-            case status::awaiting_transfer:
-            case status::stale_sequence:
-            case status::session_ended:
-              // Accepted and answered as far as Twilio goes: retrying would change nothing.
-              log::info("sms_message_not_run", {{"session", session}, {"reason", out.message}});
-              if (self->accepted) self->accepted->Increment();
-              return reply(twiml_ok());
-            default:
-              log::error("sms_turn_failed", {{"session", session}, {"error", out.message}});
-              return self->refuse(reply, http::response::error(500, "internal", out.message));
-          }
-        });
   }
 };
 
