@@ -31,11 +31,13 @@ struct secret_cache::state : std::enable_shared_from_this<state> {
   /// Starts a load of `tenant`; the caller set its entry's `loading` under the lock.
   void start_load(const std::string& tenant, std::uint64_t generation) {
     load(tenant, [self = shared_from_this(), tenant, generation](result<values> r) {
-      self->loaded(tenant, generation, std::move(r));
+      self->loaded(tenant, generation, r);
     });
   }
 
-  void loaded(const std::string& tenant, std::uint64_t generation, result<values> r) {
+  // By reference: moving the result into a by-value parameter makes GCC 12 -O3 warn
+  // (a false -Wmaybe-uninitialized in std::variant's move).
+  void loaded(const std::string& tenant, std::uint64_t generation, result<values>& r) {
     if (r.ok()) {
       if (loads_ok) loads_ok->Increment();
     } else if (loads_error) {
