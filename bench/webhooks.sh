@@ -136,7 +136,7 @@ function request()
 end
 LUA
 # Enough for the peak run without wrapping (a wrapped request would be a cheap replay).
-sign 400000 a "$tmp/peak.req"
+sign 400000 "$tmp/peak.req" a
 metric() { curl -fs "$node/metrics" | awk -v n="$1" 'index($0, n) == 1 {s += $NF} END {printf "%d", s}'; }
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(. /etc/os-release; echo "$PRETTY_NAME"); load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -163,7 +163,7 @@ delivered1=$(metric 'parley_outbox_deliveries_total{channel="sms",outcome="deliv
 python3 -c "d = $delivered1 - $delivered0; s = $t1 - $t0; print(f'{d} replies delivered in {s:.1f} s from the start of the run: {d / s:.0f}/s')"
 echo
 echo "== outage: Twilio answers 503 for ${outage}s while messages arrive at $((peak / 10))/s"
-sign $((peak / 10 * (outage + 5) + 1000)) b "$tmp/outage.req"
+sign $((peak / 10 * (outage + 5) + 1000)) "$tmp/outage.req" b
 touch "$tmp/nginx/down"
 cat > "$tmp/rate.lua" <<'LUA'
 -- One request per connection every `gap` ms: conns * 1000 / gap requests per second.
