@@ -417,8 +417,18 @@ void commit(self_ptr self) {
   std::string outbox;
   // The turn handed the conversation to an agent: the handoff leaves with its replies.
   const bool handoff = !s.t->handed_over && res->state().status() == v1::TRANSFERRED;
-  if ((res->messages_size() > 0 || handoff) && is_async_channel(n.channel()) &&
-      s.deps->snapshots->carries_outbox()) {
+  // Direct Line answers its own turns in the request (the gateway appends them to the
+  // conversation's log); a turn the agent API started (the agent's message, the end of
+  // the handoff) has no such request, so its replies leave from the outbox, as does a
+  // handoff, to be recorded.
+  const bool from_agent_api = in.what == inbound::kind::agent_message ||
+                              in.what == inbound::kind::transfer_succeeded ||
+                              in.what == inbound::kind::transfer_failed;
+  const bool replies_in_outbox =
+      is_async_channel(n.channel()) || (n.channel() == "directline" && from_agent_api);
+  const bool to_outbox =
+      reaches_agents(n.channel()) && ((res->messages_size() > 0 && replies_in_outbox) || handoff);
+  if (to_outbox && s.deps->snapshots->carries_outbox()) {
     parley::runtime::v1::OutboxEntry e;
     e.set_tenant(std::string(s.tenant()));
     e.set_session_id(s.session_id());
@@ -426,8 +436,7 @@ void commit(self_ptr self) {
     e.set_channel(n.channel());
     e.set_address(n.external_key());
     e.set_sequence(n.sequence());
-    *e.mutable_messages() = res->messages();
-    e.set_created_unix_ms(common::now_unix_ms());
+    if (replies_in_outbox) *e.mutable_messages() = res->messages();
     e.set_from_agent(in.what == inbound::kind::agent_message);
     e.set_last_user_unix_ms(n.last_user_unix() * 1000);
     if (handoff) *e.mutable_handoff() = res->transfer();
@@ -702,7 +711,7 @@ void dispatch(self_ptr self) {
   if (in.what == inbound::kind::agent_message && !s.t->handed_over)
     return answer(self, status::bad_input,
                   "session " + s.session_id() + " is not handed to an agent");
-  if (s.t->handed_over && is_async_channel(s.t->snap->channel()) &&
+  if (s.t->handed_over && reaches_agents(s.t->snap->channel()) &&
       (in.what == inbound::kind::text || in.what == inbound::kind::payload ||
        in.what == inbound::kind::agent_message))
     return with_program(self);  // kept for the agent, or the agent's message: run_vm

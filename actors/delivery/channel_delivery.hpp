@@ -10,6 +10,8 @@
 ///   numbered text), with the tenant secret `messenger.page_token`; the address is
 ///   `messenger_address(page id, the user's PSID)`. A reply outside the 24-hour window
 ///   is refused with its reason.
+/// - `directline`: the `directline` function (the Direct Line gateway's log), for the
+///   turns of a web chat conversation that the agent API started.
 /// Outcomes: a 2xx is `delivered`; 429, 5xx and transport failures are `retry` (with
 /// the provider's Retry-After); other 4xx are `failed` with the provider's error code
 /// and message. Replies of a conversation split into several calls are sent one call
@@ -25,6 +27,8 @@
 #include <utility>
 
 #include "actors/delivery/delivery.hpp"
+#include "actors/delivery/sms_opt_outs.hpp"
+#include "actors/secrets/secret_cache.hpp"
 #include "src/common/result.hpp"
 #include "src/http/client.hpp"
 
@@ -46,21 +50,19 @@ struct channel_delivery_options {
   /// Performs one HTTP request; `done` once, any thread.
   std::function<void(http::client_request, std::function<void(result<http::client_response>)>)>
       send;
-  /// The tenant's secret `name` (nullopt: none); `done` once, any thread.
-  std::function<void(const std::string& tenant, const std::string& name,
-                     std::function<void(result<std::optional<std::string>>)>)>
-      secret;
-  /// Whether the user of an SMS conversation sent STOP (and no START since); empty:
-  /// nobody did. `done` once, any thread.
-  std::function<void(const std::string& tenant, const std::string& address,
-                     std::function<void(result<bool>)>)>
-      opted_out;
+  /// The tenant's secrets (actors/secrets/secret_cache.hpp).
+  secret_lookup secret;
+  /// The SMS numbers that sent STOP; null: nobody did.
+  sms_opt_outs* opt_outs = nullptr;
   std::chrono::milliseconds timeout{10000};  ///< per HTTP call
   /// Records an entry's handoff (its turn handed the conversation to an agent), once
   /// per entry however often it is called; `done` once, any thread. Empty: handoffs
   /// are only logged.
   std::function<void(const parley::runtime::v1::OutboxEntry&, std::function<void(delivery_result)>)>
       handoff;
+  /// Delivers a reply of a Direct Line conversation (directline_gateway.hpp). Empty: such
+  /// replies fail ("no sender for channel directline").
+  deliver_fn directline;
 };
 
 /// A deliver_fn for the channels above; any other channel's replies fail ("no sender

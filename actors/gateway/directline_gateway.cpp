@@ -12,6 +12,7 @@
 #include "src/channels/directline/directline.hpp"
 #include "src/common/clock.hpp"
 #include "src/log/log.hpp"
+#include "src/store/redis.hpp"
 
 namespace parley::actors {
 namespace {
@@ -47,6 +48,14 @@ http::response dl_error(int status, std::string_view code, std::string_view mess
   return dl::error_response(status, code, message);
 }
 
+/// The tenant's secrets cannot be read now (Postgres down, nothing cached): the client
+/// retries; its secret is not judged wrong.
+http::response secrets_unavailable(const error& e) {
+  auto r = dl_error(503, "ServiceError", "tenant secrets are unavailable: " + e.message);
+  r.headers.emplace_back("Retry-After", "1");
+  return r;
+}
+
 /// Who a request speaks for.
 struct caller {
   std::string tenant, bot;
@@ -71,7 +80,8 @@ struct gateway : std::enable_shared_from_this<gateway> {
   std::unordered_map<std::string, std::shared_ptr<stream_state>> streams;
 
   explicit gateway(directline_gateway_options o)
-      : opts(std::move(o)), activity_log(*opts.redis, {opts.key_prefix, opts.redis_lanes}) {}
+      : opts(std::move(o)),
+        activity_log(*opts.redis, {opts.key_prefix, opts.redis_lanes, opts.node}) {}
 
   static std::string stream_key(const std::string& tenant, const std::string& conversation) {
     return tenant + '\n' + conversation;
@@ -101,9 +111,11 @@ struct gateway : std::enable_shared_from_this<gateway> {
       auto claims = std::make_shared<dl::secret_claims>(std::move(*s));
       opts.tenant_secret(
           claims->tenant, "directline." + claims->bot,
-          [claims, bearer, reply, next = std::move(next)](std::optional<std::string> stored) {
-            if (!stored || stored->empty() ||
-                !channels::crypto::equal_constant_time(*stored, bearer))
+          [claims, bearer, reply,
+           next = std::move(next)](result<std::optional<std::string>> stored) {
+            if (!stored) return reply(secrets_unavailable(stored.err()));
+            if (!*stored || (*stored)->empty() ||
+                !channels::crypto::equal_constant_time(**stored, bearer))
               return reply(dl_error(403, "Forbidden", "Authorization: the secret is not valid"));
             caller c;
             c.tenant = claims->tenant;
@@ -289,7 +301,25 @@ struct gateway : std::enable_shared_from_this<gateway> {
       slot = st;
     }
     if (old) old->ws.close();  // one socket per conversation: the newest wins
-    fetch(st);
+    // This node holds the stream from now on: appends made on other nodes tell it.
+    // Recorded before the replay, so an append between the two is not missed.
+    activity_log.attach_stream(st->tenant, conversation,
+                               [self = shared_from_this(), st](result<void> r) {
+                                 if (!r)
+                                   log::warn("directline_stream_attach_failed",
+                                             {{"tenant", st->tenant}, {"error", r.err().message}});
+                                 self->fetch(st);
+                               });
+  }
+
+  /// Every stream of this node reads what it has not sent (after a lost subscription).
+  void push_all() {
+    std::vector<std::shared_ptr<stream_state>> all;
+    {
+      std::lock_guard<std::mutex> lock(m);
+      for (auto& [k, st] : streams) all.push_back(st);
+    }
+    for (auto& st : all) fetch(st);
   }
 
   static http::response with_cors_response(http::response r) {
@@ -321,8 +351,9 @@ struct gateway : std::enable_shared_from_this<gateway> {
     opts.tenant_secret(
         tenant, "directline." + bot,
         [self = shared_from_this(), tenant, bot, disabled,
-         reply](std::optional<std::string> stored) {
-          if (!stored || stored->empty()) return reply(dl_error(404, "NotFound", disabled));
+         reply](result<std::optional<std::string>> stored) {
+          if (!stored) return reply(secrets_unavailable(stored.err()));
+          if (!*stored || (*stored)->empty()) return reply(dl_error(404, "NotFound", disabled));
           caller c;
           c.tenant = tenant;
           c.bot = bot;
@@ -467,6 +498,27 @@ struct gateway : std::enable_shared_from_this<gateway> {
         });
   }
 
+  void deliver(const parley::runtime::v1::OutboxEntry& e, int index, const std::string& key,
+               std::function<void(delivery_result)> done) {
+    const auto& m = e.messages(index);
+    dl::bot_message bm;
+    bm.text = m.text();
+    for (const auto& c : m.choices()) bm.choices.push_back(c.label());
+    std::vector<std::string> group{
+        dl::render_bot_message(bm, e.bot(), e.session_id(), "", common::now_unix_ms())};
+    activity_log.append(
+        e.tenant(), e.session_id(), "o:" + key, group, opts.default_log_ttl,
+        [self = shared_from_this(), tenant = e.tenant(), conversation = e.session_id(),
+         done = std::move(done)](result<directline_log::appended> a) {
+          if (!a)
+            return done({delivery_result::kind::retry,
+                         {},
+                         "the Direct Line activity log is unavailable: " + a.err().message});
+          if (a->fresh) self->push(tenant, conversation);
+          done(delivery_result::ok());
+        });
+  }
+
   /// "/v3/directline/conversations/{id}[/rest]" → (id, rest); id empty when malformed.
   static std::pair<std::string, std::string> split(const std::string& path) {
     std::string_view p = path;
@@ -483,6 +535,33 @@ struct gateway : std::enable_shared_from_this<gateway> {
 void directline_page_token(const std::shared_ptr<void>& directline, const std::string& tenant,
                            const std::string& bot, http::responder reply) {
   static_cast<gateway*>(directline.get())->mint_for_page(tenant, bot, std::move(reply));
+}
+
+std::unique_ptr<store::redis_subscription> subscribe_directline_pushes(
+    const std::shared_ptr<void>& directline) {
+  auto* gw = static_cast<gateway*>(directline.get());
+  if (gw->opts.node.empty() || gw->opts.redis == nullptr) return nullptr;
+  std::weak_ptr<void> weak = directline;
+  store::redis_subscription_handlers h;
+  h.message = [weak](const std::string&, const std::string& payload) {
+    auto held = weak.lock();
+    if (!held) return;
+    auto nl = payload.find('\n');
+    if (nl == std::string::npos) return;
+    static_cast<gateway*>(held.get())->push(payload.substr(0, nl), payload.substr(nl + 1));
+  };
+  // Messages published while the subscription was down are lost: every stream catches up.
+  h.subscribed = [weak] {
+    if (auto held = weak.lock()) static_cast<gateway*>(held.get())->push_all();
+  };
+  h.lost = [](const std::string& why) { log::warn("directline_pushes_lost", {{"error", why}}); };
+  return gw->opts.redis->subscribe({gw->activity_log.push_channel(gw->opts.node)}, std::move(h));
+}
+
+void directline_deliver(const std::shared_ptr<void>& directline,
+                        const parley::runtime::v1::OutboxEntry& entry, int index,
+                        const std::string& key, std::function<void(delivery_result)> done) {
+  static_cast<gateway*>(directline.get())->deliver(entry, index, key, std::move(done));
 }
 
 std::shared_ptr<void> add_directline_routes(http::router& routes,

@@ -7,6 +7,12 @@
 /// its position; the watermark is the number of activities a client has seen. Both keys
 /// live for the bot's session timeout from the last append.
 ///
+/// Streams across nodes. The hash's field `@stream` names the node that holds the
+/// conversation's WebSocket (attach_stream). An append made on another node publishes
+/// `<tenant>\n<conversation>` on that node's channel (push_channel), in the append's
+/// own script: the node holding the socket then reads the new activities and sends
+/// them, whichever node took the post.
+///
 /// Thread-safe; callbacks run on the Redis client's I/O thread or the calling lane
 /// (store/redis.hpp) and must not block.
 
@@ -27,6 +33,7 @@ namespace parley::actors {
 struct directline_log_options {
   std::string key_prefix = "parley";
   std::size_t redis_lanes = 0;  ///< > 0: commands from a lane go on its connection
+  std::string node;             ///< this node's name (streams across nodes)
 };
 
 class directline_log {
@@ -43,6 +50,15 @@ class directline_log {
   void append(const std::string& tenant, const std::string& conversation, const std::string& key,
               const std::vector<std::string>& activities, std::chrono::seconds ttl,
               std::function<void(result<appended>)> done);
+
+  /// Records that this node holds the conversation's stream from now on (the newest
+  /// socket wins). Nothing when the conversation has no log.
+  void attach_stream(const std::string& tenant, const std::string& conversation,
+                     std::function<void(result<void>)> done);
+
+  /// The channel on which other nodes tell `node` that a conversation it streams has
+  /// new activities.
+  std::string push_channel(const std::string& node) const;
 
   struct page {
     std::vector<std::string> activities;  ///< complete, with their ids

@@ -7,6 +7,7 @@
 #include "src/common/clock.hpp"
 #include "src/log/log.hpp"
 #include "src/metrics/metrics.hpp"
+#include "src/store/catalog.hpp"
 
 namespace parley::actors {
 namespace {
@@ -129,11 +130,18 @@ struct gateway : std::enable_shared_from_this<gateway> {
       auto& e = b->events[b->next];
       if (e.kind == messenger::event_kind::message || e.kind == messenger::event_kind::postback)
         return run_event(b);
-      if ((e.kind == messenger::event_kind::delivery || e.kind == messenger::event_kind::read) &&
-          o.receipt)
-        o.receipt(messenger_receipt{
-            b->t.tenant, b->t.bot, e.kind == messenger::event_kind::delivery ? "delivery" : "read",
-            messenger_address(e.page_id, e.sender_id), e.watermark, e.mids});
+      if (e.kind == messenger::event_kind::delivery || e.kind == messenger::event_kind::read) {
+        // A receipt covers every message to the address up to its watermark.
+        store::message_receipt r;
+        r.tenant = b->t.tenant;
+        r.bot = b->t.bot;
+        r.channel = "messenger";
+        r.address = messenger_address(e.page_id, e.sender_id);
+        r.provider_message_id = e.mids.empty() ? std::string() : e.mids.front();
+        r.status = e.kind == messenger::event_kind::read ? "read" : "delivered";
+        r.watermark_ms = e.watermark;
+        keep_receipt(o.receipts, std::move(r));
+      }
       if (e.kind == messenger::event_kind::invalid)
         log::warn("messenger_event_invalid", {{"problem", e.problem}});
       if (events_ignored) events_ignored->Increment();

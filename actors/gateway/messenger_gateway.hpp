@@ -12,7 +12,8 @@
 ///   runs as a turn of the conversation (T, B, page, the user's PSID), which starts at
 ///   the user's first message and lasts until it ends or expires; quick-reply and
 ///   postback payloads are the bot's choices; attachments reach the bot as their URLs;
-///   echoes of our own messages are ignored; deliveries and reads go to `receipt`. A
+///   echoes of our own messages are ignored; deliveries and reads are kept in
+///   `message_receipts`. A
 ///   message runs once: Meta's retry of the same `mid` gets the recorded turn. The 200
 ///   goes out once every event of the batch is committed (replies included); 503 when
 ///   one could not be (Meta then retries the batch, and what ran is not run again).
@@ -23,6 +24,7 @@
 #include <optional>
 #include <string>
 
+#include "actors/secrets/secret_cache.hpp"
 #include "src/common/result.hpp"
 #include "src/http/client.hpp"
 #include "src/http/http.hpp"
@@ -31,33 +33,26 @@ namespace prometheus {
 class Registry;
 }
 
+namespace parley::store {
+class postgres_client;
+}
+
 namespace parley::actors {
 
 class session_keys;
 class turn_sink;
 
-/// A delivery or read receipt of Messenger.
-struct messenger_receipt {
-  std::string tenant;
-  std::string bot;
-  std::string kind;  ///< "delivery" or "read"
-  std::string address;
-  std::int64_t watermark_ms = 0;
-  std::vector<std::string> mids;
-};
-
 struct messenger_gateway_options {
   turn_sink* rt = nullptr;
   session_keys* sessions = nullptr;  ///< required
-  /// The tenant's secret `name` (nullopt: none); `done` once, any thread.
-  std::function<void(const std::string& tenant, const std::string& name,
-                     std::function<void(result<std::optional<std::string>>)>)>
-      secret;
+  /// The tenant's secrets (actors/secrets/secret_cache.hpp).
+  secret_lookup secret;
   /// For the typing indicator; empty: none is sent.
   std::function<void(http::client_request, std::function<void(result<http::client_response>)>)>
       send;
   std::string api_base = "https://graph.facebook.com/v19.0";
-  std::function<void(messenger_receipt)> receipt;  ///< may be empty
+  /// Where deliveries and reads are kept (message_receipts); null: they are ignored.
+  store::postgres_client* receipts = nullptr;
   prometheus::Registry* metrics = nullptr;
 };
 

@@ -1,12 +1,14 @@
 #include "actors/gateway/twilio_gateway.hpp"
 
 #include "actors/delivery/channel_delivery.hpp"
+#include "actors/delivery/sms_opt_outs.hpp"
 #include "actors/gateway/webhook_turns.hpp"
 #include "actors/runtime/runtime.hpp"
 #include "src/channels/twilio/twilio.hpp"
 #include "src/common/clock.hpp"
 #include "src/log/log.hpp"
 #include "src/metrics/metrics.hpp"
+#include "src/store/catalog.hpp"
 
 namespace parley::actors {
 namespace {
@@ -105,9 +107,15 @@ struct gateway : std::enable_shared_from_this<gateway> {
 
   void status_callback(const target& t, const twilio::inbound& in, const http::responder& reply) {
     if (receipts) receipts->Increment();
-    if (o.receipt)
-      o.receipt(sms_receipt{t.tenant, t.bot, in.message_sid, in.message_status, in.error_code,
-                            sms_address(in.from, in.to)});
+    store::message_receipt r;
+    r.tenant = t.tenant;
+    r.bot = t.bot;
+    r.channel = "sms";
+    r.address = sms_address(in.from, in.to);  // from us, to the user
+    r.provider_message_id = in.message_sid;
+    r.status = in.message_status;
+    r.error_code = in.error_code;
+    keep_receipt(o.receipts, std::move(r));
     reply(twiml_ok());
   }
 
@@ -115,9 +123,9 @@ struct gateway : std::enable_shared_from_this<gateway> {
     // The conversation is between our number (To) and the user's (From).
     const std::string address = sms_address(in.to, in.from);
     auto kw = twilio::classify_keyword(in.body);
-    if ((kw == twilio::keyword::stop || kw == twilio::keyword::start) && o.set_opt_out) {
+    if ((kw == twilio::keyword::stop || kw == twilio::keyword::start) && o.opt_outs != nullptr) {
       const bool stop = kw == twilio::keyword::stop;
-      return o.set_opt_out(
+      return o.opt_outs->set(
           t.tenant, address, stop,
           [self = shared_from_this(), reply, stop, address](result<void> r) {
             if (!r.ok()) return self->refuse(reply, webhook_retry_later(r.err().message));

@@ -17,7 +17,7 @@
 ///   included. STOP (and Twilio's other opt-out words) makes the number get nothing
 ///   more until START; neither reaches the bot.
 /// - `POST /channels/twilio/T/B/status`: Twilio's status callbacks for the messages
-///   sent, with the same signature check; handed to `receipt`.
+///   sent, with the same signature check; kept in `message_receipts`.
 /// Errors: 400 naming the parameter, 403, 404 (no such bot), 503 with Retry-After
 /// when the conversation store cannot be reached (Twilio then tries the fallback URL).
 ///
@@ -28,6 +28,7 @@
 #include <optional>
 #include <string>
 
+#include "actors/secrets/secret_cache.hpp"
 #include "src/common/result.hpp"
 #include "src/http/http.hpp"
 
@@ -35,36 +36,28 @@ namespace prometheus {
 class Registry;
 }
 
+namespace parley::store {
+class postgres_client;
+}
+
 namespace parley::actors {
 
 class session_keys;
+class sms_opt_outs;
 class turn_sink;
-
-/// A status callback: what became of a message Parley sent.
-struct sms_receipt {
-  std::string tenant;
-  std::string bot;
-  std::string message_sid;
-  std::string status;  ///< queued, sent, delivered, undelivered, failed, read
-  std::optional<std::int64_t> error_code;
-  std::string address;  ///< sms_address(from, to) of the conversation
-};
 
 struct twilio_gateway_options {
   turn_sink* rt = nullptr;           ///< the runtime, or the cluster's router
   session_keys* sessions = nullptr;  ///< required: conversations by phone numbers
   /// scheme://host[:port] as configured at Twilio (signatures cover it). Any thread.
   std::function<std::string()> public_url;
-  /// The tenant's secret `name` (nullopt: none); `done` once, any thread.
-  std::function<void(const std::string& tenant, const std::string& name,
-                     std::function<void(result<std::optional<std::string>>)>)>
-      secret;
-  /// Records STOP (`stop` true) or START for the conversation's address; `done` once.
-  std::function<void(const std::string& tenant, const std::string& address, bool stop,
-                     std::function<void(result<void>)>)>
-      set_opt_out;
-  /// Receives each status callback (any thread; must not block). May be empty.
-  std::function<void(sms_receipt)> receipt;
+  /// The tenant's secrets (actors/secrets/secret_cache.hpp).
+  secret_lookup secret;
+  /// Where STOP and START are recorded (the SMS sender reads them); null: the words
+  /// reach the bot like any text.
+  sms_opt_outs* opt_outs = nullptr;
+  /// Where status callbacks are kept (message_receipts); null: they are only counted.
+  store::postgres_client* receipts = nullptr;
   prometheus::Registry* metrics = nullptr;
 };
 

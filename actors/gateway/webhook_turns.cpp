@@ -4,6 +4,9 @@
 
 #include "actors/gateway/session_keys.hpp"
 #include "src/channels/errors.hpp"
+#include "src/log/log.hpp"
+#include "src/store/catalog.hpp"
+#include "src/store/postgres.hpp"
 
 namespace parley::actors {
 namespace {
@@ -54,6 +57,13 @@ http::response webhook_retry_later(std::string message) {
   return r;
 }
 
+void keep_receipt(store::postgres_client* pg, store::message_receipt r) {
+  if (pg == nullptr) return;
+  store::run_job(*pg, store::insert_receipts({std::move(r)}), [](result<std::size_t> x) {
+    if (!x) log::warn("receipt_write_failed", {{"error", x.err().message}});
+  });
+}
+
 void run_addressed_turn(turn_sink& rt, session_keys& keys, const std::string& tenant,
                         const std::string& bot, const std::string& address,
                         std::function<inbound(bool start)> make,
@@ -66,9 +76,13 @@ void run_addressed_turn(turn_sink& rt, session_keys& keys, const std::string& te
   t->address = address;
   t->make = std::move(make);
   t->done = std::move(done);
-  keys.claim(tenant, bot, address, new_session_id(), [t](result<std::string> id) {
+  auto candidate = new_session_id();
+  keys.claim(tenant, bot, address, candidate, [t, candidate](result<std::string> id) {
     if (!id) return t->done(id.err());
-    t->run(std::move(*id), false, 0);
+    // The address got our candidate: a new conversation, started at once (no load of a
+    // snapshot that cannot exist).
+    const bool fresh = *id == candidate;
+    t->run(std::move(*id), fresh, 0);
   });
 }
 

@@ -1,5 +1,6 @@
 #pragma once
-/// What the webhook gateways (SMS, Messenger) share: their error answers, and the turn
+/// What the webhook gateways (SMS, Messenger) share: their error answers, their receipts,
+/// and the turn
 /// of a conversation found by the user's address rather than by a session id the
 /// client holds.
 ///
@@ -8,7 +9,8 @@
 /// session; when the session never started (the mapping outlived a start that did not
 /// commit) it runs again as the session's start (whose first input it is), and when the
 /// session has ended the address gets a new session, which the message starts. Each
-/// committed turn keeps the mapping as long as the session's snapshot can live.
+/// committed turn keeps the mapping as long as the session's snapshot can live. An
+/// address seen for the first time starts its session at once.
 
 #include <functional>
 #include <string>
@@ -16,6 +18,11 @@
 #include "actors/runtime/runtime.hpp"
 #include "src/common/result.hpp"
 #include "src/http/http.hpp"
+
+namespace parley::store {
+class postgres_client;
+struct message_receipt;
+}  // namespace parley::store
 
 namespace parley::actors {
 
@@ -26,6 +33,10 @@ http::response webhook_refusal(const error& e);
 
 /// 503 with `Retry-After: 1`.
 http::response webhook_retry_later(std::string message);
+
+/// Writes a provider's receipt to `message_receipts` in the background (a failure is
+/// logged); nothing when `pg` is null.
+void keep_receipt(store::postgres_client* pg, store::message_receipt r);
 
 /// Runs the message `make(start)` builds (its kind `start` when `start`) as the turn of
 /// the conversation at `address`; `done` gets the outcome, or the session store's error.

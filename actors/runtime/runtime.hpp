@@ -80,6 +80,14 @@ inline bool is_async_channel(std::string_view channel) {
   return channel == "sms" || channel == "messenger";
 }
 
+/// Whether a human agent (the agent API) can take over a conversation on `channel`: the
+/// asynchronous channels, and Direct Line (web chat), whose turns the agent API starts
+/// (the agent's messages, the end of the handoff) reach the user through the outbox
+/// too, into the conversation's activity log.
+inline bool reaches_agents(std::string_view channel) {
+  return is_async_channel(channel) || channel == "directline";
+}
+
 /// What became of one inbound message.
 struct turn_outcome {
   enum class status {

@@ -113,6 +113,23 @@ void secret_cache::get(const std::string& tenant, callback done) {
   s_->start_load(tenant, generation);
 }
 
+void secret_cache::get_one(const std::string& tenant, const std::string& name,
+                           std::function<void(result<std::optional<std::string>>)> done) {
+  get(tenant, [name, done = std::move(done)](result<values_ptr> v) {
+    if (!v) return done(v.err());
+    auto it = (*v)->find(name);
+    if (it == (*v)->end()) return done(std::optional<std::string>{});
+    done(std::optional<std::string>(it->second));
+  });
+}
+
+secret_lookup secret_cache::lookup() {
+  return [this](const std::string& tenant, const std::string& name,
+                std::function<void(result<std::optional<std::string>>)> done) {
+    get_one(tenant, name, std::move(done));
+  };
+}
+
 void secret_cache::invalidate_tenant(const std::string& tenant) {
   std::lock_guard<std::mutex> lock(s_->m);
   auto it = s_->by_tenant.find(tenant);

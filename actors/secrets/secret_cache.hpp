@@ -29,6 +29,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "src/common/result.hpp"
@@ -38,6 +39,14 @@ class Registry;
 }
 
 namespace parley::actors {
+
+/// One secret of a tenant, as the channel gateways and senders ask for it: `done` (once,
+/// any thread) gets its value, nullopt when the tenant has no secret `name`, or an error
+/// when the tenant's secrets cannot be read (callers then answer "retry later", never
+/// "wrong credentials").
+using secret_lookup =
+    std::function<void(const std::string& tenant, const std::string& name,
+                       std::function<void(result<std::optional<std::string>>)> done)>;
 
 class secret_cache {
  public:
@@ -57,6 +66,13 @@ class secret_cache {
 
   /// The tenant's secrets (see above).
   void get(const std::string& tenant, callback done);
+
+  /// The secret `name` of `tenant`, through get().
+  void get_one(const std::string& tenant, const std::string& name,
+               std::function<void(result<std::optional<std::string>>)> done);
+
+  /// get_one of this cache as a secret_lookup; the cache must outlive it.
+  secret_lookup lookup();
 
   /// Drops what is cached of `tenant` (one of its secrets changed).
   void invalidate_tenant(const std::string& tenant);

@@ -24,6 +24,19 @@ std::string lease_keys::outbox(uint32_t shard) const {
   return prefix + ":" + region + ":outbox:" + std::to_string(shard);
 }
 
+std::vector<bool> claim_streams(store::redis_client& redis, const std::vector<std::string>& streams,
+                                const char* group, const std::string& node) {
+  std::vector<std::vector<std::string>> cmds;
+  for (const auto& k : streams) {
+    cmds.push_back({"XGROUP", "CREATE", k, group, "0", "MKSTREAM"});
+    cmds.push_back({"XAUTOCLAIM", k, group, node, "0", "0-0", "COUNT", "1000000", "JUSTID"});
+  }
+  auto r = redis.pipeline_sync(std::move(cmds));
+  std::vector<bool> ok(streams.size());
+  for (std::size_t i = 0; i < streams.size(); ++i) ok[i] = r[2 * i + 1].ok();
+  return ok;
+}
+
 std::string holder_value(std::string_view node, uint64_t epoch) {
   std::string v(node);
   v += '/';

@@ -52,6 +52,14 @@ inline constexpr const char* transcript_group = "parley";
 /// The consumer group of every outbox stream (its consumers: the node ids).
 inline constexpr const char* outbox_group = "outbox";
 
+/// Takes over what other consumers of `group` read and never acknowledged in each of
+/// `streams` (creating the group where it is missing), for `node`, as a drain does when
+/// its node acquires a shard: XGROUP CREATE ... MKSTREAM then XAUTOCLAIM ... JUSTID, one
+/// pipeline. Per stream, whether its claim succeeded (else: try again later). Blocks
+/// the caller for the pipeline.
+std::vector<bool> claim_streams(store::redis_client& redis, const std::vector<std::string>& streams,
+                                const char* group, const std::string& node);
+
 /// "<node>/<epoch>": a lease's value.
 std::string holder_value(std::string_view node, uint64_t epoch);
 /// The node of a lease value ("" when malformed or empty).

@@ -88,6 +88,8 @@ struct outbox_drain::impl {
   log::rate_limited fail_log{std::chrono::seconds(5)};
   prometheus::Gauge* waiting = nullptr;
   prometheus::Counter* dead = nullptr;
+  std::unordered_map<std::string, prometheus::Counter*> counters;  // drain thread only
+  std::vector<std::vector<std::string>> settling;                  // see later()
 
   impl(store::redis_client& r, store::postgres_client& p, shard_table& t, actors::deliver_fn d,
        options oo, prometheus::Registry* rg)
@@ -111,12 +113,24 @@ struct outbox_drain::impl {
     }
   }
 
+  /// parley_outbox_deliveries_total{channel,outcome}, its samples found once each.
   void count(const std::string& channel, const char* outcome) {
     if (reg == nullptr) return;
-    metrics::counter(*reg, "parley_outbox_deliveries_total",
-                     "Attempts to deliver a reply from the outbox, by channel and outcome.",
-                     {{"channel", channel}, {"outcome", outcome}})
-        .Increment();
+    auto& c = counters[channel + '\0' + outcome];
+    if (c == nullptr)
+      c = &metrics::counter(*reg, "parley_outbox_deliveries_total",
+                            "Attempts to deliver a reply from the outbox, by channel and outcome.",
+                            {{"channel", channel}, {"outcome", outcome}});
+    c->Increment();
+  }
+
+  /// Queues a command that settles an entry (progress, acknowledgement); flush() sends
+  /// them in one pipeline before the next replies are sent.
+  void later(std::vector<std::string> cmd) { settling.push_back(std::move(cmd)); }
+  void flush() {
+    if (settling.empty()) return;
+    (void)run(std::move(settling));
+    settling.clear();
   }
 
   std::vector<result<reply>> run(std::vector<std::vector<std::string>> cmds) {
@@ -132,16 +146,11 @@ struct outbox_drain::impl {
   /// Creates the group (if need be) and takes over every entry another consumer read
   /// and did not acknowledge.
   void claim_shards(const std::vector<uint32_t>& shards) {
-    std::vector<std::vector<std::string>> cmds;
-    for (auto s : shards) {
-      auto k = o.keys.outbox(s);
-      cmds.push_back({"XGROUP", "CREATE", k, outbox_group, "0", "MKSTREAM"});
-      cmds.push_back(
-          {"XAUTOCLAIM", k, outbox_group, o.node, "0", "0-0", "COUNT", "1000000", "JUSTID"});
-    }
-    auto r = run(std::move(cmds));
+    std::vector<std::string> streams;
+    for (auto s : shards) streams.push_back(o.keys.outbox(s));
+    auto ok = claim_streams(redis, streams, outbox_group, o.node);
     for (std::size_t i = 0; i < shards.size(); ++i) {
-      if (!r[2 * i + 1].ok()) {
+      if (!ok[i]) {
         claim[shards[i]] = true;  // again next round
         continue;
       }
@@ -240,9 +249,9 @@ struct outbox_drain::impl {
     auto x = c.q.front();
     c.q.pop_front();
     buffered.erase(std::to_string(x->shard) + "/" + x->id);
-    (void)run({{"XACK", o.keys.outbox(x->shard), outbox_group, x->id},
-               {"XDEL", o.keys.outbox(x->shard), x->id},
-               {"HDEL", progress_key(x->shard), x->id}});
+    later({"XACK", o.keys.outbox(x->shard), outbox_group, x->id});
+    later({"XDEL", o.keys.outbox(x->shard), x->id});
+    later({"HDEL", progress_key(x->shard), x->id});
   }
 
   /// Reply `next` of the front entry is settled: on to the next one.
@@ -252,7 +261,7 @@ struct outbox_drain::impl {
     x.attempts = 0;
     x.first_failure = {};
     if (x.next >= slots(x.entry)) return finish_front(c);
-    (void)run({{"HSET", progress_key(x.shard), x.id, std::to_string(x.next)}});
+    later({"HSET", progress_key(x.shard), x.id, std::to_string(x.next)});
   }
 
   /// Writes reply `next` of the front entry as a dead letter. False when Postgres
@@ -388,6 +397,8 @@ struct outbox_drain::impl {
         settled.swap(mb->done);
       }
       for (const auto& k : settled) settle(k);
+      // Before any further reply goes out: a new owner resends at most the ones in flight.
+      flush();
       if (buffered.size() < o.max_buffered) {
         read(own, true);
         read(fresh, false);

@@ -66,17 +66,11 @@ struct transcript_drain::impl {
   /// Creates the group (if need be) and takes over every entry another consumer
   /// read and did not acknowledge.
   void claim_shards(const std::vector<uint32_t>& shards) {
-    std::vector<std::vector<std::string>> cmds;
-    for (auto s : shards) {
-      auto k = o.keys.transcripts(s);
-      cmds.push_back({"XGROUP", "CREATE", k, transcript_group, "0", "MKSTREAM"});
-      cmds.push_back(
-          {"XAUTOCLAIM", k, transcript_group, o.node, "0", "0-0", "COUNT", "1000000", "JUSTID"});
-    }
-    auto r = run(std::move(cmds));
+    std::vector<std::string> streams;
+    for (auto s : shards) streams.push_back(o.keys.transcripts(s));
+    auto ok = claim_streams(redis, streams, transcript_group, o.node);
     for (std::size_t i = 0; i < shards.size(); ++i) {
-      auto& claimed = r[2 * i + 1];
-      if (!claimed.ok()) {
+      if (!ok[i]) {
         claim[shards[i]] = true;  // again next round
         continue;
       }

@@ -24,6 +24,7 @@
 #include "actors/action/action_runner.hpp"
 #include "actors/changes/change_listener.hpp"
 #include "actors/delivery/channel_delivery.hpp"
+#include "actors/delivery/sms_opt_outs.hpp"
 #include "actors/gateway/agent_gateway.hpp"
 #include "actors/gateway/auth_cache.hpp"
 #include "actors/gateway/botapi_gateway.hpp"
@@ -328,17 +329,7 @@ int run(const settings::settings& cfg) {
       registry_ptr.get());
   rdeps.secrets = secret_values.get();
   // Channel credentials are tenant secrets too, from the same cache.
-  auto tenant_secret = [secret_values](
-                           const std::string& tenant, const std::string& name,
-                           std::function<void(result<std::optional<std::string>>)> done) {
-    secret_values->get(tenant,
-                       [name, done = std::move(done)](result<actors::secret_cache::values_ptr> v) {
-                         if (!v) return done(v.err());
-                         auto it = (*v)->find(name);
-                         if (it == (*v)->end()) return done(std::optional<std::string>{});
-                         done(std::optional<std::string>(it->second));
-                       });
-  };
+  const actors::secret_lookup tenant_secret = secret_values->lookup();
   rdeps.metrics = registry_ptr.get();
   rdeps.quarantine = [p](store::quarantined_message m) {
     store::run_job(*p, store::insert_quarantine(std::move(m)), [](result<int64_t> r) {
@@ -418,23 +409,14 @@ int run(const settings::settings& cfg) {
     o.timeout = req.timeout;
     outbound_client->send(std::move(o), std::move(done));
   };
-  const std::string optout_prefix = ropts_rt.key_prefix + ":" + cfg.node.region + ":sms_optout:";
-  auto optout_key = [optout_prefix](const std::string& tenant, const std::string& address) {
-    return optout_prefix + tenant + ":" + address;
-  };
+  actors::sms_opt_outs opt_outs(*r, ropts_rt.key_prefix, cfg.node.region);
+
   actors::channel_delivery_options dopts;
   dopts.twilio_api_base = cfg.channels.twilio_api_base;
   dopts.messenger_api_base = cfg.channels.messenger_api_base;
   dopts.send = delivery_http;
   dopts.secret = tenant_secret;
-  dopts.opted_out = [r, optout_key](const std::string& tenant, const std::string& address,
-                                    std::function<void(result<bool>)> done) {
-    r->command({"EXISTS", optout_key(tenant, address)},
-               [done = std::move(done)](result<store::redis_reply> x) {
-                 if (!x) return done(x.err());
-                 done(x->integer == 1);
-               });
-  };
+  dopts.opt_outs = &opt_outs;
   // Where providers call this node: as configured, else its own address and port
   // (known once the server has bound it).
   std::atomic<uint16_t> http_port{0};
@@ -462,6 +444,17 @@ int run(const settings::settings& cfg) {
       done(actors::delivery_result::ok());
     });
   };
+  // Direct Line's replies from the outbox go to its gateway, made below (it needs the
+  // cluster node); until then they wait and are retried.
+  std::shared_ptr<void> directline;
+  dopts.directline = [&directline](const runtime::v1::OutboxEntry& e, int index,
+                                   const std::string& key,
+                                   std::function<void(actors::delivery_result)> done) {
+    auto dl = std::atomic_load(&directline);
+    if (!dl)
+      return done({actors::delivery_result::kind::retry, {}, "Direct Line is not serving yet"});
+    actors::directline_deliver(dl, e, index, key, std::move(done));
+  };
   cluster::cluster_node::deps cdeps;
   cdeps.deliver = actors::make_channel_delivery(std::move(dopts));
   cdeps.outbox.retry_max = std::chrono::milliseconds(cfg.channels.retry_max_ms);
@@ -481,10 +474,12 @@ int run(const settings::settings& cfg) {
   http::router routes;
   actors::botapi_gateway_options gw;
   gw.rt = &node;  // any node takes any turn; the router sends it to its shard's owner
-  gw.verify_key = [p](const std::string& tenant, const std::string& key,
-                      std::function<void(result<bool>)> done) {
+  // Is `key` an API key of `tenant`? The Bot API (behind its cache) and the agent API ask.
+  auto verify_key = [p](const std::string& tenant, const std::string& key,
+                        std::function<void(result<bool>)> done) {
     store::run_job(*p, store::verify_api_key(tenant, key), std::move(done));
   };
+  gw.verify_key = verify_key;
   gw.ready = [r] { return r->connected(); };
   actors::session_keys session_keys(
       *r, {ropts_rt.key_prefix, std::chrono::seconds(300), rdeps.redis_lanes});
@@ -496,32 +491,8 @@ int run(const settings::settings& cfg) {
   tw.sessions = &session_keys;
   tw.secret = tenant_secret;
   tw.public_url = public_url;
-  tw.set_opt_out = [r, optout_key](const std::string& tenant, const std::string& address, bool stop,
-                                   std::function<void(result<void>)> done) {
-    std::vector<std::string> c{stop ? "SET" : "DEL", optout_key(tenant, address)};
-    if (stop) c.push_back("1");
-    r->command(std::move(c), [done = std::move(done)](result<store::redis_reply> x) {
-      if (!x) return done(x.err());
-      done({});
-    });
-  };
-  // Receipts go to Postgres beside the transcripts (message_receipts).
-  auto keep_receipt = [p](store::message_receipt rc) {
-    store::run_job(*p, store::insert_receipts({std::move(rc)}), [](result<std::size_t> r) {
-      if (!r) log::warn("receipt_write_failed", {{"error", r.err().message}});
-    });
-  };
-  tw.receipt = [keep_receipt](actors::sms_receipt rc) {
-    store::message_receipt m;
-    m.tenant = rc.tenant;
-    m.bot = rc.bot;
-    m.channel = "sms";
-    m.address = rc.address;
-    m.provider_message_id = rc.message_sid;
-    m.status = rc.status;
-    m.error_code = rc.error_code;
-    keep_receipt(std::move(m));
-  };
+  tw.opt_outs = &opt_outs;
+  tw.receipts = p;  // status callbacks: kept in message_receipts
   tw.metrics = registry_ptr.get();
   auto sms_gateway = actors::add_twilio_routes(channel_routes, std::move(tw));
   actors::messenger_gateway_options mg;
@@ -530,26 +501,13 @@ int run(const settings::settings& cfg) {
   mg.secret = tenant_secret;
   mg.send = delivery_http;
   mg.api_base = cfg.channels.messenger_api_base;
-  mg.receipt = [keep_receipt](actors::messenger_receipt rc) {
-    store::message_receipt m;
-    m.tenant = rc.tenant;
-    m.bot = rc.bot;
-    m.channel = "messenger";
-    m.address = rc.address;
-    m.provider_message_id = rc.mids.empty() ? std::string() : rc.mids.front();
-    m.status = rc.kind == "read" ? "read" : "delivered";
-    m.watermark_ms = rc.watermark_ms;
-    keep_receipt(std::move(m));
-  };
+  mg.receipts = p;
   mg.metrics = registry_ptr.get();
   auto messenger_gateway = actors::add_messenger_routes(channel_routes, std::move(mg));
   actors::agent_gateway_options ag;
   ag.rt = &node;
   ag.pg = p;
-  ag.verify_key = [p](const std::string& tenant, const std::string& key,
-                      std::function<void(result<bool>)> done) {
-    store::run_job(*p, store::verify_api_key(tenant, key), std::move(done));
-  };
+  ag.verify_key = verify_key;
   auto agent_gateway = actors::add_agent_routes(channel_routes, std::move(ag));
   http::router channel_front = channel_routes;
   if (has_peer_regions) {
@@ -575,15 +533,11 @@ int run(const settings::settings& cfg) {
   dlo.redis = r;
   dlo.redis_lanes = rdeps.redis_lanes;
   dlo.key_prefix = ropts_rt.key_prefix;
+  dlo.node = cfg.node.name;
   if (const char* k = std::getenv("PARLEY_DIRECTLINE_TOKEN_KEY")) dlo.token_key = k;
-  dlo.tenant_secret = [tenant_secret](const std::string& tenant, const std::string& name,
-                                      std::function<void(std::optional<std::string>)> done) {
-    tenant_secret(tenant, name, [done = std::move(done)](result<std::optional<std::string>> v) {
-      // Secrets unreadable (Postgres down, nothing cached): refused like a wrong secret.
-      done(v ? *v : std::nullopt);
-    });
-  };
-  auto directline = actors::add_directline_routes(routes, std::move(dlo));
+  dlo.tenant_secret = tenant_secret;
+  std::atomic_store(&directline, actors::add_directline_routes(routes, std::move(dlo)));
+  auto directline_pushes = actors::subscribe_directline_pushes(directline);
   actors::add_chat_routes(routes, directline);  // GET /chat/{tenant}/{bot}: the web chat page
 
   admin::admin_options aopts{*p, cfg.admin.token, {}, {}, cfg.runtime.debug_faults, {}, {}};

@@ -18,26 +18,17 @@
 
 #include <prometheus/registry.h>
 
-#include "src/admin/deploy.hpp"
 #include "src/channels/directline/directline.hpp"
 #include "src/http/client.hpp"
 #include "src/http/http.hpp"
-#include "src/secrets/secrets.hpp"
 #include "src/store/catalog.hpp"
 #include "src/store/postgres.hpp"
-#include "tests/support/process.hpp"
+#include "tests/support/parleyd.hpp"
 #include "tests/support/servers.hpp"
 
 namespace parley::test {
 
 using namespace std::chrono_literals;
-
-inline std::string read_text_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 /// The fake order system: every order has shipped with UPS, tracking 1Z999.
 class fake_order_api {
@@ -98,68 +89,26 @@ class directline_node {
     tenant_ = store::testing::unique_name("dl");
     secret_ =
         channels::directline::make_secret(tenant_, "orders", "0123456789abcdef01234567" + tenant_);
-    std::map<std::string, std::string> env = {
-        {"PORT", "0"},
-        {"REDIS_URL", redis},
-        {"DATABASE_URL", url},
-        {"PARLEY_ADMIN_TOKEN", "test-admin-token"},
-        {"PARLEY_LOG_LEVEL", "info"},
-        {"PARLEY_ACTIONS_EGRESS_ALLOW", "127.0.0.1/32"},  // the fake order API
-    };
     // Empty overrides the key scripts/test exports.
-    env["PARLEY_DIRECTLINE_TOKEN_KEY"] = with_key ? token_key : "";
-    proc_ = std::make_unique<testing::child_process>(
-        std::vector<std::string>{PARLEYD_PATH, "--config",
-                                 std::string(PARLEY_SOURCE_DIR) + "/config/local.yaml"},
-        env);
-    auto line = proc_->wait_for_line(
-        [](const std::string& l) { return l.find("\"http_listening\"") != std::string::npos; });
-    if (!line) {
+    auto node =
+        start_parleyd({{"PARLEY_LOG_LEVEL", "info"},
+                       {"PARLEY_ACTIONS_EGRESS_ALLOW", "127.0.0.1/32"},  // the fake order API
+                       {"PARLEY_DIRECTLINE_TOKEN_KEY", with_key ? token_key : ""}});
+    proc_ = std::move(node.proc);
+    port_ = node.port;
+    if (port_.empty()) {
       ADD_FAILURE() << "parleyd did not start:\n" << output();
       return;
     }
-    port_ = nlohmann::json::parse(line->substr(line->find('{')))["port"].get<std::string>();
-    std::string why;
-    bool created = store::testing::eventually(
-        [&] {
-          auto t =
-              store::run_job_sync(*pg_, store::create_tenant(tenant_, "Direct Line test", "test"));
-          if (!t) why = t.err().code + ": " + t.err().message;
-          return t.ok();
-        },
-        20s);
-    if (!created) {
-      ADD_FAILURE() << why;
-      return;
-    }
-    // The bot's Direct Line secret and its order API token are the tenant's secrets,
-    // sealed under the run's key (scripts/test exports PARLEY_SECRETS_KEY).
-    const char* run_key = std::getenv("PARLEY_SECRETS_KEY");
-    auto keys = secrets::keyring::from_text(run_key ? run_key : "", "");
-    if (!keys) {
-      ADD_FAILURE() << "PARLEY_SECRETS_KEY: " << keys.err().message;
-      return;
-    }
-    for (const auto& [name, value] : std::vector<std::pair<std::string, std::string>>{
-             {"directline.orders", secret_}, {"ORDERS_API_TOKEN", "s3cret"}}) {
-      auto put = store::run_job_sync(*pg_, store::put_secret(*keys, tenant_, name, value, "test"));
-      if (!put) {
-        ADD_FAILURE() << name << ": " << put.err().message;
-        return;
-      }
-    }
-    auto text = read_text_file(std::string(PARLEY_SOURCE_DIR) + "/config/bots/order-status.yaml");
+    // The bot's Direct Line secret and its order API token are the tenant's secrets.
+    auto text = source_file("config/bots/order-status.yaml");
     auto pos = text.find("https://orders.example.com");
     if (pos != std::string::npos) text.replace(pos, 26, api_.base());
-    admin::deploy_request d;
-    d.tenant = tenant_;
-    d.bot = "orders";
-    d.source = text;
-    d.deployed_by = "test";
-    d.activate = true;
-    auto r = store::run_job_sync(*pg_, admin::deploy_version(d));
-    if (!r.ok() || !r->deployed) {
-      ADD_FAILURE() << "deploy failed: " << (r.ok() ? "diagnostics" : r.err().message);
+    auto why = provision_tenant(*pg_, tenant_,
+                                {{"directline.orders", secret_}, {"ORDERS_API_TOKEN", "s3cret"}},
+                                "orders", text);
+    if (!why.empty()) {
+      ADD_FAILURE() << why;
       return;
     }
     ready_ = true;
@@ -171,6 +120,12 @@ class directline_node {
   std::string port() const { return port_; }
   std::string domain() const { return "http://127.0.0.1:" + port_ + "/v3/directline"; }
   fake_order_api& orders() { return api_; }
+  /// A new API key of the tenant (the agent API's credential); "" when it failed.
+  std::string api_key() {
+    auto key = store::run_job_sync(*pg_, store::create_api_key(tenant_, "agents", "test"));
+    EXPECT_TRUE(key.ok()) << (key.ok() ? "" : key.err().message);
+    return key.ok() ? key->key : std::string();
+  }
 
   /// One request to the node; `auth` is the bearer credential ("" for none).
   dl_reply call(const std::string& method, const std::string& path, const std::string& auth,

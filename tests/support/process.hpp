@@ -145,4 +145,24 @@ class child_process {
   int code_ = 0;
 };
 
+/// What a program run to its end printed and returned.
+struct finished_run {
+  std::optional<int> code;  ///< nullopt: it did not end in time (and was killed)
+  std::string output;       ///< stdout and stderr, one line per line
+};
+
+/// Runs `argv` (with `env` over the parent's environment) until it ends, reading its
+/// output for at most `deadline`, then up to 10 s more for its exit: a client script of
+/// an e2e test.
+inline finished_run run_to_end(std::vector<std::string> argv,
+                               const std::map<std::string, std::string>& env,
+                               std::chrono::milliseconds deadline) {
+  child_process p(std::move(argv), env);
+  p.drain(deadline);
+  finished_run r;
+  r.code = p.wait_exit(std::chrono::seconds(10));
+  for (const auto& l : p.lines()) r.output += l + "\n";
+  return r;
+}
+
 }  // namespace parley::testing

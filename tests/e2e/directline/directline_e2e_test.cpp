@@ -20,15 +20,12 @@ TEST(DirectLineJs, MultiTurnConversationOverTheWebSocket) {
   ASSERT_TRUE(std::filesystem::exists(PARLEY_NODE)) << "node is not installed";
   parley::test::directline_node n;
   ASSERT_TRUE(n.ready()) << n.output();
-  parley::testing::child_process client(
+  auto client = parley::testing::run_to_end(
       {PARLEY_NODE, dir + "/directline/directlinejs_client.js", n.domain(), n.secret()},
-      {{"NODE_PATH", dir + "/node_modules"}});
-  client.drain(90s);
-  auto code = client.wait_exit(10s);
-  std::string out;
-  for (const auto& l : client.lines()) out += l + "\n";
-  ASSERT_TRUE(code.has_value()) << out;
-  EXPECT_EQ(*code, 0) << out << "\nparleyd:\n" << n.output();
+      {{"NODE_PATH", dir + "/node_modules"}}, 90s);
+  const auto& out = client.output;
+  ASSERT_TRUE(client.code.has_value()) << out;
+  EXPECT_EQ(*client.code, 0) << out << "\nparleyd:\n" << n.output();
   EXPECT_NE(out.find("ok: "), std::string::npos) << "the client ran to its end:\n" << out;
   EXPECT_EQ(n.orders().calls(), 1) << "the order lookup ran once";
 }

@@ -92,16 +92,13 @@ TEST(WebChatPage, AConversationInHeadlessChromium) {
   ASSERT_TRUE(n.ready()) << n.output();
   const std::string shot = std::string(PARLEY_TEST_OUTPUT_DIR) + "/webchat.png";
   std::filesystem::remove(shot);
-  parley::testing::child_process client(
+  auto client = parley::testing::run_to_end(
       {PARLEY_NODE, dir + "/webchat/chat_page_client.js", "http://127.0.0.1:" + n.port(),
        n.tenant(), "orders", n.secret(), shot},
-      {{"NODE_PATH", dir + "/node_modules"}, {"PARLEY_CHROMIUM", PARLEY_CHROMIUM}});
-  client.drain(150s);
-  auto code = client.wait_exit(10s);
-  std::string out;
-  for (const auto& l : client.lines()) out += l + "\n";
-  ASSERT_TRUE(code.has_value()) << out;
-  EXPECT_EQ(*code, 0) << out << "\nparleyd:\n" << n.output();
+      {{"NODE_PATH", dir + "/node_modules"}, {"PARLEY_CHROMIUM", PARLEY_CHROMIUM}}, 150s);
+  const auto& out = client.output;
+  ASSERT_TRUE(client.code.has_value()) << out;
+  EXPECT_EQ(*client.code, 0) << out << "\nparleyd:\n" << n.output();
   EXPECT_NE(out.find("ok: "), std::string::npos) << "the client ran to its end:\n" << out;
   EXPECT_TRUE(std::filesystem::exists(shot)) << shot;
   std::cout << "screenshot: " << shot << std::endl;
@@ -119,16 +116,13 @@ TEST(WebChatPage, MicrosoftWebChatTalksToTheDirectLineDomain) {
   ASSERT_TRUE(n.ready()) << n.output();
   const std::string shot = std::string(PARLEY_TEST_OUTPUT_DIR) + "/botframework-webchat.png";
   std::filesystem::remove(shot);
-  parley::testing::child_process client(
+  auto client = parley::testing::run_to_end(
       {PARLEY_NODE, dir + "/webchat/webchat_bundle_client.js", "http://127.0.0.1:" + n.port(),
        n.tenant(), "orders", shot},
-      {{"NODE_PATH", dir + "/node_modules"}, {"PARLEY_CHROMIUM", PARLEY_CHROMIUM}});
-  client.drain(150s);
-  auto code = client.wait_exit(10s);
-  std::string out;
-  for (const auto& l : client.lines()) out += l + "\n";
-  ASSERT_TRUE(code.has_value()) << out;
-  EXPECT_EQ(*code, 0) << out << "\nparleyd:\n" << n.output();
+      {{"NODE_PATH", dir + "/node_modules"}, {"PARLEY_CHROMIUM", PARLEY_CHROMIUM}}, 150s);
+  const auto& out = client.output;
+  ASSERT_TRUE(client.code.has_value()) << out;
+  EXPECT_EQ(*client.code, 0) << out << "\nparleyd:\n" << n.output();
   EXPECT_NE(out.find("ok: "), std::string::npos) << "the client ran to its end:\n" << out;
   EXPECT_TRUE(std::filesystem::exists(shot)) << shot;
   std::cout << "screenshot: " << shot << std::endl;

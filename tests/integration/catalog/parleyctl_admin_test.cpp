@@ -38,11 +38,6 @@ int unused_port() {
   return ntohs(addr.sin_port);
 }
 
-struct run_result {
-  int exit_code = -1;
-  std::string output;  ///< stdout and stderr together
-};
-
 class parleyctl_admin_test : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -68,15 +63,7 @@ class parleyctl_admin_test : public ::testing::Test {
   run_result ctl(const std::string& args, const std::string& env = "PARLEY_ADMIN_TOKEN=ctl-token") {
     std::string cmd = "env -u PARLEY_URL -u PARLEY_ADMIN_TOKEN " + env + " '" PARLEYCTL_PATH "' " +
                       args + " 2>&1";
-    run_result r;
-    FILE* p = ::popen(cmd.c_str(), "r");
-    if (p == nullptr) return r;
-    std::array<char, 4096> buf{};
-    std::size_t n;
-    while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.output.append(buf.data(), n);
-    int status = ::pclose(p);
-    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return r;
+    return run_shell(cmd);
   }
 
   std::string at() const { return " --url " + url_; }

@@ -400,24 +400,11 @@ TEST_F(secrets_admin, errors_name_the_field_and_a_node_without_key_answers_503) 
 
 // ------------------------------------------------------------------ parleyctl
 
-struct run_result {
-  int exit_code = -1;
-  std::string output;
-};
-
 run_result ctl(const std::string& args, const std::string& input = "") {
   std::string cmd =
       "env -u PARLEY_URL PARLEY_ADMIN_TOKEN=tok '" PARLEYCTL_PATH "' " + args + " 2>&1";
   if (!input.empty()) cmd = "printf '%s\\n' '" + input + "' | " + cmd;
-  run_result r;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (p == nullptr) return r;
-  std::array<char, 4096> buf{};
-  std::size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.output.append(buf.data(), n);
-  int status = ::pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+  return run_shell(cmd);
 }
 
 TEST_F(secrets_admin, parleyctl_secret_commands) {

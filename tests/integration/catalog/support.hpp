@@ -4,7 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+
+#include <array>
 #include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <memory>
 #include <optional>
@@ -102,5 +106,24 @@ inline std::string edited(std::string text, const std::string& from, const std::
 
 /// A tenant id no other test or run uses (see unique_name).
 inline std::string unique_tenant(const std::string& stem) { return unique_name(stem); }
+
+/// What a shell command printed (stdout and stderr together) and its exit code.
+struct run_result {
+  int exit_code = -1;
+  std::string output;
+};
+
+/// Runs `cmd` with /bin/sh and waits for it (the parleyctl tests).
+inline run_result run_shell(const std::string& cmd) {
+  run_result r;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (p == nullptr) return r;
+  std::array<char, 4096> buf{};
+  std::size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.output.append(buf.data(), n);
+  int status = ::pclose(p);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
 
 }  // namespace parley::catalog_testing

@@ -10,22 +10,18 @@
 
 #include <condition_variable>
 #include <deque>
-#include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
-#include <sstream>
 
-#include "src/admin/deploy.hpp"
 #include "src/channels/messenger/messenger.hpp"
 #include "src/channels/text/form.hpp"
 #include "src/channels/twilio/twilio.hpp"
 #include "src/http/client.hpp"
 #include "src/http/http.hpp"
-#include "src/secrets/secrets.hpp"
 #include "src/store/catalog.hpp"
 #include "src/store/postgres.hpp"
-#include "tests/support/process.hpp"
+#include "tests/support/parleyd.hpp"
 #include "tests/support/servers.hpp"
 
 #include <prometheus/registry.h>
@@ -34,7 +30,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using json = nlohmann::json;
-using parley::testing::child_process;
 namespace store = parley::store;
 namespace text = parley::channels::text;
 namespace twilio = parley::channels::twilio;
@@ -46,19 +41,6 @@ const std::string app_secret = "test-app-secret";
 const std::string page_token = "EAAtestpagetoken";
 const std::string verify_token = "test-verify-token";
 const std::string page_id = "1234567890";
-
-std::string env_or_fail(const char* name) {
-  const char* v = std::getenv(name);
-  if (v == nullptr) ADD_FAILURE() << name << " is not set: run the tests with scripts/test";
-  return v ? v : "";
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 bool has(const std::string& s, const std::string& part) {
   return s.find(part) != std::string::npos;
@@ -170,57 +152,28 @@ class fake_twilio {
 class AsyncChannels : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto pg = store::postgres_client::create({env_or_fail("DATABASE_URL")});
+    auto pg = store::postgres_client::create({store::testing::require_env("DATABASE_URL")});
     ASSERT_TRUE(pg.ok());
     pg_ = std::move(*pg);
     tenant_ = store::testing::unique_name("sms");
-    std::map<std::string, std::string> env = {
-        {"PORT", "0"},
-        {"REDIS_URL", env_or_fail("REDIS_URL")},
-        {"DATABASE_URL", env_or_fail("DATABASE_URL")},
-        {"PARLEY_ADMIN_TOKEN", "test-admin-token"},
+    node_ = parley::test::start_parleyd({
         {"PARLEY_CHANNELS_TWILIO_API_BASE", twilio_.base()},
         {"PARLEY_CHANNELS_MESSENGER_API_BASE", twilio_.base() + "/v19.0"},
         {"PARLEY_CHANNELS_RETRY_MAX_MS", "300"},
         {"PARLEY_ACTIONS_EGRESS_ALLOW", "127.0.0.1/32"},
-    };
-    proc_ = std::make_unique<child_process>(
-        std::vector<std::string>{PARLEYD_PATH, "--config",
-                                 std::string(PARLEY_SOURCE_DIR) + "/config/local.yaml"},
-        env);
-    auto line = proc_->wait_for_line(
-        [](const std::string& l) { return l.find("\"http_listening\"") != std::string::npos; });
-    ASSERT_TRUE(line.has_value()) << "parleyd did not start";
-    port_ = json::parse(line->substr(line->find('{')))["port"].get<std::string>();
-    std::string why;
-    ASSERT_TRUE(store::testing::eventually(
-        [&] {
-          auto t = store::run_job_sync(*pg_, store::create_tenant(tenant_, "SMS tenant", "test"));
-          if (!t) why = t.err().message;
-          return t.ok();
-        },
-        20s))
-        << why;
-    // The channels' credentials are the tenant's secrets, sealed under the run's key.
-    auto keys = parley::secrets::keyring::from_text(env_or_fail("PARLEY_SECRETS_KEY"), "");
-    ASSERT_TRUE(keys.ok()) << keys.err().message;
-    for (const auto& [name, value] : std::vector<std::pair<std::string, std::string>>{
-             {"twilio.account_sid", account_sid},
-             {"twilio.auth_token", auth_token},
-             {"messenger.app_secret", app_secret},
-             {"messenger.page_token", page_token},
-             {"messenger.verify_token", verify_token}}) {
-      auto put = store::run_job_sync(*pg_, store::put_secret(*keys, tenant_, name, value, "test"));
-      ASSERT_TRUE(put.ok()) << name << ": " << put.err().message;
-    }
-    parley::admin::deploy_request d;
-    d.tenant = tenant_;
-    d.bot = "orders";
-    d.source = read_file(std::string(PARLEY_SOURCE_DIR) + "/config/bots/order-status.yaml");
-    d.deployed_by = "test";
-    d.activate = true;
-    auto r = store::run_job_sync(*pg_, parley::admin::deploy_version(d));
-    ASSERT_TRUE(r.ok() && r->deployed);
+    });
+    ASSERT_FALSE(node_.port.empty()) << "parleyd did not start";
+    port_ = node_.port;
+    // The channels' credentials are the tenant's secrets.
+    auto why = parley::test::provision_tenant(
+        *pg_, tenant_,
+        {{"twilio.account_sid", account_sid},
+         {"twilio.auth_token", auth_token},
+         {"messenger.app_secret", app_secret},
+         {"messenger.page_token", page_token},
+         {"messenger.verify_token", verify_token}},
+        "orders", parley::test::source_file("config/bots/order-status.yaml"));
+    ASSERT_EQ(why, "");
     // The node learns of the version within its registry's poll.
     parley::http::client_response last;
     ASSERT_TRUE(store::testing::eventually(
@@ -343,7 +296,7 @@ class AsyncChannels : public ::testing::Test {
   std::unique_ptr<store::postgres_client> pg_;
   std::string tenant_;
   fake_twilio twilio_;
-  std::unique_ptr<child_process> proc_;
+  parley::test::parleyd_process node_;
   std::string port_;
   std::size_t base_ = 0;
   int sids_ = 0;

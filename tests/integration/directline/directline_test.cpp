@@ -1,28 +1,22 @@
 // Direct Line 3.0 against a real parleyd, Redis and Postgres: tokens, conversations,
 // posts and polls from a watermark, a retried post, reconnects, refresh and expiry,
-// bad credentials, CORS, and the WebSocket stream (replay at open, pushes, one socket
-// per conversation).
+// bad credentials, CORS, the WebSocket stream (replay at open, pushes, one socket
+// per conversation), and a handoff to an agent of the agent API.
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include <boost/asio/connect.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core/buffers_to_string.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/websocket.hpp>
-
 #include "src/channels/directline/directline.hpp"
 #include "src/common/clock.hpp"
 #include "tests/support/directline_node.hpp"
+#include "tests/support/directline_stream.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
 using json = nlohmann::json;
 namespace dl = parley::channels::directline;
-namespace net = boost::asio;
-namespace bws = boost::beast::websocket;
+using parley::test::stream_client;
 
 json message(const std::string& text, const std::string& client_id) {
   return {{"type", "message"},
@@ -43,72 +37,6 @@ std::string bot_texts(const json& activities) {
 bool has(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
 }
-
-/// A blocking WebSocket client of the stream (Beast), reading with a deadline.
-class stream_client {
- public:
-  explicit stream_client(const std::string& url) {
-    // ws://host:port/path?query
-    auto rest = url.substr(std::string("ws://").size());
-    auto slash = rest.find('/');
-    auto hostport = rest.substr(0, slash);
-    target_ = rest.substr(slash);
-    auto colon = hostport.find(':');
-    net::ip::tcp::resolver resolver(ioc_);
-    auto eps = resolver.resolve(hostport.substr(0, colon), hostport.substr(colon + 1));
-    net::connect(ws_.next_layer(), eps);
-    ws_.handshake(hostport, target_);
-  }
-
-  /// The next non-empty frame as JSON; null after `deadline` or when the socket closed.
-  json next(std::chrono::milliseconds deadline = 10s) {
-    boost::beast::flat_buffer buf;
-    boost::system::error_code ec;
-    bool done = false;
-    ws_.async_read(buf, [&](boost::system::error_code e, std::size_t) {
-      ec = e;
-      done = true;
-    });
-    ioc_.restart();
-    ioc_.run_for(deadline);
-    if (!done) {
-      // Cancel the read and let its handler run before the buffer goes.
-      ws_.next_layer().cancel();
-      ioc_.restart();
-      ioc_.run_for(1s);
-      closed_ = true;
-      return nullptr;
-    }
-    if (ec) {
-      closed_ = true;
-      return nullptr;
-    }
-    auto text = boost::beast::buffers_to_string(buf.data());
-    if (text.empty()) return next(deadline);
-    return json::parse(text, nullptr, false);
-  }
-
-  /// Activities until `pred` holds for one (returned) or the deadline passes.
-  json until(const std::function<bool(const json&)>& pred, std::vector<json>* all = nullptr) {
-    for (;;) {
-      auto set = next();
-      if (set.is_null()) return nullptr;
-      for (const auto& a : set["activities"]) {
-        if (all != nullptr) all->push_back(a);
-        if (pred(a)) return a;
-      }
-    }
-  }
-
-  bool closed() const { return closed_; }
-  void send(const std::string& text) { ws_.write(net::buffer(text)); }
-
- private:
-  net::io_context ioc_;
-  bws::stream<net::ip::tcp::socket> ws_{ioc_};
-  std::string target_;
-  bool closed_ = false;
-};
 
 class DirectLine : public ::testing::Test {
  protected:
@@ -349,6 +277,72 @@ TEST_F(DirectLine, SigtermWithOpenStreamsExitsZeroPromptly) {
   EXPECT_EQ(*code, 0) << n_->output();
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
   for (auto& c : open) EXPECT_TRUE(c->next(5s).is_null());
+}
+
+TEST_F(DirectLine, AHandoffReachesTheAgentWhoseMessagesReachTheChat) {
+  const std::string key = n_->api_key();
+  ASSERT_FALSE(key.empty());
+  auto agent = [&](const std::string& method, const std::string& path, const json& body = nullptr) {
+    return n_->call(method, path, key, body.is_null() ? "" : body.dump(),
+                    {{"X-Org-Id", n_->tenant()}});
+  };
+  auto [conv, token] = start();
+  ASSERT_EQ(post(conv, token, message("Talk to an agent", "h-1")).status, 200);
+  auto before = activities(conv, token);
+  ASSERT_TRUE(has(bot_texts(before.j["activities"]), "connecting you with an agent"))
+      << before.body;
+
+  // The handoff reaches the agent API, as the SMS and Messenger ones do.
+  json handoff;
+  ASSERT_TRUE(parley::store::testing::eventually([&] {
+    for (const auto& h : agent("GET", "/agent/v1/handoffs").j.value("handoffs", json::array()))
+      if (h.value("sessionId", "") == conv) handoff = h;
+    return !handoff.is_null();
+  })) << "no open handoff for "
+      << conv;
+  EXPECT_EQ(handoff["channel"], "directline");
+  EXPECT_EQ(handoff["queue"], "orders");
+
+  // The user's message goes to the agent: it is echoed, and the bot says nothing.
+  auto p = post(conv, token, message("my parcel is late", "h-2"));
+  ASSERT_EQ(p.status, 200) << p.body;
+  auto after = activities(conv, token, before.j.value("watermark", ""));
+  ASSERT_EQ(after.j["activities"].size(), 1u) << after.body;
+  EXPECT_EQ(after.j["activities"][0]["text"], "my parcel is late");
+  ASSERT_TRUE(parley::store::testing::eventually([&] {
+    return has(agent("GET", "/agent/v1/handoffs/" + conv + "/transcript").body,
+               "my parcel is late");
+  }));
+
+  // The agent's message reaches the open socket, once though the tool retried its post.
+  parley::test::dl_reply resumed = n_->call(
+      "GET",
+      "/v3/directline/conversations/" + conv + "?watermark=" + after.j.value("watermark", ""),
+      token);
+  ASSERT_EQ(resumed.status, 200) << resumed.body;
+  stream_client ws(resumed.j.value("streamUrl", ""));
+  for (int i = 0; i < 2; ++i) {
+    auto m = agent("POST", "/agent/v1/handoffs/" + conv + "/messages",
+                   {{"text", "Hi, I'm Ann from support."}, {"id", "a1"}});
+    EXPECT_EQ(m.status, 200) << m.body;
+  }
+  auto ann = ws.until([](const json& a) { return has(a.value("text", ""), "I'm Ann"); });
+  ASSERT_FALSE(ann.is_null()) << "the agent's message did not reach the socket";
+  EXPECT_EQ(ann["from"]["role"], "bot");
+
+  // Back to the bot: what it says about the failed transfer reaches the chat, then it
+  // answers the user again.
+  auto c = agent("POST", "/agent/v1/handoffs/" + conv + "/close", {{"outcome", "returned_to_bot"}});
+  EXPECT_EQ(c.status, 200) << c.body;
+  ASSERT_FALSE(ws.until([](const json& a) {
+                   return has(a.value("text", ""), "could not connect you");
+                 }).is_null());
+  ASSERT_EQ(post(conv, token, message("Track an order", "h-3")).status, 200);
+  auto all = activities(conv, token, "0");
+  EXPECT_TRUE(has(bot_texts(all.j["activities"]), "What's your order number?")) << all.body;
+  int anns = 0;
+  for (const auto& a : all.j["activities"]) anns += has(a.value("text", ""), "I'm Ann") ? 1 : 0;
+  EXPECT_EQ(anns, 1) << all.body;
 }
 
 TEST(DirectLineWithoutKey, EveryRouteAnswers503) {
