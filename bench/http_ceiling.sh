@@ -18,9 +18,7 @@ duration=${1:-10s}
 conns=${2:-64}
 
 parley_install_deps
-for p in wrk nginx; do
-  command -v $p >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -q $p >/dev/null; }
-done
+bench_install wrk nginx
 export CCACHE_DIR=${CCACHE_DIR:-$top/.cache/ccache}
 build=${PARLEY_BENCH_BUILD:-build/release}
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPARLEY_BUILD_TESTS=OFF -DPARLEY_BUILD_BENCH=OFF >/dev/null

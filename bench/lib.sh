@@ -23,11 +23,20 @@ bench_cleanup() {
 # bench_free_port: prints a free TCP port on 127.0.0.1.
 bench_free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# bench_start_nginx DIR: nginx (one worker per core, access log off, unlimited
-# keep-alive requests) answering GET /healthz with parleyd's body, on a free port.
-# Sets NGINX_PORT and NGINX_PID; returns once it answers.
+# bench_install PROGRAM...: installs the Debian packages of that name that are missing.
+bench_install() {
+  local p
+  for p in "$@"; do
+    command -v "$p" >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$p" >/dev/null; }
+  done
+}
+
+# bench_start_nginx DIR [LOCATIONS]: nginx (one worker per core, access log off,
+# unlimited keep-alive requests) answering GET /healthz with parleyd's body, and the
+# nginx `location` blocks LOCATIONS, on a free port. Sets NGINX_PORT and NGINX_PID;
+# returns once it answers.
 bench_start_nginx() {
-  local dir=$1
+  local dir=$1 locations=${2:-}
   NGINX_PORT=$(bench_free_port)
   mkdir -p "$dir"
   cat > "$dir/nginx.conf" <<CONF
@@ -48,6 +57,7 @@ http {
   server {
     listen 127.0.0.1:$NGINX_PORT;
     location = /healthz { default_type application/json; return 200 '{"status":"alive"}'; }
+$locations
   }
 }
 CONF

@@ -34,9 +34,7 @@ build=${PARLEY_BENCH_BUILD:-build/release}
 admin_token=bench-admin-$$
 
 parley_install_deps
-for p in wrk nginx; do
-  command -v $p >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -q $p >/dev/null; }
-done
+bench_install wrk nginx
 bench_release_build "$build" parleyd parley_loadgen parley_bench_setup
 loadgen=$build/bench/loadgen/parley_loadgen
 

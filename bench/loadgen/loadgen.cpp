@@ -16,6 +16,13 @@
 //     turn's intended send time, so queueing behind a slow server shows up in
 //     the percentiles instead of being hidden (coordinated omission).
 //
+// Prepared requests (--requests FILE): instead of Bot API conversations, every turn
+// is the next request of a file made beforehand, each sent once (so a webhook
+// bench sends each signed message once: a repeat would be a cheap duplicate). One
+// request a line, fields separated by tabs: the target, then header lines
+// ("Name: value"), and the body last; the method is POST. Worker i of n takes the
+// lines k with k % n == i; a worker that runs out starts its share again.
+//
 // Output: a human summary, then one JSON line (the last line) for scripts. Exit
 // code 1 when more than 1% of the turns failed (transport error or non-2xx), 2
 // on bad options.
@@ -90,6 +97,7 @@ struct options {
   int threads = 1;
   double drain_s = 5;
   bool timeline = false;
+  std::string requests_file;  // --requests: prepared requests instead of conversations
   std::vector<std::string> texts = {"when are you open", "how much does it cost", "a blue widget",
                                     "something else entirely"};
 };
@@ -358,6 +366,7 @@ class worker {
                                         std::chrono::microseconds(1)) +
                          "-";
     for (const auto& text : o.texts) texts_json.push_back(json_escape(text));
+    if (!o.requests_file.empty()) load_requests(o, threads_total(o));
     for (int i = 0; i < users; ++i)
       users_.push_back(std::make_unique<user>(*this, index * 1000000 + i));
     t.latency_us.reserve(1 << 20);
@@ -430,8 +439,66 @@ class worker {
   std::string start_target;             // /v5.3.0/bots/{bot}/sessions
   std::string session_key_prefix;       // {"externalSessionKey":"lg-<this run>-
   std::vector<std::string> texts_json;  // --texts, escaped for a JSON string
+  std::vector<std::string> requests;    // --requests: this worker's share, each complete
+  std::size_t next_request = 0;
+
+  static int threads_total(const options& o) { return std::min(o.threads, o.connections); }
 
  private:
+  /// --requests: reads this worker's share of the file into complete requests.
+  void load_requests(const options& o, int workers) {
+    FILE* f = std::fopen(o.requests_file.c_str(), "r");
+    if (!f) {
+      std::fprintf(stderr, "parley_loadgen: --requests: cannot open %s\n", o.requests_file.c_str());
+      std::exit(2);
+    }
+    std::string line;
+    char chunk[4096];
+    std::size_t k = 0;
+    auto take = [&] {
+      if (line.empty()) return;
+      if (k++ % static_cast<std::size_t>(workers) != static_cast<std::size_t>(index)) return;
+      std::vector<std::string_view> fields;
+      std::string_view rest(line);
+      for (auto tab = rest.find('\t'); tab != std::string_view::npos; tab = rest.find('\t')) {
+        fields.push_back(rest.substr(0, tab));
+        rest.remove_prefix(tab + 1);
+      }
+      fields.push_back(rest);
+      if (fields.size() < 2) {
+        std::fprintf(stderr, "parley_loadgen: --requests: line %zu has no tab\n", k);
+        std::exit(2);
+      }
+      std::string r = "POST ";
+      r += fields.front();
+      r += " HTTP/1.1\r\nHost: " + o.host + ":" + o.port + "\r\n";
+      for (std::size_t i = 1; i + 1 < fields.size(); ++i) {
+        r += fields[i];
+        r += "\r\n";
+      }
+      r += "Content-Length: ";
+      append_int(r, fields.back().size());
+      r += "\r\n\r\n";
+      r += fields.back();
+      requests.push_back(std::move(r));
+    };
+    while (std::fgets(chunk, sizeof chunk, f)) {
+      line += chunk;
+      if (!line.empty() && line.back() == '\n') {
+        line.pop_back();
+        take();
+        line.clear();
+      }
+    }
+    take();
+    std::fclose(f);
+    if (requests.empty()) {
+      std::fprintf(stderr, "parley_loadgen: --requests: no request for worker %d in %s\n", index,
+                   o.requests_file.c_str());
+      std::exit(2);
+    }
+  }
+
   /// Rate mode: the pacer's shortest sleep.
   static constexpr std::chrono::microseconds pace_tick{250};
   /// Rate mode: turn i of this worker is due at t0 + i / rate.
@@ -523,6 +590,10 @@ void user::connect() {
 /// No Connection header: HTTP/1.1 connections are keep-alive by default.
 void user::build_request() {
   const auto& o = w_.opts;
+  if (!w_.requests.empty()) {
+    req_ = w_.requests[w_.next_request++ % w_.requests.size()];
+    return;
+  }
   req_.clear();
   body_.clear();
   req_ += "POST ";
@@ -641,7 +712,7 @@ void user::on_read(const error_code& ec, std::size_t n) {
 /// A complete response in buf_: records the turn and hands the user back.
 void user::on_response(std::string_view body, bool keep_alive) {
   int status = head_.status;
-  bool start = session_.empty();
+  bool start = session_.empty() && w_.requests.empty();
   if (start && status >= 200 && status < 300) {
     session_.assign(session_id_of(body));
     if (session_.empty()) status = 599;  // a success without a session: count as an error
@@ -662,7 +733,7 @@ void user::on_response(std::string_view body, bool keep_alive) {
 /// was not HTTP we understand): counted as status 0, the connection is dropped.
 void user::fail() {
   disconnect();
-  bool start = session_.empty();
+  bool start = session_.empty() && w_.requests.empty();
   session_.clear();
   w_.record(intended_, clock_type::now(), 0, start);
   --w_.in_flight;
@@ -713,7 +784,10 @@ int main(int argc, char** argv) {
       "parley_loadgen: concurrent multi-turn Bot API conversations against a running node"};
   app.add_option("--url", o.url, "node base URL (http://host:port)")->capture_default_str();
   app.add_option("--tenant", o.tenant, "X-Org-Id")->capture_default_str();
-  app.add_option("--key", o.key, "API key of the tenant (Authorization: Bearer)")->required();
+  app.add_option("--key", o.key, "API key of the tenant (Authorization: Bearer)");
+  app.add_option("--requests", o.requests_file,
+                 "prepared requests, one a line (target TAB headers... TAB body), instead of "
+                 "Bot API conversations");
   app.add_option("--bot", o.bot, "bot id to start sessions with")->capture_default_str();
   app.add_option("--connections", o.connections, "virtual users, one keep-alive connection each")
       ->capture_default_str()
@@ -742,6 +816,10 @@ int main(int argc, char** argv) {
   if (!parse_url(o)) {
     std::fprintf(stderr, "parley_loadgen: --url: expected http://host:port, got %s\n",
                  o.url.c_str());
+    return 2;
+  }
+  if (o.key.empty() && o.requests_file.empty()) {
+    std::fprintf(stderr, "parley_loadgen: --key is required (or --requests)\n");
     return 2;
   }
   if (o.rate < 0) {
