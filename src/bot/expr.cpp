@@ -857,7 +857,16 @@ parsed_template parse_template(std::string_view text, const var_resolver& vars) 
       lit.append(text.substr(pos));
       break;
     }
-    lit.append(text.substr(pos, open - pos));
+    // "\{{" is a literal "{{", as in Handlebars; "\\{{" is a literal backslash
+    // before a placeholder. Other backslashes are plain text.
+    bool escaped = open > pos && text[open - 1] == '\\';
+    bool doubled = escaped && open - 1 > pos && text[open - 2] == '\\';
+    lit.append(text.substr(pos, open - pos - (escaped ? 1 : 0)));
+    if (escaped && !doubled) {
+      lit.append("{{");
+      pos = open + 2;
+      continue;
+    }
     auto close = text.find("}}", open + 2);
     if (close == std::string_view::npos) {
       out.errors.push_back({open, "'{{' without a matching '}}'"});

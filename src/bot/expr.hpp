@@ -75,6 +75,7 @@ bool truthy(const ::parley::bot::v1::Value& v);
 bool values_equal(const ::parley::bot::v1::Value& a, const ::parley::bot::v1::Value& b);
 
 /// A template "Hello {{name}}": literal text, expressions and secrets.
+/// "\{{" writes a literal "{{" and "\\{{" a backslash before a placeholder.
 struct template_part {
   std::string literal;     // for a secret: its placeholder "{{secret.NAME}}"
   expr_ptr expr;           // null for literal and secret parts

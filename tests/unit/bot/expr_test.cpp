@@ -110,6 +110,43 @@ TEST(expr, templates) {
   EXPECT_EQ(bad.errors[0].offset, 3u);
 }
 
+TEST(expr, a_backslash_makes_a_literal_open_brace_pair) {
+  env e;
+  auto render = [&](std::string_view text, std::vector<d::secret_mark>* marks = nullptr) {
+    auto t = d::parse_template(text, [&](std::string_view n) { return e.resolve(n); });
+    EXPECT_TRUE(t.errors.empty()) << text << ": " << t.errors[0].message;
+    return d::render(
+        t, [&](int i) -> const bot::v1::Value& { return e.vals[i]; }, marks);
+  };
+  EXPECT_EQ(render(R"(Type \{{name}} to see {{name}}.)"), "Type {{name}} to see Ada Lovelace.");
+  EXPECT_EQ(render(R"(\{{{{count}})"), "{{41") << "a placeholder right after it still renders";
+  EXPECT_EQ(render(R"({{count}}\{{)"), "41{{") << "no '}}' needed after a literal '{{'";
+  EXPECT_EQ(render(R"(C:\\{{name}})"), R"(C:\Ada Lovelace)") << "a backslash before a value";
+  EXPECT_EQ(render(R"(a \ b \} {{count}})"), R"(a \ b \} 41)") << "other backslashes stay";
+  std::vector<d::secret_mark> marks;
+  EXPECT_EQ(render(R"(\{{secret.TOKEN}})", &marks), "{{secret.TOKEN}}");
+  EXPECT_TRUE(marks.empty()) << "an escaped placeholder is text, never a secret";
+}
+
+TEST(expr, a_literal_open_brace_pair_reaches_the_user) {
+  auto r = bot::compile(R"(bot: {name: braces, welcome: w}
+variables: {n: {type: number, default: 2}}
+dialogs:
+  w:
+    - message: 'Write \{{n}} in a message to show n, like this: {{n}}'
+    - message: "In double quotes: \\{{ and {{n + 1}}"
+)");
+  std::string diags;
+  for (const auto& dg : r.diagnostics) diags += dg.to_string() + "\n";
+  ASSERT_TRUE(r.ok()) << diags;
+  auto p = bot::load(*r.program);
+  ASSERT_TRUE(p.ok());
+  auto t = bot::start(**p, {}, 0);
+  ASSERT_EQ(t.messages_size(), 2);
+  EXPECT_EQ(t.messages(0).text(), "Write {{n}} in a message to show n, like this: 2");
+  EXPECT_EQ(t.messages(1).text(), "In double quotes: {{ and 3");
+}
+
 namespace {
 
 std::string repeat(std::string_view s, int n) {
