@@ -1,7 +1,8 @@
 // Bot engine benchmarks. Run (Release build):
 //   build/bot-rel/bench/bot/bot_bench --benchmark_repetitions=5
 //   --benchmark_report_aggregates_only=true
-// Figures and machine: bench/README.md, section "Bot engine (issue 3)".
+// Figures and machine: bench/README.md, sections "Bot engine (issue 3)" and
+// "Regex entities: std::regex against RE2 (issue 14)".
 
 #include <benchmark/benchmark.h>
 
@@ -97,6 +98,55 @@ void BM_turn_with_state_bytes(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_turn_with_state_bytes);
+
+// A bot whose question waits for a regex entity (issue 14: std::regex against
+// RE2). Every text turn runs every entity extractor, and the question runs its
+// own once more, so the answer turn matches the regex twice.
+std::shared_ptr<const bot::program> regex_bot(const std::string& pattern) {
+  std::string y =
+      "bot: {name: regex-bench, welcome: ask}\n"
+      "variables: {ticket: text}\n"
+      "entities:\n  ticket: {regex: '" +
+      pattern +
+      "'}\n"
+      "dialogs:\n"
+      "  ask:\n"
+      "    - question: {prompt: 'Your ticket number?', entity: ticket, into: ticket}\n"
+      "    - message: 'Looking up {{ticket}}.'\n"
+      "    - goto: ask\n";
+  auto r = bot::compile(y, "regex-bench.yaml");
+  if (!r.ok()) std::abort();
+  return *bot::load(std::move(*r.program));
+}
+
+// The answer to the question: a sentence with the ticket number near its end.
+void BM_turn_regex_entity(benchmark::State& state) {
+  auto p = regex_bot(R"(\b(INC|REQ)-?\d{5}\b)");
+  auto waiting = bot::start(*p, {}, now).state();
+  auto input =
+      bot::text_input("hello, my printer on the third floor is still broken, see inc-12345", now);
+  for (auto _ : state) {
+    auto r = bot::resume(*p, waiting, input);
+    benchmark::DoNotOptimize(r);
+  }
+}
+BENCHMARK(BM_turn_regex_entity);
+
+// The pathological entity of issue 14, `^(a+)+$`, answered with N 'a's and a
+// '!': a backtracking engine takes time exponential in N.
+void BM_turn_regex_entity_pathological(benchmark::State& state) {
+  auto p = regex_bot("^(a+)+$");
+  auto waiting = bot::start(*p, {}, now).state();
+  auto input =
+      bot::text_input(std::string(static_cast<std::size_t>(state.range(0)), 'a') + "!", now);
+  for (auto _ : state) {
+    auto r = bot::resume(*p, waiting, input);
+    benchmark::DoNotOptimize(r);
+  }
+}
+BENCHMARK(BM_turn_regex_entity_pathological)->Arg(16)->Arg(20)->Unit(benchmark::kMicrosecond);
+// The issue's case: 26 'a's, seconds per turn on a backtracking engine.
+BENCHMARK(BM_turn_regex_entity_pathological)->Arg(26)->Iterations(1)->Unit(benchmark::kMillisecond);
 
 // Serialized size of the order-status state mid-conversation (waiting for the
 // order API, all variables that matter set).

@@ -7,7 +7,6 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
-#include <regex>
 #include <set>
 #include <sstream>
 
@@ -137,12 +136,11 @@ void compiler::entities_section(const YAML::Node& es) {
     if (spec["regex"]) {
       std::string re;
       if (scalar(spec["regex"], "'regex'", re)) {
-        if (re.empty()) error(spec["regex"], "empty regex");
-        try {
-          std::regex test(re, std::regex::ECMAScript);
-        } catch (const std::regex_error& ex) {
-          error(spec["regex"], "regex does not compile: " + std::string(ex.what()));
-        }
+        std::string why;
+        if (re.empty())
+          error(spec["regex"], "empty regex");
+        else if (!detail::compile_regex(re, true, why))
+          error(spec["regex"], why);
         e->set_regex(re);
       }
       if (spec["case_sensitive"]) {

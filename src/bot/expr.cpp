@@ -80,6 +80,7 @@ struct expr_node {
   int var = -1;
   std::string name;  // field name or function name
   std::vector<expr_ptr> args;
+  int depth = 1;  // levels of the tree below and including this node
 };
 
 namespace {
@@ -241,12 +242,41 @@ class parser {
     return false;
   }
 
-  static expr_ptr make(op k, std::vector<expr_ptr> args) {
+  expr_ptr make(op k, std::vector<expr_ptr> args, std::size_t off) {
     auto n = std::make_shared<expr_node>();
     n->kind = k;
     n->args = std::move(args);
+    return deepen(std::move(n), off);
+  }
+
+  // Sets a new inner node's depth; a tree deeper than the limit is an error,
+  // since evaluating it (and freeing it) recurses once per level.
+  expr_ptr deepen(std::shared_ptr<expr_node> n, std::size_t off) {
+    for (const auto& a : n->args)
+      if (a) n->depth = std::max(n->depth, a->depth + 1);
+    if (n->depth > max_expr_depth) too_deep(off);
     return n;
   }
+
+  void too_deep(std::size_t off) {
+    fail(off, "expression nested deeper than " + std::to_string(max_expr_depth) +
+                  " levels (parentheses, 'not', '-', calls, or terms of one chain)");
+  }
+
+  // Counts the parser's own recursion: parentheses, 'not', '-' and call
+  // arguments inside one another. Past the limit the parser stops descending.
+  class nesting {
+   public:
+    nesting(parser& p, std::size_t off) : p_(p) {
+      if (++p_.depth_ > max_expr_depth) p_.too_deep(off);
+    }
+    ~nesting() { --p_.depth_; }
+    nesting(const nesting&) = delete;
+    nesting& operator=(const nesting&) = delete;
+
+   private:
+    parser& p_;
+  };
 
   void want_bool(vtype t, std::size_t off, const char* what) {
     if (t != vtype::any && t != vtype::boolean)
@@ -262,7 +292,7 @@ class parser {
       auto r = parse_and();
       want_bool(l.second, off, "'or'");
       want_bool(r.second, off, "'or'");
-      l = {make(op::or_, {l.first, r.first}), vtype::boolean};
+      l = {make(op::or_, {l.first, r.first}, off), vtype::boolean};
     }
     return l;
   }
@@ -275,7 +305,7 @@ class parser {
       auto r = parse_not();
       want_bool(l.second, off, "'and'");
       want_bool(r.second, off, "'and'");
-      l = {make(op::and_, {l.first, r.first}), vtype::boolean};
+      l = {make(op::and_, {l.first, r.first}, off), vtype::boolean};
     }
     return l;
   }
@@ -283,10 +313,12 @@ class parser {
   typed parse_not() {
     if (is_op("not", "!")) {
       auto off = cur_.offset;
+      nesting level(*this, off);
+      if (failed_) return {nullptr, vtype::any};
       next();
       auto e = parse_not();
       want_bool(e.second, off, "'not'");
-      return {make(op::not_, {e.first}), vtype::boolean};
+      return {make(op::not_, {e.first}, off), vtype::boolean};
     }
     return parse_cmp();
   }
@@ -311,7 +343,7 @@ class parser {
                l.second != vtype::text)
         type_error(off, std::string("type mismatch: '") + s + "' needs numbers or texts, got " +
                             vtype_name(l.second));
-      return {make(k, {l.first, r.first}), vtype::boolean};
+      return {make(k, {l.first, r.first}, off), vtype::boolean};
     }
     return l;
   }
@@ -334,7 +366,7 @@ class parser {
             type_error(off, std::string("type mismatch: '") + (plus ? "+" : "-") +
                                 "' needs numbers, got " + vtype_name(s));
       }
-      l = {make(plus ? op::add : op::sub, {l.first, r.first}), t};
+      l = {make(plus ? op::add : op::sub, {l.first, r.first}, off), t};
     }
     return l;
   }
@@ -353,7 +385,7 @@ class parser {
       l = {make(o == "*"   ? op::mul
                 : o == "/" ? op::div
                            : op::mod,
-                {l.first, r.first}),
+                {l.first, r.first}, off),
            vtype::number};
     }
     return l;
@@ -362,12 +394,14 @@ class parser {
   typed parse_unary() {
     if (cur_.kind == tok::op && cur_.text == "-") {
       auto off = cur_.offset;
+      nesting level(*this, off);
+      if (failed_) return {nullptr, vtype::any};
       next();
       auto e = parse_unary();
       if (e.second != vtype::any && e.second != vtype::number)
         type_error(off,
                    std::string("type mismatch: '-' needs a number, got ") + vtype_name(e.second));
-      return {make(op::neg, {e.first}), vtype::number};
+      return {make(op::neg, {e.first}, off), vtype::number};
     }
     return parse_primary();
   }
@@ -389,6 +423,8 @@ class parser {
         return {n, vtype::text};
       }
       case tok::lparen: {
+        nesting level(*this, off);
+        if (failed_) break;
         next();
         auto e = parse_or();
         if (!failed_ && cur_.kind != tok::rparen) fail(cur_.offset, "expected ')'");
@@ -430,7 +466,7 @@ class parser {
           f->kind = op::field;
           f->name = cur_.text;
           f->args = {cur};
-          cur = f;
+          cur = deepen(std::move(f), cur_.offset);
           t = vtype::any;
           next();
         }
@@ -449,6 +485,8 @@ class parser {
   }
 
   typed parse_call(const std::string& name, std::size_t off) {
+    nesting level(*this, off);
+    if (failed_) return {nullptr, vtype::any};
     next();  // (
     std::vector<expr_ptr> args;
     std::vector<vtype> types;
@@ -501,13 +539,14 @@ class parser {
     n->kind = op::call;
     n->name = name;
     n->args = std::move(args);
-    return {n, result};
+    return {deepen(std::move(n), off), result};
   }
 
   std::string_view src_;
   const var_resolver& vars_;
   std::size_t pos_ = 0;
   token cur_;
+  int depth_ = 0;  // the parser's current recursion (nesting)
   bool failed_ = false;
   std::vector<expr_error> errors_;
 };
@@ -818,7 +857,16 @@ parsed_template parse_template(std::string_view text, const var_resolver& vars) 
       lit.append(text.substr(pos));
       break;
     }
-    lit.append(text.substr(pos, open - pos));
+    // "\{{" is a literal "{{", as in Handlebars; "\\{{" is a literal backslash
+    // before a placeholder. Other backslashes are plain text.
+    bool escaped = open > pos && text[open - 1] == '\\';
+    bool doubled = escaped && open - 1 > pos && text[open - 2] == '\\';
+    lit.append(text.substr(pos, open - pos - (escaped ? 1 : 0)));
+    if (escaped && !doubled) {
+      lit.append("{{");
+      pos = open + 2;
+      continue;
+    }
     auto close = text.find("}}", open + 2);
     if (close == std::string_view::npos) {
       out.errors.push_back({open, "'{{' without a matching '}}'"});

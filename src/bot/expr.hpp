@@ -50,6 +50,12 @@ struct parsed_expr {
   std::vector<expr_error> errors;  // parse and type errors; root null on parse error
 };
 
+/// How deep an expression may nest: parentheses, `not`, unary `-` and call
+/// arguments inside one another, and the terms of one chain of binary
+/// operators (`a + b + c` is three levels). Deeper is a parse error, so neither
+/// the parser nor evaluation recurses without bound on a bot file's input.
+inline constexpr int max_expr_depth = 100;
+
 /// Parses and type-checks an expression.
 parsed_expr parse_expr(std::string_view text, const var_resolver& vars);
 
@@ -69,6 +75,7 @@ bool truthy(const ::parley::bot::v1::Value& v);
 bool values_equal(const ::parley::bot::v1::Value& a, const ::parley::bot::v1::Value& b);
 
 /// A template "Hello {{name}}": literal text, expressions and secrets.
+/// "\{{" writes a literal "{{" and "\\{{" a backslash before a placeholder.
 struct template_part {
   std::string literal;     // for a secret: its placeholder "{{secret.NAME}}"
   expr_ptr expr;           // null for literal and secret parts

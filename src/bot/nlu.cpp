@@ -7,6 +7,8 @@
 #include <random>
 #include <unordered_map>
 
+#include <re2/re2.h>
+
 #include "src/bot/text.hpp"
 
 namespace parley::bot::detail {
@@ -556,18 +558,42 @@ bool extract_money(std::string_view raw, entity_hit& out) {
   return false;
 }
 
-fast_regex_traits::fast_regex_traits() {
-  static const char w[] = "w";
-  word_ = std::regex_traits<char>::lookup_classname(w, w + 1);
+std::shared_ptr<const re2::RE2> compile_regex(const std::string& pattern, bool case_sensitive,
+                                              std::string& why) {
+  RE2::Options opt;
+  opt.set_log_errors(false);
+  opt.set_case_sensitive(case_sensitive);
+  auto re = std::make_shared<const RE2>(pattern, opt);
+  if (re->ok()) return re;
+  const std::string& arg = re->error_arg();
+  const std::string linear = "regexes run on RE2, in time linear in the message, which rules out ";
+  std::string look;  // the lookaround operator RE2 stopped at, if any
+  if (re->error_code() == RE2::ErrorBadPerlOp) {
+    if (arg == "(?=" || arg == "(?!")
+      look = arg;
+    else if (arg == "(?<" && pattern.find("(?<=") != std::string::npos)
+      look = "(?<=";
+    else if (arg == "(?<" && pattern.find("(?<!") != std::string::npos)
+      look = "(?<!";
+  }
+  if (re->error_code() == RE2::ErrorBadEscape && arg.size() == 2 &&
+      ((arg[1] >= '1' && arg[1] <= '9') || arg[1] == 'k')) {
+    why = "regex uses a backreference ('" + arg + "'): " + linear + "backreferences";
+  } else if (!look.empty()) {
+    why = std::string("regex uses a ") + (look[2] == '<' ? "lookbehind" : "lookahead") + " ('" +
+          look + "'): " + linear + "lookaheads and lookbehinds";
+  } else if (re->error_code() == RE2::ErrorBadPerlOp && arg == "(?<") {
+    why = "regex does not compile: " + re->error() + " (a named group is written (?P<name>...))";
+  } else if (re->error_code() == RE2::ErrorBadEscape && arg == "\\u") {
+    why = "regex does not compile: " + re->error() + " (a code point is written \\x{20AC})";
+  } else {
+    why = "regex does not compile: " + re->error();
+  }
+  return nullptr;
 }
 
-extractor::extractor(const v1::Entity& e) : e_(&e) {
-  if (!e.regex().empty()) {
-    auto flags = std::regex::ECMAScript | std::regex::optimize;
-    if (!e.case_sensitive()) flags |= std::regex::icase;
-    re_ = fast_regex(e.regex(), flags);  // validated by the compiler
-    has_re_ = true;
-  }
+extractor::extractor(const v1::Entity& e, std::shared_ptr<const re2::RE2> re)
+    : e_(&e), re_(std::move(re)) {
   for (const auto& v : e.values()) {
     synonyms_.emplace_back(" " + normalize(v.value()) + " ", v.value());
     for (const auto& s : v.synonyms()) synonyms_.emplace_back(" " + s + " ", v.value());
@@ -602,10 +628,11 @@ bool extractor::extract(std::string_view raw, std::string_view norm, std::int64_
     default:
       break;
   }
-  if (has_re_) {
-    std::match_results<const char*> m;
-    if (std::regex_search(raw.data(), raw.data() + raw.size(), m, re_)) {
-      out.text = m.str(0);
+  if (re_) {
+    re2::StringPiece m;
+    if (re_->Match(re2::StringPiece(raw.data(), raw.size()), 0, raw.size(), RE2::UNANCHORED, &m,
+                   1)) {
+      out.text.assign(m.data(), m.size());
       out.value = out.text;
       return true;
     }

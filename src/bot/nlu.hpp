@@ -8,13 +8,17 @@
 /// optimisation), so it is fast and deterministic.
 
 #include <cstdint>
-#include <regex>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
 #include "src/proto/bot.pb.h"
+
+namespace re2 {
+class RE2;
+}
 
 namespace parley::bot::detail {
 
@@ -72,33 +76,14 @@ class classifier {
   std::size_t intents_ = 0;
 };
 
-/// std::regex_traits<char> with the per-character locale lookups of the
-/// standard traits cached: libstdc++ looks up the "w" class (string compares
-/// and a dynamic_cast) for every \b test and the ctype facet for every
-/// case-insensitive comparison. Semantics are those of the "C" locale, which
-/// is what the regexes of a bot file are documented to use.
-struct fast_regex_traits : std::regex_traits<char> {
-  fast_regex_traits();
-  template <class It>
-  char_class_type lookup_classname(It first, It last, bool icase = false) const {
-    if (last - first == 1 && *first == 'w') return word_;
-    return std::regex_traits<char>::lookup_classname(first, last, icase);
-  }
-  bool isctype(char c, char_class_type f) const {
-    if (f == word_) {
-      auto u = static_cast<unsigned char>(c);
-      return (u >= '0' && u <= '9') || (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || u == '_';
-    }
-    return std::regex_traits<char>::isctype(c, f);
-  }
-  char translate_nocase(char c) const {
-    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-  }
-
- private:
-  char_class_type word_;
-};
-using fast_regex = std::basic_regex<char, fast_regex_traits>;
+/// A bot file's regular expression compiled with RE2, which matches in time
+/// linear in the input (no backtracking), so no pattern and no message can
+/// stall the lane that runs a turn. The result is immutable and may be shared
+/// by any number of threads. Null when RE2 cannot run the pattern; `why` then
+/// says why in words for a diagnostic (a backreference, a lookaround, a syntax
+/// error), starting with "regex".
+std::shared_ptr<const re2::RE2> compile_regex(const std::string& pattern, bool case_sensitive,
+                                              std::string& why);
 
 /// Entity extraction.
 struct entity_hit {
@@ -109,7 +94,9 @@ struct entity_hit {
 class extractor {
  public:
   extractor() = default;
-  explicit extractor(const ::parley::bot::v1::Entity& e);
+  /// `re` is the entity's compiled regex (compile_regex), null for an entity
+  /// without one. `e` must outlive the extractor.
+  extractor(const ::parley::bot::v1::Entity& e, std::shared_ptr<const re2::RE2> re);
   /// First match in the input, if any. `raw` is the user's text, `norm` its
   /// normalized form.
   bool extract(std::string_view raw, std::string_view norm, std::int64_t now_unix,
@@ -117,8 +104,7 @@ class extractor {
 
  private:
   const ::parley::bot::v1::Entity* e_ = nullptr;
-  fast_regex re_;
-  bool has_re_ = false;
+  std::shared_ptr<const re2::RE2> re_;
   // (" synonym ", canonical value), longest synonym first
   std::vector<std::pair<std::string, std::string>> synonyms_;
 };

@@ -160,7 +160,9 @@ struct runner {
     try {
       run_steps();
     } catch (const std::exception& ex) {
-      // std::regex may throw on pathological input (error_complexity, error_stack).
+      // Nothing in a turn is meant to throw (regexes run on RE2, which does not);
+      // should a library still throw (nlohmann's dump() of invalid UTF-8), user
+      // data fails the turn like any runtime error instead of crashing the node.
       fail(std::string("internal limit: ") + ex.what());
     } catch (const eval_failure& f) {
       const auto& fr = st.frames_size() ? st.frames(st.frames_size() - 1) : v1::Frame();
@@ -646,8 +648,8 @@ v1::TurnResult run_turn(runner& run, const v1::Input& input) {
     else
       run.r.set_error("waiting for the user's message, not an action result");
   } catch (const std::exception& ex) {
-    // Entity extraction runs before any step: std::regex may throw on
-    // pathological input. The turn fails like any runtime error.
+    // Matching runs before any step, outside run()'s own catch: should it
+    // throw, the turn fails like any runtime error.
     run.fail(std::string("internal limit: ") + ex.what());
   }
   return std::move(run.r);

@@ -243,10 +243,13 @@ result<std::shared_ptr<const program>> load(v1::Program compiled) {
   for (const auto& v : pr.variables()) p->defaults.push_back(v.default_value());
   for (auto& d : p->defaults)
     if (d.kind_case() == Value::KIND_NOT_SET) d.set_null_value(true);
-  try {
-    for (const auto& e : pr.entities()) p->extractors.emplace_back(e);
-  } catch (const std::regex_error& ex) {
-    return bad(std::string("regex does not compile: ") + ex.what());
+  // Each regex is compiled here, once per loaded program, never per turn.
+  for (const auto& e : pr.entities()) {
+    std::shared_ptr<const re2::RE2> re;
+    std::string why;
+    if (!e.regex().empty() && !(re = detail::compile_regex(e.regex(), e.case_sensitive(), why)))
+      return bad("entity '" + e.name() + "': " + why);
+    p->extractors.emplace_back(e, std::move(re));
   }
   p->nlu = detail::classifier(pr);
   return std::shared_ptr<const program>(new program(std::move(p)));

@@ -109,3 +109,122 @@ TEST(expr, templates) {
   ASSERT_EQ(bad.errors.size(), 1u);
   EXPECT_EQ(bad.errors[0].offset, 3u);
 }
+
+TEST(expr, a_backslash_makes_a_literal_open_brace_pair) {
+  env e;
+  auto render = [&](std::string_view text, std::vector<d::secret_mark>* marks = nullptr) {
+    auto t = d::parse_template(text, [&](std::string_view n) { return e.resolve(n); });
+    EXPECT_TRUE(t.errors.empty()) << text << ": " << t.errors[0].message;
+    return d::render(
+        t, [&](int i) -> const bot::v1::Value& { return e.vals[i]; }, marks);
+  };
+  EXPECT_EQ(render(R"(Type \{{name}} to see {{name}}.)"), "Type {{name}} to see Ada Lovelace.");
+  EXPECT_EQ(render(R"(\{{{{count}})"), "{{41") << "a placeholder right after it still renders";
+  EXPECT_EQ(render(R"({{count}}\{{)"), "41{{") << "no '}}' needed after a literal '{{'";
+  EXPECT_EQ(render(R"(C:\\{{name}})"), R"(C:\Ada Lovelace)") << "a backslash before a value";
+  EXPECT_EQ(render(R"(a \ b \} {{count}})"), R"(a \ b \} 41)") << "other backslashes stay";
+  std::vector<d::secret_mark> marks;
+  EXPECT_EQ(render(R"(\{{secret.TOKEN}})", &marks), "{{secret.TOKEN}}");
+  EXPECT_TRUE(marks.empty()) << "an escaped placeholder is text, never a secret";
+}
+
+TEST(expr, a_literal_open_brace_pair_reaches_the_user) {
+  auto r = bot::compile(R"(bot: {name: braces, welcome: w}
+variables: {n: {type: number, default: 2}}
+dialogs:
+  w:
+    - message: 'Write \{{n}} in a message to show n, like this: {{n}}'
+    - message: "In double quotes: \\{{ and {{n + 1}}"
+)");
+  std::string diags;
+  for (const auto& dg : r.diagnostics) diags += dg.to_string() + "\n";
+  ASSERT_TRUE(r.ok()) << diags;
+  auto p = bot::load(*r.program);
+  ASSERT_TRUE(p.ok());
+  auto t = bot::start(**p, {}, 0);
+  ASSERT_EQ(t.messages_size(), 2);
+  EXPECT_EQ(t.messages(0).text(), "Write {{n}} in a message to show n, like this: 2");
+  EXPECT_EQ(t.messages(1).text(), "In double quotes: {{ and 3");
+}
+
+namespace {
+
+std::string repeat(std::string_view s, int n) {
+  std::string out;
+  out.reserve(s.size() * static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) out += s;
+  return out;
+}
+
+// `n` nested parentheses around `count`.
+std::string parens(int n) { return repeat("(", n) + "count" + repeat(")", n); }
+
+// `n` terms joined by `op`.
+std::string chain(const std::string& term, const std::string& op, int n) {
+  return term + repeat(op + term, n - 1);
+}
+
+const std::string too_deep = "expression nested deeper than 100 levels";
+
+}  // namespace
+
+// Each of these recursed once per level in the parser or in evaluation, and
+// 100,000 levels overflowed the stack. The limit is an error, not a crash.
+TEST(expr, nesting_deeper_than_the_limit_is_an_error_not_a_crash) {
+  env e;
+  ASSERT_EQ(d::max_expr_depth, 100);
+  const int deep = 100000;
+  for (const std::string& text :
+       {parens(deep), repeat("!", deep) + "true", repeat("not ", deep) + "true",
+        repeat("- ", deep) + "1", repeat("-(", deep) + "1" + repeat(")", deep),
+        repeat("abs(", deep) + "1" + repeat(")", deep), chain("1", " + ", deep),
+        chain("count", "*", deep), chain("true", " and ", deep), chain("false", " || ", deep),
+        "order" + repeat(".a", deep), "len(" + parens(deep) + ")"}) {
+    auto errs = e.errors(text);
+    ASSERT_EQ(errs.size(), 1u) << text.substr(0, 40);
+    EXPECT_EQ(errs[0].message.rfind(too_deep, 0), 0u) << errs[0].message;
+  }
+  // The error points at the level past the limit.
+  EXPECT_EQ(e.errors(parens(deep))[0].offset, 100u);
+  EXPECT_EQ(e.errors(repeat("!", deep) + "true")[0].offset, 100u);
+}
+
+TEST(expr, nesting_up_to_the_limit_parses_and_evaluates) {
+  env e;
+  EXPECT_EQ(e.eval(parens(100)), "41");
+  EXPECT_EQ(e.eval(parens(101)).rfind("error: " + too_deep, 0), 0u);
+  EXPECT_EQ(e.eval(chain("1", " + ", 100)), "100") << "100 terms: 99 operators over a leaf";
+  EXPECT_EQ(e.eval(chain("1", " + ", 101)).rfind("error: " + too_deep, 0), 0u);
+  EXPECT_EQ(e.eval(repeat("- ", 99) + "1"), "-1");
+  EXPECT_EQ(e.eval(repeat("not ", 99) + "false"), "true");
+  EXPECT_EQ(e.eval(repeat("not ", 101) + "false").rfind("error: " + too_deep, 0), 0u);
+}
+
+// The compiler reports it like any other expression error: file, line, column.
+TEST(expr, the_compiler_names_the_line_of_a_too_deep_expression) {
+  std::string text =
+      "bot: {name: deep, welcome: w}\n"
+      "variables: {count: number}\n"
+      "dialogs:\n"
+      "  w:\n"
+      "    - set: {count: '1'}\n"
+      "    - if: '" +
+      parens(100000) +
+      "'\n"
+      "      then: [{message: yes}]\n"
+      "    - message: 'n is {{" +
+      repeat("-", 100000) + "count}}'\n";
+  auto r = bot::compile(text, "deep.yaml");
+  EXPECT_FALSE(r.ok());
+  int found = 0;
+  for (const auto& dg : r.diagnostics) {
+    EXPECT_EQ(dg.message.rfind(too_deep, 0), 0u) << dg.to_string().substr(0, 200);
+    EXPECT_EQ(dg.file, "deep.yaml");
+    if (dg.line == 6) {
+      ++found;
+      EXPECT_EQ(dg.column, 112) << "the quote is column 11, the first '(' 12";
+    }
+    if (dg.line == 8) ++found;
+  }
+  EXPECT_EQ(found, 2) << r.diagnostics.size() << " diagnostics";
+}
