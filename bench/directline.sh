@@ -36,8 +36,9 @@ parley_start_redis "$tmp/redis"
 parley_start_postgres "$tmp/pg"
 
 export PARLEY_SECRETS_KEY=${PARLEY_SECRETS_KEY:-$(openssl rand -hex 32)}
+# Every client of the bench comes from 127.0.0.1: no cap per address (256 by default).
 PARLEY_ADMIN_TOKEN=$admin_token PARLEY_DIRECTLINE_TOKEN_KEY=$(openssl rand -hex 32) \
-  bench_start_parleyd "$build/src/app/parleyd" "$tmp/parleyd.log"
+  PARLEY_HTTP_MAX_CONNECTIONS_PER_ADDRESS=0 bench_start_parleyd "$build/src/app/parleyd" "$tmp/parleyd.log"
 node=http://127.0.0.1:$NODE_PORT
 for _ in $(seq 1 200); do curl -fs "$node/readyz" >/dev/null && break; sleep 0.1; done
 bench_setup_tenant "$node" "$admin_token" >/dev/null
@@ -48,7 +49,7 @@ curl -fs -o /dev/null -X PUT -H "Authorization: Bearer $admin_token" -H 'Content
 
 # cpu_ticks PID: user + system clock ticks of the process so far.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-ctx() { awk '/ctxt_switches/ {s += $2} END {print s}' "/proc/$1/status"; }
+ctx() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s}'; }
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(. /etc/os-release; echo "$PRETTY_NAME"); load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== $conversations Direct Line conversations over WebSockets, then $rate turns/s for ${duration}s"
@@ -60,9 +61,18 @@ client=$!
 for _ in $(seq 1 1200); do grep -q '^sockets' "$tmp/ws_load.txt" 2>/dev/null && break; sleep 0.1; done
 sleep 3  # the client's settle time before the turns
 c0=$(cpu_ticks "$NODE_PID"); x0=$(ctx "$NODE_PID")
+perf_pid=
+if command -v perf >/dev/null; then
+  perf stat -e raw_syscalls:sys_enter -p "$NODE_PID" -o "$tmp/perf.txt" -- sleep "$((duration + 2))" 2>/dev/null &
+  perf_pid=$!
+fi
 wait "$client" || { echo "ws_load failed" >&2; exit 1; }
+[ -n "$perf_pid" ] && { wait "$perf_pid" || true; }
 c1=$(cpu_ticks "$NODE_PID"); x1=$(ctx "$NODE_PID")
+sys=$([ -n "$perf_pid" ] && awk '/raw_syscalls:sys_enter/ {gsub(",", "", $1); print $1}' "$tmp/perf.txt")
 turns=$(tail -1 "$tmp/ws_load.txt" | python3 -c 'import json,sys; print(json.load(sys.stdin)["sent"])')
 python3 -c "
 t = max($turns, 1); hz = $(getconf CLK_TCK)
-print(f'node      {($c1 - $c0) / hz / t * 1e6:.0f} us CPU and {($x1 - $x0) / t:.2f} context switches per turn sent (all its threads, the warmup included)')"
+sysc = ${sys:-0}
+print(f'node      {($c1 - $c0) / hz / t * 1e6:.0f} us CPU, {($x1 - $x0) / t:.2f} context switches'
+      + (f', {sysc / t:.1f} syscalls' if sysc else '') + ' per turn sent (all its threads, the warm-up included)')"

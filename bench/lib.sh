@@ -17,7 +17,7 @@ bench_cleanup() {
   [ -n "$NGINX_PID" ] && kill "$NGINX_PID" 2>/dev/null
   parley_stop_redis
   parley_stop_postgres
-  rm -rf "$tmp"
+  [ -n "${PARLEY_BENCH_KEEP:-}" ] && echo "kept $tmp" >&2 || rm -rf "$tmp"
 }
 
 # bench_free_port: prints a free TCP port on 127.0.0.1.

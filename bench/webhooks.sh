@@ -163,7 +163,7 @@ build_abs=$(cd "$build" && pwd)
 # What does not depend on the machine: parleyd's CPU, context switches and syscalls per
 # webhook over the run (warm-up included, as is every webhook sent in it).
 cpu0=$(awk '{print $14 + $15}' "/proc/$NODE_PID/stat")
-ctx0=$(awk '/ctxt_switches/ {s += $2} END {print s}' "/proc/$NODE_PID/status")
+ctx0=$(cat /proc/"$NODE_PID"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s}')
 perf_out=
 if command -v perf >/dev/null; then
   perf_out=$tmp/perf-rate.txt
@@ -175,7 +175,7 @@ fi
 grep -E '^(turns|latency|errors|loadgen)' "$tmp/rate.txt" || true
 [ -n "$perf_out" ] && { wait "$perf_pid" || true; }
 cpu1=$(awk '{print $14 + $15}' "/proc/$NODE_PID/stat")
-ctx1=$(awk '/ctxt_switches/ {s += $2} END {print s}' "/proc/$NODE_PID/status")
+ctx1=$(cat /proc/"$NODE_PID"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s}')
 sys=$([ -n "$perf_out" ] && awk '/raw_syscalls:sys_enter/ {gsub(",", "", $1); print $1}' "$perf_out")
 python3 - "$rate" "$duration" "$cpu0" "$cpu1" "$(getconf CLK_TCK)" "$ctx0" "$ctx1" "${sys:-0}" <<'PY'
 import sys
