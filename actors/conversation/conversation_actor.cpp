@@ -294,6 +294,8 @@ void record_inbound(store::transcript_line_builder& line, const inbound& in) {
       return line.inbound("[transferFailed] " + in.text);
     case inbound::kind::agent_message:
       return;  // the agent's message is the turn's reply
+    case inbound::kind::redirect:
+      return line.inbound("[redirect] " + in.text);
     default:
       return line.inbound(in.text);  // the common case: no copy
   }
@@ -564,6 +566,12 @@ void run_vm(self_ptr self, const v1::Input* input) {
     if (!r) return answer(self, status::bad_input, "message.variables: " + r.err().message);
     accumulate(s, std::move(*r), true);
     return commit(self);
+  }
+  if (in.what == inbound::kind::redirect) {
+    auto r = bot::redirect(prog, s.t->snap->state(), in.text, in.now_unix);
+    if (!r) return answer(self, status::bad_input, "message.dialogId: " + r.err().message);
+    accumulate(s, std::move(*r), true);
+    return continue_after_vm(self);
   }
   if (in.what == inbound::kind::transfer_succeeded || in.what == inbound::kind::transfer_failed) {
     auto r = in.what == inbound::kind::transfer_succeeded

@@ -196,6 +196,10 @@ struct gateway : std::enable_shared_from_this<gateway> {
         case botapi::message_kind::transfer_succeeded:
           in.what = inbound::kind::transfer_succeeded;
           break;
+        case botapi::message_kind::redirect:
+          in.what = inbound::kind::redirect;
+          in.text = msg->dialog_id;
+          break;
         case botapi::message_kind::transfer_failed:
           in.what = inbound::kind::transfer_failed;
           in.no_agent = msg->reason == "NoAgentAvailable";

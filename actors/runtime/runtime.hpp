@@ -58,6 +58,7 @@ struct inbound {
     transfer_succeeded,
     transfer_failed,
     agent_message,
+    redirect,  ///< the Bot API's redirect: run the dialog named `text`
   };
   kind what = kind::text;
   std::string tenant;

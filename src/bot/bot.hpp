@@ -133,6 +133,14 @@ result<v1::TurnResult> transfer_succeeded(const program& prog, const v1::State& 
 result<v1::TurnResult> transfer_failed(const program& prog, const v1::State& state, bool no_agent,
                                        std::int64_t now_unix);
 
+/// The Bot API's redirect message: the conversation leaves whatever it was doing (an
+/// open question, a menu) and runs the dialog named `dialog` until the bot needs input,
+/// ends or transfers, as if the user had picked it. Fails with `unknown_dialog` naming
+/// it, `session_ended` when the state has ended, and `awaiting_transfer` when it waits
+/// for its transfer to an agent.
+result<v1::TurnResult> redirect(const program& prog, const v1::State& state,
+                                std::string_view dialog, std::int64_t now_unix);
+
 /// Runs one turn: feeds `input` to the conversation in `state` and runs until
 /// the bot needs input, ends, transfers, or needs an action result. Never
 /// throws for user data; a runtime error runs the bot's error dialog (or ends

@@ -567,6 +567,27 @@ error not_transferred() {
 
 }  // namespace
 
+result<v1::TurnResult> redirect(const program& prog, const v1::State& state,
+                                std::string_view dialog, std::int64_t now_unix) {
+  if (state.status() == v1::ENDED) return make_error("session_ended", "the conversation has ended");
+  if (state.status() == v1::TRANSFERRED)
+    return make_error("awaiting_transfer", "the conversation waits for its transfer to an agent");
+  const auto& p = prog.internals();
+  int d = -1;
+  for (int i = 0; i < p.proto.dialogs_size() && d < 0; ++i)
+    if (p.proto.dialogs(i).name() == dialog) d = i;
+  if (d < 0)
+    return make_error("unknown_dialog",
+                      "the bot has no dialog named '" + std::string(dialog) + "'");
+  runner run(p, state);
+  run.now = now_unix;
+  run.st.set_status(v1::AWAITING_INPUT);
+  run.st.set_turn(state.turn() + 1);
+  run.start_dialog(d);
+  run.run();
+  return std::move(run.r);
+}
+
 result<v1::TurnResult> transfer_succeeded(const program& prog, const v1::State& state) {
   if (state.status() != v1::TRANSFERRED) return not_transferred();
   runner run(prog.internals(), state);

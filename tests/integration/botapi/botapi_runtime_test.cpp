@@ -560,6 +560,31 @@ TEST_F(BotApi, TransferReportsEndOrResumeTheBotsPart) {
   EXPECT_EQ(after.status, 404) << after.body;
 }
 
+TEST_F(BotApi, RedirectRunsTheNamedDialogFromWhereverTheConversationIs) {
+  auto msg = [&](const std::string& s, int64_t seq, json m) {
+    m["sequenceId"] = seq;
+    return c_->call("POST", "/v5.3.0/sessions/" + s + "/messages", {{"message", m}});
+  };
+  auto s = start_session();
+  auto asked = c_->choice(s, 1, 1);  // "Track an order": the bot asks for the number
+  ASSERT_TRUE(has(texts(asked.j), "What's your order number?")) << asked.body;
+  // The client leaves the question for another dialog.
+  auto moved = msg(s, 2, {{"type", "redirect"}, {"dialogId", "anything_else"}});
+  ASSERT_EQ(moved.status, 200) << moved.body;
+  EXPECT_TRUE(has(texts(moved.j), "Anything else?")) << moved.body;
+  EXPECT_FALSE(has(texts(moved.j), "order number")) << moved.body;
+  auto unknown = msg(s, 3, {{"type", "redirect"}, {"dialogId", "no_such_dialog"}});
+  EXPECT_EQ(unknown.status, 400) << unknown.body;
+  EXPECT_TRUE(has(unknown.body, "message.dialogId")) << unknown.body;
+  EXPECT_TRUE(has(unknown.body, "no_such_dialog")) << unknown.body;
+  // The conversation goes on in the dialog it was sent to ("No, that's all": goodbye).
+  auto bye = c_->choice(s, 3, 2);
+  ASSERT_EQ(bye.status, 200) << bye.body;
+  EXPECT_TRUE(has(texts(bye.j), "Goodbye!")) << bye.body;
+  auto ended = msg(s, 4, {{"type", "redirect"}, {"dialogId", "anything_else"}});
+  EXPECT_EQ(ended.status, 404) << "the session ended: " << ended.body;
+}
+
 TEST_F(BotApi, AnEscalatedSessionStaysOpenUntilItsTransferOutcomeOrDelete) {
   // Handed over, the session waits: a text is refused with what it waits for, and
   // changes nothing (transferFailed still resumes the bot afterwards).

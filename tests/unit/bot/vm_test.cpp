@@ -258,6 +258,42 @@ dialogs:
   EXPECT_EQ(again.state().status(), v1::TRANSFERRED);
 }
 
+TEST(vm, redirect_runs_the_named_dialog_from_an_open_question) {
+  auto p = build(R"BOT(bot:
+  name: desk
+  welcome: welcome
+dialogs:
+  welcome:
+    - question: {prompt: "Your name?", entity: text, into: who}
+    - message: "Thanks {{who}}."
+    - end: "Bye."
+  help:
+    - message: "Here is some help."
+    - question: {prompt: "Anything else?", entity: text, into: who}
+variables:
+  who: text
+)BOT");
+  auto r = bot::start(*p, {}, now);
+  ASSERT_EQ(texts(r), (std::vector<std::string>{"Your name?"}));
+  auto moved = bot::redirect(*p, r.state(), "help", now);
+  ASSERT_TRUE(moved.ok()) << moved.err().message;
+  EXPECT_EQ(texts(*moved), (std::vector<std::string>{"Here is some help.", "Anything else?"}));
+  EXPECT_EQ(moved->state().status(), v1::AWAITING_INPUT);
+  EXPECT_EQ(moved->state().turn(), r.state().turn() + 1);
+  // The answer goes to the question of the dialog it was sent to, not the old one.
+  auto next = bot::resume(*p, moved->state(), bot::text_input("no", now));
+  EXPECT_TRUE(texts(next).empty()) << next.ShortDebugString();
+  EXPECT_NE(next.state().status(), v1::ENDED) << "the welcome's end was left behind";
+
+  auto unknown = bot::redirect(*p, r.state(), "nowhere", now);
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.err().code, "unknown_dialog");
+  EXPECT_NE(unknown.err().message.find("'nowhere'"), std::string::npos) << unknown.err().message;
+  auto done = bot::resume(*p, r.state(), bot::text_input("Ann", now));
+  ASSERT_EQ(done.state().status(), v1::ENDED) << done.ShortDebugString();
+  EXPECT_EQ(bot::redirect(*p, done.state(), "help", now).err().code, "session_ended");
+}
+
 TEST(vm, menu_by_number_and_label_and_call_returns) {
   auto p = build(shop);
   auto r = bot::start(*p, {}, now);
