@@ -321,7 +321,7 @@ void compiler::run(std::string_view text) {
   } else {
     check_keys(bot,
                {"name", "version", "locale", "currency", "welcome", "main_menu", "fallback",
-                "error", "confidence_threshold", "session_timeout"},
+                "error", "confidence_threshold", "ambiguity_threshold", "session_timeout"},
                "'bot'");
     std::string s;
     if (!bot["name"])
@@ -349,6 +349,17 @@ void compiler::run(std::string_view text) {
         error(bot["confidence_threshold"], "'confidence_threshold' must be between 0 and 1");
       else
         prog.set_confidence_threshold(static_cast<float>(t));
+    }
+    if (bot["ambiguity_threshold"]) {
+      double t = -1;
+      try {
+        t = bot["ambiguity_threshold"].as<double>();
+      } catch (const YAML::Exception&) {
+      }
+      if (t < 0 || t > 1)
+        error(bot["ambiguity_threshold"], "'ambiguity_threshold' must be between 0 and 1");
+      else
+        prog.set_ambiguity_threshold(static_cast<float>(t));
     }
     prog.set_idle_timeout_s(1800);
     if (bot["session_timeout"] && scalar(bot["session_timeout"], "'session_timeout'", s)) {

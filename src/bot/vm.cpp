@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <string>
+#include <string_view>
 
 #include "src/bot/bot.hpp"
 #include "src/bot/expr.hpp"
@@ -21,6 +23,8 @@ using v1::Value;
 namespace {
 
 constexpr const char* default_fallback_text = "Sorry, I didn't understand that.";
+/// The payload of an answer to "Did you mean one of these?" (ask_which): intent:<name>.
+constexpr std::string_view intent_payload_prefix = "intent:";
 constexpr const char* default_error_text = "Sorry, something went wrong.";
 
 struct runner {
@@ -292,10 +296,24 @@ struct runner {
   std::string raw, norm;
   bool nlu_done = false;
   int intent = -1;
+  int runner_up = -1;  // an intent as likely as `intent`: the bot asks which (ask_which)
 
   void analyse(std::string_view text) {
     raw = std::string(detail::utf8_prefix(text, max_input_bytes));
     norm = detail::normalize(raw);
+    // The answer to ask_which(): the intent it names, as sure as an exact utterance.
+    if (raw.rfind(intent_payload_prefix, 0) == 0) {
+      std::string_view name = std::string_view(raw).substr(intent_payload_prefix.size());
+      for (int i = 0; i < p.proto.intents_size(); ++i)
+        if (p.proto.intents(i).name() == name) {
+          auto* s = r.add_intents();
+          s->set_name(p.proto.intents(i).name());
+          s->set_confidence(1.0f);
+          intent = i;
+          r.set_matched_by("disambiguation");
+          return;
+        }
+    }
     int ex = p.nlu.exact(norm);
     auto scores = p.nlu.classify(norm, 3);
     if (ex >= 0) {
@@ -314,6 +332,11 @@ struct runner {
     if (ex < 0 && !scores.empty() && scores[0].confidence >= p.proto.confidence_threshold()) {
       intent = scores[0].intent;
       r.set_matched_by("intent");
+      if (scores.size() > 1 && p.proto.ambiguity_threshold() > 0 &&
+          scores[0].confidence - scores[1].confidence < p.proto.ambiguity_threshold() &&
+          p.proto.intents(scores[0].intent).dialog() >= 0 &&
+          p.proto.intents(scores[1].intent).dialog() >= 0)
+        runner_up = scores[1].intent;
     }
     detail::entity_hit hit;
     for (std::size_t i = 0; i < p.extractors.size(); ++i) {
@@ -325,6 +348,26 @@ struct runner {
         e->set_text(hit.text);
       }
     }
+  }
+
+  /// The best two intents were too close to choose (ambiguity_threshold): asks which
+  /// one the user meant, as a menu of the two whose answers are `intent:<name>`
+  /// payloads (or the label, an utterance of the intent), and leaves the conversation
+  /// where it was. False when there was no doubt.
+  bool ask_which() {
+    if (intent < 0 || runner_up < 0) return false;
+    r.set_matched_by("ambiguous");
+    auto* m = r.add_messages();
+    m->set_text("Did you mean one of these?");
+    for (int i : {intent, runner_up}) {
+      const auto& in = p.proto.intents(i);
+      std::string label = in.utterances_size() > 0 ? in.utterances(0) : in.name();
+      if (!label.empty() && label[0] >= 'a' && label[0] <= 'z') label[0] = char(label[0] - 32);
+      auto* c = m->add_choices();
+      c->set_label(std::move(label));
+      c->set_payload(std::string(intent_payload_prefix) + in.name());
+    }
+    return true;
   }
 
   // Starts the dialog of the recognised intent; false when there is none.
@@ -365,6 +408,7 @@ struct runner {
   void on_text(std::string_view text, bool is_payload) {
     analyse(text);
     if (st.frames_size() == 0) {  // idle
+      if (ask_which()) return;
       if (switch_to_intent())
         run();
       else {
@@ -415,6 +459,7 @@ struct runner {
         run();
         return;
       }
+      if (ask_which()) return;
       if (switch_to_intent()) {
         run();
         return;
@@ -454,6 +499,7 @@ struct runner {
         run();
         return;
       }
+      if (ask_which()) return;
       if (switch_to_intent()) {
         run();
         return;

@@ -51,6 +51,20 @@ TEST(compiler, compiles_a_minimal_bot) {
   EXPECT_EQ(r.program->idle_timeout_s(), 1800u);
 }
 
+TEST(compiler, ambiguity_threshold_is_a_fraction) {
+  std::string with = minimal;
+  with.replace(with.find("  welcome: hello"), 16, "  welcome: hello\n  ambiguity_threshold: 0.1");
+  auto ok = bot::compile(with, "tiny.yaml");
+  ASSERT_TRUE(ok.ok()) << dump(ok);
+  EXPECT_FLOAT_EQ(ok.program->ambiguity_threshold(), 0.1f);
+  EXPECT_FLOAT_EQ(bot::compile(minimal).program->ambiguity_threshold(), 0.0f) << "off by default";
+  std::string bad = minimal;
+  bad.replace(bad.find("  welcome: hello"), 16, "  welcome: hello\n  ambiguity_threshold: 2");
+  auto r = bot::compile(bad, "tiny.yaml");
+  EXPECT_FALSE(r.ok());
+  EXPECT_TRUE(has(r, 4, 0, "'ambiguity_threshold' must be between 0 and 1")) << dump(r);
+}
+
 TEST(compiler, output_is_deterministic) {
   auto a = bot::compile(minimal);
   auto b = bot::compile(minimal);

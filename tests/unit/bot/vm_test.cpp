@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "src/bot/bot.hpp"
 #include "tests/unit/bot/build_program.hpp"
 
@@ -292,6 +294,56 @@ variables:
   auto done = bot::resume(*p, r.state(), bot::text_input("Ann", now));
   ASSERT_EQ(done.state().status(), v1::ENDED) << done.ShortDebugString();
   EXPECT_EQ(bot::redirect(*p, done.state(), "help", now).err().code, "session_ended");
+}
+
+TEST(vm, close_intents_are_disambiguated_with_a_menu_of_the_two) {
+  const std::string source = R"BOT(bot:
+  name: desk
+  confidence_threshold: 0.05
+  ambiguity_threshold: 0.9
+intents:
+  billing: [my bill is wrong, a question about my bill, why is my bill so high]
+  refund: [i want a refund, refund my order, how do i get a refund]
+dialogs:
+  billing:
+    intent: billing
+    steps:
+      - message: "Billing here."
+  refund:
+    intent: refund
+    steps:
+      - message: "Refunds here."
+)BOT";
+  auto p = build(source);
+  auto r = bot::start(*p, {}, now);
+  // Both intents score, within 0.9 of each other: the bot asks instead of guessing.
+  auto asked = bot::resume(*p, r.state(), bot::text_input("bill refund", now));
+  ASSERT_EQ(asked.messages_size(), 1) << asked.ShortDebugString();
+  EXPECT_EQ(asked.matched_by(), "ambiguous");
+  const auto& m = asked.messages(0);
+  EXPECT_EQ(m.text(), "Did you mean one of these?");
+  ASSERT_EQ(m.choices_size(), 2);
+  std::vector<std::string> payloads = {m.choices(0).payload(), m.choices(1).payload()};
+  std::sort(payloads.begin(), payloads.end());
+  EXPECT_EQ(payloads, (std::vector<std::string>{"intent:billing", "intent:refund"}));
+  // The answer, as a button's payload or as its label, starts that intent's dialog.
+  const auto& refund = m.choices(0).payload() == "intent:refund" ? m.choices(0) : m.choices(1);
+  EXPECT_EQ(refund.label(), "I want a refund");
+  auto by_payload = bot::resume(*p, asked.state(), bot::payload_input(refund.payload(), now));
+  EXPECT_EQ(texts(by_payload), (std::vector<std::string>{"Refunds here."}));
+  EXPECT_EQ(by_payload.matched_by(), "disambiguation");
+  auto by_label = bot::resume(*p, asked.state(), bot::text_input(refund.label(), now));
+  EXPECT_EQ(texts(by_label), (std::vector<std::string>{"Refunds here."}));
+  // An exact utterance is never in doubt.
+  EXPECT_EQ(texts(bot::resume(*p, r.state(), bot::text_input("my bill is wrong", now))),
+            (std::vector<std::string>{"Billing here."}));
+  // Off (the default): the best intent wins.
+  std::string off = source;
+  off.replace(off.find("  ambiguity_threshold: 0.9\n"), 27, "");
+  auto q = build(off);
+  auto guessed =
+      bot::resume(*q, bot::start(*q, {}, now).state(), bot::text_input("bill refund", now));
+  EXPECT_EQ(guessed.matched_by(), "intent") << guessed.ShortDebugString();
 }
 
 TEST(vm, menu_by_number_and_label_and_call_returns) {
