@@ -60,6 +60,9 @@ struct inbound {
     agent_message,
     redirect,  ///< the Bot API's redirect: run the dialog named `text`
   };
+  /// The highest kind: what crosses between nodes is checked against it, so a kind
+  /// added above must move this (a forwarded redirect was refused when it did not).
+  static constexpr kind last_kind = kind::redirect;
   kind what = kind::text;
   std::string tenant;
   std::string bot;           ///< start: the bot to run; later: checked against the session
@@ -104,6 +107,9 @@ struct turn_outcome {
     busy,               ///< too many messages of this conversation are waiting: retry later
     awaiting_transfer,  ///< handed to an agent: only the transfer's outcome or its end apply
   };
+  /// The highest status: answers between nodes are checked against it (move it with
+  /// the enum).
+  static constexpr status last_status = status::awaiting_transfer;
   status st = status::internal;
   std::string message;                                ///< for errors: one sentence for the client
   std::shared_ptr<const bot::v1::TurnResult> result;  ///< ok and replayed

@@ -32,7 +32,7 @@ result<forwarded> decode_forward(const std::string& bytes) {
   v1::ForwardedTurn f;
   if (!f.ParseFromString(bytes)) return make_error("bad_message", "not a ForwardedTurn");
   const auto& m = f.inbound();
-  if (m.kind() < 0 || m.kind() > static_cast<int32_t>(inbound::kind::agent_message))
+  if (m.kind() < 0 || m.kind() > static_cast<int32_t>(inbound::last_kind))
     return make_error("bad_message",
                       "ForwardedTurn.inbound.kind: unknown kind " + std::to_string(m.kind()));
   forwarded out;
@@ -74,7 +74,7 @@ std::string encode_answer(const turn_outcome& out) {
 result<turn_outcome> decode_answer(const std::string& bytes) {
   v1::TurnAnswer a;
   if (!a.ParseFromString(bytes)) return make_error("bad_message", "not a TurnAnswer");
-  if (a.status() < 0 || a.status() > static_cast<int32_t>(turn_outcome::status::awaiting_transfer))
+  if (a.status() < 0 || a.status() > static_cast<int32_t>(turn_outcome::last_status))
     return make_error("bad_message",
                       "TurnAnswer.status: unknown status " + std::to_string(a.status()));
   turn_outcome out;

@@ -327,12 +327,12 @@ struct two_nodes {
                  "/tenants/" + tenant + "/api-keys/" + std::to_string(key_id) + "/revoke");
   }
   exchange start_on(const node& n) const { return start_session(n, tenant, key, "greeter"); }
-  /// Whether `n` accepts the key, without a turn: this runtime answers a `redirect`
-  /// message 422 once authenticated, before the turn would be routed (no Redis, no
-  /// owner node), and 401 when the key is refused.
+  /// Whether `n` accepts the key, without changing the session: a `redirect` to a
+  /// dialog the bot does not have is answered 400 (naming message.dialogId) once
+  /// authenticated, by whichever node owns the session, and 401 when the key is refused.
   exchange auth_probe(const node& n, const std::string& session) const {
     nlohmann::json body = {
-        {"message", {{"type", "redirect"}, {"sequenceId", 1}, {"dialogId", "main"}}}};
+        {"message", {{"type", "redirect"}, {"sequenceId", 1}, {"dialogId", "no-such-dialog"}}}};
     return call(n, "POST", "/v5.3.0/sessions/" + session + "/messages", body.dump(),
                 {{"X-Org-Id", tenant},
                  {"Authorization", "Bearer " + key},
@@ -376,7 +376,9 @@ TEST(NodeChanges, ARevokedKeyIsRefusedOnTheOtherNodeWithinASecond) {
     ASSERT_EQ(ok.status, 200) << ok.body;
     session = ok.j.value("sessionId", "");
   }
-  ASSERT_EQ(r.auth_probe(*r.n2, session).status, 422);
+  auto probe = r.auth_probe(*r.n2, session);
+  ASSERT_EQ(probe.status, 400) << probe.body;
+  ASSERT_NE(probe.body.find("message.dialogId"), std::string::npos) << probe.body;
 
   auto revoked_at = std::chrono::steady_clock::now();
   auto revoke = r.revoke();
@@ -452,14 +454,16 @@ TEST(NodeChanges, ANodeThatMissedTheFeedCatchesUpWhenItResubscribes) {
   auto started = r.start_on(*r.n2);
   ASSERT_EQ(started.status, 200) << started.body;
   auto session = started.j.value("sessionId", "");
-  ASSERT_EQ(r.auth_probe(*r.n2, session).status, 422);
+  auto probe = r.auth_probe(*r.n2, session);
+  ASSERT_EQ(probe.status, 400) << probe.body;
+  ASSERT_NE(probe.body.find("message.dialogId"), std::string::npos) << probe.body;
 
   private_redis.stop();
   ASSERT_TRUE(logged(*r.n2, "changes_subscription_lost"));
   auto revoke = r.revoke();
   ASSERT_EQ(revoke.status, 200) << revoke.body;
   // Unheard: node 2 still accepts the key from its cache, where Postgres refuses it.
-  EXPECT_EQ(r.auth_probe(*r.n2, session).status, 422);
+  EXPECT_EQ(r.auth_probe(*r.n2, session).status, 400);
 
   auto restarted_at = std::chrono::steady_clock::now();
   ASSERT_TRUE(private_redis.start());
