@@ -321,7 +321,8 @@ void compiler::run(std::string_view text) {
   } else {
     check_keys(bot,
                {"name", "version", "locale", "currency", "welcome", "main_menu", "fallback",
-                "error", "confidence_threshold", "ambiguity_threshold", "session_timeout"},
+                "error", "confidence_threshold", "ambiguity_threshold", "session_timeout",
+                "handoff_after_fallbacks", "handoff"},
                "'bot'");
     std::string s;
     if (!bot["name"])
@@ -361,6 +362,18 @@ void compiler::run(std::string_view text) {
       else
         prog.set_ambiguity_threshold(static_cast<float>(t));
     }
+    if (bot["handoff_after_fallbacks"]) {
+      long n = -1;
+      try {
+        n = bot["handoff_after_fallbacks"].as<long>();
+      } catch (const YAML::Exception&) {
+      }
+      if (n < 1 || n > 100)
+        error(bot["handoff_after_fallbacks"],
+              "'handoff_after_fallbacks' must be a whole number from 1 to 100");
+      else
+        prog.set_handoff_after_fallbacks(static_cast<std::uint32_t>(n));
+    }
     prog.set_idle_timeout_s(1800);
     if (bot["session_timeout"] && scalar(bot["session_timeout"], "'session_timeout'", s)) {
       std::uint64_t ms = 0;
@@ -380,6 +393,14 @@ void compiler::run(std::string_view text) {
     prog.set_main_menu(special(bot, "main_menu"));
     prog.set_fallback(special(bot, "fallback"));
     prog.set_error(special(bot, "error"));
+    // Set only with a limit (read only then), so that other bots compile to the same
+    // bytes, and ids, as before the setting existed.
+    int handoff = special(bot, "handoff");
+    if (prog.handoff_after_fallbacks() > 0) prog.set_handoff(handoff);
+    if (bot["handoff"] && !bot["handoff_after_fallbacks"])
+      warning(
+          bot["handoff"],
+          "'handoff' never runs without 'handoff_after_fallbacks' (how many fallbacks in a row)");
     if (prog.welcome() < 0 && prog.main_menu() < 0 && !bot["welcome"] && !bot["main_menu"])
       warning(bot, "no 'welcome' nor 'main_menu' dialog: the bot says nothing at start");
   }

@@ -23,6 +23,7 @@ using v1::Value;
 namespace {
 
 constexpr const char* default_fallback_text = "Sorry, I didn't understand that.";
+constexpr const char* default_handoff_text = "Let me connect you with someone who can help.";
 /// The payload of an answer to "Did you mean one of these?" (ask_which): intent:<name>.
 constexpr std::string_view intent_payload_prefix = "intent:";
 constexpr const char* default_error_text = "Sorry, something went wrong.";
@@ -34,6 +35,7 @@ struct runner {
   std::size_t steps = 0;
   std::int64_t now = 0;
   bool in_error = false;
+  std::uint32_t fallback_streak = 0;  // fallbacks in a row before this turn
 
   runner(const program::impl& prog, const v1::State& s) : p(prog), st(*r.mutable_state()) {
     st = s;
@@ -379,13 +381,42 @@ struct runner {
     return true;
   }
 
-  void fallback() {
+  /// Counts this turn's fallback; true when it is the `handoff_after_fallbacks`-th in a
+  /// row, and the bot hands over instead (the count starts again).
+  bool count_fallback() {
+    st.set_fallbacks_in_row(fallback_streak + 1);
+    const auto limit = p.proto.handoff_after_fallbacks();
+    if (limit == 0 || st.fallbacks_in_row() < limit) return false;
+    st.set_fallbacks_in_row(0);
+    return true;
+  }
+
+  /// Hands over after too many fallbacks: the bot's `handoff` dialog (true: the caller
+  /// runs it), or a transfer with the default message and no queue.
+  bool hand_off() {
+    if (p.proto.handoff() >= 0) {
+      start_dialog(p.proto.handoff());
+      return true;
+    }
+    say(default_handoff_text);
+    r.mutable_transfer();
+    st.set_status(v1::TRANSFERRED);
+    st.clear_frames();
+    st.set_retries(0);
+    return false;
+  }
+
+  /// The input matched nothing: the fallback dialog (true: the caller runs it), the
+  /// default answer, or the handoff when fallbacks came too often in a row.
+  bool fallback() {
     r.set_matched_by("fallback");
+    if (count_fallback()) return hand_off();
     if (p.proto.fallback() >= 0) {
       start_dialog(p.proto.fallback());
-      return;
+      return true;
     }
     say(default_fallback_text);
+    return false;
   }
 
   // The current question or menu was not answered: re-prompt, or give up.
@@ -409,12 +440,7 @@ struct runner {
     analyse(text);
     if (st.frames_size() == 0) {  // idle
       if (ask_which()) return;
-      if (switch_to_intent())
-        run();
-      else {
-        fallback();
-        run();
-      }
+      if (switch_to_intent() || fallback()) run();
       return;
     }
     auto* f = st.mutable_frames(st.frames_size() - 1);
@@ -466,14 +492,11 @@ struct runner {
       }
       // Einstein's order: menu, exact utterance, intent model, then the fallback
       // dialog. Without one, say so and show the menu again.
-      if (p.proto.fallback() >= 0) {
-        fallback();
+      if (fallback()) {
         run();
         return;
       }
-      r.set_matched_by("fallback");
-      say(default_fallback_text);
-      show_menu(s, rt);
+      if (st.status() != v1::TRANSFERRED) show_menu(s, rt);
       return;
     }
     if (s.kind() == v1::Step::QUESTION) {
@@ -707,6 +730,9 @@ v1::TurnResult run_turn(runner& run, const v1::Input& input) {
     run.on_action(input.action());
     return std::move(run.r);
   }
+  // Only fallbacks in a row count towards the handoff: any other turn starts again.
+  run.fallback_streak = state.fallbacks_in_row();
+  run.st.set_fallbacks_in_row(0);
   try {
     if (input.kind_case() == v1::Input::kText)
       run.on_text(input.text(), false);

@@ -65,6 +65,34 @@ TEST(compiler, ambiguity_threshold_is_a_fraction) {
   EXPECT_TRUE(has(r, 4, 0, "'ambiguity_threshold' must be between 0 and 1")) << dump(r);
 }
 
+TEST(compiler, handoff_after_fallbacks_is_a_count_and_handoff_a_dialog) {
+  auto with = [](const std::string& lines) {
+    std::string s = minimal;
+    s.replace(s.find("  welcome: hello"), 16, "  welcome: hello\n" + lines);
+    return bot::compile(s, "tiny.yaml");
+  };
+  auto ok = with("  handoff_after_fallbacks: 3\n  handoff: hello");
+  ASSERT_TRUE(ok.ok()) << dump(ok);
+  EXPECT_EQ(ok.program->handoff_after_fallbacks(), 3u);
+  EXPECT_EQ(ok.program->handoff(), 0);
+  auto plain = with("  handoff_after_fallbacks: 2");
+  ASSERT_TRUE(plain.ok()) << dump(plain);
+  EXPECT_EQ(plain.program->handoff(), -1) << "no dialog: the default transfer";
+  EXPECT_EQ(bot::compile(minimal).program->handoff_after_fallbacks(), 0u) << "off by default";
+  auto zero = with("  handoff_after_fallbacks: 0");
+  EXPECT_TRUE(has(zero, 4, 0, "'handoff_after_fallbacks' must be a whole number from 1 to 100"))
+      << dump(zero);
+  auto words = with("  handoff_after_fallbacks: often");
+  EXPECT_FALSE(words.ok());
+  auto unknown = with("  handoff_after_fallbacks: 2\n  handoff: nowhere");
+  EXPECT_FALSE(unknown.ok());
+  EXPECT_TRUE(has(unknown, 5, 0, "nowhere")) << dump(unknown);
+  auto alone = with("  handoff: hello");
+  ASSERT_TRUE(alone.ok()) << dump(alone);
+  EXPECT_TRUE(has(alone, 4, 0, "'handoff' never runs without", bot::severity::warning))
+      << dump(alone);
+}
+
 TEST(compiler, output_is_deterministic) {
   auto a = bot::compile(minimal);
   auto b = bot::compile(minimal);

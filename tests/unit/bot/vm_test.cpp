@@ -346,6 +346,76 @@ dialogs:
   EXPECT_EQ(guessed.matched_by(), "intent") << guessed.ShortDebugString();
 }
 
+TEST(vm, too_many_fallbacks_in_a_row_hand_the_conversation_over) {
+  const std::string source = R"BOT(bot:
+  name: desk
+  fallback: confused
+  handoff_after_fallbacks: 3
+  handoff: agent
+intents:
+  billing: [my bill is wrong, a question about my bill, why is my bill so high]
+dialogs:
+  billing:
+    intent: billing
+    steps:
+      - message: "Billing here."
+  confused:
+    - message: "Sorry?"
+  agent:
+    - transfer:
+        message: "Passing you to a person."
+        queue: support
+)BOT";
+  auto p = build(source);
+  auto s = bot::start(*p, {}, now).state();
+  auto say = [&](const char* text) {
+    auto r = bot::resume(*p, s, bot::text_input(text, now));
+    s = r.state();
+    return r;
+  };
+  // Two fallbacks, then an understood message: the count starts again.
+  EXPECT_EQ(texts(say("zzz qqq")), (std::vector<std::string>{"Sorry?"}));
+  EXPECT_EQ(say("xyzzy plugh").state().fallbacks_in_row(), 2u);
+  EXPECT_EQ(texts(say("my bill is wrong")), (std::vector<std::string>{"Billing here."}));
+  EXPECT_EQ(s.fallbacks_in_row(), 0u);
+  EXPECT_EQ(texts(say("zzz qqq")), (std::vector<std::string>{"Sorry?"}));
+  EXPECT_EQ(texts(say("xyzzy plugh")), (std::vector<std::string>{"Sorry?"}));
+  // The third in a row runs the handoff dialog instead of the fallback.
+  auto third = say("frobnicate");
+  EXPECT_EQ(third.matched_by(), "fallback");
+  EXPECT_EQ(texts(third), (std::vector<std::string>{"Passing you to a person."}));
+  ASSERT_TRUE(third.has_transfer()) << third.ShortDebugString();
+  EXPECT_EQ(third.transfer().queue(), "support");
+  EXPECT_EQ(third.state().status(), v1::TRANSFERRED);
+  EXPECT_EQ(third.state().fallbacks_in_row(), 0u);
+
+  // Without a handoff dialog: the default message and a transfer with no queue, also
+  // from an open menu whose options were not matched (the bot has no fallback dialog).
+  const std::string plain = R"BOT(bot:
+  name: desk
+  welcome: pick
+  handoff_after_fallbacks: 2
+dialogs:
+  pick:
+    - menu:
+        prompt: "Pick one"
+        options:
+          - label: Red
+          - label: Blue
+)BOT";
+  auto q = build(plain);
+  auto first = bot::resume(*q, bot::start(*q, {}, now).state(), bot::text_input("green", now));
+  EXPECT_EQ(first.matched_by(), "fallback");
+  ASSERT_EQ(first.messages_size(), 2) << first.ShortDebugString();  // sorry + the menu again
+  EXPECT_EQ(first.state().status(), v1::AWAITING_INPUT);
+  auto second = bot::resume(*q, first.state(), bot::text_input("purple", now));
+  EXPECT_EQ(texts(second),
+            (std::vector<std::string>{"Let me connect you with someone who can help."}));
+  EXPECT_TRUE(second.has_transfer());
+  EXPECT_EQ(second.transfer().queue(), "");
+  EXPECT_EQ(second.state().status(), v1::TRANSFERRED);
+}
+
 TEST(vm, menu_by_number_and_label_and_call_returns) {
   auto p = build(shop);
   auto r = bot::start(*p, {}, now);
