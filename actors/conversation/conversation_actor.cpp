@@ -469,9 +469,16 @@ void accumulate(conversation_state& s, v1::TurnResult&& r, bool first) {
   for (auto& m : *r.mutable_messages()) *acc.add_messages() = std::move(m);
   *acc.mutable_state() = std::move(*r.mutable_state());
   *acc.mutable_action() = std::move(*r.mutable_action());
-  *acc.mutable_transfer() = std::move(*r.mutable_transfer());
+  // Present only when this run asked for one (an action's answer that leads to a
+  // transfer), so that has_transfer() means the turn handed the conversation over.
+  if (r.has_transfer())
+    *acc.mutable_transfer() = std::move(*r.mutable_transfer());
+  else
+    acc.clear_transfer();
   acc.set_end_reason(r.end_reason());
   if (!r.error().empty()) acc.set_error(r.error());
+  if (r.action_failed()) acc.set_action_failed(true);
+  if (r.error_dialog()) acc.set_error_dialog(true);
 }
 
 void continue_after_vm(self_ptr self) {

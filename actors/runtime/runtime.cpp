@@ -40,6 +40,7 @@ bool deliver(const conversation_deps* deps, turn_job& job, turn_outcome out) {
   deps->probe->turn_answered(
       out.st,
       std::chrono::duration<double>(std::chrono::steady_clock::now() - job.received).count());
+  deps->probe->bot_turn(job.in.tenant, out, job.in.what == inbound::kind::start);
   job.bot = out.bot;
   job.bot_version = out.bot_version;
   auto done = std::move(job.done);

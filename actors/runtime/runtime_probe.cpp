@@ -20,7 +20,22 @@ using metrics::counter;
 
 constexpr const char* activations_help = "Conversation actors activated, by source.";
 
+prometheus::Family<prometheus::Counter>& family(prometheus::Registry& reg, const char* name,
+                                                const char* help) {
+  return prometheus::BuildCounter().Name(name).Help(help).Register(reg);
+}
+
 }  // namespace
+
+struct runtime_probe::version_samples {
+  prometheus::Counter* turns;
+  prometheus::Counter* sessions;
+  prometheus::Counter* fallbacks;
+  prometheus::Counter* transfers;
+  prometheus::Counter* ended;
+  prometheus::Counter* action_failures;
+  prometheus::Counter* error_dialogs;
+};
 
 runtime_probe::runtime_probe(prometheus::Registry& reg)
     : turns_(prometheus::BuildCounter()
@@ -56,7 +71,25 @@ runtime_probe::runtime_probe(prometheus::Registry& reg)
                   "Turns whose snapshot could not be written to Redis (answered unavailable).")),
       fenced_reads_(counter(reg, "parley_snapshot_reads_fenced_total",
                             "Snapshot reads that waited for the commit of a conversation actor "
-                            "that died with it in flight.")) {
+                            "that died with it in flight.")),
+      bot_turns_(family(reg, "parley_bot_turns_total",
+                        "Turns run by each bot version (tenant, bot, version).")),
+      bot_sessions_(family(reg, "parley_bot_sessions_started_total",
+                           "Sessions started on each bot version.")),
+      bot_fallbacks_(family(reg, "parley_bot_fallbacks_total",
+                            "Turns of each bot version whose input matched nothing (the "
+                            "fallback); over parley_bot_turns_total, the fallback rate.")),
+      bot_transfers_(family(reg, "parley_bot_transfers_total",
+                            "Sessions of each bot version handed to an agent.")),
+      bot_ended_(family(reg, "parley_bot_sessions_ended_total",
+                        "Sessions of each bot version that the bot ended without a transfer "
+                        "(containment: this over this plus parley_bot_transfers_total).")),
+      bot_action_failures_(family(reg, "parley_bot_action_failures_total",
+                                  "Actions of each bot version that failed (transport, "
+                                  "non-2xx status or invalid JSON).")),
+      bot_error_dialogs_(family(reg, "parley_bot_error_dialogs_total",
+                                "Turns of each bot version that hit a runtime error (the "
+                                "error dialog ran, or the session ended).")) {
   const char* names[] = {"ok",
                          "replayed",
                          "session_not_found",
@@ -78,6 +111,40 @@ void runtime_probe::turn_answered(turn_outcome::status st, double seconds) {
   by_status_[static_cast<std::size_t>(st)]->Increment();
   turn_seconds_.Observe(seconds);
 }
+runtime_probe::~runtime_probe() = default;
+
+const runtime_probe::version_samples& runtime_probe::samples_of(const std::string& tenant,
+                                                                const std::string& bot,
+                                                                std::int64_t version) {
+  std::string key = tenant;
+  key += '\0';
+  key += bot;
+  key += '\0';
+  key += std::to_string(version);
+  std::lock_guard<std::mutex> lock(versions_mutex_);
+  auto& slot = versions_[key];
+  if (!slot) {
+    prometheus::Labels l{{"tenant", tenant}, {"bot", bot}, {"version", std::to_string(version)}};
+    slot = std::make_unique<version_samples>(version_samples{
+        &bot_turns_.Add(l), &bot_sessions_.Add(l), &bot_fallbacks_.Add(l), &bot_transfers_.Add(l),
+        &bot_ended_.Add(l), &bot_action_failures_.Add(l), &bot_error_dialogs_.Add(l)});
+  }
+  return *slot;
+}
+
+void runtime_probe::bot_turn(const std::string& tenant, const turn_outcome& out, bool started) {
+  if (out.st != turn_outcome::status::ok || !out.result || out.bot.empty()) return;
+  const auto& r = *out.result;
+  const auto& v = samples_of(tenant, out.bot, out.bot_version);
+  v.turns->Increment();
+  if (started) v.sessions->Increment();
+  if (r.matched_by() == "fallback") v.fallbacks->Increment();
+  if (r.has_transfer()) v.transfers->Increment();
+  if (r.state().status() == bot::v1::ENDED) v.ended->Increment();
+  if (r.action_failed()) v.action_failures->Increment();
+  if (r.error_dialog()) v.error_dialogs->Increment();
+}
+
 void runtime_probe::conversation_live() { live_.Increment(); }
 void runtime_probe::conversation_gone() { live_.Decrement(); }
 void runtime_probe::activated_from_snapshot() { activated_snapshot_.Increment(); }

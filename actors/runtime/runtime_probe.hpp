@@ -4,6 +4,10 @@
 /// are atomic).
 
 #include <array>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
 
 #include "actors/runtime/runtime.hpp"
 
@@ -20,11 +24,15 @@ namespace parley::actors {
 
 class runtime_probe {
  public:
+  ~runtime_probe();
   /// Registers the families in `reg`, which outlives the probe.
   explicit runtime_probe(prometheus::Registry& reg);
 
   /// A turn was answered with `st`, `seconds` after it was submitted.
   void turn_answered(turn_outcome::status st, double seconds);
+  /// What a turn of bot version `version` did (fallback, transfer, end, errors), for
+  /// the per-version rates; a new turn (`ok`) with its result only.
+  void bot_turn(const std::string& tenant, const turn_outcome& out, bool started);
   /// A conversation actor became live on this node / stopped being live.
   void conversation_live();
   void conversation_gone();
@@ -53,9 +61,23 @@ class runtime_probe {
   prometheus::Counter& passivations_;
   prometheus::Counter& commit_failures_;
   prometheus::Counter& fenced_reads_;
-  std::array<prometheus::Counter*,
-             static_cast<std::size_t>(turn_outcome::status::awaiting_transfer) + 1>
+  std::array<prometheus::Counter*, static_cast<std::size_t>(turn_outcome::last_status) + 1>
       by_status_{};
+
+  /// The samples of one bot version, found once per version (the families' Add takes
+  /// a lock and hashes the labels).
+  struct version_samples;
+  const version_samples& samples_of(const std::string& tenant, const std::string& bot,
+                                    std::int64_t version);
+  prometheus::Family<prometheus::Counter>& bot_turns_;
+  prometheus::Family<prometheus::Counter>& bot_sessions_;
+  prometheus::Family<prometheus::Counter>& bot_fallbacks_;
+  prometheus::Family<prometheus::Counter>& bot_transfers_;
+  prometheus::Family<prometheus::Counter>& bot_ended_;
+  prometheus::Family<prometheus::Counter>& bot_action_failures_;
+  prometheus::Family<prometheus::Counter>& bot_error_dialogs_;
+  std::mutex versions_mutex_;
+  std::unordered_map<std::string, std::unique_ptr<version_samples>> versions_;
 };
 
 }  // namespace parley::actors

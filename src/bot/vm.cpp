@@ -148,6 +148,7 @@ struct runner {
 
   // A runtime error: the bot's error dialog when there is one, else the end.
   void fail(const std::string& why) {
+    r.set_error_dialog(true);
     if (!r.error().empty())
       r.set_error(r.error() + "; " + why);
     else
@@ -586,6 +587,7 @@ struct runner {
       return;
     }
     r.set_error(problem);
+    r.set_action_failed(true);
     if (s.target() >= 0) {
       start_dialog(s.target());
       run();

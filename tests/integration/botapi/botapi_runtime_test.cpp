@@ -561,6 +561,42 @@ TEST_F(BotApi, TransferReportsEndOrResumeTheBotsPart) {
   EXPECT_EQ(after.status, 404) << after.body;
 }
 
+TEST_F(BotApi, EachBotVersionCountsItsFallbacksTransfersEndsAndFailures) {
+  int v2 = deploy(first_bot(), true);
+  ASSERT_GT(v2, 0);
+  auto of = [&](const char* family, int version) {
+    return metric(std::string(family) + "{bot=\"orders\",tenant=\"" + tenant_ + "\",version=\"" +
+                  std::to_string(version) + "\"}");
+  };
+  // One session ends in the bot after a shipped order; one reaches an order the API
+  // does not know (a failed action) and then an agent; one types nonsense at the menu.
+  auto a = start_session();
+  ASSERT_EQ(c_->choice(a, 1, 1).status, 200);
+  ASSERT_EQ(c_->text(a, 2, "AB-123456").status, 200);
+  auto bye = c_->choice(a, 3, 2);
+  ASSERT_TRUE(has(texts(bye.j), "<ended>")) << bye.body;
+  auto b = start_session();
+  ASSERT_EQ(c_->choice(b, 1, 1).status, 200);
+  auto unknown = c_->text(b, 2, "ZZ-000000");
+  ASSERT_TRUE(has(texts(unknown.j), "I couldn't find an order")) << unknown.body;
+  auto handed = c_->call("POST", "/v5.3.0/sessions/" + b + "/messages",
+                         {{"message", {{"type", "text"}, {"sequenceId", 3}, {"text", "agent"}}}});
+  ASSERT_TRUE(has(handed.body, "\"type\":\"escalate\"")) << handed.body;
+  auto c = start_session();
+  auto lost = c_->text(c, 1, "qwzx plmk vbnq");
+  ASSERT_EQ(lost.status, 200) << lost.body;
+  EXPECT_EQ(c_->text(c, 1, "qwzx plmk vbnq").body, lost.body) << "a retry is no new turn";
+
+  EXPECT_EQ(of("parley_bot_sessions_started_total", v2), 3);
+  EXPECT_EQ(of("parley_bot_turns_total", v2), 4 + 4 + 2);  // starts included
+  EXPECT_EQ(of("parley_bot_fallbacks_total", v2), 1) << lost.body;
+  EXPECT_EQ(of("parley_bot_transfers_total", v2), 1);
+  EXPECT_EQ(of("parley_bot_sessions_ended_total", v2), 1);
+  EXPECT_EQ(of("parley_bot_action_failures_total", v2), 1);
+  EXPECT_EQ(of("parley_bot_error_dialogs_total", v2), 0);
+  EXPECT_EQ(of("parley_bot_turns_total", v2 - 1), 0) << "the earlier version ran nothing";
+}
+
 TEST_F(BotApi, RedirectRunsTheNamedDialogFromWhereverTheConversationIs) {
   auto msg = [&](const std::string& s, int64_t seq, json m) {
     m["sequenceId"] = seq;
