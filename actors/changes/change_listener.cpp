@@ -5,6 +5,7 @@
 #include <prometheus/registry.h>
 
 #include "actors/gateway/auth_cache.hpp"
+#include "actors/limits/limits_cache.hpp"
 #include "actors/registry/bot_registry.hpp"
 #include "actors/secrets/secret_cache.hpp"
 #include "src/admin/changes.hpp"
@@ -23,6 +24,7 @@ struct change_listener::counters {
         revoked(received.Add({{"kind", "api_key_revoked"}})),
         activated(received.Add({{"kind", "bot_activated"}})),
         secrets(received.Add({{"kind", "secrets_changed"}})),
+        limits(received.Add({{"kind", "limits_changed"}})),
         subscribed(received.Add({{"kind", "subscribed"}})),
         unknown(received.Add({{"kind", "unknown"}})),
         up(prometheus::BuildGauge()
@@ -34,6 +36,7 @@ struct change_listener::counters {
   prometheus::Counter& revoked;
   prometheus::Counter& activated;
   prometheus::Counter& secrets;
+  prometheus::Counter& limits;
   prometheus::Counter& subscribed;
   prometheus::Counter& unknown;
   prometheus::Gauge& up;
@@ -42,10 +45,12 @@ struct change_listener::counters {
 change_listener::change_listener(store::redis_client& redis, std::string_view region,
                                  std::shared_ptr<auth_cache> auth, bot_registry& registry,
                                  prometheus::Registry& metrics,
-                                 std::shared_ptr<secret_cache> secrets)
+                                 std::shared_ptr<secret_cache> secrets,
+                                 std::shared_ptr<limits_cache> limits)
     : auth_(std::move(auth)),
       registry_(registry),
       secrets_(std::move(secrets)),
+      limits_(std::move(limits)),
       counters_(std::make_unique<counters>(metrics)) {
   auto channel = admin::changes_channel(region);
   store::redis_subscription_handlers h;
@@ -54,6 +59,7 @@ change_listener::change_listener(store::redis_client& redis, std::string_view re
     // What was published while this node was not listening is lost: look again.
     auth_->invalidate_all();
     if (secrets_) secrets_->invalidate_all();
+    if (limits_) limits_->invalidate_all();
     registry_.poll_now();
     counters_->subscribed.Increment();
     counters_->up.Set(1);
@@ -86,6 +92,10 @@ void change_listener::apply(const std::string& payload) {
     case admin::change::kind::secrets_changed:
       if (secrets_) secrets_->invalidate_tenant(c->tenant);
       counters_->secrets.Increment();
+      return;
+    case admin::change::kind::limits_changed:
+      if (limits_) limits_->invalidate_tenant(c->tenant);
+      counters_->limits.Increment();
       return;
   }
 }

@@ -297,6 +297,9 @@ void record_inbound(store::transcript_line_builder& line, const inbound& in) {
     case inbound::kind::redirect:
       return line.inbound("[redirect] " + in.text);
     default:
+      if (!in.transcript_note.empty())
+        return line.inbound(in.text.empty() ? in.transcript_note
+                                            : in.text + "\n" + in.transcript_note);
       return line.inbound(in.text);  // the common case: no copy
   }
 }

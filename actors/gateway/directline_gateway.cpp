@@ -7,6 +7,7 @@
 
 #include "actors/gateway/directline_log.hpp"
 #include "actors/gateway/session_keys.hpp"
+#include "actors/limits/attachment_gate.hpp"
 #include "actors/runtime/runtime.hpp"
 #include "src/channels/crypto/crypto.hpp"
 #include "src/channels/directline/directline.hpp"
@@ -79,9 +80,39 @@ struct gateway : std::enable_shared_from_this<gateway> {
   std::mutex m;
   std::unordered_map<std::string, std::shared_ptr<stream_state>> streams;
 
+  attachment_probe gate;
+
   explicit gateway(directline_gateway_options o)
       : opts(std::move(o)),
-        activity_log(*opts.redis, {opts.key_prefix, opts.redis_lanes, opts.node}) {}
+        activity_log(*opts.redis, {opts.key_prefix, opts.redis_lanes, opts.node}),
+        gate(opts.metrics) {}
+
+  /// 400 naming the first attachment of `a` the limits refuse (every refused one is
+  /// counted); nullopt when all pass. Attachments without a contentUrl link nothing
+  /// and are not checked.
+  std::optional<http::response> refuse_attachments(const dl::activity& a,
+                                                   const channels::text::attachment_limits& l) {
+    std::vector<channels::text::attachment_ref> refs;
+    std::vector<std::size_t> at;  // the position in a.attachments of each ref
+    for (std::size_t i = 0; i < a.attachments.size(); ++i) {
+      if (a.attachments[i].content_url.empty()) continue;
+      refs.push_back({a.attachments[i].content_url, a.attachments[i].content_type});
+      at.push_back(i);
+    }
+    std::optional<http::response> out;
+    for (const auto& v : channels::text::check_attachments(l, refs)) {
+      if (!v.refused) continue;
+      gate.refused("directline", *v.refused);
+      if (out) continue;
+      std::string field = "attachments[" + std::to_string(at[v.index]) + "]";
+      if (*v.refused == channels::text::refusal::content_type)
+        field += ".contentType";
+      else if (*v.refused != channels::text::refusal::too_many)
+        field += ".contentUrl";
+      out = dl_error(400, "BadArgument", field + ": " + v.detail);
+    }
+    return out;
+  }
 
   static std::string stream_key(const std::string& tenant, const std::string& conversation) {
     return tenant + '\n' + conversation;
@@ -455,30 +486,44 @@ struct gateway : std::enable_shared_from_this<gateway> {
           if (a->type != "message")  // typing and events run no turn
             return reply(
                 http::response::json(200, dl::render_resource(conversation + "|" + a->type)));
-          inbound in;
-          in.what = inbound::kind::text;
-          in.tenant = c.tenant;
-          in.bot = c.bot;
-          in.channel = "directline";
-          in.session_id = conversation;
-          in.text = !a->text.empty() ? a->text : a->value_text;
-          if (in.text.empty()) {
-            // Attachments reach the bot as their URLs and types.
-            for (const auto& x : a->attachments) {
-              if (!in.text.empty()) in.text += '\n';
-              in.text += x.content_url.empty() ? x.name : x.content_url;
-              in.text += " (" + x.content_type + ")";
-            }
-          }
-          if (in.text.empty())
-            return reply(dl_error(400, "BadArgument", "text: required for a message"));
-          std::string key =
-              a->client_activity_id.empty() ? "r:" + random_key() : "c:" + a->client_activity_id;
-          in.message_id = "dl:" + key;
-          in.now_unix = self->now_unix();
-          self->typing(c.tenant, conversation, c.bot);
-          self->opts.rt->submit(std::move(in), [self, a, reply, c, conversation,
-                                                key](turn_outcome out) {
+          if (!self->opts.limits) return self->post_message(c, a, reply, conversation, {});
+          self->opts.limits(c.tenant,
+                            [self, c, a, reply, conversation](channels::text::attachment_limits l) {
+                              self->post_message(c, a, reply, conversation, l);
+                            });
+        });
+  }
+
+  void post_message(const caller& c, const std::shared_ptr<dl::activity>& a,
+                    const http::responder& reply, const std::string& conversation,
+                    const channels::text::attachment_limits& limits) {
+    auto self = shared_from_this();
+    if (auto err = refuse_attachments(*a, limits)) return reply(std::move(*err));
+    {
+      inbound in;
+      in.what = inbound::kind::text;
+      in.tenant = c.tenant;
+      in.bot = c.bot;
+      in.channel = "directline";
+      in.session_id = conversation;
+      in.text = !a->text.empty() ? a->text : a->value_text;
+      if (in.text.empty()) {
+        // Attachments reach the bot as their URLs and types.
+        for (const auto& x : a->attachments) {
+          if (!in.text.empty()) in.text += '\n';
+          in.text += x.content_url.empty() ? x.name : x.content_url;
+          in.text += " (" + x.content_type + ")";
+        }
+      }
+      if (in.text.empty())
+        return reply(dl_error(400, "BadArgument", "text: required for a message"));
+      std::string key =
+          a->client_activity_id.empty() ? "r:" + random_key() : "c:" + a->client_activity_id;
+      in.message_id = "dl:" + key;
+      in.now_unix = self->now_unix();
+      self->typing(c.tenant, conversation, c.bot);
+      self->opts.rt->submit(
+          std::move(in), [self, a, reply, c, conversation, key](turn_outcome out) {
             if (auto err = outcome_error(out)) return reply(std::move(*err));
             std::vector<std::string> group;
             group.push_back(dl::render_user_echo(*a, conversation, common::now_unix_ms()));
@@ -495,7 +540,7 @@ struct gateway : std::enable_shared_from_this<gateway> {
                       200, dl::render_resource(dl::activity_id(conversation, r->first))));
                 });
           });
-        });
+    }
   }
 
   void deliver(const parley::runtime::v1::OutboxEntry& e, int index, const std::string& key,

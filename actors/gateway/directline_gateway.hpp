@@ -39,6 +39,7 @@
 #include <string>
 
 #include "actors/delivery/delivery.hpp"
+#include "actors/limits/limits_cache.hpp"
 #include "actors/secrets/secret_cache.hpp"
 #include "src/http/http.hpp"
 
@@ -64,6 +65,11 @@ struct directline_gateway_options {
   /// The tenant's secrets (actors/secrets); the gateway asks for `directline.<bot>`.
   /// Secrets that cannot be read answer 503, not 403.
   secret_lookup tenant_secret;
+  /// The tenant's attachment limits (actors/limits); empty: the defaults. An activity
+  /// with a refused attachment is 400 naming it (`attachments[2].contentUrl: ...`).
+  limits_lookup limits;
+  /// The registry of parley_attachments_refused_total; may be null.
+  prometheus::Registry* metrics = nullptr;
   std::chrono::seconds token_ttl{1800};
   std::chrono::seconds default_log_ttl{3600};  ///< when the outcome names no program
 };

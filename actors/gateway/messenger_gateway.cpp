@@ -2,6 +2,7 @@
 
 #include "actors/delivery/channel_delivery.hpp"
 #include "actors/gateway/webhook_turns.hpp"
+#include "actors/limits/attachment_gate.hpp"
 #include "actors/runtime/runtime.hpp"
 #include "src/channels/messenger/messenger.hpp"
 #include "src/common/clock.hpp"
@@ -47,8 +48,10 @@ struct gateway : std::enable_shared_from_this<gateway> {
   prometheus::Counter* events_run = nullptr;
   prometheus::Counter* events_ignored = nullptr;
   prometheus::Counter* refused = nullptr;
+  attachment_probe gate{nullptr};
 
   explicit gateway(messenger_gateway_options opts) : o(std::move(opts)) {
+    gate = attachment_probe(o.metrics);
     if (o.metrics != nullptr) {
       const char* help = "Messenger webhook events received, by outcome.";
       events_run = &metrics::counter(*o.metrics, "parley_messenger_events_total", help,
@@ -151,11 +154,39 @@ struct gateway : std::enable_shared_from_this<gateway> {
   }
 
   void run_event(const std::shared_ptr<batch>& b) {
+    auto self = shared_from_this();
+    if (!o.limits) return run_event_with(b, {});
+    o.limits(b->t.tenant,
+             [self, b](channels::text::attachment_limits l) { self->run_event_with(b, l); });
+  }
+
+  /// Messenger names an attachment's kind, not its MIME type: image, audio and video
+  /// are checked as image/*, audio/*, video/*; file and the others as
+  /// application/octet-stream.
+  static std::string content_type_of(const std::string& type) {
+    if (type == "image" || type == "audio" || type == "video") return type + "/*";
+    return "application/octet-stream";
+  }
+
+  void run_event_with(const std::shared_ptr<batch>& b,
+                      const channels::text::attachment_limits& limits) {
     const auto& e = b->events[b->next];
     const std::string address = messenger_address(e.page_id, e.sender_id);
     typing(*b, e.sender_id);
     auto self = shared_from_this();
-    auto make = [e](bool start) {
+    std::vector<channels::text::attachment_ref> refs;
+    for (std::size_t i = 0; i < e.attachments.size(); ++i) {
+      if (e.attachments[i].url.empty()) continue;  // a location: nothing to fetch
+      refs.push_back({e.attachments[i].url, content_type_of(e.attachments[i].type)});
+    }
+    auto verdicts = channels::text::check_attachments(limits, refs);
+    for (const auto& v : verdicts)
+      if (v.refused) gate.refused("messenger", *v.refused);
+    std::vector<std::string> accepted_urls;
+    for (const auto& v : verdicts)
+      if (!v.refused) accepted_urls.push_back(refs[v.index].url);
+    std::string note = refusal_note(verdicts);
+    auto make = [e, accepted_urls, note](bool start) {
       inbound in;
       in.what = inbound::kind::text;
       in.channel = "messenger";
@@ -169,11 +200,11 @@ struct gateway : std::enable_shared_from_this<gateway> {
         in.message_id = e.mid;
       } else {
         in.text = e.text;
-        for (const auto& a : e.attachments) {
-          if (a.url.empty()) continue;
+        for (const auto& url : accepted_urls) {
           if (!in.text.empty()) in.text += '\n';
-          in.text += a.url;
+          in.text += url;
         }
+        in.transcript_note = note;
         in.message_id = e.mid;
       }
       in.now_unix = common::now_unix_ms() / 1000;

@@ -24,6 +24,7 @@
 #include <optional>
 #include <string>
 
+#include "actors/limits/limits_cache.hpp"
 #include "actors/secrets/secret_cache.hpp"
 #include "src/common/result.hpp"
 #include "src/http/client.hpp"
@@ -47,6 +48,9 @@ struct messenger_gateway_options {
   session_keys* sessions = nullptr;  ///< required
   /// The tenant's secrets (actors/secrets/secret_cache.hpp).
   secret_lookup secret;
+  /// The tenant's attachment limits (actors/limits); empty: the defaults. Refused
+  /// attachments never reach the bot; the transcript records them and why.
+  limits_lookup limits;
   /// For the typing indicator; empty: none is sent.
   std::function<void(http::client_request, std::function<void(result<http::client_response>)>)>
       send;

@@ -3,6 +3,7 @@
 #include "actors/delivery/channel_delivery.hpp"
 #include "actors/delivery/sms_opt_outs.hpp"
 #include "actors/gateway/webhook_turns.hpp"
+#include "actors/limits/attachment_gate.hpp"
 #include "actors/runtime/runtime.hpp"
 #include "src/channels/twilio/twilio.hpp"
 #include "src/common/clock.hpp"
@@ -51,10 +52,12 @@ std::optional<target> parse_path(std::string_view path) {
 struct gateway : std::enable_shared_from_this<gateway> {
   twilio_gateway_options o;
   prometheus::Counter* accepted = nullptr;
+  attachment_probe gate{nullptr};
   prometheus::Counter* refused = nullptr;
   prometheus::Counter* receipts = nullptr;
 
   explicit gateway(twilio_gateway_options opts) : o(std::move(opts)) {
+    gate = attachment_probe(o.metrics);
     if (o.metrics != nullptr) {
       const char* help = "Twilio webhooks received, by outcome.";
       accepted = &metrics::counter(*o.metrics, "parley_sms_webhooks_total", help,
@@ -135,17 +138,36 @@ struct gateway : std::enable_shared_from_this<gateway> {
           });
     }
     auto msg = std::make_shared<twilio::inbound>(std::move(in));
-    auto make = [msg](bool) {
+    auto self = shared_from_this();
+    if (!o.limits) return self->with_limits(t, msg, address, reply, {});
+    o.limits(t.tenant, [self, t, msg, address, reply](channels::text::attachment_limits l) {
+      self->with_limits(t, msg, address, reply, l);
+    });
+  }
+
+  void with_limits(const target& t, const std::shared_ptr<twilio::inbound>& msg,
+                   const std::string& address, const http::responder& reply,
+                   const channels::text::attachment_limits& limits) {
+    std::vector<channels::text::attachment_ref> refs;
+    for (const auto& m : msg->media) refs.push_back({m.url, m.content_type});
+    auto verdicts = std::make_shared<const std::vector<channels::text::attachment_verdict>>(
+        channels::text::check_attachments(limits, refs));
+    for (const auto& v : *verdicts)
+      if (v.refused) gate.refused("sms", *v.refused);
+    auto make = [msg, verdicts](bool) {
       inbound in;
       in.what = inbound::kind::text;
       in.channel = "sms";
       in.message_id = msg->message_sid;
       in.text = msg->body;
-      for (const auto& m : msg->media) {
-        // Media reach the bot as their URLs, after the text (the VM takes text only).
+      for (const auto& v : *verdicts) {
+        // Media reach the bot as their URLs, after the text (the VM takes text only);
+        // refused ones only the transcript.
+        if (v.refused) continue;
         if (!in.text.empty()) in.text += '\n';
-        in.text += m.url;
+        in.text += msg->media[v.index].url;
       }
+      in.transcript_note = refusal_note(*verdicts);
       in.now_unix = common::now_unix_ms() / 1000;
       return in;
     };

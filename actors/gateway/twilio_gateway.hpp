@@ -28,6 +28,7 @@
 #include <optional>
 #include <string>
 
+#include "actors/limits/limits_cache.hpp"
 #include "actors/secrets/secret_cache.hpp"
 #include "src/common/result.hpp"
 #include "src/http/http.hpp"
@@ -53,6 +54,9 @@ struct twilio_gateway_options {
   std::function<std::string()> public_url;
   /// The tenant's secrets (actors/secrets/secret_cache.hpp).
   secret_lookup secret;
+  /// The tenant's attachment limits (actors/limits); empty: the defaults. Refused
+  /// attachments never reach the bot; the transcript records them and why.
+  limits_lookup limits;
   /// Where STOP and START are recorded (the SMS sender reads them); null: the words
   /// reach the bot like any text.
   sms_opt_outs* opt_outs = nullptr;

@@ -76,6 +76,9 @@ struct inbound {
   int64_t choice_index = 0;  ///< > 0: the n-th option (1-based) of the last menu shown
   bot::variables variables;  ///< start and set_variables: client-settable variables
   int64_t now_unix = 0;
+  /// What the transcript records after `text` and the bot never sees: the
+  /// attachments the tenant's limits refused, with the reasons (gateways).
+  std::string transcript_note;
 };
 
 /// Whether replies on `channel` are delivered asynchronously, from the committed outbox

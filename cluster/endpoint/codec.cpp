@@ -23,6 +23,7 @@ std::string encode_forward(const inbound& in, uint32_t hops, const std::string& 
   m->set_choice_index(in.choice_index);
   for (const auto& [k, v] : in.variables) (*m->mutable_variables())[k] = v;
   m->set_now_unix(in.now_unix);
+  m->set_transcript_note(in.transcript_note);
   f.set_hops(hops);
   f.set_from_node(from);
   return f.SerializeAsString();
@@ -50,6 +51,7 @@ result<forwarded> decode_forward(const std::string& bytes) {
   in.choice_index = m.choice_index();
   for (const auto& [k, v] : m.variables()) in.variables.emplace(k, v);
   in.now_unix = m.now_unix();
+  in.transcript_note = m.transcript_note();
   out.hops = f.hops();
   out.from = f.from_node();
   return out;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "src/admin/deploy.hpp"
+#include "src/channels/text/attachments.hpp"
 #include "src/common/strings.hpp"
 #include "src/store/catalog.hpp"
 
@@ -626,6 +627,118 @@ void rotate_secrets(const state_ptr& s, const http::request& req, http::responde
                  });
 }
 
+// ------------------------------------------------------------------ limits
+
+namespace text = channels::text;
+
+/// The limits a record stands for; the defaults without one.
+text::attachment_limits limits_of(const std::optional<store::tenant_limits_record>& r) {
+  text::attachment_limits out;
+  if (!r) return out;
+  out.max_attachments = static_cast<std::size_t>(r->max_attachments);
+  out.max_url_bytes = static_cast<std::size_t>(r->max_url_bytes);
+  out.schemes = r->schemes;
+  out.content_types = r->content_types;
+  return out;
+}
+
+json limits_json(const std::string& tenant, const text::attachment_limits& l, bool custom) {
+  return {{"tenant", tenant},
+          {"custom", custom},
+          {"attachments",
+           {{"max_attachments", l.max_attachments},
+            {"max_url_bytes", l.max_url_bytes},
+            {"schemes", l.schemes},
+            {"content_types", l.content_types}}}};
+}
+
+void get_limits(const state_ptr& s, const std::string& tenant, http::responder respond) {
+  store::run_job(s->pg(), store::get_tenant_limits(tenant, true),
+                 [respond, tenant](result<std::optional<store::tenant_limits_record>> r) {
+                   if (!r) return respond(failure(r.err()));
+                   respond(json_response(200, limits_json(tenant, limits_of(*r), r->has_value())));
+                 });
+}
+
+/// Applies the fields of `body` ({"attachments": {...}}) over `l`; answers 400 naming
+/// the first bad field ("attachments.schemes[1]") and returns false.
+bool merge_limits(const json& body, text::attachment_limits& l, http::responder& respond) {
+  auto bad = [&](const std::string& field, const std::string& what) {
+    respond(error_response(400, "invalid_field", "field '" + field + "' " + what, field));
+    return false;
+  };
+  for (auto it = body.begin(); it != body.end(); ++it)
+    if (it.key() != "attachments") return bad(it.key(), "is not a limit (known: attachments)");
+  auto a = body.find("attachments");
+  if (a == body.end()) return true;
+  if (!a->is_object()) return bad("attachments", "must be an object");
+  for (auto it = a->begin(); it != a->end(); ++it) {
+    const auto& k = it.key();
+    const auto& v = it.value();
+    std::string field = "attachments." + k;
+    if (k == "max_attachments" || k == "max_url_bytes") {
+      bool count = k == "max_attachments";
+      std::int64_t lo = count ? 0 : 1;
+      std::int64_t hi = static_cast<std::int64_t>(count ? text::max_attachments_ceiling
+                                                        : text::max_url_bytes_ceiling);
+      if (!v.is_number_integer() || v.get<std::int64_t>() < lo || v.get<std::int64_t>() > hi)
+        return bad(field,
+                   "must be an integer of " + std::to_string(lo) + " to " + std::to_string(hi));
+      (count ? l.max_attachments : l.max_url_bytes) =
+          static_cast<std::size_t>(v.get<std::int64_t>());
+    } else if (k == "schemes" || k == "content_types") {
+      bool schemes = k == "schemes";
+      if (!v.is_array()) return bad(field, "must be an array of strings");
+      if (v.size() > 32) return bad(field, "holds at most 32 entries");
+      std::vector<std::string> items;
+      for (std::size_t i = 0; i < v.size(); ++i) {
+        std::string f = field + "[" + std::to_string(i) + "]";
+        if (!v[i].is_string()) return bad(f, "must be a string");
+        auto x = v[i].get<std::string>();
+        auto problem = schemes ? text::invalid_scheme(x) : text::invalid_content_type_pattern(x);
+        if (problem) return bad(f, *problem);
+        if (std::find(items.begin(), items.end(), x) == items.end()) items.push_back(x);
+      }
+      (schemes ? l.schemes : l.content_types) = std::move(items);
+    } else {
+      return bad(field,
+                 "is not an attachment limit (known: max_attachments, max_url_bytes, schemes, "
+                 "content_types)");
+    }
+  }
+  return true;
+}
+
+/// PUT /admin/v1/tenants/{t}/limits: the fields given replace the current values, the
+/// others stay; then every node drops its cached limits (limits_changed).
+void put_limits(const state_ptr& s, const http::request& req, const std::string& tenant,
+                http::responder respond) {
+  auto body = json_body(req, respond);
+  if (!body) return;
+  auto actor = actor_of(req);
+  store::run_job(s->pg(), store::get_tenant_limits(tenant, true),
+                 [s, respond, tenant, actor, body = std::move(*body)](
+                     result<std::optional<store::tenant_limits_record>> r) mutable {
+                   if (!r) return respond(failure(r.err()));
+                   auto l = limits_of(*r);
+                   if (!merge_limits(body, l, respond)) return;
+                   store::tenant_limits_record rec;
+                   rec.max_attachments = static_cast<std::int64_t>(l.max_attachments);
+                   rec.max_url_bytes = static_cast<std::int64_t>(l.max_url_bytes);
+                   rec.schemes = l.schemes;
+                   rec.content_types = l.content_types;
+                   store::run_job(s->pg(), store::put_tenant_limits(tenant, std::move(rec), actor),
+                                  [s, respond, tenant, l](result<void> w) {
+                                    if (!w) return respond(failure(w.err()));
+                                    change c;
+                                    c.what = change::kind::limits_changed;
+                                    c.tenant = tenant;
+                                    s->changed(std::move(c));
+                                    respond(json_response(200, limits_json(tenant, l, true)));
+                                  });
+                 });
+}
+
 http::response not_found(const http::request& req) {
   return error_response(404, "not_found", "no admin route " + req.method + " " + req.path);
 }
@@ -679,6 +792,11 @@ void dispatch_tenant(const state_ptr& s, http::request&& req, http::responder re
       return respond(wrong_method(req));
     }
     return respond(not_found(req));
+  }
+  if (seg[1] == "limits" && n == 2) {
+    if (get) return get_limits(s, tenant, respond);
+    if (req.method == "PUT") return put_limits(s, req, tenant, respond);
+    return respond(wrong_method(req));
   }
   if (seg[1] == "conversations") {
     if (n == 2) return get ? live_conversations(s, tenant, respond) : respond(wrong_method(req));

@@ -24,6 +24,8 @@ const char* kind_name(change::kind k) {
       return "bot_activated";
     case change::kind::secrets_changed:
       return "secrets_changed";
+    case change::kind::limits_changed:
+      return "limits_changed";
   }
   return "unknown";
 }
@@ -41,6 +43,7 @@ std::string encode_change(const change& c) {
     j["key_id"] = c.key_id;
   } else if (c.what == change::kind::secrets_changed) {
     if (!c.name.empty()) j["name"] = c.name;
+  } else if (c.what == change::kind::limits_changed) {
   } else {
     j["bot"] = c.bot;
     j["version"] = c.version;
@@ -64,6 +67,10 @@ std::optional<change> decode_change(std::string_view payload) {
   if (kind == "secrets_changed") {
     c.what = change::kind::secrets_changed;
     c.name = text(j, "name");
+    return c;
+  }
+  if (kind == "limits_changed") {
+    c.what = change::kind::limits_changed;
     return c;
   }
   if (kind == "bot_activated") {

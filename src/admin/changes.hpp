@@ -15,6 +15,7 @@
 ///   {"kind":"api_key_revoked","tenant":"acme","key_id":42}
 ///   {"kind":"bot_activated","tenant":"acme","bot":"support","version":3}
 ///   {"kind":"secrets_changed","tenant":"acme","name":"ORDERS_API_TOKEN"}  (never a value)
+///   {"kind":"limits_changed","tenant":"acme"}
 
 #include <cstdint>
 #include <functional>
@@ -30,7 +31,7 @@ namespace parley::admin {
 
 /// One change other nodes must learn about at once.
 struct change {
-  enum class kind { api_key_revoked, bot_activated, secrets_changed };
+  enum class kind { api_key_revoked, bot_activated, secrets_changed, limits_changed };
   kind what = kind::api_key_revoked;
   std::string tenant;
   std::string bot;          ///< bot_activated
@@ -39,8 +40,8 @@ struct change {
   std::string name = {};    ///< secrets_changed: the secret set or deleted (may be empty)
 };
 
-/// "api_key_revoked", "bot_activated" or "secrets_changed" (the `kind` label of the listener's
-/// metric).
+/// "api_key_revoked", "bot_activated", "secrets_changed" or "limits_changed" (the `kind`
+/// label of the listener's metric).
 const char* kind_name(change::kind k);
 
 /// The channel of a region: "parley:<region>:changes".

@@ -157,6 +157,45 @@ int cmd_tenant_list(const admin_target& t) {
   return 0;
 }
 
+/// What `parleyctl tenant limits` may set; an empty field leaves the limit as it is.
+struct limits_flags {
+  std::optional<long long> max_attachments, max_url_bytes;
+  std::optional<std::vector<std::string>> schemes, content_types;
+  bool any() const { return max_attachments || max_url_bytes || schemes || content_types; }
+};
+
+int cmd_tenant_limits(const admin_target& t, const std::string& tenant, const limits_flags& f) {
+  int code = 0;
+  const std::string path = "/admin/v1/tenants/" + seg(tenant) + "/limits";
+  std::optional<answer> a;
+  if (f.any()) {
+    json att = json::object();
+    if (f.max_attachments) att["max_attachments"] = *f.max_attachments;
+    if (f.max_url_bytes) att["max_url_bytes"] = *f.max_url_bytes;
+    if (f.schemes) att["schemes"] = *f.schemes;
+    if (f.content_types) att["content_types"] = *f.content_types;
+    a = call(t, "PUT", path, json{{"attachments", att}}.dump(), code);
+  } else {
+    a = call(t, "GET", path, "", code);
+  }
+  if (!a || t.raw_json) return code;
+  const json att = a->body.value("attachments", json::object());
+  auto list = [](const json& v) {
+    std::string out;
+    for (const auto& x : v) out += (out.empty() ? "" : ", ") + x.get<std::string>();
+    return out;
+  };
+  std::cout << "attachment limits of tenant " << tenant
+            << (a->body.value("custom", false) ? "" : " (the defaults)") << ":\n"
+            << "  max attachments per message: " << str(att, "max_attachments") << "\n"
+            << "  max URL bytes:               " << str(att, "max_url_bytes") << "\n"
+            << "  URL schemes:                 " << list(att.value("schemes", json::array()))
+            << "\n"
+            << "  content types:               " << list(att.value("content_types", json::array()))
+            << "\n";
+  return 0;
+}
+
 int cmd_apikey_create(const admin_target& t, const std::string& tenant, const std::string& name) {
   int code = 0;
   json body = json::object();
@@ -400,6 +439,29 @@ void add_admin_commands(CLI::App& app, int& exit_code) {
   auto* tl = tenant_cmd->add_subcommand("list", "List tenants");
   add_target_options(tl, target);
   tl->callback([&exit_code] { exit_code = cmd_tenant_list(target); });
+  static limits_flags lf;
+  static long long max_attachments = 0, max_url_bytes = 0;
+  static std::vector<std::string> schemes, content_types;
+  auto* tlim = tenant_cmd->add_subcommand(
+      "limits", "Show a tenant's attachment limits, or set those given (docs/channels.md)");
+  tlim->add_option("TENANT", tenant, "tenant id")->required();
+  auto* o_max = tlim->add_option("--max-attachments", max_attachments,
+                                 "attachments per message (0 to 100; default 10)");
+  auto* o_url =
+      tlim->add_option("--max-url-bytes", max_url_bytes, "bytes of one URL (1 to 65536; 2048)");
+  auto* o_schemes =
+      tlim->add_option("--schemes", schemes, "URL schemes: https and/or http")->delimiter(',');
+  auto* o_types = tlim->add_option("--content-types", content_types,
+                                   "content type patterns: image/*,application/pdf,*/* ...")
+                      ->delimiter(',');
+  add_target_options(tlim, target);
+  tlim->callback([&exit_code, o_max, o_url, o_schemes, o_types] {
+    if (o_max->count() > 0) lf.max_attachments = max_attachments;
+    if (o_url->count() > 0) lf.max_url_bytes = max_url_bytes;
+    if (o_schemes->count() > 0) lf.schemes = schemes;
+    if (o_types->count() > 0) lf.content_types = content_types;
+    exit_code = cmd_tenant_limits(target, tenant, lf);
+  });
 
   auto* key_cmd = app.add_subcommand("apikey", "Manage a tenant's Bot API keys (admin API)");
   key_cmd->require_subcommand(1);

@@ -8,6 +8,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <iostream>
 #include <thread>
 
@@ -34,6 +35,8 @@
 #include "actors/gateway/session_keys.hpp"
 #include "actors/gateway/twilio_gateway.hpp"
 #include "actors/health/readiness_actor.hpp"
+#include "actors/limits/attachment_gate.hpp"
+#include "actors/limits/limits_cache.hpp"
 #include "actors/registry/bot_registry.hpp"
 #include "actors/runtime/lane_scheduler.hpp"
 #include "actors/runtime/runtime.hpp"
@@ -330,6 +333,13 @@ int run(const settings::settings& cfg) {
   rdeps.secrets = secret_values.get();
   // Channel credentials are tenant secrets too, from the same cache.
   const actors::secret_lookup tenant_secret = secret_values->lookup();
+  // The gateways check each message's attachments against its tenant's limits.
+  // A named loader: GCC 12 crashed on a generic lambda handed to a cache here.
+  auto tenant_limits = std::make_shared<actors::limits_cache>(
+      std::bind(&actors::load_tenant_limits, std::ref(*p), std::placeholders::_1,
+                std::placeholders::_2),
+      registry_ptr.get());
+  const actors::limits_lookup limits_of = tenant_limits->lookup();
   rdeps.metrics = registry_ptr.get();
   rdeps.quarantine = [p](store::quarantined_message m) {
     store::run_job(*p, store::insert_quarantine(std::move(m)), [](result<int64_t> r) {
@@ -341,8 +351,8 @@ int run(const settings::settings& cfg) {
   // The region's change feed (docs/changes.md): a key revoked or a version activated
   // through any node's admin API reaches this node's caches within a second.
   auto auth = std::make_shared<actors::auth_cache>();
-  actors::change_listener changes(*r, cfg.node.region, auth, registry, *registry_ptr,
-                                  secret_values);
+  actors::change_listener changes(*r, cfg.node.region, auth, registry, *registry_ptr, secret_values,
+                                  tenant_limits);
   auto publish_change = admin::change_publisher(*r, cfg.node.region);
 
   cluster::cluster_options copts;
@@ -490,6 +500,7 @@ int run(const settings::settings& cfg) {
   tw.rt = &node;
   tw.sessions = &session_keys;
   tw.secret = tenant_secret;
+  tw.limits = limits_of;
   tw.public_url = public_url;
   tw.opt_outs = &opt_outs;
   tw.receipts = p;  // status callbacks: kept in message_receipts
@@ -499,6 +510,7 @@ int run(const settings::settings& cfg) {
   mg.rt = &node;
   mg.sessions = &session_keys;
   mg.secret = tenant_secret;
+  mg.limits = limits_of;
   mg.send = delivery_http;
   mg.api_base = cfg.channels.messenger_api_base;
   mg.receipts = p;
@@ -536,6 +548,8 @@ int run(const settings::settings& cfg) {
   dlo.node = cfg.node.name;
   if (const char* k = std::getenv("PARLEY_DIRECTLINE_TOKEN_KEY")) dlo.token_key = k;
   dlo.tenant_secret = tenant_secret;
+  dlo.limits = limits_of;
+  dlo.metrics = registry_ptr.get();
   std::atomic_store(&directline, actors::add_directline_routes(routes, std::move(dlo)));
   auto directline_pushes = actors::subscribe_directline_pushes(directline);
   actors::add_chat_routes(routes, directline);  // GET /chat/{tenant}/{bot}: the web chat page

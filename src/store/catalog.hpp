@@ -28,6 +28,7 @@
 #include "src/store/catalog/conversations.hpp"
 #include "src/store/catalog/dead_letters.hpp"
 #include "src/store/catalog/job.hpp"
+#include "src/store/catalog/limits.hpp"
 #include "src/store/catalog/quarantine.hpp"
 #include "src/store/catalog/secrets.hpp"
 #include "src/store/catalog/tenants.hpp"

@@ -354,5 +354,83 @@ TEST_F(admin_test, conversations_transcripts_and_debug_kill) {
   EXPECT_TRUE(no_debug.killed.empty());
 }
 
+TEST_F(admin_test, tenant_limits_default_set_validated_audited_and_announced) {
+  create_tenant();
+  const std::string path = "/admin/v1/tenants/" + tenant_ + "/limits";
+  auto defaults = call("GET", path);
+  ASSERT_EQ(defaults.status, 200) << defaults.raw;
+  EXPECT_EQ(defaults.body["custom"], false);
+  EXPECT_EQ(defaults.body["attachments"]["max_attachments"], 10);
+  EXPECT_EQ(defaults.body["attachments"]["max_url_bytes"], 2048);
+  EXPECT_EQ(defaults.body["attachments"]["schemes"], json::array({"https", "http"}));
+  EXPECT_EQ(defaults.body["attachments"]["content_types"],
+            json::array({"image/*", "audio/*", "video/*", "application/pdf", "text/plain"}));
+
+  // Only the fields given change.
+  auto put = call("PUT", path,
+                  json{{"attachments", {{"max_attachments", 2}, {"schemes", {"https"}}}}}.dump());
+  ASSERT_EQ(put.status, 200) << put.raw;
+  EXPECT_EQ(put.body["custom"], true);
+  EXPECT_EQ(put.body["attachments"]["max_attachments"], 2);
+  EXPECT_EQ(put.body["attachments"]["max_url_bytes"], 2048);
+  auto got = call("GET", path);
+  ASSERT_EQ(got.status, 200);
+  EXPECT_EQ(got.body["attachments"]["max_attachments"], 2);
+  EXPECT_EQ(got.body["attachments"]["schemes"], json::array({"https"}));
+  EXPECT_EQ(got.body["attachments"]["content_types"],
+            defaults.body["attachments"]["content_types"]);
+
+  auto announced = server_->published();
+  ASSERT_EQ(announced.size(), 1u);
+  EXPECT_EQ(announced[0].what, change::kind::limits_changed);
+  EXPECT_EQ(announced[0].tenant, tenant_);
+  auto decoded = decode_change(encode_change(announced[0]));
+  ASSERT_TRUE(decoded);
+  EXPECT_EQ(decoded->what, change::kind::limits_changed);
+  EXPECT_EQ(decoded->tenant, tenant_);
+
+  auto audit = store::run_job_sync(*pg_, store::list_audit(tenant_, 10));
+  ASSERT_TRUE(audit);
+  ASSERT_FALSE(audit->empty());
+  EXPECT_EQ((*audit)[0].action, "limits.set");
+  EXPECT_EQ((*audit)[0].actor, "alice");
+  auto details = json::parse((*audit)[0].details_json);
+  EXPECT_EQ(details["max_attachments"], 2);
+  EXPECT_EQ(details["schemes"], json::array({"https"}));
+
+  struct bad_case {
+    json body;
+    std::string field;
+  };
+  for (const auto& c : std::vector<bad_case>{
+           {{{"attachments", {{"max_attachments", -1}}}}, "attachments.max_attachments"},
+           {{{"attachments", {{"max_attachments", 101}}}}, "attachments.max_attachments"},
+           {{{"attachments", {{"max_attachments", "3"}}}}, "attachments.max_attachments"},
+           {{{"attachments", {{"max_url_bytes", 0}}}}, "attachments.max_url_bytes"},
+           {{{"attachments", {{"schemes", {"https", "javascript"}}}}}, "attachments.schemes[1]"},
+           {{{"attachments", {{"schemes", "https"}}}}, "attachments.schemes"},
+           {{{"attachments", {{"content_types", {"image"}}}}}, "attachments.content_types[0]"},
+           {{{"attachments", {{"max_size", 1}}}}, "attachments.max_size"},
+           {{{"attachments", 3}}, "attachments"},
+           {{{"rate", 1}}, "rate"}}) {
+    auto r = call("PUT", path, c.body.dump());
+    EXPECT_EQ(r.status, 400) << c.body.dump() << " " << r.raw;
+    EXPECT_EQ(r.body["error"]["code"], "invalid_field") << r.raw;
+    EXPECT_EQ(r.body["error"]["field"], c.field) << r.raw;
+    EXPECT_NE(r.body["error"]["message"].get<std::string>().find(c.field), std::string::npos)
+        << r.raw;
+  }
+  EXPECT_EQ(server_->published().size(), 1u) << "a refused PUT announces nothing";
+  EXPECT_EQ(call("GET", path).body["attachments"]["max_attachments"], 2)
+      << "a refused PUT changes nothing";
+
+  auto unknown = call("GET", "/admin/v1/tenants/" + tenant_ + "-none/limits");
+  EXPECT_EQ(unknown.status, 404) << unknown.raw;
+  EXPECT_EQ(unknown.body["error"]["code"], "tenant_not_found");
+  auto put_unknown = call("PUT", "/admin/v1/tenants/" + tenant_ + "-none/limits", "{}");
+  EXPECT_EQ(put_unknown.status, 404) << put_unknown.raw;
+  EXPECT_EQ(call("DELETE", path).status, 405);
+}
+
 }  // namespace
 }  // namespace parley::admin

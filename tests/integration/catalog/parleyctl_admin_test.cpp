@@ -139,6 +139,34 @@ TEST_F(parleyctl_admin_test, operator_workflow) {
   EXPECT_TRUE(nlohmann::json::accept(json_out.output)) << json_out.output;
 }
 
+TEST_F(parleyctl_admin_test, tenant_limits_show_and_set) {
+  ASSERT_EQ(ctl("tenant create " + tenant_ + at()).exit_code, 0);
+  auto shown = ctl("tenant limits " + tenant_ + at());
+  EXPECT_EQ(shown.exit_code, 0) << shown.output;
+  EXPECT_NE(shown.output.find("(the defaults)"), std::string::npos) << shown.output;
+  EXPECT_NE(shown.output.find("max attachments per message: 10"), std::string::npos)
+      << shown.output;
+
+  auto set =
+      ctl("tenant limits " + tenant_ +
+          " --max-attachments 3 --schemes https --content-types 'image/*,application/pdf'" + at());
+  EXPECT_EQ(set.exit_code, 0) << set.output;
+  EXPECT_NE(set.output.find("max attachments per message: 3"), std::string::npos) << set.output;
+  EXPECT_NE(set.output.find("URL schemes:                 https\n"), std::string::npos)
+      << set.output;
+  EXPECT_NE(set.output.find("content types:               image/*, application/pdf"),
+            std::string::npos)
+      << set.output;
+  auto again = ctl("tenant limits " + tenant_ + at());
+  EXPECT_EQ(again.output.find("(the defaults)"), std::string::npos) << again.output;
+  EXPECT_NE(again.output.find("max URL bytes:               2048"), std::string::npos)
+      << again.output;
+
+  auto bad = ctl("tenant limits " + tenant_ + " --schemes ftp" + at());
+  EXPECT_EQ(bad.exit_code, 1) << bad.output;
+  EXPECT_NE(bad.output.find("attachments.schemes[0]"), std::string::npos) << bad.output;
+}
+
 TEST_F(parleyctl_admin_test, a_bad_file_prints_diagnostics_and_exits_1) {
   ASSERT_EQ(ctl("tenant create " + tenant_ + at()).exit_code, 0);
   store::testing::temp_dir dir;

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
 
 #include <condition_variable>
 #include <deque>
@@ -44,6 +45,42 @@ const std::string page_id = "1234567890";
 
 bool has(const std::string& s, const std::string& part) {
   return s.find(part) != std::string::npos;
+}
+
+/// Every inbound transcript text of `tenant`, joined by newlines, once the transcript
+/// writer has stored one holding `needle` (else what there is after 20 s).
+std::string inbound_transcript(store::postgres_client& pg, const std::string& tenant,
+                               const std::string& needle) {
+  std::string all;
+  store::testing::eventually(
+      [&] {
+        auto r = store::run_job_sync(
+            pg, store::catalog_job<std::string>([tenant](pqxx::transaction_base& tx) {
+              std::string out;
+              for (const auto& row :
+                   tx.exec_params("SELECT inbound FROM transcript_turns WHERE tenant_id = $1 AND "
+                                  "inbound IS NOT NULL ORDER BY session_id, sequence",
+                                  tenant))
+                out += row[0].as<std::string>() + "\n";
+              return out;
+            }));
+        all = r.ok() ? *r : std::string();
+        return has(all, needle);
+      },
+      20s);
+  return all;
+}
+
+/// The value of the sample `series` (name and labels, as /metrics prints it) on the
+/// node at `port`; -1 when absent.
+double metric(const std::string& port, const std::string& series) {
+  parley::http::client_request r;
+  r.url = "http://127.0.0.1:" + port + "/metrics";
+  auto res = parley::http::fetch(r);
+  if (!res.ok()) return -1;
+  auto at = res->body.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(res->body.substr(at + series.size() + 2));
 }
 
 /// One message Parley asked Twilio to send.
@@ -324,6 +361,38 @@ TEST_F(AsyncChannels, SmsAConversationIsRepliedThroughTwiliosMessagesApiAndAnswe
   ASSERT_GE(menu, 0);
   EXPECT_EQ(send(user, "1").status, 200);
   EXPECT_GT(wait_body(user, "What's your order number?"), menu);
+}
+
+TEST_F(AsyncChannels, SmsMediaTheTenantRefusesReachOnlyTheTranscript) {
+  // The default limits: up to 10, images, audio, video, PDF and plain text.
+  const std::string user = "+15551110099";
+  const std::string sid = message_sid("media");
+  auto r = post_form(path(), {{"MessageSid", sid},
+                              {"SmsSid", sid},
+                              {"AccountSid", account_sid},
+                              {"From", user},
+                              {"To", our_number},
+                              {"Body", "my receipt"},
+                              {"NumMedia", "3"},
+                              {"MediaUrl0", "https://media.example/ok.png"},
+                              {"MediaContentType0", "image/png"},
+                              {"MediaUrl1", "https://media.example/secret.zip"},
+                              {"MediaContentType1", "application/zip"},
+                              {"MediaUrl2", "https://media.example/third.png"},
+                              {"MediaContentType2", "image/png"},
+                              {"SmsStatus", "received"}});
+  EXPECT_EQ(r.status, 200) << "the webhook is acknowledged: Twilio must not retry";
+  auto in = inbound_transcript(*pg_, tenant_, "my receipt");
+  EXPECT_TRUE(has(in, "my receipt\nhttps://media.example/ok.png\nhttps://media.example/third.png"))
+      << in;
+  EXPECT_FALSE(has(in, "secret.zip")) << "a refused attachment never reaches the bot: " << in;
+  EXPECT_TRUE(has(in,
+                  "[attachment 2 refused: content_type: content type \"application/zip\" is not "
+                  "allowed]"))
+      << in;
+  EXPECT_GE(
+      metric(port_, "parley_attachments_refused_total{channel=\"sms\",reason=\"content_type\"}"),
+      1);
 }
 
 TEST_F(AsyncChannels, SmsARetriedWebhookRunsOnceAndIsRepliedOnce) {
@@ -643,6 +712,34 @@ TEST_F(AsyncChannels, MessengerRunsEveryEventOfABatchOnceWithQuickReplies) {
   }));
   EXPECT_EQ(receipts.front().status, "delivered");
   EXPECT_EQ(receipts.front().provider_message_id, "m_1");
+}
+
+TEST_F(AsyncChannels, MessengerAttachmentsOfARefusedTypeReachOnlyTheTranscript) {
+  const std::string psid = "psid-att-" + tenant_;
+  json event = {
+      {"sender", {{"id", psid}}},
+      {"recipient", {{"id", page_id}}},
+      {"timestamp", 1700000000000},
+      {"message",
+       {{"mid", "mid.att" + tenant_},
+        {"text", "see these"},
+        {"attachments",
+         json::array(
+             {{{"type", "image"}, {"payload", {{"url", "https://cdn.example/photo.jpg"}}}},
+              {{"type", "file"}, {"payload", {{"url", "https://cdn.example/tool.exe"}}}}})}}}};
+  auto r = messenger(json::array({event}));
+  EXPECT_EQ(r.status, 200) << "acknowledged: Meta must not retry. " << r.body;
+  auto in = inbound_transcript(*pg_, tenant_, "see these");
+  EXPECT_TRUE(has(in, "see these\nhttps://cdn.example/photo.jpg")) << in;
+  EXPECT_FALSE(has(in, "tool.exe")) << "a refused attachment never reaches the bot: " << in;
+  EXPECT_TRUE(has(in,
+                  "[attachment 2 refused: content_type: content type \"application/octet-stream\" "
+                  "is not allowed]"))
+      << in;
+  EXPECT_GE(metric(port_,
+                   "parley_attachments_refused_total{channel=\"messenger\",reason=\"content_"
+                   "type\"}"),
+            1);
 }
 
 TEST_F(AsyncChannels, MessengerRefusesAForgedWebhook) {

@@ -130,6 +130,40 @@ TEST_F(DirectLine, TokenConversationPostAndPollFromTheWatermark) {
     EXPECT_EQ(all.j["activities"][i]["id"], dl::activity_id(conv, i));
 }
 
+TEST_F(DirectLine, AnAttachmentTheTenantRefusesIs400NamingIt) {
+  auto [conv, token] = start();
+  json a = message("", "client-att-1");
+  a.erase("text");
+  a["attachments"] = json::array(
+      {{{"contentType", "image/png"}, {"contentUrl", "https://cdn.example/a.png"}},
+       {{"contentType", "application/zip"}, {"contentUrl", "https://cdn.example/b.zip"}}});
+  auto refused = post(conv, token, a);
+  EXPECT_EQ(refused.status, 400) << refused.body;
+  EXPECT_EQ(refused.j["error"]["code"], "BadArgument") << refused.body;
+  EXPECT_EQ(refused.j["error"]["message"],
+            "attachments[1].contentType: content type \"application/zip\" is not allowed")
+      << refused.body;
+  json js = a;
+  js["attachments"] =
+      json::array({{{"contentType", "image/png"}, {"contentUrl", "javascript:alert(1)"}}});
+  auto scheme = post(conv, token, js);
+  EXPECT_EQ(scheme.status, 400) << scheme.body;
+  EXPECT_EQ(scheme.j["error"]["message"],
+            "attachments[0].contentUrl: scheme \"javascript\" is not allowed")
+      << scheme.body;
+  // Nothing of the refused posts reached the conversation: only the welcome is there.
+  EXPECT_EQ(activities(conv, token).j["watermark"], "2");
+
+  a["attachments"].erase(1);
+  a["channelData"]["clientActivityID"] = "client-att-2";
+  auto ok = post(conv, token, a);
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  auto next = activities(conv, token, "2");
+  ASSERT_GE(next.j["activities"].size(), 1u) << next.body;
+  EXPECT_EQ(next.j["activities"][0]["attachments"][0]["contentUrl"], "https://cdn.example/a.png")
+      << next.body;
+}
+
 TEST_F(DirectLine, ARetriedPostMakesNoSecondEchoOrAnswer) {
   auto [conv, token] = start();
   auto first = post(conv, token, message("Track an order", "retry-1"));

@@ -397,6 +397,29 @@ TEST(NodeChanges, ARevokedKeyIsRefusedOnTheOtherNodeWithinASecond) {
   EXPECT_TRUE(logged(*r.n2, "changes_subscribed"));
 }
 
+TEST(NodeChanges, ATenantsNewLimitsReachTheOtherNodeWithinASecond) {
+  two_nodes r("limits", shared_redis(), shared_redis());
+  ASSERT_TRUE(r.ready());
+  auto before = sample(r.n2->get("/metrics").body,
+                       R"(parley_invalidations_received_total{kind="limits_changed"})");
+  auto put_at = std::chrono::steady_clock::now();
+  auto put = admin(*r.n1, "PUT", "/tenants/" + r.tenant + "/limits",
+                   R"({"attachments":{"max_attachments":2}})");
+  ASSERT_EQ(put.status, 200) << put.body;
+  auto took = time_until(
+      put_at, [&] { return call(*r.n2, "GET", "/metrics", "", {}); },
+      [&](const exchange& e) {
+        return sample(e.body, R"(parley_invalidations_received_total{kind="limits_changed"})") >
+               before;
+      });
+  ASSERT_TRUE(took) << "node 2 did not hear limits_changed within 10 s";
+  EXPECT_LT(*took, 1s) << "node 2 heard limits_changed only after " << took->count() << " ms";
+  // Any node answers with what was stored.
+  auto shown = admin(*r.n2, "GET", "/tenants/" + r.tenant + "/limits");
+  ASSERT_EQ(shown.status, 200) << shown.body;
+  EXPECT_EQ(shown.j["attachments"]["max_attachments"], 2) << shown.body;
+}
+
 TEST(NodeChanges, ANewActiveVersionRunsOnTheOtherNodeWithinASecond) {
   two_nodes r("activate", shared_redis(), shared_redis());
   ASSERT_TRUE(r.ready());
