@@ -47,6 +47,11 @@ std::string serialize(const v1::Program& program) {
 
 namespace {
 
+/// A turn's confidence is a calibrated probability that the top intent is right; at
+/// 0.35 the sample bots keep over 98 % of right answers and send most out-of-scope
+/// messages to the fallback (bench/README.md).
+constexpr float default_confidence_threshold = 0.35f;
+
 constexpr std::uint32_t format_version = 1;
 
 }  // namespace
@@ -339,7 +344,7 @@ void compiler::run(std::string_view text) {
     if (bot["locale"] && scalar(bot["locale"], "'locale'", s)) prog.set_locale(s);
     prog.set_currency("USD");
     if (bot["currency"] && scalar(bot["currency"], "'currency'", s)) prog.set_currency(s);
-    prog.set_confidence_threshold(0.5f);
+    prog.set_confidence_threshold(default_confidence_threshold);
     if (bot["confidence_threshold"]) {
       double t = -1;
       try {
