@@ -256,3 +256,42 @@ TEST(nlu_eval, the_sample_out_of_scope_set_goes_to_fallback_on_help_desk) {
   EXPECT_GE(bot::rates_at(ev, ev.threshold, 0).oos_recall, 0.6);
   EXPECT_GE(bot::rates_at(ev, ev.threshold, 1).oos_recall, 0.6);
 }
+
+TEST(nlu_calibration, the_default_threshold_keeps_right_answers_and_refuses_out_of_scope) {
+  std::ifstream f(std::string(PARLEY_BOTS_DIR) + "/oos.txt");
+  auto oos = bot::read_oos(f);
+  ASSERT_GE(oos.size(), 200u);
+  for (const char* name : {"help-desk", "assistant"}) {
+    auto r = bot::compile_file(std::string(PARLEY_BOTS_DIR) + "/" + name + ".yaml");
+    ASSERT_TRUE(r.ok()) << name;
+    ASSERT_TRUE(r.program->nlu().has_calibration()) << name;
+    // help-desk uses the default threshold; so does the assistant.
+    EXPECT_FLOAT_EQ(r.program->confidence_threshold(), 0.35f) << name;
+    auto ev = bot::evaluate_holdout(*r.program, 5, 1, oos);
+    auto at = bot::rates_at(ev, ev.threshold);
+    EXPECT_GE(at.correct_kept, 0.98) << name;
+    EXPECT_GE(bot::rates_at(ev, ev.threshold, 0).oos_recall, 0.6) << name;
+    EXPECT_GE(bot::rates_at(ev, ev.threshold, 1).oos_recall, 0.6) << name;
+  }
+}
+
+TEST(nlu_calibration, a_program_compiled_before_calibration_keeps_its_softmax) {
+  auto r = bot::compile_file(std::string(PARLEY_BOTS_DIR) + "/help-desk.yaml");
+  ASSERT_TRUE(r.ok());
+  bot::v1::Program old = *r.program;
+  old.mutable_nlu()->clear_calibration();
+  auto loaded = bot::load(std::move(old));
+  ASSERT_TRUE(loaded);
+  auto calibrated = bot::load(bot::v1::Program(*r.program));
+  ASSERT_TRUE(calibrated);
+  auto a = bot::classify(**loaded, "my vpn keeps dropping when I work from home", 3);
+  auto b = bot::classify(**calibrated, "my vpn keeps dropping when I work from home", 3);
+  ASSERT_EQ(a.size(), 3u);
+  ASSERT_EQ(b.size(), 3u);
+  // Same ranking, different confidences; the softmax's sum to at most 1.
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(a[i].name(), b[i].name());
+  EXPECT_EQ(a[0].name(), "vpn_not_working");
+  EXPECT_NE(a[0].confidence(), b[0].confidence());
+  EXPECT_LE(a[0].confidence() + a[1].confidence() + a[2].confidence(), 1.0f + 1e-5f);
+  EXPECT_GE(b[0].confidence(), 0.35f);
+}
