@@ -210,27 +210,109 @@ int cmd_test(const std::string& file, std::string tests_file, bool verbose) {
   return failed ? 1 : 0;
 }
 
-int cmd_nlu(const std::string& file, int k, bool show_misses, bool folds) {
-  auto res = bot::compile_file(file);
+nlohmann::json rates_json(const bot::threshold_rates& r) {
+  return {{"threshold", r.threshold},
+          {"in_scope_accuracy", r.in_scope_accuracy},
+          {"correct_kept", r.correct_kept},
+          {"oos_recall", r.oos_recall}};
+}
+
+struct nlu_options {
+  std::string file, oos_file;
+  int k = 5;
+  bool misses = false, folds = false, json = false;
+  std::size_t confused = 10;
+};
+
+int cmd_nlu(const nlu_options& o) {
+  auto res = bot::compile_file(o.file);
   if (!res.ok()) {
     for (const auto& d : res.diagnostics) std::cerr << d.to_string() << "\n";
     return 1;
   }
-  auto ev = bot::evaluate_holdout(*res.program, k);
+  std::vector<std::string> oos;
+  if (!o.oos_file.empty()) {
+    std::ifstream in(o.oos_file);
+    if (!in) {
+      std::cerr << "--oos: cannot read " << o.oos_file << "\n";
+      return 1;
+    }
+    oos = bot::read_oos(in);
+    if (oos.empty()) {
+      std::cerr << "--oos: " << o.oos_file << " has no messages (one per line)\n";
+      return 1;
+    }
+  }
+  auto ev = bot::evaluate_holdout(*res.program, o.k, 1, oos);
   std::size_t utterances = 0;
   for (const auto& in : res.program->intents()) utterances += in.utterances_size();
+  const double threshold = res.program->confidence_threshold();
+  auto at = bot::rates_at(ev, threshold);
+  std::vector<double> steps;
+  for (int i = 0; i <= 20; ++i) steps.push_back(i * 0.05);
+  auto curve = bot::threshold_curve(ev, steps);
+  const std::size_t top_confused = std::min(o.confused, ev.confusions.size());
+
+  if (o.json) {
+    nlohmann::json j = {{"file", o.file},
+                        {"intents", res.program->intents_size()},
+                        {"utterances", utterances},
+                        {"trained", ev.train},
+                        {"held_out", ev.tested},
+                        {"holdout_every", o.k},
+                        {"top1_accuracy", ev.accuracy()},
+                        {"correct", ev.correct},
+                        {"threshold", threshold},
+                        {"at_threshold", rates_json(at)}};
+    if (!oos.empty()) {
+      j["oos_messages"] = oos.size();
+      j["oos_halves"] = {rates_json(bot::rates_at(ev, threshold, 0)),
+                         rates_json(bot::rates_at(ev, threshold, 1))};
+    }
+    auto& c = j["curve"] = nlohmann::json::array();
+    for (const auto& r : curve) c.push_back(rates_json(r));
+    auto& cf = j["confused"] = nlohmann::json::array();
+    for (std::size_t i = 0; i < top_confused; ++i)
+      cf.push_back({{"expected", ev.confusions[i].expected},
+                    {"got", ev.confusions[i].got},
+                    {"count", ev.confusions[i].count}});
+    if (o.misses) j["misses"] = ev.misses;
+    std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+
   std::printf("%s: %d intents, %zu utterances; trained on %zu, held out %zu (every %d-th)\n",
-              file.c_str(), res.program->intents_size(), utterances, ev.train, ev.tested, k);
+              o.file.c_str(), res.program->intents_size(), utterances, ev.train, ev.tested, o.k);
   std::printf("top-1 accuracy %.1f%% (%zu/%zu); right and above the threshold %.2f: %.1f%%\n",
-              100.0 * ev.accuracy(), ev.correct, ev.tested, res.program->confidence_threshold(),
-              ev.tested ? 100.0 * ev.confident / ev.tested : 0.0);
-  if (show_misses)
+              100.0 * ev.accuracy(), ev.correct, ev.tested, threshold,
+              100.0 * at.in_scope_accuracy);
+  std::printf("at the threshold %.2f: in-scope accuracy %.1f%%, correct answers kept %.1f%%",
+              threshold, 100.0 * at.in_scope_accuracy, 100.0 * at.correct_kept);
+  if (!oos.empty()) {
+    auto h0 = bot::rates_at(ev, threshold, 0), h1 = bot::rates_at(ev, threshold, 1);
+    std::printf(", out-of-scope recall %.1f%% of %zu (halves %.1f%% and %.1f%%)",
+                100.0 * at.oos_recall, oos.size(), 100.0 * h0.oos_recall, 100.0 * h1.oos_recall);
+  }
+  std::printf("\n\nthreshold  in-scope acc  correct kept%s\n", oos.empty() ? "" : "  oos recall");
+  for (const auto& r : curve) {
+    std::printf("     %.2f        %5.1f%%        %5.1f%%", r.threshold, 100.0 * r.in_scope_accuracy,
+                100.0 * r.correct_kept);
+    if (!oos.empty()) std::printf("      %5.1f%%", 100.0 * r.oos_recall);
+    std::printf("\n");
+  }
+  if (top_confused) {
+    std::printf("\nmost confused (expected -> got):\n");
+    for (std::size_t i = 0; i < top_confused; ++i)
+      std::printf("  %3zu  %s -> %s\n", ev.confusions[i].count, ev.confusions[i].expected.c_str(),
+                  ev.confusions[i].got.c_str());
+  }
+  if (o.misses)
     for (const auto& m : ev.misses) std::printf("  miss: %s\n", m.c_str());
-  if (folds) {
+  if (o.folds) {
     std::size_t correct = 0, tested = 0;
-    std::printf("%d-fold cross-validation:", k);
-    for (int off = 0; off < k; ++off) {
-      auto f = bot::evaluate_holdout(*res.program, k, off);
+    std::printf("%d-fold cross-validation:", o.k);
+    for (int off = 0; off < o.k; ++off) {
+      auto f = bot::evaluate_holdout(*res.program, o.k, off);
       correct += f.correct;
       tested += f.tested;
       std::printf(" %.1f%%", 100.0 * f.accuracy());
@@ -293,15 +375,18 @@ void add_bot_commands(CLI::App& app, int& exit_code) {
   test->callback([&exit_code] { exit_code = cmd_test(t_file, t_tests, t_verbose); });
 
   auto* nlu = app.add_subcommand("nlu", "Measure intent accuracy on a held-out split");
-  static std::string n_file;
-  static int n_k = 5;
-  static bool n_misses = false, n_folds = false;
-  nlu->add_option("FILE", n_file, "bot definition")->required();
-  nlu->add_option("--holdout-every", n_k, "hold out every k-th utterance of each intent")
+  static nlu_options n;
+  nlu->add_option("FILE", n.file, "bot definition")->required();
+  nlu->add_option("--holdout-every", n.k, "hold out every k-th utterance of each intent")
       ->check(CLI::Range(2, 100));
-  nlu->add_flag("--misses", n_misses, "list the misclassified utterances");
-  nlu->add_flag("--folds", n_folds, "also run the k-fold cross-validation (every offset)");
-  nlu->callback([&exit_code] { exit_code = cmd_nlu(n_file, n_k, n_misses, n_folds); });
+  nlu->add_option("--oos", n.oos_file,
+                  "out-of-scope messages, one per line (# comments), for the recall at each "
+                  "threshold");
+  nlu->add_option("--confused", n.confused, "how many confused intent pairs to list (10)");
+  nlu->add_flag("--misses", n.misses, "list the misclassified utterances");
+  nlu->add_flag("--folds", n.folds, "also run the k-fold cross-validation (every offset)");
+  nlu->add_flag("--json", n.json, "print the report as JSON");
+  nlu->callback([&exit_code] { exit_code = cmd_nlu(n); });
 }
 
 }  // namespace parley::ctl

@@ -47,6 +47,12 @@ std::string serialize(const v1::Program& program) {
 
 namespace {
 
+/// A turn's confidence is a calibrated probability that the top intent is right; at
+/// 0.35 the sample bots keep over 98 % of right answers and send most out-of-scope
+/// messages to the fallback (bench/README.md).
+constexpr float default_confidence_threshold = 0.35f;
+constexpr float uncalibrated_confidence_threshold = 0.5f;
+
 constexpr std::uint32_t format_version = 1;
 
 }  // namespace
@@ -339,8 +345,9 @@ void compiler::run(std::string_view text) {
     if (bot["locale"] && scalar(bot["locale"], "'locale'", s)) prog.set_locale(s);
     prog.set_currency("USD");
     if (bot["currency"] && scalar(bot["currency"], "'currency'", s)) prog.set_currency(s);
-    prog.set_confidence_threshold(0.5f);
+    prog.set_confidence_threshold(default_confidence_threshold);
     if (bot["confidence_threshold"]) {
+      threshold_given = true;
       double t = -1;
       try {
         t = bot["confidence_threshold"].as<double>();
@@ -439,6 +446,10 @@ compile_result compile(std::string_view text, std::string_view file_name) {
   });
   if (c.res.error_count() == 0) {
     *c.prog.mutable_nlu() = detail::train(c.prog.intents());
+    // Too few utterances to calibrate: the confidence stays the softmax, whose
+    // default threshold was 0.5.
+    if (!c.threshold_given && !c.prog.nlu().has_calibration())
+      c.prog.set_confidence_threshold(uncalibrated_confidence_threshold);
     auto bytes = serialize(c.prog);
     char hex[17];
     std::snprintf(hex, sizeof hex, "%016llx",

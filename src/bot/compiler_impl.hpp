@@ -30,6 +30,7 @@ struct compiler {
   std::string file;
   compile_result res;
   v1::Program prog;
+  bool threshold_given = false;  // the bot file sets confidence_threshold
   std::map<std::string, int> dialogs, vars, entities, intents;
   std::map<std::string, int> dialog_line;
   std::set<int> referenced_dialogs;

@@ -1,6 +1,7 @@
 #include "src/bot/nlu.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
@@ -74,7 +75,9 @@ void featurize(std::string_view norm, sparse& out) {
   compact(out);
 }
 
-v1::NluModel train(const google::protobuf::RepeatedPtrField<v1::Intent>& intents) {
+namespace {
+
+v1::NluModel train_model(const google::protobuf::RepeatedPtrField<v1::Intent>& intents) {
   v1::NluModel m;
   m.set_buckets(nlu_buckets);
   std::vector<std::vector<sparse>> docs(intents.size());
@@ -183,10 +186,140 @@ v1::NluModel train(const google::protobuf::RepeatedPtrField<v1::Intent>& intents
   return m;
 }
 
+/// The calibration features of scored intent `i` of a classification.
+std::pair<double, double> calibration_features(float sim, float other) {
+  return {10.0 * sim, 10.0 * (sim - other)};
+}
+
+/// Logistic regression by Newton's method (3 parameters, L2 on the weights):
+/// deterministic, a few milliseconds.
+v1::Calibration fit_calibration(const std::vector<std::array<double, 3>>& xs,
+                                const std::vector<double>& ys, const std::vector<double>& ws) {
+  double w[3] = {0, 0, 0};
+  constexpr double l2 = 1e-3;
+  for (int it = 0; it < 25; ++it) {
+    double g[3] = {0, 0, 0}, h[3][3] = {{0, 0, 0}, {0, 0, 0}, {0, 0, 0}};
+    double total = 0;
+    for (std::size_t n = 0; n < xs.size(); ++n) {
+      const auto& x = xs[n];
+      double z = w[0] * x[0] + w[1] * x[1] + w[2] * x[2];
+      double p = 1.0 / (1.0 + std::exp(-z));
+      for (int a = 0; a < 3; ++a) {
+        g[a] += ws[n] * (p - ys[n]) * x[a];
+        for (int b = 0; b < 3; ++b) h[a][b] += ws[n] * p * (1 - p) * x[a] * x[b];
+      }
+      total += ws[n];
+    }
+    if (total <= 0) break;
+    for (int a = 0; a < 3; ++a) {
+      for (int b = 0; b < 3; ++b) h[a][b] /= total;
+      g[a] /= total;
+      if (a < 2) {
+        g[a] += l2 * w[a];
+        h[a][a] += l2;
+      }
+      h[a][a] += 1e-9;
+    }
+    // Solve h d = g (Gaussian elimination, 3x3).
+    double m[3][4];
+    for (int a = 0; a < 3; ++a) {
+      for (int b = 0; b < 3; ++b) m[a][b] = h[a][b];
+      m[a][3] = g[a];
+    }
+    for (int c = 0; c < 3; ++c) {
+      int piv = c;
+      for (int r = c + 1; r < 3; ++r)
+        if (std::fabs(m[r][c]) > std::fabs(m[piv][c])) piv = r;
+      for (int k = 0; k < 4; ++k) std::swap(m[c][k], m[piv][k]);
+      if (std::fabs(m[c][c]) < 1e-12) return {};
+      for (int r = 0; r < 3; ++r) {
+        if (r == c) continue;
+        double f = m[r][c] / m[c][c];
+        for (int k = c; k < 4; ++k) m[r][k] -= f * m[c][k];
+      }
+    }
+    for (int a = 0; a < 3; ++a) w[a] -= m[a][3] / m[a][a];
+  }
+  v1::Calibration c;
+  c.set_similarity(static_cast<float>(w[0]));
+  c.set_margin(static_cast<float>(w[1]));
+  c.set_bias(static_cast<float>(w[2]));
+  return c;
+}
+
+/// Near misses count for less than right answers: they stand for the out-of-scope
+/// messages a bot sees, which are harder to tell apart than most.
+constexpr double near_miss_weight = 0.05;
+constexpr int calibration_holdout = 5;
+
+}  // namespace
+
+v1::NluModel train(const google::protobuf::RepeatedPtrField<v1::Intent>& intents) {
+  v1::NluModel m = train_model(intents);
+  if (intents.size() < 2) return m;
+  // Calibration: retrain without every 5th utterance of each intent, and score
+  // those held-out utterances with and without their own intent.
+  v1::Program held;
+  std::vector<std::pair<std::string, int>> tests;
+  for (int i = 0; i < intents.size(); ++i) {
+    auto* in = held.add_intents();
+    for (int u = 0; u < intents[i].utterances_size(); ++u) {
+      if (u % calibration_holdout == 1)
+        tests.emplace_back(intents[i].utterances(u), i);
+      else
+        in->add_utterances(intents[i].utterances(u));
+    }
+  }
+  if (tests.size() < 10) return m;
+  *held.mutable_nlu() = train_model(held.intents());
+  classifier c(held);
+  std::vector<std::array<double, 3>> xs;
+  std::vector<double> ys, ws;
+  for (const auto& [text, want] : tests) {
+    auto s = c.raw_similarities(text);
+    if (s.empty()) continue;
+    // The best, the second, and the best two other than the right intent.
+    int best = -1, second = -1, ob = -1, os = -1;
+    for (int k = 0; k < static_cast<int>(s.size()); ++k) {
+      if (best < 0 || s[k] > s[best]) {
+        second = best;
+        best = k;
+      } else if (second < 0 || s[k] > s[second]) {
+        second = k;
+      }
+      if (k == want) continue;
+      if (ob < 0 || s[k] > s[ob]) {
+        os = ob;
+        ob = k;
+      } else if (os < 0 || s[k] > s[os]) {
+        os = k;
+      }
+    }
+    if (second < 0 || os < 0) continue;
+    auto f = calibration_features(s[best], s[second]);
+    xs.push_back({f.first, f.second, 1.0});
+    ys.push_back(best == want ? 1.0 : 0.0);
+    ws.push_back(1.0);
+    f = calibration_features(s[ob], s[os]);
+    xs.push_back({f.first, f.second, 1.0});
+    ys.push_back(0.0);
+    ws.push_back(near_miss_weight);
+  }
+  auto cal = fit_calibration(xs, ys, ws);
+  if (cal.similarity() > 0 || cal.margin() > 0) *m.mutable_calibration() = cal;
+  return m;
+}
+
 classifier::classifier(const v1::Program& p) {
   const auto& m = p.nlu();
   default_idf_ = m.default_idf();
   intents_ = static_cast<std::size_t>(m.centroids_size());
+  if (m.has_calibration()) {
+    calibrated_ = true;
+    cal_similarity_ = m.calibration().similarity();
+    cal_margin_ = m.calibration().margin();
+    cal_bias_ = m.calibration().bias();
+  }
   std::vector<std::tuple<std::uint32_t, std::uint32_t, float>> all;
   for (int i = 0; i < m.centroids_size(); ++i) {
     const auto& c = m.centroids(i);
@@ -252,16 +385,12 @@ int classifier::exact(std::string_view norm) const {
   return -1;
 }
 
-std::vector<classifier::scored> classifier::classify(std::string_view norm, std::size_t top) const {
-  std::vector<scored> out;
-  if (intents_ == 0) return out;
-  out.reserve(std::min(top, intents_));
+bool classifier::similarities(std::string_view norm, std::vector<float>& sim) const {
   sparse q;
   q.reserve(norm.size() * 3);
   featurize(norm, q);
   weigh(q, [this](std::uint32_t b) { return idf(b); });
-  // Small fixed-size score array on the stack for typical bots.
-  std::vector<float> sim(intents_, 0.0f);
+  sim.assign(intents_, 0.0f);
   bool any = false;
   for (const auto& [b, w] : q) {
     const auto* k = find(b);
@@ -271,21 +400,51 @@ std::vector<classifier::scored> classifier::classify(std::string_view norm, std:
       any = true;
     }
   }
-  if (!any) return out;
-  // Softmax over similarities; the temperature makes a clear winner confident
-  // while keeping near-ties uncertain. A pseudo-intent "none of them" with a
-  // fixed similarity joins the softmax, so that text far from every intent
-  // gets a low confidence even when one intent is a little less far.
+  return any;
+}
+
+std::vector<float> classifier::raw_similarities(std::string_view normalized) const {
+  std::vector<float> sim;
+  if (intents_ == 0 || !similarities(normalized, sim)) sim.clear();
+  return sim;
+}
+
+std::vector<classifier::scored> classifier::classify(std::string_view norm, std::size_t top) const {
+  std::vector<scored> out;
+  if (intents_ == 0) return out;
+  out.reserve(std::min(top, intents_));
+  // Small fixed-size score array on the stack for typical bots.
+  std::vector<float> sim;
+  if (!similarities(norm, sim)) return out;
+  top = std::min(top, intents_);
+  std::vector<std::uint32_t> idx(intents_);
+  for (std::size_t i = 0; i < intents_; ++i) idx[i] = static_cast<std::uint32_t>(i);
+  const std::size_t sorted = std::min(std::max<std::size_t>(top, 2), intents_);
+  std::partial_sort(idx.begin(), idx.begin() + static_cast<long>(sorted), idx.end(),
+                    [&](auto a, auto b) { return sim[a] > sim[b] || (sim[a] == sim[b] && a < b); });
+  if (calibrated_) {
+    // The calibrated probability that the intent is the right one (see Calibration
+    // in bot.proto): it depends on the intent's similarity and its lead over the
+    // best other intent, not on how many intents the bot has.
+    for (std::size_t i = 0; i < top; ++i) {
+      auto k = idx[i];
+      float other = intents_ < 2 ? 0.0f : sim[idx[i == 0 ? 1 : 0]];
+      double z =
+          cal_similarity_ * 10.0 * sim[k] + cal_margin_ * 10.0 * (sim[k] - other) + cal_bias_;
+      out.push_back({static_cast<int>(k), static_cast<float>(1.0 / (1.0 + std::exp(-z))), sim[k]});
+    }
+    return out;
+  }
+  // Programs compiled before calibration: a softmax over similarities; the
+  // temperature makes a clear winner confident while keeping near-ties uncertain.
+  // A pseudo-intent "none of them" with a fixed similarity joins the softmax, so
+  // that text far from every intent gets a low confidence even when one intent is
+  // a little less far.
   constexpr float temperature = 12.0f;
   constexpr float none_similarity = 0.12f;
   float best = std::max(*std::max_element(sim.begin(), sim.end()), none_similarity);
   double z = std::exp(temperature * (none_similarity - best));
   for (float s : sim) z += std::exp(temperature * (s - best));
-  top = std::min(top, intents_);
-  std::vector<std::uint32_t> idx(intents_);
-  for (std::size_t i = 0; i < intents_; ++i) idx[i] = static_cast<std::uint32_t>(i);
-  std::partial_sort(idx.begin(), idx.begin() + static_cast<long>(top), idx.end(),
-                    [&](auto a, auto b) { return sim[a] > sim[b] || (sim[a] == sim[b] && a < b); });
   for (std::size_t i = 0; i < top; ++i) {
     auto k = idx[i];
     out.push_back({static_cast<int>(k),

@@ -48,6 +48,9 @@ class classifier {
   /// Best first, at most `top`. Empty when the model has no intents or the text
   /// has no known feature.
   std::vector<scored> classify(std::string_view normalized, std::size_t top) const;
+  /// Every intent's cosine similarity, by intent; empty when the text has no
+  /// known feature (for calibration).
+  std::vector<float> raw_similarities(std::string_view normalized) const;
   /// Exact (normalized) utterance match; -1 when none.
   int exact(std::string_view normalized) const;
 
@@ -74,6 +77,10 @@ class classifier {
   std::vector<std::pair<std::uint32_t, float>> postings_;  // (intent, weight)
   std::vector<std::pair<std::string, int>> exact_;         // sorted by text
   std::size_t intents_ = 0;
+  bool calibrated_ = false;
+  float cal_similarity_ = 0, cal_margin_ = 0, cal_bias_ = 0;
+  /// Fills `sim` (one per intent); false when the text has no known feature.
+  bool similarities(std::string_view normalized, std::vector<float>& sim) const;
 };
 
 /// A bot file's regular expression compiled with RE2, which matches in time

@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <sstream>
+
 #include "src/bot/bot.hpp"
 #include "src/bot/nlu.hpp"
 #include "src/bot/nlu_eval.hpp"
@@ -164,4 +167,131 @@ TEST(nlu, held_out_accuracy_of_the_large_sample_bot) {
   // Measured 0.894 (177/198). The goal is 0.90; this guards against
   // regressions at the level reached (see bench/README.md).
   EXPECT_GE(ev.accuracy(), 0.88) << misses;
+}
+
+namespace {
+
+bot::nlu_evaluation made_up(std::vector<std::pair<float, bool>> in_scope, std::vector<float> oos) {
+  bot::nlu_evaluation ev;
+  ev.in_scope = std::move(in_scope);
+  ev.oos = std::move(oos);
+  return ev;
+}
+
+}  // namespace
+
+TEST(nlu_eval, rates_at_a_threshold) {
+  // Four held out: three right (0.9, 0.6, 0.2), one wrong (0.7). Out of scope:
+  // 0.1, 0.5, 0.3, 0.8 (halves: 0.1 and 0.3; 0.5 and 0.8).
+  auto ev =
+      made_up({{0.9f, true}, {0.6f, true}, {0.2f, true}, {0.7f, false}}, {0.1f, 0.5f, 0.3f, 0.8f});
+  auto r = bot::rates_at(ev, 0.5);
+  EXPECT_DOUBLE_EQ(r.threshold, 0.5);
+  EXPECT_DOUBLE_EQ(r.in_scope_accuracy, 2.0 / 4);  // 0.9 and 0.6 answered right
+  EXPECT_DOUBLE_EQ(r.correct_kept, 2.0 / 3);       // 0.2 went to fallback
+  EXPECT_DOUBLE_EQ(r.oos_recall, 2.0 / 4);         // 0.1 and 0.3 went to fallback
+  EXPECT_DOUBLE_EQ(bot::rates_at(ev, 0.5, 0).oos_recall, 1.0);
+  EXPECT_DOUBLE_EQ(bot::rates_at(ev, 0.5, 1).oos_recall, 0.0);
+  // A confidence equal to the threshold is kept, as the VM keeps it.
+  EXPECT_DOUBLE_EQ(bot::rates_at(ev, 0.6).correct_kept, 2.0 / 3);
+  auto none = bot::rates_at(made_up({}, {}), 0.5);
+  EXPECT_EQ(none.in_scope_accuracy, 0);
+  EXPECT_EQ(none.correct_kept, 0);
+  EXPECT_EQ(none.oos_recall, 0);
+}
+
+TEST(nlu_eval, the_curve_trades_kept_answers_for_out_of_scope_recall) {
+  auto ev =
+      made_up({{0.9f, true}, {0.6f, true}, {0.2f, true}, {0.7f, false}}, {0.1f, 0.5f, 0.3f, 0.8f});
+  auto curve = bot::threshold_curve(ev, {0.0, 0.25, 0.5, 0.75, 1.0});
+  ASSERT_EQ(curve.size(), 5u);
+  EXPECT_DOUBLE_EQ(curve[0].correct_kept, 1.0);
+  EXPECT_DOUBLE_EQ(curve[0].in_scope_accuracy, 3.0 / 4);
+  EXPECT_DOUBLE_EQ(curve[0].oos_recall, 0.0);
+  EXPECT_DOUBLE_EQ(curve[1].oos_recall, 1.0 / 4);
+  EXPECT_DOUBLE_EQ(curve[3].correct_kept, 1.0 / 3);
+  EXPECT_DOUBLE_EQ(curve[4].oos_recall, 1.0);
+  EXPECT_DOUBLE_EQ(curve[4].correct_kept, 0.0);
+  for (std::size_t i = 1; i < curve.size(); ++i) {
+    EXPECT_LE(curve[i].correct_kept, curve[i - 1].correct_kept);
+    EXPECT_GE(curve[i].oos_recall, curve[i - 1].oos_recall);
+  }
+}
+
+TEST(nlu_eval, reads_an_out_of_scope_set) {
+  std::istringstream in(
+      "# a comment\n\nwhat's the weather\r\n   tell me a joke  \n  # indented "
+      "comment\nwho won the game");
+  auto oos = bot::read_oos(in);
+  ASSERT_EQ(oos.size(), 3u);
+  EXPECT_EQ(oos[0], "what's the weather");
+  EXPECT_EQ(oos[1], "tell me a joke");
+  EXPECT_EQ(oos[2], "who won the game");
+}
+
+TEST(nlu_eval, the_sample_out_of_scope_set_goes_to_fallback_on_help_desk) {
+  auto r = bot::compile_file(std::string(PARLEY_BOTS_DIR) + "/help-desk.yaml");
+  ASSERT_TRUE(r.ok());
+  std::ifstream f(std::string(PARLEY_BOTS_DIR) + "/oos.txt");
+  auto oos = bot::read_oos(f);
+  ASSERT_GE(oos.size(), 200u);
+  auto ev = bot::evaluate_holdout(*r.program, 5, 1, oos);
+  ASSERT_EQ(ev.oos.size(), oos.size());
+  ASSERT_EQ(ev.in_scope.size(), ev.tested);
+  EXPECT_DOUBLE_EQ(ev.threshold, r.program->confidence_threshold());
+  // The confusions account for every miss, most frequent first.
+  std::size_t confused = 0;
+  for (std::size_t i = 0; i < ev.confusions.size(); ++i) {
+    confused += ev.confusions[i].count;
+    EXPECT_NE(ev.confusions[i].expected, ev.confusions[i].got);
+    if (i) {
+      EXPECT_LE(ev.confusions[i].count, ev.confusions[i - 1].count);
+    }
+  }
+  EXPECT_EQ(confused, ev.tested - ev.correct);
+  EXPECT_EQ(ev.misses.size(), confused);
+  auto at = bot::rates_at(ev, ev.threshold);
+  EXPECT_DOUBLE_EQ(at.in_scope_accuracy, static_cast<double>(ev.confident) / ev.tested);
+  // Both halves of the set: most of it must reach the fallback at the bot's threshold.
+  EXPECT_GE(bot::rates_at(ev, ev.threshold, 0).oos_recall, 0.6);
+  EXPECT_GE(bot::rates_at(ev, ev.threshold, 1).oos_recall, 0.6);
+}
+
+TEST(nlu_calibration, the_default_threshold_keeps_right_answers_and_refuses_out_of_scope) {
+  std::ifstream f(std::string(PARLEY_BOTS_DIR) + "/oos.txt");
+  auto oos = bot::read_oos(f);
+  ASSERT_GE(oos.size(), 200u);
+  for (const char* name : {"help-desk", "assistant"}) {
+    auto r = bot::compile_file(std::string(PARLEY_BOTS_DIR) + "/" + name + ".yaml");
+    ASSERT_TRUE(r.ok()) << name;
+    ASSERT_TRUE(r.program->nlu().has_calibration()) << name;
+    // help-desk uses the default threshold; so does the assistant.
+    EXPECT_FLOAT_EQ(r.program->confidence_threshold(), 0.35f) << name;
+    auto ev = bot::evaluate_holdout(*r.program, 5, 1, oos);
+    auto at = bot::rates_at(ev, ev.threshold);
+    EXPECT_GE(at.correct_kept, 0.98) << name;
+    EXPECT_GE(bot::rates_at(ev, ev.threshold, 0).oos_recall, 0.6) << name;
+    EXPECT_GE(bot::rates_at(ev, ev.threshold, 1).oos_recall, 0.6) << name;
+  }
+}
+
+TEST(nlu_calibration, a_program_compiled_before_calibration_keeps_its_softmax) {
+  auto r = bot::compile_file(std::string(PARLEY_BOTS_DIR) + "/help-desk.yaml");
+  ASSERT_TRUE(r.ok());
+  bot::v1::Program old = *r.program;
+  old.mutable_nlu()->clear_calibration();
+  auto loaded = bot::load(std::move(old));
+  ASSERT_TRUE(loaded);
+  auto calibrated = bot::load(bot::v1::Program(*r.program));
+  ASSERT_TRUE(calibrated);
+  auto a = bot::classify(**loaded, "my vpn keeps dropping when I work from home", 3);
+  auto b = bot::classify(**calibrated, "my vpn keeps dropping when I work from home", 3);
+  ASSERT_EQ(a.size(), 3u);
+  ASSERT_EQ(b.size(), 3u);
+  // Same ranking, different confidences; the softmax's sum to at most 1.
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(a[i].name(), b[i].name());
+  EXPECT_EQ(a[0].name(), "vpn_not_working");
+  EXPECT_NE(a[0].confidence(), b[0].confidence());
+  EXPECT_LE(a[0].confidence() + a[1].confidence() + a[2].confidence(), 1.0f + 1e-5f);
+  EXPECT_GE(b[0].confidence(), 0.35f);
 }
