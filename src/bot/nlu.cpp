@@ -691,9 +691,15 @@ bool extract_datetime(std::string_view raw, std::string_view norm, std::int64_t 
   std::int64_t today = now_local >= 0 ? now_local / 86400 : (now_local - 86399) / 86400;
   std::int64_t day = today;
   if (has_date) {
-    unsigned y = 0, m = 0, d = 0;
-    std::sscanf(date_hit.value.c_str(), "%u-%u-%u", &y, &m, &d);
-    day = days_from_civil({static_cast<int>(y), m, d});
+    // extract_date's value is always YYYY-MM-DD (a four-digit year).
+    const std::string& v = date_hit.value;
+    if (v.size() != 10) return false;  // a year past 9999
+    auto num = [&v](std::size_t at, std::size_t n) {
+      unsigned r = 0;
+      for (std::size_t k = at; k < at + n; ++k) r = r * 10 + static_cast<unsigned>(v[k] - '0');
+      return r;
+    };
+    day = days_from_civil({static_cast<int>(num(0, 4)), num(5, 2), num(8, 2)});
     if (t == time_scan::none && tonight) tod = 20 * 3600;
   } else if (today * 86400 + tod <= now_local) {
     ++day;  // a bare time already past today means tomorrow
