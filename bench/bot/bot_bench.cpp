@@ -132,6 +132,30 @@ void BM_turn_regex_entity(benchmark::State& state) {
 }
 BENCHMARK(BM_turn_regex_entity);
 
+// The answer to a datetime question in a zone with daylight saving: the
+// datetime entity (a date, a time, the zone's offset twice) and every other
+// system entity run on the sentence.
+void BM_turn_datetime_entity(benchmark::State& state) {
+  std::string y =
+      "bot: {name: datetime-bench, welcome: ask, timezone: Europe/Paris}\n"
+      "variables: {when: datetime}\n"
+      "dialogs:\n"
+      "  ask:\n"
+      "    - question: {prompt: 'When?', entity: datetime, into: when}\n"
+      "    - message: 'Booked for {{when}}.'\n"
+      "    - goto: ask\n";
+  auto r = bot::compile(y, "datetime-bench.yaml");
+  if (!r.ok()) std::abort();
+  auto p = *bot::load(std::move(*r.program));
+  auto waiting = bot::start(*p, {}, now).state();
+  auto input = bot::text_input("could we meet tomorrow at 3:30 pm in the main office", now);
+  for (auto _ : state) {
+    auto res = bot::resume(*p, waiting, input);
+    benchmark::DoNotOptimize(res);
+  }
+}
+BENCHMARK(BM_turn_datetime_entity);
+
 // The pathological entity of issue 14, `^(a+)+$`, answered with N 'a's and a
 // '!': a backtracking engine takes time exponential in N.
 void BM_turn_regex_entity_pathological(benchmark::State& state) {

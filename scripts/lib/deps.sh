@@ -6,7 +6,7 @@ PARLEY_DEBIAN_PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git curl python3 clang-format
   libcaf-dev libboost-dev libprotobuf-dev protobuf-compiler
   libpqxx-dev libpq-dev libhiredis-dev prometheus-cpp-dev libssl-dev
-  libyaml-cpp-dev libre2-dev nlohmann-json3-dev libsimdjson-dev libcli11-dev libspdlog-dev libfmt-dev
+  libyaml-cpp-dev libre2-dev libhowardhinnant-date-dev tzdata nlohmann-json3-dev libsimdjson-dev libcli11-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev libjemalloc-dev
   redis-server postgresql postgresql-client
   nodejs npm

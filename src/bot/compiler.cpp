@@ -15,6 +15,7 @@
 #include "src/bot/expr.hpp"
 #include "src/bot/nlu.hpp"
 #include "src/bot/text.hpp"
+#include "src/bot/zone.hpp"
 
 namespace parley::bot {
 
@@ -328,7 +329,7 @@ void compiler::run(std::string_view text) {
     check_keys(bot,
                {"name", "version", "locale", "currency", "welcome", "main_menu", "fallback",
                 "error", "confidence_threshold", "ambiguity_threshold", "session_timeout",
-                "handoff_after_fallbacks", "handoff"},
+                "handoff_after_fallbacks", "handoff", "timezone"},
                "'bot'");
     std::string s;
     if (!bot["name"])
@@ -343,6 +344,14 @@ void compiler::run(std::string_view text) {
     if (bot["version"] && scalar(bot["version"], "'version'", s)) prog.set_version(s);
     prog.set_locale("en-US");
     if (bot["locale"] && scalar(bot["locale"], "'locale'", s)) prog.set_locale(s);
+    if (bot["timezone"] && scalar(bot["timezone"], "'timezone'", s)) {
+      std::string why;
+      // Kept empty for UTC, the default, so that other bots compile as before.
+      if (!zone::locate(s, why))
+        error(bot["timezone"], "'timezone': " + why);
+      else if (s != "UTC")
+        prog.set_timezone(s);
+    }
     prog.set_currency("USD");
     if (bot["currency"] && scalar(bot["currency"], "'currency'", s)) prog.set_currency(s);
     prog.set_confidence_threshold(default_confidence_threshold);

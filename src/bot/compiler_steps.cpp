@@ -196,6 +196,15 @@ bool compiler::question(const YAML::Node& q, v1::Dialog& d, const YAML::Node& s)
     error(q, "a question needs an 'entity' (for example: text, number, date)");
   else if (scalar(q["entity"], "'entity'", ent)) {
     auto it = entities.find(ent);
+    if (it == entities.end() && ent == "datetime") {
+      // Added on first use, after the bot's own entities, so that bots which do not
+      // ask for it compile to the same bytes and ids as before it existed (and a bot
+      // entity of that name, older than this one, keeps working).
+      auto* e = prog.add_entities();
+      e->set_name(ent);
+      e->set_system(v1::SYS_DATETIME);
+      it = entities.emplace(ent, prog.entities_size() - 1).first;
+    }
     if (it == entities.end())
       error(q["entity"], "unknown entity '" + ent + "'");
     else

@@ -4,6 +4,7 @@
 #include <array>
 #include <cctype>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <random>
 #include <unordered_map>
@@ -584,7 +585,7 @@ bool extract_phone(std::string_view raw, entity_hit& out) {
 }
 
 bool extract_date(std::string_view raw, std::string_view norm, std::int64_t now_unix,
-                  entity_hit& out) {
+                  entity_hit& out, const zone* z) {
   // ISO 2026-11-26 or US 11/26/2026.
   for (std::size_t i = 0; i + 8 <= raw.size(); ++i) {
     if (!is_digit(raw[i]) || (i > 0 && is_digit(raw[i - 1]))) continue;
@@ -606,7 +607,7 @@ bool extract_date(std::string_view raw, std::string_view norm, std::int64_t now_
       }
     }
   }
-  auto today = date_from_unix(now_unix);
+  auto today = date_from_unix(now_unix + (z ? z->offset_at(now_unix) : 0));
   auto today_days = days_from_civil(today);
   auto ws = words(norm);
   for (std::size_t i = 0; i < ws.size(); ++i) {
@@ -643,13 +644,15 @@ bool extract_date(std::string_view raw, std::string_view norm, std::int64_t now_
     if (m) {
       int d = 0;
       if (i + 1 < ws.size()) d = day_number(ws[i + 1]);
-      if (!d && i > 0) d = day_number(ws[i - 1]);
-      if (!d && i >= 2 && ws[i - 1] == "of") d = day_number(ws[i - 2]);
+      // The word after holds the year when the day came before ("3 December 2027").
+      std::size_t year_at = i + 2;
+      if (!d && i > 0 && (d = day_number(ws[i - 1]))) year_at = i + 1;
+      if (!d && i >= 2 && ws[i - 1] == "of" && (d = day_number(ws[i - 2]))) year_at = i + 1;
       if (!d) continue;
       civil_date cd{today.year, static_cast<unsigned>(m), static_cast<unsigned>(d)};
       // A year after the day and month, or the next occurrence of that date.
-      if (i + 2 < ws.size() && ws[i + 2].size() == 4 && is_digit(ws[i + 2][0]))
-        cd.year = std::atoi(std::string(ws[i + 2]).c_str());
+      if (year_at < ws.size() && ws[year_at].size() == 4 && is_digit(ws[year_at][0]))
+        cd.year = std::atoi(std::string(ws[year_at]).c_str());
       else if (valid_date(cd) && days_from_civil(cd) < today_days)
         ++cd.year;
       if (!valid_date(cd)) continue;
@@ -659,6 +662,211 @@ bool extract_date(std::string_view raw, std::string_view norm, std::int64_t now_
     }
   }
   return false;
+}
+
+namespace {
+
+/// Words of a lower-cased text for times: runs of letters, digits and ':', so
+/// that "15:30" and "3:30pm" stay whole. A 'T' between two digits (ISO
+/// 2026-12-03T14:00) separates, like a space.
+std::vector<std::string> time_tokens(std::string_view raw) {
+  std::string t = to_lower(raw);
+  for (std::size_t i = 1; i + 1 < t.size(); ++i)
+    if (t[i] == 't' && is_digit(t[i - 1]) && is_digit(t[i + 1])) t[i] = ' ';
+  std::vector<std::string> out;
+  std::string cur;
+  for (char c : t) {
+    if (std::isalnum(static_cast<unsigned char>(c)) || c == ':' ||
+        static_cast<unsigned char>(c) >= 0x80) {
+      cur.push_back(c);
+    } else if (!cur.empty()) {
+      out.push_back(std::move(cur));
+      cur.clear();
+    }
+  }
+  if (!cur.empty()) out.push_back(std::move(cur));
+  return out;
+}
+
+bool all_digits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), is_digit);
+}
+
+enum class time_scan { none, found, invalid };
+
+/// The first time of day in the tokens: "15:30", "3:30 pm", "3pm", "at 9",
+/// "noon", "midnight". `invalid` for one that cannot be (25:00, 13pm, 10:75).
+time_scan scan_time(const std::vector<std::string>& ts, bool tonight, int& seconds,
+                    std::string& text) {
+  for (std::size_t i = 0; i < ts.size(); ++i) {
+    const std::string& t = ts[i];
+    if (t == "noon" || t == "midday" || t == "midnight") {
+      seconds = t == "midnight" ? 0 : 12 * 3600;
+      text = t;
+      return time_scan::found;
+    }
+    if (!is_digit(t[0])) continue;
+    std::size_t j = 0;
+    int h = 0, m = 0, sec = 0;
+    while (j < t.size() && is_digit(t[j]) && j < 3) h = h * 10 + (t[j++] - '0');
+    if (j > 2) continue;  // a year or a longer number
+    bool colon = false;
+    if (j < t.size() && t[j] == ':') {
+      if (j + 3 > t.size() || !is_digit(t[j + 1]) || !is_digit(t[j + 2])) continue;
+      colon = true;
+      m = (t[j + 1] - '0') * 10 + (t[j + 2] - '0');
+      j += 3;
+      if (j < t.size() && t[j] == ':') {
+        if (j + 3 > t.size() || !is_digit(t[j + 1]) || !is_digit(t[j + 2])) continue;
+        sec = (t[j + 1] - '0') * 10 + (t[j + 2] - '0');
+        j += 3;
+      }
+    }
+    std::string_view suffix = std::string_view(t).substr(j);
+    std::size_t used = i;
+    if (suffix.empty() && i + 1 < ts.size() && (ts[i + 1] == "am" || ts[i + 1] == "pm")) {
+      suffix = ts[i + 1];
+      used = i + 1;
+    }
+    bool ampm = suffix == "am" || suffix == "pm";
+    if (!suffix.empty() && !ampm && suffix != "h") continue;
+    bool after_at = i > 0 && (ts[i - 1] == "at" || ts[i - 1] == "by");
+    if (!colon && !ampm && !after_at) continue;  // "Dec 3", "2 people"
+    if (ampm) {
+      if (h < 1 || h > 12) return time_scan::invalid;
+      h = h % 12 + (suffix == "pm" ? 12 : 0);
+    } else if (h > 23) {
+      return time_scan::invalid;
+    } else if (tonight && h < 12) {
+      h += 12;  // "tonight at 8"
+    }
+    if (m > 59 || sec > 59) return time_scan::invalid;
+    seconds = h * 3600 + m * 60 + sec;
+    text = t;
+    for (std::size_t k = i + 1; k <= used; ++k) text += " " + ts[k];
+    return time_scan::found;
+  }
+  return time_scan::none;
+}
+
+/// "in 2 hours", "in an hour", "in half an hour", "in 3 days": the amount in
+/// seconds (minutes and hours) or in days.
+bool scan_offset(const std::vector<std::string>& ts, std::int64_t& seconds, std::int64_t& days,
+                 std::string& text) {
+  for (std::size_t i = 0; i + 2 < ts.size(); ++i) {
+    if (ts[i] != "in" && ts[i] != "within") continue;
+    std::size_t u = i + 2;
+    double n = -1;
+    const std::string& a = ts[i + 1];
+    if (a == "a" || a == "an" || a == "one")
+      n = 1;
+    else if (a == "half" && u + 1 < ts.size() && (ts[u] == "an" || ts[u] == "a"))
+      n = 0.5, ++u;
+    else if (all_digits(a) && a.size() <= 4)
+      n = std::atoi(a.c_str());
+    else
+      for (int k = 2; k <= 12; ++k)
+        if (a == small_numbers[k]) n = k;
+    if (n < 0 || u >= ts.size()) continue;
+    std::string unit = ts[u];
+    if (unit.size() > 1 && unit.back() == 's') unit.pop_back();
+    seconds = days = 0;
+    if (unit == "minute" || unit == "min")
+      seconds = static_cast<std::int64_t>(n * 60);
+    else if (unit == "hour" || unit == "hr")
+      seconds = static_cast<std::int64_t>(n * 3600);
+    else if (unit == "day" && n >= 1)
+      days = static_cast<std::int64_t>(n);
+    else if (unit == "week" && n >= 1)
+      days = static_cast<std::int64_t>(n) * 7;
+    else
+      continue;
+    text = ts[i];
+    for (std::size_t k = i + 1; k <= u; ++k) text += " " + ts[k];
+    return true;
+  }
+  return false;
+}
+
+/// A date the user wrote that extract_date refused (Feb 30, 2026-02-30): then
+/// the datetime is refused too, rather than read as a bare time today.
+bool date_like(const std::vector<std::string>& ts) {
+  for (std::size_t i = 0; i < ts.size(); ++i) {
+    if (month_of(ts[i]) &&
+        ((i + 1 < ts.size() && is_digit(ts[i + 1][0])) || (i > 0 && is_digit(ts[i - 1][0]))))
+      return true;
+    if (ts[i].size() == 4 && all_digits(ts[i]) && i + 2 < ts.size() && all_digits(ts[i + 1]) &&
+        all_digits(ts[i + 2]))
+      return true;
+  }
+  return false;
+}
+
+std::string two(int v) {
+  char b[3] = {static_cast<char>('0' + v / 10), static_cast<char>('0' + v % 10), 0};
+  return b;
+}
+
+/// "YYYY-MM-DDTHH:MM:SS+HH:MM" for the local wall time `local` in `z`.
+std::string format_local(std::int64_t local, const zone* z) {
+  std::int64_t utc = z ? z->to_utc(local) : local;
+  int off = z ? z->offset_at(utc) : 0;
+  local = utc + off;  // a time in a forward shift's gap moves past it
+  std::int64_t days = local >= 0 ? local / 86400 : (local - 86399) / 86400;
+  int secs = static_cast<int>(local - days * 86400);
+  std::string out = format_date(civil_from_days(days));
+  out += "T" + two(secs / 3600) + ":" + two(secs / 60 % 60) + ":" + two(secs % 60);
+  out += off < 0 ? "-" : "+";
+  int a = off < 0 ? -off : off;
+  out += two(a / 3600) + ":" + two(a / 60 % 60);
+  return out;
+}
+
+}  // namespace
+
+bool extract_datetime(std::string_view raw, std::string_view norm, std::int64_t now_unix,
+                      entity_hit& out, const zone* z) {
+  auto ts = time_tokens(raw);
+  std::int64_t now_local = now_unix + (z ? z->offset_at(now_unix) : 0);
+  std::int64_t off_s = 0, off_d = 0;
+  std::string text;
+  if (scan_offset(ts, off_s, off_d, text)) {
+    out.text = text;
+    if (off_d)
+      out.value = format_local(now_local + off_d * 86400, z);
+    else
+      out.value = format_local(now_unix + off_s + (z ? z->offset_at(now_unix + off_s) : 0), z);
+    return true;
+  }
+  bool tonight = std::find(ts.begin(), ts.end(), "tonight") != ts.end();
+  int tod = 0;
+  std::string time_text;
+  auto t = scan_time(ts, tonight, tod, time_text);
+  if (t == time_scan::invalid) return false;
+  entity_hit date_hit;
+  bool has_date = extract_date(raw, norm, now_unix, date_hit, z);
+  if (!has_date && date_like(ts)) return false;
+  if (!has_date && t == time_scan::none) return false;
+  std::int64_t today = now_local >= 0 ? now_local / 86400 : (now_local - 86399) / 86400;
+  std::int64_t day = today;
+  if (has_date) {
+    // extract_date's value is always YYYY-MM-DD (a four-digit year).
+    const std::string& v = date_hit.value;
+    if (v.size() != 10) return false;  // a year past 9999
+    auto num = [&v](std::size_t at, std::size_t n) {
+      unsigned r = 0;
+      for (std::size_t k = at; k < at + n; ++k) r = r * 10 + static_cast<unsigned>(v[k] - '0');
+      return r;
+    };
+    day = days_from_civil({static_cast<int>(num(0, 4)), num(5, 2), num(8, 2)});
+    if (t == time_scan::none && tonight) tod = 20 * 3600;
+  } else if (today * 86400 + tod <= now_local) {
+    ++day;  // a bare time already past today means tomorrow
+  }
+  out.text = has_date ? date_hit.text : std::string();
+  if (t == time_scan::found) out.text += (out.text.empty() ? "" : " ") + time_text;
+  out.value = format_local(day * 86400 + tod, z);
+  return true;
 }
 
 bool extract_yes_no(std::string_view norm, entity_hit& out) {
@@ -751,8 +959,8 @@ std::shared_ptr<const re2::RE2> compile_regex(const std::string& pattern, bool c
   return nullptr;
 }
 
-extractor::extractor(const v1::Entity& e, std::shared_ptr<const re2::RE2> re)
-    : e_(&e), re_(std::move(re)) {
+extractor::extractor(const v1::Entity& e, std::shared_ptr<const re2::RE2> re, const zone* z)
+    : e_(&e), zone_(z), re_(std::move(re)) {
   for (const auto& v : e.values()) {
     synonyms_.emplace_back(" " + normalize(v.value()) + " ", v.value());
     for (const auto& s : v.synonyms()) synonyms_.emplace_back(" " + s + " ", v.value());
@@ -772,7 +980,9 @@ bool extractor::extract(std::string_view raw, std::string_view norm, std::int64_
     case v1::SYS_PHONE:
       return extract_phone(raw, out);
     case v1::SYS_DATE:
-      return extract_date(raw, norm, now_unix, out);
+      return extract_date(raw, norm, now_unix, out, zone_);
+    case v1::SYS_DATETIME:
+      return extract_datetime(raw, norm, now_unix, out, zone_);
     case v1::SYS_YES_NO:
       return extract_yes_no(norm, out);
     case v1::SYS_MONEY:

@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "src/bot/zone.hpp"
 #include "src/proto/bot.pb.h"
 
 namespace re2 {
@@ -102,8 +103,10 @@ class extractor {
  public:
   extractor() = default;
   /// `re` is the entity's compiled regex (compile_regex), null for an entity
-  /// without one. `e` must outlive the extractor.
-  extractor(const ::parley::bot::v1::Entity& e, std::shared_ptr<const re2::RE2> re);
+  /// without one. `z` is the bot's time zone for dates and times, null for UTC.
+  /// `e` and `z` must outlive the extractor.
+  extractor(const ::parley::bot::v1::Entity& e, std::shared_ptr<const re2::RE2> re,
+            const zone* z = nullptr);
   /// First match in the input, if any. `raw` is the user's text, `norm` its
   /// normalized form.
   bool extract(std::string_view raw, std::string_view norm, std::int64_t now_unix,
@@ -111,6 +114,7 @@ class extractor {
 
  private:
   const ::parley::bot::v1::Entity* e_ = nullptr;
+  const zone* zone_ = nullptr;
   std::shared_ptr<const re2::RE2> re_;
   // (" synonym ", canonical value), longest synonym first
   std::vector<std::pair<std::string, std::string>> synonyms_;
@@ -120,8 +124,15 @@ class extractor {
 bool extract_number(std::string_view raw, entity_hit& out);
 bool extract_email(std::string_view raw, entity_hit& out);
 bool extract_phone(std::string_view raw, entity_hit& out);
+/// `now_unix` is the turn's clock; "today" is the date of the wall clock in
+/// `z` (null: UTC).
 bool extract_date(std::string_view raw, std::string_view norm, std::int64_t now_unix,
-                  entity_hit& out);
+                  entity_hit& out, const zone* z = nullptr);
+/// A local date and time in `z` (null: UTC), as "YYYY-MM-DDTHH:MM:SS+HH:MM".
+/// Forms and rules: docs/bot-format.md, "datetime". False for none or an
+/// impossible one (25:00, 13pm, Feb 30).
+bool extract_datetime(std::string_view raw, std::string_view norm, std::int64_t now_unix,
+                      entity_hit& out, const zone* z = nullptr);
 bool extract_yes_no(std::string_view norm, entity_hit& out);
 bool extract_money(std::string_view raw, entity_hit& out);
 

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -31,7 +32,8 @@ struct program::impl {
   std::vector<v1::Value> defaults;          // by variable index; null when none
   std::vector<std::vector<step_rt>> steps;  // [dialog][step]
   detail::classifier nlu;
-  std::vector<detail::extractor> extractors;  // by entity index
+  std::shared_ptr<const detail::zone> zone;   // the bot's time zone; never null once loaded
+  std::vector<detail::extractor> extractors;  // by entity index; they point at `zone`
 };
 
 namespace detail {

@@ -243,13 +243,19 @@ result<std::shared_ptr<const program>> load(v1::Program compiled) {
   for (const auto& v : pr.variables()) p->defaults.push_back(v.default_value());
   for (auto& d : p->defaults)
     if (d.kind_case() == Value::KIND_NOT_SET) d.set_null_value(true);
+  // The zone is located here, once per loaded program, never per turn.
+  {
+    std::string why;
+    p->zone = detail::zone::locate(pr.timezone(), why);
+    if (!p->zone) return bad(why);
+  }
   // Each regex is compiled here, once per loaded program, never per turn.
   for (const auto& e : pr.entities()) {
     std::shared_ptr<const re2::RE2> re;
     std::string why;
     if (!e.regex().empty() && !(re = detail::compile_regex(e.regex(), e.case_sensitive(), why)))
       return bad("entity '" + e.name() + "': " + why);
-    p->extractors.emplace_back(e, std::move(re));
+    p->extractors.emplace_back(e, std::move(re), p->zone.get());
   }
   p->nlu = detail::classifier(pr);
   return std::shared_ptr<const program>(new program(std::move(p)));

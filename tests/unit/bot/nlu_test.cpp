@@ -54,6 +54,8 @@ TEST(entities, dates) {
   EXPECT_EQ(date("12/24/2026"), "2026-12-24");
   EXPECT_EQ(date("Dec 3rd"), "2026-12-03");
   EXPECT_EQ(date("3 January"), "2027-01-03") << "a past day this year means next year";
+  EXPECT_EQ(date("3 December 2027"), "2027-12-03") << "the year after a day written first";
+  EXPECT_EQ(date("the 3rd of December 2028"), "2028-12-03");
   EXPECT_EQ(date("February 30"), "-");
   EXPECT_EQ(date("whenever"), "-");
   EXPECT_EQ(date("the mayor"), "-");
