@@ -26,6 +26,7 @@ TEST(Codec, AForwardedTurnKeepsEveryField) {
   in.choice_index = 2;
   in.variables["name"].set_text("Ada");
   in.now_unix = 1700000000;
+  in.transcript_note = "[attachment 1 refused: scheme: URL has no scheme]";
   auto f = decode_forward(encode_forward(in, 1, "node-2"));
   ASSERT_TRUE(f) << f.err().message;
   EXPECT_EQ(f->hops, 1u);
@@ -44,6 +45,7 @@ TEST(Codec, AForwardedTurnKeepsEveryField) {
   ASSERT_EQ(f->in.variables.count("name"), 1u);
   EXPECT_EQ(f->in.variables.at("name").text(), "Ada");
   EXPECT_EQ(f->in.now_unix, 1700000000);
+  EXPECT_EQ(f->in.transcript_note, "[attachment 1 refused: scheme: URL has no scheme]");
 }
 
 TEST(Codec, EveryKindOfInboundCrossesBetweenNodes) {
