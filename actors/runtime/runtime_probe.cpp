@@ -9,6 +9,7 @@
 #include <prometheus/labels.h>
 #include <prometheus/registry.h>
 
+#include <atomic>
 #include <iterator>
 #include <tuple>
 
@@ -19,6 +20,8 @@ namespace {
 using metrics::counter;
 
 constexpr const char* activations_help = "Conversation actors activated, by source.";
+
+std::atomic<std::uint64_t> next_probe_id{1};
 
 prometheus::Family<prometheus::Counter>& family(prometheus::Registry& reg, const char* name,
                                                 const char* help) {
@@ -89,7 +92,8 @@ runtime_probe::runtime_probe(prometheus::Registry& reg)
                                   "non-2xx status or invalid JSON).")),
       bot_error_dialogs_(family(reg, "parley_bot_error_dialogs_total",
                                 "Turns of each bot version that hit a runtime error (the "
-                                "error dialog ran, or the session ended).")) {
+                                "error dialog ran, or the session ended).")),
+      id_(next_probe_id.fetch_add(1)) {
   const char* names[] = {"ok",
                          "replayed",
                          "session_not_found",
@@ -116,6 +120,16 @@ runtime_probe::~runtime_probe() = default;
 const runtime_probe::version_samples& runtime_probe::samples_of(const std::string& tenant,
                                                                 const std::string& bot,
                                                                 std::int64_t version) {
+  // Consecutive turns on a lane are mostly of one bot version: the last one found is
+  // kept per thread, so such a turn takes no lock and builds no key.
+  thread_local struct {
+    std::uint64_t probe = 0;  // id_, not the address: a later probe may reuse it
+    std::string tenant, bot;
+    std::int64_t version = -1;
+    const version_samples* samples = nullptr;
+  } last;
+  if (last.probe == id_ && last.version == version && last.bot == bot && last.tenant == tenant)
+    return *last.samples;
   std::string key = tenant;
   key += '\0';
   key += bot;
@@ -129,6 +143,8 @@ const runtime_probe::version_samples& runtime_probe::samples_of(const std::strin
         &bot_turns_.Add(l), &bot_sessions_.Add(l), &bot_fallbacks_.Add(l), &bot_transfers_.Add(l),
         &bot_ended_.Add(l), &bot_action_failures_.Add(l), &bot_error_dialogs_.Add(l)});
   }
+  // The map's entries live as long as the probe, so the pointer stays valid.
+  last = {id_, tenant, bot, version, slot.get()};
   return *slot;
 }
 

@@ -76,6 +76,7 @@ class runtime_probe {
   prometheus::Family<prometheus::Counter>& bot_ended_;
   prometheus::Family<prometheus::Counter>& bot_action_failures_;
   prometheus::Family<prometheus::Counter>& bot_error_dialogs_;
+  const std::uint64_t id_;  ///< unique per probe in the process (see samples_of)
   std::mutex versions_mutex_;
   std::unordered_map<std::string, std::unique_ptr<version_samples>> versions_;
 };
