@@ -207,7 +207,29 @@ void compiler::intents_section(const YAML::Node& is) {
     in->set_name(name);
     in->set_dialog(-1);
     intents[name] = prog.intents_size() - 1;
-    const YAML::Node us = it->second;  // a copy: it-> points into a temporary
+    YAML::Node us = it->second;  // a copy: it-> points into a temporary
+    if (us.IsMap()) {
+      // The long form: {utterances: [...], confidence_threshold: 0.6}.
+      const YAML::Node m = us;
+      check_keys(m, {"utterances", "confidence_threshold"}, "intent '" + name + "'");
+      if (m["confidence_threshold"]) {
+        double t = -1;
+        try {
+          t = m["confidence_threshold"].as<double>();
+        } catch (const YAML::Exception&) {
+        }
+        if (t < 0 || t > 1)
+          error(m["confidence_threshold"],
+                "intent '" + name + "': 'confidence_threshold' must be between 0 and 1");
+        else
+          in->set_confidence_threshold(static_cast<float>(t));
+      }
+      if (!m["utterances"]) {
+        error(it->first, "intent '" + name + "' needs a non-empty list of utterances");
+        continue;
+      }
+      us.reset(m["utterances"]);
+    }
     if (!us.IsSequence() || us.size() == 0) {
       error(pick(us.IsDefined() && !us.IsNull(), us, it->first),
             "intent '" + name + "' needs a non-empty list of utterances");

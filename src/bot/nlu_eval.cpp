@@ -32,6 +32,14 @@ nlu_evaluation evaluate_holdout(const v1::Program& compiled, int k, int offset,
   auto loaded = load(std::move(p));
   if (!loaded) return out;
   const auto& prog = **loaded;
+  // How far the top intent's own threshold lies from the bot's (0 without one).
+  auto offset_of = [&](const auto& scores) {
+    if (scores.empty()) return 0.0f;
+    for (const auto& in : prog.proto().intents())
+      if (in.name() == scores[0].name() && in.has_confidence_threshold())
+        return in.confidence_threshold() - prog.proto().confidence_threshold();
+    return 0.0f;
+  };
   std::map<std::pair<std::string, std::string>, std::size_t> confused;
   for (const auto& [text, intent] : held) {
     ++out.tested;
@@ -40,9 +48,10 @@ nlu_evaluation evaluate_holdout(const v1::Program& compiled, int k, int offset,
     float conf = scores.empty() ? 0.0f : scores[0].confidence();
     bool right = !scores.empty() && scores[0].name() == want;
     out.in_scope.emplace_back(conf, right);
+    out.in_scope_offset.push_back(offset_of(scores));
     if (right) {
       ++out.correct;
-      if (conf >= prog.proto().confidence_threshold()) ++out.confident;
+      if (conf >= prog.proto().confidence_threshold() + out.in_scope_offset.back()) ++out.confident;
     } else {
       char buf[32];
       std::snprintf(buf, sizeof buf, "%.2f", conf);
@@ -54,6 +63,7 @@ nlu_evaluation evaluate_holdout(const v1::Program& compiled, int k, int offset,
   for (const auto& text : oos) {
     auto scores = classify(prog, text, 1);
     out.oos.push_back(scores.empty() ? 0.0f : scores[0].confidence());
+    out.oos_offset.push_back(offset_of(scores));
   }
   for (const auto& [pair, n] : confused) out.confusions.push_back({pair.first, pair.second, n});
   std::stable_sort(out.confusions.begin(), out.confusions.end(),
@@ -61,14 +71,21 @@ nlu_evaluation evaluate_holdout(const v1::Program& compiled, int k, int offset,
   return out;
 }
 
+namespace {
+float offset(const std::vector<float>& offsets, std::size_t i) {
+  return i < offsets.size() ? offsets[i] : 0.0f;
+}
+}  // namespace
+
 threshold_rates rates_at(const nlu_evaluation& ev, double threshold, int oos_part) {
   threshold_rates r;
   r.threshold = threshold;
   std::size_t right = 0, kept = 0;
-  for (const auto& [conf, ok] : ev.in_scope) {
+  for (std::size_t i = 0; i < ev.in_scope.size(); ++i) {
+    const auto& [conf, ok] = ev.in_scope[i];
     if (!ok) continue;
     ++right;
-    if (conf >= threshold) ++kept;
+    if (conf >= threshold + offset(ev.in_scope_offset, i)) ++kept;
   }
   if (!ev.in_scope.empty()) r.in_scope_accuracy = static_cast<double>(kept) / ev.in_scope.size();
   if (right) r.correct_kept = static_cast<double>(kept) / right;
@@ -76,7 +93,7 @@ threshold_rates rates_at(const nlu_evaluation& ev, double threshold, int oos_par
   for (std::size_t i = 0; i < ev.oos.size(); ++i) {
     if (oos_part >= 0 && static_cast<int>(i % 2) != oos_part) continue;
     ++oos;
-    if (ev.oos[i] < threshold) ++rejected;
+    if (ev.oos[i] < threshold + offset(ev.oos_offset, i)) ++rejected;
   }
   if (oos) r.oos_recall = static_cast<double>(rejected) / oos;
   return r;

@@ -25,6 +25,11 @@ struct nlu_evaluation {
   std::vector<std::pair<float, bool>> in_scope;
   /// Each out-of-scope message's top confidence (0 when nothing scored), in order.
   std::vector<float> oos;
+  /// For each of `in_scope` and `oos`: the top intent's own confidence_threshold
+  /// minus the bot's (0 when the intent has none). rates_at(t) applies t plus this
+  /// offset: at the bot's threshold, each intent's own; along the curve, every
+  /// threshold moved by the same amount.
+  std::vector<float> in_scope_offset, oos_offset;
   /// (expected, got) intent pairs of the misses with their counts, most first
   /// (ties by names).
   struct confusion {

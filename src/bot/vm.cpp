@@ -28,6 +28,12 @@ constexpr const char* default_handoff_text = "Let me connect you with someone wh
 constexpr std::string_view intent_payload_prefix = "intent:";
 constexpr const char* default_error_text = "Sorry, something went wrong.";
 
+/// The confidence an intent needs to be trusted: its own threshold, else the bot's.
+float threshold_of(const v1::Program& p, int intent) {
+  const auto& in = p.intents(intent);
+  return in.has_confidence_threshold() ? in.confidence_threshold() : p.confidence_threshold();
+}
+
 struct runner {
   const program::impl& p;
   v1::TurnResult r;
@@ -332,7 +338,8 @@ struct runner {
       s->set_name(p.proto.intents(sc.intent).name());
       s->set_confidence(sc.confidence);
     }
-    if (ex < 0 && !scores.empty() && scores[0].confidence >= p.proto.confidence_threshold()) {
+    if (ex < 0 && !scores.empty() &&
+        scores[0].confidence >= threshold_of(p.proto, scores[0].intent)) {
       intent = scores[0].intent;
       r.set_matched_by("intent");
       if (scores.size() > 1 && p.proto.ambiguity_threshold() > 0 &&

@@ -65,6 +65,35 @@ TEST(compiler, ambiguity_threshold_is_a_fraction) {
   EXPECT_TRUE(has(r, 4, 0, "'ambiguity_threshold' must be between 0 and 1")) << dump(r);
 }
 
+TEST(compiler, an_intent_may_have_its_own_confidence_threshold) {
+  auto with = [](const std::string& intent) {
+    std::string s = minimal;
+    s.replace(s.find("  greet: [hi, hello, hey, good morning, hiya]"), 45, intent);
+    return bot::compile(s, "tiny.yaml");
+  };
+  auto ok = with(
+      "  greet:\n    confidence_threshold: 0.8\n    utterances: [hi, hello, hey, good morning, "
+      "hiya]");
+  ASSERT_TRUE(ok.ok()) << dump(ok);
+  ASSERT_EQ(ok.program->intents_size(), 1);
+  EXPECT_TRUE(ok.program->intents(0).has_confidence_threshold());
+  EXPECT_FLOAT_EQ(ok.program->intents(0).confidence_threshold(), 0.8f);
+  EXPECT_EQ(ok.program->intents(0).utterances_size(), 5);
+  EXPECT_FALSE(bot::compile(minimal).program->intents(0).has_confidence_threshold())
+      << "the short form has none: the bot's applies";
+
+  auto bad = with("  greet:\n    confidence_threshold: 1.5\n    utterances: [hi, hello]");
+  EXPECT_FALSE(bad.ok());
+  EXPECT_TRUE(has(bad, 9, 0, "intent 'greet': 'confidence_threshold' must be between 0 and 1"))
+      << dump(bad);
+  auto typo = with("  greet:\n    threshold: 0.5\n    utterances: [hi, hello]");
+  EXPECT_FALSE(typo.ok());
+  EXPECT_TRUE(has(typo, 9, 0, "threshold")) << dump(typo);
+  auto none = with("  greet:\n    confidence_threshold: 0.5");
+  EXPECT_FALSE(none.ok());
+  EXPECT_TRUE(has(none, 8, 0, "needs a non-empty list of utterances")) << dump(none);
+}
+
 TEST(compiler, handoff_after_fallbacks_is_a_count_and_handoff_a_dialog) {
   auto with = [](const std::string& lines) {
     std::string s = minimal;

@@ -202,6 +202,18 @@ TEST(nlu_eval, rates_at_a_threshold) {
   EXPECT_EQ(none.oos_recall, 0);
 }
 
+TEST(nlu_eval, an_intents_own_threshold_applies_to_its_answers) {
+  // The same figures as above, where the top intent of the 0.6 answer and of the
+  // 0.5 out-of-scope message has its own threshold 0.2 above the bot's.
+  auto ev =
+      made_up({{0.9f, true}, {0.6f, true}, {0.2f, true}, {0.7f, false}}, {0.1f, 0.5f, 0.3f, 0.8f});
+  ev.in_scope_offset = {0.0f, 0.2f, 0.0f, 0.0f};
+  ev.oos_offset = {0.0f, 0.2f, 0.0f, 0.0f};
+  auto r = bot::rates_at(ev, 0.5);
+  EXPECT_DOUBLE_EQ(r.correct_kept, 1.0 / 3);  // 0.6 is below its intent's 0.7
+  EXPECT_DOUBLE_EQ(r.oos_recall, 3.0 / 4);    // 0.5 is below 0.7 too
+}
+
 TEST(nlu_eval, the_curve_trades_kept_answers_for_out_of_scope_recall) {
   auto ev =
       made_up({{0.9f, true}, {0.6f, true}, {0.2f, true}, {0.7f, false}}, {0.1f, 0.5f, 0.3f, 0.8f});

@@ -346,6 +346,50 @@ dialogs:
   EXPECT_EQ(guessed.matched_by(), "intent") << guessed.ShortDebugString();
 }
 
+TEST(vm, an_intents_own_confidence_threshold_overrides_the_bots) {
+  const std::string source = R"BOT(bot:
+  name: desk
+  confidence_threshold: 0.05
+intents:
+  billing: [my bill is wrong, a question about my bill, why is my bill so high]
+  close_account:
+    confidence_threshold: 1
+    utterances: [close my account, delete my account for good, i want to close my account]
+dialogs:
+  billing:
+    intent: billing
+    steps:
+      - message: "Billing here."
+  close:
+    intent: close_account
+    steps:
+      - message: "Closing it."
+)BOT";
+  auto p = build(source);
+  auto s = bot::start(*p, {}, now).state();
+  // Near a billing utterance: the bot's low threshold trusts it.
+  auto billing = bot::resume(*p, s, bot::text_input("my bill is wrong again", now));
+  EXPECT_EQ(texts(billing), (std::vector<std::string>{"Billing here."}))
+      << billing.ShortDebugString();
+  // Near a close_account utterance, the model's best guess, but below its own 1 (only exact
+  // utterances).
+  auto closing = bot::resume(*p, s, bot::text_input("close my account please", now));
+  ASSERT_GT(closing.intents_size(), 0);
+  EXPECT_EQ(closing.intents(0).name(), "close_account");
+  EXPECT_LT(closing.intents(0).confidence(), 1.0f);
+  EXPECT_EQ(closing.matched_by(), "fallback") << closing.ShortDebugString();
+  // The same bot with the bot's threshold for that intent takes it.
+  std::string relaxed = source;
+  relaxed.replace(relaxed.find("    confidence_threshold: 1\n"), 28, "");
+  auto q = build(relaxed);
+  auto taken = bot::resume(*q, bot::start(*q, {}, now).state(),
+                           bot::text_input("close my account please", now));
+  EXPECT_EQ(texts(taken), (std::vector<std::string>{"Closing it."})) << taken.ShortDebugString();
+  // An exact training utterance needs no confidence.
+  EXPECT_EQ(texts(bot::resume(*p, s, bot::text_input("close my account", now))),
+            (std::vector<std::string>{"Closing it."}));
+}
+
 TEST(vm, too_many_fallbacks_in_a_row_hand_the_conversation_over) {
   const std::string source = R"BOT(bot:
   name: desk
