@@ -243,8 +243,12 @@ v1::NluModel train_model(const google::protobuf::RepeatedPtrField<v1::Intent>& i
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = static_cast<std::uint32_t>(i);
   std::mt19937 rng(20261126u);
   std::vector<float> score(k);
-  for (int e = 0; e < epochs && k > 1; ++e) {
+  // An epoch that moves nothing leaves every example past the margin, and so
+  // would every later one: training stops there (same model, less time).
+  std::size_t moved = 1;
+  for (int e = 0; e < epochs && k > 1 && moved > 0; ++e) {
     for (std::size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng() % i]);
+    moved = 0;
     for (auto idx : order) {
       const auto& ex = examples[idx];
       std::fill(score.begin(), score.end(), 0.0f);
@@ -253,6 +257,7 @@ v1::NluModel train_model(const google::protobuf::RepeatedPtrField<v1::Intent>& i
       for (std::size_t c = 0; c < k; ++c)
         if (c != ex.intent && score[c] > score[rival]) rival = c;
       if (score[ex.intent] - score[rival] >= margin) continue;
+      ++moved;
       for (auto [f, x] : ex.x) {
         w.add(f, ex.intent, rate * x);
         w.add(f, static_cast<std::uint32_t>(rival), -rate * x);
