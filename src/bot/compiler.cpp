@@ -212,18 +212,10 @@ void compiler::intents_section(const YAML::Node& is) {
       // The long form: {utterances: [...], confidence_threshold: 0.6}.
       const YAML::Node m = us;
       check_keys(m, {"utterances", "confidence_threshold"}, "intent '" + name + "'");
-      if (m["confidence_threshold"]) {
-        double t = -1;
-        try {
-          t = m["confidence_threshold"].as<double>();
-        } catch (const YAML::Exception&) {
-        }
-        if (t < 0 || t > 1)
-          error(m["confidence_threshold"],
-                "intent '" + name + "': 'confidence_threshold' must be between 0 and 1");
-        else
-          in->set_confidence_threshold(static_cast<float>(t));
-      }
+      float t = 0;
+      if (m["confidence_threshold"] &&
+          fraction(m["confidence_threshold"], "intent '" + name + "': 'confidence_threshold'", t))
+        in->set_confidence_threshold(t);
       if (!m["utterances"]) {
         error(it->first, "intent '" + name + "' needs a non-empty list of utterances");
         continue;
@@ -377,29 +369,15 @@ void compiler::run(std::string_view text) {
     prog.set_currency("USD");
     if (bot["currency"] && scalar(bot["currency"], "'currency'", s)) prog.set_currency(s);
     prog.set_confidence_threshold(default_confidence_threshold);
+    float t = 0;
     if (bot["confidence_threshold"]) {
       threshold_given = true;
-      double t = -1;
-      try {
-        t = bot["confidence_threshold"].as<double>();
-      } catch (const YAML::Exception&) {
-      }
-      if (t < 0 || t > 1)
-        error(bot["confidence_threshold"], "'confidence_threshold' must be between 0 and 1");
-      else
-        prog.set_confidence_threshold(static_cast<float>(t));
+      if (fraction(bot["confidence_threshold"], "'confidence_threshold'", t))
+        prog.set_confidence_threshold(t);
     }
-    if (bot["ambiguity_threshold"]) {
-      double t = -1;
-      try {
-        t = bot["ambiguity_threshold"].as<double>();
-      } catch (const YAML::Exception&) {
-      }
-      if (t < 0 || t > 1)
-        error(bot["ambiguity_threshold"], "'ambiguity_threshold' must be between 0 and 1");
-      else
-        prog.set_ambiguity_threshold(static_cast<float>(t));
-    }
+    if (bot["ambiguity_threshold"] &&
+        fraction(bot["ambiguity_threshold"], "'ambiguity_threshold'", t))
+      prog.set_ambiguity_threshold(t);
     if (bot["handoff_after_fallbacks"]) {
       long n = -1;
       try {

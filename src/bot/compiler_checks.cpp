@@ -38,6 +38,20 @@ bool compiler::scalar(const YAML::Node& n, const char* what, std::string& out) {
   return true;
 }
 
+bool compiler::fraction(const YAML::Node& n, const std::string& what, float& out) {
+  double t = -1;
+  try {
+    t = n.as<double>();
+  } catch (const YAML::Exception&) {
+  }
+  if (t < 0 || t > 1) {
+    error(n, what + " must be between 0 and 1");
+    return false;
+  }
+  out = static_cast<float>(t);
+  return true;
+}
+
 void compiler::check_keys(const YAML::Node& map, std::initializer_list<const char*> allowed,
                           const std::string& where) {
   if (!map.IsMap()) return;

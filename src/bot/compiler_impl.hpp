@@ -53,6 +53,8 @@ struct compiler {
   static int line_of(const YAML::Node& n) { return n.IsDefined() ? n.Mark().line + 1 : 0; }
 
   bool scalar(const YAML::Node& n, const char* what, std::string& out);
+  /// A number from 0 to 1 into `out`; else an error "WHAT must be between 0 and 1".
+  bool fraction(const YAML::Node& n, const std::string& what, float& out);
   void check_keys(const YAML::Node& map, std::initializer_list<const char*> allowed,
                   const std::string& where);
   detail::var_resolver resolver();
