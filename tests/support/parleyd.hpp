@@ -19,6 +19,7 @@
 #include "src/admin/deploy.hpp"
 #include "src/secrets/secrets.hpp"
 #include "src/store/catalog.hpp"
+#include "src/store/migrations.hpp"
 #include "src/store/postgres.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/servers.hpp"
@@ -68,7 +69,16 @@ inline parleyd_process start_parleyd(const std::map<std::string, std::string>& e
 inline std::string provision_tenant(store::postgres_client& pg, const std::string& tenant,
                                     const std::vector<std::pair<std::string, std::string>>& secrets,
                                     const std::string& bot, const std::string& source) {
-  std::string why;
+  std::string why = "the node's migrations are not all applied";
+  // A node migrates a fresh database one migration at a time: the tenants table is
+  // there long before the secrets table, so wait for every migration first.
+  if (!store::testing::eventually(
+          [&] {
+            auto current = store::migrations_current(pg);
+            return current.ok() && *current;
+          },
+          std::chrono::seconds(20)))
+    return why;
   if (!store::testing::eventually(
           [&] {
             auto t = store::run_job_sync(pg, store::create_tenant(tenant, "Test tenant", "test"));

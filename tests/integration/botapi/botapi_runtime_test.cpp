@@ -22,6 +22,7 @@
 #include "src/http/client.hpp"
 #include "src/http/http.hpp"
 #include "src/store/catalog.hpp"
+#include "src/store/migrations.hpp"
 #include "src/store/postgres.hpp"
 #include "src/store/redis.hpp"
 #include "tests/support/openapi.hpp"
@@ -320,6 +321,15 @@ class BotApi : public ::testing::Test {
     pg_ = std::move(*pg);
     tenant_ = parley::store::testing::unique_name("t");
     n_ = std::make_unique<node>();  // applies the migrations
+    // One at a time: on a fresh database the tenants table comes long before the
+    // secrets table, and another test's node may be the one applying them.
+    ASSERT_TRUE(parley::store::testing::eventually(
+        [&] {
+          auto current = store::migrations_current(*pg_);
+          return current.ok() && *current;
+        },
+        20s))
+        << "the migrations are not all applied";
     std::string why;
     ASSERT_TRUE(parley::store::testing::eventually(
         [&] {
@@ -1064,9 +1074,15 @@ TEST_F(BotApi, TurnsGoOnWhilePostgresIsDownAndTranscriptsCatchUp) {
   auto pg = store::postgres_client::create({db.url()});
   ASSERT_TRUE(pg.ok());
   auto& p = **pg;
+  // The node migrates its fresh database one migration at a time (the tenants table
+  // comes long before the secrets table): wait for all of them.
   ASSERT_TRUE(parley::store::testing::eventually(
-      [&] { return store::run_job_sync(p, store::create_tenant(tenant_, "T", "test")).ok(); },
+      [&] {
+        auto current = store::migrations_current(p);
+        return current.ok() && *current;
+      },
       20s));
+  ASSERT_TRUE(store::run_job_sync(p, store::create_tenant(tenant_, "T", "test")));
   auto key = store::run_job_sync(p, store::create_api_key(tenant_, "test", "test"));
   ASSERT_TRUE(key.ok());
   parley::admin::deploy_request d{tenant_, "orders", bot_text(), "test", true, {}};
