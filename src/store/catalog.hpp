@@ -25,6 +25,7 @@
 #include "src/store/catalog/api_keys.hpp"
 #include "src/store/catalog/audit.hpp"
 #include "src/store/catalog/bot_versions.hpp"
+#include "src/store/catalog/canary.hpp"
 #include "src/store/catalog/conversations.hpp"
 #include "src/store/catalog/dead_letters.hpp"
 #include "src/store/catalog/job.hpp"
