@@ -153,8 +153,8 @@ void canary_monitor::tick() {
     if (running.count(l) == 0)
       probe_->percent.Add({{"tenant", l[0]}, {"bot", l[1]}, {"version", l[2]}}).Set(0);
   if (canaries.empty()) return;
-  auto judged =
-      wait_job<std::vector<store::canary_rollback>>(pg_, store::judge_canaries(options_.actor));
+  auto judged = wait_job<std::vector<store::canary_rollback>>(
+      pg_, store::judge_canaries(options_.actor, options_.region));
   if (!judged) {
     log::warn("canary_judge_failed", {{"error", judged.err().message}});
     return;

@@ -47,6 +47,8 @@ struct canary_monitor_options {
   std::chrono::milliseconds interval{1000};
   /// The audit actor of an automatic rollback: "node:<node.name>".
   std::string actor = "node";
+  /// node.region: the monitor judges the canaries of this region's tenants.
+  std::string region = "local";
 };
 
 class canary_monitor {

@@ -377,6 +377,7 @@ int run(const settings::settings& cfg) {
   // a canary past its margins is rolled back and announced on the feed.
   actors::canary_monitor_options canary_opts;
   canary_opts.actor = "node:" + cfg.node.name;
+  canary_opts.region = cfg.node.region;
   actors::canary_monitor canaries(
       *p, registry, std::bind(&actors::runtime::bot_version_totals, &rt),
       std::bind(&flag_set, &schema_ready),

@@ -302,12 +302,16 @@ catalog_job<canary_record> abort_canary(std::string tenant, std::string bot, std
   };
 }
 
-catalog_job<std::vector<canary_rollback>> judge_canaries(std::string actor) {
-  return [actor = std::move(actor)](pqxx::transaction_base& tx) {
+catalog_job<std::vector<canary_rollback>> judge_canaries(std::string actor, std::string region) {
+  return [actor = std::move(actor), region = std::move(region)](pqxx::transaction_base& tx) {
     std::vector<canary_rollback> out;
     // Read without locks: most calls find nothing to do. Each rollback below is
     // conditional on its canary still running.
-    for (const auto& row : tx.exec(std::string(report_select) + "WHERE c.ended_at IS NULL")) {
+    for (const auto& row :
+         tx.exec_params(std::string(report_select) +
+                            "JOIN tenants t ON t.id = c.tenant_id WHERE c.ended_at IS NULL AND "
+                            "(t.home_region IS NULL OR t.home_region = $1)",
+                        region)) {
       auto report = read_report(row);
       if (!report.judged || report.breaches.empty()) continue;
       const auto& c = report.canary;

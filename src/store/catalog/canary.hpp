@@ -133,12 +133,13 @@ struct canary_rollback {
   std::int64_t change_seq = 0;
 };
 
-/// Judges every running canary of the region: each one judged (enough canary sessions)
+/// Judges every running canary of `region` (those of tenants whose home region it is,
+/// or who have none recorded): each one judged (enough canary sessions)
 /// with a breach is ended as rolled_back, with its breaches and figures in `reason` and
 /// in an audit row ("bot.canary.rollback", actor `actor`, e.g. "node:parley-1"). The
 /// update is conditional on the canary still running, so of several nodes judging at
 /// once exactly one rolls it back and reports it here.
-catalog_job<std::vector<canary_rollback>> judge_canaries(std::string actor);
+catalog_job<std::vector<canary_rollback>> judge_canaries(std::string actor, std::string region);
 
 /// Adds each delta to bot_version_stats (created on first use).
 catalog_job<void> add_version_stats(std::vector<version_delta> deltas);

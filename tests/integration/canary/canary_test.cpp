@@ -139,6 +139,14 @@ bool has(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
 }
 
+/// A parleyd process and its port.
+struct node {
+  std::string name;
+  std::unique_ptr<parley::testing::child_process> proc;
+  std::string port;
+  std::string url(const std::string& path) const { return "http://127.0.0.1:" + port + path; }
+};
+
 class Canary : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -148,27 +156,14 @@ class Canary : public ::testing::Test {
     ASSERT_TRUE(pg.ok());
     pg_ = std::move(*pg);
     tenant_ = store::testing::unique_name("canary");
-    std::map<std::string, std::string> env = {
-        {"PORT", "0"},
-        {"REDIS_URL", store::testing::require_env("REDIS_URL")},
-        {"DATABASE_URL", url},
-        {"PARLEY_ADMIN_TOKEN", admin_token},
-        {"PARLEY_LOG_LEVEL", "info"},
-        // The check API listens on loopback, which the egress policy refuses.
-        {"PARLEY_ACTIONS_EGRESS_ALLOW", "127.0.0.0/8"},
-    };
-    node_ = std::make_unique<parley::testing::child_process>(
-        std::vector<std::string>{PARLEYD_PATH, "--config",
-                                 std::string(PARLEY_SOURCE_DIR) + "/config/local.yaml"},
-        env);
-    auto line = node_->wait_for_line(
-        [](const std::string& l) { return l.find("\"http_listening\"") != std::string::npos; });
-    ASSERT_TRUE(line.has_value()) << "parleyd did not start";
-    port_ = json::parse(line->substr(line->find('{')))["port"].get<std::string>();
+    // A region of its own: only this test's nodes judge its canaries and hear its feed.
+    region_ = store::testing::unique_name("canary_region");
+    ASSERT_TRUE(start_node());
     std::string why;
     ASSERT_TRUE(eventually(
         [&] {
-          auto t = store::run_job_sync(*pg_, store::create_tenant(tenant_, "Canary test", "test"));
+          auto t = store::run_job_sync(
+              *pg_, store::create_tenant(tenant_, "Canary test", "test", region_));
           if (!t) why = t.err().message;
           return t.ok();
         },
@@ -179,13 +174,42 @@ class Canary : public ::testing::Test {
     key_ = key->key;
   }
 
-  std::string url(const std::string& path) const { return "http://127.0.0.1:" + port_ + path; }
+  /// Starts one more node of the test's region; false when it did not start.
+  bool start_node() {
+    node n;
+    n.name = region_ + "-" + std::to_string(nodes_.size() + 1);
+    std::map<std::string, std::string> env = {
+        {"PORT", "0"},
+        {"REDIS_URL", store::testing::require_env("REDIS_URL")},
+        {"DATABASE_URL", store::testing::require_env("DATABASE_URL")},
+        {"PARLEY_ADMIN_TOKEN", admin_token},
+        {"PARLEY_LOG_LEVEL", "info"},
+        {"PARLEY_NODE_REGION", region_},
+        {"PARLEY_NODE_NAME", n.name},
+        // The check API listens on loopback, which the egress policy refuses.
+        {"PARLEY_ACTIONS_EGRESS_ALLOW", "127.0.0.0/8"},
+    };
+    n.proc = std::make_unique<parley::testing::child_process>(
+        std::vector<std::string>{PARLEYD_PATH, "--config",
+                                 std::string(PARLEY_SOURCE_DIR) + "/config/local.yaml"},
+        env);
+    auto line = n.proc->wait_for_line(
+        [](const std::string& l) { return l.find("\"http_listening\"") != std::string::npos; });
+    if (!line) return false;
+    n.port = json::parse(line->substr(line->find('{')))["port"].get<std::string>();
+    nodes_.push_back(std::move(n));
+    return true;
+  }
+
+  std::string url(const std::string& path, std::size_t on = 0) const {
+    return nodes_.at(on).url(path);
+  }
 
   reply http(const std::string& method, const std::string& path, const std::string& body,
-             bool admin) {
+             bool admin, std::size_t on = 0) {
     parley::http::client_request r;
     r.method = method;
-    r.url = url(path);
+    r.url = url(path, on);
     r.timeout = 30s;
     if (admin) {
       r.headers = {{"Authorization", "Bearer " + admin_token}, {"X-Parley-Actor", "ops"}};
@@ -216,13 +240,14 @@ class Canary : public ::testing::Test {
   }
 
   /// Starts a session; its welcome's text.
-  std::string start(const std::string& external_key, std::string* session = nullptr) {
+  std::string start(const std::string& external_key, std::string* session = nullptr,
+                    std::size_t on = 0) {
     auto r = http("POST", "/v5.3.0/bots/checks/sessions",
                   json{{"externalSessionKey", external_key},
                        {"message", json::object()},
                        {"forceConfig", {{"endpoint", "https://example.com/"}}}}
                       .dump(),
-                  false);
+                  false, on);
     EXPECT_EQ(r.status, 200) << r.body;
     if (session != nullptr && r.j.is_object()) *session = r.j.value("sessionId", "");
     std::string text;
@@ -231,9 +256,9 @@ class Canary : public ::testing::Test {
     return text;
   }
 
-  double metric(const std::string& sample) {
+  double metric(const std::string& sample, std::size_t on = 0) {
     parley::http::client_request r;
-    r.url = url("/metrics");
+    r.url = url("/metrics", on);
     auto res = parley::http::fetch(r);
     if (!res.ok()) return -1;
     auto pos = res->body.find("\n" + sample + " ");
@@ -248,8 +273,8 @@ class Canary : public ::testing::Test {
 
   check_api api_;
   std::unique_ptr<store::postgres_client> pg_;
-  std::unique_ptr<parley::testing::child_process> node_;
-  std::string port_, tenant_, key_;
+  std::vector<node> nodes_;
+  std::string tenant_, region_, key_;
   int started_ = 0;
 };
 
@@ -335,7 +360,7 @@ TEST_F(Canary, ACanaryWhoseActionFailsIsRolledBackByTheNodeWithTheFiguresInTheAu
   for (const auto& e : *audit)
     if (e.action == "bot.canary.rollback") rolled = &e;
   ASSERT_NE(rolled, nullptr);
-  EXPECT_EQ(rolled->actor.rfind("node:", 0), 0u) << rolled->actor;
+  EXPECT_EQ(rolled->actor, "node:" + nodes_[0].name);
   auto details = json::parse(rolled->details_json);
   EXPECT_EQ(details["version"], 2);
   EXPECT_EQ(details["baseline_version"], 1);
@@ -354,6 +379,73 @@ TEST_F(Canary, ACanaryWhoseActionFailsIsRolledBackByTheNodeWithTheFiguresInTheAu
   EXPECT_EQ(admin("POST", "/bots/checks/canary/promote").status, 409);
   auto versions = admin("GET", "/bots/checks/versions");
   EXPECT_EQ(versions.j["active_version"], 1) << versions.body;
+}
+
+TEST_F(Canary, EveryNodeOfTheRegionFollowsTheCanaryAndExactlyOneRollsItBack) {
+  ASSERT_TRUE(start_node());
+  ASSERT_EQ(deploy(bot("v1", api_.url("/ok")), "?activate=true"), 1);
+  // Nodes sharing a Redis form a cluster: wait until node 2 starts sessions promptly
+  // (10 in a row within 250 ms each), so that a shard still moving to it after it
+  // joined is not what the timing below measures.
+  int prompt = 0;
+  auto settle = std::chrono::steady_clock::now() + 30s;
+  while (prompt < 10 && std::chrono::steady_clock::now() < settle) {
+    auto sent = std::chrono::steady_clock::now();
+    bool ok = has(start("settle-" + std::to_string(++started_), nullptr, 1), "v1:");
+    prompt = ok && std::chrono::steady_clock::now() - sent < 250ms ? prompt + 1 : 0;
+  }
+  ASSERT_EQ(prompt, 10) << "node 2 did not settle";
+
+  // The canary is deployed through node 1; node 2 hears of it on the feed.
+  ASSERT_EQ(deploy(bot("v2", api_.url("/fail")), "?canary=50&min_conversations=10"), 2);
+  auto deployed = std::chrono::steady_clock::now();
+  ASSERT_TRUE(eventually([&] {
+    return has(start("b-" + std::to_string(++started_), nullptr, 1), "v2:");
+  })) << "node 2 never started a session on the canary";
+  auto heard = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - deployed);
+  std::printf("node 2 started its first canary session %lld ms after the deploy answered\n",
+              static_cast<long long>(heard.count()));
+  EXPECT_LT(heard, 1000ms) << "the canary reaches every node of the region within a second";
+
+  // Sessions on both nodes until one of them rolls the canary back.
+  json status;
+  ASSERT_TRUE(eventually(
+      [&] {
+        ++started_;
+        start("s-" + std::to_string(started_), nullptr, started_ % 2);
+        status = admin("GET", "/bots/checks/canary").j;
+        return status.value("outcome", json()) == "rolled_back";
+      },
+      60s))
+      << status.dump();
+  auto rolled_back = std::chrono::steady_clock::now();
+  auto audit = store::run_job_sync(*pg_, store::list_audit(tenant_));
+  ASSERT_TRUE(audit.ok());
+  std::vector<std::string> actors;
+  for (const auto& e : *audit)
+    if (e.action == "bot.canary.rollback") actors.push_back(e.actor);
+  ASSERT_EQ(actors.size(), 1u) << "two nodes rolled the same canary back";
+  const std::string sample =
+      "parley_canary_rollbacks_total{bot=\"checks\",tenant=\"" + tenant_ + "\"}";
+  std::size_t winner = actors[0] == "node:" + nodes_[0].name ? 0 : 1;
+  EXPECT_EQ(actors[0], "node:" + nodes_[winner].name);
+  EXPECT_EQ(metric(sample, winner), 1);
+  EXPECT_EQ(metric(sample, 1 - winner), 0);
+  // The other node stops sending new sessions to the canary within a second.
+  std::size_t other = 1 - winner;
+  ASSERT_TRUE(eventually([&] {
+    for (int i = 0; i < 10; ++i)
+      if (!has(start("o-" + std::to_string(++started_), nullptr, other), "v1:")) return false;
+    return true;
+  }));
+  auto stopped = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - rolled_back);
+  std::printf(
+      "the other node sent 10 new sessions in a row to the active version %lld ms after "
+      "the rollback was seen\n",
+      static_cast<long long>(stopped.count()));
+  EXPECT_LT(stopped, 2000ms);
 }
 
 TEST_F(Canary, PromoteAndAbortThroughParleyctlAreAudited) {
@@ -455,7 +547,7 @@ TEST_F(Canary, BadRequestsNameTheProblem) {
   EXPECT_TRUE(has(both.output, "--activate and --canary exclude each other")) << both.output;
 }
 
-TEST_F(Canary, StatsShowEachVersionsRatesFromEveryNode) {
+TEST_F(Canary, StatsShowEachVersionsRatesFromTheRegionsCounts) {
   ASSERT_EQ(deploy(bot("v1", api_.url("/fail")), "?activate=true"), 1);
   // Four sessions on v1: the welcome's action fails in each; two end in the bot.
   for (int i = 0; i < 4; ++i) {
