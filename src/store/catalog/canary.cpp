@@ -309,7 +309,9 @@ catalog_job<std::vector<canary_rollback>> judge_canaries(std::string actor, std:
     // conditional on its canary still running.
     for (const auto& row :
          tx.exec_params(std::string(report_select) +
-                            "JOIN tenants t ON t.id = c.tenant_id WHERE c.ended_at IS NULL AND "
+                            "JOIN tenants t ON t.id = c.tenant_id JOIN bot_active a ON "
+                            "a.tenant_id = c.tenant_id AND a.bot_id = c.bot_id "
+                            "WHERE c.ended_at IS NULL AND a.version <> c.version AND "
                             "(t.home_region IS NULL OR t.home_region = $1)",
                         region)) {
       auto report = read_report(row);
