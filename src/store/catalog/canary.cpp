@@ -1,6 +1,8 @@
 #include "src/store/catalog/canary.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <tuple>
 
 #include "src/store/catalog/bot_versions.hpp"
 #include "src/store/catalog/detail.hpp"
@@ -345,6 +347,11 @@ catalog_job<std::vector<canary_rollback>> judge_canaries(std::string actor, std:
 }
 
 catalog_job<void> add_version_stats(std::vector<version_delta> deltas) {
+  // One order for every node: two flushes that touch the same rows lock them in the
+  // same order, so they cannot deadlock.
+  std::sort(deltas.begin(), deltas.end(), [](const version_delta& a, const version_delta& b) {
+    return std::tie(a.tenant, a.bot, a.version) < std::tie(b.tenant, b.bot, b.version);
+  });
   return [deltas = std::move(deltas)](pqxx::transaction_base& tx) {
     for (const auto& d : deltas) {
       const auto& c = d.counts;
