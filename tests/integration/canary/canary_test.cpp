@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -15,6 +17,7 @@
 #include "src/http/client.hpp"
 #include "src/http/http.hpp"
 #include "src/store/catalog.hpp"
+#include "src/store/migrations.hpp"
 #include "src/store/postgres.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/servers.hpp"
@@ -580,6 +583,113 @@ TEST_F(Canary, StatsShowEachVersionsRatesFromTheRegionsCounts) {
   EXPECT_TRUE(has(out.output, "CONTAINMENT")) << out.output;
   EXPECT_TRUE(has(out.output, "4 (66.7%)")) << out.output;
   EXPECT_TRUE(has(out.output, "100.0%")) << out.output;
+}
+
+/// The catalog alone (no node): a canary in the change log, and judges racing.
+TEST(CanaryCatalog, ConcurrentJudgesRollACanaryBackOnceAndTheChangeLogSaysSo) {
+  auto url = store::testing::require_env("DATABASE_URL");
+  ASSERT_FALSE(url.empty());
+  store::postgres_options o{url};
+  o.workers = 4;
+  auto pg = store::postgres_client::create(o);
+  ASSERT_TRUE(pg.ok());
+  auto& p = **pg;
+  auto tenant = store::testing::unique_name("canary_cat");
+  auto region = store::testing::unique_name("canary_cat_region");
+  auto migrated = store::apply_migrations(p);
+  ASSERT_TRUE(migrated.ok()) << migrated.err().message;
+  auto t = store::run_job_sync(p, store::create_tenant(tenant, "Catalog", "test", region));
+  ASSERT_TRUE(t.ok()) << t.err().message;
+  auto stored = [&](bool activate) {
+    store::new_version v;
+    v.tenant = tenant;
+    v.bot = "b";
+    v.source = "bot: {}";
+    v.program = "x";
+    v.program_id = "b@0";
+    v.deployed_by = "test";
+    v.activate = activate;
+    auto r = store::run_job_sync(p, store::store_version(v));
+    EXPECT_TRUE(r.ok()) << r.err().message;
+    return r.ok() ? r->version : 0;
+  };
+  ASSERT_EQ(stored(true), 1);
+  ASSERT_EQ(stored(false), 2);
+  auto before = store::run_job_sync(p, store::active_changes_since(0, 100000));
+  ASSERT_TRUE(before.ok());
+  std::int64_t seq = 0;
+  for (const auto& c : *before) seq = std::max(seq, c.change_seq);
+  store::canary_settings s;
+  s.percent = 25;
+  s.min_conversations = 5;
+  auto started = store::run_job_sync(p, store::start_canary(tenant, "b", 2, s, "ops"));
+  ASSERT_TRUE(started.ok()) << started.err().message;
+  // The change log reports the canary with the bot's active version.
+  auto changes = store::run_job_sync(p, store::active_changes_since(seq));
+  ASSERT_TRUE(changes.ok());
+  const store::active_change* mine = nullptr;
+  for (const auto& c : *changes)
+    if (c.tenant == tenant) mine = &c;
+  ASSERT_NE(mine, nullptr);
+  EXPECT_EQ(mine->version, 1);
+  EXPECT_EQ(mine->canary_version, 2);
+  EXPECT_EQ(mine->canary_percent, 25);
+  seq = mine->change_seq;
+
+  // Four canary sessions: not judged yet, whatever they did.
+  store::version_counts bad{8, 4, 0, 0, 0, 8, 0};
+  ASSERT_TRUE(store::run_job_sync(p, store::add_version_stats({{tenant, "b", 2, bad}})).ok());
+  ASSERT_TRUE(
+      store::run_job_sync(p, store::add_version_stats({{tenant, "b", 1, {40, 20, 0, 0, 0, 0, 0}}}))
+          .ok());
+  auto early = store::run_job_sync(p, store::judge_canaries("node:x", region));
+  ASSERT_TRUE(early.ok());
+  EXPECT_TRUE(early->empty());
+  auto status = store::run_job_sync(p, store::canary_status(tenant, "b"));
+  ASSERT_TRUE(status.ok());
+  EXPECT_FALSE(status->judged);
+  EXPECT_EQ(status->canary_counts.sessions, 4);
+  // Another region's nodes do not judge this tenant's canary.
+  ASSERT_TRUE(store::run_job_sync(p, store::add_version_stats({{tenant, "b", 2, bad}})).ok());
+  auto elsewhere = store::run_job_sync(p, store::judge_canaries("node:y", region + "_other"));
+  ASSERT_TRUE(elsewhere.ok());
+  EXPECT_TRUE(elsewhere->empty());
+
+  // Eight canary sessions, all failing their actions: eight judges at once, one rollback.
+  std::atomic<int> rollbacks{0}, answered{0};
+  for (int i = 0; i < 8; ++i)
+    store::run_job(p, store::judge_canaries("node:" + std::to_string(i), region),
+                   [&](parley::result<std::vector<store::canary_rollback>> r) {
+                     EXPECT_TRUE(r.ok()) << r.err().message;
+                     if (r.ok())
+                       for (const auto& rb : *r) rollbacks += rb.report.canary.tenant == tenant;
+                     ++answered;
+                   });
+  ASSERT_TRUE(eventually([&] { return answered.load() == 8; }));
+  EXPECT_EQ(rollbacks.load(), 1);
+  auto audit = store::run_job_sync(p, store::list_audit(tenant));
+  ASSERT_TRUE(audit.ok());
+  int audited = 0;
+  for (const auto& e : *audit) audited += e.action == "bot.canary.rollback";
+  EXPECT_EQ(audited, 1);
+  auto after = store::run_job_sync(p, store::active_changes_since(seq));
+  ASSERT_TRUE(after.ok());
+  mine = nullptr;
+  for (const auto& c : *after)
+    if (c.tenant == tenant) mine = &c;
+  ASSERT_NE(mine, nullptr) << "the rollback is in the change log";
+  EXPECT_EQ(mine->version, 1);
+  EXPECT_EQ(mine->canary_version, 0);
+  auto ended = store::run_job_sync(p, store::canary_status(tenant, "b"));
+  ASSERT_TRUE(ended.ok());
+  EXPECT_EQ(ended->canary.outcome, "rolled_back");
+  auto reason = json::parse(ended->canary.reason_json);
+  EXPECT_EQ(reason["conversations"], 8);
+  EXPECT_EQ(reason["breaches"][0]["rate"], "action_failure_rate");
+  EXPECT_DOUBLE_EQ(reason["breaches"][0]["increase_points"].get<double>(), 100.0);
+  auto abort = store::run_job_sync(p, store::abort_canary(tenant, "b", "ops"));
+  ASSERT_FALSE(abort.ok());
+  EXPECT_EQ(abort.err().code, "no_canary");
 }
 
 }  // namespace
