@@ -583,6 +583,14 @@ TEST_F(Canary, StatsShowEachVersionsRatesFromTheRegionsCounts) {
   EXPECT_TRUE(has(out.output, "CONTAINMENT")) << out.output;
   EXPECT_TRUE(has(out.output, "4 (66.7%)")) << out.output;
   EXPECT_TRUE(has(out.output, "100.0%")) << out.output;
+  auto as_json = ctl("stats " + tenant_ + " checks --json");
+  ASSERT_EQ(as_json.exit_code, 0) << as_json.output;
+  auto j = json::parse(as_json.output, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << as_json.output;
+  EXPECT_EQ(j["versions"][0]["conversations"], 4) << as_json.output;
+  auto unknown = ctl("stats " + tenant_ + " nobot");
+  EXPECT_EQ(unknown.exit_code, 1) << unknown.output;
+  EXPECT_TRUE(has(unknown.output, "has no bot 'nobot'")) << unknown.output;
 }
 
 /// The catalog alone (no node): a canary in the change log, and judges racing.
