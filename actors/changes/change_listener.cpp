@@ -25,6 +25,7 @@ struct change_listener::counters {
         activated(received.Add({{"kind", "bot_activated"}})),
         secrets(received.Add({{"kind", "secrets_changed"}})),
         limits(received.Add({{"kind", "limits_changed"}})),
+        canary(received.Add({{"kind", "canary_changed"}})),
         subscribed(received.Add({{"kind", "subscribed"}})),
         unknown(received.Add({{"kind", "unknown"}})),
         up(prometheus::BuildGauge()
@@ -37,6 +38,7 @@ struct change_listener::counters {
   prometheus::Counter& activated;
   prometheus::Counter& secrets;
   prometheus::Counter& limits;
+  prometheus::Counter& canary;
   prometheus::Counter& subscribed;
   prometheus::Counter& unknown;
   prometheus::Gauge& up;
@@ -88,6 +90,11 @@ void change_listener::apply(const std::string& payload) {
     case admin::change::kind::bot_activated:
       registry_.poll_now();
       counters_->activated.Increment();
+      return;
+    case admin::change::kind::canary_changed:
+      // A canary's split changed: the change log has it (canary.hpp).
+      registry_.poll_now();
+      counters_->canary.Increment();
       return;
     case admin::change::kind::secrets_changed:
       if (secrets_) secrets_->invalidate_tenant(c->tenant);

@@ -647,7 +647,8 @@ void with_program(self_ptr self) {
     s.deps->registry->version(std::string(s.tenant()), s.t->snap->bot(), s.t->snap->bot_version(),
                               cb);
   else
-    s.deps->registry->active(std::string(s.tenant()), s.t->job->in.bot, cb);
+    // A new session: the bot's canary takes its share of them (by the session id).
+    s.deps->registry->for_new_session(std::string(s.tenant()), s.t->job->in.bot, s.session(), cb);
 }
 
 /// A start again for the session its external key maps to (a client's retry, see the

@@ -23,6 +23,16 @@ std::string version_key(const std::string& tenant, const std::string& bot, uint3
 
 }  // namespace
 
+bool takes_canary(std::string_view session_id, int percent) {
+  if (percent <= 0) return false;
+  std::uint64_t h = 14695981039346656037ull;
+  for (unsigned char c : session_id) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return static_cast<int>(h % 100) < percent;
+}
+
 bot_registry::bot_registry(program_source source, std::chrono::milliseconds poll_interval)
     : source_(std::move(source)), poll_interval_(poll_interval) {}
 
@@ -54,12 +64,37 @@ void bot_registry::active(const std::string& tenant, const std::string& bot, cal
   {
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = active_.find(bot_key(tenant, bot));
-    if (it != active_.end()) v = it->second;
+    if (it != active_.end()) v = it->second.active;
   }
   if (v != 0) return version(tenant, bot, v, std::move(done));
   // Not in the change log yet (an activation newer than the last poll, or before the
   // first poll): ask Postgres, the truth, directly.
   load_version(tenant, bot, 0, std::move(done));
+}
+
+void bot_registry::for_new_session(const std::string& tenant, const std::string& bot,
+                                   std::string_view session_id, callback done) {
+  uint32_t canary = 0;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = active_.find(bot_key(tenant, bot));
+    if (it != active_.end() && it->second.canary != 0 &&
+        takes_canary(session_id, it->second.percent))
+      canary = it->second.canary;
+  }
+  if (canary != 0) return version(tenant, bot, canary, std::move(done));
+  active(tenant, bot, std::move(done));
+}
+
+std::vector<bot_registry::canary_split> bot_registry::canaries() const {
+  std::vector<canary_split> out;
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const auto& [key, p] : active_) {
+    if (p.canary == 0) continue;
+    auto sep = key.find('\0');
+    out.push_back({key.substr(0, sep), key.substr(sep + 1), p.canary, p.percent});
+  }
+  return out;
 }
 
 void bot_registry::version(const std::string& tenant, const std::string& bot, uint32_t v,
@@ -120,11 +155,19 @@ void bot_registry::poll_loop() {
         for (const auto& c : *r) {
           auto& slot = active_[bot_key(c.tenant, c.bot)];
           const auto version = static_cast<uint32_t>(c.version);
-          if (slot != version && log_loaded_.load())
+          if (slot.active != version && log_loaded_.load())
             log::info(
                 "bot_version_activated",
                 {{"tenant", c.tenant}, {"bot", c.bot}, {"version", std::to_string(c.version)}});
-          slot = version;
+          const auto canary = static_cast<uint32_t>(c.canary_version);
+          if ((slot.canary != canary || slot.percent != c.canary_percent) && log_loaded_.load())
+            log::info("bot_canary_changed", {{"tenant", c.tenant},
+                                             {"bot", c.bot},
+                                             {"canary_version", std::to_string(canary)},
+                                             {"percent", std::to_string(c.canary_percent)}});
+          slot.active = version;
+          slot.canary = canary;
+          slot.percent = c.canary_percent;
           if (c.change_seq > applied_seq_.load()) applied_seq_ = c.change_seq;
         }
         log_loaded_ = true;

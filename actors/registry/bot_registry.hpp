@@ -22,6 +22,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -30,6 +31,11 @@
 #include "src/store/catalog/bot_versions.hpp"
 
 namespace parley::actors {
+
+/// Whether a new session with this id starts on a canary that takes `percent` % of new
+/// sessions: FNV-1a of the id, mod 100, below `percent`. The same on every node and
+/// after restarts, so a retried start lands on the same version.
+bool takes_canary(std::string_view session_id, int percent);
 
 struct loaded_program {
   uint32_t version = 0;
@@ -61,6 +67,22 @@ class bot_registry {
   /// The active version of a bot. Fails with `not_found` when the bot has none.
   void active(const std::string& tenant, const std::string& bot, callback done);
 
+  /// The version a new session starts on: the bot's running canary when
+  /// takes_canary(session_id, its percent), else the active version. Before the first
+  /// poll of the change log, and for a bot not in it yet, the active version.
+  void for_new_session(const std::string& tenant, const std::string& bot,
+                       std::string_view session_id, callback done);
+
+  /// A running canary as this node follows it.
+  struct canary_split {
+    std::string tenant;
+    std::string bot;
+    uint32_t version = 0;
+    int percent = 0;
+  };
+  /// Every bot's running canary, from the change log (for the canary monitor's gauges).
+  std::vector<canary_split> canaries() const;
+
   /// A given version (a conversation stays on the version it started with).
   void version(const std::string& tenant, const std::string& bot, uint32_t version, callback done);
 
@@ -85,7 +107,12 @@ class bot_registry {
   std::chrono::milliseconds poll_interval_;
   mutable std::mutex mutex_;
   std::map<std::string, std::shared_ptr<const bot::program>> programs_;  // tenant\0bot\0version
-  std::map<std::string, uint32_t> active_;  // tenant\0bot, from the log
+  struct pointers {
+    uint32_t active = 0;
+    uint32_t canary = 0;  // 0: none
+    int percent = 0;
+  };
+  std::map<std::string, pointers> active_;  // tenant\0bot, from the log
   std::atomic<bool> log_loaded_{false};
   std::atomic<int64_t> applied_seq_{0};
   std::atomic<bool> stop_{false};

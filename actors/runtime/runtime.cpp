@@ -31,6 +31,7 @@
 #include "actors/runtime/internal.hpp"
 #include "actors/snapshot/redis_snapshot_store.hpp"
 #include "src/log/log.hpp"
+#include "src/store/catalog/canary.hpp"
 #include "src/store/catalog/quarantine.hpp"
 
 namespace parley::actors {
@@ -374,6 +375,10 @@ std::size_t runtime::live_count() const {
     n += sp->convs.size();
   }
   return n;
+}
+
+std::vector<store::version_delta> runtime::bot_version_totals() const {
+  return impl_->probe->version_totals();
 }
 
 std::size_t runtime::passivate_where(

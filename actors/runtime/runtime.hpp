@@ -33,6 +33,7 @@ class Registry;
 namespace parley::store {
 class redis_client;
 struct quarantined_message;
+struct version_delta;
 }  // namespace parley::store
 namespace parley::actors {
 class snapshot_store;
@@ -209,6 +210,10 @@ class runtime final : public turn_sink {
 
   /// Live conversation actors on this node, all tenants.
   std::size_t live_count() const;
+
+  /// What this node's conversations did per bot version since the node started (its
+  /// parley_bot_*_total counters), for the canary monitor. Any thread.
+  std::vector<store::version_delta> bot_version_totals() const;
 
   /// Passivates the live conversations for which `pred(tenant, session)` holds and
   /// that have no message unanswered (the cluster: the conversations of a shard this

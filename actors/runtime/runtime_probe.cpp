@@ -1,6 +1,7 @@
 #include "actors/runtime/runtime_probe.hpp"
 
 #include "src/metrics/metrics.hpp"
+#include "src/store/catalog/canary.hpp"
 
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
@@ -159,6 +160,26 @@ void runtime_probe::bot_turn(const std::string& tenant, const turn_outcome& out,
   if (r.state().status() == bot::v1::ENDED) v.ended->Increment();
   if (r.action_failed()) v.action_failures->Increment();
   if (r.error_dialog()) v.error_dialogs->Increment();
+}
+
+std::vector<store::version_delta> runtime_probe::version_totals() {
+  std::vector<store::version_delta> out;
+  std::lock_guard<std::mutex> lock(versions_mutex_);
+  out.reserve(versions_.size());
+  for (const auto& [key, v] : versions_) {
+    // key: tenant \0 bot \0 version (samples_of)
+    auto a = key.find('\0');
+    auto b = key.find('\0', a + 1);
+    store::version_delta d;
+    d.tenant = key.substr(0, a);
+    d.bot = key.substr(a + 1, b - a - 1);
+    d.version = std::stoi(key.substr(b + 1));
+    auto n = [](const prometheus::Counter* c) { return static_cast<std::int64_t>(c->Value()); };
+    d.counts = {n(v->turns), n(v->sessions),        n(v->fallbacks),    n(v->transfers),
+                n(v->ended), n(v->action_failures), n(v->error_dialogs)};
+    out.push_back(std::move(d));
+  }
+  return out;
 }
 
 void runtime_probe::conversation_live() { live_.Increment(); }

@@ -8,6 +8,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "actors/runtime/runtime.hpp"
 
@@ -33,6 +34,8 @@ class runtime_probe {
   /// What a turn of bot version `version` did (fallback, transfer, end, errors), for
   /// the per-version rates; a new turn (`ok`) with its result only.
   void bot_turn(const std::string& tenant, const turn_outcome& out, bool started);
+  /// The per-version counters so far, one entry per version seen (any thread).
+  std::vector<store::version_delta> version_totals();
   /// A conversation actor became live on this node / stopped being live.
   void conversation_live();
   void conversation_gone();

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "src/admin/canary_routes.hpp"
 #include "src/admin/deploy.hpp"
 #include "src/channels/text/attachments.hpp"
 #include "src/common/strings.hpp"
@@ -333,6 +334,8 @@ void revoke_api_key(const state_ptr& s, const http::request& req, const std::str
 
 void deploy(const state_ptr& s, const http::request& req, const std::string& tenant,
             const std::string& bot, http::responder respond) {
+  if (wants_canary(req))
+    return deploy_canary({s->pg(), s->opts.changed}, req, tenant, bot, actor_of(req), respond);
   bool activate = false;
   if (auto a = query_param(req.query, "activate")) {
     if (*a == "true" || *a == "1" || a->empty()) {
@@ -766,6 +769,13 @@ void dispatch_tenant(const state_ptr& s, http::request&& req, http::responder re
     }
     if (n == 4 && seg[3] == "revoke")
       return post ? revoke_api_key(s, req, tenant, seg[2], respond) : respond(wrong_method(req));
+    return respond(not_found(req));
+  }
+  if (seg[1] == "bots" && n >= 4 && (seg[3] == "canary" || seg[3] == "stats")) {
+    if (!check_id("bot id", seg[2], "bot", respond)) return;
+    std::vector<std::string> rest(seg.begin() + 3, seg.end());
+    if (canary_route({s->pg(), s->opts.changed}, req, tenant, seg[2], rest, actor_of(req), respond))
+      return;
     return respond(not_found(req));
   }
   if (seg[1] == "bots" && n == 4) {

@@ -21,6 +21,9 @@
 /// a Postgres worker thread (after the tenant check) and `kill_conversation`
 /// on an HTTP thread: both must not block, and may call `done` from any thread.
 ///
+/// Canaries and per-version statistics: src/admin/canary_routes.hpp (a deploy with
+/// ?canary=P, .../bots/{bot}/canary[/promote|/abort], .../bots/{bot}/stats).
+///
 /// Changes: a revoked key or a new active version reaches every node of the region
 /// within a second (the `changed` hook, src/admin/changes.hpp, docs/changes.md).
 ///

@@ -26,6 +26,8 @@ const char* kind_name(change::kind k) {
       return "secrets_changed";
     case change::kind::limits_changed:
       return "limits_changed";
+    case change::kind::canary_changed:
+      return "canary_changed";
   }
   return "unknown";
 }
@@ -73,8 +75,8 @@ std::optional<change> decode_change(std::string_view payload) {
     c.what = change::kind::limits_changed;
     return c;
   }
-  if (kind == "bot_activated") {
-    c.what = change::kind::bot_activated;
+  if (kind == "bot_activated" || kind == "canary_changed") {
+    c.what = kind == "bot_activated" ? change::kind::bot_activated : change::kind::canary_changed;
     c.bot = text(j, "bot");
     if (auto it = j.find("version"); it != j.end() && it->is_number_integer())
       c.version = it->get<int>();

@@ -16,6 +16,8 @@
 ///   {"kind":"bot_activated","tenant":"acme","bot":"support","version":3}
 ///   {"kind":"secrets_changed","tenant":"acme","name":"ORDERS_API_TOKEN"}  (never a value)
 ///   {"kind":"limits_changed","tenant":"acme"}
+///   {"kind":"canary_changed","tenant":"acme","bot":"support","version":4}  (started,
+///   promoted, aborted or rolled back: src/store/catalog/canary.hpp)
 
 #include <cstdint>
 #include <functional>
@@ -31,16 +33,23 @@ namespace parley::admin {
 
 /// One change other nodes must learn about at once.
 struct change {
-  enum class kind { api_key_revoked, bot_activated, secrets_changed, limits_changed };
+  enum class kind {
+    api_key_revoked,
+    bot_activated,
+    secrets_changed,
+    limits_changed,
+    canary_changed
+  };
   kind what = kind::api_key_revoked;
   std::string tenant;
-  std::string bot;          ///< bot_activated
+  std::string bot;          ///< bot_activated, canary_changed
   std::int64_t key_id = 0;  ///< api_key_revoked
-  int version = 0;          ///< bot_activated: the version now active
+  int version = 0;          ///< bot_activated: the version now active; canary_changed: the canary's
   std::string name = {};    ///< secrets_changed: the secret set or deleted (may be empty)
 };
 
-/// "api_key_revoked", "bot_activated", "secrets_changed" or "limits_changed" (the `kind`
+/// "api_key_revoked", "bot_activated", "secrets_changed", "limits_changed" or
+/// "canary_changed" (the `kind`
 /// label of the listener's metric).
 const char* kind_name(change::kind k);
 

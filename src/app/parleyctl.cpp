@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   parley::ctl::add_bot_commands(app, exit_code);
   parley::ctl::add_admin_commands(app, exit_code);
+  parley::ctl::add_canary_commands(app, exit_code);
   CLI11_PARSE(app, argc, argv);
   return exit_code;
 }

@@ -19,6 +19,20 @@ void add_bot_commands(CLI::App& app, int& exit_code);
 /// activate, rollback, conversations, transcript, cluster (parleyctl_admin.cpp).
 void add_admin_commands(CLI::App& app, int& exit_code);
 
+/// A bot's canary (status, promote, abort) and its versions' figures (stats)
+/// (parleyctl_canary.cpp).
+void add_canary_commands(CLI::App& app, int& exit_code);
+
+/// `deploy --canary P` and its margins as the deploy's query ("" without --canary).
+struct canary_deploy_options {
+  int percent = 0;                      ///< 0: no canary
+  double max_error_rate_increase = -1;  ///< < 0: the server's default
+  double max_fallback_rate_increase = -1;
+  double max_action_failure_rate_increase = -1;
+  int min_conversations = 0;  ///< 0: the server's default
+};
+std::string canary_deploy_query(const canary_deploy_options& o);
+
 /// The whole file at `path` (bytes as they are), or nullopt when it cannot be read.
 std::optional<std::string> read_file(const std::string& path);
 

@@ -262,7 +262,11 @@ int cmd_secret_rotate(const admin_target& t) {
 }
 
 int cmd_deploy(const admin_target& t, const std::string& tenant, const std::string& bot,
-               const std::string& file, bool activate) {
+               const std::string& file, bool activate, const canary_deploy_options& canary) {
+  if (activate && canary.percent != 0) {
+    std::cerr << "parleyctl: --activate and --canary exclude each other\n";
+    return 2;
+  }
   auto text = read_file(file);
   if (!text) {
     std::cerr << "parleyctl: cannot read " << file << "\n";
@@ -271,6 +275,7 @@ int cmd_deploy(const admin_target& t, const std::string& tenant, const std::stri
   int code = 0;
   std::string path = "/admin/v1/tenants/" + seg(tenant) + "/bots/" + seg(bot) + "/versions";
   if (activate) path += "?activate=true";
+  path += canary_deploy_query(canary);
   auto a = call(t, "POST", path, *text, code, "application/yaml");
   if (!a) return code;
   if (a->status == 422) {
@@ -281,7 +286,12 @@ int cmd_deploy(const admin_target& t, const std::string& tenant, const std::stri
   print_diagnostics(file, a->body["warnings"], std::cerr);
   std::cout << "deployed " << tenant << "/" << bot << " version " << str(a->body, "version")
             << " (program " << str(a->body, "program_id") << ")"
-            << (a->body.value("activated", false) ? ", now active" : "") << "\n";
+            << (a->body.value("activated", false) ? ", now active" : "")
+            << (a->body.contains("canary")
+                    ? ", canary for " + str(a->body["canary"]["settings"], "percent") +
+                          "% of new conversations"
+                    : std::string())
+            << "\n";
   return 0;
 }
 
@@ -511,9 +521,32 @@ void add_admin_commands(CLI::App& app, int& exit_code) {
   deploy->add_option("BOT", bot, "bot id")->required();
   deploy->add_option("FILE", file, "bot definition (YAML or JSON)")->required();
   deploy->add_flag("--activate", activate_flag, "make the new version active at once");
+  static canary_deploy_options canary;
+  deploy
+      ->add_option("--canary", canary.percent,
+                   "make it the bot's canary for this % of new conversations (1-50) instead")
+      ->check(CLI::Range(1, 50));
+  deploy
+      ->add_option("--max-error-rate-increase", canary.max_error_rate_increase,
+                   "canary: roll back past this many points more error dialogs per turn "
+                   "(default 5)")
+      ->check(CLI::Range(0.0, 100.0));
+  deploy
+      ->add_option("--max-fallback-rate-increase", canary.max_fallback_rate_increase,
+                   "canary: roll back past this many points more fallbacks per turn (default 5)")
+      ->check(CLI::Range(0.0, 100.0));
+  deploy
+      ->add_option("--max-action-failure-rate-increase", canary.max_action_failure_rate_increase,
+                   "canary: roll back past this many points more failed actions per turn "
+                   "(default 5)")
+      ->check(CLI::Range(0.0, 100.0));
+  deploy
+      ->add_option("--min-conversations", canary.min_conversations,
+                   "canary: judge it after this many of its conversations (default 50)")
+      ->check(CLI::Range(1, 1000000));
   add_target_options(deploy, target);
   deploy->callback(
-      [&exit_code] { exit_code = cmd_deploy(target, tenant, bot, file, activate_flag); });
+      [&exit_code] { exit_code = cmd_deploy(target, tenant, bot, file, activate_flag, canary); });
 
   auto* versions =
       app.add_subcommand("versions", "List a bot's versions; '*' marks the active one");

@@ -23,6 +23,7 @@
 #include <caf/io/middleman.hpp>
 
 #include "actors/action/action_runner.hpp"
+#include "actors/canary/canary_monitor.hpp"
 #include "actors/changes/change_listener.hpp"
 #include "actors/delivery/channel_delivery.hpp"
 #include "actors/delivery/sms_opt_outs.hpp"
@@ -69,6 +70,19 @@
 namespace {
 
 using namespace parley;
+
+/// Tells the region that this node rolled a canary back (the canary monitor's hook).
+void announce_canary_rollback(const std::function<void(const admin::change&)>& publish,
+                              const store::canary_rollback& rb) {
+  admin::change c;
+  c.what = admin::change::kind::canary_changed;
+  c.tenant = rb.report.canary.tenant;
+  c.bot = rb.report.canary.bot;
+  c.version = rb.report.canary.version;
+  publish(c);
+}
+
+bool flag_set(const std::atomic<bool>* flag) { return flag->load(); }
 
 /// Applies migrations until it succeeds (Postgres may come up after us); true then,
 /// false when `stop` ended it first. Runs on its own thread.
@@ -288,9 +302,14 @@ int run(const settings::settings& cfg) {
   actors::bot_registry registry(std::move(source));
   // The registry follows the change log once the schema that holds it exists.
   std::thread migrator;
+  // The canary monitor (below) flushes and judges once the schema is there.
+  std::atomic<bool> schema_ready{!cfg.postgres.migrate};
   if (cfg.postgres.migrate)
     migrator = std::thread([&] {
-      if (migrate_until_done(**pg, stopping)) registry.start();
+      if (migrate_until_done(**pg, stopping)) {
+        schema_ready = true;
+        registry.start();
+      }
     });
   else
     registry.start();
@@ -354,6 +373,17 @@ int run(const settings::settings& cfg) {
   actors::change_listener changes(*r, cfg.node.region, auth, registry, *registry_ptr, secret_values,
                                   tenant_limits);
   auto publish_change = admin::change_publisher(*r, cfg.node.region);
+  // Canaries (docs/operations.md): this node's per-version counts go to Postgres, and
+  // a canary past its margins is rolled back and announced on the feed.
+  actors::canary_monitor_options canary_opts;
+  canary_opts.actor = "node:" + cfg.node.name;
+  canary_opts.region = cfg.node.region;
+  actors::canary_monitor canaries(
+      *p, registry, std::bind(&actors::runtime::bot_version_totals, &rt),
+      std::bind(&flag_set, &schema_ready),
+      std::bind(&announce_canary_rollback, publish_change, std::placeholders::_1), *registry_ptr,
+      canary_opts);
+  canaries.start();
 
   cluster::cluster_options copts;
   copts.node = cfg.node.name;
@@ -685,6 +715,7 @@ int run(const settings::settings& cfg) {
   node.stop();
   cluster_ptr = nullptr;
   rt.stop();
+  canaries.stop();  // after the last turns: they are flushed too
   caf::anon_send_exit(readiness, caf::exit_reason::user_shutdown);
   sys.await_all_actors_done();
   registry.stop();

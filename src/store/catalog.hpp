@@ -18,13 +18,15 @@
 /// `postgres_error`, ...) plus these, each with a message naming the thing at
 /// fault: `invalid_argument` (a malformed id, an empty name, a bad row),
 /// `tenant_exists`, `tenant_not_found`, `bot_not_found`, `version_not_found`,
-/// `api_key_not_found`, `no_active_version`, `no_previous_version`.
+/// `api_key_not_found`, `no_active_version`, `no_previous_version`, and for canaries
+/// (catalog/canary.hpp) `canary_running`, `no_canary`.
 ///
 /// Times are Unix milliseconds (UTC).
 
 #include "src/store/catalog/api_keys.hpp"
 #include "src/store/catalog/audit.hpp"
 #include "src/store/catalog/bot_versions.hpp"
+#include "src/store/catalog/canary.hpp"
 #include "src/store/catalog/conversations.hpp"
 #include "src/store/catalog/dead_letters.hpp"
 #include "src/store/catalog/job.hpp"

@@ -254,11 +254,15 @@ catalog_job<std::vector<active_change>> active_changes_since(std::int64_t since,
   return [since, limit](pqxx::transaction_base& tx) {
     std::vector<active_change> out;
     for (const auto& row :
-         tx.exec_params("SELECT tenant_id, bot_id, version, change_seq FROM bot_active "
-                        "WHERE change_seq > $1 ORDER BY change_seq LIMIT $2",
+         tx.exec_params("SELECT a.tenant_id, a.bot_id, a.version, a.change_seq, "
+                        "coalesce(c.version, 0), coalesce(c.percent, 0) FROM bot_active a "
+                        "LEFT JOIN bot_canaries c ON c.tenant_id = a.tenant_id AND "
+                        "c.bot_id = a.bot_id AND c.ended_at IS NULL AND c.version <> a.version "
+                        "WHERE a.change_seq > $1 ORDER BY a.change_seq LIMIT $2",
                         since, static_cast<std::int64_t>(limit)))
       out.push_back(active_change{row[0].as<std::string>(), row[1].as<std::string>(),
-                                  row[2].as<int>(), row[3].as<std::int64_t>()});
+                                  row[2].as<int>(), row[3].as<std::int64_t>(), row[4].as<int>(),
+                                  row[5].as<int>()});
     return out;
   };
 }

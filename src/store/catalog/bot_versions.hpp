@@ -106,9 +106,12 @@ struct active_change {
   std::string bot;
   int version = 0;
   std::int64_t change_seq = 0;
+  int canary_version = 0;  ///< the running canary (canary.hpp); 0: none
+  int canary_percent = 0;  ///< its share of new conversations, 1..50
 };
 
-/// The current pointer of every bot whose pointer changed after `change_seq`,
+/// The current pointer (and running canary) of every bot whose pointer or canary
+/// changed after `change_seq`,
 /// ascending by change_seq (0: every active bot, for a node starting up).
 /// Poll with the largest change_seq seen: values become visible in
 /// increasing order, so none is skipped. At most `limit` rows.
