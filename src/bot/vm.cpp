@@ -43,13 +43,14 @@ const v1::Step* waiting_step(const program::impl& p, const v1::State& st) {
 }
 
 /// Sets the timers for where a turn leaves the conversation: those of the question or
-/// menu it waits at, from `now` (unix seconds); none elsewhere.
+/// menu it waits at, from the end of `now`'s second (unix seconds: a timer fires up to a
+/// second late, never early); none elsewhere.
 void arm_timers(const program::impl& p, v1::State& st, std::int64_t now) {
   st.set_nudge_at_ms(0);
   st.set_close_at_ms(0);
   const auto* s = waiting_step(p, st);
   if (s == nullptr || !s->has_timers()) return;
-  const std::int64_t base = now * 1000;
+  const std::int64_t base = (now + 1) * 1000;
   if (s->timers().nudge_after_ms() > 0) st.set_nudge_at_ms(base + s->timers().nudge_after_ms());
   if (s->timers().close_after_ms() > 0) st.set_close_at_ms(base + s->timers().close_after_ms());
 }

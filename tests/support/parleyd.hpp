@@ -67,7 +67,8 @@ inline parleyd_process start_parleyd(const std::map<std::string, std::string>& e
 /// bot `bot`. "" when done, else what failed.
 inline std::string provision_tenant(store::postgres_client& pg, const std::string& tenant,
                                     const std::vector<std::pair<std::string, std::string>>& secrets,
-                                    const std::string& bot, const std::string& source) {
+                                    const std::string& bot, const std::string& source,
+                                    const bot::compile_options& compile = {}) {
   std::string why;
   if (!store::testing::eventually(
           [&] {
@@ -89,6 +90,7 @@ inline std::string provision_tenant(store::postgres_client& pg, const std::strin
   d.source = source;
   d.deployed_by = "test";
   d.activate = true;
+  d.compile = compile;
   auto r = store::run_job_sync(pg, admin::deploy_version(d));
   if (!r) return "deploy: " + r.err().message;
   if (!r->deployed) return "deploy: the bot has diagnostics";

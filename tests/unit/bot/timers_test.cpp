@@ -14,8 +14,8 @@ namespace v1 = parley::bot::v1;
 
 namespace {
 
-constexpr std::int64_t now = 1795651200;  // 2026-11-26T00:00:00Z
-constexpr std::int64_t now_ms = now * 1000;
+constexpr std::int64_t now = 1795651200;           // 2026-11-26T00:00:00Z
+constexpr std::int64_t now_ms = (now + 1) * 1000;  // the end of `now`'s second
 
 using bot::testing::build;
 
@@ -255,15 +255,15 @@ TEST(timers_vm, an_answer_before_the_deadline_cancels_and_the_next_step_rearms) 
   auto answered = bot::resume(*p, s, bot::text_input("1234", now + 50));
   EXPECT_EQ(texts(answered), std::vector<std::string>{"Which colour?"});
   // The menu's own timers, from the answer's time.
-  EXPECT_EQ(answered.state().nudge_at_ms(), (now + 50) * 1000 + 30000);
-  EXPECT_EQ(answered.state().close_at_ms(), (now + 50) * 1000 + 60000);
+  EXPECT_EQ(answered.state().nudge_at_ms(), (now + 51) * 1000 + 30000);
+  EXPECT_EQ(answered.state().close_at_ms(), (now + 51) * 1000 + 60000);
   auto stale = bot::resume(*p, answered.state(), bot::timer_input(s.nudge_at_ms(), now + 120));
   EXPECT_EQ(stale.timer(), "");
   EXPECT_TRUE(stale.messages().empty());
   // A wrong answer re-prompts and starts the wait again.
   auto s2 = bot::start(*p, {}, now).state();
   auto wrong = bot::resume(*p, s2, bot::text_input("no idea", now + 90));
-  EXPECT_EQ(wrong.state().nudge_at_ms(), (now + 90) * 1000 + 120000);
+  EXPECT_EQ(wrong.state().nudge_at_ms(), (now + 91) * 1000 + 120000);
   // A step with its timers off clears them.
   auto picked = bot::resume(*p, answered.state(), bot::payload_input("red", now + 70));
   EXPECT_EQ(texts(picked), std::vector<std::string>{"Anything else?"});
@@ -281,7 +281,7 @@ TEST(timers_vm, the_close_runs_the_named_dialog) {
                                                      "Want to pick a colour now?"}));
   EXPECT_EQ(closed.state().status(), v1::AWAITING_INPUT);
   // The dialog's own question takes the bot's defaults, from the close's time.
-  EXPECT_EQ(closed.state().nudge_at_ms(), (now + 61) * 1000 + 120000);
+  EXPECT_EQ(closed.state().nudge_at_ms(), (now + 62) * 1000 + 120000);
 }
 
 TEST(timers_vm, timers_do_not_fire_on_an_ended_conversation) {
