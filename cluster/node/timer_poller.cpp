@@ -194,11 +194,14 @@ void timer_poller::impl::submit(uint32_t shard, const std::string& member, const
         if (out.result && out.result->timer() == "nudge" && i->nudged) i->nudged->Increment();
         if (out.result && out.result->timer() == "close" && i->closed) i->closed->Increment();
         return;
-      case st::replayed:
+      case st::replayed: {
         if (i->stale) i->stale->Increment();
-        i->fixes.push_back(
-            {shard, member, score, out.result ? bot::next_timer_ms(out.result->state()) : 0});
+        int64_t next = out.result ? bot::next_timer_ms(out.result->state()) : 0;
+        // A deadline not past the one that did nothing would do nothing again: gone.
+        if (next <= std::stoll(score)) next = 0;
+        i->fixes.push_back({shard, member, score, next});
         break;
+      }
       case st::session_not_found:
       case st::session_ended:
       case st::awaiting_transfer:

@@ -174,7 +174,7 @@ v1::Input failure_input(std::string_view error, std::int64_t now_unix = 0);
 /// all, so the caller commits nothing. Timers fire only while the state awaits input.
 v1::Input timer_input(std::int64_t due_ms, std::int64_t now_unix);
 /// The state's next timer deadline (unix ms; the earlier of nudge_at_ms and
-/// close_at_ms that is set), 0 when it has none.
+/// close_at_ms that is set), 0 when it has none or does not await input.
 std::int64_t next_timer_ms(const v1::State& state);
 
 /// Fills in the secrets the bot file wrote in the action's url and headers:

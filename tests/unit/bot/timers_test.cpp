@@ -293,6 +293,8 @@ TEST(timers_vm, timers_do_not_fire_on_an_ended_conversation) {
   auto r = bot::resume(*p, s, bot::timer_input(armed.nudge_at_ms(), now + 120));
   EXPECT_EQ(r.timer(), "");
   EXPECT_TRUE(r.messages().empty());
+  // Its deadlines are no longer due anywhere (the shard's timer set drops them).
+  EXPECT_EQ(bot::next_timer_ms(s), 0);
 }
 
 }  // namespace
