@@ -12,6 +12,7 @@
 #include <condition_variable>
 #include <mutex>
 
+#include "src/channels/directline/directline.hpp"
 #include "src/channels/text/form.hpp"
 #include "src/channels/twilio/twilio.hpp"
 #include "src/http/client.hpp"
@@ -144,12 +145,16 @@ class Timers : public ::testing::Test {
     ASSERT_TRUE(pg.ok());
     pg_ = std::move(*pg);
     tenant_ = store::testing::unique_name("timers");
+    dl_secret_ = parley::channels::directline::make_secret(tenant_, "reminders",
+                                                           "0123456789abcdef01234567" + tenant_);
     start_node();
     parley::bot::compile_options quick;
     quick.min_timer = 500ms;
-    auto why = parley::test::provision_tenant(
-        *pg_, tenant_, {{"twilio.account_sid", account_sid}, {"twilio.auth_token", auth_token}},
-        "reminders", bot_file, quick);
+    auto why = parley::test::provision_tenant(*pg_, tenant_,
+                                              {{"twilio.account_sid", account_sid},
+                                               {"twilio.auth_token", auth_token},
+                                               {"directline.reminders", dl_secret_}},
+                                              "reminders", bot_file, quick);
     ASSERT_EQ(why, "");
     // The node learns of the version within its registry's poll.
     parley::http::client_response last;
@@ -254,9 +259,23 @@ class Timers : public ::testing::Test {
     return std::stod(res->body.substr(at + series.size() + 2));
   }
 
+  /// One Direct Line request with `auth` as the bearer credential.
+  json directline(const std::string& method, const std::string& path, const std::string& auth) {
+    parley::http::client_request r;
+    r.method = method;
+    r.url = node_.url("/v3/directline" + path);
+    r.headers = {{"Authorization", "Bearer " + auth}};
+    r.timeout = 20s;
+    auto res = parley::http::fetch(r);
+    EXPECT_TRUE(res.ok());
+    if (!res.ok()) return json();
+    auto j = json::parse(res->body, nullptr, false);
+    return j.is_discarded() ? json() : j;
+  }
+
   fake_twilio twilio_;
   std::unique_ptr<store::postgres_client> pg_;
-  std::string tenant_;
+  std::string tenant_, dl_secret_;
   parley::test::parleyd_process node_;
   int sids_ = 0;
 };
@@ -303,6 +322,32 @@ TEST_F(Timers, AnAnswerBeforeTheDeadlineCancelsTheTimers) {
             (std::vector<std::string>{"What is your order number?",
                                       "Please send the order number in digits.",
                                       "Thanks, order 4711 noted."}));
+}
+
+TEST_F(Timers, DirectLineGetsTheNudgeAndTheCloseInItsActivities) {
+  auto started = directline("POST", "/conversations", dl_secret_);
+  const std::string conv = started.value("conversationId", "");
+  const std::string token = started.value("token", "");
+  ASSERT_FALSE(conv.empty()) << started.dump();
+  // The bot's messages of the conversation's activity log, once it holds `needle`.
+  auto bot_texts = [&](const std::string& needle) {
+    std::vector<std::string> out;
+    store::testing::eventually(
+        [&] {
+          out.clear();
+          auto a = directline("GET", "/conversations/" + conv + "/activities", token);
+          for (const auto& x : a.value("activities", json::array()))
+            if (x.value("type", "") == "message" && x["from"].value("role", "") == "bot")
+              out.push_back(x.value("text", ""));
+          return std::find(out.begin(), out.end(), needle) != out.end();
+        },
+        15s);
+    return out;
+  };
+  auto texts = bot_texts("Closing for now. Text us again any time.");
+  EXPECT_EQ(texts, (std::vector<std::string>{"What is your order number?",
+                                             "Still there? Reply with your order number.",
+                                             "Closing for now. Text us again any time."}));
 }
 
 TEST_F(Timers, ATimerCommittedBeforeTheNodeDiedFiresAfterItsRestart) {
