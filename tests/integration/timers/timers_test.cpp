@@ -211,18 +211,21 @@ class Timers : public ::testing::Test {
     return res.ok() ? *res : parley::http::client_response{};
   }
 
-  /// Every inbound transcript text of the tenant, once one holds `needle`.
-  std::string transcript(const std::string& needle) {
+  /// Every inbound transcript text of the tenant (of `session` only, when given), once
+  /// one holds `needle`.
+  std::string transcript(const std::string& needle, const std::string& session = "") {
     std::string all;
     store::testing::eventually(
         [&] {
           auto r = store::run_job_sync(
-              *pg_, store::catalog_job<std::string>([t = tenant_](pqxx::transaction_base& tx) {
+              *pg_,
+              store::catalog_job<std::string>([t = tenant_, session](pqxx::transaction_base& tx) {
                 std::string out;
                 for (const auto& row : tx.exec_params(
                          "SELECT inbound FROM transcript_turns WHERE tenant_id = $1 AND inbound "
-                         "IS NOT NULL ORDER BY session_id, sequence",
-                         t))
+                         "IS NOT NULL AND ($2 = '' OR session_id = $2) ORDER BY session_id, "
+                         "sequence",
+                         t, session))
                   out += row[0].as<std::string>() + "\n";
                 return out;
               }));
@@ -233,7 +236,7 @@ class Timers : public ::testing::Test {
     return all;
   }
 
-  /// How many entries the region's timer sets hold.
+  /// How many entries of this test's tenant the region's timer sets hold.
   long long timers_waiting() {
     store::redis_options o;
     o.url = store::testing::require_env("REDIS_URL");
@@ -242,9 +245,11 @@ class Timers : public ::testing::Test {
     long long n = 0;
     auto keys = (*c)->command_sync({"KEYS", "parley:local:timers:*"});
     if (!keys.ok()) return -1;
+    const std::string mine = tenant_ + '\0';
     for (const auto& k : keys->elements) {
-      auto z = (*c)->command_sync({"ZCARD", k.str});
-      if (z.ok()) n += z->integer;
+      auto z = (*c)->command_sync({"ZRANGE", k.str, "0", "-1"});
+      if (!z.ok()) return -1;
+      for (const auto& m : z->elements) n += m.str.rfind(mine, 0) == 0 ? 1 : 0;
     }
     return n;
   }
@@ -312,6 +317,7 @@ TEST_F(Timers, AnAnswerBeforeTheDeadlineCancelsTheTimers) {
   const std::string user = number(2);
   ASSERT_EQ(send(user, "hello").status, 200);
   ASSERT_FALSE(twilio_.wait_for(user, "in digits").body.empty());
+  EXPECT_GE(timers_waiting(), 1);  // the question's (and the set-up probe's) timers
   ASSERT_EQ(send(user, "4711").status, 200);
   ASSERT_FALSE(twilio_.wait_for(user, "Thanks, order 4711 noted.").body.empty());
   // The session ended: its entry left the timer set with the commit. (The set-up's
@@ -348,6 +354,38 @@ TEST_F(Timers, DirectLineGetsTheNudgeAndTheCloseInItsActivities) {
   EXPECT_EQ(texts, (std::vector<std::string>{"What is your order number?",
                                              "Still there? Reply with your order number.",
                                              "Closing for now. Text us again any time."}));
+}
+
+TEST_F(Timers, OnTheBotApiTheNudgeIsRecordedNotDeliveredAndTheCloseEndsTheSession) {
+  auto key = store::run_job_sync(*pg_, store::create_api_key(tenant_, "client", "test"));
+  ASSERT_TRUE(key.ok());
+  auto call = [&](const std::string& path, const json& body) {
+    parley::http::client_request r;
+    r.method = "POST";
+    r.url = node_.url(path);
+    r.headers = {{"X-Org-Id", tenant_},
+                 {"Authorization", "Bearer " + key->key},
+                 {"Content-Type", "application/json"}};
+    r.body = body.dump();
+    r.timeout = 20s;
+    auto res = parley::http::fetch(r);
+    EXPECT_TRUE(res.ok());
+    return res.ok() ? *res : parley::http::client_response{};
+  };
+  auto started = call("/v5.3.0/bots/reminders/sessions",
+                      {{"externalSessionKey", "ext-" + tenant_},
+                       {"message", json::object()},
+                       {"forceConfig", {{"endpoint", "https://example.com/"}}}});
+  ASSERT_EQ(started.status, 200) << started.body;
+  const std::string session = json::parse(started.body).value("sessionId", "");
+  ASSERT_FALSE(session.empty()) << started.body;
+  // Nobody waits on the Bot API: the timers' turns are in the transcript only.
+  auto t = transcript("[timer] close", session);
+  EXPECT_TRUE(has(t, "[timer] nudge")) << t;
+  auto late = call("/v5.3.0/sessions/" + session + "/messages",
+                   {{"message", {{"type", "text"}, {"sequenceId", 1}, {"text", "4711"}}}});
+  EXPECT_EQ(late.status, 404) << late.body;
+  EXPECT_TRUE(has(late.body, "ended")) << late.body;
 }
 
 TEST_F(Timers, ATimerCommittedBeforeTheNodeDiedFiresAfterItsRestart) {
