@@ -72,6 +72,7 @@ struct turn_scratch {
   bool fenced = false;                           // the snapshot read waited for an orphaned commit
   std::list<turn_job_ptr> waiting;               // turns that arrived while `job` ran
   bool handed_over = false;  // the turn began with the conversation handed to an agent
+  int64_t timer_before = 0;  // the committed state's next timer deadline (unix ms; 0: none)
 };
 
 /// Where this conversation's last commit stands (`conversation_state::commit`).
@@ -296,6 +297,8 @@ void record_inbound(store::transcript_line_builder& line, const inbound& in) {
       return;  // the agent's message is the turn's reply
     case inbound::kind::redirect:
       return line.inbound("[redirect] " + in.text);
+    case inbound::kind::timer:
+      return line.inbound("[timer] " + in.text);  // what it did: nudge or close
     default:
       if (!in.transcript_note.empty())
         return line.inbound(in.text.empty() ? in.transcript_note
@@ -426,9 +429,10 @@ void commit(self_ptr self) {
   // conversation's log); a turn the agent API started (the agent's message, the end of
   // the handoff) has no such request, so its replies leave from the outbox, as does a
   // handoff, to be recorded.
-  const bool from_agent_api = in.what == inbound::kind::agent_message ||
-                              in.what == inbound::kind::transfer_succeeded ||
-                              in.what == inbound::kind::transfer_failed;
+  // So does a timer's turn (a nudge, a close): nobody's request waits for it.
+  const bool from_agent_api =
+      in.what == inbound::kind::agent_message || in.what == inbound::kind::transfer_succeeded ||
+      in.what == inbound::kind::transfer_failed || in.what == inbound::kind::timer;
   const bool replies_in_outbox =
       is_async_channel(n.channel()) || (n.channel() == "directline" && from_agent_api);
   const bool to_outbox =
@@ -448,11 +452,16 @@ void commit(self_ptr self) {
     e.SerializeToString(&outbox);
   }
   const bool with_line = c->line.messages > 0 && s.deps->snapshots->carries_transcripts();
-  if (with_line || !outbox.empty()) {
+  // The shard's timer set follows the state's next deadline: set, moved or removed.
+  const int64_t timer_after = bot::next_timer_ms(res->state());
+  const int64_t timer = !s.deps->snapshots->carries_timers() || timer_after == s.t->timer_before
+                            ? snapshot_store::timer_unchanged
+                            : timer_after;
+  if (with_line || !outbox.empty() || timer != snapshot_store::timer_unchanged) {
     std::string line = with_line ? std::move(c->line.copy) : std::string();
     if (with_line) c->line = store::transcript_line{};
     s.deps->snapshots->commit_turn(s.tenant(), s.session(), s.committed, ttl, s.epoch, line, outbox,
-                                   std::move(c));
+                                   timer, std::move(c));
   } else {
     s.deps->snapshots->commit(s.tenant(), s.session(), s.committed, ttl, s.epoch, std::move(c));
   }
@@ -577,6 +586,19 @@ void run_vm(self_ptr self, const v1::Input* input) {
     accumulate(s, std::move(*r), true);
     return commit(self);
   }
+  if (in.what == inbound::kind::timer) {
+    auto r = bot::resume(prog, s.t->snap->state(), bot::timer_input(in.timer_due_ms, in.now_unix));
+    if (r.timer().empty()) {
+      // Stale (answered first, or fired by a racing poll): nothing to commit; the
+      // committed state tells the poller the deadline that holds now.
+      auto same = std::make_shared<v1::TurnResult>();
+      *same->mutable_state() = s.t->snap->state();
+      return answer(self, status::replayed, {}, std::move(same));
+    }
+    s.t->job->in.text = r.timer();  // for the transcript: "[timer] nudge"
+    accumulate(s, std::move(r), true);
+    return continue_after_vm(self);
+  }
   if (in.what == inbound::kind::redirect) {
     auto r = bot::redirect(prog, s.t->snap->state(), in.text, in.now_unix);
     if (!r) return answer(self, status::bad_input, "message.dialogId: " + r.err().message);
@@ -689,6 +711,7 @@ void dispatch(self_ptr self) {
       return answer(self, status::internal,
                     "the snapshot of session " + s.session_id() + " does not parse");
   }
+  s.t->timer_before = bot::next_timer_ms(s.t->snap->state());
   if (in.what == inbound::kind::start) {
     if (!s.exists) return with_program(self);
     if (in.external_key.empty() || in.external_key != s.t->snap->external_key() ||

@@ -60,10 +60,15 @@ struct inbound {
     transfer_failed,
     agent_message,
     redirect,  ///< the Bot API's redirect: run the dialog named `text`
+    /// A timer of the conversation fell due (cluster/node/timer_poller): runs the VM
+    /// with bot::timer_input(timer_due_ms). A deadline the snapshot no longer holds
+    /// (an answer came first, or another poll fired it) changes nothing and is
+    /// answered `replayed`, with the committed state, without a commit.
+    timer,
   };
   /// The highest kind: what crosses between nodes is checked against it, so a kind
   /// added above must move this (a forwarded redirect was refused when it did not).
-  static constexpr kind last_kind = kind::redirect;
+  static constexpr kind last_kind = kind::timer;
   kind what = kind::text;
   std::string tenant;
   std::string bot;           ///< start: the bot to run; later: checked against the session
@@ -77,6 +82,7 @@ struct inbound {
   int64_t choice_index = 0;  ///< > 0: the n-th option (1-based) of the last menu shown
   bot::variables variables;  ///< start and set_variables: client-settable variables
   int64_t now_unix = 0;
+  int64_t timer_due_ms = 0;  ///< timer: the deadline found due (unix ms)
   /// What the transcript records after `text` and the bot never sees: the
   /// attachments the tenant's limits refused, with the reasons (gateways).
   std::string transcript_note;

@@ -68,14 +68,27 @@ class snapshot_store {
   /// them, and conversations of such channels get no replies.
   virtual bool carries_outbox() const { return false; }
 
+  /// Whether commit_turn keeps the conversation's next timer deadline in its shard's
+  /// timer set (a sorted set by deadline, written in the same script as the snapshot),
+  /// where the shard's owner finds the timers due (cluster/node/timer_poller). A store
+  /// that does not fires no timers.
+  virtual bool carries_timers() const { return false; }
+
+  /// What commit_turn does to the conversation's entry in its shard's timer set.
+  static constexpr int64_t timer_unchanged = -1;  ///< leave it
+  static constexpr int64_t timer_none = 0;        ///< remove it
+
   /// commit() that also stores `transcript` (a COPY line of transcript_turns) when
-  /// carries_transcripts(), and `outbox` when carries_outbox(); the default ignores
-  /// both. A refused write stores none of them.
+  /// carries_transcripts(), `outbox` when carries_outbox(), and `timer_ms` (the next
+  /// timer deadline, unix ms; or timer_unchanged, timer_none) when carries_timers();
+  /// the default ignores them. A refused write stores none of them.
   virtual void commit_turn(std::string_view tenant, std::string_view session,
                            std::string_view bytes, std::chrono::seconds ttl,
                            uint64_t expected_epoch, std::string_view transcript,
-                           std::string_view outbox, std::shared_ptr<commit_handler> done) {
+                           std::string_view outbox, int64_t timer_ms,
+                           std::shared_ptr<commit_handler> done) {
     (void)outbox;
+    (void)timer_ms;
     commit(tenant, session, bytes, ttl, expected_epoch, std::move(done));
   }
 

@@ -24,6 +24,7 @@ std::string encode_forward(const inbound& in, uint32_t hops, const std::string& 
   for (const auto& [k, v] : in.variables) (*m->mutable_variables())[k] = v;
   m->set_now_unix(in.now_unix);
   m->set_transcript_note(in.transcript_note);
+  m->set_timer_due_ms(in.timer_due_ms);
   f.set_hops(hops);
   f.set_from_node(from);
   return f.SerializeAsString();
@@ -52,6 +53,7 @@ result<forwarded> decode_forward(const std::string& bytes) {
   for (const auto& [k, v] : m.variables()) in.variables.emplace(k, v);
   in.now_unix = m.now_unix();
   in.transcript_note = m.transcript_note();
+  in.timer_due_ms = m.timer_due_ms();
   out.hops = f.hops();
   out.from = f.from_node();
   return out;

@@ -34,6 +34,7 @@ fenced_snapshot_store::fenced_snapshot_store(store::redis_client& redis, std::si
     lease_key_.push_back(keys_.lease(s));
     stream_key_.push_back(keys_.transcripts(s));
     outbox_key_.push_back(keys_.outbox(s));
+    timers_key_.push_back(keys_.timers(s));
   }
 }
 
@@ -56,13 +57,14 @@ uint64_t fenced_snapshot_store::epoch_for(std::string_view tenant, std::string_v
 void fenced_snapshot_store::commit(std::string_view tenant, std::string_view session,
                                    std::string_view bytes, std::chrono::seconds ttl,
                                    uint64_t expected_epoch, std::shared_ptr<commit_handler> done) {
-  commit_turn(tenant, session, bytes, ttl, expected_epoch, {}, {}, std::move(done));
+  commit_turn(tenant, session, bytes, ttl, expected_epoch, {}, {}, timer_unchanged,
+              std::move(done));
 }
 
 void fenced_snapshot_store::commit_turn(std::string_view tenant, std::string_view session,
                                         std::string_view bytes, std::chrono::seconds ttl,
                                         uint64_t expected_epoch, std::string_view transcript,
-                                        std::string_view outbox,
+                                        std::string_view outbox, int64_t timer_ms,
                                         std::shared_ptr<commit_handler> done) {
   if (expected_epoch == 0)
     return done->committed(make_error("fenced", "the conversation was read under no lease"));
@@ -94,14 +96,21 @@ void fenced_snapshot_store::commit_turn(std::string_view tenant, std::string_vie
   const std::string holder = holder_value(node_, expected_epoch);
   const std::string secs = std::to_string(ttl.count());
   const std::string_view policy = backlog_.refuse ? "refuse" : "drop_oldest";
+  // The timer set's member is the conversation's key, tenant '\0' session.
+  const std::string timer = timer_ms == timer_unchanged ? std::string() : std::to_string(timer_ms);
+  std::string member;
+  if (!timer.empty()) timer_member(tenant, session, member);
+  const std::string& timers = timers_key_[shard];
   int lane = io::lanes::current();
   if (lane >= 0 && static_cast<std::size_t>(lane) < lanes_)
     redis_.eval_on(static_cast<std::size_t>(lane), commit_script(),
-                   {key, lease, stream, outbox_stream},
-                   {bytes, secs, holder, transcript, bound_, policy, outbox}, std::move(cb));
+                   {key, lease, stream, outbox_stream, timers},
+                   {bytes, secs, holder, transcript, bound_, policy, outbox, timer, member},
+                   std::move(cb));
   else
-    redis_.eval(commit_script(), {key, lease, stream, outbox_stream},
-                {bytes, secs, holder, transcript, bound_, policy, outbox}, std::move(cb));
+    redis_.eval(commit_script(), {key, lease, stream, outbox_stream, timers},
+                {bytes, secs, holder, transcript, bound_, policy, outbox, timer, member},
+                std::move(cb));
 }
 
 }  // namespace parley::cluster

@@ -43,12 +43,14 @@ class fenced_snapshot_store final : public actors::snapshot_store {
   uint64_t epoch_for(std::string_view tenant, std::string_view session) const override;
   bool carries_transcripts() const override { return true; }
   bool carries_outbox() const override { return true; }
+  bool carries_timers() const override { return true; }
   /// Called (on the store's thread) after a commit that added replies to `shard`'s
   /// outbox: the cluster node's outbox_added. Set before the first commit.
   void on_outbox(std::function<void(uint32_t shard)> f) { on_outbox_ = std::move(f); }
   void commit_turn(std::string_view tenant, std::string_view session, std::string_view bytes,
                    std::chrono::seconds ttl, uint64_t expected_epoch, std::string_view transcript,
-                   std::string_view outbox, std::shared_ptr<commit_handler> done) override;
+                   std::string_view outbox, int64_t timer_ms,
+                   std::shared_ptr<commit_handler> done) override;
 
  private:
   store::redis_client& redis_;
@@ -61,7 +63,7 @@ class fenced_snapshot_store final : public actors::snapshot_store {
   std::string bound_;
   std::function<void(uint32_t)> on_outbox_;
   // Per shard, built once: a commit formats no key but its conversation's.
-  std::vector<std::string> lease_key_, stream_key_, outbox_key_;
+  std::vector<std::string> lease_key_, stream_key_, outbox_key_, timers_key_;
 };
 
 }  // namespace parley::cluster

@@ -24,6 +24,18 @@ std::string lease_keys::outbox(uint32_t shard) const {
   return prefix + ":" + region + ":outbox:" + std::to_string(shard);
 }
 
+std::string lease_keys::timers(uint32_t shard) const {
+  return prefix + ":" + region + ":timers:" + std::to_string(shard);
+}
+
+void timer_member(std::string_view tenant, std::string_view session, std::string& out) {
+  out.clear();
+  out.reserve(tenant.size() + 1 + session.size());
+  out += tenant;
+  out += '\0';
+  out += session;
+}
+
 std::vector<bool> claim_streams(store::redis_client& redis, const std::vector<std::string>& streams,
                                 const char* group, const std::string& node) {
   std::vector<std::vector<std::string>> cmds;
@@ -92,8 +104,9 @@ return out
   return s;
 }
 
-// KEYS snapshot, lease, transcript stream, outbox stream; ARGV bytes, TTL s,
-// "<node>/<epoch>", line ('' = none), bound, policy, outbox entry ('' = none).
+// KEYS snapshot, lease, transcript stream, outbox stream[, timer set]; ARGV bytes, TTL s,
+// "<node>/<epoch>", line ('' = none), bound, policy, outbox entry ('' = none)[, next
+// timer deadline ('' = unchanged, '0' = none), timer member].
 // Returns 0 (fenced), -1 (transcripts full), -2 (outbox full), 1, or 2 (oldest line
 // dropped).
 const store::redis_script& commit_script() {
@@ -109,6 +122,10 @@ if ARGV[4] ~= '' then
 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 if outbox then redis.call('XADD', KEYS[4], '*', 'o', ARGV[7]) end
+if ARGV[8] ~= nil and ARGV[8] ~= '' then
+  if ARGV[8] == '0' then redis.call('ZREM', KEYS[5], ARGV[9])
+  else redis.call('ZADD', KEYS[5], ARGV[8], ARGV[9]) end
+end
 if ARGV[4] == '' then return 1 end
 if n >= max then
   redis.call('XADD', KEYS[3], 'MAXLEN', max, '*', 'l', ARGV[4])

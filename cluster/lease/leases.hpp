@@ -45,7 +45,13 @@ struct lease_keys {
   /// The shard's outbox stream: replies of committed turns not yet delivered
   /// (parley.runtime.v1.OutboxEntry, outbox_drain.hpp).
   std::string outbox(uint32_t shard) const;
+  /// The shard's timer set: a sorted set of its conversations (timer_member) scored by
+  /// their next timer deadline, unix ms (cluster/node/timer_poller.hpp).
+  std::string timers(uint32_t shard) const;
 };
+
+/// A conversation's member in its shard's timer set: tenant '\0' session.
+void timer_member(std::string_view tenant, std::string_view session, std::string& out);
 
 /// The consumer group of every transcript stream (its consumers: the node ids).
 inline constexpr const char* transcript_group = "parley";
@@ -72,7 +78,9 @@ const store::redis_script& holder_script();
 /// The fenced commit: writes a conversation's snapshot iff the shard's lease holds the
 /// writer's "<node>/<epoch>", and appends the turn's transcript line (if any) to the
 /// shard's stream in the same script. KEYS snapshot, lease, stream; ARGV bytes, TTL s,
-/// holder, line ('' = none), bound, policy ("refuse" | "drop_oldest"). Answers 1
+/// holder, line ('' = none), bound, policy ("refuse" | "drop_oldest"), and optionally
+/// KEYS[5] the shard's timer set, ARGV[8] the next deadline ('' = leave it, '0' = ZREM,
+/// else ZADD) and ARGV[9] the conversation's member. Answers 1
 /// (written), 2 (written, the oldest waiting line dropped at the bound), 0 (fenced), -1
 /// (refused: the stream is at its bound).
 const store::redis_script& commit_script();

@@ -80,6 +80,7 @@ struct cluster_node::impl {
   std::unique_ptr<endpoint> ep;
   std::unique_ptr<transcript_drain> drain_transcripts;
   std::unique_ptr<outbox_drain> drain_outbox;
+  std::unique_ptr<timer_poller> timers;
   std::unique_ptr<node_probe> metrics;
   log::rate_limited stall_log{std::chrono::seconds(5)};
 
@@ -797,6 +798,10 @@ result<uint16_t> cluster_node::start() {
       i->drain_outbox->start();
     }
   }
+  auto topts = i->d.timers;
+  topts.keys = i->keys;
+  i->timers = std::make_unique<timer_poller>(*i->d.redis, *i->d.table, *this, topts, i->d.metrics);
+  i->timers->start();
   i->loop = std::thread([i] { i->run_loop(); });
   return *port;
 }
@@ -850,6 +855,7 @@ void cluster_node::stop() {
   }
   if (i->loop.joinable()) i->loop.join();
   // The copy in progress finishes; what is left waits in Redis for the next owner.
+  if (i->timers) i->timers->stop();
   if (i->drain_transcripts) i->drain_transcripts->stop();
   if (i->drain_outbox) i->drain_outbox->stop();
   // Leave: whatever is still held is released, and peers see the record gone.

@@ -47,6 +47,7 @@
 #include "actors/runtime/runtime.hpp"
 #include "cluster/lease/leases.hpp"
 #include "cluster/node/outbox_drain.hpp"
+#include "cluster/node/timer_poller.hpp"
 #include "src/common/result.hpp"
 
 namespace caf {
@@ -111,6 +112,9 @@ class cluster_node final : public actors::turn_sink {
     actors::deliver_fn deliver;
     /// The outbox drain's settings (its node and keys are the node's).
     outbox_drain::options outbox;
+    /// The timer poller's settings (its keys are the node's); it fires the timers of
+    /// the held shards' conversations through this node's routing.
+    timer_poller::options timers;
   };
   cluster_node(deps d, cluster_options o);
   ~cluster_node();  ///< stop()

@@ -355,6 +355,7 @@ void deploy(const state_ptr& s, const http::request& req, const std::string& ten
   d.deployed_by = actor_of(req);
   d.activate = activate;
   d.file_name = bot + ".yaml";
+  d.compile.min_timer = s->opts.min_timer;
   store::run_job(s->pg(), admin::deploy_version(std::move(d)),
                  [s, respond, tenant, bot](result<admin::deploy_outcome> r) {
                    if (!r) return respond(failure(r.err()));

@@ -81,6 +81,8 @@ struct admin_options {
   /// current key (PARLEY_SECRETS_KEY unset) every secrets route answers 503
   /// `secrets_disabled`. No response of these routes ever holds a value.
   secrets::keyring secrets = {};
+  /// The shortest nudge_after / close_after a deployed bot may set (timers.min_after_ms).
+  std::chrono::milliseconds min_timer{10000};
 };
 
 /// The admin token from the environment (PARLEY_ADMIN_TOKEN), "" when unset.

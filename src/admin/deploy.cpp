@@ -12,8 +12,8 @@ store::catalog_job<deploy_outcome> deploy_version(deploy_request req) {
     // does not compile.
     store::check_version_target(req.tenant, req.bot)(tx);
     deploy_outcome out;
-    auto compiled =
-        bot::compile(req.source, req.file_name.empty() ? req.bot + ".yaml" : req.file_name);
+    auto compiled = bot::compile(
+        req.source, req.file_name.empty() ? req.bot + ".yaml" : req.file_name, req.compile);
     store::new_version v;
     for (const auto& d : compiled.diagnostics) {
       deploy_diagnostic x{d.level == bot::severity::error ? "error" : "warning", d.line, d.column,

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "src/bot/bot.hpp"
 #include "src/store/catalog/bot_versions.hpp"
 
 namespace parley::admin {
@@ -19,6 +20,8 @@ struct deploy_request {
   std::string deployed_by;  ///< actor recorded with the version and in the audit log
   bool activate = false;    ///< also make the new version the active one
   std::string file_name;    ///< labels diagnostics; empty: "<bot>.yaml"
+  /// The compiler's limits (the node's timers.min_after_ms).
+  bot::compile_options compile;
 };
 
 /// A deploy either stores a new version (`deployed`) or, when the file does

@@ -499,6 +499,8 @@ int run(const settings::settings& cfg) {
   cdeps.deliver = actors::make_channel_delivery(std::move(dopts));
   cdeps.outbox.retry_max = std::chrono::milliseconds(cfg.channels.retry_max_ms);
   cdeps.outbox.give_up_after = std::chrono::seconds(cfg.channels.give_up_after_s);
+  cdeps.timers.period = std::chrono::milliseconds(cfg.timers.poll_ms);
+  cdeps.timers.batch = static_cast<std::size_t>(cfg.timers.batch);
   cdeps.system = &sys;
   cdeps.redis = r;
   cdeps.rt = &rt;
@@ -588,6 +590,7 @@ int run(const settings::settings& cfg) {
   aopts.changed = publish_change;
   aopts.region = cfg.node.region;
   aopts.secrets = *keys;
+  aopts.min_timer = std::chrono::milliseconds(cfg.timers.min_after_ms);
   if (on_lanes)
     aopts.stall_lane = [&lanes](std::chrono::milliseconds ms) {
       // A deliberate fault (runtime.debug_faults only): a lane blocked as by a runaway

@@ -59,10 +59,18 @@ struct compile_result {
   std::size_t warning_count() const;
 };
 
+/// Limits the compiler applies that a node may set.
+struct compile_options {
+  /// The shortest `nudge_after` / `close_after` a bot may set (at most 7 days). A
+  /// node's `timers.min_after_ms` lowers it, so that tests wait a second, not ten.
+  std::chrono::milliseconds min_timer{10000};
+};
+
 /// Compiles a bot definition (YAML, or JSON) into a program. Reports every error
 /// at once. Deterministic: the same text gives byte-identical programs (and the
 /// same program id). `file_name` only labels the diagnostics.
-compile_result compile(std::string_view text, std::string_view file_name = "bot.yaml");
+compile_result compile(std::string_view text, std::string_view file_name = "bot.yaml",
+                       const compile_options& options = {});
 
 /// Reads and compiles a file; a read failure is reported as a diagnostic.
 compile_result compile_file(const std::string& path);
@@ -157,6 +165,17 @@ v1::Input action_input(int http_status, std::string_view json_body, std::int64_t
 v1::Input action_failure_input(std::string_view error, std::int64_t now_unix = 0);
 /// The caller failed while handling this conversation: run the error dialog.
 v1::Input failure_input(std::string_view error, std::int64_t now_unix = 0);
+/// A timer of the state fell due: `due_ms` is the deadline the caller found due
+/// (`next_timer_ms` of the state it last committed). The turn nudges (the question's
+/// `nudge` text; close_at_ms stays armed) or closes (the `on_close` dialog runs, else
+/// the session ends with the close message); TurnResult.timer says which. A deadline
+/// the state no longer holds (the user answered first, or it fired already) changes
+/// nothing: TurnResult.timer is empty and the state is the one given, turn count and
+/// all, so the caller commits nothing. Timers fire only while the state awaits input.
+v1::Input timer_input(std::int64_t due_ms, std::int64_t now_unix);
+/// The state's next timer deadline (unix ms; the earlier of nudge_at_ms and
+/// close_at_ms that is set), 0 when it has none or does not await input.
+std::int64_t next_timer_ms(const v1::State& state);
 
 /// Fills in the secrets the bot file wrote in the action's url and headers:
 /// each `request.secrets()` entry's placeholder `{{secret.NAME}}` is replaced

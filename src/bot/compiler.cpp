@@ -343,7 +343,8 @@ void compiler::run(std::string_view text) {
     check_keys(bot,
                {"name", "version", "locale", "currency", "welcome", "main_menu", "fallback",
                 "error", "confidence_threshold", "ambiguity_threshold", "session_timeout",
-                "handoff_after_fallbacks", "handoff", "timezone"},
+                "handoff_after_fallbacks", "handoff", "timezone", "nudge_after", "nudge",
+                "close_after", "on_close", "close_message"},
                "'bot'");
     std::string s;
     if (!bot["name"])
@@ -403,8 +404,11 @@ void compiler::run(std::string_view text) {
   variables(root["variables"]);
   entities_section(root["entities"]);
   intents_section(root["intents"]);
+  // After the variables (the nudge is a template), before the steps that take them over.
+  if (bot && bot.IsMap()) bot_timer_settings(bot);
   dialogs_section(root["dialogs"]);
   if (bot && bot.IsMap()) {
+    if (bot["on_close"]) bot_on_close();  // reported even when no question uses it
     prog.set_welcome(special(bot, "welcome"));
     prog.set_main_menu(special(bot, "main_menu"));
     prog.set_fallback(special(bot, "fallback"));
@@ -434,9 +438,11 @@ void compiler::run(std::string_view text) {
 
 }  // namespace detail
 
-compile_result compile(std::string_view text, std::string_view file_name) {
+compile_result compile(std::string_view text, std::string_view file_name,
+                       const compile_options& options) {
   detail::compiler c;
   c.file = std::string(file_name);
+  c.options = options;
   try {
     c.run(text);
   } catch (const YAML::Exception& ex) {

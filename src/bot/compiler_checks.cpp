@@ -186,6 +186,8 @@ bool compiler::parse_duration_ms(const std::string& s, std::uint64_t& ms) {
     f = 60000;
   else if (unit == "h")
     f = 3600000;
+  else if (unit == "d")
+    f = 86400000;
   else
     return false;
   if (endp == s.c_str() || v < 0) return false;

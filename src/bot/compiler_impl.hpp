@@ -35,6 +35,24 @@ struct compiler {
   std::map<std::string, int> dialog_line;
   std::set<int> referenced_dialogs;
   std::map<std::string, YAML::Node> intent_keys;  // for diagnostics
+  compile_options options;
+
+  /// One key as the bot file gave it (a default-constructed Node is a null node, not
+  /// an absent one: `given` says whether the file has the key).
+  struct timer_key {
+    YAML::Node node;
+    bool given = false;
+    std::uint32_t ms = 0;  // duration keys; 0: off
+    explicit operator bool() const { return given; }
+  };
+  /// The timer keys of the `bot:` settings or of a question or menu
+  /// (compiler_timers.cpp).
+  struct timer_keys {
+    timer_key nudge_after, close_after;
+    timer_key nudge, close_message, on_close;
+    std::string nudge_text, close_text;
+  };
+  timer_keys bot_timers;  // the bot's defaults for every question and menu
 
   // ------------------------------------------------------------ checks
   // (compiler_checks.cpp)
@@ -80,6 +98,23 @@ struct compiler {
   void retries(const YAML::Node& q, v1::Step& st);
   bool menu(const YAML::Node& m, v1::Dialog& d, const YAML::Node& s);
   bool action(const YAML::Node& a, v1::Dialog& d, const YAML::Node& s);
+
+  // ------------------------------------------------------------ timers
+  // (compiler_timers.cpp)
+
+  /// Reads the timer keys of `m` (the `bot:` settings, or a question's or menu's
+  /// map), with the diagnostics of each value; on_close is resolved by the caller.
+  timer_keys read_timers(const YAML::Node& m);
+  /// The bot's defaults: read, and checked against each other and session_timeout
+  /// (after session_timeout is known, before the dialogs).
+  void bot_timer_settings(const YAML::Node& bot);
+  /// Merges a question's or menu's keys over the bot's defaults into `st.timers`
+  /// (left unset without a timer), checking the result: close_after longer than
+  /// nudge_after, both shorter than session_timeout.
+  void step_timers(const YAML::Node& m, v1::Step& st);
+  /// The dialog index of the bot's on_close, resolved (and reported) once.
+  int bot_on_close();
+  int bot_on_close_ = -2;  // -2: not resolved yet
 
   // Literal YAML values (compiler_checks.cpp).
   v1::Value to_value(const YAML::Node& n, v1::VarType t, const std::string& var);

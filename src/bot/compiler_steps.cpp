@@ -182,7 +182,10 @@ bool compiler::question(const YAML::Node& q, v1::Dialog& d, const YAML::Node& s)
     error(q, "'question' needs a map: {prompt: ..., entity: ..., into: ...}");
     return false;
   }
-  check_keys(q, {"prompt", "reprompt", "entity", "into", "retries", "on_failure"}, "'question'");
+  check_keys(q,
+             {"prompt", "reprompt", "entity", "into", "retries", "on_failure", "nudge_after",
+              "nudge", "close_after", "on_close", "close_message"},
+             "'question'");
   std::string prompt, reprompt, ent;
   if (!q["prompt"])
     error(q, "a question needs a 'prompt'");
@@ -227,6 +230,7 @@ bool compiler::question(const YAML::Node& q, v1::Dialog& d, const YAML::Node& s)
   }
   retries(q, st);
   if (q["on_failure"]) st.set_target(dialog_ref(q["on_failure"], "'on_failure'"));
+  step_timers(q, st);
   return false;
 }
 
@@ -250,10 +254,13 @@ bool compiler::menu(const YAML::Node& m, v1::Dialog& d, const YAML::Node& s) {
     error(m, "'menu' needs a map: {prompt: ..., options: [...]}");
     return false;
   }
-  check_keys(m, {"prompt", "options"}, "'menu'");
+  check_keys(
+      m, {"prompt", "options", "nudge_after", "nudge", "close_after", "on_close", "close_message"},
+      "'menu'");
   std::string prompt;
   if (m["prompt"] && scalar(m["prompt"], "'prompt'", prompt)) check_template(m["prompt"], prompt);
   st.add_texts(prompt);
+  step_timers(m, st);
   const auto opts = m["options"];
   if (!opts || !opts.IsSequence() || opts.size() == 0) {
     error(pick(opts.IsDefined(), opts, m), "a menu needs a non-empty list of 'options'");

@@ -25,6 +25,7 @@ struct program::impl {
     detail::parsed_template url;
     std::vector<detail::parsed_template> headers;
     std::vector<std::pair<std::string, detail::expr_ptr>> body;
+    detail::parsed_template nudge, close_message;  // Step.timers
   };
   // `extractors` point into `proto`: the impl is never moved once built.
   v1::Program proto;

@@ -27,6 +27,33 @@ constexpr const char* default_handoff_text = "Let me connect you with someone wh
 /// The payload of an answer to "Did you mean one of these?" (ask_which): intent:<name>.
 constexpr std::string_view intent_payload_prefix = "intent:";
 constexpr const char* default_error_text = "Sorry, something went wrong.";
+constexpr const char* default_nudge_text = "Are you still there?";
+constexpr const char* default_close_text =
+    "I'm closing this conversation for now. Write again any time.";
+
+/// The open question's or menu's step, when the conversation waits at one.
+const v1::Step* waiting_step(const program::impl& p, const v1::State& st) {
+  if (st.status() != v1::AWAITING_INPUT || st.frames_size() == 0) return nullptr;
+  const auto& f = st.frames(st.frames_size() - 1);
+  const auto& dl = p.proto.dialogs(static_cast<int>(f.dialog()));
+  if (static_cast<int>(f.step()) >= dl.steps_size()) return nullptr;
+  const auto& s = dl.steps(static_cast<int>(f.step()));
+  if (s.kind() != v1::Step::QUESTION && s.kind() != v1::Step::MENU) return nullptr;
+  return &s;
+}
+
+/// Sets the timers for where a turn leaves the conversation: those of the question or
+/// menu it waits at, from the end of `now`'s second (unix seconds: a timer fires up to a
+/// second late, never early); none elsewhere.
+void arm_timers(const program::impl& p, v1::State& st, std::int64_t now) {
+  st.set_nudge_at_ms(0);
+  st.set_close_at_ms(0);
+  const auto* s = waiting_step(p, st);
+  if (s == nullptr || !s->has_timers()) return;
+  const std::int64_t base = (now + 1) * 1000;
+  if (s->timers().nudge_after_ms() > 0) st.set_nudge_at_ms(base + s->timers().nudge_after_ms());
+  if (s->timers().close_after_ms() > 0) st.set_close_at_ms(base + s->timers().close_after_ms());
+}
 
 /// The confidence an intent needs to be trusted: its own threshold, else the bot's.
 float threshold_of(const v1::Program& p, int intent) {
@@ -542,6 +569,51 @@ struct runner {
     fail("the conversation is waiting for input at a step that takes none");
   }
 
+  const v1::Step* waiting_step() const { return bot::waiting_step(p, st); }
+  void arm_timers() { bot::arm_timers(p, st, now); }
+
+  /// A timer input (see bot::timer_input). False: stale, nothing changed.
+  bool on_timer(std::int64_t due) {
+    const auto* s = waiting_step();
+    if (s == nullptr || due <= 0 || (due != st.nudge_at_ms() && due != st.close_at_ms()))
+      return false;
+    // Past its close too (the node was down): closes without nudging first.
+    const bool closing =
+        due == st.close_at_ms() || (st.close_at_ms() > 0 && now * 1000 >= st.close_at_ms());
+    const auto& t = s->timers();
+    const auto& rt =
+        p.steps[st.frames(st.frames_size() - 1).dialog()][st.frames(st.frames_size() - 1).step()];
+    if (!closing) {
+      r.set_timer("nudge");
+      st.set_nudge_at_ms(0);
+      say(t.nudge().empty() ? std::string(default_nudge_text) : render_timer_text(rt.nudge));
+      return true;
+    }
+    r.set_timer("close");
+    st.set_nudge_at_ms(0);
+    st.set_close_at_ms(0);
+    st.set_retries(0);
+    if (t.on_close() >= 0 && t.on_close() < p.proto.dialogs_size()) {
+      start_dialog(t.on_close());
+      run();
+      arm_timers();
+      return true;
+    }
+    say(t.close_message().empty() ? std::string(default_close_text)
+                                  : render_timer_text(rt.close_message));
+    end(v1::COMPLETED);
+    return true;
+  }
+
+  std::string render_timer_text(const detail::parsed_template& t) {
+    try {
+      return detail::render(t, reader());
+    } catch (const eval_failure& f) {
+      r.set_error(f.message);
+      return {};
+    }
+  }
+
   void on_action(const v1::ActionResult& a) {
     auto* f = st.mutable_frames(st.frames_size() - 1);
     const auto& s =
@@ -617,6 +689,7 @@ v1::TurnResult start(const program& prog, const variables& vars, std::int64_t no
   int first = p.proto.welcome() >= 0 ? p.proto.welcome() : p.proto.main_menu();
   if (first >= 0) run.start_dialog(first);
   run.run();
+  run.arm_timers();
   run.st.set_turn(1);
   return std::move(run.r);
 }
@@ -663,6 +736,7 @@ result<v1::TurnResult> redirect(const program& prog, const v1::State& state,
   run.st.set_turn(state.turn() + 1);
   run.start_dialog(d);
   run.run();
+  run.arm_timers();
   return std::move(run.r);
 }
 
@@ -688,13 +762,14 @@ result<v1::TurnResult> transfer_failed(const program& prog, const v1::State& sta
     run.start_dialog(p.proto.main_menu());
     run.run();
   }
+  run.arm_timers();
   return std::move(run.r);
 }
 
 namespace {
 
-/// A turn from `run.st`, the state as it was until this changes it.
-v1::TurnResult run_turn(runner& run, const v1::Input& input) {
+/// A turn from `run.st`, the state as it was until this changes it (see run_turn).
+v1::TurnResult run_input(runner& run, const v1::Input& input) {
   const auto& p = run.p;
   const v1::State& state = run.st;
   run.now = input.now_unix();
@@ -719,6 +794,11 @@ v1::TurnResult run_turn(runner& run, const v1::Input& input) {
       run.end(v1::ERROR);
       return std::move(run.r);
     }
+  if (input.kind_case() == v1::Input::kTimerMs) {
+    // A stale timer leaves the state as it was, its turn count too: nothing to commit.
+    if (!run.on_timer(input.timer_ms())) run.st.set_turn(run.st.turn() - 1);
+    return std::move(run.r);
+  }
   switch (state.status()) {
     case v1::ENDED:
     case v1::TRANSFERRED:
@@ -755,6 +835,16 @@ v1::TurnResult run_turn(runner& run, const v1::Input& input) {
     run.fail(std::string("internal limit: ") + ex.what());
   }
   return std::move(run.r);
+}
+
+/// A turn; any but a timer's (re)arms the timers of the question or menu the
+/// conversation is left waiting at (the user spoke: the wait starts again).
+v1::TurnResult run_turn(runner& run, const v1::Input& input) {
+  const auto p = &run.p;
+  auto r = run_input(run, input);
+  if (input.kind_case() != v1::Input::kTimerMs)
+    arm_timers(*p, *r.mutable_state(), input.now_unix());
+  return r;
 }
 
 }  // namespace

@@ -198,6 +198,12 @@ result<std::shared_ptr<const program>> load(v1::Program compiled) {
       const auto& st = dl.steps(s);
       auto& rt = rts[static_cast<std::size_t>(s)];
       for (const auto& t : st.texts()) rt.texts.push_back(tmpl(t));
+      if (st.has_timers()) {
+        rt.nudge = tmpl(st.timers().nudge());
+        rt.close_message = tmpl(st.timers().close_message());
+        if (!dialog_ok(st.timers().on_close()))
+          return bad("on_close dialog out of range in dialog '" + dl.name() + "'");
+      }
       bool jump = st.kind() == v1::Step::BRANCH || st.kind() == v1::Step::JUMP;
       if (jump ? (st.target() < 0 || st.target() > dl.steps_size()) : !dialog_ok(st.target()))
         return bad("step target out of range in dialog '" + dl.name() + "'");

@@ -175,6 +175,12 @@ const std::vector<key_spec>& schema() {
                   "at the backlog bound: refuse the shard's new turns (503) or drop the oldest "
                   "waiting lines (counted)",
                   "refuse", "drop_oldest"),
+      PARLEY_INT(timers, poll_ms, 10, 60000,
+                 "how often the owner of each shard looks for its conversations' timers due"),
+      PARLEY_INT(timers, batch, 1, 100000, "timers read per shard per poll at most"),
+      PARLEY_INT(timers, min_after_ms, 100, 10000,
+                 "the shortest nudge_after / close_after a deployed bot may set (tests lower "
+                 "it)"),
       PARLEY_STR(channels, public_url,
                  "scheme://host[:port] SMS and Messenger webhooks are configured with (their "
                  "signatures cover it); empty = http://<http.address>:<http.port>",

@@ -66,6 +66,15 @@ struct transcript_settings {
   std::string backlog_full = "refuse";
 };
 
+/// Timers of questions and menus (nudge_after, close_after; docs/bot-format.md): the
+/// owner of each shard polls its timer set (cluster/node/timer_poller.hpp).
+struct timer_settings {
+  int64_t poll_ms = 250;  ///< between polls of the held shards' timer sets
+  int batch = 200;        ///< timers read per shard per poll at most
+  /// The shortest nudge_after / close_after a deployed bot may set (tests lower it).
+  int64_t min_after_ms = 10000;
+};
+
 struct http_settings {
   std::string address = "127.0.0.1";
   uint16_t port = 8080;  ///< 0 picks a free port (parleyd prints it)
@@ -152,6 +161,7 @@ struct settings {
   node_settings node;
   cluster_settings cluster;
   transcript_settings transcripts;
+  timer_settings timers;
   http_settings http;
   redis_settings redis;
   postgres_settings postgres;

@@ -68,7 +68,8 @@ inline parleyd_process start_parleyd(const std::map<std::string, std::string>& e
 /// bot `bot`. "" when done, else what failed.
 inline std::string provision_tenant(store::postgres_client& pg, const std::string& tenant,
                                     const std::vector<std::pair<std::string, std::string>>& secrets,
-                                    const std::string& bot, const std::string& source) {
+                                    const std::string& bot, const std::string& source,
+                                    const bot::compile_options& compile = {}) {
   std::string why = "the node's migrations are not all applied";
   // A node migrates a fresh database one migration at a time: the tenants table is
   // there long before the secrets table, so wait for every migration first.
@@ -99,6 +100,7 @@ inline std::string provision_tenant(store::postgres_client& pg, const std::strin
   d.source = source;
   d.deployed_by = "test";
   d.activate = true;
+  d.compile = compile;
   auto r = store::run_job_sync(pg, admin::deploy_version(d));
   if (!r) return "deploy: " + r.err().message;
   if (!r->deployed) return "deploy: the bot has diagnostics";

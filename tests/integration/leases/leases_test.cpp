@@ -159,5 +159,41 @@ TEST_F(Leases, TheFencedStoreHandsOutTheEpochAndRefusesAStaleOne) {
   EXPECT_EQ(commit("zero", 0).err().code, "fenced");
 }
 
+TEST_F(Leases, TheFencedCommitKeepsTheConversationsNextTimerInItsShardsSet) {
+  shard_table table(16);
+  fenced_snapshot_store fs(*client_, 0, prefix_ + "parley", table, keys_, "a");
+  const uint32_t shard = shard_of("t", "s", 16);
+  auto e = acquire(shard, "a", "");
+  ASSERT_GT(e, 0);
+  table.set_held(shard, static_cast<uint64_t>(e));
+  auto commit = [&](const std::string& bytes, uint64_t epoch, int64_t timer) {
+    auto h = std::make_shared<commit_wait>();
+    auto f = h->p.get_future();
+    fs.commit_turn("t", "s", bytes, std::chrono::seconds(60), epoch, "", "", timer, h);
+    return f.get();
+  };
+  const std::string set = keys_.timers(shard);
+  std::string member;
+  timer_member("t", "s", member);
+  auto score = [&] {
+    auto r = client_->command_sync({"ZSCORE", set, member});
+    EXPECT_TRUE(r);
+    return r && !r->is_nil() ? r->str : "(nil)";
+  };
+  ASSERT_TRUE(commit("armed", static_cast<uint64_t>(e), 1795651201000));
+  EXPECT_EQ(score(), "1795651201000");
+  // A turn that leaves the deadline as it was does not touch it; one that moves it does.
+  ASSERT_TRUE(commit("same", static_cast<uint64_t>(e), actors::snapshot_store::timer_unchanged));
+  EXPECT_EQ(score(), "1795651201000");
+  ASSERT_TRUE(commit("moved", static_cast<uint64_t>(e), 1795651260000));
+  EXPECT_EQ(score(), "1795651260000");
+  ASSERT_TRUE(commit("answered", static_cast<uint64_t>(e), actors::snapshot_store::timer_none));
+  EXPECT_EQ(score(), "(nil)");
+  // A fenced writer adds no timer either.
+  ASSERT_GT(acquire(shard, "b", holder_value("a", static_cast<uint64_t>(e))), e);
+  EXPECT_EQ(commit("stale", static_cast<uint64_t>(e), 1795651300000).err().code, "fenced");
+  EXPECT_EQ(score(), "(nil)");
+}
+
 }  // namespace
 }  // namespace parley::cluster

@@ -50,13 +50,16 @@ TEST(Codec, AForwardedTurnKeepsEveryField) {
 
 TEST(Codec, EveryKindOfInboundCrossesBetweenNodes) {
   // A redirect forwarded to the owner node was once refused as "unknown kind 8".
+  EXPECT_EQ(inbound::last_kind, inbound::kind::timer);
   for (int k = 0; k <= static_cast<int>(inbound::last_kind); ++k) {
     inbound in;
     in.what = static_cast<inbound::kind>(k);
     in.text = "main";
+    in.timer_due_ms = 1795651200123;
     auto f = decode_forward(encode_forward(in, 0, "node-1"));
     ASSERT_TRUE(f) << "kind " << k << ": " << f.err().message;
     EXPECT_EQ(static_cast<int>(f->in.what), k);
+    EXPECT_EQ(f->in.timer_due_ms, 1795651200123);
   }
   inbound beyond;
   beyond.what = static_cast<inbound::kind>(static_cast<int>(inbound::last_kind) + 1);
