@@ -1789,7 +1789,18 @@ TEST_F(BotApi, ReplayRunsRecordedConversationsThroughACandidateWithTheirActionAn
   EXPECT_EQ(unanswered.code, 1) << unanswered.output;
   EXPECT_TRUE(has(unanswered.output, "action 'find_order'")) << unanswered.output;
 
+  // The route refuses a window it cannot read, naming the field.
+  parley::http::client_request bad;
+  bad.url = n_->url("/admin/v1/tenants/" + tenant_ + "/bots/orders/conversations?since=soon");
+  bad.headers = {{"Authorization", "Bearer " + admin_token}};
+  auto refused = parley::http::fetch(bad);
+  ASSERT_TRUE(refused.ok());
+  EXPECT_EQ(refused->status, 400) << refused->body;
+  EXPECT_EQ(json::parse(refused->body)["error"]["field"], "since") << refused->body;
+
   // Usage and connection errors exit 2.
   EXPECT_EQ(replay_with(*n_, tenant_, "not: [a bot").code, 2);
+  auto unreachable = replay_with(*n_, tenant_, bot_text(), {"--url", "http://127.0.0.1:1"});
+  EXPECT_EQ(unreachable.code, 2) << unreachable.output;
   EXPECT_EQ(replay_with(*n_, tenant_, bot_text(), {"--limit", "0"}).code, 2);
 }
