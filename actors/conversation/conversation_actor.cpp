@@ -419,6 +419,7 @@ void commit(self_ptr self) {
       line.reply(in.what == inbound::kind::agent_message ? "[agent] " + m.text() : m.text());
     if (!s.t->rec.entered()) s.t->rec.enter(replay_op(in, s.t->handed_over), replay_input(in));
     c->line = line.finish(common::now_unix_ms(), s.t->rec.finish(in.now_unix, *res));
+    if (s.t->rec.cut()) s.deps->probe->replay_answer_cut();
     if (was_new)
       c->events.push_back(store::conversation_record{std::string(tenant),
                                                      std::string(session),

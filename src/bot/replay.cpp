@@ -45,7 +45,7 @@ void append_json(std::string& out, std::string_view s) {
 }
 
 /// `s` cut to at most `max` bytes, not inside a UTF-8 sequence.
-std::string_view cut(std::string_view s, std::size_t max) {
+std::string_view bounded(std::string_view s, std::size_t max) {
   if (s.size() <= max) return s;
   std::size_t n = max;
   while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
@@ -166,6 +166,7 @@ void turn_recorder::clear() {
   op_.clear();
   input_.clear();
   variables_ = false;
+  cut_ = false;
   actions_.clear();
 }
 
@@ -182,14 +183,16 @@ void turn_recorder::action(std::string_view name, const v1::Input& answer) {
   append_json(actions_, name);
   actions_ += r.ok() ? ",\"ok\":true" : ",\"ok\":false";
   actions_ += ",\"status\":" + std::to_string(r.status());
-  auto body = cut(r.body(), max_recorded_body);
-  auto err = cut(r.error(), max_recorded_error);
+  auto body = bounded(r.body(), max_recorded_body);
+  auto err = bounded(r.error(), max_recorded_error);
   actions_ += ",\"body\":";
   append_json(actions_, body);
   actions_ += ",\"error\":";
   append_json(actions_, err);
-  if (body.size() < r.body().size() || err.size() < r.error().size())
+  if (body.size() < r.body().size() || err.size() < r.error().size()) {
     actions_ += ",\"truncated\":true,\"size\":" + std::to_string(r.body().size());
+    cut_ = true;
+  }
   actions_ += '}';
 }
 

@@ -41,6 +41,8 @@ class turn_recorder {
   /// call wins. `variables`: the client set values the record does not keep.
   void enter(std::string_view op, std::string_view input, bool variables = false);
   bool entered() const { return !op_.empty(); }
+  /// Whether an answer was cut at its bound since clear().
+  bool cut() const { return cut_; }
   /// The VM received `answer` (an Input holding an ActionResult) for action `name`.
   void action(std::string_view name, const v1::Input& answer);
   /// The record as JSON: {"v":1,"op","input","now","status","end_reason","actions":[...]}.
@@ -49,6 +51,7 @@ class turn_recorder {
  private:
   std::string op_, input_;
   bool variables_ = false;
+  bool cut_ = false;
   std::string actions_;  // JSON array elements, comma separated
 };
 

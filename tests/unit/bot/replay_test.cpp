@@ -212,3 +212,25 @@ TEST(replay, a_turn_without_a_record_is_skipped_and_a_bad_record_names_its_field
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.err().message.find("'now'"), std::string::npos) << bad.err().message;
 }
+
+TEST(replay, the_recorder_says_when_it_cut_an_answer_and_forgets_it_on_clear) {
+  bot::turn_recorder rec;
+  rec.enter("text", "x");
+  rec.action("small", bot::action_input(200, "{}", thursday));
+  EXPECT_FALSE(rec.cut());
+  // A multi-byte character across the bound is not split.
+  rec.action("big",
+             bot::action_input(200, std::string(bot::max_recorded_body - 1, 'x') + "é", thursday));
+  EXPECT_TRUE(rec.cut());
+  v1::TurnResult r;
+  r.mutable_state()->set_status(v1::AWAITING_INPUT);
+  bot::recorded_turn t;
+  ASSERT_TRUE(bot::parse_record(rec.finish(thursday, r), t).ok());
+  ASSERT_EQ(t.actions.size(), 2u);
+  EXPECT_EQ(t.actions[1].result.body().size(), bot::max_recorded_body - 1);
+  EXPECT_TRUE(t.actions[1].truncated);
+  EXPECT_FALSE(t.actions[0].truncated);
+  rec.clear();
+  EXPECT_FALSE(rec.cut());
+  EXPECT_FALSE(rec.entered());
+}
