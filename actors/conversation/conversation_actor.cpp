@@ -628,6 +628,7 @@ void run_vm(self_ptr self, const v1::Input* input) {
       return answer(self, status::replayed, {}, std::move(same));
     }
     s.t->job->in.text = r.timer();  // for the transcript: "[timer] nudge"
+    s.t->rec.enter("timer", r.timer());
     accumulate(s, std::move(r), true);
     return continue_after_vm(self);
   }

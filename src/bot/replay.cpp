@@ -299,6 +299,12 @@ conversation_replay replay(const program& prog, const recorded_conversation& c,
       r = resume(prog, state, payload_input(t.input, now));
     } else if (t.op == "failure") {
       r = resume(prog, state, failure_input(t.input, now));
+    } else if (t.op == "timer") {
+      const std::int64_t due = next_timer_ms(state);
+      if (due > 0 && due < (now + 1) * 1000)
+        r = resume(prog, state, timer_input(due, now));
+      else
+        *r.mutable_state() = state;  // the candidate has no timer due then: it says nothing
     } else if (t.op == "end" || t.op == "none") {
       *r.mutable_state() = state;
       if (t.op == "end") {

@@ -37,7 +37,8 @@ class turn_recorder {
   /// How the VM was entered: op is one of "start" (input: the first message, may be
   /// empty), "text", "payload", "failure" (input: the error), "end", "set_variables",
   /// "redirect" (input: the dialog), "transfer_succeeded", "transfer_failed" (input:
-  /// "no_agent" or empty), "none" (the bot did not run: handed to an agent). The last
+  /// "no_agent" or empty), "timer" (input: "nudge" or "close", what the timer did),
+  /// "none" (the bot did not run: handed to an agent). The last
   /// call wins. `variables`: the client set values the record does not keep.
   void enter(std::string_view op, std::string_view input, bool variables = false);
   bool entered() const { return !op_.empty(); }
@@ -111,7 +112,10 @@ struct conversation_replay {
 /// answer: the first unused one of that name at or after the last one used (order
 /// within the conversation), else the first unused one of that name. A call with no
 /// such answer stops the replay: the conversation differs, with that reason. A turn
-/// differs when its reply texts or its outcome (status, end reason) differ.
+/// differs when its reply texts or its outcome (status, end reason) differ. A recorded
+/// timer turn fires the candidate's own timer if one is due by the turn's clock (the
+/// candidate's deadlines may differ); timers the candidate would have fired between
+/// recorded turns are not simulated.
 conversation_replay replay(const program& candidate, const recorded_conversation& conversation,
                            std::size_t max_diffs = 5);
 

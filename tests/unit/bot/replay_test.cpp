@@ -234,3 +234,53 @@ TEST(replay, the_recorder_says_when_it_cut_an_answer_and_forgets_it_on_clear) {
   EXPECT_FALSE(rec.cut());
   EXPECT_FALSE(rec.entered());
 }
+
+TEST(replay, a_recorded_timer_fires_the_candidates_own_timer_when_it_is_due) {
+  const std::string timed = R"BOT(bot:
+  name: timed
+  welcome: ask
+  nudge: "Still there?"
+variables:
+  n: number
+dialogs:
+  ask:
+    - question: {prompt: "How many?", entity: number, into: n, nudge_after: 2m}
+    - end: "Thanks."
+)BOT";
+  auto p = build(timed);
+  ASSERT_TRUE(p);
+  // Recorded: the start, then the nudge two minutes later.
+  bot::recorded_conversation c;
+  auto started = bot::start(*p, {}, thursday);
+  bot::turn_recorder rec;
+  rec.enter("start", "");
+  bot::recorded_turn t1;
+  t1.sequence = 1;
+  for (const auto& m : started.messages()) t1.replies.push_back(m.text());
+  ASSERT_TRUE(bot::parse_record(rec.finish(thursday, started), t1).ok());
+  const auto due = bot::next_timer_ms(started.state());
+  ASSERT_GE(due, (thursday + 120) * 1000);
+  ASSERT_LT(due, (thursday + 125) * 1000);
+  const std::int64_t fired = (due + 999) / 1000;  // the poller's clock when it fired
+  auto nudged = bot::resume(*p, started.state(), bot::timer_input(due, fired));
+  ASSERT_EQ(nudged.timer(), "nudge");
+  rec.clear();
+  rec.enter("timer", nudged.timer());
+  bot::recorded_turn t2;
+  t2.sequence = 2;
+  for (const auto& m : nudged.messages()) t2.replies.push_back(m.text());
+  ASSERT_EQ(t2.replies, std::vector<std::string>{"Still there?"});
+  ASSERT_TRUE(bot::parse_record(rec.finish(fired, nudged), t2).ok());
+  c.turns = {t1, t2};
+  EXPECT_EQ(bot::replay(*p, c).verdict, bot::replay_verdict::same);
+
+  // A candidate that waits five minutes has no timer due then: turn 2 differs.
+  std::string later = timed;
+  later.replace(later.find("nudge_after: 2m"), 15, "nudge_after: 5m");
+  auto candidate = build(later);
+  ASSERT_TRUE(candidate);
+  auto r = bot::replay(*candidate, c);
+  ASSERT_EQ(r.verdict, bot::replay_verdict::differs);
+  EXPECT_EQ(r.diffs[0].turn, 2);
+  EXPECT_TRUE(r.diffs[0].candidate.empty());
+}
