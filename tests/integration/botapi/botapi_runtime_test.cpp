@@ -1085,7 +1085,7 @@ TEST_F(BotApi, TurnsGoOnWhilePostgresIsDownAndTranscriptsCatchUp) {
   ASSERT_TRUE(store::run_job_sync(p, store::create_tenant(tenant_, "T", "test")));
   auto key = store::run_job_sync(p, store::create_api_key(tenant_, "test", "test"));
   ASSERT_TRUE(key.ok());
-  parley::admin::deploy_request d{tenant_, "orders", bot_text(), "test", true, {}};
+  parley::admin::deploy_request d{tenant_, "orders", bot_text(), "test", true, {}, {}};
   ASSERT_TRUE(store::run_job_sync(p, parley::admin::deploy_version(d)).ok());
   ASSERT_TRUE(store::run_job_sync(
       p, store::put_secret(run_keys(), tenant_, "ORDERS_API_TOKEN", "s3cret", "test")));
