@@ -42,9 +42,11 @@ class recorded_test : public ::testing::Test {
 };
 
 TEST_F(recorded_test, turns_come_back_with_their_records_and_old_lines_without) {
-  seed("s-1", 2);
+  // Session ids are unique in the whole table (its primary key): one per run.
+  const std::string s1 = unique_name("s");
+  seed(s1, 2);
   // A line of a node from before migration 0013 has no replay field at all.
-  auto old = turn_line(tenant_, "s-1", 3, std::string("old"), {"old reply"});
+  auto old = turn_line(tenant_, s1, 3, std::string("old"), {"old reply"});
   ASSERT_EQ(old.copy.substr(old.copy.size() - 3), "\t\\N");
   old.copy.resize(old.copy.size() - 3);
   ASSERT_TRUE(store::run_job_sync(*pg_, store::write_turn_lines({old})).ok());
@@ -53,7 +55,7 @@ TEST_F(recorded_test, turns_come_back_with_their_records_and_old_lines_without) 
   ASSERT_TRUE(page.ok()) << page.err().message;
   ASSERT_EQ(page->conversations.size(), 1u);
   const auto& c = page->conversations[0];
-  EXPECT_EQ(c.session_id, "s-1");
+  EXPECT_EQ(c.session_id, s1);
   ASSERT_EQ(c.turns.size(), 3u);
   EXPECT_EQ(c.turns[0].inbound, "message 1");
   EXPECT_EQ(c.turns[0].outbound_json, R"(["reply 1"])");
@@ -73,7 +75,8 @@ TEST_F(recorded_test, turns_come_back_with_their_records_and_old_lines_without) 
 }
 
 TEST_F(recorded_test, pages_follow_the_cursor_and_since_keeps_the_window) {
-  for (const char* s : {"a", "b", "c"}) seed(s, 1);
+  const std::string a = unique_name("a");
+  for (const auto& s : {a, unique_name("b"), unique_name("c")}) seed(s, 1);
   // "a" started two hours ago: outside a one-hour window.
   ASSERT_TRUE(pg_->run_sync([&](pqxx::transaction_base& tx) {
                    tx.exec_params(
@@ -95,7 +98,7 @@ TEST_F(recorded_test, pages_follow_the_cursor_and_since_keeps_the_window) {
   } while (!after.empty() && pages < 5);
   EXPECT_EQ(pages, 2);
   ASSERT_EQ(seen.size(), 3u);
-  EXPECT_EQ(seen[0], "a") << "oldest first";
+  EXPECT_EQ(seen[0], a) << "oldest first";
 
   auto hour =
       store::run_job_sync(*pg_, store::recorded_conversations(tenant_, "shop", 3600, "", 10));
