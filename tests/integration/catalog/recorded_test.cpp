@@ -81,8 +81,8 @@ TEST_F(recorded_test, pages_follow_the_cursor_and_since_keeps_the_window) {
   ASSERT_TRUE(pg_->run_sync([&](pqxx::transaction_base& tx) {
                    tx.exec_params(
                        "UPDATE conversations SET started_at = now() - interval '2 hours' "
-                       "WHERE tenant_id = $1 AND session_id = 'a'",
-                       tenant_);
+                       "WHERE tenant_id = $1 AND session_id = $2",
+                       tenant_, a);
                  })
                   .ok());
   std::vector<std::string> seen;
