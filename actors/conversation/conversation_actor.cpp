@@ -18,6 +18,7 @@
 #include "actors/action/action_runner.hpp"
 #include "actors/runtime/internal.hpp"
 #include "actors/transcript/transcript_writer.hpp"
+#include "src/bot/replay.hpp"
 #include "src/channels/text/menu.hpp"
 #include "src/common/clock.hpp"
 #include "src/log/log.hpp"
@@ -73,6 +74,7 @@ struct turn_scratch {
   std::list<turn_job_ptr> waiting;               // turns that arrived while `job` ran
   bool handed_over = false;  // the turn began with the conversation handed to an agent
   int64_t timer_before = 0;  // the committed state's next timer deadline (unix ms; 0: none)
+  bot::turn_recorder rec;    // what replaying the turn needs (its transcript line keeps it)
 };
 
 /// Where this conversation's last commit stands (`conversation_state::commit`).
@@ -307,6 +309,31 @@ void record_inbound(store::transcript_line_builder& line, const inbound& in) {
   }
 }
 
+/// The replay op (bot::turn_recorder::enter) of a turn that did not run the VM on text.
+std::string_view replay_op(const inbound& in, bool handed_over) {
+  if (handed_over) return "none";
+  switch (in.what) {
+    case inbound::kind::end:
+      return "end";
+    case inbound::kind::set_variables:
+      return "set_variables";
+    case inbound::kind::redirect:
+      return "redirect";
+    case inbound::kind::transfer_succeeded:
+      return "transfer_succeeded";
+    case inbound::kind::transfer_failed:
+      return "transfer_failed";
+    default:
+      return "none";
+  }
+}
+
+std::string_view replay_input(const inbound& in) {
+  if (in.what == inbound::kind::redirect) return in.text;
+  if (in.what == inbound::kind::transfer_failed && in.no_agent) return "no_agent";
+  return {};
+}
+
 /// Writes the turn into the snapshot, in place, and sends it to the store; the commit's
 /// completion answers the job. The actor goes on as if the write succeeded (its
 /// committed bytes are the new snapshot), but starts no other turn before the write
@@ -390,7 +417,9 @@ void commit(self_ptr self) {
     if (!was_new || !in.text.empty()) record_inbound(line, in);
     for (const auto& m : res->messages())
       line.reply(in.what == inbound::kind::agent_message ? "[agent] " + m.text() : m.text());
-    c->line = line.finish(common::now_unix_ms());
+    if (!s.t->rec.entered()) s.t->rec.enter(replay_op(in, s.t->handed_over), replay_input(in));
+    c->line = line.finish(common::now_unix_ms(), s.t->rec.finish(in.now_unix, *res));
+    if (s.t->rec.cut()) s.deps->probe->replay_answer_cut();
     if (was_new)
       c->events.push_back(store::conversation_record{std::string(tenant),
                                                      std::string(session),
@@ -540,11 +569,13 @@ void run_vm(self_ptr self, const v1::Input* input) {
   if (input == nullptr && s.t->replay)
     return answer(self, status::replayed, {}, std::move(s.t->replay));
   if (input != nullptr) {
+    s.t->rec.action(s.t->acc->action().name(), *input);
     v1::TurnResult r = bot::resume(prog, s.t->acc->state(), *input);
     accumulate(s, std::move(r), false);
     return continue_after_vm(self);
   }
   if (in.what == inbound::kind::start) {
+    s.t->rec.enter("start", in.text, !in.variables.empty());
     accumulate(s, bot::start(prog, in.variables, in.now_unix), true);
     if (!in.text.empty() && s.t->acc->state().status() == v1::AWAITING_INPUT) {
       // A first message with the start request: run it as the first input.
@@ -554,6 +585,7 @@ void run_vm(self_ptr self, const v1::Input* input) {
     return continue_after_vm(self);
   }
   if (s.t->job->quarantined) {
+    s.t->rec.enter("failure", s.t->job->quarantine_error);
     accumulate(s,
                bot::resume(prog, s.t->snap->state(),
                            bot::failure_input(s.t->job->quarantine_error, in.now_unix)),
@@ -596,6 +628,7 @@ void run_vm(self_ptr self, const v1::Input* input) {
       return answer(self, status::replayed, {}, std::move(same));
     }
     s.t->job->in.text = r.timer();  // for the transcript: "[timer] nudge"
+    s.t->rec.enter("timer", r.timer());
     accumulate(s, std::move(r), true);
     return continue_after_vm(self);
   }
@@ -650,6 +683,10 @@ void run_vm(self_ptr self, const v1::Input* input) {
     vm_in = in.what == inbound::kind::payload ? bot::payload_input(in.text, in.now_unix)
                                               : bot::text_input(in.text, in.now_unix);
   }
+  if (vm_in.kind_case() == v1::Input::kPayload)
+    s.t->rec.enter("payload", vm_in.payload());
+  else
+    s.t->rec.enter("text", vm_in.text());
   // The VM takes the parsed snapshot's state over rather than copying it: the commit
   // writes the turn's new state, and a later turn of this actor parses the committed
   // bytes again.
@@ -777,6 +814,7 @@ void dispatch(self_ptr self) {
 /// Starts `s.t->job`: loads the snapshot first if this actor has not yet.
 void start_turn(self_ptr self) {
   auto& s = self->state;
+  s.t->rec.clear();
   // A start sent again (its actor died) reads the store like any other turn: the start may
   // have been committed, and the read orders this turn after that commit's completion. So
   // does one with an external key: it may be a client's retry of a start already committed.

@@ -76,6 +76,9 @@ runtime_probe::runtime_probe(prometheus::Registry& reg)
       fenced_reads_(counter(reg, "parley_snapshot_reads_fenced_total",
                             "Snapshot reads that waited for the commit of a conversation actor "
                             "that died with it in flight.")),
+      replay_cuts_(counter(reg, "parley_transcript_replay_answers_cut_total",
+                           "Action answers longer than a turn's replay record keeps (16 KiB of "
+                           "body, 1 KiB of error): their conversations cannot be replayed.")),
       bot_turns_(family(reg, "parley_bot_turns_total",
                         "Turns run by each bot version (tenant, bot, version).")),
       bot_sessions_(family(reg, "parley_bot_sessions_started_total",
@@ -191,5 +194,6 @@ void runtime_probe::message_quarantined() { quarantines_.Increment(); }
 void runtime_probe::conversation_passivated() { passivations_.Increment(); }
 void runtime_probe::commit_failed() { commit_failures_.Increment(); }
 void runtime_probe::read_fenced() { fenced_reads_.Increment(); }
+void runtime_probe::replay_answer_cut() { replay_cuts_.Increment(); }
 
 }  // namespace parley::actors

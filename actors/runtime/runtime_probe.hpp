@@ -52,6 +52,9 @@ class runtime_probe {
   void commit_failed();
   /// A snapshot read waited for an orphaned commit.
   void read_fenced();
+  /// A turn's replay record cut an action answer past its bound (src/bot/replay.hpp):
+  /// its conversation cannot be replayed exactly.
+  void replay_answer_cut();
 
  private:
   prometheus::Family<prometheus::Counter>& turns_;
@@ -64,6 +67,7 @@ class runtime_probe {
   prometheus::Counter& passivations_;
   prometheus::Counter& commit_failures_;
   prometheus::Counter& fenced_reads_;
+  prometheus::Counter& replay_cuts_;
   std::array<prometheus::Counter*, static_cast<std::size_t>(turn_outcome::last_status) + 1>
       by_status_{};
 

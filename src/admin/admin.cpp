@@ -495,6 +495,98 @@ void show_transcript(const state_ptr& s, const std::string& tenant, const std::s
       });
 }
 
+/// "24h", "30m", "7d", "90s" as seconds; "0" or "all" for any time; nullopt when bad.
+std::optional<std::int64_t> duration_seconds(const std::string& v) {
+  if (v == "0" || v == "all") return 0;
+  if (v.size() < 2 || v.size() > 10) return std::nullopt;
+  std::int64_t n = 0;
+  for (std::size_t i = 0; i + 1 < v.size(); ++i) {
+    if (v[i] < '0' || v[i] > '9') return std::nullopt;
+    n = n * 10 + (v[i] - '0');
+  }
+  switch (v.back()) {
+    case 's':
+      return n;
+    case 'm':
+      return n * 60;
+    case 'h':
+      return n * 3600;
+    case 'd':
+      return n * 86400;
+    default:
+      return std::nullopt;
+  }
+}
+
+/// GET /admin/v1/tenants/{t}/bots/{b}/conversations?since=24h&limit=100&after=CURSOR:
+/// recorded conversations with their turns (inbound, replies, replay record), oldest
+/// first, one page (src/store/catalog/recorded.hpp).
+void recorded_conversations(const state_ptr& s, const http::request& req, const std::string& tenant,
+                            const std::string& bot, http::responder respond) {
+  std::int64_t since = 86400;
+  if (auto v = query_param(req.query, "since")) {
+    auto d = duration_seconds(*v);
+    if (!d)
+      return respond(error_response(
+          400, "invalid_field",
+          "query parameter 'since' must be a duration such as 30m, 24h or 7d (or 'all')", "since"));
+    since = *d;
+  }
+  int limit = 100;
+  if (auto v = query_param(req.query, "limit")) {
+    char* end = nullptr;
+    long n = std::strtol(v->c_str(), &end, 10);
+    if (v->empty() || *end != '\0' || n < 1 || n > 500)
+      return respond(error_response(
+          400, "invalid_field", "query parameter 'limit' must be an integer of 1 to 500", "limit"));
+    limit = static_cast<int>(n);
+  }
+  std::string after = query_param(req.query, "after").value_or("");
+  store::run_job(
+      s->pg(), store::recorded_conversations(tenant, bot, since, after, limit),
+      [respond, tenant, bot](result<store::recorded_page> page) {
+        if (!page) {
+          auto e = page.err();
+          if (e.code == "invalid_argument" && e.message.rfind("after", 0) == 0)
+            return respond(error_response(400, "invalid_field", e.message, "after"));
+          return respond(failure(e));
+        }
+        json list = json::array();
+        for (const auto& c : page->conversations) {
+          json turns = json::array();
+          for (const auto& t : c.turns) {
+            json replies = json::array();
+            auto out = json::parse(t.outbound_json, nullptr, false);
+            if (out.is_array())
+              for (const auto& r : out)
+                replies.push_back(r.is_string()   ? r.get<std::string>()
+                                  : r.is_object() ? r.value("text", "")
+                                                  : std::string());
+            json record = nullptr;
+            if (!t.replay_json.empty()) record = json::parse(t.replay_json, nullptr, false);
+            if (record.is_discarded()) record = nullptr;
+            turns.push_back({{"sequence", t.sequence},
+                             {"inbound", t.inbound},
+                             {"replies", replies},
+                             {"at", iso_time(t.at_ms)},
+                             {"record", record}});
+          }
+          list.push_back({{"session_id", c.session_id},
+                          {"version", c.version},
+                          {"channel", c.channel},
+                          {"started_at", iso_time(c.started_at_ms)},
+                          {"end_reason", c.end_reason.empty() ? json(nullptr) : json(c.end_reason)},
+                          {"truncated", c.truncated},
+                          {"turns", turns}});
+        }
+        respond(
+            json_response(200, {{"tenant", tenant},
+                                {"bot", bot},
+                                {"conversations", list},
+                                {"next", page->next.empty() ? json(nullptr) : json(page->next)}}));
+      });
+}
+
 void kill(const state_ptr& s, const std::string& tenant, const std::string& session,
           http::responder respond) {
   if (!s->opts.kill_conversation)
@@ -787,6 +879,9 @@ void dispatch_tenant(const state_ptr& s, http::request&& req, http::responder re
       if (get) return list_versions(s, tenant, bot, respond);
       return respond(wrong_method(req));
     }
+    if (seg[3] == "conversations")
+      return get ? recorded_conversations(s, req, tenant, bot, respond)
+                 : respond(wrong_method(req));
     if (seg[3] == "activate")
       return post ? activate(s, req, tenant, bot, respond) : respond(wrong_method(req));
     if (seg[3] == "rollback")

@@ -106,6 +106,10 @@ std::string admin_token_from_env();
 ///   activation POST /admin/v1/tenants/{t}/bots/{bot}/rollback                200 activation GET
 ///   /admin/v1/tenants/{t}/conversations                      200 {tenant,conversations:[...]} GET
 ///   /admin/v1/tenants/{t}/conversations/{s}/transcript       200 {conversation,messages:[...]}
+///   GET  /admin/v1/tenants/{t}/bots/{bot}/conversations?since=24h&limit=100&after=CURSOR
+///                                                                 200 {conversations:[{session_id,
+///                                                                 version,turns:[{sequence,inbound,
+///                                                                 replies,at,record}]}],next}
 ///   PUT  /admin/v1/tenants/{t}/secrets/{name} {value}             201 {tenant,name,created} new;
 ///                                                                 204 replaced
 ///   GET  /admin/v1/tenants/{t}/secrets                            200 {tenant,secrets:[{name,

@@ -28,6 +28,12 @@ int main(int argc, char** argv) {
   parley::ctl::add_bot_commands(app, exit_code);
   parley::ctl::add_admin_commands(app, exit_code);
   parley::ctl::add_canary_commands(app, exit_code);
-  CLI11_PARSE(app, argc, argv);
+  parley::ctl::add_replay_commands(app, exit_code);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // Usage errors exit 2, as the commands' own do (--help and --version exit 0).
+    return app.exit(e) == 0 ? 0 : 2;
+  }
   return exit_code;
 }

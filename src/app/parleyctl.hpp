@@ -33,6 +33,9 @@ struct canary_deploy_options {
 };
 std::string canary_deploy_query(const canary_deploy_options& o);
 
+/// parleyctl replay: recorded conversations through a candidate (parleyctl_replay.cpp).
+void add_replay_commands(CLI::App& app, int& exit_code);
+
 /// The whole file at `path` (bytes as they are), or nullopt when it cannot be read.
 std::optional<std::string> read_file(const std::string& path);
 

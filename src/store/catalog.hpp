@@ -32,6 +32,7 @@
 #include "src/store/catalog/job.hpp"
 #include "src/store/catalog/limits.hpp"
 #include "src/store/catalog/quarantine.hpp"
+#include "src/store/catalog/recorded.hpp"
 #include "src/store/catalog/secrets.hpp"
 #include "src/store/catalog/tenants.hpp"
 #include "src/store/catalog/transcripts.hpp"

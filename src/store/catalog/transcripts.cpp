@@ -176,9 +176,9 @@ void append_line_head(std::string& out, std::string_view tenant, std::string_vie
 /// transcript_line_builder.
 template <class Each>
 void copy_turn_lines(pqxx::transaction_base& tx, const std::string& table, Each&& each) {
-  static const std::vector<std::string> columns = {"tenant_id", "session_id",      "sequence",
-                                                   "inbound",   "inbound_payload", "outbound",
-                                                   "created_at"};
+  static const std::vector<std::string> columns = {"tenant_id",  "session_id",      "sequence",
+                                                   "inbound",    "inbound_payload", "outbound",
+                                                   "created_at", "replay"};
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
   // pqxx 6.4's only public way to write COPY lines as they are (stream_to escapes every
@@ -195,6 +195,9 @@ void copy_turn_lines(pqxx::transaction_base& tx, const std::string& table, Each&
   each([&](const std::string& line) {
     if (!joined.empty()) joined += '\n';
     joined += line;
+    // A line of a node from before migration 0013 (say, one that waited in Redis
+    // through an upgrade) has no replay field: COPY takes it as NULL.
+    if (std::count(line.begin(), line.end(), '\t') == 6) joined += "\t\\N";
     if (joined.size() >= chunk) {
       copy.write_raw_line(joined);
       joined.clear();
@@ -332,10 +335,15 @@ void transcript_line_builder::reply(std::string_view text) {
   ++line_.messages;
 }
 
-transcript_line transcript_line_builder::finish(std::int64_t at_ms) {
+transcript_line transcript_line_builder::finish(std::int64_t at_ms, std::string_view replay) {
   open_outbound();
   line_.copy += "]\t";
   append_timestamp(line_.copy, at_ms > 0 ? at_ms : now_unix_ms());
+  line_.copy += '\t';
+  if (replay.empty())
+    line_.copy += "\\N";
+  else
+    with_clean(replay, [&](std::string_view t) { append_copy_field(line_.copy, t); });
   return std::move(line_);
 }
 

@@ -56,8 +56,9 @@ class transcript_line_builder {
                           std::int64_t sequence);
   void inbound(std::string_view text);
   void reply(std::string_view text);
-  /// `at_ms`: the turn's time in milliseconds since the epoch (<= 0: now).
-  transcript_line finish(std::int64_t at_ms);
+  /// `at_ms`: the turn's time in milliseconds since the epoch (<= 0: now). `replay`:
+  /// the turn's replay record, a JSON object (bot::turn_recorder), empty for none.
+  transcript_line finish(std::int64_t at_ms, std::string_view replay = {});
 
  private:
   void open_outbound();

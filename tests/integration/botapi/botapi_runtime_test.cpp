@@ -1701,3 +1701,106 @@ TEST_F(BotApiSecrets, ANodeRefusesToStartWithoutTheKeyOfStoredSecrets) {
            {"PARLEY_SECRETS_PREVIOUS_KEYS", env_or_fail("PARLEY_SECRETS_KEY")}});
   EXPECT_TRUE(ok.up()) << ok.output();
 }
+
+/// `parleyctl replay` of this test's tenant against the bot file `candidate` (written to
+/// a file of its own), through the node's admin API.
+parley::testing::finished_run replay_with(const node& n, const std::string& tenant,
+                                          const std::string& candidate,
+                                          std::vector<std::string> extra = {}) {
+  const std::string path = ::testing::TempDir() + "/" + tenant + "-candidate.yaml";
+  {
+    std::ofstream out(path);
+    out << candidate;
+  }
+  std::vector<std::string> argv = {PARLEYCTL_PATH, "replay",  tenant,    "orders",
+                                   "--candidate",  path,      "--since", "1h",
+                                   "--url",        n.url(""), "--token", admin_token};
+  for (auto& e : extra) argv.push_back(std::move(e));
+  return parley::testing::run_to_end(argv, {}, 60s);
+}
+
+TEST_F(BotApi, ReplayRunsRecordedConversationsThroughACandidateWithTheirActionAnswers) {
+  // Two real conversations: one tracks an order (its action answered by the order API)
+  // and ends, one asks something the bot does not know.
+  auto s = start_session();
+  ASSERT_FALSE(s.empty());
+  ASSERT_EQ(c_->choice(s, 1, 1).status, 200);
+  auto r = c_->text(s, 2, "it is ab-123456");
+  ASSERT_TRUE(has(texts(r.j), "has shipped with UPS")) << r.body;
+  ASSERT_EQ(c_->choice(s, 3, 2).status, 200);
+  auto other = start_session();
+  ASSERT_EQ(c_->text(other, 1, "what is the meaning of life").status, 200);
+  ASSERT_EQ(api_.calls(), 1);
+
+  // Both reach Postgres with their replay records, off the turns' path.
+  std::string why;
+  ASSERT_TRUE(parley::store::testing::eventually(
+      [&] {
+        auto page =
+            store::run_job_sync(*pg_, store::recorded_conversations(tenant_, "orders", 0, "", 10));
+        if (!page) return why = page.err().message, false;
+        std::size_t turns = 0, records = 0;
+        for (const auto& c : page->conversations)
+          for (const auto& t : c.turns) turns += 1, records += !t.replay_json.empty();
+        why = std::to_string(page->conversations.size()) + " conversations, " +
+              std::to_string(turns) + " turns, " + std::to_string(records) + " records";
+        return page->conversations.size() == 2 && turns == 6 && records == 6;
+      },
+      20s))
+      << why;
+
+  // The same file: every conversation is the same, and the order API is not called.
+  auto same = replay_with(*n_, tenant_, bot_text());
+  EXPECT_EQ(same.code, 0) << same.output;
+  EXPECT_TRUE(has(same.output, "replayed 2 conversation(s)")) << same.output;
+  EXPECT_TRUE(has(same.output, "2 same, 0 differ, 0 skipped")) << same.output;
+  EXPECT_EQ(api_.calls(), 1) << "the replay used the recorded answer";
+
+  // A candidate that asks for the order number differently differs at turn 2.
+  std::string changed = bot_text();
+  changed.replace(changed.find("What's your order number?"), 25, "Which order number?");
+  auto differs = replay_with(*n_, tenant_, changed);
+  EXPECT_EQ(differs.code, 1) << differs.output;
+  EXPECT_TRUE(has(differs.output, "1 same, 1 differ")) << differs.output;
+  EXPECT_TRUE(has(differs.output, "conversation " + s)) << differs.output;
+  EXPECT_TRUE(has(differs.output, "turn 2  user: \"[menu] Track an order\"") ||
+              has(differs.output, "turn 2  user:"))
+      << differs.output;
+  EXPECT_TRUE(has(differs.output, "- \"What's your order number?")) << differs.output;
+  EXPECT_TRUE(has(differs.output, "+ \"Which order number?")) << differs.output;
+
+  // --json: one object with the counts and the diff.
+  auto j = replay_with(*n_, tenant_, changed, {"--json"});
+  EXPECT_EQ(j.code, 1) << j.output;
+  auto doc = json::parse(j.output, nullptr, false);
+  ASSERT_TRUE(doc.is_object()) << j.output;
+  EXPECT_EQ(doc["same"], 1);
+  EXPECT_EQ(doc["differ"], 1);
+  ASSERT_EQ(doc["conversations"].size(), 1u);
+  EXPECT_EQ(doc["conversations"][0]["session_id"], s);
+  EXPECT_EQ(doc["conversations"][0]["diffs"][0]["turn"], 2);
+
+  // A candidate whose action has another name cannot be answered: it differs, saying so.
+  std::string renamed = bot_text();
+  auto at = renamed.find("name: lookup_order");
+  ASSERT_NE(at, std::string::npos) << "the sample's action is named lookup_order";
+  renamed.replace(at, 18, "name: find_order");
+  auto unanswered = replay_with(*n_, tenant_, renamed);
+  EXPECT_EQ(unanswered.code, 1) << unanswered.output;
+  EXPECT_TRUE(has(unanswered.output, "action 'find_order'")) << unanswered.output;
+
+  // The route refuses a window it cannot read, naming the field.
+  parley::http::client_request bad;
+  bad.url = n_->url("/admin/v1/tenants/" + tenant_ + "/bots/orders/conversations?since=soon");
+  bad.headers = {{"Authorization", "Bearer " + admin_token}};
+  auto refused = parley::http::fetch(bad);
+  ASSERT_TRUE(refused.ok());
+  EXPECT_EQ(refused->status, 400) << refused->body;
+  EXPECT_EQ(json::parse(refused->body)["error"]["field"], "since") << refused->body;
+
+  // Usage and connection errors exit 2.
+  EXPECT_EQ(replay_with(*n_, tenant_, "not: [a bot").code, 2);
+  auto unreachable = replay_with(*n_, tenant_, bot_text(), {"--url", "http://127.0.0.1:1"});
+  EXPECT_EQ(unreachable.code, 2) << unreachable.output;
+  EXPECT_EQ(replay_with(*n_, tenant_, bot_text(), {"--limit", "0"}).code, 2);
+}

@@ -40,8 +40,8 @@ class catalog_test : public ::testing::Test {
 
   admin::deploy_outcome deploy(const std::string& bot, const std::string& source,
                                bool activate = false) {
-    auto r =
-        run_job_sync(*pg_, admin::deploy_version({tenant_, bot, source, "tester", activate, "", {}}));
+    auto r = run_job_sync(
+        *pg_, admin::deploy_version({tenant_, bot, source, "tester", activate, "", {}}));
     EXPECT_TRUE(r) << r.err().code << ": " << r.err().message;
     return r ? *r : admin::deploy_outcome{};
   }
@@ -213,8 +213,8 @@ TEST_F(catalog_test, concurrent_deploys_get_distinct_versions) {
   std::vector<std::future<int>> results;
   for (int i = 0; i < 4; ++i) {
     results.push_back(std::async(std::launch::async, [&] {
-      auto r = run_job_sync(*pg_,
-                            admin::deploy_version({tenant_, "busy", source_, "tester", false, "", {}}));
+      auto r = run_job_sync(
+          *pg_, admin::deploy_version({tenant_, "busy", source_, "tester", false, "", {}}));
       return r && r->deployed ? r->version : -1;
     }));
   }

@@ -198,28 +198,30 @@ TEST(TranscriptWriter, ABoundedBufferDropsAndCountsWhatDoesNotFit) {
 
 TEST(TranscriptLine, FormatsATurnAsOneLineOfCopyText) {
   // Columns: tenant, session, sequence, inbound, inbound payload, replies (a JSON
-  // array), time. COPY's text format escapes tab, line ends and backslash; the JSON of
-  // the replies has its own escapes, whose backslashes COPY doubles.
+  // array), time, replay record (a JSON object, NULL for none). COPY's text format escapes tab,
+  // line ends and backslash; the JSON of the replies has its own escapes, whose backslashes COPY
+  // doubles.
   store::transcript_line_builder b("t", "s-1", 7);
   b.inbound("a\tb\\N");
   b.reply("x\"y\n");
   b.reply("");
-  auto l = b.finish(1700000000123);
+  auto l = b.finish(1700000000123, R"({"op":"text","input":"a\tb"})");
   EXPECT_EQ(l.copy,
-            "t\ts-1\t7\ta\\tb\\\\N\t\\N\t[\"x\\\\\"y\\\\n\",\"\"]\t2023-11-14 22:13:20.123+00");
+            "t\ts-1\t7\ta\\tb\\\\N\t\\N\t[\"x\\\\\"y\\\\n\",\"\"]\t2023-11-14 22:13:20.123+00"
+            "\t{\"op\":\"text\",\"input\":\"a\\\\tb\"}");
   EXPECT_EQ(l.messages, 3u);
 
   store::transcript_line_builder welcome("t", "s-2", 1);
   welcome.reply("hi");
   auto w = welcome.finish(1700000000005);
-  EXPECT_EQ(w.copy, "t\ts-2\t1\t\\N\t\\N\t[\"hi\"]\t2023-11-14 22:13:20.005+00")
+  EXPECT_EQ(w.copy, "t\ts-2\t1\t\\N\t\\N\t[\"hi\"]\t2023-11-14 22:13:20.005+00\t\\N")
       << "no inbound message: NULL";
   EXPECT_EQ(w.messages, 1u);
 
   store::transcript_line_builder odd("t", "s-3", 2);
   odd.inbound(std::string("a\0b\xff", 4));
   auto o = odd.finish(1700000001000);
-  EXPECT_EQ(o.copy, "t\ts-3\t2\tab\xEF\xBF\xBD\t\\N\t[]\t2023-11-14 22:13:21.000+00")
+  EXPECT_EQ(o.copy, "t\ts-3\t2\tab\xEF\xBF\xBD\t\\N\t[]\t2023-11-14 22:13:21.000+00\t\\N")
       << "NUL dropped, invalid UTF-8 replaced, no replies: an empty array";
   EXPECT_EQ(o.messages, 1u);
 }
