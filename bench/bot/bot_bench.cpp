@@ -9,6 +9,7 @@
 #include <random>
 #include <string>
 
+#include "bench/bot/samples.hpp"
 #include "src/bot/bot.hpp"
 #include "src/bot/nlu_eval.hpp"
 
@@ -17,13 +18,8 @@ namespace v1 = parley::bot::v1;
 
 namespace {
 
-constexpr std::int64_t now = 1795651200;  // 2026-11-26T00:00:00Z
-
-std::shared_ptr<const bot::program> load_sample(const std::string& name) {
-  auto r = bot::compile_file(std::string(PARLEY_BOTS_DIR) + "/" + name + ".yaml");
-  if (!r.ok()) std::abort();
-  return *bot::load(std::move(*r.program));
-}
+using parley::bench::load_sample;
+using parley::bench::now;
 
 // One turn of free text at the order-status main menu: menu matching fails,
 // exact match fails, the classifier picks order_status, entities are

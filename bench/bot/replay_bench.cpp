@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bot/samples.hpp"
 #include "src/bot/replay.hpp"
 
 namespace bot = parley::bot;
@@ -17,13 +18,8 @@ namespace v1 = parley::bot::v1;
 
 namespace {
 
-constexpr std::int64_t now = 1795651200;  // 2026-11-26T00:00:00Z
-
-std::shared_ptr<const bot::program> load_sample(const std::string& name) {
-  auto r = bot::compile_file(std::string(PARLEY_BOTS_DIR) + "/" + name + ".yaml");
-  if (!r.ok()) std::abort();
-  return *bot::load(std::move(*r.program));
-}
+using parley::bench::load_sample;
+using parley::bench::now;
 
 /// One turn as the conversation actor runs and records it; the action is answered as
 /// the order API of the integration tests answers.

@@ -13,6 +13,7 @@
 
 #include "src/admin/canary_routes.hpp"
 #include "src/admin/deploy.hpp"
+#include "src/admin/replies.hpp"
 #include "src/channels/text/attachments.hpp"
 #include "src/common/strings.hpp"
 #include "src/store/catalog.hpp"
@@ -47,43 +48,15 @@ struct admin_state {
 };
 using state_ptr = std::shared_ptr<admin_state>;
 
-std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
-
-http::response json_response(int status, const json& body) {
-  return http::response::json(status, dump(body));
-}
-
-http::response error_response(int status, std::string_view code, std::string_view message,
-                              std::string_view field = {}) {
-  json e = {{"code", code}, {"message", message}};
-  if (!field.empty()) e["field"] = field;
-  return json_response(status, {{"error", e}});
-}
-
-/// The HTTP status for a catalog or Postgres failure.
-int status_of(const error& e) {
-  const std::string& c = e.code;
-  if (c == "invalid_argument") return 400;
-  if (c == "tenant_not_found" || c == "bot_not_found" || c == "version_not_found" ||
-      c == "api_key_not_found" || c == "secret_not_found")
-    return 404;
-  if (c == "tenant_exists" || c == "no_active_version" || c == "no_previous_version") return 409;
-  if (c == "postgres_unavailable" || c == "secrets_key_missing") return 503;
-  return 500;
-}
+using replies::dump;
+using replies::error_response;
+using replies::iso_time;
+using replies::json_response;
+using replies::percent_decode;
+using replies::query_param;
+using replies::status_of;
 
 http::response failure(const error& e) { return error_response(status_of(e), e.code, e.message); }
-
-std::string iso_time(std::int64_t ms) {
-  std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  char out[48];
-  std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>(ms % 1000));
-  return out;
-}
 
 bool same_secret(std::string_view a, std::string_view b) {
   // Constant time in the length of `b` (the presented value).
@@ -124,22 +97,6 @@ std::string actor_of(const http::request& req) {
   return out.empty() ? "admin" : out;
 }
 
-std::string percent_decode(std::string_view in) {
-  std::string out;
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    if (in[i] == '%' && i + 2 < in.size() && std::isxdigit(static_cast<unsigned char>(in[i + 1])) &&
-        std::isxdigit(static_cast<unsigned char>(in[i + 2]))) {
-      out.push_back(static_cast<char>(std::stoi(std::string(in.substr(i + 1, 2)), nullptr, 16)));
-      i += 2;
-    } else if (in[i] == '+') {
-      out.push_back(' ');
-    } else {
-      out.push_back(in[i]);
-    }
-  }
-  return out;
-}
-
 std::vector<std::string> split_path(std::string_view rest) {
   std::vector<std::string> out;
   std::size_t start = 0;
@@ -152,20 +109,6 @@ std::vector<std::string> split_path(std::string_view rest) {
   // A trailing slash is not a segment.
   if (!out.empty() && out.back().empty()) out.pop_back();
   return out;
-}
-
-std::optional<std::string> query_param(std::string_view query, std::string_view name) {
-  std::size_t start = 0;
-  while (start <= query.size()) {
-    auto end = query.find('&', start);
-    if (end == std::string_view::npos) end = query.size();
-    auto part = query.substr(start, end - start);
-    auto eq = part.find('=');
-    if (percent_decode(part.substr(0, eq)) == name)
-      return eq == std::string_view::npos ? std::string() : percent_decode(part.substr(eq + 1));
-    start = end + 1;
-  }
-  return std::nullopt;
 }
 
 /// The request body as a JSON object; an empty body counts as {}.

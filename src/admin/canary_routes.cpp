@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "src/admin/deploy.hpp"
+#include "src/admin/replies.hpp"
 #include "src/store/catalog/canary.hpp"
 
 namespace parley::admin {
@@ -19,25 +20,10 @@ namespace {
 
 using json = nlohmann::json;
 
-http::response json_response(int status, const json& body) {
-  return http::response::json(status, body.dump(-1, ' ', false, json::error_handler_t::replace));
-}
-
-http::response error_response(int status, std::string_view code, std::string_view message,
-                              std::string_view field = {}) {
-  json e = {{"code", code}, {"message", message}};
-  if (!field.empty()) e["field"] = field;
-  return json_response(status, {{"error", e}});
-}
-
-int status_of(const error& e) {
-  const std::string& c = e.code;
-  if (c == "invalid_argument") return 400;
-  if (c == "tenant_not_found" || c == "bot_not_found" || c == "version_not_found") return 404;
-  if (c == "no_active_version" || c == "canary_running" || c == "no_canary") return 409;
-  if (c == "postgres_unavailable") return 503;
-  return 500;
-}
+using replies::error_response;
+using replies::json_response;
+using replies::query_param;
+using replies::status_of;
 
 http::response failure(const error& e) {
   // A setting out of range names its query parameter (the message starts with it).
@@ -50,31 +36,8 @@ http::response failure(const error& e) {
   return error_response(status_of(e), e.code, e.message, field);
 }
 
-std::string iso_time(std::int64_t ms) {
-  if (ms == 0) return {};
-  std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  char out[48];
-  std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>(ms % 1000));
-  return out;
-}
-
-std::optional<std::string> query_param(std::string_view query, std::string_view name) {
-  std::size_t start = 0;
-  while (start <= query.size()) {
-    auto end = query.find('&', start);
-    if (end == std::string_view::npos) end = query.size();
-    auto part = query.substr(start, end - start);
-    auto eq = part.find('=');
-    if (part.substr(0, eq) == name)
-      return std::string(eq == std::string_view::npos ? std::string_view() : part.substr(eq + 1));
-    start = end + 1;
-  }
-  return std::nullopt;
-}
+/// An ISO 8601 time, "" for 0 (never).
+std::string iso_time(std::int64_t ms) { return ms == 0 ? std::string() : replies::iso_time(ms); }
 
 /// A number query parameter; answers 400 naming it when it is not one.
 bool number_param(const http::request& req, const char* name, bool integer, double& out,

@@ -6,6 +6,8 @@
 #include <optional>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 namespace CLI {
 class App;
 }
@@ -35,6 +37,43 @@ std::string canary_deploy_query(const canary_deploy_options& o);
 
 /// parleyctl replay: recorded conversations through a candidate (parleyctl_replay.cpp).
 void add_replay_commands(CLI::App& app, int& exit_code);
+
+/// Where and how to reach a node's admin API; shared by every admin command
+/// (parleyctl_http.cpp).
+struct admin_target {
+  std::string url;
+  std::string token;
+  bool raw_json = false;
+};
+
+/// --url, --token and --json on `cmd`.
+void add_target_options(CLI::App* cmd, admin_target& t);
+
+/// The environment variable `name`, or `fallback` when it is unset or empty.
+std::string env_or(const char* name, const std::string& fallback);
+
+/// Percent-encodes one path segment (or query value).
+std::string seg(const std::string& s);
+
+/// The node's base URL without a trailing '/': --url, else $PARLEY_URL, else
+/// http://127.0.0.1:8080.
+std::string admin_base(const admin_target& target);
+
+/// The server's answer.
+struct admin_answer {
+  int status = 0;
+  nlohmann::json body;
+  std::string raw;
+};
+
+/// Calls the admin API with the token (--token or $PARLEY_ADMIN_TOKEN). On a 4xx/5xx it
+/// prints the server's error and sets `exit_code` 1 (a 422, whose diagnostics the
+/// caller prints, is returned); without a token or a connection, 2. With --json it
+/// prints the answer as is.
+std::optional<admin_answer> admin_call(const admin_target& target, const std::string& method,
+                                       const std::string& path, const std::string& body,
+                                       int& exit_code,
+                                       const std::string& content_type = "application/json");
 
 /// The whole file at `path` (bytes as they are), or nullopt when it cannot be read.
 std::optional<std::string> read_file(const std::string& path);

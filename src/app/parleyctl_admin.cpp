@@ -28,90 +28,7 @@ namespace {
 
 using json = nlohmann::json;
 
-/// Where and how to reach the admin API; shared by every admin command.
-struct admin_target {
-  std::string url;
-  std::string token;
-  bool raw_json = false;
-};
-
-void add_target_options(CLI::App* cmd, admin_target& t) {
-  cmd->add_option("--url", t.url, "node base URL (default: $PARLEY_URL or http://127.0.0.1:8080)");
-  cmd->add_option("--token", t.token, "admin token (default: $PARLEY_ADMIN_TOKEN)");
-  cmd->add_flag("--json", t.raw_json, "print the server's JSON answer as is");
-}
-
-std::string env_or(const char* name, const std::string& fallback) {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v != '\0' ? std::string(v) : fallback;
-}
-
-/// Percent-encodes one path segment.
-std::string seg(const std::string& s) {
-  std::ostringstream out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out << c;
-    } else {
-      out << '%' << std::uppercase << std::hex << std::setw(2) << std::setfill('0')
-          << static_cast<int>(c) << std::nouppercase << std::dec;
-    }
-  }
-  return out.str();
-}
-
-/// The server's answer, or the exit code to stop with (error already printed).
-struct answer {
-  int status = 0;
-  json body;
-  std::string raw;
-};
-
-std::optional<answer> call(const admin_target& target, const std::string& method,
-                           const std::string& path, const std::string& body, int& exit_code,
-                           const std::string& content_type = "application/json") {
-  std::string base =
-      target.url.empty() ? env_or("PARLEY_URL", "http://127.0.0.1:8080") : target.url;
-  while (!base.empty() && base.back() == '/') base.pop_back();
-  std::string token = target.token.empty() ? env_or("PARLEY_ADMIN_TOKEN", "") : target.token;
-  if (token.empty()) {
-    std::cerr << "parleyctl: no admin token: pass --token or set PARLEY_ADMIN_TOKEN\n";
-    exit_code = 2;
-    return std::nullopt;
-  }
-  http::client_request req;
-  req.method = method;
-  req.url = base + path;
-  req.body = body;
-  req.headers.emplace_back("Authorization", "Bearer " + token);
-  req.headers.emplace_back("Accept", "application/json");
-  if (!body.empty()) req.headers.emplace_back("Content-Type", content_type);
-  req.headers.emplace_back("X-Parley-Actor", env_or("USER", "parleyctl"));
-  auto r = http::fetch(req);
-  if (!r) {
-    std::cerr << "parleyctl: " << method << " " << req.url << ": " << r.err().message << "\n";
-    exit_code = 2;
-    return std::nullopt;
-  }
-  answer a{r->status, json::parse(r->body, nullptr, false), r->body};
-  if (target.raw_json)
-    std::cout << r->body << (r->body.empty() || r->body.back() != '\n' ? "\n" : "");
-  if (a.status >= 400) {
-    exit_code = 1;
-    if (target.raw_json) return std::nullopt;
-    const json* e = a.body.is_object() && a.body.contains("error") ? &a.body["error"] : nullptr;
-    if (e != nullptr && e->is_object()) {
-      std::cerr << "error: " << e->value("message", "") << " (" << e->value("code", "") << ", HTTP "
-                << a.status << ")\n";
-    } else {
-      std::cerr << "error: HTTP " << a.status << ": " << r->body << "\n";
-    }
-    // A 422 carries diagnostics the caller prints.
-    if (a.status == 422) return a;
-    return std::nullopt;
-  }
-  return a;
-}
+using answer = admin_answer;
 
 std::string str(const json& j, const char* key) {
   if (!j.is_object() || !j.contains(key)) return "";
@@ -137,7 +54,7 @@ int cmd_tenant_create(const admin_target& t, const std::string& id, const std::s
   int code = 0;
   json body{{"id", id}, {"name", name.empty() ? id : name}};
   if (!region.empty()) body["region"] = region;
-  auto a = call(t, "POST", "/admin/v1/tenants", body.dump(), code);
+  auto a = admin_call(t, "POST", "/admin/v1/tenants", body.dump(), code);
   if (!a || t.raw_json) return code;
   std::cout << "created tenant " << str(a->body, "id") << " (" << str(a->body, "name")
             << ") in region " << str(a->body, "home_region") << "\n";
@@ -146,7 +63,7 @@ int cmd_tenant_create(const admin_target& t, const std::string& id, const std::s
 
 int cmd_tenant_list(const admin_target& t) {
   int code = 0;
-  auto a = call(t, "GET", "/admin/v1/tenants", "", code);
+  auto a = admin_call(t, "GET", "/admin/v1/tenants", "", code);
   if (!a || t.raw_json) return code;
   std::cout << std::left << std::setw(28) << "ID" << std::setw(32) << "NAME" << std::setw(16)
             << "REGION"
@@ -174,9 +91,9 @@ int cmd_tenant_limits(const admin_target& t, const std::string& tenant, const li
     if (f.max_url_bytes) att["max_url_bytes"] = *f.max_url_bytes;
     if (f.schemes) att["schemes"] = *f.schemes;
     if (f.content_types) att["content_types"] = *f.content_types;
-    a = call(t, "PUT", path, json{{"attachments", att}}.dump(), code);
+    a = admin_call(t, "PUT", path, json{{"attachments", att}}.dump(), code);
   } else {
-    a = call(t, "GET", path, "", code);
+    a = admin_call(t, "GET", path, "", code);
   }
   if (!a || t.raw_json) return code;
   const json att = a->body.value("attachments", json::object());
@@ -200,7 +117,8 @@ int cmd_apikey_create(const admin_target& t, const std::string& tenant, const st
   int code = 0;
   json body = json::object();
   if (!name.empty()) body["name"] = name;
-  auto a = call(t, "POST", "/admin/v1/tenants/" + seg(tenant) + "/api-keys", body.dump(), code);
+  auto a =
+      admin_call(t, "POST", "/admin/v1/tenants/" + seg(tenant) + "/api-keys", body.dump(), code);
   if (!a || t.raw_json) return code;
   std::cout << "API key " << str(a->body, "id") << " (" << str(a->body, "name") << ") for tenant "
             << tenant << ":\n  " << str(a->body, "key")
@@ -224,8 +142,8 @@ int cmd_secret_set(const admin_target& t, const std::string& tenant, const std::
   }
   int code = 0;
   json body{{"value", value}};
-  auto a = call(t, "PUT", "/admin/v1/tenants/" + seg(tenant) + "/secrets/" + seg(name), body.dump(),
-                code);
+  auto a = admin_call(t, "PUT", "/admin/v1/tenants/" + seg(tenant) + "/secrets/" + seg(name),
+                      body.dump(), code);
   if (!a || t.raw_json) return code;
   std::cout << (a->status == 201 ? "created" : "updated") << " secret " << name << " of tenant "
             << tenant << "\n";
@@ -234,7 +152,7 @@ int cmd_secret_set(const admin_target& t, const std::string& tenant, const std::
 
 int cmd_secret_list(const admin_target& t, const std::string& tenant) {
   int code = 0;
-  auto a = call(t, "GET", "/admin/v1/tenants/" + seg(tenant) + "/secrets", "", code);
+  auto a = admin_call(t, "GET", "/admin/v1/tenants/" + seg(tenant) + "/secrets", "", code);
   if (!a || t.raw_json) return code;
   std::cout << std::left << std::setw(40) << "NAME"
             << "UPDATED\n";
@@ -245,8 +163,8 @@ int cmd_secret_list(const admin_target& t, const std::string& tenant) {
 
 int cmd_secret_delete(const admin_target& t, const std::string& tenant, const std::string& name) {
   int code = 0;
-  auto a =
-      call(t, "DELETE", "/admin/v1/tenants/" + seg(tenant) + "/secrets/" + seg(name), "", code);
+  auto a = admin_call(t, "DELETE", "/admin/v1/tenants/" + seg(tenant) + "/secrets/" + seg(name), "",
+                      code);
   if (!a || t.raw_json) return code;
   std::cout << "deleted secret " << name << " of tenant " << tenant << "\n";
   return 0;
@@ -254,7 +172,7 @@ int cmd_secret_delete(const admin_target& t, const std::string& tenant, const st
 
 int cmd_secret_rotate(const admin_target& t) {
   int code = 0;
-  auto a = call(t, "POST", "/admin/v1/secrets/rotate", "{}", code);
+  auto a = admin_call(t, "POST", "/admin/v1/secrets/rotate", "{}", code);
   if (!a || t.raw_json) return code;
   std::cout << "re-encrypted " << str(a->body, "reencrypted") << " secrets under key "
             << str(a->body, "key_id") << "\n";
@@ -276,7 +194,7 @@ int cmd_deploy(const admin_target& t, const std::string& tenant, const std::stri
   std::string path = "/admin/v1/tenants/" + seg(tenant) + "/bots/" + seg(bot) + "/versions";
   if (activate) path += "?activate=true";
   path += canary_deploy_query(canary);
-  auto a = call(t, "POST", path, *text, code, "application/yaml");
+  auto a = admin_call(t, "POST", path, *text, code, "application/yaml");
   if (!a) return code;
   if (a->status == 422) {
     print_diagnostics(file, a->body["diagnostics"], std::cerr);
@@ -297,8 +215,8 @@ int cmd_deploy(const admin_target& t, const std::string& tenant, const std::stri
 
 int cmd_versions(const admin_target& t, const std::string& tenant, const std::string& bot) {
   int code = 0;
-  auto a = call(t, "GET", "/admin/v1/tenants/" + seg(tenant) + "/bots/" + seg(bot) + "/versions",
-                "", code);
+  auto a = admin_call(
+      t, "GET", "/admin/v1/tenants/" + seg(tenant) + "/bots/" + seg(bot) + "/versions", "", code);
   if (!a || t.raw_json) return code;
   std::cout << std::left << std::setw(9) << "VERSION" << std::setw(8) << "ACTIVE" << std::setw(36)
             << "PROGRAM" << std::setw(20) << "DEPLOYED BY"
@@ -320,8 +238,9 @@ void print_activation(const std::string& what, const answer& a) {
 int cmd_activate(const admin_target& t, const std::string& tenant, const std::string& bot,
                  int version) {
   int code = 0;
-  auto a = call(t, "POST", "/admin/v1/tenants/" + seg(tenant) + "/bots/" + seg(bot) + "/activate",
-                json{{"version", version}}.dump(), code);
+  auto a =
+      admin_call(t, "POST", "/admin/v1/tenants/" + seg(tenant) + "/bots/" + seg(bot) + "/activate",
+                 json{{"version", version}}.dump(), code);
   if (!a || t.raw_json) return code;
   print_activation("active", *a);
   return 0;
@@ -329,8 +248,8 @@ int cmd_activate(const admin_target& t, const std::string& tenant, const std::st
 
 int cmd_rollback(const admin_target& t, const std::string& tenant, const std::string& bot) {
   int code = 0;
-  auto a = call(t, "POST", "/admin/v1/tenants/" + seg(tenant) + "/bots/" + seg(bot) + "/rollback",
-                "", code);
+  auto a = admin_call(
+      t, "POST", "/admin/v1/tenants/" + seg(tenant) + "/bots/" + seg(bot) + "/rollback", "", code);
   if (!a || t.raw_json) return code;
   print_activation("rolled back to", *a);
   return 0;
@@ -338,7 +257,7 @@ int cmd_rollback(const admin_target& t, const std::string& tenant, const std::st
 
 int cmd_conversations(const admin_target& t, const std::string& tenant) {
   int code = 0;
-  auto a = call(t, "GET", "/admin/v1/tenants/" + seg(tenant) + "/conversations", "", code);
+  auto a = admin_call(t, "GET", "/admin/v1/tenants/" + seg(tenant) + "/conversations", "", code);
   if (!a || t.raw_json) return code;
   auto list = a->body.value("conversations", json::array());
   for (const auto& c : list) {
@@ -359,10 +278,10 @@ int cmd_conversations(const admin_target& t, const std::string& tenant) {
 
 int cmd_transcript(const admin_target& t, const std::string& tenant, const std::string& session) {
   int code = 0;
-  auto a =
-      call(t, "GET",
-           "/admin/v1/tenants/" + seg(tenant) + "/conversations/" + seg(session) + "/transcript",
-           "", code);
+  auto a = admin_call(
+      t, "GET",
+      "/admin/v1/tenants/" + seg(tenant) + "/conversations/" + seg(session) + "/transcript", "",
+      code);
   if (!a || t.raw_json) return code;
   const auto& c = a->body["conversation"];
   if (c.is_object())
@@ -389,7 +308,7 @@ int cmd_transcript(const admin_target& t, const std::string& tenant, const std::
 /// `parleyctl cluster status`: one line per member of the node's region.
 int cmd_cluster_status(const admin_target& t) {
   int code = 0;
-  auto a = call(t, "GET", "/admin/v1/cluster", "", code);
+  auto a = admin_call(t, "GET", "/admin/v1/cluster", "", code);
   if (!a) return code;
   if (t.raw_json) return 0;
   const json& b = a->body;
@@ -425,7 +344,7 @@ int cmd_cluster_status(const admin_target& t) {
 /// `parleyctl cluster drain NODE`: the node hands its shards over and exits 0.
 int cmd_cluster_drain(const admin_target& t, const std::string& node) {
   int code = 0;
-  auto a = call(t, "POST", "/admin/v1/cluster/nodes/" + seg(node) + "/drain", "", code);
+  auto a = admin_call(t, "POST", "/admin/v1/cluster/nodes/" + seg(node) + "/drain", "", code);
   if (!a) return code;
   if (!t.raw_json) std::cout << "draining " << node << ": it hands its shards over, then exits\n";
   return 0;
@@ -526,20 +445,21 @@ void add_admin_commands(CLI::App& app, int& exit_code) {
       ->add_option("--canary", canary.percent,
                    "make it the bot's canary for this % of new conversations (1-50) instead")
       ->check(CLI::Range(1, 50));
-  deploy
-      ->add_option("--max-error-rate-increase", canary.max_error_rate_increase,
-                   "canary: roll back past this many points more error dialogs per turn "
-                   "(default 5)")
-      ->check(CLI::Range(0.0, 100.0));
-  deploy
-      ->add_option("--max-fallback-rate-increase", canary.max_fallback_rate_increase,
-                   "canary: roll back past this many points more fallbacks per turn (default 5)")
-      ->check(CLI::Range(0.0, 100.0));
-  deploy
-      ->add_option("--max-action-failure-rate-increase", canary.max_action_failure_rate_increase,
-                   "canary: roll back past this many points more failed actions per turn "
-                   "(default 5)")
-      ->check(CLI::Range(0.0, 100.0));
+  struct margin {
+    const char* flag;
+    double* points;
+    const char* what;
+  };
+  for (const margin& m :
+       {margin{"--max-error-rate-increase", &canary.max_error_rate_increase, "error dialogs"},
+        margin{"--max-fallback-rate-increase", &canary.max_fallback_rate_increase, "fallbacks"},
+        margin{"--max-action-failure-rate-increase", &canary.max_action_failure_rate_increase,
+               "failed actions"}})
+    deploy
+        ->add_option(m.flag, *m.points,
+                     std::string("canary: roll back past this many points more ") + m.what +
+                         " per turn (default 5)")
+        ->check(CLI::Range(0.0, 100.0));
   deploy
       ->add_option("--min-conversations", canary.min_conversations,
                    "canary: judge it after this many of its conversations (default 50)")

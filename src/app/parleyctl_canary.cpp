@@ -27,69 +27,17 @@ namespace {
 
 using json = nlohmann::json;
 
-struct target {
-  std::string url;
-  std::string token;
-  bool raw_json = false;
-};
-
-std::string env_or(const char* name, const std::string& fallback) {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v != '\0' ? std::string(v) : fallback;
-}
-
-/// Percent-encodes one path segment.
-std::string seg(const std::string& s) {
-  std::ostringstream out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out << c;
-    } else {
-      char buf[4];
-      std::snprintf(buf, sizeof buf, "%%%02X", c);
-      out << buf;
-    }
-  }
-  return out.str();
-}
+using target = admin_target;
 
 /// The answer's JSON body, or nullopt with `code` set (error already printed).
 std::optional<json> call(const target& t, const std::string& method, const std::string& path,
                          int& code) {
-  std::string base = t.url.empty() ? env_or("PARLEY_URL", "http://127.0.0.1:8080") : t.url;
-  while (!base.empty() && base.back() == '/') base.pop_back();
-  std::string token = t.token.empty() ? env_or("PARLEY_ADMIN_TOKEN", "") : t.token;
-  if (token.empty()) {
-    std::cerr << "parleyctl: no admin token: pass --token or set PARLEY_ADMIN_TOKEN\n";
-    code = 2;
+  auto a = admin_call(t, method, path, "", code);
+  if (!a || a->status >= 400) {
+    if (a) code = 1;
     return std::nullopt;
   }
-  http::client_request req;
-  req.method = method;
-  req.url = base + path;
-  req.headers.emplace_back("Authorization", "Bearer " + token);
-  req.headers.emplace_back("Accept", "application/json");
-  req.headers.emplace_back("X-Parley-Actor", env_or("USER", "parleyctl"));
-  auto r = http::fetch(req);
-  if (!r) {
-    std::cerr << "parleyctl: " << method << " " << req.url << ": " << r.err().message << "\n";
-    code = 2;
-    return std::nullopt;
-  }
-  if (t.raw_json) std::cout << r->body << (r->body.empty() || r->body.back() != '\n' ? "\n" : "");
-  auto body = json::parse(r->body, nullptr, false);
-  if (r->status >= 400) {
-    code = 1;
-    if (!t.raw_json) {
-      if (body.is_object() && body.contains("error") && body["error"].is_object())
-        std::cerr << "error: " << body["error"].value("message", "") << " ("
-                  << body["error"].value("code", "") << ", HTTP " << r->status << ")\n";
-      else
-        std::cerr << "error: HTTP " << r->status << ": " << r->body << "\n";
-    }
-    return std::nullopt;
-  }
-  return body;
+  return a->body;
 }
 
 std::string bot_path(const std::string& tenant, const std::string& bot) {
@@ -194,10 +142,7 @@ void add_canary_commands(CLI::App& app, int& exit_code) {
   auto options = [](CLI::App* cmd) {
     cmd->add_option("TENANT", tenant, "tenant id")->required();
     cmd->add_option("BOT", bot, "bot id")->required();
-    cmd->add_option("--url", t.url,
-                    "node base URL (default: $PARLEY_URL or http://127.0.0.1:8080)");
-    cmd->add_option("--token", t.token, "admin token (default: $PARLEY_ADMIN_TOKEN)");
-    cmd->add_flag("--json", t.raw_json, "print the server's JSON answer as is");
+    add_target_options(cmd, t);
   };
   auto* canary = app.add_subcommand(
       "canary", "A bot's canary version (deploy --canary P): status, promote, abort");

@@ -32,31 +32,14 @@ struct replay_options {
   bool json_out = false;
 };
 
-std::string env_or(const char* name, const std::string& fallback) {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v != '\0' ? std::string(v) : fallback;
-}
-
-std::string encoded(const std::string& s) {
-  std::ostringstream out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~')
-      out << c;
-    else
-      out << '%' << std::uppercase << std::hex << std::setw(2) << std::setfill('0')
-          << static_cast<int>(c) << std::nouppercase << std::dec;
-  }
-  return out.str();
-}
-
 /// One page of recorded conversations; an error message (for exit code 2) otherwise.
 result<json> fetch_page(const replay_options& o, const std::string& base, const std::string& token,
                         int limit, const std::string& after) {
   http::client_request req;
   req.method = "GET";
-  req.url = base + "/admin/v1/tenants/" + encoded(o.tenant) + "/bots/" + encoded(o.bot) +
-            "/conversations?since=" + encoded(o.since) + "&limit=" + std::to_string(limit);
-  if (!after.empty()) req.url += "&after=" + encoded(after);
+  req.url = base + "/admin/v1/tenants/" + seg(o.tenant) + "/bots/" + seg(o.bot) +
+            "/conversations?since=" + seg(o.since) + "&limit=" + std::to_string(limit);
+  if (!after.empty()) req.url += "&after=" + seg(after);
   req.headers.emplace_back("Authorization", "Bearer " + token);
   req.headers.emplace_back("Accept", "application/json");
   req.timeout = std::chrono::seconds(60);

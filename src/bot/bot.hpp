@@ -155,6 +155,10 @@ result<v1::TurnResult> redirect(const program& prog, const v1::State& state,
 /// the session with END_REASON ERROR). A state of another program ends the
 /// session with PROGRAM_MISMATCH. A state that already ended stays ended.
 v1::TurnResult resume(const program& prog, const v1::State& state, const v1::Input& input);
+
+/// A status as the transcripts, replay records and conversation tests write it:
+/// "awaiting_input", "awaiting_action", "ended", "transferred" ("" unspecified).
+const char* status_name(v1::Status s);
 /// The same, taking `state` over instead of copying it (it is left empty).
 v1::TurnResult resume(const program& prog, v1::State&& state, const v1::Input& input);
 

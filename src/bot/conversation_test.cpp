@@ -49,21 +49,6 @@ std::string choices_text(const v1::Outbound& m) {
   return out;
 }
 
-const char* status_name(v1::Status s) {
-  switch (s) {
-    case v1::AWAITING_INPUT:
-      return "awaiting_input";
-    case v1::AWAITING_ACTION:
-      return "awaiting_action";
-    case v1::ENDED:
-      return "ended";
-    case v1::TRANSFERRED:
-      return "transferred";
-    default:
-      return "unknown";
-  }
-}
-
 struct test_run {
   const program& prog;
   std::int64_t now = 0;

@@ -2,45 +2,19 @@
 
 #include <nlohmann/json.hpp>
 
+#include "src/common/strings.hpp"
+
 namespace parley::bot {
 
 namespace {
 
 using json = nlohmann::json;
 
-/// Appends `s` as a JSON string. Written by hand: the recorder runs on every turn of
-/// the node, where building a DOM per turn would cost more than the turn's VM run.
+/// Appends `s` as a JSON string, by hand: the recorder runs on every turn of the
+/// node, where building a DOM per turn would cost more than the turn's VM run.
 void append_json(std::string& out, std::string_view s) {
-  static const char* hex = "0123456789abcdef";
   out += '"';
-  for (char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          out += "\\u00";
-          out += hex[c >> 4];
-          out += hex[c & 15];
-        } else {
-          out += ch;
-        }
-    }
-  }
+  common::append_json_escaped(out, s);
   out += '"';
 }
 
@@ -50,21 +24,6 @@ std::string_view bounded(std::string_view s, std::size_t max) {
   std::size_t n = max;
   while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
   return s.substr(0, n);
-}
-
-const char* status_name(v1::Status s) {
-  switch (s) {
-    case v1::AWAITING_INPUT:
-      return "awaiting_input";
-    case v1::AWAITING_ACTION:
-      return "awaiting_action";
-    case v1::ENDED:
-      return "ended";
-    case v1::TRANSFERRED:
-      return "transferred";
-    default:
-      return "";
-  }
 }
 
 const char* reason_name(v1::EndReason r) {
@@ -161,6 +120,21 @@ std::string unreplayable(const recorded_conversation& c) {
 }
 
 }  // namespace
+
+const char* status_name(v1::Status s) {
+  switch (s) {
+    case v1::AWAITING_INPUT:
+      return "awaiting_input";
+    case v1::AWAITING_ACTION:
+      return "awaiting_action";
+    case v1::ENDED:
+      return "ended";
+    case v1::TRANSFERRED:
+      return "transferred";
+    default:
+      return "";
+  }
+}
 
 void turn_recorder::clear() {
   op_.clear();
