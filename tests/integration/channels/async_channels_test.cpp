@@ -22,6 +22,7 @@
 #include "src/http/http.hpp"
 #include "src/store/catalog.hpp"
 #include "src/store/postgres.hpp"
+#include "tests/support/fake_twilio.hpp"
 #include "tests/support/parleyd.hpp"
 #include "tests/support/servers.hpp"
 
@@ -83,107 +84,12 @@ double metric(const std::string& port, const std::string& series) {
   return std::stod(res->body.substr(at + series.size() + 2));
 }
 
-/// One message Parley asked Twilio to send.
-struct sent {
-  std::string to, from, body, status_callback, authorization, idempotency;
-};
+using sent = parley::test::twilio_send;
 
-/// Twilio's Messages API, on loopback: records every send, answers 201 with a message
-/// sid, or the answers queued with fail_next().
-class fake_twilio {
+/// Twilio's and Messenger's APIs for this test's account and page.
+class fake_twilio : public parley::test::fake_twilio {
  public:
-  fake_twilio() {
-    parley::http::router r;
-    r.add_prefix(
-        "POST", "/2010-04-01/Accounts/", "/2010-04-01/Accounts",
-        [this](parley::http::request&& req, parley::http::responder reply) { reply(handle(req)); });
-    // Messenger's Send API, under the API version of channels.messenger_api_base.
-    r.add("POST", "/v19.0/me/messages",
-          [this](parley::http::request&& req, parley::http::responder reply) {
-            std::lock_guard<std::mutex> lock(m_);
-            auto j = json::parse(req.body, nullptr, false);
-            EXPECT_FALSE(j.is_discarded()) << req.body;
-            EXPECT_EQ(req.query, "access_token=" + page_token) << "the page token, in the query";
-            messenger_.push_back(j);
-            cv_.notify_all();
-            reply(parley::http::response::json(
-                200, json{{"recipient_id", j["recipient"].value("id", "")},
-                          {"message_id", "m_" + std::to_string(messenger_.size())}}
-                         .dump()));
-          });
-    server_ = std::make_unique<parley::http::server>(parley::http::server_options{}, std::move(r),
-                                                     std::make_shared<prometheus::Registry>());
-    EXPECT_TRUE(server_->start().ok());
-  }
-  ~fake_twilio() { server_->stop(1s); }
-  std::string base() const { return "http://127.0.0.1:" + std::to_string(server_->port()); }
-
-  /// The next `n` sends are answered `res` (and not recorded as sent).
-  void fail_next(int n, parley::http::response res) {
-    std::lock_guard<std::mutex> lock(m_);
-    for (int i = 0; i < n; ++i) forced_.push_back(res);
-  }
-  /// Waits until `n` messages were sent in all; a copy of them.
-  std::vector<sent> wait_sent(std::size_t n, std::chrono::milliseconds deadline = 20s) {
-    std::unique_lock<std::mutex> lock(m_);
-    cv_.wait_for(lock, deadline, [&] { return sent_.size() >= n; });
-    return sent_;
-  }
-  std::vector<sent> all() {
-    std::lock_guard<std::mutex> lock(m_);
-    return sent_;
-  }
-  /// Waits until Messenger's Send API got `n` calls; a copy of them.
-  std::vector<json> wait_messenger(std::size_t n, std::chrono::milliseconds deadline = 20s) {
-    std::unique_lock<std::mutex> lock(m_);
-    cv_.wait_for(lock, deadline, [&] { return messenger_.size() >= n; });
-    return messenger_;
-  }
-  int refused() {
-    std::lock_guard<std::mutex> lock(m_);
-    return refused_;
-  }
-
- private:
-  parley::http::response handle(const parley::http::request& req) {
-    std::lock_guard<std::mutex> lock(m_);
-    const std::string want = "/2010-04-01/Accounts/" + account_sid + "/Messages.json";
-    if (req.path != want)
-      return parley::http::response::json(404, R"({"code":20404,"message":"not found"})");
-    if (!forced_.empty()) {
-      auto res = forced_.front();
-      forced_.pop_front();
-      ++refused_;
-      cv_.notify_all();
-      return res;
-    }
-    auto form = text::parse_form(req.body);
-    EXPECT_TRUE(form.ok());
-    sent s;
-    auto get = [&](const char* name) {
-      const auto* v = form.ok() ? text::find(*form, name) : nullptr;
-      return v ? *v : std::string();
-    };
-    s.to = get("To");
-    s.from = get("From");
-    s.body = get("Body");
-    s.status_callback = get("StatusCallback");
-    s.authorization = req.header("Authorization") ? *req.header("Authorization") : "";
-    s.idempotency =
-        req.header("I-Twilio-Idempotency-Token") ? *req.header("I-Twilio-Idempotency-Token") : "";
-    sent_.push_back(s);
-    cv_.notify_all();
-    return parley::http::response::json(
-        201, json{{"sid", "SM" + std::to_string(sent_.size())}, {"status", "queued"}}.dump());
-  }
-
-  std::mutex m_;
-  std::condition_variable cv_;
-  std::deque<parley::http::response> forced_;
-  std::vector<sent> sent_;
-  std::vector<json> messenger_;
-  int refused_ = 0;
-  std::unique_ptr<parley::http::server> server_;
+  fake_twilio() : parley::test::fake_twilio(account_sid, page_token) {}
 };
 
 class AsyncChannels : public ::testing::Test {

@@ -20,6 +20,7 @@
 #include "src/store/catalog.hpp"
 #include "src/store/postgres.hpp"
 #include "src/store/redis.hpp"
+#include "tests/support/fake_twilio.hpp"
 #include "tests/support/parleyd.hpp"
 #include "tests/support/servers.hpp"
 
@@ -75,67 +76,12 @@ dialogs:
       - end: Noted.
 )BOT";
 
-/// One message Parley asked Twilio to send, and when it arrived.
-struct sent {
-  std::string to, body;
-  clock_type::time_point at;
-};
+using sent = parley::test::twilio_send;
 
-/// Twilio's Messages API on loopback: records every send and answers 201.
-class fake_twilio {
+/// Twilio's Messages API for this test's account.
+class fake_twilio : public parley::test::fake_twilio {
  public:
-  fake_twilio() {
-    parley::http::router r;
-    r.add_prefix("POST", "/2010-04-01/Accounts/", "/2010-04-01/Accounts",
-                 [this](parley::http::request&& req, parley::http::responder reply) {
-                   auto form = text::parse_form(req.body);
-                   EXPECT_TRUE(form.ok());
-                   auto get = [&](const char* name) {
-                     const auto* v = form.ok() ? text::find(*form, name) : nullptr;
-                     return v ? *v : std::string();
-                   };
-                   std::lock_guard<std::mutex> lock(m_);
-                   sent_.push_back({get("To"), get("Body"), clock_type::now()});
-                   cv_.notify_all();
-                   reply(parley::http::response::json(
-                       201, json{{"sid", "SM" + std::to_string(sent_.size())}}.dump()));
-                 });
-    server_ = std::make_unique<parley::http::server>(parley::http::server_options{}, std::move(r),
-                                                     std::make_shared<prometheus::Registry>());
-    EXPECT_TRUE(server_->start().ok());
-  }
-  ~fake_twilio() { server_->stop(1s); }
-  std::string base() const { return "http://127.0.0.1:" + std::to_string(server_->port()); }
-
-  /// Waits until `to` got a body holding `needle`; that message (empty body: none in
-  /// `deadline`).
-  sent wait_for(const std::string& to, const std::string& needle,
-                std::chrono::milliseconds deadline = 20s) {
-    std::unique_lock<std::mutex> lock(m_);
-    sent out;
-    cv_.wait_for(lock, deadline, [&] {
-      for (const auto& s : sent_)
-        if (s.to == to && has(s.body, needle)) {
-          out = s;
-          return true;
-        }
-      return false;
-    });
-    return out;
-  }
-  std::vector<std::string> bodies_to(const std::string& to) {
-    std::lock_guard<std::mutex> lock(m_);
-    std::vector<std::string> out;
-    for (const auto& s : sent_)
-      if (s.to == to) out.push_back(s.body);
-    return out;
-  }
-
- private:
-  std::mutex m_;
-  std::condition_variable cv_;
-  std::vector<sent> sent_;
-  std::unique_ptr<parley::http::server> server_;
+  fake_twilio() : parley::test::fake_twilio(account_sid, "EAAunusedpagetoken") {}
 };
 
 class Timers : public ::testing::Test {
