@@ -19,9 +19,37 @@
 #include <vector>
 
 #include "src/channels/text/form.hpp"
+#include "src/channels/twilio/twilio.hpp"
+#include "src/http/client.hpp"
 #include "src/http/http.hpp"
 
 namespace parley::test {
+
+/// Posts `params` to `url` as Twilio posts a webhook: form-encoded, signed with
+/// `auth_token` (X-Twilio-Signature). A failed request gives a failure and status 0.
+inline http::client_response post_twilio_webhook(const std::string& url,
+                                                 const channels::text::form& params,
+                                                 const std::string& auth_token) {
+  namespace text = channels::text;
+  std::string form;
+  for (const auto& [k, v] : params) {
+    if (!form.empty()) form += '&';
+    text::append_encoded(form, k);
+    form += '=';
+    text::append_encoded(form, v);
+  }
+  http::client_request r;
+  r.method = "POST";
+  r.url = url;
+  r.headers = {
+      {"Content-Type", "application/x-www-form-urlencoded"},
+      {"X-Twilio-Signature", channels::twilio::compute_signature(auth_token, url, params)}};
+  r.body = form;
+  r.timeout = std::chrono::seconds(20);
+  auto res = http::fetch(r);
+  EXPECT_TRUE(res.ok()) << "POST " << url;
+  return res.ok() ? *res : http::client_response{};
+}
 
 /// One message Parley asked Twilio to send, and when it arrived.
 struct twilio_send {

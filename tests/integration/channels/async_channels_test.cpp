@@ -165,23 +165,7 @@ class AsyncChannels : public ::testing::Test {
   /// Posts `params` to `p` as Twilio does, signed with `token`.
   parley::http::client_response post_form(const std::string& p, const text::form& params,
                                           const std::string& token = auth_token) {
-    std::string form;
-    for (const auto& [k, v] : params) {
-      if (!form.empty()) form += '&';
-      text::append_encoded(form, k);
-      form += '=';
-      text::append_encoded(form, v);
-    }
-    parley::http::client_request r;
-    r.method = "POST";
-    r.url = url(p);
-    r.headers = {{"Content-Type", "application/x-www-form-urlencoded"},
-                 {"X-Twilio-Signature", twilio::compute_signature(token, r.url, params)}};
-    r.body = form;
-    r.timeout = 20s;
-    auto res = parley::http::fetch(r);
-    EXPECT_TRUE(res.ok());
-    return res.ok() ? *res : parley::http::client_response{};
+    return parley::test::post_twilio_webhook(url(p), params, token);
   }
 
   /// Posts a Messenger webhook (one entry of `messaging` items), signed with `secret`.

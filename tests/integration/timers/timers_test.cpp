@@ -138,23 +138,8 @@ class Timers : public ::testing::Test {
     text::form params = {{"MessageSid", sid}, {"SmsSid", sid},          {"AccountSid", account_sid},
                          {"From", from},      {"To", our_number},       {"Body", body},
                          {"NumMedia", "0"},   {"SmsStatus", "received"}};
-    std::string form;
-    for (const auto& [k, v] : params) {
-      if (!form.empty()) form += '&';
-      text::append_encoded(form, k);
-      form += '=';
-      text::append_encoded(form, v);
-    }
-    parley::http::client_request r;
-    r.method = "POST";
-    r.url = node_.url("/channels/twilio/" + tenant_ + "/reminders");
-    r.headers = {{"Content-Type", "application/x-www-form-urlencoded"},
-                 {"X-Twilio-Signature", twilio::compute_signature(auth_token, r.url, params)}};
-    r.body = form;
-    r.timeout = 20s;
-    auto res = parley::http::fetch(r);
-    EXPECT_TRUE(res.ok());
-    return res.ok() ? *res : parley::http::client_response{};
+    return parley::test::post_twilio_webhook(
+        node_.url("/channels/twilio/" + tenant_ + "/reminders"), params, auth_token);
   }
 
   /// Every inbound transcript text of the tenant (of `session` only, when given), once
