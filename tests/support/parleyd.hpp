@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
 
 #include <fstream>
 #include <map>
@@ -105,6 +106,32 @@ inline std::string provision_tenant(store::postgres_client& pg, const std::strin
   if (!r) return "deploy: " + r.err().message;
   if (!r->deployed) return "deploy: the bot has diagnostics";
   return {};
+}
+
+/// Every inbound transcript text of `tenant` (of `session` only, when given), one per
+/// line in session and turn order, once the transcript writer has stored one holding
+/// `needle` (else what there is after 20 s).
+inline std::string inbound_transcript(store::postgres_client& pg, const std::string& tenant,
+                                      const std::string& needle, const std::string& session = "") {
+  std::string all;
+  store::testing::eventually(
+      [&] {
+        auto r = store::run_job_sync(
+            pg, store::catalog_job<std::string>([tenant, session](pqxx::transaction_base& tx) {
+              std::string out;
+              for (const auto& row : tx.exec_params(
+                       "SELECT inbound FROM transcript_turns WHERE tenant_id = $1 AND inbound "
+                       "IS NOT NULL AND ($2 = '' OR session_id = $2) ORDER BY session_id, "
+                       "sequence",
+                       tenant, session))
+                out += row[0].as<std::string>() + "\n";
+              return out;
+            }));
+        all = r.ok() ? *r : std::string();
+        return all.find(needle) != std::string::npos;
+      },
+      std::chrono::seconds(20));
+  return all;
 }
 
 }  // namespace parley::test

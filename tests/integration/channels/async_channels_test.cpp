@@ -48,29 +48,7 @@ bool has(const std::string& s, const std::string& part) {
   return s.find(part) != std::string::npos;
 }
 
-/// Every inbound transcript text of `tenant`, joined by newlines, once the transcript
-/// writer has stored one holding `needle` (else what there is after 20 s).
-std::string inbound_transcript(store::postgres_client& pg, const std::string& tenant,
-                               const std::string& needle) {
-  std::string all;
-  store::testing::eventually(
-      [&] {
-        auto r = store::run_job_sync(
-            pg, store::catalog_job<std::string>([tenant](pqxx::transaction_base& tx) {
-              std::string out;
-              for (const auto& row :
-                   tx.exec_params("SELECT inbound FROM transcript_turns WHERE tenant_id = $1 AND "
-                                  "inbound IS NOT NULL ORDER BY session_id, sequence",
-                                  tenant))
-                out += row[0].as<std::string>() + "\n";
-              return out;
-            }));
-        all = r.ok() ? *r : std::string();
-        return has(all, needle);
-      },
-      20s);
-  return all;
-}
+using parley::test::inbound_transcript;
 
 /// The value of the sample `series` (name and labels, as /metrics prints it) on the
 /// node at `port`; -1 when absent.

@@ -145,26 +145,7 @@ class Timers : public ::testing::Test {
   /// Every inbound transcript text of the tenant (of `session` only, when given), once
   /// one holds `needle`.
   std::string transcript(const std::string& needle, const std::string& session = "") {
-    std::string all;
-    store::testing::eventually(
-        [&] {
-          auto r = store::run_job_sync(
-              *pg_,
-              store::catalog_job<std::string>([t = tenant_, session](pqxx::transaction_base& tx) {
-                std::string out;
-                for (const auto& row : tx.exec_params(
-                         "SELECT inbound FROM transcript_turns WHERE tenant_id = $1 AND inbound "
-                         "IS NOT NULL AND ($2 = '' OR session_id = $2) ORDER BY session_id, "
-                         "sequence",
-                         t, session))
-                  out += row[0].as<std::string>() + "\n";
-                return out;
-              }));
-          all = r.ok() ? *r : std::string();
-          return has(all, needle);
-        },
-        20s);
-    return all;
+    return parley::test::inbound_transcript(*pg_, tenant_, needle, session);
   }
 
   /// How many entries of this test's tenant the region's timer sets hold.
