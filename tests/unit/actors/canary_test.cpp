@@ -14,6 +14,7 @@
 #include "actors/registry/bot_registry.hpp"
 #include "src/bot/bot.hpp"
 #include "src/store/catalog/canary.hpp"
+#include "tests/unit/actors/registry_support.hpp"
 
 namespace parley::actors {
 namespace {
@@ -43,13 +44,8 @@ TEST(TakesCanary, TheSameSessionIdAlwaysGetsTheSameAnswerAndTheShareFollowsThePe
   }
 }
 
-std::string compiled(const std::string& welcome) {
-  auto r = bot::compile(
-      "bot:\n  name: t\n  welcome: hi\ndialogs:\n  hi:\n    - message: \"" + welcome + "\"\n",
-      "t.yaml");
-  EXPECT_TRUE(r.ok());
-  return bot::serialize(*r.program);
-}
+using testing::change_log;
+using testing::compiled;
 
 TEST(BotRegistry, NewSessionsTakeTheCanaryOfTheChangeLogByTheirSessionId) {
   std::mutex m;
@@ -60,14 +56,7 @@ TEST(BotRegistry, NewSessionsTakeTheCanaryOfTheChangeLogByTheirSessionId) {
     if (v == 0) v = 1;
     done(std::make_pair(v, compiled("v" + std::to_string(v))));
   };
-  src.changes = [&](int64_t since,
-                    std::function<void(result<std::vector<store::active_change>>)> done) {
-    std::vector<store::active_change> out;
-    std::lock_guard<std::mutex> lock(m);
-    for (const auto& c : log)
-      if (c.change_seq > since) out.push_back(c);
-    done(out);
-  };
+  src.changes = change_log(m, log);
   bot_registry reg(src, 1ms);
   auto start = [&](const std::string& session) {
     uint32_t version = 0;

@@ -16,6 +16,7 @@
 
 #include "actors/registry/bot_registry.hpp"
 #include "actors/transcript/transcript_writer.hpp"
+#include "tests/unit/actors/registry_support.hpp"
 
 namespace parley::actors {
 namespace {
@@ -302,13 +303,8 @@ TEST(TranscriptWriter, LinesSentAgainAfterAFailedWriteAreMarkedMaybeStored) {
   EXPECT_EQ(seen[2], std::make_pair(std::size_t{4}, false));
 }
 
-std::string compiled(const std::string& welcome) {
-  auto r = bot::compile(
-      "bot:\n  name: t\n  welcome: hi\ndialogs:\n  hi:\n    - message: \"" + welcome + "\"\n",
-      "t.yaml");
-  EXPECT_TRUE(r.ok());
-  return bot::serialize(*r.program);
-}
+using testing::change_log;
+using testing::compiled;
 
 TEST(BotRegistry, LoadsAVersionOnceAndFollowsTheChangeLog) {
   std::mutex m;
@@ -325,14 +321,7 @@ TEST(BotRegistry, LoadsAVersionOnceAndFollowsTheChangeLog) {
     if (v > 2) return done(make_error("not_found", "no such version"));
     done(std::make_pair(v, compiled("v" + std::to_string(v))));
   };
-  src.changes = [&](int64_t since,
-                    std::function<void(result<std::vector<store::active_change>>)> done) {
-    std::vector<store::active_change> out;
-    std::lock_guard<std::mutex> lock(m);
-    for (const auto& c : log)
-      if (c.change_seq > since) out.push_back(c);
-    done(out);
-  };
+  src.changes = change_log(m, log);
   bot_registry reg(src, 1ms);
   auto get = [&](std::function<void(bot_registry::callback)> call) {
     result<loaded_program> out = make_error("none", "no answer");
