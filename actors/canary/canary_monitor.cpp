@@ -38,8 +38,9 @@ bool zero(const store::version_counts& c) {
          c.action_failures == 0 && c.error_dialogs == 0;
 }
 
-/// Runs a catalog job from the monitor's own thread and waits for it (10 s at most:
-/// the client's own timeouts end it sooner).
+/// Runs a catalog job from the monitor's own thread and waits for it, 10 s at most:
+/// unlike run_job_sync, a stalled Postgres cannot hold this thread (and the node's
+/// shutdown, which joins it) for longer; the job, if it ever completes, is ignored.
 template <class T>
 result<T> wait_job(store::postgres_client& pg, store::catalog_job<T> job) {
   auto p = std::make_shared<std::promise<result<T>>>();

@@ -455,15 +455,14 @@ void commit(self_ptr self) {
   // The turn handed the conversation to an agent: the handoff leaves with its replies.
   const bool handoff = !s.t->handed_over && res->state().status() == v1::TRANSFERRED;
   // Direct Line answers its own turns in the request (the gateway appends them to the
-  // conversation's log); a turn the agent API started (the agent's message, the end of
-  // the handoff) has no such request, so its replies leave from the outbox, as does a
-  // handoff, to be recorded.
-  // So does a timer's turn (a nudge, a close): nobody's request waits for it.
-  const bool from_agent_api =
+  // conversation's log); a turn no user request started (the agent API's: the agent's
+  // message, the end of the handoff; a timer's: a nudge, a close) has no such request,
+  // so its replies leave from the outbox, as does a handoff, to be recorded.
+  const bool no_request_waits =
       in.what == inbound::kind::agent_message || in.what == inbound::kind::transfer_succeeded ||
       in.what == inbound::kind::transfer_failed || in.what == inbound::kind::timer;
   const bool replies_in_outbox =
-      is_async_channel(n.channel()) || (n.channel() == "directline" && from_agent_api);
+      is_async_channel(n.channel()) || (n.channel() == "directline" && no_request_waits);
   const bool to_outbox =
       reaches_agents(n.channel()) && ((res->messages_size() > 0 && replies_in_outbox) || handoff);
   if (to_outbox && s.deps->snapshots->carries_outbox()) {

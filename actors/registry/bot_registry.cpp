@@ -2,6 +2,7 @@
 
 #include <future>
 
+#include "src/bot/text.hpp"
 #include "src/log/log.hpp"
 
 namespace parley::actors {
@@ -24,13 +25,7 @@ std::string version_key(const std::string& tenant, const std::string& bot, uint3
 }  // namespace
 
 bool takes_canary(std::string_view session_id, int percent) {
-  if (percent <= 0) return false;
-  std::uint64_t h = 14695981039346656037ull;
-  for (unsigned char c : session_id) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return static_cast<int>(h % 100) < percent;
+  return percent > 0 && static_cast<int>(bot::detail::fnv1a64(session_id) % 100) < percent;
 }
 
 bot_registry::bot_registry(program_source source, std::chrono::milliseconds poll_interval)
