@@ -15,6 +15,7 @@
 #include "src/admin/deploy.hpp"
 #include "src/admin/replies.hpp"
 #include "src/channels/text/attachments.hpp"
+#include "src/common/clock.hpp"
 #include "src/common/strings.hpp"
 #include "src/store/catalog.hpp"
 
@@ -438,27 +439,13 @@ void show_transcript(const state_ptr& s, const std::string& tenant, const std::s
       });
 }
 
-/// "24h", "30m", "7d", "90s" as seconds; "0" or "all" for any time; nullopt when bad.
+/// "24h", "30m", "7d", "90s" (common::parse_duration_ms) as seconds; "0" or "all" for
+/// any time; nullopt when bad.
 std::optional<std::int64_t> duration_seconds(const std::string& v) {
-  if (v == "0" || v == "all") return 0;
-  if (v.size() < 2 || v.size() > 10) return std::nullopt;
-  std::int64_t n = 0;
-  for (std::size_t i = 0; i + 1 < v.size(); ++i) {
-    if (v[i] < '0' || v[i] > '9') return std::nullopt;
-    n = n * 10 + (v[i] - '0');
-  }
-  switch (v.back()) {
-    case 's':
-      return n;
-    case 'm':
-      return n * 60;
-    case 'h':
-      return n * 3600;
-    case 'd':
-      return n * 86400;
-    default:
-      return std::nullopt;
-  }
+  if (v == "all") return 0;
+  auto ms = common::parse_duration_ms(v);
+  if (!ms || *ms > 100ull * 365 * 86400 * 1000) return std::nullopt;
+  return static_cast<std::int64_t>(*ms / 1000);
 }
 
 /// GET /admin/v1/tenants/{t}/bots/{b}/conversations?since=24h&limit=100&after=CURSOR:

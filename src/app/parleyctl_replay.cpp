@@ -131,8 +131,7 @@ int run_replay(const replay_options& o) {
     std::cerr << o.candidate << ": " << prog.err().message << "\n";
     return 2;
   }
-  std::string base = o.url.empty() ? env_or("PARLEY_URL", "http://127.0.0.1:8080") : o.url;
-  while (!base.empty() && base.back() == '/') base.pop_back();
+  const std::string base = admin_base(admin_target{o.url, o.token, false});
   std::string token = o.token.empty() ? env_or("PARLEY_ADMIN_TOKEN", "") : o.token;
   if (token.empty()) {
     std::cerr << "parleyctl: no admin token: pass --token or set PARLEY_ADMIN_TOKEN\n";

@@ -8,6 +8,7 @@
 #include "src/bot/compiler_impl.hpp"
 #include "src/bot/expr.hpp"
 #include "src/bot/text.hpp"
+#include "src/common/clock.hpp"
 #include "src/secrets/secrets.hpp"
 
 namespace parley::bot::detail {
@@ -173,26 +174,9 @@ void compiler::assignments(const YAML::Node& n,
 }
 
 bool compiler::parse_duration_ms(const std::string& s, std::uint64_t& ms) {
-  if (s.empty()) return false;
-  char* endp = nullptr;
-  double v = std::strtod(s.c_str(), &endp);
-  std::string unit = detail::trim(endp);
-  double f = 1000;
-  if (unit == "ms")
-    f = 1;
-  else if (unit == "s" || unit.empty())
-    f = 1000;
-  else if (unit == "m" || unit == "min")
-    f = 60000;
-  else if (unit == "h")
-    f = 3600000;
-  else if (unit == "d")
-    f = 86400000;
-  else
-    return false;
-  if (endp == s.c_str() || v < 0) return false;
-  ms = static_cast<std::uint64_t>(v * f);
-  return true;
+  auto d = common::parse_duration_ms(s);
+  if (d) ms = *d;
+  return d.has_value();
 }
 
 v1::Value compiler::to_value(const YAML::Node& n, v1::VarType t, const std::string& var) {

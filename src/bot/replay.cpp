@@ -10,14 +10,6 @@ namespace {
 
 using json = nlohmann::json;
 
-/// Appends `s` as a JSON string, by hand: the recorder runs on every turn of the
-/// node, where building a DOM per turn would cost more than the turn's VM run.
-void append_json(std::string& out, std::string_view s) {
-  out += '"';
-  common::append_json_escaped(out, s);
-  out += '"';
-}
-
 /// `s` cut to at most `max` bytes, not inside a UTF-8 sequence.
 std::string_view bounded(std::string_view s, std::size_t max) {
   if (s.size() <= max) return s;
@@ -154,15 +146,15 @@ void turn_recorder::action(std::string_view name, const v1::Input& answer) {
   const auto& r = answer.action();
   if (!actions_.empty()) actions_ += ',';
   actions_ += "{\"name\":";
-  append_json(actions_, name);
+  common::append_json_string(actions_, name);
   actions_ += r.ok() ? ",\"ok\":true" : ",\"ok\":false";
   actions_ += ",\"status\":" + std::to_string(r.status());
   auto body = bounded(r.body(), max_recorded_body);
   auto err = bounded(r.error(), max_recorded_error);
   actions_ += ",\"body\":";
-  append_json(actions_, body);
+  common::append_json_string(actions_, body);
   actions_ += ",\"error\":";
-  append_json(actions_, err);
+  common::append_json_string(actions_, err);
   if (body.size() < r.body().size() || err.size() < r.error().size()) {
     actions_ += ",\"truncated\":true,\"size\":" + std::to_string(r.body().size());
     cut_ = true;
@@ -170,19 +162,22 @@ void turn_recorder::action(std::string_view name, const v1::Input& answer) {
   actions_ += '}';
 }
 
+/// Written by hand, not through a JSON DOM: it runs on every turn of the node, where
+/// building one would cost more than the turn's VM run.
 std::string turn_recorder::finish(std::int64_t now_unix, const v1::TurnResult& result) const {
   std::string out;
   out.reserve(96 + input_.size() + actions_.size());
   out += "{\"v\":1,\"op\":";
-  append_json(out, op_.empty() ? std::string_view("none") : std::string_view(op_));
+  common::append_json_string(out, op_.empty() ? std::string_view("none") : std::string_view(op_));
   out += ",\"input\":";
-  append_json(out, input_);
+  common::append_json_string(out, input_);
   if (variables_) out += ",\"variables\":true";
   out += ",\"now\":" + std::to_string(now_unix);
   out += ",\"status\":";
-  append_json(out, status_name(result.state().status()));
+  common::append_json_string(out, status_name(result.state().status()));
   out += ",\"end_reason\":";
-  append_json(out, result.state().status() == v1::ENDED ? reason_name(result.end_reason()) : "");
+  common::append_json_string(
+      out, result.state().status() == v1::ENDED ? reason_name(result.end_reason()) : "");
   out += ",\"actions\":[";
   out += actions_;
   out += "]}";

@@ -15,6 +15,42 @@ namespace parley::store::detail {
 
 using json = nlohmann::json;
 
+/// A Postgres array literal ("{...}") built element by element, for statements that
+/// pass a list as one array parameter (unnest(), = ANY()).
+class array_literal {
+ public:
+  void text(const std::string& v) {
+    separate();
+    s_ += '"';
+    // Whole runs between characters to escape (texts rarely hold any): appending
+    // byte by byte was the largest cost of building a transcript batch.
+    std::size_t from = 0;
+    for (auto at = v.find_first_of("\"\\"); at != std::string::npos;
+         at = v.find_first_of("\"\\", at + 1)) {
+      s_.append(v, from, at - from);
+      s_ += '\\';
+      from = at;
+    }
+    s_.append(v, from, std::string::npos);
+    s_ += '"';
+  }
+  void number(long long v) {
+    separate();
+    s_ += std::to_string(v);
+  }
+  void null() {
+    separate();
+    s_ += "NULL";
+  }
+  std::string str() const { return s_ + '}'; }
+
+ private:
+  void separate() {
+    if (s_.size() > 1) s_ += ',';
+  }
+  std::string s_ = "{";
+};
+
 /// Unix milliseconds of a timestamptz column, as SQL.
 std::string ms(const std::string& column);
 

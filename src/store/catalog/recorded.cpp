@@ -42,7 +42,7 @@ catalog_job<recorded_page> recorded_conversations(std::string tenant, std::strin
             "ORDER BY started_at, session_id LIMIT $6",
         tenant, bot, since_seconds, after_us, after_session, limit + 1);
     std::map<std::string, std::size_t> index;
-    std::vector<std::string> sessions;
+    array_literal sessions;
     for (const auto& row : convs) {
       if (static_cast<int>(page.conversations.size()) == limit) break;
       recorded_conversation_row c;
@@ -53,25 +53,14 @@ catalog_job<recorded_page> recorded_conversations(std::string tenant, std::strin
       c.started_at_us = row[4].as<std::int64_t>();
       c.end_reason = row[5].as<std::string>();
       index.emplace(c.session_id, page.conversations.size());
-      sessions.push_back(c.session_id);
+      sessions.text(c.session_id);
       page.conversations.push_back(std::move(c));
     }
     if (static_cast<int>(convs.size()) > limit) {
       const auto& last = page.conversations.back();
       page.next = std::to_string(last.started_at_us) + ":" + last.session_id;
     }
-    if (sessions.empty()) return page;
-    std::string list = "{";
-    for (const auto& s : sessions) {
-      if (list.size() > 1) list += ',';
-      list += '"';
-      for (char ch : s) {
-        if (ch == '"' || ch == '\\') list += '\\';
-        list += ch;
-      }
-      list += '"';
-    }
-    list += '}';
+    if (page.conversations.empty()) return page;
     // The primary key (session_id, sequence) finds each conversation's turns.
     auto turns = tx.exec_params(
         "SELECT session_id, sequence, coalesce(inbound, ''), outbound::text, "
@@ -80,7 +69,7 @@ catalog_job<recorded_page> recorded_conversations(std::string tenant, std::strin
             " FROM (SELECT *, row_number() OVER (PARTITION BY session_id ORDER BY sequence) AS n "
             "FROM transcript_turns WHERE session_id = ANY($1::text[]) AND tenant_id = $2) AS t "
             "WHERE n <= $3 + 1 ORDER BY session_id, sequence",
-        list, tenant, max_turns);
+        sessions.str(), tenant, max_turns);
     for (const auto& row : turns) {
       auto& c = page.conversations[index.at(row[0].as<std::string>())];
       if (static_cast<int>(c.turns.size()) == max_turns) {

@@ -16,42 +16,6 @@ using namespace detail;
 
 namespace {
 
-/// A Postgres array literal ("{...}") built element by element, for batch statements
-/// that pass their rows as array parameters to unnest().
-class array_literal {
- public:
-  void text(const std::string& v) {
-    separate();
-    s_ += '"';
-    // Whole runs between characters to escape (texts rarely hold any): appending
-    // byte by byte was the largest cost of building a transcript batch.
-    std::size_t from = 0;
-    for (auto at = v.find_first_of("\"\\"); at != std::string::npos;
-         at = v.find_first_of("\"\\", at + 1)) {
-      s_.append(v, from, at - from);
-      s_ += '\\';
-      from = at;
-    }
-    s_.append(v, from, std::string::npos);
-    s_ += '"';
-  }
-  void number(long long v) {
-    separate();
-    s_ += std::to_string(v);
-  }
-  void null() {
-    separate();
-    s_ += "NULL";
-  }
-  std::string str() const { return s_ + '}'; }
-
- private:
-  void separate() {
-    if (s_.size() > 1) s_ += ',';
-  }
-  std::string s_ = "{";
-};
-
 /// Appends `text` (valid UTF-8, see clean_text) as a JSON string: quotes, backslashes
 /// and control characters escaped, everything else as is (nlohmann's DOM and dump per
 /// reply were the transcript path's largest cost). `for_copy`: inside a field of COPY's
